@@ -1,0 +1,138 @@
+package processor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// Lookup is one question for the provider: was Mobile re-issued after Date?
+type Lookup struct {
+	Mobile string // normalized: 11 digits, ^1[3-9]\d{9}$
+	Date   string // yyyymmdd, a calendar day in the configured time zone
+}
+
+// Status is the outcome written in the output's status field.
+type Status string
+
+// The statuses of the output contract.
+const (
+	StatusRecycled         Status = "recycled"           // res 1: activated after the date
+	StatusNotRecycled      Status = "not_recycled"       // res 2: activated on or before the date
+	StatusNoActivationDate Status = "no_activation_date" // res 3
+	StatusNoRecord         Status = "no_record"          // provider code 232703
+	StatusUnavailable      Status = "unavailable"        // provider unavailable and on_unavailable: emit
+	StatusSkipped          Status = "skipped"            // not asked (budget, deadline)
+)
+
+// StatusOfRes maps the provider's res value (1, 2 or 3) to a Status.
+func StatusOfRes(res int) (Status, bool) {
+	switch res {
+	case 1:
+		return StatusRecycled, true
+	case 2:
+		return StatusNotRecycled, true
+	case 3:
+		return StatusNoActivationDate, true
+	}
+	return "", false
+}
+
+// Result is an answer to a Lookup.
+type Result struct {
+	Status   Status
+	Res      int    // the provider's res (1, 2, 3); 0 when it gave none
+	OrderID  string // the provider's order id, if any
+	Source   string // "api" or "cache"
+	Mode     string // how the mobile was sent: plain, md5, sha256, aes, md5+aes, sha256+aes
+	Code     int    // the provider's error_code (0 on success, 232703 for no record)
+	Attempts int    // provider calls made for this answer (0 from a cache)
+}
+
+// Enricher answers lookups. The processor calls it from many goroutines at
+// once; implementations must be safe for concurrent use.
+//
+// The context is canceled when the record's work is abandoned (shutdown,
+// rebalance, fatal error elsewhere); an implementation returns promptly with
+// the context's error, which the processor never counts as the record's fault.
+//
+// Errors tell the processor what to do with the record, through the
+// wrappers below: Reject (dead-letter it), Unavailable (hold it back and try
+// again later) and Fatal (stop consuming). Any other error is treated as
+// Unavailable: a record is never dead-lettered for a reason nobody named.
+type Enricher interface {
+	Enrich(ctx context.Context, l Lookup) (Result, error)
+}
+
+// EnricherFunc adapts a function to the Enricher interface.
+type EnricherFunc func(ctx context.Context, l Lookup) (Result, error)
+
+// Enrich calls f.
+func (f EnricherFunc) Enrich(ctx context.Context, l Lookup) (Result, error) { return f(ctx, l) }
+
+// Disposition is what the processor does with a record whose lookup failed.
+type Disposition int
+
+const (
+	// DispositionUnavailable holds the record back (pausing its partition)
+	// and retries it later, or emits it with status unavailable when the
+	// operator chose on_unavailable: emit.
+	DispositionUnavailable Disposition = iota
+	// DispositionReject dead-letters the record with the error as its reason.
+	DispositionReject
+	// DispositionFatal stops consumption: nothing further is committed.
+	DispositionFatal
+)
+
+func (d Disposition) String() string {
+	switch d {
+	case DispositionReject:
+		return "reject"
+	case DispositionFatal:
+		return "fatal"
+	}
+	return "unavailable"
+}
+
+// DispositionError carries a Disposition and the dead-letter class for a
+// failed lookup.
+type DispositionError struct {
+	Disposition Disposition
+	Class       string // dead-letter class (twosell-error-class) for rejects
+	Err         error
+}
+
+func (e *DispositionError) Error() string { return e.Err.Error() }
+func (e *DispositionError) Unwrap() error { return e.Err }
+
+// Reject marks err as the record's own fault: the record is dead-lettered with
+// class and err's message as the reason.
+func Reject(class string, err error) error {
+	return &DispositionError{Disposition: DispositionReject, Class: class, Err: err}
+}
+
+// Unavailable marks err as the provider being unavailable for now.
+func Unavailable(err error) error {
+	return &DispositionError{Disposition: DispositionUnavailable, Err: err}
+}
+
+// Fatal marks err as a fault that no retry will fix (a bad key, a stopped
+// API): the processor stops consuming and Run returns an error wrapping it.
+func Fatal(err error) error {
+	return &DispositionError{Disposition: DispositionFatal, Err: err}
+}
+
+// DispositionOf returns what to do with a record whose lookup returned err.
+func DispositionOf(err error) Disposition {
+	var de *DispositionError
+	if errors.As(err, &de) {
+		return de.Disposition
+	}
+	return DispositionUnavailable
+}
+
+// FatalError is returned by Run when consumption stopped on a fatal error.
+type FatalError struct{ Err error }
+
+func (e *FatalError) Error() string { return fmt.Sprintf("fatal: %v", e.Err) }
+func (e *FatalError) Unwrap() error { return e.Err }
