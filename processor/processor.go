@@ -1,0 +1,295 @@
+// Package processor is twosell's stream engine: it consumes registration
+// events from a Kafka topic as a consumer group, decodes and validates them,
+// asks an Enricher about each mobile number, produces the enriched event (or a
+// dead letter) and commits input offsets only up to the lowest record whose
+// output is not yet acknowledged.
+//
+// Every input record ends as exactly one output or one dead letter. Delivery
+// is at-least-once: after a crash, the records that were in flight are
+// delivered again; none is ever skipped.
+//
+// The package knows nothing of HTTP or configuration files: the caller gives
+// it franz-go client options (brokers, TLS, SASL) and an Enricher.
+package processor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kotel"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Header names the processor writes.
+const (
+	HeaderStatus     = "twosell-status"      // outputs: the status, for routing without decoding
+	HeaderError      = "twosell-error"       // dead letters: a sentence saying what is wrong
+	HeaderErrorClass = "twosell-error-class" // dead letters: a stable class for routing and metrics
+	HeaderSource     = "twosell-source"      // dead letters: topic/partition/offset of the input
+)
+
+// SchemaVersion is the version of the output field's schema.
+const SchemaVersion = 1
+
+// Config configures a Processor. The zero value of every optional field is
+// replaced by its default (in parentheses) when the Processor is created.
+type Config struct {
+	// ClientOpts are the franz-go options that say how to reach the cluster:
+	// seed brokers, TLS, SASL, client id. The processor adds its own group,
+	// consuming and producing options.
+	ClientOpts []kgo.Opt
+
+	Group       string // consumer group (required)
+	InputTopic  string // registrations (required)
+	OutputTopic string // enriched events (required)
+	DLQTopic    string // dead letters (required)
+
+	// CreateTopics creates missing output and dead-letter topics with the
+	// input topic's partition count. A missing input topic is always an error.
+	CreateTopics bool
+
+	Codec    CodecConfig // how input values are read and outputs written
+	Enricher Enricher    // answers lookups (required)
+
+	// EmitUnavailable writes an event with status "unavailable" when the
+	// provider is unavailable, instead of holding the record back (false:
+	// hold back and pause fetching, so that nothing is emitted unchecked).
+	EmitUnavailable bool
+
+	SessionTimeout   time.Duration // group session timeout (45s)
+	RebalanceTimeout time.Duration // group rebalance timeout (60s)
+	CommitInterval   time.Duration // how often finished offsets are committed (1s)
+	// ShutdownTimeout bounds how long a revoke or shutdown waits for the
+	// records being processed to finish before abandoning them (30s).
+	ShutdownTimeout time.Duration
+	RetryBackoff    time.Duration // first wait before retrying a held-back record (500ms)
+	MaxRetryBackoff time.Duration // longest wait between retries of a held-back record (30s)
+	// MaxBufferedRecords is how many received records a partition may hold
+	// before its fetching pauses; it resumes below half of it (1000).
+	MaxBufferedRecords int
+
+	TracerProvider trace.TracerProvider          // (otel's global provider)
+	Propagator     propagation.TextMapPropagator // (W3C trace context and baggage)
+	Logger         *slog.Logger                  // (slog.Default())
+	Now            func() time.Time              // clock for checked_at (time.Now)
+}
+
+func (c *Config) setDefaults() {
+	setDefault(&c.SessionTimeout, 45*time.Second)
+	setDefault(&c.RebalanceTimeout, 60*time.Second)
+	setDefault(&c.CommitInterval, time.Second)
+	setDefault(&c.ShutdownTimeout, 30*time.Second)
+	setDefault(&c.RetryBackoff, 500*time.Millisecond)
+	setDefault(&c.MaxRetryBackoff, 30*time.Second)
+	setDefault(&c.MaxBufferedRecords, 1000)
+	if c.TracerProvider == nil {
+		c.TracerProvider = otel.GetTracerProvider()
+	}
+	if c.Propagator == nil {
+		c.Propagator = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+func setDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	for _, f := range []struct{ name, v string }{
+		{"Group", c.Group}, {"InputTopic", c.InputTopic}, {"OutputTopic", c.OutputTopic}, {"DLQTopic", c.DLQTopic},
+	} {
+		if f.v == "" {
+			errs = append(errs, fmt.Errorf("processor: %s is required", f.name))
+		}
+	}
+	if c.Enricher == nil {
+		errs = append(errs, errors.New("processor: Enricher is required"))
+	}
+	if c.InputTopic != "" && (c.InputTopic == c.OutputTopic || c.InputTopic == c.DLQTopic) {
+		errs = append(errs, fmt.Errorf("processor: the input topic %q must differ from the output and dead-letter topics", c.InputTopic))
+	}
+	return errors.Join(errs...)
+}
+
+// Processor is the stream engine. Create one with New and call Run once.
+type Processor struct {
+	cfg    Config
+	codec  *Codec
+	log    *slog.Logger
+	tracer *kotel.Tracer
+	hooks  []kgo.Hook
+
+	cl *kgo.Client // set by Run
+
+	mu      sync.Mutex // guards workers
+	workers map[topicPartition]*partitionWorker
+
+	// commitMu serializes commits with revokes, so that nothing of a revoked
+	// partition is committed after its revoke completed.
+	commitMu  sync.Mutex
+	committed map[topicPartition]int64
+
+	fatalMu   sync.Mutex
+	fatalErr  error // the first fatal error; nil while healthy
+	cancelRun context.CancelCauseFunc
+
+	held  atomic.Int32 // partitions holding a record back for the provider
+	stats counters
+}
+
+type topicPartition struct {
+	topic     string
+	partition int32
+}
+
+// New validates cfg and returns a Processor.
+func New(cfg Config) (*Processor, error) {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	codec, err := NewCodec(cfg.Codec)
+	if err != nil {
+		return nil, fmt.Errorf("processor: %w", err)
+	}
+	tracer := kotel.NewTracer(
+		kotel.TracerProvider(cfg.TracerProvider),
+		kotel.TracerPropagator(cfg.Propagator),
+		kotel.ConsumerGroup(cfg.Group),
+	)
+	return &Processor{
+		cfg:       cfg,
+		codec:     codec,
+		log:       cfg.Logger,
+		tracer:    tracer,
+		hooks:     kotel.NewKotel(kotel.WithTracer(tracer)).Hooks(),
+		workers:   make(map[topicPartition]*partitionWorker),
+		committed: make(map[topicPartition]int64),
+		stats:     newCounters(),
+	}, nil
+}
+
+// Run consumes until ctx is canceled (a graceful stop: in-flight records get
+// up to ShutdownTimeout to finish, finished offsets are committed, the
+// producer is flushed and the group is left) or until a fatal error, which it
+// returns as a *FatalError after committing what was finished. It returns an
+// error before consuming if the topics are not usable.
+func (p *Processor) Run(ctx context.Context) error {
+	if err := p.ensureTopics(ctx); err != nil {
+		return err
+	}
+	// Our logger first, so that a logger in ClientOpts overrides it.
+	opts := append([]kgo.Opt{kgo.WithLogger(kgoLogger{p.log})}, p.cfg.ClientOpts...)
+	opts = append(opts,
+		kgo.ConsumerGroup(p.cfg.Group),
+		kgo.ConsumeTopics(p.cfg.InputTopic),
+		// A new group starts at the beginning of the topic: a pipeline that
+		// must never silently skip a registration cannot start at the end.
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.OnPartitionsAssigned(p.assigned),
+		kgo.OnPartitionsRevoked(p.revoked),
+		kgo.OnPartitionsLost(p.lost),
+		kgo.SessionTimeout(p.cfg.SessionTimeout),
+		kgo.RebalanceTimeout(p.cfg.RebalanceTimeout),
+		kgo.WithHooks(p.hooks...),
+	)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return fmt.Errorf("processor: kafka client: %w", err)
+	}
+	p.cl = cl
+
+	runCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	p.cancelRun = cancel
+
+	var commitDone sync.WaitGroup
+	commitDone.Go(func() { p.commitLoop(runCtx) })
+
+	p.log.Info("consuming", "group", p.cfg.Group, "input_topic", p.cfg.InputTopic,
+		"output_topic", p.cfg.OutputTopic, "dlq_topic", p.cfg.DLQTopic)
+	for runCtx.Err() == nil {
+		fetches := cl.PollRecords(runCtx, 1000)
+		if fetches.IsClientClosed() {
+			break
+		}
+		fetches.EachError(func(topic string, partition int32, err error) {
+			if !errors.Is(err, context.Canceled) {
+				p.log.Warn("fetch error; the client retries", "topic", topic, "partition", partition, "err", err)
+			}
+		})
+		fetches.EachPartition(p.dispatch)
+		cl.AllowRebalance()
+	}
+
+	// Leaving the group revokes every partition through p.revoked, which
+	// finishes or abandons in-flight records, flushes and commits: the same
+	// path as a rebalance.
+	commitDone.Wait()
+	cl.CloseAllowingRebalance()
+	if err := p.fatal(); err != nil {
+		return &FatalError{Err: err}
+	}
+	p.log.Info("stopped", "consumed", p.stats.consumed.Load(), "produced", p.stats.produced.Load(),
+		"dead_lettered", p.stats.deadLettered.Load())
+	return nil
+}
+
+// dispatch hands one partition's polled records to its worker.
+func (p *Processor) dispatch(ftp kgo.FetchTopicPartition) {
+	p.mu.Lock()
+	w := p.workers[topicPartition{ftp.Topic, ftp.Partition}]
+	p.mu.Unlock()
+	if w == nil {
+		// Cannot happen with BlockRebalanceOnPoll: a partition is assigned
+		// before its records are polled and revoked only between polls.
+		// Not tracking the records means they are never committed, so
+		// whoever owns the partition reads them again.
+		p.log.Warn("records for a partition without a worker; leaving them uncommitted",
+			"topic", ftp.Topic, "partition", ftp.Partition, "records", len(ftp.Records))
+		return
+	}
+	w.enqueue(ftp.Records)
+}
+
+// fail stops consumption for good: a fatal provider fault or an output that
+// cannot be written. Records not finished stay uncommitted.
+func (p *Processor) fail(err error) {
+	p.fatalMu.Lock()
+	first := p.fatalErr == nil
+	if first {
+		p.fatalErr = err
+	}
+	p.fatalMu.Unlock()
+	if first {
+		p.log.Error("FATAL: stopping consumption; nothing further will be committed", "err", err)
+		p.cancelRun(err)
+	}
+}
+
+// fatal returns the error that stopped consumption, or nil.
+func (p *Processor) fatal() error {
+	p.fatalMu.Lock()
+	defer p.fatalMu.Unlock()
+	return p.fatalErr
+}

@@ -1,0 +1,506 @@
+package processor_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+	_ "time/tzdata"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/twosell/twosell/processor"
+	"github.com/twosell/twosell/processor/kafkatest"
+)
+
+// fakeEnricher answers from the number's last digit: 0 → no record,
+// 1–3 → res 1–3 (recycled, not recycled, no activation date), otherwise res 2.
+func fakeAnswer(l processor.Lookup) processor.Result {
+	res := processor.Result{Source: "api", Mode: "plain", OrderID: "JH-" + l.Mobile[7:] + "-" + l.Date, Attempts: 1}
+	switch d := l.Mobile[10] - '0'; d {
+	case 0:
+		res.Status, res.Code, res.OrderID = processor.StatusNoRecord, 232703, ""
+	case 1, 2, 3:
+		res.Res = int(d)
+		res.Status, _ = processor.StatusOfRes(res.Res)
+	default:
+		res.Res, res.Status = 2, processor.StatusNotRecycled
+	}
+	return res
+}
+
+type harness struct {
+	t       *testing.T
+	kafka   *kafkatest.Cluster
+	in, out string
+	dlq     string
+	group   string
+	spans   *tracetest.SpanRecorder
+	tp      *sdktrace.TracerProvider
+}
+
+func newHarness(t *testing.T, partitions int32) *harness {
+	k := kafkatest.New(t)
+	h := &harness{
+		t: t, kafka: k,
+		in: k.Name("registrations"), out: k.Name("enriched"), dlq: k.Name("dlq"),
+		group: k.Name("twosell"),
+		spans: tracetest.NewSpanRecorder(),
+	}
+	h.tp = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(h.spans))
+	k.CreateTopics(partitions, h.in)
+	return h
+}
+
+func (h *harness) config(e processor.Enricher) processor.Config {
+	return processor.Config{
+		ClientOpts:      []kgo.Opt{kgo.SeedBrokers(h.kafka.Brokers...)},
+		Group:           h.group,
+		InputTopic:      h.in,
+		OutputTopic:     h.out,
+		DLQTopic:        h.dlq,
+		CreateTopics:    true,
+		Codec:           processor.CodecConfig{Location: shanghai(h.t)},
+		Enricher:        e,
+		CommitInterval:  50 * time.Millisecond,
+		RetryBackoff:    5 * time.Millisecond,
+		MaxRetryBackoff: 20 * time.Millisecond,
+		SessionTimeout:  6 * time.Second,
+		TracerProvider:  h.tp,
+		Logger:          slog.New(slog.NewTextHandler(testWriter{h.t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
+	}
+}
+
+// start runs a processor until the returned stop function is called; stop
+// returns Run's error.
+func (h *harness) start(cfg processor.Config) (*processor.Processor, func() error) {
+	p, err := processor.New(cfg)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	var once sync.Once
+	var runErr error
+	stop := func() error {
+		once.Do(func() { cancel(); runErr = <-done })
+		return runErr
+	}
+	h.t.Cleanup(func() { _ = stop() })
+	return p, stop
+}
+
+func shanghai(t testing.TB) *time.Location {
+	loc, err := time.LoadLocation("Asia/Shanghai")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return loc
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimSuffix(string(b), "\n"))
+	return len(b), nil
+}
+
+// event builds an input record; bad ones are dead-lettered.
+func event(topic string, i int, bad bool) *kgo.Record {
+	mobile := fmt.Sprintf("1731234%04d", i)
+	value := fmt.Sprintf(`{"event_id":"e-%d","user_id":"u-%d","mobile":"+86 %s-%s-%s","registered_at":"2024-01-02T03:04:05+08:00","big":123456789012345678901234567890}`,
+		i, i%7, mobile[:3], mobile[3:7], mobile[7:])
+	if bad {
+		value = fmt.Sprintf(`{"event_id":"e-%d","user_id":"u-%d","mobile":"12345","registered_at":"2024-01-02"}`, i, i%7)
+	}
+	return &kgo.Record{
+		Topic: topic,
+		Key:   []byte(fmt.Sprintf("u-%d", i%7)),
+		Value: []byte(value),
+		Headers: []kgo.RecordHeader{
+			{Key: "origin", Value: []byte(fmt.Sprintf("test-%d", i))},
+			{Key: "traceparent", Value: []byte(fmt.Sprintf("00-%032x-%016x-01", i+1, i+1))},
+		},
+	}
+}
+
+// eventID reads event_id from a value, also from values that are not JSON
+// (a dead letter keeps the input byte for byte).
+func eventID(t *testing.T, v []byte) string {
+	var e struct {
+		EventID string `json:"event_id"`
+	}
+	if err := json.Unmarshal(v, &e); err != nil {
+		t.Fatalf("value %q: %v", v, err)
+	}
+	return e.EventID
+}
+
+func header(r *kgo.Record, key string) (string, bool) {
+	for _, h := range r.Headers {
+		if h.Key == key {
+			return string(h.Value), true
+		}
+	}
+	return "", false
+}
+
+func headerCount(r *kgo.Record, key string) int {
+	n := 0
+	for _, h := range r.Headers {
+		if h.Key == key {
+			n++
+		}
+	}
+	return n
+}
+
+func countAtLeast(n int) func([]*kgo.Record) bool {
+	return func(recs []*kgo.Record) bool { return len(recs) >= n }
+}
+
+func TestEndToEnd(t *testing.T) {
+	h := newHarness(t, 3)
+	const n = 300
+	var recs []*kgo.Record
+	for i := range n {
+		recs = append(recs, event(h.in, i, i%25 == 0))
+	}
+	h.kafka.Produce(recs...)
+	_, stop := h.start(h.config(processor.EnricherFunc(func(_ context.Context, l processor.Lookup) (processor.Result, error) {
+		return fakeAnswer(l), nil
+	})))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	h.kafka.Consume(ctx, countAtLeast(n), h.out, h.dlq)
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	got := h.kafka.ConsumeAll(ctx, h.out, h.dlq)
+
+	inputs := make(map[string]*kgo.Record)
+	for i, r := range recs {
+		inputs[fmt.Sprintf("e-%d", i)] = r
+	}
+	seen := make(map[string]int)
+	for _, r := range got {
+		id := eventID(t, r.Value)
+		seen[id]++
+		in := inputs[id]
+		if in == nil {
+			t.Fatalf("unknown event %q", id)
+		}
+		if string(r.Key) != string(in.Key) {
+			t.Errorf("%s: key %q, want the input's %q", id, r.Key, in.Key)
+		}
+		if v, _ := header(r, "origin"); v != string(in.Headers[0].Value) {
+			t.Errorf("%s: origin header %q, want %q", id, v, in.Headers[0].Value)
+		}
+		// The output's traceparent continues the input's trace.
+		tp, _ := header(r, "traceparent")
+		inTP := string(in.Headers[1].Value)
+		if headerCount(r, "traceparent") != 1 || tp[3:35] != inTP[3:35] || tp == inTP {
+			t.Errorf("%s: traceparent %q; want one, in the input's trace %s with a new span", id, tp, inTP[3:35])
+		}
+		i := 0
+		fmt.Sscanf(id, "e-%d", &i)
+		bad := i%25 == 0
+		switch r.Topic {
+		case h.out:
+			if bad {
+				t.Errorf("%s: a bad event was enriched", id)
+			}
+			checkOutput(t, r, in, fakeAnswer(processor.Lookup{Mobile: fmt.Sprintf("1731234%04d", i), Date: "20240102"}))
+		case h.dlq:
+			if !bad {
+				t.Errorf("%s: a good event was dead-lettered: %v", id, r.Headers)
+			}
+			if string(r.Value) != string(in.Value) {
+				t.Errorf("%s: dead letter value %q, want the input byte for byte", id, r.Value)
+			}
+			class, _ := header(r, processor.HeaderErrorClass)
+			reason, _ := header(r, processor.HeaderError)
+			src, _ := header(r, processor.HeaderSource)
+			if class != processor.ClassInvalidMobile || !strings.Contains(reason, "mobile") || !strings.HasPrefix(src, h.in+"/") {
+				t.Errorf("%s: dead letter class %q reason %q source %q", id, class, reason, src)
+			}
+		}
+	}
+	for id := range inputs {
+		if seen[id] != 1 {
+			t.Errorf("%s seen %d times, want exactly once", id, seen[id])
+		}
+	}
+
+	// After a graceful stop, everything is committed.
+	committed := h.kafka.CommittedOffsets(h.group, h.in)
+	var total int64
+	for _, o := range committed {
+		total += o
+	}
+	if total != n {
+		t.Errorf("committed offsets %v sum to %d, want %d", committed, total, n)
+	}
+}
+
+// checkOutput checks an enriched event against the input and the answer.
+func checkOutput(t *testing.T, out, in *kgo.Record, want processor.Result) {
+	t.Helper()
+	var got map[string]json.RawMessage
+	if err := json.Unmarshal(out.Value, &got); err != nil {
+		t.Fatalf("output %q: %v", out.Value, err)
+	}
+	if string(got["big"]) != "123456789012345678901234567890" {
+		t.Errorf("big number became %s", got["big"])
+	}
+	var ts struct {
+		Schema  int    `json:"schema"`
+		Status  string `json:"status"`
+		Res     int    `json:"res"`
+		Date    string `json:"date"`
+		OrderID string `json:"order_id"`
+		Source  string `json:"source"`
+		Mode    string `json:"mode"`
+		Checked string `json:"checked_at"`
+	}
+	if err := json.Unmarshal(got["twosell"], &ts); err != nil {
+		t.Fatalf("twosell field %s: %v", got["twosell"], err)
+	}
+	if ts.Schema != 1 || ts.Status != string(want.Status) || ts.Res != want.Res || ts.Date != "20240102" ||
+		ts.OrderID != want.OrderID || ts.Source != "api" || ts.Mode != "plain" || ts.Checked == "" {
+		t.Errorf("twosell field %s, want status %s res %d order %q", got["twosell"], want.Status, want.Res, want.OrderID)
+	}
+	if s, _ := header(out, processor.HeaderStatus); s != string(want.Status) {
+		t.Errorf("%s header %q, want %q", processor.HeaderStatus, s, want.Status)
+	}
+}
+
+func TestFatalCommitsOnlyFinishedRecords(t *testing.T) {
+	h := newHarness(t, 1)
+	const n, fatalAt = 100, 30
+	var recs []*kgo.Record
+	for i := range n {
+		recs = append(recs, event(h.in, i, false))
+	}
+	h.kafka.Produce(recs...)
+	var calls atomic.Int64
+	_, stop := h.start(h.config(processor.EnricherFunc(func(_ context.Context, l processor.Lookup) (processor.Result, error) {
+		if calls.Add(1) > fatalAt {
+			return processor.Result{}, processor.Fatal(errors.New("the provider rejected the API key"))
+		}
+		return fakeAnswer(l), nil
+	})))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	got := h.kafka.Consume(ctx, countAtLeast(fatalAt), h.out)
+
+	// Run ends by itself with the fatal error; stop only collects it.
+	err := stop()
+	var fe *processor.FatalError
+	if !errors.As(err, &fe) {
+		t.Fatalf("Run = %v, want a *FatalError", err)
+	}
+	if got := h.kafka.CommittedOffsets(h.group, h.in)[0]; got != fatalAt {
+		t.Errorf("committed offset %d, want %d: the finished records and nothing past them", got, fatalAt)
+	}
+	if len(got) != fatalAt {
+		t.Errorf("%d outputs, want %d", len(got), fatalAt)
+	}
+}
+
+func TestHoldsRecordsWhileProviderUnavailable(t *testing.T) {
+	h := newHarness(t, 2)
+	const n = 40
+	var recs []*kgo.Record
+	for i := range n {
+		recs = append(recs, event(h.in, i, false))
+	}
+	h.kafka.Produce(recs...)
+	var down atomic.Bool
+	down.Store(true)
+	var failures atomic.Int64
+	p, stop := h.start(h.config(processor.EnricherFunc(func(_ context.Context, l processor.Lookup) (processor.Result, error) {
+		if down.Load() {
+			failures.Add(1)
+			return processor.Result{Mode: "plain"}, processor.Unavailable(errors.New("circuit breaker is open"))
+		}
+		return fakeAnswer(l), nil
+	})))
+
+	// Wait until both partitions hold a record and their fetching is paused.
+	waitFor(t, func() bool { s := p.Stats(); return s.HeldPartitions == 2 && s.PausedPartitions == 2 })
+	if s := p.Stats(); s.Produced != 0 || s.DeadLettered != 0 {
+		t.Fatalf("emitted while the provider was down: %+v", s)
+	}
+	down.Store(false)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	h.kafka.Consume(ctx, countAtLeast(n), h.out, h.dlq)
+	waitFor(t, func() bool { s := p.Stats(); return s.HeldPartitions == 0 && s.PausedPartitions == 0 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	got := h.kafka.ConsumeAll(ctx, h.out, h.dlq)
+	seen := make(map[string]int)
+	for _, r := range got {
+		if r.Topic != h.out {
+			t.Errorf("dead letter while holding: %v", r.Headers)
+		}
+		seen[eventID(t, r.Value)]++
+	}
+	if len(seen) != n || len(got) != n {
+		t.Errorf("%d outputs of %d distinct events, want each of %d once", len(got), len(seen), n)
+	}
+	t.Logf("lookups refused while down: %d", failures.Load())
+}
+
+func TestEmitUnavailable(t *testing.T) {
+	h := newHarness(t, 1)
+	h.kafka.Produce(event(h.in, 1, false), event(h.in, 2, false))
+	cfg := h.config(processor.EnricherFunc(func(context.Context, processor.Lookup) (processor.Result, error) {
+		return processor.Result{Mode: "aes"}, processor.Unavailable(errors.New("quota"))
+	}))
+	cfg.EmitUnavailable = true
+	_, stop := h.start(cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	got := h.kafka.Consume(ctx, countAtLeast(2), h.out)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range got {
+		if s, _ := header(r, processor.HeaderStatus); s != "unavailable" || !strings.Contains(string(r.Value), `"status":"unavailable"`) {
+			t.Errorf("output %s (status header %q), want status unavailable", r.Value, s)
+		}
+	}
+}
+
+func TestRejectDeadLetters(t *testing.T) {
+	h := newHarness(t, 1)
+	h.kafka.Produce(event(h.in, 1, false))
+	_, stop := h.start(h.config(processor.EnricherFunc(func(context.Context, processor.Lookup) (processor.Result, error) {
+		return processor.Result{}, processor.Reject("bad_parameter", errors.New("juhe: the provider rejected the request parameters (232702 参数异常)"))
+	})))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	got := h.kafka.Consume(ctx, countAtLeast(1), h.dlq)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	class, _ := header(got[0], processor.HeaderErrorClass)
+	reason, _ := header(got[0], processor.HeaderError)
+	if class != "bad_parameter" || !strings.Contains(reason, "232702") || !strings.Contains(reason, "173****0001") || strings.Contains(reason, "17312340001") {
+		t.Errorf("dead letter class %q reason %q: want bad_parameter, the code and the mobile masked", class, reason)
+	}
+}
+
+func TestMissingInputTopic(t *testing.T) {
+	h := newHarness(t, 1)
+	cfg := h.config(processor.EnricherFunc(func(context.Context, processor.Lookup) (processor.Result, error) {
+		return processor.Result{}, nil
+	}))
+	cfg.InputTopic = h.kafka.Name("no-such-topic")
+	p, err := processor.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err = p.Run(ctx)
+	if !errors.Is(err, processor.ErrInputTopicMissing) || !strings.Contains(err.Error(), cfg.InputTopic) {
+		t.Fatalf("Run = %v, want ErrInputTopicMissing naming %s", err, cfg.InputTopic)
+	}
+}
+
+func TestMissingOutputTopicWithoutCreate(t *testing.T) {
+	h := newHarness(t, 1)
+	cfg := h.config(processor.EnricherFunc(func(context.Context, processor.Lookup) (processor.Result, error) {
+		return processor.Result{}, nil
+	}))
+	cfg.CreateTopics = false
+	p, err := processor.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := p.Run(ctx); !errors.Is(err, processor.ErrTopicMissing) || !strings.Contains(err.Error(), h.out) {
+		t.Fatalf("Run = %v, want ErrTopicMissing naming %s", err, h.out)
+	}
+}
+
+// A second member joining mid-stream takes partitions over through a
+// revoke that finishes, flushes and commits: no event is lost or duplicated.
+func TestRebalanceLosesAndDuplicatesNothing(t *testing.T) {
+	h := newHarness(t, 4)
+	const n = 400
+	var recs []*kgo.Record
+	for i := range n {
+		recs = append(recs, event(h.in, i, false))
+	}
+	h.kafka.Produce(recs...)
+	slow := processor.EnricherFunc(func(ctx context.Context, l processor.Lookup) (processor.Result, error) {
+		select { // a provider with latency, so that work is in flight at the rebalance
+		case <-time.After(5 * time.Millisecond):
+		case <-ctx.Done():
+			return processor.Result{}, ctx.Err()
+		}
+		return fakeAnswer(l), nil
+	})
+	p1, stop1 := h.start(h.config(slow))
+	waitFor(t, func() bool { return p1.Stats().Produced >= n/8 })
+	p2, stop2 := h.start(h.config(slow))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	got := h.kafka.Consume(ctx, countAtLeast(n), h.out)
+	if err := stop1(); err != nil {
+		t.Fatal(err)
+	}
+	if err := stop2(); err != nil {
+		t.Fatal(err)
+	}
+	got = h.kafka.ConsumeAll(ctx, h.out) // everything written, duplicates included
+	s1, s2 := p1.Stats(), p2.Stats()
+	t.Logf("first member produced %d, second %d", s1.Produced, s2.Produced)
+	if s2.Produced == 0 {
+		t.Fatal("the second member never got work: no rebalance happened mid-stream")
+	}
+	seen := make(map[string]int)
+	for _, r := range got {
+		seen[eventID(t, r.Value)]++
+	}
+	dups := 0
+	for _, c := range seen {
+		dups += c - 1
+	}
+	if len(seen) != n || dups != 0 {
+		t.Errorf("%d distinct events of %d, %d duplicates; want all, none duplicated", len(seen), n, dups)
+	}
+}
+
+// waitFor polls cond until it holds; the test's deadline bounds it.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(60 * time.Second)
+	for !cond() {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatal("condition not reached in 60s")
+		}
+	}
+}

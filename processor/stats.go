@@ -1,0 +1,71 @@
+package processor
+
+import (
+	"sync"
+	"sync/atomic"
+)
+
+// Stats is a snapshot of what a Processor has done since it started.
+type Stats struct {
+	Consumed     int64 // records received from the input topic
+	Produced     int64 // enriched events acknowledged by Kafka
+	DeadLettered int64 // dead letters acknowledged by Kafka
+	// Unavailable counts events emitted with status "unavailable"
+	// (EmitUnavailable only).
+	Unavailable      int64
+	Commits          int64            // partition offsets committed
+	PausedPartitions int              // partitions whose fetching is paused now
+	HeldPartitions   int              // partitions holding a record back for the provider now
+	ByStatus         map[Status]int64 // produced events by status
+	ByErrorClass     map[string]int64 // dead letters by class
+}
+
+type counters struct {
+	consumed, produced, deadLettered, unavailable, commits atomic.Int64
+	paused                                                 atomic.Int32
+
+	mu       sync.Mutex
+	byStatus map[Status]int64
+	byClass  map[string]int64
+}
+
+func newCounters() counters {
+	return counters{byStatus: make(map[Status]int64), byClass: make(map[string]int64)}
+}
+
+func (c *counters) status(s Status) {
+	c.mu.Lock()
+	c.byStatus[s]++
+	c.mu.Unlock()
+}
+
+func (c *counters) deadLetterClass(class string) {
+	c.mu.Lock()
+	c.byClass[class]++
+	c.mu.Unlock()
+}
+
+// Stats returns a snapshot of the processor's counters. It is safe to call
+// at any time from any goroutine.
+func (p *Processor) Stats() Stats {
+	s := Stats{
+		Consumed:         p.stats.consumed.Load(),
+		Produced:         p.stats.produced.Load(),
+		DeadLettered:     p.stats.deadLettered.Load(),
+		Unavailable:      p.stats.unavailable.Load(),
+		Commits:          p.stats.commits.Load(),
+		PausedPartitions: int(p.stats.paused.Load()),
+		HeldPartitions:   int(p.held.Load()),
+		ByStatus:         make(map[Status]int64),
+		ByErrorClass:     make(map[string]int64),
+	}
+	p.stats.mu.Lock()
+	defer p.stats.mu.Unlock()
+	for k, v := range p.stats.byStatus {
+		s.ByStatus[k] = v
+	}
+	for k, v := range p.stats.byClass {
+		s.ByErrorClass[k] = v
+	}
+	return s
+}

@@ -1,0 +1,69 @@
+package processor
+
+import "testing"
+
+func TestTrackerWatermark(t *testing.T) {
+	type step struct {
+		add  []int64 // offsets received
+		done []int64 // offsets finished
+		want int64   // watermark after the step; -1: nothing to commit
+	}
+	tests := []struct {
+		name  string
+		steps []step
+	}{
+		{"nothing received", []step{{want: -1}}},
+		{"received, none finished", []step{{add: []int64{5, 6, 7}, want: -1}}},
+		{"in order", []step{
+			{add: []int64{5, 6, 7}, done: []int64{5}, want: 6},
+			{done: []int64{6, 7}, want: 8},
+		}},
+		{"out of order holds at the first unfinished", []step{
+			{add: []int64{0, 1, 2, 3}, done: []int64{1, 2, 3}, want: -1},
+			{done: []int64{0}, want: 4},
+		}},
+		{"gaps in offsets (compaction, transaction markers)", []step{
+			{add: []int64{10, 13, 20}, done: []int64{10, 20}, want: 13},
+			{done: []int64{13}, want: 21},
+			{add: []int64{25}, want: 25},
+		}},
+		{"duplicate acknowledgement is ignored", []step{
+			{add: []int64{0, 1}, done: []int64{0, 0}, want: 1},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tr := newTracker()
+			for i, s := range tt.steps {
+				for _, o := range s.add {
+					tr.add(o, 7)
+				}
+				for _, o := range s.done {
+					tr.done(o)
+				}
+				got, epoch, ok := tr.watermark()
+				if !ok {
+					got = -1
+				}
+				if got != s.want {
+					t.Fatalf("step %d: watermark = %d, want %d", i, got, s.want)
+				}
+				if ok && epoch != 7 {
+					t.Fatalf("step %d: epoch = %d, want 7", i, epoch)
+				}
+			}
+		})
+	}
+}
+
+func TestTrackerUnfinished(t *testing.T) {
+	tr := newTracker()
+	for o := range int64(5) {
+		tr.add(o, 0)
+	}
+	tr.done(3)
+	tr.done(0)
+	if got := tr.unfinished(); got != 3 {
+		t.Fatalf("unfinished = %d, want 3", got)
+	}
+}
