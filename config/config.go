@@ -1,0 +1,297 @@
+// Package config holds twosell's settings as plain structs, their defaults,
+// and the loading and validation of them.
+//
+// Settings come from four layers, each overriding the one before: the
+// defaults of [Default], a YAML file (--config or TWOSELL_CONFIG), the
+// environment (TWOSELL_<SECTION>_<KEY>, derived from the YAML keys, so
+// juhe.breaker.open_for is TWOSELL_JUHE_BREAKER_OPEN_FOR) and the command
+// line flags. [Load] applies them in that order and validates the result.
+//
+// The provider's key and openid are [Secret] values: printing, logging or
+// marshaling a Config shows *** in their place.
+package config
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/twosell/twosell/juhe"
+)
+
+// Config is every setting of twosell. Its YAML keys are the reference the
+// README documents; testdata/twosell.yaml is a complete, commented example.
+type Config struct {
+	// Kafka is the connection to the cluster and the topics.
+	Kafka Kafka `yaml:"kafka" json:"kafka"`
+	// Juhe is the provider's API and the client's resilience settings.
+	Juhe Juhe `yaml:"juhe" json:"juhe"`
+	// Input says where the fields of an input event are.
+	Input Input `yaml:"input" json:"input"`
+	// Output says how the enrichment is added to an event.
+	Output Output `yaml:"output" json:"output"`
+	// Processing tunes commits, shutdown and holding records back.
+	Processing Processing `yaml:"processing" json:"processing"`
+	// Telemetry names the service in traces and metrics.
+	Telemetry Telemetry `yaml:"telemetry" json:"telemetry"`
+	// Log configures the structured log on stderr.
+	Log Log `yaml:"log" json:"log"`
+}
+
+// Kafka is the connection to the cluster and the topics (YAML section kafka).
+type Kafka struct {
+	// Brokers are the seed brokers, each host:port. Default ["127.0.0.1:9092"].
+	Brokers []string `yaml:"brokers" json:"brokers"`
+	// Group is the consumer group. Default "twosell".
+	Group string `yaml:"group" json:"group"`
+	// ClientID is sent to the brokers to name this client in their logs and
+	// quotas. Default "twosell".
+	ClientID string `yaml:"client_id" json:"client_id"`
+	// InputTopic is read. Default "registrations".
+	InputTopic string `yaml:"input_topic" json:"input_topic"`
+	// OutputTopic receives the enriched events. Default "registrations.enriched".
+	OutputTopic string `yaml:"output_topic" json:"output_topic"`
+	// DLQTopic receives the dead letters. Default "registrations.dlq".
+	DLQTopic string `yaml:"dlq_topic" json:"dlq_topic"`
+	// CreateTopics creates missing output and dead-letter topics at start.
+	// Default true.
+	CreateTopics bool `yaml:"create_topics" json:"create_topics"`
+	// SessionTimeout is how long the group waits for a silent member before
+	// it rebalances. Default 45s (Kafka's own default).
+	SessionTimeout time.Duration `yaml:"session_timeout" json:"session_timeout"`
+	// RebalanceTimeout is how long members have to finish in-flight work and
+	// rejoin during a rebalance. Default 60s.
+	RebalanceTimeout time.Duration `yaml:"rebalance_timeout" json:"rebalance_timeout"`
+}
+
+// Juhe is the provider's API and the client's resilience settings (YAML
+// section juhe).
+type Juhe struct {
+	// URL is the API's base URL, http or https. Default "https://apis.juhe.cn".
+	URL string `yaml:"url" json:"url"`
+	// Key is the account's API key; required by run and query. Default empty.
+	// Prefer TWOSELL_JUHE_KEY or KeyFile to writing it in the config file.
+	Key Secret `yaml:"key" json:"key"`
+	// KeyFile is a file holding Key (surrounding whitespace trimmed), such as
+	// a mounted Kubernetes secret; set Key or KeyFile, not both. A relative
+	// path is relative to the working directory. Default empty.
+	KeyFile string `yaml:"key_file" json:"key_file"`
+	// OpenID is the account's openid, from which the AES key is derived;
+	// required by the AES modes. Default empty.
+	OpenID Secret `yaml:"openid" json:"openid"`
+	// OpenIDFile is a file holding OpenID (surrounding whitespace trimmed);
+	// set OpenID or OpenIDFile, not both. Default empty.
+	OpenIDFile string `yaml:"openid_file" json:"openid_file"`
+	// Mode is how the mobile number is sent: plain, md5, sha256, aes, md5+aes
+	// or sha256+aes (see juhe.Modes). Default "plain".
+	Mode juhe.Mode `yaml:"mode" json:"mode"`
+	// Method is the HTTP method, GET or POST; Validate upper-cases it.
+	// Default "POST", which keeps the key out of proxies' access logs.
+	Method string `yaml:"method" json:"method"`
+	// Timeout bounds each attempt, not the whole call with its retries.
+	// Default 5s.
+	Timeout time.Duration `yaml:"timeout" json:"timeout"`
+	// Retries is how many times a transient failure is retried after the
+	// first attempt; 0 disables retries. Default 2.
+	Retries int `yaml:"retries" json:"retries"`
+	// Backoff is the first wait before a retry; it doubles up to MaxBackoff.
+	// Default 100ms.
+	Backoff time.Duration `yaml:"backoff" json:"backoff"`
+	// MaxBackoff caps the wait between retries. Default 2s.
+	MaxBackoff time.Duration `yaml:"max_backoff" json:"max_backoff"`
+	// BadParamFatalAfter is how many "bad parameter" answers in a row, across
+	// different records, are taken as a wrong mode or openid and stop the
+	// processor instead of dead-lettering the whole topic. Default 20.
+	BadParamFatalAfter int `yaml:"bad_param_fatal_after" json:"bad_param_fatal_after"`
+	// MaxConns is the size of the HTTP connection pool to the provider;
+	// size it to the concurrency, since Go's default keeps only 2 idle
+	// connections per host. Default 64.
+	MaxConns int `yaml:"max_conns" json:"max_conns"`
+	// Breaker is the circuit breaker around the provider.
+	Breaker Breaker `yaml:"breaker" json:"breaker"`
+}
+
+// Breaker is the circuit breaker around the provider (YAML section
+// juhe.breaker). Only provider faults count as failures.
+type Breaker struct {
+	// Failures is how many provider faults in a row open the breaker.
+	// Default 5.
+	Failures int `yaml:"failures" json:"failures"`
+	// OpenFor is how long the breaker stays open before it lets trial
+	// requests through. Default 30s.
+	OpenFor time.Duration `yaml:"open_for" json:"open_for"`
+	// HalfOpenRequests is how many trial requests a half-open breaker lets
+	// through. Default 1.
+	HalfOpenRequests int `yaml:"half_open_requests" json:"half_open_requests"`
+}
+
+// Input says where the fields of an input event are (YAML section input).
+type Input struct {
+	// IDField names the event's id, used in logs and dead letters.
+	// Default "event_id".
+	IDField string `yaml:"id_field" json:"id_field"`
+	// MobileField names the mobile number. Default "mobile".
+	MobileField string `yaml:"mobile_field" json:"mobile_field"`
+	// DateField names the date the number is checked against (RFC 3339,
+	// yyyy-mm-dd, yyyymmdd, unix seconds or milliseconds).
+	// Default "registered_at".
+	DateField string `yaml:"date_field" json:"date_field"`
+	// DateSource is where the date comes from: field (DateField), timestamp
+	// (the Kafka record's timestamp) or field_or_timestamp (the field, else
+	// the timestamp). Default "field".
+	DateSource string `yaml:"date_source" json:"date_source"`
+	// TimeZone is the IANA zone in which a date becomes a calendar day.
+	// Default "Asia/Shanghai", the provider's.
+	TimeZone string `yaml:"time_zone" json:"time_zone"`
+
+	// loc is TimeZone, loaded by Validate.
+	loc *time.Location
+}
+
+// The values of Input.DateSource.
+const (
+	DateSourceField            = "field"
+	DateSourceTimestamp        = "timestamp"
+	DateSourceFieldOrTimestamp = "field_or_timestamp"
+)
+
+// Output says how the enrichment is added to an event (YAML section output).
+type Output struct {
+	// Field is the name of the object added to each event. Default "twosell".
+	Field string `yaml:"field" json:"field"`
+}
+
+// Processing tunes commits, shutdown and holding records back (YAML section
+// processing).
+type Processing struct {
+	// OnUnavailable is what happens to a record while the provider is
+	// unavailable (breaker open, quota, fatal): pause holds it back and
+	// pauses fetching; emit writes it with status unavailable so real-time
+	// consumers are never blocked. Default "pause".
+	OnUnavailable string `yaml:"on_unavailable" json:"on_unavailable"`
+	// CommitInterval is how often finished offsets are committed.
+	// Default 1s.
+	CommitInterval time.Duration `yaml:"commit_interval" json:"commit_interval"`
+	// ShutdownTimeout bounds finishing in-flight work, committing and
+	// flushing at shutdown. Default 30s.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" json:"shutdown_timeout"`
+	// RetryBackoff is the first wait before retrying a held-back record; it
+	// doubles up to MaxRetryBackoff. Default 500ms.
+	RetryBackoff time.Duration `yaml:"retry_backoff" json:"retry_backoff"`
+	// MaxRetryBackoff caps the wait before retrying a held-back record.
+	// Default 30s.
+	MaxRetryBackoff time.Duration `yaml:"max_retry_backoff" json:"max_retry_backoff"`
+	// MaxBufferedRecords is how many records a partition may hold before its
+	// fetching pauses, so a slow provider becomes backpressure rather than
+	// memory growth. Default 1000.
+	MaxBufferedRecords int `yaml:"max_buffered_records" json:"max_buffered_records"`
+}
+
+// The values of Processing.OnUnavailable.
+const (
+	OnUnavailablePause = "pause"
+	OnUnavailableEmit  = "emit"
+)
+
+// Telemetry names the service in traces and metrics (YAML section
+// telemetry). OTLP export itself is configured by the standard OTEL_*
+// variables, which this package does not read.
+type Telemetry struct {
+	// ServiceName is the service.name resource attribute. Default "twosell".
+	ServiceName string `yaml:"service_name" json:"service_name"`
+}
+
+// Log configures the structured log on stderr (YAML section log).
+type Log struct {
+	// Level is the lowest level logged: debug, info, warn or error;
+	// Validate lower-cases it. Default "info".
+	Level string `yaml:"level" json:"level"`
+	// Format is json, text, or auto (json unless stderr is a terminal);
+	// Validate lower-cases it. Default "auto".
+	Format string `yaml:"format" json:"format"`
+}
+
+// SlogLevel returns Level as a slog.Level; a level Validate would reject is
+// slog.LevelInfo.
+func (l Log) SlogLevel() slog.Level {
+	switch l.Level {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}
+
+// The values of Log.Format.
+const (
+	LogFormatAuto = "auto"
+	LogFormatJSON = "json"
+	LogFormatText = "text"
+)
+
+// Default returns the built-in defaults. Its slices are fresh on each call,
+// so a caller may change them.
+func Default() Config {
+	return Config{
+		Kafka: Kafka{
+			Brokers:          []string{"127.0.0.1:9092"},
+			Group:            "twosell",
+			ClientID:         "twosell",
+			InputTopic:       "registrations",
+			OutputTopic:      "registrations.enriched",
+			DLQTopic:         "registrations.dlq",
+			CreateTopics:     true,
+			SessionTimeout:   45 * time.Second,
+			RebalanceTimeout: 60 * time.Second,
+		},
+		Juhe: Juhe{
+			URL:                "https://apis.juhe.cn",
+			Mode:               juhe.ModePlain,
+			Method:             "POST",
+			Timeout:            5 * time.Second,
+			Retries:            2,
+			Backoff:            100 * time.Millisecond,
+			MaxBackoff:         2 * time.Second,
+			BadParamFatalAfter: 20,
+			MaxConns:           64,
+			Breaker: Breaker{
+				Failures:         5,
+				OpenFor:          30 * time.Second,
+				HalfOpenRequests: 1,
+			},
+		},
+		Input: Input{
+			IDField:     "event_id",
+			MobileField: "mobile",
+			DateField:   "registered_at",
+			DateSource:  DateSourceField,
+			TimeZone:    "Asia/Shanghai",
+		},
+		Output: Output{Field: "twosell"},
+		Processing: Processing{
+			OnUnavailable:      OnUnavailablePause,
+			CommitInterval:     time.Second,
+			ShutdownTimeout:    30 * time.Second,
+			RetryBackoff:       500 * time.Millisecond,
+			MaxRetryBackoff:    30 * time.Second,
+			MaxBufferedRecords: 1000,
+		},
+		Telemetry: Telemetry{ServiceName: "twosell"},
+		Log:       Log{Level: "info", Format: LogFormatAuto},
+	}
+}
+
+// Location returns TimeZone as loaded by Validate. Before a successful
+// Validate it loads TimeZone itself, and returns nil if that fails.
+func (in *Input) Location() *time.Location {
+	if in.loc != nil {
+		return in.loc
+	}
+	loc, err := time.LoadLocation(in.TimeZone)
+	if err != nil {
+		return nil
+	}
+	return loc
+}

@@ -1,0 +1,177 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// EnvPrefix starts every environment variable twosell reads.
+const EnvPrefix = "TWOSELL_"
+
+// EnvConfigFile names the variable holding the config file's path, read when
+// --config is not given.
+const EnvConfigFile = EnvPrefix + "CONFIG"
+
+// setting is one leaf of a Config: a scalar or a list, reached through the
+// YAML tags of the structs above it.
+type setting struct {
+	key   string        // dotted YAML path, such as juhe.breaker.open_for
+	value reflect.Value // the field itself, settable
+}
+
+// env is the setting's environment variable, such as
+// TWOSELL_JUHE_BREAKER_OPEN_FOR.
+func (s setting) env() string { return envName(s.key) }
+
+// envName derives a variable's name from a dotted YAML key. Deriving it,
+// rather than listing the names, keeps the environment complete as fields are
+// added.
+func envName(key string) string {
+	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+}
+
+var durationType = reflect.TypeFor[time.Duration]()
+
+// settings walks c by reflection and returns its leaves in declaration
+// order. Their values point into c, so setting one changes c.
+func settings(c *Config) []setting {
+	var out []setting
+	walk(reflect.ValueOf(c).Elem(), "", func(key string, v reflect.Value) {
+		if v.Kind() != reflect.Struct {
+			out = append(out, setting{key, v})
+		}
+	})
+	return out
+}
+
+// settingsByKey indexes settings(c) by key.
+func settingsByKey(c *Config) map[string]setting {
+	m := make(map[string]setting)
+	for _, s := range settings(c) {
+		m[s.key] = s
+	}
+	return m
+}
+
+// walk calls visit for every exported, YAML-tagged field below v: first for a
+// section (a struct), then for what it holds. Fields without a yaml tag are
+// not settings and are skipped.
+func walk(v reflect.Value, prefix string, visit func(key string, v reflect.Value)) {
+	t := v.Type()
+	for i := range t.NumField() {
+		name, ok := yamlKey(t.Field(i))
+		if !ok {
+			continue
+		}
+		key := name
+		if prefix != "" {
+			key = prefix + "." + name
+		}
+		fv := v.Field(i)
+		visit(key, fv)
+		if fv.Kind() == reflect.Struct {
+			walk(fv, key, visit)
+		}
+	}
+}
+
+// yamlKey returns f's YAML key, or false if f is not a setting.
+func yamlKey(f reflect.StructField) (string, bool) {
+	name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+	return name, f.IsExported() && name != "" && name != "-"
+}
+
+// kindName is how a setting's type is named to people: in flag usage and in
+// the errors for malformed values.
+func kindName(v reflect.Value) string {
+	switch {
+	case v.Type() == durationType:
+		return "duration"
+	case v.Kind() == reflect.Bool:
+		return "bool"
+	case v.Kind() == reflect.Int:
+		return "int"
+	case v.Kind() == reflect.Slice:
+		return "list"
+	}
+	return "string"
+}
+
+// errExpected says what a malformed value should have looked like, by type.
+var errExpected = map[string]error{
+	"duration": errors.New("expected a Go duration such as 500ms, 5s or 1m30s"),
+	"bool":     errors.New("expected a bool: true or false (or 1, 0, t, f)"),
+	"int":      errors.New("expected an integer"),
+}
+
+// setString parses s into v by v's type: strings as they are, lists
+// comma-separated (spaces trimmed, empty items dropped), durations as Go
+// durations and bools as strconv.ParseBool reads them. The error says only
+// what was expected; callers name the source.
+func setString(v reflect.Value, s string) error {
+	switch kind := kindName(v); kind {
+	case "duration":
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return errExpected[kind]
+		}
+		v.SetInt(int64(d))
+	case "bool":
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return errExpected[kind]
+		}
+		v.SetBool(b)
+	case "int":
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil {
+			return errExpected[kind]
+		}
+		v.SetInt(int64(n))
+	case "list":
+		var items []string
+		for item := range strings.SplitSeq(s, ",") {
+			if item = strings.TrimSpace(item); item != "" {
+				items = append(items, item)
+			}
+		}
+		v.Set(reflect.ValueOf(items))
+	default:
+		v.SetString(s)
+	}
+	return nil
+}
+
+// formatValue is the inverse of setString, for showing defaults. Strings go
+// through fmt, so that a Secret shows as ***.
+func formatValue(v reflect.Value) string {
+	switch kindName(v) {
+	case "duration":
+		return time.Duration(v.Int()).String()
+	case "list":
+		return strings.Join(v.Interface().([]string), ",")
+	}
+	return fmt.Sprint(v.Interface())
+}
+
+// applyEnv sets every setting whose variable lookupEnv finds. An empty
+// variable counts as unset, so that a compose file or manifest may list a
+// variable without a value. All malformed variables are reported together.
+func applyEnv(c *Config, lookupEnv func(string) (string, bool)) error {
+	var errs []error
+	for _, s := range settings(c) {
+		val, ok := lookupEnv(s.env())
+		if !ok || val == "" {
+			continue
+		}
+		if err := setString(s.value, val); err != nil {
+			// Only non-string settings can fail, so the value is never a secret.
+			errs = append(errs, fmt.Errorf("%s=%q is not a valid %s for %s: %w", s.env(), val, kindName(s.value), s.key, err))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,158 @@
+package config
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// The environment is derived from the structs: every setting has its own
+// variable, and each of them sets that setting and only it.
+func TestEnvCoversEverySetting(t *testing.T) {
+	t.Parallel()
+	var c Config
+	seen := map[string]string{EnvConfigFile: "the config file's path"}
+	for _, s := range settings(&c) {
+		name := s.env()
+		if other, dup := seen[name]; dup {
+			t.Errorf("%s and %s share the variable %s", s.key, other, name)
+		}
+		seen[name] = s.key
+		if !strings.HasPrefix(name, EnvPrefix) || strings.ContainsAny(name, ".-") || name != strings.ToUpper(name) {
+			t.Errorf("%s: malformed variable name %s", s.key, name)
+		}
+	}
+	if n := len(seen) - 1; n < 40 {
+		t.Errorf("only %d settings found; the walker is missing some", n)
+	}
+
+	for _, s := range settings(&c) {
+		t.Run(s.env(), func(t *testing.T) {
+			raw, want := sampleValue(s.value)
+			got := Default()
+			if err := applyEnv(&got, env{s.env(): raw}.lookup); err != nil {
+				t.Fatal(err)
+			}
+			expect := Default()
+			settingsByKey(&expect)[s.key].value.Set(reflect.ValueOf(want).Convert(s.value.Type()))
+			if !reflect.DeepEqual(got, expect) {
+				t.Errorf("%s=%q: got %+v\nwant %+v", s.env(), raw, got, expect)
+			}
+		})
+	}
+}
+
+// sampleValue returns a variable's text for a setting of v's type and the
+// value it must parse to, different from every default.
+func sampleValue(v reflect.Value) (string, any) {
+	switch kindName(v) {
+	case "duration":
+		return "1m7s", int64(67e9)
+	case "bool":
+		return "false", false // every bool defaults to true
+	case "int":
+		return "7", int64(7)
+	case "list":
+		return " a:1, b:2,, ", []string{"a:1", "b:2"}
+	}
+	return "sample-value", "sample-value"
+}
+
+func TestEnvNames(t *testing.T) {
+	t.Parallel()
+	for key, want := range map[string]string{
+		"kafka.brokers":                   "TWOSELL_KAFKA_BROKERS",
+		"juhe.key":                        "TWOSELL_JUHE_KEY",
+		"juhe.key_file":                   "TWOSELL_JUHE_KEY_FILE",
+		"juhe.openid_file":                "TWOSELL_JUHE_OPENID_FILE",
+		"juhe.breaker.open_for":           "TWOSELL_JUHE_BREAKER_OPEN_FOR",
+		"processing.max_buffered_records": "TWOSELL_PROCESSING_MAX_BUFFERED_RECORDS",
+		"juhe.breaker.half_open_requests": "TWOSELL_JUHE_BREAKER_HALF_OPEN_REQUESTS",
+		"telemetry.service_name":          "TWOSELL_TELEMETRY_SERVICE_NAME",
+	} {
+		var c Config
+		s, ok := settingsByKey(&c)[key]
+		if !ok {
+			t.Errorf("no setting %s", key)
+			continue
+		}
+		if s.env() != want {
+			t.Errorf("%s: variable %s, want %s", key, s.env(), want)
+		}
+	}
+}
+
+func TestEnvMalformed(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		env  env
+		want [][]string // per problem: substrings
+	}{
+		{"duration", env{"TWOSELL_JUHE_TIMEOUT": "5"},
+			[][]string{{"TWOSELL_JUHE_TIMEOUT", `"5"`, "duration", "juhe.timeout", "500ms"}}},
+		{"nested duration", env{"TWOSELL_JUHE_BREAKER_OPEN_FOR": "half a minute"},
+			[][]string{{"TWOSELL_JUHE_BREAKER_OPEN_FOR", "duration"}}},
+		{"bool", env{"TWOSELL_KAFKA_CREATE_TOPICS": "maybe"},
+			[][]string{{"TWOSELL_KAFKA_CREATE_TOPICS", `"maybe"`, "bool", "true or false"}}},
+		{"int", env{"TWOSELL_JUHE_RETRIES": "two"},
+			[][]string{{"TWOSELL_JUHE_RETRIES", "int"}}},
+		{"all reported", env{"TWOSELL_JUHE_RETRIES": "1.5", "TWOSELL_PROCESSING_COMMIT_INTERVAL": "1"},
+			[][]string{{"TWOSELL_JUHE_RETRIES", "int"}, {"TWOSELL_PROCESSING_COMMIT_INTERVAL", "duration"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Default()
+			lines := errLines(applyEnv(&c, tt.env.lookup))
+			if len(lines) != len(tt.want) {
+				t.Fatalf("got %d problems, want %d: %q", len(lines), len(tt.want), lines)
+			}
+			for _, want := range tt.want {
+				found := false
+				for _, line := range lines {
+					if strings.Contains(line, want[0]) {
+						found = true
+						mustContain(t, line, want...)
+					}
+				}
+				if !found {
+					t.Errorf("no problem names %s: %q", want[0], lines)
+				}
+			}
+		})
+	}
+}
+
+// An empty variable is unset, so a manifest can list variables without
+// values.
+func TestEnvEmptyIsUnset(t *testing.T) {
+	t.Parallel()
+	c := Default()
+	err := applyEnv(&c, env{"TWOSELL_KAFKA_GROUP": "", "TWOSELL_JUHE_TIMEOUT": ""}.lookup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Kafka.Group != "twosell" || c.Juhe.Timeout != Default().Juhe.Timeout {
+		t.Errorf("empty variables changed settings: %+v", c)
+	}
+}
+
+func ExampleLoad() {
+	environ := map[string]string{
+		"TWOSELL_JUHE_KEY":              "0123456789abcdef",
+		"TWOSELL_JUHE_BREAKER_OPEN_FOR": "1m",
+		"TWOSELL_KAFKA_GROUP":           "fraud",
+	}
+	lookupEnv := func(name string) (string, bool) {
+		v, ok := environ[name]
+		return v, ok
+	}
+	cfg, _, err := Load("run", []string{"--group", "fraud-canary", "--juhe-mode", "sha256"}, lookupEnv, nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(cfg.Kafka.Group, cfg.Juhe.Mode, cfg.Juhe.Breaker.OpenFor, cfg.Juhe.Key)
+	// Output: fraud-canary sha256 1m0s ***
+}

@@ -1,0 +1,166 @@
+package config
+
+import (
+	"flag"
+	"fmt"
+	"reflect"
+	"strings"
+)
+
+// flagSpec binds a command-line flag to a setting.
+type flagSpec struct {
+	name  string // without dashes
+	key   string // the setting's dotted YAML key
+	usage string // the env variable and the default are added when printed
+}
+
+// commandFlags are the flags each command accepts besides --config. Only the
+// settings an operator changes per invocation have flags; the rest are set
+// in the file or the environment. Secrets never have flags: command lines
+// are visible to every user of the machine.
+var commandFlags = map[string][]flagSpec{
+	"run": {
+		{"brokers", "kafka.brokers", "Kafka seed brokers, comma-separated host:port"},
+		{"group", "kafka.group", "consumer group"},
+		{"input-topic", "kafka.input_topic", "topic to read registration events from"},
+		{"output-topic", "kafka.output_topic", "topic to write enriched events to"},
+		{"dlq-topic", "kafka.dlq_topic", "topic to write dead letters to"},
+		{"create-topics", "kafka.create_topics", "create missing output and dead-letter topics at start"},
+		flagJuheURL, flagJuheMode, flagJuheMethod, flagJuheTimeout,
+		{"on-unavailable", "processing.on_unavailable", "while the provider is unavailable: pause (hold records back) or emit (write status unavailable)"},
+		flagLogLevel, flagLogFormat,
+	},
+	"query": {
+		flagJuheURL, flagJuheMode, flagJuheMethod, flagJuheTimeout,
+		flagLogLevel, flagLogFormat,
+	},
+}
+
+// The flags shared by several commands.
+var (
+	flagJuheURL     = flagSpec{"juhe-url", "juhe.url", "base URL of the juhe API"}
+	flagJuheMode    = flagSpec{"juhe-mode", "juhe.mode", "how the mobile is sent: plain, md5, sha256, aes, md5+aes or sha256+aes"}
+	flagJuheMethod  = flagSpec{"juhe-method", "juhe.method", "HTTP method: GET or POST"}
+	flagJuheTimeout = flagSpec{"juhe-timeout", "juhe.timeout", "timeout of each attempt to call the API"}
+	flagLogLevel    = flagSpec{"log-level", "log.level", "lowest level logged: debug, info, warn or error"}
+	flagLogFormat   = flagSpec{"log-format", "log.format", "log format: auto (json unless stderr is a terminal), json or text"}
+)
+
+// synopsis is the first line of each command's usage.
+var synopsis = map[string]string{
+	"run":   "twosell run [flags]",
+	"query": "twosell query [flags] MOBILE",
+}
+
+// flagFor returns the flag that sets key in cmd, if there is one.
+func flagFor(cmd, key string) (string, bool) {
+	for _, f := range commandFlags[cmd] {
+		if f.key == key {
+			return f.name, true
+		}
+	}
+	return "", false
+}
+
+// settingFlag is a flag.Value that parses into a setting by the setting's
+// type, the same way the environment does.
+type settingFlag struct {
+	key   string
+	value reflect.Value
+}
+
+// String shows the value; the flag package also calls it on a zero
+// settingFlag.
+func (f *settingFlag) String() string {
+	if f == nil || !f.value.IsValid() {
+		return ""
+	}
+	return formatValue(f.value)
+}
+
+// Set parses s into the setting.
+func (f *settingFlag) Set(s string) error { return setString(f.value, s) }
+
+// IsBoolFlag lets a bool setting be given as --create-topics, without a value.
+func (f *settingFlag) IsBoolFlag() bool {
+	return f != nil && f.value.IsValid() && f.value.Kind() == reflect.Bool
+}
+
+// commandLine holds what the flags were parsed into until they are applied
+// over the file and the environment.
+type commandLine struct {
+	fs         *flag.FlagSet
+	configFile string
+	parsed     Config // Default, then whatever flags were given
+	specs      map[string]flagSpec
+}
+
+// addFlags registers cmd's flags on fs and installs the usage.
+func addFlags(cmd string, fs *flag.FlagSet) (*commandLine, error) {
+	specs, ok := commandFlags[cmd]
+	if !ok {
+		return nil, fmt.Errorf("config: command %q has no configuration flags; known: run, query", cmd)
+	}
+	cl := &commandLine{fs: fs, parsed: Default(), specs: map[string]flagSpec{}}
+	fs.StringVar(&cl.configFile, "config", "", "`path` of the YAML config file (env "+EnvConfigFile+")")
+	byKey := settingsByKey(&cl.parsed)
+	for _, spec := range specs {
+		s, ok := byKey[spec.key]
+		if !ok {
+			panic("config: flag --" + spec.name + " names no setting " + spec.key)
+		}
+		fs.Var(&settingFlag{spec.key, s.value}, spec.name, spec.usage)
+		cl.specs[spec.name] = spec
+	}
+	fs.Usage = func() { printUsage(fs, synopsis[cmd]) }
+	return cl, nil
+}
+
+// apply copies the flags given on the command line over c. Flags not given
+// are not applied, so their defaults do not undo the file or the
+// environment; fs.Visit sees only the flags that were set.
+func (cl *commandLine) apply(c *Config) {
+	byKey := settingsByKey(c)
+	cl.fs.Visit(func(f *flag.Flag) {
+		sf, ok := f.Value.(*settingFlag)
+		if _, ours := cl.specs[f.Name]; !ok || !ours {
+			return
+		}
+		byKey[sf.key].value.Set(sf.value)
+	})
+}
+
+// printUsage writes the usage of every flag on fs, the caller's included,
+// with its default, and says where else settings come from.
+func printUsage(fs *flag.FlagSet, synopsis string) {
+	w := fs.Output()
+	if synopsis == "" {
+		synopsis = fs.Name() + " [flags]"
+	}
+	fmt.Fprintf(w, "Usage: %s\n\nFlags:\n", synopsis)
+	fs.VisitAll(func(f *flag.Flag) {
+		typ, usage := flag.UnquoteUsage(f)
+		var notes []string
+		if f.DefValue != "" {
+			notes = append(notes, "default "+f.DefValue)
+		}
+		if sf, ok := f.Value.(*settingFlag); ok {
+			typ = kindName(sf.value)
+			if sf.IsBoolFlag() {
+				typ = ""
+			}
+			notes = append(notes, "env "+envName(sf.key))
+		}
+		line := "  --" + f.Name
+		if typ != "" {
+			line += " " + typ
+		}
+		if len(notes) > 0 {
+			usage += " (" + strings.Join(notes, "; ") + ")"
+		}
+		fmt.Fprintf(w, "%s\n    \t%s\n", line, usage)
+	})
+	fmt.Fprintf(w, "\nSettings are also read from the config file (--config or %s) and from\n"+
+		"environment variables %s<SECTION>_<KEY>, such as TWOSELL_JUHE_BREAKER_OPEN_FOR.\n"+
+		"Flags override the environment, which overrides the file.\n", EnvConfigFile, EnvPrefix)
+}

@@ -1,0 +1,275 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Load reads cmd's configuration, validates it, and returns it with the
+// positional arguments. It parses args with a new flag.FlagSet named cmd,
+// whose errors and usage go to stderr; use LoadWith to add flags of the
+// command's own.
+//
+// Each layer overrides the one before: Default, the YAML file (--config, else
+// TWOSELL_CONFIG), the environment through lookupEnv (os.LookupEnv in
+// production; nil reads none), and the flags given on the command line. Then
+// juhe.key_file and juhe.openid_file are read and the result is validated
+// with Validate(cmd).
+//
+// -h or --help prints the usage and returns flag.ErrHelp. A flag error has
+// already been printed with the usage when it is returned.
+func Load(cmd string, args []string, lookupEnv func(string) (string, bool), stderr io.Writer) (*Config, []string, error) {
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return LoadWith(cmd, fs, args, lookupEnv)
+}
+
+// LoadWith is Load on a FlagSet of the caller's, which may already hold the
+// command's own flags (such as query's --date): LoadWith registers cmd's
+// configuration flags on it, replaces fs.Usage with one that lists every flag
+// on fs, and parses args. Read the caller's flags after it returns. Flags and
+// positional arguments may be interleaved; "--" ends the flags.
+//
+// cmd must be one with configuration flags: "run" or "query". The caller's
+// flags must not reuse their names (the flag package panics), nor --config.
+func LoadWith(cmd string, fs *flag.FlagSet, args []string, lookupEnv func(string) (string, bool)) (*Config, []string, error) {
+	if lookupEnv == nil {
+		lookupEnv = func(string) (string, bool) { return "", false }
+	}
+	cl, err := addFlags(cmd, fs)
+	if err != nil {
+		return nil, nil, err
+	}
+	positional, err := parseInterspersed(fs, args)
+	if err != nil {
+		return nil, nil, err
+	}
+
+	cfg := Default()
+	path := cl.configFile
+	if path == "" {
+		path, _ = lookupEnv(EnvConfigFile)
+	}
+	if path != "" {
+		if err := loadFile(&cfg, path); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := applyEnv(&cfg, lookupEnv); err != nil {
+		return nil, nil, err
+	}
+	cl.apply(&cfg)
+	if err := readSecretFiles(&cfg); err != nil {
+		return nil, nil, err
+	}
+	if err := cfg.Validate(cmd); err != nil {
+		return nil, nil, err
+	}
+	return &cfg, positional, nil
+}
+
+// loadFile decodes the YAML file at path over c: keys it sets replace c's,
+// keys it leaves out keep theirs. An unknown key is an error, so that a typo
+// does not silently leave a default in force.
+func loadFile(c *Config, path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config file: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil // an empty file sets nothing
+		}
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			return explainTypeError(path, data, te)
+		}
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	// A second document would be ignored; say so instead.
+	if err := dec.Decode(new(yaml.Node)); !errors.Is(err, io.EOF) {
+		return fmt.Errorf("config file %s: holds more than one YAML document; twosell reads one", path)
+	}
+	return nil
+}
+
+var (
+	unknownFieldRE = regexp.MustCompile(`^line (\d+): field (.+) not found in type (\S+)$`)
+	typeMismatchRE = regexp.MustCompile(`^line (\d+): (cannot unmarshal .*)$`)
+)
+
+// explainTypeError rewrites yaml's messages, which name Go types, in terms of
+// the file's keys: "line 5: unknown key kafka.brokerz; valid keys in kafka:
+// …" and "line 9: juhe.retries: cannot unmarshal !!str `x` into int".
+func explainTypeError(path string, data []byte, te *yaml.TypeError) error {
+	// Go type name, as yaml prints it, → the section's key and type.
+	type section struct {
+		key string
+		typ reflect.Type
+	}
+	rt := reflect.TypeFor[Config]()
+	sections := map[string]section{rt.String(): {"", rt}}
+	walk(reflect.New(rt).Elem(), "", func(key string, v reflect.Value) {
+		if v.Kind() == reflect.Struct {
+			sections[v.Type().String()] = section{key, v.Type()}
+		}
+	})
+	keyAtLine := linesToKeys(data)
+
+	errs := make([]error, 0, len(te.Errors))
+	for _, msg := range te.Errors {
+		if m := unknownFieldRE.FindStringSubmatch(msg); m != nil {
+			if sec, ok := sections[m[3]]; ok {
+				errs = append(errs, fmt.Errorf("config file %s: line %s: unknown key %s; valid keys%s: %s",
+					path, m[1], joinKey(sec.key, m[2]), inSection(sec.key), strings.Join(childKeys(sec.typ), ", ")))
+				continue
+			}
+		}
+		if m := typeMismatchRE.FindStringSubmatch(msg); m != nil {
+			line, _ := strconv.Atoi(m[1])
+			// A value may sit below its key, as list items do: take the
+			// nearest key at or above the value.
+			for ; line > 0; line-- {
+				if key := keyAtLine[line]; key != "" {
+					errs = append(errs, fmt.Errorf("config file %s: line %s: %s: %s", path, m[1], key, m[2]))
+					break
+				}
+			}
+			if line > 0 {
+				continue
+			}
+		}
+		errs = append(errs, fmt.Errorf("config file %s: %s", path, msg))
+	}
+	return errors.Join(errs...)
+}
+
+func joinKey(section, name string) string {
+	if section == "" {
+		return name
+	}
+	return section + "." + name
+}
+
+func inSection(section string) string {
+	if section == "" {
+		return " at the top level"
+	}
+	return " in " + section
+}
+
+// childKeys lists the YAML keys directly inside the section of type t.
+func childKeys(t reflect.Type) []string {
+	var keys []string
+	for i := range t.NumField() {
+		if name, ok := yamlKey(t.Field(i)); ok {
+			keys = append(keys, name)
+		}
+	}
+	return keys
+}
+
+// linesToKeys maps each line of a YAML document to the dotted key written
+// on it, so that a type error, which yaml reports by the value's line, can
+// name its key. The first key on a line wins: in "breaker: {failures: x}"
+// that is juhe.breaker, close enough to find the mistake.
+func linesToKeys(data []byte) map[int]string {
+	var doc yaml.Node
+	if yaml.Unmarshal(data, &doc) != nil {
+		return nil
+	}
+	keys := map[int]string{}
+	var visit func(n *yaml.Node, key string)
+	visit = func(n *yaml.Node, key string) {
+		switch n.Kind {
+		case yaml.DocumentNode, yaml.SequenceNode:
+			for _, c := range n.Content {
+				visit(c, key)
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k := n.Content[i]
+				child := joinKey(key, k.Value)
+				if _, seen := keys[k.Line]; !seen {
+					keys[k.Line] = child
+				}
+				visit(n.Content[i+1], child)
+			}
+		}
+	}
+	visit(&doc, "")
+	return keys
+}
+
+// readSecretFiles reads juhe.key_file and juhe.openid_file into the secrets
+// they stand for. The errors name the keys and the path, never the content.
+func readSecretFiles(c *Config) error {
+	secrets := []struct {
+		key   string
+		value *Secret
+		file  string
+	}{
+		{"juhe.key", &c.Juhe.Key, c.Juhe.KeyFile},
+		{"juhe.openid", &c.Juhe.OpenID, c.Juhe.OpenIDFile},
+	}
+	var errs []error
+	for _, s := range secrets {
+		fileKey := s.key + "_file"
+		switch {
+		case s.file == "":
+			continue
+		case *s.value != "":
+			errs = append(errs, fmt.Errorf("%s and %s are both set; set only one (in the config file, %s or %s)",
+				s.key, fileKey, envName(s.key), envName(fileKey)))
+			continue
+		}
+		data, err := os.ReadFile(s.file)
+		if err != nil {
+			var pe *fs.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err // the path is named below already
+			}
+			errs = append(errs, fmt.Errorf("%s: cannot read %q: %w", fileKey, s.file, err))
+			continue
+		}
+		v := strings.TrimSpace(string(data))
+		if v == "" {
+			errs = append(errs, fmt.Errorf("%s: %q is empty", fileKey, s.file))
+			continue
+		}
+		*s.value = Secret(v)
+	}
+	return errors.Join(errs...)
+}
+
+// parseInterspersed parses args with fs, collecting positional arguments
+// wherever they are, so that "query 17312345678 --date 20240102" works as
+// well as flags first. flag.Parse alone stops at the first positional one.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		consumed := args[:len(args)-len(rest)]
+		if len(rest) == 0 || (len(consumed) > 0 && consumed[len(consumed)-1] == "--") {
+			return append(positional, rest...), nil
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
+	}
+}

@@ -1,0 +1,248 @@
+package config
+
+import (
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+const precedenceFile = `
+kafka:
+  brokers: [file-1:9092, file-2:9092]
+  group: g-file
+  create_topics: false
+juhe:
+  timeout: 3s
+  breaker:
+    open_for: 11s
+log:
+  level: warn
+`
+
+// Each layer overrides the one before: defaults < file < environment <
+// flags, and a flag overrides only when it is given.
+func TestPrecedence(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		file bool // pass precedenceFile with --config
+		env  env
+		args []string
+		get  func(*Config) any
+		want any
+	}{
+		{"group default", false, nil, nil,
+			func(c *Config) any { return c.Kafka.Group }, "twosell"},
+		{"group file", true, nil, nil,
+			func(c *Config) any { return c.Kafka.Group }, "g-file"},
+		{"group env over file", true, env{"TWOSELL_KAFKA_GROUP": "g-env"}, nil,
+			func(c *Config) any { return c.Kafka.Group }, "g-env"},
+		{"group flag over env", true, env{"TWOSELL_KAFKA_GROUP": "g-env"}, []string{"--group", "g-flag"},
+			func(c *Config) any { return c.Kafka.Group }, "g-flag"},
+		{"group flag equal to the default still overrides", true, env{"TWOSELL_KAFKA_GROUP": "g-env"}, []string{"--group=twosell"},
+			func(c *Config) any { return c.Kafka.Group }, "twosell"},
+		{"other flag leaves group from env", true, env{"TWOSELL_KAFKA_GROUP": "g-env"}, []string{"--juhe-mode", "md5"},
+			func(c *Config) any { return c.Kafka.Group }, "g-env"},
+
+		{"brokers list file", true, nil, nil,
+			func(c *Config) any { return c.Kafka.Brokers }, []string{"file-1:9092", "file-2:9092"}},
+		{"brokers list env", true, env{"TWOSELL_KAFKA_BROKERS": "env-1:9092, env-2:9093"}, nil,
+			func(c *Config) any { return c.Kafka.Brokers }, []string{"env-1:9092", "env-2:9093"}},
+		{"brokers list flag", true, env{"TWOSELL_KAFKA_BROKERS": "env-1:9092"}, []string{"--brokers", "flag-1:9092,flag-2:9092,flag-3:9092"},
+			func(c *Config) any { return c.Kafka.Brokers }, []string{"flag-1:9092", "flag-2:9092", "flag-3:9092"}},
+
+		{"nested default", false, nil, nil,
+			func(c *Config) any { return c.Juhe.Breaker.OpenFor }, 30 * time.Second},
+		{"nested file", true, nil, nil,
+			func(c *Config) any { return c.Juhe.Breaker.OpenFor }, 11 * time.Second},
+		{"nested env over file", true, env{"TWOSELL_JUHE_BREAKER_OPEN_FOR": "1m"}, nil,
+			func(c *Config) any { return c.Juhe.Breaker.OpenFor }, time.Minute},
+		{"nested sibling keeps default", true, nil, nil,
+			func(c *Config) any { return c.Juhe.Breaker.Failures }, 5},
+
+		{"duration env over file", true, env{"TWOSELL_JUHE_TIMEOUT": "4s"}, nil,
+			func(c *Config) any { return c.Juhe.Timeout }, 4 * time.Second},
+		{"duration flag over env", true, env{"TWOSELL_JUHE_TIMEOUT": "4s"}, []string{"--juhe-timeout=750ms"},
+			func(c *Config) any { return c.Juhe.Timeout }, 750 * time.Millisecond},
+
+		{"bool file", true, nil, nil,
+			func(c *Config) any { return c.Kafka.CreateTopics }, false},
+		{"bool env over file", true, env{"TWOSELL_KAFKA_CREATE_TOPICS": "true"}, nil,
+			func(c *Config) any { return c.Kafka.CreateTopics }, true},
+		{"bool flag without value", true, env{"TWOSELL_KAFKA_CREATE_TOPICS": "0"}, []string{"--create-topics"},
+			func(c *Config) any { return c.Kafka.CreateTopics }, true},
+		{"bool flag false", true, env{"TWOSELL_KAFKA_CREATE_TOPICS": "1"}, []string{"--create-topics=false"},
+			func(c *Config) any { return c.Kafka.CreateTopics }, false},
+
+		{"level flag over env over file", true, env{"TWOSELL_LOG_LEVEL": "error"}, []string{"--log-level", "DEBUG"},
+			func(c *Config) any { return c.Log.Level }, "debug"},
+		{"file named by TWOSELL_CONFIG", false, env{EnvConfigFile: "FILE"}, nil,
+			func(c *Config) any { return c.Kafka.Group }, "g-file"},
+		{"--config over TWOSELL_CONFIG", true, env{EnvConfigFile: "/does/not/exist.yaml"}, nil,
+			func(c *Config) any { return c.Kafka.Group }, "g-file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			path := writeFile(t, "twosell.yaml", precedenceFile)
+			e := withKey.with()
+			for k, v := range tt.env {
+				if v == "FILE" {
+					v = path
+				}
+				e[k] = v
+			}
+			args := tt.args
+			if tt.file {
+				args = append([]string{"--config", path}, args...)
+			}
+			c, _, err := Load("run", args, e.lookup, io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := tt.get(c); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestFileErrors(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, content string
+		want          []string
+	}{
+		{"unknown key", "kafka:\n  group: g\n  brokerz: [a:1]\n",
+			[]string{"line 3", "unknown key kafka.brokerz", "valid keys in kafka: brokers, group,"}},
+		{"unknown nested key", "juhe:\n  breaker:\n    failurez: 3\n",
+			[]string{"line 3", "unknown key juhe.breaker.failurez", "failures, open_for, half_open_requests"}},
+		{"unknown section", "kafka:\n  group: g\nlogging:\n  level: debug\n",
+			[]string{"line 3", "unknown key logging", "at the top level: kafka, juhe, input"}},
+		{"wrong type", "juhe:\n  url: https://x\n  retries: lots\n",
+			[]string{"line 3", "juhe.retries", "cannot unmarshal", "int"}},
+		{"duration without unit", "kafka:\n  session_timeout: 45\n",
+			[]string{"line 2", "kafka.session_timeout", "time.Duration"}},
+		{"list item", "kafka:\n  group: g\n  brokers:\n    - a:1\n    - [b, 2]\n",
+			[]string{"line 5", "kafka.brokers", "cannot unmarshal"}},
+		{"value below its key", "juhe:\n  retries:\n    many\n",
+			[]string{"line 3", "juhe.retries", "cannot unmarshal"}},
+		{"syntax", "kafka:\n  group: [unclosed\n", []string{"yaml:"}},
+		{"two documents", "kafka:\n  group: a\n---\nkafka:\n  group: b\n", []string{"more than one YAML document"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			path := writeFile(t, "bad.yaml", tt.content)
+			_, _, err := Load("run", []string{"--config", path}, withKey.lookup, io.Discard)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			mustContain(t, err.Error(), append([]string{path}, tt.want...)...)
+		})
+	}
+
+	t.Run("missing file", func(t *testing.T) {
+		t.Parallel()
+		path := filepath.Join(t.TempDir(), "absent.yaml")
+		_, _, err := Load("run", []string{"--config", path}, withKey.lookup, io.Discard)
+		if !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("err = %v, want not exist", err)
+		}
+		mustContain(t, err.Error(), path)
+	})
+	t.Run("empty file", func(t *testing.T) {
+		t.Parallel()
+		path := writeFile(t, "empty.yaml", "# nothing yet\n")
+		if _, _, err := Load("run", []string{"--config", path}, withKey.lookup, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func TestSecrets(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "key")
+	openidFile := filepath.Join(dir, "openid")
+	must(t, os.WriteFile(keyFile, []byte("  key-from-file\n"), 0o600))
+	must(t, os.WriteFile(openidFile, []byte("openid-from-file\n"), 0o600))
+	blank := filepath.Join(dir, "blank")
+	must(t, os.WriteFile(blank, []byte(" \n"), 0o600))
+	absent := filepath.Join(dir, "absent")
+	aes := []string{"--juhe-mode", "aes"}
+
+	tests := []struct {
+		name       string
+		file       string // YAML, if any
+		env        env
+		args       []string
+		key, oid   string   // wanted, on success
+		errs       []string // wanted in the error, else success
+		notInError []string
+	}{
+		{name: "from env", env: env{"TWOSELL_JUHE_KEY": "key-env", "TWOSELL_JUHE_OPENID": "oid-env"}, args: aes,
+			key: "key-env", oid: "oid-env"},
+		{name: "from env files, trimmed", env: env{"TWOSELL_JUHE_KEY_FILE": keyFile, "TWOSELL_JUHE_OPENID_FILE": openidFile}, args: aes,
+			key: "key-from-file", oid: "openid-from-file"},
+		{name: "from config file's files", file: "juhe:\n  key_file: " + keyFile + "\n  openid_file: " + openidFile + "\n", args: aes,
+			key: "key-from-file", oid: "openid-from-file"},
+		{name: "from config file", file: "juhe:\n  key: key-yaml\n", key: "key-yaml"},
+		{name: "env over config file", file: "juhe:\n  key: key-yaml\n", env: env{"TWOSELL_JUHE_KEY": "key-env"}, key: "key-env"},
+		{name: "key and key_file", file: "juhe:\n  key: key-yaml\n", env: env{"TWOSELL_JUHE_KEY_FILE": keyFile},
+			errs:       []string{"juhe.key and juhe.key_file are both set", "TWOSELL_JUHE_KEY", "TWOSELL_JUHE_KEY_FILE"},
+			notInError: []string{"key-yaml", "key-from-file"}},
+		{name: "openid and openid_file", env: env{"TWOSELL_JUHE_KEY": "k", "TWOSELL_JUHE_OPENID": "oid", "TWOSELL_JUHE_OPENID_FILE": openidFile},
+			errs: []string{"juhe.openid and juhe.openid_file are both set"}, notInError: []string{"openid-from-file"}},
+		{name: "unreadable", env: env{"TWOSELL_JUHE_KEY_FILE": absent},
+			errs: []string{"juhe.key_file", absent, "no such file"}},
+		{name: "directory", env: env{"TWOSELL_JUHE_KEY_FILE": dir},
+			errs: []string{"juhe.key_file", dir}},
+		{name: "blank file", env: env{"TWOSELL_JUHE_KEY_FILE": blank},
+			errs: []string{"juhe.key_file", blank, "empty"}},
+		{name: "key missing", errs: []string{"juhe.key: must be set, as run calls the provider", "TWOSELL_JUHE_KEY", "TWOSELL_JUHE_KEY_FILE"}},
+		{name: "openid missing for aes", env: env{"TWOSELL_JUHE_KEY": "k"}, args: aes,
+			errs: []string{"juhe.openid: must be set, as juhe.mode aes", "TWOSELL_JUHE_OPENID_FILE"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			args := tt.args
+			if tt.file != "" {
+				args = append([]string{"--config", writeFile(t, "twosell.yaml", tt.file)}, args...)
+			}
+			c, _, err := Load("run", args, tt.env.lookup, io.Discard)
+			if tt.errs != nil {
+				if err == nil {
+					t.Fatal("no error")
+				}
+				mustContain(t, err.Error(), tt.errs...)
+				for _, s := range tt.notInError {
+					if strings.Contains(err.Error(), s) {
+						t.Errorf("error shows the secret %q: %v", s, err)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Juhe.Key.Reveal() != tt.key || c.Juhe.OpenID.Reveal() != tt.oid {
+				t.Errorf("key %q openid %q, want %q %q", c.Juhe.Key.Reveal(), c.Juhe.OpenID.Reveal(), tt.key, tt.oid)
+			}
+		})
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}

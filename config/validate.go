@@ -1,0 +1,257 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	// Embedded zone data, so that input.time_zone loads on hosts and
+	// distroless images without /usr/share/zoneinfo.
+	_ "time/tzdata"
+
+	"github.com/twosell/twosell/juhe"
+)
+
+// Commands that call the provider, and so need its key.
+var callsProvider = []string{"run", "query", "replay"}
+
+// The accepted values of the enumerated settings, in the order messages list
+// them.
+var (
+	validMethods       = []string{"GET", "POST"}
+	validDateSources   = []string{DateSourceField, DateSourceTimestamp, DateSourceFieldOrTimestamp}
+	validOnUnavailable = []string{OnUnavailablePause, OnUnavailableEmit}
+	validLogLevels     = []string{"debug", "info", "warn", "error"}
+	validLogFormats    = []string{LogFormatAuto, LogFormatJSON, LogFormatText}
+)
+
+// Kafka's rules for topic names.
+const (
+	maxTopicNameLength  = 249
+	topicNameCharacters = "a-z, A-Z, 0-9, '.', '_' and '-'"
+)
+
+// Validate checks c for cmd ("run", "query", …) and reports every problem at
+// once, each naming its key, what would be valid, and where to set it. It
+// normalizes the case of juhe.mode, juhe.method, and the other enumerated
+// values, and loads input.time_zone for Input.Location. The key (and, for
+// the AES modes, the openid) is required only by commands that call the
+// provider: run, query and replay.
+func (c *Config) Validate(cmd string) error {
+	v := &validator{cmd: cmd}
+	c.validateKafka(v)
+	c.validateJuhe(v)
+	c.validateInput(v)
+	v.nonEmpty("output.field", c.Output.Field)
+	c.validateProcessing(v)
+	v.nonEmpty("telemetry.service_name", c.Telemetry.ServiceName)
+	c.Log.Level = v.oneOf("log.level", strings.ToLower(c.Log.Level), c.Log.Level, validLogLevels)
+	c.Log.Format = v.oneOf("log.format", strings.ToLower(c.Log.Format), c.Log.Format, validLogFormats)
+	return errors.Join(v.errs...)
+}
+
+func (c *Config) validateKafka(v *validator) {
+	k := &c.Kafka
+	if len(k.Brokers) == 0 {
+		v.addf("kafka.brokers", "must list at least one broker as host:port, such as 127.0.0.1:9092")
+	}
+	for _, b := range k.Brokers {
+		if !validHostPort(b) {
+			v.addf("kafka.brokers", "%q is not valid; valid: host:port, such as 127.0.0.1:9092", b)
+		}
+	}
+	v.nonEmpty("kafka.group", k.Group)
+	topics := []struct{ key, name string }{
+		{"kafka.input_topic", k.InputTopic},
+		{"kafka.output_topic", k.OutputTopic},
+		{"kafka.dlq_topic", k.DLQTopic},
+	}
+	for i, t := range topics {
+		if !validTopicName(t.name) {
+			v.addf(t.key, "%q is not a valid topic name; valid: 1 to %d of %s, other than \".\" and \"..\"",
+				t.name, maxTopicNameLength, topicNameCharacters)
+			continue
+		}
+		for _, earlier := range topics[:i] {
+			if t.name == earlier.name {
+				v.addf(t.key, "%q is also %s; the input, output and dead-letter topics must differ", t.name, earlier.key)
+			}
+		}
+	}
+	v.positive("kafka.session_timeout", k.SessionTimeout)
+	v.positive("kafka.rebalance_timeout", k.RebalanceTimeout)
+}
+
+func (c *Config) validateJuhe(v *validator) {
+	j := &c.Juhe
+	if u, err := url.Parse(j.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		shown := j.URL
+		if err == nil && u.User != nil {
+			shown = u.Redacted() // a password in the URL is not echoed
+		}
+		v.addf("juhe.url", "%q is not valid; valid: an http or https URL with a host, such as https://apis.juhe.cn", shown)
+	}
+
+	needsKey := slices.Contains(callsProvider, v.cmd)
+	if needsKey && j.Key == "" {
+		v.addSecret("juhe.key", "must be set, as %s calls the provider", v.cmd)
+	}
+
+	mode, err := juhe.ParseMode(strings.ToLower(string(j.Mode)))
+	if err != nil {
+		names := make([]string, len(juhe.Modes))
+		for i, m := range juhe.Modes {
+			names[i] = string(m)
+		}
+		v.addf("juhe.mode", "%q is not valid; valid: %s", string(j.Mode), strings.Join(names, ", "))
+	} else {
+		j.Mode = mode
+		if needsKey && mode.UsesAES() && j.OpenID == "" {
+			v.addSecret("juhe.openid", "must be set, as juhe.mode %s derives its AES key from the account's openid", mode)
+		}
+	}
+
+	j.Method = v.oneOf("juhe.method", strings.ToUpper(j.Method), j.Method, validMethods)
+	v.positive("juhe.timeout", j.Timeout)
+	v.atLeast("juhe.retries", j.Retries, 0)
+	v.positive("juhe.backoff", j.Backoff)
+	if v.positive("juhe.max_backoff", j.MaxBackoff) && j.Backoff > 0 && j.MaxBackoff < j.Backoff {
+		v.addf("juhe.max_backoff", "%s is less than juhe.backoff (%s); valid: at least juhe.backoff", j.MaxBackoff, j.Backoff)
+	}
+	v.atLeast("juhe.bad_param_fatal_after", j.BadParamFatalAfter, 1)
+	v.atLeast("juhe.max_conns", j.MaxConns, 1)
+	v.atLeast("juhe.breaker.failures", j.Breaker.Failures, 1)
+	v.positive("juhe.breaker.open_for", j.Breaker.OpenFor)
+	v.atLeast("juhe.breaker.half_open_requests", j.Breaker.HalfOpenRequests, 1)
+}
+
+func (c *Config) validateInput(v *validator) {
+	in := &c.Input
+	v.nonEmpty("input.id_field", in.IDField)
+	v.nonEmpty("input.mobile_field", in.MobileField)
+	in.DateSource = v.oneOf("input.date_source", strings.ToLower(in.DateSource), in.DateSource, validDateSources)
+	if in.DateSource != DateSourceTimestamp { // the field is not read then
+		v.nonEmpty("input.date_field", in.DateField)
+	}
+	in.loc = nil
+	if in.TimeZone == "" {
+		// time.LoadLocation("") is UTC, which would silently shift every
+		// date near midnight; make the choice explicit.
+		v.addf("input.time_zone", "must not be empty; valid: an IANA time zone name such as Asia/Shanghai or UTC")
+	} else if loc, err := time.LoadLocation(in.TimeZone); err != nil {
+		v.addf("input.time_zone", "%q is not valid; valid: an IANA time zone name such as Asia/Shanghai or UTC", in.TimeZone)
+	} else {
+		in.loc = loc
+	}
+}
+
+func (c *Config) validateProcessing(v *validator) {
+	p := &c.Processing
+	p.OnUnavailable = v.oneOf("processing.on_unavailable", strings.ToLower(p.OnUnavailable), p.OnUnavailable, validOnUnavailable)
+	v.positive("processing.commit_interval", p.CommitInterval)
+	v.positive("processing.shutdown_timeout", p.ShutdownTimeout)
+	v.positive("processing.retry_backoff", p.RetryBackoff)
+	if v.positive("processing.max_retry_backoff", p.MaxRetryBackoff) && p.RetryBackoff > 0 && p.MaxRetryBackoff < p.RetryBackoff {
+		v.addf("processing.max_retry_backoff", "%s is less than processing.retry_backoff (%s); valid: at least processing.retry_backoff",
+			p.MaxRetryBackoff, p.RetryBackoff)
+	}
+	v.atLeast("processing.max_buffered_records", p.MaxBufferedRecords, 1)
+}
+
+// validator collects problems, each ending with where the key can be set.
+type validator struct {
+	cmd  string
+	errs []error
+}
+
+// addf records a problem with key and says where key is set.
+func (v *validator) addf(key, format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	v.errs = append(v.errs, fmt.Errorf("%s: %s (set in %s)", key, msg, v.where(key)))
+}
+
+// addSecret records a problem with a secret, which is set by its value or
+// by a file holding it.
+func (v *validator) addSecret(key, format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	v.errs = append(v.errs, fmt.Errorf("%s: %s (set %s or %s, or %s or %s_file in the config file)",
+		key, msg, envName(key), envName(key+"_file"), key, key))
+}
+
+// where lists the places key can be set: the file, the environment, and
+// the command's flag if it has one.
+func (v *validator) where(key string) string {
+	if name, ok := flagFor(v.cmd, key); ok {
+		return fmt.Sprintf("the config file, %s or --%s", envName(key), name)
+	}
+	return fmt.Sprintf("the config file or %s", envName(key))
+}
+
+// oneOf checks that normalized is in valid, reporting original if not, and
+// returns the value to keep: normalized when valid, else original.
+func (v *validator) oneOf(key, normalized, original string, valid []string) string {
+	if slices.Contains(valid, normalized) {
+		return normalized
+	}
+	v.addf(key, "%q is not valid; valid: %s", original, strings.Join(valid, ", "))
+	return original
+}
+
+func (v *validator) nonEmpty(key, value string) {
+	if strings.TrimSpace(value) == "" {
+		v.addf(key, "must not be empty")
+	}
+}
+
+// positive checks that d > 0 and reports whether it is.
+func (v *validator) positive(key string, d time.Duration) bool {
+	if d <= 0 {
+		v.addf(key, "%s is not valid; valid: a duration greater than 0, such as %s", d, exampleDuration(key))
+		return false
+	}
+	return true
+}
+
+func (v *validator) atLeast(key string, n, least int) {
+	if n < least {
+		v.addf(key, "%d is not valid; valid: %d or more", n, least)
+	}
+}
+
+// exampleDuration is key's default, the most useful example of a valid value.
+func exampleDuration(key string) string {
+	def := Default()
+	if s, ok := settingsByKey(&def)[key]; ok {
+		return formatValue(s.value)
+	}
+	return "1s"
+}
+
+// validHostPort reports whether s is host:port with a non-empty host and a
+// port from 1 to 65535.
+func validHostPort(s string) bool {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil || host == "" {
+		return false
+	}
+	n, err := strconv.Atoi(port)
+	return err == nil && n >= 1 && n <= 65535
+}
+
+// validTopicName applies Kafka's rules for topic names.
+func validTopicName(s string) bool {
+	if s == "" || s == "." || s == ".." || len(s) > maxTopicNameLength {
+		return false
+	}
+	for _, r := range s {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-'
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
