@@ -1,0 +1,96 @@
+package juhesim
+
+import (
+	"strconv"
+	"time"
+)
+
+// china is the provider's time zone, Asia/Shanghai. A fixed +08:00 zone is
+// exact (China has had no daylight saving time since 1991) and needs no
+// tzdata in a scratch container.
+var china = time.FixedZone("CST", 8*60*60)
+
+// epoch is the earliest activation date of the rule.
+var epoch = time.Date(2015, time.January, 1, 0, 0, 0, 0, china)
+
+// activationSpan is the number of days over which the rule spreads
+// activation dates (about ten years from epoch).
+const activationSpan = 3650
+
+// validMobile reports whether s is a mainland mobile number as the provider
+// accepts it: 11 ASCII digits matching ^1[3-9]\d{9}$. Hand-written rather
+// than a regexp because it runs on every request and every decrypted value.
+func validMobile(s string) bool {
+	if len(s) != 11 || s[0] != '1' || s[1] < '3' || s[1] > '9' {
+		return false
+	}
+	return allDigits(s)
+}
+
+// parseDate parses a query date written yyyymmdd as a calendar day (midnight
+// in China time). It rejects anything else, including days that do not exist
+// such as 20230230.
+func parseDate(s string) (time.Time, bool) {
+	if len(s) != 8 || !allDigits(s) {
+		return time.Time{}, false
+	}
+	// time.Parse checks the day against the month's length.
+	d, err := time.ParseInLocation("20060102", s, china)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return d, true
+}
+
+// ActivationDate returns the activation date the simulator gives mobile: a
+// calendar day at midnight in China time (+08:00), 2015-01-01 plus
+// (mobile[3:7] mod 3650) days. ok is false when the rule gives it no
+// activation date: a mobile that is not valid, or whose last two digits are
+// 00–09 (no record, or res 3).
+func ActivationDate(mobile string) (a time.Time, ok bool) {
+	if !validMobile(mobile) || lastTwo(mobile) < 10 {
+		return time.Time{}, false
+	}
+	n, _ := strconv.Atoi(mobile[3:7]) // four digits: validMobile checked them
+	return epoch.AddDate(0, 0, n%activationSpan), true
+}
+
+// Expect returns the simulator's answer for mobile on date (yyyymmdd) when
+// no fault is injected: code 0 with res 1, 2 or 3; code 232703 (no record)
+// with res 0; or code 232702 (bad parameter) with res 0 when date is not a
+// calendar day or mobile is not a valid mobile. The rule, on xy = the last
+// two digits of the mobile:
+//
+//   - xy 00–04: 232703;
+//   - xy 05–09: res 3 (no activation date);
+//   - otherwise res 1 if ActivationDate(mobile) is after the date, else 2.
+func Expect(mobile, date string) (code, res int) {
+	d, ok := parseDate(date)
+	if !ok || !validMobile(mobile) {
+		return codeBadParam, 0
+	}
+	switch xy := lastTwo(mobile); {
+	case xy < 5:
+		return codeNoRecord, 0
+	case xy < 10:
+		return 0, 3
+	}
+	a, _ := ActivationDate(mobile)
+	if a.After(d) {
+		return 0, 1
+	}
+	return 0, 2
+}
+
+func lastTwo(mobile string) int {
+	return int(mobile[9]-'0')*10 + int(mobile[10]-'0')
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
