@@ -1,0 +1,152 @@
+package juhe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/sony/gobreaker/v2"
+)
+
+// The breaker's states, as BreakerState and OnStateChange name them.
+const (
+	BreakerClosed   = "closed"
+	BreakerHalfOpen = "half-open"
+	BreakerOpen     = "open"
+)
+
+// breaker wraps gobreaker with the design's idea of a failure, and delivers
+// state changes outside gobreaker's lock.
+//
+// gobreaker calls OnStateChange while holding its mutex, so a callback that
+// asked for the state would deadlock. Changes are queued under that lock and
+// delivered after the gobreaker call returns, by whichever goroutine finds
+// the queue non-empty and nobody delivering; that goroutine delivers until
+// the queue is empty, so changes arrive in order and one at a time.
+type breaker struct {
+	cb       *gobreaker.CircuitBreaker[Answer]
+	cfg      BreakerConfig
+	logger   *slog.Logger
+	onChange func(from, to string)
+
+	mu         sync.Mutex
+	pending    []transition
+	delivering bool
+}
+
+type transition struct{ from, to gobreaker.State }
+
+func newBreaker(cfg BreakerConfig, logger *slog.Logger, onChange func(from, to string)) *breaker {
+	b := &breaker{cfg: cfg, logger: logger, onChange: onChange}
+	b.cb = gobreaker.NewCircuitBreaker[Answer](gobreaker.Settings{
+		Name:        "juhe",
+		MaxRequests: cfg.HalfOpenRequests,
+		Timeout:     cfg.OpenFor,
+		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= cfg.Failures },
+		OnStateChange: func(_ string, from, to gobreaker.State) {
+			b.mu.Lock()
+			b.pending = append(b.pending, transition{from, to})
+			b.mu.Unlock()
+		},
+		IsSuccessful: breakerSuccess,
+		IsExcluded:   breakerExcluded,
+	})
+	return b
+}
+
+// breakerSuccess: an answer, a "no record" (returned as an answer) and a
+// rejected parameter all show a provider that works.
+func breakerSuccess(err error) bool {
+	if err == nil {
+		return true
+	}
+	c, ok := ClassOf(err)
+	return ok && !c.providerFault()
+}
+
+// breakerExcluded: the caller's own cancellation or deadline says nothing
+// about the provider. An attempt's own timeout is an *Error of
+// ClassTransport, so it is not excluded.
+func breakerExcluded(err error) bool {
+	if _, ok := ClassOf(err); ok {
+		return false
+	}
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// execute runs one attempt through the breaker. When the breaker refuses,
+// fn is not called and the error is ClassUnavailable.
+func (b *breaker) execute(fn func() (Answer, error)) (Answer, error) {
+	defer b.deliver()
+	a, err := b.cb.Execute(fn)
+	switch {
+	case errors.Is(err, gobreaker.ErrOpenState):
+		return a, &Error{
+			Class: ClassUnavailable,
+			Reason: fmt.Sprintf("juhe: the circuit breaker is open after provider faults; "+
+				"no request is sent until juhe.breaker.open_for (%s) has passed", b.cfg.OpenFor),
+		}
+	case errors.Is(err, gobreaker.ErrTooManyRequests):
+		return a, &Error{
+			Class:  ClassUnavailable,
+			Reason: "juhe: the circuit breaker is half-open and its trial calls are already running",
+		}
+	}
+	return a, err
+}
+
+// state returns the current state's name. gobreaker moves from open to
+// half-open lazily, when asked, so this may itself cause a change.
+func (b *breaker) state() string {
+	s := b.cb.State().String()
+	b.deliver()
+	return s
+}
+
+// deliver logs and reports the queued state changes, unless another
+// goroutine is already doing so (it will see ours too).
+func (b *breaker) deliver() {
+	b.mu.Lock()
+	if b.delivering {
+		b.mu.Unlock()
+		return
+	}
+	b.delivering = true
+	finished := false
+	defer func() {
+		// A panicking OnStateChange must not stop every later delivery.
+		if !finished {
+			b.mu.Lock()
+			b.delivering = false
+			b.mu.Unlock()
+		}
+	}()
+	for len(b.pending) > 0 {
+		batch := b.pending
+		b.pending = nil
+		b.mu.Unlock()
+		for _, t := range batch {
+			b.report(t)
+		}
+		b.mu.Lock()
+	}
+	// Checking the queue and clearing the flag under one lock means no
+	// change queued meanwhile is left behind.
+	b.delivering = false
+	finished = true
+	b.mu.Unlock()
+}
+
+func (b *breaker) report(t transition) {
+	level := slog.LevelInfo
+	if t.to == gobreaker.StateOpen {
+		level = slog.LevelWarn
+	}
+	b.logger.Log(context.Background(), level, "juhe: circuit breaker state changed",
+		"from", t.from.String(), "to", t.to.String())
+	if b.onChange != nil {
+		b.onChange(t.from.String(), t.to.String())
+	}
+}

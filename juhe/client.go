@@ -1,0 +1,350 @@
+package juhe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// tracerName is the instrumentation scope of the juhe.query span.
+const tracerName = "github.com/twosell/twosell/juhe"
+
+// Client queries the two-sell API. It is safe for concurrent use; create one
+// per account and share it, so that its connection pool and its breaker
+// see all the traffic.
+type Client struct {
+	mode          Mode
+	method        string
+	endpoint      *url.URL // BaseURL + the mode's path
+	op            string   // e.g. "POST /twoSellTel/query", for errors
+	key           string
+	aesKey        []byte
+	timeout       time.Duration
+	retries       int
+	backoff       backoff
+	badParamLimit int64
+	badParams     atomic.Int64 // 232702 answers in a row, across queries
+
+	http    *http.Client
+	breaker *breaker
+	redact  *redactor
+	tracer  trace.Tracer
+	logger  *slog.Logger
+}
+
+// New returns a Client for cfg, after filling in defaults (see Config). It
+// returns an error naming every invalid setting; the error never contains
+// the key or the openid.
+func New(cfg Config) (*Client, error) {
+	cfg.setDefaults()
+	base, err := cfg.validate()
+	if err != nil {
+		return nil, err
+	}
+	tp := cfg.TracerProvider
+	if tp == nil {
+		tp = otel.GetTracerProvider()
+	}
+	secrets := []string{cfg.Key, cfg.OpenID}
+	if cfg.OpenID != "" {
+		secrets = append(secrets, string(AESKey(cfg.OpenID)))
+	}
+	c := &Client{
+		mode:     cfg.Mode,
+		method:   cfg.Method,
+		endpoint: endpoint(base, cfg.Mode),
+		key:      cfg.Key,
+		timeout:  cfg.Timeout,
+		retries:  cfg.Retries,
+		backoff:  backoff{base: cfg.Backoff, max: cfg.MaxBackoff},
+		redact:   newRedactor(secrets...),
+		tracer:   tp.Tracer(tracerName),
+		logger:   cfg.Logger,
+	}
+	c.op = c.method + " " + c.endpoint.Path
+	if cfg.BadParamFatalAfter > 0 {
+		c.badParamLimit = int64(cfg.BadParamFatalAfter)
+	}
+	if cfg.Mode.UsesAES() {
+		c.aesKey = AESKey(cfg.OpenID)
+	}
+	c.http = newHTTPClient(&cfg, c.redact, tp)
+	c.breaker = newBreaker(cfg.Breaker, cfg.Logger, cfg.OnStateChange)
+	return c, nil
+}
+
+// endpoint appends the mode's path to the base URL, which may have a path
+// of its own (a gateway's prefix).
+func endpoint(base *url.URL, m Mode) *url.URL {
+	u := *base
+	u.Path = strings.TrimRight(base.Path, "/") + m.Path()
+	u.RawPath = ""
+	return &u
+}
+
+// Mode returns how the client sends mobiles.
+func (c *Client) Mode() Mode { return c.mode }
+
+// BreakerState returns the circuit breaker's state: BreakerClosed,
+// BreakerHalfOpen or BreakerOpen.
+func (c *Client) BreakerState() string { return c.breaker.state() }
+
+// Query asks whether mobile (11 digits, normalized) was re-issued after date
+// (yyyymmdd).
+//
+// It returns an Answer for a result and for "no record" (232703, NoRecord
+// set). Otherwise it returns an *Error whose Class tells the caller what to
+// do (see ClassOf and the IsX helpers), together with an Answer that carries
+// Attempts and Mode. Transient faults are retried up to Config.Retries times
+// with backoff first; request limits, rejected records and fatal faults are
+// not. If ctx is done first, the error is ctx's own (errors.Is(err,
+// context.Canceled) or context.DeadlineExceeded), never an *Error, and the
+// breaker does not count it.
+//
+// A malformed mobile or date is a ClassRecord error, and no request is sent.
+func (c *Client) Query(ctx context.Context, mobile, date string) (ans Answer, err error) {
+	ctx, span := c.tracer.Start(ctx, "juhe.query",
+		trace.WithSpanKind(trace.SpanKindInternal),
+		trace.WithAttributes(
+			attribute.String("juhe.mode", string(c.mode)),
+			attribute.String("juhe.method", c.method),
+		))
+	ans = Answer{Mode: c.mode}
+	defer func() { c.endSpan(span, ans, err) }()
+
+	if err := ctx.Err(); err != nil {
+		return ans, err
+	}
+	if e := checkInput(mobile, date); e != nil {
+		return ans, e
+	}
+	encoded, err := EncodeMobile(c.mode, mobile, c.aesKey)
+	if err != nil {
+		// New validated the mode and derived a 16-byte key, so this is a
+		// bug, not a record's fault.
+		return ans, &Error{Class: ClassFatal, Reason: "juhe: cannot encode the mobile", Err: c.redact.wrap(err, mobile)}
+	}
+	p := params{key: c.key, mobile: encoded, date: date}
+
+	for retry := 1; ; retry++ {
+		a, err := c.breaker.execute(func() (Answer, error) {
+			ans.Attempts++
+			return c.attempt(ctx, p, mobile)
+		})
+		if err == nil {
+			c.badParams.Store(0) // the provider read this number
+			a.Attempts, a.Mode = ans.Attempts, c.mode
+			return a, nil
+		}
+		var e *Error
+		if !errors.As(err, &e) {
+			return ans, err // the caller's context
+		}
+		ans.Code = e.Code
+		if e.Class == ClassUnknown {
+			c.logger.Warn("juhe: unknown error code from the provider", "code", e.Code, "op", c.op)
+		}
+		switch {
+		case e.Class == ClassRecord && e.Code == CodeBadParam:
+			return ans, c.badParam(e)
+		case e.Class.retryable() && retry <= c.retries:
+			d := c.backoff.delay(retry)
+			span.AddEvent("juhe.retry", trace.WithAttributes(
+				attribute.Int("juhe.attempt", ans.Attempts),
+				attribute.String("juhe.error_class", e.Class.String()),
+				attribute.Int("juhe.error_code", e.Code),
+				attribute.Int64("juhe.backoff_ms", d.Milliseconds()),
+			))
+			c.logger.Debug("juhe: retrying", "attempt", ans.Attempts, "class", e.Class.String(),
+				"code", e.Code, "backoff", d, "err", e.Error())
+			if err := sleep(ctx, d); err != nil {
+				return ans, err
+			}
+			continue
+		}
+		return ans, e
+	}
+}
+
+// badParam counts a 232702 answer. A run of them across different records
+// means the provider cannot read any number: a wrong mode or openid, which
+// would otherwise dead-letter the whole topic one record at a time.
+func (c *Client) badParam(e *Error) error {
+	n := c.badParams.Add(1)
+	if c.badParamLimit == 0 || n < c.badParamLimit {
+		return e
+	}
+	check := fmt.Sprintf("juhe.mode (%s)", c.mode)
+	if c.mode.UsesAES() {
+		check += " and juhe.openid"
+	}
+	fatal := &Error{
+		Class:      ClassFatal,
+		Code:       e.Code,
+		HTTPStatus: e.HTTPStatus,
+		Op:         e.Op,
+		Reason: fmt.Sprintf("juhe: %d bad-parameter answers in a row: the provider cannot read the numbers; check %s",
+			n, check),
+	}
+	if n == c.badParamLimit {
+		c.logger.Error(fatal.Reason)
+	}
+	return fatal
+}
+
+// attempt makes one HTTP call, bounded by the attempt timeout. Its errors
+// are *Error, except the caller's own context error.
+func (c *Client) attempt(ctx context.Context, p params, mobile string) (Answer, error) {
+	actx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+
+	// Only the date goes into the request built here: otelhttp records its
+	// URL, and http.Client quotes it in errors. paramTransport adds the rest.
+	target := *c.endpoint
+	if c.method == http.MethodGet {
+		target.RawQuery = url.Values{"date": {p.date}}.Encode()
+	}
+	req, err := http.NewRequestWithContext(withParams(actx, p), c.method, target.String(), nil)
+	if err != nil {
+		return Answer{}, c.transportError(ctx, actx, 0, "cannot build the request", err, p.mobile, mobile)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return Answer{}, c.transportError(ctx, actx, 0, "request failed", err, p.mobile, mobile)
+	}
+	defer resp.Body.Close()
+	// Reading to EOF (within the cap) lets the connection go back to the pool.
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxReplyBytes+1))
+	if err != nil {
+		return Answer{}, c.transportError(ctx, actx, resp.StatusCode, "reading the reply failed", err, p.mobile, mobile)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return Answer{}, &Error{
+			Class:      ClassTransport,
+			HTTPStatus: resp.StatusCode,
+			Op:         c.op,
+			Reason:     fmt.Sprintf("juhe: %s: HTTP %d %s", c.op, resp.StatusCode, http.StatusText(resp.StatusCode)),
+		}
+	}
+	if len(body) > maxReplyBytes {
+		return Answer{}, &Error{
+			Class:      ClassTransport,
+			HTTPStatus: resp.StatusCode,
+			Op:         c.op,
+			Reason:     fmt.Sprintf("juhe: %s: undecodable reply: larger than %d KiB", c.op, maxReplyBytes>>10),
+		}
+	}
+	a, err := ParseReply(body)
+	if err != nil {
+		e := err.(*Error)
+		e.Op, e.HTTPStatus = c.op, resp.StatusCode
+		if e.Class == ClassTransport {
+			e.Reason = strings.Replace(e.Reason, "juhe: ", "juhe: "+c.op+": ", 1)
+		}
+		// An unknown code's reason is the provider's text: it could echo
+		// anything, the key included.
+		e.Reason = c.redact.redact(e.Reason, p.mobile, mobile)
+		e.Err = c.redact.wrap(e.Err, p.mobile, mobile)
+		return Answer{}, e
+	}
+	return a, nil
+}
+
+// transportError classifies a failed HTTP exchange. The caller's own
+// cancellation wins; then the attempt's timeout; then the cause itself,
+// without the URL that http.Client wraps around it.
+func (c *Client) transportError(ctx, actx context.Context, status int, what string, err error, secrets ...string) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if errors.Is(actx.Err(), context.DeadlineExceeded) {
+		return &Error{
+			Class:      ClassTransport,
+			HTTPStatus: status,
+			Op:         c.op,
+			Reason:     fmt.Sprintf("juhe: %s: no complete reply within %s (juhe.timeout)", c.op, c.timeout),
+		}
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	return &Error{
+		Class:      ClassTransport,
+		HTTPStatus: status,
+		Op:         c.op,
+		Reason:     fmt.Sprintf("juhe: %s: %s", c.op, what),
+		Err:        c.redact.wrap(err, secrets...),
+	}
+}
+
+// endSpan records the query's outcome on its span, with messages that have
+// been through the redactor, and ends it.
+func (c *Client) endSpan(span trace.Span, a Answer, err error) {
+	defer span.End()
+	span.SetAttributes(
+		attribute.Int("juhe.attempts", a.Attempts),
+		attribute.String("juhe.breaker_state", c.breaker.state()),
+	)
+	if err == nil {
+		span.SetAttributes(
+			attribute.Int("juhe.error_code", a.Code),
+			attribute.String("juhe.status", a.Status()),
+		)
+		return
+	}
+	if e, ok := errors.AsType[*Error](err); ok {
+		span.SetAttributes(attribute.String("juhe.error_class", e.Class.String()))
+		if e.Code != 0 {
+			span.SetAttributes(attribute.Int("juhe.error_code", e.Code))
+		}
+		if e.HTTPStatus != 0 {
+			span.SetAttributes(attribute.Int("juhe.http_status", e.HTTPStatus))
+		}
+	}
+	msg := c.redact.redact(err.Error())
+	span.AddEvent("exception", trace.WithAttributes(
+		attribute.String("exception.type", fmt.Sprintf("%T", err)),
+		attribute.String("exception.message", msg),
+	))
+	span.SetStatus(codes.Error, msg)
+}
+
+// checkInput rejects what the provider would answer 232702 to, without
+// paying for the call. The values are not quoted: a mobile is personal data.
+func checkInput(mobile, date string) *Error {
+	if !validMobile(mobile) {
+		return &Error{Class: ClassRecord, Reason: `juhe: the mobile is not 11 digits matching ^1[3-9]\d{9}$`}
+	}
+	if len(date) != 8 {
+		return &Error{Class: ClassRecord, Reason: "juhe: the date is not yyyymmdd"}
+	}
+	if _, err := time.Parse("20060102", date); err != nil {
+		return &Error{Class: ClassRecord, Reason: "juhe: the date is not a yyyymmdd calendar day"}
+	}
+	return nil
+}
+
+func validMobile(s string) bool {
+	if len(s) != 11 || s[0] != '1' || s[1] < '3' || s[1] > '9' {
+		return false
+	}
+	for i := 2; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,78 @@
+package juhe
+
+import (
+	"errors"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestRedact(t *testing.T) {
+	const key, openid = "k+y/=1 2", "OPENID-9b2d"
+	aesKey := string(AESKey(openid))
+	r := newRedactor(key, openid, aesKey, "")
+	for _, s := range []string{key, url.QueryEscape(key), url.PathEscape(key), openid, aesKey} {
+		in := "before " + s + " after"
+		if got := r.redact(in); got != "before *** after" {
+			t.Errorf("redact(%q) = %q", in, got)
+		}
+	}
+	if got := r.redact("nothing secret"); got != "nothing secret" {
+		t.Errorf("an empty secret changed the text: %q", got)
+	}
+	if got := r.redact("mobile=17312345678", "17312345678"); got != "mobile=***" {
+		t.Errorf("extra: %q", got)
+	}
+
+	inner := errors.New("dial " + key)
+	err := r.wrap(inner)
+	if strings.Contains(err.Error(), key) || !errors.Is(err, inner) {
+		t.Errorf("wrap: %q, Is %v", err, errors.Is(err, inner))
+	}
+	if r.wrap(nil) != nil {
+		t.Error("wrap(nil) != nil")
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	b := backoff{base: 100 * time.Millisecond, max: 2 * time.Second}
+	for n, ceiling := range map[int]time.Duration{
+		1: 100 * time.Millisecond, 2: 200 * time.Millisecond, 3: 400 * time.Millisecond,
+		5: 1600 * time.Millisecond, 6: 2 * time.Second, 62: 2 * time.Second, 1000: 2 * time.Second,
+	} {
+		for range 200 {
+			if d := b.delay(n); d < 0 || d > ceiling {
+				t.Fatalf("delay(%d) = %s, outside [0, %s]", n, d, ceiling)
+			}
+		}
+	}
+	// Full jitter: the draws spread over the range rather than sit at the top.
+	low := 0
+	for range 1000 {
+		if b.delay(6) < time.Second {
+			low++
+		}
+	}
+	if low < 100 {
+		t.Errorf("only %d of 1000 draws below half the cap: not jittered", low)
+	}
+	if d := (backoff{}).delay(1); d != 0 {
+		t.Errorf("zero backoff = %s", d)
+	}
+}
+
+func TestBreakerClassification(t *testing.T) {
+	for class, fault := range map[Class]bool{
+		ClassRecord: false, ClassTransient: true, ClassQuota: true, ClassFatal: true,
+		ClassTransport: true, ClassUnknown: true,
+	} {
+		err := &Error{Class: class}
+		if breakerSuccess(err) == fault {
+			t.Errorf("%s: success = %v", class, breakerSuccess(err))
+		}
+		if breakerExcluded(err) {
+			t.Errorf("%s: excluded", class)
+		}
+	}
+}

@@ -1,0 +1,114 @@
+package juhe
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// The request stack, outermost first:
+//
+//	http.Client     no redirects (a redirect would carry the key elsewhere)
+//	otelhttp        one client span per attempt; sees only the date
+//	paramTransport  adds key and mobile to a clone of the request
+//	base            the pooled *http.Transport, or Config.Transport
+//
+// otelhttp records the full URL on its span and http.Client quotes it in
+// its errors, so the sensitive parameters are attached below both.
+
+// params are a request's parameters. They travel in the request's context
+// from Query to paramTransport, past the tracing layer.
+type params struct {
+	key, mobile, date string
+}
+
+type paramsKey struct{}
+
+func withParams(ctx context.Context, p params) context.Context {
+	return context.WithValue(ctx, paramsKey{}, p)
+}
+
+// paramTransport puts the parameters where the method wants them: the query
+// string for GET, a form-encoded body for POST. It never modifies the
+// request it is given, and it redacts the errors of the transport below it
+// before they reach the tracing layer.
+type paramTransport struct {
+	base   http.RoundTripper
+	redact *redactor
+}
+
+// errNoParams guards against a request that did not come from Query.
+var errNoParams = errors.New("juhe: request without parameters")
+
+// RoundTrip implements http.RoundTripper.
+func (t *paramTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	p, ok := r.Context().Value(paramsKey{}).(params)
+	if !ok {
+		if r.Body != nil {
+			r.Body.Close() // a RoundTripper always closes the body
+		}
+		return nil, errNoParams
+	}
+	out := r.Clone(r.Context())
+	form := url.Values{"key": {p.key}, "mobile": {p.mobile}, "date": {p.date}}
+	switch r.Method {
+	case http.MethodGet:
+		out.URL.RawQuery = form.Encode()
+	case http.MethodPost:
+		body := form.Encode()
+		out.URL.RawQuery = ""
+		out.Body = io.NopCloser(strings.NewReader(body))
+		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(body)), nil }
+		out.ContentLength = int64(len(body))
+		out.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	resp, err := t.base.RoundTrip(out)
+	if err != nil {
+		return nil, t.redact.wrap(err, p.mobile)
+	}
+	// The response points at the request it answers; point it at the one
+	// without secrets, which is what http.Client quotes in its errors.
+	resp.Request = r
+	return resp, nil
+}
+
+// newHTTPClient builds the request stack described above.
+func newHTTPClient(cfg *Config, redact *redactor, tp trace.TracerProvider) *http.Client {
+	base := cfg.Transport
+	if base == nil {
+		base = pooledTransport(cfg.MaxConns)
+	}
+	return &http.Client{
+		Transport: otelhttp.NewTransport(
+			&paramTransport{base: base, redact: redact},
+			otelhttp.WithTracerProvider(tp),
+			otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
+				return r.Method + " " + r.URL.Path
+			}),
+		),
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			// The API never redirects. Following one would send the key
+			// to wherever it points; answer with the 3xx instead, which
+			// Query treats as a transport fault.
+			return http.ErrUseLastResponse
+		},
+	}
+}
+
+// pooledTransport clones http.DefaultTransport (proxy from the environment,
+// dial and TLS timeouts, HTTP/2) and keeps maxConns idle connections to the
+// provider instead of Go's default of 2. The number of connections in use
+// is not capped: a call waiting for a free connection would spend its
+// attempt timeout in our own queue and count as a provider fault.
+func pooledTransport(maxConns int) *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = maxConns
+	t.MaxIdleConns = max(t.MaxIdleConns, maxConns)
+	return t
+}
