@@ -257,6 +257,9 @@ func (p *Processor) Run(ctx context.Context) error {
 
 // dispatch hands one partition's polled records to its worker.
 func (p *Processor) dispatch(ftp kgo.FetchTopicPartition) {
+	if len(ftp.Records) == 0 {
+		return // an error-only fetch, already logged
+	}
 	p.mu.Lock()
 	w := p.workers[topicPartition{ftp.Topic, ftp.Partition}]
 	p.mu.Unlock()

@@ -1,0 +1,762 @@
+package processor
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// DateSource says where the query date of a record comes from.
+type DateSource string
+
+// The date sources.
+const (
+	// DateSourceField takes the date from the configured date field, which
+	// must be present.
+	DateSourceField DateSource = "field"
+	// DateSourceTimestamp takes the date from the Kafka record timestamp and
+	// ignores the date field.
+	DateSourceTimestamp DateSource = "timestamp"
+	// DateSourceFieldOrTimestamp takes the date field when it is present and
+	// not null, else the Kafka record timestamp.
+	DateSourceFieldOrTimestamp DateSource = "field_or_timestamp"
+)
+
+// CodecConfig configures a Codec. The zero value of each name takes its
+// default; Location is required.
+type CodecConfig struct {
+	MobileField string         // the mobile number's field; default "mobile"
+	DateField   string         // the registration date's field; default "registered_at"
+	IDField     string         // the event id's field, optional in records, for logs; default "event_id"
+	OutputField string         // the added member; default "twosell"
+	DateSource  DateSource     // default DateSourceField
+	Location    *time.Location // the time zone of calendar days; required (config defaults it to Asia/Shanghai)
+}
+
+// Codec decodes input record values into Events and encodes enriched
+// values. It holds no state after NewCodec and is safe for concurrent use.
+//
+// Decode and Encode treat the value as bytes, not as a Go value: members
+// other than the mobile, date and id fields are validated but never decoded,
+// so they come out byte for byte (big numbers, escapes, key order,
+// whitespace), and the enriched value is the input with one member added.
+type Codec struct {
+	mobileField, dateField, idField, outputField string
+	dateSource                                   DateSource
+	loc                                          *time.Location
+
+	// memberPrefix is `"twosell":{"schema":1,"status":`, escaped once here.
+	memberPrefix []byte
+	// Reasons that depend only on the configuration, built once.
+	mobileName, dateName                                      string // `field "mobile"`: how reasons name the fields
+	mobileMissing, dateMissing, noDateFallback, objectExample string
+}
+
+// NewCodec returns a Codec for cfg, applying the defaults. It fails when
+// Location is nil, DateSource is unknown, or two field names coincide (the
+// output member would overwrite an input field, or an id field equal to the
+// mobile would log the number unmasked).
+func NewCodec(cfg CodecConfig) (*Codec, error) {
+	if cfg.MobileField == "" {
+		cfg.MobileField = "mobile"
+	}
+	if cfg.DateField == "" {
+		cfg.DateField = "registered_at"
+	}
+	if cfg.IDField == "" {
+		cfg.IDField = "event_id"
+	}
+	if cfg.OutputField == "" {
+		cfg.OutputField = "twosell"
+	}
+	if cfg.DateSource == "" {
+		cfg.DateSource = DateSourceField
+	}
+	switch cfg.DateSource {
+	case DateSourceField, DateSourceTimestamp, DateSourceFieldOrTimestamp:
+	default:
+		return nil, fmt.Errorf("processor: date source %q is not one of %q, %q, %q",
+			cfg.DateSource, DateSourceField, DateSourceTimestamp, DateSourceFieldOrTimestamp)
+	}
+	if cfg.Location == nil {
+		return nil, errors.New("processor: codec needs a time zone (Location) to turn timestamps into calendar days")
+	}
+	names := []struct{ what, name string }{
+		{"mobile field", cfg.MobileField},
+		{"date field", cfg.DateField},
+		{"id field", cfg.IDField},
+		{"output field", cfg.OutputField},
+	}
+	for i, a := range names {
+		for _, b := range names[i+1:] {
+			if a.name == b.name {
+				return nil, fmt.Errorf("processor: the %s and the %s are both %q; they must differ", a.what, b.what, a.name)
+			}
+		}
+	}
+
+	c := &Codec{
+		mobileField: cfg.MobileField,
+		dateField:   cfg.DateField,
+		idField:     cfg.IDField,
+		outputField: cfg.OutputField,
+		dateSource:  cfg.DateSource,
+		loc:         cfg.Location,
+	}
+	c.memberPrefix = appendJSONString(nil, c.outputField)
+	c.memberPrefix = append(c.memberPrefix, `:{"schema":1,"status":`...)
+	c.mobileName, c.dateName = fieldName(c.mobileField), fieldName(c.dateField)
+	c.mobileMissing = c.mobileName + " is missing; set input.mobile_field to the field that holds the mobile number"
+	c.dateMissing = c.dateName + " is missing; set input.date_field to the field that holds the registration date, or input.date_source: field_or_timestamp to fall back to the record timestamp"
+	c.noDateFallback = c.dateName + " is missing or null and input.date_source is field_or_timestamp"
+	c.objectExample = "expected a JSON object such as {" +
+		string(appendJSONString(nil, c.mobileField)) + `: "17312345678", ` +
+		string(appendJSONString(nil, c.dateField)) + `: "2024-01-02T03:04:05+08:00"}`
+	return c, nil
+}
+
+// Event is a decoded input record: what the lookup needs, plus what Encode
+// needs to add the output member to the original value.
+//
+// An Event refers to the value it was decoded from (it does not copy it): the
+// value must not be modified until the Event has been encoded. Encode only
+// reads the Event, so one Event may be encoded from several goroutines.
+type Event struct {
+	ID     string // the id field's text (a string's content or a number as written); "" when absent or not a string or number
+	Mobile string // normalized: 11 digits matching ^1[3-9]\d{9}$
+	Date   string // the query date, yyyymmdd
+
+	raw      []byte // the input value
+	insertAt int    // where the output member goes: after the last kept member, or after '{'
+	comma    bool   // whether members remain before insertAt, so the member needs a ','
+	cuts     []span // members named like the output field, removed on encode; sorted, disjoint
+}
+
+// Lookup returns the provider question for ev.
+func (ev *Event) Lookup() Lookup { return Lookup{Mobile: ev.Mobile, Date: ev.Date} }
+
+// span is a byte range [start, end) of a value.
+type span struct{ start, end int }
+
+// Decode validates an input record value and extracts the mobile, the date
+// and the id. recordTime is the Kafka record timestamp, used when the date
+// source says so. A value that is not a usable record is reported as an
+// *InputError (its class says why); Decode returns no other error.
+//
+// The value is scanned once, without building Go values. When a field
+// appears more than once, the last occurrence wins, as with encoding/json
+// (keys are compared exactly, after unescaping; unlike encoding/json, not
+// case-insensitively). Strings are not checked for valid UTF-8, also like
+// encoding/json, and so are carried through as they came.
+func (c *Codec) Decode(value []byte, recordTime time.Time) (*Event, error) {
+	ev := &Event{raw: value}
+	f, err := c.scan(value, ev)
+	if err != nil {
+		return nil, err
+	}
+	// The strings of the Event share one allocation: mobile, date, id.
+	var stack [64]byte
+	buf := stack[:0]
+	if buf, err = c.appendMobileValue(buf, value, f.mobile, f.mobileEsc); err != nil {
+		return nil, err
+	}
+	if buf, err = c.appendDateValue(buf, value, f.date, recordTime); err != nil {
+		return nil, err
+	}
+	buf = appendIDValue(buf, value, f.id, f.idEsc)
+	s := string(buf)
+	ev.Mobile, ev.Date, ev.ID = s[:11], s[11:19], s[19:]
+	return ev, nil
+}
+
+// fields locates the values of the configured fields in a value; a start of
+// -1 means absent.
+type fields struct {
+	mobile, date, id span
+	mobileEsc, idEsc bool // the string has escapes
+}
+
+// scan validates value as one JSON object, locates the configured fields
+// (the last occurrence of each) and records in ev where Encode inserts the
+// output member and which members it cuts.
+func (c *Codec) scan(value []byte, ev *Event) (fields, error) {
+	f := fields{mobile: span{-1, -1}, date: span{-1, -1}, id: span{-1, -1}}
+
+	i := skipSpace(value, 0)
+	if i == len(value) {
+		return f, &InputError{Class: ClassInvalidJSON, Reason: "the value is empty (a tombstone?); " + c.objectExample}
+	}
+	if value[i] != '{' {
+		end := skipValue(value, i, 1)
+		if end < 0 || skipSpace(value, end) != len(value) {
+			return f, c.syntaxError(value)
+		}
+		return f, &InputError{Class: ClassNotObject, Reason: "the value is " + kindOf(value[i]) + "; " + c.objectExample}
+	}
+	ev.insertAt = i + 1
+
+	// Members named like the output field are cut. While every member so
+	// far is such a member (lead >= 0), one cut will run from the first of
+	// them to the first kept key, so that no comma is left dangling after
+	// '{'; later ones are cut with the comma before them.
+	kept, lead, leadEnd, prevEnd := 0, -1, -1, -1
+	i = skipSpace(value, i+1)
+	if i < len(value) && value[i] == '}' {
+		i++
+	} else {
+		for {
+			if i >= len(value) || value[i] != '"' {
+				return f, c.syntaxError(value)
+			}
+			ks := i
+			ke, kesc := scanString(value, i)
+			if ke < 0 {
+				return f, c.syntaxError(value)
+			}
+			i = skipSpace(value, ke)
+			if i >= len(value) || value[i] != ':' {
+				return f, c.syntaxError(value)
+			}
+			vs := skipSpace(value, i+1)
+			ve := skipValue(value, vs, 2)
+			if ve < 0 {
+				return f, c.syntaxError(value)
+			}
+
+			key := value[ks+1 : ke-1]
+			var unescaped string
+			if kesc {
+				// Rare: an escaped key. Compare what it means, as
+				// encoding/json would.
+				var ok bool
+				if unescaped, ok = unquote(value[ks:ke]); !ok {
+					return f, c.syntaxError(value)
+				}
+			}
+			cut := false
+			switch {
+			case keyIs(key, kesc, unescaped, c.mobileField):
+				f.mobile, f.mobileEsc = span{vs, ve}, value[vs] == '"' && hasBackslash(value[vs:ve])
+			case keyIs(key, kesc, unescaped, c.dateField):
+				f.date = span{vs, ve}
+			case keyIs(key, kesc, unescaped, c.idField):
+				f.id, f.idEsc = span{vs, ve}, value[vs] == '"' && hasBackslash(value[vs:ve])
+			case keyIs(key, kesc, unescaped, c.outputField):
+				cut = true
+			}
+			switch {
+			case cut && kept == 0:
+				if lead < 0 {
+					lead = ks
+				}
+				leadEnd = ve
+			case cut:
+				ev.cuts = append(ev.cuts, span{prevEnd, ve})
+			default:
+				if kept == 0 && lead >= 0 {
+					ev.cuts = append(ev.cuts, span{lead, ks})
+				}
+				kept++
+				ev.insertAt = ve
+			}
+			prevEnd = ve
+
+			i = skipSpace(value, ve)
+			if i < len(value) && value[i] == ',' {
+				i = skipSpace(value, i+1)
+				continue
+			}
+			if i < len(value) && value[i] == '}' {
+				i++
+				break
+			}
+			return f, c.syntaxError(value)
+		}
+	}
+	if skipSpace(value, i) != len(value) {
+		return f, c.syntaxError(value)
+	}
+	if kept == 0 && lead >= 0 {
+		ev.cuts = append(ev.cuts, span{lead, leadEnd})
+	}
+	ev.comma = kept > 0
+	return f, nil
+}
+
+// keyIs compares a member's key with a field name without allocating: the
+// raw bytes when the key has no escapes, else its unescaped text.
+func keyIs(raw []byte, escaped bool, unescaped, name string) bool {
+	if escaped {
+		return unescaped == name
+	}
+	return string(raw) == name
+}
+
+// appendMobileValue appends the normalized mobile of the member at sp.
+func (c *Codec) appendMobileValue(dst, value []byte, sp span, esc bool) ([]byte, error) {
+	name := c.mobileName
+	if sp.start < 0 {
+		return dst, &InputError{Class: ClassMissingField, Field: c.mobileField, Reason: c.mobileMissing}
+	}
+	raw := value[sp.start:sp.end]
+	fail := func(what string) ([]byte, error) {
+		return dst, &InputError{Class: ClassInvalidMobile, Field: c.mobileField, Reason: name + " " + what + `; expected the mobile as a string such as "17312345678" or "+86 173 1234 5678", or an integer`}
+	}
+	switch b := raw[0]; {
+	case b == '"':
+		s := raw[1 : len(raw)-1]
+		if esc {
+			str, ok := unquote(raw)
+			if !ok {
+				return fail("is not a valid JSON string")
+			}
+			s = []byte(str)
+		}
+		return appendMobile(dst, s, name, c.mobileField)
+	case b == '-':
+		return fail("is a negative number")
+	case isDigit(b):
+		for _, b := range raw {
+			if !isDigit(b) {
+				// Never show it: 1.7312345678e10 is a whole mobile.
+				return fail("is a number with a fraction or an exponent")
+			}
+		}
+		return appendMobile(dst, raw, name, c.mobileField)
+	case b == 'n':
+		return fail("is null")
+	}
+	return fail("is " + kindOf(raw[0]))
+}
+
+// appendDateValue appends the query date, from the member at sp or the
+// record timestamp, as the date source says.
+func (c *Codec) appendDateValue(dst, value []byte, sp span, recordTime time.Time) ([]byte, error) {
+	switch c.dateSource {
+	case DateSourceTimestamp:
+		return appendRecordDay(dst, recordTime, c.loc, "input.date_source is timestamp")
+	case DateSourceFieldOrTimestamp:
+		if sp.start < 0 || value[sp.start] == 'n' {
+			return appendRecordDay(dst, recordTime, c.loc, c.noDateFallback)
+		}
+	default:
+		if sp.start < 0 {
+			return dst, &InputError{Class: ClassMissingField, Field: c.dateField, Reason: c.dateMissing}
+		}
+	}
+	return appendDate(dst, value[sp.start:sp.end], c.loc, c.dateName, c.dateField)
+}
+
+// appendIDValue appends the id's text: a string's content or a number as
+// written; nothing for any other value, since the id is only informative.
+func appendIDValue(dst, value []byte, sp span, esc bool) []byte {
+	if sp.start < 0 {
+		return dst
+	}
+	raw := value[sp.start:sp.end]
+	switch {
+	case raw[0] == '"' && !esc && utf8.Valid(raw):
+		return append(dst, raw[1:len(raw)-1]...)
+	case raw[0] == '"':
+		// Escapes, or bytes that are not UTF-8: the id is logged, so take
+		// the text encoding/json would (U+FFFD for bad bytes).
+		if s, ok := unquote(raw); ok {
+			return append(dst, s...)
+		}
+	case raw[0] == '-' || isDigit(raw[0]):
+		return append(dst, raw...)
+	}
+	return dst
+}
+
+// unquote returns the text of the JSON string raw, escapes resolved by
+// encoding/json (which knows them all, surrogate pairs included). Only
+// strings with escapes take this path, and only they pay its allocation.
+func unquote(raw []byte) (string, bool) {
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		return "", false
+	}
+	return s, true
+}
+
+// syntaxError reports value as invalid JSON with encoding/json's message and
+// byte offset, which people know how to read; it runs only on the error path.
+func (c *Codec) syntaxError(value []byte) error {
+	var raw json.RawMessage
+	err := json.Unmarshal(value, &raw)
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return &InputError{Class: ClassInvalidJSON, Reason: fmt.Sprintf("the value is not valid JSON: %s (after %d of %d bytes); %s", se.Error(), se.Offset, len(value), c.objectExample)}
+	}
+	// Not reached while this scanner and encoding/json agree (FuzzDecode
+	// checks that they do); stay a clear input error if they ever differ.
+	return &InputError{Class: ClassInvalidJSON, Reason: "the value is not valid JSON; " + c.objectExample}
+}
+
+// kindOf names the JSON type of a value by its first byte, for reasons.
+func kindOf(c byte) string {
+	switch c {
+	case '{':
+		return "a JSON object"
+	case '[':
+		return "a JSON array"
+	case '"':
+		return "a JSON string"
+	case 't', 'f':
+		return "a JSON boolean"
+	case 'n':
+		return "null"
+	}
+	return "a JSON number"
+}
+
+// Enrichment is what the engine learned about an event, written as the
+// output member.
+type Enrichment struct {
+	Status    Status    // required
+	Res       int       // the provider's res; omitted when 0
+	Date      string    // the query date, yyyymmdd; the event's Date when ""
+	OrderID   string    // the provider's order id; omitted when ""
+	Source    string    // "api" or "cache"; omitted when ""
+	CheckedAt time.Time // when the answer was obtained; required; written in UTC, to the second (RFC 3339, "2024-01-02T03:04:05Z")
+	Mode      string    // how the mobile was sent: plain, md5, sha256, aes, md5+aes, sha256+aes
+}
+
+// Encode returns the event's original value with the output member added
+// (see AppendEncode).
+func (c *Codec) Encode(ev *Event, e Enrichment) ([]byte, error) {
+	if ev == nil {
+		return nil, errNoEvent
+	}
+	return c.AppendEncode(make([]byte, 0, len(ev.raw)+len(c.memberPrefix)+192+len(e.OrderID)), ev, e)
+}
+
+var errNoEvent = errors.New("processor: encode: no event (nil or not from Decode)")
+
+// AppendEncode appends to dst the event's original value with one member
+// added after the last member:
+//
+//	"twosell":{"schema":1,"status":"recycled","res":1,"date":"20240102","order_id":"JH…","source":"api","checked_at":"2024-01-02T03:04:05Z","mode":"plain"}
+//
+// in exactly this order, under the configured output field name. Everything
+// else is copied byte for byte, except members that already had the output
+// field's name: they are removed (with their separating comma), so that the
+// result never has a duplicate key. It does not allocate when dst has room.
+//
+// It fails only on a programming error: ev not from Decode, an empty Status
+// or a zero CheckedAt.
+func (c *Codec) AppendEncode(dst []byte, ev *Event, e Enrichment) ([]byte, error) {
+	if ev == nil || ev.raw == nil {
+		return dst, errNoEvent
+	}
+	if e.Status == "" {
+		return dst, errors.New("processor: encode: enrichment has no status")
+	}
+	if e.CheckedAt.IsZero() {
+		return dst, errors.New("processor: encode: enrichment has no checked_at time")
+	}
+	raw, pos, done := ev.raw, 0, false
+	for _, cut := range ev.cuts {
+		if !done && ev.insertAt <= cut.start {
+			dst = append(dst, raw[pos:ev.insertAt]...)
+			dst = c.appendMember(dst, ev, &e)
+			pos, done = ev.insertAt, true
+		}
+		dst = append(dst, raw[pos:cut.start]...)
+		pos = cut.end
+	}
+	if !done {
+		dst = append(dst, raw[pos:ev.insertAt]...)
+		dst = c.appendMember(dst, ev, &e)
+		pos = ev.insertAt
+	}
+	return append(dst, raw[pos:]...), nil
+}
+
+// appendMember appends the output member, with a leading comma when members
+// precede it.
+func (c *Codec) appendMember(dst []byte, ev *Event, e *Enrichment) []byte {
+	if ev.comma {
+		dst = append(dst, ',')
+	}
+	dst = append(dst, c.memberPrefix...)
+	dst = appendJSONString(dst, string(e.Status))
+	if e.Res != 0 {
+		dst = append(dst, `,"res":`...)
+		dst = strconv.AppendInt(dst, int64(e.Res), 10)
+	}
+	date := e.Date
+	if date == "" {
+		date = ev.Date
+	}
+	dst = append(dst, `,"date":`...)
+	dst = appendJSONString(dst, date)
+	if e.OrderID != "" {
+		dst = append(dst, `,"order_id":`...)
+		dst = appendJSONString(dst, e.OrderID)
+	}
+	if e.Source != "" {
+		dst = append(dst, `,"source":`...)
+		dst = appendJSONString(dst, e.Source)
+	}
+	dst = append(dst, `,"checked_at":"`...)
+	dst = e.CheckedAt.UTC().AppendFormat(dst, time.RFC3339)
+	dst = append(dst, `","mode":`...)
+	dst = appendJSONString(dst, e.Mode)
+	return append(dst, '}')
+}
+
+// appendJSONString appends s as a JSON string the way encoding/json writes
+// it, minus HTML escaping (the output is not embedded in HTML): control
+// characters, quotes and backslashes escaped, bytes that are not UTF-8
+// replaced by U+FFFD, and U+2028/U+2029 escaped for JavaScript consumers.
+func appendJSONString(dst []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		b := s[i]
+		if b < utf8.RuneSelf {
+			if b >= 0x20 && b != '"' && b != '\\' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch b {
+			case '"', '\\':
+				dst = append(dst, '\\', b)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hex[b>>4], hex[b&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hex[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+// The scanner below validates JSON exactly as encoding/json does (same
+// grammar, same nesting limit, no UTF-8 check), without building values.
+// FuzzDecode holds it to json.Valid.
+
+// maxDepth is encoding/json's nesting limit: deeper values are invalid.
+const maxDepth = 10000
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+// skipSpace returns the index of the first non-space byte at or after i.
+func skipSpace(d []byte, i int) int {
+	for i < len(d) && isSpace(d[i]) {
+		i++
+	}
+	return i
+}
+
+// hasBackslash reports whether a string span has an escape.
+func hasBackslash(d []byte) bool {
+	for _, c := range d {
+		if c == '\\' {
+			return true
+		}
+	}
+	return false
+}
+
+// plainStringByte marks the bytes a string may hold without an escape.
+var plainStringByte = func() (t [256]bool) {
+	for i := 0x20; i < 256; i++ {
+		t[i] = i != '"' && i != '\\'
+	}
+	return t
+}()
+
+// scanString returns the index after the JSON string starting at d[i] (a
+// '"'), and whether it has escapes; end is -1 if it is not a valid string.
+func scanString(d []byte, i int) (end int, escaped bool) {
+	i++
+	for {
+		// Eight bytes at a time while none is special: strings are most of
+		// a record's bytes.
+		for i+8 <= len(d) && !hasSpecialByte(binary.LittleEndian.Uint64(d[i:])) {
+			i += 8
+		}
+		for i < len(d) && plainStringByte[d[i]] {
+			i++
+		}
+		if i >= len(d) {
+			return -1, escaped
+		}
+		switch d[i] {
+		case '"':
+			return i + 1, escaped
+		case '\\':
+			escaped = true
+			if i+1 >= len(d) {
+				return -1, escaped
+			}
+			switch d[i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i += 2
+			case 'u':
+				if i+6 > len(d) || !isHex(d[i+2]) || !isHex(d[i+3]) || !isHex(d[i+4]) || !isHex(d[i+5]) {
+					return -1, escaped
+				}
+				i += 6
+			default:
+				return -1, escaped
+			}
+		default: // a control character
+			return -1, escaped
+		}
+	}
+}
+
+// hasSpecialByte reports whether any byte of x is a '"', a '\\' or a control
+// character (< 0x20), with the classic bit tricks: for each byte b,
+// (b - n) & ^b & 0x80 is set only if b < n (n <= 0x80), and the first such
+// byte is always flagged, so the answer for the word is exact.
+func hasSpecialByte(x uint64) bool {
+	const lsb, msb = 0x0101010101010101, 0x8080808080808080
+	q := x ^ ('"' * lsb)
+	b := x ^ ('\\' * lsb)
+	return ((x-0x20*lsb)&^x|(q-lsb)&^q|(b-lsb)&^b)&msb != 0
+}
+
+func isHex(c byte) bool { return isDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') }
+
+// scanNumber returns the index after the JSON number starting at d[i], or -1.
+func scanNumber(d []byte, i int) int {
+	if i < len(d) && d[i] == '-' {
+		i++
+	}
+	switch {
+	case i >= len(d):
+		return -1
+	case d[i] == '0':
+		i++
+	case d[i] >= '1' && d[i] <= '9':
+		for i++; i < len(d) && isDigit(d[i]); i++ {
+		}
+	default:
+		return -1
+	}
+	if i < len(d) && d[i] == '.' {
+		i++
+		if i >= len(d) || !isDigit(d[i]) {
+			return -1
+		}
+		for i < len(d) && isDigit(d[i]) {
+			i++
+		}
+	}
+	if i < len(d) && (d[i] == 'e' || d[i] == 'E') {
+		i++
+		if i < len(d) && (d[i] == '+' || d[i] == '-') {
+			i++
+		}
+		if i >= len(d) || !isDigit(d[i]) {
+			return -1
+		}
+		for i < len(d) && isDigit(d[i]) {
+			i++
+		}
+	}
+	return i
+}
+
+// skipValue returns the index after the JSON value starting at d[i], or -1
+// if there is none; depth is the nesting level a container there would have.
+func skipValue(d []byte, i, depth int) int {
+	if i >= len(d) {
+		return -1
+	}
+	switch c := d[i]; c {
+	case '"':
+		end, _ := scanString(d, i)
+		return end
+	case '{', '[':
+		if depth > maxDepth {
+			return -1
+		}
+		closer := byte('}')
+		if c == '[' {
+			closer = ']'
+		}
+		i = skipSpace(d, i+1)
+		if i < len(d) && d[i] == closer {
+			return i + 1
+		}
+		for {
+			if c == '{' {
+				if i >= len(d) || d[i] != '"' {
+					return -1
+				}
+				if i, _ = scanString(d, i); i < 0 {
+					return -1
+				}
+				if i = skipSpace(d, i); i >= len(d) || d[i] != ':' {
+					return -1
+				}
+				i = skipSpace(d, i+1)
+			}
+			if i = skipValue(d, i, depth+1); i < 0 {
+				return -1
+			}
+			if i = skipSpace(d, i); i >= len(d) {
+				return -1
+			}
+			switch d[i] {
+			case ',':
+				i = skipSpace(d, i+1)
+			case closer:
+				return i + 1
+			default:
+				return -1
+			}
+		}
+	case 't':
+		return literal(d, i, "true")
+	case 'f':
+		return literal(d, i, "false")
+	case 'n':
+		return literal(d, i, "null")
+	}
+	return scanNumber(d, i)
+}
+
+// literal returns the index after lit at d[i], or -1.
+func literal(d []byte, i int, lit string) int {
+	if len(d)-i < len(lit) || string(d[i:i+len(lit)]) != lit {
+		return -1
+	}
+	return i + len(lit)
+}

@@ -1,0 +1,176 @@
+package processor
+
+import (
+	"strings"
+	"testing"
+	"time"
+	_ "time/tzdata" // the tests need Asia/Shanghai on machines without zoneinfo
+)
+
+func shanghai(t testing.TB) *time.Location {
+	t.Helper()
+	loc, err := time.LoadLocation("Asia/Shanghai")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return loc
+}
+
+func TestParseDate(t *testing.T) {
+	sh := shanghai(t)
+	ny, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		raw  string // a JSON value
+		loc  *time.Location
+		want string
+	}{
+		{"rfc3339 offset +08:00", `"2024-01-02T03:04:05+08:00"`, sh, "20240102"},
+		{"rfc3339 Z", `"2024-01-02T03:04:05Z"`, sh, "20240102"},
+		{"rfc3339 fraction", `"2024-01-02T03:04:05.123456789Z"`, sh, "20240102"},
+		{"rfc3339 one fraction digit", `"2024-01-02T03:04:05.1+08:00"`, sh, "20240102"},
+		{"rfc3339 negative offset crosses the day", `"2024-01-01T20:00:00-05:00"`, sh, "20240102"},
+		{"rfc3339 -00:00", `"2024-01-01T15:59:59-00:00"`, sh, "20240101"},
+		{"rfc3339 +05:45", `"2024-01-02T05:44:59+05:45"`, sh, "20240102"},
+		{"rfc3339 +14:00", `"2024-01-02T01:00:00+14:00"`, sh, "20240101"},
+		{"rfc3339 lower-case t and z", `"2024-01-02t03:04:05z"`, sh, "20240102"},
+		{"rfc3339 space separator", `"2024-01-02 03:04:05+08:00"`, sh, "20240102"},
+		{"rfc3339 leap second", `"2016-12-31T23:59:60Z"`, sh, "20170101"},
+		{"day boundary: first second of Jan 2 in Shanghai", `"2024-01-01T16:00:00Z"`, sh, "20240102"},
+		{"day boundary: last second of Jan 1 in Shanghai", `"2024-01-01T15:59:59Z"`, sh, "20240101"},
+		{"day boundary in unix seconds", `1704124800`, sh, "20240102"},
+		{"day boundary minus one in unix seconds", `1704124799`, sh, "20240101"},
+		{"day boundary in unix ms", `1704124800000`, sh, "20240102"},
+		{"day boundary minus one ms", `1704124799999`, sh, "20240101"},
+		{"unix seconds as a string", `"1704124800"`, sh, "20240102"},
+		{"unix ms as a string", `"1704124799999"`, sh, "20240101"},
+		{"unix seconds with a fraction", `1704124799.999`, sh, "20240101"},
+		{"unix seconds fraction as a string", `"1704124800.5"`, sh, "20240102"},
+		{"unix 9 digits (year 2000)", `946684800`, sh, "20000101"},
+		{"same instant, other zone", `1704124800`, ny, "20240101"},
+		{"yyyy-mm-dd", `"2024-01-02"`, sh, "20240102"},
+		{"yyyymmdd string", `"20240102"`, sh, "20240102"},
+		{"yyyymmdd number", `20240102`, sh, "20240102"},
+		{"yyyymmdd is a calendar day, not converted", `"20240102"`, ny, "20240102"},
+		{"leap day", `"2024-02-29"`, sh, "20240229"},
+		{"leap day 2000", `20000229`, sh, "20000229"},
+		{"first year", `"1990-01-01"`, sh, "19900101"},
+		{"last year", `"2100-12-31"`, sh, "21001231"},
+		{"escaped string", `"2024\u002d01\u002d02"`, sh, "20240102"},
+		{"surrounding JSON whitespace", " \"2024-01-02\"\n", sh, "20240102"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := ParseDate([]byte(tc.raw), tc.loc)
+			if err != nil {
+				t.Fatalf("ParseDate(%s) error: %v", tc.raw, err)
+			}
+			if got != tc.want {
+				t.Fatalf("ParseDate(%s) = %s, want %s", tc.raw, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseDateInvalid(t *testing.T) {
+	sh := shanghai(t)
+	tests := []struct {
+		name   string
+		raw    string
+		reason []string
+	}{
+		{"null", `null`, []string{"date is null", "RFC 3339"}},
+		{"bool", `true`, []string{"is a JSON boolean", "yyyymmdd"}},
+		{"object", `{"d":1}`, []string{"is a JSON object"}},
+		{"array", `[2024,1,2]`, []string{"is a JSON array"}},
+		{"empty string", `""`, []string{"is an empty string", "yyyy-mm-dd"}},
+		{"not JSON", `2024-01-02`, []string{"not a valid JSON number"}},
+		{"unterminated string", `"2024-01-02`, []string{"not a valid JSON string"}},
+		{"nothing", ``, []string{"is empty"}},
+		{"Feb 30 yyyymmdd", `"20240230"`, []string{`("20240230") is not a valid calendar day`}},
+		{"Feb 30 number", `20240230`, []string{`(20240230) is not a valid calendar day`, "read as yyyymmdd"}},
+		{"Feb 29 in a common year", `"2023-02-29"`, []string{"not a valid calendar day"}},
+		{"1900 is not a leap year", `"1900-02-29"`, []string{"not a valid calendar day"}},
+		{"month 13", `"2024-13-01"`, []string{"not a valid calendar day"}},
+		{"day 0", `"2024-01-00"`, []string{"not a valid calendar day"}},
+		{"rfc3339 Apr 31", `"2024-04-31T00:00:00Z"`, []string{"not a valid calendar day"}},
+		{"rfc3339 hour 24", `"2024-01-02T24:00:00Z"`, []string{"invalid time of day"}},
+		{"rfc3339 no offset", `"2024-01-02T03:04:05"`, []string{"has no time zone offset", "+08:00"}},
+		{"rfc3339 bad offset", `"2024-01-02T03:04:05+08:60"`, []string{"invalid time zone offset"}},
+		{"rfc3339 offset without colon", `"2024-01-02T03:04:05+0800"`, []string{"not a recognized date"}},
+		{"rfc3339 empty fraction", `"2024-01-02T03:04:05.Z"`, []string{"not a recognized date"}},
+		{"rfc3339 trailing text", `"2024-01-02T03:04:05Zx"`, []string{"not a recognized date"}},
+		{"slashes", `"2024/01/02"`, []string{`("2024/01/02") is not a recognized date`, "RFC 3339", "yyyy-mm-dd", "yyyymmdd", "unix seconds or milliseconds"}},
+		{"day first", `"02-01-2024"`, []string{"not a recognized date"}},
+		{"year 1989", `"1989-12-31"`, []string{"year 1989", "1990–2100"}},
+		{"year 2101", `21010101`, []string{"year 2101", "1990–2100", "read as yyyymmdd"}},
+		{"rfc3339 year 1970", `"1970-01-01T00:00:00Z"`, []string{"year 1970", "1990–2100"}},
+		{"rfc3339 in range, day out of range in zone", `"2100-12-31T16:00:00Z"`, []string{"year 2101"}},
+		{"unix 0", `0`, []string{"read as unix seconds is in the year 1970", "below 100000000000"}},
+		{"seconds too far", `99999999999`, []string{"read as unix seconds is in the year 5138", "larger ones as unix milliseconds"}},
+		{"small milliseconds", `100000000000`, []string{"read as unix milliseconds is in the year 1973"}},
+		{"microseconds", `1704124800000000`, []string{"read as unix milliseconds", "looks like microseconds or nanoseconds"}},
+		{"nanoseconds", `1704124800000000000`, []string{"too large", "looks like microseconds or nanoseconds"}},
+		{"negative", `-1704124800`, []string{"is negative"}},
+		{"exponent", `1.7041248e9`, []string{"has an exponent"}},
+		{"8 digits with a fraction", `20240102.5`, []string{"cannot have a fraction"}},
+		{"numeric string with sign", `"+1704124800"`, []string{"not a recognized date"}},
+		{"long garbage is cut", `"` + strings.Repeat("x", 500) + `"`, []string{"…", "not a recognized date"}},
+		{"huge number is cut", strings.Repeat("9", 500), []string{"(" + strings.Repeat("9", 64) + "…) is too large"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := ParseDate([]byte(tc.raw), sh)
+			if err == nil {
+				t.Fatalf("ParseDate(%s) = %s, want an error", tc.raw, got)
+			}
+			ie, ok := AsInputError(err)
+			if !ok || ie.Class != ClassInvalidDate {
+				t.Fatalf("ParseDate(%s) error = %#v, want *InputError of class %s", tc.raw, err, ClassInvalidDate)
+			}
+			for _, want := range tc.reason {
+				if !strings.Contains(ie.Reason, want) {
+					t.Errorf("reason %q does not contain %q", ie.Reason, want)
+				}
+			}
+			if len(ie.Reason) > 600 {
+				t.Errorf("reason is %d bytes long", len(ie.Reason))
+			}
+		})
+	}
+}
+
+func TestParseDateNilLocation(t *testing.T) {
+	if _, err := ParseDate([]byte(`"2024-01-02"`), nil); err == nil {
+		t.Fatal("ParseDate with a nil location: no error")
+	} else if _, ok := AsInputError(err); ok {
+		t.Fatalf("ParseDate with a nil location returned an InputError (%v); it is the caller's bug, not the record's", err)
+	}
+}
+
+func TestDayOf(t *testing.T) {
+	sh := shanghai(t)
+	tests := []struct {
+		name string
+		t    time.Time
+		loc  *time.Location
+		want string
+	}{
+		{"start of day in Shanghai", time.Date(2024, 1, 1, 16, 0, 0, 0, time.UTC), sh, "20240102"},
+		{"end of day in Shanghai", time.Date(2024, 1, 1, 15, 59, 59, 999999999, time.UTC), sh, "20240101"},
+		{"UTC", time.Date(2024, 1, 1, 16, 0, 0, 0, time.UTC), time.UTC, "20240101"},
+		{"nil location keeps t's own", time.Date(2024, 3, 4, 23, 0, 0, 0, sh), nil, "20240304"},
+		{"year 1", time.Time{}, time.UTC, "00010101"},
+		{"year 10000", time.Date(10000, 1, 2, 0, 0, 0, 0, time.UTC), time.UTC, "100000102"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := DayOf(tc.t, tc.loc); got != tc.want {
+				t.Errorf("DayOf(%v, %v) = %s, want %s", tc.t, tc.loc, got, tc.want)
+			}
+		})
+	}
+}
