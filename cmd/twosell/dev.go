@@ -1,0 +1,287 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/twosell/twosell/config"
+	"github.com/twosell/twosell/juhe"
+	"github.com/twosell/twosell/juhe/juhesim"
+	"github.com/twosell/twosell/processor"
+)
+
+// The topics and credentials of "twosell dev". The simulator's key and
+// openid are not secrets: they exist only inside the dev process.
+const (
+	devInputTopic  = "registrations"
+	devOutputTopic = "registrations.enriched"
+	devDLQTopic    = "registrations.dlq"
+	devKey         = "dev-key"
+	devOpenID      = "dev-openid"
+)
+
+// devOptions configure "twosell dev".
+type devOptions struct {
+	KafkaAddr  string        // the embedded broker's listen address
+	SimAddr    string        // the simulator's listen address
+	Partitions int           // partitions of each topic
+	Generate   int           // sample events to produce at start
+	Mode       juhe.Mode     // how the processor sends numbers
+	Latency    time.Duration // the simulator's mean latency
+	Show       int           // enriched events to print
+	LogLevel   string
+}
+
+// cmdDev is "twosell dev": an embedded Kafka broker (kfake), the juhe
+// simulator, the processor and a generator of sample events, all in one
+// process with no setup. Any Kafka client can produce to and consume from the
+// broker. It runs until ctx ends and then exits 0.
+func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o devOptions
+	var mode string
+	fs.StringVar(&o.KafkaAddr, "kafka-addr", "127.0.0.1:9092", "listen address of the embedded Kafka broker")
+	fs.StringVar(&o.SimAddr, "sim-addr", "127.0.0.1:8088", "listen address of the juhe simulator")
+	fs.IntVar(&o.Partitions, "partitions", 3, "partitions of each topic")
+	fs.IntVar(&o.Generate, "generate", 1000, "sample events to produce at start (0: none)")
+	fs.StringVar(&mode, "juhe-mode", "plain", "how numbers are sent: plain, md5, sha256, aes, md5+aes, sha256+aes")
+	fs.DurationVar(&o.Latency, "sim-latency", 20*time.Millisecond, "the simulator's mean reply latency")
+	fs.IntVar(&o.Show, "show", 5, "enriched events to print")
+	fs.StringVar(&o.LogLevel, "log-level", "warn", "log level: debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("unexpected arguments %q", fs.Args())}
+	}
+	m, err := juhe.ParseMode(mode)
+	if err != nil {
+		return usageError{"--juhe-mode: " + err.Error()}
+	}
+	o.Mode = m
+	log, err := newLogger(stderr, o.LogLevel, "text")
+	if err != nil {
+		return usageError{err.Error()}
+	}
+
+	env, err := startDev(o, log)
+	if err != nil {
+		return err
+	}
+	defer env.Close()
+	env.printBanner(stdout)
+	return env.run(ctx, stdout)
+}
+
+// devEnv is a running "twosell dev": broker, simulator and processor.
+type devEnv struct {
+	o       devOptions
+	log     *slog.Logger
+	cluster *kfake.Cluster
+	sim     *juhesim.Sim
+	simSrv  *http.Server
+	simURL  string
+	cfg     *config.Config
+	proc    *processor.Processor
+}
+
+// startDev starts the broker and the simulator and builds the processor.
+func startDev(o devOptions, log *slog.Logger) (*devEnv, error) {
+	env := &devEnv{o: o, log: log}
+	_, port, err := net.SplitHostPort(o.KafkaAddr)
+	if err != nil {
+		return nil, usageError{fmt.Sprintf("--kafka-addr %q: %v", o.KafkaAddr, err)}
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		return nil, usageError{fmt.Sprintf("--kafka-addr %q: bad port", o.KafkaAddr)}
+	}
+	env.cluster, err = kfake.NewCluster(
+		kfake.NumBrokers(1),
+		kfake.Ports(p),
+		// kfake listens on 127.0.0.1; honor the host the user asked for.
+		kfake.ListenFn(func(network, _ string) (net.Listener, error) { return net.Listen(network, o.KafkaAddr) }),
+		kfake.SeedTopics(int32(o.Partitions), devInputTopic, devOutputTopic, devDLQTopic),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("embedded Kafka on %s: %w", o.KafkaAddr, err)
+	}
+
+	env.sim, err = juhesim.New(juhesim.Config{
+		Keys:   []string{devKey},
+		OpenID: devOpenID,
+		Seed:   1,
+		Faults: juhesim.Faults{Latency: o.Latency / 2, Jitter: o.Latency},
+	})
+	if err != nil {
+		env.Close()
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", o.SimAddr)
+	if err != nil {
+		env.Close()
+		return nil, fmt.Errorf("juhe simulator on %s: %w", o.SimAddr, err)
+	}
+	env.simURL = "http://" + ln.Addr().String()
+	env.simSrv = &http.Server{Handler: env.sim, ReadHeaderTimeout: 10 * time.Second}
+	go env.simSrv.Serve(ln) //nolint:errcheck // returns ErrServerClosed on Close
+
+	cfg := config.Default()
+	cfg.Kafka.Brokers = env.cluster.ListenAddrs()
+	cfg.Kafka.Group = "twosell-dev"
+	cfg.Kafka.SessionTimeout = 10 * time.Second
+	cfg.Juhe.URL = env.simURL
+	cfg.Juhe.Key = config.Secret(devKey)
+	cfg.Juhe.OpenID = config.Secret(devOpenID)
+	cfg.Juhe.Mode = o.Mode
+	cfg.Juhe.Breaker.OpenFor = 5 * time.Second
+	cfg.Log.Level = o.LogLevel
+	if err := cfg.Validate("run"); err != nil {
+		env.Close()
+		return nil, err
+	}
+	env.cfg = &cfg
+	client, err := newJuheClient(env.cfg, nil, log)
+	if err != nil {
+		env.Close()
+		return nil, err
+	}
+	env.proc, err = newProcessor(env.cfg, juheEnricher{client}, nil, log)
+	if err != nil {
+		env.Close()
+		return nil, err
+	}
+	return env, nil
+}
+
+// Close stops the simulator and the broker.
+func (env *devEnv) Close() {
+	if env.simSrv != nil {
+		env.simSrv.Close()
+	}
+	if env.cluster != nil {
+		env.cluster.Close()
+	}
+}
+
+func (env *devEnv) printBanner(w io.Writer) {
+	broker := env.cluster.ListenAddrs()[0]
+	fmt.Fprintf(w, `twosell dev: everything on this machine, nothing to set up
+
+  kafka broker    %[1]s  (embedded; any Kafka client can use it)
+  juhe simulator  %[2]s  (mode %[3]s; answers derived from the number, see juhe/juhesim)
+  topics          %[4]s -> %[5]s, dead letters %[6]s (%[7]d partitions each)
+
+  produce:  echo '{"event_id":"e-1","mobile":"+86 173-1234-5678","registered_at":"2024-01-02T03:04:05+08:00"}' | kcat -b %[1]s -P -t %[4]s -k u-1
+  consume:  kcat -b %[1]s -C -t %[5]s -o beginning -f '%%k %%h %%s\n'
+  stop:     Ctrl-C
+
+`, broker, env.simURL, env.o.Mode, devInputTopic, devOutputTopic, devDLQTopic, env.o.Partitions)
+}
+
+// run produces the sample events, runs the processor, prints a few enriched
+// events and the progress, until ctx ends.
+func (env *devEnv) run(ctx context.Context, stdout io.Writer) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var out sync.Mutex // lines from several goroutines
+	printf := func(format string, args ...any) {
+		out.Lock()
+		defer out.Unlock()
+		fmt.Fprintf(stdout, format, args...)
+	}
+
+	procErr := make(chan error, 1)
+	go func() { procErr <- env.proc.Run(ctx) }()
+
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(env.cfg.Kafka.Brokers...),
+		kgo.ConsumeTopics(devOutputTopic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+	)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	if env.o.Generate > 0 {
+		recs := sampleEvents(env.o.Generate, 1, juhesim.Population(env.o.Generate))
+		if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			return fmt.Errorf("producing sample events: %w", err)
+		}
+		printf("produced %d sample events to %s (about 1 in 50 deliberately bad)\n\n", len(recs), devInputTopic)
+	}
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	wg.Go(func() { env.showEvents(ctx, cl, printf) })
+	wg.Go(func() { env.showProgress(ctx, printf) })
+
+	select {
+	case err := <-procErr:
+		return err // fatal: the processor stopped on its own
+	case <-ctx.Done():
+	}
+	if err := <-procErr; err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	printf("\nstopped\n")
+	return nil
+}
+
+// showEvents prints the first enriched events as they arrive.
+func (env *devEnv) showEvents(ctx context.Context, cl *kgo.Client, printf func(string, ...any)) {
+	shown := 0
+	for shown < env.o.Show {
+		fs := cl.PollRecords(ctx, env.o.Show-shown)
+		if ctx.Err() != nil || fs.IsClientClosed() {
+			return
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			printf("enriched  key=%s  %s\n", r.Key, r.Value)
+			shown++
+		})
+	}
+	printf("\n")
+}
+
+// showProgress prints the processor's counters every second while they
+// change, and a summary once the sample events are all processed.
+func (env *devEnv) showProgress(ctx context.Context, printf func(string, ...any)) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	var last processor.Stats
+	summarized := env.o.Generate == 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s := env.proc.Stats()
+		if s.Consumed == last.Consumed && s.Produced == last.Produced && s.DeadLettered == last.DeadLettered {
+			continue
+		}
+		last = s
+		printf("progress  consumed %d · enriched %d · dead letters %d · held partitions %d\n",
+			s.Consumed, s.Produced, s.DeadLettered, s.HeldPartitions)
+		if !summarized && s.Produced+s.DeadLettered >= int64(env.o.Generate) {
+			summarized = true
+			printf("\nall %d sample events processed\n  statuses:     %v\n  dead letters: %v\n  the broker keeps running: produce more with any Kafka client, Ctrl-C to stop\n\n",
+				env.o.Generate, s.ByStatus, s.ByErrorClass)
+		}
+	}
+}

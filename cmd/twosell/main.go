@@ -1,0 +1,93 @@
+// Command twosell enriches registration events on Kafka with the juhe
+// "two-sell" check (全网二次放号查询): has this mobile number been recycled and
+// re-issued to a new holder since the registration date?
+//
+// Usage:
+//
+//	twosell run     the processor, from a config file, environment and flags
+//	twosell dev     everything on one machine: embedded Kafka, simulator, processor, sample events
+//	twosell sim     the juhe simulator alone
+//	twosell query   one lookup from the terminal
+//
+// Run "twosell COMMAND -h" for a command's flags.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// command is one subcommand. It returns when its work is done or ctx ends
+// (SIGINT/SIGTERM); a nil error means exit status 0.
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+func commands() []command {
+	return []command{
+		{"run", "run the processor (config file, TWOSELL_* environment, flags)", cmdRun},
+		{"dev", "run everything on this machine: embedded Kafka, juhe simulator, processor, sample events", cmdDev},
+		{"sim", "run the juhe API simulator", cmdSim},
+		{"query", "look up one mobile number: twosell query MOBILE --date YYYYMMDD", cmdQuery},
+	}
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// Main runs the command line args and returns the process exit status:
+// 0 on success, 1 on an error, 2 on a usage error.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stderr)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	for _, c := range commands() {
+		if c.name != args[0] {
+			continue
+		}
+		err := c.run(ctx, args[1:], stdout, stderr)
+		switch {
+		case err == nil || errors.Is(err, flag.ErrHelp):
+			return 0
+		case errors.As(err, new(usageError)):
+			fmt.Fprintf(stderr, "twosell %s: %v\n", c.name, err)
+			return 2
+		default:
+			fmt.Fprintf(stderr, "twosell %s: %v\n", c.name, err)
+			return 1
+		}
+	}
+	fmt.Fprintf(stderr, "twosell: unknown command %q\n\n", args[0])
+	usage(stderr)
+	return 2
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "twosell enriches registration events on Kafka with the juhe two-sell check.")
+	fmt.Fprintln(w, "\nUsage: twosell COMMAND [flags]\n\nCommands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-6s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nRun \"twosell COMMAND -h\" for a command's flags.")
+}
+
+// usageError is a command line the command cannot run with.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }

@@ -1,0 +1,473 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/twosell/twosell/config"
+	"github.com/twosell/twosell/juhe"
+	"github.com/twosell/twosell/juhe/juhesim"
+	"github.com/twosell/twosell/processor"
+	"github.com/twosell/twosell/processor/kafkatest"
+)
+
+// TestMain lets a test run this binary as "twosell": with TWOSELL_TEST_MAIN=1
+// the test binary is the command, so crash tests can SIGKILL a real process
+// without a separate build.
+func TestMain(m *testing.M) {
+	if os.Getenv("TWOSELL_TEST_MAIN") == "1" {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+const (
+	testKey    = "KEY-5e3c7a1f0d"
+	testOpenID = "OPENID-9b2d44c1"
+)
+
+// newSim serves the simulator for the test's lifetime.
+func newSim(t *testing.T, f juhesim.Faults) (*juhesim.Sim, string) {
+	t.Helper()
+	sim, err := juhesim.New(juhesim.Config{Keys: []string{testKey}, OpenID: testOpenID, Population: -1, Faults: f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+	return sim, srv.URL
+}
+
+// pipelineEvent is an input event whose outcome the test knows.
+type pipelineEvent struct {
+	id, mobile, date string // mobile normalized, date yyyymmdd
+	bad              bool
+	rec              *kgo.Record
+}
+
+// pipelineEvents builds n events over the simulator's rule (every case of
+// it) in the formats producers use; every 20th is invalid.
+func pipelineEvents(topic string, n int) []pipelineEvent {
+	mobiles := juhesim.Population(n)
+	evs := make([]pipelineEvent, n)
+	for i := range n {
+		m := mobiles[i]
+		day := time.Date(2015+i%11, time.Month(1+i%12), 1+i%28, 12, 0, 0, 0, time.UTC)
+		e := pipelineEvent{id: fmt.Sprintf("e-%05d", i), mobile: m, date: day.Format("20060102")}
+		value := fmt.Sprintf(`{"event_id":%q,"mobile":"+86 %s-%s-%s","registered_at":%q,"n":12345678901234567890123}`,
+			e.id, m[:3], m[3:7], m[7:], day.Format("2006-01-02"))
+		if i%20 == 19 {
+			e.bad = true
+			value = fmt.Sprintf(`{"event_id":%q,"mobile":"%s","registered_at":"not a date"}`, e.id, m)
+		}
+		e.rec = &kgo.Record{
+			Topic:   topic,
+			Key:     []byte(fmt.Sprintf("u-%d", i%13)),
+			Value:   []byte(value),
+			Headers: []kgo.RecordHeader{{Key: "traceparent", Value: []byte(fmt.Sprintf("00-%032x-%016x-01", i+1, i+1))}},
+		}
+		evs[i] = e
+	}
+	return evs
+}
+
+func records(evs []pipelineEvent) []*kgo.Record {
+	recs := make([]*kgo.Record, len(evs))
+	for i, e := range evs {
+		recs[i] = e.rec
+	}
+	return recs
+}
+
+// expectStatus is the status the simulator's rule gives.
+func expectStatus(mobile, date string) string {
+	code, res := juhesim.Expect(mobile, date)
+	if code == 232703 {
+		return string(processor.StatusNoRecord)
+	}
+	s, _ := processor.StatusOfRes(res)
+	return string(s)
+}
+
+// testConfig is a validated configuration for the cluster and simulator.
+func testConfig(t *testing.T, k *kafkatest.Cluster, simURL string, mode juhe.Mode) *config.Config {
+	t.Helper()
+	cfg := config.Default()
+	cfg.Kafka.Brokers = k.Brokers
+	cfg.Kafka.Group = k.Name("twosell")
+	cfg.Kafka.InputTopic = k.Name("registrations")
+	cfg.Kafka.OutputTopic = k.Name("enriched")
+	cfg.Kafka.DLQTopic = k.Name("dlq")
+	cfg.Kafka.SessionTimeout = 6 * time.Second
+	cfg.Juhe.URL = simURL
+	cfg.Juhe.Key = testKey
+	cfg.Juhe.OpenID = testOpenID
+	cfg.Juhe.Mode = mode
+	cfg.Juhe.Backoff = time.Millisecond
+	cfg.Juhe.MaxBackoff = 5 * time.Millisecond
+	cfg.Juhe.Breaker.OpenFor = 50 * time.Millisecond
+	cfg.Processing.CommitInterval = 50 * time.Millisecond
+	cfg.Processing.RetryBackoff = 5 * time.Millisecond
+	cfg.Processing.MaxRetryBackoff = 50 * time.Millisecond
+	if err := cfg.Validate("run"); err != nil {
+		t.Fatal(err)
+	}
+	k.CreateTopics(3, cfg.Kafka.InputTopic)
+	return &cfg
+}
+
+type logWriter struct {
+	t   *testing.T
+	all *syncBuffer
+}
+
+func (w logWriter) Write(b []byte) (int, error) {
+	w.all.Write(b)
+	w.t.Log(strings.TrimSuffix(string(b), "\n"))
+	return len(b), nil
+}
+
+// checkOutcomes checks that every event ends exactly once, in the right
+// topic with the simulator's status, the input's key and trace.
+func checkOutcomes(t *testing.T, cfg *config.Config, evs []pipelineEvent, got []*kgo.Record, allowDuplicates bool) (duplicates int) {
+	t.Helper()
+	byID := make(map[string]pipelineEvent, len(evs))
+	for _, e := range evs {
+		byID[e.id] = e
+	}
+	seen := make(map[string]int)
+	for _, r := range got {
+		var v struct {
+			EventID string `json:"event_id"`
+			Twosell struct {
+				Status string `json:"status"`
+				Date   string `json:"date"`
+			} `json:"twosell"`
+		}
+		if err := json.Unmarshal(r.Value, &v); err != nil {
+			t.Fatalf("record %q: %v", r.Value, err)
+		}
+		e, ok := byID[v.EventID]
+		if !ok {
+			t.Fatalf("unknown event %q", v.EventID)
+		}
+		seen[e.id]++
+		if string(r.Key) != string(e.rec.Key) {
+			t.Errorf("%s: key %q, want %q", e.id, r.Key, e.rec.Key)
+		}
+		tp, _ := headerValue(r, "traceparent")
+		if in := string(e.rec.Headers[0].Value); len(tp) != len(in) || tp[3:35] != in[3:35] {
+			t.Errorf("%s: traceparent %q is not in the input's trace %q", e.id, tp, in)
+		}
+		switch {
+		case e.bad && r.Topic != cfg.Kafka.DLQTopic:
+			t.Errorf("%s: invalid event in %s", e.id, r.Topic)
+		case !e.bad && r.Topic != cfg.Kafka.OutputTopic:
+			reason, _ := headerValue(r, processor.HeaderError)
+			t.Errorf("%s: valid event dead-lettered: %s", e.id, reason)
+		case !e.bad:
+			if want := expectStatus(e.mobile, e.date); v.Twosell.Status != want || v.Twosell.Date != e.date {
+				t.Errorf("%s (%s on %s): status %q date %q, want %q", e.id, e.mobile, e.date, v.Twosell.Status, v.Twosell.Date, want)
+			}
+			if s, _ := headerValue(r, processor.HeaderStatus); s != v.Twosell.Status {
+				t.Errorf("%s: status header %q, field %q", e.id, s, v.Twosell.Status)
+			}
+		}
+	}
+	for _, e := range evs {
+		switch c := seen[e.id]; {
+		case c == 0:
+			t.Errorf("%s lost", e.id)
+		case c > 1 && !allowDuplicates:
+			t.Errorf("%s seen %d times", e.id, c)
+		case c > 1:
+			duplicates += c - 1
+		}
+	}
+	return duplicates
+}
+
+func headerValue(r *kgo.Record, key string) (string, bool) {
+	for _, h := range r.Headers {
+		if h.Key == key {
+			return string(h.Value), true
+		}
+	}
+	return "", false
+}
+
+// runInProcess runs the wired processor (juhe client, simulator, Kafka)
+// until stop is called.
+func runInProcess(t *testing.T, cfg *config.Config, logs *syncBuffer) (*processor.Processor, *juhe.Client, func() error) {
+	t.Helper()
+	log := slog.New(slog.NewJSONHandler(logWriter{t, logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	tp := sdktrace.NewTracerProvider()
+	client, err := newJuheClient(cfg, tp, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proc, err := newProcessor(cfg, juheEnricher{client}, tp, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- proc.Run(ctx) }()
+	var stopped atomic.Bool
+	var runErr error
+	stop := func() error {
+		if stopped.CompareAndSwap(false, true) {
+			cancel()
+			runErr = <-done
+		}
+		return runErr
+	}
+	t.Cleanup(func() { _ = stop() })
+	return proc, client, stop
+}
+
+func TestPipelineEveryMode(t *testing.T) {
+	for _, mode := range juhe.Modes {
+		t.Run(string(mode), func(t *testing.T) {
+			k := kafkatest.New(t)
+			sim, url := newSim(t, juhesim.Faults{})
+			const n = 120
+			cfg := testConfig(t, k, url, mode)
+			evs := pipelineEvents(cfg.Kafka.InputTopic, n)
+			for _, e := range evs {
+				sim.Register(e.mobile) // the digest modes answer only numbers the provider knows
+			}
+			k.Produce(records(evs)...)
+			logs := &syncBuffer{}
+			_, _, stop := runInProcess(t, cfg, logs)
+
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			k.Consume(ctx, func(r []*kgo.Record) bool { return len(r) >= n }, cfg.Kafka.OutputTopic, cfg.Kafka.DLQTopic)
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+			checkOutcomes(t, cfg, evs, k.ConsumeAll(ctx, cfg.Kafka.OutputTopic, cfg.Kafka.DLQTopic), false)
+			if got := sim.Stats().ByMode[string(mode)]; got < n*9/10 {
+				t.Errorf("the simulator saw %d requests in mode %s, want the valid events'", got, mode)
+			}
+			for _, secret := range []string{testKey, testOpenID} {
+				if strings.Contains(logs.String(), secret) {
+					t.Errorf("a secret appears in the logs")
+				}
+			}
+		})
+	}
+}
+
+// An outage opens the breaker and pauses fetching; when the provider
+// recovers, everything completes and nothing was emitted unchecked.
+func TestPipelineOutage(t *testing.T) {
+	k := kafkatest.New(t)
+	sim, url := newSim(t, juhesim.Faults{Outage: juhesim.Outage503})
+	const n = 60
+	cfg := testConfig(t, k, url, juhe.ModePlain)
+	evs := pipelineEvents(cfg.Kafka.InputTopic, n)
+	k.Produce(records(evs)...)
+	proc, client, stop := runInProcess(t, cfg, &syncBuffer{})
+
+	waitUntil(t, func() bool {
+		s := proc.Stats()
+		return client.BreakerState() == "open" && s.PausedPartitions > 0 && s.HeldPartitions > 0
+	})
+	if s := proc.Stats(); s.Produced != 0 {
+		t.Fatalf("produced %d events during the outage", s.Produced)
+	}
+	if err := sim.SetFaults(juhesim.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	k.Consume(ctx, func(r []*kgo.Record) bool { return len(r) >= n }, cfg.Kafka.OutputTopic, cfg.Kafka.DLQTopic)
+	waitUntil(t, func() bool { return client.BreakerState() == "closed" && proc.Stats().PausedPartitions == 0 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	checkOutcomes(t, cfg, evs, k.ConsumeAll(ctx, cfg.Kafka.OutputTopic, cfg.Kafka.DLQTopic), false)
+	t.Logf("simulator: %+v", sim.Stats())
+}
+
+// waitUntil polls cond; the deadline only keeps a broken test from hanging.
+func waitUntil(t *testing.T, cond func() bool) {
+	t.Helper()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(60 * time.Second)
+	for !cond() {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatal("condition not reached in 60s")
+		}
+	}
+}
+
+// child is "twosell run" as a separate process.
+type child struct {
+	cmd    *exec.Cmd
+	stderr *syncBuffer
+	done   chan error
+}
+
+func startChild(t *testing.T, cfg *config.Config, extraEnv ...string) *child {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "run",
+		"--brokers", strings.Join(cfg.Kafka.Brokers, ","),
+		"--group", cfg.Kafka.Group,
+		"--input-topic", cfg.Kafka.InputTopic,
+		"--output-topic", cfg.Kafka.OutputTopic,
+		"--dlq-topic", cfg.Kafka.DLQTopic,
+		"--juhe-url", cfg.Juhe.URL,
+		"--juhe-mode", string(cfg.Juhe.Mode),
+		"--log-format", "json",
+	)
+	cmd.Env = append(os.Environ(),
+		"TWOSELL_TEST_MAIN=1",
+		"TWOSELL_JUHE_KEY="+testKey,
+		"TWOSELL_JUHE_OPENID="+testOpenID,
+		"TWOSELL_KAFKA_SESSION_TIMEOUT=6s",
+		"TWOSELL_PROCESSING_COMMIT_INTERVAL=50ms",
+		"TWOSELL_PROCESSING_RETRY_BACKOFF=5ms",
+		"TWOSELL_PROCESSING_MAX_RETRY_BACKOFF=50ms",
+		"TWOSELL_JUHE_BACKOFF=1ms",
+		"TWOSELL_JUHE_MAX_BACKOFF=5ms",
+		"OTEL_TRACES_EXPORTER=none",
+	)
+	cmd.Env = append(cmd.Env, extraEnv...)
+	c := &child{cmd: cmd, stderr: &syncBuffer{}, done: make(chan error, 1)}
+	cmd.Stderr = c.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { c.done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-c.done
+		if t.Failed() {
+			t.Logf("twosell run stderr:\n%s", c.stderr.String())
+		}
+	})
+	return c
+}
+
+// wait returns the child's exit status.
+func (c *child) wait(t *testing.T) int {
+	t.Helper()
+	select {
+	case <-c.done:
+	case <-time.After(90 * time.Second):
+		t.Fatalf("twosell run did not exit; stderr:\n%s", c.stderr.String())
+	}
+	c.done <- nil // for the cleanup
+	return c.cmd.ProcessState.ExitCode()
+}
+
+// Stop the process abruptly mid-stream (SIGKILL: no shutdown path at all)
+// and start it again: nothing is lost.
+func TestRunCrashLosesNothing(t *testing.T) {
+	k := kafkatest.New(t)
+	const n, answered = 1500, 400
+	// The provider answers 400 requests, then hangs: the process is
+	// certainly mid-stream, with lookups in flight, when it is killed.
+	sim, url := newSim(t, juhesim.Faults{Outage: juhesim.OutageHang, AfterRequests: answered})
+	cfg := testConfig(t, k, url, juhe.ModePlain)
+	evs := pipelineEvents(cfg.Kafka.InputTopic, n)
+	k.Produce(records(evs)...)
+
+	first := startChild(t, cfg)
+	waitUntil(t, func() bool { return sim.Stats().Requests > answered })
+	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	first.wait(t)
+	before := len(k.ConsumeAll(t.Context(), cfg.Kafka.OutputTopic, cfg.Kafka.DLQTopic))
+	if before >= n {
+		t.Fatalf("all %d events were done before the kill; the test proves nothing", before)
+	}
+
+	if err := sim.SetFaults(juhesim.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	second := startChild(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	k.Consume(ctx, func(recs []*kgo.Record) bool { return distinctEvents(t, recs) >= n }, cfg.Kafka.OutputTopic, cfg.Kafka.DLQTopic)
+	if err := second.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := second.wait(t); code != 0 {
+		t.Fatalf("twosell run exited %d after SIGTERM, want 0", code)
+	}
+	dups := checkOutcomes(t, cfg, evs, k.ConsumeAll(ctx, cfg.Kafka.OutputTopic, cfg.Kafka.DLQTopic), true)
+	t.Logf("killed after %d of %d events were written; after the restart: none lost, %d duplicates (at-least-once re-delivers the in-flight window)", before, n, dups)
+}
+
+func distinctEvents(t *testing.T, recs []*kgo.Record) int {
+	ids := make(map[string]bool)
+	for _, r := range recs {
+		var v struct {
+			EventID string `json:"event_id"`
+		}
+		if err := json.Unmarshal(r.Value, &v); err != nil {
+			t.Fatalf("record %q: %v", r.Value, err)
+		}
+		ids[v.EventID] = true
+	}
+	return len(ids)
+}
+
+// A fatal provider answer (10001: the key is wrong) stops consumption:
+// "twosell run" exits non-zero with a message naming the cause, and nothing
+// is committed past the last finished record.
+func TestRunFatalExitsNonZero(t *testing.T) {
+	k := kafkatest.New(t)
+	const n, answered = 100, 30
+	_, url := newSim(t, juhesim.Faults{ErrorRates: map[int]float64{10001: 1}, AfterRequests: answered})
+	cfg := testConfig(t, k, url, juhe.ModePlain)
+	var evs []pipelineEvent
+	for _, e := range pipelineEvents(cfg.Kafka.InputTopic, 2*n) {
+		if !e.bad && len(evs) < n { // every event makes one call
+			evs = append(evs, e)
+		}
+	}
+	k.Produce(records(evs)...)
+
+	c := startChild(t, cfg, "TWOSELL_PROCESSING_COMMIT_INTERVAL=10s") // only the final commit
+	if code := c.wait(t); code == 0 {
+		t.Fatalf("exit status 0 after a fatal error")
+	}
+	stderr := c.stderr.String()
+	if !strings.Contains(stderr, "10001") || !strings.Contains(stderr, "juhe.key") {
+		t.Errorf("stderr does not name the cause (10001, juhe.key):\n%s", stderr)
+	}
+	if strings.Contains(stderr, testKey) {
+		t.Errorf("the key appears on stderr")
+	}
+	var committed int64
+	for _, o := range k.CommittedOffsets(cfg.Kafka.Group, cfg.Kafka.InputTopic) {
+		committed += o
+	}
+	outputs := len(k.ConsumeAll(t.Context(), cfg.Kafka.OutputTopic))
+	if committed != answered || outputs != answered {
+		t.Errorf("committed %d records and wrote %d outputs, want %d each", committed, outputs, answered)
+	}
+}

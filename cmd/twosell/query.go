@@ -1,0 +1,76 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+
+	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/twosell/twosell/config"
+	"github.com/twosell/twosell/processor"
+)
+
+// queryResult is the one JSON line "twosell query" prints.
+type queryResult struct {
+	Mobile   string `json:"mobile"` // masked: the line may end up in a log
+	Date     string `json:"date"`
+	Status   string `json:"status"`
+	Res      int    `json:"res,omitempty"`
+	OrderID  string `json:"order_id,omitempty"`
+	Mode     string `json:"mode"`
+	Attempts int    `json:"attempts"`
+}
+
+// cmdQuery is "twosell query MOBILE --date YYYYMMDD": one lookup through the
+// same client, breaker and retries as the processor, printed as one JSON
+// line. The mobile and date are read as the processor reads them (+86,
+// dashes, full-width digits; any accepted date format).
+func cmdQuery(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("query", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	date := fs.String("date", "", "the date to check against: yyyymmdd (or yyyy-mm-dd, RFC 3339); required")
+	cfg, rest, err := config.LoadWith("query", fs, args, os.LookupEnv)
+	if err != nil {
+		return err
+	}
+	if len(rest) != 1 {
+		return usageError{"want exactly one MOBILE argument: twosell query MOBILE --date YYYYMMDD"}
+	}
+	if *date == "" {
+		return usageError{"--date is required: the day to check against, as yyyymmdd"}
+	}
+	mobile, err := processor.NormalizeMobile(rest[0])
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	day, err := processor.ParseDate([]byte(strconv.Quote(*date)), cfg.Input.Location())
+	if err != nil {
+		return usageError{"--date: " + err.Error()}
+	}
+	log, err := newLogger(stderr, cfg.Log.Level, cfg.Log.Format)
+	if err != nil {
+		return err
+	}
+	client, err := newJuheClient(cfg, noop.NewTracerProvider(), log)
+	if err != nil {
+		return err
+	}
+	res, err := juheEnricher{client}.Enrich(ctx, processor.Lookup{Mobile: mobile, Date: day})
+	if err != nil {
+		return err
+	}
+	line, err := json.Marshal(queryResult{
+		Mobile: processor.MaskMobile(mobile), Date: day, Status: string(res.Status),
+		Res: res.Res, OrderID: res.OrderID, Mode: res.Mode, Attempts: res.Attempts,
+	})
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(stdout, "%s\n", line)
+	return err
+}

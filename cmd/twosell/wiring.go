@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/twosell/twosell/config"
+	"github.com/twosell/twosell/juhe"
+	"github.com/twosell/twosell/processor"
+)
+
+// juheEnricher adapts the juhe client to the processor's Enricher: it maps
+// the provider's answers to statuses and its error classes to what the
+// processor does with the record (DESIGN.md's table).
+type juheEnricher struct{ c *juhe.Client }
+
+// ClassBadParameter is the dead-letter class of records the provider
+// rejected (232702).
+const ClassBadParameter = "bad_parameter"
+
+func (e juheEnricher) Enrich(ctx context.Context, l processor.Lookup) (processor.Result, error) {
+	a, err := e.c.Query(ctx, l.Mobile, l.Date)
+	res := processor.Result{Res: a.Res, OrderID: a.OrderID, Source: "api", Mode: string(e.c.Mode()), Code: a.Code, Attempts: a.Attempts}
+	if err != nil {
+		var je *juhe.Error
+		if errors.As(err, &je) {
+			res.Code = je.Code
+		}
+		switch {
+		case ctx.Err() != nil:
+			return res, err
+		case juhe.IsRecord(err):
+			return res, processor.Reject(ClassBadParameter, err)
+		case juhe.IsFatal(err):
+			return res, processor.Fatal(err)
+		default: // transient after retries, transport, quota, breaker open
+			return res, processor.Unavailable(err)
+		}
+	}
+	if a.NoRecord {
+		res.Status = processor.StatusNoRecord
+		return res, nil
+	}
+	status, ok := processor.StatusOfRes(a.Res)
+	if !ok {
+		// The client validates res; an unknown value here is a bug, and
+		// holding the record back is the safe side of it.
+		return res, processor.Unavailable(fmt.Errorf("juhe: unexpected res %d", a.Res))
+	}
+	res.Status = status
+	return res, nil
+}
+
+// newJuheClient builds the provider client from the configuration.
+func newJuheClient(cfg *config.Config, tp trace.TracerProvider, log *slog.Logger) (*juhe.Client, error) {
+	return juhe.New(juhe.Config{
+		BaseURL:            cfg.Juhe.URL,
+		Key:                cfg.Juhe.Key.Reveal(),
+		OpenID:             cfg.Juhe.OpenID.Reveal(),
+		Mode:               cfg.Juhe.Mode,
+		Method:             cfg.Juhe.Method,
+		Timeout:            cfg.Juhe.Timeout,
+		Retries:            cfg.Juhe.Retries,
+		Backoff:            cfg.Juhe.Backoff,
+		MaxBackoff:         cfg.Juhe.MaxBackoff,
+		BadParamFatalAfter: cfg.Juhe.BadParamFatalAfter,
+		MaxConns:           cfg.Juhe.MaxConns,
+		Breaker: juhe.BreakerConfig{
+			Failures:         uint32(cfg.Juhe.Breaker.Failures),
+			OpenFor:          cfg.Juhe.Breaker.OpenFor,
+			HalfOpenRequests: uint32(cfg.Juhe.Breaker.HalfOpenRequests),
+		},
+		TracerProvider: tp,
+		Logger:         log,
+	})
+}
+
+// kafkaOpts are the options that say how to reach the cluster.
+func kafkaOpts(cfg *config.Config) []kgo.Opt {
+	return []kgo.Opt{
+		kgo.SeedBrokers(cfg.Kafka.Brokers...),
+		kgo.ClientID(cfg.Kafka.ClientID),
+	}
+}
+
+// newProcessor builds the processor from the configuration.
+func newProcessor(cfg *config.Config, enricher processor.Enricher, tp trace.TracerProvider, log *slog.Logger, extra ...kgo.Opt) (*processor.Processor, error) {
+	return processor.New(processor.Config{
+		ClientOpts:   append(kafkaOpts(cfg), extra...),
+		Group:        cfg.Kafka.Group,
+		InputTopic:   cfg.Kafka.InputTopic,
+		OutputTopic:  cfg.Kafka.OutputTopic,
+		DLQTopic:     cfg.Kafka.DLQTopic,
+		CreateTopics: cfg.Kafka.CreateTopics,
+		Codec: processor.CodecConfig{
+			MobileField: cfg.Input.MobileField,
+			DateField:   cfg.Input.DateField,
+			IDField:     cfg.Input.IDField,
+			OutputField: cfg.Output.Field,
+			DateSource:  processor.DateSource(cfg.Input.DateSource),
+			Location:    cfg.Input.Location(),
+		},
+		Enricher:           enricher,
+		EmitUnavailable:    cfg.Processing.OnUnavailable == config.OnUnavailableEmit,
+		SessionTimeout:     cfg.Kafka.SessionTimeout,
+		RebalanceTimeout:   cfg.Kafka.RebalanceTimeout,
+		CommitInterval:     cfg.Processing.CommitInterval,
+		ShutdownTimeout:    cfg.Processing.ShutdownTimeout,
+		RetryBackoff:       cfg.Processing.RetryBackoff,
+		MaxRetryBackoff:    cfg.Processing.MaxRetryBackoff,
+		MaxBufferedRecords: cfg.Processing.MaxBufferedRecords,
+		TracerProvider:     tp,
+		Logger:             log,
+	})
+}
+
+// explain adds what to do to the errors a user can fix at start.
+func explain(cfg *config.Config, err error) error {
+	switch {
+	case errors.Is(err, processor.ErrInputTopicMissing):
+		return fmt.Errorf("%w on %v: create it, or point kafka.input_topic (--input-topic, TWOSELL_KAFKA_INPUT_TOPIC) at an existing topic", err, cfg.Kafka.Brokers)
+	case errors.Is(err, processor.ErrTopicMissing):
+		return fmt.Errorf("%w on %v: create it, or set kafka.create_topics: true (--create-topics)", err, cfg.Kafka.Brokers)
+	}
+	return err
+}
