@@ -504,3 +504,29 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 	}
 }
+
+// Stopping while the provider is down abandons the held records: Run
+// returns cleanly and nothing unfinished is committed.
+func TestStopWhileHolding(t *testing.T) {
+	h := newHarness(t, 1)
+	const n, answered = 20, 5
+	var recs []*kgo.Record
+	for i := range n {
+		recs = append(recs, event(h.in, i, false))
+	}
+	h.kafka.Produce(recs...)
+	var calls atomic.Int64
+	p, stop := h.start(h.config(processor.EnricherFunc(func(_ context.Context, l processor.Lookup) (processor.Result, error) {
+		if calls.Add(1) > answered {
+			return processor.Result{}, processor.Unavailable(errors.New("circuit breaker is open"))
+		}
+		return fakeAnswer(l), nil
+	})))
+	waitFor(t, func() bool { return p.Stats().HeldPartitions == 1 && p.Stats().Produced == answered })
+	if err := stop(); err != nil {
+		t.Fatalf("Run = %v, want nil after a graceful stop", err)
+	}
+	if got := h.kafka.CommittedOffsets(h.group, h.in)[0]; got != answered {
+		t.Errorf("committed offset %d, want %d", got, answered)
+	}
+}

@@ -22,6 +22,10 @@ const (
 	ClassRejected       = "rejected"        // an Enricher rejected the record without naming a class
 )
 
+// errAbandoned is a record's work given up (shutdown, revoke, fatal error
+// elsewhere): the record stays unfinished, so it is delivered again.
+var errAbandoned = errors.New("abandoned")
+
 // process takes one record to its end: an output, a dead letter, or (when
 // abandoned or fatal) nothing, which leaves it unfinished and uncommitted.
 func (w *partitionWorker) process(r *kgo.Record) {
@@ -50,7 +54,7 @@ func (w *partitionWorker) process(r *kgo.Record) {
 	if err != nil {
 		var de *DispositionError
 		switch {
-		case w.ctx.Err() != nil:
+		case errors.Is(err, errAbandoned):
 			span.SetStatus(codes.Error, "abandoned")
 			p.log.Debug("record abandoned", "source", source(r))
 		case errors.As(err, &de) && de.Disposition == DispositionReject:
@@ -78,7 +82,7 @@ func (w *partitionWorker) process(r *kgo.Record) {
 // unavailable: the partition's fetching pauses and the lookup is retried with
 // growing waits, so an outage becomes lag instead of failed events. With
 // EmitUnavailable the record is answered "unavailable" instead. It returns an
-// error only to dead-letter (Reject), to stop (Fatal), or when abandoned.
+// error only to dead-letter (Reject), to stop (Fatal), or errAbandoned.
 func (w *partitionWorker) lookup(ctx context.Context, l Lookup) (Result, error) {
 	p := w.p
 	ctx, cancel := context.WithCancel(ctx)
@@ -98,8 +102,11 @@ func (w *partitionWorker) lookup(ctx context.Context, l Lookup) (Result, error) 
 		res, err := p.cfg.Enricher.Enrich(ctx, l)
 		attempts += res.Attempts
 		res.Attempts = attempts
-		if err == nil || ctx.Err() != nil {
-			return res, err
+		if ctx.Err() != nil {
+			return res, errAbandoned
+		}
+		if err == nil {
+			return res, nil
 		}
 		switch DispositionOf(err) {
 		case DispositionReject, DispositionFatal:
@@ -121,10 +128,10 @@ func (w *partitionWorker) lookup(ctx context.Context, l Lookup) (Result, error) 
 			t.Stop()
 			// Shutting down: a held record will not finish within any
 			// grace period; abandon it now.
-			return res, context.Canceled
+			return res, errAbandoned
 		case <-ctx.Done():
 			t.Stop()
-			return res, ctx.Err()
+			return res, errAbandoned
 		}
 		wait = min(2*wait, p.cfg.MaxRetryBackoff)
 	}
