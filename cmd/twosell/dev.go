@@ -9,12 +9,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/twosell/twosell/config"
 	"github.com/twosell/twosell/juhe"
@@ -77,7 +79,14 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return usageError{err.Error()}
 	}
 
-	env, err := startDev(o, log)
+	// Spans are recorded (and exported if OTEL_* says so) as in "run", so
+	// that outputs carry a traceparent of their own.
+	tp, err := setupTracing(ctx, "twosell-dev", os.LookupEnv, log)
+	if err != nil {
+		return err
+	}
+	defer tp.Shutdown(context.WithoutCancel(ctx)) //nolint:errcheck // best effort at exit
+	env, err := startDev(o, tp, log)
 	if err != nil {
 		return err
 	}
@@ -99,7 +108,7 @@ type devEnv struct {
 }
 
 // startDev starts the broker and the simulator and builds the processor.
-func startDev(o devOptions, log *slog.Logger) (*devEnv, error) {
+func startDev(o devOptions, tp trace.TracerProvider, log *slog.Logger) (*devEnv, error) {
 	env := &devEnv{o: o, log: log}
 	_, port, err := net.SplitHostPort(o.KafkaAddr)
 	if err != nil {
@@ -124,7 +133,9 @@ func startDev(o devOptions, log *slog.Logger) (*devEnv, error) {
 		Keys:   []string{devKey},
 		OpenID: devOpenID,
 		Seed:   1,
-		Faults: juhesim.Faults{Latency: o.Latency / 2, Jitter: o.Latency},
+		// Index every sample number, so the digest modes know them all.
+		Population: max(o.Generate, juhesim.DefaultPopulation),
+		Faults:     juhesim.Faults{Latency: o.Latency / 2, Jitter: o.Latency},
 	})
 	if err != nil {
 		env.Close()
@@ -154,12 +165,12 @@ func startDev(o devOptions, log *slog.Logger) (*devEnv, error) {
 		return nil, err
 	}
 	env.cfg = &cfg
-	client, err := newJuheClient(env.cfg, nil, log)
+	client, err := newJuheClient(env.cfg, tp, log)
 	if err != nil {
 		env.Close()
 		return nil, err
 	}
-	env.proc, err = newProcessor(env.cfg, juheEnricher{client}, nil, log)
+	env.proc, err = newProcessor(env.cfg, juheEnricher{client}, tp, log)
 	if err != nil {
 		env.Close()
 		return nil, err

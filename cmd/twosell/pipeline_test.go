@@ -16,6 +16,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/twosell/twosell/config"
 	"github.com/twosell/twosell/juhe"
@@ -212,10 +214,10 @@ func headerValue(r *kgo.Record, key string) (string, bool) {
 
 // runInProcess runs the wired processor (juhe client, simulator, Kafka)
 // until stop is called.
-func runInProcess(t *testing.T, cfg *config.Config, logs *syncBuffer) (*processor.Processor, *juhe.Client, func() error) {
+func runInProcess(t *testing.T, cfg *config.Config, logs *syncBuffer, opts ...sdktrace.TracerProviderOption) (*processor.Processor, *juhe.Client, func() error) {
 	t.Helper()
 	log := slog.New(slog.NewJSONHandler(logWriter{t, logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	tp := sdktrace.NewTracerProvider()
+	tp := sdktrace.NewTracerProvider(opts...)
 	client, err := newJuheClient(cfg, tp, log)
 	if err != nil {
 		t.Fatal(err)
@@ -470,4 +472,71 @@ func TestRunFatalExitsNonZero(t *testing.T) {
 	if committed != answered || outputs != answered {
 		t.Errorf("committed %d records and wrote %d outputs, want %d each", committed, outputs, answered)
 	}
+}
+
+// The process span continues the input's trace; the provider call and its
+// HTTP request are its children; the output carries a new span of the same
+// trace; no span carries the key, the openid or the mobile.
+func TestPipelineTracing(t *testing.T) {
+	k := kafkatest.New(t)
+	_, url := newSim(t, juhesim.Faults{})
+	cfg := testConfig(t, k, url, juhe.ModeAES)
+	evs := pipelineEvents(cfg.Kafka.InputTopic, 1)
+	k.Produce(records(evs)...)
+	spans := tracetest.NewSpanRecorder()
+	_, _, stop := runInProcess(t, cfg, &syncBuffer{}, sdktrace.WithSpanProcessor(spans))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out := k.Consume(ctx, func(r []*kgo.Record) bool { return len(r) >= 1 }, cfg.Kafka.OutputTopic)[0]
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	in := string(evs[0].rec.Headers[0].Value) // 00-trace-span-01
+	traceID, inSpan := in[3:35], in[36:52]
+	byName := make(map[string]sdktrace.ReadOnlySpan)
+	for _, s := range spans.Ended() {
+		byName[s.Name()] = s
+		if s.SpanContext().TraceID().String() != traceID {
+			continue
+		}
+		dump := fmt.Sprint(s.Name(), s.Attributes(), s.Events(), s.Status())
+		for _, secret := range []string{testKey, testOpenID, evs[0].mobile} {
+			if strings.Contains(dump, secret) {
+				t.Errorf("span %s carries a secret or the mobile: %s", s.Name(), dump)
+			}
+		}
+	}
+	process := byName[cfg.Kafka.InputTopic+" process"]
+	query := byName["juhe.query"]
+	if process == nil || query == nil {
+		t.Fatalf("spans %v: want a process span and a juhe.query span", keys(byName))
+	}
+	if process.SpanContext().TraceID().String() != traceID {
+		t.Errorf("process span in trace %s, want the input's %s", process.SpanContext().TraceID(), traceID)
+	}
+	if query.Parent().SpanID() != process.SpanContext().SpanID() {
+		t.Errorf("juhe.query's parent is not the process span")
+	}
+	var httpSpan sdktrace.ReadOnlySpan
+	for _, s := range spans.Ended() {
+		if s.SpanKind() == trace.SpanKindClient && s.Parent().SpanID() == query.SpanContext().SpanID() {
+			httpSpan = s
+		}
+	}
+	if httpSpan == nil {
+		t.Errorf("no HTTP client span under juhe.query")
+	}
+	tp, _ := headerValue(out, "traceparent")
+	if tp[3:35] != traceID || tp[36:52] == inSpan {
+		t.Errorf("output traceparent %s: want trace %s with a span of its own", tp, traceID)
+	}
+}
+
+func keys[V any](m map[string]V) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
 }

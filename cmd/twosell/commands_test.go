@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/twosell/twosell/juhe/juhesim"
+)
+
+func TestQuery(t *testing.T) {
+	sim, url := newSim(t, juhesim.Faults{})
+	t.Setenv("TWOSELL_JUHE_KEY", testKey)
+	sim.Register(juhesim.Population(100)...) // for the digest modes
+	recycled, notRecycled := "", ""
+	for _, m := range juhesim.Population(100) {
+		switch _, res := juhesim.Expect(m, "20200101"); res {
+		case 1:
+			recycled = m
+		case 2:
+			notRecycled = m
+		}
+	}
+	tests := []struct {
+		name       string
+		args       []string
+		code       int
+		wantStatus string
+		wantErr    string
+	}{
+		{"recycled", []string{recycled, "--date", "20200101"}, 0, "recycled", ""},
+		{"formats as the processor reads them", []string{"+86 " + notRecycled[:3] + "-" + notRecycled[3:], "--date", "2020-01-01"}, 0, "not_recycled", ""},
+		{"sha256 mode", []string{recycled, "--date", "20200101", "--juhe-mode", "sha256"}, 0, "recycled", ""},
+		{"wrong key is an error", []string{recycled, "--date", "20200101"}, 1, "", "10001"},
+		{"no date", []string{recycled}, 2, "", "--date is required"},
+		{"bad mobile", []string{"12345", "--date", "20200101"}, 2, "", "11 digits"},
+		{"bad date", []string{recycled, "--date", "tomorrow"}, 2, "", "--date"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.name == "wrong key is an error" {
+				t.Setenv("TWOSELL_JUHE_KEY", "not-the-key")
+			}
+			var stdout, stderr syncBuffer
+			args := append([]string{"query", "--juhe-url", url}, tt.args...)
+			code := Main(t.Context(), args, &stdout, &stderr)
+			if code != tt.code {
+				t.Fatalf("exit %d, want %d; stderr: %s", code, tt.code, stderr.String())
+			}
+			if tt.wantErr != "" && !strings.Contains(stderr.String(), tt.wantErr) {
+				t.Errorf("stderr %q does not say %q", stderr.String(), tt.wantErr)
+			}
+			if strings.Contains(stderr.String()+stdout.String(), testKey) {
+				t.Error("the key was printed")
+			}
+			if tt.code != 0 {
+				return
+			}
+			var got queryResult
+			if err := json.Unmarshal([]byte(stdout.String()), &got); err != nil {
+				t.Fatalf("stdout %q is not one JSON line: %v", stdout.String(), err)
+			}
+			if got.Status != tt.wantStatus || got.Date != "20200101" || !regexp.MustCompile(`^1\d\d\*{4}\d{4}$`).MatchString(got.Mobile) {
+				t.Errorf("got %+v, want status %s on 20200101 with the mobile masked", got, tt.wantStatus)
+			}
+		})
+	}
+}
+
+// "twosell dev" on free ports: the sample events are all processed, a
+// client produces to and consumes from the broker it printed, and it exits
+// 0 when told to stop.
+func TestDev(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var stdout, stderr syncBuffer
+	exit := make(chan int, 1)
+	go func() {
+		exit <- Main(ctx, []string{"dev", "--kafka-addr", "127.0.0.1:0", "--sim-addr", "127.0.0.1:0",
+			"--generate", "200", "--sim-latency", "1ms"}, &stdout, &stderr)
+	}()
+	waitUntil(t, func() bool { return strings.Contains(stdout.String(), "all 200 sample events processed") })
+	out := stdout.String()
+	broker := regexp.MustCompile(`kafka broker\s+(\S+)`).FindStringSubmatch(out)
+	if broker == nil {
+		t.Fatalf("no broker address in:\n%s", out)
+	}
+	if !strings.Contains(out, "enriched  key=") || !strings.Contains(out, "invalid_") {
+		t.Errorf("dev shows no enriched events or no dead-letter classes:\n%s", out)
+	}
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(broker[1]), kgo.ConsumeTopics(devOutputTopic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	mine := &kgo.Record{Topic: devInputTopic, Key: []byte("u-test"),
+		Value: []byte(`{"event_id":"from-test","mobile":"17312345678","registered_at":"2024-01-02"}`)}
+	if err := cl.ProduceSync(ctx, mine).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	pctx, pcancel := context.WithTimeout(ctx, 60*time.Second)
+	defer pcancel()
+	found := false
+	for !found && pctx.Err() == nil {
+		cl.PollFetches(pctx).EachRecord(func(r *kgo.Record) {
+			if strings.Contains(string(r.Value), `"event_id":"from-test"`) {
+				found = true
+				if h, _ := headerValue(r, "traceparent"); h == "" {
+					t.Error("the enriched event has no traceparent")
+				}
+			}
+		})
+	}
+	if !found {
+		t.Fatal("the event produced by a client never came out enriched")
+	}
+
+	cancel()
+	if code := <-exit; code != 0 {
+		t.Fatalf("dev exited %d, want 0; stderr:\n%s", code, stderr.String())
+	}
+}
