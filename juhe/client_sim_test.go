@@ -1,6 +1,7 @@
 package juhe_test
 
 import (
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -191,4 +192,40 @@ func TestSimFaults(t *testing.T) {
 			t.Fatalf("%v, want fatal", err)
 		}
 	})
+}
+
+// TestSimEveryCode sends every error code of the provider's document through
+// the simulator and checks the class DESIGN.md's table gives it, and whether
+// the record is answered (no record) rather than failed.
+func TestSimEveryCode(t *testing.T) {
+	want := map[int]juhe.Class{
+		232701: juhe.ClassTransient, 232702: juhe.ClassRecord, 232704: juhe.ClassTransient,
+		10001: juhe.ClassFatal, 10002: juhe.ClassFatal, 10003: juhe.ClassFatal, 10004: juhe.ClassFatal,
+		10005: juhe.ClassFatal, 10007: juhe.ClassFatal, 10008: juhe.ClassFatal, 10009: juhe.ClassFatal,
+		10011: juhe.ClassQuota, 10012: juhe.ClassQuota, 10013: juhe.ClassQuota,
+		10014: juhe.ClassTransient, 10020: juhe.ClassTransient, 10021: juhe.ClassFatal,
+	}
+	for _, code := range juhesim.Codes() {
+		t.Run(juhesim.Reason(code), func(t *testing.T) {
+			sim, srv := newSim(t)
+			if err := sim.SetFaults(juhesim.Faults{ErrorRates: map[int]float64{code: 1}}); err != nil {
+				t.Fatal(err)
+			}
+			c := simClient(t, srv.URL, nil)
+			a, err := c.Query(t.Context(), juhesim.Population(20)[15], "20200101")
+			if code == juhe.CodeNoRecord {
+				if err != nil || !a.NoRecord || a.Status() != "no_record" {
+					t.Fatalf("232703: %+v, %v; want a no_record answer", a, err)
+				}
+				return
+			}
+			class, ok := juhe.ClassOf(err)
+			if !ok || class != want[code] {
+				t.Fatalf("code %d: %v (class %v); want class %v", code, err, class, want[code])
+			}
+			if e := new(juhe.Error); !errors.As(err, &e) || e.Code != code {
+				t.Errorf("Error.Code = %d, want %d", e.Code, code)
+			}
+		})
+	}
 }
