@@ -325,7 +325,7 @@ func (c *Client) endSpan(span trace.Span, a Answer, err error) {
 // checkInput rejects what the provider would answer 232702 to, without
 // paying for the call. The values are not quoted: a mobile is personal data.
 func checkInput(mobile, date string) *Error {
-	if !validMobile(mobile) {
+	if !ValidMobile(mobile) {
 		return &Error{Class: ClassRecord, Reason: `juhe: the mobile is not 11 digits matching ^1[3-9]\d{9}$`}
 	}
 	if len(date) != 8 {
@@ -335,16 +335,4 @@ func checkInput(mobile, date string) *Error {
 		return &Error{Class: ClassRecord, Reason: "juhe: the date is not a yyyymmdd calendar day"}
 	}
 	return nil
-}
-
-func validMobile(s string) bool {
-	if len(s) != 11 || s[0] != '1' || s[1] < '3' || s[1] > '9' {
-		return false
-	}
-	for i := 2; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
 }

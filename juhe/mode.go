@@ -156,3 +156,18 @@ func DecryptAES(key []byte, b64 string) (string, error) {
 	}
 	return string(pt[:len(pt)-pad]), nil
 }
+
+// ValidMobile reports whether s is a mainland mobile number as the provider
+// accepts it: 11 ASCII digits matching ^1[3-9]\d{9}$. Hand-written rather
+// than a regexp: it runs on every query.
+func ValidMobile(s string) bool {
+	if len(s) != 11 || s[0] != '1' || s[1] < '3' || s[1] > '9' {
+		return false
+	}
+	for i := 2; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}

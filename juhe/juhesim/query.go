@@ -90,7 +90,7 @@ func (s *Sim) serveQuery(w http.ResponseWriter, r *http.Request, encrypted bool)
 			return
 		}
 	} else {
-		if !validMobile(mobile) {
+		if !juhe.ValidMobile(mobile) {
 			s.answer(w, codeBadParam, 0)
 			return
 		}
@@ -149,7 +149,7 @@ func (s *Sim) decodeMobile(v string) (mobile string, mode juhe.Mode, code int) {
 		return "", "", codeBadParam // not base64, bad padding, or another openid's key
 	}
 	switch {
-	case validMobile(pt):
+	case juhe.ValidMobile(pt):
 		s.learn(pt)
 		return pt, juhe.ModeAES, codeOK
 	case len(pt) == 32 && isLowerHex(pt):

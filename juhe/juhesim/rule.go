@@ -3,6 +3,8 @@ package juhesim
 import (
 	"strconv"
 	"time"
+
+	"github.com/twosell/twosell/juhe"
 )
 
 // china is the provider's time zone, Asia/Shanghai. A fixed +08:00 zone is
@@ -16,16 +18,6 @@ var epoch = time.Date(2015, time.January, 1, 0, 0, 0, 0, china)
 // activationSpan is the number of days over which the rule spreads
 // activation dates (about ten years from epoch).
 const activationSpan = 3650
-
-// validMobile reports whether s is a mainland mobile number as the provider
-// accepts it: 11 ASCII digits matching ^1[3-9]\d{9}$. Hand-written rather
-// than a regexp because it runs on every request and every decrypted value.
-func validMobile(s string) bool {
-	if len(s) != 11 || s[0] != '1' || s[1] < '3' || s[1] > '9' {
-		return false
-	}
-	return allDigits(s)
-}
 
 // parseDate parses a query date written yyyymmdd as a calendar day (midnight
 // in China time). It rejects anything else, including days that do not exist
@@ -48,7 +40,7 @@ func parseDate(s string) (time.Time, bool) {
 // activation date: a mobile that is not valid, or whose last two digits are
 // 00–09 (no record, or res 3).
 func ActivationDate(mobile string) (a time.Time, ok bool) {
-	if !validMobile(mobile) || lastTwo(mobile) < 10 {
+	if !juhe.ValidMobile(mobile) || lastTwo(mobile) < 10 {
 		return time.Time{}, false
 	}
 	n, _ := strconv.Atoi(mobile[3:7]) // four digits: validMobile checked them
@@ -66,7 +58,7 @@ func ActivationDate(mobile string) (a time.Time, ok bool) {
 //   - otherwise res 1 if ActivationDate(mobile) is after the date, else 2.
 func Expect(mobile, date string) (code, res int) {
 	d, ok := parseDate(date)
-	if !ok || !validMobile(mobile) {
+	if !ok || !juhe.ValidMobile(mobile) {
 		return codeBadParam, 0
 	}
 	switch xy := lastTwo(mobile); {

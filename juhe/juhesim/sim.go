@@ -118,7 +118,7 @@ func (s *Sim) Register(mobiles ...string) {
 
 // learn indexes the digests of mobile if it is valid and new.
 func (s *Sim) learn(mobile string) {
-	if !validMobile(mobile) {
+	if !juhe.ValidMobile(mobile) {
 		return
 	}
 	md5 := juhe.MD5Hex(mobile)
