@@ -61,6 +61,12 @@ type Kafka struct {
 	// RebalanceTimeout is how long members have to finish in-flight work and
 	// rejoin during a rebalance. Default 60s.
 	RebalanceTimeout time.Duration `yaml:"rebalance_timeout" json:"rebalance_timeout"`
+	// Delivery is the guarantee: at-least-once (outputs acknowledged, then
+	// offsets committed; a crash re-delivers the records in flight) or
+	// exactly-once (outputs, dead letters and offsets in one Kafka
+	// transaction, read_committed; an aborted transaction re-runs its
+	// lookups). Default "at-least-once".
+	Delivery string `yaml:"delivery" json:"delivery"`
 }
 
 // Juhe is the provider's API and the client's resilience settings (YAML
@@ -146,6 +152,12 @@ type Input struct {
 	// loc is TimeZone, loaded by Validate.
 	loc *time.Location
 }
+
+// The values of Kafka.Delivery.
+const (
+	DeliveryAtLeastOnce = "at-least-once"
+	DeliveryExactlyOnce = "exactly-once"
+)
 
 // The values of Input.DateSource.
 const (
@@ -245,6 +257,7 @@ func Default() Config {
 			CreateTopics:     true,
 			SessionTimeout:   45 * time.Second,
 			RebalanceTimeout: 60 * time.Second,
+			Delivery:         DeliveryAtLeastOnce,
 		},
 		Juhe: Juhe{
 			URL:                "https://apis.juhe.cn",

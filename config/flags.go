@@ -26,6 +26,7 @@ var commandFlags = map[string][]flagSpec{
 		{"output-topic", "kafka.output_topic", "topic to write enriched events to"},
 		{"dlq-topic", "kafka.dlq_topic", "topic to write dead letters to"},
 		{"create-topics", "kafka.create_topics", "create missing output and dead-letter topics at start"},
+		{"delivery", "kafka.delivery", "delivery guarantee: at-least-once or exactly-once (Kafka transactions)"},
 		flagJuheURL, flagJuheMode, flagJuheMethod, flagJuheTimeout,
 		{"on-unavailable", "processing.on_unavailable", "while the provider is unavailable: pause (hold records back) or emit (write status unavailable)"},
 		flagLogLevel, flagLogFormat,

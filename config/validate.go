@@ -22,6 +22,7 @@ var callsProvider = []string{"run", "query", "replay"}
 // The accepted values of the enumerated settings, in the order messages list
 // them.
 var (
+	validDelivery      = []string{DeliveryAtLeastOnce, DeliveryExactlyOnce}
 	validMethods       = []string{"GET", "POST"}
 	validDateSources   = []string{DateSourceField, DateSourceTimestamp, DateSourceFieldOrTimestamp}
 	validOnUnavailable = []string{OnUnavailablePause, OnUnavailableEmit}
@@ -84,6 +85,7 @@ func (c *Config) validateKafka(v *validator) {
 	}
 	v.positive("kafka.session_timeout", k.SessionTimeout)
 	v.positive("kafka.rebalance_timeout", k.RebalanceTimeout)
+	k.Delivery = v.oneOf("kafka.delivery", strings.ToLower(k.Delivery), k.Delivery, validDelivery)
 }
 
 func (c *Config) validateJuhe(v *validator) {
