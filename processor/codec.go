@@ -35,6 +35,15 @@ type CodecConfig struct {
 	OutputField string         // the added member; default "twosell"
 	DateSource  DateSource     // default DateSourceField
 	Location    *time.Location // the time zone of calendar days; required (config defaults it to Asia/Shanghai)
+
+	// MaxRecordBytes bounds a record's key, value and headers together;
+	// DecodeRecord rejects a larger record as too_large without reading it.
+	// Default DefaultMaxRecordBytes; negative: no limit.
+	MaxRecordBytes int
+	// MaxHeaders bounds a record's headers; DecodeRecord rejects a record
+	// with more as too_many_headers. Default DefaultMaxHeaders; negative:
+	// no limit.
+	MaxHeaders int
 }
 
 // Codec decodes input record values into Events and encodes enriched
@@ -48,6 +57,7 @@ type Codec struct {
 	mobileField, dateField, idField, outputField string
 	dateSource                                   DateSource
 	loc                                          *time.Location
+	maxRecordBytes, maxHeaders                   int // see limits.go; 0: no limit
 
 	// memberPrefix is `"twosell":{"schema":1,"status":`, escaped once here.
 	memberPrefix []byte
@@ -100,12 +110,14 @@ func NewCodec(cfg CodecConfig) (*Codec, error) {
 	}
 
 	c := &Codec{
-		mobileField: cfg.MobileField,
-		dateField:   cfg.DateField,
-		idField:     cfg.IDField,
-		outputField: cfg.OutputField,
-		dateSource:  cfg.DateSource,
-		loc:         cfg.Location,
+		mobileField:    cfg.MobileField,
+		dateField:      cfg.DateField,
+		idField:        cfg.IDField,
+		outputField:    cfg.OutputField,
+		dateSource:     cfg.DateSource,
+		loc:            cfg.Location,
+		maxRecordBytes: limit(cfg.MaxRecordBytes, DefaultMaxRecordBytes),
+		maxHeaders:     limit(cfg.MaxHeaders, DefaultMaxHeaders),
 	}
 	c.memberPrefix = appendJSONString(nil, c.outputField)
 	c.memberPrefix = append(c.memberPrefix, `:{"schema":1,"status":`...)

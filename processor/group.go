@@ -18,7 +18,9 @@ func (p *Processor) assigned(_ context.Context, _ *kgo.Client, assigned map[stri
 			tp := topicPartition{topic, partition}
 			w := newPartitionWorker(p, tp)
 			p.workers[tp] = w
-			go w.run()
+			if !p.cfg.ExactlyOnce {
+				go w.run() // exactly-once, the transaction loop drives the workers
+			}
 		}
 	}
 	p.log.Info("partitions assigned", "partitions", assigned)
@@ -30,6 +32,13 @@ func (p *Processor) assigned(_ context.Context, _ *kgo.Client, assigned map[stri
 // group is left at shutdown), so nothing of these partitions is committed
 // after it returns.
 func (p *Processor) revoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
+	if p.cfg.ExactlyOnce {
+		// No batch is running (rebalances wait for the transaction loop to
+		// allow them), and the transaction session commits: only forget.
+		p.releaseWorkers(p.removeWorkers(revoked))
+		p.log.Info("partitions revoked", "partitions", revoked)
+		return
+	}
 	p.commitMu.Lock()
 	defer p.commitMu.Unlock()
 	ws := p.removeWorkers(revoked)
@@ -60,6 +69,12 @@ func (p *Processor) revoked(ctx context.Context, cl *kgo.Client, revoked map[str
 // lost abandons the lost partitions' work without committing: the group has
 // already given them to someone else, who will deliver them again.
 func (p *Processor) lost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	if p.cfg.ExactlyOnce {
+		// The transaction session aborts the open transaction.
+		p.releaseWorkers(p.removeWorkers(lost))
+		p.log.Warn("partitions lost (session expired); their transaction aborts and they are delivered again", "partitions", lost)
+		return
+	}
 	p.commitMu.Lock()
 	defer p.commitMu.Unlock()
 	ws := p.removeWorkers(lost)
@@ -82,6 +97,13 @@ func (p *Processor) removeWorkers(tps map[string][]int32) []*partitionWorker {
 		}
 	}
 	return ws
+}
+
+// releaseWorkers releases idle workers (exactly-once: between transactions).
+func (p *Processor) releaseWorkers(ws []*partitionWorker) {
+	for _, w := range ws {
+		w.release()
+	}
 }
 
 // forget drops what was committed for partitions no longer ours. The caller

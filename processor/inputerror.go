@@ -25,6 +25,12 @@ const (
 	// impossible calendar day, year outside 1990–2100), or the record
 	// timestamp it falls back to is missing.
 	ClassInvalidDate = "invalid_date"
+	// ClassTooLarge: the record (key, value and headers) is larger than
+	// CodecConfig.MaxRecordBytes; it is not decoded.
+	ClassTooLarge = "too_large"
+	// ClassTooManyHeaders: the record has more headers than
+	// CodecConfig.MaxHeaders.
+	ClassTooManyHeaders = "too_many_headers"
 )
 
 // InputError is a record's own fault: no retry and no provider can fix it, so

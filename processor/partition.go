@@ -107,7 +107,7 @@ func (w *partitionWorker) run() {
 		if r == nil {
 			return
 		}
-		w.process(r)
+		w.process(w.ctx, r)
 	}
 }
 
@@ -147,7 +147,12 @@ func (w *partitionWorker) shutdown(grace <-chan struct{}) {
 		w.cancel()
 		<-w.done
 	}
+	w.release()
+}
+
+// release abandons whatever the worker still does and resumes its
+// partition: a revoked partition that comes back must not come back paused.
+func (w *partitionWorker) release() {
 	w.cancel()
-	// A revoked partition that comes back must not come back paused.
 	w.setPaused(pauseFull|pauseHeld, false)
 }

@@ -59,6 +59,21 @@ type Config struct {
 	Codec    CodecConfig // how input values are read and outputs written
 	Enricher Enricher    // answers lookups (required)
 
+	// ExactlyOnce writes outputs, dead letters and input offsets in Kafka
+	// transactions (franz-go's GroupTransactSession) and reads
+	// read_committed: each output and dead letter is visible once per
+	// committed input. A batch is one transaction; an aborted transaction
+	// (rebalance, held record, crash) re-runs its lookups, which costs
+	// provider calls. Requires TransactionalID.
+	ExactlyOnce bool
+	// TransactionalID identifies this instance's transactions; it must be
+	// unique per instance and stable across its restarts, so that a
+	// restarted instance fences its predecessor's open transaction at once.
+	TransactionalID string
+	// TransactionTimeout bounds a transaction (60s); a batch holding a record
+	// back for the provider is aborted after half of it.
+	TransactionTimeout time.Duration
+
 	// EmitUnavailable writes an event with status "unavailable" when the
 	// provider is unavailable, instead of holding the record back (false:
 	// hold back and pause fetching, so that nothing is emitted unchecked).
@@ -72,6 +87,10 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	RetryBackoff    time.Duration // first wait before retrying a held-back record (500ms)
 	MaxRetryBackoff time.Duration // longest wait between retries of a held-back record (30s)
+	// MaxPollRecords bounds one poll (1000). Exactly-once, it is the most
+	// records one transaction holds, so it also bounds how long outputs wait
+	// to become visible.
+	MaxPollRecords int
 	// MaxBufferedRecords is how many received records a partition may hold
 	// before its fetching pauses; it resumes below half of it (1000).
 	MaxBufferedRecords int
@@ -90,6 +109,8 @@ func (c *Config) setDefaults() {
 	setDefault(&c.RetryBackoff, 500*time.Millisecond)
 	setDefault(&c.MaxRetryBackoff, 30*time.Second)
 	setDefault(&c.MaxBufferedRecords, 1000)
+	setDefault(&c.MaxPollRecords, 1000)
+	setDefault(&c.TransactionTimeout, 60*time.Second)
 	if c.TracerProvider == nil {
 		c.TracerProvider = otel.GetTracerProvider()
 	}
@@ -119,6 +140,9 @@ func (c *Config) validate() error {
 		if f.v == "" {
 			errs = append(errs, fmt.Errorf("processor: %s is required", f.name))
 		}
+	}
+	if c.ExactlyOnce && c.TransactionalID == "" {
+		errs = append(errs, errors.New("processor: TransactionalID is required with ExactlyOnce"))
 	}
 	if c.Enricher == nil {
 		errs = append(errs, errors.New("processor: Enricher is required"))
@@ -196,6 +220,30 @@ func (p *Processor) Run(ctx context.Context) error {
 	if err := p.ensureTopics(ctx); err != nil {
 		return err
 	}
+	runCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	p.cancelRun = cancel
+	p.log.Info("consuming", "group", p.cfg.Group, "input_topic", p.cfg.InputTopic,
+		"output_topic", p.cfg.OutputTopic, "dlq_topic", p.cfg.DLQTopic, "exactly_once", p.cfg.ExactlyOnce)
+	var err error
+	if p.cfg.ExactlyOnce {
+		err = p.runTransactional(runCtx)
+	} else {
+		err = p.runAtLeastOnce(runCtx)
+	}
+	if err != nil {
+		return err
+	}
+	if err := p.fatal(); err != nil {
+		return &FatalError{Err: err}
+	}
+	p.log.Info("stopped", "consumed", p.stats.consumed.Load(), "produced", p.stats.produced.Load(),
+		"dead_lettered", p.stats.deadLettered.Load())
+	return nil
+}
+
+// clientOpts are the options of the consuming and producing client.
+func (p *Processor) clientOpts(extra ...kgo.Opt) []kgo.Opt {
 	// Our logger first, so that a logger in ClientOpts overrides it.
 	opts := append([]kgo.Opt{kgo.WithLogger(kgoLogger{p.log})}, p.cfg.ClientOpts...)
 	opts = append(opts,
@@ -213,31 +261,26 @@ func (p *Processor) Run(ctx context.Context) error {
 		kgo.RebalanceTimeout(p.cfg.RebalanceTimeout),
 		kgo.WithHooks(p.hooks...),
 	)
-	cl, err := kgo.NewClient(opts...)
+	return append(opts, extra...)
+}
+
+// runAtLeastOnce polls and hands records to the partition workers, which
+// produce; the commit loop commits what Kafka acknowledged.
+func (p *Processor) runAtLeastOnce(ctx context.Context) error {
+	cl, err := kgo.NewClient(p.clientOpts()...)
 	if err != nil {
 		return fmt.Errorf("processor: kafka client: %w", err)
 	}
 	p.cl = cl
 
-	runCtx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	p.cancelRun = cancel
-
 	var commitDone sync.WaitGroup
-	commitDone.Go(func() { p.commitLoop(runCtx) })
-
-	p.log.Info("consuming", "group", p.cfg.Group, "input_topic", p.cfg.InputTopic,
-		"output_topic", p.cfg.OutputTopic, "dlq_topic", p.cfg.DLQTopic)
-	for runCtx.Err() == nil {
-		fetches := cl.PollRecords(runCtx, 1000)
+	commitDone.Go(func() { p.commitLoop(ctx) })
+	for ctx.Err() == nil {
+		fetches := cl.PollRecords(ctx, p.cfg.MaxPollRecords)
 		if fetches.IsClientClosed() {
 			break
 		}
-		fetches.EachError(func(topic string, partition int32, err error) {
-			if !errors.Is(err, context.Canceled) {
-				p.log.Warn("fetch error; the client retries", "topic", topic, "partition", partition, "err", err)
-			}
-		})
+		p.logFetchErrors(fetches)
 		fetches.EachPartition(p.dispatch)
 		cl.AllowRebalance()
 	}
@@ -247,12 +290,15 @@ func (p *Processor) Run(ctx context.Context) error {
 	// path as a rebalance.
 	commitDone.Wait()
 	cl.CloseAllowingRebalance()
-	if err := p.fatal(); err != nil {
-		return &FatalError{Err: err}
-	}
-	p.log.Info("stopped", "consumed", p.stats.consumed.Load(), "produced", p.stats.produced.Load(),
-		"dead_lettered", p.stats.deadLettered.Load())
 	return nil
+}
+
+func (p *Processor) logFetchErrors(fetches kgo.Fetches) {
+	fetches.EachError(func(topic string, partition int32, err error) {
+		if !errors.Is(err, context.Canceled) {
+			p.log.Warn("fetch error; the client retries", "topic", topic, "partition", partition, "err", err)
+		}
+	})
 }
 
 // dispatch hands one partition's polled records to its worker.

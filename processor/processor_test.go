@@ -13,6 +13,7 @@ import (
 	"time"
 	_ "time/tzdata"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -39,6 +40,7 @@ func fakeAnswer(l processor.Lookup) processor.Result {
 
 type harness struct {
 	t       *testing.T
+	eos     bool // exactly-once delivery
 	kafka   *kafkatest.Cluster
 	in, out string
 	dlq     string
@@ -47,10 +49,18 @@ type harness struct {
 	tp      *sdktrace.TracerProvider
 }
 
-func newHarness(t *testing.T, partitions int32) *harness {
+// bothModes runs a test once per delivery guarantee.
+func bothModes(t *testing.T, test func(t *testing.T, eos bool)) {
+	t.Run("at-least-once", func(t *testing.T) { test(t, false) })
+	t.Run("exactly-once", func(t *testing.T) { test(t, true) })
+}
+
+func newHarness(t *testing.T, partitions int32) *harness { return newHarnessMode(t, partitions, false) }
+
+func newHarnessMode(t *testing.T, partitions int32, eos bool) *harness {
 	k := kafkatest.New(t)
 	h := &harness{
-		t: t, kafka: k,
+		t: t, kafka: k, eos: eos,
 		in: k.Name("registrations"), out: k.Name("enriched"), dlq: k.Name("dlq"),
 		group: k.Name("twosell"),
 		spans: tracetest.NewSpanRecorder(),
@@ -75,7 +85,11 @@ func (h *harness) config(e processor.Enricher) processor.Config {
 		MaxRetryBackoff: 20 * time.Millisecond,
 		SessionTimeout:  6 * time.Second,
 		TracerProvider:  h.tp,
-		Logger:          slog.New(slog.NewTextHandler(testWriter{h.t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		ExactlyOnce:     h.eos,
+		TransactionalID: h.kafka.Name("txn"),
+		// Short, so that a held batch aborts within the test.
+		TransactionTimeout: 4 * time.Second,
+		Logger:             slog.New(slog.NewTextHandler(testWriter{h.t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
 	}
 }
 
@@ -169,88 +183,90 @@ func countAtLeast(n int) func([]*kgo.Record) bool {
 }
 
 func TestEndToEnd(t *testing.T) {
-	h := newHarness(t, 3)
-	const n = 300
-	var recs []*kgo.Record
-	for i := range n {
-		recs = append(recs, event(h.in, i, i%25 == 0))
-	}
-	h.kafka.Produce(recs...)
-	_, stop := h.start(h.config(processor.EnricherFunc(func(_ context.Context, l processor.Lookup) (processor.Result, error) {
-		return fakeAnswer(l), nil
-	})))
+	bothModes(t, func(t *testing.T, eos bool) {
+		h := newHarnessMode(t, 3, eos)
+		const n = 300
+		var recs []*kgo.Record
+		for i := range n {
+			recs = append(recs, event(h.in, i, i%25 == 0))
+		}
+		h.kafka.Produce(recs...)
+		_, stop := h.start(h.config(processor.EnricherFunc(func(_ context.Context, l processor.Lookup) (processor.Result, error) {
+			return fakeAnswer(l), nil
+		})))
 
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	h.kafka.Consume(ctx, countAtLeast(n), h.out, h.dlq)
-	if err := stop(); err != nil {
-		t.Fatalf("Run: %v", err)
-	}
-	got := h.kafka.ConsumeAll(ctx, h.out, h.dlq)
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		h.kafka.Consume(ctx, countAtLeast(n), h.out, h.dlq)
+		if err := stop(); err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		got := h.kafka.ConsumeAll(ctx, h.out, h.dlq)
 
-	inputs := make(map[string]*kgo.Record)
-	for i, r := range recs {
-		inputs[fmt.Sprintf("e-%d", i)] = r
-	}
-	seen := make(map[string]int)
-	for _, r := range got {
-		id := eventID(t, r.Value)
-		seen[id]++
-		in := inputs[id]
-		if in == nil {
-			t.Fatalf("unknown event %q", id)
+		inputs := make(map[string]*kgo.Record)
+		for i, r := range recs {
+			inputs[fmt.Sprintf("e-%d", i)] = r
 		}
-		if string(r.Key) != string(in.Key) {
-			t.Errorf("%s: key %q, want the input's %q", id, r.Key, in.Key)
-		}
-		if v, _ := header(r, "origin"); v != string(in.Headers[0].Value) {
-			t.Errorf("%s: origin header %q, want %q", id, v, in.Headers[0].Value)
-		}
-		// The output's traceparent continues the input's trace.
-		tp, _ := header(r, "traceparent")
-		inTP := string(in.Headers[1].Value)
-		if headerCount(r, "traceparent") != 1 || tp[3:35] != inTP[3:35] || tp == inTP {
-			t.Errorf("%s: traceparent %q; want one, in the input's trace %s with a new span", id, tp, inTP[3:35])
-		}
-		i := 0
-		fmt.Sscanf(id, "e-%d", &i)
-		bad := i%25 == 0
-		switch r.Topic {
-		case h.out:
-			if bad {
-				t.Errorf("%s: a bad event was enriched", id)
+		seen := make(map[string]int)
+		for _, r := range got {
+			id := eventID(t, r.Value)
+			seen[id]++
+			in := inputs[id]
+			if in == nil {
+				t.Fatalf("unknown event %q", id)
 			}
-			checkOutput(t, r, in, fakeAnswer(processor.Lookup{Mobile: fmt.Sprintf("1731234%04d", i), Date: "20240102"}))
-		case h.dlq:
-			if !bad {
-				t.Errorf("%s: a good event was dead-lettered: %v", id, r.Headers)
+			if string(r.Key) != string(in.Key) {
+				t.Errorf("%s: key %q, want the input's %q", id, r.Key, in.Key)
 			}
-			if string(r.Value) != string(in.Value) {
-				t.Errorf("%s: dead letter value %q, want the input byte for byte", id, r.Value)
+			if v, _ := header(r, "origin"); v != string(in.Headers[0].Value) {
+				t.Errorf("%s: origin header %q, want %q", id, v, in.Headers[0].Value)
 			}
-			class, _ := header(r, processor.HeaderErrorClass)
-			reason, _ := header(r, processor.HeaderError)
-			src, _ := header(r, processor.HeaderSource)
-			if class != processor.ClassInvalidMobile || !strings.Contains(reason, "mobile") || !strings.HasPrefix(src, h.in+"/") {
-				t.Errorf("%s: dead letter class %q reason %q source %q", id, class, reason, src)
+			// The output's traceparent continues the input's trace.
+			tp, _ := header(r, "traceparent")
+			inTP := string(in.Headers[1].Value)
+			if headerCount(r, "traceparent") != 1 || tp[3:35] != inTP[3:35] || tp == inTP {
+				t.Errorf("%s: traceparent %q; want one, in the input's trace %s with a new span", id, tp, inTP[3:35])
+			}
+			i := 0
+			fmt.Sscanf(id, "e-%d", &i)
+			bad := i%25 == 0
+			switch r.Topic {
+			case h.out:
+				if bad {
+					t.Errorf("%s: a bad event was enriched", id)
+				}
+				checkOutput(t, r, in, fakeAnswer(processor.Lookup{Mobile: fmt.Sprintf("1731234%04d", i), Date: "20240102"}))
+			case h.dlq:
+				if !bad {
+					t.Errorf("%s: a good event was dead-lettered: %v", id, r.Headers)
+				}
+				if string(r.Value) != string(in.Value) {
+					t.Errorf("%s: dead letter value %q, want the input byte for byte", id, r.Value)
+				}
+				class, _ := header(r, processor.HeaderErrorClass)
+				reason, _ := header(r, processor.HeaderError)
+				src, _ := header(r, processor.HeaderSource)
+				if class != processor.ClassInvalidMobile || !strings.Contains(reason, "mobile") || !strings.HasPrefix(src, h.in+"/") {
+					t.Errorf("%s: dead letter class %q reason %q source %q", id, class, reason, src)
+				}
 			}
 		}
-	}
-	for id := range inputs {
-		if seen[id] != 1 {
-			t.Errorf("%s seen %d times, want exactly once", id, seen[id])
+		for id := range inputs {
+			if seen[id] != 1 {
+				t.Errorf("%s seen %d times, want exactly once", id, seen[id])
+			}
 		}
-	}
 
-	// After a graceful stop, everything is committed.
-	committed := h.kafka.CommittedOffsets(h.group, h.in)
-	var total int64
-	for _, o := range committed {
-		total += o
-	}
-	if total != n {
-		t.Errorf("committed offsets %v sum to %d, want %d", committed, total, n)
-	}
+		// After a graceful stop, everything is committed.
+		committed := h.kafka.CommittedOffsets(h.group, h.in)
+		var total int64
+		for _, o := range committed {
+			total += o
+		}
+		if total != n {
+			t.Errorf("committed offsets %v sum to %d, want %d", committed, total, n)
+		}
+	})
 }
 
 // checkOutput checks an enriched event against the input and the answer.
@@ -286,123 +302,141 @@ func checkOutput(t *testing.T, out, in *kgo.Record, want processor.Result) {
 }
 
 func TestFatalCommitsOnlyFinishedRecords(t *testing.T) {
-	h := newHarness(t, 1)
-	const n, fatalAt = 100, 30
-	var recs []*kgo.Record
-	for i := range n {
-		recs = append(recs, event(h.in, i, false))
-	}
-	h.kafka.Produce(recs...)
-	var calls atomic.Int64
-	_, stop := h.start(h.config(processor.EnricherFunc(func(_ context.Context, l processor.Lookup) (processor.Result, error) {
-		if calls.Add(1) > fatalAt {
-			return processor.Result{}, processor.Fatal(errors.New("the provider rejected the API key"))
+	bothModes(t, func(t *testing.T, eos bool) {
+		h := newHarnessMode(t, 1, eos)
+		const n, fatalAt = 100, 30
+		var recs []*kgo.Record
+		for i := range n {
+			recs = append(recs, event(h.in, i, false))
 		}
-		return fakeAnswer(l), nil
-	})))
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	got := h.kafka.Consume(ctx, countAtLeast(fatalAt), h.out)
-
-	// Run ends by itself with the fatal error; stop only collects it.
-	err := stop()
-	var fe *processor.FatalError
-	if !errors.As(err, &fe) {
-		t.Fatalf("Run = %v, want a *FatalError", err)
-	}
-	if got := h.kafka.CommittedOffsets(h.group, h.in)[0]; got != fatalAt {
-		t.Errorf("committed offset %d, want %d: the finished records and nothing past them", got, fatalAt)
-	}
-	if len(got) != fatalAt {
-		t.Errorf("%d outputs, want %d", len(got), fatalAt)
-	}
+		h.kafka.Produce(recs...)
+		var calls atomic.Int64
+		p, err := processor.New(h.config(processor.EnricherFunc(func(_ context.Context, l processor.Lookup) (processor.Result, error) {
+			if calls.Add(1) > fatalAt {
+				return processor.Result{}, processor.Fatal(errors.New("the provider rejected the API key"))
+			}
+			return fakeAnswer(l), nil
+		})))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		// Run ends by itself with the fatal error.
+		var fe *processor.FatalError
+		if err := p.Run(ctx); !errors.As(err, &fe) {
+			t.Fatalf("Run = %v, want a *FatalError", err)
+		}
+		committed := h.kafka.CommittedOffsets(h.group, h.in)[0]
+		got := h.kafka.ConsumeAll(ctx, h.out)
+		if eos {
+			// The transaction holding the fatal record aborts whole:
+			// what is committed is what a read_committed reader sees.
+			if committed != int64(len(got)) || committed > fatalAt {
+				t.Errorf("committed offset %d and %d outputs; want equal and at most %d", committed, len(got), fatalAt)
+			}
+			return
+		}
+		if committed != fatalAt {
+			t.Errorf("committed offset %d, want %d: the finished records and nothing past them", committed, fatalAt)
+		}
+		if len(got) != fatalAt {
+			t.Errorf("%d outputs, want %d", len(got), fatalAt)
+		}
+	})
 }
 
 func TestHoldsRecordsWhileProviderUnavailable(t *testing.T) {
-	h := newHarness(t, 2)
-	const n = 40
-	var recs []*kgo.Record
-	for i := range n {
-		recs = append(recs, event(h.in, i, false))
-	}
-	h.kafka.Produce(recs...)
-	var down atomic.Bool
-	down.Store(true)
-	var failures atomic.Int64
-	p, stop := h.start(h.config(processor.EnricherFunc(func(_ context.Context, l processor.Lookup) (processor.Result, error) {
-		if down.Load() {
-			failures.Add(1)
-			return processor.Result{Mode: "plain"}, processor.Unavailable(errors.New("circuit breaker is open"))
+	bothModes(t, func(t *testing.T, eos bool) {
+		h := newHarnessMode(t, 2, eos)
+		const n = 40
+		var recs []*kgo.Record
+		for i := range n {
+			recs = append(recs, event(h.in, i, false))
 		}
-		return fakeAnswer(l), nil
-	})))
+		h.kafka.Produce(recs...)
+		var down atomic.Bool
+		down.Store(true)
+		var failures atomic.Int64
+		p, stop := h.start(h.config(processor.EnricherFunc(func(_ context.Context, l processor.Lookup) (processor.Result, error) {
+			if down.Load() {
+				failures.Add(1)
+				return processor.Result{Mode: "plain"}, processor.Unavailable(errors.New("circuit breaker is open"))
+			}
+			return fakeAnswer(l), nil
+		})))
 
-	// Wait until both partitions hold a record and their fetching is paused.
-	waitFor(t, func() bool { s := p.Stats(); return s.HeldPartitions == 2 && s.PausedPartitions == 2 })
-	if s := p.Stats(); s.Produced != 0 || s.DeadLettered != 0 {
-		t.Fatalf("emitted while the provider was down: %+v", s)
-	}
-	down.Store(false)
-
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	h.kafka.Consume(ctx, countAtLeast(n), h.out, h.dlq)
-	waitFor(t, func() bool { s := p.Stats(); return s.HeldPartitions == 0 && s.PausedPartitions == 0 })
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
-	got := h.kafka.ConsumeAll(ctx, h.out, h.dlq)
-	seen := make(map[string]int)
-	for _, r := range got {
-		if r.Topic != h.out {
-			t.Errorf("dead letter while holding: %v", r.Headers)
+		// Wait until both partitions hold a record and their fetching is paused.
+		waitFor(t, func() bool { s := p.Stats(); return s.HeldPartitions == 2 && s.PausedPartitions == 2 })
+		if s := p.Stats(); s.Produced != 0 || s.DeadLettered != 0 {
+			t.Fatalf("emitted while the provider was down: %+v", s)
 		}
-		seen[eventID(t, r.Value)]++
-	}
-	if len(seen) != n || len(got) != n {
-		t.Errorf("%d outputs of %d distinct events, want each of %d once", len(got), len(seen), n)
-	}
-	t.Logf("lookups refused while down: %d", failures.Load())
+		down.Store(false)
+
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		h.kafka.Consume(ctx, countAtLeast(n), h.out, h.dlq)
+		waitFor(t, func() bool { s := p.Stats(); return s.HeldPartitions == 0 && s.PausedPartitions == 0 })
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+		got := h.kafka.ConsumeAll(ctx, h.out, h.dlq)
+		seen := make(map[string]int)
+		for _, r := range got {
+			if r.Topic != h.out {
+				t.Errorf("dead letter while holding: %v", r.Headers)
+			}
+			seen[eventID(t, r.Value)]++
+		}
+		if len(seen) != n || len(got) != n {
+			t.Errorf("%d outputs of %d distinct events, want each of %d once", len(got), len(seen), n)
+		}
+		t.Logf("lookups refused while down: %d", failures.Load())
+	})
 }
 
 func TestEmitUnavailable(t *testing.T) {
-	h := newHarness(t, 1)
-	h.kafka.Produce(event(h.in, 1, false), event(h.in, 2, false))
-	cfg := h.config(processor.EnricherFunc(func(context.Context, processor.Lookup) (processor.Result, error) {
-		return processor.Result{Mode: "aes"}, processor.Unavailable(errors.New("quota"))
-	}))
-	cfg.EmitUnavailable = true
-	_, stop := h.start(cfg)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	got := h.kafka.Consume(ctx, countAtLeast(2), h.out)
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range got {
-		if s, _ := header(r, processor.HeaderStatus); s != "unavailable" || !strings.Contains(string(r.Value), `"status":"unavailable"`) {
-			t.Errorf("output %s (status header %q), want status unavailable", r.Value, s)
+	bothModes(t, func(t *testing.T, eos bool) {
+		h := newHarnessMode(t, 1, eos)
+		h.kafka.Produce(event(h.in, 1, false), event(h.in, 2, false))
+		cfg := h.config(processor.EnricherFunc(func(context.Context, processor.Lookup) (processor.Result, error) {
+			return processor.Result{Mode: "aes"}, processor.Unavailable(errors.New("quota"))
+		}))
+		cfg.EmitUnavailable = true
+		_, stop := h.start(cfg)
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		got := h.kafka.Consume(ctx, countAtLeast(2), h.out)
+		if err := stop(); err != nil {
+			t.Fatal(err)
 		}
-	}
+		for _, r := range got {
+			if s, _ := header(r, processor.HeaderStatus); s != "unavailable" || !strings.Contains(string(r.Value), `"status":"unavailable"`) {
+				t.Errorf("output %s (status header %q), want status unavailable", r.Value, s)
+			}
+		}
+	})
 }
 
 func TestRejectDeadLetters(t *testing.T) {
-	h := newHarness(t, 1)
-	h.kafka.Produce(event(h.in, 1, false))
-	_, stop := h.start(h.config(processor.EnricherFunc(func(context.Context, processor.Lookup) (processor.Result, error) {
-		return processor.Result{}, processor.Reject("bad_parameter", errors.New("juhe: the provider rejected the request parameters (232702 参数异常)"))
-	})))
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	got := h.kafka.Consume(ctx, countAtLeast(1), h.dlq)
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
-	class, _ := header(got[0], processor.HeaderErrorClass)
-	reason, _ := header(got[0], processor.HeaderError)
-	if class != "bad_parameter" || !strings.Contains(reason, "232702") || !strings.Contains(reason, "173****0001") || strings.Contains(reason, "17312340001") {
-		t.Errorf("dead letter class %q reason %q: want bad_parameter, the code and the mobile masked", class, reason)
-	}
+	bothModes(t, func(t *testing.T, eos bool) {
+		h := newHarnessMode(t, 1, eos)
+		h.kafka.Produce(event(h.in, 1, false))
+		_, stop := h.start(h.config(processor.EnricherFunc(func(context.Context, processor.Lookup) (processor.Result, error) {
+			return processor.Result{}, processor.Reject("bad_parameter", errors.New("juhe: the provider rejected the request parameters (232702 参数异常)"))
+		})))
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		got := h.kafka.Consume(ctx, countAtLeast(1), h.dlq)
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+		class, _ := header(got[0], processor.HeaderErrorClass)
+		reason, _ := header(got[0], processor.HeaderError)
+		if class != "bad_parameter" || !strings.Contains(reason, "232702") || !strings.Contains(reason, "173****0001") || strings.Contains(reason, "17312340001") {
+			t.Errorf("dead letter class %q reason %q: want bad_parameter, the code and the mobile masked", class, reason)
+		}
+	})
 }
 
 func TestMissingInputTopic(t *testing.T) {
@@ -443,51 +477,57 @@ func TestMissingOutputTopicWithoutCreate(t *testing.T) {
 // A second member joining mid-stream takes partitions over through a
 // revoke that finishes, flushes and commits: no event is lost or duplicated.
 func TestRebalanceLosesAndDuplicatesNothing(t *testing.T) {
-	h := newHarness(t, 4)
-	const n = 400
-	var recs []*kgo.Record
-	for i := range n {
-		recs = append(recs, event(h.in, i, false))
-	}
-	h.kafka.Produce(recs...)
-	slow := processor.EnricherFunc(func(ctx context.Context, l processor.Lookup) (processor.Result, error) {
-		select { // a provider with latency, so that work is in flight at the rebalance
-		case <-time.After(5 * time.Millisecond):
-		case <-ctx.Done():
-			return processor.Result{}, ctx.Err()
+	bothModes(t, func(t *testing.T, eos bool) {
+		h := newHarnessMode(t, 4, eos)
+		const n = 400
+		var recs []*kgo.Record
+		for i := range n {
+			recs = append(recs, event(h.in, i, false))
 		}
-		return fakeAnswer(l), nil
-	})
-	p1, stop1 := h.start(h.config(slow))
-	waitFor(t, func() bool { return p1.Stats().Produced >= n/8 })
-	p2, stop2 := h.start(h.config(slow))
+		h.kafka.Produce(recs...)
+		slow := processor.EnricherFunc(func(ctx context.Context, l processor.Lookup) (processor.Result, error) {
+			select { // a provider with latency, so that work is in flight at the rebalance
+			case <-time.After(5 * time.Millisecond):
+			case <-ctx.Done():
+				return processor.Result{}, ctx.Err()
+			}
+			return fakeAnswer(l), nil
+		})
+		cfg := h.config(slow)
+		cfg.MaxPollRecords = 20 // many transactions, so the rebalance lands mid-stream
+		p1, stop1 := h.start(cfg)
+		waitFor(t, func() bool { return p1.Stats().Produced >= n/8 })
+		cfg2 := h.config(slow) // its own transactional id
+		cfg2.MaxPollRecords = cfg.MaxPollRecords
+		p2, stop2 := h.start(cfg2)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	got := h.kafka.Consume(ctx, countAtLeast(n), h.out)
-	if err := stop1(); err != nil {
-		t.Fatal(err)
-	}
-	if err := stop2(); err != nil {
-		t.Fatal(err)
-	}
-	got = h.kafka.ConsumeAll(ctx, h.out) // everything written, duplicates included
-	s1, s2 := p1.Stats(), p2.Stats()
-	t.Logf("first member produced %d, second %d", s1.Produced, s2.Produced)
-	if s2.Produced == 0 {
-		t.Fatal("the second member never got work: no rebalance happened mid-stream")
-	}
-	seen := make(map[string]int)
-	for _, r := range got {
-		seen[eventID(t, r.Value)]++
-	}
-	dups := 0
-	for _, c := range seen {
-		dups += c - 1
-	}
-	if len(seen) != n || dups != 0 {
-		t.Errorf("%d distinct events of %d, %d duplicates; want all, none duplicated", len(seen), n, dups)
-	}
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+		defer cancel()
+		got := h.kafka.Consume(ctx, countAtLeast(n), h.out)
+		if err := stop1(); err != nil {
+			t.Fatal(err)
+		}
+		if err := stop2(); err != nil {
+			t.Fatal(err)
+		}
+		got = h.kafka.ConsumeAll(ctx, h.out) // everything written, duplicates included
+		s1, s2 := p1.Stats(), p2.Stats()
+		t.Logf("first member produced %d, second %d", s1.Produced, s2.Produced)
+		if s2.Produced == 0 {
+			t.Fatal("the second member never got work: no rebalance happened mid-stream")
+		}
+		seen := make(map[string]int)
+		for _, r := range got {
+			seen[eventID(t, r.Value)]++
+		}
+		dups := 0
+		for _, c := range seen {
+			dups += c - 1
+		}
+		if len(seen) != n || dups != 0 {
+			t.Errorf("%d distinct events of %d, %d duplicates; want all, none duplicated", len(seen), n, dups)
+		}
+	})
 }
 
 // waitFor polls cond until it holds; the test's deadline bounds it.
@@ -508,25 +548,95 @@ func waitFor(t *testing.T, cond func() bool) {
 // Stopping while the provider is down abandons the held records: Run
 // returns cleanly and nothing unfinished is committed.
 func TestStopWhileHolding(t *testing.T) {
-	h := newHarness(t, 1)
-	const n, answered = 20, 5
-	var recs []*kgo.Record
-	for i := range n {
-		recs = append(recs, event(h.in, i, false))
-	}
-	h.kafka.Produce(recs...)
-	var calls atomic.Int64
-	p, stop := h.start(h.config(processor.EnricherFunc(func(_ context.Context, l processor.Lookup) (processor.Result, error) {
-		if calls.Add(1) > answered {
-			return processor.Result{}, processor.Unavailable(errors.New("circuit breaker is open"))
+	bothModes(t, func(t *testing.T, eos bool) {
+		h := newHarnessMode(t, 1, eos)
+		const n, answered = 20, 5
+		var recs []*kgo.Record
+		for i := range n {
+			recs = append(recs, event(h.in, i, false))
 		}
-		return fakeAnswer(l), nil
-	})))
-	waitFor(t, func() bool { return p.Stats().HeldPartitions == 1 && p.Stats().Produced == answered })
-	if err := stop(); err != nil {
-		t.Fatalf("Run = %v, want nil after a graceful stop", err)
+		h.kafka.Produce(recs...)
+		var calls atomic.Int64
+		p, stop := h.start(h.config(processor.EnricherFunc(func(_ context.Context, l processor.Lookup) (processor.Result, error) {
+			if calls.Add(1) > answered {
+				return processor.Result{}, processor.Unavailable(errors.New("circuit breaker is open"))
+			}
+			return fakeAnswer(l), nil
+		})))
+		// Exactly-once, the held record's transaction holds the answered
+		// ones too: nothing is produced until it commits.
+		want := int64(answered)
+		if eos {
+			want = 0
+		}
+		waitFor(t, func() bool { return p.Stats().HeldPartitions == 1 && p.Stats().Produced == want })
+		if err := stop(); err != nil {
+			t.Fatalf("Run = %v, want nil after a graceful stop", err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		committed := h.kafka.CommittedOffsets(h.group, h.in)[0]
+		if got := len(h.kafka.ConsumeAll(ctx, h.out)); committed != want || int64(got) != want {
+			t.Errorf("committed offset %d and %d outputs, want %d each", committed, got, want)
+		}
+	})
+}
+
+// TestKafkaBroker names the broker the suite runs against, so that a CI log
+// shows whether it was the embedded kfake or a real Kafka.
+func TestKafkaBroker(t *testing.T) {
+	k := kafkatest.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	versions, err := kadm.NewClient(k.Client()).ApiVersions(ctx)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if got := h.kafka.CommittedOffsets(h.group, h.in)[0]; got != answered {
-		t.Errorf("committed offset %d, want %d", got, answered)
+	kind := "embedded kfake broker"
+	if k.Real {
+		kind = "real Kafka broker (KAFKA_BROKERS)"
 	}
+	versions.Each(func(v kadm.BrokerApiVersions) {
+		t.Logf("%s at %v: API versions of Kafka %s", kind, k.Brokers, v.VersionGuess())
+	})
+}
+
+// An input just under the record limit whose output would be over what a
+// record may have is dead-lettered before producing, in both modes: a
+// transaction never sees a record Kafka would refuse, so it never stops.
+func TestOutputTooLargeIsDeadLettered(t *testing.T) {
+	bothModes(t, func(t *testing.T, eos bool) {
+		h := newHarnessMode(t, 1, eos)
+		big := event(h.in, 1, false)
+		big.Value = []byte(strings.Replace(string(big.Value), `"big":`, `"pad":"`+strings.Repeat("x", 999_000)+`","big":`, 1))
+		h.kafka.Produce(big, event(h.in, 2, false))
+		_, stop := h.start(h.config(processor.EnricherFunc(func(_ context.Context, l processor.Lookup) (processor.Result, error) {
+			return fakeAnswer(l), nil
+		})))
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		h.kafka.Consume(ctx, countAtLeast(2), h.out, h.dlq)
+		if err := stop(); err != nil {
+			t.Fatalf("Run = %v", err)
+		}
+		got := h.kafka.ConsumeAll(ctx, h.out, h.dlq)
+		if len(got) != 2 {
+			t.Fatalf("%d records, want the small event enriched and the big one dead-lettered", len(got))
+		}
+		dead := 0
+		for _, r := range got {
+			if r.Topic != h.dlq {
+				continue
+			}
+			dead++
+			class, _ := header(r, processor.HeaderErrorClass)
+			reason, _ := header(r, processor.HeaderError)
+			if class != processor.ClassOutputRejected || !strings.Contains(reason, "bytes") {
+				t.Errorf("dead letter class %q reason %q", class, reason)
+			}
+		}
+		if dead != 1 {
+			t.Errorf("%d dead letters, want 1", dead)
+		}
+	})
 }

@@ -26,27 +26,35 @@ const (
 // elsewhere): the record stays unfinished, so it is delivered again.
 var errAbandoned = errors.New("abandoned")
 
+// outcome is what became of a record: handed to the producer as an output
+// or a dead letter, or not (abandoned, fatal), which leaves it unfinished.
+type outcome struct {
+	handed bool
+	status Status // the output's status; "" for a dead letter
+	class  string // the dead letter's class; "" for an output
+}
+
 // process takes one record to its end: an output, a dead letter, or (when
 // abandoned or fatal) nothing, which leaves it unfinished and uncommitted.
-func (w *partitionWorker) process(r *kgo.Record) {
+// Canceling abandon gives the record up.
+func (w *partitionWorker) process(abandon context.Context, r *kgo.Record) outcome {
 	p := w.p
 	ctx, span := p.tracer.WithProcessSpan(r)
 	defer span.End()
 
-	ev, err := p.codec.Decode(r.Value, r.Timestamp)
+	ev, err := p.codec.DecodeRecord(r) // the limits first: see limits.go
 	if err != nil {
 		var ie *InputError
 		if !errors.As(err, &ie) {
 			ie = &InputError{Class: ClassInvalidJSON, Reason: err.Error()}
 		}
-		p.deadLetter(ctx, w, r, ie.Class, ie.Reason)
-		return
+		return p.deadLetter(ctx, w, r, ie.Class, ie.Reason)
 	}
 	if ev.ID != "" {
 		span.SetAttributes(attribute.String("twosell.event_id", ev.ID))
 	}
 
-	res, err := w.lookup(ctx, Lookup{Mobile: ev.Mobile, Date: ev.Date})
+	res, err := w.lookup(ctx, abandon, Lookup{Mobile: ev.Mobile, Date: ev.Date})
 	span.SetAttributes(attribute.Int("twosell.attempts", res.Attempts))
 	if res.Code != 0 {
 		span.SetAttributes(attribute.Int("juhe.error_code", res.Code))
@@ -62,32 +70,33 @@ func (w *partitionWorker) process(r *kgo.Record) {
 			if class == "" {
 				class = ClassRejected
 			}
-			p.deadLetter(ctx, w, r, class, fmt.Sprintf("the provider rejected the lookup of %s on %s: %v",
+			return p.deadLetter(ctx, w, r, class, fmt.Sprintf("the provider rejected the lookup of %s on %s: %v",
 				MaskMobile(ev.Mobile), ev.Date, err))
 		default: // fatal
 			span.RecordError(err)
 			span.SetStatus(codes.Error, "fatal")
 			p.fail(err)
 		}
-		return
+		return outcome{}
 	}
 	span.SetAttributes(
 		attribute.String("twosell.status", string(res.Status)),
 		attribute.String("twosell.source", res.Source),
 	)
-	p.produceOutput(ctx, w, r, ev, res)
+	return p.produceOutput(ctx, w, r, ev, res)
 }
 
 // lookup asks the Enricher, holding the record back while the provider is
 // unavailable: the partition's fetching pauses and the lookup is retried with
 // growing waits, so an outage becomes lag instead of failed events. With
 // EmitUnavailable the record is answered "unavailable" instead. It returns an
-// error only to dead-letter (Reject), to stop (Fatal), or errAbandoned.
-func (w *partitionWorker) lookup(ctx context.Context, l Lookup) (Result, error) {
+// error only to dead-letter (Reject), to stop (Fatal), or errAbandoned when
+// abandon ends or the worker is told to stop.
+func (w *partitionWorker) lookup(ctx, abandon context.Context, l Lookup) (Result, error) {
 	p := w.p
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stop := context.AfterFunc(w.ctx, cancel) // abandoning cancels the call in flight
+	stop := context.AfterFunc(abandon, cancel) // abandoning cancels the call in flight
 	defer stop()
 
 	wait := p.cfg.RetryBackoff
@@ -113,7 +122,6 @@ func (w *partitionWorker) lookup(ctx context.Context, l Lookup) (Result, error) 
 			return res, err
 		}
 		if p.cfg.EmitUnavailable {
-			p.stats.unavailable.Add(1)
 			return Result{Status: StatusUnavailable, Mode: res.Mode, Code: res.Code, Attempts: attempts}, nil
 		}
 		if !held {
@@ -154,8 +162,9 @@ func (w *partitionWorker) unhold() {
 }
 
 // produceOutput writes the enriched event. The record is finished when Kafka
-// acknowledges it.
-func (p *Processor) produceOutput(ctx context.Context, w *partitionWorker, in *kgo.Record, ev *Event, res Result) {
+// acknowledges it (at-least-once) or when its transaction commits
+// (exactly-once).
+func (p *Processor) produceOutput(ctx context.Context, w *partitionWorker, in *kgo.Record, ev *Event, res Result) outcome {
 	value, err := p.codec.Encode(ev, Enrichment{
 		Status:    res.Status,
 		Res:       res.Res,
@@ -166,8 +175,7 @@ func (p *Processor) produceOutput(ctx context.Context, w *partitionWorker, in *k
 		Mode:      res.Mode,
 	})
 	if err != nil {
-		p.deadLetter(ctx, w, in, ClassOutputRejected, "the enriched event could not be encoded: "+err.Error())
-		return
+		return p.deadLetter(ctx, w, in, ClassOutputRejected, "the enriched event could not be encoded: "+err.Error())
 	}
 	out := &kgo.Record{
 		Topic:     p.cfg.OutputTopic,
@@ -177,32 +185,42 @@ func (p *Processor) produceOutput(ctx context.Context, w *partitionWorker, in *k
 		Timestamp: in.Timestamp,
 		Context:   ctx, // the process span: the kotel hook injects traceparent from it
 	}
-	offset := in.Offset
+	if n := recordBytes(out); n > maxProduceBytes {
+		// franz-go would refuse it; exactly-once, a refusal inside the
+		// transaction could only stop the processor. Refuse it first.
+		return p.deadLetter(ctx, w, in, ClassOutputRejected, fmt.Sprintf(
+			"the enriched event is %d bytes, over the %d bytes a record may have; lower input.max_record_bytes", n, maxProduceBytes))
+	}
+	o := outcome{handed: true, status: res.Status}
 	p.cl.Produce(context.Background(), out, func(_ *kgo.Record, err error) {
 		switch {
 		case err == nil:
-			p.stats.produced.Add(1)
-			p.stats.status(res.Status)
-			w.track.done(offset)
+			p.acknowledged(w, in.Offset, o)
 		case abandoned(err):
-		case recordRejected(err):
+		case recordRejected(err) && !p.cfg.ExactlyOnce:
 			p.deadLetter(ctx, w, in, ClassOutputRejected,
 				fmt.Sprintf("Kafka refused the enriched event for topic %s: %v", p.cfg.OutputTopic, err))
 		default:
+			// In a transaction, a refused record cannot be replaced by a
+			// dead letter after the fact: the transaction must not commit.
 			p.fail(fmt.Errorf("cannot write to the output topic %s: %w", p.cfg.OutputTopic, err))
 		}
 	})
+	return o
 }
 
 // deadLetter writes the input's key and value byte for byte, its headers, and
 // the reason to the dead-letter topic. The record is finished when Kafka
 // acknowledges the dead letter; if the dead letter cannot be written the
 // processor stops, because dropping the record is never an option.
-func (p *Processor) deadLetter(ctx context.Context, w *partitionWorker, in *kgo.Record, class, reason string) {
+func (p *Processor) deadLetter(ctx context.Context, w *partitionWorker, in *kgo.Record, class, reason string) outcome {
 	span := trace.SpanFromContext(ctx)
 	span.SetAttributes(attribute.String("twosell.error_class", class))
 	span.SetStatus(codes.Error, class)
 	p.log.Debug("dead letter", "source", source(in), "class", class, "reason", reason)
+	if class == ClassTooLarge {
+		in = withoutPayload(in) // a record over the limit is not copied anywhere
+	}
 	dl := &kgo.Record{
 		Topic: p.cfg.DLQTopic,
 		Key:   in.Key,
@@ -215,18 +233,37 @@ func (p *Processor) deadLetter(ctx context.Context, w *partitionWorker, in *kgo.
 		Timestamp: in.Timestamp,
 		Context:   ctx,
 	}
-	offset := in.Offset
+	if recordBytes(dl) > maxProduceBytes && hasPayload(in) {
+		return p.deadLetter(ctx, w, withoutPayload(in), class,
+			reason+"; "+omittedPayload(in, fmt.Errorf("over the %d bytes a record may have", maxProduceBytes)))
+	}
+	o := outcome{handed: true, class: class}
 	p.cl.Produce(context.Background(), dl, func(_ *kgo.Record, err error) {
 		switch {
 		case err == nil:
-			p.stats.deadLettered.Add(1)
-			p.stats.deadLetterClass(class)
-			w.track.done(offset)
+			p.acknowledged(w, in.Offset, o)
 		case abandoned(err):
+		case recordRejected(err) && !p.cfg.ExactlyOnce && hasPayload(in):
+			// Too large for the dead-letter topic with the input's bytes:
+			// write it without them rather than stop (see limits.go).
+			p.deadLetter(ctx, w, withoutPayload(in), class, reason+"; "+omittedPayload(in, err))
 		default:
 			p.fail(fmt.Errorf("cannot write to the dead-letter topic %s: %w", p.cfg.DLQTopic, err))
 		}
 	})
+	return o
+}
+
+// acknowledged is called when Kafka acknowledged a record's output or dead
+// letter. At-least-once, that finishes the record. Exactly-once, the record
+// is finished only when its transaction commits, which the transaction loop
+// accounts for.
+func (p *Processor) acknowledged(w *partitionWorker, offset int64, o outcome) {
+	if p.cfg.ExactlyOnce {
+		return
+	}
+	p.stats.count(o)
+	w.track.done(offset)
 }
 
 // withHeaders copies the input's headers, replacing any with the same keys as
@@ -252,9 +289,10 @@ func source(r *kgo.Record) string {
 }
 
 // abandoned reports whether a produce failed only because the client is
-// closing: the record stays unfinished and is delivered again.
+// closing or the transaction is aborting: the record stays unfinished and is
+// delivered again.
 func abandoned(err error) bool {
-	return errors.Is(err, kgo.ErrClientClosed) || errors.Is(err, context.Canceled)
+	return errors.Is(err, kgo.ErrClientClosed) || errors.Is(err, context.Canceled) || errors.Is(err, kgo.ErrAborting)
 }
 
 // recordRejected reports whether Kafka refused this one record for what it
@@ -262,4 +300,18 @@ func abandoned(err error) bool {
 func recordRejected(err error) bool {
 	return errors.Is(err, kerr.MessageTooLarge) || errors.Is(err, kerr.RecordListTooLarge) ||
 		errors.Is(err, kerr.InvalidRecord)
+}
+
+// maxProduceBytes is the largest record franz-go produces with its default
+// ProducerBatchMaxBytes (1,000,012), less room for the batch's framing and
+// the traceparent header the tracing hook adds.
+const maxProduceBytes = 1_000_012 - 1024
+
+// recordBytes is what a record weighs in a batch, framing aside.
+func recordBytes(r *kgo.Record) int {
+	n := len(r.Key) + len(r.Value)
+	for _, h := range r.Headers {
+		n += len(h.Key) + len(h.Value)
+	}
+	return n
 }

@@ -33,16 +33,20 @@ func newCounters() counters {
 	return counters{byStatus: make(map[Status]int64), byClass: make(map[string]int64)}
 }
 
-func (c *counters) status(s Status) {
+// count adds a finished record.
+func (c *counters) count(o outcome) {
 	c.mu.Lock()
-	c.byStatus[s]++
-	c.mu.Unlock()
-}
-
-func (c *counters) deadLetterClass(class string) {
-	c.mu.Lock()
-	c.byClass[class]++
-	c.mu.Unlock()
+	defer c.mu.Unlock()
+	if o.class != "" {
+		c.deadLettered.Add(1)
+		c.byClass[o.class]++
+		return
+	}
+	c.produced.Add(1)
+	if o.status == StatusUnavailable {
+		c.unavailable.Add(1)
+	}
+	c.byStatus[o.status]++
 }
 
 // Stats returns a snapshot of the processor's counters. It is safe to call

@@ -23,6 +23,7 @@ type Cluster struct {
 	Real    bool           // a real Kafka from KAFKA_BROKERS, not kfake
 	Fake    *kfake.Cluster // the embedded broker; nil when Real
 	t       testing.TB
+	opts    []kgo.Opt // what Client adds: how to reach a secured cluster (NewFake)
 }
 
 // New returns a cluster for t: the brokers in KAFKA_BROKERS (comma
@@ -41,6 +42,21 @@ func New(t testing.TB) *Cluster {
 	return &Cluster{Brokers: c.ListenAddrs(), Fake: c, t: t}
 }
 
+// NewFake returns a fresh single-broker kfake cluster started with opts,
+// such as kfake.EnableSASL and kfake.TLS, whatever KAFKA_BROKERS says (a
+// shared real cluster is not secured the way a test needs). The cluster's
+// own clients (Client, Produce, Consume…) add clientOpts, the TLS and SASL
+// options that reach it.
+func NewFake(t testing.TB, clientOpts []kgo.Opt, opts ...kfake.Opt) *Cluster {
+	t.Helper()
+	c, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(1)}, opts...)...)
+	if err != nil {
+		t.Fatalf("kfake: %v", err)
+	}
+	t.Cleanup(c.Close)
+	return &Cluster{Brokers: c.ListenAddrs(), Fake: c, t: t, opts: clientOpts}
+}
+
 // Name returns a topic or group name unique to this run, so that tests on a
 // shared real cluster never see each other's data.
 func (c *Cluster) Name(prefix string) string {
@@ -52,7 +68,8 @@ func (c *Cluster) Name(prefix string) string {
 // Client returns a franz-go client for the cluster, closed when the test ends.
 func (c *Cluster) Client(opts ...kgo.Opt) *kgo.Client {
 	c.t.Helper()
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.Brokers...)}, opts...)...)
+	base := append([]kgo.Opt{kgo.SeedBrokers(c.Brokers...)}, c.opts...)
+	cl, err := kgo.NewClient(append(base, opts...)...)
 	if err != nil {
 		c.t.Fatalf("kafka client: %v", err)
 	}
@@ -87,8 +104,14 @@ func (c *Cluster) Produce(recs ...*kgo.Record) {
 
 // Consume reads records from topics from the start until stop returns true
 // for all records read so far, or ctx ends (a test failure). It reads with
-// read_committed isolation so it never sees aborted transactions.
+// read_committed isolation so it never sees aborted transactions, and skips
+// ConsumeAll's end markers.
 func (c *Cluster) Consume(ctx context.Context, stop func([]*kgo.Record) bool, topics ...string) []*kgo.Record {
+	c.t.Helper()
+	return c.consume(ctx, func(r *kgo.Record) bool { return string(r.Key) != endMarker }, stop, topics...)
+}
+
+func (c *Cluster) consume(ctx context.Context, keep func(*kgo.Record) bool, stop func([]*kgo.Record) bool, topics ...string) []*kgo.Record {
 	c.t.Helper()
 	cl := c.Client(
 		kgo.ConsumeTopics(topics...),
@@ -102,23 +125,56 @@ func (c *Cluster) Consume(ctx context.Context, stop func([]*kgo.Record) bool, to
 			c.t.Fatalf("consuming %v: %v after %d records", topics, ctx.Err(), len(recs))
 		}
 		fs.EachError(func(t string, p int32, err error) { c.t.Logf("fetch %s/%d: %v", t, p, err) })
-		recs = append(recs, fs.Records()...)
+		fs.EachRecord(func(r *kgo.Record) {
+			if keep(r) {
+				recs = append(recs, r)
+			}
+		})
 	}
 	return recs
 }
 
-// ConsumeAll reads topics from the start up to their end offsets as of the
-// call: everything written so far, duplicates included.
+// ConsumeAll reads topics from the start up to the moment of the call:
+// everything written so far, duplicates included, as a read_committed reader
+// sees it. It writes an end marker to every partition and reads until it has
+// seen them all (offsets cannot tell: transaction markers and aborted records
+// take offsets too); the markers are not returned. Call it when the writers
+// have stopped.
 func (c *Cluster) ConsumeAll(ctx context.Context, topics ...string) []*kgo.Record {
 	c.t.Helper()
-	ends, err := kadm.NewClient(c.Client()).ListEndOffsets(ctx, topics...)
+	details, err := kadm.NewClient(c.Client()).ListTopics(ctx, topics...)
 	if err != nil {
-		c.t.Fatalf("end offsets of %v: %v", topics, err)
+		c.t.Fatalf("listing %v: %v", topics, err)
 	}
-	var total int64
-	ends.Each(func(o kadm.ListedOffset) { total += o.Offset })
-	return c.Consume(ctx, func(recs []*kgo.Record) bool { return int64(len(recs)) >= total }, topics...)
+	nonce := c.Name("end") // this call's markers, not an earlier call's
+	var markers []*kgo.Record
+	details.EachPartition(func(d kadm.PartitionDetail) {
+		markers = append(markers, &kgo.Record{Topic: d.Topic, Partition: d.Partition, Key: []byte(endMarker), Value: []byte(nonce)})
+	})
+	cl := c.Client(kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err := cl.ProduceSync(ctx, markers...).FirstErr(); err != nil {
+		c.t.Fatalf("writing end markers: %v", err)
+	}
+	// Keep this call's markers, to count them; drop everything else's.
+	isMine := func(r *kgo.Record) bool { return string(r.Key) == endMarker && string(r.Value) == nonce }
+	var recs []*kgo.Record
+	seen, read := 0, 0
+	c.consume(ctx, func(r *kgo.Record) bool { return string(r.Key) != endMarker || isMine(r) }, func(got []*kgo.Record) bool {
+		for _, r := range got[read:] {
+			read++
+			if isMine(r) {
+				seen++
+				continue
+			}
+			recs = append(recs, r)
+		}
+		return seen == len(markers)
+	}, topics...)
+	return recs
 }
+
+// endMarker keys the records ConsumeAll writes to find the end of a topic.
+const endMarker = "kafkatest-end-of-topic"
 
 // CommittedOffsets returns the group's committed offsets for topic, by
 // partition.

@@ -1,0 +1,150 @@
+package processor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// runTransactional is exactly-once delivery: each poll is one transaction.
+// The batch's records are processed by their partitions' workers (in order
+// within a partition, partitions in parallel), their outputs and dead letters
+// are produced in the transaction, and the session commits the batch's
+// offsets in the same transaction. Anything short of the whole batch (a
+// record held back for the provider past half the transaction timeout, a
+// rebalance, a fatal error) aborts it; the session rewinds to the last
+// committed offsets and the records are processed again — lookups included,
+// which is the cost of this mode.
+func (p *Processor) runTransactional(ctx context.Context) error {
+	sess, err := kgo.NewGroupTransactSession(p.clientOpts(
+		kgo.TransactionalID(p.cfg.TransactionalID),
+		kgo.TransactionTimeout(p.cfg.TransactionTimeout),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+	)...)
+	if err != nil {
+		return fmt.Errorf("processor: kafka client: %w", err)
+	}
+	p.cl = sess.Client()
+	defer sess.CloseAllowingRebalance()
+
+	wait := p.cfg.RetryBackoff
+	// The batch size adapts so that a batch fits in the transaction: halved
+	// when one runs out of time, doubled back after each commit.
+	batch := p.cfg.MaxPollRecords
+	for ctx.Err() == nil {
+		fetches := sess.PollRecords(ctx, batch)
+		if fetches.IsClientClosed() {
+			break
+		}
+		p.logFetchErrors(fetches)
+		if fetches.NumRecords() == 0 {
+			sess.AllowRebalance()
+			continue
+		}
+		if err := sess.Begin(); err != nil {
+			p.fail(fmt.Errorf("beginning a transaction: %w", err))
+			break
+		}
+		done, complete, late := p.processBatch(ctx, fetches)
+		if late {
+			batch = max(1, batch/2)
+		}
+
+		// End must run even when shutting down, or the transaction stays
+		// open until its timeout and blocks the partitions' next owner.
+		endCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.TransactionTimeout)
+		commit := complete && p.fatal() == nil
+		committed, err := sess.End(endCtx, kgo.TransactionEndTry(commit))
+		cancel()
+		switch {
+		case err != nil:
+			p.fail(fmt.Errorf("ending a transaction: %w", err))
+		case committed:
+			for _, o := range done {
+				p.stats.count(o)
+			}
+			p.stats.commits.Add(1)
+		default:
+			p.log.Info("transaction aborted; its records will be processed again", "records", fetches.NumRecords(), "wanted_commit", commit)
+		}
+		sess.AllowRebalance()
+		if p.fatal() != nil {
+			break
+		}
+		if commit {
+			wait = p.cfg.RetryBackoff
+			batch = min(p.cfg.MaxPollRecords, 2*batch)
+			continue
+		}
+		// A record was held back: give the provider time before the batch
+		// is fetched again.
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+		wait = min(2*wait, p.cfg.MaxRetryBackoff)
+	}
+	return nil
+}
+
+// processBatch runs one transaction's records through their partitions'
+// workers. It returns the outcomes, whether every record was handed to the
+// producer, and whether the batch ran out of time. The first record that is
+// not handed (held too long, fatal, shutdown) abandons the rest of the
+// batch: it will abort anyway.
+func (p *Processor) processBatch(ctx context.Context, fetches kgo.Fetches) (done []outcome, complete, late bool) {
+	// A batch longer than half the transaction timeout (a record held back
+	// for the provider, or just a slow provider) would let the transaction
+	// time out; abandon it first.
+	abandon, cancel := context.WithTimeoutCause(ctx, p.cfg.TransactionTimeout/2, errTooLong)
+	defer cancel()
+
+	var mu sync.Mutex
+	complete = true
+	var wg sync.WaitGroup
+	fetches.EachPartition(func(ftp kgo.FetchTopicPartition) {
+		if len(ftp.Records) == 0 {
+			return
+		}
+		p.mu.Lock()
+		w := p.workers[topicPartition{ftp.Topic, ftp.Partition}]
+		p.mu.Unlock()
+		if w == nil {
+			mu.Lock()
+			complete = false // not ours any more: the session aborts anyway
+			mu.Unlock()
+			return
+		}
+		p.stats.consumed.Add(int64(len(ftp.Records)))
+		wg.Go(func() {
+			for _, r := range ftp.Records {
+				o := w.process(abandon, r)
+				mu.Lock()
+				if o.handed {
+					done = append(done, o)
+				} else {
+					complete = false
+				}
+				mu.Unlock()
+				if !o.handed {
+					cancel()
+					return
+				}
+			}
+		})
+	})
+	wg.Wait()
+	if late = errors.Is(context.Cause(abandon), errTooLong); late {
+		p.log.Warn("a batch took half the transaction timeout (provider slow or unavailable); aborting it and fetching smaller batches")
+	}
+	return done, complete, late
+}
+
+// errTooLong abandons a batch that would outlast its transaction.
+var errTooLong = errors.New("batch ran past half the transaction timeout")
