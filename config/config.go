@@ -67,7 +67,85 @@ type Kafka struct {
 	// transaction, read_committed; an aborted transaction re-runs its
 	// lookups). Default "at-least-once".
 	Delivery string `yaml:"delivery" json:"delivery"`
+	// TransactionalID names this instance's transactions (exactly-once
+	// only): unique per instance and stable across its restarts, so that a
+	// restarted instance fences its predecessor's open transaction at once
+	// instead of waiting for it to time out. When empty, the group and the
+	// host name are used, "<group>-<hostname>" (a StatefulSet's pod names
+	// fit). Default "".
+	TransactionalID string `yaml:"transactional_id" json:"transactional_id"`
+	// TransactionTimeout bounds one transaction (exactly-once only); a batch
+	// still waiting for the provider after half of it is aborted and
+	// fetched again in smaller batches. Default 60s.
+	TransactionTimeout time.Duration `yaml:"transaction_timeout" json:"transaction_timeout"`
+	// TLS encrypts the connections to the brokers and verifies them.
+	TLS KafkaTLS `yaml:"tls" json:"tls"`
+	// SASL authenticates twosell to the brokers.
+	SASL KafkaSASL `yaml:"sasl" json:"sasl"`
 }
+
+// KafkaTLS is TLS on every connection to the brokers (YAML section
+// kafka.tls): Kafka's SSL and SASL_SSL security protocols. Every Kafka client
+// twosell creates uses it.
+type KafkaTLS struct {
+	// Enabled turns TLS on. The other keys of the section take effect only
+	// with it; setting one without it is an error. Default false.
+	Enabled bool `yaml:"enabled" json:"enabled"`
+	// CAFile is a PEM file of the certificate authorities that sign the
+	// brokers' certificates, trusted instead of the system's roots.
+	// Default empty (the system's roots).
+	CAFile string `yaml:"ca_file" json:"ca_file"`
+	// CertFile is a PEM client certificate (with its chain) for brokers
+	// that require mutual TLS; set it together with KeyFile. Default empty.
+	CertFile string `yaml:"cert_file" json:"cert_file"`
+	// KeyFile is the PEM private key of CertFile. Default empty.
+	KeyFile string `yaml:"key_file" json:"key_file"`
+	// ServerName is the name the brokers' certificates must carry, instead
+	// of the host of each broker's address (a cluster reached through
+	// addresses its certificates do not name). Default empty.
+	ServerName string `yaml:"server_name" json:"server_name"`
+	// InsecureSkipVerify accepts any certificate the brokers present.
+	// Discouraged: whoever sits between twosell and the brokers can then
+	// read and change the traffic, SASL credentials and personal data
+	// included. For a throw-away test cluster only; prefer CAFile.
+	// Default false.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify" json:"insecure_skip_verify"`
+}
+
+// KafkaSASL authenticates twosell to the brokers (YAML section kafka.sasl),
+// through franz-go's own SASL mechanisms. Every Kafka client twosell creates
+// uses it.
+type KafkaSASL struct {
+	// Mechanism is none, plain, scram-sha-256, scram-sha-512 or oauthbearer;
+	// Validate lower-cases it. Use plain only over TLS: it sends the
+	// password as it is. Default "none".
+	Mechanism string `yaml:"mechanism" json:"mechanism"`
+	// Username is the SASL user of plain and the scram mechanisms.
+	// Default empty.
+	Username string `yaml:"username" json:"username"`
+	// Password is Username's password (a secret): prefer
+	// TWOSELL_KAFKA_SASL_PASSWORD or PasswordFile to writing it in the
+	// config file. Default empty.
+	Password Secret `yaml:"password" json:"password"`
+	// PasswordFile is a file holding Password (surrounding whitespace
+	// trimmed), such as a mounted Kubernetes secret; set Password or
+	// PasswordFile, not both. Default empty.
+	PasswordFile string `yaml:"password_file" json:"password_file"`
+	// TokenFile is a file holding the oauthbearer token (a secret). It is
+	// read at start and again whenever its modification time changes, at
+	// each authentication, so that an agent can rotate the token in place.
+	// Default empty.
+	TokenFile string `yaml:"token_file" json:"token_file"`
+}
+
+// The values of KafkaSASL.Mechanism.
+const (
+	SASLNone        = "none"
+	SASLPlain       = "plain"
+	SASLScramSHA256 = "scram-sha-256"
+	SASLScramSHA512 = "scram-sha-512"
+	SASLOAuthBearer = "oauthbearer"
+)
 
 // Juhe is the provider's API and the client's resilience settings (YAML
 // section juhe).
@@ -112,6 +190,17 @@ type Juhe struct {
 	// size it to the concurrency, since Go's default keeps only 2 idle
 	// connections per host. Default 64.
 	MaxConns int `yaml:"max_conns" json:"max_conns"`
+	// CAFile is a PEM file of the certificate authorities trusted for the
+	// provider's certificate instead of the system's (a gateway or a
+	// TLS-inspecting proxy with a private CA). Default empty (the system's
+	// roots).
+	CAFile string `yaml:"ca_file" json:"ca_file"`
+	// AllowInsecure lets URL be plain http to a host that is not loopback.
+	// Every request carries the key, so twosell refuses to start with such
+	// a URL unless this says the network is trusted. Plain http to
+	// localhost or 127.0.0.1 (a simulator, a sidecar) is always allowed.
+	// Default false.
+	AllowInsecure bool `yaml:"allow_insecure" json:"allow_insecure"`
 	// Breaker is the circuit breaker around the provider.
 	Breaker Breaker `yaml:"breaker" json:"breaker"`
 }
@@ -148,6 +237,15 @@ type Input struct {
 	// TimeZone is the IANA zone in which a date becomes a calendar day.
 	// Default "Asia/Shanghai", the provider's.
 	TimeZone string `yaml:"time_zone" json:"time_zone"`
+	// MaxRecordBytes bounds an input record: its key, value and headers
+	// together. A larger record is not decoded; it is dead-lettered with
+	// class too_large, so that one hostile record cannot exhaust memory.
+	// Default 1048576 (1 MiB).
+	MaxRecordBytes int `yaml:"max_record_bytes" json:"max_record_bytes"`
+	// MaxHeaders bounds the headers of an input record (they are copied to
+	// its output); a record with more is dead-lettered with class
+	// too_many_headers. Default 64.
+	MaxHeaders int `yaml:"max_headers" json:"max_headers"`
 
 	// loc is TimeZone, loaded by Validate.
 	loc *time.Location
@@ -248,16 +346,18 @@ const (
 func Default() Config {
 	return Config{
 		Kafka: Kafka{
-			Brokers:          []string{"127.0.0.1:9092"},
-			Group:            "twosell",
-			ClientID:         "twosell",
-			InputTopic:       "registrations",
-			OutputTopic:      "registrations.enriched",
-			DLQTopic:         "registrations.dlq",
-			CreateTopics:     true,
-			SessionTimeout:   45 * time.Second,
-			RebalanceTimeout: 60 * time.Second,
-			Delivery:         DeliveryAtLeastOnce,
+			Brokers:            []string{"127.0.0.1:9092"},
+			Group:              "twosell",
+			ClientID:           "twosell",
+			InputTopic:         "registrations",
+			OutputTopic:        "registrations.enriched",
+			DLQTopic:           "registrations.dlq",
+			CreateTopics:       true,
+			SessionTimeout:     45 * time.Second,
+			RebalanceTimeout:   60 * time.Second,
+			Delivery:           DeliveryAtLeastOnce,
+			TransactionTimeout: 60 * time.Second,
+			SASL:               KafkaSASL{Mechanism: SASLNone},
 		},
 		Juhe: Juhe{
 			URL:                "https://apis.juhe.cn",
@@ -276,11 +376,13 @@ func Default() Config {
 			},
 		},
 		Input: Input{
-			IDField:     "event_id",
-			MobileField: "mobile",
-			DateField:   "registered_at",
-			DateSource:  DateSourceField,
-			TimeZone:    "Asia/Shanghai",
+			IDField:        "event_id",
+			MobileField:    "mobile",
+			DateField:      "registered_at",
+			DateSource:     DateSourceField,
+			TimeZone:       "Asia/Shanghai",
+			MaxRecordBytes: 1 << 20,
+			MaxHeaders:     64,
 		},
 		Output: Output{Field: "twosell"},
 		Processing: Processing{

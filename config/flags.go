@@ -27,12 +27,16 @@ var commandFlags = map[string][]flagSpec{
 		{"dlq-topic", "kafka.dlq_topic", "topic to write dead letters to"},
 		{"create-topics", "kafka.create_topics", "create missing output and dead-letter topics at start"},
 		{"delivery", "kafka.delivery", "delivery guarantee: at-least-once or exactly-once (Kafka transactions)"},
-		flagJuheURL, flagJuheMode, flagJuheMethod, flagJuheTimeout,
+		{"kafka-tls", "kafka.tls.enabled", "connect to the brokers over TLS"},
+		{"kafka-ca-file", "kafka.tls.ca_file", "PEM file of the CAs that sign the brokers' certificates (default: the system's)"},
+		{"sasl-mechanism", "kafka.sasl.mechanism", "SASL to the brokers: none, plain, scram-sha-256, scram-sha-512 or oauthbearer"},
+		{"sasl-username", "kafka.sasl.username", "SASL user (the password: TWOSELL_KAFKA_SASL_PASSWORD or kafka.sasl.password_file)"},
+		flagJuheURL, flagJuheMode, flagJuheMethod, flagJuheTimeout, flagJuheCAFile,
 		{"on-unavailable", "processing.on_unavailable", "while the provider is unavailable: pause (hold records back) or emit (write status unavailable)"},
 		flagLogLevel, flagLogFormat,
 	},
 	"query": {
-		flagJuheURL, flagJuheMode, flagJuheMethod, flagJuheTimeout,
+		flagJuheURL, flagJuheMode, flagJuheMethod, flagJuheTimeout, flagJuheCAFile,
 		flagLogLevel, flagLogFormat,
 	},
 }
@@ -43,6 +47,7 @@ var (
 	flagJuheMode    = flagSpec{"juhe-mode", "juhe.mode", "how the mobile is sent: plain, md5, sha256, aes, md5+aes or sha256+aes"}
 	flagJuheMethod  = flagSpec{"juhe-method", "juhe.method", "HTTP method: GET or POST"}
 	flagJuheTimeout = flagSpec{"juhe-timeout", "juhe.timeout", "timeout of each attempt to call the API"}
+	flagJuheCAFile  = flagSpec{"juhe-ca-file", "juhe.ca_file", "PEM file of the CAs trusted for the API's certificate (default: the system's)"}
 	flagLogLevel    = flagSpec{"log-level", "log.level", "lowest level logged: debug, info, warn or error"}
 	flagLogFormat   = flagSpec{"log-format", "log.format", "log format: auto (json unless stderr is a terminal), json or text"}
 )

@@ -24,8 +24,8 @@ import (
 // Each layer overrides the one before: Default, the YAML file (--config, else
 // TWOSELL_CONFIG), the environment through lookupEnv (os.LookupEnv in
 // production; nil reads none), and the flags given on the command line. Then
-// juhe.key_file and juhe.openid_file are read and the result is validated
-// with Validate(cmd).
+// juhe.key_file, juhe.openid_file and kafka.sasl.password_file are read and
+// the result is validated with Validate(cmd).
 //
 // -h or --help prints the usage and returns flag.ErrHelp. A flag error has
 // already been printed with the usage when it is returned.
@@ -214,8 +214,8 @@ func linesToKeys(data []byte) map[int]string {
 	return keys
 }
 
-// readSecretFiles reads juhe.key_file and juhe.openid_file into the secrets
-// they stand for. The errors name the keys and the path, never the content.
+// readSecretFiles reads juhe.key_file, juhe.openid_file and
+// kafka.sasl.password_file into the secrets they stand for. The errors name the keys and the path, never the content.
 func readSecretFiles(c *Config) error {
 	secrets := []struct {
 		key   string
@@ -224,6 +224,7 @@ func readSecretFiles(c *Config) error {
 	}{
 		{"juhe.key", &c.Juhe.Key, c.Juhe.KeyFile},
 		{"juhe.openid", &c.Juhe.OpenID, c.Juhe.OpenIDFile},
+		{"kafka.sasl.password", &c.Kafka.SASL.Password, c.Kafka.SASL.PasswordFile},
 	}
 	var errs []error
 	for _, s := range secrets {

@@ -23,6 +23,7 @@ var callsProvider = []string{"run", "query", "replay"}
 // them.
 var (
 	validDelivery      = []string{DeliveryAtLeastOnce, DeliveryExactlyOnce}
+	validSASL          = []string{SASLNone, SASLPlain, SASLScramSHA256, SASLScramSHA512, SASLOAuthBearer}
 	validMethods       = []string{"GET", "POST"}
 	validDateSources   = []string{DateSourceField, DateSourceTimestamp, DateSourceFieldOrTimestamp}
 	validOnUnavailable = []string{OnUnavailablePause, OnUnavailableEmit}
@@ -86,6 +87,81 @@ func (c *Config) validateKafka(v *validator) {
 	v.positive("kafka.session_timeout", k.SessionTimeout)
 	v.positive("kafka.rebalance_timeout", k.RebalanceTimeout)
 	k.Delivery = v.oneOf("kafka.delivery", strings.ToLower(k.Delivery), k.Delivery, validDelivery)
+	v.positive("kafka.transaction_timeout", k.TransactionTimeout)
+	c.validateKafkaTLS(v)
+	c.validateKafkaSASL(v)
+}
+
+func (c *Config) validateKafkaTLS(v *validator) {
+	t := &c.Kafka.TLS
+	if !t.Enabled {
+		// A CA file without TLS is a cluster the user believes is
+		// encrypted: say so rather than connect in clear text.
+		for _, f := range []struct {
+			key string
+			set bool
+		}{
+			{"kafka.tls.ca_file", t.CAFile != ""},
+			{"kafka.tls.cert_file", t.CertFile != ""},
+			{"kafka.tls.key_file", t.KeyFile != ""},
+			{"kafka.tls.server_name", t.ServerName != ""},
+			{"kafka.tls.insecure_skip_verify", t.InsecureSkipVerify},
+		} {
+			if f.set {
+				v.addf(f.key, "is set but kafka.tls.enabled is false; set kafka.tls.enabled: true (%s=true) to connect over TLS, or remove it",
+					envName("kafka.tls.enabled"))
+			}
+		}
+	}
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		v.addf("kafka.tls.cert_file", "and kafka.tls.key_file go together: set both for mutual TLS, or neither")
+	}
+}
+
+func (c *Config) validateKafkaSASL(v *validator) {
+	s := &c.Kafka.SASL
+	s.Mechanism = v.oneOf("kafka.sasl.mechanism", strings.ToLower(s.Mechanism), s.Mechanism, validSASL)
+	// The keys set that the mechanism does not use.
+	var unused []string
+	switch s.Mechanism {
+	case SASLPlain, SASLScramSHA256, SASLScramSHA512:
+		if strings.TrimSpace(s.Username) == "" {
+			v.addf("kafka.sasl.username", "must be set, as kafka.sasl.mechanism is %s", s.Mechanism)
+		}
+		if s.Password == "" {
+			v.addSecret("kafka.sasl.password", "must be set, as kafka.sasl.mechanism is %s", s.Mechanism)
+		}
+		if s.TokenFile != "" {
+			unused = append(unused, "kafka.sasl.token_file")
+		}
+	case SASLOAuthBearer:
+		if s.TokenFile == "" {
+			v.addf("kafka.sasl.token_file", "must be set, as kafka.sasl.mechanism is oauthbearer: a file holding the token, re-read when it changes")
+		}
+		if s.Username != "" {
+			unused = append(unused, "kafka.sasl.username")
+		}
+		if s.Password != "" {
+			unused = append(unused, "kafka.sasl.password")
+		}
+	case SASLNone:
+		for _, f := range []struct {
+			key string
+			set bool
+		}{
+			{"kafka.sasl.username", s.Username != ""},
+			{"kafka.sasl.password", s.Password != ""},
+			{"kafka.sasl.token_file", s.TokenFile != ""},
+		} {
+			if f.set {
+				unused = append(unused, f.key)
+			}
+		}
+	}
+	for _, key := range unused {
+		v.addf(key, "is set but kafka.sasl.mechanism %s does not use it; valid mechanisms: %s",
+			s.Mechanism, strings.Join(validSASL[1:], ", "))
+	}
 }
 
 func (c *Config) validateJuhe(v *validator) {
@@ -96,6 +172,15 @@ func (c *Config) validateJuhe(v *validator) {
 			shown = u.Redacted() // a password in the URL is not echoed
 		}
 		v.addf("juhe.url", "%q is not valid; valid: an http or https URL with a host, such as https://apis.juhe.cn", shown)
+	} else {
+		if juhe.InsecureURL(u) && !j.AllowInsecure {
+			v.addf("juhe.url", "%s is plain http to %s, which is not a loopback address: every request would carry the key "+
+				"across the network in clear text; use https, or set juhe.allow_insecure: true (%s=true) if the network is trusted",
+				u.Scheme+"://"+u.Host, u.Hostname(), envName("juhe.allow_insecure"))
+		}
+		if u.Scheme == "http" && j.CAFile != "" {
+			v.addf("juhe.ca_file", "is set but juhe.url is plain http, which uses no certificate; use an https URL, or remove it")
+		}
 	}
 
 	needsKey := slices.Contains(callsProvider, v.cmd)
@@ -139,6 +224,8 @@ func (c *Config) validateInput(v *validator) {
 	if in.DateSource != DateSourceTimestamp { // the field is not read then
 		v.nonEmpty("input.date_field", in.DateField)
 	}
+	v.atLeast("input.max_record_bytes", in.MaxRecordBytes, 1)
+	v.atLeast("input.max_headers", in.MaxHeaders, 1)
 	in.loc = nil
 	if in.TimeZone == "" {
 		// time.LoadLocation("") is UTC, which would silently shift every

@@ -39,7 +39,7 @@ type Client struct {
 
 	http    *http.Client
 	breaker *breaker
-	redact  *redactor
+	redact  *Redactor
 	tracer  trace.Tracer
 	logger  *slog.Logger
 }
@@ -69,7 +69,7 @@ func New(cfg Config) (*Client, error) {
 		timeout:  cfg.Timeout,
 		retries:  cfg.Retries,
 		backoff:  backoff{base: cfg.Backoff, max: cfg.MaxBackoff},
-		redact:   newRedactor(secrets...),
+		redact:   NewRedactor(secrets...),
 		tracer:   tp.Tracer(tracerName),
 		logger:   cfg.Logger,
 	}
@@ -134,7 +134,7 @@ func (c *Client) Query(ctx context.Context, mobile, date string) (ans Answer, er
 	if err != nil {
 		// New validated the mode and derived a 16-byte key, so this is a
 		// bug, not a record's fault.
-		return ans, &Error{Class: ClassFatal, Reason: "juhe: cannot encode the mobile", Err: c.redact.wrap(err, mobile)}
+		return ans, &Error{Class: ClassFatal, Reason: "juhe: cannot encode the mobile", Err: c.redact.Wrap(err, mobile)}
 	}
 	p := params{key: c.key, mobile: encoded, date: date}
 
@@ -246,7 +246,7 @@ func (c *Client) attempt(ctx context.Context, p params, mobile string) (Answer, 
 			Reason:     fmt.Sprintf("juhe: %s: undecodable reply: larger than %d KiB", c.op, maxReplyBytes>>10),
 		}
 	}
-	a, err := ParseReply(body)
+	a, err := parseReply(body, func(s string) string { return c.redact.Redact(s, p.mobile, mobile) })
 	if err != nil {
 		e := err.(*Error)
 		e.Op, e.HTTPStatus = c.op, resp.StatusCode
@@ -255,8 +255,8 @@ func (c *Client) attempt(ctx context.Context, p params, mobile string) (Answer, 
 		}
 		// An unknown code's reason is the provider's text: it could echo
 		// anything, the key included.
-		e.Reason = c.redact.redact(e.Reason, p.mobile, mobile)
-		e.Err = c.redact.wrap(e.Err, p.mobile, mobile)
+		e.Reason = c.redact.Redact(e.Reason, p.mobile, mobile)
+		e.Err = c.redact.Wrap(e.Err, p.mobile, mobile)
 		return Answer{}, e
 	}
 	return a, nil
@@ -286,7 +286,7 @@ func (c *Client) transportError(ctx, actx context.Context, status int, what stri
 		HTTPStatus: status,
 		Op:         c.op,
 		Reason:     fmt.Sprintf("juhe: %s: %s", c.op, what),
-		Err:        c.redact.wrap(err, secrets...),
+		Err:        c.redact.Wrap(err, secrets...),
 	}
 }
 
@@ -314,7 +314,7 @@ func (c *Client) endSpan(span trace.Span, a Answer, err error) {
 			span.SetAttributes(attribute.Int("juhe.http_status", e.HTTPStatus))
 		}
 	}
-	msg := c.redact.redact(err.Error())
+	msg := c.redact.Redact(err.Error())
 	span.AddEvent("exception", trace.WithAttributes(
 		attribute.String("exception.type", fmt.Sprintf("%T", err)),
 		attribute.String("exception.message", msg),

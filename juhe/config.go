@@ -1,9 +1,11 @@
 package juhe
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -55,6 +57,18 @@ const DefaultBaseURL = "https://apis.juhe.cn"
 //
 // Breaker configures the circuit breaker; see BreakerConfig.
 //
+// RootCAs, if set, are the certificate authorities trusted for the
+// provider's certificate instead of the system's (juhe.ca_file: a gateway
+// or TLS-inspecting proxy with a private CA). It is ignored when Transport
+// is set. The pooled transport always requires TLS 1.2 or later and takes
+// its HTTP proxy from the standard environment variables (HTTPS_PROXY,
+// HTTP_PROXY, NO_PROXY), through http.ProxyFromEnvironment.
+//
+// AllowInsecure lets BaseURL be plain http to a host that is not loopback.
+// Without it New refuses such a URL, because every request carries the key
+// (see InsecureURL). Plain http to localhost or a loopback address, such as
+// a simulator or a sidecar, is always allowed.
+//
 // Transport, if set, is the base RoundTripper instead of the client's own
 // pooled *http.Transport (tests, custom TLS). It receives requests that
 // carry the key and the mobile, so it must not log them.
@@ -80,6 +94,8 @@ type Config struct {
 	BadParamFatalAfter int
 	MaxConns           int
 	Breaker            BreakerConfig
+	RootCAs            *x509.CertPool
+	AllowInsecure      bool
 	Transport          http.RoundTripper
 	TracerProvider     trace.TracerProvider
 	Logger             *slog.Logger
@@ -185,6 +201,10 @@ func (c *Config) validate() (*url.URL, error) {
 		bad("juhe.url has no host")
 	case base.RawQuery != "" || base.Fragment != "" || base.User != nil:
 		bad("juhe.url must not carry a query, a fragment or credentials; the key belongs in juhe.key")
+	case InsecureURL(base) && !c.AllowInsecure:
+		bad("juhe.url %s is plain http to %s, which is not a loopback address: every request would carry the key "+
+			"across the network in clear text; use https, or set juhe.allow_insecure: true if the network is trusted",
+			base.Scheme+"://"+base.Host, base.Hostname())
 	}
 	if c.Key == "" {
 		bad("juhe.key is empty: set the account's API key")
@@ -216,4 +236,19 @@ func (c *Config) validate() (*url.URL, error) {
 		return nil, fmt.Errorf("juhe: invalid configuration: %w", errors.Join(errs...))
 	}
 	return base, nil
+}
+
+// InsecureURL reports whether requests to u would carry the key across a
+// network in clear text: u is plain http to a host other than localhost or
+// a loopback address.
+func InsecureURL(u *url.URL) bool {
+	if !strings.EqualFold(u.Scheme, "http") {
+		return false
+	}
+	host := u.Hostname()
+	if strings.EqualFold(host, "localhost") {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip == nil || !ip.IsLoopback()
 }

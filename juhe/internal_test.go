@@ -11,26 +11,26 @@ import (
 func TestRedact(t *testing.T) {
 	const key, openid = "k+y/=1 2", "OPENID-9b2d"
 	aesKey := string(AESKey(openid))
-	r := newRedactor(key, openid, aesKey, "")
+	r := NewRedactor(key, openid, aesKey, "")
 	for _, s := range []string{key, url.QueryEscape(key), url.PathEscape(key), openid, aesKey} {
 		in := "before " + s + " after"
-		if got := r.redact(in); got != "before *** after" {
+		if got := r.Redact(in); got != "before *** after" {
 			t.Errorf("redact(%q) = %q", in, got)
 		}
 	}
-	if got := r.redact("nothing secret"); got != "nothing secret" {
+	if got := r.Redact("nothing secret"); got != "nothing secret" {
 		t.Errorf("an empty secret changed the text: %q", got)
 	}
-	if got := r.redact("mobile=17312345678", "17312345678"); got != "mobile=***" {
+	if got := r.Redact("mobile=17312345678", "17312345678"); got != "mobile=***" {
 		t.Errorf("extra: %q", got)
 	}
 
 	inner := errors.New("dial " + key)
-	err := r.wrap(inner)
+	err := r.Wrap(inner)
 	if strings.Contains(err.Error(), key) || !errors.Is(err, inner) {
 		t.Errorf("wrap: %q, Is %v", err, errors.Is(err, inner))
 	}
-	if r.wrap(nil) != nil {
+	if r.Wrap(nil) != nil {
 		t.Error("wrap(nil) != nil")
 	}
 }

@@ -5,24 +5,60 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 )
 
-// redacted replaces a secret in any text the client lets out.
-const redacted = "***"
+// Redacted replaces a secret in any text a Redactor lets out.
+const Redacted = "***"
 
-// redactor removes the account's secrets from text: the key, the openid and
-// the AES key derived from it, each raw and in the forms URL encoding gives
-// it. Every error string the client builds passes through it, so that a
-// cause quoting a URL or a body cannot leak them.
-type redactor struct {
-	secrets  []string // every form of every secret, longest first
+// Redactor removes secrets from text: each secret raw and in the forms URL
+// encoding gives it. It is twosell's one implementation of redaction: the
+// Client masks its key, openid and AES key with one, and the command masks
+// every secret of the process (these, the Kafka SASL password and OAUTHBEARER
+// tokens) in its logs, printed errors and exported spans with another.
+//
+// A Redactor is safe for concurrent use; Add may be called while others
+// redact. The zero value is not usable; call NewRedactor.
+type Redactor struct {
+	mu    sync.Mutex // serializes Add
+	state atomic.Pointer[redactorState]
+}
+
+// redactorState is an immutable snapshot: redacting never takes a lock.
+type redactorState struct {
+	forms    []string // every form of every secret, longest first
 	replacer *strings.Replacer
 }
 
-func newRedactor(secrets ...string) *redactor {
-	r := &redactor{secrets: secretForms(secrets)}
-	r.replacer = newReplacer(r.secrets)
+// NewRedactor returns a Redactor for secrets; empty strings are ignored.
+func NewRedactor(secrets ...string) *Redactor {
+	r := &Redactor{}
+	forms := secretForms(secrets)
+	r.state.Store(&redactorState{forms: forms, replacer: newReplacer(forms)})
 	return r
+}
+
+// Add masks more secrets from now on, such as a token read after start.
+func (r *Redactor) Add(secrets ...string) {
+	add := secretForms(secrets)
+	if len(add) == 0 {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old := r.state.Load()
+	forms := slices.Clone(old.forms)
+	for _, f := range add {
+		if !slices.Contains(forms, f) {
+			forms = append(forms, f)
+		}
+	}
+	if len(forms) == len(old.forms) {
+		return
+	}
+	sortLongestFirst(forms)
+	r.state.Store(&redactorState{forms: forms, replacer: newReplacer(forms)})
 }
 
 // secretForms expands each non-empty secret into its raw, query-escaped and
@@ -37,41 +73,53 @@ func secretForms(secrets []string) []string {
 		}
 		forms = append(forms, s, url.QueryEscape(s), url.PathEscape(s))
 	}
-	slices.SortFunc(forms, func(a, b string) int { return cmp.Compare(len(b), len(a)) })
+	sortLongestFirst(forms)
 	return slices.Compact(forms)
+}
+
+func sortLongestFirst(forms []string) {
+	slices.SortFunc(forms, func(a, b string) int {
+		if c := cmp.Compare(len(b), len(a)); c != 0 {
+			return c
+		}
+		return strings.Compare(a, b) // equal forms adjacent, for Compact
+	})
 }
 
 func newReplacer(forms []string) *strings.Replacer {
 	pairs := make([]string, 0, 2*len(forms))
 	for _, f := range forms {
-		pairs = append(pairs, f, redacted)
+		pairs = append(pairs, f, Redacted)
 	}
 	return strings.NewReplacer(pairs...)
 }
 
-// redact returns s with every secret masked, and also every extra value
-// (the mobile of one query, in its encoded forms).
-func (r *redactor) redact(s string, extra ...string) string {
-	s = r.replacer.Replace(s)
+// Redact returns s with every secret masked, and also every extra value
+// (such as the mobile of one query, in its encoded forms).
+func (r *Redactor) Redact(s string, extra ...string) string {
+	s = r.state.Load().replacer.Replace(s)
 	if forms := secretForms(extra); len(forms) > 0 {
 		s = newReplacer(forms).Replace(s)
 	}
 	return s
 }
 
-// wrap returns err with a redacted message, keeping the chain for
-// errors.Is and errors.As. It returns nil for nil.
-func (r *redactor) wrap(err error, extra ...string) error {
+// Wrap returns err with a redacted message, keeping the chain for
+// errors.Is and errors.As. It returns nil for nil, and err itself when its
+// message holds no secret.
+func (r *Redactor) Wrap(err error, extra ...string) error {
 	if err == nil {
 		return nil
 	}
-	if re, ok := err.(*redactedError); ok && len(extra) == 0 {
-		return re
+	msg := err.Error()
+	red := r.Redact(msg, extra...)
+	if red == msg {
+		return err
 	}
-	return &redactedError{msg: r.redact(err.Error(), extra...), err: err}
+	return &redactedError{msg: red, err: err}
 }
 
-// redactedError is an error whose message has been through the redactor.
+// redactedError is an error whose message has been through a Redactor.
 type redactedError struct {
 	msg string
 	err error

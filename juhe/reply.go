@@ -58,7 +58,12 @@ type replyResult struct {
 // something other than the API, or was cut short.
 //
 // Attempts and Mode are left zero; Query fills them in.
-func ParseReply(body []byte) (Answer, error) {
+func ParseReply(body []byte) (Answer, error) { return parseReply(body, nil) }
+
+// parseReply is ParseReply with a redactor for the provider's own reason,
+// applied before the reason is quoted and cut to length: redacting after
+// would miss a secret that quoting escaped or the cut split in two.
+func parseReply(body []byte, redact func(string) string) (Answer, error) {
 	var r reply
 	if err := json.Unmarshal(body, &r); err != nil {
 		return Answer{}, undecodable("the body is not JSON", err)
@@ -89,7 +94,11 @@ func ParseReply(body []byte) (Answer, error) {
 		_ = json.Unmarshal(r.Result, &res)
 		return Answer{NoRecord: true, OrderID: res.OrderID, Code: CodeNoRecord}, nil
 	default:
-		return Answer{}, codeError(code, r.Reason)
+		reason := r.Reason
+		if redact != nil {
+			reason = redact(reason)
+		}
+		return Answer{}, codeError(code, reason)
 	}
 }
 

@@ -2,6 +2,8 @@ package juhe
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"io"
 	"net/http"
@@ -40,7 +42,7 @@ func withParams(ctx context.Context, p params) context.Context {
 // before they reach the tracing layer.
 type paramTransport struct {
 	base   http.RoundTripper
-	redact *redactor
+	redact *Redactor
 }
 
 // errNoParams guards against a request that did not come from Query.
@@ -70,7 +72,7 @@ func (t *paramTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	}
 	resp, err := t.base.RoundTrip(out)
 	if err != nil {
-		return nil, t.redact.wrap(err, p.mobile)
+		return nil, t.redact.Wrap(err, p.mobile)
 	}
 	// The response points at the request it answers; point it at the one
 	// without secrets, which is what http.Client quotes in its errors.
@@ -79,10 +81,10 @@ func (t *paramTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 // newHTTPClient builds the request stack described above.
-func newHTTPClient(cfg *Config, redact *redactor, tp trace.TracerProvider) *http.Client {
+func newHTTPClient(cfg *Config, redact *Redactor, tp trace.TracerProvider) *http.Client {
 	base := cfg.Transport
 	if base == nil {
-		base = pooledTransport(cfg.MaxConns)
+		base = pooledTransport(cfg.MaxConns, cfg.RootCAs)
 	}
 	return &http.Client{
 		Transport: otelhttp.NewTransport(
@@ -105,10 +107,13 @@ func newHTTPClient(cfg *Config, redact *redactor, tp trace.TracerProvider) *http
 // dial and TLS timeouts, HTTP/2) and keeps maxConns idle connections to the
 // provider instead of Go's default of 2. The number of connections in use
 // is not capped: a call waiting for a free connection would spend its
-// attempt timeout in our own queue and count as a provider fault.
-func pooledTransport(maxConns int) *http.Transport {
+// attempt timeout in our own queue and count as a provider fault. TLS is
+// 1.2 or later, verified against rootCAs if set, else the system's roots.
+func pooledTransport(maxConns int, rootCAs *x509.CertPool) *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.Proxy = http.ProxyFromEnvironment // as DefaultTransport's; said here, since it is a promise
 	t.MaxIdleConnsPerHost = maxConns
 	t.MaxIdleConns = max(t.MaxIdleConns, maxConns)
+	t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: rootCAs}
 	return t
 }

@@ -155,6 +155,7 @@ func startDev(o devOptions, tp trace.TracerProvider, log *slog.Logger) (*devEnv,
 	cfg.Kafka.Group = "twosell-dev"
 	cfg.Kafka.SessionTimeout = 10 * time.Second
 	cfg.Juhe.URL = env.simURL
+	cfg.Juhe.AllowInsecure = true // the embedded simulator, with its test key, on --sim-addr
 	cfg.Juhe.Key = config.Secret(devKey)
 	cfg.Juhe.OpenID = config.Secret(devOpenID)
 	cfg.Juhe.Mode = o.Mode

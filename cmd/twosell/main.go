@@ -66,10 +66,10 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		case err == nil || errors.Is(err, flag.ErrHelp):
 			return 0
 		case errors.As(err, new(usageError)):
-			fmt.Fprintf(stderr, "twosell %s: %v\n", c.name, err)
+			fmt.Fprintf(stderr, "twosell %s: %s\n", c.name, secrets.Redact(err.Error()))
 			return 2
 		default:
-			fmt.Fprintf(stderr, "twosell %s: %v\n", c.name, err)
+			fmt.Fprintf(stderr, "twosell %s: %s\n", c.name, secrets.Redact(err.Error()))
 			return 1
 		}
 	}

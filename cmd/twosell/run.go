@@ -2,35 +2,60 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"time"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/twosell/twosell/config"
 )
 
 // cmdRun is "twosell run": the processor, configured by a YAML file,
 // TWOSELL_* environment variables and flags (flags win). It returns when ctx
-// ends (after a graceful shutdown) or with an error on a fatal fault.
-func cmdRun(ctx context.Context, args []string, _, stderr io.Writer) error {
-	cfg, rest, err := config.Load("run", args, os.LookupEnv, stderr)
+// ends (after a graceful shutdown) or with an error on a fatal fault. With
+// --print-config it prints the merged, validated configuration instead, as
+// YAML with secrets as ***, and exits.
+func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	printConfig := fs.Bool("print-config", false, "print the merged, validated configuration (secrets as ***) as YAML and exit")
+	cfg, rest, err := config.LoadWith("run", fs, args, os.LookupEnv)
 	if err != nil {
 		return err
 	}
 	if len(rest) > 0 {
 		return usageError{fmt.Sprintf("unexpected arguments %q", rest)}
 	}
+	registerSecrets(cfg)
+	if *printConfig {
+		return writeConfig(stdout, cfg)
+	}
 	return runProcessor(ctx, cfg, os.LookupEnv, stderr)
 }
 
+// writeConfig prints cfg as the config file would set it.
+func writeConfig(w io.Writer, cfg *config.Config) error {
+	enc := yaml.NewEncoder(w)
+	enc.SetIndent(2)
+	if err := enc.Encode(cfg); err != nil {
+		return err
+	}
+	return enc.Close()
+}
+
 // runProcessor wires a validated configuration into a running processor.
-func runProcessor(ctx context.Context, cfg *config.Config, lookupEnv func(string) (string, bool), stderr io.Writer) error {
+// tracing adds to the tracer provider's options (tests record spans).
+func runProcessor(ctx context.Context, cfg *config.Config, lookupEnv func(string) (string, bool), stderr io.Writer, tracing ...sdktrace.TracerProviderOption) error {
+	registerSecrets(cfg)
 	log, err := newLogger(stderr, cfg.Log.Level, cfg.Log.Format)
 	if err != nil {
 		return err
 	}
-	tp, err := setupTracing(ctx, cfg.Telemetry.ServiceName, lookupEnv, log)
+	tp, err := setupTracing(ctx, cfg.Telemetry.ServiceName, lookupEnv, log, tracing...)
 	if err != nil {
 		return err
 	}
@@ -41,6 +66,7 @@ func runProcessor(ctx context.Context, cfg *config.Config, lookupEnv func(string
 		defer cancel()
 		_ = tp.Shutdown(sctx)
 	}()
+	warnInsecure(cfg, log)
 	client, err := newJuheClient(cfg, tp, log)
 	if err != nil {
 		return err
@@ -49,6 +75,7 @@ func runProcessor(ctx context.Context, cfg *config.Config, lookupEnv func(string
 	if err != nil {
 		return err
 	}
-	log.Info("starting", "brokers", cfg.Kafka.Brokers, "juhe_url", cfg.Juhe.URL, "juhe_mode", cfg.Juhe.Mode)
+	log.Info("starting", "brokers", cfg.Kafka.Brokers, "kafka_tls", cfg.Kafka.TLS.Enabled,
+		"kafka_sasl", cfg.Kafka.SASL.Mechanism, "juhe_url", cfg.Juhe.URL, "juhe_mode", cfg.Juhe.Mode)
 	return explain(cfg, proc.Run(ctx))
 }

@@ -10,11 +10,15 @@ import (
 	"strings"
 
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+
+	"github.com/twosell/twosell/juhe"
 )
 
 // setupTracing builds the tracer provider. Spans are always recorded (so
@@ -23,7 +27,10 @@ import (
 // OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT set, or
 // OTEL_TRACES_EXPORTER=otlp. OTEL_TRACES_EXPORTER=none turns export off.
 // Without any of them there is no exporter and no error.
-func setupTracing(ctx context.Context, serviceName string, lookupEnv func(string) (string, bool), log *slog.Logger) (*sdktrace.TracerProvider, error) {
+//
+// Exported spans pass through the process's redactor (secrets) first; extra
+// adds options (tests add a span recorder).
+func setupTracing(ctx context.Context, serviceName string, lookupEnv func(string) (string, bool), log *slog.Logger, extra ...sdktrace.TracerProviderOption) (*sdktrace.TracerProvider, error) {
 	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(semconv.ServiceName(serviceName)))
 	if err != nil {
 		return nil, fmt.Errorf("telemetry: %w", err)
@@ -51,37 +58,95 @@ func setupTracing(ctx context.Context, serviceName string, lookupEnv func(string
 		if err != nil {
 			return nil, fmt.Errorf("telemetry: OTLP exporter: %w", err)
 		}
-		opts = append(opts, sdktrace.WithBatcher(exp))
+		opts = append(opts, sdktrace.WithBatcher(redactingExporter{exp, secrets}))
 		log.Info("exporting traces over OTLP/HTTP")
 	case exporter != "":
 		return nil, fmt.Errorf("telemetry: OTEL_TRACES_EXPORTER %q is not supported; use otlp or none", exporter)
 	}
-	tp := sdktrace.NewTracerProvider(opts...)
+	tp := sdktrace.NewTracerProvider(append(opts, extra...)...)
 	otel.SetTracerProvider(tp)
 	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
 	return tp, nil
 }
 
 // newLogger builds the process logger: JSON when w is not a terminal (or
-// format is json), text otherwise.
+// format is json), text otherwise. Every record passes through the
+// process's redactor (secrets).
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("log level %q: want debug, info, warn or error", level)
 	}
 	opts := &slog.HandlerOptions{Level: lv}
+	var h slog.Handler
 	switch strings.ToLower(format) {
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+		h = slog.NewJSONHandler(w, opts)
 	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
+		h = slog.NewTextHandler(w, opts)
 	case "", "auto":
 		if isTerminal(w) {
-			return slog.New(slog.NewTextHandler(w, opts)), nil
+			h = slog.NewTextHandler(w, opts)
+		} else {
+			h = slog.NewJSONHandler(w, opts)
 		}
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	default:
+		return nil, errors.New("log format " + format + ": want auto, json or text")
 	}
-	return nil, errors.New("log format " + format + ": want auto, json or text")
+	return slog.New(redactingHandler{h, secrets}), nil
+}
+
+// redactingExporter masks secrets in spans before they leave the process:
+// names, attributes, events, links and status. The code that makes spans
+// keeps secrets out of them in the first place (the tests record spans
+// before this point and find none); this is the last line of defence.
+type redactingExporter struct {
+	next sdktrace.SpanExporter
+	r    *juhe.Redactor
+}
+
+var _ sdktrace.SpanExporter = redactingExporter{}
+
+func (e redactingExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
+	out := make([]sdktrace.ReadOnlySpan, len(spans))
+	for i, s := range spans {
+		// tracetest's SpanStub is the SDK's own way to copy a span into a
+		// ReadOnlySpan with other contents.
+		stub := tracetest.SpanStubFromReadOnlySpan(s)
+		stub.Name = e.r.Redact(stub.Name)
+		stub.Attributes = e.attrs(stub.Attributes)
+		for j := range stub.Events {
+			stub.Events[j].Name = e.r.Redact(stub.Events[j].Name)
+			stub.Events[j].Attributes = e.attrs(stub.Events[j].Attributes)
+		}
+		for j := range stub.Links {
+			stub.Links[j].Attributes = e.attrs(stub.Links[j].Attributes)
+		}
+		stub.Status.Description = e.r.Redact(stub.Status.Description)
+		out[i] = stub.Snapshot()
+	}
+	return e.next.ExportSpans(ctx, out)
+}
+
+func (e redactingExporter) Shutdown(ctx context.Context) error { return e.next.Shutdown(ctx) }
+
+// attrs returns kvs with their strings redacted, in a new slice.
+func (e redactingExporter) attrs(kvs []attribute.KeyValue) []attribute.KeyValue {
+	out := make([]attribute.KeyValue, len(kvs))
+	for i, kv := range kvs {
+		switch kv.Value.Type() {
+		case attribute.STRING:
+			kv = attribute.String(string(kv.Key), e.r.Redact(kv.Value.AsString()))
+		case attribute.STRINGSLICE:
+			ss := kv.Value.AsStringSlice()
+			for j := range ss {
+				ss[j] = e.r.Redact(ss[j])
+			}
+			kv = attribute.StringSlice(string(kv.Key), ss)
+		}
+		out[i] = kv
+	}
+	return out
 }
 
 func isTerminal(w io.Writer) bool {

@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/trace"
@@ -58,6 +60,14 @@ func (e juheEnricher) Enrich(ctx context.Context, l processor.Lookup) (processor
 
 // newJuheClient builds the provider client from the configuration.
 func newJuheClient(cfg *config.Config, tp trace.TracerProvider, log *slog.Logger) (*juhe.Client, error) {
+	registerSecrets(cfg)
+	var rootCAs *x509.CertPool
+	if cfg.Juhe.CAFile != "" {
+		var err error
+		if rootCAs, err = loadCAs("juhe.ca_file", cfg.Juhe.CAFile); err != nil {
+			return nil, err
+		}
+	}
 	return juhe.New(juhe.Config{
 		BaseURL:            cfg.Juhe.URL,
 		Key:                cfg.Juhe.Key.Reveal(),
@@ -75,23 +85,46 @@ func newJuheClient(cfg *config.Config, tp trace.TracerProvider, log *slog.Logger
 			OpenFor:          cfg.Juhe.Breaker.OpenFor,
 			HalfOpenRequests: uint32(cfg.Juhe.Breaker.HalfOpenRequests),
 		},
+		RootCAs:        rootCAs,
+		AllowInsecure:  cfg.Juhe.AllowInsecure,
 		TracerProvider: tp,
 		Logger:         log,
 	})
 }
 
-// kafkaOpts are the options that say how to reach the cluster.
-func kafkaOpts(cfg *config.Config) []kgo.Opt {
-	return []kgo.Opt{
+// kafkaOpts are the options that say how to reach the cluster: the seed
+// brokers, the client id, TLS (kafka.tls) and SASL (kafka.sasl). Every Kafka
+// client twosell creates for a configured cluster takes them from here.
+func kafkaOpts(cfg *config.Config) ([]kgo.Opt, error) {
+	opts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Kafka.Brokers...),
 		kgo.ClientID(cfg.Kafka.ClientID),
 	}
+	if cfg.Kafka.TLS.Enabled {
+		tc, err := kafkaTLS(&cfg.Kafka.TLS)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, kgo.DialTLSConfig(tc))
+	}
+	mech, err := saslMechanism(&cfg.Kafka.SASL)
+	if err != nil {
+		return nil, err
+	}
+	if mech != nil {
+		opts = append(opts, kgo.SASL(mech))
+	}
+	return opts, nil
 }
 
 // newProcessor builds the processor from the configuration.
 func newProcessor(cfg *config.Config, enricher processor.Enricher, tp trace.TracerProvider, log *slog.Logger, extra ...kgo.Opt) (*processor.Processor, error) {
+	opts, err := kafkaOpts(cfg)
+	if err != nil {
+		return nil, err
+	}
 	return processor.New(processor.Config{
-		ClientOpts:   append(kafkaOpts(cfg), extra...),
+		ClientOpts:   append(opts, extra...),
 		Group:        cfg.Kafka.Group,
 		InputTopic:   cfg.Kafka.InputTopic,
 		OutputTopic:  cfg.Kafka.OutputTopic,
@@ -104,9 +137,15 @@ func newProcessor(cfg *config.Config, enricher processor.Enricher, tp trace.Trac
 			OutputField: cfg.Output.Field,
 			DateSource:  processor.DateSource(cfg.Input.DateSource),
 			Location:    cfg.Input.Location(),
+
+			MaxRecordBytes: cfg.Input.MaxRecordBytes,
+			MaxHeaders:     cfg.Input.MaxHeaders,
 		},
 		Enricher:           enricher,
 		EmitUnavailable:    cfg.Processing.OnUnavailable == config.OnUnavailableEmit,
+		ExactlyOnce:        cfg.Kafka.Delivery == config.DeliveryExactlyOnce,
+		TransactionalID:    transactionalID(cfg),
+		TransactionTimeout: cfg.Kafka.TransactionTimeout,
 		SessionTimeout:     cfg.Kafka.SessionTimeout,
 		RebalanceTimeout:   cfg.Kafka.RebalanceTimeout,
 		CommitInterval:     cfg.Processing.CommitInterval,
@@ -119,13 +158,34 @@ func newProcessor(cfg *config.Config, enricher processor.Enricher, tp trace.Trac
 	})
 }
 
-// explain adds what to do to the errors a user can fix at start.
+// explain adds what to do to the errors a user can fix at start. Errors of
+// the cluster (the processor lists its topics first, so a wrong password or
+// CA surfaces here) name the brokers, TLS and the SASL mechanism and user;
+// a fatal error of the provider is left as it is.
 func explain(cfg *config.Config, err error) error {
 	switch {
+	case err == nil:
+		return nil
 	case errors.Is(err, processor.ErrInputTopicMissing):
 		return fmt.Errorf("%w on %v: create it, or point kafka.input_topic (--input-topic, TWOSELL_KAFKA_INPUT_TOPIC) at an existing topic", err, cfg.Kafka.Brokers)
 	case errors.Is(err, processor.ErrTopicMissing):
 		return fmt.Errorf("%w on %v: create it, or set kafka.create_topics: true (--create-topics)", err, cfg.Kafka.Brokers)
+	case errors.As(err, new(*processor.FatalError)):
+		return err
 	}
-	return err
+	return explainKafka(cfg, err)
+}
+
+// transactionalID is kafka.transactional_id, or "<group>-<hostname>": unique
+// per host and stable across restarts, so that a restarted instance fences
+// its predecessor's open transaction instead of waiting for its timeout.
+func transactionalID(cfg *config.Config) string {
+	if cfg.Kafka.TransactionalID != "" {
+		return cfg.Kafka.TransactionalID
+	}
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "localhost"
+	}
+	return cfg.Kafka.Group + "-" + host
 }

@@ -1,0 +1,67 @@
+package config
+
+import (
+	"reflect"
+	"strconv"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/twosell/twosell/juhe"
+)
+
+// MarshalYAML shows c as the config file would set it: every key, durations
+// as Go durations (5s, not 5000000000) and secrets as ***. It is what
+// "twosell run --print-config" prints. The result loads back to c, except
+// that its secrets read as the literal *** (see Secret).
+func (c Config) MarshalYAML() (any, error) {
+	return yamlNode(reflect.ValueOf(c)), nil
+}
+
+// yamlNode builds the YAML node of a section or a setting, by the same
+// rules the environment and the flags parse them with (formatValue).
+func yamlNode(v reflect.Value) *yaml.Node {
+	if v.Kind() == reflect.Struct {
+		m := &yaml.Node{Kind: yaml.MappingNode}
+		for i := range v.NumField() {
+			name, ok := yamlKey(v.Type().Field(i))
+			if !ok {
+				continue
+			}
+			m.Content = append(m.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: name}, yamlNode(v.Field(i)))
+		}
+		return m
+	}
+	switch kindName(v) {
+	case "list":
+		seq := &yaml.Node{Kind: yaml.SequenceNode, Style: yaml.FlowStyle}
+		for i := range v.Len() {
+			seq.Content = append(seq.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: v.Index(i).String()})
+		}
+		return seq
+	case "bool":
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: strconv.FormatBool(v.Bool())}
+	case "int":
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: strconv.FormatInt(v.Int(), 10)}
+	}
+	// Strings, durations and secrets (which format as ***).
+	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: formatValue(v)}
+}
+
+// Secrets returns the value of every secret set in c — each Secret setting
+// (the provider's key and openid, the Kafka SASL password) and the AES key
+// derived from the openid — for a redactor to mask wherever they might turn
+// up. OAUTHBEARER tokens are not here: they live in kafka.sasl.token_file
+// and change while twosell runs, so whoever reads them adds them.
+func (c *Config) Secrets() []string {
+	var out []string
+	secretType := reflect.TypeFor[Secret]()
+	for _, s := range settings(c) {
+		if s.value.Type() == secretType && s.value.String() != "" {
+			out = append(out, s.value.String())
+		}
+	}
+	if c.Juhe.OpenID != "" {
+		out = append(out, string(juhe.AESKey(c.Juhe.OpenID.Reveal())))
+	}
+	return out
+}
