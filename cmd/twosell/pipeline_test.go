@@ -469,8 +469,12 @@ func TestRunFatalExitsNonZero(t *testing.T) {
 		committed += o
 	}
 	outputs := len(k.ConsumeAll(t.Context(), cfg.Kafka.OutputTopic))
-	if committed != answered || outputs != answered {
-		t.Errorf("committed %d records and wrote %d outputs, want %d each", committed, outputs, answered)
+	// Three partitions work at once: when the fatal answer stops
+	// everything, up to two other answered lookups may be abandoned before
+	// their outputs are written. What is committed is exactly what was
+	// written.
+	if committed != int64(outputs) || committed > answered || committed < answered-2 {
+		t.Errorf("committed %d records and wrote %d outputs; want equal, between %d and %d", committed, outputs, answered-2, answered)
 	}
 }
 

@@ -7,7 +7,9 @@
 #
 # Usage: deploy/kafka-local/start.sh [PORT]     (default 9092, or $KAFKA_PORT)
 # Environment: KAFKA_LOCAL_DIR (state: data, log, pid; default deploy/kafka-local/.run),
-#              KAFKA_HEAP (default 512m), KAFKA_CONTROLLER_PORT (default PORT+1).
+#              KAFKA_HEAP (default 512m), KAFKA_CONTROLLER_PORT (default PORT+1),
+#              KAFKA_KEEP_DATA=1 (restart on the existing data: for the broker-restart
+#              fault test; pair it with stop.sh under the same variable).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -34,9 +36,15 @@ mvn -q -B -Dstyle.color=never -f "$here/pom.xml" dependency:build-classpath -Dmd
 classpath=$(cat "$state/classpath.txt")
 kafka_version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$here/pom.xml")
 
-# A fresh data directory every start: tests must never see yesterday's topics.
-rm -rf "$state/data"
-mkdir -p "$state/data"
+keep=${KAFKA_KEEP_DATA:-0}
+if [ "$keep" = 1 ] && [ -f "$state/data/meta.properties" ]; then
+  say "restarting on the existing data in $state/data"
+else
+  keep=0
+  # A fresh data directory every start: tests must never see yesterday's topics.
+  rm -rf "$state/data" "$state/kafka.log"
+  mkdir -p "$state/data"
+fi
 cat > "$state/server.properties" <<PROPS
 process.roles=broker,controller
 node.id=1
@@ -63,13 +71,15 @@ PROPS
 
 java_opts=(-Xms"$heap" -Xmx"$heap" -XX:+UseG1GC -Djava.awt.headless=true
   -Dlog4j2.configurationFile="$here/log4j2.xml")
-cluster_id=$(java -cp "$classpath" kafka.tools.StorageTool random-uuid)
-java "${java_opts[@]}" -cp "$classpath" kafka.tools.StorageTool format --standalone \
-  -t "$cluster_id" -c "$state/server.properties" >"$state/format.log" 2>&1 \
-  || { cat "$state/format.log" >&2; exit 1; }
+if [ "$keep" = 0 ]; then
+  cluster_id=$(java -cp "$classpath" kafka.tools.StorageTool random-uuid)
+  java "${java_opts[@]}" -cp "$classpath" kafka.tools.StorageTool format --standalone \
+    -t "$cluster_id" -c "$state/server.properties" >"$state/format.log" 2>&1 \
+    || { cat "$state/format.log" >&2; exit 1; }
+fi
 
 nohup java "${java_opts[@]}" -cp "$classpath" kafka.Kafka "$state/server.properties" \
-  >"$state/kafka.log" 2>&1 &
+  >>"$state/kafka.log" 2>&1 &
 echo $! >"$state/kafka.pid"
 say "started Apache Kafka $kafka_version (pid $(cat "$state/kafka.pid")), waiting for 127.0.0.1:$port"
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Stops the broker start.sh started and removes its data directory.
+# Stops the broker start.sh started and removes its data directory (kept
+# with KAFKA_KEEP_DATA=1, for a restart on the same data).
 # Usage: deploy/kafka-local/stop.sh      (same KAFKA_LOCAL_DIR as start.sh)
 set -euo pipefail
 
@@ -25,5 +26,7 @@ if kill -0 "$pid" 2>/dev/null; then
   fi
 fi
 rm -f "$pidfile"
-rm -rf "$state/data"
+if [ "${KAFKA_KEEP_DATA:-0}" != 1 ]; then
+  rm -rf "$state/data"
+fi
 echo "kafka-local: stopped" >&2
