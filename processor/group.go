@@ -18,11 +18,10 @@ func (p *Processor) assigned(_ context.Context, _ *kgo.Client, assigned map[stri
 			tp := topicPartition{topic, partition}
 			w := newPartitionWorker(p, tp)
 			p.workers[tp] = w
-			if !p.cfg.ExactlyOnce {
-				go w.run() // exactly-once, the transaction loop drives the workers
-			}
+			go w.run()
 		}
 	}
+	p.joined.Store(true) // franz-go calls this on every join, even with nothing new
 	p.log.Info("partitions assigned", "partitions", assigned)
 }
 
@@ -34,8 +33,8 @@ func (p *Processor) assigned(_ context.Context, _ *kgo.Client, assigned map[stri
 func (p *Processor) revoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
 	if p.cfg.ExactlyOnce {
 		// No batch is running (rebalances wait for the transaction loop to
-		// allow them), and the transaction session commits: only forget.
-		p.releaseWorkers(p.removeWorkers(revoked))
+		// allow them), and the transaction session commits: only stop.
+		p.stopWorkers(p.removeWorkers(revoked), nil)
 		p.log.Info("partitions revoked", "partitions", revoked)
 		return
 	}
@@ -69,9 +68,10 @@ func (p *Processor) revoked(ctx context.Context, cl *kgo.Client, revoked map[str
 // lost abandons the lost partitions' work without committing: the group has
 // already given them to someone else, who will deliver them again.
 func (p *Processor) lost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	p.joined.Store(false) // until the group takes us back
 	if p.cfg.ExactlyOnce {
 		// The transaction session aborts the open transaction.
-		p.releaseWorkers(p.removeWorkers(lost))
+		p.stopWorkers(p.removeWorkers(lost), nil)
 		p.log.Warn("partitions lost (session expired); their transaction aborts and they are delivered again", "partitions", lost)
 		return
 	}
@@ -97,13 +97,6 @@ func (p *Processor) removeWorkers(tps map[string][]int32) []*partitionWorker {
 		}
 	}
 	return ws
-}
-
-// releaseWorkers releases idle workers (exactly-once: between transactions).
-func (p *Processor) releaseWorkers(ws []*partitionWorker) {
-	for _, w := range ws {
-		w.release()
-	}
 }
 
 // forget drops what was committed for partitions no longer ours. The caller

@@ -3,6 +3,7 @@ package processor
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -12,41 +13,68 @@ import (
 type pauseReason uint8
 
 const (
-	pauseFull pauseReason = 1 << iota // the worker's queue is at MaxBufferedRecords
+	pauseFull pauseReason = 1 << iota // the worker's buffer is at MaxBufferedRecords or MaxBufferedBytes
 	pauseHeld                         // the provider is unavailable; a record is held back
 )
 
-// partitionWorker processes one partition's records in order. Records are
-// queued by the poll loop and taken one at a time; the queue is bounded by
-// pausing the partition's fetching, so a slow provider becomes lag, not
-// memory.
+// partitionWorker runs one partition's records: a dispatcher goroutine takes
+// them in input order and starts each in its own task once an in-flight slot
+// is free (Processor.acquire), so many lookups are in flight at once while
+// the Ordering holds:
+//
+//   - key: a record starts only after the previous record with the same key
+//     has been handed to the producer; it waits (parked) meanwhile, and
+//     records with other keys overtake it;
+//   - partition: lookups overlap, and a sequencer hands outputs to the
+//     producer in input order;
+//   - none: outputs are handed over as they are ready.
+//
+// Records received and not yet started are buffered; above MaxBufferedRecords
+// or MaxBufferedBytes the partition's fetching pauses, and it resumes below
+// half of both, so a slow provider becomes lag, not memory.
 type partitionWorker struct {
 	p     *Processor
 	tp    topicPartition
 	track *tracker
 
-	mu     sync.Mutex
-	queue  []*kgo.Record
-	paused pauseReason
-	wake   chan struct{} // capacity 1: "the queue may have grown"
+	mu       sync.Mutex
+	queue    []*kgo.Record            // received, not started, in input order
+	ready    []*kgo.Record            // released from parked: start these first
+	parked   map[string][]*kgo.Record // key ordering: waiting behind a record of the same key
+	busy     map[string]bool          // key ordering: keys with a record in flight
+	bufCount int                      // records in queue, ready and parked
+	bufBytes int
+	nextSeq  uint64     // partition ordering: the next record's place
+	seq      sequencer  // partition ordering
+	batch    *txnBatch  // exactly-once: the transaction the buffered records belong to
+	holds    int        // tasks holding a record back for the provider
+	paused   pauseReason
+	wake     chan struct{} // capacity 1: "there may be a record to start"
 
-	stop   chan struct{}      // closed: take no new record
-	ctx    context.Context    // canceled: abandon the record in progress
-	cancel context.CancelFunc //
-	done   chan struct{}      // closed when the worker has returned
+	stopCtx context.Context    // canceled: start no new record
+	stopFn  context.CancelFunc //
+	ctx     context.Context    // canceled: abandon the records in progress
+	cancel  context.CancelFunc //
+	tasks   sync.WaitGroup     // records in progress
+	done    chan struct{}      // closed when the dispatcher and its tasks have returned
 }
 
 func newPartitionWorker(p *Processor, tp topicPartition) *partitionWorker {
 	ctx, cancel := context.WithCancel(context.Background())
+	stopCtx, stopFn := context.WithCancel(context.Background())
 	return &partitionWorker{
-		p:      p,
-		tp:     tp,
-		track:  newTracker(),
-		wake:   make(chan struct{}, 1),
-		stop:   make(chan struct{}),
-		ctx:    ctx,
-		cancel: cancel,
-		done:   make(chan struct{}),
+		p:       p,
+		tp:      tp,
+		track:   newTracker(),
+		parked:  make(map[string][]*kgo.Record),
+		busy:    make(map[string]bool),
+		seq:     sequencer{pending: make(map[uint64]emission)},
+		wake:    make(chan struct{}, 1),
+		stopCtx: stopCtx,
+		stopFn:  stopFn,
+		ctx:     ctx,
+		cancel:  cancel,
+		done:    make(chan struct{}),
 	}
 }
 
@@ -56,59 +84,201 @@ func (w *partitionWorker) enqueue(recs []*kgo.Record) {
 		w.track.add(r.Offset, r.LeaderEpoch)
 	}
 	w.p.stats.consumed.Add(int64(len(recs)))
+	w.push(recs, nil)
+}
+
+// push buffers records (of batch b, exactly-once) and pauses the partition
+// when the buffer is full.
+func (w *partitionWorker) push(recs []*kgo.Record, b *txnBatch) {
+	n := 0
+	for _, r := range recs {
+		n += len(r.Key) + len(r.Value)
+	}
 	w.mu.Lock()
+	if b != nil {
+		w.batch = b
+	}
 	w.queue = append(w.queue, recs...)
-	full := len(w.queue) >= w.p.cfg.MaxBufferedRecords
+	w.bufCount += len(recs)
+	w.bufBytes += n
+	full := w.bufCount >= w.p.cfg.MaxBufferedRecords || w.bufBytes >= w.p.cfg.MaxBufferedBytes
 	w.mu.Unlock()
 	if full {
 		w.setPaused(pauseFull, true)
 	}
+	w.signal()
+}
+
+func (w *partitionWorker) signal() {
 	select {
 	case w.wake <- struct{}{}:
 	default:
 	}
 }
 
-// next returns the next record, or nil once the worker is told to stop.
-// Records still queued then stay unfinished, so they are never committed.
-func (w *partitionWorker) next() *kgo.Record {
+// next returns the next record to start, its place in the partition and its
+// batch, or nil once the worker is told to stop. Records left buffered then
+// stay unfinished, so they are never committed.
+func (w *partitionWorker) next() (*kgo.Record, uint64, *txnBatch) {
+	byKey := w.p.cfg.Ordering == OrderingKey
 	for {
-		select {
-		case <-w.stop:
-			return nil
-		default:
+		if w.stopCtx.Err() != nil {
+			return nil, 0, nil
 		}
 		w.mu.Lock()
-		if len(w.queue) > 0 {
-			r := w.queue[0]
+		var r *kgo.Record
+		switch {
+		case len(w.ready) > 0:
+			r = w.ready[0]
+			w.ready[0] = nil
+			w.ready = w.ready[1:]
+		case len(w.queue) > 0:
+			r = w.queue[0]
 			w.queue[0] = nil
 			w.queue = w.queue[1:]
-			low := len(w.queue) <= w.p.cfg.MaxBufferedRecords/2
-			w.mu.Unlock()
-			if low {
-				w.setPaused(pauseFull, false)
+			if byKey && len(r.Key) > 0 {
+				k := string(r.Key)
+				if w.busy[k] {
+					w.parked[k] = append(w.parked[k], r)
+					w.mu.Unlock()
+					continue
+				}
+				w.busy[k] = true
 			}
-			return r
+		}
+		if r == nil {
+			w.mu.Unlock()
+			select {
+			case <-w.wake:
+			case <-w.stopCtx.Done():
+			}
+			continue
+		}
+		seq, b := w.nextSeq, w.batch
+		w.nextSeq++
+		w.bufCount--
+		w.bufBytes -= len(r.Key) + len(r.Value)
+		low := w.bufCount <= w.p.cfg.MaxBufferedRecords/2 && w.bufBytes <= w.p.cfg.MaxBufferedBytes/2
+		w.mu.Unlock()
+		if low {
+			w.setPaused(pauseFull, false)
+		}
+		return r, seq, b
+	}
+}
+
+// run is the dispatcher: it starts records in input order as in-flight
+// slots free up, until told to stop; then it waits for its tasks.
+func (w *partitionWorker) run() {
+	defer close(w.done)
+	defer w.tasks.Wait()
+	for {
+		r, seq, b := w.next()
+		if r == nil {
+			return
+		}
+		abandon := w.ctx
+		if b != nil {
+			abandon = b.ctx
+		}
+		size := int64(len(r.Key) + len(r.Value))
+		if !w.p.acquire(w.stopCtx, abandon, size) {
+			if w.p.cfg.Ordering == OrderingPartition {
+				w.seq.complete(seq, emission{}, w.p.emit) // nothing after it may be handed over
+			}
+			w.settle(r, emission{}, b)
+			if b == nil {
+				return // stopping
+			}
+			continue // the batch is abandoned: settle the rest as they come
+		}
+		w.tasks.Add(1)
+		go func() {
+			defer w.tasks.Done()
+			started := time.Now()
+			e := w.process(abandon, r)
+			e.started = started
+			if w.p.cfg.Ordering == OrderingPartition {
+				w.seq.complete(seq, e, w.p.emit)
+			} else {
+				w.p.emit(e)
+			}
+			w.p.release(size)
+			w.settle(r, e, b)
+		}()
+	}
+}
+
+// settle ends a record's part in the worker: key ordering releases its key
+// (starting the next record of that key, or, if this one was not handed over,
+// dropping the parked ones: they must not overtake it), and exactly-once the
+// batch learns the outcome.
+func (w *partitionWorker) settle(r *kgo.Record, e emission, b *txnBatch) {
+	var dropped []*kgo.Record
+	if w.p.cfg.Ordering == OrderingKey && len(r.Key) > 0 {
+		k := string(r.Key)
+		w.mu.Lock()
+		switch waiting := w.parked[k]; {
+		case len(waiting) == 0:
+			delete(w.busy, k)
+		case e.handed():
+			w.ready = append(w.ready, waiting[0])
+			if len(waiting) == 1 {
+				delete(w.parked, k)
+			} else {
+				w.parked[k] = waiting[1:]
+			}
+		default:
+			dropped = waiting
+			delete(w.parked, k)
+			delete(w.busy, k)
+			w.bufCount -= len(waiting)
+			for _, d := range waiting {
+				w.bufBytes -= len(d.Key) + len(d.Value)
+			}
 		}
 		w.mu.Unlock()
-		select {
-		case <-w.wake:
-		case <-w.stop:
-			return nil
+		w.signal()
+	}
+	if b != nil {
+		b.settle(e.o, e.handed())
+		for range dropped {
+			b.settle(outcome{}, false)
 		}
 	}
 }
 
-// run processes records until told to stop.
-func (w *partitionWorker) run() {
-	defer close(w.done)
-	for {
-		r := w.next()
-		if r == nil {
-			return
-		}
-		w.process(w.ctx, r)
+// clearBatch drops what is buffered of an abandoned batch: those records were
+// never started, and each is settled as not handed over.
+func (w *partitionWorker) clearBatch(b *txnBatch) {
+	w.mu.Lock()
+	n := len(w.queue) + len(w.ready)
+	for _, waiting := range w.parked {
+		n += len(waiting)
 	}
+	if w.batch == b {
+		w.queue, w.ready = nil, nil
+		clear(w.parked)
+		w.bufCount, w.bufBytes = 0, 0
+	} else {
+		n = 0
+	}
+	w.mu.Unlock()
+	w.setPaused(pauseFull, false)
+	for range n {
+		b.settle(outcome{}, false)
+	}
+}
+
+// endBatch readies the worker for the next transaction: the sequencer starts
+// over at the next record, and no key is busy.
+func (w *partitionWorker) endBatch() {
+	w.mu.Lock()
+	w.batch = nil
+	clear(w.busy)
+	next := w.nextSeq
+	w.mu.Unlock()
+	w.seq.reset(next)
 }
 
 // setPaused sets or clears one reason for pausing the partition's fetching
@@ -133,11 +303,43 @@ func (w *partitionWorker) setPaused(reason pauseReason, on bool) {
 	}
 }
 
-// shutdown stops the worker: no new record is taken, the record in progress
-// gets until grace is closed to finish, then it is abandoned. It returns once
-// the worker has returned. A nil grace abandons at once.
+// hold pauses the partition while one of its records waits for the
+// provider, logging once for the whole processor when the first partition is
+// held.
+func (w *partitionWorker) hold(err error) {
+	w.mu.Lock()
+	w.holds++
+	first := w.holds == 1
+	w.mu.Unlock()
+	if !first {
+		return
+	}
+	w.setPaused(pauseHeld, true)
+	if w.p.held.Add(1) == 1 {
+		w.p.log.Warn("provider unavailable: holding records back and pausing fetching until it answers", "err", err)
+	}
+}
+
+func (w *partitionWorker) unhold() {
+	w.mu.Lock()
+	w.holds--
+	last := w.holds == 0
+	w.mu.Unlock()
+	if !last {
+		return
+	}
+	w.setPaused(pauseHeld, false)
+	if w.p.held.Add(-1) == 0 {
+		w.p.log.Info("provider available again: resumed fetching")
+	}
+}
+
+// shutdown stops the worker: no new record is started, the records in
+// progress get until grace is closed to finish, then they are abandoned. It
+// returns once the worker and its tasks have returned. A nil grace abandons
+// at once.
 func (w *partitionWorker) shutdown(grace <-chan struct{}) {
-	close(w.stop)
+	w.stopFn()
 	if grace == nil {
 		w.cancel()
 	}
@@ -153,6 +355,45 @@ func (w *partitionWorker) shutdown(grace <-chan struct{}) {
 // release abandons whatever the worker still does and resumes its
 // partition: a revoked partition that comes back must not come back paused.
 func (w *partitionWorker) release() {
+	w.stopFn()
 	w.cancel()
 	w.setPaused(pauseFull|pauseHeld, false)
+}
+
+// sequencer hands emissions to the producer in input order (partition
+// ordering). Once a record is not handed over (abandoned, fatal), nothing
+// after it is: it would overtake the record when that is delivered again.
+type sequencer struct {
+	mu      sync.Mutex
+	next    uint64
+	pending map[uint64]emission
+	broken  bool
+}
+
+func (s *sequencer) complete(seq uint64, e emission, emit func(emission)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !e.handed() {
+		s.broken = true
+	}
+	if s.broken {
+		return
+	}
+	s.pending[seq] = e
+	for {
+		e, ok := s.pending[s.next]
+		if !ok {
+			return
+		}
+		delete(s.pending, s.next)
+		s.next++
+		emit(e) // under the lock: the producer keeps the order of these calls
+	}
+}
+
+func (s *sequencer) reset(next uint64) {
+	s.mu.Lock()
+	s.next, s.broken = next, false
+	clear(s.pending)
+	s.mu.Unlock()
 }

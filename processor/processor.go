@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/sync/semaphore"
 	"github.com/twmb/franz-go/plugin/kotel"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
@@ -87,6 +88,23 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	RetryBackoff    time.Duration // first wait before retrying a held-back record (500ms)
 	MaxRetryBackoff time.Duration // longest wait between retries of a held-back record (30s)
+	// MaxInFlight is how many records are processed at once across all
+	// partitions (256): the provider's latency, not the CPU, bounds
+	// throughput, so throughput is about MaxInFlight / latency.
+	MaxInFlight int
+	// MaxInFlightBytes caps the bytes of the records being processed
+	// (64 MiB).
+	MaxInFlightBytes int64
+	// Ordering is what order outputs keep (OrderingKey).
+	Ordering Ordering
+	// MaxBufferedBytes is how many bytes of received records a partition may
+	// hold before its fetching pauses, as MaxBufferedRecords (8 MiB).
+	MaxBufferedBytes int
+	// OnRecord, if set, is called for each finished record with its
+	// timings (at-least-once only); it must be quick. twosell bench uses
+	// it to measure the latency twosell adds.
+	OnRecord func(RecordTiming)
+
 	// MaxPollRecords bounds one poll (1000). Exactly-once, it is the most
 	// records one transaction holds, so it also bounds how long outputs wait
 	// to become visible.
@@ -110,6 +128,10 @@ func (c *Config) setDefaults() {
 	setDefault(&c.MaxRetryBackoff, 30*time.Second)
 	setDefault(&c.MaxBufferedRecords, 1000)
 	setDefault(&c.MaxPollRecords, 1000)
+	setDefault(&c.MaxInFlight, 256)
+	setDefault(&c.MaxInFlightBytes, 64<<20)
+	setDefault(&c.Ordering, OrderingKey)
+	setDefault(&c.MaxBufferedBytes, 8<<20)
 	setDefault(&c.TransactionTimeout, 60*time.Second)
 	if c.TracerProvider == nil {
 		c.TracerProvider = otel.GetTracerProvider()
@@ -144,6 +166,11 @@ func (c *Config) validate() error {
 	if c.ExactlyOnce && c.TransactionalID == "" {
 		errs = append(errs, errors.New("processor: TransactionalID is required with ExactlyOnce"))
 	}
+	switch c.Ordering {
+	case OrderingKey, OrderingPartition, OrderingNone:
+	default:
+		errs = append(errs, fmt.Errorf("processor: Ordering %q is not key, partition or none", c.Ordering))
+	}
 	if c.Enricher == nil {
 		errs = append(errs, errors.New("processor: Enricher is required"))
 	}
@@ -152,6 +179,21 @@ func (c *Config) validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// Ordering is the order outputs keep within a partition.
+type Ordering string
+
+// The orderings.
+const (
+	// OrderingKey processes and produces records with the same key in input
+	// order; records with different keys overtake each other.
+	OrderingKey Ordering = "key"
+	// OrderingPartition produces a partition's outputs in input order;
+	// lookups still overlap.
+	OrderingPartition Ordering = "partition"
+	// OrderingNone produces outputs as they are ready.
+	OrderingNone Ordering = "none"
+)
 
 // Processor is the stream engine. Create one with New and call Run once.
 type Processor struct {
@@ -175,8 +217,12 @@ type Processor struct {
 	fatalErr  error // the first fatal error; nil while healthy
 	cancelRun context.CancelCauseFunc
 
-	held  atomic.Int32 // partitions holding a record back for the provider
+	held   atomic.Int32 // partitions holding a record back for the provider
+	joined atomic.Bool  // a member of the group now (see Connected)
 	stats counters
+
+	slots     chan struct{}       // one per record in flight: MaxInFlight
+	slotBytes *semaphore.Weighted // bytes of the records in flight: MaxInFlightBytes
 }
 
 type topicPartition struct {
@@ -208,6 +254,8 @@ func New(cfg Config) (*Processor, error) {
 		workers:   make(map[topicPartition]*partitionWorker),
 		committed: make(map[topicPartition]int64),
 		stats:     newCounters(),
+		slots:     make(chan struct{}, cfg.MaxInFlight),
+		slotBytes: semaphore.NewWeighted(cfg.MaxInFlightBytes),
 	}, nil
 }
 
@@ -222,6 +270,7 @@ func (p *Processor) Run(ctx context.Context) error {
 	}
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	defer p.joined.Store(false)
 	p.cancelRun = cancel
 	p.log.Info("consuming", "group", p.cfg.Group, "input_topic", p.cfg.InputTopic,
 		"output_topic", p.cfg.OutputTopic, "dlq_topic", p.cfg.DLQTopic, "exactly_once", p.cfg.ExactlyOnce)
@@ -341,4 +390,31 @@ func (p *Processor) fatal() error {
 	p.fatalMu.Lock()
 	defer p.fatalMu.Unlock()
 	return p.fatalErr
+}
+
+// acquire takes an in-flight slot for a record of size bytes, waiting while
+// MaxInFlight records or MaxInFlightBytes bytes are in flight. It gives up
+// (false) when stop or abandon ends.
+func (p *Processor) acquire(stop, abandon context.Context, size int64) bool {
+	select {
+	case p.slots <- struct{}{}:
+	case <-stop.Done():
+		return false
+	case <-abandon.Done():
+		return false
+	}
+	ctx, cancel := context.WithCancel(abandon)
+	defer cancel()
+	defer context.AfterFunc(stop, cancel)()
+	if err := p.slotBytes.Acquire(ctx, min(size, p.cfg.MaxInFlightBytes)); err != nil {
+		<-p.slots
+		return false
+	}
+	return true
+}
+
+// release returns the slot of a record of size bytes.
+func (p *Processor) release(size int64) {
+	p.slotBytes.Release(min(size, p.cfg.MaxInFlightBytes))
+	<-p.slots
 }

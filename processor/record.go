@@ -26,21 +26,44 @@ const (
 // elsewhere): the record stays unfinished, so it is delivered again.
 var errAbandoned = errors.New("abandoned")
 
-// outcome is what became of a record: handed to the producer as an output
-// or a dead letter, or not (abandoned, fatal), which leaves it unfinished.
+// outcome is what became of a record handed to the producer: an output with
+// its status, or a dead letter with its class.
 type outcome struct {
-	handed bool
 	status Status // the output's status; "" for a dead letter
 	class  string // the dead letter's class; "" for an output
 }
 
+// emission is a record's output or dead letter, ready to be handed to the
+// producer. Its zero value is a record not handed over (abandoned, fatal),
+// which stays unfinished.
+type emission struct {
+	rec     *kgo.Record
+	promise func(*kgo.Record, error)
+	o       outcome
+	started time.Time // when the record's task started, for OnRecord
+}
+
+func (e emission) handed() bool { return e.rec != nil }
+
+// emit hands an emission to the producer.
+func (p *Processor) emit(e emission) {
+	if e.rec != nil {
+		p.cl.Produce(context.Background(), e.rec, e.promise)
+	}
+}
+
 // process takes one record to its end: an output, a dead letter, or (when
 // abandoned or fatal) nothing, which leaves it unfinished and uncommitted.
-// Canceling abandon gives the record up.
-func (w *partitionWorker) process(abandon context.Context, r *kgo.Record) outcome {
+// Canceling abandon gives the record up. The caller hands the emission to the
+// producer, in the order the Ordering requires.
+func (w *partitionWorker) process(abandon context.Context, r *kgo.Record) emission {
 	p := w.p
 	ctx, span := p.tracer.WithProcessSpan(r)
 	defer span.End()
+	t := &recordTiming{}
+	if p.cfg.OnRecord != nil {
+		t.started = time.Now()
+	}
 
 	ev, err := p.codec.DecodeRecord(r) // the limits first: see limits.go
 	if err != nil {
@@ -48,13 +71,13 @@ func (w *partitionWorker) process(abandon context.Context, r *kgo.Record) outcom
 		if !errors.As(err, &ie) {
 			ie = &InputError{Class: ClassInvalidJSON, Reason: err.Error()}
 		}
-		return p.deadLetter(ctx, w, r, ie.Class, ie.Reason)
+		return p.deadLetter(ctx, w, r, ie.Class, ie.Reason, t)
 	}
 	if ev.ID != "" {
 		span.SetAttributes(attribute.String("twosell.event_id", ev.ID))
 	}
 
-	res, err := w.lookup(ctx, abandon, Lookup{Mobile: ev.Mobile, Date: ev.Date})
+	res, err := w.lookup(ctx, abandon, ev.Lookup(), t)
 	span.SetAttributes(attribute.Int("twosell.attempts", res.Attempts))
 	if res.Code != 0 {
 		span.SetAttributes(attribute.Int("juhe.error_code", res.Code))
@@ -71,19 +94,19 @@ func (w *partitionWorker) process(abandon context.Context, r *kgo.Record) outcom
 				class = ClassRejected
 			}
 			return p.deadLetter(ctx, w, r, class, fmt.Sprintf("the provider rejected the lookup of %s on %s: %v",
-				MaskMobile(ev.Mobile), ev.Date, err))
+				MaskMobile(ev.Mobile), ev.Date, err), t)
 		default: // fatal
 			span.RecordError(err)
 			span.SetStatus(codes.Error, "fatal")
 			p.fail(err)
 		}
-		return outcome{}
+		return emission{}
 	}
 	span.SetAttributes(
 		attribute.String("twosell.status", string(res.Status)),
 		attribute.String("twosell.source", res.Source),
 	)
-	return p.produceOutput(ctx, w, r, ev, res)
+	return p.produceOutput(ctx, w, r, ev, res, t)
 }
 
 // lookup asks the Enricher, holding the record back while the provider is
@@ -92,7 +115,7 @@ func (w *partitionWorker) process(abandon context.Context, r *kgo.Record) outcom
 // EmitUnavailable the record is answered "unavailable" instead. It returns an
 // error only to dead-letter (Reject), to stop (Fatal), or errAbandoned when
 // abandon ends or the worker is told to stop.
-func (w *partitionWorker) lookup(ctx, abandon context.Context, l Lookup) (Result, error) {
+func (w *partitionWorker) lookup(ctx, abandon context.Context, l Lookup, t *recordTiming) (Result, error) {
 	p := w.p
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -108,7 +131,14 @@ func (w *partitionWorker) lookup(ctx, abandon context.Context, l Lookup) (Result
 	}()
 	attempts := 0
 	for {
+		var begun time.Time
+		if p.cfg.OnRecord != nil {
+			begun = time.Now()
+		}
 		res, err := p.cfg.Enricher.Enrich(ctx, l)
+		if p.cfg.OnRecord != nil {
+			t.provider += time.Since(begun)
+		}
 		attempts += res.Attempts
 		res.Attempts = attempts
 		if ctx.Err() != nil {
@@ -129,42 +159,26 @@ func (w *partitionWorker) lookup(ctx, abandon context.Context, l Lookup) (Result
 			w.hold(err)
 		}
 		p.log.Debug("provider unavailable; retrying the record later", "source", w.tp.topic, "wait", wait, "err", err)
-		t := time.NewTimer(wait/2 + rand.N(wait/2+1)) // jitter, so partitions do not retry in step
+		timer := time.NewTimer(wait/2 + rand.N(wait/2+1)) // jitter, so partitions do not retry in step
 		select {
-		case <-t.C:
-		case <-w.stop:
-			t.Stop()
+		case <-timer.C:
+		case <-w.stopCtx.Done():
+			timer.Stop()
 			// Shutting down: a held record will not finish within any
 			// grace period; abandon it now.
 			return res, errAbandoned
 		case <-ctx.Done():
-			t.Stop()
+			timer.Stop()
 			return res, errAbandoned
 		}
 		wait = min(2*wait, p.cfg.MaxRetryBackoff)
 	}
 }
 
-// hold pauses the partition while a record waits for the provider, logging
-// once for the whole processor when the first partition is held.
-func (w *partitionWorker) hold(err error) {
-	w.setPaused(pauseHeld, true)
-	if w.p.held.Add(1) == 1 {
-		w.p.log.Warn("provider unavailable: holding records back and pausing fetching until it answers", "err", err)
-	}
-}
-
-func (w *partitionWorker) unhold() {
-	w.setPaused(pauseHeld, false)
-	if w.p.held.Add(-1) == 0 {
-		w.p.log.Info("provider available again: resumed fetching")
-	}
-}
-
-// produceOutput writes the enriched event. The record is finished when Kafka
-// acknowledges it (at-least-once) or when its transaction commits
+// produceOutput prepares the enriched event. The record is finished when
+// Kafka acknowledges it (at-least-once) or when its transaction commits
 // (exactly-once).
-func (p *Processor) produceOutput(ctx context.Context, w *partitionWorker, in *kgo.Record, ev *Event, res Result) outcome {
+func (p *Processor) produceOutput(ctx context.Context, w *partitionWorker, in *kgo.Record, ev *Event, res Result, t *recordTiming) emission {
 	value, err := p.codec.Encode(ev, Enrichment{
 		Status:    res.Status,
 		Res:       res.Res,
@@ -175,7 +189,7 @@ func (p *Processor) produceOutput(ctx context.Context, w *partitionWorker, in *k
 		Mode:      res.Mode,
 	})
 	if err != nil {
-		return p.deadLetter(ctx, w, in, ClassOutputRejected, "the enriched event could not be encoded: "+err.Error())
+		return p.deadLetter(ctx, w, in, ClassOutputRejected, "the enriched event could not be encoded: "+err.Error(), t)
 	}
 	out := &kgo.Record{
 		Topic:     p.cfg.OutputTopic,
@@ -189,31 +203,30 @@ func (p *Processor) produceOutput(ctx context.Context, w *partitionWorker, in *k
 		// franz-go would refuse it; exactly-once, a refusal inside the
 		// transaction could only stop the processor. Refuse it first.
 		return p.deadLetter(ctx, w, in, ClassOutputRejected, fmt.Sprintf(
-			"the enriched event is %d bytes, over the %d bytes a record may have; lower input.max_record_bytes", n, maxProduceBytes))
+			"the enriched event is %d bytes, over the %d bytes a record may have; lower input.max_record_bytes", n, maxProduceBytes), t)
 	}
-	o := outcome{handed: true, status: res.Status}
-	p.cl.Produce(context.Background(), out, func(_ *kgo.Record, err error) {
+	o := outcome{status: res.Status}
+	return emission{rec: out, o: o, promise: func(_ *kgo.Record, err error) {
 		switch {
 		case err == nil:
-			p.acknowledged(w, in.Offset, o)
+			p.acknowledged(w, in.Offset, o, t)
 		case abandoned(err):
 		case recordRejected(err) && !p.cfg.ExactlyOnce:
-			p.deadLetter(ctx, w, in, ClassOutputRejected,
-				fmt.Sprintf("Kafka refused the enriched event for topic %s: %v", p.cfg.OutputTopic, err))
+			p.emit(p.deadLetter(ctx, w, in, ClassOutputRejected,
+				fmt.Sprintf("Kafka refused the enriched event for topic %s: %v", p.cfg.OutputTopic, err), t))
 		default:
 			// In a transaction, a refused record cannot be replaced by a
 			// dead letter after the fact: the transaction must not commit.
 			p.fail(fmt.Errorf("cannot write to the output topic %s: %w", p.cfg.OutputTopic, err))
 		}
-	})
-	return o
+	}}
 }
 
-// deadLetter writes the input's key and value byte for byte, its headers, and
-// the reason to the dead-letter topic. The record is finished when Kafka
+// deadLetter prepares the dead letter: the input's key and value byte for
+// byte, its headers, and the reason. The record is finished when Kafka
 // acknowledges the dead letter; if the dead letter cannot be written the
 // processor stops, because dropping the record is never an option.
-func (p *Processor) deadLetter(ctx context.Context, w *partitionWorker, in *kgo.Record, class, reason string) outcome {
+func (p *Processor) deadLetter(ctx context.Context, w *partitionWorker, in *kgo.Record, class, reason string, t *recordTiming) emission {
 	span := trace.SpanFromContext(ctx)
 	span.SetAttributes(attribute.String("twosell.error_class", class))
 	span.SetStatus(codes.Error, class)
@@ -235,36 +248,56 @@ func (p *Processor) deadLetter(ctx context.Context, w *partitionWorker, in *kgo.
 	}
 	if recordBytes(dl) > maxProduceBytes && hasPayload(in) {
 		return p.deadLetter(ctx, w, withoutPayload(in), class,
-			reason+"; "+omittedPayload(in, fmt.Errorf("over the %d bytes a record may have", maxProduceBytes)))
+			reason+"; "+omittedPayload(in, fmt.Errorf("over the %d bytes a record may have", maxProduceBytes)), t)
 	}
-	o := outcome{handed: true, class: class}
-	p.cl.Produce(context.Background(), dl, func(_ *kgo.Record, err error) {
+	o := outcome{class: class}
+	return emission{rec: dl, o: o, promise: func(_ *kgo.Record, err error) {
 		switch {
 		case err == nil:
-			p.acknowledged(w, in.Offset, o)
+			p.acknowledged(w, in.Offset, o, t)
 		case abandoned(err):
 		case recordRejected(err) && !p.cfg.ExactlyOnce && hasPayload(in):
 			// Too large for the dead-letter topic with the input's bytes:
 			// write it without them rather than stop (see limits.go).
-			p.deadLetter(ctx, w, withoutPayload(in), class, reason+"; "+omittedPayload(in, err))
+			p.emit(p.deadLetter(ctx, w, withoutPayload(in), class, reason+"; "+omittedPayload(in, err), t))
 		default:
 			p.fail(fmt.Errorf("cannot write to the dead-letter topic %s: %w", p.cfg.DLQTopic, err))
 		}
-	})
-	return o
+	}}
 }
 
 // acknowledged is called when Kafka acknowledged a record's output or dead
 // letter. At-least-once, that finishes the record. Exactly-once, the record
 // is finished only when its transaction commits, which the transaction loop
 // accounts for.
-func (p *Processor) acknowledged(w *partitionWorker, offset int64, o outcome) {
+func (p *Processor) acknowledged(w *partitionWorker, offset int64, o outcome, t *recordTiming) {
 	if p.cfg.ExactlyOnce {
 		return
 	}
 	p.stats.count(o)
 	w.track.done(offset)
+	if p.cfg.OnRecord != nil {
+		p.cfg.OnRecord(RecordTiming{Started: t.started, Provider: t.provider, Acked: time.Now()})
+	}
 }
+
+// recordTiming follows one record for Config.OnRecord.
+type recordTiming struct {
+	started  time.Time     // when its task started
+	provider time.Duration // spent in the Enricher
+}
+
+// RecordTiming is what Config.OnRecord learns about each finished record
+// (at-least-once only).
+type RecordTiming struct {
+	Started  time.Time     // its task started: an in-flight slot was free
+	Provider time.Duration // time spent in the Enricher (the provider's latency)
+	Acked    time.Time     // Kafka acknowledged its output or dead letter
+}
+
+// Added is the latency twosell added to the record: from its start to the
+// acknowledgement, less the time spent waiting for the provider.
+func (t RecordTiming) Added() time.Duration { return t.Acked.Sub(t.Started) - t.Provider }
 
 // withHeaders copies the input's headers, replacing any with the same keys as
 // the added ones (an input that went through twosell before must not carry

@@ -16,6 +16,7 @@ type Stats struct {
 	Commits          int64            // partition offsets committed
 	PausedPartitions int              // partitions whose fetching is paused now
 	HeldPartitions   int              // partitions holding a record back for the provider now
+	InFlight         int              // records being processed now (at most MaxInFlight)
 	ByStatus         map[Status]int64 // produced events by status
 	ByErrorClass     map[string]int64 // dead letters by class
 }
@@ -60,6 +61,7 @@ func (p *Processor) Stats() Stats {
 		Commits:          p.stats.commits.Load(),
 		PausedPartitions: int(p.stats.paused.Load()),
 		HeldPartitions:   int(p.held.Load()),
+		InFlight:         len(p.slots),
 		ByStatus:         make(map[Status]int64),
 		ByErrorClass:     make(map[string]int64),
 	}

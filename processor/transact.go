@@ -94,20 +94,20 @@ func (p *Processor) runTransactional(ctx context.Context) error {
 }
 
 // processBatch runs one transaction's records through their partitions'
-// workers. It returns the outcomes, whether every record was handed to the
-// producer, and whether the batch ran out of time. The first record that is
-// not handed (held too long, fatal, shutdown) abandons the rest of the
-// batch: it will abort anyway.
+// workers, with as many in flight as outside a transaction. It returns the
+// outcomes, whether every record was handed to the producer, and whether the
+// batch ran out of time. The first record that is not handed over (held too
+// long, fatal, shutdown) abandons the rest of the batch: it will abort anyway.
 func (p *Processor) processBatch(ctx context.Context, fetches kgo.Fetches) (done []outcome, complete, late bool) {
 	// A batch longer than half the transaction timeout (a record held back
 	// for the provider, or just a slow provider) would let the transaction
 	// time out; abandon it first.
 	abandon, cancel := context.WithTimeoutCause(ctx, p.cfg.TransactionTimeout/2, errTooLong)
 	defer cancel()
+	b := &txnBatch{ctx: abandon, cancel: cancel, complete: true, done: make(chan struct{})}
 
-	var mu sync.Mutex
-	complete = true
-	var wg sync.WaitGroup
+	var ws []*partitionWorker
+	var parts []kgo.FetchTopicPartition
 	fetches.EachPartition(func(ftp kgo.FetchTopicPartition) {
 		if len(ftp.Records) == 0 {
 			return
@@ -116,35 +116,67 @@ func (p *Processor) processBatch(ctx context.Context, fetches kgo.Fetches) (done
 		w := p.workers[topicPartition{ftp.Topic, ftp.Partition}]
 		p.mu.Unlock()
 		if w == nil {
-			mu.Lock()
-			complete = false // not ours any more: the session aborts anyway
-			mu.Unlock()
+			b.complete = false // not ours any more: the session aborts anyway
 			return
 		}
-		p.stats.consumed.Add(int64(len(ftp.Records)))
-		wg.Go(func() {
-			for _, r := range ftp.Records {
-				o := w.process(abandon, r)
-				mu.Lock()
-				if o.handed {
-					done = append(done, o)
-				} else {
-					complete = false
-				}
-				mu.Unlock()
-				if !o.handed {
-					cancel()
-					return
-				}
-			}
-		})
+		b.pending += len(ftp.Records)
+		ws = append(ws, w)
+		parts = append(parts, ftp)
 	})
-	wg.Wait()
+	if b.pending == 0 {
+		return nil, b.complete, false
+	}
+	for i, w := range ws {
+		p.stats.consumed.Add(int64(len(parts[i].Records)))
+		w.push(parts[i].Records, b)
+	}
+	select {
+	case <-b.done:
+	case <-abandon.Done():
+		// Records not started will not be: settle them, then wait for the
+		// ones in flight, which the canceled context abandons.
+		for _, w := range ws {
+			w.clearBatch(b)
+		}
+		<-b.done
+	}
+	for _, w := range ws {
+		w.endBatch()
+	}
 	if late = errors.Is(context.Cause(abandon), errTooLong); late {
 		p.log.Warn("a batch took half the transaction timeout (provider slow or unavailable); aborting it and fetching smaller batches")
 	}
-	return done, complete, late
+	return b.outcomes, b.complete, late
 }
 
 // errTooLong abandons a batch that would outlast its transaction.
 var errTooLong = errors.New("batch ran past half the transaction timeout")
+
+// txnBatch is one transaction's records, settled one by one by the workers.
+type txnBatch struct {
+	ctx    context.Context // canceled: abandon the batch
+	cancel context.CancelFunc
+
+	mu       sync.Mutex
+	pending  int // records not settled
+	outcomes []outcome
+	complete bool          // every settled record was handed to the producer
+	done     chan struct{} // closed when nothing is pending
+}
+
+// settle records one record's end: handed to the producer with outcome o,
+// or not, which abandons the batch.
+func (b *txnBatch) settle(o outcome, handed bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if handed {
+		b.outcomes = append(b.outcomes, o)
+	} else if b.complete {
+		b.complete = false
+		b.cancel()
+	}
+	b.pending--
+	if b.pending == 0 {
+		close(b.done)
+	}
+}

@@ -1,0 +1,176 @@
+package processor_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/twosell/twosell/processor"
+)
+
+// Per-key and per-partition order hold while many lookups overlap with
+// random latencies; without ordering, outputs may overtake.
+func TestOrderingUnderRandomLatency(t *testing.T) {
+	for _, ordering := range []processor.Ordering{processor.OrderingKey, processor.OrderingPartition, processor.OrderingNone} {
+		t.Run(string(ordering), func(t *testing.T) {
+			bothModes(t, func(t *testing.T, eos bool) {
+				h := newHarnessMode(t, 3, eos)
+				const n, keys = 600, 20
+				var recs []*kgo.Record
+				for i := range n {
+					r := event(h.in, i, false)
+					r.Key = []byte(fmt.Sprintf("k-%d", i%keys))
+					recs = append(recs, r)
+				}
+				// Where each event landed, to check order per input partition.
+				prod := h.kafka.Client()
+				place := make(map[string][2]int64) // event id -> (partition, offset)
+				for _, res := range prod.ProduceSync(context.Background(), recs...) {
+					if res.Err != nil {
+						t.Fatal(res.Err)
+					}
+					place[eventID(t, res.Record.Value)] = [2]int64{int64(res.Record.Partition), res.Record.Offset}
+				}
+
+				var mu sync.Mutex
+				rng := rand.New(rand.NewPCG(1, 2))
+				var inFlight, peak atomic.Int64
+				cfg := h.config(processor.EnricherFunc(func(ctx context.Context, l processor.Lookup) (processor.Result, error) {
+					if c := inFlight.Add(1); c > peak.Load() {
+						peak.Store(c)
+					}
+					defer inFlight.Add(-1)
+					mu.Lock()
+					d := time.Duration(rng.IntN(3000)) * time.Microsecond
+					mu.Unlock()
+					select {
+					case <-time.After(d):
+					case <-ctx.Done():
+						return processor.Result{}, ctx.Err()
+					}
+					return fakeAnswer(l), nil
+				}))
+				cfg.Ordering = ordering
+				cfg.MaxInFlight = 64
+				_, stop := h.start(cfg)
+				ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+				defer cancel()
+				h.kafka.Consume(ctx, countAtLeast(n), h.out)
+				if err := stop(); err != nil {
+					t.Fatal(err)
+				}
+				got := h.kafka.ConsumeAll(ctx, h.out)
+				if len(got) != n {
+					t.Fatalf("%d outputs, want %d", len(got), n)
+				}
+				if peak.Load() < 2 {
+					t.Fatalf("at most %d lookups overlapped: the test proves nothing", peak.Load())
+				}
+
+				// Outputs of one key share an output partition; within an
+				// output partition, check the order of each key and of each
+				// input partition's records.
+				lastByKey := make(map[string]int64)
+				lastByInput := make(map[[2]int64]int64) // (output partition, input partition) -> last input offset
+				overtaken := 0
+				for _, r := range got {
+					at := place[eventID(t, r.Value)]
+					k := string(r.Key)
+					if last, ok := lastByKey[k]; ok && at[1] < last {
+						overtaken++
+						if ordering == processor.OrderingKey {
+							t.Errorf("key %s: offset %d after %d", k, at[1], last)
+						}
+					}
+					lastByKey[k] = at[1]
+					in := [2]int64{int64(r.Partition), at[0]}
+					if last, ok := lastByInput[in]; ok && at[1] < last && ordering == processor.OrderingPartition {
+						t.Errorf("input partition %d: offset %d produced after %d", at[0], at[1], last)
+					}
+					lastByInput[in] = at[1]
+				}
+				t.Logf("%s: peak %d lookups in flight, %d outputs overtook an earlier one of the same key", ordering, peak.Load(), overtaken)
+			})
+		})
+	}
+}
+
+// A record whose lookup blocks holds the commit at its offset while the
+// records after it finish; once it finishes, the commit moves past them all.
+func TestCommitNeverPassesAnUnfinishedRecord(t *testing.T) {
+	h := newHarness(t, 1)
+	const n, blocked = 50, 5
+	var recs []*kgo.Record
+	for i := range n {
+		r := event(h.in, i, false)
+		r.Key = []byte(fmt.Sprintf("k-%d", i)) // no record waits behind the blocked one's key
+		recs = append(recs, r)
+	}
+	h.kafka.Produce(recs...)
+	release := make(chan struct{})
+	p, stop := h.start(h.config(processor.EnricherFunc(func(ctx context.Context, l processor.Lookup) (processor.Result, error) {
+		if l.Mobile == fmt.Sprintf("1731234%04d", blocked) {
+			select {
+			case <-release:
+			case <-ctx.Done():
+				return processor.Result{}, ctx.Err()
+			}
+		}
+		return fakeAnswer(l), nil
+	})))
+	waitFor(t, func() bool {
+		return p.Stats().Produced == n-1 && h.kafka.CommittedOffsets(h.group, h.in)[0] == blocked
+	})
+	close(release)
+	waitFor(t, func() bool { return h.kafka.CommittedOffsets(h.group, h.in)[0] == n })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// With the in-flight window full and the buffer at its cap, fetching pauses
+// and memory stays bounded; when the provider answers again, fetching
+// resumes and everything completes.
+func TestPauseResumeUnderAFullWindow(t *testing.T) {
+	h := newHarness(t, 1)
+	const n = 300
+	var recs []*kgo.Record
+	for i := range n {
+		recs = append(recs, event(h.in, i, false))
+	}
+	h.kafka.Produce(recs...)
+	release := make(chan struct{})
+	cfg := h.config(processor.EnricherFunc(func(ctx context.Context, l processor.Lookup) (processor.Result, error) {
+		select {
+		case <-release:
+		case <-ctx.Done():
+			return processor.Result{}, ctx.Err()
+		}
+		return fakeAnswer(l), nil
+	}))
+	cfg.MaxInFlight, cfg.MaxBufferedRecords, cfg.MaxPollRecords = 4, 10, 10
+	p, stop := h.start(cfg)
+	waitFor(t, func() bool { s := p.Stats(); return s.InFlight == 4 && s.PausedPartitions == 1 })
+	// Received = in flight + buffered; the buffer passes its cap by at most
+	// one poll.
+	if s := p.Stats(); s.Consumed > int64(cfg.MaxInFlight+cfg.MaxBufferedRecords+cfg.MaxPollRecords) {
+		t.Errorf("received %d records with a window of %d and a buffer of %d", s.Consumed, cfg.MaxInFlight, cfg.MaxBufferedRecords)
+	}
+	close(release)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	h.kafka.Consume(ctx, countAtLeast(n), h.out)
+	waitFor(t, func() bool { return p.Stats().PausedPartitions == 0 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(h.kafka.ConsumeAll(ctx, h.out)); got != n {
+		t.Errorf("%d outputs, want %d", got, n)
+	}
+}

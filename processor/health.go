@@ -1,0 +1,14 @@
+package processor
+
+// Connected reports whether the processor is a member of its consumer group
+// now: the group has given it an assignment (possibly empty, when there are
+// more members than partitions), its session has not been lost since, and
+// Run has not returned. It is false before Run joins the group. It is safe
+// to call at any time from any goroutine.
+func (p *Processor) Connected() bool { return p.joined.Load() }
+
+// Err returns the fatal error that stopped consumption for good (a fatal
+// provider fault, an output that cannot be written), or nil while the
+// processor is healthy. Run returns the same error as a *FatalError. It is
+// safe to call at any time from any goroutine.
+func (p *Processor) Err() error { return p.fatal() }
