@@ -44,10 +44,10 @@ type partitionWorker struct {
 	busy     map[string]bool          // key ordering: keys with a record in flight
 	bufCount int                      // records in queue, ready and parked
 	bufBytes int
-	nextSeq  uint64     // partition ordering: the next record's place
-	seq      sequencer  // partition ordering
-	batch    *txnBatch  // exactly-once: the transaction the buffered records belong to
-	holds    int        // tasks holding a record back for the provider
+	nextSeq  uint64    // partition ordering: the next record's place
+	seq      sequencer // partition ordering
+	batch    *txnBatch // exactly-once: the transaction the buffered records belong to
+	holds    int       // tasks holding a record back for the provider
 	paused   pauseReason
 	wake     chan struct{} // capacity 1: "there may be a record to start"
 

@@ -22,11 +22,11 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
-	"golang.org/x/sync/semaphore"
 	"github.com/twmb/franz-go/plugin/kotel"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+	"golang.org/x/sync/semaphore"
 )
 
 // Header names the processor writes.
@@ -219,7 +219,7 @@ type Processor struct {
 
 	held   atomic.Int32 // partitions holding a record back for the provider
 	joined atomic.Bool  // a member of the group now (see Connected)
-	stats counters
+	stats  counters
 
 	slots     chan struct{}       // one per record in flight: MaxInFlight
 	slotBytes *semaphore.Weighted // bytes of the records in flight: MaxInFlightBytes
