@@ -78,16 +78,3 @@ func (t *tracker) watermark() (offset int64, epoch int32, ok bool) {
 	}
 	return offset, t.epoch, offset > t.first
 }
-
-// unfinished returns how many received records are not finished.
-func (t *tracker) unfinished() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	n := 0
-	for _, p := range t.pending {
-		if !p.done {
-			n++
-		}
-	}
-	return n
-}

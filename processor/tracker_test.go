@@ -55,15 +55,3 @@ func TestTrackerWatermark(t *testing.T) {
 		})
 	}
 }
-
-func TestTrackerUnfinished(t *testing.T) {
-	tr := newTracker()
-	for o := range int64(5) {
-		tr.add(o, 0)
-	}
-	tr.done(3)
-	tr.done(0)
-	if got := tr.unfinished(); got != 3 {
-		t.Fatalf("unfinished = %d, want 3", got)
-	}
-}
