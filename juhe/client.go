@@ -37,8 +37,9 @@ type Client struct {
 	badParamLimit int64
 	badParams     atomic.Int64 // 232702 answers in a row, across queries
 
-	http    *http.Client
+	rt      http.RoundTripper // otelhttp, then the secrets, then the pool
 	breaker *breaker
+	metrics *clientMetrics
 	redact  *Redactor
 	tracer  trace.Tracer
 	logger  *slog.Logger
@@ -80,8 +81,15 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Mode.UsesAES() {
 		c.aesKey = AESKey(cfg.OpenID)
 	}
-	c.http = newHTTPClient(&cfg, c.redact, tp)
-	c.breaker = newBreaker(cfg.Breaker, cfg.Logger, cfg.OnStateChange)
+	c.rt = newRoundTripper(&cfg, base, c.redact, tp)
+	onChange := func(from, to string) {
+		c.metrics.transition(to)
+		if cfg.OnStateChange != nil {
+			cfg.OnStateChange(from, to)
+		}
+	}
+	c.breaker = newBreaker(cfg.Breaker, cfg.Logger, onChange)
+	c.metrics = newClientMetrics(cfg.MeterProvider, c.BreakerState)
 	return c, nil
 }
 
@@ -141,7 +149,10 @@ func (c *Client) Query(ctx context.Context, mobile, date string) (ans Answer, er
 	for retry := 1; ; retry++ {
 		a, err := c.breaker.execute(func() (Answer, error) {
 			ans.Attempts++
-			return c.attempt(ctx, p, mobile)
+			start := time.Now()
+			a, err := c.attempt(ctx, p, mobile)
+			c.metrics.call(ctx, a, err, time.Since(start))
+			return a, err
 		})
 		if err == nil {
 			c.badParams.Store(0) // the provider read this number
@@ -153,6 +164,9 @@ func (c *Client) Query(ctx context.Context, mobile, date string) (ans Answer, er
 			return ans, err // the caller's context
 		}
 		ans.Code = e.Code
+		if e.Class == ClassUnavailable {
+			c.metrics.refused(ctx)
+		}
 		if e.Class == ClassUnknown {
 			c.logger.Warn("juhe: unknown error code from the provider", "code", e.Code, "op", c.op)
 		}
@@ -160,6 +174,7 @@ func (c *Client) Query(ctx context.Context, mobile, date string) (ans Answer, er
 		case e.Class == ClassRecord && e.Code == CodeBadParam:
 			return ans, c.badParam(e)
 		case e.Class.retryable() && retry <= c.retries:
+			c.metrics.retry(ctx, e.Class)
 			d := c.backoff.delay(retry)
 			span.AddEvent("juhe.retry", trace.WithAttributes(
 				attribute.Int("juhe.attempt", ans.Attempts),
@@ -220,7 +235,7 @@ func (c *Client) attempt(ctx context.Context, p params, mobile string) (Answer, 
 	if err != nil {
 		return Answer{}, c.transportError(ctx, actx, 0, "cannot build the request", err, p.mobile, mobile)
 	}
-	resp, err := c.http.Do(req)
+	resp, err := c.rt.RoundTrip(req)
 	if err != nil {
 		return Answer{}, c.transportError(ctx, actx, 0, "request failed", err, p.mobile, mobile)
 	}

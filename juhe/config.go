@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -75,6 +76,11 @@ const DefaultBaseURL = "https://apis.juhe.cn"
 //
 // TracerProvider, if nil, is the otel global provider.
 //
+// MeterProvider, if nil, is the otel global provider. The client records
+// every request sent (by error code and class), its duration, retries,
+// breaker refusals and transitions, and observes the breaker's state; see
+// MetricProviderCalls and the names beside it.
+//
 // Logger, if nil, is slog.Default().
 //
 // OnStateChange, if set, is called with the breaker's old and new state
@@ -98,6 +104,7 @@ type Config struct {
 	AllowInsecure      bool
 	Transport          http.RoundTripper
 	TracerProvider     trace.TracerProvider
+	MeterProvider      metric.MeterProvider
 	Logger             *slog.Logger
 	OnStateChange      func(from, to string)
 }

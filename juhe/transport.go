@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -80,27 +81,32 @@ func (t *paramTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
-// newHTTPClient builds the request stack described above.
-func newHTTPClient(cfg *Config, redact *Redactor, tp trace.TracerProvider) *http.Client {
+// newRoundTripper builds the request stack described above. Query calls it
+// directly rather than through an http.Client: the API never redirects (a
+// 3xx is a transport fault, and following one would send the key wherever it
+// points), and http.Client would copy every request's headers for redirects
+// that never come. otelhttp records spans only: the client's own metrics
+// (metrics.go) count calls by code, so its HTTP metrics would be paid for
+// twice.
+func newRoundTripper(cfg *Config, baseURL *url.URL, redact *Redactor, tp trace.TracerProvider) http.RoundTripper {
 	base := cfg.Transport
 	if base == nil {
+		base = newDirectTransport(baseURL, cfg.MaxConns, cfg.RootCAs)
+	}
+	if base == nil { // a proxy applies: net/http speaks CONNECT
 		base = pooledTransport(cfg.MaxConns, cfg.RootCAs)
 	}
-	return &http.Client{
-		Transport: otelhttp.NewTransport(
-			&paramTransport{base: base, redact: redact},
-			otelhttp.WithTracerProvider(tp),
-			otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
-				return r.Method + " " + r.URL.Path
-			}),
-		),
-		CheckRedirect: func(*http.Request, []*http.Request) error {
-			// The API never redirects. Following one would send the key
-			// to wherever it points; answer with the 3xx instead, which
-			// Query treats as a transport fault.
-			return http.ErrUseLastResponse
-		},
-	}
+	return otelhttp.NewTransport(
+		&paramTransport{base: base, redact: redact},
+		otelhttp.WithTracerProvider(tp),
+		otelhttp.WithMeterProvider(metricnoop.NewMeterProvider()),
+		// A child of a span that is not recorded would not be either: skip
+		// the instrumentation's cost entirely then.
+		otelhttp.WithFilter(func(r *http.Request) bool { return trace.SpanFromContext(r.Context()).IsRecording() }),
+		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
+			return r.Method + " " + r.URL.Path
+		}),
+	)
 }
 
 // pooledTransport clones http.DefaultTransport (proxy from the environment,

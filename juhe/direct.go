@@ -1,0 +1,182 @@
+package juhe
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+)
+
+// directTransport is an HTTP/1.1 transport to the one host the client talks
+// to: persistent connections from a pool, each carrying one request at a
+// time, written and read on the caller's goroutine.
+//
+// net/http's Transport runs two goroutines per connection and hands every
+// request and response between them and the caller over channels; against a
+// provider answering hundreds of calls a second that hand-off, not the
+// network, was most of the client's CPU (twosell bench). This transport does
+// one write and the reads the response needs, and nothing else. It is used
+// when no proxy applies to the provider's URL; behind a proxy the client
+// keeps net/http's Transport, which speaks CONNECT.
+type directTransport struct {
+	addr    string      // host:port
+	tlsConf *tls.Config // nil for plain http
+	dialer  net.Dialer
+	idle    chan *directConn // idle connections; its capacity is the pool's size
+}
+
+type directConn struct {
+	conn net.Conn
+	br   *bufio.Reader
+	bw   *bufio.Writer
+}
+
+// newDirectTransport returns a transport for base's host, or nil when a
+// proxy applies to it (see http.ProxyFromEnvironment).
+func newDirectTransport(base *url.URL, maxConns int, rootCAs *x509.CertPool) http.RoundTripper {
+	if proxy, err := http.ProxyFromEnvironment(&http.Request{URL: base}); err != nil || proxy != nil {
+		return nil
+	}
+	t := &directTransport{
+		addr:   canonicalAddr(base),
+		dialer: net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second},
+		idle:   make(chan *directConn, maxConns),
+	}
+	if base.Scheme == "https" {
+		t.tlsConf = &tls.Config{
+			MinVersion: tls.VersionTLS12,
+			RootCAs:    rootCAs,
+			ServerName: base.Hostname(),
+			NextProtos: []string{"http/1.1"},
+		}
+	}
+	return t
+}
+
+func canonicalAddr(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		port = "80"
+		if u.Scheme == "https" {
+			port = "443"
+		}
+	}
+	return net.JoinHostPort(u.Hostname(), port)
+}
+
+// RoundTrip sends req on an idle connection, or a new one. A reused
+// connection that the server had closed fails before the request is written
+// or before any byte of a response arrives; the request is then sent once
+// more on a fresh connection, as net/http does, since the server never
+// processed it.
+func (t *directTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	ctx := req.Context()
+	for {
+		c, reused, err := t.get(ctx)
+		if err != nil {
+			return nil, err
+		}
+		resp, unsent, err := t.exchange(ctx, c, req)
+		if err == nil {
+			return resp, nil
+		}
+		c.conn.Close()
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return nil, ctxErr
+		}
+		if !reused || !unsent {
+			return nil, err
+		}
+	}
+}
+
+// get returns an idle connection (reused true) or dials a new one.
+func (t *directTransport) get(ctx context.Context) (*directConn, bool, error) {
+	select {
+	case c := <-t.idle:
+		return c, true, nil
+	default:
+	}
+	var conn net.Conn
+	var err error
+	if t.tlsConf != nil {
+		d := tls.Dialer{NetDialer: &t.dialer, Config: t.tlsConf}
+		conn, err = d.DialContext(ctx, "tcp", t.addr)
+	} else {
+		conn, err = t.dialer.DialContext(ctx, "tcp", t.addr)
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	return &directConn{conn: conn, br: bufio.NewReaderSize(conn, 4096), bw: bufio.NewWriterSize(conn, 4096)}, false, nil
+}
+
+// exchange writes req and reads the response head on c. The caller's
+// context interrupts a blocked read or write through a deadline in the past.
+// unsent reports a failure the server cannot have acted on: while writing, or
+// a connection closed before the first byte of a response.
+func (t *directTransport) exchange(ctx context.Context, c *directConn, req *http.Request) (resp *http.Response, unsent bool, err error) {
+	stop := context.AfterFunc(ctx, func() { _ = c.conn.SetDeadline(time.Unix(1, 0)) })
+	if err := req.Write(c.bw); err != nil {
+		stop()
+		return nil, true, err
+	}
+	if err := c.bw.Flush(); err != nil {
+		stop()
+		return nil, true, err
+	}
+	resp, err = http.ReadResponse(c.br, req)
+	if err != nil {
+		stop()
+		return nil, errors.Is(err, io.EOF), err // io.EOF exactly: not one byte was read
+	}
+	resp.Body = &directBody{t: t, c: c, body: resp.Body, stop: stop, keep: !resp.Close && !req.Close}
+	return resp, false, nil
+}
+
+// directBody hands its connection back to the pool once the response has
+// been read to its end and closed, or closes it.
+type directBody struct {
+	t    *directTransport
+	c    *directConn
+	body io.ReadCloser
+	stop func() bool
+	keep bool // the connection may carry another request
+	eof  bool
+	once sync.Once
+}
+
+func (b *directBody) Read(p []byte) (int, error) {
+	n, err := b.body.Read(p)
+	if err == io.EOF {
+		b.eof = true
+	} else if err != nil {
+		b.keep = false
+	}
+	return n, err
+}
+
+func (b *directBody) Close() error {
+	b.once.Do(func() {
+		_ = b.body.Close()
+		// If the context's deadline already fired, the connection is
+		// poisoned: stop reports false.
+		if !b.stop() || !b.keep || !b.eof {
+			b.c.conn.Close()
+			return
+		}
+		select {
+		case b.t.idle <- b.c:
+		default:
+			b.c.conn.Close() // the pool is full
+		}
+	})
+	return nil
+}
