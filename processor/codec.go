@@ -141,6 +141,9 @@ type Event struct {
 	ID     string // the id field's text (a string's content or a number as written); "" when absent or not a string or number
 	Mobile string // normalized: 11 digits matching ^1[3-9]\d{9}$
 	Date   string // the query date, yyyymmdd
+	// At is the instant Date came from: the date field's instant (midnight
+	// in the zone for a field that is a day), or the record timestamp.
+	At time.Time
 
 	raw      []byte // the input value
 	insertAt int    // where the output member goes: after the last kept member, or after '{'
@@ -149,7 +152,7 @@ type Event struct {
 }
 
 // Lookup returns the provider question for ev.
-func (ev *Event) Lookup() Lookup { return Lookup{Mobile: ev.Mobile, Date: ev.Date} }
+func (ev *Event) Lookup() Lookup { return Lookup{Mobile: ev.Mobile, Date: ev.Date, At: ev.At} }
 
 // span is a byte range [start, end) of a value.
 type span struct{ start, end int }
@@ -176,7 +179,7 @@ func (c *Codec) Decode(value []byte, recordTime time.Time) (*Event, error) {
 	if buf, err = c.appendMobileValue(buf, value, f.mobile, f.mobileEsc); err != nil {
 		return nil, err
 	}
-	if buf, err = c.appendDateValue(buf, value, f.date, recordTime); err != nil {
+	if buf, err = c.appendDateValue(buf, value, f.date, recordTime, &ev.At); err != nil {
 		return nil, err
 	}
 	buf = appendIDValue(buf, value, f.id, f.idEsc)
@@ -346,13 +349,15 @@ func (c *Codec) appendMobileValue(dst, value []byte, sp span, esc bool) ([]byte,
 }
 
 // appendDateValue appends the query date, from the member at sp or the
-// record timestamp, as the date source says.
-func (c *Codec) appendDateValue(dst, value []byte, sp span, recordTime time.Time) ([]byte, error) {
+// record timestamp, as the date source says, and sets *at to its instant.
+func (c *Codec) appendDateValue(dst, value []byte, sp span, recordTime time.Time, at *time.Time) ([]byte, error) {
 	switch c.dateSource {
 	case DateSourceTimestamp:
+		*at = recordTime
 		return appendRecordDay(dst, recordTime, c.loc, "input.date_source is timestamp")
 	case DateSourceFieldOrTimestamp:
 		if sp.start < 0 || value[sp.start] == 'n' {
+			*at = recordTime
 			return appendRecordDay(dst, recordTime, c.loc, c.noDateFallback)
 		}
 	default:
@@ -360,7 +365,7 @@ func (c *Codec) appendDateValue(dst, value []byte, sp span, recordTime time.Time
 			return dst, &InputError{Class: ClassMissingField, Field: c.dateField, Reason: c.dateMissing}
 		}
 	}
-	return appendDate(dst, value[sp.start:sp.end], c.loc, c.dateName, c.dateField)
+	return appendDateAt(dst, value[sp.start:sp.end], c.loc, c.dateName, c.dateField, at)
 }
 
 // appendIDValue appends the id's text: a string's content or a number as

@@ -86,7 +86,14 @@ func appendDay(dst []byte, y int, m time.Month, d int) []byte {
 // value ("date" or `field "registered_at"`) and field goes into
 // InputError.Field. It allocates only on error or for a string with escapes.
 func appendDate(dst, raw []byte, loc *time.Location, name, field string) ([]byte, error) {
-	v := dateValue{name: name, field: field}
+	return appendDateAt(dst, raw, loc, name, field, nil)
+}
+
+// appendDateAt is appendDate that also sets *at (when at is not nil) to the
+// instant the day came from: the time given, or midnight in loc for a value
+// that is a day already.
+func appendDateAt(dst, raw []byte, loc *time.Location, name, field string, at *time.Time) ([]byte, error) {
+	v := dateValue{name: name, field: field, at: at, loc: loc}
 	if len(raw) == 0 {
 		return dst, v.fail("is empty; " + dateFormats)
 	}
@@ -128,8 +135,17 @@ func appendDate(dst, raw []byte, loc *time.Location, name, field string) ([]byte
 // allocations.
 type dateValue struct {
 	name, field string
-	text        []byte // a string's content, or a number as written; nil before it is known
-	quoted      bool   // text is a string's content
+	text        []byte         // a string's content, or a number as written; nil before it is known
+	quoted      bool           // text is a string's content
+	at          *time.Time     // where to store the instant; nil: not wanted
+	loc         *time.Location // the zone of a day's midnight, for at
+}
+
+// setAt stores the instant the day came from, if wanted.
+func (v *dateValue) setAt(t time.Time) {
+	if v.at != nil {
+		*v.at = t
+	}
 }
 
 // fail returns the InputError `<name> (<value>) <what>`.
@@ -169,6 +185,7 @@ func appendDateString(dst []byte, v *dateValue, loc *time.Location) ([]byte, err
 	if problem != "" {
 		return dst, v.fail(problem)
 	}
+	v.setAt(t)
 	t = t.In(loc)
 	y, m, d := t.Date()
 	if y < minYear || y > maxYear {
@@ -215,6 +232,7 @@ func appendDateNumber(dst []byte, v *dateValue, loc *time.Location) ([]byte, err
 		t = time.UnixMilli(int64(n))
 		unit = "milliseconds"
 	}
+	v.setAt(t)
 	t = t.In(loc)
 	y, m, d := t.Date()
 	if y < minYear || y > maxYear {
@@ -235,6 +253,9 @@ func appendCivil(dst []byte, v *dateValue, y, m, d int, hint string) ([]byte, er
 	}
 	if y < minYear || y > maxYear {
 		return dst, v.fail("is in the year " + strconv.Itoa(y) + "; expected a date in 1990–2100" + hint)
+	}
+	if v.at != nil {
+		v.setAt(time.Date(y, time.Month(m), d, 0, 0, 0, 0, v.loc))
 	}
 	return appendDay(dst, y, time.Month(m), d), nil
 }

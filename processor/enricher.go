@@ -4,12 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Lookup is one question for the provider: was Mobile re-issued after Date?
 type Lookup struct {
 	Mobile string // normalized: 11 digits, ^1[3-9]\d{9}$
 	Date   string // yyyymmdd, a calendar day in the configured time zone
+	// At is the instant Date came from: the date field's instant, midnight
+	// in the configured zone for a field that is a day (yyyymmdd,
+	// yyyy-mm-dd), or the record timestamp. Zero when unknown. The cost
+	// controls' real-time deadline (skip_older_than) uses it.
+	At time.Time
 }
 
 // Status is the outcome written in the output's status field.

@@ -10,7 +10,8 @@ import (
 )
 
 // assigned starts a worker for each newly assigned partition.
-func (p *Processor) assigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+func (p *Processor) assigned(ctx context.Context, _ *kgo.Client, assigned map[string][]int32) {
+	defer p.reportMembers(ctx) // OnAssigned, after the unlock below: members.go
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for topic, partitions := range assigned {

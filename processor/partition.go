@@ -193,7 +193,7 @@ func (w *partitionWorker) run() {
 			continue // the batch is abandoned: settle the rest as they come
 		}
 		w.tasks.Add(1)
-		go func() {
+		w.p.tasks <- func() {
 			defer w.tasks.Done()
 			started := time.Now()
 			e := w.process(abandon, r)
@@ -205,7 +205,7 @@ func (w *partitionWorker) run() {
 			}
 			w.p.release(size)
 			w.settle(r, e, b)
-		}()
+		}
 	}
 }
 

@@ -113,6 +113,20 @@ type Config struct {
 	// before its fetching pauses; it resumes below half of it (1000).
 	MaxBufferedRecords int
 
+	// Cost, if set, reports the cost controls' counters (a CostControl,
+	// usually the Enricher itself), which Stats includes.
+	Cost CostReporter
+	// OnAssigned, if set, is called after every rebalance with the number
+	// of members the group has now (CostControl.SetMembers divides the
+	// provider's rate by it).
+	OnAssigned func(members int)
+	// Range, if set, makes Run a replay (replay.go): it processes these
+	// offsets of the input topic's partitions, reading them directly with
+	// no consumer group (Group is not needed) and committing nothing, and
+	// returns once every record of them has its output or dead letter
+	// acknowledged. At-least-once only.
+	Range map[int32]OffsetRange
+
 	TracerProvider trace.TracerProvider          // (otel's global provider)
 	Propagator     propagation.TextMapPropagator // (W3C trace context and baggage)
 	Logger         *slog.Logger                  // (slog.Default())
@@ -159,9 +173,12 @@ func (c *Config) validate() error {
 	for _, f := range []struct{ name, v string }{
 		{"Group", c.Group}, {"InputTopic", c.InputTopic}, {"OutputTopic", c.OutputTopic}, {"DLQTopic", c.DLQTopic},
 	} {
-		if f.v == "" {
+		if f.v == "" && (f.name != "Group" || c.Range == nil) {
 			errs = append(errs, fmt.Errorf("processor: %s is required", f.name))
 		}
+	}
+	if c.Range != nil {
+		errs = append(errs, c.validateRange()...)
 	}
 	if c.ExactlyOnce && c.TransactionalID == "" {
 		errs = append(errs, errors.New("processor: TransactionalID is required with ExactlyOnce"))
@@ -221,6 +238,7 @@ type Processor struct {
 	joined atomic.Bool  // a member of the group now (see Connected)
 	stats  counters
 
+	tasks     chan func()         // the records in flight, run by a pool (Run)
 	slots     chan struct{}       // one per record in flight: MaxInFlight
 	slotBytes *semaphore.Weighted // bytes of the records in flight: MaxInFlightBytes
 }
@@ -274,8 +292,25 @@ func (p *Processor) Run(ctx context.Context) error {
 	p.cancelRun = cancel
 	p.log.Info("consuming", "group", p.cfg.Group, "input_topic", p.cfg.InputTopic,
 		"output_topic", p.cfg.OutputTopic, "dlq_topic", p.cfg.DLQTopic, "exactly_once", p.cfg.ExactlyOnce)
+	// Records run on a fixed pool of goroutines, one per in-flight slot:
+	// a goroutine per record would grow a fresh stack through the HTTP
+	// client's depth for every one of them.
+	p.tasks = make(chan func())
+	var pool sync.WaitGroup
+	for range p.cfg.MaxInFlight {
+		pool.Go(func() {
+			for task := range p.tasks {
+				task()
+			}
+		})
+	}
+	defer pool.Wait()
+	defer close(p.tasks) // the workers, and so their tasks, have stopped by then
+
 	var err error
-	if p.cfg.ExactlyOnce {
+	if p.cfg.Range != nil {
+		err = p.runReplay(runCtx) // a bounded range, no group: replay.go
+	} else if p.cfg.ExactlyOnce {
 		err = p.runTransactional(runCtx)
 	} else {
 		err = p.runAtLeastOnce(runCtx)
@@ -293,8 +328,16 @@ func (p *Processor) Run(ctx context.Context) error {
 
 // clientOpts are the options of the consuming and producing client.
 func (p *Processor) clientOpts(extra ...kgo.Opt) []kgo.Opt {
-	// Our logger first, so that a logger in ClientOpts overrides it.
-	opts := append([]kgo.Opt{kgo.WithLogger(kgoLogger{p.log})}, p.cfg.ClientOpts...)
+	// Ours first, so that ClientOpts override them: the logger, and fetch
+	// sizes far below franz-go's defaults (50 MiB a fetch, 1 MiB a
+	// partition, before decompression). Records wait in the partitions'
+	// buffers and pin the batches they were decoded from; with a slow
+	// provider, big fetches would be memory that only becomes lag.
+	opts := append([]kgo.Opt{
+		kgo.WithLogger(kgoLogger{p.log}),
+		kgo.FetchMaxBytes(4 << 20),
+		kgo.FetchMaxPartitionBytes(256 << 10),
+	}, p.cfg.ClientOpts...)
 	opts = append(opts,
 		kgo.ConsumerGroup(p.cfg.Group),
 		kgo.ConsumeTopics(p.cfg.InputTopic),

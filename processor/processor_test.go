@@ -501,7 +501,7 @@ func TestMissingOutputTopicWithoutCreate(t *testing.T) {
 func TestRebalanceLosesAndDuplicatesNothing(t *testing.T) {
 	bothModes(t, func(t *testing.T, eos bool) {
 		h := newHarnessMode(t, 4, eos)
-		const n = 400
+		const n = 1600 // enough that the second member joins while the first is busy, even on a loaded machine
 		var recs []*kgo.Record
 		for i := range n {
 			recs = append(recs, event(h.in, i, false))

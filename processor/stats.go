@@ -19,6 +19,16 @@ type Stats struct {
 	InFlight         int              // records being processed now (at most MaxInFlight)
 	ByStatus         map[Status]int64 // produced events by status
 	ByErrorClass     map[string]int64 // dead letters by class
+
+	// The cost controls (Config.Cost; zero without them, BudgetRemaining -1).
+	PaidCalls int64 // provider answers paid for by this instance
+	// CacheAnswers counts lookups answered from knowledge without a call, by
+	// kind: recycled, not_recycled, no_activation_date, no_record.
+	CacheAnswers    map[string]int64
+	Coalesced       int64   // lookups that waited for another lookup's call of the same mobile
+	BudgetRemaining int64   // paid calls left today for the whole deployment; -1 without a budget
+	SpendCNY        float64 // PaidCalls times the configured price per call
+	Skipped         int64   // events emitted with status "skipped" (budget spent, or too old)
 }
 
 type counters struct {
@@ -65,6 +75,7 @@ func (p *Processor) Stats() Stats {
 		ByStatus:         make(map[Status]int64),
 		ByErrorClass:     make(map[string]int64),
 	}
+	p.addCostStats(&s)
 	p.stats.mu.Lock()
 	defer p.stats.mu.Unlock()
 	for k, v := range p.stats.byStatus {
@@ -73,5 +84,18 @@ func (p *Processor) Stats() Stats {
 	for k, v := range p.stats.byClass {
 		s.ByErrorClass[k] = v
 	}
+	s.Skipped = s.ByStatus[StatusSkipped]
 	return s
+}
+
+// addCostStats fills the cost controls' fields of s from Config.Cost.
+func (p *Processor) addCostStats(s *Stats) {
+	s.BudgetRemaining = -1
+	if p.cfg.Cost == nil {
+		s.CacheAnswers = make(map[string]int64)
+		return
+	}
+	c := p.cfg.Cost.CostStats()
+	s.PaidCalls, s.CacheAnswers, s.Coalesced = c.PaidCalls, c.CacheAnswers, c.Coalesced
+	s.BudgetRemaining, s.SpendCNY = c.BudgetRemaining, c.SpendCNY
 }

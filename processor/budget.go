@@ -1,0 +1,167 @@
+package processor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// ErrBudgetSpent is the error (wrapped in Unavailable) of a lookup that
+// needs a paid call after the day's call budget is spent.
+var ErrBudgetSpent = errors.New("the daily budget of paid calls is spent")
+
+// budget counts paid calls per calendar day (in the configured zone) against
+// a daily limit. The count is the whole deployment's: this instance's calls,
+// and the calls of other instances and earlier runs as the ledger reports
+// them. A call reserves a unit before it is made, so that concurrent calls
+// never exceed the limit, and settles it after: a call that was not paid
+// (a provider fault, a canceled call) gives its unit back.
+type budget struct {
+	limit int64 // 0: unlimited
+	loc   *time.Location
+	now   func() time.Time
+
+	mu       sync.Mutex
+	days     map[string]int64 // paid calls counted, by day (yyyymmdd)
+	reserved map[string]int64 // calls in flight, by day of reservation
+}
+
+func newBudget(limit int64, loc *time.Location, now func() time.Time) *budget {
+	return &budget{limit: limit, loc: loc, now: now, days: make(map[string]int64), reserved: make(map[string]int64)}
+}
+
+// today is the budget's current day.
+func (b *budget) today() string { return DayOf(b.now(), b.loc) }
+
+// reserve takes a unit of today's budget for a call about to be made. It
+// returns the day to settle it with, or false when the budget is spent.
+func (b *budget) reserve() (day string, ok bool) {
+	day = b.today()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.limit > 0 && b.days[day]+b.reserved[day] >= b.limit {
+		return day, false
+	}
+	b.reserved[day]++
+	return day, true
+}
+
+// settle ends a reservation: the call was paid (counted) or not (the unit
+// goes back).
+func (b *budget) settle(day string, paid bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.reserved[day]--; b.reserved[day] <= 0 {
+		delete(b.reserved, day)
+	}
+	if paid {
+		b.days[day]++
+	}
+}
+
+// count adds calls that others paid (read from the ledger) to day.
+func (b *budget) count(day string, n int64) {
+	today := b.today()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if day < previousDay(today) {
+		return // only today and yesterday matter (yesterday: a clock a little behind)
+	}
+	b.days[day] += n
+	for d := range b.days {
+		if d < previousDay(today) {
+			delete(b.days, d)
+		}
+	}
+}
+
+// spent returns today's paid calls, of every instance the ledger reports.
+func (b *budget) spent() int64 {
+	day := b.today()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.days[day]
+}
+
+// remaining returns what is left of today's budget, or -1 without a limit.
+func (b *budget) remaining() int64 {
+	if b.limit <= 0 {
+		return -1
+	}
+	return max(0, b.limit-b.spent())
+}
+
+// spentError is the error of a lookup refused for the budget: it says when
+// the budget renews.
+func (b *budget) spentError() error {
+	now := b.now().In(b.loc)
+	y, m, d := now.Date()
+	next := time.Date(y, m, d+1, 0, 0, 0, 0, b.loc)
+	return fmt.Errorf("%w: %d of %d calls today; it renews at %s (in %s)",
+		ErrBudgetSpent, b.spent(), b.limit, next.Format(time.RFC3339), next.Sub(now).Round(time.Second))
+}
+
+// previousDay returns the day before day (yyyymmdd).
+func previousDay(day string) string {
+	t, err := time.Parse("20060102", day)
+	if err != nil {
+		return day
+	}
+	return t.AddDate(0, 0, -1).Format("20060102")
+}
+
+// groupRate limits this instance's provider calls to its share of a
+// request rate set for the whole consumer group: the rate divided by the
+// group's current members, re-divided when the membership changes.
+type groupRate struct {
+	qps float64 // for the whole group; 0: unlimited
+	lim *rate.Limiter
+
+	mu      sync.Mutex
+	members int
+}
+
+func newGroupRate(qps float64) *groupRate {
+	g := &groupRate{qps: qps, members: 1}
+	if qps > 0 {
+		// A burst of one: calls are spaced evenly, so that no second
+		// holds more than the share even when the instances' bursts
+		// coincide.
+		g.lim = rate.NewLimiter(rate.Limit(qps), 1)
+	}
+	return g
+}
+
+// setMembers divides the group's rate among n members.
+func (g *groupRate) setMembers(n int) {
+	n = max(n, 1)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.members = n
+	if g.lim != nil {
+		g.lim.SetLimit(rate.Limit(g.qps / float64(n)))
+	}
+}
+
+// share returns this instance's rate (0: unlimited) and the members it was
+// divided among.
+func (g *groupRate) share() (float64, int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.lim == nil {
+		return 0, g.members
+	}
+	return float64(g.lim.Limit()), g.members
+}
+
+// wait blocks until a call may be made, or ctx ends.
+func (g *groupRate) wait(ctx context.Context) error {
+	if g.lim == nil {
+		return nil
+	}
+	return g.lim.Wait(ctx)
+}

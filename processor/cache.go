@@ -1,0 +1,250 @@
+package processor
+
+import (
+	"container/list"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"hash"
+	"math"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// MobileKey is a keyed hash of a mobile number: HMAC-SHA256 with a
+// configured secret. The knowledge cache and the ledger know numbers only by
+// it, so that neither holds a number: without the secret, even the 10^10
+// possible numbers cannot be tried against a key.
+type MobileKey [sha256.Size]byte
+
+// String returns the key in lowercase hex, as the ledger writes it.
+func (k MobileKey) String() string { return hex.EncodeToString(k[:]) }
+
+// parseMobileKey is the inverse of String.
+func parseMobileKey(s string) (MobileKey, bool) {
+	var k MobileKey
+	if hex.DecodedLen(len(s)) != len(k) {
+		return k, false
+	}
+	_, err := hex.Decode(k[:], []byte(s))
+	return k, err == nil
+}
+
+// mobileHasher computes MobileKeys. An HMAC is not safe for concurrent use,
+// so each goroutine takes one from a pool, with a buffer for the number.
+type mobileHasher struct{ pool sync.Pool }
+
+type pooledHMAC struct {
+	h   hash.Hash
+	buf []byte
+}
+
+func newMobileHasher(secret []byte) *mobileHasher {
+	secret = append([]byte(nil), secret...)
+	return &mobileHasher{pool: sync.Pool{New: func() any {
+		return &pooledHMAC{h: hmac.New(sha256.New, secret), buf: make([]byte, 0, 16)}
+	}}}
+}
+
+// key returns the MobileKey of mobile.
+func (h *mobileHasher) key(mobile string) MobileKey {
+	p := h.pool.Get().(*pooledHMAC)
+	p.h.Reset()
+	p.buf = append(p.buf[:0], mobile...)
+	p.h.Write(p.buf)
+	var k MobileKey
+	p.h.Sum(k[:0])
+	h.pool.Put(p)
+	return k
+}
+
+// HashMobile returns the MobileKey of mobile under secret, as the cache and
+// the ledger compute it.
+func HashMobile(secret []byte, mobile string) MobileKey { return newMobileHasher(secret).key(mobile) }
+
+// knowledgeCache is a size-bounded map from MobileKey to Knowledge that
+// evicts the least recently used entry. It is safe for concurrent use.
+type knowledgeCache struct {
+	max int
+
+	mu        sync.Mutex
+	ll        *list.List // of *cacheEntry, most recently used first
+	byKey     map[MobileKey]*list.Element
+	evictions int64
+}
+
+type cacheEntry struct {
+	key MobileKey
+	k   packedKnowledge
+}
+
+// packedKnowledge is Knowledge as the cache keeps it: a third of the size
+// (dates and modes as small numbers, times as nanoseconds), so that a
+// million mobiles fit in about 300 MB.
+type packedKnowledge struct {
+	lower, upper, short packedFact
+	boundsAt            int64
+}
+
+type packedFact struct {
+	orderID string
+	at      int64 // unix nanoseconds; noTime for the zero time
+	date    int32 // yyyymmdd
+	kind    FactKind
+	mode    uint8 // index in modeNames
+}
+
+// noTime packs the zero time.Time.
+const noTime = math.MinInt64
+
+func packTime(t time.Time) int64 {
+	if t.IsZero() {
+		return noTime
+	}
+	return t.UnixNano()
+}
+
+func unpackTime(n int64) time.Time {
+	if n == noTime {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+func pack(k Knowledge) packedKnowledge {
+	return packedKnowledge{lower: packFact(k.Lower), upper: packFact(k.Upper), short: packFact(k.Short), boundsAt: packTime(k.BoundsAt)}
+}
+
+func (p *packedKnowledge) unpack() Knowledge {
+	return Knowledge{Lower: p.lower.unpack(), Upper: p.upper.unpack(), Short: p.short.unpack(), BoundsAt: unpackTime(p.boundsAt)}
+}
+
+func packFact(f Fact) packedFact {
+	if f.Kind == 0 {
+		return packedFact{}
+	}
+	d, _ := strconv.ParseInt(f.Date, 10, 32)
+	return packedFact{orderID: f.OrderID, at: packTime(f.At), date: int32(d), kind: f.Kind, mode: modeIndex(f.Mode)}
+}
+
+func (p *packedFact) unpack() Fact {
+	if p.kind == 0 {
+		return Fact{}
+	}
+	return Fact{Kind: p.kind, Date: dayName(p.date), OrderID: p.orderID, Mode: modeName(p.mode), At: unpackTime(p.at)}
+}
+
+// Names of days and modes, interned: a cache answer allocates none, and
+// the cache holds each once.
+var (
+	days      sync.Map // int32 → string
+	modesMu   sync.RWMutex
+	modeNames = []string{""}
+)
+
+func modeIndex(m string) uint8 {
+	modesMu.RLock()
+	for i, n := range modeNames {
+		if n == m {
+			modesMu.RUnlock()
+			return uint8(i)
+		}
+	}
+	modesMu.RUnlock()
+	modesMu.Lock()
+	defer modesMu.Unlock()
+	for i, n := range modeNames {
+		if n == m {
+			return uint8(i)
+		}
+	}
+	if len(modeNames) > math.MaxUint8 {
+		return 0 // not a mode: forgotten rather than grown without bound
+	}
+	modeNames = append(modeNames, strings.Clone(m))
+	return uint8(len(modeNames) - 1)
+}
+
+func modeName(i uint8) string {
+	modesMu.RLock()
+	defer modesMu.RUnlock()
+	if int(i) < len(modeNames) {
+		return modeNames[i]
+	}
+	return ""
+}
+
+func dayName(d int32) string {
+	if s, ok := days.Load(d); ok {
+		return s.(string)
+	}
+	s := fmt.Sprintf("%08d", d)
+	days.Store(d, s)
+	return s
+}
+
+func newKnowledgeCache(max int) *knowledgeCache {
+	return &knowledgeCache{max: max, ll: list.New(), byKey: make(map[MobileKey]*list.Element)}
+}
+
+// get returns what is known about key, marking it recently used.
+func (c *knowledgeCache) get(key MobileKey) (Knowledge, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.byKey[key]
+	if !ok {
+		return Knowledge{}, false
+	}
+	c.ll.MoveToFront(e)
+	return e.Value.(*cacheEntry).k.unpack(), true
+}
+
+// observe merges a fact into what is known about key and returns the
+// result.
+func (c *knowledgeCache) observe(key MobileKey, f Fact) Knowledge {
+	var k Knowledge
+	k.Observe(f)
+	k, _ = c.merge(key, k)
+	return k
+}
+
+// merge merges other into what is known about key and returns the result
+// and whether it changed. An entry is created (evicting the least recently
+// used one beyond the bound) only when other teaches something.
+func (c *knowledgeCache) merge(key MobileKey, other Knowledge) (Knowledge, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.byKey[key]; ok {
+		c.ll.MoveToFront(e)
+		ent := e.Value.(*cacheEntry)
+		k := ent.k.unpack()
+		changed := k.Merge(other)
+		if changed {
+			ent.k = pack(k)
+		}
+		return k, changed
+	}
+	var k Knowledge
+	k.Merge(other)
+	if k.Empty() {
+		return k, false
+	}
+	c.byKey[key] = c.ll.PushFront(&cacheEntry{key: key, k: pack(k)})
+	for c.ll.Len() > c.max {
+		last := c.ll.Back()
+		c.ll.Remove(last)
+		delete(c.byKey, last.Value.(*cacheEntry).key)
+		c.evictions++
+	}
+	return k, true
+}
+
+// stats returns the number of entries and of evictions so far.
+func (c *knowledgeCache) stats() (entries int, evictions int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ll.Len(), c.evictions
+}

@@ -1,0 +1,101 @@
+package processor
+
+import (
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+)
+
+func TestMobileKey(t *testing.T) {
+	t.Parallel()
+	a := HashMobile([]byte("secret-a"), "17312345678")
+	if a != HashMobile([]byte("secret-a"), "17312345678") {
+		t.Fatal("the key is not stable")
+	}
+	if a == HashMobile([]byte("secret-b"), "17312345678") || a == HashMobile([]byte("secret-a"), "17312345679") {
+		t.Fatal("another secret or number gives the same key")
+	}
+	s := a.String()
+	if len(s) != 64 || strings.Contains(s, "12345678") {
+		t.Fatalf("key %q", s)
+	}
+	if back, ok := parseMobileKey(s); !ok || back != a {
+		t.Fatalf("parse %q: %v %v", s, back, ok)
+	}
+	for _, bad := range []string{"", "zz", s[:62], s + "00"} {
+		if _, ok := parseMobileKey(bad); ok {
+			t.Errorf("parsed %q", bad)
+		}
+	}
+	// The pooled hasher is safe for concurrent use.
+	h := newMobileHasher([]byte("secret-a"))
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 100 {
+				if h.key("17312345678") != a {
+					t.Error("concurrent hashing differs")
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func TestKnowledgeCacheEvictsLeastRecentlyUsed(t *testing.T) {
+	t.Parallel()
+	c := newKnowledgeCache(3)
+	key := func(i int) MobileKey { return HashMobile([]byte("s"), fmt.Sprintf("173000000%02d", i)) }
+	for i := range 3 {
+		c.observe(key(i), fact(FactAfter, "20200101", t0, "JH"))
+	}
+	c.get(key(0)) // 0 is now the most recently used; 1 the least
+	c.observe(key(3), fact(FactAfter, "20200101", t0, "JH"))
+	if _, ok := c.get(key(1)); ok {
+		t.Error("the least recently used entry was kept")
+	}
+	for _, i := range []int{0, 2, 3} {
+		if _, ok := c.get(key(i)); !ok {
+			t.Errorf("entry %d was evicted", i)
+		}
+	}
+	if n, ev := c.stats(); n != 3 || ev != 1 {
+		t.Errorf("entries %d, evictions %d; want 3, 1", n, ev)
+	}
+	// Knowledge that teaches nothing makes no entry.
+	if _, changed := c.merge(key(9), Knowledge{}); changed {
+		t.Error("empty knowledge changed the cache")
+	}
+	if n, _ := c.stats(); n != 3 {
+		t.Errorf("entries %d after an empty merge", n)
+	}
+}
+
+// What an entry costs in memory, for the README's sizing of
+// cache.max_entries.
+func TestKnowledgeCacheEntrySize(t *testing.T) {
+	if testing.Short() {
+		t.Skip("measures memory")
+	}
+	const n = 100_000
+	c := newKnowledgeCache(n)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i := range n {
+		k := HashMobile([]byte("s"), fmt.Sprintf("1730%07d", i))
+		c.observe(k, Fact{Kind: FactAfter, Date: "20200101", OrderID: fmt.Sprintf("JH3272024010203040%05d", i), Mode: "plain", At: t0})
+		c.observe(k, Fact{Kind: FactNotAfter, Date: "20230101", OrderID: fmt.Sprintf("JH3272024010203050%05d", i), Mode: "plain", At: t0})
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	per := float64(after.HeapAlloc-before.HeapAlloc) / n
+	t.Logf("about %.0f bytes per mobile with two bounds", per)
+	if per > 600 {
+		t.Errorf("%.0f bytes per entry; the README says about 400", per)
+	}
+	runtime.KeepAlive(c)
+}

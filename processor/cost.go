@@ -1,0 +1,404 @@
+package processor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	"golang.org/x/sync/singleflight"
+)
+
+// CostConfig configures CostControl (DESIGN.md, "Cost controls"). The zero
+// value of every optional field is replaced by its default (in parentheses).
+type CostConfig struct {
+	// Secret keys the hash of mobile numbers (HMAC-SHA256) in the knowledge
+	// cache and the ledger (required). Instances that share a ledger must
+	// share it: a number hashed under another secret is another key.
+	Secret []byte
+
+	// DisableCache makes every lookup a paid call: no knowledge cache and no
+	// coalescing. The budget, the rate limit and the ledger still apply.
+	DisableCache bool
+	// MaxEntries bounds the knowledge cache (1,000,000 mobiles); the least
+	// recently used entry goes first.
+	MaxEntries int
+	// TTL says how long res 2 (NotRecycled, 168h) and res 3 / no record
+	// (Short, 1h) answer lookups; res 1 never expires.
+	TTL KnowledgeTTL
+
+	// QPS is the request rate allowed to the whole consumer group; each
+	// instance takes QPS divided by the group's members (SetMembers).
+	// 0: unlimited.
+	QPS float64
+	// DailyBudget caps paid calls per calendar day in Location, counted
+	// across every instance and run that writes the ledger. 0: unlimited.
+	DailyBudget int64
+	// EmitSkipped answers a lookup that would need a paid call once the
+	// budget is spent with status "skipped", instead of holding the record
+	// back (Unavailable wrapping ErrBudgetSpent) until the budget renews.
+	EmitSkipped bool
+	// SkipOlderThan answers "skipped" to a lookup whose event (Lookup.At)
+	// is older than this and that would need a paid call: a real-time
+	// deadline. 0: off.
+	SkipOlderThan time.Duration
+	// PricePerCall is the estimated price of one paid call, for SpendCNY.
+	PricePerCall float64
+	// Location is the time zone of the budget's day (UTC).
+	Location *time.Location
+	// Mode is the mode written in skipped outputs (how numbers would have
+	// been sent).
+	Mode string
+
+	// Ledger, if set, is the compacted topic where every paid answer is
+	// written and from which knowledge and the day's spend are loaded.
+	Ledger *LedgerConfig
+
+	TracerProvider trace.TracerProvider // (otel's global provider)
+	Logger         *slog.Logger         // (slog.Default())
+	Now            func() time.Time     // clock for knowledge and the budget (time.Now)
+}
+
+func (c *CostConfig) setDefaults() {
+	setDefault(&c.MaxEntries, 1_000_000)
+	setDefault(&c.TTL.NotRecycled, 168*time.Hour)
+	setDefault(&c.TTL.Short, time.Hour)
+	if c.Location == nil {
+		c.Location = time.UTC
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.TracerProvider == nil {
+		c.TracerProvider = otel.GetTracerProvider()
+	}
+}
+
+func (c *CostConfig) validate() error {
+	var errs []error
+	if len(c.Secret) == 0 {
+		errs = append(errs, errors.New("processor: CostConfig.Secret is required: it keys the hash of mobile numbers"))
+	}
+	if c.MaxEntries < 1 || c.TTL.NotRecycled < 0 || c.TTL.Short < 0 {
+		errs = append(errs, errors.New("processor: CostConfig.MaxEntries must be positive and the TTLs not negative"))
+	}
+	if c.QPS < 0 || c.DailyBudget < 0 || c.SkipOlderThan < 0 || c.PricePerCall < 0 {
+		errs = append(errs, errors.New("processor: CostConfig.QPS, DailyBudget, SkipOlderThan and PricePerCall must not be negative"))
+	}
+	if c.Ledger != nil && c.Ledger.Topic == "" {
+		errs = append(errs, errors.New("processor: LedgerConfig.Topic is required"))
+	}
+	return errors.Join(errs...)
+}
+
+// CostStats is a snapshot of what the cost controls did since they started.
+type CostStats struct {
+	PaidCalls int64 // answers paid for by this instance
+	// CacheAnswers counts lookups answered without a call, by the status
+	// they answered with: recycled, not_recycled, no_activation_date,
+	// no_record.
+	CacheAnswers map[string]int64
+	// Coalesced counts lookups that waited for another lookup's call of the
+	// same mobile instead of making their own.
+	Coalesced int64
+	// BudgetRemaining is what is left of today's budget, for every
+	// instance together; -1 without a budget.
+	BudgetRemaining int64
+	// BudgetSpentToday is today's paid calls, of every instance the ledger
+	// reports.
+	BudgetSpentToday int64
+	// SpendCNY is PaidCalls times the price per call.
+	SpendCNY float64
+	// Skipped counts lookups answered "skipped" (budget spent with
+	// EmitSkipped, or older than SkipOlderThan).
+	Skipped int64
+	// BudgetRefusals counts lookups refused for the budget (held back).
+	BudgetRefusals int64
+
+	CacheEntries   int     // mobiles known now
+	CacheEvictions int64   // mobiles forgotten to stay within MaxEntries
+	LedgerRecords  int64   // ledger records read (loaded, then followed)
+	LedgerErrors   int64   // paid answers whose ledger record could not be written
+	Members        int     // consumer group members the rate is divided among
+	QPS            float64 // this instance's share of the rate; 0: unlimited
+}
+
+// CostReporter is what a Processor asks for the cost counters of its
+// Stats (Config.Cost). CostControl implements it.
+type CostReporter interface {
+	CostStats() CostStats
+}
+
+// CostControl is an Enricher that wraps another (the paid provider) with
+// the cost controls: it answers from what earlier paid answers prove (the
+// knowledge cache), lets concurrent lookups of one mobile share a call,
+// writes every paid answer to the ledger and learns from everyone else's,
+// and keeps calls within the group's request rate and the daily budget.
+//
+// Answers from knowledge say Source "cache" and carry the order id of the
+// answer they came from. A lookup that needs a call when the budget is spent
+// fails with Unavailable(ErrBudgetSpent), which the processor holds back,
+// or, with EmitSkipped, is answered Status "skipped".
+//
+// Call Open before the first lookup, to load the ledger, and Close after the
+// last. CostControl is safe for concurrent use.
+type CostControl struct {
+	next   Enricher
+	cfg    CostConfig
+	log    *slog.Logger
+	tracer trace.Tracer
+	hasher *mobileHasher
+	cache  *knowledgeCache // nil with DisableCache
+	budget *budget
+	rate   *groupRate
+	ledger *ledger // nil without a ledger
+
+	flights singleflight.Group
+
+	paid, coalesced, skipped, refusals, ledgerErrors atomic.Int64
+	cacheAnswers                                     [FactNoRecord + 1]atomic.Int64
+	warnedDay                                        atomic.Value // string: the day the budget-spent warning was logged
+
+	// onWait, if set, is called by each lookup once it has joined (or
+	// started) a call of its mobile; tests use it to know who waits.
+	onWait atomic.Pointer[func()]
+
+	closeOnce sync.Once
+}
+
+// NewCostControl wraps next with the cost controls of cfg.
+func NewCostControl(next Enricher, cfg CostConfig) (*CostControl, error) {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if next == nil {
+		return nil, errors.New("processor: NewCostControl: nil Enricher")
+	}
+	c := &CostControl{
+		next:   next,
+		cfg:    cfg,
+		log:    cfg.Logger,
+		tracer: cfg.TracerProvider.Tracer("github.com/twosell/twosell/processor"),
+		hasher: newMobileHasher(cfg.Secret),
+		budget: newBudget(cfg.DailyBudget, cfg.Location, cfg.Now),
+		rate:   newGroupRate(cfg.QPS),
+	}
+	if !cfg.DisableCache {
+		c.cache = newKnowledgeCache(cfg.MaxEntries)
+	}
+	if cfg.Ledger != nil {
+		c.ledger = newLedger(*cfg.Ledger, cfg.Logger, c.apply)
+	}
+	return c, nil
+}
+
+// Open loads the ledger, if there is one: the knowledge it holds and the
+// day's paid calls, creating the topic if it is missing and allowed to. It
+// returns once everything written before the call is loaded, and keeps
+// following the ledger (other instances' answers) until Close.
+func (c *CostControl) Open(ctx context.Context) error {
+	if c.ledger == nil {
+		return nil
+	}
+	start := time.Now()
+	if err := c.ledger.open(ctx); err != nil {
+		return err
+	}
+	entries, _ := c.cacheStats()
+	c.log.Info("ledger loaded", "topic", c.cfg.Ledger.Topic, "records", c.ledger.read.Load(),
+		"mobiles_known", entries, "paid_today", c.budget.spent(), "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// Close stops following the ledger and waits, up to ctx, for the ledger
+// records being written.
+func (c *CostControl) Close(ctx context.Context) {
+	c.closeOnce.Do(func() {
+		if c.ledger != nil {
+			c.ledger.close(ctx)
+		}
+	})
+}
+
+// SetMembers divides the group's rate among n members: give it to
+// Config.OnAssigned.
+func (c *CostControl) SetMembers(n int) {
+	c.rate.setMembers(n)
+	share, _ := c.rate.share()
+	if c.cfg.QPS > 0 {
+		c.log.Info("provider rate divided among the group", "group_qps", c.cfg.QPS, "members", n, "instance_qps", share)
+	}
+}
+
+// CostStats returns a snapshot of the counters.
+func (c *CostControl) CostStats() CostStats {
+	s := CostStats{
+		PaidCalls:        c.paid.Load(),
+		CacheAnswers:     make(map[string]int64, 4),
+		Coalesced:        c.coalesced.Load(),
+		BudgetRemaining:  c.budget.remaining(),
+		BudgetSpentToday: c.budget.spent(),
+		Skipped:          c.skipped.Load(),
+		BudgetRefusals:   c.refusals.Load(),
+		LedgerErrors:     c.ledgerErrors.Load(),
+	}
+	s.SpendCNY = float64(s.PaidCalls) * c.cfg.PricePerCall
+	for k := FactAfter; k <= FactNoRecord; k++ {
+		s.CacheAnswers[k.String()] = c.cacheAnswers[k].Load()
+	}
+	s.CacheEntries, s.CacheEvictions = c.cacheStats()
+	if c.ledger != nil {
+		s.LedgerRecords = c.ledger.read.Load()
+	}
+	s.QPS, s.Members = c.rate.share()
+	return s
+}
+
+func (c *CostControl) cacheStats() (int, int64) {
+	if c.cache == nil {
+		return 0, 0
+	}
+	return c.cache.stats()
+}
+
+// Known returns what the cache knows about mobile (for tests and tools).
+func (c *CostControl) Known(mobile string) (Knowledge, bool) {
+	if c.cache == nil {
+		return Knowledge{}, false
+	}
+	return c.cache.get(c.hasher.key(mobile))
+}
+
+// apply takes in a record read from the ledger.
+func (c *CostControl) apply(r ledgerRecord) {
+	switch {
+	case r.call != nil && !r.own:
+		c.budget.count(r.call.Day, 1)
+	case r.knowledge != nil && c.cache != nil:
+		c.cache.merge(r.key, r.knowledge.knowledge())
+	}
+}
+
+// Enrich answers l: from knowledge when earlier answers imply it, else by
+// one paid call (shared with concurrent lookups of the same mobile) within
+// the rate and the budget. See coalesce.go. Its span, twosell.cache, holds
+// the paid call's spans, and says where the answer came from.
+func (c *CostControl) Enrich(ctx context.Context, l Lookup) (r Result, err error) {
+	ctx, span := c.tracer.Start(ctx, "twosell.cache")
+	defer func() {
+		if span.IsRecording() {
+			span.SetAttributes(attribute.String("twosell.source", r.Source), attribute.String("twosell.status", string(r.Status)))
+			if err != nil {
+				span.SetStatus(codes.Error, DispositionOf(err).String()) // the error itself is on the call's span
+			}
+		}
+		span.End()
+	}()
+	key := c.hasher.key(l.Mobile)
+	if c.cache == nil {
+		if r, ok := c.tooOld(l); ok {
+			return r, nil
+		}
+		return c.pay(ctx, key, l)
+	}
+	return c.coalesce(ctx, key, l)
+}
+
+// cached answers date from what is known about key, if that implies it.
+func (c *CostControl) cached(key MobileKey, date string) (Result, bool) {
+	k, ok := c.cache.get(key)
+	if !ok {
+		return Result{}, false
+	}
+	f, ok := k.Answer(date, c.cfg.Now(), c.cfg.TTL)
+	if !ok {
+		return Result{}, false
+	}
+	c.cacheAnswers[f.Kind].Add(1)
+	return f.Result(), true
+}
+
+// tooOld answers "skipped" to a lookup older than SkipOlderThan.
+func (c *CostControl) tooOld(l Lookup) (Result, bool) {
+	if c.cfg.SkipOlderThan <= 0 || l.At.IsZero() || c.cfg.Now().Sub(l.At) <= c.cfg.SkipOlderThan {
+		return Result{}, false
+	}
+	c.skipped.Add(1)
+	return Result{Status: StatusSkipped, Mode: c.cfg.Mode}, true
+}
+
+// pay makes one paid call within the budget and the rate, learns from its
+// answer and writes it to the ledger.
+func (c *CostControl) pay(ctx context.Context, key MobileKey, l Lookup) (Result, error) {
+	day, ok := c.budget.reserve()
+	if !ok {
+		trace.SpanFromContext(ctx).SetAttributes(attribute.Bool("twosell.budget_spent", true))
+		return c.budgetSpent()
+	}
+	paid := false
+	defer func() { c.budget.settle(day, paid) }()
+	if err := c.rate.wait(ctx); err != nil {
+		if ctx.Err() != nil {
+			return Result{}, ctx.Err()
+		}
+		return Result{Mode: c.cfg.Mode}, Unavailable(fmt.Errorf("provider rate limit: %w", err))
+	}
+	res, err := c.next.Enrich(ctx, l)
+	if err != nil {
+		return res, err
+	}
+	at := c.cfg.Now()
+	fact, ok := FactOf(res, l.Date, at)
+	if !ok {
+		return res, nil // nothing paid for, nothing learned
+	}
+	paid = true
+	c.paid.Add(1)
+	var k Knowledge
+	if c.cache != nil {
+		k = c.cache.observe(key, fact)
+	} else {
+		k.Observe(fact)
+	}
+	if c.ledger != nil {
+		call := LedgerCall{
+			Key: key.String(), Day: day, At: at, Date: l.Date, Status: res.Status, Res: res.Res,
+			Code: res.Code, OrderID: res.OrderID, Mode: res.Mode,
+		}
+		if err := c.ledger.write(ctx, call, key, k.Live(at, c.cfg.TTL)); err != nil && ctx.Err() == nil {
+			// The answer is paid for and right: keep it. The bill can
+			// still be reconciled from the provider's side, and the
+			// next restart counts this call short.
+			c.ledgerErrors.Add(1)
+			c.log.Warn("a paid answer could not be written to the ledger", "topic", c.cfg.Ledger.Topic,
+				"order_id", res.OrderID, "err", err)
+		}
+	}
+	return res, nil
+}
+
+// budgetSpent answers a lookup that needs a call after the budget is spent.
+func (c *CostControl) budgetSpent() (Result, error) {
+	if c.cfg.EmitSkipped {
+		c.skipped.Add(1)
+		return Result{Status: StatusSkipped, Mode: c.cfg.Mode}, nil
+	}
+	c.refusals.Add(1)
+	err := c.budget.spentError()
+	if day := c.budget.today(); c.warnedDay.Swap(day) != day {
+		c.log.Warn("daily budget spent: holding back records that need a paid call until it renews (cache answers go on)",
+			"budget", c.cfg.DailyBudget, "err", err)
+	}
+	return Result{Mode: c.cfg.Mode}, Unavailable(err)
+}

@@ -1,0 +1,540 @@
+package processor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+)
+
+// fakeClock is a clock that tests move.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// fakeProvider answers from a table of activation days, counting calls; a
+// mobile not in the table has no record. With a gate, each call waits for
+// it.
+type fakeProvider struct {
+	activation map[string]string // mobile → yyyymmdd; "" = res 3
+	errFor     map[string]error  // mobile → the error its call returns
+	gate       chan struct{}
+	started    chan Lookup
+
+	mu    sync.Mutex
+	calls []Lookup
+	n     int
+}
+
+func (f *fakeProvider) Enrich(ctx context.Context, l Lookup) (Result, error) {
+	f.mu.Lock()
+	f.calls = append(f.calls, l)
+	f.n++
+	n := f.n
+	f.mu.Unlock()
+	if f.started != nil {
+		f.started <- l
+	}
+	if f.gate != nil {
+		select {
+		case <-f.gate:
+		case <-ctx.Done():
+			return Result{}, ctx.Err()
+		}
+	}
+	if err := f.errFor[l.Mobile]; err != nil {
+		return Result{Source: SourceAPI, Mode: "plain", Attempts: 1}, err
+	}
+	r := Result{Source: SourceAPI, Mode: "plain", Attempts: 1, OrderID: fmt.Sprintf("JH%04d", n)}
+	a, ok := f.activation[l.Mobile]
+	switch {
+	case !ok:
+		r.Status, r.Code, r.OrderID = StatusNoRecord, 232703, ""
+	case a == "":
+		r.Status, r.Res = StatusNoActivationDate, 3
+	case a > l.Date:
+		r.Status, r.Res = StatusRecycled, 1
+	default:
+		r.Status, r.Res = StatusNotRecycled, 2
+	}
+	return r, nil
+}
+
+func (f *fakeProvider) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.calls)
+}
+
+func newCost(t *testing.T, next Enricher, clock *fakeClock, change func(*CostConfig)) *CostControl {
+	t.Helper()
+	cfg := CostConfig{Secret: []byte("test-secret"), Now: clock.Now, PricePerCall: 0.4, Mode: "plain"}
+	if change != nil {
+		change(&cfg)
+	}
+	c, err := NewCostControl(next, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Open(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(context.Background()) })
+	return c
+}
+
+// A sequence of lookups of one mobile: which are paid, which come from the
+// cache, with the order id of the answer they came from.
+func TestCostControlPaysOncePerFact(t *testing.T) {
+	t.Parallel()
+	clock := &fakeClock{t: t0}
+	p := &fakeProvider{activation: map[string]string{"17300000010": "20200315", "17300000011": ""}}
+	c := newCost(t, p, clock, nil)
+	steps := []struct {
+		mobile, date string
+		advance      time.Duration
+		source       string
+		status       Status
+		orderFrom    int // the answer's order id: JH000n of the nth call; 0: none
+	}{
+		{"17300000010", "20190101", 0, SourceAPI, StatusRecycled, 1},                     // A > 20190101
+		{"17300000010", "20180101", 0, SourceCache, StatusRecycled, 1},                   // implied: earlier date
+		{"17300000010", "20190101", 0, SourceCache, StatusRecycled, 1},                   // the same date
+		{"17300000010", "20210101", 0, SourceAPI, StatusNotRecycled, 2},                  // A ≤ 20210101
+		{"17300000010", "20230101", 0, SourceCache, StatusNotRecycled, 2},                // implied: later date
+		{"17300000010", "20200101", 0, SourceAPI, StatusRecycled, 3},                     // between the bounds
+		{"17300000010", "20200101", 0, SourceCache, StatusRecycled, 3},                   // the lower bound moved up
+		{"17300000010", "20240101", 7 * 24 * time.Hour, SourceAPI, StatusNotRecycled, 4}, // res 2 expired
+		{"17300000010", "20100101", 0, SourceCache, StatusRecycled, 3},                   // res 1 never expires
+		{"17300000011", "20240101", 0, SourceAPI, StatusNoActivationDate, 5},
+		{"17300000011", "19990101", 0, SourceCache, StatusNoActivationDate, 5},
+		{"17300000011", "19990101", time.Hour, SourceAPI, StatusNoActivationDate, 6}, // short TTL over
+		{"17300000099", "20240101", 0, SourceAPI, StatusNoRecord, 0},
+		{"17300000099", "20200101", 0, SourceCache, StatusNoRecord, 0},
+	}
+	paid := 0
+	for i, s := range steps {
+		clock.Add(s.advance)
+		r, err := c.Enrich(t.Context(), Lookup{Mobile: s.mobile, Date: s.date})
+		if err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		wantOrder := ""
+		if s.orderFrom > 0 {
+			wantOrder = fmt.Sprintf("JH%04d", s.orderFrom)
+		}
+		if r.Source != s.source || r.Status != s.status || r.OrderID != wantOrder {
+			t.Errorf("step %d (%s on %s): %+v, want source %s status %s order %q", i, s.mobile, s.date, r, s.source, s.status, wantOrder)
+		}
+		if s.source == SourceAPI {
+			paid++
+		}
+	}
+	st := c.CostStats()
+	if p.count() != paid || st.PaidCalls != int64(paid) {
+		t.Errorf("provider calls %d, PaidCalls %d, want %d", p.count(), st.PaidCalls, paid)
+	}
+	wantCache := map[string]int64{"recycled": 4, "not_recycled": 1, "no_activation_date": 1, "no_record": 1}
+	for k, v := range wantCache {
+		if st.CacheAnswers[k] != v {
+			t.Errorf("CacheAnswers[%s] = %d, want %d (all: %v)", k, st.CacheAnswers[k], v, st.CacheAnswers)
+		}
+	}
+	if st.SpendCNY != float64(paid)*0.4 || st.BudgetRemaining != -1 {
+		t.Errorf("SpendCNY %v, BudgetRemaining %d", st.SpendCNY, st.BudgetRemaining)
+	}
+}
+
+// With the cache off, every lookup is paid.
+func TestCostControlWithoutCache(t *testing.T) {
+	t.Parallel()
+	clock := &fakeClock{t: t0}
+	p := &fakeProvider{activation: map[string]string{"17300000010": "20200315"}}
+	c := newCost(t, p, clock, func(c *CostConfig) { c.DisableCache = true })
+	for range 5 {
+		if r, err := c.Enrich(t.Context(), Lookup{Mobile: "17300000010", Date: "20190101"}); err != nil || r.Source != SourceAPI {
+			t.Fatalf("%+v %v", r, err)
+		}
+	}
+	if p.count() != 5 || c.CostStats().PaidCalls != 5 {
+		t.Fatalf("calls %d, want 5", p.count())
+	}
+}
+
+// Concurrent lookups of one mobile share the call in flight: those whose
+// dates its answer implies get a cache answer; one whose date it does not
+// imply makes a call of its own afterwards.
+func TestCostControlCoalesces(t *testing.T) {
+	t.Parallel()
+	clock := &fakeClock{t: t0}
+	p := &fakeProvider{
+		activation: map[string]string{"17300000010": "20200315"},
+		gate:       make(chan struct{}),
+		started:    make(chan Lookup, 16),
+	}
+	c := newCost(t, p, clock, nil)
+	var joined sync.WaitGroup
+	done := joined.Done
+	c.onWait.Store(&done)
+
+	type answer struct {
+		r   Result
+		err error
+	}
+	ask := func(date string) chan answer {
+		ch := make(chan answer, 1)
+		go func() {
+			r, err := c.Enrich(t.Context(), Lookup{Mobile: "17300000010", Date: date})
+			ch <- answer{r, err}
+		}()
+		return ch
+	}
+	implied := []string{"20190101", "20200101", "20150101", "20000101"}
+	joined.Add(1 + len(implied) + 1) // the leader, the implied, the other
+	leader := ask("20200101")        // res 1: implies every date up to 20200101
+	if l := <-p.started; l.Date != "20200101" {
+		t.Fatalf("first call for %s", l.Date)
+	}
+	var followers []chan answer
+	for _, d := range implied {
+		followers = append(followers, ask(d))
+	}
+	other := ask("20220101") // not implied by res 1 at 20200101
+	joined.Wait()            // all five wait for the leader's call
+	c.onWait.Store(nil)
+	p.gate <- struct{}{}
+
+	if a := <-leader; a.err != nil || a.r.Source != SourceAPI || a.r.Status != StatusRecycled {
+		t.Fatalf("leader: %+v %v", a.r, a.err)
+	}
+	for i, ch := range followers {
+		if a := <-ch; a.err != nil || a.r.Source != SourceCache || a.r.Status != StatusRecycled || a.r.OrderID != "JH0001" {
+			t.Errorf("follower %s: %+v %v", implied[i], a.r, a.err)
+		}
+	}
+	if l := <-p.started; l.Date != "20220101" {
+		t.Fatalf("second call for %s, want 20220101", l.Date)
+	}
+	p.gate <- struct{}{}
+	if a := <-other; a.err != nil || a.r.Source != SourceAPI || a.r.Status != StatusNotRecycled {
+		t.Fatalf("the lookup not implied: %+v %v", a.r, a.err)
+	}
+	st := c.CostStats()
+	if p.count() != 2 || st.PaidCalls != 2 || st.Coalesced != int64(len(implied)+1) {
+		t.Fatalf("calls %d, paid %d, coalesced %d; want 2, 2, %d", p.count(), st.PaidCalls, st.Coalesced, len(implied)+1)
+	}
+}
+
+// A waiter shares the provider's unavailability, but not a rejection of the
+// leader's own lookup.
+func TestCostControlCoalescedFailures(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name      string
+		err       error
+		wantCalls int
+		wantErr   bool
+	}{
+		{"unavailable is shared", Unavailable(errors.New("breaker open")), 1, true},
+		{"fatal is shared", Fatal(errors.New("bad key")), 1, true},
+		{"a rejection is the lookup's own", Reject("bad_parameter", errors.New("232702")), 2, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := &fakeClock{t: t0}
+			p := &fakeProvider{
+				errFor:  map[string]error{"17300000010": tt.err},
+				gate:    make(chan struct{}, 2),
+				started: make(chan Lookup, 4),
+			}
+			c := newCost(t, p, clock, nil)
+			var joined sync.WaitGroup
+			joined.Add(2)
+			done := joined.Done
+			c.onWait.Store(&done)
+			errs := make(chan error, 2)
+			for _, d := range []string{"20200101", "20210101"} {
+				go func() {
+					_, err := c.Enrich(t.Context(), Lookup{Mobile: "17300000010", Date: d})
+					errs <- err
+				}()
+				if d == "20200101" {
+					<-p.started
+				}
+			}
+			joined.Wait()
+			c.onWait.Store(nil)
+			p.gate <- struct{}{}
+			p.gate <- struct{}{}
+			for range 2 {
+				if err := <-errs; (err != nil) != tt.wantErr || DispositionOf(err) != DispositionOf(tt.err) {
+					t.Errorf("err %v, want %v", err, tt.err)
+				}
+			}
+			if p.count() != tt.wantCalls {
+				t.Errorf("calls %d, want %d", p.count(), tt.wantCalls)
+			}
+			if c.CostStats().PaidCalls != 0 {
+				t.Errorf("failed calls counted as paid")
+			}
+		})
+	}
+}
+
+// The daily budget: concurrent lookups never make more calls than it
+// allows; then they are held back (Unavailable) or skipped; cache answers go
+// on; failed calls give their unit back; the next day renews it.
+func TestCostControlBudget(t *testing.T) {
+	t.Parallel()
+	for _, emit := range []bool{false, true} {
+		t.Run(fmt.Sprintf("emit=%v", emit), func(t *testing.T) {
+			shanghai := time.FixedZone("CST", 8*3600)
+			clock := &fakeClock{t: time.Date(2024, 6, 1, 23, 0, 0, 0, shanghai)}
+			act := map[string]string{}
+			for i := range 40 {
+				act[fmt.Sprintf("173000001%02d", i)] = "20200101"
+			}
+			p := &fakeProvider{activation: act, errFor: map[string]error{"17300000999": Unavailable(errors.New("down"))}}
+			c := newCost(t, p, clock, func(c *CostConfig) {
+				c.DailyBudget, c.EmitSkipped, c.Location = 10, emit, shanghai
+			})
+			// A failed call does not spend the budget.
+			if _, err := c.Enrich(t.Context(), Lookup{Mobile: "17300000999", Date: "20240101"}); DispositionOf(err) != DispositionUnavailable {
+				t.Fatalf("failed call: %v", err)
+			}
+			var wg sync.WaitGroup
+			results := make(chan error, 40)
+			skipped := make(chan bool, 40)
+			for m := range act {
+				wg.Go(func() {
+					r, err := c.Enrich(t.Context(), Lookup{Mobile: m, Date: "20240101"})
+					results <- err
+					skipped <- r.Status == StatusSkipped
+				})
+			}
+			wg.Wait()
+			close(results)
+			close(skipped)
+			refused, nSkipped := 0, 0
+			for err := range results {
+				if err != nil {
+					if !errors.Is(err, ErrBudgetSpent) || DispositionOf(err) != DispositionUnavailable {
+						t.Errorf("refusal %v, want Unavailable(ErrBudgetSpent)", err)
+					}
+					refused++
+				}
+			}
+			for s := range skipped {
+				if s {
+					nSkipped++
+				}
+			}
+			if p.count() != 1+10 {
+				t.Fatalf("provider calls %d, want the failed one and exactly 10", p.count())
+			}
+			if emit && (nSkipped != 30 || refused != 0) || !emit && (refused != 30 || nSkipped != 0) {
+				t.Fatalf("refused %d, skipped %d", refused, nSkipped)
+			}
+			st := c.CostStats()
+			if st.BudgetRemaining != 0 || st.PaidCalls != 10 {
+				t.Fatalf("remaining %d, paid %d", st.BudgetRemaining, st.PaidCalls)
+			}
+			// Cache answers go on.
+			var known string
+			for m := range act {
+				if _, ok := c.Known(m); ok {
+					known = m
+					break
+				}
+			}
+			if r, err := c.Enrich(t.Context(), Lookup{Mobile: known, Date: "20240102"}); err != nil || r.Source != SourceCache {
+				t.Fatalf("cache answer with the budget spent: %+v %v", r, err)
+			}
+			// Midnight in Shanghai renews it.
+			clock.Add(time.Hour)
+			if r, err := c.Enrich(t.Context(), Lookup{Mobile: "17300000100", Date: "20100101"}); err != nil || r.Source != SourceAPI {
+				t.Fatalf("after midnight: %+v %v", r, err)
+			}
+			if st := c.CostStats(); st.BudgetRemaining != 9 {
+				t.Fatalf("remaining %d on the new day, want 9", st.BudgetRemaining)
+			}
+		})
+	}
+}
+
+// An event older than SkipOlderThan that needs a call is skipped; one the
+// cache answers is answered.
+func TestCostControlSkipOlderThan(t *testing.T) {
+	t.Parallel()
+	clock := &fakeClock{t: t0}
+	p := &fakeProvider{activation: map[string]string{"17300000010": "20200315", "17300000011": "20200315"}}
+	c := newCost(t, p, clock, func(c *CostConfig) { c.SkipOlderThan = 10 * time.Minute })
+	if r, err := c.Enrich(t.Context(), Lookup{Mobile: "17300000010", Date: "20240601", At: t0.Add(-time.Minute)}); err != nil || r.Source != SourceAPI {
+		t.Fatalf("a fresh event: %+v %v", r, err)
+	}
+	old := t0.Add(-11 * time.Minute)
+	if r, err := c.Enrich(t.Context(), Lookup{Mobile: "17300000011", Date: "20240601", At: old}); err != nil || r.Status != StatusSkipped || r.Mode != "plain" {
+		t.Fatalf("an old event: %+v %v", r, err)
+	}
+	if r, err := c.Enrich(t.Context(), Lookup{Mobile: "17300000010", Date: "20240601", At: old}); err != nil || r.Source != SourceCache {
+		t.Fatalf("an old event the cache answers: %+v %v", r, err)
+	}
+	if r, err := c.Enrich(t.Context(), Lookup{Mobile: "17300000011", Date: "20240601"}); err != nil || r.Source != SourceAPI {
+		t.Fatalf("an event of unknown time: %+v %v", r, err)
+	}
+	if p.count() != 2 || c.CostStats().Skipped != 1 {
+		t.Fatalf("calls %d, skipped %d", p.count(), c.CostStats().Skipped)
+	}
+}
+
+// The group's rate is divided among its members.
+func TestGroupRate(t *testing.T) {
+	t.Parallel()
+	g := newGroupRate(30)
+	for _, tt := range []struct {
+		members int
+		want    float64
+	}{{1, 30}, {3, 10}, {4, 7.5}, {0, 30}} {
+		g.setMembers(tt.members)
+		if got, _ := g.share(); got != tt.want {
+			t.Errorf("%d members: %v per instance, want %v", tt.members, got, tt.want)
+		}
+	}
+	if got, _ := newGroupRate(0).share(); got != 0 {
+		t.Errorf("unlimited: %v", got)
+	}
+	if err := newGroupRate(0).wait(t.Context()); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestBudgetCountsTheLedger(t *testing.T) {
+	t.Parallel()
+	clock := &fakeClock{t: time.Date(2024, 6, 1, 12, 0, 0, 0, time.UTC)}
+	b := newBudget(5, time.UTC, clock.Now)
+	b.count("20240601", 3) // other instances, today
+	b.count("20240531", 9) // yesterday: not today's
+	b.count("20200101", 9) // long ago: dropped
+	if got := b.remaining(); got != 2 {
+		t.Fatalf("remaining %d, want 2", got)
+	}
+	d1, ok1 := b.reserve()
+	_, ok2 := b.reserve()
+	_, ok3 := b.reserve()
+	if !ok1 || !ok2 || ok3 {
+		t.Fatalf("reservations %v %v %v, want two", ok1, ok2, ok3)
+	}
+	b.settle(d1, false) // not paid: the unit comes back
+	if _, ok := b.reserve(); !ok {
+		t.Fatal("a unit given back cannot be reserved")
+	}
+	if len(b.days) > 2 {
+		t.Errorf("old days kept: %v", b.days)
+	}
+	if err := b.spentError(); !errors.Is(err, ErrBudgetSpent) {
+		t.Errorf("spentError %v", err)
+	}
+	if newBudget(0, time.UTC, clock.Now).remaining() != -1 {
+		t.Error("no budget: remaining is not -1")
+	}
+}
+
+// The cost of a lookup the knowledge answers: the hot path once warm.
+func BenchmarkCostControlCacheAnswer(b *testing.B) {
+	clock := &fakeClock{t: t0}
+	act := map[string]string{}
+	var mobiles []string
+	for i := range 100 {
+		m := fmt.Sprintf("173000001%02d", i)
+		act[m] = "20200101"
+		mobiles = append(mobiles, m)
+	}
+	c, err := NewCostControl(&fakeProvider{activation: act}, CostConfig{Secret: []byte("s"), Now: clock.Now})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, m := range mobiles { // res 1 at 20191231 and res 2 at 20200101: every date known
+		if _, err := c.Enrich(context.Background(), Lookup{Mobile: m, Date: "20191231"}); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := c.Enrich(context.Background(), Lookup{Mobile: m, Date: "20200101"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			r, err := c.Enrich(context.Background(), Lookup{Mobile: mobiles[i%len(mobiles)], Date: "20230101"})
+			if err != nil || r.Source != SourceCache {
+				b.Fatalf("%+v %v", r, err)
+			}
+			i++
+		}
+	})
+}
+
+// Each lookup has a twosell.cache span saying where its answer came from;
+// the paid call's spans are its children.
+func TestCostControlSpans(t *testing.T) {
+	t.Parallel()
+	clock := &fakeClock{t: t0}
+	spans := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
+	p := EnricherFunc(func(ctx context.Context, l Lookup) (Result, error) {
+		_, s := tp.Tracer("test").Start(ctx, "juhe.query")
+		s.End()
+		return (&fakeProvider{activation: map[string]string{"17300000010": "20200315"}}).Enrich(ctx, l)
+	})
+	c := newCost(t, p, clock, func(c *CostConfig) { c.TracerProvider = tp })
+	for _, d := range []string{"20190101", "20180101"} {
+		if _, err := c.Enrich(t.Context(), Lookup{Mobile: "17300000010", Date: d}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var cache []sdktrace.ReadOnlySpan
+	var query sdktrace.ReadOnlySpan
+	for _, s := range spans.Ended() {
+		switch s.Name() {
+		case "twosell.cache":
+			cache = append(cache, s)
+		case "juhe.query":
+			query = s
+		}
+		if strings.Contains(fmt.Sprint(s.Attributes()), "17300000010") {
+			t.Errorf("span %s holds the number", s.Name())
+		}
+	}
+	if len(cache) != 2 || query == nil || query.Parent().SpanID() != cache[0].SpanContext().SpanID() {
+		t.Fatalf("spans: %d twosell.cache, juhe.query %v", len(cache), query)
+	}
+	for i, want := range []string{SourceAPI, SourceCache} {
+		found := false
+		for _, a := range cache[i].Attributes() {
+			if a.Key == "twosell.source" && a.Value.AsString() == want {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("span %d: attributes %v, want source %s", i, cache[i].Attributes(), want)
+		}
+	}
+}

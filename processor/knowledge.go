@@ -1,0 +1,264 @@
+package processor
+
+import "time"
+
+// FactKind is what one paid answer proves about the holder's activation
+// date A (DESIGN.md, "Cost controls").
+type FactKind uint8
+
+// The kinds of facts. The zero FactKind is "no fact".
+const (
+	// FactAfter is res 1 at Date: A > Date (activated after that calendar
+	// day). It answers every date up to Date and never expires: A only
+	// grows, when a number is re-issued.
+	FactAfter FactKind = iota + 1
+	// FactNotAfter is res 2 at Date: A ≤ Date. It answers every date from
+	// Date on, for KnowledgeTTL.NotRecycled after the answer: the number
+	// may be re-issued later, which would move A past Date.
+	FactNotAfter
+	// FactNoActivationDate is res 3: the provider knows no activation
+	// date. It answers any date, for KnowledgeTTL.Short.
+	FactNoActivationDate
+	// FactNoRecord is code 232703: the provider has no record of the
+	// number. It answers any date, for KnowledgeTTL.Short.
+	FactNoRecord
+)
+
+// String returns the status the fact answers with ("recycled", …), which is
+// also how cache answers are counted by kind.
+func (k FactKind) String() string {
+	switch k {
+	case FactAfter:
+		return string(StatusRecycled)
+	case FactNotAfter:
+		return string(StatusNotRecycled)
+	case FactNoActivationDate:
+		return string(StatusNoActivationDate)
+	case FactNoRecord:
+		return string(StatusNoRecord)
+	}
+	return ""
+}
+
+// parseFactKind is the inverse of String.
+func parseFactKind(s string) FactKind {
+	for k := FactAfter; k <= FactNoRecord; k++ {
+		if k.String() == s {
+			return k
+		}
+	}
+	return 0
+}
+
+// Fact is one paid answer kept as knowledge.
+type Fact struct {
+	Kind    FactKind
+	Date    string    // the day asked, yyyymmdd
+	OrderID string    // the provider's order id of the answer ("" for no record)
+	Mode    string    // how the mobile was sent for that answer
+	At      time.Time // when the provider answered
+}
+
+// FactOf turns a paid answer to a lookup of date into a Fact; false for a
+// result that proves nothing (unavailable, skipped).
+func FactOf(r Result, date string, at time.Time) (Fact, bool) {
+	f := Fact{Date: date, OrderID: r.OrderID, Mode: r.Mode, At: at}
+	switch r.Status {
+	case StatusRecycled:
+		f.Kind = FactAfter
+	case StatusNotRecycled:
+		f.Kind = FactNotAfter
+	case StatusNoActivationDate:
+		f.Kind = FactNoActivationDate
+	case StatusNoRecord:
+		f.Kind = FactNoRecord
+	default:
+		return Fact{}, false
+	}
+	return f, true
+}
+
+// Result is the answer the fact gives, as a cache answer: source "cache",
+// the order id of the answer it came from, no provider call.
+func (f Fact) Result() Result {
+	r := Result{Status: Status(f.Kind.String()), OrderID: f.OrderID, Source: SourceCache, Mode: f.Mode}
+	switch f.Kind {
+	case FactAfter:
+		r.Res = 1
+	case FactNotAfter:
+		r.Res = 2
+	case FactNoActivationDate:
+		r.Res = 3
+	case FactNoRecord:
+		r.Code = codeNoRecord
+	}
+	return r
+}
+
+// codeNoRecord is the provider's "no record" error_code, which a cache
+// answer of that kind repeats.
+const codeNoRecord = 232703
+
+// Sources of a Result.
+const (
+	SourceAPI   = "api"   // a paid provider call
+	SourceCache = "cache" // implied by earlier answers; no call
+)
+
+// KnowledgeTTL says how long the facts that can go stale answer lookups.
+type KnowledgeTTL struct {
+	NotRecycled time.Duration // FactNotAfter (res 2)
+	Short       time.Duration // FactNoActivationDate and FactNoRecord (res 3, 232703)
+}
+
+// Knowledge is everything the paid answers about one mobile prove: bounds on
+// the holder's activation date A, and a short-lived fact for the answers that
+// bound nothing. The zero value knows nothing.
+//
+// The bounds are Lower (A > Lower.Date, from res 1) and Upper (A ≤
+// Upper.Date, from res 2); each keeps the answer that proved it, for its
+// order id and time. Facts merge by these rules (Observe):
+//
+//   - Lower bounds combine: the larger date wins (both are true, as A only
+//     grows).
+//   - Upper bounds: the newest answer wins (an older one may be stale).
+//   - Two facts that contradict each other (a lower bound at or above an
+//     upper bound) cannot both hold now: the newer one wins. A res 1 newer
+//     than a res 2 at or below its date means the number was re-issued
+//     since; a res 2 newer than a res 1 at or above its date is the
+//     provider correcting itself. Equal times favour res 1, the answer
+//     that flags the risk.
+//   - The short-lived fact (res 3, no record) is the provider's latest word
+//     while it is newer than every res 1 and res 2 answer (BoundsAt): it
+//     answers every date until it expires, after which the bounds answer
+//     again. A res 1 or res 2 answer newer than it replaces it.
+//
+// The result of merging a set of facts does not depend on their order, as
+// long as no two of them contradict each other; so instances that exchange
+// facts through the ledger, in whatever order they arrive, agree.
+type Knowledge struct {
+	Lower Fact // Kind FactAfter, or zero
+	Upper Fact // Kind FactNotAfter, or zero
+	Short Fact // Kind FactNoActivationDate or FactNoRecord, or zero
+	// BoundsAt is when the newest res 1 or res 2 answer merged in was
+	// given, kept or not (a lower bound at a smaller date is not kept, but
+	// still says the provider knew A then).
+	BoundsAt time.Time
+}
+
+// Empty reports whether k knows nothing.
+func (k *Knowledge) Empty() bool {
+	return k.Lower.Kind == 0 && k.Upper.Kind == 0 && k.Short.Kind == 0
+}
+
+// Merge merges everything other knows into k (as Observe does each of its
+// facts). It reports whether k changed.
+func (k *Knowledge) Merge(other Knowledge) bool {
+	before := *k
+	for _, f := range []Fact{other.Lower, other.Upper, other.Short} {
+		k.Observe(f)
+	}
+	if other.BoundsAt.After(k.BoundsAt) {
+		k.BoundsAt = other.BoundsAt
+	}
+	k.supersedeShort()
+	return *k != before
+}
+
+// supersedeShort drops the short-lived fact when a res 1 or res 2 answer is
+// newer.
+func (k *Knowledge) supersedeShort() {
+	if k.Short.Kind != 0 && k.BoundsAt.After(k.Short.At) {
+		k.Short = Fact{}
+	}
+}
+
+// Observe merges f into k (see Knowledge for the rules). It reports whether
+// k changed.
+func (k *Knowledge) Observe(f Fact) bool {
+	before := *k
+	switch f.Kind {
+	case FactAfter:
+		if k.Upper.Kind != 0 && f.Date >= k.Upper.Date {
+			if f.At.Before(k.Upper.At) {
+				return false // contradicted by a newer answer
+			}
+			k.Upper = Fact{} // re-issued since the res 2 answer
+		}
+		if k.Lower.Kind == 0 || f.Date > k.Lower.Date || (f.Date == k.Lower.Date && later(f, k.Lower)) {
+			k.Lower = f
+		}
+		if f.At.After(k.BoundsAt) {
+			k.BoundsAt = f.At
+		}
+	case FactNotAfter:
+		if k.Lower.Kind != 0 && f.Date <= k.Lower.Date {
+			if !f.At.After(k.Lower.At) {
+				return false // contradicted by a newer (or as new) res 1
+			}
+			k.Lower = Fact{} // the provider corrected itself
+		}
+		if k.Upper.Kind == 0 || betterUpper(f, k.Upper) {
+			k.Upper = f
+		}
+		if f.At.After(k.BoundsAt) {
+			k.BoundsAt = f.At
+		}
+	case FactNoActivationDate, FactNoRecord:
+		if k.Short.Kind == 0 || later(f, k.Short) {
+			k.Short = f
+		}
+	default:
+		return false
+	}
+	k.supersedeShort()
+	return *k != before
+}
+
+// betterUpper orders upper bounds: the newer, then (same instant) the
+// stronger (smaller date), then by order id.
+func betterUpper(a, b Fact) bool {
+	switch {
+	case !a.At.Equal(b.At):
+		return a.At.After(b.At)
+	case a.Date != b.Date:
+		return a.Date < b.Date
+	}
+	return a.OrderID > b.OrderID
+}
+
+// later orders facts by time, then by order id, so that merging is
+// deterministic even for answers given in the same instant.
+func later(a, b Fact) bool {
+	if !a.At.Equal(b.At) {
+		return a.At.After(b.At)
+	}
+	return a.OrderID > b.OrderID
+}
+
+// Answer returns the fact that answers a lookup of date (yyyymmdd) at time
+// now, if k implies the answer.
+func (k *Knowledge) Answer(date string, now time.Time, ttl KnowledgeTTL) (Fact, bool) {
+	if k.Short.Kind != 0 && now.Before(k.Short.At.Add(ttl.Short)) {
+		return k.Short, true
+	}
+	if k.Lower.Kind != 0 && date <= k.Lower.Date {
+		return k.Lower, true
+	}
+	if k.Upper.Kind != 0 && date >= k.Upper.Date && now.Before(k.Upper.At.Add(ttl.NotRecycled)) {
+		return k.Upper, true
+	}
+	return Fact{}, false
+}
+
+// Live returns k without the facts that expired by now: what is worth
+// keeping and writing to the ledger.
+func (k Knowledge) Live(now time.Time, ttl KnowledgeTTL) Knowledge {
+	if k.Short.Kind != 0 && !now.Before(k.Short.At.Add(ttl.Short)) {
+		k.Short = Fact{}
+	}
+	if k.Upper.Kind != 0 && !now.Before(k.Upper.At.Add(ttl.NotRecycled)) {
+		k.Upper = Fact{}
+	}
+	return k
+}

@@ -1,0 +1,451 @@
+package processor
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// The ledger is a compacted Kafka topic where every paid answer is written,
+// so that restarts, the other instances of the group and replays reuse what
+// was paid for, the daily budget counts every instance's calls, and the
+// provider's bill can be reconciled by order id.
+//
+// It holds two kinds of records:
+//
+//   - knowledge, key "k/<mobile key>": everything known about one mobile
+//     (its bounds and short-lived fact, each with the order id, time and
+//     mode of the answer that proved it), rewritten after each paid answer.
+//     Compaction keeps the latest per mobile, so the ledger's knowledge is
+//     bounded by the mobiles ever asked about.
+//   - calls, key "c/<day>/<instance>/<order id or sequence>": one per paid
+//     answer, res 3 and no record included. Their keys are unique, so
+//     compaction never removes them: they are the audit trail (twosell
+//     ledger export) and what the daily budget counts — a count of the
+//     knowledge records would fall short once compaction merged two calls
+//     about one mobile. The day in the key lets the budget count without
+//     decoding, and the instance lets an instance skip its own records.
+//
+// Calls make the topic grow by about 250 bytes per paid call, which at
+// 0.25–0.60 CNY a call is negligible next to what the calls cost; loading
+// reads them but decodes only the knowledge records.
+//
+// Records are written outside any transaction: a call is paid whether or
+// not the transaction of the record that asked for it commits.
+
+// LedgerConfig configures the ledger of a CostControl.
+type LedgerConfig struct {
+	// ClientOpts say how to reach the cluster (seed brokers, TLS, SASL).
+	ClientOpts []kgo.Opt
+	// Topic is the ledger topic (required).
+	Topic string
+	// CreateTopic creates the topic, compacted, when it is missing.
+	CreateTopic bool
+	// Role names what writes (run, replay, dev) in the instance id of its
+	// call records. ("twosell")
+	Role string
+	// WriteTimeout bounds the wait for a record to be acknowledged (30s).
+	WriteTimeout time.Duration
+}
+
+// LedgerCall is one paid call as the ledger records it.
+type LedgerCall struct {
+	Key      string    `json:"key"`                // the mobile's key (hex HMAC), never the number
+	Day      string    `json:"day"`                // the day the call counts for in the budget, yyyymmdd
+	At       time.Time `json:"at"`                 // when the provider answered
+	Date     string    `json:"date"`               // the day asked about, yyyymmdd
+	Status   Status    `json:"status"`             // recycled, not_recycled, no_activation_date, no_record
+	Res      int       `json:"res,omitempty"`      // the provider's res
+	Code     int       `json:"code"`               // the provider's error_code (0, or 232703)
+	OrderID  string    `json:"order_id,omitempty"` // the provider's order id, by which its bill is reconciled
+	Mode     string    `json:"mode"`               // how the mobile was sent
+	Instance string    `json:"instance"`           // who paid: role and a random id per process
+}
+
+// Ledger key prefixes.
+const (
+	ledgerKnowledgePrefix = "k/"
+	ledgerCallPrefix      = "c/"
+	ledgerVersion         = 1
+)
+
+// ledgerKnowledge is the value of a knowledge record.
+type ledgerKnowledge struct {
+	V        int         `json:"v"`
+	Instance string      `json:"instance"`
+	After    *ledgerFact `json:"after,omitempty"`     // A > after.date (res 1)
+	NotAfter *ledgerFact `json:"not_after,omitempty"` // A ≤ not_after.date (res 2), as of at
+	Short    *ledgerFact `json:"short,omitempty"`     // res 3 or no record, as of at
+	BoundsAt time.Time   `json:"bounds_at"`           // the newest res 1 or 2 answer (Knowledge.BoundsAt)
+}
+
+type ledgerFact struct {
+	Kind    string    `json:"kind"` // the status it answers with
+	Date    string    `json:"date"`
+	OrderID string    `json:"order_id,omitempty"`
+	Mode    string    `json:"mode,omitempty"`
+	At      time.Time `json:"at"`
+}
+
+func toLedgerFact(f Fact) *ledgerFact {
+	if f.Kind == 0 {
+		return nil
+	}
+	return &ledgerFact{Kind: f.Kind.String(), Date: f.Date, OrderID: f.OrderID, Mode: f.Mode, At: f.At.UTC()}
+}
+
+func (lf *ledgerFact) fact() (Fact, bool) {
+	if lf == nil {
+		return Fact{}, false
+	}
+	k := parseFactKind(lf.Kind)
+	if k == 0 || !isDay(lf.Date) {
+		return Fact{}, false
+	}
+	return Fact{Kind: k, Date: lf.Date, OrderID: lf.OrderID, Mode: lf.Mode, At: lf.At}, true
+}
+
+// knowledge returns what the record says. A fact of the wrong kind for its
+// place is dropped.
+func (lk *ledgerKnowledge) knowledge() Knowledge {
+	k := Knowledge{BoundsAt: lk.BoundsAt}
+	if f, ok := lk.After.fact(); ok && f.Kind == FactAfter {
+		k.Lower = f
+	}
+	if f, ok := lk.NotAfter.fact(); ok && f.Kind == FactNotAfter {
+		k.Upper = f
+	}
+	if f, ok := lk.Short.fact(); ok && (f.Kind == FactNoActivationDate || f.Kind == FactNoRecord) {
+		k.Short = f
+	}
+	return k
+}
+
+// isDay reports whether s looks like yyyymmdd.
+func isDay(s string) bool {
+	if len(s) != 8 {
+		return false
+	}
+	for i := range len(s) {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// ledgerRecord is a decoded ledger record.
+type ledgerRecord struct {
+	key       MobileKey        // knowledge records
+	knowledge *ledgerKnowledge // knowledge records
+	call      *ledgerCallKey   // call records (the key only: the budget needs no more)
+	own       bool             // written by this instance
+}
+
+// ledgerCallKey is what a call record's key says.
+type ledgerCallKey struct {
+	Day, Instance, ID string
+}
+
+func parseCallKey(key string) (ledgerCallKey, bool) {
+	parts := strings.SplitN(strings.TrimPrefix(key, ledgerCallPrefix), "/", 3)
+	if !strings.HasPrefix(key, ledgerCallPrefix) || len(parts) != 3 || !isDay(parts[0]) {
+		return ledgerCallKey{}, false
+	}
+	return ledgerCallKey{Day: parts[0], Instance: parts[1], ID: parts[2]}, true
+}
+
+// ledger writes to and reads from the ledger topic.
+type ledger struct {
+	cfg      LedgerConfig
+	log      *slog.Logger
+	instance string
+	apply    func(ledgerRecord)
+	seq      atomic.Int64
+	read     atomic.Int64 // records read
+	bad      atomic.Int64 // records that could not be read
+
+	cl     *kgo.Client
+	cancel context.CancelFunc
+	done   sync.WaitGroup
+}
+
+func newLedger(cfg LedgerConfig, log *slog.Logger, apply func(ledgerRecord)) *ledger {
+	setDefault(&cfg.Role, "twosell")
+	setDefault(&cfg.WriteTimeout, 30*time.Second)
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return &ledger{cfg: cfg, log: log, instance: cfg.Role + "." + hex.EncodeToString(b[:]), apply: apply}
+}
+
+// open creates the topic if needed, loads every record written so far and
+// follows the topic in the background.
+func (l *ledger) open(ctx context.Context) error {
+	opts := append([]kgo.Opt{kgo.WithLogger(kgoLogger{l.log})}, l.cfg.ClientOpts...)
+	opts = append(opts,
+		kgo.ConsumeTopics(l.cfg.Topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.ProducerLinger(0), // a paid answer waits for its record: do not add to it
+		kgo.RecordDeliveryTimeout(l.cfg.WriteTimeout),
+	)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return fmt.Errorf("ledger: kafka client: %w", err)
+	}
+	l.cl = cl
+	ends, err := l.prepare(ctx)
+	if err == nil {
+		err = l.load(ctx, ends)
+	}
+	if err != nil {
+		cl.Close()
+		l.cl = nil
+		return err
+	}
+	fctx, cancel := context.WithCancel(context.Background())
+	l.cancel = cancel
+	l.done.Go(func() { l.follow(fctx) })
+	return nil
+}
+
+// prepare makes sure the topic exists and returns, by partition, the offset
+// of the last record written before now (partitions with none are left
+// out).
+func (l *ledger) prepare(ctx context.Context) (map[int32]int64, error) {
+	adm := kadm.NewClient(l.cl)
+	topics, err := adm.ListTopics(ctx, l.cfg.Topic)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: listing topic %q: %w", l.cfg.Topic, err)
+	}
+	if !topics.Has(l.cfg.Topic) {
+		if !l.cfg.CreateTopic {
+			return nil, fmt.Errorf("ledger: %w: %q (create it compacted, cleanup.policy=compact, or allow creating topics)", ErrTopicMissing, l.cfg.Topic)
+		}
+		compact := "compact"
+		resp, err := adm.CreateTopic(ctx, -1, -1, map[string]*string{"cleanup.policy": &compact}, l.cfg.Topic)
+		if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+			if resp.ErrMessage != "" {
+				err = fmt.Errorf("%w: %s", err, resp.ErrMessage)
+			}
+			return nil, fmt.Errorf("ledger: creating topic %q: %w", l.cfg.Topic, err)
+		}
+		if err == nil {
+			l.log.Info("created the ledger topic (compacted)", "topic", l.cfg.Topic)
+		}
+	}
+	// A topic just created may not be known to every broker yet: retry
+	// its offsets for a while.
+	for attempt := 0; ; attempt++ {
+		starts, err1 := adm.ListStartOffsets(ctx, l.cfg.Topic)
+		ends, err2 := adm.ListEndOffsets(ctx, l.cfg.Topic)
+		err := errors.Join(err1, err2, starts.Error(), ends.Error())
+		if err == nil {
+			last := make(map[int32]int64)
+			ends.Each(func(o kadm.ListedOffset) {
+				if s, ok := starts.Lookup(o.Topic, o.Partition); ok && o.Offset > s.Offset {
+					last[o.Partition] = o.Offset - 1
+				}
+			})
+			return last, nil
+		}
+		if attempt >= 50 || ctx.Err() != nil {
+			return nil, fmt.Errorf("ledger: listing the offsets of %q: %w", l.cfg.Topic, err)
+		}
+		t := time.NewTimer(100 * time.Millisecond)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+	}
+}
+
+// load reads until every partition's last record at start (last) is read.
+// The last record of a partition is never removed by compaction (it is the
+// latest of its key, and the ledger writes no tombstones), so it is always
+// reached.
+func (l *ledger) load(ctx context.Context, last map[int32]int64) error {
+	for len(last) > 0 {
+		fs := l.cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("ledger: loading %q: %w", l.cfg.Topic, err)
+		}
+		if fs.IsClientClosed() {
+			return fmt.Errorf("ledger: loading %q: %w", l.cfg.Topic, kgo.ErrClientClosed)
+		}
+		l.logErrors(fs)
+		fs.EachRecord(func(r *kgo.Record) {
+			l.handle(r)
+			if end, ok := last[r.Partition]; ok && r.Offset >= end {
+				delete(last, r.Partition)
+			}
+		})
+	}
+	return nil
+}
+
+// follow reads what other instances write, until ctx ends.
+func (l *ledger) follow(ctx context.Context) {
+	for {
+		fs := l.cl.PollFetches(ctx)
+		if ctx.Err() != nil || fs.IsClientClosed() {
+			return
+		}
+		l.logErrors(fs)
+		fs.EachRecord(l.handle)
+	}
+}
+
+func (l *ledger) logErrors(fs kgo.Fetches) {
+	fs.EachError(func(t string, p int32, err error) {
+		if !errors.Is(err, context.Canceled) {
+			l.log.Warn("ledger fetch error; the client retries", "topic", t, "partition", p, "err", err)
+		}
+	})
+}
+
+// handle decodes one record and applies it.
+func (l *ledger) handle(r *kgo.Record) {
+	l.read.Add(1)
+	if r.Value == nil {
+		return // a tombstone: nothing to learn
+	}
+	rec, ok := l.decode(r.Key, r.Value)
+	if !ok {
+		if l.bad.Add(1) == 1 {
+			l.log.Warn("ignoring ledger records that are not twosell's (logged once)", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset)
+		}
+		return
+	}
+	l.apply(rec)
+}
+
+func (l *ledger) decode(key, value []byte) (ledgerRecord, bool) {
+	k := string(key)
+	switch {
+	case strings.HasPrefix(k, ledgerCallPrefix):
+		ck, ok := parseCallKey(k)
+		return ledgerRecord{call: &ck, own: ck.Instance == l.instance}, ok
+	case strings.HasPrefix(k, ledgerKnowledgePrefix):
+		mk, ok := parseMobileKey(k[len(ledgerKnowledgePrefix):])
+		if !ok {
+			return ledgerRecord{}, false
+		}
+		var lk ledgerKnowledge
+		if err := json.Unmarshal(value, &lk); err != nil || lk.V != ledgerVersion {
+			return ledgerRecord{}, false
+		}
+		return ledgerRecord{key: mk, knowledge: &lk, own: lk.Instance == l.instance}, true
+	}
+	return ledgerRecord{}, false
+}
+
+// write records a paid call and what is now known about its mobile, and
+// waits for both to be acknowledged (or ctx to end: the records are still
+// written). Waiting means that an output is never written before the
+// ledger holds the call it paid for, so a crash loses no call from the
+// audit trail or the budget.
+func (l *ledger) write(ctx context.Context, call LedgerCall, key MobileKey, k Knowledge) error {
+	call.Instance = l.instance
+	id := call.OrderID
+	if id == "" || strings.Contains(id, "/") {
+		id = "n" + strconv.FormatInt(l.seq.Add(1), 10)
+	}
+	cv, err := json.Marshal(call)
+	if err != nil {
+		return err
+	}
+	kv, err := json.Marshal(ledgerKnowledge{
+		V: ledgerVersion, Instance: l.instance,
+		After: toLedgerFact(k.Lower), NotAfter: toLedgerFact(k.Upper), Short: toLedgerFact(k.Short),
+		BoundsAt: k.BoundsAt.UTC(),
+	})
+	if err != nil {
+		return err
+	}
+	acks := make(chan error, 2)
+	promise := func(_ *kgo.Record, err error) { acks <- err }
+	l.cl.Produce(context.Background(), &kgo.Record{
+		Topic: l.cfg.Topic, Key: []byte(ledgerCallPrefix + call.Day + "/" + l.instance + "/" + id), Value: cv,
+	}, promise)
+	l.cl.Produce(context.Background(), &kgo.Record{
+		Topic: l.cfg.Topic, Key: []byte(ledgerKnowledgePrefix + call.Key), Value: kv,
+	}, promise)
+	var errs []error
+	for range 2 {
+		select {
+		case err := <-acks:
+			errs = append(errs, err)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// close stops following and waits, up to ctx, for the records being
+// written.
+func (l *ledger) close(ctx context.Context) {
+	if l.cl == nil {
+		return
+	}
+	if err := l.cl.Flush(ctx); err != nil {
+		l.log.Warn("ledger: not every record was acknowledged before closing", "err", err)
+	}
+	l.cancel()
+	l.done.Wait()
+	l.cl.Close()
+}
+
+// ReadLedgerCalls reads the ledger topic from its start to its end at the
+// time of the call and calls fn with every paid call recorded in it, in the
+// order of each partition. It stops at fn's first error.
+func ReadLedgerCalls(ctx context.Context, clientOpts []kgo.Opt, topic string, fn func(LedgerCall) error) error {
+	l := newLedger(LedgerConfig{ClientOpts: clientOpts, Topic: topic}, slog.New(slog.DiscardHandler), nil)
+	var ferr error
+	opts := append([]kgo.Opt{}, clientOpts...)
+	opts = append(opts, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return fmt.Errorf("ledger: kafka client: %w", err)
+	}
+	defer cl.Close()
+	l.cl = cl
+	last, err := l.prepare(ctx)
+	if err != nil {
+		return err
+	}
+	for len(last) > 0 && ferr == nil {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if end, ok := last[r.Partition]; ok && r.Offset >= end {
+				delete(last, r.Partition)
+			}
+			if ferr != nil || r.Value == nil || !strings.HasPrefix(string(r.Key), ledgerCallPrefix) {
+				return
+			}
+			var c LedgerCall
+			if json.Unmarshal(r.Value, &c) != nil {
+				return
+			}
+			ferr = fn(c)
+		})
+	}
+	return ferr
+}

@@ -1,0 +1,192 @@
+package processor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// OffsetRange is a range of a partition's offsets: from Start to End,
+// End excluded.
+type OffsetRange struct{ Start, End int64 }
+
+// replayCheckInterval is how often a replay looks whether its partitions'
+// outputs are all acknowledged. It bounds only how soon Run returns after
+// the last acknowledgement.
+const replayCheckInterval = 10 * time.Millisecond
+
+// validateRange checks Config.Range.
+func (c *Config) validateRange() []error {
+	var errs []error
+	if c.ExactlyOnce {
+		errs = append(errs, errors.New("processor: a Range (replay) is at-least-once: it cannot be ExactlyOnce"))
+	}
+	for p, r := range c.Range {
+		if p < 0 || r.Start < 0 || r.End < r.Start {
+			errs = append(errs, fmt.Errorf("processor: Range of partition %d is [%d, %d): want 0 ≤ Start ≤ End", p, r.Start, r.End))
+		}
+	}
+	return errs
+}
+
+// replayPartition is where one partition of a replay stands.
+type replayPartition struct {
+	w       *partitionWorker
+	end     int64 // Range.End
+	reached bool  // a record (or control record) at End-1 or later was read: nothing more to fetch
+	last    int64 // offset of the last record handed to the worker; -1 before any
+}
+
+// finished reports whether the partition's range is fetched and every record
+// handed to the worker is finished (its output acknowledged).
+func (rp *replayPartition) finished() bool {
+	if !rp.reached {
+		return false
+	}
+	if rp.last < 0 {
+		return true
+	}
+	off, _, ok := rp.w.track.watermark()
+	return ok && off > rp.last
+}
+
+// runReplay processes Config.Range of the input topic and returns when every
+// record of it has its output or dead letter acknowledged (or ctx ends, or a
+// fatal error). It reads the partitions directly, without a consumer group:
+// nothing is committed anywhere, so a live group on the same topic is not
+// affected. Records are read read_committed, and control records are read
+// too, to know when a range ending in transaction markers is done.
+func (p *Processor) runReplay(ctx context.Context) error {
+	topic := p.cfg.InputTopic
+	offsets := make(map[int32]kgo.Offset)
+	for part, r := range p.cfg.Range {
+		if r.Start < r.End {
+			offsets[part] = kgo.NewOffset().At(r.Start)
+		}
+	}
+	if len(offsets) == 0 {
+		return nil
+	}
+	opts := append([]kgo.Opt{kgo.WithLogger(kgoLogger{p.log})}, p.cfg.ClientOpts...)
+	opts = append(opts,
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offsets}),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords(),
+		kgo.WithHooks(p.hooks...),
+	)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return fmt.Errorf("processor: kafka client: %w", err)
+	}
+	p.cl = cl
+	defer cl.Close()
+
+	var mu sync.Mutex // guards parts' reached and last
+	parts := make(map[int32]*replayPartition, len(offsets))
+	for part := range offsets {
+		w := newPartitionWorker(p, topicPartition{topic, part})
+		parts[part] = &replayPartition{w: w, end: p.cfg.Range[part].End, last: -1}
+		go w.run()
+	}
+	p.log.Info("replaying", "topic", topic, "partitions", len(parts))
+
+	// Polling blocks until records come; once every partition is finished
+	// the watcher ends it.
+	pollCtx, stopPolling := context.WithCancel(ctx)
+	defer stopPolling()
+	var watcher sync.WaitGroup
+	complete := false
+	watcher.Go(func() {
+		t := time.NewTicker(replayCheckInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-pollCtx.Done():
+				return
+			case <-t.C:
+			}
+			mu.Lock()
+			all := true
+			for _, rp := range parts {
+				all = all && rp.finished()
+			}
+			complete = all
+			mu.Unlock()
+			if all {
+				stopPolling()
+				return
+			}
+		}
+	})
+
+	for pollCtx.Err() == nil {
+		fetches := cl.PollRecords(pollCtx, p.cfg.MaxPollRecords)
+		if fetches.IsClientClosed() {
+			break
+		}
+		p.logFetchErrors(fetches)
+		fetches.EachPartition(func(ftp kgo.FetchTopicPartition) {
+			mu.Lock()
+			rp := parts[ftp.Partition]
+			mu.Unlock()
+			if rp == nil || len(ftp.Records) == 0 {
+				return
+			}
+			var keep []*kgo.Record
+			reached := false
+			for _, r := range ftp.Records {
+				if r.Offset >= rp.end-1 {
+					reached = true
+				}
+				if r.Offset >= rp.end || r.Attrs.IsControl() {
+					continue
+				}
+				keep = append(keep, r)
+			}
+			if len(keep) > 0 {
+				rp.w.enqueue(keep)
+			}
+			mu.Lock()
+			if len(keep) > 0 {
+				rp.last = keep[len(keep)-1].Offset
+			}
+			if reached && !rp.reached {
+				rp.reached = true
+				// Stop fetching it: what follows is past the range.
+				cl.RemoveConsumePartitions(map[string][]int32{topic: {ftp.Partition}})
+			}
+			mu.Unlock()
+		})
+	}
+	stopPolling()
+	watcher.Wait()
+
+	// Finished: the workers are idle. Interrupted: the records in progress
+	// get ShutdownTimeout to finish.
+	var grace chan struct{}
+	if !complete && p.fatal() == nil {
+		grace = make(chan struct{})
+		t := time.AfterFunc(p.cfg.ShutdownTimeout, func() { close(grace) })
+		defer t.Stop()
+	}
+	var stopped sync.WaitGroup
+	for _, rp := range parts {
+		stopped.Go(func() { rp.w.shutdown(grace) })
+	}
+	stopped.Wait()
+	flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := cl.Flush(flushCtx); err != nil {
+		p.log.Warn("replay: not every output was acknowledged before closing", "err", err)
+	}
+	if complete {
+		p.log.Info("replay complete", "consumed", p.stats.consumed.Load())
+	} else if p.fatal() == nil {
+		p.log.Info("replay interrupted", "consumed", p.stats.consumed.Load())
+	}
+	return nil
+}

@@ -1,0 +1,196 @@
+package processor_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/twosell/twosell/processor"
+)
+
+// answer is the fake provider as an Enricher.
+var answer = processor.EnricherFunc(func(_ context.Context, l processor.Lookup) (processor.Result, error) {
+	return fakeAnswer(l), nil
+})
+
+// endOffsets lists the input's end offsets by partition.
+func (h *harness) endOffsets() map[int32]int64 {
+	h.t.Helper()
+	ends, err := kadm.NewClient(h.kafka.Client()).ListEndOffsets(h.t.Context(), h.in)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	out := make(map[int32]int64)
+	ends.Each(func(o kadm.ListedOffset) { out[o.Partition] = o.Offset })
+	return out
+}
+
+// replay runs a processor over rng and returns when Run does, by itself.
+func (h *harness) replay(rng map[int32]processor.OffsetRange) *processor.Processor {
+	h.t.Helper()
+	cfg := h.config(answer)
+	cfg.Group, cfg.Range = "", rng
+	p, err := processor.New(cfg)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(h.t.Context(), 60*time.Second)
+	defer cancel()
+	if err := p.Run(ctx); err != nil {
+		h.t.Fatal(err)
+	}
+	if ctx.Err() != nil {
+		h.t.Fatal("Run returned only when its context ended; a replay ends at its range's end")
+	}
+	return p
+}
+
+// A replay processes exactly its range — part of one partition, all of
+// another, none of a third — ends by itself, and commits nothing.
+func TestReplayRange(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, 3)
+	const n = 300
+	var recs []*kgo.Record
+	for i := range n {
+		r := event(h.in, i, i%25 == 0)
+		r.Partition = int32(i % 3)
+		recs = append(recs, r)
+	}
+	produceManually(t, h.kafka.Client(kgo.RecordPartitioner(kgo.ManualPartitioner())), recs)
+	ends := h.endOffsets()
+	rng := map[int32]processor.OffsetRange{
+		0: {Start: 10, End: ends[0] - 20},
+		1: {Start: 0, End: ends[1]},
+		2: {Start: ends[2], End: ends[2]},
+	}
+	want := map[string]bool{}
+	for _, r := range recs {
+		if rr, ok := rng[r.Partition]; ok && r.Offset >= rr.Start && r.Offset < rr.End {
+			want[eventID(t, r.Value)] = true
+		}
+	}
+	p := h.replay(rng)
+
+	got := h.kafka.ConsumeAll(t.Context(), h.out, h.dlq)
+	seen := map[string]int{}
+	for _, r := range got {
+		seen[eventID(t, r.Value)]++
+	}
+	for id := range want {
+		if seen[id] != 1 {
+			t.Errorf("%s seen %d times, want once", id, seen[id])
+		}
+	}
+	for id := range seen {
+		if !want[id] {
+			t.Errorf("%s is outside the range", id)
+		}
+	}
+	if s := p.Stats(); s.Produced+s.DeadLettered != int64(len(want)) || s.Consumed != int64(len(want)) {
+		t.Errorf("stats %+v, want %d records", s, len(want))
+	}
+	if !h.kafka.Real { // a shared cluster has the groups of other tests
+		groups, err := kadm.NewClient(h.kafka.Client()).ListGroups(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(groups) != 0 {
+			t.Errorf("a replay created consumer groups: %v", groups.Groups())
+		}
+	}
+}
+
+// produceManually writes records to the partitions they name. A real
+// broker may not host a topic created a moment ago yet: a record refused
+// for that is written again.
+func produceManually(t *testing.T, cl *kgo.Client, recs []*kgo.Record) {
+	t.Helper()
+	for attempt := 0; ; attempt++ {
+		results := cl.ProduceSync(t.Context(), recs...)
+		var retry []*kgo.Record
+		for _, r := range results {
+			switch {
+			case r.Err == nil:
+			case errors.Is(r.Err, kerr.UnknownTopicOrPartition) && attempt < 50:
+				retry = append(retry, r.Record)
+			default:
+				t.Fatal(r.Err)
+			}
+		}
+		if len(retry) == 0 {
+			return
+		}
+		recs = retry
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// A range that ends in transaction markers and an aborted transaction ends
+// too, with the committed records only.
+func TestReplayTransactionalInput(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, 1)
+	txn := h.kafka.Client(kgo.TransactionalID(h.kafka.Name("producer")))
+	write := func(from, to int, commit bool) {
+		if err := txn.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		for i := from; i < to; i++ {
+			if err := txn.ProduceSync(t.Context(), event(h.in, i, false)).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := txn.EndTransaction(t.Context(), kgo.TransactionEndTry(commit)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(0, 20, true)
+	write(20, 30, false)
+	write(30, 40, true)
+	write(40, 45, false) // the range ends in an aborted transaction and its marker
+	ends := h.endOffsets()
+	h.replay(map[int32]processor.OffsetRange{0: {Start: 0, End: ends[0]}})
+	got := h.kafka.ConsumeAll(t.Context(), h.out)
+	ids := map[string]bool{}
+	for _, r := range got {
+		ids[eventID(t, r.Value)] = true
+	}
+	for i := range 45 {
+		id := fmt.Sprintf("e-%d", i)
+		if committed := i < 20 || i >= 30 && i < 40; ids[id] != committed {
+			t.Errorf("%s replayed %v, committed %v", id, ids[id], committed)
+		}
+	}
+	if len(got) != 30 {
+		t.Errorf("%d outputs, want 30", len(got))
+	}
+}
+
+// Range is validated.
+func TestReplayConfig(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, 1)
+	cfg := h.config(answer)
+	cfg.Group = ""
+	if _, err := processor.New(cfg); err == nil {
+		t.Error("no group and no range: accepted")
+	}
+	cfg.Range = map[int32]processor.OffsetRange{0: {Start: 5, End: 2}}
+	if _, err := processor.New(cfg); err == nil {
+		t.Error("a range that ends before it starts: accepted")
+	}
+	cfg.Range = map[int32]processor.OffsetRange{0: {Start: 0, End: 2}}
+	cfg.ExactlyOnce = true
+	if _, err := processor.New(cfg); err == nil {
+		t.Error("an exactly-once replay: accepted")
+	}
+	// An empty range ends at once.
+	h.replay(map[int32]processor.OffsetRange{0: {Start: 0, End: 0}})
+}
