@@ -31,6 +31,12 @@ type Config struct {
 	Output Output `yaml:"output" json:"output"`
 	// Processing tunes commits, shutdown and holding records back.
 	Processing Processing `yaml:"processing" json:"processing"`
+	// Cache is the knowledge cache: lookups answered from what earlier
+	// paid answers prove, without a call.
+	Cache Cache `yaml:"cache" json:"cache"`
+	// Ledger is the compacted topic of every paid answer, shared by the
+	// instances, restarts and replays.
+	Ledger Ledger `yaml:"ledger" json:"ledger"`
 	// Telemetry names the service in traces and metrics.
 	Telemetry Telemetry `yaml:"telemetry" json:"telemetry"`
 	// Log configures the structured log on stderr.
@@ -187,8 +193,9 @@ type Juhe struct {
 	// processor instead of dead-lettering the whole topic. Default 20.
 	BadParamFatalAfter int `yaml:"bad_param_fatal_after" json:"bad_param_fatal_after"`
 	// MaxConns is the size of the HTTP connection pool to the provider;
-	// size it to the concurrency, since Go's default keeps only 2 idle
-	// connections per host. Default 64.
+	// size it to processing.max_in_flight, since Go's default keeps only 2
+	// idle connections per host and every call beyond them would open a new
+	// one. Default 256.
 	MaxConns int `yaml:"max_conns" json:"max_conns"`
 	// CAFile is a PEM file of the certificate authorities trusted for the
 	// provider's certificate instead of the system's (a gateway or a
@@ -201,6 +208,21 @@ type Juhe struct {
 	// localhost or 127.0.0.1 (a simulator, a sidecar) is always allowed.
 	// Default false.
 	AllowInsecure bool `yaml:"allow_insecure" json:"allow_insecure"`
+	// QPS is the request rate to the provider allowed to the whole
+	// consumer group; each instance takes its share, QPS divided by the
+	// group's current members, re-divided on every rebalance. 0 means
+	// unlimited. Default 0.
+	QPS float64 `yaml:"qps" json:"qps"`
+	// DailyBudget caps the paid calls per calendar day (in
+	// input.time_zone), counted in the ledger across every instance,
+	// restart and replay. When it is spent, lookups that need a call wait
+	// for the next day (processing.on_budget). 0 means unlimited.
+	// Default 0.
+	DailyBudget int `yaml:"daily_budget" json:"daily_budget"`
+	// PricePerCall is the estimated price of one paid call in CNY, for
+	// the spend metric and replay's cost estimate (public price lists run
+	// about 0.25–0.60). Default 0.4.
+	PricePerCall float64 `yaml:"price_per_call" json:"price_per_call"`
 	// Breaker is the circuit breaker around the provider.
 	Breaker Breaker `yaml:"breaker" json:"breaker"`
 }
@@ -251,6 +273,13 @@ type Input struct {
 	loc *time.Location
 }
 
+// The values of Processing.Ordering.
+const (
+	OrderingKey       = "key"
+	OrderingPartition = "partition"
+	OrderingNone      = "none"
+)
+
 // The values of Kafka.Delivery.
 const (
 	DeliveryAtLeastOnce = "at-least-once"
@@ -278,6 +307,17 @@ type Processing struct {
 	// pauses fetching; emit writes it with status unavailable so real-time
 	// consumers are never blocked. Default "pause".
 	OnUnavailable string `yaml:"on_unavailable" json:"on_unavailable"`
+	// OnBudget is what happens to a record that needs a paid call once
+	// juhe.daily_budget is spent: pause holds it back and pauses fetching
+	// until the budget renews at midnight; emit writes it with status
+	// skipped. Lookups the knowledge cache answers go on either way.
+	// Default "pause".
+	OnBudget string `yaml:"on_budget" json:"on_budget"`
+	// SkipOlderThan is a real-time deadline: an event whose date (its
+	// instant, or midnight of a date given as a day) is older than this,
+	// and that would need a paid call, is written with status skipped
+	// instead. 0 turns it off; replay ignores it. Default 0s.
+	SkipOlderThan time.Duration `yaml:"skip_older_than" json:"skip_older_than"`
 	// CommitInterval is how often finished offsets are committed.
 	// Default 1s.
 	CommitInterval time.Duration `yaml:"commit_interval" json:"commit_interval"`
@@ -294,7 +334,73 @@ type Processing struct {
 	// fetching pauses, so a slow provider becomes backpressure rather than
 	// memory growth. Default 1000.
 	MaxBufferedRecords int `yaml:"max_buffered_records" json:"max_buffered_records"`
+	// MaxBufferedBytes is how many bytes of received records a partition may
+	// hold before its fetching pauses. Default 8388608 (8 MiB).
+	MaxBufferedBytes int `yaml:"max_buffered_bytes" json:"max_buffered_bytes"`
+	// MaxInFlight is how many records are processed at once across all
+	// partitions: lookups overlap, since the provider's latency, not the
+	// CPU, bounds throughput (about max_in_flight / latency). Size
+	// juhe.max_conns to it. Default 256.
+	MaxInFlight int `yaml:"max_in_flight" json:"max_in_flight"`
+	// MaxInFlightBytes caps the bytes of the records being processed.
+	// Default 67108864 (64 MiB).
+	MaxInFlightBytes int `yaml:"max_in_flight_bytes" json:"max_in_flight_bytes"`
+	// Ordering is the order outputs keep: key (records with the same key are
+	// processed and produced in input order; other keys overtake), partition
+	// (outputs in input order per partition; lookups still overlap) or none.
+	// Default "key".
+	Ordering string `yaml:"ordering" json:"ordering"`
 }
+
+// Cache is the knowledge cache (YAML section cache): an answer for a mobile
+// at one date answers other dates too (res 1 at D: every date up to D,
+// forever; res 2 at D: every date from D on, for not_recycled_ttl; res 3 and
+// no record: any date, for short_ttl), so such lookups need no paid call.
+type Cache struct {
+	// Enabled answers lookups from knowledge and lets concurrent lookups
+	// of one mobile share a call; false makes every lookup a paid call.
+	// Default true.
+	Enabled bool `yaml:"enabled" json:"enabled"`
+	// Secret keys the hash (HMAC-SHA256) by which the cache and the ledger
+	// know mobile numbers, which they never hold (a secret). Every
+	// instance and replay sharing a ledger needs the same one. When empty,
+	// it is derived from juhe.key (an HMAC of a fixed label under the key),
+	// which the instances share anyway; set it to keep the ledger's
+	// knowledge across a change of key. Default empty.
+	Secret Secret `yaml:"secret" json:"secret"`
+	// SecretFile is a file holding Secret (surrounding whitespace
+	// trimmed); set Secret or SecretFile, not both. Default empty.
+	SecretFile string `yaml:"secret_file" json:"secret_file"`
+	// MaxEntries bounds the mobiles kept in memory (least recently used
+	// first out), about 400 bytes each. Default 1000000.
+	MaxEntries int `yaml:"max_entries" json:"max_entries"`
+	// NotRecycledTTL is how long a res 2 answer (not re-issued on or
+	// before D) answers later dates: the number may be re-issued after it.
+	// Default 168h (7 days).
+	NotRecycledTTL time.Duration `yaml:"not_recycled_ttl" json:"not_recycled_ttl"`
+	// ShortTTL is how long a res 3 (no activation date) or no-record
+	// answer answers the same mobile. Default 1h.
+	ShortTTL time.Duration `yaml:"short_ttl" json:"short_ttl"`
+}
+
+// Ledger is the compacted topic of paid answers (YAML section ledger).
+type Ledger struct {
+	// Enabled writes every paid answer to the ledger topic, loads it at
+	// start (before consuming) and follows it while running, so that
+	// restarts, other instances and replays do not pay again, and the
+	// daily budget counts every instance. Default true.
+	Enabled bool `yaml:"enabled" json:"enabled"`
+	// Topic is the ledger topic, created compacted
+	// (cleanup.policy=compact) when missing and kafka.create_topics allows
+	// it. Default "twosell.ledger".
+	Topic string `yaml:"topic" json:"topic"`
+}
+
+// The values of Processing.OnBudget.
+const (
+	OnBudgetPause = "pause"
+	OnBudgetEmit  = "emit"
+)
 
 // The values of Processing.OnUnavailable.
 const (
@@ -308,6 +414,10 @@ const (
 type Telemetry struct {
 	// ServiceName is the service.name resource attribute. Default "twosell".
 	ServiceName string `yaml:"service_name" json:"service_name"`
+	// MetricsAddr is the listen address, host:port or :port, of the HTTP
+	// server for Prometheus metrics (/metrics), liveness (/healthz) and
+	// readiness (/readyz); empty disables it. Default ":9464".
+	MetricsAddr string `yaml:"metrics_addr" json:"metrics_addr"`
 }
 
 // Log configures the structured log on stderr (YAML section log).
@@ -368,7 +478,8 @@ func Default() Config {
 			Backoff:            100 * time.Millisecond,
 			MaxBackoff:         2 * time.Second,
 			BadParamFatalAfter: 20,
-			MaxConns:           64,
+			MaxConns:           256,
+			PricePerCall:       0.4,
 			Breaker: Breaker{
 				Failures:         5,
 				OpenFor:          30 * time.Second,
@@ -387,13 +498,25 @@ func Default() Config {
 		Output: Output{Field: "twosell"},
 		Processing: Processing{
 			OnUnavailable:      OnUnavailablePause,
+			OnBudget:           OnBudgetPause,
 			CommitInterval:     time.Second,
 			ShutdownTimeout:    30 * time.Second,
 			RetryBackoff:       500 * time.Millisecond,
 			MaxRetryBackoff:    30 * time.Second,
 			MaxBufferedRecords: 1000,
+			MaxBufferedBytes:   8 << 20,
+			MaxInFlight:        256,
+			MaxInFlightBytes:   64 << 20,
+			Ordering:           OrderingKey,
 		},
-		Telemetry: Telemetry{ServiceName: "twosell"},
+		Cache: Cache{
+			Enabled:        true,
+			MaxEntries:     1_000_000,
+			NotRecycledTTL: 168 * time.Hour,
+			ShortTTL:       time.Hour,
+		},
+		Ledger:    Ledger{Enabled: true, Topic: "twosell.ledger"},
+		Telemetry: Telemetry{ServiceName: "twosell", MetricsAddr: ":9464"},
 		Log:       Log{Level: "info", Format: LogFormatAuto},
 	}
 }

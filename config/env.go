@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"strconv"
 	"strings"
@@ -95,6 +96,8 @@ func kindName(v reflect.Value) string {
 		return "bool"
 	case v.Kind() == reflect.Int:
 		return "int"
+	case v.Kind() == reflect.Float64:
+		return "number"
 	case v.Kind() == reflect.Slice:
 		return "list"
 	}
@@ -106,6 +109,7 @@ var errExpected = map[string]error{
 	"duration": errors.New("expected a Go duration such as 500ms, 5s or 1m30s"),
 	"bool":     errors.New("expected a bool: true or false (or 1, 0, t, f)"),
 	"int":      errors.New("expected an integer"),
+	"number":   errors.New("expected a number such as 0.4 or 10"),
 }
 
 // setString parses s into v by v's type: strings as they are, lists
@@ -132,6 +136,12 @@ func setString(v reflect.Value, s string) error {
 			return errExpected[kind]
 		}
 		v.SetInt(int64(n))
+	case "number":
+		f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+			return errExpected[kind]
+		}
+		v.SetFloat(f)
 	case "list":
 		var items []string
 		for item := range strings.SplitSeq(s, ",") {
@@ -152,6 +162,8 @@ func formatValue(v reflect.Value) string {
 	switch kindName(v) {
 	case "duration":
 		return time.Duration(v.Int()).String()
+	case "number":
+		return strconv.FormatFloat(v.Float(), 'f', -1, 64)
 	case "list":
 		return strings.Join(v.Interface().([]string), ",")
 	}

@@ -53,6 +53,8 @@ func sampleValue(v reflect.Value) (string, any) {
 		return "false", false // every bool defaults to true
 	case "int":
 		return "7", int64(7)
+	case "number":
+		return "2.5", 2.5
 	case "list":
 		return " a:1, b:2,, ", []string{"a:1", "b:2"}
 	}

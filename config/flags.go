@@ -32,30 +32,63 @@ var commandFlags = map[string][]flagSpec{
 		{"sasl-mechanism", "kafka.sasl.mechanism", "SASL to the brokers: none, plain, scram-sha-256, scram-sha-512 or oauthbearer"},
 		{"sasl-username", "kafka.sasl.username", "SASL user (the password: TWOSELL_KAFKA_SASL_PASSWORD or kafka.sasl.password_file)"},
 		flagJuheURL, flagJuheMode, flagJuheMethod, flagJuheTimeout, flagJuheCAFile,
+		{"max-in-flight", "processing.max_in_flight", "records processed at once across all partitions"},
+		{"ordering", "processing.ordering", "order kept: key, partition or none"},
 		{"on-unavailable", "processing.on_unavailable", "while the provider is unavailable: pause (hold records back) or emit (write status unavailable)"},
+		{"on-budget", "processing.on_budget", "once juhe.daily_budget is spent: pause (hold records needing a paid call back) or emit (write status skipped)"},
+		{"metrics-addr", "telemetry.metrics_addr", "listen address of /metrics (Prometheus), /healthz and /readyz; empty disables"},
 		flagLogLevel, flagLogFormat,
 	},
 	"query": {
 		flagJuheURL, flagJuheMode, flagJuheMethod, flagJuheTimeout, flagJuheCAFile,
 		flagLogLevel, flagLogFormat,
 	},
+	"replay": {
+		flagBrokers,
+		{"input-topic", "kafka.input_topic", "topic to replay"},
+		{"output-topic", "kafka.output_topic", "topic to write the replay's enriched events to (required on the command line)"},
+		{"dlq-topic", "kafka.dlq_topic", "topic to write the replay's dead letters to; not given here: the output topic + \".dlq\", whatever kafka.dlq_topic says"},
+		{"create-topics", "kafka.create_topics", "create missing output, dead-letter and ledger topics at start"},
+		flagKafkaTLS, flagKafkaCAFile, flagSASLMechanism, flagSASLUsername,
+		flagJuheURL, flagJuheMode, flagJuheMethod, flagJuheTimeout, flagJuheCAFile,
+		{"qps", "juhe.qps", "the replay's own request rate to the provider; 0: unlimited"},
+		{"daily-budget", "juhe.daily_budget", "paid calls per day, counted in the ledger with every instance's; 0: unlimited"},
+		{"on-budget", "processing.on_budget", "once the budget is spent: pause (wait for the next day) or emit (write status skipped)"},
+		{"price", "juhe.price_per_call", "estimated price of one paid call in CNY, for the cost estimate"},
+		{"max-in-flight", "processing.max_in_flight", "records processed at once"},
+		flagLedgerTopic,
+		flagLogLevel, flagLogFormat,
+	},
+	"ledger": {
+		flagBrokers, flagKafkaTLS, flagKafkaCAFile, flagSASLMechanism, flagSASLUsername,
+		flagLedgerTopic,
+		flagLogLevel, flagLogFormat,
+	},
 }
 
 // The flags shared by several commands.
 var (
-	flagJuheURL     = flagSpec{"juhe-url", "juhe.url", "base URL of the juhe API"}
-	flagJuheMode    = flagSpec{"juhe-mode", "juhe.mode", "how the mobile is sent: plain, md5, sha256, aes, md5+aes or sha256+aes"}
-	flagJuheMethod  = flagSpec{"juhe-method", "juhe.method", "HTTP method: GET or POST"}
-	flagJuheTimeout = flagSpec{"juhe-timeout", "juhe.timeout", "timeout of each attempt to call the API"}
-	flagJuheCAFile  = flagSpec{"juhe-ca-file", "juhe.ca_file", "PEM file of the CAs trusted for the API's certificate (default: the system's)"}
-	flagLogLevel    = flagSpec{"log-level", "log.level", "lowest level logged: debug, info, warn or error"}
-	flagLogFormat   = flagSpec{"log-format", "log.format", "log format: auto (json unless stderr is a terminal), json or text"}
+	flagJuheURL       = flagSpec{"juhe-url", "juhe.url", "base URL of the juhe API"}
+	flagJuheMode      = flagSpec{"juhe-mode", "juhe.mode", "how the mobile is sent: plain, md5, sha256, aes, md5+aes or sha256+aes"}
+	flagJuheMethod    = flagSpec{"juhe-method", "juhe.method", "HTTP method: GET or POST"}
+	flagJuheTimeout   = flagSpec{"juhe-timeout", "juhe.timeout", "timeout of each attempt to call the API"}
+	flagJuheCAFile    = flagSpec{"juhe-ca-file", "juhe.ca_file", "PEM file of the CAs trusted for the API's certificate (default: the system's)"}
+	flagBrokers       = flagSpec{"brokers", "kafka.brokers", "Kafka seed brokers, comma-separated host:port"}
+	flagKafkaTLS      = flagSpec{"kafka-tls", "kafka.tls.enabled", "connect to the brokers over TLS"}
+	flagKafkaCAFile   = flagSpec{"kafka-ca-file", "kafka.tls.ca_file", "PEM file of the CAs that sign the brokers' certificates (default: the system's)"}
+	flagSASLMechanism = flagSpec{"sasl-mechanism", "kafka.sasl.mechanism", "SASL to the brokers: none, plain, scram-sha-256, scram-sha-512 or oauthbearer"}
+	flagSASLUsername  = flagSpec{"sasl-username", "kafka.sasl.username", "SASL user (the password: TWOSELL_KAFKA_SASL_PASSWORD or kafka.sasl.password_file)"}
+	flagLedgerTopic   = flagSpec{"ledger-topic", "ledger.topic", "the ledger: compacted topic of every paid answer"}
+	flagLogLevel      = flagSpec{"log-level", "log.level", "lowest level logged: debug, info, warn or error"}
+	flagLogFormat     = flagSpec{"log-format", "log.format", "log format: auto (json unless stderr is a terminal), json or text"}
 )
 
 // synopsis is the first line of each command's usage.
 var synopsis = map[string]string{
-	"run":   "twosell run [flags]",
-	"query": "twosell query [flags] MOBILE",
+	"run":    "twosell run [flags]",
+	"query":  "twosell query [flags] MOBILE",
+	"replay": "twosell replay --output-topic TOPIC [--from TIME] [--to TIME] [flags]",
+	"ledger": "twosell ledger export [flags]",
 }
 
 // flagFor returns the flag that sets key in cmd, if there is one.
@@ -105,7 +138,7 @@ type commandLine struct {
 func addFlags(cmd string, fs *flag.FlagSet) (*commandLine, error) {
 	specs, ok := commandFlags[cmd]
 	if !ok {
-		return nil, fmt.Errorf("config: command %q has no configuration flags; known: run, query", cmd)
+		return nil, fmt.Errorf("config: command %q has no configuration flags; known: run, query, replay, ledger", cmd)
 	}
 	cl := &commandLine{fs: fs, parsed: Default(), specs: map[string]flagSpec{}}
 	fs.StringVar(&cl.configFile, "config", "", "`path` of the YAML config file (env "+EnvConfigFile+")")

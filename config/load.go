@@ -41,7 +41,8 @@ func Load(cmd string, args []string, lookupEnv func(string) (string, bool), stde
 // on fs, and parses args. Read the caller's flags after it returns. Flags and
 // positional arguments may be interleaved; "--" ends the flags.
 //
-// cmd must be one with configuration flags: "run" or "query". The caller's
+// cmd must be one with configuration flags: "run", "query", "replay" or
+// "ledger". The caller's
 // flags must not reuse their names (the flag package panics), nor --config.
 func LoadWith(cmd string, fs *flag.FlagSet, args []string, lookupEnv func(string) (string, bool)) (*Config, []string, error) {
 	if lookupEnv == nil {
@@ -214,8 +215,9 @@ func linesToKeys(data []byte) map[int]string {
 	return keys
 }
 
-// readSecretFiles reads juhe.key_file, juhe.openid_file and
-// kafka.sasl.password_file into the secrets they stand for. The errors name the keys and the path, never the content.
+// readSecretFiles reads juhe.key_file, juhe.openid_file,
+// kafka.sasl.password_file and cache.secret_file into the secrets they stand
+// for. The errors name the keys and the path, never the content.
 func readSecretFiles(c *Config) error {
 	secrets := []struct {
 		key   string
@@ -225,6 +227,7 @@ func readSecretFiles(c *Config) error {
 		{"juhe.key", &c.Juhe.Key, c.Juhe.KeyFile},
 		{"juhe.openid", &c.Juhe.OpenID, c.Juhe.OpenIDFile},
 		{"kafka.sasl.password", &c.Kafka.SASL.Password, c.Kafka.SASL.PasswordFile},
+		{"cache.secret", &c.Cache.Secret, c.Cache.SecretFile},
 	}
 	var errs []error
 	for _, s := range secrets {

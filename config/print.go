@@ -42,14 +42,17 @@ func yamlNode(v reflect.Value) *yaml.Node {
 		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: strconv.FormatBool(v.Bool())}
 	case "int":
 		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: strconv.FormatInt(v.Int(), 10)}
+	case "number":
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!float", Value: formatValue(v)}
 	}
 	// Strings, durations and secrets (which format as ***).
 	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: formatValue(v)}
 }
 
 // Secrets returns the value of every secret set in c — each Secret setting
-// (the provider's key and openid, the Kafka SASL password) and the AES key
-// derived from the openid — for a redactor to mask wherever they might turn
+// (the provider's key and openid, the Kafka SASL password, the cache
+// secret), the AES key derived from the openid and the cache secret derived
+// from the key — for a redactor to mask wherever they might turn
 // up. OAUTHBEARER tokens are not here: they live in kafka.sasl.token_file
 // and change while twosell runs, so whoever reads them adds them.
 func (c *Config) Secrets() []string {
@@ -62,6 +65,9 @@ func (c *Config) Secrets() []string {
 	}
 	if c.Juhe.OpenID != "" {
 		out = append(out, string(juhe.AESKey(c.Juhe.OpenID.Reveal())))
+	}
+	if c.Cache.Secret == "" && c.Juhe.Key != "" {
+		out = append(out, c.CacheSecret()) // derived from the key
 	}
 	return out
 }

@@ -86,10 +86,18 @@ func TestConfigSecrets(t *testing.T) {
 	}
 	c.Juhe.Key, c.Juhe.OpenID, c.Kafka.SASL.Password = "k", "o", "p"
 	got := c.Secrets()
-	want := []string{"k", "o", "p", string(juhe.AESKey("o"))}
+	want := []string{"k", "o", "p", string(juhe.AESKey("o")), c.CacheSecret()}
 	slices.Sort(got)
 	slices.Sort(want)
 	if !slices.Equal(got, want) {
 		t.Errorf("Secrets = %q, want %q", got, want)
+	}
+
+	// A cache secret of its own replaces the one derived from the key.
+	derived := c.CacheSecret()
+	c.Cache.Secret = "s"
+	got = c.Secrets()
+	if !slices.Contains(got, "s") || slices.Contains(got, derived) || len(got) != 5 {
+		t.Errorf("Secrets with cache.secret = %q, want the key, openid, password, AES key and \"s\"", got)
 	}
 }

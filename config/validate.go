@@ -23,6 +23,7 @@ var callsProvider = []string{"run", "query", "replay"}
 // them.
 var (
 	validDelivery      = []string{DeliveryAtLeastOnce, DeliveryExactlyOnce}
+	validOrderings     = []string{OrderingKey, OrderingPartition, OrderingNone}
 	validSASL          = []string{SASLNone, SASLPlain, SASLScramSHA256, SASLScramSHA512, SASLOAuthBearer}
 	validMethods       = []string{"GET", "POST"}
 	validDateSources   = []string{DateSourceField, DateSourceTimestamp, DateSourceFieldOrTimestamp}
@@ -50,7 +51,11 @@ func (c *Config) Validate(cmd string) error {
 	c.validateInput(v)
 	v.nonEmpty("output.field", c.Output.Field)
 	c.validateProcessing(v)
+	c.validateCost(v) // cost.go
 	v.nonEmpty("telemetry.service_name", c.Telemetry.ServiceName)
+	if a := c.Telemetry.MetricsAddr; a != "" && !validListenAddr(a) {
+		v.addf("telemetry.metrics_addr", "%q is not valid; valid: host:port or :port, such as :9464 or 127.0.0.1:9464, or empty to disable", a)
+	}
 	c.Log.Level = v.oneOf("log.level", strings.ToLower(c.Log.Level), c.Log.Level, validLogLevels)
 	c.Log.Format = v.oneOf("log.format", strings.ToLower(c.Log.Format), c.Log.Format, validLogFormats)
 	return errors.Join(v.errs...)
@@ -249,6 +254,10 @@ func (c *Config) validateProcessing(v *validator) {
 			p.MaxRetryBackoff, p.RetryBackoff)
 	}
 	v.atLeast("processing.max_buffered_records", p.MaxBufferedRecords, 1)
+	v.atLeast("processing.max_buffered_bytes", p.MaxBufferedBytes, 1)
+	v.atLeast("processing.max_in_flight", p.MaxInFlight, 1)
+	v.atLeast("processing.max_in_flight_bytes", p.MaxInFlightBytes, 1)
+	p.Ordering = v.oneOf("processing.ordering", strings.ToLower(p.Ordering), p.Ordering, validOrderings)
 }
 
 // validator collects problems, each ending with where the key can be set.
@@ -329,6 +338,17 @@ func validHostPort(s string) bool {
 	}
 	n, err := strconv.Atoi(port)
 	return err == nil && n >= 1 && n <= 65535
+}
+
+// validListenAddr accepts a listen address: host:port or :port, port 0
+// (any free port) included.
+func validListenAddr(s string) bool {
+	_, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return false
+	}
+	n, err := strconv.Atoi(port)
+	return err == nil && n >= 0 && n <= 65535
 }
 
 // validTopicName applies Kafka's rules for topic names.

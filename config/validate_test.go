@@ -109,6 +109,8 @@ func TestValidateMessages(t *testing.T) {
 			[]string{"processing.max_buffered_records: 0 is not valid; valid: 1 or more"}},
 		{"service name", "", func(c *Config) { c.Telemetry.ServiceName = "" },
 			[]string{"telemetry.service_name: must not be empty", "TWOSELL_TELEMETRY_SERVICE_NAME"}},
+		{"metrics addr", "", func(c *Config) { c.Telemetry.MetricsAddr = "9464" },
+			[]string{`telemetry.metrics_addr: "9464" is not valid; valid: host:port or :port`, "--metrics-addr"}},
 		{"log level", "", func(c *Config) { c.Log.Level = "verbose" },
 			[]string{`log.level: "verbose" is not valid; valid: debug, info, warn, error (set in the config file, TWOSELL_LOG_LEVEL or --log-level)`}},
 		{"log format", "query", func(c *Config) { c.Log.Format = "xml" },
@@ -219,5 +221,94 @@ func TestLocationBeforeValidate(t *testing.T) {
 	}
 	if loc := (&Input{TimeZone: "Nowhere/Land"}).Location(); loc != nil {
 		t.Errorf("Location of a bad zone = %v, want nil", loc)
+	}
+}
+
+func TestValidateCostControls(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		change func(*Config)
+		want   []string
+	}{
+		{"max entries", func(c *Config) { c.Cache.MaxEntries = 0 }, []string{"cache.max_entries: 0 is not valid; valid: 1 or more"}},
+		{"ttl", func(c *Config) { c.Cache.ShortTTL = 0 }, []string{"cache.short_ttl: 0s is not valid", "TWOSELL_CACHE_SHORT_TTL"}},
+		{"ledger topic name", func(c *Config) { c.Ledger.Topic = "a b" }, []string{`ledger.topic: "a b" is not a valid topic name`}},
+		{"ledger topic is the output", func(c *Config) { c.Ledger.Topic = c.Kafka.OutputTopic },
+			[]string{`ledger.topic: "registrations.enriched" is also kafka.output_topic`}},
+		{"qps", func(c *Config) { c.Juhe.QPS = -1 }, []string{"juhe.qps: -1 is not valid"}},
+		{"budget", func(c *Config) { c.Juhe.DailyBudget = -5 }, []string{"juhe.daily_budget: -5 is not valid; valid: 0 or more"}},
+		{"price", func(c *Config) { c.Juhe.PricePerCall = -0.1 }, []string{"juhe.price_per_call: -0.1 is not valid"}},
+		{"on budget", func(c *Config) { c.Processing.OnBudget = "drop" },
+			[]string{`processing.on_budget: "drop" is not valid; valid: pause, emit`, "--on-budget"}},
+		{"skip older than", func(c *Config) { c.Processing.SkipOlderThan = -time.Second }, []string{"processing.skip_older_than: -1s is not valid"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Default()
+			c.Juhe.Key = "k"
+			tt.change(&c)
+			err := c.Validate("run")
+			if err == nil {
+				t.Fatal("no error")
+			}
+			mustContain(t, err.Error(), tt.want...)
+		})
+	}
+	t.Run("a disabled ledger's topic is not checked", func(t *testing.T) {
+		c := Default()
+		c.Juhe.Key = "k"
+		c.Ledger.Enabled, c.Ledger.Topic = false, ""
+		if err := c.Validate("run"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("on_budget is normalized", func(t *testing.T) {
+		c := Default()
+		c.Juhe.Key = "k"
+		c.Processing.OnBudget = "EMIT"
+		if err := c.Validate("run"); err != nil || c.Processing.OnBudget != OnBudgetEmit {
+			t.Fatalf("on_budget %q, err %v", c.Processing.OnBudget, err)
+		}
+	})
+}
+
+// The cache secret is cache.secret, or derived from the key: stable, the
+// same for every instance with the key, and not the key.
+func TestCacheSecret(t *testing.T) {
+	t.Parallel()
+	c := Default()
+	if got := c.CacheSecret(); got != "" {
+		t.Fatalf("no key, no secret: got %q", got)
+	}
+	c.Juhe.Key = "key-1"
+	a := c.CacheSecret()
+	if a == "" || strings.Contains(a, "key-1") || a != c.CacheSecret() {
+		t.Fatalf("derived secret %q", a)
+	}
+	c.Juhe.Key = "key-2"
+	if c.CacheSecret() == a {
+		t.Fatal("another key derives the same secret")
+	}
+	c.Cache.Secret = "mine"
+	if got := c.CacheSecret(); got != "mine" {
+		t.Fatalf("cache.secret set: got %q", got)
+	}
+}
+
+func TestNumberSettings(t *testing.T) {
+	t.Parallel()
+	c := Default()
+	if err := applyEnv(&c, env{"TWOSELL_JUHE_QPS": "12.5", "TWOSELL_JUHE_PRICE_PER_CALL": " 0.25 "}.lookup); err != nil {
+		t.Fatal(err)
+	}
+	if c.Juhe.QPS != 12.5 || c.Juhe.PricePerCall != 0.25 {
+		t.Fatalf("qps %v price %v", c.Juhe.QPS, c.Juhe.PricePerCall)
+	}
+	for _, bad := range []string{"fast", "NaN", "Inf"} {
+		err := applyEnv(&c, env{"TWOSELL_JUHE_QPS": bad}.lookup)
+		if err == nil || !strings.Contains(err.Error(), "expected a number") {
+			t.Errorf("TWOSELL_JUHE_QPS=%s: %v", bad, err)
+		}
 	}
 }

@@ -82,7 +82,7 @@ func TestDev(t *testing.T) {
 	exit := make(chan int, 1)
 	go func() {
 		exit <- Main(ctx, []string{"dev", "--kafka-addr", "127.0.0.1:0", "--sim-addr", "127.0.0.1:0",
-			"--generate", "200", "--sim-latency", "1ms"}, &stdout, &stderr)
+			"--metrics-addr", "127.0.0.1:0", "--generate", "200", "--sim-latency", "1ms"}, &stdout, &stderr)
 	}()
 	waitUntil(t, func() bool { return strings.Contains(stdout.String(), "all 200 sample events processed") })
 	out := stdout.String()
@@ -92,6 +92,13 @@ func TestDev(t *testing.T) {
 	}
 	if !strings.Contains(out, "enriched  key=") || !strings.Contains(out, "invalid_") {
 		t.Errorf("dev shows no enriched events or no dead-letter classes:\n%s", out)
+	}
+	metricsURL := regexp.MustCompile(`metrics\s+(http://\S+/metrics)`).FindStringSubmatch(out)
+	if metricsURL == nil {
+		t.Fatalf("no metrics address in:\n%s", out)
+	}
+	if body := scrape(t, metricsURL[1]); !strings.Contains(body, `twosell_records_produced_total{status="recycled"}`) {
+		t.Errorf("dev's /metrics has no produced events:\n%s", body)
 	}
 
 	cl, err := kgo.NewClient(kgo.SeedBrokers(broker[1]), kgo.ConsumeTopics(devOutputTopic),
@@ -125,5 +132,37 @@ func TestDev(t *testing.T) {
 	cancel()
 	if code := <-exit; code != 0 {
 		t.Fatalf("dev exited %d, want 0; stderr:\n%s", code, stderr.String())
+	}
+}
+
+// "twosell bench" runs end to end on its own broker and simulator processes
+// (this test binary, as "twosell") and reports every field. It checks the
+// fields' consistency, never their speed.
+func TestBench(t *testing.T) {
+	t.Setenv("TWOSELL_TEST_MAIN", "1") // the children run main
+	var stdout, stderr syncBuffer
+	code := Main(t.Context(), []string{"bench", "--events", "400", "--latency", "1ms", "--in-flight", "16",
+		"--partitions", "2", "--distinct", "50", "--json"}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, stderr.String())
+	}
+	var got map[string]any
+	if err := json.Unmarshal([]byte(stdout.String()), &got); err != nil {
+		t.Fatalf("stdout %q: %v", stdout.String(), err)
+	}
+	for _, f := range []string{"events", "seconds", "throughput", "passthrough_throughput", "ratio_passthrough",
+		"bound", "ratio_bound", "cpu_us_per_event", "p50_ms", "p99_ms", "peak_heap_mb", "api_calls"} {
+		if _, ok := got[f]; !ok {
+			t.Errorf("no field %q in %s", f, stdout.String())
+		}
+	}
+	if got["events"] != 400.0 || got["done"] != 400.0 || got["bound"] != 16000.0 {
+		t.Errorf("events %v done %v bound %v; want 400, 400 and 16 / 1ms", got["events"], got["done"], got["bound"])
+	}
+	if calls := got["api_calls"].(float64); calls < 1 || calls > 400 {
+		t.Errorf("api_calls %v: want between 1 and one per event", calls)
+	}
+	if tp, pt := got["throughput"].(float64), got["passthrough_throughput"].(float64); tp <= 0 || pt <= 0 {
+		t.Errorf("throughput %v, passthrough %v", tp, pt)
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strconv"
 	"sync"
 	"time"
 
@@ -32,18 +31,20 @@ const (
 	devDLQTopic    = "registrations.dlq"
 	devKey         = "dev-key"
 	devOpenID      = "dev-openid"
+	devCacheSecret = "dev-cache-secret"
 )
 
 // devOptions configure "twosell dev".
 type devOptions struct {
-	KafkaAddr  string        // the embedded broker's listen address
-	SimAddr    string        // the simulator's listen address
-	Partitions int           // partitions of each topic
-	Generate   int           // sample events to produce at start
-	Mode       juhe.Mode     // how the processor sends numbers
-	Latency    time.Duration // the simulator's mean latency
-	Show       int           // enriched events to print
-	LogLevel   string
+	KafkaAddr   string        // the embedded broker's listen address
+	SimAddr     string        // the simulator's listen address
+	MetricsAddr string        // /metrics, /healthz and /readyz; "" disables
+	Partitions  int           // partitions of each topic
+	Generate    int           // sample events to produce at start
+	Mode        juhe.Mode     // how the processor sends numbers
+	Latency     time.Duration // the simulator's mean latency
+	Show        int           // enriched events to print
+	LogLevel    string
 }
 
 // cmdDev is "twosell dev": an embedded Kafka broker (kfake), the juhe
@@ -57,6 +58,7 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	var mode string
 	fs.StringVar(&o.KafkaAddr, "kafka-addr", "127.0.0.1:9092", "listen address of the embedded Kafka broker")
 	fs.StringVar(&o.SimAddr, "sim-addr", "127.0.0.1:8088", "listen address of the juhe simulator")
+	fs.StringVar(&o.MetricsAddr, "metrics-addr", "127.0.0.1:9464", "listen address of /metrics (Prometheus), /healthz and /readyz (empty: none)")
 	fs.IntVar(&o.Partitions, "partitions", 3, "partitions of each topic")
 	fs.IntVar(&o.Generate, "generate", 1000, "sample events to produce at start (0: none)")
 	fs.StringVar(&mode, "juhe-mode", "plain", "how numbers are sent: plain, md5, sha256, aes, md5+aes, sha256+aes")
@@ -105,28 +107,18 @@ type devEnv struct {
 	simURL  string
 	cfg     *config.Config
 	proc    *processor.Processor
+	ops     *operations
+	cost    *processor.CostControl
 }
 
 // startDev starts the broker and the simulator and builds the processor.
 func startDev(o devOptions, tp trace.TracerProvider, log *slog.Logger) (*devEnv, error) {
 	env := &devEnv{o: o, log: log}
-	_, port, err := net.SplitHostPort(o.KafkaAddr)
+	var err error
+	env.cluster, err = startBroker(o.KafkaAddr,
+		kfake.SeedTopics(int32(o.Partitions), devInputTopic, devOutputTopic, devDLQTopic))
 	if err != nil {
-		return nil, usageError{fmt.Sprintf("--kafka-addr %q: %v", o.KafkaAddr, err)}
-	}
-	p, err := strconv.Atoi(port)
-	if err != nil {
-		return nil, usageError{fmt.Sprintf("--kafka-addr %q: bad port", o.KafkaAddr)}
-	}
-	env.cluster, err = kfake.NewCluster(
-		kfake.NumBrokers(1),
-		kfake.Ports(p),
-		// kfake listens on 127.0.0.1; honor the host the user asked for.
-		kfake.ListenFn(func(network, _ string) (net.Listener, error) { return net.Listen(network, o.KafkaAddr) }),
-		kfake.SeedTopics(int32(o.Partitions), devInputTopic, devOutputTopic, devDLQTopic),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("embedded Kafka on %s: %w", o.KafkaAddr, err)
+		return nil, err
 	}
 
 	env.sim, err = juhesim.New(juhesim.Config{
@@ -160,27 +152,47 @@ func startDev(o devOptions, tp trace.TracerProvider, log *slog.Logger) (*devEnv,
 	cfg.Juhe.OpenID = config.Secret(devOpenID)
 	cfg.Juhe.Mode = o.Mode
 	cfg.Juhe.Breaker.OpenFor = 5 * time.Second
+	cfg.Cache.Secret = devCacheSecret // the ledger on the embedded broker lives as long as it
 	cfg.Log.Level = o.LogLevel
+	cfg.Telemetry.MetricsAddr = o.MetricsAddr
 	if err := cfg.Validate("run"); err != nil {
 		env.Close()
 		return nil, err
 	}
 	env.cfg = &cfg
-	client, err := newJuheClient(env.cfg, tp, log)
+	if env.ops, err = newOperations(log); err != nil {
+		env.Close()
+		return nil, err
+	}
+	client, err := newJuheClient(env.cfg, tp, env.ops.meterProvider(), log)
 	if err != nil {
 		env.Close()
 		return nil, err
 	}
-	env.proc, err = newProcessor(env.cfg, juheEnricher{client}, tp, log)
+	if env.cost, err = openCostControl(context.Background(), env.cfg, juheEnricher{client}, "dev", tp, log); err != nil {
+		env.Close()
+		return nil, err
+	}
+	env.proc, err = newProcessor(env.cfg, env.cost, tp, log, env.ops.kafkaOpts()...)
 	if err != nil {
+		env.Close()
+		return nil, err
+	}
+	if err := env.ops.start(env.cfg, env.proc, client); err != nil {
 		env.Close()
 		return nil, err
 	}
 	return env, nil
 }
 
-// Close stops the simulator and the broker.
+// Close stops the operations server, the simulator and the broker.
 func (env *devEnv) Close() {
+	if env.ops != nil {
+		env.ops.Close()
+	}
+	if env.cost != nil {
+		closeCostControl(context.Background(), env.cost)
+	}
 	if env.simSrv != nil {
 		env.simSrv.Close()
 	}
@@ -196,12 +208,22 @@ func (env *devEnv) printBanner(w io.Writer) {
   kafka broker    %[1]s  (embedded; any Kafka client can use it)
   juhe simulator  %[2]s  (mode %[3]s; answers derived from the number, see juhe/juhesim)
   topics          %[4]s -> %[5]s, dead letters %[6]s (%[7]d partitions each)
+  metrics         %[8]s
 
   produce:  echo '{"event_id":"e-1","mobile":"+86 173-1234-5678","registered_at":"2024-01-02T03:04:05+08:00"}' | kcat -b %[1]s -P -t %[4]s -k u-1
   consume:  kcat -b %[1]s -C -t %[5]s -o beginning -f '%%k %%h %%s\n'
   stop:     Ctrl-C
 
-`, broker, env.simURL, env.o.Mode, devInputTopic, devOutputTopic, devDLQTopic, env.o.Partitions)
+`, broker, env.simURL, env.o.Mode, devInputTopic, devOutputTopic, devDLQTopic, env.o.Partitions, env.metricsURL())
+}
+
+// metricsURL says where /metrics, /healthz and /readyz are served.
+func (env *devEnv) metricsURL() string {
+	addr := env.ops.addr()
+	if addr == "" {
+		return "off (--metrics-addr)"
+	}
+	return fmt.Sprintf("http://%s%s  (Prometheus; health %s, readiness %s)", addr, pathMetrics, pathHealthz, pathReadyz)
 }
 
 // run produces the sample events, runs the processor, prints a few enriched
@@ -288,8 +310,8 @@ func (env *devEnv) showProgress(ctx context.Context, printf func(string, ...any)
 			continue
 		}
 		last = s
-		printf("progress  consumed %d · enriched %d · dead letters %d · held partitions %d\n",
-			s.Consumed, s.Produced, s.DeadLettered, s.HeldPartitions)
+		printf("progress  consumed %d · enriched %d · dead letters %d · held partitions %d · paid calls %d · cache answers %d\n",
+			s.Consumed, s.Produced, s.DeadLettered, s.HeldPartitions, s.PaidCalls, sum(s.CacheAnswers))
 		if !summarized && s.Produced+s.DeadLettered >= int64(env.o.Generate) {
 			summarized = true
 			printf("\nall %d sample events processed\n  statuses:     %v\n  dead letters: %v\n  the broker keeps running: produce more with any Kafka client, Ctrl-C to stop\n\n",

@@ -8,6 +8,8 @@
 //	twosell dev     everything on one machine: embedded Kafka, simulator, processor, sample events
 //	twosell sim     the juhe simulator alone
 //	twosell query   one lookup from the terminal
+//	twosell replay  enrich a bounded range of a topic, paying once per fact
+//	twosell ledger  export the ledger of paid calls as CSV
 //
 // Run "twosell COMMAND -h" for a command's flags.
 package main
@@ -37,6 +39,10 @@ func commands() []command {
 		{"dev", "run everything on this machine: embedded Kafka, juhe simulator, processor, sample events", cmdDev},
 		{"sim", "run the juhe API simulator", cmdSim},
 		{"query", "look up one mobile number: twosell query MOBILE --date YYYYMMDD", cmdQuery},
+		{"replay", "enrich a bounded range of a topic (by time or offsets) into a topic, paying once per fact", cmdReplay},
+		{"ledger", "export the ledger of paid calls as CSV: twosell ledger export", cmdLedger},
+		{"bench", "measure throughput, CPU, latency and memory against the limits", cmdBench},
+		{"broker", "run the embedded Kafka broker (kfake) alone", cmdBroker},
 	}
 }
 

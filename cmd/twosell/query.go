@@ -56,7 +56,7 @@ func cmdQuery(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	client, err := newJuheClient(cfg, noop.NewTracerProvider(), log)
+	client, err := newJuheClient(cfg, noop.NewTracerProvider(), nil, log)
 	if err != nil {
 		return err
 	}

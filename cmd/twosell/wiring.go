@@ -9,6 +9,7 @@ import (
 	"os"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/twosell/twosell/config"
@@ -58,8 +59,9 @@ func (e juheEnricher) Enrich(ctx context.Context, l processor.Lookup) (processor
 	return res, nil
 }
 
-// newJuheClient builds the provider client from the configuration.
-func newJuheClient(cfg *config.Config, tp trace.TracerProvider, log *slog.Logger) (*juhe.Client, error) {
+// newJuheClient builds the provider client from the configuration; it
+// records its metrics into mp (nil: otel's global provider).
+func newJuheClient(cfg *config.Config, tp trace.TracerProvider, mp metric.MeterProvider, log *slog.Logger) (*juhe.Client, error) {
 	registerSecrets(cfg)
 	var rootCAs *x509.CertPool
 	if cfg.Juhe.CAFile != "" {
@@ -88,6 +90,7 @@ func newJuheClient(cfg *config.Config, tp trace.TracerProvider, log *slog.Logger
 		RootCAs:        rootCAs,
 		AllowInsecure:  cfg.Juhe.AllowInsecure,
 		TracerProvider: tp,
+		MeterProvider:  mp,
 		Logger:         log,
 	})
 }
@@ -119,11 +122,20 @@ func kafkaOpts(cfg *config.Config) ([]kgo.Opt, error) {
 
 // newProcessor builds the processor from the configuration.
 func newProcessor(cfg *config.Config, enricher processor.Enricher, tp trace.TracerProvider, log *slog.Logger, extra ...kgo.Opt) (*processor.Processor, error) {
-	opts, err := kafkaOpts(cfg)
+	pc, err := processorConfig(cfg, enricher, tp, log, extra...)
 	if err != nil {
 		return nil, err
 	}
-	return processor.New(processor.Config{
+	return processor.New(pc)
+}
+
+// processorConfig translates the configuration for the processor.
+func processorConfig(cfg *config.Config, enricher processor.Enricher, tp trace.TracerProvider, log *slog.Logger, extra ...kgo.Opt) (processor.Config, error) {
+	opts, err := kafkaOpts(cfg)
+	if err != nil {
+		return processor.Config{}, err
+	}
+	return processor.Config{
 		ClientOpts:   append(opts, extra...),
 		Group:        cfg.Kafka.Group,
 		InputTopic:   cfg.Kafka.InputTopic,
@@ -153,9 +165,15 @@ func newProcessor(cfg *config.Config, enricher processor.Enricher, tp trace.Trac
 		RetryBackoff:       cfg.Processing.RetryBackoff,
 		MaxRetryBackoff:    cfg.Processing.MaxRetryBackoff,
 		MaxBufferedRecords: cfg.Processing.MaxBufferedRecords,
+		MaxBufferedBytes:   cfg.Processing.MaxBufferedBytes,
+		MaxInFlight:        cfg.Processing.MaxInFlight,
+		MaxInFlightBytes:   int64(cfg.Processing.MaxInFlightBytes),
+		Ordering:           processor.Ordering(cfg.Processing.Ordering),
 		TracerProvider:     tp,
 		Logger:             log,
-	})
+		Cost:               costReporter(enricher),
+		OnAssigned:         onAssigned(enricher),
+	}, nil
 }
 
 // explain adds what to do to the errors a user can fix at start. Errors of

@@ -1,0 +1,515 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net/http"
+	"os"
+	"os/exec"
+	"runtime"
+	"runtime/metrics"
+	"runtime/pprof"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/twosell/twosell/config"
+	"github.com/twosell/twosell/juhe/juhesim"
+	"github.com/twosell/twosell/processor"
+)
+
+// benchOptions are the flags of "twosell bench".
+type benchOptions struct {
+	Events     int
+	Latency    time.Duration
+	InFlight   int
+	Partitions int
+	Distinct   int
+	Duration   time.Duration
+	QPS        float64
+	Ordering   string
+	JSON       bool
+	CPUProfile string
+	MemProfile string
+}
+
+// benchResult is what "twosell bench" prints; README documents each field.
+type benchResult struct {
+	Events                int      `json:"events"`
+	Done                  int64    `json:"done"`
+	DeadLetters           int64    `json:"dead_letters"`
+	Seconds               float64  `json:"seconds"`
+	Throughput            float64  `json:"throughput"`
+	PassthroughThroughput float64  `json:"passthrough_throughput"`
+	RatioPassthrough      float64  `json:"ratio_passthrough"`
+	Bound                 *float64 `json:"bound"`
+	RatioBound            *float64 `json:"ratio_bound"`
+	CPUMicrosPerEvent     float64  `json:"cpu_us_per_event"`
+	P50Millis             float64  `json:"p50_ms"`
+	P99Millis             float64  `json:"p99_ms"`
+	PeakHeapMB            float64  `json:"peak_heap_mb"`
+	APICalls              int64    `json:"api_calls"`
+	LatencyMillis         float64  `json:"latency_ms"`
+	InFlight              int      `json:"in_flight"`
+	Partitions            int      `json:"partitions"`
+	Distinct              int      `json:"distinct"`
+	Ordering              string   `json:"ordering"`
+	GOMAXPROCS            int      `json:"gomaxprocs"`
+}
+
+// cmdBench is "twosell bench": in one run, on an embedded broker and the
+// simulator (each in a process of its own, so that this process's CPU is
+// twosell's), it produces the whole backlog, measures a bare franz-go
+// consume→produce passthrough of it, then twosell end to end over the same
+// records, and prints the ratios.
+func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o benchOptions
+	fs.IntVar(&o.Events, "events", 50000, "events to produce before twosell starts (the backlog)")
+	fs.DurationVar(&o.Latency, "latency", 20*time.Millisecond, "the simulated provider's latency")
+	fs.IntVar(&o.InFlight, "in-flight", 256, "records in flight (processing.max_in_flight)")
+	fs.IntVar(&o.Partitions, "partitions", 8, "partitions of the input topic")
+	fs.IntVar(&o.Distinct, "distinct", 0, "distinct mobiles the events use (0: all distinct)")
+	fs.DurationVar(&o.Duration, "duration", 0, "stop twosell after this long and report what was done (0: until all events are done)")
+	fs.Float64Var(&o.QPS, "qps", 0, "the simulator's QPS limit (0: none)")
+	fs.StringVar(&o.Ordering, "ordering", "key", "processing.ordering: key, partition or none")
+	fs.BoolVar(&o.JSON, "json", false, "print the result as one JSON object")
+	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the twosell phase to this file")
+	fs.StringVar(&o.MemProfile, "memprofile", "", "write a heap profile at the end of the twosell phase to this file")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if o.Events < 1 || o.InFlight < 1 || o.Partitions < 1 || o.Distinct < 0 {
+		return usageError{"--events, --in-flight and --partitions must be at least 1, --distinct at least 0"}
+	}
+	res, err := runBench(ctx, o, stderr)
+	if err != nil {
+		return err
+	}
+	if o.JSON {
+		line, err := json.Marshal(res)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(stdout, "%s\n", line)
+		return err
+	}
+	printBench(stdout, res)
+	return nil
+}
+
+func runBench(ctx context.Context, o benchOptions, stderr io.Writer) (*benchResult, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	progress := func(format string, args ...any) { fmt.Fprintf(stderr, "bench: "+format+"\n", args...) }
+
+	// The broker and the simulator run apart, so that this process's CPU is
+	// twosell's (and the passthrough's, measured separately).
+	broker, err := startChildCommand(ctx, self, "kafka broker listening on ", "broker", "--addr", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	defer broker.stop()
+	simArgs := []string{"sim", "--addr", "127.0.0.1:0", "--latency", o.Latency.String(), "--population", "0"}
+	if o.QPS > 0 {
+		simArgs = append(simArgs, "--qps", fmt.Sprint(o.QPS))
+	}
+	sim, err := startChildCommand(ctx, self, "juhe simulator listening on ", simArgs...)
+	if err != nil {
+		return nil, err
+	}
+	defer sim.stop()
+	brokers := []string{broker.addr}
+
+	input, passOut := "bench-input", "bench-passthrough"
+	adm := kadm.NewClient(mustClient(kgo.SeedBrokers(brokers...)))
+	defer adm.Close()
+	for _, t := range []string{input, passOut, "bench-enriched", "bench-dlq"} {
+		if _, err := adm.CreateTopic(ctx, int32(o.Partitions), 1, nil, t); err != nil {
+			return nil, fmt.Errorf("creating %s: %w", t, err)
+		}
+	}
+
+	progress("producing %d events to %d partitions", o.Events, o.Partitions)
+	if err := produceBenchEvents(ctx, brokers, input, o); err != nil {
+		return nil, err
+	}
+
+	progress("passthrough: a bare franz-go consume→produce of the same records")
+	passSeconds, err := passthrough(ctx, brokers, input, passOut, o.Events)
+	if err != nil {
+		return nil, err
+	}
+
+	progress("twosell: latency %s, %d in flight, ordering %s", o.Latency, o.InFlight, o.Ordering)
+	res, err := benchTwosell(ctx, brokers, "http://"+sim.addr, input, o)
+	if err != nil {
+		return nil, err
+	}
+	res.PassthroughThroughput = float64(o.Events) / passSeconds
+	res.RatioPassthrough = res.Throughput / res.PassthroughThroughput
+	if o.Latency > 0 {
+		bound := float64(o.InFlight) / o.Latency.Seconds()
+		if o.QPS > 0 {
+			bound = math.Min(bound, o.QPS)
+		}
+		ratio := res.Throughput / bound
+		res.Bound, res.RatioBound = &bound, &ratio
+	} else if o.QPS > 0 {
+		bound := o.QPS
+		ratio := res.Throughput / bound
+		res.Bound, res.RatioBound = &bound, &ratio
+	}
+	res.APICalls, err = simRequests(ctx, "http://"+sim.addr)
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// benchTwosell runs the processor over the backlog, in this process, and
+// measures it: wall time, this process's CPU, the latency added per record,
+// and the peak heap.
+func benchTwosell(ctx context.Context, brokers []string, simURL, input string, o benchOptions) (*benchResult, error) {
+	cfg := config.Default()
+	cfg.Kafka.Brokers = brokers
+	cfg.Kafka.Group = fmt.Sprintf("bench-%d", time.Now().UnixNano())
+	cfg.Kafka.InputTopic, cfg.Kafka.OutputTopic, cfg.Kafka.DLQTopic = input, "bench-enriched", "bench-dlq"
+	cfg.Juhe.URL = simURL
+	cfg.Juhe.AllowInsecure = true
+	cfg.Juhe.Key = benchKey
+	cfg.Juhe.MaxConns = o.InFlight
+	cfg.Processing.MaxInFlight = o.InFlight
+	cfg.Processing.Ordering = o.Ordering
+	cfg.Log.Level = "warn"
+	if err := cfg.Validate("run"); err != nil {
+		return nil, err
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	tp := noop.NewTracerProvider() // tracing costs are measured when a collector is configured; see README
+	client, err := newJuheClient(&cfg, tp, metricnoop.NewMeterProvider(), log)
+	if err != nil {
+		return nil, err
+	}
+
+	added := make([]time.Duration, 0, o.Events)
+	var addedMu sync.Mutex
+	// The cost controls as "run" has them: with --distinct, most answers
+	// come from the knowledge cache.
+	cost, err := openCostControl(ctx, &cfg, juheEnricher{client}, "bench", tp, log)
+	if err != nil {
+		return nil, err
+	}
+	defer closeCostControl(ctx, cost)
+	pc, err := processorConfig(&cfg, cost, tp, log)
+	if err != nil {
+		return nil, err
+	}
+	pc.OnRecord = func(t processor.RecordTiming) {
+		addedMu.Lock()
+		added = append(added, t.Added())
+		addedMu.Unlock()
+	}
+	proc, err := processor.New(pc)
+	if err != nil {
+		return nil, err
+	}
+
+	runtime.GC() // the producing phase's garbage is not twosell's
+	var peak atomic.Uint64
+	sampleCtx, stopSampling := context.WithCancel(ctx)
+	defer stopSampling()
+	sampled := make(chan struct{})
+	go func() { defer close(sampled); sampleHeap(sampleCtx, &peak) }()
+
+	runCtx, stopRun := context.WithCancel(ctx)
+	defer stopRun()
+	if o.CPUProfile != "" {
+		f, err := os.Create(o.CPUProfile)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return nil, err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	cpu0, start := processCPU(), time.Now()
+	runErr := make(chan error, 1)
+	go func() { runErr <- proc.Run(runCtx) }()
+
+	deadline := make(<-chan time.Time)
+	if o.Duration > 0 {
+		t := time.NewTimer(o.Duration)
+		defer t.Stop()
+		deadline = t.C
+	}
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	var s processor.Stats
+wait:
+	for {
+		select {
+		case err := <-runErr:
+			stopSampling()
+			return nil, fmt.Errorf("twosell stopped: %w", err)
+		case <-deadline:
+			break wait
+		case <-ctx.Done():
+			break wait
+		case <-tick.C:
+			if s = proc.Stats(); s.Produced+s.DeadLettered >= int64(o.Events) {
+				break wait
+			}
+		}
+	}
+	seconds := time.Since(start).Seconds()
+	s = proc.Stats()
+	if o.MemProfile != "" {
+		if err := writeHeapProfile(o.MemProfile); err != nil {
+			return nil, err
+		}
+	}
+	cpu := processCPU() - cpu0
+	stopSampling()
+	<-sampled
+	stopRun()
+	if err := <-runErr; err != nil {
+		return nil, err
+	}
+
+	done := s.Produced + s.DeadLettered
+	addedMu.Lock()
+	slices.Sort(added)
+	res := &benchResult{
+		Events:            o.Events,
+		Done:              done,
+		DeadLetters:       s.DeadLettered,
+		Seconds:           seconds,
+		Throughput:        float64(done) / seconds,
+		CPUMicrosPerEvent: float64(cpu.Microseconds()) / math.Max(1, float64(done)),
+		P50Millis:         percentileMillis(added, 0.50),
+		P99Millis:         percentileMillis(added, 0.99),
+		PeakHeapMB:        float64(peak.Load()) / (1 << 20),
+		LatencyMillis:     float64(o.Latency) / float64(time.Millisecond),
+		InFlight:          o.InFlight,
+		Partitions:        o.Partitions,
+		Distinct:          o.Distinct,
+		Ordering:          o.Ordering,
+		GOMAXPROCS:        runtime.GOMAXPROCS(0),
+	}
+	addedMu.Unlock()
+	return res, nil
+}
+
+// benchKey is the simulator's key in "twosell bench"; not a secret.
+const benchKey = "bench-key"
+
+// produceBenchEvents writes the backlog: events spread over users (keys)
+// and over o.Distinct mobiles.
+func produceBenchEvents(ctx context.Context, brokers []string, topic string, o benchOptions) error {
+	cl := mustClient(kgo.SeedBrokers(brokers...), kgo.ProducerLinger(5*time.Millisecond))
+	defer cl.Close()
+	distinct := o.Distinct
+	if distinct == 0 {
+		distinct = o.Events
+	}
+	mobiles := juhesim.Population(distinct)
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	for i := range o.Events {
+		m := mobiles[i%len(mobiles)]
+		day := time.Date(2015+i%10, time.Month(1+i%12), 1+i%28, 0, 0, 0, 0, time.UTC)
+		r := &kgo.Record{
+			Topic: topic,
+			Key:   fmt.Appendf(nil, "u-%d", i%(o.Events/4+1)),
+			Value: fmt.Appendf(nil, `{"event_id":"e-%d","user_id":"u-%d","mobile":"%s","registered_at":"%s","channel":"app","device":{"os":"android","app_version":"5.3.1"},"referrer_id":9007199254740993123}`,
+				i, i%(o.Events/4+1), m, day.Format("2006-01-02")),
+		}
+		wg.Add(1)
+		cl.Produce(ctx, r, func(_ *kgo.Record, err error) {
+			defer wg.Done()
+			if err != nil {
+				firstErr.CompareAndSwap(nil, err)
+			}
+		})
+	}
+	wg.Wait()
+	if err, _ := firstErr.Load().(error); err != nil {
+		return fmt.Errorf("producing the backlog: %w", err)
+	}
+	return nil
+}
+
+// passthrough consumes n records from input and produces each to output,
+// as a bare franz-go program would, and returns how long it took until
+// every one was acknowledged.
+func passthrough(ctx context.Context, brokers []string, input, output string, n int) (float64, error) {
+	cl := mustClient(kgo.SeedBrokers(brokers...),
+		kgo.ConsumeTopics(input),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.DefaultProduceTopic(output),
+	)
+	defer cl.Close()
+	var acked atomic.Int64
+	var firstErr atomic.Value
+	start := time.Now()
+	consumed := 0
+	for consumed < n {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			consumed++
+			cl.Produce(ctx, &kgo.Record{Key: r.Key, Value: r.Value, Headers: r.Headers}, func(_ *kgo.Record, err error) {
+				if err != nil {
+					firstErr.CompareAndSwap(nil, err)
+				}
+				acked.Add(1)
+			})
+		})
+	}
+	if err := cl.Flush(ctx); err != nil {
+		return 0, err
+	}
+	if err, _ := firstErr.Load().(error); err != nil {
+		return 0, fmt.Errorf("passthrough: %w", err)
+	}
+	return time.Since(start).Seconds(), nil
+}
+
+// childCommand is "twosell sim" or "twosell broker" as a process of its own.
+type childCommand struct {
+	cmd  *exec.Cmd
+	addr string
+}
+
+// startChildCommand starts self with args and waits for the line that
+// starts with prefix and ends with its address.
+func startChildCommand(ctx context.Context, self, prefix string, args ...string) (*childCommand, error) {
+	cmd := exec.CommandContext(ctx, self, args...)
+	cmd.Env = append(os.Environ(), "TWOSELL_JUHE_KEY="+benchKey)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	c := &childCommand{cmd: cmd}
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		if line := sc.Text(); strings.HasPrefix(line, prefix) {
+			c.addr = strings.TrimPrefix(strings.TrimPrefix(line, prefix), "http://")
+			go func() { _, _ = io.Copy(io.Discard, out) }()
+			return c, nil
+		}
+	}
+	c.stop()
+	return nil, fmt.Errorf("%s %s exited before saying where it listens", self, args[0])
+}
+
+func (c *childCommand) stop() {
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	_ = c.cmd.Wait()
+}
+
+// simRequests asks the simulator how many API requests it served.
+func simRequests(ctx context.Context, simURL string) (int64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, simURL+"/sim/stats", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var st juhesim.Stats
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return 0, fmt.Errorf("simulator stats: %w", err)
+	}
+	return st.Requests, nil
+}
+
+func mustClient(opts ...kgo.Opt) *kgo.Client {
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		panic(err) // only with invalid options, which are fixed here
+	}
+	return cl
+}
+
+// processCPU is this process's user and system CPU time so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// sampleHeap records the largest live heap (objects' bytes) until ctx ends.
+func sampleHeap(ctx context.Context, peak *atomic.Uint64) {
+	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		metrics.Read(sample)
+		if v := sample[0].Value.Uint64(); v > peak.Load() {
+			peak.Store(v)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func percentileMillis(sorted []time.Duration, q float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(math.Ceil(q*float64(len(sorted)))) - 1
+	return float64(sorted[max(0, i)]) / float64(time.Millisecond)
+}
+
+func printBench(w io.Writer, r *benchResult) {
+	fmt.Fprintf(w, "events %d (done %d, dead letters %d) in %.2fs\n", r.Events, r.Done, r.DeadLetters, r.Seconds)
+	fmt.Fprintf(w, "throughput %.0f/s; passthrough %.0f/s (ratio %.2f)\n", r.Throughput, r.PassthroughThroughput, r.RatioPassthrough)
+	if r.Bound != nil {
+		fmt.Fprintf(w, "bound %.0f/s (in-flight / latency, or the QPS limit): ratio %.2f\n", *r.Bound, *r.RatioBound)
+	}
+	fmt.Fprintf(w, "cpu %.1f µs/event; added latency p50 %.2f ms, p99 %.2f ms; peak heap %.1f MiB; api calls %d\n",
+		r.CPUMicrosPerEvent, r.P50Millis, r.P99Millis, r.PeakHeapMB, r.APICalls)
+}
+
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return pprof.Lookup("heap").WriteTo(f, 0)
+}

@@ -1,0 +1,591 @@
+package main
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/twosell/twosell/config"
+	"github.com/twosell/twosell/juhe"
+	"github.com/twosell/twosell/juhe/juhesim"
+	"github.com/twosell/twosell/processor"
+	"github.com/twosell/twosell/processor/kafkatest"
+)
+
+// useCostClock sets the cost controls' clock to noon of a fixed day in
+// Shanghai, moving with real time: the budget's day cannot change during
+// the test.
+func useCostClock(t *testing.T) {
+	start := time.Now()
+	base := time.Date(2024, 6, 1, 12, 0, 0, 0, time.FixedZone("CST", 8*3600))
+	costNow = func() time.Time { return base.Add(time.Since(start)) }
+	t.Cleanup(func() { costNow = time.Now })
+}
+
+// runWithCost runs the processor wired as "twosell run" wires it: the juhe
+// client behind the cost controls, whose ledger is loaded before the
+// processor starts. stop stops both and returns Run's error.
+func runWithCost(t *testing.T, cfg *config.Config) (*processor.Processor, *processor.CostControl, func() error) {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(logWriter{t, &syncBuffer{}}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	tp := sdktrace.NewTracerProvider()
+	client, err := newJuheClient(cfg, tp, nil, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cost, err := openCostControl(t.Context(), cfg, juheEnricher{client}, "run", tp, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proc, err := newProcessor(cfg, cost, tp, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- proc.Run(ctx) }()
+	var stopped atomic.Bool
+	var runErr error
+	stop := func() error {
+		if stopped.CompareAndSwap(false, true) {
+			cancel()
+			runErr = <-done
+			closeCostControl(context.Background(), cost)
+		}
+		return runErr
+	}
+	t.Cleanup(func() { _ = stop() })
+	return proc, cost, stop
+}
+
+// streamEvent is an event of a test stream, with what the test knows of it.
+type streamEvent struct {
+	id, mobile, date string
+}
+
+// tenTimes is a stream in which each mobile appears ten times, with dates
+// spread over 2014–2025 (around the simulator's activation dates, so that
+// both answers occur), the mobiles interleaved, keyed by mobile (so each
+// mobile's events are processed in order).
+func tenTimes(topic string, mobiles []string) ([]streamEvent, []*kgo.Record) {
+	var evs []streamEvent
+	var recs []*kgo.Record
+	for k := range 10 {
+		for j, m := range mobiles {
+			d := time.Date(2014+(j*7+k*5)%12, time.Month(1+(j+k*3)%12), 1+(j*k)%28, 0, 0, 0, 0, time.UTC).Format("20060102")
+			e := streamEvent{id: fmt.Sprintf("e-%d-%d", j, k), mobile: m, date: d}
+			evs = append(evs, e)
+			recs = append(recs, &kgo.Record{
+				Topic: topic,
+				Key:   []byte(m),
+				Value: []byte(fmt.Sprintf(`{"event_id":%q,"mobile":%q,"registered_at":%q}`, e.id, m, d)),
+			})
+		}
+	}
+	return evs, recs
+}
+
+// expectPaid is how many paid calls the knowledge rules require for evs,
+// processed in order per mobile, all within an hour: worked out here from
+// the simulator's answers alone. A mobile with no record or no activation
+// date is paid once (the answer holds for an hour); for the others, a date
+// is paid unless an earlier answer implies it: res 1 at D answers every date
+// up to D, res 2 at D every date from D on.
+func expectPaid(evs []streamEvent) int {
+	type bounds struct {
+		lo, hi string // largest res 1 date, smallest res 2 date
+		short  bool
+	}
+	known := map[string]*bounds{}
+	paid := 0
+	for _, e := range evs {
+		b := known[e.mobile]
+		if b == nil {
+			b = &bounds{}
+			known[e.mobile] = b
+		}
+		if b.short || (b.lo != "" && e.date <= b.lo) || (b.hi != "" && e.date >= b.hi) {
+			continue
+		}
+		paid++
+		switch code, res := juhesim.Expect(e.mobile, e.date); {
+		case code != 0 || res == 3:
+			b.short = true
+		case res == 1:
+			b.lo = max(b.lo, e.date)
+		case res == 2 && (b.hi == "" || e.date < b.hi):
+			b.hi = e.date
+		}
+	}
+	return paid
+}
+
+// enrichment is the output member the tests read.
+type enrichment struct {
+	EventID string `json:"event_id"`
+	Twosell struct {
+		Status  string `json:"status"`
+		Source  string `json:"source"`
+		OrderID string `json:"order_id"`
+		Date    string `json:"date"`
+	} `json:"twosell"`
+}
+
+// checkStream checks that every event has one output with the simulator's
+// status, and returns the outputs by event id.
+func checkStream(t *testing.T, evs []streamEvent, got []*kgo.Record) map[string]enrichment {
+	t.Helper()
+	out := map[string]enrichment{}
+	for _, r := range got {
+		var e enrichment
+		if err := json.Unmarshal(r.Value, &e); err != nil {
+			t.Fatalf("output %s: %v", r.Value, err)
+		}
+		if _, dup := out[e.EventID]; dup {
+			t.Errorf("%s written twice", e.EventID)
+		}
+		out[e.EventID] = e
+	}
+	for _, e := range evs {
+		o, ok := out[e.id]
+		if !ok {
+			t.Errorf("%s has no output", e.id)
+			continue
+		}
+		if want := expectStatus(e.mobile, e.date); o.Twosell.Status != want || o.Twosell.Date != e.date {
+			t.Errorf("%s (%s on %s): status %s, want %s", e.id, e.mobile, e.date, o.Twosell.Status, want)
+		}
+		if o.Twosell.Source == "cache" && o.Twosell.Status != "no_record" && o.Twosell.OrderID == "" {
+			t.Errorf("%s: a cache answer without the order id of its answer", e.id)
+		}
+	}
+	if len(out) != len(evs) {
+		t.Errorf("%d outputs, want %d", len(out), len(evs))
+	}
+	return out
+}
+
+func countSource(outs map[string]enrichment, source string) int {
+	n := 0
+	for _, o := range outs {
+		if o.Twosell.Source == source {
+			n++
+		}
+	}
+	return n
+}
+
+// Each mobile ten times with various dates: the paid calls are exactly what
+// the knowledge rules require, the simulator agrees, and every status is the
+// provider's. Without the cache, every event is a paid call.
+func TestPaysOncePerFact(t *testing.T) {
+	useCostClock(t)
+	const mobiles = 60
+	for _, tt := range []struct {
+		cache    bool
+		delivery string
+	}{{true, config.DeliveryAtLeastOnce}, {false, config.DeliveryAtLeastOnce}, {true, config.DeliveryExactlyOnce}} {
+		cache := tt.cache
+		t.Run(fmt.Sprintf("cache=%v/%s", cache, tt.delivery), func(t *testing.T) {
+			k := kafkatest.New(t)
+			sim, url := newSim(t, juhesim.Faults{})
+			cfg := testConfig(t, k, url, juhe.ModePlain)
+			cfg.Cache.Enabled = cache
+			cfg.Kafka.Delivery = tt.delivery
+			cfg.Kafka.TransactionalID = k.Name("txn")
+			evs, recs := tenTimes(cfg.Kafka.InputTopic, juhesim.Population(mobiles))
+			k.Produce(recs...)
+			proc, _, stop := runWithCost(t, cfg)
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			k.Consume(ctx, func(r []*kgo.Record) bool { return len(r) >= len(evs) }, cfg.Kafka.OutputTopic)
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+			outs := checkStream(t, evs, k.ConsumeAll(ctx, cfg.Kafka.OutputTopic))
+			want := len(evs)
+			if cache {
+				want = expectPaid(evs)
+			}
+			s := proc.Stats()
+			requests := sim.Stats().Requests
+			if requests != int64(want) || s.PaidCalls != int64(want) || countSource(outs, "api") != want {
+				t.Errorf("simulator requests %d, PaidCalls %d, outputs from the API %d; the rules require %d",
+					requests, s.PaidCalls, countSource(outs, "api"), want)
+			}
+			if cache && (countSource(outs, "cache") != len(evs)-want || sum(s.CacheAnswers) != int64(len(evs)-want)) {
+				t.Errorf("cache answers: %d in outputs, %d counted, want %d", countSource(outs, "cache"), sum(s.CacheAnswers), len(evs)-want)
+			}
+			t.Logf("%d events of %d mobiles (each 10 times): %d paid calls (cache %v), %.2f CNY at %.2f per call; cache answers %v",
+				len(evs), mobiles, s.PaidCalls, cache, s.SpendCNY, cfg.Juhe.PricePerCall, s.CacheAnswers)
+		})
+	}
+}
+
+// Two instances of one group share the ledger: a number one of them paid
+// for is not paid for again by the other.
+func TestInstancesShareTheLedger(t *testing.T) {
+	useCostClock(t)
+	k := kafkatest.New(t)
+	sim, url := newSim(t, juhesim.Faults{})
+	cfg := testConfig(t, k, url, juhe.ModePlain)
+	procA, costA, _ := runWithCost(t, cfg)
+	procB, costB, _ := runWithCost(t, cfg)
+	waitUntil(t, func() bool { return costA.CostStats().Members == 2 && costB.CostStats().Members == 2 })
+
+	// A mobile activated on some day A; asked the day before, it is res 1,
+	// which answers every earlier date.
+	var mobile string
+	var activation time.Time
+	for _, m := range juhesim.Population(100) {
+		if a, ok := juhesim.ActivationDate(m); ok {
+			mobile, activation = m, a
+			break
+		}
+	}
+	dayBefore := activation.AddDate(0, 0, -1).Format("20060102")
+	event := func(key, id string, date string) *kgo.Record {
+		return &kgo.Record{Topic: cfg.Kafka.InputTopic, Key: []byte(key),
+			Value: []byte(fmt.Sprintf(`{"event_id":%q,"mobile":%q,"registered_at":%q}`, id, mobile, date))}
+	}
+	k.Produce(event("first", "e-first", dayBefore))
+	waitUntil(t, func() bool { return procA.Stats().Produced+procB.Stats().Produced == 1 })
+	if sim.Stats().Requests != 1 {
+		t.Fatalf("%d paid calls for the first event", sim.Stats().Requests)
+	}
+	// Both know it: the one that paid, and the other through the ledger.
+	waitUntil(t, func() bool {
+		_, a := costA.Known(mobile)
+		_, b := costB.Known(mobile)
+		return a && b
+	})
+	consumedA, consumedB := procA.Stats().Consumed, procB.Stats().Consumed
+	const n = 60
+	var recs []*kgo.Record
+	for i := range n { // many keys: every partition, so both instances
+		recs = append(recs, event(fmt.Sprintf("u-%d", i), fmt.Sprintf("e-%d", i), activation.AddDate(0, 0, -1-i*20).Format("20060102")))
+	}
+	k.Produce(recs...)
+	waitUntil(t, func() bool { return procA.Stats().Produced+procB.Stats().Produced == n+1 })
+	if got := sim.Stats().Requests; got != 1 {
+		t.Errorf("%d paid calls, want the first one only", got)
+	}
+	a, b := procA.Stats(), procB.Stats()
+	if a.Consumed == consumedA || b.Consumed == consumedB {
+		t.Fatalf("one instance processed none of the later events (a %d, b %d): the test proves nothing", a.Consumed-consumedA, b.Consumed-consumedB)
+	}
+	if a.PaidCalls+b.PaidCalls != 1 || sum(a.CacheAnswers) == 0 || sum(b.CacheAnswers) == 0 {
+		t.Errorf("paid %d+%d, cache answers %v and %v", a.PaidCalls, b.PaidCalls, a.CacheAnswers, b.CacheAnswers)
+	}
+	got := k.ConsumeAll(t.Context(), cfg.Kafka.OutputTopic)
+	for _, r := range got {
+		var e enrichment
+		if err := json.Unmarshal(r.Value, &e); err != nil {
+			t.Fatal(err)
+		}
+		if e.Twosell.Status != "recycled" {
+			t.Errorf("%s: status %s, want recycled", e.EventID, e.Twosell.Status)
+		}
+	}
+}
+
+// replayArgs are the command line of a replay of cfg's input into out.
+func replayArgs(cfg *config.Config, out string, extra ...string) []string {
+	return append([]string{"replay",
+		"--brokers", strings.Join(cfg.Kafka.Brokers, ","),
+		"--input-topic", cfg.Kafka.InputTopic,
+		"--output-topic", out,
+		"--ledger-topic", cfg.Ledger.Topic,
+		"--juhe-url", cfg.Juhe.URL,
+		"--json", "--progress", "lines", "--progress-interval", "20ms",
+		"--log-level", "warn",
+	}, extra...)
+}
+
+// runReplayCmd runs "twosell replay" and returns its summary.
+func runReplayCmd(t *testing.T, args []string) (replaySummary, string) {
+	t.Helper()
+	var stdout, stderr syncBuffer
+	if code := Main(t.Context(), args, &stdout, &stderr); code != 0 {
+		t.Fatalf("twosell %v: exit %d\n%s", args, code, stderr.String())
+	}
+	var s replaySummary
+	if err := json.Unmarshal([]byte(stdout.String()), &s); err != nil {
+		t.Fatalf("summary %q: %v", stdout.String(), err)
+	}
+	return s, stderr.String()
+}
+
+// Replaying the same range twice: the first pays what the rules require,
+// the second pays nothing and writes the same statuses.
+func TestReplayTwice(t *testing.T) {
+	useCostClock(t)
+	k := kafkatest.New(t)
+	sim, url := newSim(t, juhesim.Faults{})
+	cfg := testConfig(t, k, url, juhe.ModePlain)
+	t.Setenv("TWOSELL_JUHE_KEY", testKey)
+	evs, recs := tenTimes(cfg.Kafka.InputTopic, juhesim.Population(40))
+	k.Produce(recs...)
+
+	first, progress := runReplayCmd(t, replayArgs(cfg, k.Name("replay-1")))
+	want := expectPaid(evs)
+	if !first.Complete || first.Events != int64(len(evs)) || first.Outputs != int64(len(evs)) || first.PaidCalls != int64(want) || sim.Stats().Requests != int64(want) {
+		t.Fatalf("first replay %+v; want %d events, %d paid calls (simulator: %d)", first, len(evs), want, sim.Stats().Requests)
+	}
+	if first.CostCNY != float64(want)*0.4 || first.CacheAnswers != int64(len(evs)-want) {
+		t.Errorf("first replay: cost %.2f, cache answers %d", first.CostCNY, first.CacheAnswers)
+	}
+	if !strings.Contains(progress, "replay: ") {
+		t.Errorf("no progress lines on stderr:\n%s", progress)
+	}
+	second, _ := runReplayCmd(t, replayArgs(cfg, k.Name("replay-2")))
+	if second.PaidCalls != 0 || sim.Stats().Requests != int64(want) || second.Outputs != int64(len(evs)) || second.CacheAnswers != int64(len(evs)) {
+		t.Fatalf("second replay %+v; simulator requests %d, want none new", second, sim.Stats().Requests)
+	}
+	out1 := checkStream(t, evs, k.ConsumeAll(t.Context(), first.OutputTopic))
+	out2 := checkStream(t, evs, k.ConsumeAll(t.Context(), second.OutputTopic))
+	for id, o := range out1 {
+		if out2[id].Twosell.Status != o.Twosell.Status {
+			t.Errorf("%s: %s then %s", id, o.Twosell.Status, out2[id].Twosell.Status)
+		}
+	}
+	if n := countSource(out2, "cache"); n != len(evs) {
+		t.Errorf("second replay: %d cache answers of %d", n, len(evs))
+	}
+	t.Logf("first replay: %d events, %d paid calls, %.0f events/s; second: %d paid calls, %.0f events/s",
+		first.Events, first.PaidCalls, first.EventsPerSec, second.PaidCalls, second.EventsPerSec)
+}
+
+// A replay's range by time, by offsets and by partition.
+func TestReplayRanges(t *testing.T) {
+	useCostClock(t)
+	k := kafkatest.New(t)
+	_, url := newSim(t, juhesim.Faults{})
+	cfg := testConfig(t, k, url, juhe.ModePlain) // 3 partitions
+	t.Setenv("TWOSELL_JUHE_KEY", testKey)
+	base := time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
+	mobiles := juhesim.Population(30)
+	var recs []*kgo.Record
+	for i, m := range mobiles { // 10 per partition, one a minute
+		recs = append(recs, &kgo.Record{
+			Topic: cfg.Kafka.InputTopic, Partition: int32(i % 3), Timestamp: base.Add(time.Duration(i) * time.Minute),
+			Value: []byte(fmt.Sprintf(`{"event_id":"e-%d","mobile":%q,"registered_at":"2020-01-01"}`, i, m)),
+		})
+	}
+	cl := k.Client(kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err := cl.ProduceSync(t.Context(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	ids := func(topic string) map[string]bool {
+		out := map[string]bool{}
+		for _, r := range k.ConsumeAll(t.Context(), topic) {
+			var e enrichment
+			if err := json.Unmarshal(r.Value, &e); err != nil {
+				t.Fatal(err)
+			}
+			out[e.EventID] = true
+		}
+		return out
+	}
+	tests := []struct {
+		name string
+		args []string
+		want func(i int) bool
+	}{
+		{"by time", []string{"--from", base.Add(10 * time.Minute).Format(time.RFC3339), "--to", base.Add(20 * time.Minute).Format(time.RFC3339)},
+			func(i int) bool { return i >= 10 && i < 20 }},
+		{"by offsets and partitions", []string{"--partitions", "1,2", "--start-offsets", "1:2", "--end-offsets", "2:5"},
+			func(i int) bool { return i%3 == 1 && i/3 >= 2 || i%3 == 2 && i/3 < 5 }},
+		{"from a time to the end", []string{"--from", base.Add(25 * time.Minute).Format(time.RFC3339)},
+			func(i int) bool { return i >= 25 }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out := k.Name("replay")
+			s, _ := runReplayCmd(t, replayArgs(cfg, out, tt.args...))
+			got := ids(out)
+			n := 0
+			for i := range mobiles {
+				want := tt.want(i)
+				if want {
+					n++
+				}
+				if got[fmt.Sprintf("e-%d", i)] != want {
+					t.Errorf("e-%d replayed %v, want %v", i, !want, want)
+				}
+			}
+			if s.Events != int64(n) || s.Total != int64(n) || !s.Complete {
+				t.Errorf("summary %+v, want %d events", s, n)
+			}
+		})
+	}
+	for _, bad := range [][]string{
+		{"--from", "yesterday"},
+		{"--from", base.Format(time.RFC3339), "--start-offsets", "0:1"},
+		{"--partitions", "7"},
+		{"--start-offsets", "0-1"},
+		{"--partitions", "0", "--end-offsets", "1:3"},
+	} {
+		var stdout, stderr syncBuffer
+		if code := Main(t.Context(), replayArgs(cfg, "x", bad...), &stdout, &stderr); code != 2 {
+			t.Errorf("replay %v: exit %d, want 2 (usage)\n%s", bad, code, stderr.String())
+		}
+	}
+	var stdout, stderr syncBuffer
+	noOut := []string{"replay", "--brokers", strings.Join(cfg.Kafka.Brokers, ","), "--input-topic", cfg.Kafka.InputTopic}
+	if code := Main(t.Context(), noOut, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), "--output-topic is required") {
+		t.Errorf("replay without --output-topic: exit %d\n%s", code, stderr.String())
+	}
+}
+
+// The daily budget: exactly the budget's calls happen, then the processor
+// holds records back (or emits them skipped); a restart does not reset the
+// count, which lives in the ledger.
+func TestDailyBudget(t *testing.T) {
+	useCostClock(t)
+	for _, onBudget := range []string{config.OnBudgetPause, config.OnBudgetEmit} {
+		t.Run(onBudget, func(t *testing.T) {
+			const budget, n = 100, 150
+			k := kafkatest.New(t)
+			sim, url := newSim(t, juhesim.Faults{})
+			cfg := testConfig(t, k, url, juhe.ModePlain)
+			cfg.Juhe.DailyBudget = budget
+			cfg.Processing.OnBudget = onBudget
+			var recs []*kgo.Record
+			for i, m := range juhesim.Population(n + 20) { // distinct: each needs a call
+				recs = append(recs, &kgo.Record{Topic: cfg.Kafka.InputTopic, Key: []byte(m),
+					Value: []byte(fmt.Sprintf(`{"event_id":"e-%d","mobile":%q,"registered_at":"2021-05-01"}`, i, m))})
+			}
+			k.Produce(recs[:n]...)
+			proc, cost, stop := runWithCost(t, cfg)
+			if onBudget == config.OnBudgetPause {
+				waitUntil(t, func() bool {
+					s := proc.Stats()
+					return s.Produced == budget && s.HeldPartitions > 0 && s.PausedPartitions > 0
+				})
+			} else {
+				waitUntil(t, func() bool { return proc.Stats().Produced == n })
+				if s := proc.Stats(); s.Skipped != n-budget || s.ByStatus[processor.StatusSkipped] != n-budget {
+					t.Errorf("skipped %d, want %d", s.Skipped, n-budget)
+				}
+			}
+			if got := sim.Stats().Requests; got != budget {
+				t.Fatalf("%d paid calls, want exactly %d", got, budget)
+			}
+			if s := cost.CostStats(); s.PaidCalls != budget || s.BudgetRemaining != 0 {
+				t.Fatalf("cost stats %+v", s)
+			}
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+
+			// A restart reads the count from the ledger.
+			k.Produce(recs[n:]...)
+			proc, cost, stop = runWithCost(t, cfg)
+			if got := cost.CostStats().BudgetRemaining; got != 0 {
+				t.Fatalf("after a restart, %d calls left, want 0", got)
+			}
+			if onBudget == config.OnBudgetPause {
+				waitUntil(t, func() bool { return proc.Stats().HeldPartitions > 0 })
+			} else {
+				waitUntil(t, func() bool { return proc.Stats().Skipped == 20 })
+			}
+			if got := sim.Stats().Requests; got != budget {
+				t.Fatalf("%d paid calls after the restart, want still %d", got, budget)
+			}
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// twosell ledger export: every paid call, by order id, as CSV, without a
+// number.
+func TestLedgerExport(t *testing.T) {
+	useCostClock(t)
+	k := kafkatest.New(t)
+	sim, url := newSim(t, juhesim.Faults{})
+	cfg := testConfig(t, k, url, juhe.ModePlain)
+	evs, recs := tenTimes(cfg.Kafka.InputTopic, juhesim.Population(20))
+	k.Produce(recs...)
+	proc, _, stop := runWithCost(t, cfg)
+	waitUntil(t, func() bool { return proc.Stats().Produced == int64(len(evs)) })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr syncBuffer
+	code := Main(t.Context(), []string{"ledger", "export", "--brokers", strings.Join(cfg.Kafka.Brokers, ","),
+		"--ledger-topic", cfg.Ledger.Topic}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	rows, err := csv.NewReader(strings.NewReader(stdout.String())).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(rows[0], ",") != strings.Join(ledgerCSVHeader, ",") {
+		t.Errorf("header %v", rows[0])
+	}
+	if got, want := int64(len(rows)-1), sim.Stats().Requests; got != want {
+		t.Errorf("%d calls exported, the simulator answered %d", got, want)
+	}
+	withOrder := 0
+	for _, row := range rows[1:] {
+		if row[2] != "" {
+			withOrder++
+		}
+		if row[0] != "20240601" {
+			t.Errorf("day %s, want the cost clock's 20240601", row[0])
+		}
+	}
+	if withOrder == 0 {
+		t.Error("no order ids")
+	}
+	for _, e := range evs {
+		if strings.Contains(stdout.String(), e.mobile) {
+			t.Fatalf("the export holds a number")
+		}
+	}
+	// Filtered by day.
+	var later syncBuffer
+	Main(t.Context(), []string{"ledger", "export", "--brokers", strings.Join(cfg.Kafka.Brokers, ","),
+		"--ledger-topic", cfg.Ledger.Topic, "--from-day", "20240602"}, &later, &stderr)
+	if n := strings.Count(later.String(), "\n"); n != 1 {
+		t.Errorf("export from the next day: %d lines, want the header only", n)
+	}
+}
+
+// The progress bar redraws one line in place: done/total, rate, paid
+// calls, cache answers, ETA.
+func TestReplayProgressBar(t *testing.T) {
+	var b syncBuffer
+	p := newReplayProgress(&b, replayOptions{Progress: "bar"}, 1000)
+	p.start = time.Now().Add(-10 * time.Second)
+	p.show(250, 40, 210)
+	p.finish(replaySummary{Outputs: 990, DeadLetters: 10, PaidCalls: 100, CacheAnswers: 900})
+	out := b.String()
+	for _, want := range []string{"\r\033[K[=======", "250/1000", " 25.0%", "25/s", "paid 40", "cache 210", "ETA 30s", "1000/1000", "100.0%", "paid 100"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("bar %q lacks %q", out, want)
+		}
+	}
+	if !strings.HasSuffix(out, "\n") || strings.Count(out, "\n") != 1 {
+		t.Errorf("bar %q: want one line, ended once", out)
+	}
+	var lines syncBuffer
+	p = newReplayProgress(&lines, replayOptions{Progress: "auto", ProgressInterval: time.Second}, 10)
+	p.show(5, 1, 4)
+	if p.bar || !strings.HasPrefix(lines.String(), "replay: 5/10 records (50.0%)") {
+		t.Errorf("not a terminal: %q, want plain lines", lines.String())
+	}
+}

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"encoding/csv"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/twosell/twosell/config"
+	"github.com/twosell/twosell/processor"
+)
+
+// ledgerCSVHeader names the columns "twosell ledger export" writes.
+var ledgerCSVHeader = []string{"day", "at", "order_id", "status", "res", "code", "date", "mode", "mobile_key", "instance"}
+
+// cmdLedger is "twosell ledger export": every paid call recorded in the
+// ledger, as CSV, to reconcile the provider's bill by order id. The mobile
+// appears only as its keyed hash.
+func cmdLedger(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "export" {
+		return usageError{"want a subcommand: twosell ledger export [--from-day YYYYMMDD] [--to-day YYYYMMDD] [--output FILE]"}
+	}
+	fs := flag.NewFlagSet("ledger export", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fromDay := fs.String("from-day", "", "first day (yyyymmdd, the budget's day) to export; default: the first")
+	toDay := fs.String("to-day", "", "last day (yyyymmdd) to export, included; default: the last")
+	output := fs.String("output", "", "file to write the CSV to (default: stdout)")
+	cfg, rest, err := config.LoadWith("ledger", fs, args[1:], os.LookupEnv)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return usageError{fmt.Sprintf("unexpected arguments %q", rest)}
+	}
+	for _, d := range []struct{ name, v string }{{"--from-day", *fromDay}, {"--to-day", *toDay}} {
+		if _, err := time.Parse("20060102", d.v); d.v != "" && err != nil {
+			return usageError{fmt.Sprintf("%s %q: want yyyymmdd", d.name, d.v)}
+		}
+	}
+	registerSecrets(cfg)
+	w := stdout
+	if *output != "" {
+		f, err := os.Create(*output)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		w = f
+	}
+	n, err := exportLedger(ctx, cfg, *fromDay, *toDay, w)
+	if err != nil {
+		return explainKafka(cfg, err)
+	}
+	if *output != "" {
+		fmt.Fprintf(stderr, "wrote %d paid calls to %s\n", n, *output)
+	}
+	return nil
+}
+
+// exportLedger writes the ledger's paid calls of the days from..to (either
+// may be empty: unbounded) as CSV, in the order of the ledger's partitions,
+// and returns how many it wrote.
+func exportLedger(ctx context.Context, cfg *config.Config, from, to string, w io.Writer) (int, error) {
+	opts, err := kafkaOpts(cfg)
+	if err != nil {
+		return 0, err
+	}
+	cw := csv.NewWriter(w)
+	if err := cw.Write(ledgerCSVHeader); err != nil {
+		return 0, err
+	}
+	n := 0
+	err = processor.ReadLedgerCalls(ctx, opts, cfg.Ledger.Topic, func(c processor.LedgerCall) error {
+		if (from != "" && c.Day < from) || (to != "" && c.Day > to) {
+			return nil
+		}
+		n++
+		return cw.Write([]string{
+			c.Day, c.At.UTC().Format(time.RFC3339Nano), c.OrderID, string(c.Status), strconv.Itoa(c.Res),
+			strconv.Itoa(c.Code), c.Date, c.Mode, c.Key, c.Instance,
+		})
+	})
+	cw.Flush()
+	if err == nil {
+		err = cw.Error()
+	}
+	return n, err
+}

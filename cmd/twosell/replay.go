@@ -1,0 +1,462 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/twosell/twosell/config"
+	"github.com/twosell/twosell/processor"
+)
+
+// replayOptions are replay's own flags: the range and the progress display.
+type replayOptions struct {
+	From, To                 string // RFC 3339
+	StartOffsets, EndOffsets string // partition:offset,...
+	Partitions               string // comma-separated
+	Progress                 string // auto, bar, lines, none
+	ProgressInterval         time.Duration
+	JSON                     bool
+}
+
+// replaySummary is what a replay did, printed when it ends (--json: as one
+// JSON object).
+type replaySummary struct {
+	Complete     bool             `json:"complete"`
+	Seconds      float64          `json:"seconds"`
+	Total        int64            `json:"total"`  // offsets in the range
+	Events       int64            `json:"events"` // records read
+	Outputs      int64            `json:"outputs"`
+	DeadLetters  int64            `json:"dead_letters"`
+	ByStatus     map[string]int64 `json:"by_status"`
+	PaidCalls    int64            `json:"paid_calls"`
+	CacheAnswers int64            `json:"cache_answers"`
+	Coalesced    int64            `json:"coalesced"`
+	Skipped      int64            `json:"skipped"`
+	PricePerCall float64          `json:"price_per_call"`
+	CostCNY      float64          `json:"cost_cny"`
+	EventsPerSec float64          `json:"events_per_second"`
+	OutputTopic  string           `json:"output_topic"`
+	DLQTopic     string           `json:"dlq_topic"`
+}
+
+// cmdReplay is "twosell replay": enrich a bounded range of a topic (by time
+// or offsets, all or some partitions) into a topic of its choice, as of each
+// event's own date, with its own rate limit and the ledger loaded first, so
+// that nothing already paid for is paid again. It reads the partitions
+// directly (no consumer group: nothing is committed, a live group is not
+// touched), shows progress on stderr and stops at the range's end with a
+// summary on stdout.
+func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o replayOptions
+	fs.StringVar(&o.From, "from", "", "replay records with a timestamp at or after this RFC 3339 time (default: each partition's start)")
+	fs.StringVar(&o.To, "to", "", "replay records with a timestamp before this RFC 3339 time (default: each partition's end at start)")
+	fs.StringVar(&o.StartOffsets, "start-offsets", "", "first offsets, partition:offset,... (instead of --from; partitions not listed start at their start)")
+	fs.StringVar(&o.EndOffsets, "end-offsets", "", "end offsets, excluded, partition:offset,... (instead of --to; partitions not listed end at their end)")
+	fs.StringVar(&o.Partitions, "partitions", "", "partitions to replay, comma-separated (default: all)")
+	fs.StringVar(&o.Progress, "progress", "auto", "progress on stderr: auto (a bar on a terminal, else lines), bar, lines or none")
+	fs.DurationVar(&o.ProgressInterval, "progress-interval", 10*time.Second, "how often a progress line is printed when not a bar")
+	fs.BoolVar(&o.JSON, "json", false, "print the summary as one JSON object")
+	cfg, rest, err := config.LoadWith("replay", fs, args, os.LookupEnv)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return usageError{fmt.Sprintf("unexpected arguments %q", rest)}
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	if !given["output-topic"] {
+		return usageError{"--output-topic is required: the topic the replay writes to (the live output topic only if named)"}
+	}
+	if !given["dlq-topic"] {
+		cfg.Kafka.DLQTopic = cfg.Kafka.OutputTopic + ".dlq"
+	}
+	switch {
+	case o.From != "" && o.StartOffsets != "":
+		return usageError{"--from and --start-offsets both say where to start: give one"}
+	case o.To != "" && o.EndOffsets != "":
+		return usageError{"--to and --end-offsets both say where to stop: give one"}
+	}
+	if !slices.Contains([]string{"auto", "bar", "lines", "none"}, o.Progress) {
+		return usageError{fmt.Sprintf("--progress %q: want auto, bar, lines or none", o.Progress)}
+	}
+	cfg.Processing.SkipOlderThan = 0 // history is old by definition
+	if err := cfg.Validate("replay"); err != nil {
+		return err
+	}
+	registerSecrets(cfg)
+	log, err := newLogger(stderr, cfg.Log.Level, cfg.Log.Format)
+	if err != nil {
+		return err
+	}
+	return runReplay(ctx, cfg, o, stdout, stderr, log)
+}
+
+// runReplay resolves the range, loads the ledger and runs the processor over
+// the range.
+func runReplay(ctx context.Context, cfg *config.Config, o replayOptions, stdout, stderr io.Writer, log *slog.Logger) error {
+	ranges, err := resolveReplayRange(ctx, cfg, o)
+	if err != nil {
+		return err
+	}
+	var total int64
+	for _, r := range ranges {
+		total += r.End - r.Start
+	}
+	tp, err := setupTracing(ctx, cfg.Telemetry.ServiceName, os.LookupEnv, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = tp.Shutdown(sctx)
+	}()
+	warnInsecure(cfg, log)
+	client, err := newJuheClient(cfg, tp, nil, log)
+	if err != nil {
+		return err
+	}
+	cost, err := openCostControl(ctx, cfg, juheEnricher{client}, "replay", tp, log)
+	if err != nil {
+		return err
+	}
+	defer closeCostControl(ctx, cost)
+	pc, err := processorConfig(cfg, cost, tp, log)
+	if err != nil {
+		return err
+	}
+	pc.Group, pc.OnAssigned, pc.Range = "", nil, ranges // --qps is the replay's own, not divided
+	pc.ExactlyOnce = false
+	proc, err := processor.New(pc)
+	if err != nil {
+		return err
+	}
+	log.Info("replay", "topic", cfg.Kafka.InputTopic, "partitions", len(ranges), "offsets", total,
+		"output_topic", cfg.Kafka.OutputTopic, "dlq_topic", cfg.Kafka.DLQTopic, "qps", cfg.Juhe.QPS)
+
+	start := time.Now()
+	progress := newReplayProgress(stderr, o, total)
+	progCtx, stopProgress := context.WithCancel(ctx)
+	var shown sync.WaitGroup
+	shown.Go(func() { progress.run(progCtx, proc.Stats) })
+	runErr := proc.Run(ctx)
+	stopProgress()
+	shown.Wait()
+	complete := runErr == nil && ctx.Err() == nil
+	s := summarize(proc.Stats(), cfg, total, time.Since(start), complete)
+	progress.finish(s)
+	if err := printSummary(stdout, s, o.JSON); err != nil {
+		return err
+	}
+	if runErr != nil {
+		return explain(cfg, runErr)
+	}
+	if !complete {
+		return fmt.Errorf("replay interrupted after %d of %d records; run it again to finish (what is paid for is in the ledger)", s.Events, total)
+	}
+	return nil
+}
+
+// resolveReplayRange turns the flags into offsets per partition: --from and
+// --to through the broker's time index (the first record at or after the
+// time), --start-offsets and --end-offsets as given, clamped to what the
+// partitions hold now (from their log start to their last stable offset).
+func resolveReplayRange(ctx context.Context, cfg *config.Config, o replayOptions) (map[int32]processor.OffsetRange, error) {
+	var from, to time.Time
+	var err error
+	if o.From != "" {
+		if from, err = time.Parse(time.RFC3339Nano, o.From); err != nil {
+			return nil, usageError{fmt.Sprintf("--from %q: want an RFC 3339 time such as 2024-01-02T00:00:00+08:00", o.From)}
+		}
+	}
+	if o.To != "" {
+		if to, err = time.Parse(time.RFC3339Nano, o.To); err != nil {
+			return nil, usageError{fmt.Sprintf("--to %q: want an RFC 3339 time such as 2024-01-03T00:00:00+08:00", o.To)}
+		}
+	}
+	if !from.IsZero() && !to.IsZero() && !to.After(from) {
+		return nil, usageError{"--to must be after --from"}
+	}
+	starts, err := parsePartitionOffsets("--start-offsets", o.StartOffsets)
+	if err != nil {
+		return nil, err
+	}
+	ends, err := parsePartitionOffsets("--end-offsets", o.EndOffsets)
+	if err != nil {
+		return nil, err
+	}
+
+	opts, err := kafkaOpts(cfg)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	topic := cfg.Kafka.InputTopic
+	details, err := adm.ListTopics(ctx, topic)
+	if err != nil {
+		return nil, explainKafka(cfg, fmt.Errorf("listing topic %q: %w", topic, err))
+	}
+	td, ok := details[topic]
+	if !ok || td.Err != nil {
+		return nil, fmt.Errorf("%w: %q on %v", processor.ErrInputTopicMissing, topic, cfg.Kafka.Brokers)
+	}
+	all := slices.Sorted(maps.Keys(td.Partitions))
+	parts := all
+	if o.Partitions != "" {
+		parts = nil
+		for f := range strings.SplitSeq(o.Partitions, ",") {
+			n, err := strconv.ParseInt(strings.TrimSpace(f), 10, 32)
+			if err != nil || !slices.Contains(all, int32(n)) {
+				return nil, usageError{fmt.Sprintf("--partitions: %q is not a partition of %s (it has %d)", f, topic, len(all))}
+			}
+			parts = append(parts, int32(n))
+		}
+	}
+	for p := range starts {
+		if !slices.Contains(parts, p) {
+			return nil, usageError{fmt.Sprintf("--start-offsets names partition %d, which is not replayed", p)}
+		}
+	}
+	for p := range ends {
+		if !slices.Contains(parts, p) {
+			return nil, usageError{fmt.Sprintf("--end-offsets names partition %d, which is not replayed", p)}
+		}
+	}
+
+	listed := func(what string, list func(context.Context, ...string) (kadm.ListedOffsets, error)) (kadm.ListedOffsets, error) {
+		l, err := list(ctx, topic)
+		if err == nil {
+			err = l.Error()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("listing the %s offsets of %q: %w", what, topic, err)
+		}
+		return l, nil
+	}
+	logStart, err := listed("start", adm.ListStartOffsets)
+	if err != nil {
+		return nil, err
+	}
+	stable, err := listed("end", adm.ListCommittedOffsets)
+	if err != nil {
+		return nil, err
+	}
+	var afterFrom, afterTo kadm.ListedOffsets
+	if !from.IsZero() {
+		if afterFrom, err = listed("--from", afterMilli(adm, from)); err != nil {
+			return nil, err
+		}
+	}
+	if !to.IsZero() {
+		if afterTo, err = listed("--to", afterMilli(adm, to)); err != nil {
+			return nil, err
+		}
+	}
+	offsetOf := func(l kadm.ListedOffsets, p int32) int64 {
+		o, _ := l.Lookup(topic, p)
+		return o.Offset
+	}
+	out := make(map[int32]processor.OffsetRange, len(parts))
+	for _, p := range parts {
+		lo, hi := offsetOf(logStart, p), offsetOf(stable, p)
+		r := processor.OffsetRange{Start: lo, End: hi}
+		if afterFrom != nil {
+			r.Start = offsetOf(afterFrom, p)
+		}
+		if s, ok := starts[p]; ok {
+			r.Start = s
+		}
+		if afterTo != nil {
+			r.End = offsetOf(afterTo, p)
+		}
+		if e, ok := ends[p]; ok {
+			r.End = e
+		}
+		r.Start = min(max(r.Start, lo), hi)
+		r.End = min(max(r.End, r.Start), hi)
+		out[p] = r
+	}
+	return out, nil
+}
+
+// afterMilli lists the first offsets at or after t.
+func afterMilli(adm *kadm.Client, t time.Time) func(context.Context, ...string) (kadm.ListedOffsets, error) {
+	return func(ctx context.Context, topics ...string) (kadm.ListedOffsets, error) {
+		return adm.ListOffsetsAfterMilli(ctx, t.UnixMilli(), topics...)
+	}
+}
+
+// parsePartitionOffsets reads "partition:offset,...".
+func parsePartitionOffsets(flagName, s string) (map[int32]int64, error) {
+	out := make(map[int32]int64)
+	if s == "" {
+		return out, nil
+	}
+	for item := range strings.SplitSeq(s, ",") {
+		ps, os, ok := strings.Cut(strings.TrimSpace(item), ":")
+		p, err1 := strconv.ParseInt(ps, 10, 32)
+		o, err2 := strconv.ParseInt(os, 10, 64)
+		if !ok || err1 != nil || err2 != nil || p < 0 || o < 0 {
+			return nil, usageError{fmt.Sprintf("%s: %q is not partition:offset (such as 0:1200)", flagName, item)}
+		}
+		if _, dup := out[int32(p)]; dup {
+			return nil, usageError{fmt.Sprintf("%s: partition %d is given twice", flagName, p)}
+		}
+		out[int32(p)] = o
+	}
+	return out, nil
+}
+
+// summarize builds the summary from the processor's counters.
+func summarize(s processor.Stats, cfg *config.Config, total int64, took time.Duration, complete bool) replaySummary {
+	out := replaySummary{
+		Complete: complete, Seconds: took.Seconds(), Total: total,
+		Events: s.Consumed, Outputs: s.Produced, DeadLetters: s.DeadLettered,
+		ByStatus:  make(map[string]int64, len(s.ByStatus)),
+		PaidCalls: s.PaidCalls, CacheAnswers: sum(s.CacheAnswers), Coalesced: s.Coalesced, Skipped: s.Skipped,
+		PricePerCall: cfg.Juhe.PricePerCall, CostCNY: s.SpendCNY,
+		OutputTopic: cfg.Kafka.OutputTopic, DLQTopic: cfg.Kafka.DLQTopic,
+	}
+	for k, v := range s.ByStatus {
+		out.ByStatus[string(k)] = v
+	}
+	if took > 0 {
+		out.EventsPerSec = float64(out.Outputs+out.DeadLetters) / took.Seconds()
+	}
+	return out
+}
+
+func printSummary(w io.Writer, s replaySummary, asJSON bool) error {
+	if asJSON {
+		line, err := json.Marshal(s)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(w, "%s\n", line)
+		return err
+	}
+	state := "complete"
+	if !s.Complete {
+		state = "INTERRUPTED"
+	}
+	statuses := make([]string, 0, len(s.ByStatus))
+	for _, k := range slices.Sorted(maps.Keys(s.ByStatus)) {
+		statuses = append(statuses, fmt.Sprintf("%s %d", k, s.ByStatus[k]))
+	}
+	_, err := fmt.Fprintf(w, `replay %s in %s: %d of %d records (%.0f/s)
+  outputs        %d  (%s) -> %s
+  dead letters   %d -> %s
+  paid calls     %d
+  cache answers  %d  (of which after waiting for a shared call: %d)
+  skipped        %d
+  cost estimate  %.2f CNY  (%d paid calls at %.2f CNY)
+`, state, time.Duration(s.Seconds*float64(time.Second)).Round(time.Millisecond), s.Events, s.Total, s.EventsPerSec,
+		s.Outputs, strings.Join(statuses, ", "), s.OutputTopic, s.DeadLetters, s.DLQTopic,
+		s.PaidCalls, s.CacheAnswers, s.Coalesced, s.Skipped, s.CostCNY, s.PaidCalls, s.PricePerCall)
+	return err
+}
+
+// replayProgress shows a replay's progress on stderr: a bar redrawn in place
+// on a terminal (done/total, rate, paid calls, ETA), plain lines every
+// interval otherwise.
+type replayProgress struct {
+	w        io.Writer
+	bar      bool
+	off      bool
+	interval time.Duration
+	total    int64
+	start    time.Time
+}
+
+func newReplayProgress(w io.Writer, o replayOptions, total int64) *replayProgress {
+	p := &replayProgress{w: w, interval: o.ProgressInterval, total: total, start: time.Now()}
+	switch o.Progress {
+	case "bar":
+		p.bar = true
+	case "none":
+		p.off = true
+	case "auto":
+		p.bar = isTerminal(w)
+	}
+	if p.bar {
+		p.interval = 200 * time.Millisecond
+	}
+	if p.interval <= 0 {
+		p.interval = 10 * time.Second
+	}
+	return p
+}
+
+// run shows the progress until ctx ends.
+func (p *replayProgress) run(ctx context.Context, stats func() processor.Stats) {
+	if p.off {
+		return
+	}
+	t := time.NewTicker(p.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s := stats()
+		p.show(s.Produced+s.DeadLettered, s.PaidCalls, sum(s.CacheAnswers))
+	}
+}
+
+// show writes one update.
+func (p *replayProgress) show(done, paid, cached int64) {
+	elapsed := time.Since(p.start)
+	rate := float64(done) / max(elapsed.Seconds(), 1e-9)
+	eta := "?"
+	if rate > 0 && done <= p.total {
+		eta = time.Duration(float64(p.total-done) / rate * float64(time.Second)).Round(time.Second).String()
+	}
+	pct := 100.0
+	if p.total > 0 {
+		pct = 100 * float64(done) / float64(p.total)
+	}
+	if p.bar {
+		const width = 30
+		filled := min(width, int(pct/100*width))
+		fmt.Fprintf(p.w, "\r\033[K[%s%s] %d/%d %5.1f%%  %.0f/s  paid %d  cache %d  ETA %s",
+			strings.Repeat("=", filled), strings.Repeat(" ", width-filled), done, p.total, pct, rate, paid, cached, eta)
+		return
+	}
+	fmt.Fprintf(p.w, "replay: %d/%d records (%.1f%%) · %.0f/s · paid calls %d · cache answers %d · ETA %s\n",
+		done, p.total, pct, rate, paid, cached, eta)
+}
+
+// finish ends the bar's line.
+func (p *replayProgress) finish(s replaySummary) {
+	if p.off {
+		return
+	}
+	p.show(s.Outputs+s.DeadLetters, s.PaidCalls, s.CacheAnswers)
+	if p.bar {
+		fmt.Fprintln(p.w)
+	}
+}
