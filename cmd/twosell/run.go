@@ -67,15 +67,29 @@ func runProcessor(ctx context.Context, cfg *config.Config, lookupEnv func(string
 		_ = tp.Shutdown(sctx)
 	}()
 	warnInsecure(cfg, log)
-	client, err := newJuheClient(cfg, tp, log)
+	ops, err := newOperations(log)
 	if err != nil {
 		return err
 	}
-	proc, err := newProcessor(cfg, juheEnricher{client}, tp, log)
+	defer ops.Close()
+	client, err := newJuheClient(cfg, tp, ops.meterProvider(), log)
 	if err != nil {
+		return err
+	}
+	cost, err := openCostControl(ctx, cfg, juheEnricher{client}, "run", tp, log) // loads the ledger first
+	if err != nil {
+		return err
+	}
+	defer closeCostControl(ctx, cost)
+	proc, err := newProcessor(cfg, cost, tp, log, ops.kafkaOpts()...)
+	if err != nil {
+		return err
+	}
+	if err := ops.start(cfg, proc, client); err != nil {
 		return err
 	}
 	log.Info("starting", "brokers", cfg.Kafka.Brokers, "kafka_tls", cfg.Kafka.TLS.Enabled,
-		"kafka_sasl", cfg.Kafka.SASL.Mechanism, "juhe_url", cfg.Juhe.URL, "juhe_mode", cfg.Juhe.Mode)
+		"kafka_sasl", cfg.Kafka.SASL.Mechanism, "juhe_url", cfg.Juhe.URL, "juhe_mode", cfg.Juhe.Mode,
+		"metrics_addr", ops.addr())
 	return explain(cfg, proc.Run(ctx))
 }

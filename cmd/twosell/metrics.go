@@ -1,0 +1,427 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/otlptranslator"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kotel"
+	"go.opentelemetry.io/otel/attribute"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	"go.opentelemetry.io/otel/metric"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+
+	"github.com/twosell/twosell/config"
+	"github.com/twosell/twosell/juhe"
+	"github.com/twosell/twosell/processor"
+)
+
+// The paths of the operations server.
+const (
+	pathMetrics = "/metrics" // Prometheus text format
+	pathHealthz = "/healthz" // liveness: the process serves
+	pathReadyz  = "/readyz"  // readiness: see health.ready
+)
+
+// lagRefresh is how often the consumer group's lag is read from the
+// cluster: three small requests (describe the group, list end offsets,
+// fetch its commits), less often than any sensible scrape interval needs.
+const lagRefresh = 10 * time.Second
+
+// operations is what twosell shows the people who run it: OpenTelemetry
+// metrics exported in Prometheus format, liveness and readiness, on one
+// HTTP server (telemetry.metrics_addr). Build it with newOperations before
+// the clients (they record into its meter provider), then start it with
+// the processor and the provider client, and Close it after Run returns.
+//
+// Metric names follow Prometheus conventions once exported; their
+// attributes are statuses, classes, codes, topics and partitions, never a
+// mobile, a key or an openid.
+type operations struct {
+	mp  *sdkmetric.MeterProvider
+	reg *prometheus.Registry
+	log *slog.Logger
+
+	srv    *http.Server
+	ln     net.Listener
+	served chan error
+
+	lagClient *kgo.Client
+	lag       *lagMonitor
+	lagEvery  time.Duration // lagRefresh; tests shorten it
+	stop      context.CancelFunc
+	wg        sync.WaitGroup
+}
+
+// newOperations creates the meter provider and its Prometheus registry,
+// which also holds the Go runtime and process collectors
+// (process_start_time_seconds tells a restarting process).
+func newOperations(log *slog.Logger) (*operations, error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	exp, err := otelprom.New(
+		otelprom.WithRegisterer(reg),
+		// Prometheus' own conventions whatever the process-wide name
+		// validation says: underscores, _total on counters, unit suffixes.
+		otelprom.WithTranslationStrategy(otlptranslator.UnderscoreEscapingWithSuffixes),
+		otelprom.WithoutScopeInfo(),
+		otelprom.WithoutTargetInfo(),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	return &operations{mp: sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp)), reg: reg, log: log, lagEvery: lagRefresh}, nil
+}
+
+// meterProvider is where the clients record.
+func (o *operations) meterProvider() metric.MeterProvider { return o.mp }
+
+// kafkaOpts adds franz-go's own metrics (connections, bytes and records
+// produced and fetched, by broker and topic) to a Kafka client.
+func (o *operations) kafkaOpts() []kgo.Opt {
+	return []kgo.Opt{kgo.WithHooks(kotel.NewMeter(kotel.MeterProvider(o.mp)))}
+}
+
+// start registers the processor's instruments and, unless
+// telemetry.metrics_addr is empty, starts reading the group's lag and
+// serves /metrics, /healthz and /readyz on it. An address that cannot be
+// listened on is an error.
+func (o *operations) start(cfg *config.Config, proc *processor.Processor, client *juhe.Client) error {
+	h := &health{proc: proc, client: client, pause: cfg.Processing.OnUnavailable != config.OnUnavailableEmit}
+	o.lag = &lagMonitor{group: cfg.Kafka.Group, topic: cfg.Kafka.InputTopic, log: o.log}
+	if err := observeProcessor(o.mp, proc, h, o.lag, cfg.Juhe.DailyBudget); err != nil {
+		return err
+	}
+	if cfg.Telemetry.MetricsAddr == "" {
+		return nil // nobody would see the lag: do not ask the cluster for it
+	}
+	var err error
+	o.ln, err = net.Listen("tcp", cfg.Telemetry.MetricsAddr)
+	if err != nil {
+		return fmt.Errorf("telemetry.metrics_addr (--metrics-addr): %w", err)
+	}
+	opts, err := kafkaOpts(cfg)
+	if err != nil {
+		return err
+	}
+	o.lagClient, err = kgo.NewClient(append(opts, kgo.WithLogger(kgoWarnLogger{o.log}))...)
+	if err != nil {
+		return fmt.Errorf("metrics: kafka client: %w", err)
+	}
+	o.lag.adm = kadm.NewClient(o.lagClient)
+	ctx, cancel := context.WithCancel(context.Background())
+	o.stop = cancel
+	o.wg.Go(func() { o.lag.run(ctx, o.lagEvery) })
+
+	mux := http.NewServeMux()
+	mux.Handle("GET "+pathMetrics, promhttp.HandlerFor(o.reg, promhttp.HandlerOpts{Registry: o.reg}))
+	mux.HandleFunc("GET "+pathHealthz, func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET "+pathReadyz, func(w http.ResponseWriter, _ *http.Request) {
+		ok, why := h.ready()
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if !ok {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		fmt.Fprintln(w, why)
+	})
+	o.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	o.served = make(chan error, 1)
+	go func() { o.served <- o.srv.Serve(o.ln) }()
+	return nil
+}
+
+// addr is the server's address, or "" when it is disabled.
+func (o *operations) addr() string {
+	if o.ln == nil {
+		return ""
+	}
+	return o.ln.Addr().String()
+}
+
+// Close stops the server, the lag reader and the meter provider. It is safe
+// to call whether or not start was called or succeeded.
+func (o *operations) Close() {
+	if o.srv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := o.srv.Shutdown(ctx); err != nil {
+			o.srv.Close()
+		}
+		<-o.served
+	} else if o.ln != nil {
+		o.ln.Close() // start failed after listening
+	}
+	if o.stop != nil {
+		o.stop()
+	}
+	o.wg.Wait()
+	if o.lagClient != nil {
+		o.lagClient.Close()
+	}
+	_ = o.mp.Shutdown(context.Background())
+}
+
+// health answers the readiness probe.
+type health struct {
+	proc   *processor.Processor
+	client *juhe.Client
+	pause  bool // processing.on_unavailable is pause: an open breaker stops the flow
+}
+
+// ready reports whether records flow through this instance, and why not:
+// false while it is not a member of the consumer group, after a fatal
+// error, and while the breaker is open with on_unavailable: pause (records
+// are held back). With on_unavailable: emit an open breaker still lets
+// events through, as status unavailable.
+func (h *health) ready() (bool, string) {
+	switch {
+	case h.proc.Err() != nil:
+		// The error itself is in the log; an unauthenticated endpoint
+		// shows no more than the fact.
+		return false, "not ready: a fatal error stopped consumption (see the log)"
+	case !h.proc.Connected():
+		return false, "not ready: not a member of the consumer group (starting, rebalancing or disconnected)"
+	case h.pause && h.client.BreakerState() == juhe.BreakerOpen:
+		return false, "not ready: the provider's circuit breaker is open; records are held back"
+	}
+	return true, "ready"
+}
+
+// The processor's instruments; see observeProcessor.
+const (
+	metricConsumed    = "twosell.records.consumed"  // twosell_records_consumed_total
+	metricProduced    = "twosell.records.produced"  // twosell_records_produced_total{status}
+	metricDeadLetters = "twosell.dead_letters"      // twosell_dead_letters_total{class}
+	metricCommits     = "twosell.commits"           // twosell_commits_total
+	metricPaused      = "twosell.paused_partitions" // twosell_paused_partitions
+	metricHeld        = "twosell.held_partitions"   // twosell_held_partitions
+	metricInFlight    = "twosell.in_flight_records" // twosell_in_flight_records
+	metricLag         = "twosell.consumer_lag"      // twosell_consumer_lag{topic,partition}
+	metricReady       = "twosell.ready"             // twosell_ready
+	metricFatal       = "twosell.fatal"             // twosell_fatal
+
+	// The cost controls.
+	metricPaidCalls    = "twosell.paid_calls"         // twosell_paid_calls_total
+	metricCacheAnswers = "twosell.cache_answers"      // twosell_cache_answers_total{kind}
+	metricCoalesced    = "twosell.coalesced"          // twosell_coalesced_total
+	metricBudgetLeft   = "twosell.budget_remaining"   // twosell_budget_remaining
+	metricBudgetDaily  = "twosell.budget_daily_calls" // twosell_budget_daily_calls
+	metricSpend        = "twosell.spend_cny"          // twosell_spend_cny_total
+)
+
+// statuses are reported from 0 before the first event of each, so that
+// rate() and alerts see a series from the start; the first four are also
+// the kinds of cache answer.
+var statuses = []processor.Status{
+	processor.StatusRecycled, processor.StatusNotRecycled, processor.StatusNoActivationDate,
+	processor.StatusNoRecord, processor.StatusUnavailable, processor.StatusSkipped,
+}
+
+// observeProcessor registers observable instruments that read the
+// processor's Stats, its health and the group's lag at each collection, so
+// that the engine itself records nothing. dailyBudget is juhe.daily_budget
+// (0: none), shown beside the remaining budget so that alerts can take a
+// fraction of it.
+func observeProcessor(mp metric.MeterProvider, proc *processor.Processor, h *health, lag *lagMonitor, dailyBudget int) error {
+	m := mp.Meter("github.com/twosell/twosell/processor")
+	var errs []error
+	counter := func(name, unit, desc string) metric.Int64ObservableCounter {
+		c, err := m.Int64ObservableCounter(name, metric.WithUnit(unit), metric.WithDescription(desc))
+		errs = append(errs, err)
+		return c
+	}
+	gauge := func(name, unit, desc string) metric.Int64ObservableGauge {
+		g, err := m.Int64ObservableGauge(name, metric.WithUnit(unit), metric.WithDescription(desc))
+		errs = append(errs, err)
+		return g
+	}
+	var (
+		consumed = counter(metricConsumed, "{record}", "Records received from the input topic.")
+		produced = counter(metricProduced, "{record}", "Enriched events acknowledged by Kafka, by status.")
+		dead     = counter(metricDeadLetters, "{record}", "Dead letters acknowledged by Kafka, by class.")
+		commits  = counter(metricCommits, "{commit}", "Commits of input offsets (at-least-once: per partition; exactly-once: per transaction).")
+		paused   = gauge(metricPaused, "{partition}", "Partitions whose fetching is paused now (buffer full or provider unavailable).")
+		held     = gauge(metricHeld, "{partition}", "Partitions holding a record back for the provider now.")
+		inFlight = gauge(metricInFlight, "{record}", "Records being processed now.")
+		lagGauge = gauge(metricLag, "{record}", "The consumer group's lag on the input topic per partition: end offset minus committed offset, as read from the cluster every 10s. Every instance reports the whole group's: aggregate with max by (topic, partition).")
+		ready    = gauge(metricReady, "", "1 while this instance is ready (a member of the group, not fatal, breaker not open with on_unavailable: pause), else 0; as /readyz.")
+		fatal    = gauge(metricFatal, "", "1 once a fatal error stopped consumption (the process then exits), else 0.")
+
+		paid        = counter(metricPaidCalls, "{call}", "Provider answers paid for by this instance.")
+		cacheAnswer = counter(metricCacheAnswers, "{lookup}", "Lookups answered from knowledge (cache or ledger) without a paid call, by the answer's kind.")
+		coalesced   = counter(metricCoalesced, "{lookup}", "Lookups that waited for another lookup's call of the same mobile instead of paying for their own.")
+		budgetLeft  = gauge(metricBudgetLeft, "{call}", "Paid calls left today for the whole deployment (juhe.daily_budget); absent without a budget.")
+		budgetDaily = gauge(metricBudgetDaily, "{call}", "juhe.daily_budget: paid calls allowed per day; absent without a budget.")
+	)
+	spend, err := m.Float64ObservableCounter(metricSpend,
+		metric.WithDescription("Estimated spend on paid calls in CNY: paid calls times juhe.price_per_call."))
+	errs = append(errs, err)
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	_, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		s := proc.Stats()
+		o.ObserveInt64(consumed, s.Consumed)
+		for _, st := range statuses {
+			if _, ok := s.ByStatus[st]; !ok {
+				o.ObserveInt64(produced, 0, metric.WithAttributes(attribute.String("status", string(st))))
+			}
+		}
+		for st, n := range s.ByStatus {
+			o.ObserveInt64(produced, n, metric.WithAttributes(attribute.String("status", string(st))))
+		}
+		for class, n := range s.ByErrorClass {
+			o.ObserveInt64(dead, n, metric.WithAttributes(attribute.String("class", class)))
+		}
+		o.ObserveInt64(commits, s.Commits)
+		o.ObserveInt64(paused, int64(s.PausedPartitions))
+		o.ObserveInt64(held, int64(s.HeldPartitions))
+		o.ObserveInt64(inFlight, int64(s.InFlight))
+		for p, n := range lag.snapshot() {
+			o.ObserveInt64(lagGauge, n, metric.WithAttributes(
+				attribute.String("topic", lag.topic), attribute.String("partition", strconv.Itoa(int(p)))))
+		}
+		ok, _ := h.ready()
+		o.ObserveInt64(ready, boolValue(ok))
+		o.ObserveInt64(fatal, boolValue(proc.Err() != nil))
+
+		o.ObserveInt64(paid, s.PaidCalls)
+		for _, kind := range statuses[:4] { // the kinds of answer: recycled ... no_record
+			if _, ok := s.CacheAnswers[string(kind)]; !ok {
+				o.ObserveInt64(cacheAnswer, 0, metric.WithAttributes(attribute.String("kind", string(kind))))
+			}
+		}
+		for kind, n := range s.CacheAnswers {
+			o.ObserveInt64(cacheAnswer, n, metric.WithAttributes(attribute.String("kind", kind)))
+		}
+		o.ObserveInt64(coalesced, s.Coalesced)
+		o.ObserveFloat64(spend, s.SpendCNY)
+		if s.BudgetRemaining >= 0 && dailyBudget > 0 {
+			o.ObserveInt64(budgetLeft, s.BudgetRemaining)
+			o.ObserveInt64(budgetDaily, int64(dailyBudget))
+		}
+		return nil
+	}, consumed, produced, dead, commits, paused, held, inFlight, lagGauge, ready, fatal,
+		paid, cacheAnswer, coalesced, spend, budgetLeft, budgetDaily)
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	return nil
+}
+
+func boolValue(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// lagMonitor reads the consumer group's lag on the input topic from the
+// cluster (kadm's Lag: the group's description, its committed offsets and
+// the partitions' end offsets) and keeps the last reading for collection.
+// Reading it here rather than at each scrape keeps scrapes fast and the
+// cluster's load independent of how many scrapers there are.
+type lagMonitor struct {
+	adm          *kadm.Client
+	group, topic string
+	log          *slog.Logger
+
+	mu      sync.Mutex
+	lag     map[int32]int64
+	failing bool // the last reading failed; logged once until one succeeds
+}
+
+// run reads the lag now and then every interval until ctx ends.
+func (l *lagMonitor) run(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		l.refresh(ctx, max(interval, 5*time.Second))
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// refresh reads the lag once. A failure keeps the last reading and is
+// logged once, and again only after a success.
+func (l *lagMonitor) refresh(ctx context.Context, timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	lags, err := l.adm.Lag(ctx, l.group)
+	if err == nil {
+		if g, ok := lags[l.group]; ok {
+			err = g.Error()
+		}
+	}
+	if errors.Is(err, kerr.GroupIDNotFound) {
+		err, lags = nil, nil // the group has not been joined yet: no lag to show
+	}
+	if err != nil {
+		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			return // stopping
+		}
+		l.mu.Lock()
+		first := !l.failing
+		l.failing = true
+		l.mu.Unlock()
+		if first {
+			l.log.Warn("metrics: cannot read the consumer group's lag; twosell_consumer_lag keeps its last values", "group", l.group, "err", err)
+		}
+		return
+	}
+	m := make(map[int32]int64)
+	for p, ml := range lags[l.group].Lag[l.topic] {
+		if ml.Err == nil && ml.Lag >= 0 {
+			m[p] = ml.Lag
+		}
+	}
+	l.mu.Lock()
+	if l.failing {
+		l.log.Info("metrics: reading the consumer group's lag again", "group", l.group)
+	}
+	l.failing = false
+	l.lag = m
+	l.mu.Unlock()
+}
+
+// snapshot returns the last reading, by partition.
+func (l *lagMonitor) snapshot() map[int32]int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lag // replaced, never changed in place
+}
+
+// kgoWarnLogger passes franz-go's warnings and errors to slog.
+type kgoWarnLogger struct{ l *slog.Logger }
+
+func (k kgoWarnLogger) Level() kgo.LogLevel { return kgo.LogLevelWarn }
+
+func (k kgoWarnLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
+	l := slog.LevelWarn
+	if level == kgo.LogLevelError {
+		l = slog.LevelError
+	}
+	k.l.Log(context.Background(), l, "kafka (lag reader): "+msg, keyvals...)
+}
