@@ -446,10 +446,14 @@ func (p *Processor) acquire(stop, abandon context.Context, size int64) bool {
 	case <-abandon.Done():
 		return false
 	}
+	n := min(size, p.cfg.MaxInFlightBytes)
+	if p.slotBytes.TryAcquire(n) {
+		return true // the usual case: no contexts to build
+	}
 	ctx, cancel := context.WithCancel(abandon)
 	defer cancel()
 	defer context.AfterFunc(stop, cancel)()
-	if err := p.slotBytes.Acquire(ctx, min(size, p.cfg.MaxInFlightBytes)); err != nil {
+	if err := p.slotBytes.Acquire(ctx, n); err != nil {
 		<-p.slots
 		return false
 	}

@@ -45,6 +45,7 @@ type benchOptions struct {
 	JSON       bool
 	CPUProfile string
 	MemProfile string
+	Ledger     bool
 }
 
 // benchResult is what "twosell bench" prints; README documents each field.
@@ -68,6 +69,9 @@ type benchResult struct {
 	Partitions            int      `json:"partitions"`
 	Distinct              int      `json:"distinct"`
 	Ordering              string   `json:"ordering"`
+	AvgInFlight           float64  `json:"avg_in_flight"`
+	BrokerCPUMicros       float64  `json:"broker_cpu_us_per_event"`
+	SimCPUMicros          float64  `json:"sim_cpu_us_per_event"`
 	GOMAXPROCS            int      `json:"gomaxprocs"`
 }
 
@@ -89,6 +93,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.Float64Var(&o.QPS, "qps", 0, "the simulator's QPS limit (0: none)")
 	fs.StringVar(&o.Ordering, "ordering", "key", "processing.ordering: key, partition or none")
 	fs.BoolVar(&o.JSON, "json", false, "print the result as one JSON object")
+	fs.BoolVar(&o.Ledger, "ledger", true, "write paid answers to the ledger topic, as run does (--ledger=false measures without it)")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the twosell phase to this file")
 	fs.StringVar(&o.MemProfile, "memprofile", "", "write a heap profile at the end of the twosell phase to this file")
 	if err := fs.Parse(args); err != nil {
@@ -126,7 +131,7 @@ func runBench(ctx context.Context, o benchOptions, stderr io.Writer) (*benchResu
 	if err != nil {
 		return nil, err
 	}
-	defer broker.stop()
+	defer broker.stop() //nolint:errcheck // a duration, reported below
 	simArgs := []string{"sim", "--addr", "127.0.0.1:0", "--latency", o.Latency.String(), "--population", "0"}
 	if o.QPS > 0 {
 		simArgs = append(simArgs, "--qps", fmt.Sprint(o.QPS))
@@ -135,7 +140,7 @@ func runBench(ctx context.Context, o benchOptions, stderr io.Writer) (*benchResu
 	if err != nil {
 		return nil, err
 	}
-	defer sim.stop()
+	defer sim.stop() //nolint:errcheck // a duration, reported below
 	brokers := []string{broker.addr}
 
 	input, passOut := "bench-input", "bench-passthrough"
@@ -181,6 +186,11 @@ func runBench(ctx context.Context, o benchOptions, stderr io.Writer) (*benchResu
 	if err != nil {
 		return nil, err
 	}
+	// The other processes' CPU over the whole run (backlog and passthrough
+	// included, for the broker), per event twosell finished: where the
+	// machine's cores went.
+	per := func(d time.Duration) float64 { return float64(d.Microseconds()) / math.Max(1, float64(res.Done)) }
+	res.BrokerCPUMicros, res.SimCPUMicros = per(broker.stop()), per(sim.stop())
 	return res, nil
 }
 
@@ -198,6 +208,7 @@ func benchTwosell(ctx context.Context, brokers []string, simURL, input string, o
 	cfg.Juhe.MaxConns = o.InFlight
 	cfg.Processing.MaxInFlight = o.InFlight
 	cfg.Processing.Ordering = o.Ordering
+	cfg.Ledger.Enabled = o.Ledger
 	cfg.Log.Level = "warn"
 	if err := cfg.Validate("run"); err != nil {
 		return nil, err
@@ -265,6 +276,7 @@ func benchTwosell(ctx context.Context, brokers []string, simURL, input string, o
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	var s processor.Stats
+	var inFlightSum, samples float64
 wait:
 	for {
 		select {
@@ -276,7 +288,10 @@ wait:
 		case <-ctx.Done():
 			break wait
 		case <-tick.C:
-			if s = proc.Stats(); s.Produced+s.DeadLettered >= int64(o.Events) {
+			s = proc.Stats()
+			inFlightSum += float64(s.InFlight)
+			samples++
+			if s.Produced+s.DeadLettered >= int64(o.Events) {
 				break wait
 			}
 		}
@@ -315,6 +330,7 @@ wait:
 		Distinct:          o.Distinct,
 		Ordering:          o.Ordering,
 		GOMAXPROCS:        runtime.GOMAXPROCS(0),
+		AvgInFlight:       inFlightSum / math.Max(1, samples),
 	}
 	addedMu.Unlock()
 	return res, nil
@@ -425,13 +441,21 @@ func startChildCommand(ctx context.Context, self, prefix string, args ...string)
 			return c, nil
 		}
 	}
-	c.stop()
+	_ = c.stop()
 	return nil, fmt.Errorf("%s %s exited before saying where it listens", self, args[0])
 }
 
-func (c *childCommand) stop() {
-	_ = c.cmd.Process.Signal(syscall.SIGTERM)
-	_ = c.cmd.Wait()
+// stop ends the child and returns the CPU it used; calling it again does
+// nothing more.
+func (c *childCommand) stop() time.Duration {
+	if c.cmd.ProcessState == nil {
+		_ = c.cmd.Process.Signal(syscall.SIGTERM)
+		_ = c.cmd.Wait()
+	}
+	if c.cmd.ProcessState == nil {
+		return 0
+	}
+	return c.cmd.ProcessState.UserTime() + c.cmd.ProcessState.SystemTime()
 }
 
 // simRequests asks the simulator how many API requests it served.
