@@ -65,17 +65,8 @@ func TestFaultKillRestart(t *testing.T) {
 				t.Logf("kill %d at %d provider requests", i+1, sim.Stats().Requests)
 				c = startChild(t, cfg, env...)
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-			defer cancel()
-			k.Consume(ctx, func(recs []*kgo.Record) bool { return distinctEvents(t, recs) >= n }, cfg.Kafka.OutputTopic, cfg.Kafka.DLQTopic)
-			if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-				t.Fatal(err)
-			}
-			if code := c.wait(t); code != 0 {
-				t.Fatalf("exit %d after SIGTERM, want 0", code)
-			}
 			exactlyOnce := delivery == config.DeliveryExactlyOnce
-			dups := checkOutcomes(t, cfg, evs, k.ConsumeAll(ctx, cfg.Kafka.OutputTopic, cfg.Kafka.DLQTopic), !exactlyOnce)
+			dups := checkOutcomes(t, cfg, evs, drainAndStop(t, k, cfg, c, n), !exactlyOnce)
 			t.Logf("%s: %d events, %d kills: none lost, %d duplicates; %d provider requests", delivery, n, kills, dups, sim.Stats().Requests)
 		})
 	}
@@ -113,6 +104,15 @@ func TestFaultBrokerRestart(t *testing.T) {
 	broker("start.sh")
 	t.Logf("broker stopped at %d provider requests and started again", stoppedAt)
 
+	dups := checkOutcomes(t, cfg, evs, drainAndStop(t, k, cfg, c, n), true)
+	t.Logf("broker restarted mid-stream: none of %d lost, %d duplicates", n, dups)
+}
+
+// drainAndStop waits until all n events have an output or a dead letter,
+// stops the child with SIGTERM (it must exit 0), and returns everything
+// written, duplicates included.
+func drainAndStop(t *testing.T, k *kafkatest.Cluster, cfg *config.Config, c *child, n int) []*kgo.Record {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	k.Consume(ctx, func(recs []*kgo.Record) bool { return distinctEvents(t, recs) >= n }, cfg.Kafka.OutputTopic, cfg.Kafka.DLQTopic)
@@ -122,6 +122,5 @@ func TestFaultBrokerRestart(t *testing.T) {
 	if code := c.wait(t); code != 0 {
 		t.Fatalf("exit %d after SIGTERM, want 0", code)
 	}
-	dups := checkOutcomes(t, cfg, evs, k.ConsumeAll(ctx, cfg.Kafka.OutputTopic, cfg.Kafka.DLQTopic), true)
-	t.Logf("broker restarted mid-stream: none of %d lost, %d duplicates", n, dups)
+	return k.ConsumeAll(ctx, cfg.Kafka.OutputTopic, cfg.Kafka.DLQTopic)
 }
