@@ -156,8 +156,13 @@ func (p *Processor) runReplay(ctx context.Context) error {
 			}
 			if reached && !rp.reached {
 				rp.reached = true
-				// Stop fetching it: what follows is past the range.
-				cl.RemoveConsumePartitions(map[string][]int32{topic: {ftp.Partition}})
+				// Stop fetching it: what follows is past the range. Pausing,
+				// not RemoveConsumePartitions: removing a partition while
+				// fetches are in flight left the others unfetched now and
+				// then on a real broker (a replay that never ended in CI).
+				// Should a worker resume it, the filter above drops what
+				// comes past the end.
+				cl.PauseFetchPartitions(map[string][]int32{topic: {ftp.Partition}})
 			}
 			mu.Unlock()
 		})
