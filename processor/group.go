@@ -10,7 +10,8 @@ import (
 )
 
 // assigned starts a worker for each newly assigned partition.
-func (p *Processor) assigned(ctx context.Context, _ *kgo.Client, assigned map[string][]int32) {
+func (p *Processor) assigned(ctx context.Context, cl *kgo.Client, assigned map[string][]int32) {
+	p.setClient(cl)            // before any worker starts: see client
 	defer p.reportMembers(ctx) // OnAssigned, after the unlock below: members.go
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -163,7 +164,7 @@ func (p *Processor) commitWorkers(ctx context.Context, ws []*partitionWorker) {
 	// A commit that cannot complete must not hold a rebalance forever.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.ShutdownTimeout)
 	defer cancel()
-	p.cl.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+	p.client().CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
 		if err != nil {
 			p.log.Warn("commit failed; it is retried with the next one", "err", err)
 			return

@@ -17,12 +17,12 @@ const membersTimeout = 5 * time.Second
 // count comes from the group coordinator (DescribeGroups); a failure is
 // logged and the previous count stays in force.
 func (p *Processor) reportMembers(ctx context.Context) {
-	if p.cfg.OnAssigned == nil || p.cl == nil {
+	if p.cfg.OnAssigned == nil || p.client() == nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, membersTimeout)
 	defer cancel()
-	adm := kadm.NewClient(p.cl)
+	adm := kadm.NewClient(p.client())
 	for {
 		described, err := adm.DescribeGroups(ctx, p.cfg.Group)
 		if err == nil {

@@ -295,10 +295,10 @@ func (w *partitionWorker) setPaused(reason pauseReason, on bool) {
 	tps := map[string][]int32{w.tp.topic: {w.tp.partition}}
 	switch {
 	case before == 0 && w.paused != 0:
-		w.p.cl.PauseFetchPartitions(tps)
+		w.p.client().PauseFetchPartitions(tps)
 		w.p.stats.paused.Add(1)
 	case before != 0 && w.paused == 0:
-		w.p.cl.ResumeFetchPartitions(tps)
+		w.p.client().ResumeFetchPartitions(tps)
 		w.p.stats.paused.Add(-1)
 	}
 }

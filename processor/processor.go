@@ -220,7 +220,7 @@ type Processor struct {
 	tracer *kotel.Tracer
 	hooks  []kgo.Hook
 
-	cl *kgo.Client // set by Run
+	cl atomic.Pointer[kgo.Client] // the consuming and producing client; see client
 
 	mu      sync.Mutex // guards workers
 	workers map[topicPartition]*partitionWorker
@@ -363,7 +363,7 @@ func (p *Processor) runAtLeastOnce(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("processor: kafka client: %w", err)
 	}
-	p.cl = cl
+	p.setClient(cl)
 
 	var commitDone sync.WaitGroup
 	commitDone.Go(func() { p.commitLoop(ctx) })
@@ -465,3 +465,11 @@ func (p *Processor) release(size int64) {
 	p.slotBytes.Release(min(size, p.cfg.MaxInFlightBytes))
 	<-p.slots
 }
+
+// client is the consuming and producing client. franz-go calls the group
+// callbacks from its own goroutines as soon as the client exists, possibly
+// before NewClient's caller has stored it: assigned stores it first too,
+// so that the workers it starts always see it.
+func (p *Processor) client() *kgo.Client { return p.cl.Load() }
+
+func (p *Processor) setClient(cl *kgo.Client) { p.cl.Store(cl) }

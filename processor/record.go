@@ -48,7 +48,7 @@ func (e emission) handed() bool { return e.rec != nil }
 // emit hands an emission to the producer.
 func (p *Processor) emit(e emission) {
 	if e.rec != nil {
-		p.cl.Produce(context.Background(), e.rec, e.promise)
+		p.client().Produce(context.Background(), e.rec, e.promise)
 	}
 }
 

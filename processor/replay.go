@@ -82,7 +82,7 @@ func (p *Processor) runReplay(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("processor: kafka client: %w", err)
 	}
-	p.cl = cl
+	p.setClient(cl)
 	defer cl.Close()
 
 	var mu sync.Mutex // guards parts' reached and last

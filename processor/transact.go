@@ -28,7 +28,7 @@ func (p *Processor) runTransactional(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("processor: kafka client: %w", err)
 	}
-	p.cl = sess.Client()
+	p.setClient(sess.Client())
 	defer sess.CloseAllowingRebalance()
 
 	wait := p.cfg.RetryBackoff
