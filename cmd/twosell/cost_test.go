@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -50,21 +49,7 @@ func runWithCost(t *testing.T, cfg *config.Config) (*processor.Processor, *proce
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- proc.Run(ctx) }()
-	var stopped atomic.Bool
-	var runErr error
-	stop := func() error {
-		if stopped.CompareAndSwap(false, true) {
-			cancel()
-			runErr = <-done
-			closeCostControl(context.Background(), cost)
-		}
-		return runErr
-	}
-	t.Cleanup(func() { _ = stop() })
-	return proc, cost, stop
+	return proc, cost, runUntilStopped(t, proc, func() { closeCostControl(context.Background(), cost) })
 }
 
 // streamEvent is an event of a test stream, with what the test knows of it.

@@ -229,6 +229,12 @@ func runInProcess(t *testing.T, cfg *config.Config, logs *syncBuffer, opts ...sd
 	if err != nil {
 		t.Fatal(err)
 	}
+	return proc, client, runUntilStopped(t, proc, func() {})
+}
+
+// runUntilStopped runs proc until the returned function is called (or the
+// test ends); it then runs after and returns Run's error, once.
+func runUntilStopped(t *testing.T, proc *processor.Processor, after func()) func() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- proc.Run(ctx) }()
@@ -238,11 +244,12 @@ func runInProcess(t *testing.T, cfg *config.Config, logs *syncBuffer, opts ...sd
 		if stopped.CompareAndSwap(false, true) {
 			cancel()
 			runErr = <-done
+			after()
 		}
 		return runErr
 	}
 	t.Cleanup(func() { _ = stop() })
-	return proc, client, stop
+	return stop
 }
 
 func TestPipelineEveryMode(t *testing.T) {
