@@ -318,10 +318,16 @@ func (l *ledger) logErrors(fs kgo.Fetches) {
 }
 
 // handle decodes one record and applies it.
+// ledgerInstanceHeader names the instance that wrote a knowledge record.
+const ledgerInstanceHeader = "twosell-instance"
+
 func (l *ledger) handle(r *kgo.Record) {
 	l.read.Add(1)
 	if r.Value == nil {
 		return // a tombstone: nothing to learn
+	}
+	if len(r.Headers) == 1 && r.Headers[0].Key == ledgerInstanceHeader && string(r.Headers[0].Value) == l.instance {
+		return // this instance's own knowledge, already in its cache
 	}
 	rec, ok := l.decode(r.Key, r.Value)
 	if !ok {
@@ -383,6 +389,9 @@ func (l *ledger) write(ctx context.Context, call LedgerCall, key MobileKey, k Kn
 	}, promise)
 	l.cl.Produce(context.Background(), &kgo.Record{
 		Topic: l.cfg.Topic, Key: []byte(ledgerKnowledgePrefix + call.Key), Value: kv,
+		// Lets this instance skip its own records when following the
+		// topic without decoding them: its cache has them already.
+		Headers: []kgo.RecordHeader{{Key: ledgerInstanceHeader, Value: []byte(l.instance)}},
 	}, promise)
 	var errs []error
 	for range 2 {
