@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/twosell/twosell/processor"
+	"github.com/twosell/twosell/processor/kafkatest"
 )
 
 // Per-key and per-partition order hold while many lookups overlap with
@@ -124,11 +125,11 @@ func TestCommitNeverPassesAnUnfinishedRecord(t *testing.T) {
 		}
 		return fakeAnswer(l), nil
 	})))
-	waitFor(t, func() bool {
+	kafkatest.WaitFor(t, func() bool {
 		return p.Stats().Produced == n-1 && h.kafka.CommittedOffsets(h.group, h.in)[0] == blocked
 	})
 	close(release)
-	waitFor(t, func() bool { return h.kafka.CommittedOffsets(h.group, h.in)[0] == n })
+	kafkatest.WaitFor(t, func() bool { return h.kafka.CommittedOffsets(h.group, h.in)[0] == n })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -140,11 +141,7 @@ func TestCommitNeverPassesAnUnfinishedRecord(t *testing.T) {
 func TestPauseResumeUnderAFullWindow(t *testing.T) {
 	h := newHarness(t, 1)
 	const n = 300
-	var recs []*kgo.Record
-	for i := range n {
-		recs = append(recs, event(h.in, i, false))
-	}
-	h.kafka.Produce(recs...)
+	h.produceEvents(n)
 	release := make(chan struct{})
 	cfg := h.config(processor.EnricherFunc(func(ctx context.Context, l processor.Lookup) (processor.Result, error) {
 		select {
@@ -156,7 +153,7 @@ func TestPauseResumeUnderAFullWindow(t *testing.T) {
 	}))
 	cfg.MaxInFlight, cfg.MaxBufferedRecords, cfg.MaxPollRecords = 4, 10, 10
 	p, stop := h.start(cfg)
-	waitFor(t, func() bool { s := p.Stats(); return s.InFlight == 4 && s.PausedPartitions == 1 })
+	kafkatest.WaitFor(t, func() bool { s := p.Stats(); return s.InFlight == 4 && s.PausedPartitions == 1 })
 	// Received = in flight + buffered; the buffer passes its cap by at most
 	// one poll.
 	if s := p.Stats(); s.Consumed > int64(cfg.MaxInFlight+cfg.MaxBufferedRecords+cfg.MaxPollRecords) {
@@ -166,7 +163,7 @@ func TestPauseResumeUnderAFullWindow(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	h.kafka.Consume(ctx, countAtLeast(n), h.out)
-	waitFor(t, func() bool { return p.Stats().PausedPartitions == 0 })
+	kafkatest.WaitFor(t, func() bool { return p.Stats().PausedPartitions == 0 })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}

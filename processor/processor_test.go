@@ -147,6 +147,16 @@ func event(topic string, i int, bad bool) *kgo.Record {
 	}
 }
 
+// produceEvents writes n valid events to the input topic.
+func (h *harness) produceEvents(n int) []*kgo.Record {
+	var recs []*kgo.Record
+	for i := range n {
+		recs = append(recs, event(h.in, i, false))
+	}
+	h.kafka.Produce(recs...)
+	return recs
+}
+
 // eventID reads event_id from a value, also from values that are not JSON
 // (a dead letter keeps the input byte for byte).
 func eventID(t *testing.T, v []byte) string {
@@ -305,11 +315,7 @@ func TestFatalCommitsOnlyFinishedRecords(t *testing.T) {
 	bothModes(t, func(t *testing.T, eos bool) {
 		h := newHarnessMode(t, 1, eos)
 		const n, fatalAt = 100, 30
-		var recs []*kgo.Record
-		for i := range n {
-			recs = append(recs, event(h.in, i, false))
-		}
-		h.kafka.Produce(recs...)
+		h.produceEvents(n)
 		var calls atomic.Int64
 		p, err := processor.New(h.config(processor.EnricherFunc(func(_ context.Context, l processor.Lookup) (processor.Result, error) {
 			if calls.Add(1) > fatalAt {
@@ -372,11 +378,7 @@ func TestHoldsRecordsWhileProviderUnavailable(t *testing.T) {
 	bothModes(t, func(t *testing.T, eos bool) {
 		h := newHarnessMode(t, 2, eos)
 		const n = 40
-		var recs []*kgo.Record
-		for i := range n {
-			recs = append(recs, event(h.in, i, false))
-		}
-		h.kafka.Produce(recs...)
+		h.produceEvents(n)
 		var down atomic.Bool
 		down.Store(true)
 		var failures atomic.Int64
@@ -389,7 +391,7 @@ func TestHoldsRecordsWhileProviderUnavailable(t *testing.T) {
 		})))
 
 		// Wait until both partitions hold a record and their fetching is paused.
-		waitFor(t, func() bool { s := p.Stats(); return s.HeldPartitions == 2 && s.PausedPartitions == 2 })
+		kafkatest.WaitFor(t, func() bool { s := p.Stats(); return s.HeldPartitions == 2 && s.PausedPartitions == 2 })
 		if s := p.Stats(); s.Produced != 0 || s.DeadLettered != 0 {
 			t.Fatalf("emitted while the provider was down: %+v", s)
 		}
@@ -398,7 +400,7 @@ func TestHoldsRecordsWhileProviderUnavailable(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
 		h.kafka.Consume(ctx, countAtLeast(n), h.out, h.dlq)
-		waitFor(t, func() bool { s := p.Stats(); return s.HeldPartitions == 0 && s.PausedPartitions == 0 })
+		kafkatest.WaitFor(t, func() bool { s := p.Stats(); return s.HeldPartitions == 0 && s.PausedPartitions == 0 })
 		if err := stop(); err != nil {
 			t.Fatal(err)
 		}
@@ -502,11 +504,7 @@ func TestRebalanceLosesAndDuplicatesNothing(t *testing.T) {
 	bothModes(t, func(t *testing.T, eos bool) {
 		h := newHarnessMode(t, 4, eos)
 		const n = 1600 // enough that the second member joins while the first is busy, even on a loaded machine
-		var recs []*kgo.Record
-		for i := range n {
-			recs = append(recs, event(h.in, i, false))
-		}
-		h.kafka.Produce(recs...)
+		h.produceEvents(n)
 		slow := processor.EnricherFunc(func(ctx context.Context, l processor.Lookup) (processor.Result, error) {
 			select { // a provider with latency, so that work is in flight at the rebalance
 			case <-time.After(5 * time.Millisecond):
@@ -519,7 +517,7 @@ func TestRebalanceLosesAndDuplicatesNothing(t *testing.T) {
 		cfg.MaxPollRecords = 20 // many transactions, so the rebalance lands mid-stream
 		cfg.MaxInFlight = 2     // overlapping, but slow enough that the rebalance lands mid-stream
 		p1, stop1 := h.start(cfg)
-		waitFor(t, func() bool { return p1.Stats().Produced >= n/8 })
+		kafkatest.WaitFor(t, func() bool { return p1.Stats().Produced >= n/8 })
 		cfg2 := h.config(slow) // its own transactional id
 		cfg2.MaxPollRecords, cfg2.MaxInFlight = cfg.MaxPollRecords, cfg.MaxInFlight
 		p2, stop2 := h.start(cfg2)
@@ -553,32 +551,13 @@ func TestRebalanceLosesAndDuplicatesNothing(t *testing.T) {
 	})
 }
 
-// waitFor polls cond until it holds; the test's deadline bounds it.
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(60 * time.Second)
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-deadline:
-			t.Fatal("condition not reached in 60s")
-		}
-	}
-}
-
 // Stopping while the provider is down abandons the held records: Run
 // returns cleanly and nothing unfinished is committed.
 func TestStopWhileHolding(t *testing.T) {
 	bothModes(t, func(t *testing.T, eos bool) {
 		h := newHarnessMode(t, 1, eos)
 		const n, answered = 20, 5
-		var recs []*kgo.Record
-		for i := range n {
-			recs = append(recs, event(h.in, i, false))
-		}
-		h.kafka.Produce(recs...)
+		h.produceEvents(n)
 		var calls atomic.Int64
 		p, stop := h.start(h.config(processor.EnricherFunc(func(_ context.Context, l processor.Lookup) (processor.Result, error) {
 			if calls.Add(1) > answered {
@@ -592,7 +571,7 @@ func TestStopWhileHolding(t *testing.T) {
 		if eos {
 			want = 0
 		}
-		waitFor(t, func() bool { return p.Stats().HeldPartitions == 1 && p.Stats().Produced == want })
+		kafkatest.WaitFor(t, func() bool { return p.Stats().HeldPartitions == 1 && p.Stats().Produced == want })
 		if err := stop(); err != nil {
 			t.Fatalf("Run = %v, want nil after a graceful stop", err)
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/twosell/twosell/juhe/juhesim"
+	"github.com/twosell/twosell/processor/kafkatest"
 )
 
 func TestQuery(t *testing.T) {
@@ -84,7 +85,7 @@ func TestDev(t *testing.T) {
 		exit <- Main(ctx, []string{"dev", "--kafka-addr", "127.0.0.1:0", "--sim-addr", "127.0.0.1:0",
 			"--metrics-addr", "127.0.0.1:0", "--generate", "200", "--sim-latency", "1ms"}, &stdout, &stderr)
 	}()
-	waitUntil(t, func() bool { return strings.Contains(stdout.String(), "all 200 sample events processed") })
+	kafkatest.WaitFor(t, func() bool { return strings.Contains(stdout.String(), "all 200 sample events processed") })
 	out := stdout.String()
 	broker := regexp.MustCompile(`kafka broker\s+(\S+)`).FindStringSubmatch(out)
 	if broker == nil {

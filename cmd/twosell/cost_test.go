@@ -225,7 +225,7 @@ func TestInstancesShareTheLedger(t *testing.T) {
 	cfg := testConfig(t, k, url, juhe.ModePlain)
 	procA, costA, _ := runWithCost(t, cfg)
 	procB, costB, _ := runWithCost(t, cfg)
-	waitUntil(t, func() bool { return costA.CostStats().Members == 2 && costB.CostStats().Members == 2 })
+	kafkatest.WaitFor(t, func() bool { return costA.CostStats().Members == 2 && costB.CostStats().Members == 2 })
 
 	// A mobile activated on some day A; asked the day before, it is res 1,
 	// which answers every earlier date.
@@ -243,12 +243,12 @@ func TestInstancesShareTheLedger(t *testing.T) {
 			Value: []byte(fmt.Sprintf(`{"event_id":%q,"mobile":%q,"registered_at":%q}`, id, mobile, date))}
 	}
 	k.Produce(event("first", "e-first", dayBefore))
-	waitUntil(t, func() bool { return procA.Stats().Produced+procB.Stats().Produced == 1 })
+	kafkatest.WaitFor(t, func() bool { return procA.Stats().Produced+procB.Stats().Produced == 1 })
 	if sim.Stats().Requests != 1 {
 		t.Fatalf("%d paid calls for the first event", sim.Stats().Requests)
 	}
 	// Both know it: the one that paid, and the other through the ledger.
-	waitUntil(t, func() bool {
+	kafkatest.WaitFor(t, func() bool {
 		_, a := costA.Known(mobile)
 		_, b := costB.Known(mobile)
 		return a && b
@@ -260,7 +260,7 @@ func TestInstancesShareTheLedger(t *testing.T) {
 		recs = append(recs, event(fmt.Sprintf("u-%d", i), fmt.Sprintf("e-%d", i), activation.AddDate(0, 0, -1-i*20).Format("20060102")))
 	}
 	k.Produce(recs...)
-	waitUntil(t, func() bool { return procA.Stats().Produced+procB.Stats().Produced == n+1 })
+	kafkatest.WaitFor(t, func() bool { return procA.Stats().Produced+procB.Stats().Produced == n+1 })
 	if got := sim.Stats().Requests; got != 1 {
 		t.Errorf("%d paid calls, want the first one only", got)
 	}
@@ -453,12 +453,12 @@ func TestDailyBudget(t *testing.T) {
 			k.Produce(recs[:n]...)
 			proc, cost, stop := runWithCost(t, cfg)
 			if onBudget == config.OnBudgetPause {
-				waitUntil(t, func() bool {
+				kafkatest.WaitFor(t, func() bool {
 					s := proc.Stats()
 					return s.Produced == budget && s.HeldPartitions > 0 && s.PausedPartitions > 0
 				})
 			} else {
-				waitUntil(t, func() bool { return proc.Stats().Produced == n })
+				kafkatest.WaitFor(t, func() bool { return proc.Stats().Produced == n })
 				if s := proc.Stats(); s.Skipped != n-budget || s.ByStatus[processor.StatusSkipped] != n-budget {
 					t.Errorf("skipped %d, want %d", s.Skipped, n-budget)
 				}
@@ -480,9 +480,9 @@ func TestDailyBudget(t *testing.T) {
 				t.Fatalf("after a restart, %d calls left, want 0", got)
 			}
 			if onBudget == config.OnBudgetPause {
-				waitUntil(t, func() bool { return proc.Stats().HeldPartitions > 0 })
+				kafkatest.WaitFor(t, func() bool { return proc.Stats().HeldPartitions > 0 })
 			} else {
-				waitUntil(t, func() bool { return proc.Stats().Skipped == 20 })
+				kafkatest.WaitFor(t, func() bool { return proc.Stats().Skipped == 20 })
 			}
 			if got := sim.Stats().Requests; got != budget {
 				t.Fatalf("%d paid calls after the restart, want still %d", got, budget)
@@ -504,7 +504,7 @@ func TestLedgerExport(t *testing.T) {
 	evs, recs := tenTimes(cfg.Kafka.InputTopic, juhesim.Population(20))
 	k.Produce(recs...)
 	proc, _, stop := runWithCost(t, cfg)
-	waitUntil(t, func() bool { return proc.Stats().Produced == int64(len(evs)) })
+	kafkatest.WaitFor(t, func() bool { return proc.Stats().Produced == int64(len(evs)) })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}

@@ -57,7 +57,7 @@ func TestFaultKillRestart(t *testing.T) {
 			env := []string{"TWOSELL_KAFKA_DELIVERY=" + delivery, "TWOSELL_KAFKA_TRANSACTIONAL_ID=" + k.Name("txn")}
 			c := startChild(t, cfg, env...)
 			for i, at := range points {
-				waitUntil(t, func() bool { return sim.Stats().Requests >= at })
+				kafkatest.WaitFor(t, func() bool { return sim.Stats().Requests >= at })
 				if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 					t.Fatal(err)
 				}
@@ -89,7 +89,7 @@ func TestFaultBrokerRestart(t *testing.T) {
 	evs := pipelineEvents(cfg.Kafka.InputTopic, n)
 	k.Produce(records(evs)...)
 	c := startChild(t, cfg)
-	waitUntil(t, func() bool { return sim.Stats().Requests >= n/4 })
+	kafkatest.WaitFor(t, func() bool { return sim.Stats().Requests >= n/4 })
 
 	port := k.Brokers[0][len("127.0.0.1:"):]
 	broker := func(script string) {

@@ -144,8 +144,8 @@ func TestMetricsAndReadiness(t *testing.T) {
 	go func() { runErr <- proc.Run(ctx) }()
 
 	// Healthy: every event ends, the metrics agree with the processor.
-	waitUntil(t, func() bool { s := proc.Stats(); return s.Produced+s.DeadLettered == n })
-	waitUntil(t, func() bool {
+	kafkatest.WaitFor(t, func() bool { s := proc.Stats(); return s.Produced+s.DeadLettered == n })
+	kafkatest.WaitFor(t, func() bool {
 		// Lag of each partition, read from the cluster, drains to 0 once
 		// the finished offsets are committed.
 		lag, parts := metrics().sum("twosell_consumer_lag", `topic="`+cfg.Kafka.InputTopic+`"`)
@@ -196,7 +196,7 @@ func TestMetricsAndReadiness(t *testing.T) {
 	}
 	more := pipelineEvents(cfg.Kafka.InputTopic, 2*n)[n:]
 	k.Produce(records(more)...)
-	waitUntil(t, func() bool {
+	kafkatest.WaitFor(t, func() bool {
 		ok, body := ready()
 		return !ok && strings.Contains(body, "circuit breaker is open")
 	})

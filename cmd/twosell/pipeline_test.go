@@ -297,7 +297,7 @@ func TestPipelineOutage(t *testing.T) {
 	k.Produce(records(evs)...)
 	proc, client, stop := runInProcess(t, cfg, &syncBuffer{})
 
-	waitUntil(t, func() bool {
+	kafkatest.WaitFor(t, func() bool {
 		s := proc.Stats()
 		return client.BreakerState() == "open" && s.PausedPartitions > 0 && s.HeldPartitions > 0
 	})
@@ -310,27 +310,12 @@ func TestPipelineOutage(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	k.Consume(ctx, func(r []*kgo.Record) bool { return len(r) >= n }, cfg.Kafka.OutputTopic, cfg.Kafka.DLQTopic)
-	waitUntil(t, func() bool { return client.BreakerState() == "closed" && proc.Stats().PausedPartitions == 0 })
+	kafkatest.WaitFor(t, func() bool { return client.BreakerState() == "closed" && proc.Stats().PausedPartitions == 0 })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 	checkOutcomes(t, cfg, evs, k.ConsumeAll(ctx, cfg.Kafka.OutputTopic, cfg.Kafka.DLQTopic), false)
 	t.Logf("simulator: %+v", sim.Stats())
-}
-
-// waitUntil polls cond; the deadline only keeps a broken test from hanging.
-func waitUntil(t *testing.T, cond func() bool) {
-	t.Helper()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(60 * time.Second)
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-deadline:
-			t.Fatal("condition not reached in 60s")
-		}
-	}
 }
 
 // child is "twosell run" as a separate process.
@@ -408,7 +393,7 @@ func TestRunCrashLosesNothing(t *testing.T) {
 	k.Produce(records(evs)...)
 
 	first := startChild(t, cfg)
-	waitUntil(t, func() bool { return sim.Stats().Requests > answered })
+	kafkatest.WaitFor(t, func() bool { return sim.Stats().Requests > answered })
 	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/twosell/twosell/juhe"
 	"github.com/twosell/twosell/juhe/juhesim"
 	"github.com/twosell/twosell/processor"
+	"github.com/twosell/twosell/processor/kafkatest"
 )
 
 // Distinctive secrets: any appearance of one, or of a piece of one, is a
@@ -109,7 +110,7 @@ func TestSecretsNeverLeakFromThePipeline(t *testing.T) {
 	runCtx, stopRun := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- runProcessor(runCtx, cfg, noEnv, logs, sdktrace.WithSpanProcessor(spans)) }()
-	waitUntil(t, func() bool { return sim.Stats().ByOutage[juhesim.Outage503] >= 10 })
+	kafkatest.WaitFor(t, func() bool { return sim.Stats().ByOutage[juhesim.Outage503] >= 10 })
 	if err := sim.SetFaults(juhesim.Faults{}); err != nil {
 		t.Fatal(err)
 	}

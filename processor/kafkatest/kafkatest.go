@@ -194,3 +194,19 @@ func (c *Cluster) CommittedOffsets(group, topic string) map[int32]int64 {
 	})
 	return out
 }
+
+// WaitFor polls cond every 5 ms until it holds. The 60-second limit only
+// keeps a broken test from hanging; it is no assertion of speed.
+func WaitFor(t testing.TB, cond func() bool) {
+	t.Helper()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(60 * time.Second)
+	for !cond() {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatal("condition not reached in 60s")
+		}
+	}
+}
