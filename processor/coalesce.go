@@ -46,19 +46,18 @@ func (c *CostControl) share(ctx context.Context, key MobileKey, l Lookup) (Resul
 		if r, ok := c.tooOld(l); ok {
 			return r, nil
 		}
-		ch := c.flights.DoChan(name, func() (any, error) {
+		// Do, not DoChan: the call runs on this goroutine, whose stack has
+		// grown through the HTTP client already; DoChan would start a
+		// goroutine per call and grow a fresh stack each time. A waiter
+		// cannot leave early, but the call it waits for is bounded by the
+		// client's timeouts and the leader's own context.
+		v, err, _ := c.flights.Do(name, func() (any, error) {
 			r, err := c.pay(ctx, key, l)
 			return flight{res: r, leader: me}, err
 		})
-		if h := c.onWait.Load(); h != nil {
-			(*h)()
-		}
-		var fr flightResult
-		select {
-		case <-ctx.Done():
+		fr := flightResult{v.(flight), err}
+		if ctx.Err() != nil && fr.f.leader != me {
 			return Result{}, ctx.Err()
-		case r := <-ch:
-			fr = flightResult{r.Val.(flight), r.Err}
 		}
 		if fr.f.leader == me {
 			return fr.f.res, fr.err

@@ -156,7 +156,7 @@ type CostControl struct {
 	next   Enricher
 	cfg    CostConfig
 	log    *slog.Logger
-	tracer trace.Tracer
+	tracer trace.Tracer // nil when not tracing
 	hasher *mobileHasher
 	cache  *knowledgeCache // nil with DisableCache
 	budget *budget
@@ -168,10 +168,6 @@ type CostControl struct {
 	paid, coalesced, skipped, refusals, ledgerErrors atomic.Int64
 	cacheAnswers                                     [FactNoRecord + 1]atomic.Int64
 	warnedDay                                        atomic.Value // string: the day the budget-spent warning was logged
-
-	// onWait, if set, is called by each lookup once it has joined (or
-	// started) a call of its mobile; tests use it to know who waits.
-	onWait atomic.Pointer[func()]
 
 	closeOnce sync.Once
 }
@@ -189,10 +185,12 @@ func NewCostControl(next Enricher, cfg CostConfig) (*CostControl, error) {
 		next:   next,
 		cfg:    cfg,
 		log:    cfg.Logger,
-		tracer: cfg.TracerProvider.Tracer("github.com/twosell/twosell/processor"),
 		hasher: newMobileHasher(cfg.Secret),
 		budget: newBudget(cfg.DailyBudget, cfg.Location, cfg.Now),
 		rate:   newGroupRate(cfg.QPS),
+	}
+	if tracing(cfg.TracerProvider) {
+		c.tracer = cfg.TracerProvider.Tracer("github.com/twosell/twosell/processor")
 	}
 	if !cfg.DisableCache {
 		c.cache = newKnowledgeCache(cfg.MaxEntries)
@@ -294,17 +292,23 @@ func (c *CostControl) apply(r ledgerRecord) {
 // one paid call (shared with concurrent lookups of the same mobile) within
 // the rate and the budget. See coalesce.go. Its span, twosell.cache, holds
 // the paid call's spans, and says where the answer came from.
-func (c *CostControl) Enrich(ctx context.Context, l Lookup) (r Result, err error) {
+func (c *CostControl) Enrich(ctx context.Context, l Lookup) (Result, error) {
+	if c.tracer == nil {
+		return c.enrich(ctx, l)
+	}
 	ctx, span := c.tracer.Start(ctx, "twosell.cache")
-	defer func() {
-		if span.IsRecording() {
-			span.SetAttributes(attribute.String("twosell.source", r.Source), attribute.String("twosell.status", string(r.Status)))
-			if err != nil {
-				span.SetStatus(codes.Error, DispositionOf(err).String()) // the error itself is on the call's span
-			}
+	defer span.End()
+	r, err := c.enrich(ctx, l)
+	if span.IsRecording() {
+		span.SetAttributes(attribute.String("twosell.source", r.Source), attribute.String("twosell.status", string(r.Status)))
+		if err != nil {
+			span.SetStatus(codes.Error, DispositionOf(err).String()) // the error itself is on the call's span
 		}
-		span.End()
-	}()
+	}
+	return r, err
+}
+
+func (c *CostControl) enrich(ctx context.Context, l Lookup) (Result, error) {
 	key := c.hasher.key(l.Mobile)
 	if c.cache == nil {
 		if r, ok := c.tooOld(l); ok {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -185,17 +186,16 @@ func TestCostControlWithoutCache(t *testing.T) {
 // imply makes a call of its own afterwards.
 func TestCostControlCoalesces(t *testing.T) {
 	t.Parallel()
-	clock := &fakeClock{t: t0}
+	synctest.Test(t, testCoalesces) // channels made in the bubble: synctest.Wait sees who waits
+}
+
+func testCoalesces(t *testing.T) {
 	p := &fakeProvider{
 		activation: map[string]string{"17300000010": "20200315"},
 		gate:       make(chan struct{}),
 		started:    make(chan Lookup, 16),
 	}
-	c := newCost(t, p, clock, nil)
-	var joined sync.WaitGroup
-	done := joined.Done
-	c.onWait.Store(&done)
-
+	c := newCost(t, p, &fakeClock{t: t0}, nil)
 	type answer struct {
 		r   Result
 		err error
@@ -209,8 +209,7 @@ func TestCostControlCoalesces(t *testing.T) {
 		return ch
 	}
 	implied := []string{"20190101", "20200101", "20150101", "20000101"}
-	joined.Add(1 + len(implied) + 1) // the leader, the implied, the other
-	leader := ask("20200101")        // res 1: implies every date up to 20200101
+	leader := ask("20200101") // res 1: implies every date up to 20200101
 	if l := <-p.started; l.Date != "20200101" {
 		t.Fatalf("first call for %s", l.Date)
 	}
@@ -219,8 +218,7 @@ func TestCostControlCoalesces(t *testing.T) {
 		followers = append(followers, ask(d))
 	}
 	other := ask("20220101") // not implied by res 1 at 20200101
-	joined.Wait()            // all five wait for the leader's call
-	c.onWait.Store(nil)
+	synctest.Wait()          // all five wait for the leader's call
 	p.gate <- struct{}{}
 
 	if a := <-leader; a.err != nil || a.r.Source != SourceAPI || a.r.Status != StatusRecycled {
@@ -259,42 +257,38 @@ func TestCostControlCoalescedFailures(t *testing.T) {
 		{"a rejection is the lookup's own", Reject("bad_parameter", errors.New("232702")), 2, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			clock := &fakeClock{t: t0}
-			p := &fakeProvider{
-				errFor:  map[string]error{"17300000010": tt.err},
-				gate:    make(chan struct{}, 2),
-				started: make(chan Lookup, 4),
-			}
-			c := newCost(t, p, clock, nil)
-			var joined sync.WaitGroup
-			joined.Add(2)
-			done := joined.Done
-			c.onWait.Store(&done)
-			errs := make(chan error, 2)
-			for _, d := range []string{"20200101", "20210101"} {
-				go func() {
-					_, err := c.Enrich(t.Context(), Lookup{Mobile: "17300000010", Date: d})
-					errs <- err
-				}()
-				if d == "20200101" {
-					<-p.started
+			synctest.Test(t, func(t *testing.T) {
+				p := &fakeProvider{
+					errFor:  map[string]error{"17300000010": tt.err},
+					gate:    make(chan struct{}, 2),
+					started: make(chan Lookup, 4),
 				}
-			}
-			joined.Wait()
-			c.onWait.Store(nil)
-			p.gate <- struct{}{}
-			p.gate <- struct{}{}
-			for range 2 {
-				if err := <-errs; (err != nil) != tt.wantErr || DispositionOf(err) != DispositionOf(tt.err) {
-					t.Errorf("err %v, want %v", err, tt.err)
+				c := newCost(t, p, &fakeClock{t: t0}, nil)
+				errs := make(chan error, 2)
+				for _, d := range []string{"20200101", "20210101"} {
+					go func() {
+						_, err := c.Enrich(t.Context(), Lookup{Mobile: "17300000010", Date: d})
+						errs <- err
+					}()
+					if d == "20200101" {
+						<-p.started
+					}
 				}
-			}
-			if p.count() != tt.wantCalls {
-				t.Errorf("calls %d, want %d", p.count(), tt.wantCalls)
-			}
-			if c.CostStats().PaidCalls != 0 {
-				t.Errorf("failed calls counted as paid")
-			}
+				synctest.Wait() // both wait: the second for the first's call
+				p.gate <- struct{}{}
+				p.gate <- struct{}{}
+				for range 2 {
+					if err := <-errs; (err != nil) != tt.wantErr || DispositionOf(err) != DispositionOf(tt.err) {
+						t.Errorf("err %v, want %v", err, tt.err)
+					}
+				}
+				if p.count() != tt.wantCalls {
+					t.Errorf("calls %d, want %d", p.count(), tt.wantCalls)
+				}
+				if c.CostStats().PaidCalls != 0 {
+					t.Errorf("failed calls counted as paid")
+				}
+			})
 		})
 	}
 }

@@ -100,13 +100,6 @@ type ledgerFact struct {
 	At      time.Time `json:"at"`
 }
 
-func toLedgerFact(f Fact) *ledgerFact {
-	if f.Kind == 0 {
-		return nil
-	}
-	return &ledgerFact{Kind: f.Kind.String(), Date: f.Date, OrderID: f.OrderID, Mode: f.Mode, At: f.At.UTC()}
-}
-
 func (lf *ledgerFact) fact() (Fact, bool) {
 	if lf == nil {
 		return Fact{}, false
@@ -370,39 +363,118 @@ func (l *ledger) write(ctx context.Context, call LedgerCall, key MobileKey, k Kn
 	if id == "" || strings.Contains(id, "/") {
 		id = "n" + strconv.FormatInt(l.seq.Add(1), 10)
 	}
-	cv, err := json.Marshal(call)
-	if err != nil {
-		return err
-	}
-	kv, err := json.Marshal(ledgerKnowledge{
-		V: ledgerVersion, Instance: l.instance,
-		After: toLedgerFact(k.Lower), NotAfter: toLedgerFact(k.Upper), Short: toLedgerFact(k.Short),
-		BoundsAt: k.BoundsAt.UTC(),
-	})
-	if err != nil {
-		return err
-	}
-	acks := make(chan error, 2)
-	promise := func(_ *kgo.Record, err error) { acks <- err }
+	cv := call.appendJSON(nil)
+	kv := appendLedgerKnowledge(nil, l.instance, k)
+	w := &ledgerWrite{done: make(chan struct{})}
 	l.cl.Produce(context.Background(), &kgo.Record{
 		Topic: l.cfg.Topic, Key: []byte(ledgerCallPrefix + call.Day + "/" + l.instance + "/" + id), Value: cv,
-	}, promise)
+	}, w.promise)
 	l.cl.Produce(context.Background(), &kgo.Record{
 		Topic: l.cfg.Topic, Key: []byte(ledgerKnowledgePrefix + call.Key), Value: kv,
 		// Lets this instance skip its own records when following the
 		// topic without decoding them: its cache has them already.
 		Headers: []kgo.RecordHeader{{Key: ledgerInstanceHeader, Value: []byte(l.instance)}},
-	}, promise)
-	var errs []error
-	for range 2 {
-		select {
-		case err := <-acks:
-			errs = append(errs, err)
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	}, w.promise)
+	select {
+	case <-w.done:
+		return w.err
+	case <-ctx.Done():
+		return ctx.Err()
 	}
-	return errors.Join(errs...)
+}
+
+// ledgerWrite waits for the two records of a paid call.
+type ledgerWrite struct {
+	mu      sync.Mutex
+	pending int
+	err     error
+	done    chan struct{}
+}
+
+func (w *ledgerWrite) promise(_ *kgo.Record, err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.err = errors.Join(w.err, err)
+	if w.pending++; w.pending == 2 {
+		close(w.done)
+	}
+}
+
+// appendJSON appends call as a JSON object, as encoding/json would write it
+// (minus HTML escaping): the ledger writes one per paid call.
+func (c *LedgerCall) appendJSON(b []byte) []byte {
+	b = append(b, `{"key":`...)
+	b = appendJSONString(b, c.Key)
+	b = append(b, `,"day":`...)
+	b = appendJSONString(b, c.Day)
+	b = append(b, `,"at":`...)
+	b = appendJSONTime(b, c.At)
+	b = append(b, `,"date":`...)
+	b = appendJSONString(b, c.Date)
+	b = append(b, `,"status":`...)
+	b = appendJSONString(b, string(c.Status))
+	if c.Res != 0 {
+		b = append(b, `,"res":`...)
+		b = strconv.AppendInt(b, int64(c.Res), 10)
+	}
+	b = append(b, `,"code":`...)
+	b = strconv.AppendInt(b, int64(c.Code), 10)
+	if c.OrderID != "" {
+		b = append(b, `,"order_id":`...)
+		b = appendJSONString(b, c.OrderID)
+	}
+	b = append(b, `,"mode":`...)
+	b = appendJSONString(b, c.Mode)
+	b = append(b, `,"instance":`...)
+	b = appendJSONString(b, c.Instance)
+	return append(b, '}')
+}
+
+// appendLedgerKnowledge appends the value of a knowledge record: a
+// ledgerKnowledge as encoding/json would write it (minus HTML escaping).
+func appendLedgerKnowledge(b []byte, instance string, k Knowledge) []byte {
+	b = append(b, `{"v":`...)
+	b = strconv.AppendInt(b, ledgerVersion, 10)
+	b = append(b, `,"instance":`...)
+	b = appendJSONString(b, instance)
+	b = appendLedgerFact(b, `,"after":`, k.Lower)
+	b = appendLedgerFact(b, `,"not_after":`, k.Upper)
+	b = appendLedgerFact(b, `,"short":`, k.Short)
+	b = append(b, `,"bounds_at":`...)
+	b = appendJSONTime(b, k.BoundsAt.UTC())
+	return append(b, '}')
+}
+
+// appendLedgerFact appends name and f as a ledgerFact, or nothing for no
+// fact (omitempty).
+func appendLedgerFact(b []byte, name string, f Fact) []byte {
+	if f.Kind == 0 {
+		return b
+	}
+	b = append(b, name...)
+	b = append(b, `{"kind":`...)
+	b = appendJSONString(b, f.Kind.String())
+	b = append(b, `,"date":`...)
+	b = appendJSONString(b, f.Date)
+	if f.OrderID != "" {
+		b = append(b, `,"order_id":`...)
+		b = appendJSONString(b, f.OrderID)
+	}
+	if f.Mode != "" {
+		b = append(b, `,"mode":`...)
+		b = appendJSONString(b, f.Mode)
+	}
+	b = append(b, `,"at":`...)
+	b = appendJSONTime(b, f.At.UTC())
+	return append(b, '}')
+}
+
+// appendJSONTime appends t as time.Time's MarshalJSON does (RFC 3339 with
+// nanoseconds, quoted).
+func appendJSONTime(b []byte, t time.Time) []byte {
+	b = append(b, '"')
+	b = t.AppendFormat(b, time.RFC3339Nano)
+	return append(b, '"')
 }
 
 // close stops following and waits, up to ctx, for the records being

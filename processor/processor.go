@@ -26,6 +26,7 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	"golang.org/x/sync/semaphore"
 )
 
@@ -217,7 +218,7 @@ type Processor struct {
 	cfg    Config
 	codec  *Codec
 	log    *slog.Logger
-	tracer *kotel.Tracer
+	tracer *kotel.Tracer // nil when not tracing
 	hooks  []kgo.Hook
 
 	cl atomic.Pointer[kgo.Client] // the consuming and producing client; see client
@@ -258,23 +259,45 @@ func New(cfg Config) (*Processor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("processor: %w", err)
 	}
-	tracer := kotel.NewTracer(
-		kotel.TracerProvider(cfg.TracerProvider),
-		kotel.TracerPropagator(cfg.Propagator),
-		kotel.ConsumerGroup(cfg.Group),
-	)
-	return &Processor{
+	p := &Processor{
 		cfg:       cfg,
 		codec:     codec,
 		log:       cfg.Logger,
-		tracer:    tracer,
-		hooks:     kotel.NewKotel(kotel.WithTracer(tracer)).Hooks(),
 		workers:   make(map[topicPartition]*partitionWorker),
 		committed: make(map[topicPartition]int64),
 		stats:     newCounters(),
 		slots:     make(chan struct{}, cfg.MaxInFlight),
 		slotBytes: semaphore.NewWeighted(cfg.MaxInFlightBytes),
-	}, nil
+	}
+	if tracing(cfg.TracerProvider) {
+		p.tracer = kotel.NewTracer(
+			kotel.TracerProvider(cfg.TracerProvider),
+			kotel.TracerPropagator(cfg.Propagator),
+			kotel.ConsumerGroup(cfg.Group),
+		)
+		p.hooks = kotel.NewKotel(kotel.WithTracer(p.tracer)).Hooks()
+	}
+	return p, nil
+}
+
+// tracing reports whether tp may record spans. A no-op provider records
+// none, so the processor installs no tracing hooks and starts no spans:
+// they would cost a few allocations per record for nothing. Outputs then
+// carry the input's trace context unchanged, which is also what the hooks
+// would have written under a no-op provider.
+func tracing(tp trace.TracerProvider) bool {
+	_, off := tp.(noop.TracerProvider)
+	return !off
+}
+
+// processSpan starts the span of r's processing, a child of the trace
+// context in r's headers (when tracing).
+func (p *Processor) processSpan(r *kgo.Record) (context.Context, trace.Span) {
+	if p.tracer == nil {
+		ctx := context.Background()
+		return ctx, trace.SpanFromContext(ctx)
+	}
+	return p.tracer.WithProcessSpan(r)
 }
 
 // Run consumes until ctx is canceled (a graceful stop: in-flight records get

@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/twosell/twosell/processor"
 	"github.com/twosell/twosell/processor/kafkatest"
@@ -643,4 +644,28 @@ func TestOutputTooLargeIsDeadLettered(t *testing.T) {
 			t.Errorf("%d dead letters, want 1", dead)
 		}
 	})
+}
+
+// Without tracing (a no-op provider) each output carries its input's trace context unchanged, once.
+func TestNoTracingKeepsTraceContext(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, 2)
+	cfg := h.config(processor.EnricherFunc(func(_ context.Context, l processor.Lookup) (processor.Result, error) {
+		return fakeAnswer(l), nil
+	}))
+	cfg.TracerProvider = noop.NewTracerProvider()
+	in := h.produceEvents(20)
+	_, stop := h.start(cfg)
+	defer stop()
+	out := h.kafka.Consume(t.Context(), countAtLeast(len(in)), h.out)
+	byID := map[string]*kgo.Record{}
+	for _, r := range in {
+		byID[eventID(t, r.Value)] = r
+	}
+	for _, r := range out {
+		want, _ := header(byID[eventID(t, r.Value)], "traceparent")
+		if got, _ := header(r, "traceparent"); got != want || headerCount(r, "traceparent") != 1 {
+			t.Errorf("traceparent %q (%d of them), want the input's %q", got, headerCount(r, "traceparent"), want)
+		}
+	}
 }

@@ -58,7 +58,7 @@ func (p *Processor) emit(e emission) {
 // producer, in the order the Ordering requires.
 func (w *partitionWorker) process(abandon context.Context, r *kgo.Record) emission {
 	p := w.p
-	ctx, span := p.tracer.WithProcessSpan(r)
+	ctx, span := p.processSpan(r)
 	defer span.End()
 	t := &recordTiming{}
 	if p.cfg.OnRecord != nil {
