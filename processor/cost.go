@@ -309,7 +309,10 @@ func (c *CostControl) Enrich(ctx context.Context, l Lookup) (Result, error) {
 }
 
 func (c *CostControl) enrich(ctx context.Context, l Lookup) (Result, error) {
-	key := c.hasher.key(l.Mobile)
+	key := l.key
+	if !l.keyed {
+		key = c.hasher.key(l.Mobile)
+	}
 	if c.cache == nil {
 		if r, ok := c.tooOld(l); ok {
 			return r, nil
@@ -317,6 +320,27 @@ func (c *CostControl) enrich(ctx context.Context, l Lookup) (Result, error) {
 		return c.pay(ctx, key, l)
 	}
 	return c.coalesce(ctx, key, l)
+}
+
+// known answers l if that needs no call: from knowledge, or skipped as too
+// old. It keeps the mobile's key in l for the Enrich that follows a miss.
+// The processor asks it first, and runs the lookups it answers without
+// handing them to a task.
+func (c *CostControl) known(ctx context.Context, l *Lookup) (Result, bool) {
+	l.key, l.keyed = c.hasher.key(l.Mobile), true
+	r, ok := Result{}, false
+	if c.cache != nil {
+		r, ok = c.cached(l.key, l.Date)
+	}
+	if !ok {
+		r, ok = c.tooOld(*l)
+	}
+	if ok && c.tracer != nil {
+		_, span := c.tracer.Start(ctx, "twosell.cache")
+		span.SetAttributes(attribute.String("twosell.source", r.Source), attribute.String("twosell.status", string(r.Status)))
+		span.End()
+	}
+	return r, ok
 }
 
 // cached answers date from what is known about key, if that implies it.

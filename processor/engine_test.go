@@ -1,6 +1,7 @@
 package processor_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -20,86 +21,121 @@ import (
 func TestOrderingUnderRandomLatency(t *testing.T) {
 	for _, ordering := range []processor.Ordering{processor.OrderingKey, processor.OrderingPartition, processor.OrderingNone} {
 		t.Run(string(ordering), func(t *testing.T) {
-			bothModes(t, func(t *testing.T, eos bool) {
-				h := newHarnessMode(t, 3, eos)
-				const n, keys = 600, 20
-				var recs []*kgo.Record
-				for i := range n {
-					r := event(h.in, i, false)
-					r.Key = []byte(fmt.Sprintf("k-%d", i%keys))
-					recs = append(recs, r)
-				}
-				// Where each event landed, to check order per input partition.
-				prod := h.kafka.Client()
-				place := make(map[string][2]int64) // event id -> (partition, offset)
-				for _, res := range prod.ProduceSync(context.Background(), recs...) {
-					if res.Err != nil {
-						t.Fatal(res.Err)
-					}
-					place[eventID(t, res.Record.Value)] = [2]int64{int64(res.Record.Partition), res.Record.Offset}
-				}
-
-				var mu sync.Mutex
-				rng := rand.New(rand.NewPCG(1, 2))
-				var inFlight, peak atomic.Int64
-				cfg := h.config(processor.EnricherFunc(func(ctx context.Context, l processor.Lookup) (processor.Result, error) {
-					if c := inFlight.Add(1); c > peak.Load() {
-						peak.Store(c)
-					}
-					defer inFlight.Add(-1)
-					mu.Lock()
-					d := time.Duration(rng.IntN(3000)) * time.Microsecond
-					mu.Unlock()
-					select {
-					case <-time.After(d):
-					case <-ctx.Done():
-						return processor.Result{}, ctx.Err()
-					}
-					return fakeAnswer(l), nil
-				}))
-				cfg.Ordering = ordering
-				cfg.MaxInFlight = 64
-				_, stop := h.start(cfg)
-				ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-				defer cancel()
-				h.kafka.Consume(ctx, countAtLeast(n), h.out)
-				if err := stop(); err != nil {
-					t.Fatal(err)
-				}
-				got := h.kafka.ConsumeAll(ctx, h.out)
-				if len(got) != n {
-					t.Fatalf("%d outputs, want %d", len(got), n)
-				}
-				if peak.Load() < 2 {
-					t.Fatalf("at most %d lookups overlapped: the test proves nothing", peak.Load())
-				}
-
-				// Outputs of one key share an output partition; within an
-				// output partition, check the order of each key and of each
-				// input partition's records.
-				lastByKey := make(map[string]int64)
-				lastByInput := make(map[[2]int64]int64) // (output partition, input partition) -> last input offset
-				overtaken := 0
-				for _, r := range got {
-					at := place[eventID(t, r.Value)]
-					k := string(r.Key)
-					if last, ok := lastByKey[k]; ok && at[1] < last {
-						overtaken++
-						if ordering == processor.OrderingKey {
-							t.Errorf("key %s: offset %d after %d", k, at[1], last)
-						}
-					}
-					lastByKey[k] = at[1]
-					in := [2]int64{int64(r.Partition), at[0]}
-					if last, ok := lastByInput[in]; ok && at[1] < last && ordering == processor.OrderingPartition {
-						t.Errorf("input partition %d: offset %d produced after %d", at[0], at[1], last)
-					}
-					lastByInput[in] = at[1]
-				}
-				t.Logf("%s: peak %d lookups in flight, %d outputs overtook an earlier one of the same key", ordering, peak.Load(), overtaken)
-			})
+			bothModes(t, func(t *testing.T, eos bool) { testOrdering(t, ordering, eos, false) })
 		})
 	}
+}
+
+// Order holds too when most records are answered from knowledge at once,
+// overtaking none of the records of their key that wait for the provider.
+func TestOrderingWithCacheAnswers(t *testing.T) {
+	for _, ordering := range []processor.Ordering{processor.OrderingKey, processor.OrderingPartition} {
+		t.Run(string(ordering), func(t *testing.T) {
+			bothModes(t, func(t *testing.T, eos bool) { testOrdering(t, ordering, eos, true) })
+		})
+	}
+}
+
+func testOrdering(t *testing.T, ordering processor.Ordering, eos, cached bool) {
+	h := newHarnessMode(t, 3, eos)
+	const n, keys, mobiles = 600, 20, 30
+	var recs []*kgo.Record
+	for i := range n {
+		r := event(h.in, i, false)
+		if cached { // each number many times, each event its own id
+			r = event(h.in, i%mobiles, false)
+			r.Value = bytes.Replace(r.Value, []byte(fmt.Sprintf(`"e-%d"`, i%mobiles)), []byte(fmt.Sprintf(`"e-%d"`, i)), 1)
+		}
+		r.Key = []byte(fmt.Sprintf("k-%d", i%keys))
+		recs = append(recs, r)
+	}
+	// Where each event landed, to check order per input partition.
+	prod := h.kafka.Client()
+	place := make(map[string][2]int64) // event id -> (partition, offset)
+	for _, res := range prod.ProduceSync(context.Background(), recs...) {
+		if res.Err != nil {
+			t.Fatal(res.Err)
+		}
+		place[eventID(t, res.Record.Value)] = [2]int64{int64(res.Record.Partition), res.Record.Offset}
+	}
+
+	var mu sync.Mutex
+	rng := rand.New(rand.NewPCG(1, 2))
+	var inFlight, peak atomic.Int64
+	cfg := h.config(processor.EnricherFunc(func(ctx context.Context, l processor.Lookup) (processor.Result, error) {
+		if c := inFlight.Add(1); c > peak.Load() {
+			peak.Store(c)
+		}
+		defer inFlight.Add(-1)
+		mu.Lock()
+		d := time.Duration(rng.IntN(3000)) * time.Microsecond
+		mu.Unlock()
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			return processor.Result{}, ctx.Err()
+		}
+		return fakeAnswer(l), nil
+	}))
+	var cost *processor.CostControl
+	if cached {
+		// Most lookups are answered from knowledge on the dispatcher,
+		// between others that wait for the provider on tasks.
+		var err error
+		if cost, err = processor.NewCostControl(cfg.Enricher, processor.CostConfig{Secret: []byte("s")}); err != nil {
+			t.Fatal(err)
+		}
+		cfg.Enricher = cost
+	}
+	cfg.Ordering = ordering
+	cfg.MaxInFlight = 64
+	_, stop := h.start(cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	h.kafka.Consume(ctx, countAtLeast(n), h.out)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	got := h.kafka.ConsumeAll(ctx, h.out)
+	if len(got) != n {
+		t.Fatalf("%d outputs, want %d", len(got), n)
+	}
+	if peak.Load() < 2 {
+		t.Fatalf("at most %d lookups overlapped: the test proves nothing", peak.Load())
+	}
+	if cost != nil {
+		answers := int64(0)
+		for _, n := range cost.CostStats().CacheAnswers {
+			answers += n
+		}
+		if answers < n/2 {
+			t.Fatalf("%d answers from knowledge: the test proves nothing", answers)
+		}
+	}
+
+	// Outputs of one key share an output partition; within an
+	// output partition, check the order of each key and of each
+	// input partition's records.
+	lastByKey := make(map[string]int64)
+	lastByInput := make(map[[2]int64]int64) // (output partition, input partition) -> last input offset
+	overtaken := 0
+	for _, r := range got {
+		at := place[eventID(t, r.Value)]
+		k := string(r.Key)
+		if last, ok := lastByKey[k]; ok && at[1] < last {
+			overtaken++
+			if ordering == processor.OrderingKey {
+				t.Errorf("key %s: offset %d after %d", k, at[1], last)
+			}
+		}
+		lastByKey[k] = at[1]
+		in := [2]int64{int64(r.Partition), at[0]}
+		if last, ok := lastByInput[in]; ok && at[1] < last && ordering == processor.OrderingPartition {
+			t.Errorf("input partition %d: offset %d produced after %d", at[0], at[1], last)
+		}
+		lastByInput[in] = at[1]
+	}
+	t.Logf("%s: peak %d lookups in flight, %d outputs overtook an earlier one of the same key", ordering, peak.Load(), overtaken)
 }
 
 // A record whose lookup blocks holds the commit at its offset while the

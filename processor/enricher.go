@@ -16,6 +16,9 @@ type Lookup struct {
 	// yyyy-mm-dd), or the record timestamp. Zero when unknown. The cost
 	// controls' real-time deadline (skip_older_than) uses it.
 	At time.Time
+
+	key   MobileKey // the mobile's key, once a CostControl computed it
+	keyed bool
 }
 
 // Status is the outcome written in the output's status field.

@@ -181,13 +181,22 @@ func (w *partitionWorker) run() {
 		if b != nil {
 			abandon = b.ctx
 		}
+		if abandon.Err() != nil {
+			if !w.giveUp(r, seq, b) {
+				return // stopping
+			}
+			continue
+		}
+		wk, e, done := w.begin(r)
+		if done { // answered without a lookup in flight: no task needed
+			w.hand(seq, e)
+			w.settle(r, e, b)
+			continue
+		}
 		size := int64(len(r.Key) + len(r.Value))
 		if !w.p.acquire(w.stopCtx, abandon, size) {
-			if w.p.cfg.Ordering == OrderingPartition {
-				w.seq.complete(seq, emission{}, w.p.emit) // nothing after it may be handed over
-			}
-			w.settle(r, emission{}, b)
-			if b == nil {
+			wk.span.End()
+			if !w.giveUp(r, seq, b) {
 				return // stopping
 			}
 			continue // the batch is abandoned: settle the rest as they come
@@ -195,18 +204,34 @@ func (w *partitionWorker) run() {
 		w.tasks.Add(1)
 		w.p.tasks <- func() {
 			defer w.tasks.Done()
-			started := time.Now()
-			e := w.process(abandon, r)
-			e.started = started
-			if w.p.cfg.Ordering == OrderingPartition {
-				w.seq.complete(seq, e, w.p.emit)
-			} else {
-				w.p.emit(e)
+			if w.p.cfg.OnRecord != nil {
+				wk.t.started = time.Now() // the task starts: waiting for a slot is not the record's latency
 			}
+			e := w.finish(abandon, wk)
+			w.hand(seq, e)
 			w.p.release(size)
 			w.settle(r, e, b)
 		}
 	}
+}
+
+// hand gives e to the producer in the order the Ordering requires.
+func (w *partitionWorker) hand(seq uint64, e emission) {
+	if w.p.cfg.Ordering == OrderingPartition {
+		w.seq.complete(seq, e, w.p.emit)
+	} else {
+		w.p.emit(e)
+	}
+}
+
+// giveUp settles r, which will not be started: the worker stops (false) or
+// its exactly-once batch b was abandoned (true).
+func (w *partitionWorker) giveUp(r *kgo.Record, seq uint64, b *txnBatch) bool {
+	if w.p.cfg.Ordering == OrderingPartition {
+		w.seq.complete(seq, emission{}, w.p.emit) // nothing after it may be handed over
+	}
+	w.settle(r, emission{}, b)
+	return b != nil
 }
 
 // settle ends a record's part in the worker: key ordering releases its key

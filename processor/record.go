@@ -40,7 +40,6 @@ type emission struct {
 	rec     *kgo.Record
 	promise func(*kgo.Record, error)
 	o       outcome
-	started time.Time // when the record's task started, for OnRecord
 }
 
 func (e emission) handed() bool { return e.rec != nil }
@@ -52,37 +51,76 @@ func (p *Processor) emit(e emission) {
 	}
 }
 
-// process takes one record to its end: an output, a dead letter, or (when
-// abandoned or fatal) nothing, which leaves it unfinished and uncommitted.
-// Canceling abandon gives the record up. The caller hands the emission to the
-// producer, in the order the Ordering requires.
-func (w *partitionWorker) process(abandon context.Context, r *kgo.Record) emission {
+// work is a record between begin and finish.
+type work struct {
+	r    *kgo.Record
+	ctx  context.Context // carries the process span
+	span trace.Span
+	t    *recordTiming
+	ev   *Event
+	l    Lookup
+}
+
+// begin decodes r and takes it to its end at once when that needs no wait: a
+// dead letter for an input that does not decode, or an output whose answer
+// the Enricher knows already (the knowledge cache). Then done is true, and
+// the dispatcher hands the emission over itself, saving the hand-off to a
+// task; otherwise finish takes the record to its end on a task.
+func (w *partitionWorker) begin(r *kgo.Record) (wk *work, e emission, done bool) {
 	p := w.p
 	ctx, span := p.processSpan(r)
-	defer span.End()
-	t := &recordTiming{}
+	wk = &work{r: r, ctx: ctx, span: span, t: &recordTiming{}}
 	if p.cfg.OnRecord != nil {
-		t.started = time.Now()
+		wk.t.started = time.Now()
 	}
-
+	defer func() {
+		if done {
+			span.End()
+		}
+	}()
 	ev, err := p.codec.DecodeRecord(r) // the limits first: see limits.go
 	if err != nil {
 		var ie *InputError
 		if !errors.As(err, &ie) {
 			ie = &InputError{Class: ClassInvalidJSON, Reason: err.Error()}
 		}
-		return p.deadLetter(ctx, w, r, ie.Class, ie.Reason, t)
+		return nil, p.deadLetter(ctx, w, r, ie.Class, ie.Reason, wk.t), true
 	}
-	if ev.ID != "" {
+	if ev.ID != "" && span.IsRecording() {
 		span.SetAttributes(attribute.String("twosell.event_id", ev.ID))
 	}
-
-	res, err := w.lookup(ctx, abandon, ev.Lookup(), t)
-	span.SetAttributes(attribute.Int("twosell.attempts", res.Attempts))
-	if res.Code != 0 {
-		span.SetAttributes(attribute.Int("juhe.error_code", res.Code))
+	wk.ev, wk.l = ev, ev.Lookup()
+	if k, ok := p.cfg.Enricher.(knower); ok {
+		if res, ok := k.known(ctx, &wk.l); ok {
+			return nil, w.answered(wk, res), true
+		}
 	}
+	return wk, emission{}, false
+}
+
+// process takes one record to its end: an output, a dead letter, or (when
+// abandoned or fatal) nothing, which leaves it unfinished and uncommitted.
+// Canceling abandon gives the record up. The caller hands the emission to the
+// producer, in the order the Ordering requires.
+func (w *partitionWorker) process(abandon context.Context, r *kgo.Record) emission {
+	wk, e, done := w.begin(r)
+	if done {
+		return e
+	}
+	return w.finish(abandon, wk)
+}
+
+// finish looks wk's record up and takes it to its end (see process).
+func (w *partitionWorker) finish(abandon context.Context, wk *work) emission {
+	p := w.p
+	defer wk.span.End()
+	ctx, span, r, ev := wk.ctx, wk.span, wk.r, wk.ev
+	res, err := w.lookup(ctx, abandon, wk.l, wk.t)
 	if err != nil {
+		span.SetAttributes(attribute.Int("twosell.attempts", res.Attempts))
+		if res.Code != 0 {
+			span.SetAttributes(attribute.Int("juhe.error_code", res.Code))
+		}
 		var de *DispositionError
 		switch {
 		case errors.Is(err, errAbandoned):
@@ -94,7 +132,7 @@ func (w *partitionWorker) process(abandon context.Context, r *kgo.Record) emissi
 				class = ClassRejected
 			}
 			return p.deadLetter(ctx, w, r, class, fmt.Sprintf("the provider rejected the lookup of %s on %s: %v",
-				MaskMobile(ev.Mobile), ev.Date, err), t)
+				MaskMobile(ev.Mobile), ev.Date, err), wk.t)
 		default: // fatal
 			span.RecordError(err)
 			span.SetStatus(codes.Error, "fatal")
@@ -102,11 +140,29 @@ func (w *partitionWorker) process(abandon context.Context, r *kgo.Record) emissi
 		}
 		return emission{}
 	}
-	span.SetAttributes(
-		attribute.String("twosell.status", string(res.Status)),
-		attribute.String("twosell.source", res.Source),
-	)
-	return p.produceOutput(ctx, w, r, ev, res, t)
+	return w.answered(wk, res)
+}
+
+// answered records res on the span and prepares the output.
+func (w *partitionWorker) answered(wk *work, res Result) emission {
+	if span := wk.span; span.IsRecording() {
+		span.SetAttributes(
+			attribute.Int("twosell.attempts", res.Attempts),
+			attribute.String("twosell.status", string(res.Status)),
+			attribute.String("twosell.source", res.Source),
+		)
+		if res.Code != 0 {
+			span.SetAttributes(attribute.Int("juhe.error_code", res.Code))
+		}
+	}
+	return w.p.produceOutput(wk.ctx, w, wk.r, wk.ev, res, wk.t)
+}
+
+// knower is an Enricher that can answer some lookups at once, without
+// blocking or paying (CostControl, from its knowledge). known may remember
+// what it computed in l for the Enrich call that follows a miss.
+type knower interface {
+	known(ctx context.Context, l *Lookup) (Result, bool)
 }
 
 // lookup asks the Enricher, holding the record back while the provider is
@@ -117,10 +173,14 @@ func (w *partitionWorker) process(abandon context.Context, r *kgo.Record) emissi
 // abandon ends or the worker is told to stop.
 func (w *partitionWorker) lookup(ctx, abandon context.Context, l Lookup, t *recordTiming) (Result, error) {
 	p := w.p
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stop := context.AfterFunc(abandon, cancel) // abandoning cancels the call in flight
-	defer stop()
+	if p.tracer == nil {
+		ctx = abandon // no span to carry; abandoning cancels the call in flight
+	} else {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		defer context.AfterFunc(abandon, cancel)() // abandoning cancels the call in flight
+	}
 
 	wait := p.cfg.RetryBackoff
 	held := false
