@@ -2,13 +2,17 @@ package juhesim
 
 import (
 	"context"
+	"crypto/cipher"
+	"encoding/base64"
 	"encoding/json"
-	"fmt"
+	"errors"
 	"io"
 	"mime"
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/twosell/twosell/juhe"
@@ -16,18 +20,6 @@ import (
 
 // maxFormBytes bounds a POST body: three short parameters fit in far less.
 const maxFormBytes = 64 << 10
-
-// reply is the provider's answer, its fields in the document's order.
-type reply struct {
-	Reason    string  `json:"reason"`
-	Result    *result `json:"result"` // null on every error
-	ErrorCode int     `json:"error_code"`
-}
-
-type result struct {
-	Res     int    `json:"res"`
-	OrderID string `json:"orderid"`
-}
 
 // serveQuery serves /twoSellTel/query (encrypted false) and
 // /twoSellTel/queryEncry (encrypted true).
@@ -54,7 +46,7 @@ func (s *Sim) serveQuery(w http.ResponseWriter, r *http.Request, encrypted bool)
 		s.answer(w, codeIPLimit, 0)
 		return
 	}
-	if _, ok := s.keys[params.Get("key")]; !ok {
+	if _, ok := s.keys[params.key]; !ok {
 		s.answer(w, codeBadKey, 0)
 		return
 	}
@@ -69,7 +61,7 @@ func (s *Sim) serveQuery(w http.ResponseWriter, r *http.Request, encrypted bool)
 		}
 	}
 
-	mobile, date := params.Get("mobile"), params.Get("date")
+	mobile, date := params.mobile, params.date
 	if mobile == "" || date == "" {
 		s.answer(w, codeBadParam, 0)
 		return
@@ -111,23 +103,89 @@ func (s *Sim) serveQuery(w http.ResponseWriter, r *http.Request, encrypted bool)
 // any wait: net/http notices that an HTTP/1.1 client has gone away only once
 // the handler has consumed the body, so a handler that waits on an unread
 // body would wait for ever after its client gave up.
-func formParams(w http.ResponseWriter, r *http.Request) url.Values {
+func formParams(w http.ResponseWriter, r *http.Request) queryParams {
 	if r.Method == http.MethodGet {
-		return r.URL.Query()
+		p, _ := parseParams(r.URL.RawQuery) // as r.URL.Query(), which keeps what parses
+		return p
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxFormBytes))
 	if err != nil {
-		return url.Values{}
+		return queryParams{}
 	}
-	ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || ct != "application/x-www-form-urlencoded" {
-		return url.Values{}
+	if ct := r.Header.Get("Content-Type"); ct != formType { // the usual case needs no parsing
+		if ct, _, err = mime.ParseMediaType(ct); err != nil || ct != formType {
+			return queryParams{}
+		}
 	}
-	v, err := url.ParseQuery(string(body))
-	if err != nil {
-		return url.Values{}
+	p, ok := parseParams(string(body))
+	if !ok {
+		return queryParams{}
 	}
-	return v
+	return p
+}
+
+const formType = "application/x-www-form-urlencoded"
+
+// queryParams are the parameters the provider reads, each its first value, as
+// url.Values.Get gives it.
+type queryParams struct {
+	key, mobile, date string
+}
+
+// maxFastParams is how many parameters parseParams reads itself; it leaves
+// longer queries to url.ParseQuery, whose limit on their number can be
+// changed with GODEBUG.
+const maxFastParams = 16
+
+// parseParams parses q as url.ParseQuery does, without building the
+// url.Values; ok is false where url.ParseQuery returns an error. Like
+// url.ParseQuery, it keeps the pairs that parse when some do not.
+func parseParams(q string) (p queryParams, ok bool) {
+	if strings.Count(q, "&") >= maxFastParams {
+		v, err := url.ParseQuery(q)
+		return queryParams{v.Get("key"), v.Get("mobile"), v.Get("date")}, err == nil
+	}
+	ok = true
+	var seenKey, seenMobile, seenDate bool
+	for q != "" {
+		var pair string
+		pair, q, _ = strings.Cut(q, "&")
+		if strings.Contains(pair, ";") {
+			ok = false
+			continue
+		}
+		if pair == "" {
+			continue
+		}
+		name, value, _ := strings.Cut(pair, "=")
+		name, err := queryUnescape(name)
+		if err != nil {
+			ok = false
+			continue
+		}
+		if value, err = queryUnescape(value); err != nil {
+			ok = false
+			continue
+		}
+		switch {
+		case name == "key" && !seenKey:
+			p.key, seenKey = value, true
+		case name == "mobile" && !seenMobile:
+			p.mobile, seenMobile = value, true
+		case name == "date" && !seenDate:
+			p.date, seenDate = value, true
+		}
+	}
+	return p, ok
+}
+
+// queryUnescape is url.QueryUnescape, which allocates even when there is
+// nothing to unescape.
+func queryUnescape(s string) (string, error) {
+	if strings.IndexByte(s, '%') < 0 && strings.IndexByte(s, '+') < 0 {
+		return s, nil
+	}
+	return url.QueryUnescape(s)
 }
 
 // decodeMobile reads the mobile parameter of /twoSellTel/queryEncry. It tells
@@ -144,7 +202,7 @@ func (s *Sim) decodeMobile(v string) (mobile string, mode juhe.Mode, code int) {
 	case len(v) == 64 && isLowerHex(v):
 		return s.fromDigest(v, juhe.ModeSHA256)
 	}
-	pt, err := juhe.DecryptAES(s.aesKey, v)
+	pt, err := decryptAES(s.aesBlock, v)
 	if err != nil {
 		return "", "", codeBadParam // not base64, bad padding, or another openid's key
 	}
@@ -179,27 +237,129 @@ func isLowerHex(s string) bool {
 	return true
 }
 
+// decryptAES is juhe.DecryptAES with the cipher built once: the standard
+// base64 of AES-128-ECB with PKCS5 padding.
+func decryptAES(block cipher.Block, b64 string) (string, error) {
+	ct := make([]byte, base64.StdEncoding.DecodedLen(len(b64)))
+	n, err := base64.StdEncoding.Decode(ct, []byte(b64))
+	if err != nil {
+		return "", err
+	}
+	ct = ct[:n]
+	bs := block.BlockSize()
+	if len(ct) == 0 || len(ct)%bs != 0 {
+		return "", errNotAES
+	}
+	for i := 0; i < len(ct); i += bs {
+		block.Decrypt(ct[i:i+bs], ct[i:i+bs])
+	}
+	pad := int(ct[len(ct)-1])
+	if pad == 0 || pad > bs || pad > len(ct) {
+		return "", errNotAES
+	}
+	for _, b := range ct[len(ct)-pad:] {
+		if int(b) != pad {
+			return "", errNotAES
+		}
+	}
+	return string(ct[:len(ct)-pad]), nil
+}
+
+var errNotAES = errors.New("not whole AES blocks with PKCS5 padding")
+
+// jsonContentType is the Content-Type of every reply, shared: net/http
+// copies a handler's header before it writes it, and never changes it.
+var jsonContentType = []string{"application/json;charset=utf-8"}
+
 // answer writes the provider's JSON reply for code, with res and an order id
-// on success.
+// on success. The reply is written by hand, in the bytes encoding/json
+// writes for {"reason":…,"result":{"res":…,"orderid":…}|null,"error_code":…}.
 func (s *Sim) answer(w http.ResponseWriter, code, res int) {
 	s.stats.code(code)
-	rep := reply{Reason: Reason(code), ErrorCode: code}
-	if code == codeOK {
-		rep.Result = &result{Res: res, OrderID: s.orderID()}
+	w.Header()["Content-Type"] = jsonContentType
+	if code != codeOK {
+		io.WriteString(w, errorReply(code))
+		return
 	}
-	b, err := json.Marshal(rep)
-	if err != nil {
-		panic(err) // cannot happen: strings and ints only
-	}
-	w.Header().Set("Content-Type", "application/json;charset=utf-8")
+	b := make([]byte, 0, 128)
+	b = append(b, successHead...)
+	b = strconv.AppendInt(b, int64(res), 10)
+	b = append(b, `,"orderid":"`...)
+	b = s.appendOrderID(b)
+	b = append(b, `"},"error_code":0}`...)
 	w.Write(b)
+}
+
+// successHead begins every success reply.
+var successHead = `{"reason":` + jsonString(Reason(codeOK)) + `,"result":{"res":`
+
+// errorReplies are the replies of the document's codes, made once.
+var errorReplies = func() map[int]string {
+	m := make(map[int]string, len(reasons))
+	for code := range reasons {
+		m[code] = makeErrorReply(code)
+	}
+	return m
+}()
+
+// errorReply returns the reply for code, an error.
+func errorReply(code int) string {
+	if r, ok := errorReplies[code]; ok {
+		return r
+	}
+	return makeErrorReply(code) // a code only an injected fault gives
+}
+
+func makeErrorReply(code int) string {
+	return `{"reason":` + jsonString(Reason(code)) + `,"result":null,"error_code":` + strconv.Itoa(code) + `}`
+}
+
+// jsonString encodes s as encoding/json does, HTML escaping included.
+func jsonString(s string) string {
+	b, err := json.Marshal(s)
+	if err != nil {
+		panic(err) // cannot happen: a string
+	}
+	return string(b)
 }
 
 // orderID returns an order id in the provider's format: JH327, the time in
 // China as yyyyMMddHHmmss, and a 4-digit counter (23 characters).
 func (s *Sim) orderID() string {
+	return string(s.appendOrderID(make([]byte, 0, 23)))
+}
+
+// appendOrderID appends a new order id to b.
+func (s *Sim) appendOrderID(b []byte) []byte {
 	n := s.orders.Add(1) % 10000
-	return fmt.Sprintf("JH327%s%04d", s.now().In(china).Format("20060102150405"), n)
+	t := s.now().In(china)
+	b = append(b, "JH327"...)
+	if yy, mm, dd := t.Date(); yy < 0 || yy > 9999 {
+		b = t.AppendFormat(b, "20060102150405") // a clock far off: let time say how
+	} else {
+		h, mi, sec := t.Clock()
+		b = appendDigits(b, yy, 4)
+		b = appendDigits(b, int(mm), 2)
+		b = appendDigits(b, dd, 2)
+		b = appendDigits(b, h, 2)
+		b = appendDigits(b, mi, 2)
+		b = appendDigits(b, sec, 2)
+	}
+	return appendDigits(b, int(n), 4)
+}
+
+// appendDigits appends the width lowest decimal digits of v >= 0,
+// zero-padded.
+func appendDigits(b []byte, v, width int) []byte {
+	start := len(b)
+	for range width {
+		b = append(b, '0')
+	}
+	for i := len(b) - 1; i >= start; i-- {
+		b[i] = byte('0' + v%10)
+		v /= 10
+	}
+	return b
 }
 
 // delay waits for the latency and jitter of f, or until ctx ends; it

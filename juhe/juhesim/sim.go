@@ -1,6 +1,11 @@
 package juhesim
 
 import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/md5"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"math/rand/v2"
 	"net/http"
@@ -38,9 +43,9 @@ type Config struct {
 // Sim is the juhe two-sell simulator, an http.Handler. It is safe for
 // concurrent use; its faults can be changed while it serves.
 type Sim struct {
-	keys   map[string]struct{}
-	aesKey []byte
-	now    func() time.Time
+	keys     map[string]struct{}
+	aesBlock cipher.Block // AES-128 under juhe.AESKey(openid)
+	now      func() time.Time
 
 	faults atomic.Pointer[faultState]
 
@@ -49,8 +54,11 @@ type Sim struct {
 
 	orders atomic.Uint64 // the order id counter
 
+	// The digest index: mobiles by their md5 and sha256 digests, kept as
+	// arrays rather than hex strings, which cost allocations and hashing.
 	idxMu    sync.RWMutex
-	byDigest map[string]string // md5 and sha256 hex digest -> mobile
+	byMD5    map[[md5.Size]byte]string
+	bySHA256 map[[sha256.Size]byte]string
 
 	stats stats
 }
@@ -70,12 +78,17 @@ func New(cfg Config) (*Sim, error) {
 	if err := cfg.Faults.Validate(); err != nil {
 		return nil, errors.New("juhesim: faults: " + err.Error())
 	}
+	block, err := aes.NewCipher(juhe.AESKey(cfg.OpenID))
+	if err != nil {
+		panic(err) // cannot happen: AESKey is 16 bytes
+	}
 	s := &Sim{
 		keys:     keys,
-		aesKey:   juhe.AESKey(cfg.OpenID),
+		aesBlock: block,
 		now:      cfg.Now,
 		rng:      rand.New(rand.NewPCG(uint64(cfg.Seed), 0x74776f73656c6c21)),
-		byDigest: make(map[string]string),
+		byMD5:    make(map[[md5.Size]byte]string),
+		bySHA256: make(map[[sha256.Size]byte]string),
 		stats:    newStats(),
 	}
 	if s.now == nil {
@@ -121,25 +134,45 @@ func (s *Sim) learn(mobile string) {
 	if !juhe.ValidMobile(mobile) {
 		return
 	}
-	md5 := juhe.MD5Hex(mobile)
+	sum := md5.Sum([]byte(mobile))
 	s.idxMu.RLock()
-	_, known := s.byDigest[md5]
+	_, known := s.byMD5[sum]
 	s.idxMu.RUnlock()
 	if known {
 		return
 	}
-	sha := juhe.SHA256Hex(mobile)
+	mobile = strings.Clone(mobile) // not a slice of the request, kept alive by the index
+	sha := sha256.Sum256([]byte(mobile))
 	s.idxMu.Lock()
-	s.byDigest[md5] = mobile
-	s.byDigest[sha] = mobile
+	s.byMD5[sum] = mobile
+	s.bySHA256[sha] = mobile
 	s.idxMu.Unlock()
 }
 
-// lookup returns the mobile whose digest is digest, if the simulator knows it.
+// lookup returns the mobile whose digest is digest, if the simulator knows
+// it. digest is the lowercase hex of an md5 or sha256 digest.
 func (s *Sim) lookup(digest string) (string, bool) {
+	var md5Sum [md5.Size]byte
+	var shaSum [sha256.Size]byte
+	var sum []byte
+	switch len(digest) {
+	case 2 * md5.Size:
+		sum = md5Sum[:]
+	case 2 * sha256.Size:
+		sum = shaSum[:]
+	default:
+		return "", false
+	}
+	if _, err := hex.Decode(sum, []byte(digest)); err != nil {
+		return "", false
+	}
 	s.idxMu.RLock()
 	defer s.idxMu.RUnlock()
-	m, ok := s.byDigest[digest]
+	if len(sum) == md5.Size {
+		m, ok := s.byMD5[md5Sum]
+		return m, ok
+	}
+	m, ok := s.bySHA256[shaSum]
 	return m, ok
 }
 
