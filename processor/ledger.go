@@ -363,8 +363,8 @@ func (l *ledger) write(ctx context.Context, call LedgerCall, key MobileKey, k Kn
 	if id == "" || strings.Contains(id, "/") {
 		id = "n" + strconv.FormatInt(l.seq.Add(1), 10)
 	}
-	cv := call.appendJSON(nil)
-	kv := appendLedgerKnowledge(nil, l.instance, k)
+	cv := call.appendJSON(make([]byte, 0, 384)) // sized for the usual record: no growing
+	kv := appendLedgerKnowledge(make([]byte, 0, 512), l.instance, k)
 	w := &ledgerWrite{done: make(chan struct{})}
 	l.cl.Produce(context.Background(), &kgo.Record{
 		Topic: l.cfg.Topic, Key: []byte(ledgerCallPrefix + call.Day + "/" + l.instance + "/" + id), Value: cv,
