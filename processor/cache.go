@@ -66,15 +66,31 @@ func (h *mobileHasher) key(mobile string) MobileKey {
 func HashMobile(secret []byte, mobile string) MobileKey { return newMobileHasher(secret).key(mobile) }
 
 // knowledgeCache is a size-bounded map from MobileKey to Knowledge that
-// evicts the least recently used entry. It is safe for concurrent use.
+// evicts least recently used entries. It is safe for concurrent use.
+//
+// A large cache is split into shards by the key's first byte (the keys are
+// HMACs: uniform), each its own LRU with its own lock, so that the
+// partitions' dispatchers, which look up every record, do not queue on one
+// lock. Eviction is then least recently used within a shard.
 type knowledgeCache struct {
-	max int
+	shards []cacheShard
+}
 
+type cacheShard struct {
 	mu        sync.Mutex
+	max       int
 	ll        *list.List // of *cacheEntry, most recently used first
 	byKey     map[MobileKey]*list.Element
 	evictions int64
+	_         [64]byte // keeps neighbouring shards' locks off one cache line
 }
+
+// cacheShards is the number of shards of a cache of at least
+// cacheShards*minShardEntries entries; a smaller cache is one exact LRU.
+const (
+	cacheShards     = 64
+	minShardEntries = 1024
+)
 
 type cacheEntry struct {
 	key MobileKey
@@ -187,18 +203,36 @@ func dayName(d int32) string {
 }
 
 func newKnowledgeCache(max int) *knowledgeCache {
-	return &knowledgeCache{max: max, ll: list.New(), byKey: make(map[MobileKey]*list.Element)}
+	n := 1
+	if max >= cacheShards*minShardEntries {
+		n = cacheShards
+	}
+	c := &knowledgeCache{shards: make([]cacheShard, n)}
+	for i := range c.shards {
+		sh := &c.shards[i]
+		sh.max = max / n
+		if i < max%n {
+			sh.max++ // the shards' bounds add up to max
+		}
+		sh.ll, sh.byKey = list.New(), make(map[MobileKey]*list.Element)
+	}
+	return c
+}
+
+func (c *knowledgeCache) shard(key MobileKey) *cacheShard {
+	return &c.shards[int(key[0])%len(c.shards)]
 }
 
 // get returns what is known about key, marking it recently used.
 func (c *knowledgeCache) get(key MobileKey) (Knowledge, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.byKey[key]
+	sh := c.shard(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	e, ok := sh.byKey[key]
 	if !ok {
 		return Knowledge{}, false
 	}
-	c.ll.MoveToFront(e)
+	sh.ll.MoveToFront(e)
 	return e.Value.(*cacheEntry).k.unpack(), true
 }
 
@@ -215,10 +249,11 @@ func (c *knowledgeCache) observe(key MobileKey, f Fact) Knowledge {
 // and whether it changed. An entry is created (evicting the least recently
 // used one beyond the bound) only when other teaches something.
 func (c *knowledgeCache) merge(key MobileKey, other Knowledge) (Knowledge, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if e, ok := c.byKey[key]; ok {
-		c.ll.MoveToFront(e)
+	sh := c.shard(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if e, ok := sh.byKey[key]; ok {
+		sh.ll.MoveToFront(e)
 		ent := e.Value.(*cacheEntry)
 		k := ent.k.unpack()
 		changed := k.Merge(other)
@@ -232,19 +267,24 @@ func (c *knowledgeCache) merge(key MobileKey, other Knowledge) (Knowledge, bool)
 	if k.Empty() {
 		return k, false
 	}
-	c.byKey[key] = c.ll.PushFront(&cacheEntry{key: key, k: pack(k)})
-	for c.ll.Len() > c.max {
-		last := c.ll.Back()
-		c.ll.Remove(last)
-		delete(c.byKey, last.Value.(*cacheEntry).key)
-		c.evictions++
+	sh.byKey[key] = sh.ll.PushFront(&cacheEntry{key: key, k: pack(k)})
+	for sh.ll.Len() > sh.max {
+		last := sh.ll.Back()
+		sh.ll.Remove(last)
+		delete(sh.byKey, last.Value.(*cacheEntry).key)
+		sh.evictions++
 	}
 	return k, true
 }
 
 // stats returns the number of entries and of evictions so far.
 func (c *knowledgeCache) stats() (entries int, evictions int64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.ll.Len(), c.evictions
+	for i := range c.shards {
+		sh := &c.shards[i]
+		sh.mu.Lock()
+		entries += sh.ll.Len()
+		evictions += sh.evictions
+		sh.mu.Unlock()
+	}
+	return entries, evictions
 }

@@ -99,3 +99,19 @@ func TestKnowledgeCacheEntrySize(t *testing.T) {
 	}
 	runtime.KeepAlive(c)
 }
+
+// A large cache is sharded; its bound still holds over all the shards.
+func TestKnowledgeCacheShardedBound(t *testing.T) {
+	t.Parallel()
+	const max = cacheShards*minShardEntries + 7
+	c := newKnowledgeCache(max)
+	if len(c.shards) != cacheShards {
+		t.Fatalf("%d shards, want %d", len(c.shards), cacheShards)
+	}
+	for i := range 2 * max {
+		c.observe(HashMobile([]byte("s"), fmt.Sprintf("173%08d", i)), fact(FactAfter, "20200101", t0, "JH"))
+	}
+	if n, ev := c.stats(); n > max || n < max-cacheShards*8 || ev != int64(2*max-n) {
+		t.Errorf("entries %d, evictions %d; want about %d entries, never more", n, ev, max)
+	}
+}
