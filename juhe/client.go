@@ -37,12 +37,15 @@ type Client struct {
 	badParamLimit int64
 	badParams     atomic.Int64 // 232702 answers in a row, across queries
 
-	rt      http.RoundTripper // otelhttp, then the secrets, then the pool
-	breaker *breaker
-	metrics *clientMetrics
-	redact  *Redactor
-	tracer  trace.Tracer
-	logger  *slog.Logger
+	rt       http.RoundTripper // otelhttp, then the secrets, then the pool
+	direct   *directTransport  // the pool, when the fast path (wire.go) may use it
+	wire     *wireRequest      // the fast path's requests; nil if it is not taken
+	breaker  *breaker
+	metrics  *clientMetrics
+	redact   *Redactor
+	tracer   trace.Tracer
+	spanOpts []trace.SpanStartOption // the juhe.query span's, built once
+	logger   *slog.Logger
 }
 
 // New returns a Client for cfg, after filling in defaults (see Config). It
@@ -81,7 +84,20 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Mode.UsesAES() {
 		c.aesKey = AESKey(cfg.OpenID)
 	}
-	c.rt = newRoundTripper(&cfg, base, c.redact, tp)
+	c.spanOpts = []trace.SpanStartOption{
+		trace.WithSpanKind(trace.SpanKindInternal),
+		trace.WithAttributes(
+			attribute.String("juhe.mode", string(c.mode)),
+			attribute.String("juhe.method", c.method),
+		),
+	}
+	if cfg.Transport == nil {
+		c.direct = newDirectTransport(base, cfg.MaxConns, cfg.RootCAs)
+	}
+	if c.direct != nil {
+		c.wire = newWireRequest(c.method, c.endpoint, c.key)
+	}
+	c.rt = newRoundTripper(&cfg, c.direct, c.redact, tp)
 	onChange := func(from, to string) {
 		c.metrics.transition(to)
 		if cfg.OnStateChange != nil {
@@ -123,12 +139,7 @@ func (c *Client) BreakerState() string { return c.breaker.state() }
 //
 // A malformed mobile or date is a ClassRecord error, and no request is sent.
 func (c *Client) Query(ctx context.Context, mobile, date string) (ans Answer, err error) {
-	ctx, span := c.tracer.Start(ctx, "juhe.query",
-		trace.WithSpanKind(trace.SpanKindInternal),
-		trace.WithAttributes(
-			attribute.String("juhe.mode", string(c.mode)),
-			attribute.String("juhe.method", c.method),
-		))
+	ctx, span := c.tracer.Start(ctx, "juhe.query", c.spanOpts...)
 	ans = Answer{Mode: c.mode}
 	defer func() { c.endSpan(span, ans, err) }()
 
@@ -176,12 +187,14 @@ func (c *Client) Query(ctx context.Context, mobile, date string) (ans Answer, er
 		case e.Class.retryable() && retry <= c.retries:
 			c.metrics.retry(ctx, e.Class)
 			d := c.backoff.delay(retry)
-			span.AddEvent("juhe.retry", trace.WithAttributes(
-				attribute.Int("juhe.attempt", ans.Attempts),
-				attribute.String("juhe.error_class", e.Class.String()),
-				attribute.Int("juhe.error_code", e.Code),
-				attribute.Int64("juhe.backoff_ms", d.Milliseconds()),
-			))
+			if span.IsRecording() {
+				span.AddEvent("juhe.retry", trace.WithAttributes(
+					attribute.Int("juhe.attempt", ans.Attempts),
+					attribute.String("juhe.error_class", e.Class.String()),
+					attribute.Int("juhe.error_code", e.Code),
+					attribute.Int64("juhe.backoff_ms", d.Milliseconds()),
+				))
+			}
 			c.logger.Debug("juhe: retrying", "attempt", ans.Attempts, "class", e.Class.String(),
 				"code", e.Code, "backoff", d, "err", e.Error())
 			if err := sleep(ctx, d); err != nil {
@@ -221,7 +234,14 @@ func (c *Client) badParam(e *Error) error {
 
 // attempt makes one HTTP call, bounded by the attempt timeout. Its errors
 // are *Error, except the caller's own context error.
+//
+// It takes the fast path (wire.go) when the client speaks HTTP itself and
+// nothing is traced; otherwise net/http and otelhttp, for the per-attempt
+// HTTP span.
 func (c *Client) attempt(ctx context.Context, p params, mobile string) (Answer, error) {
+	if c.wire != nil && !trace.SpanFromContext(ctx).IsRecording() {
+		return c.wireAttempt(ctx, p, mobile)
+	}
 	actx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 
@@ -229,7 +249,7 @@ func (c *Client) attempt(ctx context.Context, p params, mobile string) (Answer, 
 	// URL, and http.Client quotes it in errors. paramTransport adds the rest.
 	target := *c.endpoint
 	if c.method == http.MethodGet {
-		target.RawQuery = url.Values{"date": {p.date}}.Encode()
+		target.RawQuery = "date=" + url.QueryEscape(p.date)
 	}
 	req, err := http.NewRequestWithContext(withParams(actx, p), c.method, target.String(), nil)
 	if err != nil {
@@ -245,18 +265,68 @@ func (c *Client) attempt(ctx context.Context, p params, mobile string) (Answer, 
 	if err != nil {
 		return Answer{}, c.transportError(ctx, actx, resp.StatusCode, "reading the reply failed", err, p.mobile, mobile)
 	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+	return c.answer(resp.StatusCode, body, p, mobile)
+}
+
+// wireAttempt is attempt's fast path. The attempt's deadline is set on the
+// connection rather than on a context of its own, and classified as
+// transportError does for the other path.
+func (c *Client) wireAttempt(ctx context.Context, p params, mobile string) (Answer, error) {
+	deadline := time.Now().Add(c.timeout)
+	callerFirst := false // the caller's deadline comes before the attempt's
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline, callerFirst = d, true
+	}
+	buf := replyBufs.Get().(*[]byte)
+	defer func() {
+		if cap(*buf) <= 16<<10 { // a rare large reply's buffer is not kept
+			replyBufs.Put(buf)
+		}
+	}()
+	r, err := c.direct.query(ctx, deadline, c.wire, p, (*buf)[:0])
+	if cap(r.body) > cap(*buf) {
+		*buf = r.body[:0] // keep the buffer that grew
+	}
+	if err != nil {
+		timedOut := !time.Now().Before(deadline)
+		if timedOut && callerFirst {
+			<-ctx.Done() // due now: the caller's deadline is the caller's error
+		}
+		if ctx.Err() != nil {
+			return Answer{}, ctx.Err()
+		}
+		if timedOut {
+			return Answer{}, c.timeoutError(r.status)
+		}
+		what := "request failed"
+		if r.status != 0 {
+			what = "reading the reply failed"
+		}
 		return Answer{}, &Error{
 			Class:      ClassTransport,
-			HTTPStatus: resp.StatusCode,
+			HTTPStatus: r.status,
 			Op:         c.op,
-			Reason:     fmt.Sprintf("juhe: %s: HTTP %d %s", c.op, resp.StatusCode, http.StatusText(resp.StatusCode)),
+			Reason:     fmt.Sprintf("juhe: %s: %s", c.op, what),
+			Err:        c.redact.Wrap(err, p.mobile, mobile),
+		}
+	}
+	return c.answer(r.status, r.body, p, mobile)
+}
+
+// answer reads a reply that arrived whole (or cut at maxReplyBytes+1).
+func (c *Client) answer(status int, body []byte, p params, mobile string) (Answer, error) {
+	if status < 200 || status > 299 {
+		return Answer{}, &Error{
+			Class:      ClassTransport,
+			HTTPStatus: status,
+			Op:         c.op,
+			Reason:     fmt.Sprintf("juhe: %s: HTTP %d %s", c.op, status, http.StatusText(status)),
 		}
 	}
 	if len(body) > maxReplyBytes {
 		return Answer{}, &Error{
 			Class:      ClassTransport,
-			HTTPStatus: resp.StatusCode,
+			HTTPStatus: status,
 			Op:         c.op,
 			Reason:     fmt.Sprintf("juhe: %s: undecodable reply: larger than %d KiB", c.op, maxReplyBytes>>10),
 		}
@@ -264,7 +334,7 @@ func (c *Client) attempt(ctx context.Context, p params, mobile string) (Answer, 
 	a, err := parseReply(body, func(s string) string { return c.redact.Redact(s, p.mobile, mobile) })
 	if err != nil {
 		e := err.(*Error)
-		e.Op, e.HTTPStatus = c.op, resp.StatusCode
+		e.Op, e.HTTPStatus = c.op, status
 		if e.Class == ClassTransport {
 			e.Reason = strings.Replace(e.Reason, "juhe: ", "juhe: "+c.op+": ", 1)
 		}
@@ -285,12 +355,7 @@ func (c *Client) transportError(ctx, actx context.Context, status int, what stri
 		return ctx.Err()
 	}
 	if errors.Is(actx.Err(), context.DeadlineExceeded) {
-		return &Error{
-			Class:      ClassTransport,
-			HTTPStatus: status,
-			Op:         c.op,
-			Reason:     fmt.Sprintf("juhe: %s: no complete reply within %s (juhe.timeout)", c.op, c.timeout),
-		}
+		return c.timeoutError(status)
 	}
 	var ue *url.Error
 	if errors.As(err, &ue) {
@@ -305,10 +370,23 @@ func (c *Client) transportError(ctx, actx context.Context, status int, what stri
 	}
 }
 
+// timeoutError is the error of an attempt that timed out.
+func (c *Client) timeoutError(status int) *Error {
+	return &Error{
+		Class:      ClassTransport,
+		HTTPStatus: status,
+		Op:         c.op,
+		Reason:     fmt.Sprintf("juhe: %s: no complete reply within %s (juhe.timeout)", c.op, c.timeout),
+	}
+}
+
 // endSpan records the query's outcome on its span, with messages that have
 // been through the redactor, and ends it.
 func (c *Client) endSpan(span trace.Span, a Answer, err error) {
 	defer span.End()
+	if !span.IsRecording() {
+		return
+	}
 	span.SetAttributes(
 		attribute.Int("juhe.attempts", a.Attempts),
 		attribute.String("juhe.breaker_state", c.breaker.state()),

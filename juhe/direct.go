@@ -33,14 +33,15 @@ type directTransport struct {
 }
 
 type directConn struct {
-	conn net.Conn
-	br   *bufio.Reader
-	bw   *bufio.Writer
+	conn   net.Conn
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	poison func() // interrupts blocked I/O with a deadline in the past
 }
 
 // newDirectTransport returns a transport for base's host, or nil when a
 // proxy applies to it (see http.ProxyFromEnvironment).
-func newDirectTransport(base *url.URL, maxConns int, rootCAs *x509.CertPool) http.RoundTripper {
+func newDirectTransport(base *url.URL, maxConns int, rootCAs *x509.CertPool) *directTransport {
 	if proxy, err := http.ProxyFromEnvironment(&http.Request{URL: base}); err != nil || proxy != nil {
 		return nil
 	}
@@ -79,7 +80,7 @@ func canonicalAddr(u *url.URL) string {
 func (t *directTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	for {
-		c, reused, err := t.get(ctx)
+		c, reused, err := t.get(ctx, time.Time{})
 		if err != nil {
 			return nil, err
 		}
@@ -97,25 +98,31 @@ func (t *directTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 }
 
-// get returns an idle connection (reused true) or dials a new one.
-func (t *directTransport) get(ctx context.Context) (*directConn, bool, error) {
+// get returns an idle connection (reused true) or dials a new one, by
+// deadline if it is not zero. Idle connections have no deadline set.
+func (t *directTransport) get(ctx context.Context, deadline time.Time) (*directConn, bool, error) {
 	select {
 	case c := <-t.idle:
 		return c, true, nil
 	default:
 	}
+	dialer := t.dialer
+	dialer.Deadline = deadline
 	var conn net.Conn
 	var err error
 	if t.tlsConf != nil {
-		d := tls.Dialer{NetDialer: &t.dialer, Config: t.tlsConf}
+		d := tls.Dialer{NetDialer: &dialer, Config: t.tlsConf}
 		conn, err = d.DialContext(ctx, "tcp", t.addr)
 	} else {
-		conn, err = t.dialer.DialContext(ctx, "tcp", t.addr)
+		conn, err = dialer.DialContext(ctx, "tcp", t.addr)
 	}
 	if err != nil {
 		return nil, false, err
 	}
-	return &directConn{conn: conn, br: bufio.NewReaderSize(conn, 4096), bw: bufio.NewWriterSize(conn, 4096)}, false, nil
+	c := &directConn{conn: conn, br: bufio.NewReaderSize(conn, 4096), bw: bufio.NewWriterSize(conn, 4096)}
+	// Made once per connection rather than once per request.
+	c.poison = func() { _ = c.conn.SetDeadline(time.Unix(1, 0)) }
+	return c, false, nil
 }
 
 // exchange writes req and reads the response head on c. The caller's
@@ -123,7 +130,7 @@ func (t *directTransport) get(ctx context.Context) (*directConn, bool, error) {
 // unsent reports a failure the server cannot have acted on: while writing, or
 // a connection closed before the first byte of a response.
 func (t *directTransport) exchange(ctx context.Context, c *directConn, req *http.Request) (resp *http.Response, unsent bool, err error) {
-	stop := context.AfterFunc(ctx, func() { _ = c.conn.SetDeadline(time.Unix(1, 0)) })
+	stop := context.AfterFunc(ctx, c.poison)
 	if err := req.Write(c.bw); err != nil {
 		stop()
 		return nil, true, err
@@ -172,11 +179,17 @@ func (b *directBody) Close() error {
 			b.c.conn.Close()
 			return
 		}
-		select {
-		case b.t.idle <- b.c:
-		default:
-			b.c.conn.Close() // the pool is full
-		}
+		b.t.put(b.c)
 	})
 	return nil
+}
+
+// put hands an idle connection back to the pool, or closes it if the pool
+// is full.
+func (t *directTransport) put(c *directConn) {
+	select {
+	case t.idle <- c:
+	default:
+		c.conn.Close()
+	}
 }

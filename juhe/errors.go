@@ -103,8 +103,7 @@ func (e *Error) Unwrap() error { return e.Err }
 // ClassOf returns the class of the first *Error in err's chain, and false
 // if there is none (nil, the caller's context error, or a foreign error).
 func ClassOf(err error) (Class, bool) {
-	var e *Error
-	if errors.As(err, &e) {
+	if e, ok := errors.AsType[*Error](err); ok { // AsType, unlike As, does not allocate
 		return e.Class, true
 	}
 	return 0, false

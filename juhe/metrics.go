@@ -54,6 +54,7 @@ type clientMetrics struct {
 	retries     metric.Int64Counter
 	rejected    metric.Int64Counter
 	transitions metric.Int64Counter
+	byOutcome   map[outcome]outcomeOpts // read-only after newClientMetrics
 }
 
 // newClientMetrics creates the instruments on mp (the global provider if
@@ -67,7 +68,7 @@ func newClientMetrics(mp metric.MeterProvider, state func() string) *clientMetri
 	m := mp.Meter(meterName)
 	var errs []error
 	check := func(e error) { errs = append(errs, e) }
-	cm := &clientMetrics{}
+	cm := &clientMetrics{byOutcome: commonOutcomes()}
 	var e error
 	cm.calls, e = m.Int64Counter(MetricProviderCalls, metric.WithUnit("{call}"),
 		metric.WithDescription("Requests sent to the juhe API, retries included, by the provider's error code and the outcome's class (ok, result, record, transient, quota, fatal, transport, unknown, canceled)."))
@@ -112,11 +113,90 @@ var (
 	toAttr    = attribute.Key("to")
 )
 
-// call records one request sent: its outcome and its duration.
+// call records one request sent: its outcome and its duration. The common
+// outcomes' attribute sets are built once, by newClientMetrics: building them
+// per call was a few allocations on every request.
 func (cm *clientMetrics) call(ctx context.Context, a Answer, err error, d time.Duration) {
-	code, class := outcomeLabels(a, err)
-	cm.calls.Add(ctx, 1, metric.WithAttributes(codeAttr.String(code), classAttr.String(class)))
-	cm.duration.Record(ctx, d.Seconds(), metric.WithAttributes(classAttr.String(class)))
+	o := outcomeOf(a, err)
+	opts, ok := cm.byOutcome[o]
+	if !ok {
+		opts = newOutcomeOpts(o)
+	}
+	cm.calls.Add(ctx, 1, opts.calls...)
+	cm.duration.Record(ctx, d.Seconds(), opts.duration...)
+}
+
+// outcome is a request's outcome as the metrics label it (see labels),
+// comparable and built without allocating.
+type outcome struct {
+	code   int    // the provider's error_code, 0 if none
+	status int    // a non-2xx HTTP status, when there is no code
+	class  string // see labels
+}
+
+// outcomeOpts are the measurement options of one outcome.
+type outcomeOpts struct {
+	calls    []metric.AddOption    // code and class
+	duration []metric.RecordOption // class
+}
+
+func newOutcomeOpts(o outcome) outcomeOpts {
+	code, class := o.labels()
+	return outcomeOpts{
+		calls:    []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(codeAttr.String(code), classAttr.String(class)))},
+		duration: []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(classAttr.String(class)))},
+	}
+}
+
+// commonOutcomes returns the options of every outcome but the rare ones (an
+// unlisted error code, an HTTP status other than 2xx).
+func commonOutcomes() map[outcome]outcomeOpts {
+	m := map[outcome]outcomeOpts{}
+	add := func(o outcome) { m[o] = newOutcomeOpts(o) }
+	add(outcome{code: CodeOK, class: "ok"})
+	add(outcome{code: CodeNoRecord, class: "result"})
+	add(outcome{class: "canceled"})
+	add(outcome{class: ClassTransport.String()})
+	for code, info := range codeTable {
+		add(outcome{code: code, class: info.class.String()})
+	}
+	return m
+}
+
+// outcomeOf returns a request's outcome: the provider's error_code (or the
+// HTTP status of a reply that was not the API's, none when no reply came)
+// and the design's class: ok, result (232703), record, transient, quota,
+// fatal, transport, unknown, or canceled (the caller's own context).
+func outcomeOf(a Answer, err error) outcome {
+	if err == nil {
+		if a.NoRecord {
+			return outcome{code: CodeNoRecord, class: "result"}
+		}
+		return outcome{code: a.Code, class: "ok"}
+	}
+	e, ok := errors.AsType[*Error](err)
+	if !ok {
+		return outcome{class: "canceled"}
+	}
+	o := outcome{code: e.Code, class: e.Class.String()}
+	if e.Code == 0 && e.HTTPStatus != 0 && (e.HTTPStatus < 200 || e.HTTPStatus > 299) {
+		o.status = e.HTTPStatus
+	}
+	return o
+}
+
+// labels names an outcome as the metrics do: code is the error_code, or
+// http_STATUS, or none.
+func (o outcome) labels() (code, class string) {
+	switch {
+	case o.code != 0 || o.class == "ok" || o.class == "result":
+		code = strconv.Itoa(o.code)
+	case o.status != 0:
+		code = "http_" + strconv.Itoa(o.status)
+	default:
+		code = "none"
+	}
+	return code, o.class
 }
 
 // retry records a retry of a fault of class c.
@@ -130,30 +210,4 @@ func (cm *clientMetrics) refused(ctx context.Context) { cm.rejected.Add(ctx, 1) 
 // transition records a change of the breaker's state.
 func (cm *clientMetrics) transition(to string) {
 	cm.transitions.Add(context.Background(), 1, metric.WithAttributes(toAttr.String(to)))
-}
-
-// outcomeLabels names a request's outcome: the provider's error_code (or
-// http_STATUS for a reply that was not the API's, none when no reply came)
-// and the design's class: ok, result (232703), record, transient, quota,
-// fatal, transport, unknown, or canceled (the caller's own context).
-func outcomeLabels(a Answer, err error) (code, class string) {
-	if err == nil {
-		if a.NoRecord {
-			return strconv.Itoa(CodeNoRecord), "result"
-		}
-		return strconv.Itoa(a.Code), "ok"
-	}
-	e, ok := errors.AsType[*Error](err)
-	if !ok {
-		return "none", "canceled"
-	}
-	switch {
-	case e.Code != 0:
-		code = strconv.Itoa(e.Code)
-	case e.HTTPStatus != 0 && (e.HTTPStatus < 200 || e.HTTPStatus > 299):
-		code = "http_" + strconv.Itoa(e.HTTPStatus)
-	default:
-		code = "none"
-	}
-	return code, e.Class.String()
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"unicode/utf8"
 )
 
 // maxReplyBytes caps how much of a reply is read: a real reply is about a
@@ -64,6 +65,15 @@ func ParseReply(body []byte) (Answer, error) { return parseReply(body, nil) }
 // applied before the reason is quoted and cut to length: redacting after
 // would miss a secret that quoting escaped or the cut split in two.
 func parseReply(body []byte, redact func(string) string) (Answer, error) {
+	if q, ok := quickReply(body); ok {
+		return q.answer(redact)
+	}
+	return parseReplyJSON(body, redact)
+}
+
+// parseReplyJSON is parseReply by encoding/json, for every body that
+// quickReply leaves to it.
+func parseReplyJSON(body []byte, redact func(string) string) (Answer, error) {
 	var r reply
 	if err := json.Unmarshal(body, &r); err != nil {
 		return Answer{}, undecodable("the body is not JSON", err)
@@ -109,5 +119,211 @@ func undecodable(why string, err error) *Error {
 		Class:  ClassTransport,
 		Reason: "juhe: undecodable reply: " + why,
 		Err:    err,
+	}
+}
+
+// quick is a reply as quickReply read it.
+type quick struct {
+	reason             []byte // raw: no escapes, valid UTF-8
+	code               int
+	result, resultNull bool // a result came; it was null
+	res                int
+	hasRes             bool
+	orderID            []byte // raw, as reason
+}
+
+// quickReply reads the provider's usual replies without encoding/json, which
+// was most of the allocations of a call: an object with only reason, result
+// and error_code, each at most once, whose result is null or an object with
+// only res and orderid, each at most once; strings without escapes; integers
+// of at most 9 digits, with no fraction or exponent. It reports false for
+// anything else (including every invalid body), and parseReply gives that to
+// encoding/json: on the bodies quickReply accepts, the two agree
+// (FuzzQuickReply).
+func quickReply(b []byte) (q quick, ok bool) {
+	s := jsonScan{b: b}
+	var seenReason, seenCode bool
+	if !s.next('{') {
+		return q, false
+	}
+	for {
+		key, ok := s.str()
+		if !ok || !s.next(':') {
+			return q, false
+		}
+		switch string(key) {
+		case "reason":
+			if seenReason {
+				return q, false
+			}
+			seenReason = true
+			q.reason, ok = s.str()
+		case "error_code":
+			if seenCode {
+				return q, false
+			}
+			seenCode = true
+			q.code, ok = s.int()
+		case "result":
+			if q.result {
+				return q, false
+			}
+			q.result = true
+			if q.resultNull = s.null(); !q.resultNull {
+				ok = s.result(&q)
+			}
+		default:
+			return q, false
+		}
+		if !ok {
+			return q, false
+		}
+		if s.next('}') {
+			break
+		}
+		if !s.next(',') {
+			return q, false
+		}
+	}
+	s.space()
+	return q, seenCode && s.i == len(b)
+}
+
+// answer is parseReplyJSON's outcome for q.
+func (q *quick) answer(redact func(string) string) (Answer, error) {
+	switch q.code {
+	case CodeOK:
+		if !q.result || q.resultNull {
+			return Answer{}, undecodable("error_code 0 without a result", nil)
+		}
+		if !q.hasRes {
+			return Answer{}, undecodable("error_code 0 without result.res", nil)
+		}
+		if q.res < 1 || q.res > 3 {
+			return Answer{}, undecodable(fmt.Sprintf("result.res is %d, not 1, 2 or 3", q.res), nil)
+		}
+		return Answer{Res: q.res, OrderID: string(q.orderID), Code: CodeOK}, nil
+	case CodeNoRecord:
+		return Answer{NoRecord: true, OrderID: string(q.orderID), Code: CodeNoRecord}, nil
+	default:
+		reason := string(q.reason)
+		if redact != nil {
+			reason = redact(reason)
+		}
+		return Answer{}, codeError(q.code, reason)
+	}
+}
+
+// jsonScan reads the few JSON forms quickReply accepts.
+type jsonScan struct {
+	b []byte
+	i int
+}
+
+func (s *jsonScan) space() {
+	for s.i < len(s.b) && (s.b[s.i] == ' ' || s.b[s.i] == '\t' || s.b[s.i] == '\n' || s.b[s.i] == '\r') {
+		s.i++
+	}
+}
+
+// next consumes c, after any white space, if it comes next.
+func (s *jsonScan) next(c byte) bool {
+	s.space()
+	if s.i < len(s.b) && s.b[s.i] == c {
+		s.i++
+		return true
+	}
+	return false
+}
+
+func (s *jsonScan) null() bool {
+	s.space()
+	if bytes.HasPrefix(s.b[s.i:], []byte("null")) {
+		s.i += 4
+		return true
+	}
+	return false
+}
+
+// str reads a string without escapes, and returns its raw bytes.
+func (s *jsonScan) str() ([]byte, bool) {
+	if !s.next('"') {
+		return nil, false
+	}
+	for j := s.i; j < len(s.b); j++ {
+		switch c := s.b[j]; {
+		case c == '"':
+			v := s.b[s.i:j]
+			s.i = j + 1
+			return v, utf8.Valid(v)
+		case c == '\\' || c < 0x20:
+			return nil, false
+		}
+	}
+	return nil, false
+}
+
+// int reads an optional minus and 1 to 9 digits. A fraction or an exponent
+// after them fails the caller, which expects ',' or '}' next; so does a
+// leading zero followed by more digits.
+func (s *jsonScan) int() (int, bool) {
+	s.space()
+	neg := s.i < len(s.b) && s.b[s.i] == '-'
+	if neg {
+		s.i++
+	}
+	n, digits := 0, 0
+	for ; s.i < len(s.b) && '0' <= s.b[s.i] && s.b[s.i] <= '9'; s.i++ {
+		if digits == 9 || digits == 1 && n == 0 {
+			return 0, false
+		}
+		n = n*10 + int(s.b[s.i]-'0')
+		digits++
+	}
+	if neg {
+		n = -n
+	}
+	return n, digits > 0
+}
+
+// result reads an object with only res and orderid, each at most once.
+func (s *jsonScan) result(q *quick) bool {
+	if !s.next('{') {
+		return false
+	}
+	if s.next('}') {
+		return true
+	}
+	var seenOrderID bool
+	for {
+		key, ok := s.str()
+		if !ok || !s.next(':') {
+			return false
+		}
+		switch string(key) {
+		case "res":
+			if q.hasRes {
+				return false
+			}
+			q.hasRes = true
+			q.res, ok = s.int()
+		case "orderid":
+			if seenOrderID {
+				return false
+			}
+			seenOrderID = true
+			q.orderID, ok = s.str()
+		default:
+			return false
+		}
+		if !ok {
+			return false
+		}
+		if s.next('}') {
+			return true
+		}
+		if !s.next(',') {
+			return false
+		}
 	}
 }

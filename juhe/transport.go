@@ -24,6 +24,10 @@ import (
 //
 // otelhttp records the full URL on its span and http.Client quotes it in
 // its errors, so the sensitive parameters are attached below both.
+//
+// When the base is the direct transport and the query is not traced, Query
+// skips this stack and writes the request on a pooled connection itself
+// (wire.go).
 
 // params are a request's parameters. They travel in the request's context
 // from Query to paramTransport, past the tracing layer.
@@ -88,12 +92,17 @@ func (t *paramTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 // that never come. otelhttp records spans only: the client's own metrics
 // (metrics.go) count calls by code, so its HTTP metrics would be paid for
 // twice.
-func newRoundTripper(cfg *Config, baseURL *url.URL, redact *Redactor, tp trace.TracerProvider) http.RoundTripper {
-	base := cfg.Transport
-	if base == nil {
-		base = newDirectTransport(baseURL, cfg.MaxConns, cfg.RootCAs)
-	}
-	if base == nil { // a proxy applies: net/http speaks CONNECT
+//
+// direct is the client's direct transport, nil when Config.Transport is set
+// or a proxy applies.
+func newRoundTripper(cfg *Config, direct *directTransport, redact *Redactor, tp trace.TracerProvider) http.RoundTripper {
+	var base http.RoundTripper
+	switch {
+	case cfg.Transport != nil:
+		base = cfg.Transport
+	case direct != nil:
+		base = direct
+	default: // a proxy applies: net/http speaks CONNECT
 		base = pooledTransport(cfg.MaxConns, cfg.RootCAs)
 	}
 	return otelhttp.NewTransport(

@@ -1,0 +1,515 @@
+package juhe
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// The client's fast path speaks HTTP/1.1 on directTransport's connections
+// itself, without net/http's Request and Response: it appends the request to
+// the connection's buffer and reads the reply's status, the three headers
+// that frame its body, and the body into a pooled buffer. It is taken when
+// the client uses its own direct transport and the query's span is not
+// recording; otherwise Query goes through net/http and otelhttp (transport.go).
+//
+// The bytes sent are those net/http's Request.Write sends for the same
+// request (wire_test.go compares them): the request line, Host, the
+// User-Agent net/http defaults to, and for POST Content-Length and
+// Content-Type. The reply is read as net/http's ReadResponse reads it, with
+// stricter limits: a head of at most maxHeadBytes, no line longer than the
+// connection's 4 KiB read buffer, and no obsolete line folding.
+
+// maxHeadBytes caps a reply's status line and headers together.
+const maxHeadBytes = 64 << 10
+
+// userAgent is the User-Agent net/http's Request.Write sends by default.
+const userAgent = "Go-http-client/1.1"
+
+// wireRequest is the constant part of a client's requests, laid out by New.
+type wireRequest struct {
+	post bool
+	head string // up to the form (GET) or up to Content-Length's value (POST)
+	tail string // after the form (GET) or after Content-Length's value (POST)
+	key  string // the key, query-escaped
+}
+
+// newWireRequest lays out the requests to endpoint, or returns nil when the
+// fast path cannot write them as net/http would: a host that net/http would
+// rewrite (not ASCII, or an IPv6 zone) is left to net/http.
+func newWireRequest(method string, endpoint *url.URL, key string) *wireRequest {
+	host := endpoint.Host
+	for i := 0; i < len(host); i++ {
+		if host[i] >= 0x80 || host[i] <= ' ' || host[i] == '%' {
+			return nil
+		}
+	}
+	headers := "Host: " + host + "\r\nUser-Agent: " + userAgent + "\r\n"
+	w := &wireRequest{key: url.QueryEscape(key)}
+	if method == "POST" {
+		w.post = true
+		w.head = "POST " + endpoint.EscapedPath() + " HTTP/1.1\r\n" + headers + "Content-Length: "
+		w.tail = "\r\nContent-Type: application/x-www-form-urlencoded\r\n\r\n"
+	} else {
+		w.head = "GET " + endpoint.EscapedPath() + "?"
+		w.tail = " HTTP/1.1\r\n" + headers + "\r\n"
+	}
+	return w
+}
+
+// appendTo appends the request for p to b. The parameters are in the order
+// url.Values.Encode gives them: date, key, mobile.
+func (w *wireRequest) appendTo(b []byte, p params) []byte {
+	b = append(b, w.head...)
+	if w.post {
+		n := len("date=&key=&mobile=") + queryEscapedLen(p.date) + len(w.key) + queryEscapedLen(p.mobile)
+		b = strconv.AppendInt(b, int64(n), 10)
+		b = append(b, w.tail...)
+		return w.appendForm(b, p)
+	}
+	b = w.appendForm(b, p)
+	return append(b, w.tail...)
+}
+
+func (w *wireRequest) appendForm(b []byte, p params) []byte {
+	b = append(b, "date="...)
+	b = appendQueryEscaped(b, p.date)
+	b = append(b, "&key="...)
+	b = append(b, w.key...)
+	b = append(b, "&mobile="...)
+	return appendQueryEscaped(b, p.mobile)
+}
+
+// unreservedQuery reports whether url.QueryEscape leaves c as it is.
+func unreservedQuery(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+		c == '-' || c == '_' || c == '.' || c == '~'
+}
+
+// appendQueryEscaped appends url.QueryEscape(s) to b, without allocating.
+func appendQueryEscaped(b []byte, s string) []byte {
+	const hex = "0123456789ABCDEF"
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case unreservedQuery(c):
+			b = append(b, c)
+		case c == ' ':
+			b = append(b, '+')
+		default:
+			b = append(b, '%', hex[c>>4], hex[c&15])
+		}
+	}
+	return b
+}
+
+// queryEscapedLen returns len(url.QueryEscape(s)).
+func queryEscapedLen(s string) int {
+	n := len(s)
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !unreservedQuery(c) && c != ' ' {
+			n += 2
+		}
+	}
+	return n
+}
+
+// Errors of the reply's framing. They never quote the reply: a hostile
+// server could echo the key there.
+var (
+	errStatusLine    = errors.New("juhe: malformed HTTP status line")
+	errHeaderLine    = errors.New("juhe: malformed HTTP header line")
+	errHeadTooLong   = errors.New("juhe: HTTP response head too long")
+	errContentLength = errors.New("juhe: bad or conflicting Content-Length")
+	errTransferEnc   = errors.New("juhe: unsupported Transfer-Encoding")
+	errChunked       = errors.New("juhe: malformed chunked encoding")
+)
+
+// wireReply is a reply read off the wire.
+type wireReply struct {
+	status int
+	body   []byte // at most maxReplyBytes+1 bytes: more means too large
+	keep   bool   // the body was read to its end and the connection may be reused
+}
+
+// replyHead is what the status line and the headers say about the body.
+type replyHead struct {
+	status        int
+	http10        bool
+	contentLength int64 // -1 if absent
+	chunked       bool
+	close         bool // Connection: close, or HTTP/1.0 without keep-alive
+}
+
+// readReply reads one reply from br, its body into buf. On an error, status
+// is set once the head has been read; err is io.EOF exactly when not one
+// byte of the reply arrived (the server closed an idle connection).
+func readReply(br *bufio.Reader, buf []byte) (r wireReply, err error) {
+	h, err := readHead(br)
+	if err != nil {
+		return wireReply{}, err
+	}
+	r.status = h.status
+	switch {
+	case h.status/100 == 1 || h.status == 204 || h.status == 304:
+		// No body. A 1xx reply is followed by the real one, which this
+		// client does not wait for: the connection is not reused.
+		r.body, r.keep = buf[:0], h.status/100 != 1 && !h.close
+	case h.chunked:
+		r.body, r.keep, err = readChunked(br, buf)
+		r.keep = r.keep && !h.close
+	case h.contentLength >= 0:
+		n := min(h.contentLength, maxReplyBytes+1)
+		r.body = grow(buf, int(n))
+		if _, err = io.ReadFull(br, r.body); err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		r.keep = h.contentLength <= maxReplyBytes && !h.close
+	default:
+		// Delimited by the end of the connection.
+		r.body, err = readToEOF(br, buf)
+	}
+	return r, err
+}
+
+// readHead reads the status line and the headers, keeping those that frame
+// the body: Content-Length, Transfer-Encoding and Connection.
+func readHead(br *bufio.Reader) (replyHead, error) {
+	h := replyHead{contentLength: -1}
+	budget := maxHeadBytes
+	line, err := readLine(br, &budget)
+	if err != nil {
+		if err == io.ErrUnexpectedEOF && budget == maxHeadBytes {
+			return h, io.EOF // not one byte: see readReply
+		}
+		return h, err
+	}
+	if h.status, h.http10, err = parseStatusLine(line); err != nil {
+		return h, err
+	}
+	var tes int
+	var chunked, hasClose, hasKeepAlive bool
+	for {
+		line, err := readLine(br, &budget)
+		if err != nil {
+			return h, err
+		}
+		if len(line) == 0 {
+			break
+		}
+		name, value, ok := bytes.Cut(line, []byte(":"))
+		if !ok || len(name) == 0 || !isToken(name) {
+			return h, errHeaderLine // includes obsolete line folding
+		}
+		value = bytes.Trim(value, " \t")
+		switch {
+		case equalFold(name, "Content-Length"):
+			n, ok := parseDecimal(value)
+			if !ok || (h.contentLength >= 0 && n != h.contentLength) {
+				return h, errContentLength
+			}
+			h.contentLength = n
+		case equalFold(name, "Transfer-Encoding"):
+			tes++
+			chunked = equalFold(value, "chunked")
+		case equalFold(name, "Connection"):
+			hasClose = hasClose || hasToken(value, "close")
+			hasKeepAlive = hasKeepAlive || hasToken(value, "keep-alive")
+		}
+	}
+	// As net/http: Transfer-Encoding is ignored in HTTP/1.0, and otherwise
+	// only one "chunked" is understood; it overrides Content-Length.
+	if tes > 0 && !h.http10 {
+		if tes > 1 || !chunked {
+			return h, errTransferEnc
+		}
+		h.chunked = true
+	}
+	h.close = hasClose || h.http10 && !hasKeepAlive
+	return h, nil
+}
+
+// parseStatusLine parses "HTTP/1.1 200 OK" (the reason may be empty or
+// missing).
+func parseStatusLine(line []byte) (status int, http10 bool, err error) {
+	proto, rest, ok := bytes.Cut(line, []byte(" "))
+	switch {
+	case !ok:
+		return 0, false, errStatusLine
+	case string(proto) == "HTTP/1.0":
+		http10 = true
+	case string(proto) != "HTTP/1.1":
+		return 0, false, errStatusLine
+	}
+	rest = bytes.TrimLeft(rest, " ")
+	if len(rest) < 3 || len(rest) > 3 && rest[3] != ' ' {
+		return 0, false, errStatusLine
+	}
+	for _, c := range rest[:3] {
+		if c < '0' || c > '9' {
+			return 0, false, errStatusLine
+		}
+		status = status*10 + int(c-'0')
+	}
+	return status, http10, nil
+}
+
+// readLine returns the next line without its "\n" or "\r\n", charging its
+// length to budget. The line is valid until the next read from br.
+func readLine(br *bufio.Reader, budget *int) ([]byte, error) {
+	line, err := br.ReadSlice('\n')
+	*budget -= len(line)
+	switch {
+	case err == bufio.ErrBufferFull || *budget < 0:
+		return nil, errHeadTooLong
+	case err == io.EOF:
+		return nil, io.ErrUnexpectedEOF
+	case err != nil:
+		return nil, err
+	}
+	line = line[:len(line)-1]
+	if n := len(line); n > 0 && line[n-1] == '\r' {
+		line = line[:n-1]
+	}
+	return line, nil
+}
+
+// readChunked reads a chunked body into buf, up to maxReplyBytes+1 bytes.
+// complete reports that it was read to its end, trailers included.
+func readChunked(br *bufio.Reader, buf []byte) (body []byte, complete bool, err error) {
+	body = buf[:0]
+	budget := maxHeadBytes // for the chunk lines and the trailers
+	for {
+		line, err := br.ReadSlice('\n')
+		budget -= len(line)
+		switch {
+		case err == bufio.ErrBufferFull || budget < 0:
+			return body, false, errChunked
+		case err == io.EOF:
+			return body, false, io.ErrUnexpectedEOF
+		case err != nil:
+			return body, false, err
+		}
+		// As net/http: CRLF and no other CR, extensions ignored.
+		if bytes.IndexByte(line, '\r') != len(line)-2 {
+			return body, false, errChunked
+		}
+		size, _, _ := bytes.Cut(bytes.TrimRight(line[:len(line)-2], " \t"), []byte(";"))
+		n, ok := parseHex(size)
+		if !ok {
+			return body, false, errChunked
+		}
+		if n == 0 {
+			break
+		}
+		if n > uint64(maxReplyBytes+1-len(body)) {
+			// Too large: keep what makes it so, and stop reading.
+			m := maxReplyBytes + 1 - len(body)
+			body = grow(body, len(body)+m)
+			_, err := io.ReadFull(br, body[len(body)-m:])
+			return body, false, unexpected(err)
+		}
+		start := len(body)
+		body = grow(body, start+int(n))
+		if _, err := io.ReadFull(br, body[start:]); err != nil {
+			return body, false, unexpected(err)
+		}
+		var crlf [2]byte
+		if _, err := io.ReadFull(br, crlf[:]); err != nil {
+			return body, false, unexpected(err)
+		}
+		if crlf != [2]byte{'\r', '\n'} {
+			return body, false, errChunked
+		}
+	}
+	for { // trailers, ignored
+		line, err := readLine(br, &budget)
+		if err != nil {
+			return body, false, err
+		}
+		if len(line) == 0 {
+			return body, true, nil
+		}
+	}
+}
+
+// readToEOF reads a body delimited by the end of the connection, up to
+// maxReplyBytes+1 bytes.
+func readToEOF(br *bufio.Reader, buf []byte) ([]byte, error) {
+	body := buf[:0]
+	for len(body) <= maxReplyBytes {
+		if len(body) == cap(body) {
+			body = append(body, 0)[:len(body)]
+		}
+		n, err := br.Read(body[len(body):min(cap(body), maxReplyBytes+1)])
+		body = body[:len(body)+n]
+		if err == io.EOF {
+			return body, nil
+		}
+		if err != nil {
+			return body, err
+		}
+	}
+	return body, nil
+}
+
+func unexpected(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// grow returns b resliced to n bytes, reallocated if its capacity is less.
+func grow(b []byte, n int) []byte {
+	if n <= cap(b) {
+		return b[:n]
+	}
+	nb := make([]byte, n)
+	copy(nb, b)
+	return nb
+}
+
+// parseDecimal parses a Content-Length: digits only, at most 18 of them.
+func parseDecimal(v []byte) (n int64, ok bool) {
+	if len(v) == 0 || len(v) > 18 {
+		return 0, false
+	}
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
+}
+
+// parseHex parses a chunk size: hexadecimal digits, at most 16 of them.
+func parseHex(v []byte) (n uint64, ok bool) {
+	if len(v) == 0 || len(v) > 16 {
+		return 0, false
+	}
+	for _, c := range v {
+		switch {
+		case '0' <= c && c <= '9':
+			c -= '0'
+		case 'a' <= c && c <= 'f':
+			c -= 'a' - 10
+		case 'A' <= c && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, false
+		}
+		n = n<<4 | uint64(c)
+	}
+	return n, true
+}
+
+// isToken reports whether b is an HTTP token, as a header name must be.
+func isToken(b []byte) bool {
+	for _, c := range b {
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// equalFold reports whether b equals the ASCII string s, ignoring case.
+func equalFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range len(b) {
+		if lower(b[i]) != lower(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func lower(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
+// hasToken reports whether the comma-separated list v holds token,
+// ignoring case and surrounding spaces.
+func hasToken(v []byte, token string) bool {
+	for len(v) > 0 {
+		var t []byte
+		t, v, _ = bytes.Cut(v, []byte(","))
+		if equalFold(bytes.Trim(t, " \t"), token) {
+			return true
+		}
+	}
+	return false
+}
+
+// replyBufs recycles the buffers replies are read into: a reply is about a
+// hundred bytes, and the parsed Answer copies what it keeps.
+var replyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// query sends one request on a connection of the pool and reads its reply
+// into buf. The connection's deadline is the attempt's, so a timeout
+// interrupts blocked I/O without a timer of the client's own; the caller's
+// cancellation does it through a deadline in the past. A reused connection
+// that the server had closed is replaced, as in RoundTrip.
+func (t *directTransport) query(ctx context.Context, deadline time.Time, w *wireRequest, p params, buf []byte) (wireReply, error) {
+	for {
+		c, reused, err := t.get(ctx, deadline)
+		if err != nil {
+			return wireReply{}, err
+		}
+		r, unsent, err := t.wireExchange(ctx, c, deadline, w, p, buf)
+		if err == nil {
+			return r, nil
+		}
+		if ctx.Err() != nil || !reused || !unsent || !time.Now().Before(deadline) {
+			return r, err
+		}
+	}
+}
+
+// wireExchange makes one exchange on c, and hands c back to the pool or
+// closes it. unsent reports a failure the server cannot have acted on.
+func (t *directTransport) wireExchange(ctx context.Context, c *directConn, deadline time.Time, w *wireRequest, p params, buf []byte) (r wireReply, unsent bool, err error) {
+	if err := c.conn.SetDeadline(deadline); err != nil {
+		c.conn.Close()
+		return r, true, err
+	}
+	stop := func() bool { return true }
+	if ctx.Done() != nil {
+		stop = context.AfterFunc(ctx, c.poison)
+	}
+	_, err = c.bw.Write(w.appendTo(c.bw.AvailableBuffer(), p))
+	if err == nil {
+		err = c.bw.Flush()
+	}
+	if err != nil {
+		stop()
+		c.conn.Close()
+		return r, true, err
+	}
+	r, err = readReply(c.br, buf)
+	// If the cancellation already fired, the connection is poisoned: stop
+	// reports false.
+	if !stop() || err != nil || !r.keep {
+		c.conn.Close()
+		return r, err == io.EOF, err // io.EOF exactly: not one byte was read
+	}
+	if err := c.conn.SetDeadline(time.Time{}); err != nil {
+		c.conn.Close()
+		return r, false, nil
+	}
+	t.put(c)
+	return r, false, nil
+}

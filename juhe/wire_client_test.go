@@ -1,0 +1,186 @@
+package juhe_test
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/twosell/twosell/juhe"
+)
+
+const okBody = `{"reason":"成功","result":{"res":1,"orderid":"JH1"},"error_code":0}`
+
+// rawServer serves HTTP/1.1 by hand, so that tests choose every byte of a
+// reply. answer gets each request (its head and body) and its index on its
+// connection, and returns the reply to write and whether to close the
+// connection after it.
+func rawServer(t *testing.T, answer func(req []byte, i int) (reply string, closeAfter bool)) (url string, conns *atomic.Int64) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	conns = new(atomic.Int64)
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			go func() {
+				defer conn.Close()
+				br := bufio.NewReader(conn)
+				for i := 0; ; i++ {
+					var req []byte
+					n := 0
+					for {
+						line, err := br.ReadSlice('\n')
+						if err != nil {
+							return
+						}
+						req = append(req, line...)
+						if string(line) == "\r\n" {
+							break
+						}
+						if v, ok := bytes.CutPrefix(line, []byte("Content-Length: ")); ok {
+							n, _ = strconv.Atoi(string(bytes.TrimSpace(v)))
+						}
+					}
+					body := make([]byte, n)
+					if _, err := io.ReadFull(br, body); err != nil {
+						return
+					}
+					reply, closeAfter := answer(append(req, body...), i)
+					if _, err := conn.Write([]byte(reply)); err != nil || closeAfter {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return "http://" + ln.Addr().String(), conns
+}
+
+func okReply(extra string) string {
+	return "HTTP/1.1 200 OK\r\n" + extra + "Content-Length: " + strconv.Itoa(len(okBody)) + "\r\n\r\n" + okBody
+}
+
+// The fast path keeps connections for reuse, and closes those the reply
+// asks it to close.
+func TestWireConnectionReuse(t *testing.T) {
+	always := func(reply string) func([]byte, int) (string, bool) {
+		return func([]byte, int) (string, bool) { return reply, false }
+	}
+	tests := []struct {
+		name   string
+		answer func(req []byte, i int) (string, bool)
+		conns  int64
+	}{
+		{"keep-alive", always(okReply("")), 1},
+		{"chunked", always("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" +
+			strconv.FormatInt(int64(len(okBody)), 16) + "\r\n" + okBody + "\r\n0\r\n\r\n"), 1},
+		{"Connection: close", always(okReply("Connection: close\r\n")), 5},
+		{"HTTP/1.0", always(strings.Replace(okReply(""), "HTTP/1.1", "HTTP/1.0", 1)), 5},
+		// The server closes each connection at its second request, before
+		// any byte of a reply: the query sends again on a new connection,
+		// within the same attempt.
+		{"closed before the reply", func(_ []byte, i int) (string, bool) {
+			if i == 0 {
+				return okReply(""), false
+			}
+			return "", true
+		}, 5},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			url, conns := rawServer(t, tt.answer)
+			c := newClient(t, url, func(cfg *juhe.Config) { cfg.Retries = -1 })
+			for i := range 5 {
+				a, err := c.Query(t.Context(), testMobile, testDate)
+				if err != nil || a.Res != 1 || a.OrderID != "JH1" || a.Attempts != 1 {
+					t.Fatalf("query %d: %+v, %v", i, a, err)
+				}
+			}
+			if n := conns.Load(); n != tt.conns {
+				t.Errorf("%d connections for 5 queries, want %d", n, tt.conns)
+			}
+		})
+	}
+}
+
+// Replies the fast path cannot read are transport faults, retried, whose
+// messages name neither the key nor the mobile however the server echoes
+// them.
+func TestWireMalformedRepliesKeepSecrets(t *testing.T) {
+	const key, mobile = "KEY-5e3c7a1f", "17355501234"
+	echo := func(req []byte) string { return strings.ReplaceAll(string(req), "\r\n", " ") }
+	tests := []struct {
+		name   string
+		reply  func(req []byte) string
+		status int
+		text   string
+	}{
+		{"status line", func(req []byte) string { return "HTTP/1.1 2" + echo(req) + "\r\n\r\n" }, 0, "request failed: juhe: malformed HTTP status line"},
+		{"header", func(req []byte) string { return "HTTP/1.1 200 OK\r\n" + echo(req) + "\r\n\r\n" }, 0, "malformed HTTP header line"},
+		{"content-length", func(req []byte) string {
+			return "HTTP/1.1 200 OK\r\nContent-Length: " + echo(req) + "\r\n\r\n"
+		}, 0, "Content-Length"},
+		{"transfer-encoding", func(req []byte) string {
+			return "HTTP/1.1 200 OK\r\nTransfer-Encoding: " + echo(req) + "\r\n\r\n"
+		}, 0, "Transfer-Encoding"},
+		{"chunk", func(req []byte) string {
+			return "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + echo(req) + "\r\n"
+		}, 200, "reading the reply failed: juhe: malformed chunked encoding"},
+		{"HTTP status", func(req []byte) string { return "HTTP/1.1 418 " + echo(req) + "\r\nContent-Length: 0\r\n\r\n" }, 418, "HTTP 418"},
+		{"body", func(req []byte) string {
+			b := "not json " + echo(req)
+			return "HTTP/1.1 200 OK\r\nContent-Length: " + strconv.Itoa(len(b)) + "\r\n\r\n" + b
+		}, 200, "undecodable reply"},
+		{"truncated", func(req []byte) string { return "HTTP/1.1 200 OK\r\nContent-Length: 999\r\n\r\n" + echo(req) }, 200,
+			"reading the reply failed: unexpected EOF"},
+	}
+	for _, mode := range []juhe.Mode{juhe.ModePlain, juhe.ModeAES} {
+		enc, err := juhe.EncodeMobile(mode, mobile, juhe.AESKey(testOpenID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tt := range tests {
+			t.Run(string(mode)+"/"+tt.name, func(t *testing.T) {
+				var requests atomic.Int64
+				url, _ := rawServer(t, func(req []byte, _ int) (string, bool) {
+					requests.Add(1)
+					if !bytes.Contains(req, []byte(key)) {
+						t.Errorf("the request lacks the key: %q", req)
+					}
+					// A reply cut short ends with the connection.
+					return tt.reply(req), tt.name == "truncated"
+				})
+				c := newClient(t, url, func(cfg *juhe.Config) { cfg.Key, cfg.Mode, cfg.Retries = key, mode, 1 })
+				_, err := c.Query(t.Context(), mobile, testDate)
+				var e *juhe.Error
+				if !errors.As(err, &e) || e.Class != juhe.ClassTransport || e.HTTPStatus != tt.status {
+					t.Fatalf("err = %v (%+v), want a transport error with status %d", err, e, tt.status)
+				}
+				if !strings.HasPrefix(err.Error(), "juhe: POST /twoSellTel/query") || !strings.Contains(err.Error(), tt.text) {
+					t.Errorf("message %q, want one containing %q", err, tt.text)
+				}
+				for _, s := range []string{key, mobile, enc} {
+					if strings.Contains(err.Error(), s) {
+						t.Errorf("message %q contains a secret", err)
+					}
+				}
+				if n := requests.Load(); n != 2 {
+					t.Errorf("%d requests, want 2 (transport faults are retried)", n)
+				}
+			})
+		}
+	}
+}
