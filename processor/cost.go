@@ -292,7 +292,20 @@ func (c *CostControl) apply(r ledgerRecord) {
 // one paid call (shared with concurrent lookups of the same mobile) within
 // the rate and the budget. See coalesce.go. Its span, twosell.cache, holds
 // the paid call's spans, and says where the answer came from.
+//
+// A paid answer is returned once the ledger holds it.
 func (c *CostControl) Enrich(ctx context.Context, l Lookup) (Result, error) {
+	r, err := c.enrichDeferred(ctx, l)
+	if r.durable != nil {
+		_ = r.durable.wait(ctx) // a failed write is counted and logged by pay
+		r.durable = nil
+	}
+	return r, err
+}
+
+// enrichDeferred is Enrich returning before the ledger holds a paid answer:
+// the processor waits for Result.durable without holding an in-flight slot.
+func (c *CostControl) enrichDeferred(ctx context.Context, l Lookup) (Result, error) {
 	if c.tracer == nil {
 		return c.enrich(ctx, l)
 	}
@@ -404,14 +417,17 @@ func (c *CostControl) pay(ctx context.Context, key MobileKey, l Lookup) (Result,
 			Key: key.String(), Day: day, At: at, Date: l.Date, Status: res.Status, Res: res.Res,
 			Code: res.Code, OrderID: res.OrderID, Mode: res.Mode,
 		}
-		if err := c.ledger.write(ctx, call, key, k.Live(at, c.cfg.TTL)); err != nil && ctx.Err() == nil {
-			// The answer is paid for and right: keep it. The bill can
-			// still be reconciled from the provider's side, and the
-			// next restart counts this call short.
-			c.ledgerErrors.Add(1)
-			c.log.Warn("a paid answer could not be written to the ledger", "topic", c.cfg.Ledger.Topic,
-				"order_id", res.OrderID, "err", err)
-		}
+		res.durable = c.ledger.write(call, k.Live(at, c.cfg.TTL))
+		res.durable.whenDone(func(err error) {
+			if err != nil {
+				// The answer is paid for and right: keep it. The bill can
+				// still be reconciled from the provider's side, and the
+				// next restart counts this call short.
+				c.ledgerErrors.Add(1)
+				c.log.Warn("a paid answer could not be written to the ledger", "topic", c.cfg.Ledger.Topic,
+					"order_id", res.OrderID, "err", err)
+			}
+		})
 	}
 	return res, nil
 }

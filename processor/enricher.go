@@ -56,6 +56,8 @@ type Result struct {
 	Mode     string // how the mobile was sent: plain, md5, sha256, aes, md5+aes, sha256+aes
 	Code     int    // the provider's error_code (0 on success, 232703 for no record)
 	Attempts int    // provider calls made for this answer (0 from a cache)
+
+	durable *durable // a paid answer's ledger write, when it may still be in flight (CostControl)
 }
 
 // Enricher answers lookups. The processor calls it from many goroutines at

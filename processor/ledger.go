@@ -352,12 +352,12 @@ func (l *ledger) decode(key, value []byte) (ledgerRecord, bool) {
 	return ledgerRecord{}, false
 }
 
-// write records a paid call and what is now known about its mobile, and
-// waits for both to be acknowledged (or ctx to end: the records are still
-// written). Waiting means that an output is never written before the
-// ledger holds the call it paid for, so a crash loses no call from the
-// audit trail or the budget.
-func (l *ledger) write(ctx context.Context, call LedgerCall, key MobileKey, k Knowledge) error {
+// write records a paid call and what is now known about its mobile. It
+// returns at once; the write is durable when both records are
+// acknowledged. An output is never written before the ledger holds the call
+// it paid for (see durable), so a crash loses no call from the audit trail
+// or the budget.
+func (l *ledger) write(call LedgerCall, k Knowledge) *durable {
 	call.Instance = l.instance
 	id := call.OrderID
 	if id == "" || strings.Contains(id, "/") {
@@ -365,38 +365,68 @@ func (l *ledger) write(ctx context.Context, call LedgerCall, key MobileKey, k Kn
 	}
 	cv := call.appendJSON(make([]byte, 0, 384)) // sized for the usual record: no growing
 	kv := appendLedgerKnowledge(make([]byte, 0, 512), l.instance, k)
-	w := &ledgerWrite{done: make(chan struct{})}
+	d := &durable{pending: 2, done: make(chan struct{})}
 	l.cl.Produce(context.Background(), &kgo.Record{
 		Topic: l.cfg.Topic, Key: []byte(ledgerCallPrefix + call.Day + "/" + l.instance + "/" + id), Value: cv,
-	}, w.promise)
+	}, d.promise)
 	l.cl.Produce(context.Background(), &kgo.Record{
 		Topic: l.cfg.Topic, Key: []byte(ledgerKnowledgePrefix + call.Key), Value: kv,
 		// Lets this instance skip its own records when following the
 		// topic without decoding them: its cache has them already.
 		Headers: []kgo.RecordHeader{{Key: ledgerInstanceHeader, Value: []byte(l.instance)}},
-	}, w.promise)
-	select {
-	case <-w.done:
-		return w.err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	}, d.promise)
+	return d
 }
 
-// ledgerWrite waits for the two records of a paid call.
-type ledgerWrite struct {
+// durable is a paid answer's ledger write, done once its records are
+// acknowledged (or refused: err). The processor hands the answer's output
+// to the producer from then callbacks, so that the in-flight slot of the
+// lookup is not held while the ledger's records travel.
+type durable struct {
 	mu      sync.Mutex
 	pending int
 	err     error
+	then    []func(error)
 	done    chan struct{}
 }
 
-func (w *ledgerWrite) promise(_ *kgo.Record, err error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.err = errors.Join(w.err, err)
-	if w.pending++; w.pending == 2 {
-		close(w.done)
+func (d *durable) promise(_ *kgo.Record, err error) {
+	d.mu.Lock()
+	d.err = errors.Join(d.err, err)
+	d.pending--
+	if d.pending > 0 {
+		d.mu.Unlock()
+		return
+	}
+	then := d.then
+	d.then = nil
+	close(d.done)
+	d.mu.Unlock()
+	for _, f := range then {
+		f(d.err)
+	}
+}
+
+// whenDone calls f with the write's error once it is done: at once if it is
+// already.
+func (d *durable) whenDone(f func(error)) {
+	d.mu.Lock()
+	if d.pending > 0 {
+		d.then = append(d.then, f)
+		d.mu.Unlock()
+		return
+	}
+	d.mu.Unlock()
+	f(d.err)
+}
+
+// wait waits until the write is done or ctx ends.
+func (d *durable) wait(ctx context.Context) error {
+	select {
+	case <-d.done:
+		return d.err
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 

@@ -203,16 +203,44 @@ func (w *partitionWorker) run() {
 		}
 		w.tasks.Add(1)
 		w.p.tasks <- func() {
-			defer w.tasks.Done()
 			if w.p.cfg.OnRecord != nil {
 				wk.t.started = time.Now() // the task starts: waiting for a slot is not the record's latency
 			}
 			e := w.finish(abandon, wk)
-			w.hand(seq, e)
 			w.p.release(size)
+			if e.durable != nil {
+				w.handDurable(abandon, r, seq, e, b)
+				return
+			}
+			w.hand(seq, e)
 			w.settle(r, e, b)
+			w.tasks.Done()
 		}
 	}
+}
+
+// handDurable hands e over once its answer is durable (the ledger holds the
+// call it paid for), without holding a task or a slot meanwhile; if the
+// record is abandoned first, it is not handed over.
+func (w *partitionWorker) handDurable(abandon context.Context, r *kgo.Record, seq uint64, e emission, b *txnBatch) {
+	d := e.durable
+	e.durable = nil
+	var once sync.Once
+	end := func(handed bool) {
+		once.Do(func() {
+			if !handed {
+				e = emission{}
+			}
+			w.hand(seq, e)
+			w.settle(r, e, b)
+			w.tasks.Done()
+		})
+	}
+	stop := context.AfterFunc(abandon, func() { end(false) })
+	d.whenDone(func(error) {
+		stop()
+		end(abandon.Err() == nil)
+	})
 }
 
 // hand gives e to the producer in the order the Ordering requires.

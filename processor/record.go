@@ -40,6 +40,7 @@ type emission struct {
 	rec     *kgo.Record
 	promise func(*kgo.Record, error)
 	o       outcome
+	durable *durable // if set, hand the emission over only once it is done
 }
 
 func (e emission) handed() bool { return e.rec != nil }
@@ -98,19 +99,11 @@ func (w *partitionWorker) begin(r *kgo.Record) (wk *work, e emission, done bool)
 	return wk, emission{}, false
 }
 
-// process takes one record to its end: an output, a dead letter, or (when
-// abandoned or fatal) nothing, which leaves it unfinished and uncommitted.
-// Canceling abandon gives the record up. The caller hands the emission to the
-// producer, in the order the Ordering requires.
-func (w *partitionWorker) process(abandon context.Context, r *kgo.Record) emission {
-	wk, e, done := w.begin(r)
-	if done {
-		return e
-	}
-	return w.finish(abandon, wk)
-}
-
-// finish looks wk's record up and takes it to its end (see process).
+// finish looks wk's record up and takes it to its end: an output, a dead
+// letter, or (when abandoned or fatal) nothing, which leaves it unfinished
+// and uncommitted. Canceling abandon gives the record up. The caller hands
+// the emission to the producer, in the order the Ordering requires, once
+// its answer is durable (emission.durable).
 func (w *partitionWorker) finish(abandon context.Context, wk *work) emission {
 	p := w.p
 	defer wk.span.End()
@@ -155,7 +148,9 @@ func (w *partitionWorker) answered(wk *work, res Result) emission {
 			span.SetAttributes(attribute.Int("juhe.error_code", res.Code))
 		}
 	}
-	return w.p.produceOutput(wk.ctx, w, wk.r, wk.ev, res, wk.t)
+	e := w.p.produceOutput(wk.ctx, w, wk.r, wk.ev, res, wk.t)
+	e.durable = res.durable
+	return e
 }
 
 // knower is an Enricher that can answer some lookups at once, without
@@ -163,6 +158,13 @@ func (w *partitionWorker) answered(wk *work, res Result) emission {
 // what it computed in l for the Enrich call that follows a miss.
 type knower interface {
 	known(ctx context.Context, l *Lookup) (Result, bool)
+}
+
+// deferredEnricher is an Enricher whose answers may be returned before
+// they are durable (CostControl: a paid answer's ledger write in flight,
+// Result.durable).
+type deferredEnricher interface {
+	enrichDeferred(ctx context.Context, l Lookup) (Result, error)
 }
 
 // lookup asks the Enricher, holding the record back while the provider is
@@ -195,7 +197,13 @@ func (w *partitionWorker) lookup(ctx, abandon context.Context, l Lookup, t *reco
 		if p.cfg.OnRecord != nil {
 			begun = time.Now()
 		}
-		res, err := p.cfg.Enricher.Enrich(ctx, l)
+		var res Result
+		var err error
+		if d, ok := p.cfg.Enricher.(deferredEnricher); ok {
+			res, err = d.enrichDeferred(ctx, l)
+		} else {
+			res, err = p.cfg.Enricher.Enrich(ctx, l)
+		}
 		if p.cfg.OnRecord != nil {
 			t.provider += time.Since(begun)
 		}
