@@ -192,6 +192,10 @@ func (l *ledger) open(ctx context.Context) error {
 		kgo.ConsumeTopics(l.cfg.Topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.ProducerLinger(0), // a paid answer waits for its record: do not add to it
+		// Uncompressed: an instance reads back every record it writes (it
+		// follows the topic), and small batches of a few records gain little
+		// from compression but cost it on both sides.
+		kgo.ProducerBatchCompression(kgo.NoCompression()),
 		kgo.RecordDeliveryTimeout(l.cfg.WriteTimeout),
 	)
 	cl, err := kgo.NewClient(opts...)
