@@ -78,21 +78,18 @@ func newPartitionWorker(p *Processor, tp topicPartition) *partitionWorker {
 	}
 }
 
-// enqueue adds polled records. They count as unfinished from now on. A
-// buffer that is full now is not paused at once: the poll loop waits for
-// room before it polls again (awaitRoom), and pauses only a partition that
-// stays full.
+// enqueue adds polled records. They count as unfinished from now on.
 func (w *partitionWorker) enqueue(recs []*kgo.Record) {
 	for _, r := range recs {
 		w.track.add(r.Offset, r.LeaderEpoch)
 	}
 	w.p.stats.consumed.Add(int64(len(recs)))
-	w.push(recs, nil, false)
+	w.push(recs, nil)
 }
 
-// push buffers records (of batch b, exactly-once) and, if pauseWhenFull,
-// pauses the partition when the buffer is full.
-func (w *partitionWorker) push(recs []*kgo.Record, b *txnBatch, pauseWhenFull bool) {
+// push buffers records (of batch b, exactly-once) and pauses the partition
+// when the buffer is full.
+func (w *partitionWorker) push(recs []*kgo.Record, b *txnBatch) {
 	n := 0
 	for _, r := range recs {
 		n += len(r.Key) + len(r.Value)
@@ -104,26 +101,12 @@ func (w *partitionWorker) push(recs []*kgo.Record, b *txnBatch, pauseWhenFull bo
 	w.queue = append(w.queue, recs...)
 	w.bufCount += len(recs)
 	w.bufBytes += n
-	full := w.fullLocked()
+	full := w.bufCount >= w.p.cfg.MaxBufferedRecords || w.bufBytes >= w.p.cfg.MaxBufferedBytes
 	w.mu.Unlock()
-	if full && pauseWhenFull {
+	if full {
 		w.setPaused(pauseFull, true)
 	}
 	w.signal()
-}
-
-// fullLocked reports whether the buffer is at MaxBufferedRecords or
-// MaxBufferedBytes. w.mu is held.
-func (w *partitionWorker) fullLocked() bool {
-	return w.bufCount >= w.p.cfg.MaxBufferedRecords || w.bufBytes >= w.p.cfg.MaxBufferedBytes
-}
-
-// fullAndFetching reports whether the buffer is full while the partition
-// is still fetched: the poll loop must wait for it, or pause it.
-func (w *partitionWorker) fullAndFetching() bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.fullLocked() && w.paused == 0
 }
 
 func (w *partitionWorker) signal() {
@@ -173,17 +156,12 @@ func (w *partitionWorker) next() (*kgo.Record, uint64, *txnBatch) {
 		}
 		seq, b := w.nextSeq, w.batch
 		w.nextSeq++
-		wasFull := w.fullLocked()
 		w.bufCount--
 		w.bufBytes -= len(r.Key) + len(r.Value)
 		low := w.bufCount <= w.p.cfg.MaxBufferedRecords/2 && w.bufBytes <= w.p.cfg.MaxBufferedBytes/2
-		roomNow := wasFull && !w.fullLocked()
 		w.mu.Unlock()
 		if low {
 			w.setPaused(pauseFull, false)
-		}
-		if roomNow {
-			w.p.signalRoom()
 		}
 		return r, seq, b
 	}

@@ -239,7 +239,6 @@ type Processor struct {
 	joined atomic.Bool  // a member of the group now (see Connected)
 	stats  counters
 
-	room      chan struct{}       // capacity 1: a full buffer has room again (awaitRoom)
 	tasks     chan func()         // the records in flight, run by a pool (Run)
 	slots     chan struct{}       // one per record in flight: MaxInFlight
 	slotBytes *semaphore.Weighted // bytes of the records in flight: MaxInFlightBytes
@@ -268,7 +267,6 @@ func New(cfg Config) (*Processor, error) {
 		committed: make(map[topicPartition]int64),
 		stats:     newCounters(),
 		slots:     make(chan struct{}, cfg.MaxInFlight),
-		room:      make(chan struct{}, 1),
 		slotBytes: semaphore.NewWeighted(cfg.MaxInFlightBytes),
 	}
 	if tracing(cfg.TracerProvider) {
@@ -399,7 +397,6 @@ func (p *Processor) runAtLeastOnce(ctx context.Context) error {
 	var commitDone sync.WaitGroup
 	commitDone.Go(func() { p.commitLoop(ctx) })
 	for ctx.Err() == nil {
-		p.awaitRoom(ctx, p.assignedWorkers)
 		fetches := cl.PollRecords(ctx, p.cfg.MaxPollRecords)
 		if fetches.IsClientClosed() {
 			break
@@ -423,66 +420,6 @@ func (p *Processor) logFetchErrors(fetches kgo.Fetches) {
 			p.log.Warn("fetch error; the client retries", "topic", topic, "partition", partition, "err", err)
 		}
 	})
-}
-
-// roomWait is how long the poll loop waits for a full buffer to drain
-// before it pauses the partition (awaitRoom).
-const roomWait = 100 * time.Millisecond
-
-// awaitRoom holds the next poll while a partition that is still fetched has
-// a full buffer, until it drains or roomWait passes; then it pauses the
-// partitions still full. Pausing at once would cost the data franz-go has
-// fetched ahead for the partition: a poll drops what it holds for a paused
-// partition, which is fetched again after the resume (the cache-heavy bench
-// fetched each record six times). A partition that stays full (held for the
-// provider, or its keys waiting) is paused after roomWait, and the others
-// go on.
-func (p *Processor) awaitRoom(ctx context.Context, workers func() []*partitionWorker) {
-	var timer *time.Timer
-	for {
-		var full []*partitionWorker
-		for _, w := range workers() {
-			if w.fullAndFetching() {
-				full = append(full, w)
-			}
-		}
-		if len(full) == 0 {
-			return
-		}
-		if timer == nil {
-			timer = time.NewTimer(roomWait)
-			defer timer.Stop()
-		}
-		select {
-		case <-p.room:
-		case <-timer.C:
-			for _, w := range full {
-				w.setPaused(pauseFull, true)
-			}
-			return
-		case <-ctx.Done():
-			return
-		}
-	}
-}
-
-// signalRoom wakes awaitRoom: a buffer is no longer full.
-func (p *Processor) signalRoom() {
-	select {
-	case p.room <- struct{}{}:
-	default:
-	}
-}
-
-// assignedWorkers returns the workers of the partitions assigned now.
-func (p *Processor) assignedWorkers() []*partitionWorker {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	ws := make([]*partitionWorker, 0, len(p.workers))
-	for _, w := range p.workers {
-		ws = append(ws, w)
-	}
-	return ws
 }
 
 // dispatch hands one partition's polled records to its worker.

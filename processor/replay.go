@@ -123,17 +123,7 @@ func (p *Processor) runReplay(ctx context.Context) error {
 		}
 	})
 
-	workers := func() []*partitionWorker {
-		mu.Lock()
-		defer mu.Unlock()
-		ws := make([]*partitionWorker, 0, len(parts))
-		for _, rp := range parts {
-			ws = append(ws, rp.w)
-		}
-		return ws
-	}
 	for pollCtx.Err() == nil {
-		p.awaitRoom(pollCtx, workers)
 		fetches := cl.PollRecords(pollCtx, p.cfg.MaxPollRecords)
 		if fetches.IsClientClosed() {
 			break

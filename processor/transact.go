@@ -128,7 +128,7 @@ func (p *Processor) processBatch(ctx context.Context, fetches kgo.Fetches) (done
 	}
 	for i, w := range ws {
 		p.stats.consumed.Add(int64(len(parts[i].Records)))
-		w.push(parts[i].Records, b, true)
+		w.push(parts[i].Records, b)
 	}
 	select {
 	case <-b.done:
