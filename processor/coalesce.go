@@ -15,8 +15,8 @@ type flight struct {
 	leader *Lookup
 }
 
-// coalesce answers l from knowledge, or shares one call per mobile with
-// every concurrent lookup of it: the first lookup of a mobile makes the call
+// share makes one call per mobile for a lookup the knowledge did not
+// answer, shared with every concurrent lookup of it: the first lookup of a mobile makes the call
 // (with its own date); the others wait for it, then look at the knowledge
 // again, which the answer may now imply for their dates too (res 1 at a late
 // date answers every earlier one). A waiter whose date it does not imply
@@ -26,25 +26,14 @@ type flight struct {
 // the lookup's: unavailable and fatal errors are returned to every waiter;
 // a rejection (the caller's date or number) and the caller's own
 // cancellation are not, and the waiter tries with a call of its own.
-func (c *CostControl) coalesce(ctx context.Context, key MobileKey, l Lookup) (Result, error) {
-	if r, ok := c.cached(key, l.Date); ok {
-		return r, nil // the hot path: nothing else to do, nothing allocated
-	}
-	return c.share(ctx, key, l)
-}
-
-// share is coalesce once the knowledge did not answer.
 func (c *CostControl) share(ctx context.Context, key MobileKey, l Lookup) (Result, error) {
 	name := string(key[:])
 	me := &l
 	for first := true; ; first = false {
-		if !first {
-			if r, ok := c.cached(key, l.Date); ok {
+		if !first { // the caller asked the knowledge before the first call
+			if r, ok := c.answerKnown(key, l); ok {
 				return r, nil
 			}
-		}
-		if r, ok := c.tooOld(l); ok {
-			return r, nil
 		}
 		// Do, not DoChan: the call runs on this goroutine, whose stack has
 		// grown through the HTTP client already; DoChan would start a

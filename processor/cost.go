@@ -326,13 +326,15 @@ func (c *CostControl) enrich(ctx context.Context, l Lookup) (Result, error) {
 	if !l.keyed {
 		key = c.hasher.key(l.Mobile)
 	}
+	// Asked again after known's miss: another lookup's answer may imply
+	// this one by now.
+	if r, ok := c.answerKnown(key, l); ok {
+		return r, nil // the hot path: nothing else to do, nothing allocated
+	}
 	if c.cache == nil {
-		if r, ok := c.tooOld(l); ok {
-			return r, nil
-		}
 		return c.pay(ctx, key, l)
 	}
-	return c.coalesce(ctx, key, l)
+	return c.share(ctx, key, l)
 }
 
 // known answers l if that needs no call: from knowledge, or skipped as too
@@ -341,19 +343,24 @@ func (c *CostControl) enrich(ctx context.Context, l Lookup) (Result, error) {
 // handing them to a task.
 func (c *CostControl) known(ctx context.Context, l *Lookup) (Result, bool) {
 	l.key, l.keyed = c.hasher.key(l.Mobile), true
-	r, ok := Result{}, false
-	if c.cache != nil {
-		r, ok = c.cached(l.key, l.Date)
-	}
-	if !ok {
-		r, ok = c.tooOld(*l)
-	}
+	r, ok := c.answerKnown(l.key, *l)
 	if ok && c.tracer != nil {
 		_, span := c.tracer.Start(ctx, "twosell.cache")
 		span.SetAttributes(attribute.String("twosell.source", r.Source), attribute.String("twosell.status", string(r.Status)))
 		span.End()
 	}
 	return r, ok
+}
+
+// answerKnown answers l without a call if it can: from what is known about
+// key, or skipped as too old.
+func (c *CostControl) answerKnown(key MobileKey, l Lookup) (Result, bool) {
+	if c.cache != nil {
+		if r, ok := c.cached(key, l.Date); ok {
+			return r, true
+		}
+	}
+	return c.tooOld(l)
 }
 
 // cached answers date from what is known about key, if that implies it.
