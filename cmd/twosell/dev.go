@@ -87,7 +87,7 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	defer tp.Shutdown(context.WithoutCancel(ctx)) //nolint:errcheck // best effort at exit
+	defer shutdownTracing(ctx, tp)
 	env, err := startDev(o, tp, log)
 	if err != nil {
 		return err

@@ -123,11 +123,7 @@ func runReplay(ctx context.Context, cfg *config.Config, o replayOptions, stdout,
 	if err != nil {
 		return err
 	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = tp.Shutdown(sctx)
-	}()
+	defer shutdownTracing(ctx, tp)
 	warnInsecure(cfg, log)
 	client, err := newJuheClient(cfg, tp, nil, log)
 	if err != nil {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"time"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.yaml.in/yaml/v3"
@@ -59,13 +58,7 @@ func runProcessor(ctx context.Context, cfg *config.Config, lookupEnv func(string
 	if err != nil {
 		return err
 	}
-	defer func() {
-		// Export what is buffered; a collector that is down must not hold
-		// the exit.
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = tp.Shutdown(sctx)
-	}()
+	defer shutdownTracing(ctx, tp)
 	warnInsecure(cfg, log)
 	ops, err := newOperations(log)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -67,6 +68,14 @@ func setupTracing(ctx context.Context, serviceName string, lookupEnv func(string
 	otel.SetTracerProvider(tp)
 	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
 	return tp, nil
+}
+
+// shutdownTracing exports what is buffered, for at most 5 s: a collector
+// that is down must not hold the exit.
+func shutdownTracing(ctx context.Context, tp *sdktrace.TracerProvider) {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_ = tp.Shutdown(sctx)
 }
 
 // newLogger builds the process logger: JSON when w is not a terminal (or
