@@ -29,19 +29,11 @@ func BenchmarkQuery(b *testing.B) {
 	}
 	srv := httptest.NewServer(sim)
 	b.Cleanup(srv.Close)
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
-	b.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+	mp := benchMeterProvider(b)
 	mobiles := juhesim.Population(200)
 	for _, method := range []string{http.MethodPost, http.MethodGet} {
 		b.Run(method, func(b *testing.B) {
-			c, err := juhe.New(juhe.Config{
-				BaseURL: srv.URL, Key: simKey, OpenID: simOpenID, Method: method,
-				TracerProvider: noop.NewTracerProvider(), MeterProvider: mp,
-				Logger: slog.New(slog.DiscardHandler),
-			})
-			if err != nil {
-				b.Fatal(err)
-			}
+			c := benchClient(b, srv.URL, method, mp)
 			ctx := b.Context()
 			b.ReportAllocs()
 			i := 0
@@ -61,18 +53,10 @@ func BenchmarkQueryCanned(b *testing.B) {
 	const body = `{"reason":"成功","result":{"res":2,"orderid":"JH327201911081525223306"},"error_code":0}`
 	addr := cannedServer(b, "HTTP/1.1 200 OK\r\nContent-Type: application/json;charset=utf-8\r\n"+
 		"Date: Mon, 02 Jan 2006 15:04:05 GMT\r\nContent-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"+body)
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
-	b.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+	mp := benchMeterProvider(b)
 	for _, method := range []string{http.MethodPost, http.MethodGet} {
 		b.Run(method, func(b *testing.B) {
-			c, err := juhe.New(juhe.Config{
-				BaseURL: "http://" + addr, Key: simKey, OpenID: simOpenID, Method: method,
-				TracerProvider: noop.NewTracerProvider(), MeterProvider: mp,
-				Logger: slog.New(slog.DiscardHandler),
-			})
-			if err != nil {
-				b.Fatal(err)
-			}
+			c := benchClient(b, "http://"+addr, method, mp)
 			ctx := b.Context()
 			b.ReportAllocs()
 			for b.Loop() {
@@ -82,6 +66,27 @@ func BenchmarkQueryCanned(b *testing.B) {
 			}
 		})
 	}
+}
+
+// benchMeterProvider is the metrics SDK, as the Prometheus exporter uses it.
+func benchMeterProvider(b *testing.B) *sdkmetric.MeterProvider {
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+	b.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+	return mp
+}
+
+// benchClient is a client as twosell runs it by default: tracing off,
+// metrics on.
+func benchClient(b *testing.B, baseURL, method string, mp *sdkmetric.MeterProvider) *juhe.Client {
+	c, err := juhe.New(juhe.Config{
+		BaseURL: baseURL, Key: simKey, OpenID: simOpenID, Method: method,
+		TracerProvider: noop.NewTracerProvider(), MeterProvider: mp,
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return c
 }
 
 // cannedServer answers every HTTP/1.1 request on every connection with
