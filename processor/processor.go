@@ -237,7 +237,10 @@ type Processor struct {
 
 	held   atomic.Int32 // partitions holding a record back for the provider
 	joined atomic.Bool  // a member of the group now (see Connected)
-	stats  counters
+	// spoiled is the first produce error of the open transaction that
+	// aborts it rather than stopping (see txnAbortable); nil when none.
+	spoiled atomic.Pointer[error]
+	stats   counters
 
 	tasks     chan func()         // the records in flight, run by a pool (Run)
 	slots     chan struct{}       // one per record in flight: MaxInFlight

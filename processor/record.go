@@ -279,6 +279,8 @@ func (p *Processor) produceOutput(ctx context.Context, w *partitionWorker, in *k
 		case err == nil:
 			p.acknowledged(w, in.Offset, o, t)
 		case abandoned(err):
+		case p.cfg.ExactlyOnce && txnAbortable(err):
+			p.spoil(err)
 		case recordRejected(err) && !p.cfg.ExactlyOnce:
 			p.emit(p.deadLetter(ctx, w, in, ClassOutputRejected,
 				fmt.Sprintf("Kafka refused the enriched event for topic %s: %v", p.cfg.OutputTopic, err), t))
@@ -324,6 +326,8 @@ func (p *Processor) deadLetter(ctx context.Context, w *partitionWorker, in *kgo.
 		case err == nil:
 			p.acknowledged(w, in.Offset, o, t)
 		case abandoned(err):
+		case p.cfg.ExactlyOnce && txnAbortable(err):
+			p.spoil(err)
 		case recordRejected(err) && !p.cfg.ExactlyOnce && hasPayload(in):
 			// Too large for the dead-letter topic with the input's bytes:
 			// write it without them rather than stop (see limits.go).
@@ -394,6 +398,18 @@ func source(r *kgo.Record) string {
 // delivered again.
 func abandoned(err error) bool {
 	return errors.Is(err, kgo.ErrClientClosed) || errors.Is(err, context.Canceled) || errors.Is(err, kgo.ErrAborting)
+}
+
+// txnAbortable reports whether a produce error in a transaction failed the
+// producer id rather than the record or the topic: franz-go then cannot
+// commit, aborts the transaction in End and recovers the producer id with a
+// new epoch, and the records are processed again. Kafka 4's transactions v2
+// can answer a new producer's first requests OUT_OF_ORDER_SEQUENCE_NUMBER
+// (KAFKA-14920).
+func txnAbortable(err error) bool {
+	return errors.Is(err, kerr.OutOfOrderSequenceNumber) || errors.Is(err, kerr.UnknownProducerID) ||
+		errors.Is(err, kerr.InvalidProducerIDMapping) || errors.Is(err, kerr.InvalidProducerEpoch) ||
+		errors.Is(err, kerr.TransactionAbortable)
 }
 
 // recordRejected reports whether Kafka refused this one record for what it

@@ -49,15 +49,16 @@ func (p *Processor) runTransactional(ctx context.Context) error {
 			p.fail(fmt.Errorf("beginning a transaction: %w", err))
 			break
 		}
+		p.spoiled.Store(nil) // the last transaction's records all ended in its End
 		done, complete, late := p.processBatch(ctx, fetches)
 		if late {
 			batch = max(1, batch/2)
 		}
 
+		commit := p.flushTxn(ctx, complete && p.fatal() == nil)
 		// End must run even when shutting down, or the transaction stays
 		// open until its timeout and blocks the partitions' next owner.
 		endCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.TransactionTimeout)
-		commit := complete && p.fatal() == nil
 		committed, err := sess.End(endCtx, kgo.TransactionEndTry(commit))
 		cancel()
 		switch {
@@ -91,6 +92,35 @@ func (p *Processor) runTransactional(ctx context.Context) error {
 		wait = min(2*wait, p.cfg.MaxRetryBackoff)
 	}
 	return nil
+}
+
+// flushTxn waits for the open transaction's records to be acknowledged
+// before End, so that the commit is decided knowing every produce's outcome.
+// It returns whether to try to commit: commit, unless a produce failed the
+// producer id (txnAbortable) or the records were not all acknowledged within
+// the transaction timeout. Either way End then aborts, which recovers the
+// producer id, and the records are processed again; only an End that fails
+// stops the processor.
+func (p *Processor) flushTxn(ctx context.Context, commit bool) bool {
+	if commit {
+		flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.TransactionTimeout)
+		defer cancel()
+		if err := p.client().Flush(flushCtx); err != nil {
+			p.log.Warn("the transaction's records were not acknowledged in time; aborting it", "err", err)
+			return false
+		}
+	}
+	if err := p.spoiled.Load(); err != nil {
+		p.log.Warn("Kafka failed the transaction's producer id; aborting the transaction and processing its records again", "err", *err)
+		return false
+	}
+	return commit
+}
+
+// spoil marks the open transaction for abort: a produce failed the producer
+// id (txnAbortable). The first error is kept for the log.
+func (p *Processor) spoil(err error) {
+	p.spoiled.CompareAndSwap(nil, &err)
 }
 
 // processBatch runs one transaction's records through their partitions'
