@@ -359,10 +359,16 @@ func (p *Processor) clientOpts(extra ...kgo.Opt) []kgo.Opt {
 	// partition, before decompression). Records wait in the partitions'
 	// buffers and pin the batches they were decoded from; with a slow
 	// provider, big fetches would be memory that only becomes lag.
+	//
+	// A partition's fetch is kept to about what its buffer takes between a
+	// pause and the resume (half of MaxBufferedRecords): a poll drops what
+	// franz-go fetched ahead for a paused partition, and fetches it again
+	// after the resume. At 256 KiB the bench decoded every record 3.7 to 6.2
+	// times; at 32 KiB, 1.02 to 1.07 times, for 7-25% less CPU per event.
 	opts := append([]kgo.Opt{
 		kgo.WithLogger(kgoLogger{p.log}),
 		kgo.FetchMaxBytes(4 << 20),
-		kgo.FetchMaxPartitionBytes(256 << 10),
+		kgo.FetchMaxPartitionBytes(32 << 10),
 		// A fetch waits up to this long for data (franz-go: 5s). Partitions
 		// pause and resume as their buffers fill and drain; a resumed
 		// partition is fetched only when the fetch in flight returns, and
