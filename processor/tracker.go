@@ -15,7 +15,8 @@ import (
 // everything not yet acknowledged.
 type tracker struct {
 	mu      sync.Mutex
-	pending []pendingOffset // received, in offset order, from the first unfinished
+	pending []pendingOffset // received, in offset order; pending[head] is the first unfinished
+	head    int             // records before it are finished, kept until compact drops them
 	first   int64           // offset of the first record received; -1 before any
 	next    int64           // offset after the last received record
 	epoch   int32           // leader epoch of the last record finished contiguously
@@ -45,21 +46,29 @@ func (t *tracker) add(offset int64, epoch int32) {
 func (t *tracker) done(offset int64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	i := sort.Search(len(t.pending), func(i int) bool { return t.pending[i].offset >= offset })
-	if i == len(t.pending) || t.pending[i].offset != offset {
+	live := t.pending[t.head:]
+	i := sort.Search(len(live), func(i int) bool { return live[i].offset >= offset })
+	if i == len(live) || live[i].offset != offset {
 		return // already trimmed: a duplicate acknowledgement
 	}
-	t.pending[i].done = true
-	n := 0
-	for n < len(t.pending) && t.pending[n].done {
-		t.epoch = t.pending[n].epoch
-		n++
+	live[i].done = true
+	for t.head < len(t.pending) && t.pending[t.head].done {
+		t.epoch = t.pending[t.head].epoch
+		t.head++
 	}
-	if n > 0 {
-		// Shift rather than reslice so the backing array does not grow
-		// without bound on a partition that never drains.
-		t.pending = t.pending[:copy(t.pending, t.pending[n:])]
+	t.compact()
+}
+
+// compact drops the finished records before head once they are at least
+// half of pending: moving the unfinished ones down on every acknowledgement
+// cost the cache-heavy bench 4% of its CPU, and reslicing instead would let
+// the backing array grow without bound on a partition that never drains.
+func (t *tracker) compact() {
+	if t.head == 0 || t.head < len(t.pending)-t.head {
+		return
 	}
+	t.pending = t.pending[:copy(t.pending, t.pending[t.head:])]
+	t.head = 0
 }
 
 // watermark returns the offset to commit (the first unfinished record, or the
@@ -73,8 +82,8 @@ func (t *tracker) watermark() (offset int64, epoch int32, ok bool) {
 		return 0, -1, false
 	}
 	offset = t.next
-	if len(t.pending) > 0 {
-		offset = t.pending[0].offset
+	if t.head < len(t.pending) {
+		offset = t.pending[t.head].offset
 	}
 	return offset, t.epoch, offset > t.first
 }

@@ -1,6 +1,9 @@
 package processor
 
-import "testing"
+import (
+	"math/rand/v2"
+	"testing"
+)
 
 func TestTrackerWatermark(t *testing.T) {
 	type step struct {
@@ -53,5 +56,44 @@ func TestTrackerWatermark(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Records finished in random order, with duplicate acknowledgements and
+// offset gaps, against a model: the watermark is always the first
+// unfinished offset, and finished records do not pile up.
+func TestTrackerRandomOrder(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	tr := newTracker()
+	var unfinished []int64 // the model, in offset order
+	next := int64(100)
+	for range 20000 {
+		if len(unfinished) < 500 && rng.IntN(2) == 0 {
+			next += 1 + int64(rng.IntN(3)) // gaps: compaction, transaction markers
+			tr.add(next, 7)
+			unfinished = append(unfinished, next)
+			continue
+		}
+		if len(unfinished) == 0 {
+			continue
+		}
+		i := rng.IntN(len(unfinished))
+		if rng.IntN(8) == 0 {
+			i = 0 // the head, so that the watermark moves often
+		}
+		tr.done(unfinished[i])
+		tr.done(unfinished[i]) // a duplicate acknowledgement changes nothing
+		unfinished = append(unfinished[:i], unfinished[i+1:]...)
+
+		want := next + 1
+		if len(unfinished) > 0 {
+			want = unfinished[0]
+		}
+		if got, _, _ := tr.watermark(); got != want {
+			t.Fatalf("watermark = %d, want %d", got, want)
+		}
+		if held := len(tr.pending); held > 2*(len(tr.pending)-tr.head)+1 {
+			t.Fatalf("%d records held for %d unfinished: finished ones pile up", held, len(tr.pending)-tr.head)
+		}
 	}
 }
