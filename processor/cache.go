@@ -42,12 +42,13 @@ type mobileHasher struct{ pool sync.Pool }
 type pooledHMAC struct {
 	h   hash.Hash
 	buf []byte
+	sum []byte // Sum's output: a MobileKey passed to Sum would escape to the heap
 }
 
 func newMobileHasher(secret []byte) *mobileHasher {
 	secret = append([]byte(nil), secret...)
 	return &mobileHasher{pool: sync.Pool{New: func() any {
-		return &pooledHMAC{h: hmac.New(sha256.New, secret), buf: make([]byte, 0, 16)}
+		return &pooledHMAC{h: hmac.New(sha256.New, secret), buf: make([]byte, 0, 16), sum: make([]byte, 0, sha256.Size)}
 	}}}
 }
 
@@ -57,8 +58,9 @@ func (h *mobileHasher) key(mobile string) MobileKey {
 	p.h.Reset()
 	p.buf = append(p.buf[:0], mobile...)
 	p.h.Write(p.buf)
+	p.sum = p.h.Sum(p.sum[:0])
 	var k MobileKey
-	p.h.Sum(k[:0])
+	copy(k[:], p.sum)
 	h.pool.Put(p)
 	return k
 }

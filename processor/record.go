@@ -259,11 +259,13 @@ func (p *Processor) produceOutput(ctx context.Context, w *partitionWorker, in *k
 	if err != nil {
 		return p.deadLetter(ctx, w, in, ClassOutputRejected, "the enriched event could not be encoded: "+err.Error(), t)
 	}
-	out := &kgo.Record{
+	record := new(outputRecord)
+	out := &record.rec
+	*out = kgo.Record{
 		Topic:     p.cfg.OutputTopic,
 		Key:       in.Key,
 		Value:     value,
-		Headers:   withHeaders(in.Headers, kgo.RecordHeader{Key: HeaderStatus, Value: []byte(res.Status)}),
+		Headers:   appendHeaders(record.headers[:0], in.Headers, kgo.RecordHeader{Key: HeaderStatus, Value: statusValue(res.Status)}),
 		Timestamp: in.Timestamp,
 		Context:   ctx, // the process span: the kotel hook injects traceparent from it
 	}
@@ -375,7 +377,11 @@ func (t RecordTiming) Added() time.Duration { return t.Acked.Sub(t.Started) - t.
 // the added ones (an input that went through twosell before must not carry
 // two statuses).
 func withHeaders(in []kgo.RecordHeader, add ...kgo.RecordHeader) []kgo.RecordHeader {
-	out := make([]kgo.RecordHeader, 0, len(in)+len(add)+1) // +1: traceparent
+	return appendHeaders(make([]kgo.RecordHeader, 0, len(in)+len(add)+1), in, add...) // +1: traceparent
+}
+
+// appendHeaders is withHeaders appending to out.
+func appendHeaders(out, in []kgo.RecordHeader, add ...kgo.RecordHeader) []kgo.RecordHeader {
 outer:
 	for _, h := range in {
 		for _, a := range add {
@@ -386,6 +392,31 @@ outer:
 		out = append(out, h)
 	}
 	return append(out, add...)
+}
+
+// outputRecord is an enriched event's record with room for its headers:
+// one allocation for the usual record, whose input has at most two headers
+// (the status and a traceparent are added).
+type outputRecord struct {
+	rec     kgo.Record
+	headers [4]kgo.RecordHeader
+}
+
+// statusValues are the statuses' header values, shared by every output
+// (Kafka clients never write a record's header values).
+var statusValues = func() map[Status][]byte {
+	m := make(map[Status][]byte)
+	for _, s := range []Status{StatusRecycled, StatusNotRecycled, StatusNoActivationDate, StatusNoRecord, StatusUnavailable, StatusSkipped} {
+		m[s] = []byte(s)
+	}
+	return m
+}()
+
+func statusValue(s Status) []byte {
+	if v, ok := statusValues[s]; ok {
+		return v
+	}
+	return []byte(s)
 }
 
 // source names a record as topic/partition/offset.
