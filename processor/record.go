@@ -57,9 +57,11 @@ type work struct {
 	r    *kgo.Record
 	ctx  context.Context // carries the process span
 	span trace.Span
-	t    *recordTiming
+	t    *recordTiming // &timing
 	ev   *Event
 	l    Lookup
+
+	timing recordTiming // in the same allocation
 }
 
 // begin decodes r and takes it to its end at once when that needs no wait: a
@@ -70,7 +72,8 @@ type work struct {
 func (w *partitionWorker) begin(r *kgo.Record) (wk *work, e emission, done bool) {
 	p := w.p
 	ctx, span := p.processSpan(r)
-	wk = &work{r: r, ctx: ctx, span: span, t: &recordTiming{}}
+	wk = &work{r: r, ctx: ctx, span: span}
+	wk.t = &wk.timing
 	if p.cfg.OnRecord != nil {
 		wk.t.started = time.Now()
 	}
