@@ -337,6 +337,12 @@ type Processing struct {
 	// MaxBufferedBytes is how many bytes of received records a partition may
 	// hold before its fetching pauses. Default 8388608 (8 MiB).
 	MaxBufferedBytes int `yaml:"max_buffered_bytes" json:"max_buffered_bytes"`
+	// FetchMaxPartitionBytes is how much one fetch asks of a partition
+	// (compressed). Kept near what a buffer takes between a pause and the
+	// resume, since a paused partition's prefetched data is dropped and
+	// fetched again; raise it when the brokers are far away (a partition
+	// gets about this much per round trip). Default 32768 (32 KiB).
+	FetchMaxPartitionBytes int `yaml:"fetch_max_partition_bytes" json:"fetch_max_partition_bytes"`
 	// MaxInFlight is how many records are processed at once across all
 	// partitions: lookups overlap, since the provider's latency, not the
 	// CPU, bounds throughput (about max_in_flight / latency). Size
@@ -497,17 +503,18 @@ func Default() Config {
 		},
 		Output: Output{Field: "twosell"},
 		Processing: Processing{
-			OnUnavailable:      OnUnavailablePause,
-			OnBudget:           OnBudgetPause,
-			CommitInterval:     time.Second,
-			ShutdownTimeout:    30 * time.Second,
-			RetryBackoff:       500 * time.Millisecond,
-			MaxRetryBackoff:    30 * time.Second,
-			MaxBufferedRecords: 1000,
-			MaxBufferedBytes:   8 << 20,
-			MaxInFlight:        256,
-			MaxInFlightBytes:   64 << 20,
-			Ordering:           OrderingKey,
+			OnUnavailable:          OnUnavailablePause,
+			OnBudget:               OnBudgetPause,
+			CommitInterval:         time.Second,
+			ShutdownTimeout:        30 * time.Second,
+			RetryBackoff:           500 * time.Millisecond,
+			MaxRetryBackoff:        30 * time.Second,
+			MaxBufferedRecords:     1000,
+			MaxBufferedBytes:       8 << 20,
+			FetchMaxPartitionBytes: 32 << 10,
+			MaxInFlight:            256,
+			MaxInFlightBytes:       64 << 20,
+			Ordering:               OrderingKey,
 		},
 		Cache: Cache{
 			Enabled:        true,
