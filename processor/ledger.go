@@ -331,6 +331,9 @@ func (l *ledger) handle(r *kgo.Record) {
 	if len(r.Headers) == 1 && r.Headers[0].Key == ledgerInstanceHeader && string(r.Headers[0].Value) == l.instance {
 		return // this instance's own knowledge, already in its cache
 	}
+	if l.ownCall(r.Key) {
+		return // this instance's own call, counted when it was paid
+	}
 	rec, ok := l.decode(r.Key, r.Value)
 	if !ok {
 		if l.bad.Add(1) == 1 {
@@ -339,6 +342,18 @@ func (l *ledger) handle(r *kgo.Record) {
 		return
 	}
 	l.apply(rec)
+}
+
+// ownCall reports, without decoding it, whether key is the key of a call
+// record this instance wrote: "c/<day>/<instance>/<id>". Each run of twosell
+// has its own instance, so the calls of an earlier run are not its own.
+func (l *ledger) ownCall(key []byte) bool {
+	rest, ok := bytes.CutPrefix(key, []byte(ledgerCallPrefix))
+	if !ok || len(rest) < len("20060102/") || rest[len("20060102")] != '/' {
+		return false
+	}
+	rest, ok = bytes.CutPrefix(rest[len("20060102/"):], l.instanceBytes)
+	return ok && len(rest) > 1 && rest[0] == '/'
 }
 
 func (l *ledger) decode(key, value []byte) (ledgerRecord, bool) {

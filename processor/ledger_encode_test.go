@@ -65,3 +65,34 @@ func refLedgerFact(f Fact) *ledgerFact {
 	}
 	return &ledgerFact{Kind: f.Kind.String(), Date: f.Date, OrderID: f.OrderID, Mode: f.Mode, At: f.At.UTC()}
 }
+
+// The follower skips this instance's own call records by their key alone;
+// decode agrees on which records are its own.
+func TestLedgerOwnCall(t *testing.T) {
+	l := &ledger{instance: "run.0a1b2c", instanceBytes: []byte("run.0a1b2c")}
+	for _, tt := range []struct {
+		key  string
+		want bool
+	}{
+		{"c/20240101/run.0a1b2c/JH20240101120000123", true},
+		{"c/20240101/run.0a1b2c/n7", true},
+		{"c/20240101/run.0a1b2cd/JH1", false}, // another instance, ours as a prefix
+		{"c/20240101/run.0a1b/JH1", false},
+		{"c/20240101/other.ffffff/JH1", false},
+		{"c/20240101/run.0a1b2c/", false}, // no id
+		{"c/20240101/run.0a1b2c", false},
+		{"c/2024010/run.0a1b2c/JH1", false},
+		{"k/run.0a1b2c/JH1", false},
+		{"", false},
+	} {
+		if got := l.ownCall([]byte(tt.key)); got != tt.want {
+			t.Errorf("ownCall(%q) = %v, want %v", tt.key, got, tt.want)
+		}
+		if !tt.want {
+			continue
+		}
+		if rec, ok := l.decode([]byte(tt.key), []byte(`{}`)); !ok || !rec.own {
+			t.Errorf("decode(%q) = own %v, ok %v; want an own call record", tt.key, rec.own, ok)
+		}
+	}
+}
