@@ -96,4 +96,12 @@
 //
 // They need no key: the simulator is never exposed beyond a test or a
 // developer's machine.
+//
+// # Serving
+//
+// A Sim serves in any http.Server, an httptest.Server for instance.
+// [Sim.NewServer] returns a [Server], which "twosell sim" uses: it answers
+// the provider's queries through a hand-written HTTP/1.1 fast path, in the
+// bytes net/http writes for them but for less CPU, and hands every other
+// request, connection and all, to net/http.
 package juhesim

@@ -1,10 +1,14 @@
 package juhesim
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
@@ -190,4 +194,56 @@ func TestDecryptAESMatchesJuhe(t *testing.T) {
 			t.Errorf("decryptAES(%q) = %q, %v; juhe.DecryptAES: %q, %v", v, got, err, want, wantErr)
 		}
 	}
+}
+
+// FuzzParseRequest holds parseRequest to http.ReadRequest: a request it
+// takes, net/http reads alike, to the same byte (server_test.go compares the
+// servers' replies).
+func FuzzParseRequest(f *testing.F) {
+	f.Add([]byte("GET /twoSellTel/query?date=20200101&key=k&mobile=17312345678 HTTP/1.1\r\nHost: 127.0.0.1:8088\r\nUser-Agent: Go-http-client/1.1\r\n\r\n"))
+	f.Add([]byte("POST /twoSellTel/queryEncry HTTP/1.1\r\nHost: sim\r\nContent-Length: 05\r\ncontent-type: application/x-www-form-urlencoded\r\nConnection: Close\r\n\r\nkey=kGET"))
+	f.Add([]byte("GET /twoSellTel/query? HTTP/1.1\r\nhost:\r\nX:\t\xff \r\nConnection: keep-alive\r\n\r\n"))
+	f.Add([]byte("GET /twoSellTel/query HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, ok := parseRequest(b)
+		if !ok || r.size > len(b) {
+			return
+		}
+		rd := bytes.NewReader(b)
+		br := bufio.NewReader(rd)
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			t.Fatalf("parseRequest takes %q, which net/http rejects: %v", b, err)
+		}
+		body, err := io.ReadAll(req.Body)
+		if err != nil {
+			t.Fatalf("%q: reading the body: %v", b, err)
+		}
+		method, path, form := http.MethodGet, juhe.PathQuery, string(b[r.formAt:r.formEnd])
+		if r.post {
+			method = http.MethodPost
+		}
+		if r.encrypted {
+			path = juhe.PathQueryEncry
+		}
+		query := req.URL.RawQuery
+		if r.post {
+			query = string(body)
+		}
+		switch {
+		case req.Method != method || req.Proto != "HTTP/1.1" || req.URL.Path != path:
+			t.Fatalf("%q: net/http reads %s %s %s", b, req.Method, req.URL.Path, req.Proto)
+		case query != form || !r.post && len(body) > 0:
+			t.Fatalf("%q: form %q, net/http's %q (body %q)", b, form, query, body)
+		case r.post && req.Header.Get("Content-Type") != formType:
+			t.Fatalf("%q: net/http reads Content-Type %q", b, req.Header.Get("Content-Type"))
+		case req.Close != r.close:
+			t.Fatalf("%q: close %v, net/http's %v", b, r.close, req.Close)
+		case len(req.TransferEncoding) > 0 || req.Header.Get("Expect") != "" || req.Header.Get("Upgrade") != "":
+			t.Fatalf("%q: net/http reads a Transfer-Encoding, Expect or Upgrade", b)
+		}
+		if read := len(b) - br.Buffered() - rd.Len(); read != r.size {
+			t.Fatalf("%q: size %d, net/http read %d bytes", b, r.size, read)
+		}
+	})
 }

@@ -22,7 +22,9 @@ import (
 const maxFormBytes = 64 << 10
 
 // serveQuery serves /twoSellTel/query (encrypted false) and
-// /twoSellTel/queryEncry (encrypted true).
+// /twoSellTel/queryEncry (encrypted true) through net/http. The fast path
+// of Server (server.go) serves the same requests by the same steps: both
+// leave the rules to decide.
 func (s *Sim) serveQuery(w http.ResponseWriter, r *http.Request, encrypted bool) {
 	s.stats.request(r.Method)
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
@@ -42,56 +44,52 @@ func (s *Sim) serveQuery(w http.ResponseWriter, r *http.Request, encrypted bool)
 		s.outage(w, r, st.f.Outage)
 		return
 	}
-	if active && !st.allowIP(r.RemoteAddr, s.now()) {
-		s.answer(w, codeIPLimit, 0)
-		return
+	code, res := s.decide(st, active, r.RemoteAddr, params, encrypted)
+	s.answer(w, code, res)
+}
+
+// decide returns the answer to a request that has waited out its latency
+// and met no outage: steps 3 to 9 of the package documentation. st are the
+// faults in force when it arrived, active whether they apply to it.
+func (s *Sim) decide(st *faultState, active bool, remoteAddr string, params queryParams, encrypted bool) (code, res int) {
+	if active && !st.allowIP(remoteAddr, s.now()) {
+		return codeIPLimit, 0
 	}
 	if _, ok := s.keys[params.key]; !ok {
-		s.answer(w, codeBadKey, 0)
-		return
+		return codeBadKey, 0
 	}
 	if active && !st.allowGlobal(s.now()) {
-		s.answer(w, codeRequestsLimit, 0)
-		return
+		return codeRequestsLimit, 0
 	}
 	if active && len(st.codes) > 0 {
 		if code, ok := st.injected(s.float64()); ok {
-			s.answer(w, code, 0)
-			return
+			return code, 0
 		}
 	}
 
 	mobile, date := params.mobile, params.date
 	if mobile == "" || date == "" {
-		s.answer(w, codeBadParam, 0)
-		return
+		return codeBadParam, 0
 	}
 	if _, ok := parseDate(date); !ok {
-		s.answer(w, codeBadParam, 0)
-		return
+		return codeBadParam, 0
 	}
-	var mode juhe.Mode
 	if encrypted {
-		var code int
-		mobile, mode, code = s.decodeMobile(mobile)
+		mobile, mode, code := s.decodeMobile(mobile)
 		if mode != "" {
 			s.stats.mode(mode)
 		}
 		if code != codeOK {
-			s.answer(w, code, 0)
-			return
+			return code, 0
 		}
-	} else {
-		if !juhe.ValidMobile(mobile) {
-			s.answer(w, codeBadParam, 0)
-			return
-		}
-		mode = juhe.ModePlain
-		s.stats.mode(mode)
-		s.learn(mobile)
+		return Expect(mobile, date)
 	}
-	code, res := Expect(mobile, date)
-	s.answer(w, code, res)
+	if !juhe.ValidMobile(mobile) {
+		return codeBadParam, 0
+	}
+	s.stats.mode(juhe.ModePlain)
+	s.learn(mobile)
+	return Expect(mobile, date)
 }
 
 // formParams returns the request's parameters: the query string of a GET,
@@ -105,8 +103,7 @@ func (s *Sim) serveQuery(w http.ResponseWriter, r *http.Request, encrypted bool)
 // body would wait for ever after its client gave up.
 func formParams(w http.ResponseWriter, r *http.Request) queryParams {
 	if r.Method == http.MethodGet {
-		p, _ := parseParams(r.URL.RawQuery) // as r.URL.Query(), which keeps what parses
-		return p
+		return paramsOf(r.URL.RawQuery, false)
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxFormBytes))
 	if err != nil {
@@ -117,8 +114,15 @@ func formParams(w http.ResponseWriter, r *http.Request) queryParams {
 			return queryParams{}
 		}
 	}
-	p, ok := parseParams(string(body))
-	if !ok {
+	return paramsOf(string(body), true)
+}
+
+// paramsOf returns the parameters in form, a query string or (body true) a
+// POST's form body. A query keeps the pairs that parse, as r.URL.Query()
+// does; a body that does not parse has none (see formParams).
+func paramsOf(form string, body bool) queryParams {
+	p, ok := parseParams(form)
+	if body && !ok {
 		return queryParams{}
 	}
 	return p
@@ -267,27 +271,33 @@ func decryptAES(block cipher.Block, b64 string) (string, error) {
 
 var errNotAES = errors.New("not whole AES blocks with PKCS5 padding")
 
-// jsonContentType is the Content-Type of every reply, shared: net/http
-// copies a handler's header before it writes it, and never changes it.
-var jsonContentType = []string{"application/json;charset=utf-8"}
+// jsonType is the Content-Type of every answer.
+const jsonType = "application/json;charset=utf-8"
 
-// answer writes the provider's JSON reply for code, with res and an order id
-// on success. The reply is written by hand, in the bytes encoding/json
-// writes for {"reason":…,"result":{"res":…,"orderid":…}|null,"error_code":…}.
+// jsonContentType is jsonType as a header value, shared: net/http copies a
+// handler's header before it writes it, and never changes it.
+var jsonContentType = []string{jsonType}
+
+// answer writes the reply of appendAnswer through net/http.
 func (s *Sim) answer(w http.ResponseWriter, code, res int) {
-	s.stats.code(code)
 	w.Header()["Content-Type"] = jsonContentType
+	w.Write(s.appendAnswer(make([]byte, 0, 128), code, res))
+}
+
+// appendAnswer counts the answer code and appends the provider's JSON reply
+// for it to b, with res and a new order id on success. The reply is written
+// by hand, in the bytes encoding/json writes for
+// {"reason":…,"result":{"res":…,"orderid":…}|null,"error_code":…}.
+func (s *Sim) appendAnswer(b []byte, code, res int) []byte {
+	s.stats.code(code)
 	if code != codeOK {
-		io.WriteString(w, errorReply(code))
-		return
+		return append(b, errorReply(code)...)
 	}
-	b := make([]byte, 0, 128)
 	b = append(b, successHead...)
 	b = strconv.AppendInt(b, int64(res), 10)
 	b = append(b, `,"orderid":"`...)
 	b = s.appendOrderID(b)
-	b = append(b, `"},"error_code":0}`...)
-	w.Write(b)
+	return append(b, `"},"error_code":0}`...)
 }
 
 // successHead begins every success reply.
@@ -362,13 +372,10 @@ func appendDigits(b []byte, v, width int) []byte {
 	return b
 }
 
-// delay waits for the latency and jitter of f, or until ctx ends; it
-// reports whether the wait ran its course.
+// delay waits for the latency of f, or until ctx ends; it reports whether
+// the wait ran its course.
 func (s *Sim) delay(ctx context.Context, f Faults) bool {
-	d := f.Latency
-	if f.Jitter > 0 {
-		d += time.Duration(s.int64N(int64(f.Jitter)))
-	}
+	d := s.latency(f)
 	if d <= 0 {
 		return ctx.Err() == nil
 	}
@@ -380,6 +387,15 @@ func (s *Sim) delay(ctx context.Context, f Faults) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// latency draws the delay of one reply under f: its latency and jitter.
+func (s *Sim) latency(f Faults) time.Duration {
+	d := f.Latency
+	if f.Jitter > 0 {
+		d += time.Duration(s.int64N(int64(f.Jitter)))
+	}
+	return d
 }
 
 // gatewayPage is what a reverse proxy answers when its upstream is down.
@@ -408,6 +424,9 @@ func (s *Sim) outage(w http.ResponseWriter, r *http.Request, kind string) {
 		if err != nil {
 			// HTTP/2 cannot hijack; aborting the handler resets the stream.
 			panic(http.ErrAbortHandler)
+		}
+		if hc, ok := conn.(interface{ NetConn() net.Conn }); ok {
+			conn = hc.NetConn() // a connection Server handed over (handedConn)
 		}
 		if tc, ok := conn.(*net.TCPConn); ok {
 			tc.SetLinger(0) // close with RST, not FIN: a reset, not an empty reply

@@ -18,27 +18,30 @@ import (
 )
 
 // BenchmarkServe measures the simulator's cost per request over real
-// loopback HTTP/1.1 keep-alive connections, as "twosell bench" loads it.
-// The client writes pre-built request bytes and reads the reply by hand, so
-// that nearly all the time and allocations measured are the server's.
+// loopback HTTP/1.1 keep-alive connections, as "twosell bench" loads it,
+// served by net/http (net-http) and by Server's fast path (fast). The client
+// writes pre-built request bytes and reads the reply by hand, so that nearly
+// all the time and allocations measured are the server's.
 func BenchmarkServe(b *testing.B) {
 	aesKey := juhe.AESKey(testOpenID)
 	mobiles := juhesim.Population(200)
-	for _, mode := range []juhe.Mode{juhe.ModePlain, juhe.ModeMD5, juhe.ModeAES, juhe.ModeSHA256AES} {
-		for _, method := range []string{http.MethodGet, http.MethodPost} {
-			b.Run(fmt.Sprintf("%s/%s", method, mode), func(b *testing.B) {
-				reqs := make([][]byte, len(mobiles))
-				for i, m := range mobiles {
-					v, err := juhe.EncodeMobile(mode, m, aesKey)
-					if err != nil {
-						b.Fatal(err)
+	for _, server := range []string{"net-http", "fast"} {
+		for _, mode := range []juhe.Mode{juhe.ModePlain, juhe.ModeMD5, juhe.ModeAES, juhe.ModeSHA256AES} {
+			for _, method := range []string{http.MethodGet, http.MethodPost} {
+				b.Run(fmt.Sprintf("%s/%s/%s", server, method, mode), func(b *testing.B) {
+					reqs := make([][]byte, len(mobiles))
+					for i, m := range mobiles {
+						v, err := juhe.EncodeMobile(mode, m, aesKey)
+						if err != nil {
+							b.Fatal(err)
+						}
+						reqs[i] = rawRequest(method, mode.Path(), url.Values{
+							"key": {testKey}, "mobile": {v}, "date": {testDate},
+						})
 					}
-					reqs[i] = rawRequest(method, mode.Path(), url.Values{
-						"key": {testKey}, "mobile": {v}, "date": {testDate},
-					})
-				}
-				benchServe(b, reqs)
-			})
+					benchServe(b, server == "fast", reqs)
+				})
+			}
 		}
 	}
 }
@@ -52,7 +55,7 @@ func rawRequest(method, path string, v url.Values) []byte {
 		"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n%s", path, len(q), q)
 }
 
-func benchServe(b *testing.B, reqs [][]byte) {
+func benchServe(b *testing.B, fast bool, reqs [][]byte) {
 	sim, err := juhesim.New(juhesim.Config{
 		Keys:       []string{testKey},
 		OpenID:     testOpenID,
@@ -62,9 +65,7 @@ func benchServe(b *testing.B, reqs [][]byte) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv := httptest.NewServer(sim)
-	defer srv.Close()
-	addr := srv.Listener.Addr().String()
+	addr := serveBench(b, sim, fast)
 
 	b.ReportAllocs()
 	b.SetParallelism(4) // more connections than cores, as a pooled client has
@@ -93,6 +94,24 @@ func benchServe(b *testing.B, reqs [][]byte) {
 	// The machine may be shared: CPU time per request is steadier than the
 	// wall time of ns/op. It includes the client's, which is small.
 	b.ReportMetric(float64(processCPU(b)-cpu0)/float64(time.Microsecond)/float64(b.N), "cpu-us/op")
+}
+
+// serveBench serves sim on loopback until the benchmark ends, with its
+// Server or (fast false) with net/http, and returns the address.
+func serveBench(b *testing.B, sim *juhesim.Sim, fast bool) string {
+	if !fast {
+		srv := httptest.NewServer(sim)
+		b.Cleanup(srv.Close)
+		return srv.Listener.Addr().String()
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := sim.NewServer()
+	go srv.Serve(ln)
+	b.Cleanup(func() { srv.Close() })
+	return ln.Addr().String()
 }
 
 // processCPU returns the CPU time, user and system, this process has used.
