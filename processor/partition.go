@@ -101,11 +101,13 @@ func (w *partitionWorker) push(recs []*kgo.Record, b *txnBatch) {
 	w.queue = append(w.queue, recs...)
 	w.bufCount += len(recs)
 	w.bufBytes += n
-	full := w.bufCount >= w.p.cfg.MaxBufferedRecords || w.bufBytes >= w.p.cfg.MaxBufferedBytes
-	w.mu.Unlock()
-	if full {
-		w.setPaused(pauseFull, true)
+	if w.bufCount >= w.p.cfg.MaxBufferedRecords || w.bufBytes >= w.p.cfg.MaxBufferedBytes {
+		// Under w.mu, as next's resume: paused after the lock was
+		// released, a buffer the dispatcher emptied meanwhile would stay
+		// paused for good (the bench saw a partition stop).
+		w.setPausedLocked(pauseFull, true)
 	}
+	w.mu.Unlock()
 	w.signal()
 }
 
@@ -158,11 +160,10 @@ func (w *partitionWorker) next() (*kgo.Record, uint64, *txnBatch) {
 		w.nextSeq++
 		w.bufCount--
 		w.bufBytes -= len(r.Key) + len(r.Value)
-		low := w.bufCount <= w.p.cfg.MaxBufferedRecords/2 && w.bufBytes <= w.p.cfg.MaxBufferedBytes/2
-		w.mu.Unlock()
-		if low {
-			w.setPaused(pauseFull, false)
+		if w.bufCount <= w.p.cfg.MaxBufferedRecords/2 && w.bufBytes <= w.p.cfg.MaxBufferedBytes/2 {
+			w.setPausedLocked(pauseFull, false)
 		}
+		w.mu.Unlock()
 		return r, seq, b
 	}
 }
@@ -316,8 +317,8 @@ func (w *partitionWorker) clearBatch(b *txnBatch) {
 	} else {
 		n = 0
 	}
+	w.setPausedLocked(pauseFull, false)
 	w.mu.Unlock()
-	w.setPaused(pauseFull, false)
 	for range n {
 		b.settle(outcome{}, false)
 	}
@@ -339,19 +340,25 @@ func (w *partitionWorker) endBatch() {
 func (w *partitionWorker) setPaused(reason pauseReason, on bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.setPausedLocked(reason, on)
+}
+
+// setPausedLocked is setPaused with w.mu held. The callers that change what
+// a reason depends on (the buffer, the holds) call it in the same critical
+// section, so that a pause and the resume that undoes it cannot swap.
+func (w *partitionWorker) setPausedLocked(reason pauseReason, on bool) {
 	before := w.paused
 	if on {
 		w.paused |= reason
 	} else {
 		w.paused &^= reason
 	}
-	tps := map[string][]int32{w.tp.topic: {w.tp.partition}}
 	switch {
 	case before == 0 && w.paused != 0:
-		w.p.client().PauseFetchPartitions(tps)
+		w.p.client().PauseFetchPartitions(map[string][]int32{w.tp.topic: {w.tp.partition}})
 		w.p.stats.paused.Add(1)
 	case before != 0 && w.paused == 0:
-		w.p.client().ResumeFetchPartitions(tps)
+		w.p.client().ResumeFetchPartitions(map[string][]int32{w.tp.topic: {w.tp.partition}})
 		w.p.stats.paused.Add(-1)
 	}
 }
@@ -363,12 +370,13 @@ func (w *partitionWorker) hold(err error) {
 	w.mu.Lock()
 	w.holds++
 	first := w.holds == 1
-	w.mu.Unlock()
-	if !first {
-		return
+	held := int32(-1)
+	if first {
+		w.setPausedLocked(pauseHeld, true) // under w.mu: see push
+		held = w.p.held.Add(1)
 	}
-	w.setPaused(pauseHeld, true)
-	if w.p.held.Add(1) == 1 {
+	w.mu.Unlock()
+	if held == 1 {
 		w.p.log.Warn("provider unavailable: holding records back and pausing fetching until it answers", "err", err)
 	}
 }
@@ -377,12 +385,13 @@ func (w *partitionWorker) unhold() {
 	w.mu.Lock()
 	w.holds--
 	last := w.holds == 0
-	w.mu.Unlock()
-	if !last {
-		return
+	held := int32(-1)
+	if last {
+		w.setPausedLocked(pauseHeld, false)
+		held = w.p.held.Add(-1)
 	}
-	w.setPaused(pauseHeld, false)
-	if w.p.held.Add(-1) == 0 {
+	w.mu.Unlock()
+	if held == 0 {
 		w.p.log.Info("provider available again: resumed fetching")
 	}
 }
