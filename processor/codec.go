@@ -537,6 +537,15 @@ func appendJSONString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		// Eight bytes at a time while all are printable ASCII other than
+		// '"' and '\\': nearly every string twosell writes.
+		if i+8 <= len(s) {
+			if x := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+				uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56; x&0x8080808080808080 == 0 && !hasSpecialByte(x) {
+				i += 8
+				continue
+			}
+		}
 		b := s[i]
 		if b < utf8.RuneSelf {
 			if b >= 0x20 && b != '"' && b != '\\' {

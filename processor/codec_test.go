@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"math/rand/v2"
 	"reflect"
 	"strings"
 	"testing"
@@ -406,7 +407,24 @@ func TestEncodeEscapesAndOmits(t *testing.T) {
 }
 
 func TestAppendJSONStringMatchesEncodingJSON(t *testing.T) {
-	for _, s := range []string{"", "plain", "é😀", "\x00\x1f\x7f", "a\u2028b\u2029c", "\xff", "\xed\xa0\x80", `"\`, "\t\r\n\b\f"} {
+	cases := []string{"", "plain", "é😀", "\x00\x1f\x7f", "a\u2028b\u2029c", "\xff", "\xed\xa0\x80", `"\`, "\t\r\n\b\f",
+		"a longer plain string, eight bytes at a time", "12345678\"", "1234567\x01tail of it", "abcdefgh\xffabcdefgh", "abcdefgé😀hijklmnop"}
+	// Random strings over the bytes that matter, long enough for the
+	// eight-bytes-at-a-time path to start and stop anywhere.
+	rng := rand.New(rand.NewPCG(3, 4))
+	alphabet := []byte("ab7 ~\"\\\x00\x1f\x7f\x80\xc3\xa9\xe2\x80\xa8\xff")
+	for range 2000 {
+		b := make([]byte, rng.IntN(40))
+		for i := range b {
+			if rng.IntN(4) == 0 {
+				b[i] = alphabet[rng.IntN(len(alphabet))]
+			} else {
+				b[i] = 'a' + byte(rng.IntN(26))
+			}
+		}
+		cases = append(cases, string(b))
+	}
+	for _, s := range cases {
 		var want bytes.Buffer
 		enc := json.NewEncoder(&want)
 		enc.SetEscapeHTML(false)
