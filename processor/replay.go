@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -18,6 +20,11 @@ type OffsetRange struct{ Start, End int64 }
 // outputs are all acknowledged. It bounds only how soon Run returns after
 // the last acknowledgement.
 const replayCheckInterval = 10 * time.Millisecond
+
+// replayStallAfter is how long a replay waits without a record from a
+// partition short of its end before it fetches the partition again from
+// where it stands (see nudge). A variable for tests.
+var replayStallAfter = 15 * time.Second
 
 // validateRange checks Config.Range.
 func (c *Config) validateRange() []error {
@@ -36,6 +43,7 @@ func (c *Config) validateRange() []error {
 // replayPartition is where one partition of a replay stands.
 type replayPartition struct {
 	w       *partitionWorker
+	start   int64 // Range.Start
 	end     int64 // Range.End
 	reached bool  // a record (or control record) at End-1 or later was read: nothing more to fetch
 	last    int64 // offset of the last record handed to the worker; -1 before any
@@ -52,6 +60,37 @@ func (rp *replayPartition) finished() bool {
 	}
 	off, _, ok := rp.w.track.watermark()
 	return ok && off > rp.last
+}
+
+// nudge fetches again, from where they stand, the partitions short of their
+// end whose records stopped coming while the worker could take them, and
+// says so. mu is held. Nothing should need it; it bounds what a client or
+// broker that loses track of a partition costs a replay.
+func (p *Processor) nudge(cl *kgo.Client, topic string, parts map[int32]*replayPartition) {
+	offsets := make(map[int32]kgo.EpochOffset)
+	var names []string
+	for part, rp := range parts {
+		rp.w.mu.Lock()
+		held := rp.w.paused != 0 // a full buffer or the provider: not a stall
+		rp.w.mu.Unlock()
+		if rp.reached || held {
+			continue
+		}
+		next := rp.start
+		if rp.last >= 0 {
+			next = rp.last + 1
+		}
+		offsets[part] = kgo.EpochOffset{Epoch: -1, Offset: next}
+		names = append(names, fmt.Sprintf("%d@%d (ends at %d)", part, next, rp.end))
+	}
+	if len(offsets) == 0 {
+		return
+	}
+	p.log.Warn("replay: no records for a while from partitions short of their end; fetching them again",
+		"topic", topic, "partitions", names, "after", replayStallAfter)
+	tps := map[string][]int32{topic: slices.Collect(maps.Keys(offsets))}
+	cl.ResumeFetchPartitions(tps)
+	cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{topic: offsets})
 }
 
 // runReplay processes Config.Range of the input topic and returns when every
@@ -76,6 +115,10 @@ func (p *Processor) runReplay(ctx context.Context) error {
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offsets}),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.KeepControlRecords(),
+		// No fetch sessions: a partition paused at its end stays in the
+		// broker's session, which keeps answering for it. A replay on a real
+		// broker once waited for ever on a partition short of its end.
+		kgo.DisableFetchSessions(),
 		kgo.WithHooks(p.hooks...),
 	)
 	cl, err := kgo.NewClient(opts...)
@@ -89,7 +132,7 @@ func (p *Processor) runReplay(ctx context.Context) error {
 	parts := make(map[int32]*replayPartition, len(offsets))
 	for part := range offsets {
 		w := newPartitionWorker(p, topicPartition{topic, part})
-		parts[part] = &replayPartition{w: w, end: p.cfg.Range[part].End, last: -1}
+		parts[part] = &replayPartition{w: w, start: p.cfg.Range[part].Start, end: p.cfg.Range[part].End, last: -1}
 		go w.run()
 	}
 	p.log.Info("replaying", "topic", topic, "partitions", len(parts))
@@ -103,11 +146,15 @@ func (p *Processor) runReplay(ctx context.Context) error {
 	watcher.Go(func() {
 		t := time.NewTicker(replayCheckInterval)
 		defer t.Stop()
+		consumed, progressed := p.stats.consumed.Load(), time.Now()
 		for {
 			select {
 			case <-pollCtx.Done():
 				return
 			case <-t.C:
+			}
+			if c := p.stats.consumed.Load(); c != consumed {
+				consumed, progressed = c, time.Now()
 			}
 			mu.Lock()
 			all := true
@@ -115,6 +162,10 @@ func (p *Processor) runReplay(ctx context.Context) error {
 				all = all && rp.finished()
 			}
 			complete = all
+			if !all && time.Since(progressed) > replayStallAfter {
+				p.nudge(cl, topic, parts)
+				progressed = time.Now()
+			}
 			mu.Unlock()
 			if all {
 				stopPolling()
@@ -142,7 +193,9 @@ func (p *Processor) runReplay(ctx context.Context) error {
 				if r.Offset >= rp.end-1 {
 					reached = true
 				}
-				if r.Offset >= rp.end || r.Attrs.IsControl() {
+				// rp.last is written by this goroutine only. Records at
+				// or before it come again only after a nudge.
+				if r.Offset >= rp.end || r.Attrs.IsControl() || r.Offset <= rp.last {
 					continue
 				}
 				keep = append(keep, r)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -193,4 +195,59 @@ func TestReplayConfig(t *testing.T) {
 	}
 	// An empty range ends at once.
 	h.replay(map[int32]processor.OffsetRange{0: {Start: 0, End: 0}})
+}
+
+// pauseOnFirstFetch pauses a partition when its first batch is read, before
+// the poll that would return it: the poll then drops it. A partition whose
+// records stop coming for no reason of the replay's own.
+type pauseOnFirstFetch struct {
+	topic     string
+	partition int32
+	cl        atomic.Pointer[kgo.Client]
+	once      sync.Once
+}
+
+func (h *pauseOnFirstFetch) OnNewClient(cl *kgo.Client) { h.cl.Store(cl) }
+
+func (h *pauseOnFirstFetch) OnFetchBatchRead(_ kgo.BrokerMetadata, topic string, partition int32, _ kgo.FetchBatchMetrics) {
+	if topic == h.topic && partition == h.partition {
+		h.once.Do(func() { h.cl.Load().PauseFetchPartitions(map[string][]int32{topic: {partition}}) })
+	}
+}
+
+// A partition whose records stop coming short of its end (here: paused
+// behind the replay's back) is fetched again after a while, from where it
+// stands, and the replay still ends with every record of its range once.
+func TestReplayFetchesAStalledPartitionAgain(t *testing.T) {
+	defer processor.SetReplayStallAfter(200 * time.Millisecond)()
+	h := newHarness(t, 2)
+	var recs []*kgo.Record
+	for i := range 40 {
+		r := event(h.in, i, false)
+		r.Partition = int32(i % 2)
+		recs = append(recs, r)
+	}
+	produceManually(t, h.kafka.Client(kgo.RecordPartitioner(kgo.ManualPartitioner())), recs)
+	ends := h.endOffsets()
+	cfg := h.config(answer)
+	cfg.Group = ""
+	cfg.Range = map[int32]processor.OffsetRange{0: {Start: 0, End: ends[0]}, 1: {Start: 0, End: ends[1]}}
+	cfg.ClientOpts = append(cfg.ClientOpts, kgo.WithHooks(&pauseOnFirstFetch{topic: h.in, partition: 1}))
+	p, err := processor.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	if err := p.Run(ctx); err != nil || ctx.Err() != nil {
+		t.Fatalf("Run = %v (context: %v); want the replay to end by itself", err, ctx.Err())
+	}
+	got := h.kafka.ConsumeAll(ctx, h.out)
+	seen := map[string]int{}
+	for _, r := range got {
+		seen[eventID(t, r.Value)]++
+	}
+	if len(seen) != len(recs) || len(got) != len(recs) {
+		t.Errorf("%d outputs of %d distinct events; want each of the %d once", len(got), len(seen), len(recs))
+	}
 }
