@@ -115,7 +115,6 @@ func testConfig(t *testing.T, k *kafkatest.Cluster, simURL string, mode juhe.Mod
 	cfg.Kafka.OutputTopic = k.Name("enriched")
 	cfg.Kafka.DLQTopic = k.Name("dlq")
 	cfg.Ledger.Topic = k.Name("ledger") // a shared cluster: each test its own ledger
-	cfg.Ledger.Topic = k.Name("ledger") // a shared cluster: each test its own ledger
 	cfg.Kafka.SessionTimeout = 6 * time.Second
 	cfg.Juhe.URL = simURL
 	cfg.Juhe.Key = testKey

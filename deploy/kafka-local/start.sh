@@ -67,6 +67,10 @@ default.replication.factor=1
 auto.create.topics.enable=false
 group.initial.rebalance.delay.ms=0
 num.partitions=3
+# No time-based retention. Tests (and replays) write events with historical
+# timestamps: with Kafka's 7 days, the retention check deletes them the
+# moment it runs, mid-test (it emptied a replay's range in CI).
+log.retention.ms=-1
 PROPS
 
 java_opts=(-Xms"$heap" -Xmx"$heap" -XX:+UseG1GC -Djava.awt.headless=true
