@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -64,11 +65,13 @@ func (rp *replayPartition) finished() bool {
 
 // nudge fetches again, from where they stand, the partitions short of their
 // end whose records stopped coming while the worker could take them, and
-// says so. mu is held. Nothing should need it; it bounds what a client or
-// broker that loses track of a partition costs a replay.
-func (p *Processor) nudge(cl *kgo.Client, topic string, parts map[int32]*replayPartition) {
-	offsets := make(map[int32]kgo.EpochOffset)
-	var names []string
+// says so. Records that the broker deleted meanwhile (retention: replayed
+// events are old) cannot come: the partition resumes at its new log start,
+// or is done if that is past its end, and the gap is logged. mu guards
+// parts; nudge takes it itself.
+func (p *Processor) nudge(ctx context.Context, cl *kgo.Client, topic string, parts map[int32]*replayPartition, mu *sync.Mutex) {
+	next := make(map[int32]int64)
+	mu.Lock()
 	for part, rp := range parts {
 		rp.w.mu.Lock()
 		held := rp.w.paused != 0 // a full buffer or the provider: not a stall
@@ -76,20 +79,49 @@ func (p *Processor) nudge(cl *kgo.Client, topic string, parts map[int32]*replayP
 		if rp.reached || held {
 			continue
 		}
-		next := rp.start
+		next[part] = rp.start
 		if rp.last >= 0 {
-			next = rp.last + 1
+			next[part] = rp.last + 1
 		}
-		offsets[part] = kgo.EpochOffset{Epoch: -1, Offset: next}
-		names = append(names, fmt.Sprintf("%d@%d (ends at %d)", part, next, rp.end))
 	}
+	mu.Unlock()
+	if len(next) == 0 {
+		return
+	}
+	listCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	starts, err := kadm.NewClient(cl).ListStartOffsets(listCtx, topic)
+	if err == nil {
+		err = starts.Error()
+	}
+	if err != nil {
+		p.log.Warn("replay: listing the log start offsets of stalled partitions", "topic", topic, "err", err)
+	}
+
+	offsets := make(map[int32]kgo.EpochOffset)
+	var names []string
+	mu.Lock()
+	for part, from := range next {
+		rp := parts[part]
+		if o, ok := starts.Lookup(topic, part); ok && o.Err == nil && o.Offset > from {
+			p.log.Warn("replay: the broker deleted records of the range before they were read (retention?); they are not replayed",
+				"topic", topic, "partition", part, "from", from, "to", min(o.Offset, rp.end))
+			if o.Offset >= rp.end {
+				rp.reached = true // nothing of the range is left
+				continue
+			}
+			from = o.Offset
+		}
+		offsets[part] = kgo.EpochOffset{Epoch: -1, Offset: from}
+		names = append(names, fmt.Sprintf("%d@%d (ends at %d)", part, from, rp.end))
+	}
+	mu.Unlock()
 	if len(offsets) == 0 {
 		return
 	}
 	p.log.Warn("replay: no records for a while from partitions short of their end; fetching them again",
 		"topic", topic, "partitions", names, "after", replayStallAfter)
-	tps := map[string][]int32{topic: slices.Collect(maps.Keys(offsets))}
-	cl.ResumeFetchPartitions(tps)
+	cl.ResumeFetchPartitions(map[string][]int32{topic: slices.Collect(maps.Keys(offsets))})
 	cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{topic: offsets})
 }
 
@@ -162,11 +194,11 @@ func (p *Processor) runReplay(ctx context.Context) error {
 				all = all && rp.finished()
 			}
 			complete = all
+			mu.Unlock()
 			if !all && time.Since(progressed) > replayStallAfter {
-				p.nudge(cl, topic, parts)
+				p.nudge(pollCtx, cl, topic, parts, &mu)
 				progressed = time.Now()
 			}
-			mu.Unlock()
 			if all {
 				stopPolling()
 				return

@@ -203,6 +203,7 @@ func TestReplayConfig(t *testing.T) {
 type pauseOnFirstFetch struct {
 	topic     string
 	partition int32
+	then      func() // if set, called once the partition is paused
 	cl        atomic.Pointer[kgo.Client]
 	once      sync.Once
 }
@@ -211,7 +212,12 @@ func (h *pauseOnFirstFetch) OnNewClient(cl *kgo.Client) { h.cl.Store(cl) }
 
 func (h *pauseOnFirstFetch) OnFetchBatchRead(_ kgo.BrokerMetadata, topic string, partition int32, _ kgo.FetchBatchMetrics) {
 	if topic == h.topic && partition == h.partition {
-		h.once.Do(func() { h.cl.Load().PauseFetchPartitions(map[string][]int32{topic: {partition}}) })
+		h.once.Do(func() {
+			h.cl.Load().PauseFetchPartitions(map[string][]int32{topic: {partition}})
+			if h.then != nil {
+				h.then()
+			}
+		})
 	}
 }
 
@@ -249,5 +255,50 @@ func TestReplayFetchesAStalledPartitionAgain(t *testing.T) {
 	}
 	if len(seen) != len(recs) || len(got) != len(recs) {
 		t.Errorf("%d outputs of %d distinct events; want each of the %d once", len(got), len(seen), len(recs))
+	}
+}
+
+// Records of the range that the broker deletes before they are read (time
+// retention: replayed events are old) cannot come. The stalled partition is
+// found done, the gap logged, and the replay ends with the rest.
+func TestReplayEndsWhenItsRangeWasDeleted(t *testing.T) {
+	defer processor.SetReplayStallAfter(200 * time.Millisecond)()
+	h := newHarness(t, 2)
+	var recs []*kgo.Record
+	for i := range 40 {
+		r := event(h.in, i, false)
+		r.Partition = int32(i % 2)
+		recs = append(recs, r)
+	}
+	produceManually(t, h.kafka.Client(kgo.RecordPartitioner(kgo.ManualPartitioner())), recs)
+	ends := h.endOffsets()
+	// Partition 1 is paused before its first records are polled, and its
+	// whole range deleted meanwhile.
+	deleted := make(chan error, 1)
+	hook := &pauseOnFirstFetch{topic: h.in, partition: 1, then: func() {
+		go func() {
+			adm := kadm.NewClient(h.kafka.Client())
+			_, err := adm.DeleteRecords(context.Background(), kadm.Offsets{h.in: {1: {Topic: h.in, Partition: 1, At: ends[1]}}})
+			deleted <- err
+		}()
+	}}
+	cfg := h.config(answer)
+	cfg.Group = ""
+	cfg.Range = map[int32]processor.OffsetRange{0: {Start: 0, End: ends[0]}, 1: {Start: 0, End: ends[1]}}
+	cfg.ClientOpts = append(cfg.ClientOpts, kgo.WithHooks(hook))
+	p, err := processor.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	if err := p.Run(ctx); err != nil || ctx.Err() != nil {
+		t.Fatalf("Run = %v (context: %v); want the replay to end by itself", err, ctx.Err())
+	}
+	if err := <-deleted; err != nil {
+		t.Fatalf("deleting partition 1's records: %v", err)
+	}
+	if got := len(h.kafka.ConsumeAll(ctx, h.out)); got != 20 {
+		t.Errorf("%d outputs; want the 20 events of partition 0 (partition 1's were deleted before they were read)", got)
 	}
 }
