@@ -34,10 +34,11 @@ func (h *harness) endOffsets() map[int32]int64 {
 }
 
 // replay runs a processor over rng and returns when Run does, by itself.
-func (h *harness) replay(rng map[int32]processor.OffsetRange) *processor.Processor {
+func (h *harness) replay(rng map[int32]processor.OffsetRange, opts ...kgo.Opt) *processor.Processor {
 	h.t.Helper()
 	cfg := h.config(answer)
 	cfg.Group, cfg.Range = "", rng
+	cfg.ClientOpts = append(cfg.ClientOpts, opts...)
 	p, err := processor.New(cfg)
 	if err != nil {
 		h.t.Fatal(err)
@@ -221,11 +222,9 @@ func (h *pauseOnFirstFetch) OnFetchBatchRead(_ kgo.BrokerMetadata, topic string,
 	}
 }
 
-// A partition whose records stop coming short of its end (here: paused
-// behind the replay's back) is fetched again after a while, from where it
-// stands, and the replay still ends with every record of its range once.
-func TestReplayFetchesAStalledPartitionAgain(t *testing.T) {
-	defer processor.SetReplayStallAfter(200 * time.Millisecond)()
+// stallHarness is a harness with 40 events over two partitions, and their
+// whole range.
+func stallHarness(t *testing.T) (*harness, []*kgo.Record, map[int32]processor.OffsetRange) {
 	h := newHarness(t, 2)
 	var recs []*kgo.Record
 	for i := range 40 {
@@ -235,20 +234,17 @@ func TestReplayFetchesAStalledPartitionAgain(t *testing.T) {
 	}
 	produceManually(t, h.kafka.Client(kgo.RecordPartitioner(kgo.ManualPartitioner())), recs)
 	ends := h.endOffsets()
-	cfg := h.config(answer)
-	cfg.Group = ""
-	cfg.Range = map[int32]processor.OffsetRange{0: {Start: 0, End: ends[0]}, 1: {Start: 0, End: ends[1]}}
-	cfg.ClientOpts = append(cfg.ClientOpts, kgo.WithHooks(&pauseOnFirstFetch{topic: h.in, partition: 1}))
-	p, err := processor.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
-	defer cancel()
-	if err := p.Run(ctx); err != nil || ctx.Err() != nil {
-		t.Fatalf("Run = %v (context: %v); want the replay to end by itself", err, ctx.Err())
-	}
-	got := h.kafka.ConsumeAll(ctx, h.out)
+	return h, recs, map[int32]processor.OffsetRange{0: {Start: 0, End: ends[0]}, 1: {Start: 0, End: ends[1]}}
+}
+
+// A partition whose records stop coming short of its end (here: paused
+// behind the replay's back) is fetched again after a while, from where it
+// stands, and the replay still ends with every record of its range once.
+func TestReplayFetchesAStalledPartitionAgain(t *testing.T) {
+	defer processor.SetReplayStallAfter(200 * time.Millisecond)()
+	h, recs, rng := stallHarness(t)
+	h.replay(rng, kgo.WithHooks(&pauseOnFirstFetch{topic: h.in, partition: 1}))
+	got := h.kafka.ConsumeAll(t.Context(), h.out)
 	seen := map[string]int{}
 	for _, r := range got {
 		seen[eventID(t, r.Value)]++
@@ -263,42 +259,22 @@ func TestReplayFetchesAStalledPartitionAgain(t *testing.T) {
 // found done, the gap logged, and the replay ends with the rest.
 func TestReplayEndsWhenItsRangeWasDeleted(t *testing.T) {
 	defer processor.SetReplayStallAfter(200 * time.Millisecond)()
-	h := newHarness(t, 2)
-	var recs []*kgo.Record
-	for i := range 40 {
-		r := event(h.in, i, false)
-		r.Partition = int32(i % 2)
-		recs = append(recs, r)
-	}
-	produceManually(t, h.kafka.Client(kgo.RecordPartitioner(kgo.ManualPartitioner())), recs)
-	ends := h.endOffsets()
+	h, _, rng := stallHarness(t)
 	// Partition 1 is paused before its first records are polled, and its
 	// whole range deleted meanwhile.
 	deleted := make(chan error, 1)
 	hook := &pauseOnFirstFetch{topic: h.in, partition: 1, then: func() {
 		go func() {
 			adm := kadm.NewClient(h.kafka.Client())
-			_, err := adm.DeleteRecords(context.Background(), kadm.Offsets{h.in: {1: {Topic: h.in, Partition: 1, At: ends[1]}}})
+			_, err := adm.DeleteRecords(context.Background(), kadm.Offsets{h.in: {1: {Topic: h.in, Partition: 1, At: rng[1].End}}})
 			deleted <- err
 		}()
 	}}
-	cfg := h.config(answer)
-	cfg.Group = ""
-	cfg.Range = map[int32]processor.OffsetRange{0: {Start: 0, End: ends[0]}, 1: {Start: 0, End: ends[1]}}
-	cfg.ClientOpts = append(cfg.ClientOpts, kgo.WithHooks(hook))
-	p, err := processor.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
-	defer cancel()
-	if err := p.Run(ctx); err != nil || ctx.Err() != nil {
-		t.Fatalf("Run = %v (context: %v); want the replay to end by itself", err, ctx.Err())
-	}
+	h.replay(rng, kgo.WithHooks(hook))
 	if err := <-deleted; err != nil {
 		t.Fatalf("deleting partition 1's records: %v", err)
 	}
-	if got := len(h.kafka.ConsumeAll(ctx, h.out)); got != 20 {
+	if got := len(h.kafka.ConsumeAll(t.Context(), h.out)); got != 20 {
 		t.Errorf("%d outputs; want the 20 events of partition 0 (partition 1's were deleted before they were read)", got)
 	}
 }
