@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/twosell/twosell/juhe/internal/ascii"
 )
 
 // The client's fast path speaks HTTP/1.1 on directTransport's connections
@@ -209,16 +211,16 @@ func readHead(br *bufio.Reader) (replyHead, error) {
 		}
 		value = bytes.Trim(value, " \t")
 		switch {
-		case equalFold(name, "Content-Length"):
+		case ascii.EqualFold(name, "Content-Length"):
 			n, ok := parseDecimal(value)
 			if !ok || (h.contentLength >= 0 && n != h.contentLength) {
 				return h, errContentLength
 			}
 			h.contentLength = n
-		case equalFold(name, "Transfer-Encoding"):
+		case ascii.EqualFold(name, "Transfer-Encoding"):
 			tes++
-			chunked = equalFold(value, "chunked")
-		case equalFold(name, "Connection"):
+			chunked = ascii.EqualFold(value, "chunked")
+		case ascii.EqualFold(name, "Connection"):
 			hasClose = hasClose || hasToken(value, "close")
 			hasKeepAlive = hasKeepAlive || hasToken(value, "keep-alive")
 		}
@@ -421,33 +423,13 @@ func isToken(b []byte) bool {
 	return true
 }
 
-// equalFold reports whether b equals the ASCII string s, ignoring case.
-func equalFold(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := range len(b) {
-		if lower(b[i]) != lower(s[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-func lower(c byte) byte {
-	if 'A' <= c && c <= 'Z' {
-		return c + 'a' - 'A'
-	}
-	return c
-}
-
 // hasToken reports whether the comma-separated list v holds token,
 // ignoring case and surrounding spaces.
 func hasToken(v []byte, token string) bool {
 	for len(v) > 0 {
 		var t []byte
 		t, v, _ = bytes.Cut(v, []byte(","))
-		if equalFold(bytes.Trim(t, " \t"), token) {
+		if ascii.EqualFold(bytes.Trim(t, " \t"), token) {
 			return true
 		}
 	}

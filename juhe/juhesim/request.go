@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/twosell/twosell/juhe"
+	"github.com/twosell/twosell/juhe/internal/ascii"
 )
 
 // request is a request to the API that the fast path serves, as parsed in
@@ -87,25 +88,25 @@ func parseRequest(b []byte) (r request, ok bool) {
 		}
 		value = bytes.Trim(value, " \t")
 		switch {
-		case equalFold(name, "Host"):
+		case ascii.EqualFold(name, "Host"):
 			hosts++
 			if !validHost(value) {
 				return r, false
 			}
-		case equalFold(name, "Connection"):
+		case ascii.EqualFold(name, "Connection"):
 			conns++
-			if r.close = equalFold(value, "close"); !r.close && !equalFold(value, "keep-alive") {
+			if r.close = ascii.EqualFold(value, "close"); !r.close && !ascii.EqualFold(value, "keep-alive") {
 				return r, false
 			}
-		case equalFold(name, "Content-Length"):
+		case ascii.EqualFold(name, "Content-Length"):
 			lengths++
 			if length, ok = parseLength(value); !ok {
 				return r, false
 			}
-		case equalFold(name, "Content-Type"):
+		case ascii.EqualFold(name, "Content-Type"):
 			types++
 			formTyped = string(value) == formType
-		case equalFold(name, "Transfer-Encoding"), equalFold(name, "Expect"), equalFold(name, "Upgrade"):
+		case ascii.EqualFold(name, "Transfer-Encoding"), ascii.EqualFold(name, "Expect"), ascii.EqualFold(name, "Upgrade"):
 			return r, false
 		}
 	}
@@ -179,26 +180,6 @@ func parseLength(b []byte) (n int, ok bool) {
 		n = n*10 + int(c-'0')
 	}
 	return n, n <= maxFormBytes
-}
-
-// equalFold reports whether b equals the ASCII string s, ignoring case.
-func equalFold(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := range len(b) {
-		if lower(b[i]) != lower(s[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-func lower(c byte) byte {
-	if 'A' <= c && c <= 'Z' {
-		return c + 'a' - 'A'
-	}
-	return c
 }
 
 // leadingCRLF counts the CR and LF bytes b starts with.
