@@ -319,20 +319,20 @@ func (l *ledger) logErrors(fs kgo.Fetches) {
 	})
 }
 
-// handle decodes one record and applies it.
-// ledgerInstanceHeader names the instance that wrote a knowledge record.
+// ledgerInstanceHeader names the instance that wrote a record: it lets the
+// instance skip its own records when following the topic, without decoding
+// them (its cache has its knowledge; its calls were counted when paid).
+// Each run of twosell is an instance of its own.
 const ledgerInstanceHeader = "twosell-instance"
 
+// handle decodes one record and applies it.
 func (l *ledger) handle(r *kgo.Record) {
 	l.read.Add(1)
 	if r.Value == nil {
 		return // a tombstone: nothing to learn
 	}
 	if len(r.Headers) == 1 && r.Headers[0].Key == ledgerInstanceHeader && string(r.Headers[0].Value) == l.instance {
-		return // this instance's own knowledge, already in its cache
-	}
-	if l.ownCall(r.Key) {
-		return // this instance's own call, counted when it was paid
+		return // this instance's own record
 	}
 	rec, ok := l.decode(r.Key, r.Value)
 	if !ok {
@@ -342,18 +342,6 @@ func (l *ledger) handle(r *kgo.Record) {
 		return
 	}
 	l.apply(rec)
-}
-
-// ownCall reports, without decoding it, whether key is the key of a call
-// record this instance wrote: "c/<day>/<instance>/<id>". Each run of twosell
-// has its own instance, so the calls of an earlier run are not its own.
-func (l *ledger) ownCall(key []byte) bool {
-	rest, ok := bytes.CutPrefix(key, []byte(ledgerCallPrefix))
-	if !ok || len(rest) < len("20060102/") || rest[len("20060102")] != '/' {
-		return false
-	}
-	rest, ok = bytes.CutPrefix(rest[len("20060102/"):], l.instanceBytes)
-	return ok && len(rest) > 1 && rest[0] == '/'
 }
 
 func (l *ledger) decode(key, value []byte) (ledgerRecord, bool) {
@@ -404,14 +392,17 @@ func (l *ledger) write(call LedgerCall, k Knowledge) *durable {
 	*scratch = b
 	ledgerScratch.Put(scratch)
 
-	w := new(ledgerWrite) // the records and the header, one allocation
-	w.instance[0] = kgo.RecordHeader{Key: ledgerInstanceHeader, Value: l.instanceBytes}
-	w.recs[0] = kgo.Record{Topic: l.cfg.Topic, Key: all[:callKey:callKey], Value: all[callKey:callValue:callValue]}
+	w := new(ledgerWrite) // the records and their headers, one allocation
+	for i := range w.instance {
+		w.instance[i] = kgo.RecordHeader{Key: ledgerInstanceHeader, Value: l.instanceBytes}
+	}
+	w.recs[0] = kgo.Record{
+		Topic: l.cfg.Topic, Key: all[:callKey:callKey], Value: all[callKey:callValue:callValue],
+		Headers: w.instance[0:1:1],
+	}
 	w.recs[1] = kgo.Record{
 		Topic: l.cfg.Topic, Key: all[callValue:knowKey:knowKey], Value: all[knowKey:],
-		// Lets this instance skip its own records when following the
-		// topic without decoding them: its cache has them already.
-		Headers: w.instance[:1:1],
+		Headers: w.instance[1:2:2],
 	}
 	d := &durable{pending: 2, done: make(chan struct{})}
 	l.cl.Produce(context.Background(), &w.recs[0], d.promise)
@@ -422,7 +413,7 @@ func (l *ledger) write(call LedgerCall, k Knowledge) *durable {
 // ledgerWrite is what one paid call produces to the ledger.
 type ledgerWrite struct {
 	recs     [2]kgo.Record
-	instance [1]kgo.RecordHeader
+	instance [2]kgo.RecordHeader // one per record
 }
 
 // ledgerScratch holds the buffers ledger records are encoded in.

@@ -3,9 +3,12 @@ package processor
 import (
 	"bytes"
 	"encoding/json"
+	"log/slog"
 	"math/rand/v2"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // The ledger's hand-written encoders write what encoding/json writes for
@@ -66,33 +69,36 @@ func refLedgerFact(f Fact) *ledgerFact {
 	return &ledgerFact{Kind: f.Kind.String(), Date: f.Date, OrderID: f.OrderID, Mode: f.Mode, At: f.At.UTC()}
 }
 
-// The follower skips this instance's own call records by their key alone;
-// decode agrees on which records are its own.
-func TestLedgerOwnCall(t *testing.T) {
-	l := &ledger{instance: "run.0a1b2c", instanceBytes: []byte("run.0a1b2c")}
+// The follower skips this instance's own records, calls and knowledge,
+// without decoding them; another instance's are decoded and applied, and an
+// earlier run's calls (written without the header) count as another's.
+func TestLedgerSkipsItsOwnRecords(t *testing.T) {
+	var applied []ledgerRecord
+	l := &ledger{log: slog.New(slog.DiscardHandler), instance: "run.0a1b2c", instanceBytes: []byte("run.0a1b2c"), apply: func(r ledgerRecord) { applied = append(applied, r) }}
+	header := func(instance string) []kgo.RecordHeader {
+		return []kgo.RecordHeader{{Key: ledgerInstanceHeader, Value: []byte(instance)}}
+	}
 	for _, tt := range []struct {
-		key  string
-		want bool
+		name    string
+		rec     *kgo.Record
+		applied bool
 	}{
-		{"c/20240101/run.0a1b2c/JH20240101120000123", true},
-		{"c/20240101/run.0a1b2c/n7", true},
-		{"c/20240101/run.0a1b2cd/JH1", false}, // another instance, ours as a prefix
-		{"c/20240101/run.0a1b/JH1", false},
-		{"c/20240101/other.ffffff/JH1", false},
-		{"c/20240101/run.0a1b2c/", false}, // no id
-		{"c/20240101/run.0a1b2c", false},
-		{"c/2024010/run.0a1b2c/JH1", false},
-		{"k/run.0a1b2c/JH1", false},
-		{"", false},
+		{"own call", &kgo.Record{Key: []byte("c/20240101/run.0a1b2c/JH1"), Value: []byte(`{}`), Headers: header("run.0a1b2c")}, false},
+		{"own knowledge, even undecodable", &kgo.Record{Key: []byte("k/x"), Value: []byte(`not json`), Headers: header("run.0a1b2c")}, false},
+		{"another instance's call", &kgo.Record{Key: []byte("c/20240101/run.0a1b2cd/JH1"), Value: []byte(`{}`), Headers: header("run.0a1b2cd")}, true},
+		{"an earlier run's call, no header", &kgo.Record{Key: []byte("c/20240101/old.ffffff/JH1"), Value: []byte(`{}`)}, true},
 	} {
-		if got := l.ownCall([]byte(tt.key)); got != tt.want {
-			t.Errorf("ownCall(%q) = %v, want %v", tt.key, got, tt.want)
+		applied = nil
+		l.bad.Store(0)
+		l.handle(tt.rec)
+		if l.bad.Load() != 0 {
+			t.Errorf("%s: decoded, and found not to be twosell's", tt.name)
 		}
-		if !tt.want {
-			continue
+		if got := len(applied) == 1; got != tt.applied {
+			t.Errorf("%s: applied %v, want %v", tt.name, got, tt.applied)
 		}
-		if rec, ok := l.decode([]byte(tt.key), []byte(`{}`)); !ok || !rec.own {
-			t.Errorf("decode(%q) = own %v, ok %v; want an own call record", tt.key, rec.own, ok)
+		if tt.applied && applied[0].own {
+			t.Errorf("%s: decoded as this instance's own", tt.name)
 		}
 	}
 }
