@@ -57,11 +57,9 @@ type work struct {
 	r    *kgo.Record
 	ctx  context.Context // carries the process span
 	span trace.Span
-	t    *recordTiming // &timing
+	t    recordTiming
 	ev   *Event
 	l    Lookup
-
-	timing recordTiming // in the same allocation
 }
 
 // begin decodes r and takes it to its end at once when that needs no wait: a
@@ -73,7 +71,6 @@ func (w *partitionWorker) begin(r *kgo.Record) (wk *work, e emission, done bool)
 	p := w.p
 	ctx, span := p.processSpan(r)
 	wk = &work{r: r, ctx: ctx, span: span}
-	wk.t = &wk.timing
 	if p.cfg.OnRecord != nil {
 		wk.t.started = time.Now()
 	}
@@ -88,7 +85,7 @@ func (w *partitionWorker) begin(r *kgo.Record) (wk *work, e emission, done bool)
 		if !errors.As(err, &ie) {
 			ie = &InputError{Class: ClassInvalidJSON, Reason: err.Error()}
 		}
-		return nil, p.deadLetter(ctx, w, r, ie.Class, ie.Reason, wk.t), true
+		return nil, p.deadLetter(ctx, w, r, ie.Class, ie.Reason, &wk.t), true
 	}
 	if ev.ID != "" && span.IsRecording() {
 		span.SetAttributes(attribute.String("twosell.event_id", ev.ID))
@@ -111,7 +108,7 @@ func (w *partitionWorker) finish(abandon context.Context, wk *work) emission {
 	p := w.p
 	defer wk.span.End()
 	ctx, span, r, ev := wk.ctx, wk.span, wk.r, wk.ev
-	res, err := w.lookup(ctx, abandon, wk.l, wk.t)
+	res, err := w.lookup(ctx, abandon, wk.l, &wk.t)
 	if err != nil {
 		span.SetAttributes(attribute.Int("twosell.attempts", res.Attempts))
 		if res.Code != 0 {
@@ -128,7 +125,7 @@ func (w *partitionWorker) finish(abandon context.Context, wk *work) emission {
 				class = ClassRejected
 			}
 			return p.deadLetter(ctx, w, r, class, fmt.Sprintf("the provider rejected the lookup of %s on %s: %v",
-				MaskMobile(ev.Mobile), ev.Date, err), wk.t)
+				MaskMobile(ev.Mobile), ev.Date, err), &wk.t)
 		default: // fatal
 			span.RecordError(err)
 			span.SetStatus(codes.Error, "fatal")
@@ -151,7 +148,7 @@ func (w *partitionWorker) answered(wk *work, res Result) emission {
 			span.SetAttributes(attribute.Int("juhe.error_code", res.Code))
 		}
 	}
-	e := w.p.produceOutput(wk.ctx, w, wk.r, wk.ev, res, wk.t)
+	e := w.p.produceOutput(wk.ctx, w, wk.r, wk.ev, res, &wk.t)
 	e.durable = res.durable
 	return e
 }
