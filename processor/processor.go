@@ -131,6 +131,11 @@ type Config struct {
 	// returns once every record of them has its output or dead letter
 	// acknowledged. At-least-once only.
 	Range map[int32]OffsetRange
+	// IgnoreRetention starts a replay whose outputs or dead letters the
+	// output or dead-letter topic's time retention would delete at once:
+	// without it, Run refuses with ErrOutputsWouldExpire (topics.go).
+	// Missing topics a replay creates have no time retention.
+	IgnoreRetention bool
 
 	TracerProvider trace.TracerProvider          // (otel's global provider)
 	Propagator     propagation.TextMapPropagator // (W3C trace context and baggage)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -276,5 +277,98 @@ func TestReplayEndsWhenItsRangeWasDeleted(t *testing.T) {
 	}
 	if got := len(h.kafka.ConsumeAll(t.Context(), h.out)); got != 20 {
 		t.Errorf("%d outputs; want the 20 events of partition 0 (partition 1's were deleted before they were read)", got)
+	}
+}
+
+// A replay refuses to write outputs that their topic's time retention would
+// delete at once (outputs keep their inputs' timestamps), saying which topic,
+// which records and what to do; IgnoreRetention starts it anyway; and the
+// topics a replay creates itself keep what it writes.
+func TestReplayRefusesOutputsItsTopicWouldDelete(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, 2)
+	adm := kadm.NewClient(h.kafka.Client())
+	day := int64(24 * time.Hour / time.Millisecond)
+	created, err := adm.CreateTopics(t.Context(), 2, -1, map[string]*string{"retention.ms": kadm.StringPtr(fmt.Sprint(day))}, h.out)
+	if err == nil {
+		err = created.Error()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Partition 0: three events two days old; partition 1: two of now.
+	var recs []*kgo.Record
+	for i := range 5 {
+		r := event(h.in, i, false)
+		r.Partition, r.Timestamp = 1, time.Now()
+		if i < 3 {
+			r.Partition, r.Timestamp = 0, time.Now().Add(-48*time.Hour)
+		}
+		recs = append(recs, r)
+	}
+	produceManually(t, h.kafka.Client(kgo.RecordPartitioner(kgo.ManualPartitioner())), recs)
+	rng := map[int32]processor.OffsetRange{0: {Start: 0, End: 3}, 1: {Start: 0, End: 2}}
+
+	cfg := h.config(answer)
+	cfg.Group, cfg.Range = "", rng
+	p, err := processor.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = p.Run(t.Context())
+	if !errors.Is(err, processor.ErrOutputsWouldExpire) {
+		t.Fatalf("Run: %v; want ErrOutputsWouldExpire", err)
+	}
+	for _, want := range []string{fmt.Sprintf("%q", h.out), fmt.Sprintf("retention.ms=%d", day), "3 records", "0:[0,3)", "--ignore-retention"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "1:[") {
+		t.Errorf("error %q names partition 1, whose events are recent", err)
+	}
+	if s := p.Stats(); s.Consumed != 0 {
+		t.Errorf("a refused replay consumed %d records", s.Consumed)
+	}
+
+	cfg.IgnoreRetention = true
+	p, err = processor.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	if err := p.Run(ctx); err != nil {
+		t.Fatalf("Run with IgnoreRetention: %v", err)
+	}
+	if s := p.Stats(); s.Produced != 5 {
+		t.Errorf("%d outputs with IgnoreRetention; want 5", s.Produced)
+	}
+
+	// Into topics of its own, the same replay runs: it creates them
+	// without time retention.
+	cfg.IgnoreRetention = false
+	cfg.OutputTopic, cfg.DLQTopic = h.kafka.Name("backfill"), h.kafka.Name("backfill.dlq")
+	p, err = processor.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Run(ctx); err != nil {
+		t.Fatalf("Run into new topics: %v", err)
+	}
+	described, err := adm.DescribeTopicConfigs(t.Context(), cfg.OutputTopic, cfg.DLQTopic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, topic := range []string{cfg.OutputTopic, cfg.DLQTopic} {
+		rc, err := described.On(topic, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range rc.Configs {
+			if c.Key == "retention.ms" && c.MaybeValue() != "-1" {
+				t.Errorf("created topic %s has retention.ms=%s; want -1", topic, c.MaybeValue())
+			}
+		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
@@ -413,6 +414,29 @@ func TestReplayRanges(t *testing.T) {
 			}
 		})
 	}
+	// An output topic that keeps records 7 days would delete these
+	// 2024-dated outputs at once: the replay is refused and says what to
+	// do; --ignore-retention starts it anyway.
+	week := k.Name("replay-7d")
+	created, err := kadm.NewClient(k.Client()).CreateTopics(t.Context(), 3, -1,
+		map[string]*string{"retention.ms": kadm.StringPtr("604800000")}, week)
+	if err == nil {
+		err = created.Error()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	window := []string{"--from", base.Add(10 * time.Minute).Format(time.RFC3339), "--to", base.Add(20 * time.Minute).Format(time.RFC3339)}
+	var refused, refusedErr syncBuffer
+	if code := Main(t.Context(), replayArgs(cfg, week, window...), &refused, &refusedErr); code != 1 ||
+		!strings.Contains(refusedErr.String(), "retention would delete") || !strings.Contains(refusedErr.String(), "10 records of the range") ||
+		!strings.Contains(refusedErr.String(), "--ignore-retention") {
+		t.Errorf("replay into a 7-day topic: exit %d, want 1 and why\n%s", code, refusedErr.String())
+	}
+	if s, _ := runReplayCmd(t, replayArgs(cfg, week, append(window, "--ignore-retention")...)); s.Events != 10 || !s.Complete {
+		t.Errorf("replay with --ignore-retention: summary %+v, want its 10 events", s)
+	}
+
 	for _, bad := range [][]string{
 		{"--from", "yesterday"},
 		{"--from", base.Format(time.RFC3339), "--start-offsets", "0:1"},

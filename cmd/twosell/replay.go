@@ -30,6 +30,7 @@ type replayOptions struct {
 	Progress                 string // auto, bar, lines, none
 	ProgressInterval         time.Duration
 	JSON                     bool
+	IgnoreRetention          bool // start even if the output topic's retention would delete outputs at once
 }
 
 // replaySummary is what a replay did, printed when it ends (--json: as one
@@ -72,6 +73,7 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.StringVar(&o.Progress, "progress", "auto", "progress on stderr: auto (a bar on a terminal, else lines), bar, lines or none")
 	fs.DurationVar(&o.ProgressInterval, "progress-interval", 10*time.Second, "how often a progress line is printed when not a bar")
 	fs.BoolVar(&o.JSON, "json", false, "print the summary as one JSON object")
+	fs.BoolVar(&o.IgnoreRetention, "ignore-retention", false, "start even if the output or dead-letter topic's time retention would delete outputs of the range at once (they keep their inputs' timestamps)")
 	cfg, rest, err := config.LoadWith("replay", fs, args, os.LookupEnv)
 	if err != nil {
 		return err
@@ -140,6 +142,7 @@ func runReplay(ctx context.Context, cfg *config.Config, o replayOptions, stdout,
 	}
 	pc.Group, pc.OnAssigned, pc.Range = "", nil, ranges // --qps is the replay's own, not divided
 	pc.ExactlyOnce = false
+	pc.IgnoreRetention = o.IgnoreRetention
 	proc, err := processor.New(pc)
 	if err != nil {
 		return err
