@@ -197,6 +197,7 @@ func NewCostControl(next Enricher, cfg CostConfig) (*CostControl, error) {
 	}
 	if cfg.Ledger != nil {
 		c.ledger = newLedger(*cfg.Ledger, cfg.Logger, c.apply)
+		c.ledger.failed = c.ledgerFailed
 	}
 	return c, nil
 }
@@ -425,18 +426,17 @@ func (c *CostControl) pay(ctx context.Context, key MobileKey, l Lookup) (Result,
 			Code: res.Code, OrderID: res.OrderID, Mode: res.Mode,
 		}
 		res.durable = c.ledger.write(call, k.Live(at, c.cfg.TTL))
-		res.durable.whenDone(func(err error) {
-			if err != nil {
-				// The answer is paid for and right: keep it. The bill can
-				// still be reconciled from the provider's side, and the
-				// next restart counts this call short.
-				c.ledgerErrors.Add(1)
-				c.log.Warn("a paid answer could not be written to the ledger", "topic", c.cfg.Ledger.Topic,
-					"order_id", res.OrderID, "err", err)
-			}
-		})
 	}
 	return res, nil
+}
+
+// ledgerFailed hears of a paid answer the ledger could not write. The answer
+// is paid for and right: it is kept. The bill can still be reconciled from
+// the provider's side, and the next restart counts this call short.
+func (c *CostControl) ledgerFailed(orderID string, err error) {
+	c.ledgerErrors.Add(1)
+	c.log.Warn("a paid answer could not be written to the ledger", "topic", c.cfg.Ledger.Topic,
+		"order_id", orderID, "err", err)
 }
 
 // budgetSpent answers a lookup that needs a call after the budget is spent.

@@ -171,9 +171,12 @@ type ledger struct {
 	// shared by them all and never written.
 	instanceBytes []byte
 	apply         func(ledgerRecord)
-	seq           atomic.Int64
-	read          atomic.Int64 // records read
-	bad           atomic.Int64 // records that could not be read
+	// failed, if set, hears of each paid call whose records the ledger
+	// could not write, by its order id.
+	failed func(orderID string, err error)
+	seq    atomic.Int64
+	read   atomic.Int64 // records read
+	bad    atomic.Int64 // records that could not be read
 
 	cl     *kgo.Client
 	cancel context.CancelFunc
@@ -392,7 +395,8 @@ func (l *ledger) write(call LedgerCall, k Knowledge) *durable {
 	*scratch = b
 	ledgerScratch.Put(scratch)
 
-	w := new(ledgerWrite) // the records and their headers, one allocation
+	// The records, their headers and the durable: one allocation.
+	w := &ledgerWrite{durable: durable{pending: 2}, l: l, orderID: call.OrderID}
 	for i := range w.instance {
 		w.instance[i] = kgo.RecordHeader{Key: ledgerInstanceHeader, Value: l.instanceBytes}
 	}
@@ -404,16 +408,34 @@ func (l *ledger) write(call LedgerCall, k Knowledge) *durable {
 		Topic: l.cfg.Topic, Key: all[callValue:knowKey:knowKey], Value: all[knowKey:],
 		Headers: w.instance[1:2:2],
 	}
-	d := &durable{pending: 2, done: make(chan struct{})}
-	l.cl.Produce(context.Background(), &w.recs[0], d.promise)
-	l.cl.Produce(context.Background(), &w.recs[1], d.promise)
-	return d
+	promise := w.promise
+	l.cl.Produce(context.Background(), &w.recs[0], promise)
+	l.cl.Produce(context.Background(), &w.recs[1], promise)
+	return &w.durable
 }
 
 // ledgerWrite is what one paid call produces to the ledger.
 type ledgerWrite struct {
+	durable
+	l        *ledger
+	orderID  string
 	recs     [2]kgo.Record
 	instance [2]kgo.RecordHeader // one per record
+}
+
+// promise takes each record's acknowledgement. A failed write is reported
+// to the ledger's failed before anyone waiting on it hears of it.
+func (w *ledgerWrite) promise(_ *kgo.Record, err error) {
+	then, err, done := w.settle(err)
+	if !done {
+		return
+	}
+	if err != nil && w.l.failed != nil {
+		w.l.failed(w.orderID, err)
+	}
+	for _, f := range then {
+		f(err)
+	}
 }
 
 // ledgerScratch holds the buffers ledger records are encoded in.
@@ -428,24 +450,25 @@ type durable struct {
 	pending int
 	err     error
 	then    []func(error)
-	done    chan struct{}
+	then1   [1]func(error) // then's first element
+	done    chan struct{}  // made by wait, when it has to wait
 }
 
-func (d *durable) promise(_ *kgo.Record, err error) {
+// settle counts one record's outcome; the last one returns done, with the
+// write's error and the callbacks to call with it.
+func (d *durable) settle(err error) (then []func(error), _ error, done bool) {
 	d.mu.Lock()
+	defer d.mu.Unlock()
 	d.err = errors.Join(d.err, err)
 	d.pending--
 	if d.pending > 0 {
-		d.mu.Unlock()
-		return
+		return nil, nil, false
 	}
-	then := d.then
-	d.then = nil
-	close(d.done)
-	d.mu.Unlock()
-	for _, f := range then {
-		f(d.err)
+	then, d.then = d.then, nil
+	if d.done != nil {
+		close(d.done)
 	}
+	return then, d.err, true
 }
 
 // whenDone calls f with the write's error once it is done: at once if it is
@@ -453,6 +476,9 @@ func (d *durable) promise(_ *kgo.Record, err error) {
 func (d *durable) whenDone(f func(error)) {
 	d.mu.Lock()
 	if d.pending > 0 {
+		if d.then == nil {
+			d.then = d.then1[:0] // the usual one callback, without an allocation of its own
+		}
 		d.then = append(d.then, f)
 		d.mu.Unlock()
 		return
@@ -463,8 +489,18 @@ func (d *durable) whenDone(f func(error)) {
 
 // wait waits until the write is done or ctx ends.
 func (d *durable) wait(ctx context.Context) error {
+	d.mu.Lock()
+	if d.pending == 0 {
+		d.mu.Unlock()
+		return d.err
+	}
+	if d.done == nil {
+		d.done = make(chan struct{})
+	}
+	done := d.done
+	d.mu.Unlock()
 	select {
-	case <-d.done:
+	case <-done:
 		return d.err
 	case <-ctx.Done():
 		return ctx.Err()

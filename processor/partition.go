@@ -3,6 +3,7 @@ package processor
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -226,22 +227,43 @@ func (w *partitionWorker) run() {
 func (w *partitionWorker) handDurable(abandon context.Context, r *kgo.Record, seq uint64, e emission, b *txnBatch) {
 	d := e.durable
 	e.durable = nil
-	var once sync.Once
-	end := func(handed bool) {
-		once.Do(func() {
-			if !handed {
-				e = emission{}
-			}
-			w.hand(seq, e)
-			w.settle(r, e, b)
-			w.tasks.Done()
-		})
+	h := &durableHand{w: w, abandon: abandon, r: r, seq: seq, e: e, b: b}
+	h.stop = context.AfterFunc(abandon, h.abandoned)
+	d.whenDone(h.written)
+}
+
+// durableHand is a record waiting for its answer to be durable: it ends
+// once, when the ledger's write is done or when the record is abandoned,
+// whichever comes first.
+type durableHand struct {
+	w       *partitionWorker
+	abandon context.Context
+	r       *kgo.Record
+	seq     uint64
+	e       emission
+	b       *txnBatch
+	stop    func() bool // stops abandoned
+	ended   atomic.Bool
+}
+
+func (h *durableHand) abandoned() { h.end(false) }
+
+func (h *durableHand) written(error) {
+	h.stop()
+	h.end(h.abandon.Err() == nil)
+}
+
+func (h *durableHand) end(handed bool) {
+	if !h.ended.CompareAndSwap(false, true) {
+		return
 	}
-	stop := context.AfterFunc(abandon, func() { end(false) })
-	d.whenDone(func(error) {
-		stop()
-		end(abandon.Err() == nil)
-	})
+	e := h.e
+	if !handed {
+		e = emission{}
+	}
+	h.w.hand(h.seq, e)
+	h.w.settle(h.r, e, h.b)
+	h.w.tasks.Done()
 }
 
 // hand gives e to the producer in the order the Ordering requires.
