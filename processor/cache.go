@@ -86,7 +86,8 @@ type cacheShard struct {
 	ll        *list.List // of *cacheEntry, most recently used first
 	byKey     map[MobileKey]*list.Element
 	evictions int64
-	_         [64]byte // keeps neighbouring shards' locks off one cache line
+	answers   [FactNoRecord + 1]int64 // by kind (answer)
+	_         [64]byte                // keeps neighbouring shards' locks off one cache line
 }
 
 // cacheShards is the number of shards of a cache of at least
@@ -252,6 +253,41 @@ func (c *knowledgeCache) get(key MobileKey) (Knowledge, bool) {
 	}
 	sh.ll.MoveToFront(e)
 	return e.Value.(*cacheEntry).k.unpack(), true
+}
+
+// answer answers date from what is known about key, if that implies it,
+// marking the entry recently used, and counts the answer by its kind.
+func (c *knowledgeCache) answer(key MobileKey, date string, now time.Time, ttl KnowledgeTTL) (Fact, bool) {
+	sh := c.shard(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	e, ok := sh.byKey[key]
+	if !ok {
+		return Fact{}, false
+	}
+	sh.ll.MoveToFront(e)
+	k := e.Value.(*cacheEntry).k.unpack()
+	f, ok := k.Answer(date, now, ttl)
+	if ok {
+		// Counted here, under the shard's lock, rather than in counters
+		// that every dispatcher would share: cache answers are most of a
+		// replay's records.
+		sh.answers[f.Kind]++
+	}
+	return f, ok
+}
+
+// answers returns the answers given so far, by kind.
+func (c *knowledgeCache) answers() (n [FactNoRecord + 1]int64) {
+	for i := range c.shards {
+		sh := &c.shards[i]
+		sh.mu.Lock()
+		for k, a := range sh.answers {
+			n[k] += a
+		}
+		sh.mu.Unlock()
+	}
+	return n
 }
 
 // observe merges a fact into what is known about key and returns the

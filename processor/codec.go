@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/bits"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -632,7 +633,11 @@ func scanString(d []byte, i int) (end int, escaped bool) {
 	for {
 		// Eight bytes at a time while none is special: strings are most of
 		// a record's bytes.
-		for i+8 <= len(d) && !hasSpecialByte(binary.LittleEndian.Uint64(d[i:])) {
+		for i+8 <= len(d) {
+			if m := specialBytes(binary.LittleEndian.Uint64(d[i:])); m != 0 {
+				i += bits.TrailingZeros64(m) >> 3 // the first special byte: exact
+				break
+			}
 			i += 8
 		}
 		for i < len(d) && plainStringByte[d[i]] {
@@ -670,11 +675,16 @@ func scanString(d []byte, i int) (end int, escaped bool) {
 // character (< 0x20), with the classic bit tricks: for each byte b,
 // (b - n) & ^b & 0x80 is set only if b < n (n <= 0x80), and the first such
 // byte is always flagged, so the answer for the word is exact.
-func hasSpecialByte(x uint64) bool {
+func hasSpecialByte(x uint64) bool { return specialBytes(x) != 0 }
+
+// specialBytes flags (bit 7 of) the bytes of x that hasSpecialByte looks
+// for. The lowest flag is exact (no borrow reaches the first special byte
+// from below it); flags above it may be false.
+func specialBytes(x uint64) uint64 {
 	const lsb, msb = 0x0101010101010101, 0x8080808080808080
 	q := x ^ ('"' * lsb)
 	b := x ^ ('\\' * lsb)
-	return ((x-0x20*lsb)&^x|(q-lsb)&^q|(b-lsb)&^b)&msb != 0
+	return ((x-0x20*lsb)&^x | (q-lsb)&^q | (b-lsb)&^b) & msb
 }
 
 func isHex(c byte) bool { return isDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') }

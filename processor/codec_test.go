@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"math/bits"
 	"math/rand/v2"
 	"reflect"
 	"strings"
@@ -548,6 +549,35 @@ func TestHasSpecialByte(t *testing.T) {
 					t.Fatalf("hasSpecialByte(% x) = %v, want %v", w, got, want)
 				}
 			}
+		}
+	}
+}
+
+// TestSpecialBytesFirst checks that specialBytes' lowest flag is the first
+// special byte of the word, for random words rich in special and high bytes
+// (scanString jumps to it).
+func TestSpecialBytesFirst(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	alphabet := []byte{'a', ' ', '"', '\\', 0x00, 0x1f, 0x20, 0x21, 0x5b, 0x5d, 0x7f, 0x80, 0xc3, 0xff, '#', 0x01}
+	for range 200000 {
+		var w [8]byte
+		for i := range w {
+			w[i] = alphabet[rng.IntN(len(alphabet))]
+		}
+		first := 8
+		for i, b := range w {
+			if !plainStringByte[b] {
+				first = i
+				break
+			}
+		}
+		m := specialBytes(binary.LittleEndian.Uint64(w[:]))
+		got := 8
+		if m != 0 {
+			got = bits.TrailingZeros64(m) >> 3
+		}
+		if got != first {
+			t.Fatalf("specialBytes(% x): first flag at %d, want %d", w, got, first)
 		}
 	}
 }

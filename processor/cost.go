@@ -166,7 +166,6 @@ type CostControl struct {
 	flights singleflight.Group
 
 	paid, coalesced, skipped, refusals, ledgerErrors atomic.Int64
-	cacheAnswers                                     [FactNoRecord + 1]atomic.Int64
 	warnedDay                                        atomic.Value // string: the day the budget-spent warning was logged
 
 	closeOnce sync.Once
@@ -253,8 +252,12 @@ func (c *CostControl) CostStats() CostStats {
 		LedgerErrors:     c.ledgerErrors.Load(),
 	}
 	s.SpendCNY = float64(s.PaidCalls) * c.cfg.PricePerCall
+	var answers [FactNoRecord + 1]int64
+	if c.cache != nil {
+		answers = c.cache.answers()
+	}
 	for k := FactAfter; k <= FactNoRecord; k++ {
-		s.CacheAnswers[k.String()] = c.cacheAnswers[k].Load()
+		s.CacheAnswers[k.String()] = answers[k]
 	}
 	s.CacheEntries, s.CacheEvictions = c.cacheStats()
 	if c.ledger != nil {
@@ -366,15 +369,10 @@ func (c *CostControl) answerKnown(key MobileKey, l Lookup) (Result, bool) {
 
 // cached answers date from what is known about key, if that implies it.
 func (c *CostControl) cached(key MobileKey, date string) (Result, bool) {
-	k, ok := c.cache.get(key)
+	f, ok := c.cache.answer(key, date, c.cfg.Now(), c.cfg.TTL)
 	if !ok {
 		return Result{}, false
 	}
-	f, ok := k.Answer(date, c.cfg.Now(), c.cfg.TTL)
-	if !ok {
-		return Result{}, false
-	}
-	c.cacheAnswers[f.Kind].Add(1)
 	return f.Result(), true
 }
 

@@ -12,6 +12,7 @@ import (
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace/noop"
 )
 
 // fakeClock is a clock that tests move.
@@ -461,7 +462,8 @@ func BenchmarkCostControlCacheAnswer(b *testing.B) {
 		act[m] = "20200101"
 		mobiles = append(mobiles, m)
 	}
-	c, err := NewCostControl(&fakeProvider{activation: act}, CostConfig{Secret: []byte("s"), Now: clock.Now})
+	// Without tracing, as twosell runs without a collector.
+	c, err := NewCostControl(&fakeProvider{activation: act}, CostConfig{Secret: []byte("s"), Now: clock.Now, TracerProvider: noop.NewTracerProvider()})
 	if err != nil {
 		b.Fatal(err)
 	}

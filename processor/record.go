@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -247,7 +248,8 @@ func (w *partitionWorker) lookup(ctx, abandon context.Context, l Lookup, t *reco
 // Kafka acknowledges it (at-least-once) or when its transaction commits
 // (exactly-once).
 func (p *Processor) produceOutput(ctx context.Context, w *partitionWorker, in *kgo.Record, ev *Event, res Result, t *recordTiming) emission {
-	value, err := p.codec.Encode(ev, Enrichment{
+	record := outputRecords.Get().(*outputRecord)
+	value, err := p.codec.AppendEncode(record.value[:0], ev, Enrichment{
 		Status:    res.Status,
 		Res:       res.Res,
 		Date:      ev.Date,
@@ -257,9 +259,10 @@ func (p *Processor) produceOutput(ctx context.Context, w *partitionWorker, in *k
 		Mode:      res.Mode,
 	})
 	if err != nil {
+		record.recycle()
 		return p.deadLetter(ctx, w, in, ClassOutputRejected, "the enriched event could not be encoded: "+err.Error(), t)
 	}
-	record := new(outputRecord)
+	record.value = value
 	out := &record.rec
 	*out = kgo.Record{
 		Topic:     p.cfg.OutputTopic,
@@ -270,28 +273,79 @@ func (p *Processor) produceOutput(ctx context.Context, w *partitionWorker, in *k
 		Context:   ctx, // the process span: the kotel hook injects traceparent from it
 	}
 	if n := recordBytes(out); n > maxProduceBytes {
+		record.recycle()
 		// franz-go would refuse it; exactly-once, a refusal inside the
 		// transaction could only stop the processor. Refuse it first.
 		return p.deadLetter(ctx, w, in, ClassOutputRejected, fmt.Sprintf(
 			"the enriched event is %d bytes, over the %d bytes a record may have; lower input.max_record_bytes", n, maxProduceBytes), t)
 	}
-	o := outcome{status: res.Status}
-	return emission{rec: out, o: o, promise: func(_ *kgo.Record, err error) {
-		switch {
-		case err == nil:
-			p.acknowledged(w, in.Offset, o, t)
-		case abandoned(err):
-		case p.cfg.ExactlyOnce && txnAbortable(err):
-			p.spoil(err)
-		case recordRejected(err) && !p.cfg.ExactlyOnce:
-			p.emit(p.deadLetter(ctx, w, in, ClassOutputRejected,
-				fmt.Sprintf("Kafka refused the enriched event for topic %s: %v", p.cfg.OutputTopic, err), t))
-		default:
-			// In a transaction, a refused record cannot be replaced by a
-			// dead letter after the fact: the transaction must not commit.
-			p.fail(fmt.Errorf("cannot write to the output topic %s: %w", p.cfg.OutputTopic, err))
-		}
-	}}
+	record.p, record.w, record.in, record.t, record.ctx = p, w, in, t, ctx
+	record.o = outcome{status: res.Status}
+	return emission{rec: out, o: record.o, promise: record.promise}
+}
+
+// outputRecord is an enriched event's record, with room for its headers (an
+// input has at most two, and the status and a traceparent are added), the
+// buffer of its value and what its promise needs. It is recycled once Kafka
+// has acknowledged it (franz-go does not touch a record after its promise):
+// in a replay nearly every record is an output, and these were most of the
+// bytes twosell allocated per record.
+type outputRecord struct {
+	rec     kgo.Record
+	headers [4]kgo.RecordHeader
+	value   []byte                   // Value's buffer, kept across uses
+	promise func(*kgo.Record, error) // onAck, bound once per outputRecord
+
+	p   *Processor
+	w   *partitionWorker
+	in  *kgo.Record
+	o   outcome
+	t   *recordTiming
+	ctx context.Context
+}
+
+var outputRecords sync.Pool
+
+func init() { // not in outputRecords' initializer: onAck pools records
+	outputRecords.New = func() any {
+		r := new(outputRecord)
+		r.promise = r.onAck
+		return r
+	}
+}
+
+// maxPooledValue bounds the value buffers kept for reuse.
+const maxPooledValue = 16 << 10
+
+// recycle clears r, keeping its value's buffer, and pools it.
+func (r *outputRecord) recycle() {
+	value, promise := r.value[:0], r.promise
+	if cap(value) > maxPooledValue {
+		value = nil
+	}
+	*r = outputRecord{value: value, promise: promise}
+	outputRecords.Put(r)
+}
+
+// onAck is the output's promise.
+func (r *outputRecord) onAck(_ *kgo.Record, err error) {
+	p, w, in, o, t, ctx := r.p, r.w, r.in, r.o, r.t, r.ctx
+	switch {
+	case err == nil:
+		r.recycle()
+		p.acknowledged(w, in.Offset, o, t)
+	case abandoned(err):
+		r.recycle()
+	case p.cfg.ExactlyOnce && txnAbortable(err):
+		p.spoil(err)
+	case recordRejected(err) && !p.cfg.ExactlyOnce:
+		p.emit(p.deadLetter(ctx, w, in, ClassOutputRejected,
+			fmt.Sprintf("Kafka refused the enriched event for topic %s: %v", p.cfg.OutputTopic, err), t))
+	default:
+		// In a transaction, a refused record cannot be replaced by a
+		// dead letter after the fact: the transaction must not commit.
+		p.fail(fmt.Errorf("cannot write to the output topic %s: %w", p.cfg.OutputTopic, err))
+	}
 }
 
 // deadLetter prepares the dead letter: the input's key and value byte for
@@ -392,14 +446,6 @@ outer:
 		out = append(out, h)
 	}
 	return append(out, add...)
-}
-
-// outputRecord is an enriched event's record with room for its headers:
-// one allocation for the usual record, whose input has at most two headers
-// (the status and a traceparent are added).
-type outputRecord struct {
-	rec     kgo.Record
-	headers [4]kgo.RecordHeader
 }
 
 // statusValues are the statuses' header values, shared by every output

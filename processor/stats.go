@@ -35,9 +35,35 @@ type counters struct {
 	consumed, produced, deadLettered, unavailable, commits atomic.Int64
 	paused                                                 atomic.Int32
 
+	// Outputs by status: the statuses twosell writes in lock-free counters
+	// (one count per output, from the producer's goroutines), any other
+	// in byStatus.
+	known    [len(knownStatuses)]atomic.Int64
 	mu       sync.Mutex
 	byStatus map[Status]int64
 	byClass  map[string]int64
+}
+
+// knownStatuses are the statuses counted without a lock.
+var knownStatuses = [...]Status{StatusRecycled, StatusNotRecycled, StatusNoActivationDate, StatusNoRecord, StatusUnavailable, StatusSkipped}
+
+// knownStatus returns s's index in knownStatuses, or -1.
+func knownStatus(s Status) int {
+	switch s {
+	case StatusRecycled:
+		return 0
+	case StatusNotRecycled:
+		return 1
+	case StatusNoActivationDate:
+		return 2
+	case StatusNoRecord:
+		return 3
+	case StatusUnavailable:
+		return 4
+	case StatusSkipped:
+		return 5
+	}
+	return -1
 }
 
 func newCounters() counters {
@@ -46,18 +72,24 @@ func newCounters() counters {
 
 // count adds a finished record.
 func (c *counters) count(o outcome) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	if o.class != "" {
-		c.deadLettered.Add(1)
+		c.mu.Lock()
 		c.byClass[o.class]++
+		c.mu.Unlock()
+		c.deadLettered.Add(1)
 		return
 	}
-	c.produced.Add(1)
+	if i := knownStatus(o.status); i >= 0 {
+		c.known[i].Add(1)
+	} else {
+		c.mu.Lock()
+		c.byStatus[o.status]++
+		c.mu.Unlock()
+	}
 	if o.status == StatusUnavailable {
 		c.unavailable.Add(1)
 	}
-	c.byStatus[o.status]++
+	c.produced.Add(1)
 }
 
 // Stats returns a snapshot of the processor's counters. It is safe to call
@@ -80,6 +112,11 @@ func (p *Processor) Stats() Stats {
 	defer p.stats.mu.Unlock()
 	for k, v := range p.stats.byStatus {
 		s.ByStatus[k] = v
+	}
+	for i, st := range knownStatuses {
+		if v := p.stats.known[i].Load(); v != 0 {
+			s.ByStatus[st] = v
+		}
 	}
 	for k, v := range p.stats.byClass {
 		s.ByErrorClass[k] = v
