@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // ErrInputTopicMissing is returned by Run when the input topic does not
@@ -61,6 +62,8 @@ func (p *Processor) ensureTopics(ctx context.Context) error {
 			// A replay's outputs keep their inputs' old timestamps: the
 			// broker's default time retention (7 days) would delete them.
 			configs = map[string]*string{"retention.ms": kadm.StringPtr("-1")}
+		} else {
+			configs = p.inputRetention(ctx, adm)
 		}
 		resp, err := adm.CreateTopic(ctx, int32(len(in.Partitions)), -1, configs, t)
 		if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
@@ -72,15 +75,44 @@ func (p *Processor) ensureTopics(ctx context.Context) error {
 		if err != nil { // created meanwhile by someone else
 			existing = append(existing, t)
 		} else {
-			if configs != nil {
-				p.log.Info("created topic", "topic", t, "partitions", len(in.Partitions), "retention.ms", -1)
+			if v := configs["retention.ms"]; v != nil {
+				p.log.Info("created topic", "topic", t, "partitions", len(in.Partitions), "retention.ms", *v)
 			} else {
 				p.log.Info("created topic", "topic", t, "partitions", len(in.Partitions))
 			}
 		}
 	}
-	if p.cfg.Range != nil && !p.cfg.IgnoreRetention {
+	switch {
+	case p.cfg.Range == nil:
+		p.warnExpiringOutputs(ctx, adm, existing)
+	case !p.cfg.IgnoreRetention:
 		return p.checkReplayRetention(ctx, adm, existing)
+	}
+	return nil
+}
+
+// inputRetention is the configuration a live run creates its output and
+// dead-letter topics with: the input's retention.ms, when the input topic
+// sets its own, so that outputs are kept as long as the inputs they come
+// from (they share their timestamps); nil (the broker's defaults) otherwise,
+// or when the broker does not say.
+func (p *Processor) inputRetention(ctx context.Context, adm *kadm.Client) map[string]*string {
+	described, err := adm.DescribeTopicConfigs(ctx, p.cfg.InputTopic)
+	var rc kadm.ResourceConfig
+	if err == nil {
+		rc, err = described.On(p.cfg.InputTopic, nil)
+	}
+	if err == nil {
+		err = rc.Err
+	}
+	if err != nil {
+		p.log.Info("could not read the input topic's retention; creating topics with the broker's default", "err", err)
+		return nil
+	}
+	for _, c := range rc.Configs {
+		if c.Key == "retention.ms" && c.Value != nil && c.Source == kmsg.ConfigSourceDynamicTopicConfig {
+			return map[string]*string{"retention.ms": kadm.StringPtr(*c.Value)}
+		}
 	}
 	return nil
 }
@@ -92,20 +124,38 @@ var ErrOutputsWouldExpire = errors.New("the topic's retention would delete the r
 
 // checkReplayRetention refuses a replay (Range) that writes outputs or dead
 // letters older than their topic keeps records; topics are the output and
-// dead-letter topics that existed before the replay. Outputs keep their inputs'
-// timestamps and Kafka's time retention judges records by them, so those
-// would be deleted at the broker's next retention check, before (or while)
-// anyone reads them. A record of the range counts as too old when the input's
-// time index puts it before now minus the topic's retention.ms. Topics
-// without time retention (retention.ms -1, no "delete" cleanup policy, or
-// LogAppendTime timestamps) pass.
+// dead-letter topics that existed before the replay (see expiringOutputs).
 func (p *Processor) checkReplayRetention(ctx context.Context, adm *kadm.Client, topics []string) error {
-	if len(topics) == 0 {
-		return nil // created without time retention (and a broker may not describe a new topic yet)
+	problems, err := p.expiringOutputs(ctx, adm, topics, p.cfg.Range, "range")
+	if err != nil {
+		return fmt.Errorf("%w (to start the replay without this check: IgnoreRetention; twosell replay --ignore-retention)", err)
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %s. Their outputs keep their timestamps, and the broker would delete them at its next retention check. "+
+		"Give the topic a longer retention (kafka-configs --alter --entity-type topics --entity-name <topic> --add-config retention.ms=-1), "+
+		"replay into a new topic (created with retention.ms=-1), or start the replay anyway (IgnoreRetention; twosell replay --ignore-retention)",
+		ErrOutputsWouldExpire, strings.Join(problems, "; "))
+}
+
+// expiringOutputs says, for each of topics whose time retention is shorter
+// than the age of some records of rng (input offsets by partition), which
+// records those are. Outputs and dead letters keep their inputs' timestamps,
+// and Kafka's time retention judges records by them: those outputs would be
+// deleted at the broker's next retention check, before (or while) anyone
+// reads them. A record counts as too old when the input's time index puts it
+// before now minus the topic's retention.ms: the records before the first
+// one younger than that (an older record after a younger one is not
+// counted). Topics without time retention (retention.ms -1, no "delete"
+// cleanup policy, or LogAppendTime timestamps) have none.
+func (p *Processor) expiringOutputs(ctx context.Context, adm *kadm.Client, topics []string, rng map[int32]OffsetRange, what string) ([]string, error) {
+	if len(topics) == 0 || len(rng) == 0 {
+		return nil, nil
 	}
 	described, err := adm.DescribeTopicConfigs(ctx, topics...)
 	if err != nil {
-		return fmt.Errorf("processor: describing topics %v: %w", topics, err)
+		return nil, fmt.Errorf("processor: describing topics %v: %w", topics, err)
 	}
 	now := time.Now() // the broker's clock judges retention, not Config.Now
 	var problems []string
@@ -115,7 +165,7 @@ func (p *Processor) checkReplayRetention(ctx context.Context, adm *kadm.Client, 
 			err = rc.Err
 		}
 		if err != nil {
-			return fmt.Errorf("processor: describing topic %q: %w", t, err)
+			return nil, fmt.Errorf("processor: describing topic %q: %w", t, err)
 		}
 		retention, ok := timeRetention(rc.Configs)
 		if !ok {
@@ -126,12 +176,12 @@ func (p *Processor) checkReplayRetention(ctx context.Context, adm *kadm.Client, 
 			err = listed.Error()
 		}
 		if err != nil {
-			return fmt.Errorf("processor: listing offsets of %q by time: %w", p.cfg.InputTopic, err)
+			return nil, fmt.Errorf("processor: listing offsets of %q by time: %w", p.cfg.InputTopic, err)
 		}
 		var old int64
 		var parts []string
-		for _, part := range slices.Sorted(maps.Keys(p.cfg.Range)) {
-			r := p.cfg.Range[part]
+		for _, part := range slices.Sorted(maps.Keys(rng)) {
+			r := rng[part]
 			o, ok := listed.Lookup(p.cfg.InputTopic, part)
 			if !ok {
 				continue
@@ -142,17 +192,77 @@ func (p *Processor) checkReplayRetention(ctx context.Context, adm *kadm.Client, 
 			}
 		}
 		if old > 0 {
-			problems = append(problems, fmt.Sprintf("topic %q keeps records %s (retention.ms=%d), and %d records of the range are older than that (partition:[offsets) %s)",
-				t, retention, retention.Milliseconds(), old, strings.Join(parts, " ")))
+			problems = append(problems, fmt.Sprintf("topic %q keeps records %s (retention.ms=%d), and %d records of the %s are older than that (partition:[offsets) %s)",
+				t, retention, retention.Milliseconds(), old, what, strings.Join(parts, " ")))
 		}
 	}
-	if len(problems) == 0 {
-		return nil
+	return problems, nil
+}
+
+// warnExpiringOutputs warns, at the start of a group's run, when the output
+// or dead-letter topic would delete the outputs of records the group has yet
+// to process (a new group starts at the input's beginning; a group may come
+// back after long lag). It is a check, not a condition: when the broker does
+// not let it see the configurations or offsets, it says so and the run goes
+// on.
+func (p *Processor) warnExpiringOutputs(ctx context.Context, adm *kadm.Client, topics []string) {
+	rng, err := p.groupBacklog(ctx, adm)
+	var problems []string
+	if err == nil {
+		problems, err = p.expiringOutputs(ctx, adm, topics, rng, "backlog")
 	}
-	return fmt.Errorf("%w: %s. Their outputs keep their timestamps, and the broker would delete them at its next retention check. "+
-		"Give the topic a longer retention (kafka-configs --alter --entity-type topics --entity-name <topic> --add-config retention.ms=-1), "+
-		"replay into a new topic (created with retention.ms=-1), or start the replay anyway (IgnoreRetention; twosell replay --ignore-retention)",
-		ErrOutputsWouldExpire, strings.Join(problems, "; "))
+	if err != nil {
+		p.log.Info("could not check the output topics' retention against the backlog", "err", err)
+		return
+	}
+	for _, problem := range problems {
+		p.log.Warn("outputs of the group's backlog would be deleted as soon as they are written: "+problem+
+			"; give the topic at least the input's retention", "group", p.cfg.Group, "input_topic", p.cfg.InputTopic)
+	}
+}
+
+// groupBacklog is what the group has yet to process of each input
+// partition: from its committed offset (the log start without one) to the
+// end.
+func (p *Processor) groupBacklog(ctx context.Context, adm *kadm.Client) (map[int32]OffsetRange, error) {
+	committed, err := adm.FetchOffsets(ctx, p.cfg.Group)
+	if err == nil {
+		err = committed.Error()
+	}
+	if errors.Is(err, kerr.GroupIDNotFound) {
+		committed, err = nil, nil // a new group: nothing committed
+	}
+	if err != nil {
+		return nil, fmt.Errorf("processor: fetching the group's offsets: %w", err)
+	}
+	starts, err := adm.ListStartOffsets(ctx, p.cfg.InputTopic)
+	if err == nil {
+		err = starts.Error()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("processor: listing start offsets: %w", err)
+	}
+	ends, err := adm.ListEndOffsets(ctx, p.cfg.InputTopic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("processor: listing end offsets: %w", err)
+	}
+	rng := make(map[int32]OffsetRange)
+	ends.Each(func(e kadm.ListedOffset) {
+		from := int64(0)
+		if s, ok := starts.Lookup(e.Topic, e.Partition); ok {
+			from = s.Offset
+		}
+		if c, ok := committed.Lookup(e.Topic, e.Partition); ok && c.At > from {
+			from = c.At
+		}
+		if from < e.Offset {
+			rng[e.Partition] = OffsetRange{Start: from, End: e.Offset}
+		}
+	})
+	return rng, nil
 }
 
 // timeRetention returns a topic's time retention, if it deletes records by
