@@ -106,6 +106,7 @@ func (p *Processor) nudge(ctx context.Context, cl *kgo.Client, topic string, par
 		if o, ok := starts.Lookup(topic, part); ok && o.Err == nil && o.Offset > from {
 			p.log.Warn("replay: the broker deleted records of the range before they were read (retention?); they are not replayed",
 				"topic", topic, "partition", part, "from", from, "to", min(o.Offset, rp.end))
+			p.stats.deleted.Add(min(o.Offset, rp.end) - from)
 			if o.Offset >= rp.end {
 				rp.reached = true // nothing of the range is left
 				continue

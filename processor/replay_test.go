@@ -271,9 +271,12 @@ func TestReplayEndsWhenItsRangeWasDeleted(t *testing.T) {
 			deleted <- err
 		}()
 	}}
-	h.replay(rng, kgo.WithHooks(hook))
+	p := h.replay(rng, kgo.WithHooks(hook))
 	if err := <-deleted; err != nil {
 		t.Fatalf("deleting partition 1's records: %v", err)
+	}
+	if s := p.Stats(); s.Deleted != rng[1].End || s.Consumed != 20 {
+		t.Errorf("stats: %d records read, %d deleted; want 20 read and the %d of partition 1 deleted", s.Consumed, s.Deleted, rng[1].End)
 	}
 	if got := len(h.kafka.ConsumeAll(t.Context(), h.out)); got != 20 {
 		t.Errorf("%d outputs; want the 20 events of partition 0 (partition 1's were deleted before they were read)", got)

@@ -12,8 +12,11 @@ type Stats struct {
 	DeadLettered int64 // dead letters acknowledged by Kafka
 	// Unavailable counts events emitted with status "unavailable"
 	// (EmitUnavailable only).
-	Unavailable      int64
-	Commits          int64            // partition offsets committed
+	Unavailable int64
+	Commits     int64 // partition offsets committed
+	// Deleted counts records of a replay's range that the broker deleted
+	// (retention) before they were read: they are not replayed.
+	Deleted          int64
 	PausedPartitions int              // partitions whose fetching is paused now
 	HeldPartitions   int              // partitions holding a record back for the provider now
 	InFlight         int              // records being processed now (at most MaxInFlight)
@@ -32,8 +35,8 @@ type Stats struct {
 }
 
 type counters struct {
-	consumed, produced, deadLettered, unavailable, commits atomic.Int64
-	paused                                                 atomic.Int32
+	consumed, produced, deadLettered, unavailable, commits, deleted atomic.Int64
+	paused                                                          atomic.Int32
 
 	// Outputs by status: the statuses twosell writes in lock-free counters
 	// (one count per output, from the producer's goroutines), any other
@@ -101,6 +104,7 @@ func (p *Processor) Stats() Stats {
 		DeadLettered:     p.stats.deadLettered.Load(),
 		Unavailable:      p.stats.unavailable.Load(),
 		Commits:          p.stats.commits.Load(),
+		Deleted:          p.stats.deleted.Load(),
 		PausedPartitions: int(p.stats.paused.Load()),
 		HeldPartitions:   int(p.held.Load()),
 		InFlight:         len(p.slots),

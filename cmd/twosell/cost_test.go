@@ -598,3 +598,25 @@ func TestReplayProgressBar(t *testing.T) {
 		t.Errorf("not a terminal: %q, want plain lines", lines.String())
 	}
 }
+
+// The summary says how many records of the range the broker deleted before
+// they were read, loudly, and only when there are some.
+func TestReplaySummaryDeleted(t *testing.T) {
+	for _, deleted := range []int64{0, 20} {
+		var text, js syncBuffer
+		s := replaySummary{Complete: true, Total: 40, Events: 40 - deleted, Deleted: deleted, Outputs: 40 - deleted}
+		if err := printSummary(&text, s, false); err != nil {
+			t.Fatal(err)
+		}
+		if err := printSummary(&js, s, true); err != nil {
+			t.Fatal(err)
+		}
+		line := fmt.Sprintf("NOT REPLAYED   %d", deleted)
+		if got := strings.Contains(text.String(), line); got != (deleted > 0) {
+			t.Errorf("deleted %d: summary says %q: %v\n%s", deleted, line, got, text.String())
+		}
+		if !strings.Contains(js.String(), fmt.Sprintf(`"deleted":%d`, deleted)) {
+			t.Errorf("deleted %d: JSON summary %s", deleted, js.String())
+		}
+	}
+}

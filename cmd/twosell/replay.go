@@ -38,8 +38,9 @@ type replayOptions struct {
 type replaySummary struct {
 	Complete     bool             `json:"complete"`
 	Seconds      float64          `json:"seconds"`
-	Total        int64            `json:"total"`  // offsets in the range
-	Events       int64            `json:"events"` // records read
+	Total        int64            `json:"total"`   // offsets in the range
+	Events       int64            `json:"events"`  // records read
+	Deleted      int64            `json:"deleted"` // records of the range the broker deleted before they were read
 	Outputs      int64            `json:"outputs"`
 	DeadLetters  int64            `json:"dead_letters"`
 	ByStatus     map[string]int64 `json:"by_status"`
@@ -332,7 +333,7 @@ func parsePartitionOffsets(flagName, s string) (map[int32]int64, error) {
 func summarize(s processor.Stats, cfg *config.Config, total int64, took time.Duration, complete bool) replaySummary {
 	out := replaySummary{
 		Complete: complete, Seconds: took.Seconds(), Total: total,
-		Events: s.Consumed, Outputs: s.Produced, DeadLetters: s.DeadLettered,
+		Events: s.Consumed, Deleted: s.Deleted, Outputs: s.Produced, DeadLetters: s.DeadLettered,
 		ByStatus:  make(map[string]int64, len(s.ByStatus)),
 		PaidCalls: s.PaidCalls, CacheAnswers: sum(s.CacheAnswers), Coalesced: s.Coalesced, Skipped: s.Skipped,
 		PricePerCall: cfg.Juhe.PricePerCall, CostCNY: s.SpendCNY,
@@ -374,6 +375,9 @@ func printSummary(w io.Writer, s replaySummary, asJSON bool) error {
 `, state, time.Duration(s.Seconds*float64(time.Second)).Round(time.Millisecond), s.Events, s.Total, s.EventsPerSec,
 		s.Outputs, strings.Join(statuses, ", "), s.OutputTopic, s.DeadLetters, s.DLQTopic,
 		s.PaidCalls, s.CacheAnswers, s.Coalesced, s.Skipped, s.CostCNY, s.PaidCalls, s.PricePerCall)
+	if err == nil && s.Deleted > 0 {
+		_, err = fmt.Fprintf(w, "  NOT REPLAYED   %d  (deleted by the broker before they were read: the input's retention; see the WARN lines)\n", s.Deleted)
+	}
 	return err
 }
 
