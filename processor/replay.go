@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -48,6 +49,7 @@ type replayPartition struct {
 	end     int64 // Range.End
 	reached bool  // a record (or control record) at End-1 or later was read: nothing more to fetch
 	last    int64 // offset of the last record handed to the worker; -1 before any
+	next    int64 // the offset after the last record (or control record) read; 0 before any
 }
 
 // finished reports whether the partition's range is fetched and every record
@@ -107,6 +109,7 @@ func (p *Processor) nudge(ctx context.Context, cl *kgo.Client, topic string, par
 			p.log.Warn("replay: the broker deleted records of the range before they were read (retention?); they are not replayed",
 				"topic", topic, "partition", part, "from", from, "to", min(o.Offset, rp.end))
 			p.stats.deleted.Add(min(o.Offset, rp.end) - from)
+			rp.next = max(rp.next, o.Offset)
 			if o.Offset >= rp.end {
 				rp.reached = true // nothing of the range is left
 				continue
@@ -124,6 +127,51 @@ func (p *Processor) nudge(ctx context.Context, cl *kgo.Client, topic string, par
 		"topic", topic, "partitions", names, "after", replayStallAfter)
 	cl.ResumeFetchPartitions(map[string][]int32{topic: slices.Collect(maps.Keys(offsets))})
 	cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{topic: offsets})
+}
+
+// outOfRange takes the partitions whose fetch fell below the log start: the
+// broker deleted records of the range before they were read (retention:
+// replayed events are old). They are counted and logged as not replayed, and
+// the partition resumes at the log start, or is done if that is past its
+// end. mu guards parts.
+func (p *Processor) outOfRange(ctx context.Context, cl *kgo.Client, topic string, parts map[int32]*replayPartition, mu *sync.Mutex, lost []int32) {
+	listCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	starts, err := kadm.NewClient(cl).ListStartOffsets(listCtx, topic)
+	if err == nil {
+		err = starts.Error()
+	}
+	if err != nil {
+		// The fetch reports the error again: the next poll tries again.
+		p.log.Warn("replay: a partition's next records are gone and its log start could not be listed", "topic", topic, "partitions", lost, "err", err)
+		return
+	}
+	offsets := make(map[int32]kgo.EpochOffset)
+	mu.Lock()
+	defer mu.Unlock()
+	for _, part := range lost {
+		rp, ok := parts[part]
+		o, listed := starts.Lookup(topic, part)
+		if !ok || !listed || o.Err != nil {
+			continue
+		}
+		from := max(rp.next, rp.start)
+		if o.Offset > from {
+			p.log.Warn("replay: the broker deleted records of the range before they were read (retention?); they are not replayed",
+				"topic", topic, "partition", part, "from", from, "to", min(o.Offset, rp.end))
+			p.stats.deleted.Add(min(o.Offset, rp.end) - from)
+		}
+		rp.next = max(rp.next, o.Offset)
+		if o.Offset >= rp.end {
+			rp.reached = true // nothing of the range is left
+			cl.PauseFetchPartitions(map[string][]int32{topic: {part}})
+			continue
+		}
+		offsets[part] = kgo.EpochOffset{Epoch: -1, Offset: o.Offset}
+	}
+	if len(offsets) > 0 {
+		cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{topic: offsets})
+	}
 }
 
 // runReplay processes Config.Range of the input topic and returns when every
@@ -152,6 +200,12 @@ func (p *Processor) runReplay(ctx context.Context) error {
 		// broker's session, which keeps answering for it. A replay on a real
 		// broker once waited for ever on a partition short of its end.
 		kgo.DisableFetchSessions(),
+		// A replay reads old records, which the broker's retention may
+		// delete before they are read. Without this, franz-go would resume
+		// a partition that fell below its log start at the log start
+		// without a word; with it, the fetch reports OFFSET_OUT_OF_RANGE
+		// and outOfRange counts and logs what was lost before moving on.
+		kgo.ConsumeResetOffset(kgo.NoResetOffset()),
 		kgo.WithHooks(p.hooks...),
 	)
 	cl, err := kgo.NewClient(opts...)
@@ -212,7 +266,17 @@ func (p *Processor) runReplay(ctx context.Context) error {
 		if fetches.IsClientClosed() {
 			break
 		}
-		p.logFetchErrors(fetches)
+		var lost []int32
+		fetches.EachError(func(t string, part int32, err error) {
+			if t == topic && errors.Is(err, kerr.OffsetOutOfRange) {
+				lost = append(lost, part)
+			} else if !errors.Is(err, context.Canceled) {
+				p.log.Warn("fetch error; the client retries", "topic", t, "partition", part, "err", err)
+			}
+		})
+		if len(lost) > 0 {
+			p.outOfRange(pollCtx, cl, topic, parts, &mu, lost)
+		}
 		fetches.EachPartition(func(ftp kgo.FetchTopicPartition) {
 			mu.Lock()
 			rp := parts[ftp.Partition]
@@ -237,6 +301,7 @@ func (p *Processor) runReplay(ctx context.Context) error {
 				rp.w.enqueue(keep)
 			}
 			mu.Lock()
+			rp.next = max(rp.next, ftp.Records[len(ftp.Records)-1].Offset+1)
 			if len(keep) > 0 {
 				rp.last = keep[len(keep)-1].Offset
 			}

@@ -375,3 +375,47 @@ func TestReplayRefusesOutputsItsTopicWouldDelete(t *testing.T) {
 		}
 	}
 }
+
+// deleteAfterFirstBatch deletes a partition's records below at once the
+// replay has read its first batch: retention catching up with a replay.
+type deleteAfterFirstBatch struct {
+	adm  *kadm.Client
+	at   int64
+	once sync.Once
+	err  error
+}
+
+func (h *deleteAfterFirstBatch) OnFetchBatchRead(_ kgo.BrokerMetadata, topic string, partition int32, _ kgo.FetchBatchMetrics) {
+	h.once.Do(func() {
+		_, h.err = h.adm.DeleteRecords(context.Background(), kadm.Offsets{topic: {partition: {Topic: topic, Partition: partition, At: h.at}}})
+	})
+}
+
+// Records of the range that the broker deletes while a replay reads them
+// are counted and logged as not replayed (franz-go alone would resume at the
+// log start without a word), and the replay ends with the rest.
+func TestReplayCountsRecordsDeletedWhileReading(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, 1)
+	cl := h.kafka.Client(kgo.ProducerLinger(0))
+	for i := range 40 { // a batch each
+		if err := cl.ProduceSync(t.Context(), event(h.in, i, false)).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ends := h.endOffsets()
+	hook := &deleteAfterFirstBatch{adm: kadm.NewClient(h.kafka.Client()), at: 30}
+	p := h.replay(map[int32]processor.OffsetRange{0: {Start: 0, End: ends[0]}},
+		kgo.FetchMaxBytes(1), kgo.FetchMaxPartitionBytes(1), kgo.WithHooks(hook))
+	if hook.err != nil {
+		t.Fatalf("deleting records: %v", hook.err)
+	}
+	s := p.Stats()
+	if s.Deleted < 20 || s.Deleted+s.Consumed != 40 || s.Produced != s.Consumed {
+		t.Errorf("stats: %d read, %d deleted, %d outputs; want every one of the 40 either read (and output) or counted deleted, most deleted",
+			s.Consumed, s.Deleted, s.Produced)
+	}
+	if got := len(h.kafka.ConsumeAll(t.Context(), h.out)); int64(got) != s.Consumed {
+		t.Errorf("%d outputs, want one per record read (%d)", got, s.Consumed)
+	}
+}
