@@ -90,6 +90,21 @@ func (c *Cluster) CreateTopics(partitions int32, topics ...string) {
 	if err != nil {
 		c.t.Fatalf("creating topics %v: %v", topics, err)
 	}
+	// A real broker answers CreateTopics before its metadata lists the
+	// topics: a test that runs a processor at once (no produce first, which
+	// retries) would find its input missing.
+	WaitFor(c.t, func() bool {
+		listed, err := adm.ListTopics(ctx, topics...)
+		if err != nil {
+			return false
+		}
+		for _, t := range topics {
+			if d, ok := listed[t]; !ok || d.Err != nil || len(d.Partitions) != int(partitions) {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // Produce writes records synchronously.
