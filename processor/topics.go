@@ -49,6 +49,8 @@ func (p *Processor) ensureTopics(ctx context.Context) error {
 		return fmt.Errorf("processor: input topic %q: %w", p.cfg.InputTopic, in.Err)
 	}
 	var existing []string // the output topics this call did not create
+	var configs map[string]*string
+	described := false
 	for _, t := range slices.Compact([]string{p.cfg.OutputTopic, p.cfg.DLQTopic}) {
 		if topics.Has(t) {
 			existing = append(existing, t)
@@ -57,13 +59,13 @@ func (p *Processor) ensureTopics(ctx context.Context) error {
 		if !p.cfg.CreateTopics {
 			return fmt.Errorf("%w: %q", ErrTopicMissing, t)
 		}
-		var configs map[string]*string
-		if p.cfg.Range != nil {
+		switch {
+		case p.cfg.Range != nil:
 			// A replay's outputs keep their inputs' old timestamps: the
 			// broker's default time retention (7 days) would delete them.
 			configs = map[string]*string{"retention.ms": kadm.StringPtr("-1")}
-		} else {
-			configs = p.inputRetention(ctx, adm)
+		case !described:
+			configs, described = p.inputRetention(ctx, adm), true
 		}
 		resp, err := adm.CreateTopic(ctx, int32(len(in.Partitions)), -1, configs, t)
 		if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
