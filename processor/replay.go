@@ -133,8 +133,9 @@ func (p *Processor) nudge(ctx context.Context, cl *kgo.Client, topic string, par
 // broker deleted records of the range before they were read (retention:
 // replayed events are old). They are counted and logged as not replayed, and
 // the partition resumes at the log start, or is done if that is past its
-// end. mu guards parts.
-func (p *Processor) outOfRange(ctx context.Context, cl *kgo.Client, topic string, parts map[int32]*replayPartition, mu *sync.Mutex, lost []int32) {
+// end. mu guards parts. It reports false if it could not list the log
+// start: the fetch reports the partitions again.
+func (p *Processor) outOfRange(ctx context.Context, cl *kgo.Client, topic string, parts map[int32]*replayPartition, mu *sync.Mutex, lost []int32) bool {
 	listCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	starts, err := kadm.NewClient(cl).ListStartOffsets(listCtx, topic)
@@ -142,9 +143,8 @@ func (p *Processor) outOfRange(ctx context.Context, cl *kgo.Client, topic string
 		err = starts.Error()
 	}
 	if err != nil {
-		// The fetch reports the error again: the next poll tries again.
-		p.log.Warn("replay: a partition's next records are gone and its log start could not be listed", "topic", topic, "partitions", lost, "err", err)
-		return
+		p.log.Warn("replay: a partition's next records are gone and its log start could not be listed; trying again", "topic", topic, "partitions", lost, "err", err)
+		return false
 	}
 	offsets := make(map[int32]kgo.EpochOffset)
 	mu.Lock()
@@ -172,6 +172,7 @@ func (p *Processor) outOfRange(ctx context.Context, cl *kgo.Client, topic string
 	if len(offsets) > 0 {
 		cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{topic: offsets})
 	}
+	return true
 }
 
 // runReplay processes Config.Range of the input topic and returns when every
@@ -261,6 +262,7 @@ func (p *Processor) runReplay(ctx context.Context) error {
 		}
 	})
 
+	var listFailed time.Time // when outOfRange last could not list the log start
 	for pollCtx.Err() == nil {
 		fetches := cl.PollRecords(pollCtx, p.cfg.MaxPollRecords)
 		if fetches.IsClientClosed() {
@@ -274,8 +276,10 @@ func (p *Processor) runReplay(ctx context.Context) error {
 				p.log.Warn("fetch error; the client retries", "topic", t, "partition", part, "err", err)
 			}
 		})
-		if len(lost) > 0 {
-			p.outOfRange(pollCtx, cl, topic, parts, &mu, lost)
+		if len(lost) > 0 && time.Since(listFailed) >= time.Second {
+			if !p.outOfRange(pollCtx, cl, topic, parts, &mu, lost) {
+				listFailed = time.Now() // the fetch reports it again at once: not in a tight loop
+			}
 		}
 		fetches.EachPartition(func(ftp kgo.FetchTopicPartition) {
 			mu.Lock()
