@@ -2,6 +2,7 @@ package juhe
 
 import (
 	"errors"
+	"fmt"
 	"net/url"
 	"strings"
 	"testing"
@@ -74,5 +75,25 @@ func TestBreakerClassification(t *testing.T) {
 		if breakerExcluded(err) {
 			t.Errorf("%s: excluded", class)
 		}
+	}
+}
+
+// calendarDay accepts exactly the yyyymmdd strings time.Parse accepts.
+func TestCalendarDay(t *testing.T) {
+	check := func(d string) {
+		_, err := time.Parse("20060102", d)
+		if got := calendarDay(d); got != (err == nil) {
+			t.Fatalf("calendarDay(%q) = %v; time.Parse: %v", d, got, err)
+		}
+	}
+	for _, y := range []int{0, 1, 1900, 1999, 2000, 2023, 2024, 2100, 9999} {
+		for m := 0; m <= 13; m++ {
+			for d := 0; d <= 32; d++ {
+				check(fmt.Sprintf("%04d%02d%02d", y, m, d))
+			}
+		}
+	}
+	for _, d := range []string{"2024010a", "+2024010", "2024 101", "20240230", "2024-1-1", "２０２４0101"[:8]} {
+		check(d)
 	}
 }
