@@ -11,18 +11,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// createTopic creates topic with configs and 2 partitions.
-func createTopic(t *testing.T, adm *kadm.Client, topic string, configs map[string]*string) {
-	t.Helper()
-	created, err := adm.CreateTopics(t.Context(), 2, -1, configs, topic)
-	if err == nil {
-		err = created.Error()
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
 // topicRetention reads a topic's retention.ms.
 func topicRetention(t *testing.T, adm *kadm.Client, topic string) string {
 	t.Helper()
@@ -55,7 +43,7 @@ func TestRunOutputsKeptAsLongAsInputs(t *testing.T) {
 	adm := kadm.NewClient(h.kafka.Client())
 	month := fmt.Sprint(int64(30 * 24 * time.Hour / time.Millisecond))
 	in := h.kafka.Name("registrations-30d")
-	createTopic(t, adm, in, map[string]*string{"retention.ms": kadm.StringPtr(month)})
+	h.kafka.CreateTopicsWith(2, map[string]*string{"retention.ms": kadm.StringPtr(month)}, in)
 
 	cfg := h.config(answer)
 	cfg.InputTopic = in
@@ -76,9 +64,9 @@ func TestRunOutputsKeptAsLongAsInputs(t *testing.T) {
 	// An output topic that keeps a day, and a backlog two days old.
 	day := fmt.Sprint(int64(24 * time.Hour / time.Millisecond))
 	out := h.kafka.Name("enriched-1d")
-	createTopic(t, adm, out, map[string]*string{"retention.ms": kadm.StringPtr(day)})
+	h.kafka.CreateTopicsWith(2, map[string]*string{"retention.ms": kadm.StringPtr(day)}, out)
 	backlog := h.kafka.Name("registrations-backlog")
-	createTopic(t, adm, backlog, map[string]*string{"retention.ms": kadm.StringPtr(month)})
+	h.kafka.CreateTopicsWith(2, map[string]*string{"retention.ms": kadm.StringPtr(month)}, backlog)
 	var recs []*kgo.Record
 	for i := range 4 {
 

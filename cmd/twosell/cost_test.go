@@ -418,14 +418,7 @@ func TestReplayRanges(t *testing.T) {
 	// 2024-dated outputs at once: the replay is refused and says what to
 	// do; --ignore-retention starts it anyway.
 	week := k.Name("replay-7d")
-	created, err := kadm.NewClient(k.Client()).CreateTopics(t.Context(), 3, -1,
-		map[string]*string{"retention.ms": kadm.StringPtr("604800000")}, week)
-	if err == nil {
-		err = created.Error()
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	k.CreateTopicsWith(3, map[string]*string{"retention.ms": kadm.StringPtr("604800000")}, week)
 	window := []string{"--from", base.Add(10 * time.Minute).Format(time.RFC3339), "--to", base.Add(20 * time.Minute).Format(time.RFC3339)}
 	var refused, refusedErr syncBuffer
 	if code := Main(t.Context(), replayArgs(cfg, week, window...), &refused, &refusedErr); code != 1 ||

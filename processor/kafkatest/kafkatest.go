@@ -80,10 +80,17 @@ func (c *Cluster) Client(opts ...kgo.Opt) *kgo.Client {
 // CreateTopics creates topics with the given partition count.
 func (c *Cluster) CreateTopics(partitions int32, topics ...string) {
 	c.t.Helper()
+	c.CreateTopicsWith(partitions, nil, topics...)
+}
+
+// CreateTopicsWith creates topics with the given partition count and topic
+// configs (retention.ms, ...).
+func (c *Cluster) CreateTopicsWith(partitions int32, configs map[string]*string, topics ...string) {
+	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	adm := kadm.NewClient(c.Client())
-	resp, err := adm.CreateTopics(ctx, partitions, 1, nil, topics...)
+	resp, err := adm.CreateTopics(ctx, partitions, 1, configs, topics...)
 	if err == nil {
 		err = resp.Error()
 	}
