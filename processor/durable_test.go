@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -28,39 +27,20 @@ func TestOutputWaitsForTheLedger(t *testing.T) {
 	if h.kafka.Fake == nil {
 		t.Skip("holds produce requests back with kfake's control functions")
 	}
-	ledgerTopic := h.kafka.Name("ledger")
 	var calls atomic.Int64
-	provider := processor.EnricherFunc(func(_ context.Context, l processor.Lookup) (processor.Result, error) {
+	cost, ledgerTopic, ledgerID := h.ledgerCost(processor.EnricherFunc(func(_ context.Context, l processor.Lookup) (processor.Result, error) {
 		calls.Add(1)
 		return fakeAnswer(l), nil
-	})
-	cost, err := processor.NewCostControl(provider, processor.CostConfig{
-		Secret: []byte("s"),
-		Ledger: &processor.LedgerConfig{ClientOpts: []kgo.Opt{kgo.SeedBrokers(h.kafka.Brokers...)}, Topic: ledgerTopic, CreateTopic: true},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cost.Open(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cost.Close(context.Background()) })
-	td, err := kadm.NewClient(h.kafka.Client()).ListTopics(t.Context(), ledgerTopic)
-	if err != nil || !td.Has(ledgerTopic) {
-		t.Fatalf("the ledger topic: %v", err)
-	}
-	ledgerID := td[ledgerTopic].ID // produce requests name topics by id from v13
+	}), nil)
 	release := make(chan struct{})
 	releaseLedger := sync.OnceFunc(func() { close(release) })
 	t.Cleanup(releaseLedger) // before the cost control's Close, which flushes the ledger
 	var held atomic.Int64
 	h.kafka.Fake.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		h.kafka.Fake.KeepControl()
-		for _, tp := range req.(*kmsg.ProduceRequest).Topics {
-			if tp.Topic == ledgerTopic || tp.TopicID == ledgerID {
-				held.Add(1)
-				h.kafka.Fake.SleepControl(func() { <-release })
-			}
+		if writesTopic(req.(*kmsg.ProduceRequest), ledgerTopic, ledgerID) {
+			held.Add(1)
+			h.kafka.Fake.SleepControl(func() { <-release })
 		}
 		return nil, nil, false // handled by the broker as usual
 	})
@@ -98,50 +78,17 @@ func TestLedgerWriteFailureKeepsTheAnswer(t *testing.T) {
 	if h.kafka.Fake == nil {
 		t.Skip("refuses the ledger's produce requests with kfake's control functions")
 	}
-	ledgerTopic := h.kafka.Name("ledger")
 	var logs safeBuffer
-	cost, err := processor.NewCostControl(processor.EnricherFunc(func(_ context.Context, l processor.Lookup) (processor.Result, error) {
+	cost, ledgerTopic, ledgerID := h.ledgerCost(processor.EnricherFunc(func(_ context.Context, l processor.Lookup) (processor.Result, error) {
 		return fakeAnswer(l), nil
-	}), processor.CostConfig{
-		Secret: []byte("s"),
-		Ledger: &processor.LedgerConfig{ClientOpts: []kgo.Opt{kgo.SeedBrokers(h.kafka.Brokers...)}, Topic: ledgerTopic, CreateTopic: true},
-		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cost.Open(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cost.Close(context.Background()) })
-	td, err := kadm.NewClient(h.kafka.Client()).ListTopics(t.Context(), ledgerTopic)
-	if err != nil || !td.Has(ledgerTopic) {
-		t.Fatalf("the ledger topic: %v", err)
-	}
-	ledgerID := td[ledgerTopic].ID
+	}), slog.New(slog.NewTextHandler(&logs, nil)))
 	h.kafka.Fake.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		h.kafka.Fake.KeepControl()
 		pr := req.(*kmsg.ProduceRequest)
-		writesLedger := false
-		for _, tp := range pr.Topics {
-			writesLedger = writesLedger || tp.Topic == ledgerTopic || tp.TopicID == ledgerID
-		}
-		if !writesLedger {
+		if !writesTopic(pr, ledgerTopic, ledgerID) {
 			return nil, nil, false
 		}
-		resp := pr.ResponseKind().(*kmsg.ProduceResponse)
-		for _, tp := range pr.Topics {
-			rt := kmsg.NewProduceResponseTopic()
-			rt.Topic, rt.TopicID = tp.Topic, tp.TopicID
-			for _, part := range tp.Partitions {
-				rp := kmsg.NewProduceResponseTopicPartition()
-				rp.Partition = part.Partition
-				rp.ErrorCode = kerr.InvalidRecord.Code // not retried
-				rt.Partitions = append(rt.Partitions, rp)
-			}
-			resp.Topics = append(resp.Topics, rt)
-		}
-		return resp, nil, true
+		return refusal(pr, kerr.InvalidRecord), nil, true // not retried
 	})
 
 	const n = 10
@@ -162,6 +109,27 @@ func TestLedgerWriteFailureKeepsTheAnswer(t *testing.T) {
 	if !strings.Contains(logs.String(), "order_id=") {
 		t.Errorf("the warnings do not name the order id:\n%s", logs.String())
 	}
+}
+
+// ledgerCost opens a cost control over provider with a ledger on a new
+// topic, and returns it with the topic's name and id (produce requests name
+// topics by id from v13). log may be nil.
+func (h *harness) ledgerCost(provider processor.Enricher, log *slog.Logger) (*processor.CostControl, string, [16]byte) {
+	h.t.Helper()
+	topic := h.kafka.Name("ledger")
+	cost, err := processor.NewCostControl(provider, processor.CostConfig{
+		Secret: []byte("s"),
+		Ledger: &processor.LedgerConfig{ClientOpts: []kgo.Opt{kgo.SeedBrokers(h.kafka.Brokers...)}, Topic: topic, CreateTopic: true},
+		Logger: log,
+	})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if err := cost.Open(h.t.Context()); err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(func() { cost.Close(context.Background()) })
+	return cost, topic, h.topicID(topic)
 }
 
 // safeBuffer is a bytes.Buffer for concurrent writers.
