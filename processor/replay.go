@@ -90,12 +90,7 @@ func (p *Processor) nudge(ctx context.Context, cl *kgo.Client, topic string, par
 	if len(next) == 0 {
 		return
 	}
-	listCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	starts, err := kadm.NewClient(cl).ListStartOffsets(listCtx, topic)
-	if err == nil {
-		err = starts.Error()
-	}
+	starts, err := listStartOffsets(ctx, cl, topic)
 	if err != nil {
 		p.log.Warn("replay: listing the log start offsets of stalled partitions", "topic", topic, "err", err)
 	}
@@ -106,12 +101,7 @@ func (p *Processor) nudge(ctx context.Context, cl *kgo.Client, topic string, par
 	for part, from := range next {
 		rp := parts[part]
 		if o, ok := starts.Lookup(topic, part); ok && o.Err == nil && o.Offset > from {
-			p.log.Warn("replay: the broker deleted records of the range before they were read (retention?); they are not replayed",
-				"topic", topic, "partition", part, "from", from, "to", min(o.Offset, rp.end))
-			p.stats.deleted.Add(min(o.Offset, rp.end) - from)
-			rp.next = max(rp.next, o.Offset)
-			if o.Offset >= rp.end {
-				rp.reached = true // nothing of the range is left
+			if !p.skipDeleted(topic, part, rp, from, o.Offset) {
 				continue
 			}
 			from = o.Offset
@@ -136,12 +126,7 @@ func (p *Processor) nudge(ctx context.Context, cl *kgo.Client, topic string, par
 // end. mu guards parts. It reports false if it could not list the log
 // start: the fetch reports the partitions again.
 func (p *Processor) outOfRange(ctx context.Context, cl *kgo.Client, topic string, parts map[int32]*replayPartition, mu *sync.Mutex, lost []int32) bool {
-	listCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	starts, err := kadm.NewClient(cl).ListStartOffsets(listCtx, topic)
-	if err == nil {
-		err = starts.Error()
-	}
+	starts, err := listStartOffsets(ctx, cl, topic)
 	if err != nil {
 		p.log.Warn("replay: a partition's next records are gone and its log start could not be listed; trying again", "topic", topic, "partitions", lost, "err", err)
 		return false
@@ -155,15 +140,7 @@ func (p *Processor) outOfRange(ctx context.Context, cl *kgo.Client, topic string
 		if !ok || !listed || o.Err != nil {
 			continue
 		}
-		from := max(rp.next, rp.start)
-		if o.Offset > from {
-			p.log.Warn("replay: the broker deleted records of the range before they were read (retention?); they are not replayed",
-				"topic", topic, "partition", part, "from", from, "to", min(o.Offset, rp.end))
-			p.stats.deleted.Add(min(o.Offset, rp.end) - from)
-		}
-		rp.next = max(rp.next, o.Offset)
-		if o.Offset >= rp.end {
-			rp.reached = true // nothing of the range is left
+		if !p.skipDeleted(topic, part, rp, max(rp.next, rp.start), o.Offset) {
 			cl.PauseFetchPartitions(map[string][]int32{topic: {part}})
 			continue
 		}
@@ -173,6 +150,35 @@ func (p *Processor) outOfRange(ctx context.Context, cl *kgo.Client, topic string
 		cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{topic: offsets})
 	}
 	return true
+}
+
+// skipDeleted takes rp past the records of its range from from up to the
+// log start that the broker deleted before they were read: counted and
+// logged as not replayed. It reports false when nothing of the range is
+// left (rp is reached then). The caller holds the lock that guards rp.
+func (p *Processor) skipDeleted(topic string, part int32, rp *replayPartition, from, logStart int64) bool {
+	if logStart > from {
+		p.log.Warn("replay: the broker deleted records of the range before they were read (retention?); they are not replayed",
+			"topic", topic, "partition", part, "from", from, "to", min(logStart, rp.end))
+		p.stats.deleted.Add(min(logStart, rp.end) - from)
+	}
+	rp.next = max(rp.next, logStart)
+	if logStart >= rp.end {
+		rp.reached = true
+		return false
+	}
+	return true
+}
+
+// listStartOffsets lists topic's log start offsets, within 10 s.
+func listStartOffsets(ctx context.Context, cl *kgo.Client, topic string) (kadm.ListedOffsets, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	starts, err := kadm.NewClient(cl).ListStartOffsets(ctx, topic)
+	if err == nil {
+		err = starts.Error()
+	}
+	return starts, err
 }
 
 // runReplay processes Config.Range of the input topic and returns when every
