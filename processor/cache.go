@@ -247,6 +247,12 @@ func (c *knowledgeCache) get(key MobileKey) (Knowledge, bool) {
 	sh := c.shard(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	return sh.lookup(key)
+}
+
+// lookup returns what the shard knows about key, marking it recently used.
+// The caller holds sh.mu.
+func (sh *cacheShard) lookup(key MobileKey) (Knowledge, bool) {
 	e, ok := sh.byKey[key]
 	if !ok {
 		return Knowledge{}, false
@@ -261,12 +267,10 @@ func (c *knowledgeCache) answer(key MobileKey, date string, now time.Time, ttl K
 	sh := c.shard(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	e, ok := sh.byKey[key]
+	k, ok := sh.lookup(key)
 	if !ok {
 		return Fact{}, false
 	}
-	sh.ll.MoveToFront(e)
-	k := e.Value.(*cacheEntry).k.unpack()
 	f, ok := k.Answer(date, now, ttl)
 	if ok {
 		// Counted here, under the shard's lock, rather than in counters

@@ -452,7 +452,7 @@ outer:
 // (Kafka clients never write a record's header values).
 var statusValues = func() map[Status][]byte {
 	m := make(map[Status][]byte)
-	for _, s := range []Status{StatusRecycled, StatusNotRecycled, StatusNoActivationDate, StatusNoRecord, StatusUnavailable, StatusSkipped} {
+	for _, s := range knownStatuses {
 		m[s] = []byte(s)
 	}
 	return m
