@@ -212,7 +212,7 @@ func readHead(br *bufio.Reader) (replyHead, error) {
 		value = bytes.Trim(value, " \t")
 		switch {
 		case ascii.EqualFold(name, "Content-Length"):
-			n, ok := parseDecimal(value)
+			n, ok := ascii.ParseDigits(value, 18)
 			if !ok || (h.contentLength >= 0 && n != h.contentLength) {
 				return h, errContentLength
 			}
@@ -376,20 +376,6 @@ func grow(b []byte, n int) []byte {
 	nb := make([]byte, n)
 	copy(nb, b)
 	return nb
-}
-
-// parseDecimal parses a Content-Length: digits only, at most 18 of them.
-func parseDecimal(v []byte) (n int64, ok bool) {
-	if len(v) == 0 || len(v) > 18 {
-		return 0, false
-	}
-	for _, c := range v {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + int64(c-'0')
-	}
-	return n, true
 }
 
 // parseHex parses a chunk size: hexadecimal digits, at most 16 of them.

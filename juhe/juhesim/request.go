@@ -169,17 +169,9 @@ func validHost(b []byte) bool {
 
 // parseLength parses a Content-Length of at most maxFormBytes: digits only,
 // as net/http reads it.
-func parseLength(b []byte) (n int, ok bool) {
-	if len(b) == 0 || len(b) > 9 {
-		return 0, false
-	}
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + int(c-'0')
-	}
-	return n, n <= maxFormBytes
+func parseLength(b []byte) (int, bool) {
+	n, ok := ascii.ParseDigits(b, 9)
+	return int(n), ok && n <= maxFormBytes
 }
 
 // leadingCRLF counts the CR and LF bytes b starts with.

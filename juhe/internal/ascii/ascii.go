@@ -22,3 +22,19 @@ func lower(c byte) byte {
 	}
 	return c
 }
+
+// ParseDigits parses a decimal made of 1 to maxDigits ASCII digits and
+// nothing else (no sign, no spaces), as net/http reads a Content-Length.
+// maxDigits must be at most 18, so that the value fits.
+func ParseDigits(b []byte, maxDigits int) (n int64, ok bool) {
+	if len(b) == 0 || len(b) > maxDigits {
+		return 0, false
+	}
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
+}
