@@ -73,6 +73,10 @@ type benchResult struct {
 	BrokerCPUMicros       float64  `json:"broker_cpu_us_per_event"`
 	SimCPUMicros          float64  `json:"sim_cpu_us_per_event"`
 	GOMAXPROCS            int      `json:"gomaxprocs"`
+	// After the warm-up: see steadyState.
+	WarmupSeconds          *float64 `json:"warmup_seconds"`
+	SteadyThroughput       *float64 `json:"steady_throughput"`
+	RatioPassthroughSteady *float64 `json:"ratio_passthrough_steady"`
 }
 
 // cmdBench is "twosell bench": in one run, on an embedded broker and the
@@ -170,6 +174,10 @@ func runBench(ctx context.Context, o benchOptions, stderr io.Writer) (*benchResu
 	}
 	res.PassthroughThroughput = float64(o.Events) / passSeconds
 	res.RatioPassthrough = res.Throughput / res.PassthroughThroughput
+	if res.SteadyThroughput != nil {
+		r := *res.SteadyThroughput / res.PassthroughThroughput
+		res.RatioPassthroughSteady = &r
+	}
 	if o.Latency > 0 {
 		bound := float64(o.InFlight) / o.Latency.Seconds()
 		if o.QPS > 0 {
@@ -221,6 +229,8 @@ func benchTwosell(ctx context.Context, brokers []string, simURL, input string, o
 	}
 
 	added := make([]time.Duration, 0, o.Events)
+	acked := make([]time.Time, 0, o.Events)
+	var lastLookup time.Time // the last acknowledgement of a record that waited for the provider
 	var addedMu sync.Mutex
 	// The cost controls as "run" has them: with --distinct, most answers
 	// come from the knowledge cache.
@@ -236,6 +246,10 @@ func benchTwosell(ctx context.Context, brokers []string, simURL, input string, o
 	pc.OnRecord = func(t processor.RecordTiming) {
 		addedMu.Lock()
 		added = append(added, t.Added())
+		acked = append(acked, t.Acked)
+		if t.Provider > 0 && t.Acked.After(lastLookup) {
+			lastLookup = t.Acked
+		}
 		addedMu.Unlock()
 	}
 	proc, err := processor.New(pc)
@@ -332,8 +346,34 @@ wait:
 		GOMAXPROCS:        runtime.GOMAXPROCS(0),
 		AvgInFlight:       inFlightSum / math.Max(1, samples),
 	}
+	res.WarmupSeconds, res.SteadyThroughput = steadyState(start, start.Add(time.Duration(seconds*float64(time.Second))), lastLookup, acked)
 	addedMu.Unlock()
 	return res, nil
+}
+
+// steadyState splits the twosell phase (start to end) at warm, the last
+// acknowledgement of a record that went to the provider (its own call or
+// one it shared): after it, every record was answered from knowledge. It
+// returns the warm-up's length and the throughput after it, or nils when no
+// record went to the provider, or when fewer than a tenth of the records
+// and less than 100 ms come after it (too little to measure a rate on).
+func steadyState(start, end, warm time.Time, acked []time.Time) (warmup, throughput *float64) {
+	if warm.IsZero() {
+		return nil, nil
+	}
+	w := warm.Sub(start).Seconds()
+	after := 0
+	for _, a := range acked {
+		if a.After(warm) {
+			after++
+		}
+	}
+	span := end.Sub(warm)
+	if after*10 < len(acked) || span < 100*time.Millisecond {
+		return &w, nil
+	}
+	tp := float64(after) / span.Seconds()
+	return &w, &tp
 }
 
 // benchKey is the simulator's key in "twosell bench"; not a secret.
@@ -524,6 +564,10 @@ func printBench(w io.Writer, r *benchResult) {
 	fmt.Fprintf(w, "throughput %.0f/s; passthrough %.0f/s (ratio %.2f)\n", r.Throughput, r.PassthroughThroughput, r.RatioPassthrough)
 	if r.Bound != nil {
 		fmt.Fprintf(w, "bound %.0f/s (in-flight / latency, or the QPS limit): ratio %.2f\n", *r.Bound, *r.RatioBound)
+	}
+	if r.RatioPassthroughSteady != nil {
+		fmt.Fprintf(w, "after a %.2fs warm-up (the last record that went to the provider): %.0f/s, passthrough ratio %.2f\n",
+			*r.WarmupSeconds, *r.SteadyThroughput, *r.RatioPassthroughSteady)
 	}
 	fmt.Fprintf(w, "cpu %.1f µs/event; added latency p50 %.2f ms, p99 %.2f ms; peak heap %.1f MiB; api calls %d\n",
 		r.CPUMicrosPerEvent, r.P50Millis, r.P99Millis, r.PeakHeapMB, r.APICalls)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"regexp"
 	"strings"
 	"testing"
@@ -165,5 +166,52 @@ func TestBench(t *testing.T) {
 	}
 	if tp, pt := got["throughput"].(float64), got["passthrough_throughput"].(float64); tp <= 0 || pt <= 0 {
 		t.Errorf("throughput %v, passthrough %v", tp, pt)
+	}
+	// Every record of a mobile's first lookup went to the provider: there
+	// is a warm-up, within the run.
+	if w, ok := got["warmup_seconds"].(float64); !ok || w <= 0 || w > got["seconds"].(float64) {
+		t.Errorf("warmup_seconds %v, seconds %v: want a warm-up within the run", got["warmup_seconds"], got["seconds"])
+	}
+}
+
+func TestSteadyState(t *testing.T) {
+	start := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	at := func(ms int) time.Time { return start.Add(time.Duration(ms) * time.Millisecond) }
+	acks := func(from, to, step int) []time.Time {
+		var a []time.Time
+		for ms := from; ms <= to; ms += step {
+			a = append(a, at(ms))
+		}
+		return a
+	}
+	tests := []struct {
+		name       string
+		end, warm  time.Time
+		acked      []time.Time
+		warmup, tp float64 // -1: null
+	}{
+		{"no record went to the provider", at(1000), time.Time{}, acks(1, 1000, 1), -1, -1},
+		{"warm-up, then 800 records in 800 ms", at(1000), at(200), append(acks(1, 200, 1), acks(201, 1000, 1)...), 0.2, 1000},
+		{"nothing after the warm-up", at(700), at(200), acks(10, 200, 10), 0.2, -1},
+		{"fewer than a tenth after the warm-up", at(1000), at(950), acks(1, 1000, 1), 0.95, -1},
+		{"less than 100 ms after the warm-up", at(1000), at(950), append(acks(1, 10, 1), acks(951, 1000, 1)...), 0.95, -1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w, tp := steadyState(start, tt.end, tt.warm, tt.acked)
+			check := func(what string, got *float64, want float64) {
+				t.Helper()
+				switch {
+				case want < 0 && got != nil:
+					t.Errorf("%s = %v, want null", what, *got)
+				case want >= 0 && got == nil:
+					t.Errorf("%s = null, want %v", what, want)
+				case want >= 0 && math.Abs(*got-want) > 1e-9*math.Max(1, want):
+					t.Errorf("%s = %v, want %v", what, *got, want)
+				}
+			}
+			check("warmup", w, tt.warmup)
+			check("throughput", tp, tt.tp)
+		})
 	}
 }
