@@ -14,8 +14,10 @@ type Stats struct {
 	// (EmitUnavailable only).
 	Unavailable int64
 	Commits     int64 // partition offsets committed
-	// Deleted counts records of a replay's range that the broker deleted
-	// (retention) before they were read: they are not replayed.
+	// Deleted counts input records the broker deleted (retention) before
+	// they were read: of a replay's range (they are not replayed), or, at a
+	// group's start, between its committed offsets and the log start (they
+	// are not enriched).
 	Deleted          int64
 	PausedPartitions int              // partitions whose fetching is paused now
 	HeldPartitions   int              // partitions holding a record back for the provider now

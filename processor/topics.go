@@ -86,7 +86,7 @@ func (p *Processor) ensureTopics(ctx context.Context) error {
 	}
 	switch {
 	case p.cfg.Range == nil:
-		p.warnExpiringOutputs(ctx, adm, existing)
+		p.checkBacklog(ctx, adm, existing)
 	case !p.cfg.IgnoreRetention:
 		return p.checkReplayRetention(ctx, adm, existing)
 	}
@@ -201,20 +201,25 @@ func (p *Processor) expiringOutputs(ctx context.Context, adm *kadm.Client, topic
 	return problems, nil
 }
 
-// warnExpiringOutputs warns, at the start of a group's run, when the output
-// or dead-letter topic would delete the outputs of records the group has yet
-// to process (a new group starts at the input's beginning; a group may come
-// back after long lag). It is a check, not a condition: when the broker does
-// not let it see the configurations or offsets, it says so and the run goes
-// on.
-func (p *Processor) warnExpiringOutputs(ctx context.Context, adm *kadm.Client, topics []string) {
-	rng, err := p.groupBacklog(ctx, adm)
+// checkBacklog looks, at the start of a group's run, at what the group has
+// yet to process. Records between a committed offset and the log start were
+// deleted by the broker before the group read them (the group was stopped
+// for longer than the input keeps records): franz-go resumes at the log
+// start and says so only at its info level, so they are logged here as a
+// warning and counted (Stats.Deleted). Then it warns when the output or
+// dead-letter topic would delete the outputs of the backlog (a new group
+// starts at the input's beginning; a group may come back after long lag).
+// It is a check, not a condition: when the broker does not let it see the
+// configurations or offsets, it says so and the run goes on.
+func (p *Processor) checkBacklog(ctx context.Context, adm *kadm.Client, topics []string) {
+	rng, unread, err := p.groupBacklog(ctx, adm)
 	var problems []string
 	if err == nil {
+		p.warnDeletedUnread(unread)
 		problems, err = p.expiringOutputs(ctx, adm, topics, rng, "backlog")
 	}
 	if err != nil {
-		p.log.Info("could not check the output topics' retention against the backlog", "err", err)
+		p.log.Info("could not check the group's backlog against the topics' retention", "err", err)
 		return
 	}
 	for _, problem := range problems {
@@ -223,10 +228,32 @@ func (p *Processor) warnExpiringOutputs(ctx context.Context, adm *kadm.Client, t
 	}
 }
 
+// warnDeletedUnread logs and counts the records the broker deleted between
+// the group's committed offsets and the log start.
+func (p *Processor) warnDeletedUnread(unread map[int32]OffsetRange) {
+	var n int64
+	var parts []string
+	for _, part := range slices.Sorted(maps.Keys(unread)) {
+		r := unread[part]
+		n += r.End - r.Start
+		parts = append(parts, fmt.Sprintf("%d:[%d,%d)", part, r.Start, r.End))
+	}
+	if n == 0 {
+		return
+	}
+	p.stats.deleted.Add(n)
+	p.log.Warn(fmt.Sprintf("the broker deleted %d records of the input that the group had not read (partition:[offsets) %s): "+
+		"they will not be enriched. The group was stopped for longer than the input topic keeps records (retention.ms); "+
+		"replay them from their source if it still has them, and keep the input longer than the longest outage", n, strings.Join(parts, " ")),
+		"group", p.cfg.Group, "input_topic", p.cfg.InputTopic)
+}
+
 // groupBacklog is what the group has yet to process of each input
-// partition: from its committed offset (the log start without one) to the
-// end.
-func (p *Processor) groupBacklog(ctx context.Context, adm *kadm.Client) (map[int32]OffsetRange, error) {
+// partition: from its committed offset (the log start without one, or when
+// the log starts after it) to the end. unread is what the broker deleted
+// of it before the group read it: from a committed offset up to the log
+// start.
+func (p *Processor) groupBacklog(ctx context.Context, adm *kadm.Client) (backlog, unread map[int32]OffsetRange, err error) {
 	committed, err := adm.FetchOffsets(ctx, p.cfg.Group)
 	if err == nil {
 		err = committed.Error()
@@ -235,36 +262,39 @@ func (p *Processor) groupBacklog(ctx context.Context, adm *kadm.Client) (map[int
 		committed, err = nil, nil // a new group: nothing committed
 	}
 	if err != nil {
-		return nil, fmt.Errorf("processor: fetching the group's offsets: %w", err)
+		return nil, nil, fmt.Errorf("processor: fetching the group's offsets: %w", err)
 	}
 	starts, err := adm.ListStartOffsets(ctx, p.cfg.InputTopic)
 	if err == nil {
 		err = starts.Error()
 	}
 	if err != nil {
-		return nil, fmt.Errorf("processor: listing start offsets: %w", err)
+		return nil, nil, fmt.Errorf("processor: listing start offsets: %w", err)
 	}
 	ends, err := adm.ListEndOffsets(ctx, p.cfg.InputTopic)
 	if err == nil {
 		err = ends.Error()
 	}
 	if err != nil {
-		return nil, fmt.Errorf("processor: listing end offsets: %w", err)
+		return nil, nil, fmt.Errorf("processor: listing end offsets: %w", err)
 	}
-	rng := make(map[int32]OffsetRange)
+	backlog, unread = make(map[int32]OffsetRange), make(map[int32]OffsetRange)
 	ends.Each(func(e kadm.ListedOffset) {
 		from := int64(0)
 		if s, ok := starts.Lookup(e.Topic, e.Partition); ok {
 			from = s.Offset
 		}
-		if c, ok := committed.Lookup(e.Topic, e.Partition); ok && c.At > from {
-			from = c.At
+		if c, ok := committed.Lookup(e.Topic, e.Partition); ok && c.At >= 0 {
+			if c.At < from {
+				unread[e.Partition] = OffsetRange{Start: c.At, End: from}
+			}
+			from = max(from, c.At)
 		}
 		if from < e.Offset {
-			rng[e.Partition] = OffsetRange{Start: from, End: e.Offset}
+			backlog[e.Partition] = OffsetRange{Start: from, End: e.Offset}
 		}
 	})
-	return rng, nil
+	return backlog, unread, nil
 }
 
 // timeRetention returns a topic's time retention, if it deletes records by

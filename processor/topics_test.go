@@ -3,6 +3,7 @@ package processor_test
 import (
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -91,5 +92,55 @@ func TestRunOutputsKeptAsLongAsInputs(t *testing.T) {
 	}
 	if strings.Contains(warned, h.dlq+`\" keeps`) { // slog quotes the message
 		t.Errorf("warned about %s, which keeps a month:\n%s", h.dlq, warned)
+	}
+}
+
+// A group that comes back after the broker deleted records it had not read
+// (stopped for longer than the input's retention) is told so: franz-go
+// resumes at the log start and says it only at its info level. The gap is
+// logged as a warning with its offsets and counted, and the rest is
+// processed.
+func TestRunCountsRecordsDeletedBeforeTheGroupReadThem(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, 1)
+	h.produceEvents(20)
+	adm := kadm.NewClient(h.kafka.Client())
+	var committed kadm.Offsets
+	committed.Add(kadm.Offset{Topic: h.in, Partition: 0, At: 5, LeaderEpoch: -1})
+	if err := adm.CommitAllOffsets(t.Context(), h.group, committed); err != nil {
+		t.Fatalf("committing the group's offset: %v", err)
+	}
+	deleted, err := adm.DeleteRecords(t.Context(), kadm.Offsets{h.in: {0: {Topic: h.in, Partition: 0, At: 15}}})
+	if err == nil {
+		err = deleted.Error()
+	}
+	if err != nil {
+		t.Fatalf("deleting records: %v", err)
+	}
+
+	var logs safeBuffer
+	cfg := h.config(answer)
+	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	p, stop := h.start(cfg)
+	got := h.kafka.Consume(t.Context(), countAtLeast(5), h.out)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, r := range got {
+		ids = append(ids, eventID(t, r.Value))
+	}
+	slices.Sort(ids) // records of other keys overtake each other
+	if want := "e-15 e-16 e-17 e-18 e-19"; strings.Join(ids, " ") != want {
+		t.Errorf("outputs of %v, want %s", ids, want)
+	}
+	if s := p.Stats(); s.Deleted != 10 || s.Consumed != 5 {
+		t.Errorf("stats: %d consumed, %d deleted; want 5 and the 10 between the commit and the log start", s.Consumed, s.Deleted)
+	}
+	warned := logs.String()
+	for _, want := range []string{"level=WARN", "the broker deleted 10 records of the input that the group had not read", "0:[5,15)"} {
+		if !strings.Contains(warned, want) {
+			t.Errorf("the log does not say %q:\n%s", want, warned)
+		}
 	}
 }

@@ -212,6 +212,7 @@ const (
 	metricProduced    = "twosell.records.produced"  // twosell_records_produced_total{status}
 	metricDeadLetters = "twosell.dead_letters"      // twosell_dead_letters_total{class}
 	metricCommits     = "twosell.commits"           // twosell_commits_total
+	metricDeleted     = "twosell.records.deleted"   // twosell_records_deleted_total
 	metricPaused      = "twosell.paused_partitions" // twosell_paused_partitions
 	metricHeld        = "twosell.held_partitions"   // twosell_held_partitions
 	metricInFlight    = "twosell.in_flight_records" // twosell_in_flight_records
@@ -259,6 +260,7 @@ func observeProcessor(mp metric.MeterProvider, proc *processor.Processor, h *hea
 		produced = counter(metricProduced, "{record}", "Enriched events acknowledged by Kafka, by status.")
 		dead     = counter(metricDeadLetters, "{record}", "Dead letters acknowledged by Kafka, by class.")
 		commits  = counter(metricCommits, "{commit}", "Commits of input offsets (at-least-once: per partition; exactly-once: per transaction).")
+		deleted  = counter(metricDeleted, "{record}", "Input records the broker deleted (retention) before the group read them, found at this instance's start between the group's committed offsets and the log start. Every instance starting then counts the whole group's: aggregate with max.")
 		paused   = gauge(metricPaused, "{partition}", "Partitions whose fetching is paused now (buffer full or provider unavailable).")
 		held     = gauge(metricHeld, "{partition}", "Partitions holding a record back for the provider now.")
 		inFlight = gauge(metricInFlight, "{record}", "Records being processed now.")
@@ -293,6 +295,7 @@ func observeProcessor(mp metric.MeterProvider, proc *processor.Processor, h *hea
 			o.ObserveInt64(dead, n, metric.WithAttributes(attribute.String("class", class)))
 		}
 		o.ObserveInt64(commits, s.Commits)
+		o.ObserveInt64(deleted, s.Deleted)
 		o.ObserveInt64(paused, int64(s.PausedPartitions))
 		o.ObserveInt64(held, int64(s.HeldPartitions))
 		o.ObserveInt64(inFlight, int64(s.InFlight))
@@ -320,7 +323,7 @@ func observeProcessor(mp metric.MeterProvider, proc *processor.Processor, h *hea
 			o.ObserveInt64(budgetDaily, int64(dailyBudget))
 		}
 		return nil
-	}, consumed, produced, dead, commits, paused, held, inFlight, lagGauge, ready, fatal,
+	}, consumed, produced, dead, commits, deleted, paused, held, inFlight, lagGauge, ready, fatal,
 		paid, cacheAnswer, coalesced, spend, budgetLeft, budgetDaily)
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)

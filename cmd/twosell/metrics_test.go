@@ -186,6 +186,9 @@ func TestMetricsAndReadiness(t *testing.T) {
 	if _, parts := m.sum("twosell_in_flight_records"); parts != 1 {
 		t.Errorf("no twosell_in_flight_records")
 	}
+	if v, parts := m.sum("twosell_records_deleted_total"); parts != 1 || v != float64(s.Deleted) {
+		t.Errorf("twosell_records_deleted_total = %v over %d series, want %d in one", v, parts, s.Deleted)
+	}
 	if _, parts := m.sum("process_start_time_seconds"); parts != 1 {
 		t.Errorf("no process_start_time_seconds (the process collector)")
 	}
