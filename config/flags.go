@@ -87,7 +87,7 @@ var (
 var synopsis = map[string]string{
 	"run":    "twosell run [flags]",
 	"query":  "twosell query [flags] MOBILE",
-	"replay": "twosell replay --output-topic TOPIC [--from TIME] [--to TIME] [flags]",
+	"replay": "twosell replay --output-topic TOPIC [--from TIME] [--to TIME] [flags]\n       twosell replay --dry-run [--from TIME] [--to TIME] [flags]",
 	"ledger": "twosell ledger export [flags]",
 }
 

@@ -282,6 +282,24 @@ func (c *CostControl) Known(mobile string) (Knowledge, bool) {
 	return c.cache.get(c.hasher.key(mobile))
 }
 
+// Implied reports whether what is known now (the cache, as loaded from the
+// ledger and kept since) answers l without a paid call, and returns the
+// mobile's key, by which callers can count distinct mobiles without holding
+// the numbers. Unlike Enrich it counts nothing: it is for estimates
+// ("replay --dry-run"). Without a cache nothing is implied.
+func (c *CostControl) Implied(l Lookup) (MobileKey, bool) {
+	key := c.hasher.key(l.Mobile)
+	if c.cache == nil {
+		return key, false
+	}
+	k, ok := c.cache.get(key)
+	if !ok {
+		return key, false
+	}
+	_, ok = k.Answer(l.Date, c.cfg.Now(), c.cfg.TTL)
+	return key, ok
+}
+
 // apply takes in a record read from the ledger.
 func (c *CostControl) apply(r ledgerRecord) {
 	switch {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -134,8 +136,19 @@ func TestCostControlPaysOncePerFact(t *testing.T) {
 		{"17300000099", "20200101", 0, SourceCache, StatusNoRecord, 0},
 	}
 	paid := 0
+	keys := map[string]MobileKey{}
 	for i, s := range steps {
 		clock.Add(s.advance)
+		// Implied says beforehand what Enrich will do, and counts nothing
+		// (wantCache below).
+		key, implied := c.Implied(Lookup{Mobile: s.mobile, Date: s.date})
+		if implied != (s.source == SourceCache) {
+			t.Errorf("step %d (%s on %s): Implied = %v before a %s answer", i, s.mobile, s.date, implied, s.source)
+		}
+		if k, ok := keys[s.mobile]; ok && k != key || !ok && slices.Contains(slices.Collect(maps.Values(keys)), key) {
+			t.Errorf("step %d: key %s for %s; keys so far %v", i, key, s.mobile, keys)
+		}
+		keys[s.mobile] = key
 		r, err := c.Enrich(t.Context(), Lookup{Mobile: s.mobile, Date: s.date})
 		if err != nil {
 			t.Fatalf("step %d: %v", i, err)

@@ -613,3 +613,96 @@ func TestReplaySummaryDeleted(t *testing.T) {
 		}
 	}
 }
+
+// "replay --dry-run" estimates a range's paid calls from what the ledger
+// knows, without a call and without a write: before any replay nothing is
+// known, and the calls lie between the distinct mobiles and the distinct
+// mobile-date pairs (counted here from the events), which bracket what the
+// replay then pays; after it, every event is known and nothing would be
+// paid.
+func TestReplayDryRun(t *testing.T) {
+	useCostClock(t)
+	k := kafkatest.New(t)
+	sim, url := newSim(t, juhesim.Faults{})
+	cfg := testConfig(t, k, url, juhe.ModePlain)
+	t.Setenv("TWOSELL_JUHE_KEY", testKey)
+	evs, recs := tenTimes(cfg.Kafka.InputTopic, juhesim.Population(40))
+	recs = append(recs, &kgo.Record{Topic: cfg.Kafka.InputTopic, Value: []byte(`{"event_id":"bad","mobile":"12345","registered_at":"2024-01-02"}`)})
+	k.Produce(recs...)
+	mobiles, pairs := map[string]bool{}, map[string]bool{}
+	for _, e := range evs {
+		mobiles[e.mobile], pairs[e.mobile+" "+e.date] = true, true
+	}
+	out := k.Name("replay")
+	dryRun := func() (replayEstimate, string) {
+		t.Helper()
+		var stdout, stderr syncBuffer
+		if code := Main(t.Context(), replayArgs(cfg, out, "--dry-run", "--daily-budget", "1000"), &stdout, &stderr); code != 0 {
+			t.Fatalf("replay --dry-run: exit %d\n%s", code, stderr.String())
+		}
+		var e replayEstimate
+		if err := json.Unmarshal([]byte(stdout.String()), &e); err != nil {
+			t.Fatalf("estimate %q: %v", stdout.String(), err)
+		}
+		return e, stderr.String()
+	}
+	exists := func(topic string) bool {
+		listed, err := kadm.NewClient(k.Client()).ListTopics(t.Context(), topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return listed.Has(topic)
+	}
+
+	before, logs := dryRun()
+	if before.Events != int64(len(recs)) || before.DeadLetters != 1 || before.Known != 0 || before.Unknown != int64(len(evs)) ||
+		before.MinPaidCalls != int64(len(mobiles)) || before.MaxPaidCalls != int64(len(pairs)) ||
+		before.MinCostCNY != float64(len(mobiles))*0.4 || before.MaxCostCNY != float64(len(pairs))*0.4 ||
+		before.BudgetRemaining == nil || *before.BudgetRemaining != 1000 || before.Ledger {
+		t.Errorf("estimate before any replay %+v; want %d events (1 bad), %d unknown, calls %d to %d, 1000 left, no ledger",
+			before, len(recs), len(evs), len(mobiles), len(pairs))
+	}
+	if !strings.Contains(logs, "the ledger topic does not exist") {
+		t.Errorf("no word of the missing ledger:\n%s", logs)
+	}
+	if sim.Stats().Requests != 0 || exists(out) || exists(cfg.Ledger.Topic) {
+		t.Fatalf("the dry run called the provider %d times, or created %s or the ledger", sim.Stats().Requests, out)
+	}
+
+	replayed, _ := runReplayCmd(t, replayArgs(cfg, out))
+	if replayed.PaidCalls < before.MinPaidCalls || replayed.PaidCalls > before.MaxPaidCalls || replayed.PaidCalls != int64(expectPaid(evs)) {
+		t.Errorf("the replay paid %d calls, estimated %d to %d (the rules require %d)", replayed.PaidCalls, before.MinPaidCalls, before.MaxPaidCalls, expectPaid(evs))
+	}
+	calls := sim.Stats().Requests
+
+	after, _ := dryRun()
+	if after.Known != int64(len(evs)) || after.Unknown != 0 || after.MaxPaidCalls != 0 || !after.Ledger || *after.BudgetRemaining != 1000-calls {
+		t.Errorf("estimate after the replay %+v; want all %d known from the ledger, %d of the budget left", after, len(evs), 1000-calls)
+	}
+	if sim.Stats().Requests != calls {
+		t.Errorf("the second dry run called the provider")
+	}
+}
+
+func TestPrintEstimate(t *testing.T) {
+	left := int64(50)
+	e := replayEstimate{Total: 401, Events: 401, DeadLetters: 1, Known: 100, Unknown: 300, MinPaidCalls: 40, MaxPaidCalls: 132,
+		PricePerCall: 0.4, MinCostCNY: 16, MaxCostCNY: 52.8, BudgetRemaining: &left, Ledger: true, Seconds: 0.25}
+	var b strings.Builder
+	if err := printEstimate(&b, e, false); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"no call made, nothing written): 401 of 401 records read in 250ms",
+		"dead letters     1",
+		"known            100  (answered by what the ledger holds: no call)",
+		"need a call      300 events",
+		"paid calls       40 to 132",
+		"cost estimate    16.00 to 52.80 CNY  (at 0.40 CNY a call)",
+		"budget left      50 paid calls today  (may not be enough today",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("the estimate does not say %q:\n%s", want, b.String())
+		}
+	}
+}

@@ -31,6 +31,7 @@ type replayOptions struct {
 	ProgressInterval         time.Duration
 	JSON                     bool
 	IgnoreRetention          bool // start even if the output topic's retention would delete outputs at once
+	DryRun                   bool // estimate what the range would pay, without a call or a write
 }
 
 // replaySummary is what a replay did, printed when it ends (--json: as one
@@ -74,6 +75,7 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.StringVar(&o.Progress, "progress", "auto", "progress on stderr: auto (a bar on a terminal, else lines), bar, lines or none")
 	fs.DurationVar(&o.ProgressInterval, "progress-interval", 10*time.Second, "how often a progress line is printed when not a bar")
 	fs.BoolVar(&o.JSON, "json", false, "print the summary as one JSON object")
+	fs.BoolVar(&o.DryRun, "dry-run", false, "estimate what the replay would pay, from what the ledger knows, without a call or a write (no --output-topic needed)")
 	fs.BoolVar(&o.IgnoreRetention, "ignore-retention", false, "start even if the output or dead-letter topic's time retention would delete outputs of the range at once (they keep their inputs' timestamps)")
 	cfg, rest, err := config.LoadWith("replay", fs, args, os.LookupEnv)
 	if err != nil {
@@ -84,7 +86,7 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
-	if !given["output-topic"] {
+	if !given["output-topic"] && !o.DryRun {
 		return usageError{"--output-topic is required: the topic the replay writes to (the live output topic only if named)"}
 	}
 	if !given["dlq-topic"] {
@@ -121,6 +123,13 @@ func runReplay(ctx context.Context, cfg *config.Config, o replayOptions, stdout,
 	var total int64
 	for _, r := range ranges {
 		total += r.End - r.Start
+	}
+	if o.DryRun {
+		est, err := estimateReplay(ctx, cfg, ranges, total, log)
+		if err != nil {
+			return explain(cfg, err)
+		}
+		return printEstimate(stdout, est, o.JSON)
 	}
 	tp, err := setupTracing(ctx, cfg.Telemetry.ServiceName, os.LookupEnv, log)
 	if err != nil {

@@ -1,0 +1,241 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/twosell/twosell/config"
+	"github.com/twosell/twosell/processor"
+)
+
+// replayEstimate is what "replay --dry-run" prints: what the range holds and
+// what enriching it would pay, judged by what the ledger knows now, without
+// a call to the provider and without writing to Kafka.
+//
+// A paid answer during the replay may imply later events of the same mobile,
+// so the calls are a range: at least one per mobile the ledger does not
+// answer, at most one per distinct mobile and date among those events. The
+// most holds while no answer expires or is evicted during the replay
+// (cache.short_ttl and cache.not_recycled_ttl, cache.max_entries).
+type replayEstimate struct {
+	Total           int64   `json:"total"`        // offsets in the range
+	Events          int64   `json:"events"`       // records read
+	DeadLetters     int64   `json:"dead_letters"` // records that do not decode: the replay dead-letters them
+	Known           int64   `json:"known"`        // events what is known answers: no call
+	Unknown         int64   `json:"unknown"`      // events it does not answer
+	MinPaidCalls    int64   `json:"min_paid_calls"`
+	MaxPaidCalls    int64   `json:"max_paid_calls"`
+	PricePerCall    float64 `json:"price_per_call"`
+	MinCostCNY      float64 `json:"min_cost_cny"`
+	MaxCostCNY      float64 `json:"max_cost_cny"`
+	BudgetRemaining *int64  `json:"budget_remaining"` // paid calls left today under juhe.daily_budget; null without one
+	Ledger          bool    `json:"ledger"`           // false: no ledger was read, nothing is known
+	Seconds         float64 `json:"seconds"`
+}
+
+// noCalls is the dry run's provider: the estimate asks only what is known,
+// so a call is a bug, and it says so rather than paying.
+type noCalls struct{}
+
+func (noCalls) Enrich(context.Context, processor.Lookup) (processor.Result, error) {
+	return processor.Result{}, processor.Fatal(errors.New("replay --dry-run makes no call"))
+}
+
+// estimateReplay is "replay --dry-run": it loads the ledger, reads the range
+// without a group and decodes every record as the replay would, and counts
+// what the knowledge answers. It creates no topic and writes nothing.
+func estimateReplay(ctx context.Context, cfg *config.Config, ranges map[int32]processor.OffsetRange, total int64, log *slog.Logger) (replayEstimate, error) {
+	start := time.Now()
+	est := replayEstimate{Total: total, PricePerCall: cfg.Juhe.PricePerCall, Ledger: cfg.Ledger.Enabled}
+	cfg.Kafka.CreateTopics = false // a dry run writes nothing, topics included
+	tp := noop.NewTracerProvider() // nothing to trace: no call is made
+	cost, err := openCostControl(ctx, cfg, noCalls{}, "replay", tp, log)
+	if errors.Is(err, processor.ErrTopicMissing) && cfg.Ledger.Enabled {
+		log.Warn("the ledger topic does not exist: nothing is known, every event is counted as unknown", "topic", cfg.Ledger.Topic)
+		cfg.Ledger.Enabled, est.Ledger = false, false
+		cost, err = openCostControl(ctx, cfg, noCalls{}, "replay", tp, log)
+	}
+	if err != nil {
+		return est, err
+	}
+	defer closeCostControl(ctx, cost)
+	pc, err := processorConfig(cfg, cost, tp, log)
+	if err != nil {
+		return est, err
+	}
+	codec, err := processor.NewCodec(pc.Codec)
+	if err != nil {
+		return est, err
+	}
+
+	type mobileDate struct {
+		key  processor.MobileKey
+		date string
+	}
+	mobiles := make(map[processor.MobileKey]struct{})
+	pairs := make(map[mobileDate]struct{})
+	err = readRange(ctx, cfg, ranges, log, func(r *kgo.Record) {
+		est.Events++
+		ev, err := codec.DecodeRecord(r)
+		if err != nil {
+			est.DeadLetters++
+			return
+		}
+		l := ev.Lookup()
+		key, known := cost.Implied(l)
+		if known {
+			est.Known++
+			return
+		}
+		est.Unknown++
+		mobiles[key] = struct{}{}
+		pairs[mobileDate{key, l.Date}] = struct{}{}
+	})
+	if err != nil {
+		return est, err
+	}
+	est.MinPaidCalls, est.MaxPaidCalls = int64(len(mobiles)), int64(len(pairs))
+	est.MinCostCNY = float64(est.MinPaidCalls) * est.PricePerCall
+	est.MaxCostCNY = float64(est.MaxPaidCalls) * est.PricePerCall
+	if s := cost.CostStats(); s.BudgetRemaining >= 0 && cfg.Juhe.DailyBudget > 0 {
+		est.BudgetRemaining = &s.BudgetRemaining
+	}
+	est.Seconds = time.Since(start).Seconds()
+	return est, nil
+}
+
+// readRange hands each data record of ranges, in each partition's order, to
+// each, reading the input directly (no group, read_committed). A partition
+// is done at the first record or transaction marker at or past its range's
+// last offset, or once the broker deleted the rest of its range (then
+// logged).
+func readRange(ctx context.Context, cfg *config.Config, ranges map[int32]processor.OffsetRange, log *slog.Logger, each func(*kgo.Record)) error {
+	topic := cfg.Kafka.InputTopic
+	offsets := make(map[int32]kgo.Offset)
+	for part, r := range ranges {
+		if r.Start < r.End {
+			offsets[part] = kgo.NewOffset().At(r.Start)
+		}
+	}
+	if len(offsets) == 0 {
+		return nil
+	}
+	opts, err := kafkaOpts(cfg)
+	if err != nil {
+		return err
+	}
+	cl, err := kgo.NewClient(append(opts,
+		kgo.WithLogger(kgoWarnLogger{log}),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offsets}),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords(), // a range may end in transaction markers
+		kgo.FetchMaxWait(time.Second),
+	)...)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	left := len(offsets)
+	done := make(map[int32]bool)
+	finish := func(part int32) {
+		if !done[part] {
+			done[part] = true
+			left--
+		}
+	}
+	for left > 0 {
+		pollCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		fetches := cl.PollFetches(pollCtx)
+		cancel()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		got := 0
+		fetches.EachError(func(t string, part int32, err error) {
+			if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+				log.Warn("fetch error; the client retries", "topic", t, "partition", part, "err", err)
+			}
+		})
+		fetches.EachRecord(func(r *kgo.Record) {
+			got++
+			rng := ranges[r.Partition]
+			if done[r.Partition] || r.Offset >= rng.End {
+				finish(r.Partition)
+				return
+			}
+			if r.Offset == rng.End-1 {
+				finish(r.Partition)
+			}
+			if !r.Attrs.IsControl() {
+				each(r)
+			}
+		})
+		if got == 0 { // nothing for a while: has the broker deleted the rest?
+			if err := deletedRest(ctx, cl, topic, ranges, done, finish, log); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// deletedRest ends the partitions not done whose log start is now at or
+// past their range's end: the broker deleted the rest of their range
+// (retention) while it was being read.
+func deletedRest(ctx context.Context, cl *kgo.Client, topic string, ranges map[int32]processor.OffsetRange, done map[int32]bool, finish func(int32), log *slog.Logger) error {
+	starts, err := kadm.NewClient(cl).ListStartOffsets(ctx, topic)
+	if err == nil {
+		err = starts.Error()
+	}
+	if err != nil {
+		return fmt.Errorf("listing the log start of %q: %w", topic, err)
+	}
+	for part, r := range ranges {
+		if o, ok := starts.Lookup(topic, part); ok && !done[part] && o.Offset >= r.End {
+			log.Warn("the broker deleted the rest of a partition's range before it was read (retention?): not counted",
+				"topic", topic, "partition", part, "log_start", o.Offset, "range_end", r.End)
+			finish(part)
+		}
+	}
+	return nil
+}
+
+func printEstimate(w io.Writer, e replayEstimate, asJSON bool) error {
+	if asJSON {
+		line, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(w, "%s\n", line)
+		return err
+	}
+	known := "answered by what the ledger holds: no call"
+	if !e.Ledger {
+		known = "no ledger was read: nothing is known"
+	}
+	_, err := fmt.Fprintf(w, `replay estimate (--dry-run: no call made, nothing written): %d of %d records read in %s
+  dead letters     %d  (they do not decode)
+  known            %d  (%s)
+  need a call      %d events
+  paid calls       %d to %d  (at least one per mobile, at most one per mobile and date)
+  cost estimate    %.2f to %.2f CNY  (at %.2f CNY a call)
+`, e.Events, e.Total, time.Duration(e.Seconds*float64(time.Second)).Round(time.Millisecond),
+		e.DeadLetters, e.Known, known, e.Unknown, e.MinPaidCalls, e.MaxPaidCalls, e.MinCostCNY, e.MaxCostCNY, e.PricePerCall)
+	if err == nil && e.BudgetRemaining != nil {
+		note := ""
+		if e.MaxPaidCalls > *e.BudgetRemaining {
+			note = "  (may not be enough today: processing.on_budget decides what happens then)"
+		}
+		_, err = fmt.Fprintf(w, "  budget left      %d paid calls today%s\n", *e.BudgetRemaining, note)
+	}
+	return err
+}
