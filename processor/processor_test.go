@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -514,13 +515,17 @@ func TestRebalanceLosesAndDuplicatesNothing(t *testing.T) {
 			}
 			return fakeAnswer(l), nil
 		})
+		// The members' logs, also kept to tell a lost session apart.
+		var logs safeBuffer
+		logger := slog.New(slog.NewTextHandler(io.MultiWriter(testWriter{t}, &logs), &slog.HandlerOptions{Level: slog.LevelInfo}))
 		cfg := h.config(slow)
 		cfg.MaxPollRecords = 20 // many transactions, so the rebalance lands mid-stream
 		cfg.MaxInFlight = 2     // overlapping, but slow enough that the rebalance lands mid-stream
+		cfg.Logger = logger
 		p1, stop1 := h.start(cfg)
 		kafkatest.WaitFor(t, func() bool { return p1.Stats().Produced >= n/8 })
 		cfg2 := h.config(slow) // its own transactional id
-		cfg2.MaxPollRecords, cfg2.MaxInFlight = cfg.MaxPollRecords, cfg.MaxInFlight
+		cfg2.MaxPollRecords, cfg2.MaxInFlight, cfg2.Logger = cfg.MaxPollRecords, cfg.MaxInFlight, logger
 		p2, stop2 := h.start(cfg2)
 
 		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -546,8 +551,20 @@ func TestRebalanceLosesAndDuplicatesNothing(t *testing.T) {
 		for _, c := range seen {
 			dups += c - 1
 		}
-		if len(seen) != n || dups != 0 {
-			t.Errorf("%d distinct events of %d, %d duplicates; want all, none duplicated", len(seen), n, dups)
+		if len(seen) != n {
+			t.Errorf("%d distinct events of %d; want all", len(seen), n)
+		}
+		// At-least-once, a member whose session expired (a machine stalled
+		// past SessionTimeout) loses its partitions without a revoke, and
+		// what it had not committed is delivered again: duplicates then are
+		// the contract, not a bug. A rebalance alone duplicates nothing.
+		sessionLost := strings.Contains(logs.String(), "partitions lost") ||
+			strings.Contains(logs.String(), "not every output was acknowledged")
+		switch {
+		case dups != 0 && (eos || !sessionLost):
+			t.Errorf("%d duplicates; want none", dups)
+		case dups != 0:
+			t.Logf("%d duplicates after a lost session or an unacknowledged revoke (see the WARN lines): delivered again, as at-least-once promises", dups)
 		}
 	})
 }
