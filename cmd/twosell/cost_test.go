@@ -311,15 +311,24 @@ func runReplayCmd(t *testing.T, args []string) (replaySummary, string) {
 	return s, stderr.String()
 }
 
-// Replaying the same range twice: the first pays what the rules require,
-// the second pays nothing and writes the same statuses.
-func TestReplayTwice(t *testing.T) {
+// replayFixture is what the replay tests start from: a broker, the
+// simulator, a configuration for both, and the 10× stream of 40 mobiles
+// (not produced yet).
+func replayFixture(t *testing.T) (*kafkatest.Cluster, *juhesim.Sim, *config.Config, []streamEvent, []*kgo.Record) {
+	t.Helper()
 	useCostClock(t)
 	k := kafkatest.New(t)
 	sim, url := newSim(t, juhesim.Faults{})
 	cfg := testConfig(t, k, url, juhe.ModePlain)
 	t.Setenv("TWOSELL_JUHE_KEY", testKey)
 	evs, recs := tenTimes(cfg.Kafka.InputTopic, juhesim.Population(40))
+	return k, sim, cfg, evs, recs
+}
+
+// Replaying the same range twice: the first pays what the rules require,
+// the second pays nothing and writes the same statuses.
+func TestReplayTwice(t *testing.T) {
+	k, sim, cfg, evs, recs := replayFixture(t)
 	k.Produce(recs...)
 
 	first, progress := runReplayCmd(t, replayArgs(cfg, k.Name("replay-1")))
@@ -621,12 +630,7 @@ func TestReplaySummaryDeleted(t *testing.T) {
 // replay then pays; after it, every event is known and nothing would be
 // paid.
 func TestReplayDryRun(t *testing.T) {
-	useCostClock(t)
-	k := kafkatest.New(t)
-	sim, url := newSim(t, juhesim.Faults{})
-	cfg := testConfig(t, k, url, juhe.ModePlain)
-	t.Setenv("TWOSELL_JUHE_KEY", testKey)
-	evs, recs := tenTimes(cfg.Kafka.InputTopic, juhesim.Population(40))
+	k, sim, cfg, evs, recs := replayFixture(t)
 	recs = append(recs, &kgo.Record{Topic: cfg.Kafka.InputTopic, Value: []byte(`{"event_id":"bad","mobile":"12345","registered_at":"2024-01-02"}`)})
 	k.Produce(recs...)
 	mobiles, pairs := map[string]bool{}, map[string]bool{}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -209,14 +208,10 @@ func deletedRest(ctx context.Context, cl *kgo.Client, topic string, ranges map[i
 	return nil
 }
 
+// printEstimate writes e on w: a few aligned lines, or one JSON object.
 func printEstimate(w io.Writer, e replayEstimate, asJSON bool) error {
 	if asJSON {
-		line, err := json.Marshal(e)
-		if err != nil {
-			return err
-		}
-		_, err = fmt.Fprintf(w, "%s\n", line)
-		return err
+		return printJSONLine(w, e)
 	}
 	known := "answered by what the ledger holds: no call"
 	if !e.Ledger {

@@ -64,13 +64,18 @@ func cmdQuery(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	line, err := json.Marshal(queryResult{
+	return printJSONLine(stdout, queryResult{
 		Mobile: processor.MaskMobile(mobile), Date: day, Status: string(res.Status),
 		Res: res.Res, OrderID: res.OrderID, Mode: res.Mode, Attempts: res.Attempts,
 	})
+}
+
+// printJSONLine writes v as one line of JSON: what --json prints.
+func printJSONLine(w io.Writer, v any) error {
+	line, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(stdout, "%s\n", line)
+	_, err = fmt.Fprintf(w, "%s\n", line)
 	return err
 }

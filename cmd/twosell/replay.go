@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -359,12 +358,7 @@ func summarize(s processor.Stats, cfg *config.Config, total int64, took time.Dur
 
 func printSummary(w io.Writer, s replaySummary, asJSON bool) error {
 	if asJSON {
-		line, err := json.Marshal(s)
-		if err != nil {
-			return err
-		}
-		_, err = fmt.Fprintf(w, "%s\n", line)
-		return err
+		return printJSONLine(w, s)
 	}
 	state := "complete"
 	if !s.Complete {
