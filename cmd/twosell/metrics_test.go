@@ -203,6 +203,12 @@ func TestMetricsAndReadiness(t *testing.T) {
 		ok, body := ready()
 		return !ok && strings.Contains(body, "circuit breaker is open")
 	})
+	// The breaker opens first; a partition holds its record back when the
+	// lookup in flight returns unavailable, a moment later.
+	kafkatest.WaitFor(t, func() bool {
+		m := metrics()
+		return m["twosell_held_partitions"] >= 1 && m["twosell_paused_partitions"] >= 1
+	})
 	m = metrics()
 	if v := first(m.sum("twosell_breaker_transitions_total", `to="open"`)); v < 1 {
 		t.Errorf("twosell_breaker_transitions_total{to=open} = %v during the outage", v)
