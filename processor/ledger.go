@@ -195,8 +195,21 @@ func newLedger(cfg LedgerConfig, log *slog.Logger, apply func(ledgerRecord)) *le
 // open creates the topic if needed, loads every record written so far and
 // follows the topic in the background.
 func (l *ledger) open(ctx context.Context) error {
-	opts := append([]kgo.Opt{kgo.WithLogger(kgoLogger{l.log})}, l.cfg.ClientOpts...)
-	opts = append(opts,
+	base := append([]kgo.Opt{kgo.WithLogger(kgoLogger{l.log})}, l.cfg.ClientOpts...)
+	// The topic is made sure of first, by a client of its own: a client
+	// whose first metadata lacked the topic learned of it only at its next
+	// refresh, about 100 ms later, and the first paid answers' ledger
+	// records (and so their outputs) waited for it.
+	adm, err := kgo.NewClient(base...)
+	if err != nil {
+		return fmt.Errorf("ledger: kafka client: %w", err)
+	}
+	ends, err := l.prepare(ctx, kadm.NewClient(adm))
+	adm.Close()
+	if err != nil {
+		return err
+	}
+	opts := append(base,
 		kgo.ConsumeTopics(l.cfg.Topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.ProducerLinger(0), // a paid answer waits for its record: do not add to it
@@ -211,11 +224,7 @@ func (l *ledger) open(ctx context.Context) error {
 		return fmt.Errorf("ledger: kafka client: %w", err)
 	}
 	l.cl = cl
-	ends, err := l.prepare(ctx)
-	if err == nil {
-		err = l.load(ctx, ends)
-	}
-	if err != nil {
+	if err := l.load(ctx, ends); err != nil {
 		cl.Close()
 		l.cl = nil
 		return err
@@ -229,8 +238,7 @@ func (l *ledger) open(ctx context.Context) error {
 // prepare makes sure the topic exists and returns, by partition, the offset
 // of the last record written before now (partitions with none are left
 // out).
-func (l *ledger) prepare(ctx context.Context) (map[int32]int64, error) {
-	adm := kadm.NewClient(l.cl)
+func (l *ledger) prepare(ctx context.Context, adm *kadm.Client) (map[int32]int64, error) {
 	topics, err := adm.ListTopics(ctx, l.cfg.Topic)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: listing topic %q: %w", l.cfg.Topic, err)
@@ -251,9 +259,11 @@ func (l *ledger) prepare(ctx context.Context) (map[int32]int64, error) {
 			l.log.Info("created the ledger topic (compacted)", "topic", l.cfg.Topic)
 		}
 	}
-	// A topic just created may not be known to every broker yet: retry
-	// its offsets for a while.
-	for attempt := 0; ; attempt++ {
+	// A topic just created may not be known to every broker yet, nor to
+	// the client's metadata: retry its offsets for up to 5 s, soon at first
+	// (kfake knows it at once, and the client at its next refresh).
+	wait, deadline := 5*time.Millisecond, time.Now().Add(5*time.Second)
+	for {
 		starts, err1 := adm.ListStartOffsets(ctx, l.cfg.Topic)
 		ends, err2 := adm.ListEndOffsets(ctx, l.cfg.Topic)
 		err := errors.Join(err1, err2, starts.Error(), ends.Error())
@@ -266,15 +276,16 @@ func (l *ledger) prepare(ctx context.Context) (map[int32]int64, error) {
 			})
 			return last, nil
 		}
-		if attempt >= 50 || ctx.Err() != nil {
+		if time.Now().After(deadline) || ctx.Err() != nil {
 			return nil, fmt.Errorf("ledger: listing the offsets of %q: %w", l.cfg.Topic, err)
 		}
-		t := time.NewTimer(100 * time.Millisecond)
+		t := time.NewTimer(wait)
 		select {
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
 		}
+		wait = min(2*wait, 100*time.Millisecond)
 	}
 }
 
@@ -612,7 +623,7 @@ func ReadLedgerCalls(ctx context.Context, clientOpts []kgo.Opt, topic string, fn
 	}
 	defer cl.Close()
 	l.cl = cl
-	last, err := l.prepare(ctx)
+	last, err := l.prepare(ctx, kadm.NewClient(cl))
 	if err != nil {
 		return err
 	}
