@@ -356,10 +356,15 @@ func steadyState(start, end, warm time.Time, acked []time.Time) (warmup, through
 	if warm.IsZero() {
 		return nil, nil
 	}
+	// Records a --duration run finished while it stopped come after end:
+	// they are not the run's.
+	if warm.After(end) {
+		warm = end
+	}
 	w := warm.Sub(start).Seconds()
 	after := 0
 	for _, a := range acked {
-		if a.After(warm) {
+		if a.After(warm) && !a.After(end) {
 			after++
 		}
 	}

@@ -195,6 +195,8 @@ func TestSteadyState(t *testing.T) {
 		{"nothing after the warm-up", at(700), at(200), acks(10, 200, 10), 0.2, -1},
 		{"fewer than a tenth after the warm-up", at(1000), at(950), acks(1, 1000, 1), 0.95, -1},
 		{"less than 100 ms after the warm-up", at(1000), at(950), append(acks(1, 10, 1), acks(951, 1000, 1)...), 0.95, -1},
+		{"--duration: acknowledged while stopping", at(1000), at(1050), acks(10, 1100, 10), 1, -1},
+		{"--duration: not counted after the end", at(1000), at(200), acks(1, 2000, 1), 0.2, 1000},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
