@@ -710,3 +710,45 @@ func TestPrintEstimate(t *testing.T) {
 		}
 	}
 }
+
+// readRange ends a partition whose rest of range the broker deleted before
+// it was read, instead of waiting for records that cannot come; the other
+// partitions are read to their end.
+func TestReadRangeEndsDeletedPartitions(t *testing.T) {
+	k := kafkatest.New(t)
+	cfg := testConfig(t, k, "http://127.0.0.1:1", juhe.ModePlain) // 3 partitions
+	var recs []*kgo.Record
+	for i := range 20 {
+		recs = append(recs, &kgo.Record{Topic: cfg.Kafka.InputTopic, Partition: int32(i % 2), Value: fmt.Appendf(nil, `{"event_id":"e-%d"}`, i)})
+	}
+	cl := k.Client(kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err := cl.ProduceSync(t.Context(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	// Partition 0's range, [0, 10), is deleted whole after the range was
+	// taken; partition 1's is read.
+	deleted, err := kadm.NewClient(cl).DeleteRecords(t.Context(), kadm.Offsets{cfg.Kafka.InputTopic: {0: {Topic: cfg.Kafka.InputTopic, Partition: 0, At: 10}}})
+	if err == nil {
+		err = deleted.Error()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	var read []string
+	ranges := map[int32]processor.OffsetRange{0: {Start: 0, End: 10}, 1: {Start: 2, End: 10}}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second) // waiting for partition 0 for ever fails
+	defer cancel()
+	if err := readRange(ctx, cfg, ranges, log, func(r *kgo.Record) {
+		read = append(read, fmt.Sprintf("%d@%d", r.Partition, r.Offset))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if want := "1@2 1@3 1@4 1@5 1@6 1@7 1@8 1@9"; strings.Join(read, " ") != want {
+		t.Errorf("read %v, want %s", read, want)
+	}
+	if !strings.Contains(logs.String(), "the broker deleted the rest of a partition's range") || !strings.Contains(logs.String(), "partition=0") {
+		t.Errorf("no word of partition 0's deleted range:\n%s", logs.String())
+	}
+}

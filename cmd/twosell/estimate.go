@@ -137,7 +137,7 @@ func readRange(ctx context.Context, cfg *config.Config, ranges map[int32]process
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offsets}),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.KeepControlRecords(), // a range may end in transaction markers
-		kgo.FetchMaxWait(time.Second),
+		kgo.FetchMaxWait(500*time.Millisecond),
 	)...)
 	if err != nil {
 		return err
@@ -152,7 +152,7 @@ func readRange(ctx context.Context, cfg *config.Config, ranges map[int32]process
 		}
 	}
 	for left > 0 {
-		pollCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		pollCtx, cancel := context.WithTimeout(ctx, time.Second) // then see whether the rest is gone
 		fetches := cl.PollFetches(pollCtx)
 		cancel()
 		if ctx.Err() != nil {
