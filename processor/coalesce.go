@@ -29,6 +29,7 @@ type flight struct {
 func (c *CostControl) share(ctx context.Context, key MobileKey, l Lookup) (Result, error) {
 	name := string(key[:])
 	me := &l
+	waited := false // counted once, however many calls it waits for
 	for first := true; ; first = false {
 		if !first { // the caller asked the knowledge before the first call
 			if r, ok := c.answerKnown(key, l); ok {
@@ -51,8 +52,11 @@ func (c *CostControl) share(ctx context.Context, key MobileKey, l Lookup) (Resul
 		if fr.f.leader == me {
 			return fr.f.res, fr.err
 		}
-		c.coalesced.Add(1)
-		trace.SpanFromContext(ctx).SetAttributes(attribute.Bool("twosell.coalesced", true))
+		if !waited {
+			waited = true
+			c.coalesced.Add(1)
+			trace.SpanFromContext(ctx).SetAttributes(attribute.Bool("twosell.coalesced", true))
+		}
 		if fr.err != nil && sharedFailure(fr.err) {
 			return Result{Mode: fr.f.res.Mode, Code: fr.f.res.Code}, fr.err
 		}

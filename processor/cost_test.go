@@ -256,6 +256,47 @@ func testCoalesces(t *testing.T) {
 	}
 }
 
+// A lookup counts as coalesced once, however many calls it waited for.
+func TestCostControlCoalescedCountsLookups(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		p := &fakeProvider{
+			activation: map[string]string{"17300000010": "20200315"},
+			gate:       make(chan struct{}),
+			started:    make(chan Lookup, 16),
+		}
+		c := newCost(t, p, &fakeClock{t: t0}, nil)
+		done := make(chan error, 3)
+		ask := func(date string) {
+			go func() {
+				_, err := c.Enrich(t.Context(), Lookup{Mobile: "17300000010", Date: date})
+				done <- err
+			}()
+		}
+		ask("20200101") // res 1: implies neither of the two below
+		<-p.started
+		ask("20210101")
+		ask("20220101")
+		synctest.Wait() // both wait for the first call
+		p.gate <- struct{}{}
+		synctest.Wait() // one leads the second call, the other waits again
+		for finished := 0; finished < 3; {
+			select {
+			case <-p.started:
+				p.gate <- struct{}{}
+			case err := <-done:
+				if err != nil {
+					t.Fatal(err)
+				}
+				finished++
+			}
+		}
+		if st := c.CostStats(); st.Coalesced != 2 {
+			t.Errorf("coalesced %d, want 2: the two lookups that waited, once each (paid calls %d)", st.Coalesced, st.PaidCalls)
+		}
+	})
+}
+
 // A waiter shares the provider's unavailability, but not a rejection of the
 // leader's own lookup.
 func TestCostControlCoalescedFailures(t *testing.T) {

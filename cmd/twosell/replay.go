@@ -372,7 +372,8 @@ func printSummary(w io.Writer, s replaySummary, asJSON bool) error {
   outputs        %d  (%s) -> %s
   dead letters   %d -> %s
   paid calls     %d
-  cache answers  %d  (of which after waiting for a shared call: %d)
+  cache answers  %d
+  shared calls   %d  (lookups that waited for another lookup's call of the same number)
   skipped        %d
   cost estimate  %.2f CNY  (%d paid calls at %.2f CNY)
 `, state, time.Duration(s.Seconds*float64(time.Second)).Round(time.Millisecond), s.Events, s.Total, s.EventsPerSec,
