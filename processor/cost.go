@@ -456,16 +456,20 @@ func (c *CostControl) ledgerFailed(orderID string, err error) {
 }
 
 // budgetSpent answers a lookup that needs a call after the budget is spent.
+// It says so in a warning once a day, either way.
 func (c *CostControl) budgetSpent() (Result, error) {
+	err := c.budget.spentError()
+	if day := c.budget.today(); c.warnedDay.Swap(day) != day {
+		what := "holding back records that need a paid call until it renews"
+		if c.cfg.EmitSkipped {
+			what = `writing records that need a paid call with status "skipped" until it renews`
+		}
+		c.log.Warn("daily budget spent: "+what+" (cache answers go on)", "budget", c.cfg.DailyBudget, "err", err)
+	}
 	if c.cfg.EmitSkipped {
 		c.skipped.Add(1)
 		return Result{Status: StatusSkipped, Mode: c.cfg.Mode}, nil
 	}
 	c.refusals.Add(1)
-	err := c.budget.spentError()
-	if day := c.budget.today(); c.warnedDay.Swap(day) != day {
-		c.log.Warn("daily budget spent: holding back records that need a paid call until it renews (cache answers go on)",
-			"budget", c.cfg.DailyBudget, "err", err)
-	}
 	return Result{Mode: c.cfg.Mode}, Unavailable(err)
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"maps"
 	"slices"
 	"strings"
@@ -362,8 +364,11 @@ func TestCostControlBudget(t *testing.T) {
 				act[fmt.Sprintf("173000001%02d", i)] = "20200101"
 			}
 			p := &fakeProvider{activation: act, errFor: map[string]error{"17300000999": Unavailable(errors.New("down"))}}
+			var logs strings.Builder // written under the cost control's warnedDay: one writer at a time
+			var logsMu sync.Mutex
 			c := newCost(t, p, clock, func(c *CostConfig) {
 				c.DailyBudget, c.EmitSkipped, c.Location = 10, emit, shanghai
+				c.Logger = slog.New(slog.NewTextHandler(lockedWriter{&logsMu, &logs}, nil))
 			})
 			// A failed call does not spend the budget.
 			if _, err := c.Enrich(t.Context(), Lookup{Mobile: "17300000999", Date: "20240101"}); DispositionOf(err) != DispositionUnavailable {
@@ -425,8 +430,30 @@ func TestCostControlBudget(t *testing.T) {
 			if st := c.CostStats(); st.BudgetRemaining != 9 {
 				t.Fatalf("remaining %d on the new day, want 9", st.BudgetRemaining)
 			}
+			// The operator is told once, whichever way the records go.
+			want := "holding back records"
+			if emit {
+				want = `with status \"skipped\"`
+			}
+			logsMu.Lock()
+			defer logsMu.Unlock()
+			if n := strings.Count(logs.String(), "daily budget spent"); n != 1 || !strings.Contains(logs.String(), want) {
+				t.Errorf("%d warnings of the spent budget, want 1 saying %q:\n%s", n, want, logs.String())
+			}
 		})
 	}
+}
+
+// lockedWriter serializes writes to w.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 // An event older than SkipOlderThan that needs a call is skipped; one the
