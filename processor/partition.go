@@ -403,7 +403,9 @@ func (w *partitionWorker) hold(err error) {
 	}
 }
 
-func (w *partitionWorker) unhold() {
+// unhold ends a record's hold: answered, or given up (abandoned) when the
+// partition stops or is revoked, which says nothing of the provider.
+func (w *partitionWorker) unhold(givenUp bool) {
 	w.mu.Lock()
 	w.holds--
 	last := w.holds == 0
@@ -413,7 +415,11 @@ func (w *partitionWorker) unhold() {
 		held = w.p.held.Add(-1)
 	}
 	w.mu.Unlock()
-	if held == 0 {
+	switch {
+	case held != 0:
+	case givenUp:
+		w.p.log.Info("held records given up as their partitions stop; they are not committed and will be delivered again")
+	default:
 		w.p.log.Info("provider available again: resumed fetching")
 	}
 }

@@ -577,12 +577,15 @@ func TestStopWhileHolding(t *testing.T) {
 		const n, answered = 20, 5
 		h.produceEvents(n)
 		var calls atomic.Int64
-		p, stop := h.start(h.config(processor.EnricherFunc(func(_ context.Context, l processor.Lookup) (processor.Result, error) {
+		cfg := h.config(processor.EnricherFunc(func(_ context.Context, l processor.Lookup) (processor.Result, error) {
 			if calls.Add(1) > answered {
 				return processor.Result{}, processor.Unavailable(errors.New("circuit breaker is open"))
 			}
 			return fakeAnswer(l), nil
-		})))
+		}))
+		var logs safeBuffer
+		cfg.Logger = slog.New(slog.NewTextHandler(io.MultiWriter(testWriter{t}, &logs), nil))
+		p, stop := h.start(cfg)
 		// Exactly-once, the held record's transaction holds the answered
 		// ones too: nothing is produced until it commits.
 		want := int64(answered)
@@ -601,6 +604,10 @@ func TestStopWhileHolding(t *testing.T) {
 			t.Errorf("%d outputs, want %d", len(got), want)
 		}
 		checkCommittedPrefix(t, committed, got)
+		// Stopping gives the held records up; the provider is still down.
+		if strings.Contains(logs.String(), "provider available again") || !strings.Contains(logs.String(), "held records given up") {
+			t.Errorf("the log after stopping while holding:\n%s", logs.String())
+		}
 	})
 }
 

@@ -186,10 +186,10 @@ func (w *partitionWorker) lookup(ctx, abandon context.Context, l Lookup, t *reco
 	}
 
 	wait := p.cfg.RetryBackoff
-	held := false
+	held, abandoned := false, false
 	defer func() {
 		if held {
-			w.unhold()
+			w.unhold(abandoned)
 		}
 	}()
 	attempts := 0
@@ -211,6 +211,7 @@ func (w *partitionWorker) lookup(ctx, abandon context.Context, l Lookup, t *reco
 		attempts += res.Attempts
 		res.Attempts = attempts
 		if ctx.Err() != nil {
+			abandoned = true
 			return res, errAbandoned
 		}
 		if err == nil {
@@ -235,9 +236,11 @@ func (w *partitionWorker) lookup(ctx, abandon context.Context, l Lookup, t *reco
 			timer.Stop()
 			// Shutting down: a held record will not finish within any
 			// grace period; abandon it now.
+			abandoned = true
 			return res, errAbandoned
 		case <-ctx.Done():
 			timer.Stop()
+			abandoned = true
 			return res, errAbandoned
 		}
 		wait = min(2*wait, p.cfg.MaxRetryBackoff)
