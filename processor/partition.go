@@ -399,7 +399,7 @@ func (w *partitionWorker) hold(err error) {
 	}
 	w.mu.Unlock()
 	if held == 1 {
-		w.p.log.Warn("provider unavailable: holding records back and pausing fetching until it answers", "err", err)
+		w.p.log.Warn("cannot call the provider: holding records back and pausing fetching until it can", "err", err)
 	}
 }
 
@@ -420,7 +420,7 @@ func (w *partitionWorker) unhold(givenUp bool) {
 	case givenUp:
 		w.p.log.Info("held records given up as their partitions stop; they are not committed and will be delivered again")
 	default:
-		w.p.log.Info("provider available again: resumed fetching")
+		w.p.log.Info("the provider can be called again: resumed fetching")
 	}
 }
 

@@ -605,7 +605,7 @@ func TestStopWhileHolding(t *testing.T) {
 		}
 		checkCommittedPrefix(t, committed, got)
 		// Stopping gives the held records up; the provider is still down.
-		if strings.Contains(logs.String(), "provider available again") || !strings.Contains(logs.String(), "held records given up") {
+		if strings.Contains(logs.String(), "the provider can be called again") || !strings.Contains(logs.String(), "held records given up") {
 			t.Errorf("the log after stopping while holding:\n%s", logs.String())
 		}
 	})
