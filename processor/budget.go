@@ -158,10 +158,16 @@ func (g *groupRate) share() (float64, int) {
 	return float64(g.lim.Limit()), g.members
 }
 
-// wait blocks until a call may be made, or ctx ends.
-func (g *groupRate) wait(ctx context.Context) error {
+// wait blocks until a call may be made, or ctx or stop (if not nil) ends.
+func (g *groupRate) wait(ctx, stop context.Context) error {
 	if g.lim == nil {
 		return nil
+	}
+	if stop != nil {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		defer context.AfterFunc(stop, cancel)()
 	}
 	return g.lim.Wait(ctx)
 }

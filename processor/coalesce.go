@@ -80,8 +80,8 @@ type flightResult struct {
 // sharedFailure reports whether a call's failure is the provider's, which
 // every waiter shares, rather than the calling lookup's own.
 func sharedFailure(err error) bool {
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return false
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, errStopping) {
+		return false // the leader's partition stops, perhaps not the waiter's
 	}
 	return DispositionOf(err) != DispositionReject
 }

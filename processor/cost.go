@@ -413,11 +413,18 @@ func (c *CostControl) pay(ctx context.Context, key MobileKey, l Lookup) (Result,
 	}
 	paid := false
 	defer func() { c.budget.settle(day, paid) }()
-	if err := c.rate.wait(ctx); err != nil {
+	stop := stoppingOf(ctx)
+	if err := c.rate.wait(ctx, stop); err != nil {
 		if ctx.Err() != nil {
 			return Result{}, ctx.Err()
 		}
+		if stop != nil && stop.Err() != nil {
+			return Result{Mode: c.cfg.Mode}, errStopping
+		}
 		return Result{Mode: c.cfg.Mode}, Unavailable(fmt.Errorf("provider rate limit: %w", err))
+	}
+	if stop != nil && stop.Err() != nil {
+		return Result{Mode: c.cfg.Mode}, errStopping
 	}
 	res, err := c.next.Enrich(ctx, l)
 	if err != nil {

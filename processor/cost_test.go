@@ -497,7 +497,7 @@ func TestGroupRate(t *testing.T) {
 	if got, _ := newGroupRate(0).share(); got != 0 {
 		t.Errorf("unlimited: %v", got)
 	}
-	if err := newGroupRate(0).wait(t.Context()); err != nil {
+	if err := newGroupRate(0).wait(t.Context(), nil); err != nil {
 		t.Error(err)
 	}
 }

@@ -611,6 +611,46 @@ func TestStopWhileHolding(t *testing.T) {
 	})
 }
 
+// Stopping gives up the records still waiting for the provider's rate
+// limit instead of paying for them during the grace period, which is for
+// the calls already in flight; the records given up are not committed.
+func TestStopStartsNoNewPaidCall(t *testing.T) {
+	bothModes(t, func(t *testing.T, eos bool) {
+		h := newHarnessMode(t, 1, eos)
+		h.produceEvents(20) // 20 numbers: 20 calls, one a second
+		var calls atomic.Int64
+		first := make(chan struct{})
+		provider := processor.EnricherFunc(func(_ context.Context, l processor.Lookup) (processor.Result, error) {
+			if calls.Add(1) == 1 {
+				close(first)
+			}
+			return fakeAnswer(l), nil
+		})
+		cost, err := processor.NewCostControl(provider, processor.CostConfig{Secret: []byte("test-secret"), QPS: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cost.Open(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		defer cost.Close(context.Background())
+		cfg := h.config(cost)
+		cfg.ShutdownTimeout = 5 * time.Second // paying on through it would make 5 more calls
+		_, stop := h.start(cfg)
+		<-first
+		if err := stop(); err != nil {
+			t.Fatalf("Run = %v, want nil after a graceful stop", err)
+		}
+		// The second call may have begun before the stop on a slow machine.
+		if n := calls.Load(); n > 2 {
+			t.Errorf("%d paid calls, want 1 (2 at most): the records waiting for the rate limit were paid for while stopping", n)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		checkCommittedPrefix(t, h.kafka.CommittedOffsets(h.group, h.in)[0], h.kafka.ConsumeAll(ctx, h.out))
+	})
+}
+
 // TestKafkaBroker names the broker the suite runs against, so that a CI log
 // shows whether it was the embedded kfake or a real Kafka.
 func TestKafkaBroker(t *testing.T) {
