@@ -245,8 +245,10 @@ type Processor struct {
 	fatalErr  error // the first fatal error; nil while healthy
 	cancelRun context.CancelCauseFunc
 
-	held   atomic.Int32 // partitions holding a record back for the provider
-	joined atomic.Bool  // a member of the group now (see Connected)
+	held atomic.Int32 // partitions holding a record back for the provider
+	// rangeComplete: Config.Range was processed to its end (RangeComplete).
+	rangeComplete atomic.Bool
+	joined        atomic.Bool // a member of the group now (see Connected)
 	// spoiled is the first produce error of the open transaction that
 	// aborts it rather than stopping (see txnAbortable); nil when none.
 	spoiled atomic.Pointer[error]

@@ -181,6 +181,12 @@ func listStartOffsets(ctx context.Context, cl *kgo.Client, topic string) (kadm.L
 	return starts, err
 }
 
+// RangeComplete reports whether Run processed the whole of Config.Range:
+// every record of it has its output or dead letter acknowledged (or was
+// deleted by the broker before it was read). It is false before Run returns,
+// and after a Run that was interrupted before the end.
+func (p *Processor) RangeComplete() bool { return p.rangeComplete.Load() }
+
 // runReplay processes Config.Range of the input topic and returns when every
 // record of it has its output or dead letter acknowledged (or ctx ends, or a
 // fatal error). It reads the partitions directly, without a consumer group:
@@ -196,6 +202,7 @@ func (p *Processor) runReplay(ctx context.Context) error {
 		}
 	}
 	if len(offsets) == 0 {
+		p.rangeComplete.Store(true) // nothing to do
 		return nil
 	}
 	opts := append([]kgo.Opt{kgo.WithLogger(kgoLogger{p.log})}, p.cfg.ClientOpts...)
@@ -349,6 +356,15 @@ func (p *Processor) runReplay(ctx context.Context) error {
 	if err := cl.Flush(flushCtx); err != nil {
 		p.log.Warn("replay: not every output was acknowledged before closing", "err", err)
 	}
+	// Interrupted, the records in flight may have finished the range during
+	// the grace period.
+	mu.Lock()
+	complete = true
+	for _, rp := range parts {
+		complete = complete && rp.finished()
+	}
+	mu.Unlock()
+	p.rangeComplete.Store(complete)
 	if complete {
 		p.log.Info("replay complete", "consumed", p.stats.consumed.Load())
 	} else if p.fatal() == nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/twosell/twosell/processor"
+	"github.com/twosell/twosell/processor/kafkatest"
 )
 
 // answer is the fake provider as an Enricher.
@@ -52,7 +53,77 @@ func (h *harness) replay(rng map[int32]processor.OffsetRange, opts ...kgo.Opt) *
 	if ctx.Err() != nil {
 		h.t.Fatal("Run returned only when its context ended; a replay ends at its range's end")
 	}
+	if !p.RangeComplete() {
+		h.t.Error("RangeComplete is false after a replay that ended by itself")
+	}
 	return p
+}
+
+// An interrupted replay returns without error and says its range is not
+// complete.
+func TestReplayInterrupted(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, 1)
+	h.produceEvents(10)
+	var calls atomic.Int64
+	cfg := h.config(processor.EnricherFunc(func(ctx context.Context, l processor.Lookup) (processor.Result, error) {
+		if calls.Add(1) == 1 {
+			return answer(ctx, l)
+		}
+		<-ctx.Done() // a provider that never answers again
+		return processor.Result{}, ctx.Err()
+	}))
+	cfg.Group, cfg.Range = "", map[int32]processor.OffsetRange{0: {Start: 0, End: 10}}
+	cfg.ShutdownTimeout = 100 * time.Millisecond
+	p, err := processor.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	ran := make(chan error, 1)
+	go func() { ran <- p.Run(ctx) }()
+	kafkatest.WaitFor(t, func() bool { return p.Stats().Produced == 1 })
+	cancel()
+	if err := <-ran; err != nil {
+		t.Fatalf("Run = %v, want nil when interrupted", err)
+	}
+	if p.RangeComplete() || p.Stats().Produced != 1 {
+		t.Errorf("RangeComplete %v with %d of 10 produced, want false", p.RangeComplete(), p.Stats().Produced)
+	}
+}
+
+// A replay interrupted while its last record is in flight finishes it
+// within the grace period, and then its range is complete after all.
+func TestReplayInterruptedAtTheEnd(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, 1)
+	h.produceEvents(10)
+	last, release := make(chan struct{}), make(chan struct{})
+	cfg := h.config(processor.EnricherFunc(func(ctx context.Context, l processor.Lookup) (processor.Result, error) {
+		if strings.HasSuffix(l.Mobile, "0009") { // the range's last record
+			close(last)
+			<-release
+		}
+		return answer(ctx, l)
+	}))
+	cfg.Group, cfg.Range = "", map[int32]processor.OffsetRange{0: {Start: 0, End: 10}}
+	cfg.MaxInFlight = 1 // in order: the last record is the last in flight
+	p, err := processor.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	ran := make(chan error, 1)
+	go func() { ran <- p.Run(ctx) }()
+	<-last
+	cancel() // interrupted, with the last record's call in flight
+	close(release)
+	if err := <-ran; err != nil {
+		t.Fatalf("Run = %v, want nil", err)
+	}
+	if !p.RangeComplete() || p.Stats().Produced != 10 {
+		t.Errorf("RangeComplete %v with %d of 10 produced, want true and all", p.RangeComplete(), p.Stats().Produced)
+	}
 }
 
 // A replay processes exactly its range — part of one partition, all of

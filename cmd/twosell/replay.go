@@ -167,7 +167,7 @@ func runReplay(ctx context.Context, cfg *config.Config, o replayOptions, stdout,
 	runErr := proc.Run(ctx)
 	stopProgress()
 	shown.Wait()
-	complete := runErr == nil && ctx.Err() == nil
+	complete := runErr == nil && proc.RangeComplete() // interrupted, it may have finished all the same
 	s := summarize(proc.Stats(), cfg, total, time.Since(start), complete)
 	progress.finish(s)
 	if err := printSummary(stdout, s, o.JSON); err != nil {
