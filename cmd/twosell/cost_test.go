@@ -623,6 +623,26 @@ func TestReplaySummaryDeleted(t *testing.T) {
 	}
 }
 
+// The summary's first line counts the records done (outputs and dead
+// letters), and the records read only when they differ (interrupted).
+func TestReplaySummaryHeadline(t *testing.T) {
+	for _, tt := range []struct {
+		s    replaySummary
+		want string
+	}{
+		{replaySummary{Complete: true, Total: 200, Events: 200, Outputs: 190, DeadLetters: 10}, "replay complete in 0s: 200 of 200 records done (0/s)"},
+		{replaySummary{Total: 200, Events: 200, Outputs: 72}, "replay INTERRUPTED in 0s: 72 of 200 records done, 200 read (0/s)"},
+	} {
+		var b strings.Builder
+		if err := printSummary(&b, tt.s, false); err != nil {
+			t.Fatal(err)
+		}
+		if got, _, _ := strings.Cut(b.String(), "\n"); got != tt.want {
+			t.Errorf("first line %q, want %q", got, tt.want)
+		}
+	}
+}
+
 // "replay --dry-run" estimates a range's paid calls from what the ledger
 // knows, without a call and without a write: before any replay nothing is
 // known, and the calls lie between the distinct mobiles and the distinct

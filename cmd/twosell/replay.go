@@ -177,7 +177,7 @@ func runReplay(ctx context.Context, cfg *config.Config, o replayOptions, stdout,
 		return explain(cfg, runErr)
 	}
 	if !complete {
-		return fmt.Errorf("replay interrupted after %d of %d records; run it again to finish (what is paid for is in the ledger)", s.Events, total)
+		return fmt.Errorf("replay interrupted with %d of %d records done; run it again to finish (what is paid for is in the ledger)", s.Outputs+s.DeadLetters, total)
 	}
 	return nil
 }
@@ -368,7 +368,11 @@ func printSummary(w io.Writer, s replaySummary, asJSON bool) error {
 	for _, k := range slices.Sorted(maps.Keys(s.ByStatus)) {
 		statuses = append(statuses, fmt.Sprintf("%s %d", k, s.ByStatus[k]))
 	}
-	_, err := fmt.Fprintf(w, `replay %s in %s: %d of %d records (%.0f/s)
+	done := fmt.Sprintf("%d of %d records done", s.Outputs+s.DeadLetters, s.Total)
+	if s.Events != s.Outputs+s.DeadLetters {
+		done += fmt.Sprintf(", %d read", s.Events) // interrupted: read, not finished
+	}
+	_, err := fmt.Fprintf(w, `replay %s in %s: %s (%.0f/s)
   outputs        %d  (%s) -> %s
   dead letters   %d -> %s
   paid calls     %d
@@ -376,7 +380,7 @@ func printSummary(w io.Writer, s replaySummary, asJSON bool) error {
   shared calls   %d  (lookups that waited for another lookup's call of the same number)
   skipped        %d
   cost estimate  %.2f CNY  (%d paid calls at %.2f CNY)
-`, state, time.Duration(s.Seconds*float64(time.Second)).Round(time.Millisecond), s.Events, s.Total, s.EventsPerSec,
+`, state, time.Duration(s.Seconds*float64(time.Second)).Round(time.Millisecond), done, s.EventsPerSec,
 		s.Outputs, strings.Join(statuses, ", "), s.OutputTopic, s.DeadLetters, s.DLQTopic,
 		s.PaidCalls, s.CacheAnswers, s.Coalesced, s.Skipped, s.CostCNY, s.PaidCalls, s.PricePerCall)
 	if err == nil && s.Deleted > 0 {
