@@ -120,13 +120,19 @@ func previousDay(day string) string {
 type groupRate struct {
 	qps float64 // for the whole group; 0: unlimited
 	lim *rate.Limiter
+	// turn lets one waiter at a time reserve the limiter's next token. The
+	// limiter gives every waiter its own time at once, at the rate of the
+	// moment: 256 lookups waiting at 20/s would have kept their 50 ms
+	// spacing for 12 s after the group grew and the share fell to 10/s,
+	// and two instances sent 30 requests a second under a limit of 20.
+	turn chan struct{}
 
 	mu      sync.Mutex
 	members int
 }
 
 func newGroupRate(qps float64) *groupRate {
-	g := &groupRate{qps: qps, members: 1}
+	g := &groupRate{qps: qps, members: 1, turn: make(chan struct{}, 1)}
 	if qps > 0 {
 		// A burst of one: calls are spaced evenly, so that no second
 		// holds more than the share even when the instances' bursts
@@ -169,5 +175,11 @@ func (g *groupRate) wait(ctx, stop context.Context) error {
 		defer cancel()
 		defer context.AfterFunc(stop, cancel)()
 	}
+	select {
+	case g.turn <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-g.turn }()
 	return g.lim.Wait(ctx)
 }

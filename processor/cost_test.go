@@ -299,6 +299,40 @@ func TestCostControlCoalescedCountsLookups(t *testing.T) {
 	})
 }
 
+// Re-dividing the group's rate takes effect at once, also for the lookups
+// already waiting: they do not keep turns taken at the old rate. (Fake
+// time: synctest.)
+func TestGroupRateRedivisionAppliesToWaiters(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		g := newGroupRate(20)
+		start := time.Now()
+		var mu sync.Mutex
+		var passed []time.Duration
+		var wg sync.WaitGroup
+		for range 41 {
+			wg.Go(func() {
+				if err := g.wait(t.Context(), nil); err != nil {
+					t.Error(err)
+				}
+				mu.Lock()
+				passed = append(passed, time.Since(start))
+				mu.Unlock()
+			})
+		}
+		synctest.Wait() // one passed at once; the others wait, at 20/s
+		g.setMembers(2) // 10/s from now on
+		wg.Wait()
+		slices.Sort(passed)
+		// One at once, then 40 at 10/s: the last at about 4 s (the one
+		// turn taken before the change may keep its 50 ms). At the old
+		// 20/s it would be 2 s.
+		if last := passed[len(passed)-1]; last < 3900*time.Millisecond {
+			t.Errorf("the last of 41 calls passed at %v, want about 4s: the waiters kept the old rate", last)
+		}
+	})
+}
+
 // A waiter shares the provider's unavailability, but not a rejection of the
 // leader's own lookup.
 func TestCostControlCoalescedFailures(t *testing.T) {
