@@ -120,11 +120,13 @@ func previousDay(day string) string {
 type groupRate struct {
 	qps float64 // for the whole group; 0: unlimited
 	lim *rate.Limiter
-	// turn lets one waiter at a time reserve the limiter's next token. The
-	// limiter gives every waiter its own time at once, at the rate of the
-	// moment: 256 lookups waiting at 20/s would have kept their 50 ms
-	// spacing for 12 s after the group grew and the share fell to 10/s,
-	// and two instances sent 30 requests a second under a limit of 20.
+	// turn lets one waiter at a time reserve the limiter's next token, at
+	// most rateLookahead (or one interval) before it is due. The limiter gives every waiter
+	// its time at once, at the rate of the moment: 256 lookups waiting at
+	// 20/s would have kept their 50 ms spacing for seconds after the group
+	// grew and the share fell to 10/s, and two instances sent 30 requests a
+	// second under a limit of 20. Reserving a little ahead (rateLookahead)
+	// keeps the wake-ups' lateness out of the rate.
 	turn chan struct{}
 
 	mu      sync.Mutex
@@ -180,6 +182,40 @@ func (g *groupRate) wait(ctx, stop context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	defer func() { <-g.turn }()
-	return g.lim.Wait(ctx)
+	r := g.lim.Reserve() // a burst of 1: always possible
+	ahead := max(time.Duration(float64(time.Second)/float64(g.lim.Limit())), rateLookahead)
+	if early := r.Delay() - ahead; early > 0 {
+		if err := sleep(ctx, early); err != nil { // holding the turn
+			<-g.turn
+			r.Cancel()
+			return err
+		}
+	}
+	<-g.turn // the next waiter reserves the following slot meanwhile
+	if err := sleep(ctx, r.Delay()); err != nil {
+		r.Cancel()
+		return err
+	}
+	return nil
+}
+
+// rateLookahead is how far ahead of its slot a waiter may reserve it (or one
+// interval, if longer): the wake-ups of the waiters taking turns may be late
+// by this much without costing the rate, and a new share applies to the
+// calls after it.
+const rateLookahead = 50 * time.Millisecond
+
+// sleep waits d, or until ctx ends (then its error).
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
