@@ -641,6 +641,26 @@ func TestReplaySummaryHeadline(t *testing.T) {
 			t.Errorf("first line %q, want %q", got, tt.want)
 		}
 	}
+	var b strings.Builder // nothing produced: no empty "()"
+	if err := printSummary(&b, replaySummary{Complete: true, OutputTopic: "out"}, false); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "\n  outputs        0 -> out\n") {
+		t.Errorf("summary of an empty range:\n%s", b.String())
+	}
+}
+
+// A replay that refuses to start prints why, and no summary of nothing.
+func TestReplayRefusalHasNoSummary(t *testing.T) {
+	k, _, cfg, _, recs := replayFixture(t)
+	k.Produce(recs...)
+	k.CreateTopics(1, cfg.Ledger.Topic) // the ledger is there; the output topic is not
+	var stdout, stderr syncBuffer
+	missing := k.Name("missing")
+	code := Main(t.Context(), replayArgs(cfg, missing, "--create-topics=false"), &stdout, &stderr)
+	if code != 1 || stdout.String() != "" || !strings.Contains(stderr.String(), fmt.Sprintf("topic does not exist: %q", missing)) {
+		t.Errorf("exit %d, stdout %q, stderr:\n%s\nwant 1, nothing on stdout, the missing topic on stderr", code, stdout.String(), stderr.String())
+	}
 }
 
 // "replay --dry-run" estimates a range's paid calls from what the ledger

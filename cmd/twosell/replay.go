@@ -158,6 +158,10 @@ func runReplay(ctx context.Context, cfg *config.Config, o replayOptions, stdout,
 	}
 	log.Info("replay", "topic", cfg.Kafka.InputTopic, "partitions", len(ranges), "offsets", total,
 		"output_topic", cfg.Kafka.OutputTopic, "dlq_topic", cfg.Kafka.DLQTopic, "qps", cfg.Juhe.QPS)
+	if total == 0 {
+		log.Warn("the range holds no record: nothing to replay; check --from and --to (the broker's time index) or the offsets",
+			"topic", cfg.Kafka.InputTopic)
+	}
 
 	start := time.Now()
 	progress := newReplayProgress(stderr, o, total)
@@ -169,6 +173,10 @@ func runReplay(ctx context.Context, cfg *config.Config, o replayOptions, stdout,
 	shown.Wait()
 	complete := runErr == nil && proc.RangeComplete() // interrupted, it may have finished all the same
 	s := summarize(proc.Stats(), cfg, total, time.Since(start), complete)
+	if runErr != nil && s.Events == 0 && s.PaidCalls == 0 {
+		progress.finish(s)
+		return explain(cfg, runErr) // refused to start (a topic, the retention): no summary of nothing
+	}
 	progress.finish(s)
 	if err := printSummary(stdout, s, o.JSON); err != nil {
 		return err
@@ -364,16 +372,20 @@ func printSummary(w io.Writer, s replaySummary, asJSON bool) error {
 	if !s.Complete {
 		state = "INTERRUPTED"
 	}
-	statuses := make([]string, 0, len(s.ByStatus))
+	var byStatus []string
 	for _, k := range slices.Sorted(maps.Keys(s.ByStatus)) {
-		statuses = append(statuses, fmt.Sprintf("%s %d", k, s.ByStatus[k]))
+		byStatus = append(byStatus, fmt.Sprintf("%s %d", k, s.ByStatus[k]))
+	}
+	statuses := "" // none: no empty parentheses
+	if len(byStatus) > 0 {
+		statuses = "  (" + strings.Join(byStatus, ", ") + ")"
 	}
 	done := fmt.Sprintf("%d of %d records done", s.Outputs+s.DeadLetters, s.Total)
 	if s.Events != s.Outputs+s.DeadLetters {
 		done += fmt.Sprintf(", %d read", s.Events) // interrupted: read, not finished
 	}
 	_, err := fmt.Fprintf(w, `replay %s in %s: %s (%.0f/s)
-  outputs        %d  (%s) -> %s
+  outputs        %d%s -> %s
   dead letters   %d -> %s
   paid calls     %d
   cache answers  %d
@@ -381,7 +393,7 @@ func printSummary(w io.Writer, s replaySummary, asJSON bool) error {
   skipped        %d
   cost estimate  %.2f CNY  (%d paid calls at %.2f CNY)
 `, state, time.Duration(s.Seconds*float64(time.Second)).Round(time.Millisecond), done, s.EventsPerSec,
-		s.Outputs, strings.Join(statuses, ", "), s.OutputTopic, s.DeadLetters, s.DLQTopic,
+		s.Outputs, statuses, s.OutputTopic, s.DeadLetters, s.DLQTopic,
 		s.PaidCalls, s.CacheAnswers, s.Coalesced, s.Skipped, s.CostCNY, s.PaidCalls, s.PricePerCall)
 	if err == nil && s.Deleted > 0 {
 		_, err = fmt.Fprintf(w, "  NOT REPLAYED   %d  (deleted by the broker before they were read: the input's retention; see the WARN lines)\n", s.Deleted)
