@@ -279,12 +279,7 @@ func (l *ledger) prepare(ctx context.Context, adm *kadm.Client) (map[int32]int64
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			return nil, fmt.Errorf("ledger: listing the offsets of %q: %w", l.cfg.Topic, err)
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-		}
+		_ = sleep(ctx, wait) // ctx's end is seen above
 		wait = min(2*wait, 100*time.Millisecond)
 	}
 }

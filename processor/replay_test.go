@@ -59,6 +59,19 @@ func (h *harness) replay(rng map[int32]processor.OffsetRange, opts ...kgo.Opt) *
 	return p
 }
 
+// startReplay runs a replay until cancel; ran receives Run's error.
+func startReplay(t *testing.T, cfg processor.Config) (p *processor.Processor, cancel context.CancelFunc, ran chan error) {
+	t.Helper()
+	p, err := processor.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	ran = make(chan error, 1)
+	go func() { ran <- p.Run(ctx) }()
+	return p, cancel, ran
+}
+
 // An interrupted replay returns without error and says its range is not
 // complete.
 func TestReplayInterrupted(t *testing.T) {
@@ -75,13 +88,7 @@ func TestReplayInterrupted(t *testing.T) {
 	}))
 	cfg.Group, cfg.Range = "", map[int32]processor.OffsetRange{0: {Start: 0, End: 10}}
 	cfg.ShutdownTimeout = 100 * time.Millisecond
-	p, err := processor.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	ran := make(chan error, 1)
-	go func() { ran <- p.Run(ctx) }()
+	p, cancel, ran := startReplay(t, cfg)
 	kafkatest.WaitFor(t, func() bool { return p.Stats().Produced == 1 })
 	cancel()
 	if err := <-ran; err != nil {
@@ -108,13 +115,7 @@ func TestReplayInterruptedAtTheEnd(t *testing.T) {
 	}))
 	cfg.Group, cfg.Range = "", map[int32]processor.OffsetRange{0: {Start: 0, End: 10}}
 	cfg.MaxInFlight = 1 // in order: the last record is the last in flight
-	p, err := processor.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	ran := make(chan error, 1)
-	go func() { ran <- p.Run(ctx) }()
+	p, cancel, ran := startReplay(t, cfg)
 	<-last
 	cancel() // interrupted, with the last record's call in flight
 	close(release)
