@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"math"
+	"net"
 	"regexp"
 	"strings"
 	"testing"
@@ -71,6 +72,23 @@ func TestQuery(t *testing.T) {
 				t.Errorf("got %+v, want status %s on 20200101 with the mobile masked", got, tt.wantStatus)
 			}
 		})
+	}
+}
+
+// "twosell dev" on a taken address says which flag picks another.
+func TestDevAddressInUse(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	for _, flag := range []string{"--kafka-addr", "--sim-addr"} {
+		args := []string{"dev", "--kafka-addr", "127.0.0.1:0", "--sim-addr", "127.0.0.1:0", "--metrics-addr", ""}
+		args = append(args, flag, taken.Addr().String())
+		var stdout, stderr syncBuffer
+		if code := Main(t.Context(), args, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), "choose another address with "+flag) {
+			t.Errorf("%s taken: exit %d, stderr %q; want 1 and the flag named", flag, code, stderr.String())
+		}
 	}
 }
 

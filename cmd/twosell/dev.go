@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -111,6 +112,15 @@ type devEnv struct {
 	cost    *processor.CostControl
 }
 
+// inUse adds to an error of an address already taken which flag picks
+// another: a second "twosell dev", or any program on a default port.
+func inUse(err error, flag string) error {
+	if !errors.Is(err, syscall.EADDRINUSE) {
+		return err
+	}
+	return fmt.Errorf("%w: another program listens there (another twosell dev?); stop it, or choose another address with %s (port 0: any free one)", err, flag)
+}
+
 // startDev starts the broker and the simulator and builds the processor.
 func startDev(o devOptions, tp trace.TracerProvider, log *slog.Logger) (*devEnv, error) {
 	env := &devEnv{o: o, log: log}
@@ -118,7 +128,7 @@ func startDev(o devOptions, tp trace.TracerProvider, log *slog.Logger) (*devEnv,
 	env.cluster, err = startBroker(o.KafkaAddr,
 		kfake.SeedTopics(int32(o.Partitions), devInputTopic, devOutputTopic, devDLQTopic))
 	if err != nil {
-		return nil, err
+		return nil, inUse(err, "--kafka-addr")
 	}
 
 	env.sim, err = juhesim.New(juhesim.Config{
@@ -136,7 +146,7 @@ func startDev(o devOptions, tp trace.TracerProvider, log *slog.Logger) (*devEnv,
 	ln, err := net.Listen("tcp", o.SimAddr)
 	if err != nil {
 		env.Close()
-		return nil, fmt.Errorf("juhe simulator on %s: %w", o.SimAddr, err)
+		return nil, inUse(fmt.Errorf("juhe simulator on %s: %w", o.SimAddr, err), "--sim-addr")
 	}
 	env.simURL = "http://" + ln.Addr().String()
 	env.simSrv = &http.Server{Handler: env.sim, ReadHeaderTimeout: 10 * time.Second}
