@@ -574,6 +574,14 @@ func TestLedgerExport(t *testing.T) {
 	if n := strings.Count(later.String(), "\n"); n != 1 {
 		t.Errorf("export from the next day: %d lines, want the header only", n)
 	}
+	// No ledger: the reason, and no CSV at all.
+	var none, why syncBuffer
+	missing := k.Name("no-ledger")
+	code = Main(t.Context(), []string{"ledger", "export", "--brokers", strings.Join(cfg.Kafka.Brokers, ","),
+		"--ledger-topic", missing}, &none, &why)
+	if code != 1 || none.String() != "" || !strings.Contains(why.String(), fmt.Sprintf("no ledger on %v: topic %q does not exist", cfg.Kafka.Brokers, missing)) {
+		t.Errorf("export of a missing ledger: exit %d, stdout %q, stderr %q", code, none.String(), why.String())
+	}
 }
 
 // The progress bar redraws one line in place: done/total, rate, paid

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/csv"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -52,6 +53,10 @@ func cmdLedger(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		w = f
 	}
 	n, err := exportLedger(ctx, cfg, *fromDay, *toDay, w)
+	if errors.Is(err, processor.ErrTopicMissing) {
+		return fmt.Errorf("no ledger on %v: topic %q does not exist; nothing was paid for through twosell on this cluster yet, or --ledger-topic names another topic",
+			cfg.Kafka.Brokers, cfg.Ledger.Topic)
+	}
 	if err != nil {
 		return explainKafka(cfg, err)
 	}
@@ -70,8 +75,13 @@ func exportLedger(ctx context.Context, cfg *config.Config, from, to string, w io
 		return 0, err
 	}
 	cw := csv.NewWriter(w)
-	if err := cw.Write(ledgerCSVHeader); err != nil {
-		return 0, err
+	headed := false
+	head := func() error { // once the ledger is found: no header before an error
+		if headed {
+			return nil
+		}
+		headed = true
+		return cw.Write(ledgerCSVHeader)
 	}
 	n := 0
 	err = processor.ReadLedgerCalls(ctx, opts, cfg.Ledger.Topic, func(c processor.LedgerCall) error {
@@ -79,11 +89,17 @@ func exportLedger(ctx context.Context, cfg *config.Config, from, to string, w io
 			return nil
 		}
 		n++
+		if err := head(); err != nil {
+			return err
+		}
 		return cw.Write([]string{
 			c.Day, c.At.UTC().Format(time.RFC3339Nano), c.OrderID, string(c.Status), strconv.Itoa(c.Res),
 			strconv.Itoa(c.Code), c.Date, c.Mode, c.Key, c.Instance,
 		})
 	})
+	if err == nil {
+		err = head() // an export of no call still has its header
+	}
 	cw.Flush()
 	if err == nil {
 		err = cw.Error()
