@@ -445,6 +445,7 @@ func TestReplayRanges(t *testing.T) {
 		{"--partitions", "7"},
 		{"--start-offsets", "0-1"},
 		{"--partitions", "0", "--end-offsets", "1:3"},
+		{"--start-offsets", "0:5", "--end-offsets", "0:3"},
 	} {
 		var stdout, stderr syncBuffer
 		if code := Main(t.Context(), replayArgs(cfg, "x", bad...), &stdout, &stderr); code != 2 {

@@ -255,9 +255,12 @@ func resolveReplayRange(ctx context.Context, cfg *config.Config, o replayOptions
 			return nil, usageError{fmt.Sprintf("--start-offsets names partition %d, which is not replayed", p)}
 		}
 	}
-	for p := range ends {
+	for p, e := range ends {
 		if !slices.Contains(parts, p) {
 			return nil, usageError{fmt.Sprintf("--end-offsets names partition %d, which is not replayed", p)}
+		}
+		if s, ok := starts[p]; ok && s > e {
+			return nil, usageError{fmt.Sprintf("partition %d: --start-offsets %d is after --end-offsets %d (the end is excluded)", p, s, e)}
 		}
 	}
 
