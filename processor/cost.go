@@ -413,7 +413,7 @@ func (c *CostControl) pay(ctx context.Context, key MobileKey, l Lookup) (Result,
 	}
 	paid := false
 	defer func() { c.budget.settle(day, paid) }()
-	stop := stoppingOf(ctx)
+	stop := l.stop
 	if err := c.rate.wait(ctx, stop); err != nil {
 		if ctx.Err() != nil {
 			return Result{}, ctx.Err()

@@ -19,6 +19,12 @@ type Lookup struct {
 
 	key   MobileKey // the mobile's key, once a CostControl computed it
 	keyed bool
+	// stop ends when the record's partition stops taking new work
+	// (shutdown, revoke, an interrupted replay); nil outside the processor.
+	// The cost controls start no paid call after it: a record still waiting
+	// for the rate limit is given up, not paid for during the grace period,
+	// which is for the calls already in flight (paid for either way).
+	stop context.Context
 }
 
 // Status is the outcome written in the output's status field.

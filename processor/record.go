@@ -27,22 +27,9 @@ const (
 // elsewhere): the record stays unfinished, so it is delivered again.
 var errAbandoned = errors.New("abandoned")
 
-// stoppingKey carries, in a lookup's context, the context that ends when the
-// record's partition stops taking new work (shutdown, revoke, an interrupted
-// replay). The cost controls start no paid call after it: a record still
-// waiting for the rate limit is given up, not paid for during the grace
-// period, which is for the calls already in flight (paid for either way).
-type stoppingKey struct{}
-
 // errStopping is a lookup given up before its paid call because its
-// partition stops.
+// partition stops (Lookup.stop).
 var errStopping = errors.New("the partition stops: no new paid call")
-
-// stoppingOf returns the context a lookup carries under stoppingKey, or nil.
-func stoppingOf(ctx context.Context) context.Context {
-	stop, _ := ctx.Value(stoppingKey{}).(context.Context)
-	return stop
-}
 
 // outcome is what became of a record handed to the producer: an output with
 // its status, or a dead letter with its class.
@@ -202,7 +189,7 @@ func (w *partitionWorker) lookup(ctx, abandon context.Context, l Lookup, t *reco
 		defer context.AfterFunc(abandon, cancel)() // abandoning cancels the call in flight
 	}
 
-	ctx = context.WithValue(ctx, stoppingKey{}, w.stopCtx)
+	l.stop = w.stopCtx
 	wait := p.cfg.RetryBackoff
 	held, abandoned := false, false
 	defer func() {
