@@ -1,6 +1,7 @@
 package processor
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -53,23 +54,7 @@ type counters struct {
 var knownStatuses = [...]Status{StatusRecycled, StatusNotRecycled, StatusNoActivationDate, StatusNoRecord, StatusUnavailable, StatusSkipped}
 
 // knownStatus returns s's index in knownStatuses, or -1.
-func knownStatus(s Status) int {
-	switch s {
-	case StatusRecycled:
-		return 0
-	case StatusNotRecycled:
-		return 1
-	case StatusNoActivationDate:
-		return 2
-	case StatusNoRecord:
-		return 3
-	case StatusUnavailable:
-		return 4
-	case StatusSkipped:
-		return 5
-	}
-	return -1
-}
+func knownStatus(s Status) int { return slices.Index(knownStatuses[:], s) }
 
 func newCounters() counters {
 	return counters{byStatus: make(map[Status]int64), byClass: make(map[string]int64)}
