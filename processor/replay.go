@@ -244,6 +244,18 @@ func (p *Processor) runReplay(ctx context.Context) error {
 	defer stopPolling()
 	var watcher sync.WaitGroup
 	complete := false
+	// finished reports whether every partition's range is fetched and
+	// acknowledged.
+	finished := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, rp := range parts {
+			if !rp.finished() {
+				return false
+			}
+		}
+		return true
+	}
 	watcher.Go(func() {
 		t := time.NewTicker(replayCheckInterval)
 		defer t.Stop()
@@ -257,13 +269,8 @@ func (p *Processor) runReplay(ctx context.Context) error {
 			if c := p.stats.consumed.Load(); c != consumed {
 				consumed, progressed = c, time.Now()
 			}
-			mu.Lock()
-			all := true
-			for _, rp := range parts {
-				all = all && rp.finished()
-			}
-			complete = all
-			mu.Unlock()
+			all := finished()
+			complete = all // read once the watcher has returned
 			if !all && time.Since(progressed) > replayStallAfter {
 				p.nudge(pollCtx, cl, topic, parts, &mu)
 				progressed = time.Now()
@@ -358,12 +365,7 @@ func (p *Processor) runReplay(ctx context.Context) error {
 	}
 	// Interrupted, the records in flight may have finished the range during
 	// the grace period.
-	mu.Lock()
-	complete = true
-	for _, rp := range parts {
-		complete = complete && rp.finished()
-	}
-	mu.Unlock()
+	complete = finished()
 	p.rangeComplete.Store(complete)
 	if complete {
 		p.log.Info("replay complete", "consumed", p.stats.consumed.Load())
