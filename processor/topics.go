@@ -180,22 +180,15 @@ func (p *Processor) expiringOutputs(ctx context.Context, adm *kadm.Client, topic
 		if err != nil {
 			return nil, fmt.Errorf("processor: listing offsets of %q by time: %w", p.cfg.InputTopic, err)
 		}
-		var old int64
-		var parts []string
-		for _, part := range slices.Sorted(maps.Keys(rng)) {
-			r := rng[part]
-			o, ok := listed.Lookup(p.cfg.InputTopic, part)
-			if !ok {
-				continue
-			}
-			if n := min(o.Offset, r.End) - r.Start; n > 0 {
-				old += n
-				parts = append(parts, fmt.Sprintf("%d:[%d,%d)", part, r.Start, r.Start+n))
+		tooOld := make(map[int32]OffsetRange)
+		for part, r := range rng {
+			if o, ok := listed.Lookup(p.cfg.InputTopic, part); ok && min(o.Offset, r.End) > r.Start {
+				tooOld[part] = OffsetRange{Start: r.Start, End: min(o.Offset, r.End)}
 			}
 		}
-		if old > 0 {
+		if n, where := offsetRanges(tooOld); n > 0 {
 			problems = append(problems, fmt.Sprintf("topic %q keeps records %s (retention.ms=%d), and %d records of the %s are older than that (partition:[offsets) %s)",
-				t, retention, retention.Milliseconds(), old, what, strings.Join(parts, " ")))
+				t, retention, retention.Milliseconds(), n, what, where))
 		}
 	}
 	return problems, nil
@@ -231,21 +224,27 @@ func (p *Processor) checkBacklog(ctx context.Context, adm *kadm.Client, topics [
 // warnDeletedUnread logs and counts the records the broker deleted between
 // the group's committed offsets and the log start.
 func (p *Processor) warnDeletedUnread(unread map[int32]OffsetRange) {
-	var n int64
-	var parts []string
-	for _, part := range slices.Sorted(maps.Keys(unread)) {
-		r := unread[part]
-		n += r.End - r.Start
-		parts = append(parts, fmt.Sprintf("%d:[%d,%d)", part, r.Start, r.End))
-	}
+	n, where := offsetRanges(unread)
 	if n == 0 {
 		return
 	}
 	p.stats.deleted.Add(n)
 	p.log.Warn(fmt.Sprintf("the broker deleted %d records of the input that the group had not read (partition:[offsets) %s): "+
 		"they will not be enriched. The group was stopped for longer than the input topic keeps records (retention.ms); "+
-		"replay them from their source if it still has them, and keep the input longer than the longest outage", n, strings.Join(parts, " ")),
+		"replay them from their source if it still has them, and keep the input longer than the longest outage", n, where),
 		"group", p.cfg.Group, "input_topic", p.cfg.InputTopic)
+}
+
+// offsetRanges counts the offsets of rng and writes them out as the
+// warnings show them: "partition:[start,end)", by partition.
+func offsetRanges(rng map[int32]OffsetRange) (n int64, text string) {
+	parts := make([]string, 0, len(rng))
+	for _, part := range slices.Sorted(maps.Keys(rng)) {
+		r := rng[part]
+		n += r.End - r.Start
+		parts = append(parts, fmt.Sprintf("%d:[%d,%d)", part, r.Start, r.End))
+	}
+	return n, strings.Join(parts, " ")
 }
 
 // groupBacklog is what the group has yet to process of each input
