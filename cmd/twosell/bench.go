@@ -228,8 +228,10 @@ func benchTwosell(ctx context.Context, brokers []string, simURL, input string, o
 	}
 
 	added := make([]time.Duration, 0, o.Events)
-	acked := make([]time.Time, 0, o.Events)
-	var lastLookup time.Time // the last acknowledgement of a record that waited for the provider
+	// Counts, not the acknowledgement times: the bench's own bookkeeping
+	// lives in the heap it measures.
+	var acks, acksAtLookup int // acknowledgements so far, and at lastLookup
+	var lastLookup time.Time   // the last acknowledgement of a record that waited for the provider
 	var addedMu sync.Mutex
 	// The cost controls as "run" has them: with --distinct, most answers
 	// come from the knowledge cache.
@@ -245,9 +247,9 @@ func benchTwosell(ctx context.Context, brokers []string, simURL, input string, o
 	pc.OnRecord = func(t processor.RecordTiming) {
 		addedMu.Lock()
 		added = append(added, t.Added())
-		acked = append(acked, t.Acked)
+		acks++
 		if t.Provider > 0 && t.Acked.After(lastLookup) {
-			lastLookup = t.Acked
+			lastLookup, acksAtLookup = t.Acked, acks
 		}
 		addedMu.Unlock()
 	}
@@ -310,6 +312,9 @@ wait:
 		}
 	}
 	seconds := time.Since(start).Seconds()
+	addedMu.Lock()
+	acksAtEnd := acks // a --duration run acknowledges more while it stops
+	addedMu.Unlock()
 	s = proc.Stats()
 	if o.MemProfile != "" {
 		if err := writeHeapProfile(o.MemProfile); err != nil {
@@ -345,35 +350,31 @@ wait:
 		GOMAXPROCS:        runtime.GOMAXPROCS(0),
 		AvgInFlight:       inFlightSum / math.Max(1, samples),
 	}
-	res.WarmupSeconds, res.SteadyThroughput = steadyState(start, start.Add(time.Duration(seconds*float64(time.Second))), lastLookup, acked)
+	res.WarmupSeconds, res.SteadyThroughput = steadyState(start, start.Add(time.Duration(seconds*float64(time.Second))), lastLookup, acksAtLookup, acksAtEnd)
 	addedMu.Unlock()
 	return res, nil
 }
 
 // steadyState splits the twosell phase (start to end) at warm, the last
 // acknowledgement of a record that went to the provider (its own call or
-// one it shared): after it, every record was answered from knowledge. It
-// returns the warm-up's length and the throughput after it, or nils when no
-// record went to the provider, or when fewer than a tenth of the records
-// and less than 100 ms come after it (too little to measure a rate on).
-func steadyState(start, end, warm time.Time, acked []time.Time) (warmup, throughput *float64) {
+// one it shared): after it, every record was answered from knowledge.
+// atWarm and atEnd are the acknowledgements counted by then. It returns the
+// warm-up's length and the throughput after it, or nils when no record went
+// to the provider, or when fewer than a tenth of the records, or less than
+// 100 ms, come after it (too little to measure a rate on).
+func steadyState(start, end, warm time.Time, atWarm, atEnd int) (warmup, throughput *float64) {
 	if warm.IsZero() {
 		return nil, nil
 	}
 	// Records a --duration run finished while it stopped come after end:
 	// they are not the run's.
 	if warm.After(end) {
-		warm = end
+		warm, atWarm = end, atEnd
 	}
 	w := warm.Sub(start).Seconds()
-	after := 0
-	for _, a := range acked {
-		if a.After(warm) && !a.After(end) {
-			after++
-		}
-	}
+	after := max(atEnd-atWarm, 0)
 	span := end.Sub(warm)
-	if after*10 < len(acked) || span < 100*time.Millisecond {
+	if after*10 < atEnd || span < 100*time.Millisecond {
 		return &w, nil
 	}
 	tp := float64(after) / span.Seconds()

@@ -218,7 +218,15 @@ func TestSteadyState(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			w, tp := steadyState(start, tt.end, tt.warm, tt.acked)
+			upTo := func(limit time.Time) (n int) { // the acknowledgements counted by then
+				for _, a := range tt.acked {
+					if !a.After(limit) {
+						n++
+					}
+				}
+				return n
+			}
+			w, tp := steadyState(start, tt.end, tt.warm, upTo(tt.warm), upTo(tt.end))
 			check := func(what string, got *float64, want float64) {
 				t.Helper()
 				switch {
