@@ -16,6 +16,8 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/twosell/twosell/juhe/internal/ascii"
 )
 
 // tracerName is the instrumentation scope of the juhe.query span.
@@ -433,14 +435,11 @@ func checkInput(mobile, date string) *Error {
 // calendarDay reports whether d (8 bytes) is a yyyymmdd day, as
 // time.Parse("20060102", d) accepts it, without its cost on every request.
 func calendarDay(d string) bool {
-	n := 0
-	for i := range 8 {
-		c := d[i]
-		if c < '0' || c > '9' {
-			return false
-		}
-		n = n*10 + int(c-'0')
+	v, ok := ascii.ParseDigits([]byte(d), 8) // no allocation: the bytes do not escape
+	if !ok || len(d) != 8 {
+		return false
 	}
+	n := int(v)
 	year, month, day := n/10000, n/100%100, n%100
 	if month < 1 || month > 12 || day < 1 {
 		return false
