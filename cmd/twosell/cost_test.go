@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -395,18 +396,27 @@ func TestReplayRanges(t *testing.T) {
 		name string
 		args []string
 		want func(i int) bool
+		warn string // in the log
 	}{
 		{"by time", []string{"--from", base.Add(10 * time.Minute).Format(time.RFC3339), "--to", base.Add(20 * time.Minute).Format(time.RFC3339)},
-			func(i int) bool { return i >= 10 && i < 20 }},
+			func(i int) bool { return i >= 10 && i < 20 }, ""},
 		{"by offsets and partitions", []string{"--partitions", "1,2", "--start-offsets", "1:2", "--end-offsets", "2:5"},
-			func(i int) bool { return i%3 == 1 && i/3 >= 2 || i%3 == 2 && i/3 < 5 }},
+			func(i int) bool { return i%3 == 1 && i/3 >= 2 || i%3 == 2 && i/3 < 5 }, ""},
 		{"from a time to the end", []string{"--from", base.Add(25 * time.Minute).Format(time.RFC3339)},
-			func(i int) bool { return i >= 25 }},
+			func(i int) bool { return i >= 25 }, ""},
+		{"offsets past the end", []string{"--partitions", "0", "--start-offsets", "0:8", "--end-offsets", "0:99"},
+			func(i int) bool { return i%3 == 0 && i/3 >= 8 }, "partition 0: the range ends at 99, past the partition's end (10): replaying up to 10"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			out := k.Name("replay")
-			s, _ := runReplayCmd(t, replayArgs(cfg, out, tt.args...))
+			s, logged := runReplayCmd(t, replayArgs(cfg, out, tt.args...))
+			if tt.warn != "" && !strings.Contains(logged, tt.warn) {
+				t.Errorf("the log does not say %q:\n%s", tt.warn, logged)
+			}
+			if tt.warn == "" && strings.Contains(logged, "level=WARN") {
+				t.Errorf("a range within the partitions warns:\n%s", logged)
+			}
 			got := ids(out)
 			n := 0
 			for i := range mobiles {
@@ -799,5 +809,33 @@ func TestReadRangeEndsDeletedPartitions(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "the broker deleted the rest of a partition's range") || !strings.Contains(logs.String(), "partition=0") {
 		t.Errorf("no word of partition 0's deleted range:\n%s", logs.String())
+	}
+}
+
+// TestClampRange: a range given by offsets is clamped to what the partition
+// holds, and what is not there is said.
+func TestClampRange(t *testing.T) {
+	const lo, hi = 100, 200
+	tests := []struct {
+		start, end         int64
+		wantStart, wantEnd int64
+		notes              []string
+	}{
+		{120, 180, 120, 180, nil},
+		{100, 200, 100, 200, nil},
+		{40, 150, 100, 150, []string{"partition 3: offsets 40 to 99 of the range were deleted (the log starts at 100; retention?): they cannot be replayed"}},
+		{40, 90, 100, 100, []string{"partition 3: offsets 40 to 89 of the range were deleted (the log starts at 100; retention?): they cannot be replayed"}},
+		{150, 250, 150, 200, []string{"partition 3: the range ends at 250, past the partition's end (200): replaying up to 200"}},
+		{40, 250, 100, 200, []string{
+			"partition 3: offsets 40 to 99 of the range were deleted (the log starts at 100; retention?): they cannot be replayed",
+			"partition 3: the range ends at 250, past the partition's end (200): replaying up to 200"}},
+		{250, 300, 200, 200, []string{"partition 3: the range starts at 250, past the partition's end (200): nothing of it to replay"}},
+		{40, 40, 100, 100, nil}, // empty as given
+	}
+	for _, tt := range tests {
+		r, notes := clampRange(3, processor.OffsetRange{Start: tt.start, End: tt.end}, lo, hi)
+		if r.Start != tt.wantStart || r.End != tt.wantEnd || !slices.Equal(notes, tt.notes) {
+			t.Errorf("[%d, %d): got [%d, %d) %q, want [%d, %d) %q", tt.start, tt.end, r.Start, r.End, notes, tt.wantStart, tt.wantEnd, tt.notes)
+		}
 	}
 }

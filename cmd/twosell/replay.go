@@ -115,7 +115,7 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 // runReplay resolves the range, loads the ledger and runs the processor over
 // the range.
 func runReplay(ctx context.Context, cfg *config.Config, o replayOptions, stdout, stderr io.Writer, log *slog.Logger) error {
-	ranges, err := resolveReplayRange(ctx, cfg, o)
+	ranges, err := resolveReplayRange(ctx, cfg, o, log)
 	if err != nil {
 		return err
 	}
@@ -193,8 +193,9 @@ func runReplay(ctx context.Context, cfg *config.Config, o replayOptions, stdout,
 // resolveReplayRange turns the flags into offsets per partition: --from and
 // --to through the broker's time index (the first record at or after the
 // time), --start-offsets and --end-offsets as given, clamped to what the
-// partitions hold now (from their log start to their last stable offset).
-func resolveReplayRange(ctx context.Context, cfg *config.Config, o replayOptions) (map[int32]processor.OffsetRange, error) {
+// partitions hold now (from their log start to their last stable offset),
+// with a warning for what of a given range is not there.
+func resolveReplayRange(ctx context.Context, cfg *config.Config, o replayOptions, log *slog.Logger) (map[int32]processor.OffsetRange, error) {
 	var from, to time.Time
 	var err error
 	if o.From != "" {
@@ -313,11 +314,36 @@ func resolveReplayRange(ctx context.Context, cfg *config.Config, o replayOptions
 		if e, ok := ends[p]; ok {
 			r.End = e
 		}
-		r.Start = min(max(r.Start, lo), hi)
-		r.End = min(max(r.End, r.Start), hi)
+		var notes []string
+		r, notes = clampRange(p, r, lo, hi)
+		for _, n := range notes {
+			log.Warn(n, "topic", topic)
+		}
 		out[p] = r
 	}
 	return out, nil
+}
+
+// clampRange clamps partition p's range r to what it holds now, [lo, hi),
+// and says what of the range it asked for is not there: offsets before the
+// log start were deleted (retention, or a deleteRecords), offsets past the
+// last stable offset were not written yet. Offsets from --from and --to are
+// within the partition already; given ones need not be.
+func clampRange(p int32, r processor.OffsetRange, lo, hi int64) (processor.OffsetRange, []string) {
+	var notes []string
+	switch {
+	case r.Start < lo && r.Start < r.End:
+		notes = append(notes, fmt.Sprintf("partition %d: offsets %d to %d of the range were deleted (the log starts at %d; retention?): they cannot be replayed",
+			p, r.Start, min(r.End, lo)-1, lo))
+	case r.Start > hi:
+		notes = append(notes, fmt.Sprintf("partition %d: the range starts at %d, past the partition's end (%d): nothing of it to replay", p, r.Start, hi))
+	}
+	if r.End > hi && r.Start < hi {
+		notes = append(notes, fmt.Sprintf("partition %d: the range ends at %d, past the partition's end (%d): replaying up to %d", p, r.End, hi, hi))
+	}
+	r.Start = min(max(r.Start, lo), hi)
+	r.End = min(max(r.End, r.Start), hi)
+	return r, notes
 }
 
 // afterMilli lists the first offsets at or after t.
