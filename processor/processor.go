@@ -246,6 +246,9 @@ type Processor struct {
 	cancelRun context.CancelCauseFunc
 
 	held atomic.Int32 // partitions holding a record back for the provider
+	// behind: input partitions whose next records the broker deleted while
+	// the group ran (retention.go).
+	behind retentionWatch
 	// rangeComplete: Config.Range was processed to its end (RangeComplete).
 	rangeComplete atomic.Bool
 	joined        atomic.Bool // a member of the group now (see Connected)
@@ -280,6 +283,7 @@ func New(cfg Config) (*Processor, error) {
 		log:       cfg.Logger,
 		workers:   make(map[topicPartition]*partitionWorker),
 		committed: make(map[topicPartition]int64),
+		behind:    newRetentionWatch(),
 		stats:     newCounters(),
 		slots:     make(chan struct{}, cfg.MaxInFlight),
 		slotBytes: semaphore.NewWeighted(cfg.MaxInFlightBytes),
@@ -379,7 +383,7 @@ func (p *Processor) clientOpts(extra ...kgo.Opt) []kgo.Opt {
 	// the bench decoded every record 3.7 to 6.2 times; at 32 KiB, 1.02 to
 	// 1.07 times, for 7-25% less CPU per event.
 	opts := append([]kgo.Opt{
-		kgo.WithLogger(kgoLogger{p.log}),
+		kgo.WithLogger(kgoLogger{l: p.log, fellBehind: p.behind.note}),
 		kgo.FetchMaxBytes(4 << 20),
 		kgo.FetchMaxPartitionBytes(int32(min(p.cfg.FetchMaxPartitionBytes, math.MaxInt32))),
 		// A fetch waits up to this long for data (franz-go: 5s). Partitions
@@ -420,6 +424,7 @@ func (p *Processor) runAtLeastOnce(ctx context.Context) error {
 
 	var commitDone sync.WaitGroup
 	commitDone.Go(func() { p.commitLoop(ctx) })
+	defer p.startRetentionWatch(ctx)()
 	for ctx.Err() == nil {
 		fetches := cl.PollRecords(ctx, p.cfg.MaxPollRecords)
 		if fetches.IsClientClosed() {

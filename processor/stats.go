@@ -16,9 +16,10 @@ type Stats struct {
 	Unavailable int64
 	Commits     int64 // partition offsets committed
 	// Deleted counts input records the broker deleted (retention) before
-	// they were read: of a replay's range (they are not replayed), or, at a
-	// group's start, between its committed offsets and the log start (they
-	// are not enriched).
+	// they were read: of a replay's range (they are not replayed), or of a
+	// group's input (they are not enriched): at its start, between its
+	// committed offsets and the log start; while it runs, between where a
+	// lagging partition was and the log start.
 	Deleted          int64
 	PausedPartitions int              // partitions whose fetching is paused now
 	HeldPartitions   int              // partitions holding a record back for the provider now

@@ -1,15 +1,21 @@
 package processor_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/twosell/twosell/processor"
+	"github.com/twosell/twosell/processor/kafkatest"
 )
 
 // topicRetention reads a topic's retention.ms.
@@ -139,6 +145,81 @@ func TestRunCountsRecordsDeletedBeforeTheGroupReadThem(t *testing.T) {
 	}
 	warned := logs.String()
 	for _, want := range []string{"level=WARN", "the broker deleted 10 records of the input that the group had not read", "0:[5,15)"} {
+		if !strings.Contains(warned, want) {
+			t.Errorf("the log does not say %q:\n%s", want, warned)
+		}
+	}
+}
+
+// TestRunCountsRecordsDeletedWhileRunning: a running group whose partition
+// is paused (its record held back for the provider) while the broker deletes
+// the records after it comes back past a gap. franz-go resumes at the log
+// start and says so in a warning of its own; twosell counts the records it
+// skipped and names them.
+func TestRunCountsRecordsDeletedWhileRunning(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, 1)
+	h.produceEvents(3) // offsets 0-2: read, then held back
+
+	var available atomic.Bool
+	enricher := processor.EnricherFunc(func(ctx context.Context, l processor.Lookup) (processor.Result, error) {
+		if !available.Load() {
+			return processor.Result{}, processor.Unavailable(errors.New("provider down"))
+		}
+		return answer(ctx, l)
+	})
+	var logs safeBuffer
+	cfg := h.config(enricher)
+	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(logs.String())
+		}
+	})
+	p, stop := h.start(cfg)
+	kafkatest.WaitFor(t, func() bool { // the partition paused, holding its record back
+		s := p.Stats()
+		return s.HeldPartitions == 1 && s.PausedPartitions == 1 && s.Consumed == 3
+	})
+
+	// While it is paused, 10 more records come (offsets 3-12) and the broker
+	// deletes up to offset 8, the group's next offset (3) among them.
+	var more []*kgo.Record
+	for i := 3; i < 13; i++ {
+		more = append(more, event(h.in, i, false))
+	}
+	h.kafka.Produce(more...)
+	adm := kadm.NewClient(h.kafka.Client())
+	deleted, err := adm.DeleteRecords(t.Context(), kadm.Offsets{h.in: {0: {Topic: h.in, Partition: 0, At: 8}}})
+	if err == nil {
+		err = deleted.Error()
+	}
+	if err != nil {
+		t.Fatalf("deleting records: %v", err)
+	}
+	available.Store(true)
+
+	got := h.kafka.Consume(t.Context(), countAtLeast(8), h.out)
+	kafkatest.WaitFor(t, func() bool { return p.Stats().Deleted > 0 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, r := range got {
+		ids = append(ids, eventID(t, r.Value))
+	}
+	slices.Sort(ids)
+	if want := "e-0 e-1 e-10 e-11 e-12 e-2 e-8 e-9"; strings.Join(ids, " ") != want {
+		t.Errorf("outputs of %v, want %s", ids, want)
+	}
+	if s := p.Stats(); s.Deleted != 5 || s.Consumed != 8 {
+		t.Errorf("stats: %d consumed, %d deleted; want 8 and the 5 between the group's position and the log start", s.Consumed, s.Deleted)
+	}
+	warned := logs.String()
+	for _, want := range []string{
+		"OFFSET_OUT_OF_RANGE while consuming", // franz-go's; kgoOutOfRangeWhileConsuming relies on it
+		"the broker deleted 5 records of the input before the group read them", "0:[3,8)",
+	} {
 		if !strings.Contains(warned, want) {
 			t.Errorf("the log does not say %q:\n%s", want, warned)
 		}

@@ -30,6 +30,7 @@ func (p *Processor) runTransactional(ctx context.Context) error {
 	}
 	p.setClient(sess.Client())
 	defer sess.CloseAllowingRebalance()
+	defer p.startRetentionWatch(ctx)()
 
 	wait := p.cfg.RetryBackoff
 	// The batch size adapts so that a batch fits in the transaction: halved

@@ -1,0 +1,117 @@
+package processor
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"sync"
+)
+
+// retentionWatch collects the input partitions whose next records the broker
+// deleted while the group was running: it lagged longer than the input keeps
+// records (retention.ms). franz-go resumes such a partition at the log start
+// and says so in a warning of its own (kgoLogger hands it over); the records
+// in between are lost to the pipeline, so they are counted (Stats.Deleted)
+// and named in a warning, as those found at the start (checkBacklog).
+type retentionWatch struct {
+	mu      sync.Mutex
+	pending map[topicPartition]int64 // where the group was when the broker no longer had it
+	counted map[topicPartition]int64 // offsets below are counted already
+	wake    chan struct{}            // capacity 1: "pending is not empty"
+}
+
+func newRetentionWatch() retentionWatch {
+	return retentionWatch{
+		pending: make(map[topicPartition]int64),
+		counted: make(map[topicPartition]int64),
+		wake:    make(chan struct{}, 1),
+	}
+}
+
+// note hears that the broker no longer has offset prior of a partition the
+// client was consuming.
+func (w *retentionWatch) note(topic string, partition int32, prior int64) {
+	tp := topicPartition{topic, partition}
+	w.mu.Lock()
+	if old, ok := w.pending[tp]; !ok || prior < old {
+		w.pending[tp] = prior
+	}
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// startRetentionWatch runs watchRetention until the stop it returns, which
+// waits for it.
+func (p *Processor) startRetentionWatch(ctx context.Context) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { p.watchRetention(ctx) })
+	return func() {
+		cancel()
+		wg.Wait()
+	}
+}
+
+// watchRetention counts what the broker deleted of the partitions noted,
+// until ctx ends.
+func (p *Processor) watchRetention(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.behind.wake:
+		}
+		p.countDeletedWhileRunning(ctx)
+	}
+}
+
+// countDeletedWhileRunning lists the log start of the input and counts, for
+// each partition noted, the offsets from where the group was up to it.
+// Offsets counted once are not counted again, however often franz-go
+// reports the partition.
+func (p *Processor) countDeletedWhileRunning(ctx context.Context) {
+	w := &p.behind
+	w.mu.Lock()
+	pending := maps.Clone(w.pending)
+	clear(w.pending)
+	w.mu.Unlock()
+	if len(pending) == 0 {
+		return
+	}
+	topic := p.cfg.InputTopic
+	starts, err := listStartOffsets(ctx, p.client(), topic)
+	if err != nil {
+		if ctx.Err() == nil {
+			p.log.Warn("the broker no longer has the offsets the group was at, and the log start could not be listed: "+
+				"records from there on may have been deleted before the group read them", "input_topic", topic, "at", pending, "err", err)
+		}
+		return
+	}
+	unread := make(map[int32]OffsetRange)
+	w.mu.Lock()
+	for tp, prior := range pending {
+		s, ok := starts.Lookup(tp.topic, tp.partition)
+		if tp.topic != topic || !ok || s.Err != nil {
+			continue
+		}
+		from := max(prior, w.counted[tp])
+		if s.Offset > from {
+			unread[tp.partition] = OffsetRange{Start: from, End: s.Offset}
+			w.counted[tp] = s.Offset
+		}
+	}
+	w.mu.Unlock()
+	n, where := offsetRanges(unread)
+	if n == 0 {
+		return // the broker lost data instead (franz-go's warning says what it did)
+	}
+	p.stats.deleted.Add(n)
+	p.log.Warn(fmt.Sprintf("the broker deleted %d records of the input before the group read them (partition:[offsets) %s): "+
+		"they will not be enriched. The group lagged longer than the input topic keeps records (retention.ms): "+
+		"keep the input longer than the group's longest lag (twosell_consumer_lag) or add instances; "+
+		"replay the records from their source if it still has them", n, where),
+		"group", p.cfg.Group, "input_topic", topic)
+}
