@@ -90,20 +90,10 @@ func (p *Processor) countDeletedWhileRunning(ctx context.Context) {
 		}
 		return
 	}
-	unread := make(map[int32]OffsetRange)
-	w.mu.Lock()
-	for tp, prior := range pending {
+	unread := w.unread(topic, pending, func(tp topicPartition) (int64, bool) {
 		s, ok := starts.Lookup(tp.topic, tp.partition)
-		if tp.topic != topic || !ok || s.Err != nil {
-			continue
-		}
-		from := max(prior, w.counted[tp])
-		if s.Offset > from {
-			unread[tp.partition] = OffsetRange{Start: from, End: s.Offset}
-			w.counted[tp] = s.Offset
-		}
-	}
-	w.mu.Unlock()
+		return s.Offset, ok && s.Err == nil
+	})
 	n, where := offsetRanges(unread)
 	if n == 0 {
 		return // the broker lost data instead (franz-go's warning says what it did)
@@ -114,4 +104,25 @@ func (p *Processor) countDeletedWhileRunning(ctx context.Context) {
 		"keep the input longer than the group's longest lag (twosell_consumer_lag) or add instances; "+
 		"replay the records from their source if it still has them", n, where),
 		"group", p.cfg.Group, "input_topic", topic)
+}
+
+// unread returns, by partition of topic, the offsets of pending that the
+// broker deleted, from where the group was up to the log start (logStart),
+// leaving out those counted before, and counts them as counted.
+func (w *retentionWatch) unread(topic string, pending map[topicPartition]int64, logStart func(topicPartition) (int64, bool)) map[int32]OffsetRange {
+	out := make(map[int32]OffsetRange)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for tp, prior := range pending {
+		start, ok := logStart(tp)
+		if tp.topic != topic || !ok {
+			continue
+		}
+		from := max(prior, w.counted[tp])
+		if start > from {
+			out[tp.partition] = OffsetRange{Start: from, End: start}
+			w.counted[tp] = start
+		}
+	}
+	return out
 }
