@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -117,9 +119,15 @@ func previousDay(day string) string {
 // groupRate limits this instance's provider calls to its share of a
 // request rate set for the whole consumer group: the rate divided by the
 // group's current members, re-divided when the membership changes.
+//
+// It also learns from the provider's request-limit answers (limited): a
+// provider that says calls come too often (juhe 10011-10013) sets this
+// instance's rate below what it answered in the last second, with or
+// without a configured rate, and the rate rises back by a tenth every
+// rateProbeEvery without such an answer, up to the share.
 type groupRate struct {
 	qps float64 // for the whole group; 0: unlimited
-	lim *rate.Limiter
+	lim atomic.Pointer[rate.Limiter]
 	// turn lets one waiter at a time reserve the limiter's next token, at
 	// most rateLookahead (or one interval) before it is due. The limiter gives every waiter
 	// its time at once, at the rate of the moment: 256 lookups waiting at
@@ -131,27 +139,62 @@ type groupRate struct {
 
 	mu      sync.Mutex
 	members int
+	// learned is the rate the request-limit answers taught, below the
+	// share; 0: none.
+	learned  float64
+	cutAt    time.Time // when learned was last lowered
+	raisedAt time.Time // when it was last raised
+	answers  secondCounter
 }
+
+// The learning of limited and answered.
+const (
+	rateCut        = 0.9             // of the answers of the last second
+	rateRecut      = 0.7             // of a learned rate refused again
+	rateFloor      = 1.0             // calls a second, at least
+	rateQuiet      = 2 * time.Second // after a cut: the answers of calls made at the old rate
+	rateProbeEvery = 5 * time.Minute // without a request-limit answer: raise by a tenth
+)
 
 func newGroupRate(qps float64) *groupRate {
 	g := &groupRate{qps: qps, members: 1, turn: make(chan struct{}, 1)}
-	if qps > 0 {
-		// A burst of one: calls are spaced evenly, so that no second
-		// holds more than the share even when the instances' bursts
-		// coincide.
-		g.lim = rate.NewLimiter(rate.Limit(qps), 1)
-	}
+	g.apply()
 	return g
 }
 
 // setMembers divides the group's rate among n members.
 func (g *groupRate) setMembers(n int) {
-	n = max(n, 1)
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.members = n
-	if g.lim != nil {
-		g.lim.SetLimit(rate.Limit(g.qps / float64(n)))
+	g.members = max(n, 1)
+	g.applyLocked()
+}
+
+func (g *groupRate) apply() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.applyLocked()
+}
+
+// applyLocked sets the limiter to the share, or to what was learned if
+// lower; without either there is no limiter. A burst of one: calls are
+// spaced evenly, so that no second holds more than the share even when the
+// instances' bursts coincide.
+func (g *groupRate) applyLocked() {
+	r := math.Inf(1)
+	if g.qps > 0 {
+		r = g.qps / float64(g.members)
+	}
+	if g.learned > 0 {
+		r = min(r, g.learned)
+	}
+	switch lim := g.lim.Load(); {
+	case math.IsInf(r, 1):
+		g.lim.Store(nil)
+	case lim == nil:
+		g.lim.Store(rate.NewLimiter(rate.Limit(r), 1))
+	default:
+		lim.SetLimit(rate.Limit(r))
 	}
 }
 
@@ -160,15 +203,106 @@ func (g *groupRate) setMembers(n int) {
 func (g *groupRate) share() (float64, int) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.lim == nil {
+	lim := g.lim.Load()
+	if lim == nil {
 		return 0, g.members
 	}
-	return float64(g.lim.Limit()), g.members
+	return float64(lim.Limit()), g.members
+}
+
+// limited learns from a request-limit answer at now: this instance's rate
+// becomes rateCut of the answers of the last second, and at most rateCut of
+// its rate now, or rateRecut of a rate learned before. Answers within rateQuiet of a cut are of calls made before
+// it, and teach nothing; so does an answer after a second without any
+// (the provider refuses everything: its breaker and the hold back off).
+// It returns the new rate, or false when it did not change.
+func (g *groupRate) limited(now time.Time) (float64, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.cutAt.IsZero() && now.Sub(g.cutAt) < rateQuiet {
+		return 0, false
+	}
+	answered := g.answers.last(now)
+	if answered == 0 {
+		return 0, false
+	}
+	r := rateCut * float64(answered)
+	if g.learned > 0 {
+		// Refused again at a rate learned before: the answers of a second
+		// overstate what the provider keeps up (a bucket's burst), so cut
+		// by more than a tenth.
+		r = min(r, rateRecut*g.learned)
+	}
+	if lim := g.lim.Load(); lim != nil {
+		r = min(r, rateCut*float64(lim.Limit()))
+	}
+	r = max(r, rateFloor)
+	g.learned, g.cutAt, g.raisedAt = r, now, now
+	g.applyLocked()
+	return r, true
+}
+
+// answered counts an answer at now, and raises a learned rate by a tenth
+// once rateProbeEvery has passed since it last changed; a rate that
+// reaches the share is forgotten. It returns the rate after a raise, with
+// true, or false when there was none.
+func (g *groupRate) answered(now time.Time) (float64, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.answers.add(now)
+	if g.learned == 0 || now.Sub(g.raisedAt) < rateProbeEvery {
+		return 0, false
+	}
+	g.learned *= 1.1
+	g.raisedAt = now
+	if g.qps > 0 && g.learned >= g.qps/float64(g.members) {
+		g.learned = 0
+	}
+	g.applyLocked()
+	return float64(g.lim.Load().Limit()), true // learned or a share: limited
+}
+
+// secondCounter counts events over the last second, in tenths of a second.
+type secondCounter struct {
+	tenth  int64 // the tenth of a second (since the epoch) counts[tenth%10] is for
+	counts [10]int64
+}
+
+func (c *secondCounter) advance(now time.Time) {
+	t := now.UnixMilli() / 100
+	switch {
+	case t <= c.tenth:
+		return
+	case t-c.tenth >= 10:
+		clear(c.counts[:])
+	default:
+		for i := c.tenth + 1; i <= t; i++ {
+			c.counts[i%10] = 0
+		}
+	}
+	c.tenth = t
+}
+
+func (c *secondCounter) add(now time.Time) {
+	c.advance(now)
+	c.counts[c.tenth%10]++
+}
+
+// last returns the events of the last second (the current tenth and the
+// nine before it).
+func (c *secondCounter) last(now time.Time) int64 {
+	c.advance(now)
+	var n int64
+	for _, v := range c.counts {
+		n += v
+	}
+	return n
 }
 
 // wait blocks until a call may be made, or ctx or stop (if not nil) ends.
 func (g *groupRate) wait(ctx, stop context.Context) error {
-	if g.lim == nil {
+	lim := g.lim.Load()
+	if lim == nil {
 		return nil
 	}
 	if stop != nil {
@@ -182,8 +316,8 @@ func (g *groupRate) wait(ctx, stop context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	r := g.lim.Reserve() // a burst of 1: always possible
-	ahead := max(time.Duration(float64(time.Second)/float64(g.lim.Limit())), rateLookahead)
+	r := lim.Reserve() // a burst of 1: always possible
+	ahead := max(time.Duration(float64(time.Second)/float64(lim.Limit())), rateLookahead)
 	if early := r.Delay() - ahead; early > 0 {
 		if err := sleep(ctx, early); err != nil { // holding the turn
 			<-g.turn

@@ -130,7 +130,7 @@ type CostStats struct {
 	LedgerRecords  int64   // ledger records read (loaded, then followed)
 	LedgerErrors   int64   // paid answers whose ledger record could not be written
 	Members        int     // consumer group members the rate is divided among
-	QPS            float64 // this instance's share of the rate; 0: unlimited
+	QPS            float64 // this instance's rate limit now: its share, or what request-limit refusals taught if lower; 0: unlimited
 }
 
 // CostReporter is what a Processor asks for the cost counters of its
@@ -428,7 +428,17 @@ func (c *CostControl) pay(ctx context.Context, key MobileKey, l Lookup) (Result,
 	}
 	res, err := c.next.Enrich(ctx, l)
 	if err != nil {
+		if errors.Is(err, ErrRateLimited) {
+			if r, cut := c.rate.limited(time.Now()); cut {
+				c.log.Warn(fmt.Sprintf("the provider refused a call for its request limit: calling it at most %.1f/s from now on "+
+					"(9/10 of its answers in the last second), a tenth more every %v without such a refusal; "+
+					"set juhe.qps to the plan's limit to avoid the refusals", r, rateProbeEvery), "err", err)
+			}
+		}
 		return res, err
+	}
+	if r, raised := c.rate.answered(time.Now()); raised {
+		c.log.Info(fmt.Sprintf("no request-limit refusal for %v: raising the provider rate to %.1f/s", rateProbeEvery, r))
 	}
 	at := c.cfg.Now()
 	fact, ok := FactOf(res, l.Date, at)

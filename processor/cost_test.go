@@ -7,12 +7,16 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -648,4 +652,129 @@ func TestCostControlSpans(t *testing.T) {
 			t.Errorf("span %d: attributes %v, want source %s", i, cache[i].Attributes(), want)
 		}
 	}
+}
+
+// A request-limit answer sets the instance's rate to 9/10 of the answers of
+// the last second; answers within the quiet time after a cut teach nothing;
+// the rate rises by a tenth every rateProbeEvery without one, and a rate
+// that reaches the configured share is forgotten. (Fake time: synctest.)
+func TestGroupRateLearnsFromRequestLimits(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		answer := func(g *groupRate, n int, over time.Duration) {
+			for range n {
+				time.Sleep(over / time.Duration(n))
+				g.answered(time.Now())
+			}
+		}
+		g := newGroupRate(0) // no juhe.qps
+		if _, ok := g.limited(time.Now()); ok {
+			t.Error("a refusal with no answer in the last second taught a rate")
+		}
+		answer(g, 300, time.Second)
+		if r, ok := g.limited(time.Now()); !ok || r != 270 {
+			t.Errorf("after 300 answers in a second: %v %v, want 270", r, ok)
+		}
+		if q, _ := g.share(); q != 270 {
+			t.Errorf("share %v, want 270", q)
+		}
+		time.Sleep(time.Second)
+		if _, ok := g.limited(time.Now()); ok {
+			t.Error("a refusal 1s after a cut (a call made at the old rate) cut again")
+		}
+		answer(g, 200, time.Second) // 2s after the cut: 200 answers in the last second
+		if r, ok := g.limited(time.Now()); !ok || r != 180 {
+			t.Errorf("after 200 answers in a second: %v %v, want 180", r, ok)
+		}
+		time.Sleep(rateProbeEvery - time.Second)
+		if _, ok := g.answered(time.Now()); ok {
+			t.Error("raised before rateProbeEvery")
+		}
+		time.Sleep(time.Second)
+		if r, ok := g.answered(time.Now()); !ok || math.Abs(r-198) > 1e-9 {
+			t.Errorf("after rateProbeEvery: %v %v, want 198", r, ok)
+		}
+		answer(g, 300, time.Second) // a burst the provider let through, then refused
+		if r, ok := g.limited(time.Now()); !ok || math.Abs(r-138.6) > 1e-9 {
+			t.Errorf("a learned rate refused again: %v %v, want 7/10 of 198", r, ok)
+		}
+
+		g = newGroupRate(100) // juhe.qps 100 for the group
+		g.setMembers(2)       // 50 for this instance
+		answer(g, 50, time.Second)
+		if r, ok := g.limited(time.Now()); !ok || r != 45 {
+			t.Errorf("share 50, 50 answers: %v %v, want 45", r, ok)
+		}
+		time.Sleep(rateProbeEvery)
+		if r, _ := g.answered(time.Now()); math.Abs(r-49.5) > 1e-9 {
+			t.Errorf("first raise: %v, want 49.5", r)
+		}
+		g.setMembers(1) // the share is 100 now; the learned 49.5 stays below it
+		if q, _ := g.share(); math.Abs(q-49.5) > 1e-9 {
+			t.Errorf("after the group shrank: share %v, want the learned 49.5", q)
+		}
+		for range 8 { // 49.5 × 1.1^8 > 100: the share again
+			time.Sleep(rateProbeEvery)
+			g.answered(time.Now())
+		}
+		if q, _ := g.share(); q != 100 || g.learned != 0 {
+			t.Errorf("after the raises: share %v, learned %v; want the share 100 and nothing learned", q, g.learned)
+		}
+	})
+}
+
+// A provider that refuses calls over 100 a second, asked as fast as 20
+// lookups at a time can: after the first refusals, the cost controls call it
+// at 90 a second and it refuses no more. (Fake time: synctest.)
+func TestCostControlSlowsDownOnRequestLimits(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		limit := rate.NewLimiter(100, 100)
+		var mu sync.Mutex
+		refusedAt := map[int]int{} // second → refusals
+		answeredAt := map[int]int{}
+		start := time.Now()
+		provider := EnricherFunc(func(ctx context.Context, l Lookup) (Result, error) {
+			time.Sleep(10 * time.Millisecond)
+			sec := int(time.Since(start) / time.Second)
+			mu.Lock()
+			defer mu.Unlock()
+			if !limit.Allow() {
+				refusedAt[sec]++
+				return Result{Mode: "plain", Code: 10012}, RateLimited(errors.New("10012 over the request limit"))
+			}
+			answeredAt[sec]++
+			return Result{Status: StatusNotRecycled, Res: 2, Source: "api", Mode: "plain", OrderID: fmt.Sprintf("o-%d", answeredAt[sec])}, nil
+		})
+		c := newCost(t, provider, &fakeClock{t: t0}, nil)
+		ctx, cancel := context.WithTimeout(t.Context(), 12*time.Second)
+		defer cancel()
+		var n atomic.Int64
+		var wg sync.WaitGroup
+		for range 20 {
+			wg.Go(func() {
+				for ctx.Err() == nil {
+					i := n.Add(1)
+					_, err := c.Enrich(ctx, Lookup{Mobile: fmt.Sprintf("173%08d", i), Date: "20240102"})
+					if err != nil && !errors.Is(err, ErrRateLimited) && ctx.Err() == nil {
+						t.Errorf("lookup: %v", err)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		for sec := 3; sec < 12; sec++ {
+			if refusedAt[sec] != 0 {
+				t.Errorf("second %d: %d refusals, want none once the rate is learned (refusals by second: %v)", sec, refusedAt[sec], refusedAt)
+			}
+			if a := answeredAt[sec]; a < 85 || a > 100 {
+				t.Errorf("second %d: %d answers, want about 90 (answers by second: %v)", sec, a, answeredAt)
+			}
+		}
+		if q := c.CostStats().QPS; q < 80 || q > 95 {
+			t.Errorf("the instance's rate is %v, want 9/10 of the provider's 100", q)
+		}
+	})
 }

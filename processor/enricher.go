@@ -133,6 +133,23 @@ func Unavailable(err error) error {
 	return &DispositionError{Disposition: DispositionUnavailable, Err: err}
 }
 
+// ErrRateLimited is in the chain of an error that says the provider refused
+// a call for its request limit (RateLimited).
+var ErrRateLimited = errors.New("over the provider's request limit")
+
+// RateLimited marks err as the provider refusing the call for its request
+// limit (juhe 10011-10013): Unavailable, and the cost controls lower this
+// instance's request rate below what the provider answered in the last
+// second (CostControl).
+func RateLimited(err error) error {
+	return Unavailable(rateLimitedError{err})
+}
+
+type rateLimitedError struct{ error }
+
+func (e rateLimitedError) Unwrap() error        { return e.error }
+func (e rateLimitedError) Is(target error) bool { return target == ErrRateLimited }
+
 // Fatal marks err as a fault that no retry will fix (a bad key, a stopped
 // API): the processor stops consuming and Run returns an error wrapping it.
 func Fatal(err error) error {

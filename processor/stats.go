@@ -35,7 +35,11 @@ type Stats struct {
 	Coalesced       int64   // lookups that waited for another lookup's call of the same mobile
 	BudgetRemaining int64   // paid calls left today for the whole deployment; -1 without a budget
 	SpendCNY        float64 // PaidCalls times the configured price per call
-	Skipped         int64   // events emitted with status "skipped" (budget spent, or too old)
+	// ProviderRate is this instance's provider request rate limit now, in
+	// calls a second: its share of the group's, or what request-limit
+	// refusals taught if lower; 0: unlimited.
+	ProviderRate float64
+	Skipped      int64 // events emitted with status "skipped" (budget spent, or too old)
 }
 
 type counters struct {
@@ -127,4 +131,5 @@ func (p *Processor) addCostStats(s *Stats) {
 	c := p.cfg.Cost.CostStats()
 	s.PaidCalls, s.CacheAnswers, s.Coalesced = c.PaidCalls, c.CacheAnswers, c.Coalesced
 	s.BudgetRemaining, s.SpendCNY = c.BudgetRemaining, c.SpendCNY
+	s.ProviderRate = c.QPS
 }

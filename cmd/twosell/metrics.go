@@ -227,6 +227,7 @@ const (
 	metricBudgetLeft   = "twosell.budget_remaining"   // twosell_budget_remaining
 	metricBudgetDaily  = "twosell.budget_daily_calls" // twosell_budget_daily_calls
 	metricSpend        = "twosell.spend_cny"          // twosell_spend_cny_total
+	metricProviderRate = "twosell.provider_rate"      // twosell_provider_rate_per_second
 )
 
 // statuses are reported from 0 before the first event of each, so that
@@ -260,7 +261,7 @@ func observeProcessor(mp metric.MeterProvider, proc *processor.Processor, h *hea
 		produced = counter(metricProduced, "{record}", "Enriched events acknowledged by Kafka, by status.")
 		dead     = counter(metricDeadLetters, "{record}", "Dead letters acknowledged by Kafka, by class.")
 		commits  = counter(metricCommits, "{commit}", "Commits of input offsets (at-least-once: per partition; exactly-once: per transaction).")
-		deleted  = counter(metricDeleted, "{record}", "Input records the broker deleted (retention) before the group read them, found at this instance's start between the group's committed offsets and the log start. Every instance starting then counts the whole group's: aggregate with max.")
+		deleted  = counter(metricDeleted, "{record}", "Input records the broker deleted (retention) before the group read them: found at this instance's start between the group's committed offsets and the log start (every instance starting then counts the whole group's), or while it runs, between where a lagging partition of its own was and the log start.")
 		paused   = gauge(metricPaused, "{partition}", "Partitions whose fetching is paused now (buffer full or provider unavailable).")
 		held     = gauge(metricHeld, "{partition}", "Partitions holding a record back for the provider now.")
 		inFlight = gauge(metricInFlight, "{record}", "Records being processed now.")
@@ -276,6 +277,9 @@ func observeProcessor(mp metric.MeterProvider, proc *processor.Processor, h *hea
 	)
 	spend, err := m.Float64ObservableCounter(metricSpend,
 		metric.WithDescription("Estimated spend on paid calls in CNY: paid calls times juhe.price_per_call."))
+	errs = append(errs, err)
+	providerRate, err := m.Float64ObservableGauge(metricProviderRate, metric.WithUnit("{call}/s"),
+		metric.WithDescription("This instance's provider request rate limit now: its share of juhe.qps, or what the provider's request-limit refusals taught if lower; 0 when unlimited."))
 	errs = append(errs, err)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("metrics: %w", err)
@@ -318,13 +322,14 @@ func observeProcessor(mp metric.MeterProvider, proc *processor.Processor, h *hea
 		}
 		o.ObserveInt64(coalesced, s.Coalesced)
 		o.ObserveFloat64(spend, s.SpendCNY)
+		o.ObserveFloat64(providerRate, s.ProviderRate)
 		if s.BudgetRemaining >= 0 && dailyBudget > 0 {
 			o.ObserveInt64(budgetLeft, s.BudgetRemaining)
 			o.ObserveInt64(budgetDaily, int64(dailyBudget))
 		}
 		return nil
 	}, consumed, produced, dead, commits, deleted, paused, held, inFlight, lagGauge, ready, fatal,
-		paid, cacheAnswer, coalesced, spend, budgetLeft, budgetDaily)
+		paid, cacheAnswer, coalesced, spend, providerRate, budgetLeft, budgetDaily)
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}

@@ -189,6 +189,9 @@ func TestMetricsAndReadiness(t *testing.T) {
 	if v, parts := m.sum("twosell_records_deleted_total"); parts != 1 || v != float64(s.Deleted) {
 		t.Errorf("twosell_records_deleted_total = %v over %d series, want %d in one", v, parts, s.Deleted)
 	}
+	if v, parts := m.sum("twosell_provider_rate_per_second"); parts != 1 || v != s.ProviderRate {
+		t.Errorf("twosell_provider_rate_per_second = %v over %d series, want %v in one", v, parts, s.ProviderRate)
+	}
 	if _, parts := m.sum("process_start_time_seconds"); parts != 1 {
 		t.Errorf("no process_start_time_seconds (the process collector)")
 	}

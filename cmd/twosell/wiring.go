@@ -41,7 +41,9 @@ func (e juheEnricher) Enrich(ctx context.Context, l processor.Lookup) (processor
 			return res, processor.Reject(ClassBadParameter, err)
 		case juhe.IsFatal(err):
 			return res, processor.Fatal(err)
-		default: // transient after retries, transport, quota, breaker open
+		case juhe.IsQuota(err): // 10011-10013: the cost controls slow down
+			return res, processor.RateLimited(err)
+		default: // transient after retries, transport, breaker open
 			return res, processor.Unavailable(err)
 		}
 	}
