@@ -431,7 +431,7 @@ func (c *CostControl) pay(ctx context.Context, key MobileKey, l Lookup) (Result,
 		if errors.Is(err, ErrRateLimited) {
 			if r, cut := c.rate.limited(time.Now()); cut {
 				c.log.Warn(fmt.Sprintf("the provider refused a call for its request limit: calling it at most %.1f/s from now on "+
-					"(9/10 of its answers in the last second), a tenth more every %v without such a refusal; "+
+					"(below what it answered in the last second), a tenth more every %v without such a refusal; "+
 					"set juhe.qps to the plan's limit to avoid the refusals", r, rateProbeEvery), "err", err)
 			}
 		}
