@@ -129,12 +129,13 @@ type groupRate struct {
 	qps float64 // for the whole group; 0: unlimited
 	lim atomic.Pointer[rate.Limiter]
 	// turn lets one waiter at a time reserve the limiter's next token, at
-	// most rateLookahead (or one interval) before it is due. The limiter gives every waiter
-	// its time at once, at the rate of the moment: 256 lookups waiting at
-	// 20/s would have kept their 50 ms spacing for seconds after the group
-	// grew and the share fell to 10/s, and two instances sent 30 requests a
-	// second under a limit of 20. Reserving a little ahead (rateLookahead)
-	// keeps the wake-ups' lateness out of the rate.
+	// most rateLookahead (or one interval) before it is due. The limiter
+	// gives every waiter its time at once, at the rate of the moment: 256
+	// lookups waiting at 20/s would have kept their 50 ms spacing for
+	// seconds after the group grew and the share fell to 10/s, and two
+	// instances sent 30 requests a second under a limit of 20. Reserving a
+	// little ahead (rateLookahead) keeps the wake-ups' lateness out of the
+	// rate.
 	turn chan struct{}
 
 	mu      sync.Mutex
@@ -212,10 +213,11 @@ func (g *groupRate) share() (float64, int) {
 
 // limited learns from a request-limit answer at now: this instance's rate
 // becomes rateCut of the answers of the last second, and at most rateCut of
-// its rate now, or rateRecut of a rate learned before. Answers within rateQuiet of a cut are of calls made before
-// it, and teach nothing; so does an answer after a second without any
-// (the provider refuses everything: its breaker and the hold back off).
-// It returns the new rate, or false when it did not change.
+// its rate now, or rateRecut of a rate learned before. Answers within
+// rateQuiet of a cut are of calls made before it, and teach nothing; so
+// does an answer after a second without any (the provider refuses
+// everything: its breaker and the hold back off). It returns the new rate,
+// or false when it did not change.
 func (g *groupRate) limited(now time.Time) (float64, bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
