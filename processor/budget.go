@@ -215,9 +215,10 @@ func (g *groupRate) share() (float64, int) {
 // becomes rateCut of the answers of the last second, and at most rateCut of
 // its rate now, or rateRecut of a rate learned before. Answers within
 // rateQuiet of a cut are of calls made before it, and teach nothing; so
-// does an answer after a second without any (the provider refuses
-// everything: its breaker and the hold back off). It returns the new rate,
-// or false when it did not change.
+// does one before answers have come for a whole second (the start, or
+// after a pause: too few to measure), or after a second without any (the
+// provider refuses everything: its breaker and the hold back off). It
+// returns the new rate, or false when it did not change.
 func (g *groupRate) limited(now time.Time) (float64, bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -225,7 +226,10 @@ func (g *groupRate) limited(now time.Time) (float64, bool) {
 		return 0, false
 	}
 	answered := g.answers.last(now)
-	if answered == 0 {
+	if answered == 0 || !g.answers.fullSecond(now) {
+		// Answers for less than a second (the start, or after a pause):
+		// too few to say what the provider keeps up. A refusal 75 ms
+		// into a run, with 2 answers counted, taught 1.8/s.
 		return 0, false
 	}
 	r := rateCut * float64(answered)
@@ -268,6 +272,15 @@ func (g *groupRate) answered(now time.Time) (float64, bool) {
 type secondCounter struct {
 	tenth  int64 // the tenth of a second (since the epoch) counts[tenth%10] is for
 	counts [10]int64
+	// since is when the events began to come without a gap of a second;
+	// latest is the last one.
+	since, latest time.Time
+}
+
+// fullSecond reports whether events have come for a second (to a tenth)
+// without a gap of a second: then last counts a whole second of them.
+func (c *secondCounter) fullSecond(now time.Time) bool {
+	return !c.since.IsZero() && now.Sub(c.latest) <= time.Second && now.Sub(c.since) >= 900*time.Millisecond
 }
 
 func (c *secondCounter) advance(now time.Time) {
@@ -288,6 +301,10 @@ func (c *secondCounter) advance(now time.Time) {
 func (c *secondCounter) add(now time.Time) {
 	c.advance(now)
 	c.counts[c.tenth%10]++
+	if c.latest.IsZero() || now.Sub(c.latest) > time.Second {
+		c.since = now
+	}
+	c.latest = now
 }
 
 // last returns the events of the last second (the current tenth and the
