@@ -243,7 +243,6 @@ func (p *Processor) runReplay(ctx context.Context) error {
 	pollCtx, stopPolling := context.WithCancel(ctx)
 	defer stopPolling()
 	var watcher sync.WaitGroup
-	complete := false
 	// finished reports whether every partition's range is fetched and
 	// acknowledged.
 	finished := func() bool {
@@ -270,7 +269,6 @@ func (p *Processor) runReplay(ctx context.Context) error {
 				consumed, progressed = c, time.Now()
 			}
 			all := finished()
-			complete = all // read once the watcher has returned
 			if !all && time.Since(progressed) > replayStallAfter {
 				p.nudge(pollCtx, cl, topic, parts, &mu)
 				progressed = time.Now()
@@ -348,7 +346,7 @@ func (p *Processor) runReplay(ctx context.Context) error {
 	// Finished: the workers are idle. Interrupted: the records in progress
 	// get ShutdownTimeout to finish.
 	var grace chan struct{}
-	if !complete && p.fatal() == nil {
+	if !finished() && p.fatal() == nil {
 		grace = make(chan struct{})
 		t := time.AfterFunc(p.cfg.ShutdownTimeout, func() { close(grace) })
 		defer t.Stop()
@@ -365,7 +363,7 @@ func (p *Processor) runReplay(ctx context.Context) error {
 	}
 	// Interrupted, the records in flight may have finished the range during
 	// the grace period.
-	complete = finished()
+	complete := finished()
 	p.rangeComplete.Store(complete)
 	if complete {
 		p.log.Info("replay complete", "consumed", p.stats.consumed.Load())
