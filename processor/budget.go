@@ -159,7 +159,7 @@ const (
 
 func newGroupRate(qps float64) *groupRate {
 	g := &groupRate{qps: qps, members: 1, turn: make(chan struct{}, 1)}
-	g.apply()
+	g.applyLocked() // nobody else has g yet
 	return g
 }
 
@@ -168,12 +168,6 @@ func (g *groupRate) setMembers(n int) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.members = max(n, 1)
-	g.applyLocked()
-}
-
-func (g *groupRate) apply() {
-	g.mu.Lock()
-	defer g.mu.Unlock()
 	g.applyLocked()
 }
 

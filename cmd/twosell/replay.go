@@ -173,11 +173,10 @@ func runReplay(ctx context.Context, cfg *config.Config, o replayOptions, stdout,
 	shown.Wait()
 	complete := runErr == nil && proc.RangeComplete() // interrupted, it may have finished all the same
 	s := summarize(proc.Stats(), cfg, total, time.Since(start), complete)
+	progress.finish(s)
 	if runErr != nil && s.Events == 0 && s.PaidCalls == 0 {
-		progress.finish(s)
 		return explain(cfg, runErr) // refused to start (a topic, the retention): no summary of nothing
 	}
-	progress.finish(s)
 	if err := printSummary(stdout, s, o.JSON); err != nil {
 		return err
 	}
