@@ -13,21 +13,26 @@ import (
 // its info lines only when slog's debug level is on.
 type kgoLogger struct {
 	l *slog.Logger
-	// fellBehind, if set, hears of a partition the client consumed whose
+	// fellBehind, if set, hears of a partition the client fetched whose
 	// next offset the broker no longer has: franz-go resumes it at the log
-	// start, or per ConsumeResetOffset if the broker lost data, and says so
-	// only in the warning below.
-	fellBehind func(topic string, partition int32, prior int64)
+	// start (or, if the broker lost data, per ConsumeResetOffset), and says
+	// so only in the log lines below.
+	fellBehind func(cause outOfRange, topic string, partition int32, prior int64)
 }
 
-// kgoOutOfRangeWhileConsuming begins franz-go's warning for a partition it
-// was consuming whose next offset is out of range. TestRunCountsRecordsDeletedWhileRunning
-// fails if a franz-go upgrade rewords it.
-const kgoOutOfRangeWhileConsuming = "received OFFSET_OUT_OF_RANGE while consuming"
+// franz-go's log lines for a partition whose next offset is out of range:
+// a warning when it was consuming it, an info line when it had not consumed
+// it yet (its first fetch from a committed offset). TestRunCountsRecordsDeletedWhileRunning
+// and TestRunCountsRecordsDeletedBeforeATakeover fail if a franz-go upgrade
+// rewords them.
+var kgoOutOfRange = [outOfRangeCauses]string{
+	whileConsuming: "received OFFSET_OUT_OF_RANGE while consuming",
+	onFirstFetch:   "received OFFSET_OUT_OF_RANGE on the first fetch",
+}
 
 func (k kgoLogger) Level() kgo.LogLevel {
-	if k.l.Enabled(context.Background(), slog.LevelDebug) {
-		return kgo.LogLevelInfo
+	if k.fellBehind != nil || k.l.Enabled(context.Background(), slog.LevelDebug) {
+		return kgo.LogLevelInfo // fellBehind needs the first-fetch line; Log drops it below debug
 	}
 	return kgo.LogLevelWarn
 }
@@ -43,7 +48,13 @@ func (k kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
 		l = slog.LevelDebug
 	}
 	k.l.Log(context.Background(), l, "kafka: "+msg, keyvals...)
-	if k.fellBehind != nil && strings.HasPrefix(msg, kgoOutOfRangeWhileConsuming) {
+	if k.fellBehind == nil {
+		return
+	}
+	for cause, prefix := range kgoOutOfRange {
+		if !strings.HasPrefix(msg, prefix) {
+			continue
+		}
 		var topic string
 		part, prior := int32(-1), int64(-1)
 		for i := 0; i+1 < len(keyvals); i += 2 {
@@ -57,7 +68,7 @@ func (k kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
 			}
 		}
 		if topic != "" && part >= 0 && prior >= 0 {
-			k.fellBehind(topic, part, prior)
+			k.fellBehind(outOfRange(cause), topic, part, prior)
 		}
 	}
 }

@@ -8,33 +8,50 @@ import (
 )
 
 // retentionWatch collects the input partitions whose next records the broker
-// deleted while the group was running: it lagged longer than the input keeps
-// records (retention.ms). franz-go resumes such a partition at the log start
-// and says so in a warning of its own (kgoLogger hands it over); the records
+// deleted before the group read them, found by franz-go as it fetches: a
+// running group lagged longer than the input keeps records (retention.ms),
+// or a rebalance handed this instance a partition at a committed offset the
+// broker has deleted past. franz-go resumes such a partition at the log start
+// and says so in a log line of its own (kgoLogger hands it over); the records
 // in between are lost to the pipeline, so they are counted (Stats.Deleted)
 // and named in a warning, as those found at the start (checkBacklog).
 type retentionWatch struct {
-	mu      sync.Mutex
-	pending map[topicPartition]int64 // where the group was when the broker no longer had it
+	mu sync.Mutex
+	// pending is, by cause, where the group was when the broker no longer
+	// had it.
+	pending [outOfRangeCauses]map[topicPartition]int64
 	counted map[topicPartition]int64 // offsets below are counted already
 	wake    chan struct{}            // capacity 1: "pending is not empty"
 }
 
+// outOfRange is how franz-go came to a partition's next offset that the
+// broker no longer has.
+type outOfRange int
+
+const (
+	whileConsuming outOfRange = iota // the group was consuming it and fell behind the log start
+	onFirstFetch                     // this instance was handed it at a committed offset before the log start
+	outOfRangeCauses
+)
+
 func newRetentionWatch() retentionWatch {
 	return retentionWatch{
-		pending: make(map[topicPartition]int64),
+		pending: [outOfRangeCauses]map[topicPartition]int64{
+			whileConsuming: make(map[topicPartition]int64),
+			onFirstFetch:   make(map[topicPartition]int64),
+		},
 		counted: make(map[topicPartition]int64),
 		wake:    make(chan struct{}, 1),
 	}
 }
 
 // note hears that the broker no longer has offset prior of a partition the
-// client was consuming.
-func (w *retentionWatch) note(topic string, partition int32, prior int64) {
+// client fetched.
+func (w *retentionWatch) note(cause outOfRange, topic string, partition int32, prior int64) {
 	tp := topicPartition{topic, partition}
 	w.mu.Lock()
-	if old, ok := w.pending[tp]; !ok || prior < old {
-		w.pending[tp] = prior
+	if old, ok := w.pending[cause][tp]; !ok || prior < old {
+		w.pending[cause][tp] = prior
 	}
 	w.mu.Unlock()
 	select {
@@ -74,11 +91,14 @@ func (p *Processor) watchRetention(ctx context.Context) {
 // reports the partition.
 func (p *Processor) countDeletedWhileRunning(ctx context.Context) {
 	w := &p.behind
+	var pending [outOfRangeCauses]map[topicPartition]int64
 	w.mu.Lock()
-	pending := maps.Clone(w.pending)
-	clear(w.pending)
+	for cause, m := range w.pending {
+		pending[cause] = maps.Clone(m)
+		clear(m)
+	}
 	w.mu.Unlock()
-	if len(pending) == 0 {
+	if len(pending[whileConsuming])+len(pending[onFirstFetch]) == 0 {
 		return
 	}
 	topic := p.cfg.InputTopic
@@ -86,24 +106,49 @@ func (p *Processor) countDeletedWhileRunning(ctx context.Context) {
 	if err != nil {
 		if ctx.Err() == nil {
 			p.log.Warn("the broker no longer has the offsets the group was at, and the log start could not be listed: "+
-				"records from there on may have been deleted before the group read them", "input_topic", topic, "at", pending, "err", err)
+				"records from there on may have been deleted before the group read them", "input_topic", topic,
+				"at", pending[whileConsuming], "taken_over_at", pending[onFirstFetch], "err", err)
 		}
 		return
 	}
-	unread := w.unread(topic, pending, func(tp topicPartition) (int64, bool) {
+	logStart := func(tp topicPartition) (int64, bool) {
 		s, ok := starts.Lookup(tp.topic, tp.partition)
 		return s.Offset, ok && s.Err == nil
-	})
-	n, where := offsetRanges(unread)
-	if n == 0 {
-		return // the broker lost data instead (franz-go's warning says what it did)
 	}
-	p.stats.deleted.Add(n)
-	p.log.Warn(fmt.Sprintf("the broker deleted %d records of the input before the group read them (partition:[offsets) %s): "+
-		"they will not be enriched. The group lagged longer than the input topic keeps records (retention.ms): "+
-		"keep the input longer than the group's longest lag (twosell_consumer_lag) or add instances; "+
-		"replay the records from their source if it still has them", n, where),
-		"group", p.cfg.Group, "input_topic", topic)
+	for cause, at := range pending {
+		n, where := offsetRanges(w.unread(topic, at, logStart))
+		if n == 0 {
+			continue // the broker lost data instead (franz-go's warning says what it did)
+		}
+		p.stats.deleted.Add(n)
+		var why string
+		switch outOfRange(cause) {
+		case whileConsuming:
+			why = fmt.Sprintf("the broker deleted %d records of the input before the group read them (partition:[offsets) %s): "+
+				"they will not be enriched. The group lagged longer than the input topic keeps records (retention.ms): "+
+				"keep the input longer than the group's longest lag (twosell_consumer_lag) or add instances; "+
+				"replay the records from their source if it still has them", n, where)
+		case onFirstFetch:
+			why = fmt.Sprintf("the broker deleted %d records of the input before the group read them (partition:[offsets) %s): "+
+				"they will not be enriched. This instance was handed these partitions at committed offsets older than "+
+				"the input topic keeps records (retention.ms): no member consumed them for that long "+
+				"(the group stopped, or a member held them back while the provider was unavailable); "+
+				"keep the input longer than the longest outage, and replay the records from their source if it still has them", n, where)
+		}
+		p.log.Warn(why, "group", p.cfg.Group, "input_topic", topic)
+	}
+}
+
+// countedAtStart records the offsets of topic that the start's check of the
+// group's backlog counted (warnDeletedUnread), so that franz-go's report of
+// the same partitions on their first fetch does not count them again. It
+// returns those of unread not counted before.
+func (w *retentionWatch) countedAtStart(topic string, unread map[int32]OffsetRange) map[int32]OffsetRange {
+	at := make(map[topicPartition]int64, len(unread))
+	for part, r := range unread {
+		at[topicPartition{topic, part}] = r.Start
+	}
+	return w.unread(topic, at, func(tp topicPartition) (int64, bool) { return unread[tp.partition].End, true })
 }
 
 // unread returns, by partition of topic, the offsets of pending that the

@@ -32,9 +32,23 @@ func TestRetentionWatchCountsOnce(t *testing.T) {
 	if got, want := w.unread("in", map[topicPartition]int64{{"in", 0}: 8}, logStart), (map[int32]OffsetRange{0: {8, 20}}); !maps.Equal(got, want) {
 		t.Errorf("after more deletion: got %v, want %v", got, want)
 	}
-	w.note("in", 0, 30)
-	w.note("in", 0, 25) // the lowest is kept
-	if w.pending[topicPartition{"in", 0}] != 25 || len(w.wake) != 1 {
-		t.Errorf("note: pending %v, wake %d; want 25 and one wake-up", w.pending, len(w.wake))
+	w.note(whileConsuming, "in", 0, 30)
+	w.note(whileConsuming, "in", 0, 25) // the lowest is kept
+	w.note(onFirstFetch, "in", 0, 27)   // kept apart: its warning says another cause
+	if w.pending[whileConsuming][topicPartition{"in", 0}] != 25 || w.pending[onFirstFetch][topicPartition{"in", 0}] != 27 || len(w.wake) != 1 {
+		t.Errorf("note: pending %v, wake %d; want 25 and 27 by cause and one wake-up", w.pending, len(w.wake))
+	}
+
+	// What the start's check counted (the group's committed offsets up to
+	// the log start) is not counted again when franz-go reports it on the
+	// first fetch.
+	if got, want := w.countedAtStart("in", map[int32]OffsetRange{3: {2, 9}}), (map[int32]OffsetRange{3: {2, 9}}); !maps.Equal(got, want) {
+		t.Errorf("counted at start: got %v, want %v", got, want)
+	}
+	if got := w.unread("in", map[topicPartition]int64{{"in", 3}: 2}, func(topicPartition) (int64, bool) { return 9, true }); len(got) != 0 {
+		t.Errorf("first fetch after the start's count: got %v, want nothing", got)
+	}
+	if got := w.countedAtStart("in", map[int32]OffsetRange{3: {2, 9}}); len(got) != 0 {
+		t.Errorf("counted at start twice: got %v, want nothing", got)
 	}
 }

@@ -19,7 +19,8 @@ type Stats struct {
 	// they were read: of a replay's range (they are not replayed), or of a
 	// group's input (they are not enriched): at its start, between its
 	// committed offsets and the log start; while it runs, between where a
-	// lagging partition was and the log start.
+	// lagging partition was (or the committed offset a rebalance handed
+	// over) and the log start.
 	Deleted          int64
 	PausedPartitions int              // partitions whose fetching is paused now
 	HeldPartitions   int              // partitions holding a record back for the provider now

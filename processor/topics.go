@@ -224,7 +224,7 @@ func (p *Processor) checkBacklog(ctx context.Context, adm *kadm.Client, topics [
 // warnDeletedUnread logs and counts the records the broker deleted between
 // the group's committed offsets and the log start.
 func (p *Processor) warnDeletedUnread(unread map[int32]OffsetRange) {
-	n, where := offsetRanges(unread)
+	n, where := offsetRanges(p.behind.countedAtStart(p.cfg.InputTopic, unread))
 	if n == 0 {
 		return
 	}
