@@ -146,6 +146,15 @@ type groupRate struct {
 	cutAt    time.Time // when learned was last lowered
 	raisedAt time.Time // when it was last raised
 	answers  secondCounter
+	// early: learned was cut from answers of less than a second (the start
+	// of a run, or after a pause), which early.n counts; the answers of
+	// calls made before the cut that come in later, within that second,
+	// add to it and raise learned (see answered).
+	early struct {
+		until time.Time // the end of that second; zero: not early
+		n     int64
+		cap   float64 // what the cut's other limits allowed
+	}
 }
 
 // The learning of limited and answered.
@@ -208,11 +217,17 @@ func (g *groupRate) share() (float64, int) {
 // limited learns from a request-limit answer at now: this instance's rate
 // becomes rateCut of the answers of the last second, and at most rateCut of
 // its rate now, or rateRecut of a rate learned before. Answers within
-// rateQuiet of a cut are of calls made before it, and teach nothing; so
-// does one before answers have come for a whole second (the start, or
-// after a pause: too few to measure), or after a second without any (the
-// provider refuses everything: its breaker and the hold back off). It
-// returns the new rate, or false when it did not change.
+// rateQuiet of a cut are of calls made before it, and teach nothing.
+//
+// Answers of less than a second (the start of a run, or after a pause) are
+// what the provider answered in that time, and the cut is made from them;
+// the calls made before the cut may still be answered within that second,
+// after refusals the provider sent at the same time (a refusal 75 ms into a
+// run, with 2 answers counted of the 50 the provider gave, taught 1.8/s),
+// and answered raises the rate by them. Without an answer in the last
+// second (the provider refuses everything) nothing is learned: its breaker
+// and the hold back off. It returns the new rate, or false when it did not
+// change.
 func (g *groupRate) limited(now time.Time) (float64, bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -220,36 +235,46 @@ func (g *groupRate) limited(now time.Time) (float64, bool) {
 		return 0, false
 	}
 	answered := g.answers.last(now)
-	if answered == 0 || !g.answers.fullSecond(now) {
-		// Answers for less than a second (the start, or after a pause):
-		// too few to say what the provider keeps up. A refusal 75 ms
-		// into a run, with 2 answers counted, taught 1.8/s.
+	if answered == 0 {
 		return 0, false
 	}
-	r := rateCut * float64(answered)
+	limit := math.Inf(1)
 	if g.learned > 0 {
 		// Refused again at a rate learned before: the answers of a second
 		// overstate what the provider keeps up (a bucket's burst), so cut
 		// by more than a tenth.
-		r = min(r, rateRecut*g.learned)
+		limit = rateRecut * g.learned
 	}
 	if lim := g.lim.Load(); lim != nil {
-		r = min(r, rateCut*float64(lim.Limit()))
+		limit = min(limit, rateCut*float64(lim.Limit()))
 	}
-	r = max(r, rateFloor)
+	r := max(min(rateCut*float64(answered), limit), rateFloor)
 	g.learned, g.cutAt, g.raisedAt = r, now, now
+	g.early.until = time.Time{}
+	if !g.answers.fullSecond(now) {
+		g.early.until, g.early.n, g.early.cap = g.answers.since.Add(time.Second), answered, limit
+	}
 	g.applyLocked()
 	return r, true
 }
 
-// answered counts an answer at now, and raises a learned rate by a tenth
-// once rateProbeEvery has passed since it last changed; a rate that
-// reaches the share is forgotten. It returns the rate after a raise, with
-// true, or false when there was none.
-func (g *groupRate) answered(now time.Time) (float64, bool) {
+// answered counts an answer at now to a call made at began. It raises a
+// rate cut early (see limited) by the answer of a call made before the cut;
+// and, once rateProbeEvery has passed since it last changed, a learned rate
+// by a tenth: a rate that reaches the share is forgotten. It returns the
+// rate after a raise by a tenth, with true, or false when there was none.
+func (g *groupRate) answered(began, now time.Time) (float64, bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.answers.add(now)
+	if now.Before(g.early.until) && began.Before(g.cutAt) {
+		g.early.n++
+		if r := min(rateCut*float64(g.early.n), g.early.cap); r > g.learned {
+			g.learned = r
+			g.applyLocked()
+		}
+		return 0, false
+	}
 	if g.learned == 0 || now.Sub(g.raisedAt) < rateProbeEvery {
 		return 0, false
 	}

@@ -426,18 +426,21 @@ func (c *CostControl) pay(ctx context.Context, key MobileKey, l Lookup) (Result,
 	if stop != nil && stop.Err() != nil {
 		return Result{Mode: c.cfg.Mode}, errStopping
 	}
+	began := time.Now()
 	res, err := c.next.Enrich(ctx, l)
 	if err != nil {
 		if errors.Is(err, ErrRateLimited) {
 			if r, cut := c.rate.limited(time.Now()); cut {
 				c.log.Warn(fmt.Sprintf("the provider refused a call for its request limit: calling it at most %.1f/s from now on "+
-					"(below what it answered in the last second), a tenth more every %v without such a refusal; "+
+					"(9/10 of what it answered in the last second; after less than a second of answers, of those so far and those still to come "+
+					"of the calls already made), "+
+					"a tenth more every %v without such a refusal; "+
 					"set juhe.qps to the plan's limit to avoid the refusals", r, rateProbeEvery), "err", err)
 			}
 		}
 		return res, err
 	}
-	if r, raised := c.rate.answered(time.Now()); raised {
+	if r, raised := c.rate.answered(began, time.Now()); raised {
 		c.log.Info(fmt.Sprintf("no request-limit refusal for %v: raising the provider rate to %.1f/s", rateProbeEvery, r))
 	}
 	at := c.cfg.Now()

@@ -669,23 +669,40 @@ func TestGroupRateLearnsFromRequestLimits(t *testing.T) {
 				if i > 0 {
 					time.Sleep(over / time.Duration(n))
 				}
-				g.answered(time.Now())
+				g.answered(time.Now(), time.Now())
 			}
 		}
 		g := newGroupRate(0) // no juhe.qps
 		if _, ok := g.limited(time.Now()); ok {
 			t.Error("a refusal with no answer in the last second taught a rate")
 		}
-		answer(g, 2, 50*time.Millisecond) // the start of a run: 2 answers in, then a refusal
-		if r, ok := g.limited(time.Now()); ok {
-			t.Errorf("a refusal 50 ms into the answers taught %v/s", r)
+		// The start of a run: calls made at once, the provider answers 50
+		// and refuses the others, and a refusal comes in with only 2 of
+		// the answers counted.
+		began := time.Now()
+		answer(g, 2, 50*time.Millisecond)
+		if r, ok := g.limited(time.Now()); !ok || r != 1.8 {
+			t.Errorf("a refusal 50 ms into the answers: %v %v, want 9/10 of the 2 answers so far", r, ok)
+		}
+		for range 48 { // the other answers of the calls made before the refusal
+			g.answered(began, time.Now())
+		}
+		if q, _ := g.share(); q != 45 {
+			t.Errorf("after the answers of the calls made before the refusal: share %v, want 9/10 of 50", q)
+		}
+		g.answered(time.Now(), time.Now()) // a call made after the cut
+		time.Sleep(time.Second)
+		g.answered(began, time.Now()) // the first second is over
+		if q, _ := g.share(); q != 45 {
+			t.Errorf("after answers of calls made after the cut or after the first second: share %v, want 45", q)
 		}
 		time.Sleep(30 * time.Second)         // a pause (the breaker open)
 		answer(g, 100, 500*time.Millisecond) // half a second of answers after it
-		if r, ok := g.limited(time.Now()); ok {
-			t.Errorf("a refusal half a second after a pause taught %v/s", r)
+		if r, ok := g.limited(time.Now()); !ok || math.Abs(r-31.5) > 1e-9 {
+			t.Errorf("a refusal half a second after a pause: %v %v, want 7/10 of the 45 learned", r, ok)
 		}
-		time.Sleep(30 * time.Second)
+
+		g = newGroupRate(0)
 		answer(g, 300, time.Second)
 		if r, ok := g.limited(time.Now()); !ok || r != 270 {
 			t.Errorf("after 300 answers in a second: %v %v, want 270", r, ok)
@@ -703,11 +720,11 @@ func TestGroupRateLearnsFromRequestLimits(t *testing.T) {
 			t.Errorf("after 200 answers in a second: %v %v, want 180", r, ok)
 		}
 		time.Sleep(rateProbeEvery - time.Second)
-		if _, ok := g.answered(time.Now()); ok {
+		if _, ok := g.answered(time.Now(), time.Now()); ok {
 			t.Error("raised before rateProbeEvery")
 		}
 		time.Sleep(time.Second)
-		if r, ok := g.answered(time.Now()); !ok || math.Abs(r-198) > 1e-9 {
+		if r, ok := g.answered(time.Now(), time.Now()); !ok || math.Abs(r-198) > 1e-9 {
 			t.Errorf("after rateProbeEvery: %v %v, want 198", r, ok)
 		}
 		answer(g, 300, time.Second) // a burst the provider let through, then refused
@@ -722,7 +739,7 @@ func TestGroupRateLearnsFromRequestLimits(t *testing.T) {
 			t.Errorf("share 50, 50 answers: %v %v, want 45", r, ok)
 		}
 		time.Sleep(rateProbeEvery)
-		if r, _ := g.answered(time.Now()); math.Abs(r-49.5) > 1e-9 {
+		if r, _ := g.answered(time.Now(), time.Now()); math.Abs(r-49.5) > 1e-9 {
 			t.Errorf("first raise: %v, want 49.5", r)
 		}
 		g.setMembers(1) // the share is 100 now; the learned 49.5 stays below it
@@ -731,7 +748,7 @@ func TestGroupRateLearnsFromRequestLimits(t *testing.T) {
 		}
 		for range 8 { // 49.5 × 1.1^8 > 100: the share again
 			time.Sleep(rateProbeEvery)
-			g.answered(time.Now())
+			g.answered(time.Now(), time.Now())
 		}
 		if q, _ := g.share(); q != 100 || g.learned != 0 {
 			t.Errorf("after the raises: share %v, learned %v; want the share 100 and nothing learned", q, g.learned)
@@ -740,9 +757,10 @@ func TestGroupRateLearnsFromRequestLimits(t *testing.T) {
 }
 
 // A provider that refuses calls over 100 a second, asked as fast as 20
-// lookups at a time can: after the first refusals (two cuts: the first
-// second's answers include the provider's burst), the cost controls call it
-// at 8/10 to 9/10 of its limit and it refuses no more. (Fake time: synctest.)
+// lookups at a time can: after the first refusals (a cut from the answers so
+// far, which include the provider's burst, or a second cut), the cost
+// controls call it at 8/10 to 9/10 of its limit and it refuses no more.
+// (Fake time: synctest.)
 func TestCostControlSlowsDownOnRequestLimits(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
