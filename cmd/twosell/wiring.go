@@ -72,6 +72,10 @@ func newJuheClient(cfg *config.Config, tp trace.TracerProvider, mp metric.MeterP
 			return nil, err
 		}
 	}
+	retries := cfg.Juhe.Retries
+	if retries == 0 {
+		retries = -1 // juhe.retries: 0 disables them; the client's zero is its default
+	}
 	return juhe.New(juhe.Config{
 		BaseURL:            cfg.Juhe.URL,
 		Key:                cfg.Juhe.Key.Reveal(),
@@ -79,7 +83,7 @@ func newJuheClient(cfg *config.Config, tp trace.TracerProvider, mp metric.MeterP
 		Mode:               cfg.Juhe.Mode,
 		Method:             cfg.Juhe.Method,
 		Timeout:            cfg.Juhe.Timeout,
-		Retries:            cfg.Juhe.Retries,
+		Retries:            retries,
 		Backoff:            cfg.Juhe.Backoff,
 		MaxBackoff:         cfg.Juhe.MaxBackoff,
 		BadParamFatalAfter: cfg.Juhe.BadParamFatalAfter,
