@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/sony/gobreaker/v2"
 )
@@ -34,7 +35,13 @@ type breaker struct {
 	mu         sync.Mutex
 	pending    []transition
 	delivering bool
+	openUntil  time.Time // when gobreaker lets trial calls through, once open
 }
+
+// breakerTrialWait is the RetryIn of a call refused while the breaker is
+// half-open: its trial calls answer within a round trip, and then it is
+// closed (or open again, and says until when).
+const breakerTrialWait = 100 * time.Millisecond
 
 type transition struct{ from, to gobreaker.State }
 
@@ -48,6 +55,9 @@ func newBreaker(cfg BreakerConfig, logger *slog.Logger, onChange func(from, to s
 		OnStateChange: func(_ string, from, to gobreaker.State) {
 			b.mu.Lock()
 			b.pending = append(b.pending, transition{from, to})
+			if to == gobreaker.StateOpen {
+				b.openUntil = time.Now().Add(cfg.OpenFor) // gobreaker's expiry, set at this change
+			}
 			b.mu.Unlock()
 		},
 		IsSuccessful: breakerSuccess,
@@ -83,15 +93,20 @@ func (b *breaker) execute(fn func() (Answer, error)) (Answer, error) {
 	a, err := b.cb.Execute(fn)
 	switch {
 	case errors.Is(err, gobreaker.ErrOpenState):
+		b.mu.Lock()
+		in := max(time.Until(b.openUntil), 0)
+		b.mu.Unlock()
 		return a, &Error{
 			Class: ClassUnavailable,
 			Reason: fmt.Sprintf("juhe: the circuit breaker is open after provider faults; "+
 				"no request is sent until juhe.breaker.open_for (%s) has passed", b.cfg.OpenFor),
+			RetryIn: in,
 		}
 	case errors.Is(err, gobreaker.ErrTooManyRequests):
 		return a, &Error{
-			Class:  ClassUnavailable,
-			Reason: "juhe: the circuit breaker is half-open and its trial calls are already running",
+			Class:   ClassUnavailable,
+			Reason:  "juhe: the circuit breaker is half-open and its trial calls are already running",
+			RetryIn: breakerTrialWait,
 		}
 	}
 	return a, err

@@ -3,6 +3,7 @@ package juhe
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Class says what a failed query means for the caller: retry, back off,
@@ -87,6 +88,10 @@ type Error struct {
 	HTTPStatus int    // the reply's HTTP status, if one arrived
 	Op         string // the request, e.g. "POST /twoSellTel/query"; empty if none was sent
 	Err        error  // the underlying cause, if any (already redacted)
+	// RetryIn is, for ClassUnavailable, when the breaker lets a call
+	// through again: the rest of Breaker.OpenFor while it is open, a
+	// moment (breakerTrialWait) while its trial calls run; 0 if unknown.
+	RetryIn time.Duration
 }
 
 // Error returns the reason, followed by the underlying cause if there is one.

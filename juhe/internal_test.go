@@ -3,9 +3,11 @@ package juhe
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -96,4 +98,54 @@ func TestCalendarDay(t *testing.T) {
 	for _, d := range []string{"2024010a", "+2024010", "2024 101", "20240230", "2024-1-1", "２０２４0101"[:8]} {
 		check(d)
 	}
+}
+
+// The breaker's refusals say when it lets a call through again: the rest of
+// open_for while open, a moment while its trial call runs. (Fake time:
+// synctest, which gobreaker's clock follows.)
+func TestBreakerRefusalsSayWhenToRetry(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBreaker(BreakerConfig{Failures: 2, OpenFor: 30 * time.Second, HalfOpenRequests: 1}, slog.New(slog.DiscardHandler), nil)
+		fault := func() (Answer, error) { return Answer{}, &Error{Class: ClassTransient} }
+		retryIn := func() time.Duration {
+			t.Helper()
+			_, err := b.execute(func() (Answer, error) {
+				t.Error("the breaker let a call through")
+				return Answer{}, nil
+			})
+			e, ok := errors.AsType[*Error](err)
+			if !ok || e.Class != ClassUnavailable {
+				t.Fatalf("refusal: %v, want ClassUnavailable", err)
+			}
+			return e.RetryIn
+		}
+		for range 2 {
+			if _, err := b.execute(fault); !IsTransient(err) {
+				t.Fatalf("a fault: %v", err)
+			}
+		}
+		if d := retryIn(); d != 30*time.Second {
+			t.Errorf("just opened: RetryIn %v, want open_for (30s)", d)
+		}
+		time.Sleep(20 * time.Second)
+		if d := retryIn(); d != 10*time.Second {
+			t.Errorf("20s later: RetryIn %v, want 10s", d)
+		}
+		time.Sleep(10*time.Second + time.Millisecond) // open_for has passed
+		trial, release := make(chan struct{}), make(chan struct{})
+		go b.execute(func() (Answer, error) { // the half-open breaker's trial call
+			close(trial)
+			<-release
+			return Answer{}, nil
+		})
+		<-trial
+		if d := retryIn(); d != breakerTrialWait {
+			t.Errorf("half-open, its trial call running: RetryIn %v, want %v", d, breakerTrialWait)
+		}
+		close(release)
+		synctest.Wait()
+		if _, err := b.execute(func() (Answer, error) { return Answer{}, nil }); err != nil {
+			t.Errorf("after a trial call's answer: %v, want the breaker closed", err)
+		}
+	})
 }

@@ -117,6 +117,9 @@ type DispositionError struct {
 	Disposition Disposition
 	Class       string // dead-letter class (twosell-error-class) for rejects
 	Err         error
+	// RetryIn, if set, is when the provider can be called again
+	// (UnavailableFor).
+	RetryIn time.Duration
 }
 
 func (e *DispositionError) Error() string { return e.Err.Error() }
@@ -131,6 +134,15 @@ func Reject(class string, err error) error {
 // Unavailable marks err as the provider being unavailable for now.
 func Unavailable(err error) error {
 	return &DispositionError{Disposition: DispositionUnavailable, Err: err}
+}
+
+// UnavailableFor marks err as the provider being unavailable for d, as a
+// circuit breaker that refuses calls knows: a record held back is tried
+// again after d (and a little jitter), rather than after its growing
+// backoff, so that the records held back come back as soon as the provider
+// can be called (d <= 0: as Unavailable).
+func UnavailableFor(err error, d time.Duration) error {
+	return &DispositionError{Disposition: DispositionUnavailable, Err: err, RetryIn: max(d, 0)}
 }
 
 // ErrRateLimited is in the chain of an error that says the provider refused

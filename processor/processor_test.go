@@ -421,6 +421,36 @@ func TestHoldsRecordsWhileProviderUnavailable(t *testing.T) {
 	})
 }
 
+// TestHeldRecordsComeBackWhenTheProviderSays: a provider that says when it
+// can be called again (a circuit breaker open until then: UnavailableFor)
+// has the held records tried again then, not after their backoff (an hour
+// here: the outputs would not come).
+func TestHeldRecordsComeBackWhenTheProviderSays(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, 2)
+	const n = 40
+	h.produceEvents(n)
+	var refused atomic.Int64
+	cfg := h.config(processor.EnricherFunc(func(_ context.Context, l processor.Lookup) (processor.Result, error) {
+		if refused.Add(1) <= 100 {
+			return processor.Result{Mode: "plain"}, processor.UnavailableFor(errors.New("circuit breaker is open"), 5*time.Millisecond)
+		}
+		return fakeAnswer(l), nil
+	}))
+	cfg.RetryBackoff, cfg.MaxRetryBackoff = time.Hour, time.Hour
+	p, stop := h.start(cfg)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second) // an hour's backoff would pass it
+	defer cancel()
+	h.kafka.Consume(ctx, countAtLeast(n), h.out)
+	kafkatest.WaitFor(t, func() bool { s := p.Stats(); return s.HeldPartitions == 0 && s.PausedPartitions == 0 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if s := p.Stats(); s.Produced != n || refused.Load() < 100 {
+		t.Errorf("%d outputs after %d calls, want %d after the 100 refused", s.Produced, refused.Load(), n)
+	}
+}
+
 func TestEmitUnavailable(t *testing.T) {
 	bothModes(t, func(t *testing.T, eos bool) {
 		h := newHarnessMode(t, 1, eos)

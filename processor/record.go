@@ -233,8 +233,18 @@ func (w *partitionWorker) lookup(ctx, abandon context.Context, l Lookup, t *reco
 			held = true
 			w.hold(err)
 		}
-		p.log.Debug("provider unavailable; retrying the record later", "source", w.tp.topic, "wait", wait, "err", err)
-		timer := time.NewTimer(wait/2 + rand.N(wait/2+1)) // jitter, so partitions do not retry in step
+		next := wait/2 + rand.N(wait/2+1) // jitter, so partitions do not retry in step
+		if de, ok := errors.AsType[*DispositionError](err); ok && de.RetryIn > 0 {
+			// The provider says when it can be called (a breaker refusing
+			// calls until then): the held records come back then, not
+			// up to MaxRetryBackoff later, and the backoff stays for
+			// the calls that fail.
+			next = de.RetryIn + rand.N(min(de.RetryIn/4, retryInJitter)+1)
+		} else {
+			wait = min(2*wait, p.cfg.MaxRetryBackoff)
+		}
+		p.log.Debug("provider unavailable; retrying the record later", "source", w.tp.topic, "wait", next, "err", err)
+		timer := time.NewTimer(next)
 		select {
 		case <-timer.C:
 		case <-w.stopCtx.Done():
@@ -248,9 +258,12 @@ func (w *partitionWorker) lookup(ctx, abandon context.Context, l Lookup, t *reco
 			abandoned = true
 			return res, errAbandoned
 		}
-		wait = min(2*wait, p.cfg.MaxRetryBackoff)
 	}
 }
+
+// retryInJitter is at most how much later than DispositionError.RetryIn a
+// held record is tried again, so that they do not all come at once.
+const retryInJitter = 50 * time.Millisecond
 
 // produceOutput prepares the enriched event. The record is finished when
 // Kafka acknowledges it (at-least-once) or when its transaction commits

@@ -43,7 +43,9 @@ func (e juheEnricher) Enrich(ctx context.Context, l processor.Lookup) (processor
 			return res, processor.Fatal(err)
 		case juhe.IsQuota(err): // 10011-10013: the cost controls slow down
 			return res, processor.RateLimited(err)
-		default: // transient after retries, transport, breaker open
+		case je != nil && je.RetryIn > 0: // the breaker refusing calls until then
+			return res, processor.UnavailableFor(err, je.RetryIn)
+		default: // transient after retries, transport
 			return res, processor.Unavailable(err)
 		}
 	}
