@@ -163,6 +163,7 @@ const (
 	rateRecut      = 0.7             // of a learned rate refused again
 	rateFloor      = 1.0             // calls a second, at least
 	rateQuiet      = 2 * time.Second // after a cut: the answers of calls made at the old rate
+	rateSteady     = 5 * time.Second // of calls at a learned rate: it was nearly kept up
 	rateProbeEvery = 5 * time.Minute // without a request-limit answer: raise by a tenth
 )
 
@@ -216,8 +217,9 @@ func (g *groupRate) share() (float64, int) {
 
 // limited learns from a request-limit answer at now: this instance's rate
 // becomes rateCut of the answers of the last second, and at most rateCut of
-// its rate now, or rateRecut of a rate learned before. Answers within
-// rateQuiet of a cut are of calls made before it, and teach nothing.
+// its rate now, or rateRecut of a rate learned before if the calls at it
+// began less than rateSteady ago. Answers within rateQuiet of a cut are of
+// calls made before it, and teach nothing.
 //
 // Answers of less than a second (the start of a run, or after a pause) are
 // what the provider answered in that time, and the cut is made from them;
@@ -240,10 +242,18 @@ func (g *groupRate) limited(now time.Time) (float64, bool) {
 	}
 	limit := math.Inf(1)
 	if g.learned > 0 {
-		// Refused again at a rate learned before: the answers of a second
-		// overstate what the provider keeps up (a bucket's burst), so cut
-		// by more than a tenth.
-		limit = rateRecut * g.learned
+		// Refused again soon after calls began at a rate learned before:
+		// the answers that taught it overstated what the provider keeps
+		// up (a bucket's burst), so cut by more than a tenth. Refused
+		// after rateSteady of calls at it, the provider nearly kept it
+		// up (a raise by a tenth went too far), and a tenth less will do.
+		calling := g.answers.since // answers without a gap since
+		if g.raisedAt.After(calling) {
+			calling = g.raisedAt // the rate's last change
+		}
+		if now.Sub(calling) < rateSteady {
+			limit = rateRecut * g.learned
+		}
 	}
 	if lim := g.lim.Load(); lim != nil {
 		limit = min(limit, rateCut*float64(lim.Limit()))

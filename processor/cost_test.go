@@ -731,6 +731,12 @@ func TestGroupRateLearnsFromRequestLimits(t *testing.T) {
 		if r, ok := g.limited(time.Now()); !ok || math.Abs(r-138.6) > 1e-9 {
 			t.Errorf("a learned rate refused again: %v %v, want 7/10 of 198", r, ok)
 		}
+		for range 6 { // calls at the learned rate for rateSteady and more: it was nearly kept up
+			answer(g, 150, time.Second)
+		}
+		if r, ok := g.limited(time.Now()); !ok || math.Abs(r-124.74) > 1e-9 {
+			t.Errorf("refused after %v at a learned rate: %v %v, want 9/10 of 138.6", rateSteady, r, ok)
+		}
 
 		g = newGroupRate(100) // juhe.qps 100 for the group
 		g.setMembers(2)       // 50 for this instance
