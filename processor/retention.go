@@ -21,6 +21,7 @@ type retentionWatch struct {
 	// had it.
 	pending [outOfRangeCauses]map[topicPartition]int64
 	counted map[topicPartition]int64 // offsets below are counted already
+	warned  map[topicPartition]int64 // offsets below were warned of at the start
 	wake    chan struct{}            // capacity 1: "pending is not empty"
 }
 
@@ -41,6 +42,7 @@ func newRetentionWatch() retentionWatch {
 			onFirstFetch:   make(map[topicPartition]int64),
 		},
 		counted: make(map[topicPartition]int64),
+		warned:  make(map[topicPartition]int64),
 		wake:    make(chan struct{}, 1),
 	}
 }
@@ -116,11 +118,17 @@ func (p *Processor) countDeletedWhileRunning(ctx context.Context) {
 		return s.Offset, ok && s.Err == nil
 	}
 	for cause, at := range pending {
-		n, where := offsetRanges(w.unread(topic, at, logStart))
+		unread := w.unread(topic, at, logStart)
+		n, where := offsetRanges(unread)
 		if n == 0 {
 			continue // the broker lost data instead (franz-go's warning says what it did)
 		}
 		p.stats.deleted.Add(n)
+		if outOfRange(cause) == onFirstFetch && w.allWarned(topic, unread) {
+			p.log.Info(fmt.Sprintf("counted the %d deleted records the warning at start named in this instance's partitions (partition:[offsets) %s)", n, where),
+				"input_topic", topic)
+			continue
+		}
 		var why string
 		switch outOfRange(cause) {
 		case whileConsuming:
@@ -139,16 +147,29 @@ func (p *Processor) countDeletedWhileRunning(ctx context.Context) {
 	}
 }
 
-// countedAtStart records the offsets of topic that the start's check of the
-// group's backlog counted (warnDeletedUnread), so that franz-go's report of
-// the same partitions on their first fetch does not count them again. It
-// returns those of unread not counted before.
-func (w *retentionWatch) countedAtStart(topic string, unread map[int32]OffsetRange) map[int32]OffsetRange {
-	at := make(map[topicPartition]int64, len(unread))
+// warnedAtStart records the offsets of topic that the start's check of the
+// group's backlog warned of (warnDeletedUnread): the instance's first fetch
+// of these partitions counts them, without a second warning.
+func (w *retentionWatch) warnedAtStart(topic string, unread map[int32]OffsetRange) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	for part, r := range unread {
-		at[topicPartition{topic, part}] = r.Start
+		tp := topicPartition{topic, part}
+		w.warned[tp] = max(w.warned[tp], r.End)
 	}
-	return w.unread(topic, at, func(tp topicPartition) (int64, bool) { return unread[tp.partition].End, true })
+}
+
+// allWarned reports whether the start's check warned of every range of
+// rng (offsets of topic).
+func (w *retentionWatch) allWarned(topic string, rng map[int32]OffsetRange) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for part, r := range rng {
+		if w.warned[topicPartition{topic, part}] < r.End {
+			return false
+		}
+	}
+	return true
 }
 
 // unread returns, by partition of topic, the offsets of pending that the

@@ -39,16 +39,22 @@ func TestRetentionWatchCountsOnce(t *testing.T) {
 		t.Errorf("note: pending %v, wake %d; want 25 and 27 by cause and one wake-up", w.pending, len(w.wake))
 	}
 
-	// What the start's check counted (the group's committed offsets up to
-	// the log start) is not counted again when franz-go reports it on the
-	// first fetch.
-	if got, want := w.countedAtStart("in", map[int32]OffsetRange{3: {2, 9}}), (map[int32]OffsetRange{3: {2, 9}}); !maps.Equal(got, want) {
-		t.Errorf("counted at start: got %v, want %v", got, want)
+	// What the start's check warned of is known as warned, range by range.
+	w.warnedAtStart("in", map[int32]OffsetRange{3: {2, 9}, 4: {0, 5}})
+	for _, c := range []struct {
+		rng  map[int32]OffsetRange
+		want bool
+	}{
+		{map[int32]OffsetRange{3: {2, 9}}, true},
+		{map[int32]OffsetRange{3: {2, 9}, 4: {1, 5}}, true},
+		{map[int32]OffsetRange{3: {2, 10}}, false}, // deleted further since
+		{map[int32]OffsetRange{5: {0, 1}}, false},
+	} {
+		if got := w.allWarned("in", c.rng); got != c.want {
+			t.Errorf("allWarned(%v) = %v, want %v", c.rng, got, c.want)
+		}
 	}
-	if got := w.unread("in", map[topicPartition]int64{{"in", 3}: 2}, func(topicPartition) (int64, bool) { return 9, true }); len(got) != 0 {
-		t.Errorf("first fetch after the start's count: got %v, want nothing", got)
-	}
-	if got := w.countedAtStart("in", map[int32]OffsetRange{3: {2, 9}}); len(got) != 0 {
-		t.Errorf("counted at start twice: got %v, want nothing", got)
+	if w.allWarned("other", map[int32]OffsetRange{3: {2, 9}}) {
+		t.Error("another topic's range counted as warned")
 	}
 }

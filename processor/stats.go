@@ -16,11 +16,11 @@ type Stats struct {
 	Unavailable int64
 	Commits     int64 // partition offsets committed
 	// Deleted counts input records the broker deleted (retention) before
-	// they were read: of a replay's range (they are not replayed), or of a
-	// group's input (they are not enriched): at its start, between its
-	// committed offsets and the log start; while it runs, between where a
-	// lagging partition was (or the committed offset a rebalance handed
-	// over) and the log start.
+	// they were read: of a replay's range (they are not replayed), or of
+	// the group's input partitions this instance fetches (they are not
+	// enriched): between the committed offset it fetched a partition at (at
+	// its start, or handed over by a rebalance) and the log start, or
+	// between where a lagging partition was and the log start.
 	Deleted          int64
 	PausedPartitions int              // partitions whose fetching is paused now
 	HeldPartitions   int              // partitions holding a record back for the provider now

@@ -221,14 +221,16 @@ func (p *Processor) checkBacklog(ctx context.Context, adm *kadm.Client, topics [
 	}
 }
 
-// warnDeletedUnread logs and counts the records the broker deleted between
-// the group's committed offsets and the log start.
+// warnDeletedUnread logs the records the broker deleted between the group's
+// committed offsets and the log start, in all partitions: the instances
+// that fetch them count them (Stats.Deleted, on their first fetch: see
+// retentionWatch), so that the group's instances count each once.
 func (p *Processor) warnDeletedUnread(unread map[int32]OffsetRange) {
-	n, where := offsetRanges(p.behind.countedAtStart(p.cfg.InputTopic, unread))
+	n, where := offsetRanges(unread)
 	if n == 0 {
 		return
 	}
-	p.stats.deleted.Add(n)
+	p.behind.warnedAtStart(p.cfg.InputTopic, unread)
 	p.log.Warn(fmt.Sprintf("the broker deleted %d records of the input that the group had not read (partition:[offsets) %s): "+
 		"they will not be enriched. The group was stopped for longer than the input topic keeps records (retention.ms); "+
 		"replay them from their source if it still has them, and keep the input longer than the longest outage", n, where),

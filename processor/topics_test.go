@@ -130,6 +130,7 @@ func TestRunCountsRecordsDeletedBeforeTheGroupReadThem(t *testing.T) {
 	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	p, stop := h.start(cfg)
 	got := h.kafka.Consume(t.Context(), countAtLeast(5), h.out)
+	kafkatest.WaitFor(t, func() bool { return p.Stats().Deleted > 0 }) // counted on the partition's first fetch
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -149,6 +150,77 @@ func TestRunCountsRecordsDeletedBeforeTheGroupReadThem(t *testing.T) {
 		if !strings.Contains(warned, want) {
 			t.Errorf("the log does not say %q:\n%s", want, warned)
 		}
+	}
+	if n := strings.Count(warned, "level=WARN"); n != 1 {
+		t.Errorf("%d warnings, want the start's only (the first fetch counts what it named):\n%s", n, warned)
+	}
+}
+
+// Two instances starting together both warn of what the broker deleted in
+// the group's partitions, but count only what they fetch: their counts add
+// up to the records deleted.
+func TestRunCountsRecordsDeletedOnceAcrossInstances(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, 2)
+	var recs []*kgo.Record // offsets 0-19 in each partition
+	for i := range 40 {
+		r := event(h.in, i, false)
+		r.Partition = int32(i % 2)
+		recs = append(recs, r)
+	}
+	if err := h.kafka.Client(kgo.RecordPartitioner(kgo.ManualPartitioner())).ProduceSync(t.Context(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	adm := kadm.NewClient(h.kafka.Client())
+	var committed, deleteTo kadm.Offsets
+	for part := range int32(2) {
+		committed.Add(kadm.Offset{Topic: h.in, Partition: part, At: 5, LeaderEpoch: -1})
+		deleteTo.Add(kadm.Offset{Topic: h.in, Partition: part, At: 15, LeaderEpoch: -1})
+	}
+	if err := adm.CommitAllOffsets(t.Context(), h.group, committed); err != nil {
+		t.Fatalf("committing the group's offsets: %v", err)
+	}
+	deleted, err := adm.DeleteRecords(t.Context(), deleteTo)
+	if err == nil {
+		err = deleted.Error()
+	}
+	if err != nil {
+		t.Fatalf("deleting records: %v", err)
+	}
+
+	// No record finishes, so nothing is committed, until both instances
+	// have checked the group's backlog at their start.
+	release := make(chan struct{})
+	held := processor.EnricherFunc(func(ctx context.Context, l processor.Lookup) (processor.Result, error) {
+		select {
+		case <-release:
+		case <-ctx.Done():
+			return processor.Result{}, ctx.Err()
+		}
+		return answer(ctx, l)
+	})
+	const warning = "the broker deleted 20 records of the input that the group had not read"
+	var logs [2]safeBuffer
+	var ps [2]*processor.Processor
+	var stops [2]func() error
+	for i := range 2 {
+		cfg := h.config(held)
+		cfg.Logger = slog.New(slog.NewTextHandler(&logs[i], nil))
+		ps[i], stops[i] = h.start(cfg)
+	}
+	kafkatest.WaitFor(t, func() bool {
+		return strings.Contains(logs[0].String(), warning) && strings.Contains(logs[1].String(), warning)
+	})
+	close(release)
+	h.kafka.Consume(t.Context(), countAtLeast(10), h.out)
+	kafkatest.WaitFor(t, func() bool { return ps[0].Stats().Deleted+ps[1].Stats().Deleted >= 20 })
+	for i := range 2 {
+		if err := stops[i](); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if a, b := ps[0].Stats().Deleted, ps[1].Stats().Deleted; a+b != 20 {
+		t.Errorf("the instances counted %d and %d deleted records, want 20 in all", a, b)
 	}
 }
 

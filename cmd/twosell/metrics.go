@@ -261,7 +261,7 @@ func observeProcessor(mp metric.MeterProvider, proc *processor.Processor, h *hea
 		produced = counter(metricProduced, "{record}", "Enriched events acknowledged by Kafka, by status.")
 		dead     = counter(metricDeadLetters, "{record}", "Dead letters acknowledged by Kafka, by class.")
 		commits  = counter(metricCommits, "{commit}", "Commits of input offsets (at-least-once: per partition; exactly-once: per transaction).")
-		deleted  = counter(metricDeleted, "{record}", "Input records the broker deleted (retention) before the group read them: found at this instance's start between the group's committed offsets and the log start (every instance starting then counts the whole group's), or while it runs, between where a lagging partition of its own was (or the committed offset a rebalance handed it) and the log start.")
+		deleted  = counter(metricDeleted, "{record}", "Input records the broker deleted (retention) before the group read them, in the partitions this instance fetches: between the committed offset it fetched a partition at (at its start, or handed over by a rebalance) and the log start, or between where a lagging partition was and the log start.")
 		paused   = gauge(metricPaused, "{partition}", "Partitions whose fetching is paused now (buffer full or provider unavailable).")
 		held     = gauge(metricHeld, "{partition}", "Partitions holding a record back for the provider now.")
 		inFlight = gauge(metricInFlight, "{record}", "Records being processed now.")
