@@ -170,7 +170,7 @@ func TestDashboardAndAlerts(t *testing.T) {
 			}
 		}
 	}
-	for _, want := range []string{"TwosellConsumerLagGrowing", "TwosellBreakerOpen", "TwosellFatal", "TwosellDeadLetterRate", "TwosellBudgetNearlySpent"} {
+	for _, want := range []string{"TwosellConsumerLagGrowing", "TwosellBreakerOpen", "TwosellFatal", "TwosellDeadLetterRate", "TwosellBudgetNearlySpent", "TwosellInputRecordsDeleted"} {
 		if !slices.Contains(alerts, want) {
 			t.Errorf("no alert %s (have %v)", want, alerts)
 		}
