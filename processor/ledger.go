@@ -365,7 +365,7 @@ func (l *ledger) decode(key, value []byte) (ledgerRecord, bool) {
 			return ledgerRecord{}, false
 		}
 		var lk ledgerKnowledge
-		if err := json.Unmarshal(value, &lk); err != nil || lk.V != ledgerVersion {
+		if err := decodeLedgerKnowledge(value, &lk); err != nil || lk.V != ledgerVersion {
 			return ledgerRecord{}, false
 		}
 		return ledgerRecord{key: mk, knowledge: &lk, own: lk.Instance == l.instance}, true

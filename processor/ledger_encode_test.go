@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"log/slog"
 	"math/rand/v2"
+	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -101,4 +103,85 @@ func TestLedgerSkipsItsOwnRecords(t *testing.T) {
 			t.Errorf("%s: decoded as this instance's own", tt.name)
 		}
 	}
+}
+
+// The scanner of knowledge records reads what appendLedgerKnowledge writes
+// as encoding/json reads it, and takes every value without escapes itself.
+func TestLedgerKnowledgeScanMatchesEncodingJSON(t *testing.T) {
+	t.Parallel()
+	orderIDs := []string{"", "JH1234567890", `q"uo\te`, "ctl\x01\n\t", "中文", "bad\xffutf8", "<&>", "a/b"}
+	modes := []string{"", "plain", "md5", "aes", "sha256+aes", "other"}
+	at := time.Date(2026, 11, 29, 4, 5, 6, 789, time.FixedZone("CST", 8*3600))
+	rnd := rand.New(rand.NewPCG(3, 4))
+	pick := func(s []string) string { return s[rnd.IntN(len(s))] }
+	fact := func(kind FactKind) Fact {
+		if rnd.IntN(3) == 0 {
+			return Fact{}
+		}
+		return Fact{Kind: kind, Date: "20240102", OrderID: pick(orderIDs), Mode: pick(modes), At: at.Add(time.Duration(rnd.IntN(1e9)))}
+	}
+	scanned := 0
+	for i := range 1000 {
+		k := Knowledge{Lower: fact(FactAfter), Upper: fact(FactNotAfter), Short: fact([]FactKind{FactNoRecord, FactNoActivationDate}[rnd.IntN(2)]), BoundsAt: at}
+		if i%50 == 0 {
+			k = Knowledge{}
+		}
+		v := appendLedgerKnowledge(nil, "run."+pick(orderIDs), k)
+		var plain ledgerKnowledge
+		escapes := bytes.ContainsFunc(v, func(r rune) bool { return r == '\\' || r >= 0x80 })
+		if ok := (&ledgerScan{b: v}).knowledge(&plain); ok == escapes {
+			t.Fatalf("scanned %v, want %v: %s", ok, !escapes, v)
+		} else if ok {
+			scanned++
+		}
+		checkLedgerKnowledge(t, v)
+	}
+	if scanned < 100 {
+		t.Errorf("the scanner took %d values of 1000", scanned)
+	}
+	// Values that are not the encoder's, each a step of the scan away.
+	good := string(appendLedgerKnowledge(nil, "run.1", Knowledge{Upper: Fact{Kind: FactNotAfter, Date: "20240102", OrderID: "JH1", Mode: "md5", At: at}, BoundsAt: at}))
+	for _, v := range []string{
+		good + " ", good + "x", good + "}", good[:len(good)-1], " " + good,
+		strings.Replace(good, `"v":1`, `"v":01`, 1), strings.Replace(good, `"v":1`, `"v":-1`, 1),
+		strings.Replace(good, `"v":1`, `"v":1.0`, 1), strings.Replace(good, `"v":1`, `"v":99999999999`, 1),
+		strings.Replace(good, `"not_after":{`, `"not_after":null,"x":{`, 1),
+		strings.Replace(good, `"not_after"`, `"after"`, 1), strings.Replace(good, `"mode":"md5"`, `"mode":"MD5"`, 1),
+		strings.Replace(good, `,"order_id":"JH1"`, ``, 1), strings.Replace(good, `"date":"20240102"`, `"date":20240102`, 1),
+		strings.Replace(good, `Z"}`, `Z"`, 1), strings.Replace(good, `"bounds_at":"`, `"bounds_at":"x`, 1),
+		strings.Replace(good, `"bounds_at":`, `"bounds_at":null,"bounds_at":`, 1),
+		strings.Replace(good, `"instance":"run.1"`, `"instance":"run\u002e1"`, 1),
+		strings.Replace(good, `"bounds_at":"`, `"bounds_at": "`, 1),
+	} {
+		checkLedgerKnowledge(t, []byte(v))
+	}
+}
+
+// checkLedgerKnowledge checks that decodeLedgerKnowledge decodes v as
+// encoding/json does.
+func checkLedgerKnowledge(t *testing.T, v []byte) {
+	t.Helper()
+	var got, want ledgerKnowledge
+	gotErr, wantErr := decodeLedgerKnowledge(v, &got), json.Unmarshal(v, &want)
+	if (gotErr == nil) != (wantErr == nil) {
+		t.Fatalf("%q: error %v, encoding/json's %v", v, gotErr, wantErr)
+	}
+	if wantErr == nil && !reflect.DeepEqual(got, want) {
+		t.Fatalf("%q:\n got %+v\nwant %+v", v, got, want)
+	}
+}
+
+func FuzzLedgerKnowledge(f *testing.F) {
+	at := time.Date(2026, 11, 29, 4, 5, 6, 789, time.UTC)
+	for _, k := range []Knowledge{
+		{},
+		{Upper: Fact{Kind: FactNotAfter, Date: "20240102", OrderID: "JH1", Mode: "plain", At: at}, BoundsAt: at},
+		{Lower: Fact{Kind: FactAfter, Date: "20240102", At: at}, Short: Fact{Kind: FactNoRecord, Date: "20240103", Mode: "md5", At: at}, BoundsAt: at},
+	} {
+		f.Add(appendLedgerKnowledge(nil, "run.ab12", k))
+	}
+	f.Add([]byte(`{"v":1,"instance":"x","bounds_at":"2026-11-29T04:05:06Z"} `))
+	f.Add([]byte(`{"v":01,"instance":"x","bounds_at":"2026-11-29T04:05:06Z"}`))
+	f.Add([]byte(`{"v":1,"instance":"x","bounds_at":"2026-11-29T04:05:06Z"}x`))
+	f.Fuzz(func(t *testing.T, v []byte) { checkLedgerKnowledge(t, v) })
 }
