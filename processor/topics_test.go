@@ -109,51 +109,53 @@ func TestRunOutputsKeptAsLongAsInputs(t *testing.T) {
 // processed.
 func TestRunCountsRecordsDeletedBeforeTheGroupReadThem(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, 1)
-	h.produceEvents(20)
-	adm := kadm.NewClient(h.kafka.Client())
-	var committed kadm.Offsets
-	committed.Add(kadm.Offset{Topic: h.in, Partition: 0, At: 5, LeaderEpoch: -1})
-	if err := adm.CommitAllOffsets(t.Context(), h.group, committed); err != nil {
-		t.Fatalf("committing the group's offset: %v", err)
-	}
-	deleted, err := adm.DeleteRecords(t.Context(), kadm.Offsets{h.in: {0: {Topic: h.in, Partition: 0, At: 15}}})
-	if err == nil {
-		err = deleted.Error()
-	}
-	if err != nil {
-		t.Fatalf("deleting records: %v", err)
-	}
-
-	var logs safeBuffer
-	cfg := h.config(answer)
-	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
-	p, stop := h.start(cfg)
-	got := h.kafka.Consume(t.Context(), countAtLeast(5), h.out)
-	kafkatest.WaitFor(t, func() bool { return p.Stats().Deleted > 0 }) // counted on the partition's first fetch
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
-	var ids []string
-	for _, r := range got {
-		ids = append(ids, eventID(t, r.Value))
-	}
-	slices.Sort(ids) // records of other keys overtake each other
-	if want := "e-15 e-16 e-17 e-18 e-19"; strings.Join(ids, " ") != want {
-		t.Errorf("outputs of %v, want %s", ids, want)
-	}
-	if s := p.Stats(); s.Deleted != 10 || s.Consumed != 5 {
-		t.Errorf("stats: %d consumed, %d deleted; want 5 and the 10 between the commit and the log start", s.Consumed, s.Deleted)
-	}
-	warned := logs.String()
-	for _, want := range []string{"level=WARN", "the broker deleted 10 records of the input that the group had not read", "0:[5,15)"} {
-		if !strings.Contains(warned, want) {
-			t.Errorf("the log does not say %q:\n%s", want, warned)
+	bothModes(t, func(t *testing.T, eos bool) {
+		h := newHarnessMode(t, 1, eos)
+		h.produceEvents(20)
+		adm := kadm.NewClient(h.kafka.Client())
+		var committed kadm.Offsets
+		committed.Add(kadm.Offset{Topic: h.in, Partition: 0, At: 5, LeaderEpoch: -1})
+		if err := adm.CommitAllOffsets(t.Context(), h.group, committed); err != nil {
+			t.Fatalf("committing the group's offset: %v", err)
 		}
-	}
-	if n := strings.Count(warned, "level=WARN"); n != 1 {
-		t.Errorf("%d warnings, want the start's only (the first fetch counts what it named):\n%s", n, warned)
-	}
+		deleted, err := adm.DeleteRecords(t.Context(), kadm.Offsets{h.in: {0: {Topic: h.in, Partition: 0, At: 15}}})
+		if err == nil {
+			err = deleted.Error()
+		}
+		if err != nil {
+			t.Fatalf("deleting records: %v", err)
+		}
+
+		var logs safeBuffer
+		cfg := h.config(answer)
+		cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+		p, stop := h.start(cfg)
+		got := h.kafka.Consume(t.Context(), countAtLeast(5), h.out)
+		kafkatest.WaitFor(t, func() bool { return p.Stats().Deleted > 0 }) // counted on the partition's first fetch
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, r := range got {
+			ids = append(ids, eventID(t, r.Value))
+		}
+		slices.Sort(ids) // records of other keys overtake each other
+		if want := "e-15 e-16 e-17 e-18 e-19"; strings.Join(ids, " ") != want {
+			t.Errorf("outputs of %v, want %s", ids, want)
+		}
+		if s := p.Stats(); s.Deleted != 10 || s.Consumed != 5 {
+			t.Errorf("stats: %d consumed, %d deleted; want 5 and the 10 between the commit and the log start", s.Consumed, s.Deleted)
+		}
+		warned := logs.String()
+		for _, want := range []string{"level=WARN", "the broker deleted 10 records of the input that the group had not read", "0:[5,15)"} {
+			if !strings.Contains(warned, want) {
+				t.Errorf("the log does not say %q:\n%s", want, warned)
+			}
+		}
+		if n := strings.Count(warned, "level=WARN"); n != 1 {
+			t.Errorf("%d warnings, want the start's only (the first fetch counts what it named):\n%s", n, warned)
+		}
+	})
 }
 
 // Two instances starting together both warn of what the broker deleted in
@@ -308,90 +310,92 @@ func TestRunCountsRecordsDeletedWhileRunning(t *testing.T) {
 // found nothing.
 func TestRunCountsRecordsDeletedBeforeATakeover(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, 2)
-	var recs []*kgo.Record // offsets 0-12 in each partition
-	for i := range 26 {
-		r := event(h.in, i, false)
-		r.Partition = int32(i % 2)
-		recs = append(recs, r)
-	}
-	if err := h.kafka.Client(kgo.RecordPartitioner(kgo.ManualPartitioner())).ProduceSync(t.Context(), recs...).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
-	adm := kadm.NewClient(h.kafka.Client())
-	var at kadm.Offsets // the group is at offset 3 of both partitions
-	for part := range int32(2) {
-		at.Add(kadm.Offset{Topic: h.in, Partition: part, At: 3, LeaderEpoch: -1})
-	}
-	if err := mustCommit(adm.CommitOffsets(t.Context(), h.group, at)); err != nil {
-		t.Fatalf("committing the group's offsets: %v", err)
-	}
+	bothModes(t, func(t *testing.T, eos bool) {
+		h := newHarnessMode(t, 2, eos)
+		var recs []*kgo.Record // offsets 0-12 in each partition
+		for i := range 26 {
+			r := event(h.in, i, false)
+			r.Partition = int32(i % 2)
+			recs = append(recs, r)
+		}
+		if err := h.kafka.Client(kgo.RecordPartitioner(kgo.ManualPartitioner())).ProduceSync(t.Context(), recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		adm := kadm.NewClient(h.kafka.Client())
+		var at kadm.Offsets // the group is at offset 3 of both partitions
+		for part := range int32(2) {
+			at.Add(kadm.Offset{Topic: h.in, Partition: part, At: 3, LeaderEpoch: -1})
+		}
+		if err := mustCommit(adm.CommitOffsets(t.Context(), h.group, at)); err != nil {
+			t.Fatalf("committing the group's offsets: %v", err)
+		}
 
-	// The other member: in the group, holding what it is given, committing
-	// nothing.
-	var mu sync.Mutex
-	var held []int32
-	other := h.kafka.Client(kgo.ConsumerGroup(h.group), kgo.ConsumeTopics(h.in), kgo.DisableAutoCommit(),
-		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+		// The other member: in the group, holding what it is given, committing
+		// nothing.
+		var mu sync.Mutex
+		var held []int32
+		other := h.kafka.Client(kgo.ConsumerGroup(h.group), kgo.ConsumeTopics(h.in), kgo.DisableAutoCommit(),
+			kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+				mu.Lock()
+				defer mu.Unlock()
+				held = append(held, m[h.in]...)
+			}),
+			kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+				mu.Lock()
+				defer mu.Unlock()
+				held = slices.DeleteFunc(held, func(p int32) bool { return slices.Contains(m[h.in], p) })
+			}))
+		holding := func() []int32 {
 			mu.Lock()
 			defer mu.Unlock()
-			held = append(held, m[h.in]...)
-		}),
-		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
-			mu.Lock()
-			defer mu.Unlock()
-			held = slices.DeleteFunc(held, func(p int32) bool { return slices.Contains(m[h.in], p) })
-		}))
-	holding := func() []int32 {
-		mu.Lock()
-		defer mu.Unlock()
-		return slices.Sorted(slices.Values(held))
-	}
-	kafkatest.WaitFor(t, func() bool { return len(holding()) == 2 })
+			return slices.Sorted(slices.Values(held))
+		}
+		kafkatest.WaitFor(t, func() bool { return len(holding()) == 2 })
 
-	var logs safeBuffer
-	cfg := h.config(answer)
-	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Log(logs.String())
+		var logs safeBuffer
+		cfg := h.config(answer)
+		cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Log(logs.String())
+			}
+		})
+		p, stop := h.start(cfg)
+		// The rebalance splits the partitions: the instance reads its own from
+		// offset 3 to the end (10 records), the other member keeps one.
+		kafkatest.WaitFor(t, func() bool { return p.Stats().Consumed == 10 && len(holding()) == 1 })
+		kept := holding()[0]
+
+		deleted, err := adm.DeleteRecords(t.Context(), kadm.Offsets{h.in: {kept: {Topic: h.in, Partition: kept, At: 8}}})
+		if err == nil {
+			err = deleted.Error()
+		}
+		if err != nil {
+			t.Fatalf("deleting records: %v", err)
+		}
+		other.Close() // leaves the group: the instance takes the partition over at offset 3
+
+		got := h.kafka.Consume(t.Context(), countAtLeast(15), h.out)
+		kafkatest.WaitFor(t, func() bool { return p.Stats().Deleted > 0 })
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 15 {
+			t.Errorf("%d outputs, want 15: offsets 3-12 of one partition, 8-12 of the other", len(got))
+		}
+		if s := p.Stats(); s.Deleted != 5 || s.Consumed != 15 {
+			t.Errorf("stats: %d consumed, %d deleted; want 15 and the 5 between the committed offset and the log start", s.Consumed, s.Deleted)
+		}
+		warned := logs.String()
+		for _, want := range []string{
+			"the broker deleted 5 records of the input before the group read them",
+			fmt.Sprintf("%d:[3,8)", kept), "handed these partitions at committed offsets",
+		} {
+			if !strings.Contains(warned, want) {
+				t.Errorf("the log does not say %q:\n%s", want, warned)
+			}
 		}
 	})
-	p, stop := h.start(cfg)
-	// The rebalance splits the partitions: the instance reads its own from
-	// offset 3 to the end (10 records), the other member keeps one.
-	kafkatest.WaitFor(t, func() bool { return p.Stats().Consumed == 10 && len(holding()) == 1 })
-	kept := holding()[0]
-
-	deleted, err := adm.DeleteRecords(t.Context(), kadm.Offsets{h.in: {kept: {Topic: h.in, Partition: kept, At: 8}}})
-	if err == nil {
-		err = deleted.Error()
-	}
-	if err != nil {
-		t.Fatalf("deleting records: %v", err)
-	}
-	other.Close() // leaves the group: the instance takes the partition over at offset 3
-
-	got := h.kafka.Consume(t.Context(), countAtLeast(15), h.out)
-	kafkatest.WaitFor(t, func() bool { return p.Stats().Deleted > 0 })
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
-	if len(got) != 15 {
-		t.Errorf("%d outputs, want 15: offsets 3-12 of one partition, 8-12 of the other", len(got))
-	}
-	if s := p.Stats(); s.Deleted != 5 || s.Consumed != 15 {
-		t.Errorf("stats: %d consumed, %d deleted; want 15 and the 5 between the committed offset and the log start", s.Consumed, s.Deleted)
-	}
-	warned := logs.String()
-	for _, want := range []string{
-		"the broker deleted 5 records of the input before the group read them",
-		fmt.Sprintf("%d:[3,8)", kept), "handed these partitions at committed offsets",
-	} {
-		if !strings.Contains(warned, want) {
-			t.Errorf("the log does not say %q:\n%s", want, warned)
-		}
-	}
 }
 
 func mustCommit(resp kadm.OffsetResponses, err error) error {
