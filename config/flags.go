@@ -64,6 +64,11 @@ var commandFlags = map[string][]flagSpec{
 		flagLedgerTopic,
 		flagLogLevel, flagLogFormat,
 	},
+	"gen": {
+		flagBrokers,
+		{"input-topic", "kafka.input_topic", "topic to write the events to (created if missing)"},
+		flagKafkaTLS, flagKafkaCAFile, flagSASLMechanism, flagSASLUsername,
+	},
 }
 
 // The flags shared by several commands.
@@ -89,6 +94,7 @@ var synopsis = map[string]string{
 	"query":  "twosell query [flags] MOBILE",
 	"replay": "twosell replay --output-topic TOPIC [--from TIME] [--to TIME] [flags]\n       twosell replay --dry-run [--from TIME] [--to TIME] [flags]",
 	"ledger": "twosell ledger export [flags]",
+	"gen":    "twosell gen [--events N] [--rate R] [flags]",
 }
 
 // flagFor returns the flag that sets key in cmd, if there is one.

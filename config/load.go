@@ -41,9 +41,9 @@ func Load(cmd string, args []string, lookupEnv func(string) (string, bool), stde
 // on fs, and parses args. Read the caller's flags after it returns. Flags and
 // positional arguments may be interleaved; "--" ends the flags.
 //
-// cmd must be one with configuration flags: "run", "query", "replay" or
-// "ledger". The caller's
-// flags must not reuse their names (the flag package panics), nor --config.
+// cmd must be one with configuration flags: "run", "query", "replay",
+// "ledger" or "gen". The caller's flags must not reuse their names (the flag
+// package panics), nor --config.
 func LoadWith(cmd string, fs *flag.FlagSet, args []string, lookupEnv func(string) (string, bool)) (*Config, []string, error) {
 	if lookupEnv == nil {
 		lookupEnv = func(string) (string, bool) { return "", false }

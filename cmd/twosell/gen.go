@@ -1,13 +1,26 @@
 package main
 
 import (
+	"context"
 	"encoding/hex"
+	"errors"
+	"flag"
 	"fmt"
+	"io"
+	"math"
 	"math/rand/v2"
+	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/time/rate"
+
+	"github.com/twosell/twosell/config"
+	"github.com/twosell/twosell/juhe/juhesim"
 )
 
 // sampleEvents returns n registration events that look like production
@@ -18,35 +31,58 @@ import (
 // fifty is bad in a way a real producer gets wrong, so that the dead-letter
 // topic shows what it is for. The same seed gives the same events.
 func sampleEvents(n int, seed uint64, mobiles []string) []*kgo.Record {
-	rng := rand.New(rand.NewPCG(seed, seed^0x5eed))
-	channels := []string{"app", "web", "h5", "mini_program"}
-	base := time.Date(2015, 1, 1, 0, 0, 0, 0, time.FixedZone("CST", 8*3600))
+	g := newSampleGen(seed, mobiles, max(n/2, 1))
 	recs := make([]*kgo.Record, 0, n)
 	for i := range n {
-		id := fmt.Sprintf("e-%06d", i+1)
-		user := fmt.Sprintf("u-%05d", rng.IntN(max(n/2, 1)))
-		mobile := formatMobile(rng, mobiles[i%len(mobiles)])
-		at := base.Add(time.Duration(rng.Int64N(int64(11 * 365 * 24 * time.Hour))))
-		date := formatDate(rng, at)
-		referrer := fmt.Sprintf("9007199254%09d", rng.Int64N(1e9)) // > 2^53: would not survive a float64
-		value := fmt.Sprintf(`{"event_id":%q,"user_id":%q,"mobile":%s,"registered_at":%s,"channel":%q,"referrer_id":%s,"device":{"os":%q,"app_version":"5.%d.%d"}}`,
-			id, user, mobile, date, channels[rng.IntN(len(channels))], referrer,
-			[]string{"ios", "android"}[rng.IntN(2)], rng.IntN(20), rng.IntN(10))
-		if i%50 == 49 {
-			value = badEvent(rng, id, user)
-		}
-		r := &kgo.Record{
-			Topic:   devInputTopic,
-			Key:     []byte(user),
-			Value:   []byte(value),
-			Headers: []kgo.RecordHeader{{Key: "source", Value: []byte("twosell-dev")}},
-		}
-		if rng.IntN(2) == 0 {
-			r.Headers = append(r.Headers, kgo.RecordHeader{Key: "traceparent", Value: []byte(randomTraceparent(rng))})
-		}
-		recs = append(recs, r)
+		recs = append(recs, g.event(i, devInputTopic))
 	}
 	return recs
+}
+
+// sampleGen makes sampleEvents' events one at a time, for "twosell gen".
+type sampleGen struct {
+	rng      *rand.Rand
+	mobiles  []string
+	users    int
+	channels []string
+	base     time.Time
+}
+
+func newSampleGen(seed uint64, mobiles []string, users int) *sampleGen {
+	return &sampleGen{
+		rng:      rand.New(rand.NewPCG(seed, seed^0x5eed)),
+		mobiles:  mobiles,
+		users:    users,
+		channels: []string{"app", "web", "h5", "mini_program"},
+		base:     time.Date(2015, 1, 1, 0, 0, 0, 0, time.FixedZone("CST", 8*3600)),
+	}
+}
+
+// event returns the i-th event (i from 0, in order), for topic.
+func (g *sampleGen) event(i int, topic string) *kgo.Record {
+	rng := g.rng
+	id := fmt.Sprintf("e-%06d", i+1)
+	user := fmt.Sprintf("u-%05d", rng.IntN(g.users))
+	mobile := formatMobile(rng, g.mobiles[i%len(g.mobiles)])
+	at := g.base.Add(time.Duration(rng.Int64N(int64(11 * 365 * 24 * time.Hour))))
+	date := formatDate(rng, at)
+	referrer := fmt.Sprintf("9007199254%09d", rng.Int64N(1e9)) // > 2^53: would not survive a float64
+	value := fmt.Sprintf(`{"event_id":%q,"user_id":%q,"mobile":%s,"registered_at":%s,"channel":%q,"referrer_id":%s,"device":{"os":%q,"app_version":"5.%d.%d"}}`,
+		id, user, mobile, date, g.channels[rng.IntN(len(g.channels))], referrer,
+		[]string{"ios", "android"}[rng.IntN(2)], rng.IntN(20), rng.IntN(10))
+	if i%50 == 49 {
+		value = badEvent(rng, id, user)
+	}
+	r := &kgo.Record{
+		Topic:   topic,
+		Key:     []byte(user),
+		Value:   []byte(value),
+		Headers: []kgo.RecordHeader{{Key: "source", Value: []byte("twosell-dev")}},
+	}
+	if rng.IntN(2) == 0 {
+		r.Headers = append(r.Headers, kgo.RecordHeader{Key: "traceparent", Value: []byte(randomTraceparent(rng))})
+	}
+	return r
 }
 
 // formatMobile writes a number as a JSON value, the ways producers do.
@@ -111,3 +147,140 @@ func randomTraceparent(rng *rand.Rand) string {
 	sid[0] |= 1
 	return "00-" + hex.EncodeToString(tid[:]) + "-" + hex.EncodeToString(sid[:]) + "-01"
 }
+
+// cmdGen is "twosell gen": the load generator. It writes sample events (as
+// dev does) to the input topic of any cluster, at a given rate or as fast
+// as the brokers take them, until --events are written or it is stopped,
+// and says how many and how fast.
+func cmdGen(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("gen", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	events := fs.Int("events", 10000, "events to write; 0: until stopped (Ctrl-C)")
+	perSecond := fs.Float64("rate", 0, "events a second; 0: as fast as the brokers take them")
+	mobiles := fs.Int("mobiles", 10000, "distinct mobile numbers the events use (the simulator's sample population)")
+	seed := fs.Uint64("seed", 1, "seed of the events: the same seed writes the same events")
+	partitions := fs.Int("partitions", 3, "partitions of the topic, if gen creates it")
+	cfg, rest, err := config.LoadWith("gen", fs, args, os.LookupEnv)
+	if err != nil {
+		return err
+	}
+	switch {
+	case len(rest) > 0:
+		return usageError{fmt.Sprintf("unexpected arguments %q", rest)}
+	case *events < 0:
+		return usageError{fmt.Sprintf("--events %d: want 0 (until stopped) or more", *events)}
+	case !(*perSecond >= 0) || math.IsInf(*perSecond, 0):
+		return usageError{fmt.Sprintf("--rate %v: want 0 (unlimited) or a positive number of events a second", *perSecond)}
+	case *mobiles < 1 || *mobiles > 10_000_000:
+		return usageError{fmt.Sprintf("--mobiles %d: want 1 to 10000000", *mobiles)}
+	case *partitions < 1:
+		return usageError{fmt.Sprintf("--partitions %d: want 1 or more", *partitions)}
+	}
+	registerSecrets(cfg)
+	opts, err := kafkaOpts(cfg)
+	if err != nil {
+		return err
+	}
+	res, err := generate(ctx, opts, cfg.Kafka.InputTopic, genOptions{
+		Events: *events, Rate: *perSecond, Mobiles: *mobiles, Seed: *seed, Partitions: int32(*partitions),
+	}, stderr)
+	if err != nil {
+		return explainKafka(cfg, err)
+	}
+	fmt.Fprintf(stdout, "wrote %d events to %s in %.1fs (%.0f/s)", res.written, cfg.Kafka.InputTopic, res.seconds, float64(res.written)/max(res.seconds, 1e-9))
+	if res.created {
+		fmt.Fprintf(stdout, "; created the topic with %d partitions", *partitions)
+	}
+	fmt.Fprintln(stdout)
+	return nil
+}
+
+type genOptions struct {
+	Events     int     // 0: until ctx ends
+	Rate       float64 // events a second; 0: unlimited
+	Mobiles    int
+	Seed       uint64
+	Partitions int32 // of the topic, if created
+}
+
+type genResult struct {
+	written int
+	seconds float64
+	created bool
+}
+
+// generate writes o.Events sample events to topic (creating it if missing),
+// reporting progress to progress every genProgressEvery, and returns once
+// they are all acknowledged, or when ctx ends (then with those written so
+// far, and no error).
+func generate(ctx context.Context, opts []kgo.Opt, topic string, o genOptions, progress io.Writer) (genResult, error) {
+	var res genResult
+	cl, err := kgo.NewClient(append(opts, kgo.ProducerLinger(5*time.Millisecond))...)
+	if err != nil {
+		return res, err
+	}
+	defer cl.Close()
+	created, err := kadm.NewClient(cl).CreateTopic(ctx, o.Partitions, -1, nil, topic)
+	switch {
+	case err == nil:
+		res.created = true
+	case errors.Is(err, kerr.TopicAlreadyExists):
+	case created.ErrMessage != "":
+		return res, fmt.Errorf("creating topic %q: %w: %s", topic, err, created.ErrMessage)
+	default:
+		return res, fmt.Errorf("creating topic %q: %w", topic, err)
+	}
+
+	var lim *rate.Limiter
+	if o.Rate > 0 {
+		lim = rate.NewLimiter(rate.Limit(o.Rate), max(1, int(o.Rate/100))) // a burst of 10 ms
+	}
+	g := newSampleGen(o.Seed, juhesim.Population(o.Mobiles), max(o.Mobiles/2, 1))
+	var acked, failed atomic.Int64
+	var firstErr atomic.Pointer[error]
+	start := time.Now()
+	next := start.Add(genProgressEvery)
+	written := 0
+	for o.Events == 0 || written < o.Events {
+		if lim != nil {
+			if lim.Wait(ctx) != nil {
+				break
+			}
+		} else if ctx.Err() != nil {
+			break
+		}
+		if failed.Load() > 0 {
+			break
+		}
+		// Not canceled by a stop: an event handed to the client is
+		// written, and counted when acknowledged.
+		cl.Produce(context.WithoutCancel(ctx), g.event(written, topic), func(_ *kgo.Record, err error) {
+			if err != nil {
+				failed.Add(1)
+				firstErr.CompareAndSwap(nil, &err)
+				return
+			}
+			acked.Add(1)
+		})
+		written++
+		if now := time.Now(); now.After(next) {
+			fmt.Fprintf(progress, "gen: %d events written, %d acknowledged (%.0f/s)\n", written, acked.Load(), float64(acked.Load())/now.Sub(start).Seconds())
+			next = now.Add(genProgressEvery)
+		}
+	}
+	// What was handed to the client is flushed even after Ctrl-C: the
+	// summary counts only what the brokers acknowledged.
+	flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := cl.Flush(flushCtx); err != nil {
+		return res, fmt.Errorf("flushing the events: %w", err)
+	}
+	res.written, res.seconds = int(acked.Load()), time.Since(start).Seconds()
+	if p := firstErr.Load(); p != nil {
+		return res, fmt.Errorf("writing events to %q: %d of %d failed, the first: %w", topic, failed.Load(), written, *p)
+	}
+	return res, nil
+}
+
+// genProgressEvery is how often gen reports its progress.
+const genProgressEvery = 5 * time.Second

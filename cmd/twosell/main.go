@@ -41,6 +41,7 @@ func commands() []command {
 		{"query", "look up one mobile number: twosell query MOBILE --date YYYYMMDD", cmdQuery},
 		{"replay", "enrich a bounded range of a topic (by time or offsets) into a topic, paying once per fact", cmdReplay},
 		{"ledger", "export the ledger of paid calls as CSV: twosell ledger export", cmdLedger},
+		{"gen", "write sample registration events to a topic, at a rate or as fast as the brokers take them", cmdGen},
 		{"bench", "measure throughput, CPU, latency and memory against the limits", cmdBench},
 		{"broker", "run the embedded Kafka broker (kfake) alone", cmdBroker},
 	}

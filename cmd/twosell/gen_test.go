@@ -1,0 +1,92 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/twosell/twosell/processor"
+	"github.com/twosell/twosell/processor/kafkatest"
+)
+
+// "twosell gen" writes the events it says, decodable by the processor but
+// for one in fifty, the same for the same seed.
+func TestGen(t *testing.T) {
+	k := kafkatest.New(t)
+	codec, err := processor.NewCodec(processor.CodecConfig{Location: time.FixedZone("CST", 8*3600)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 500
+	var values [2][]string
+	for i, topic := range []string{k.Name("gen-a"), k.Name("gen-b")} {
+		var stdout, stderr bytes.Buffer
+		args := []string{"gen", "--brokers", strings.Join(k.Brokers, ","), "--input-topic", topic, "--events", fmt.Sprint(n), "--mobiles", "100", "--partitions", "2"}
+		if code := Main(t.Context(), args, &stdout, &stderr); code != 0 {
+			t.Fatalf("gen: exit %d: %s", code, stderr.String())
+		}
+		if want := fmt.Sprintf("wrote %d events to %s", n, topic); !strings.HasPrefix(stdout.String(), want) || !strings.Contains(stdout.String(), "created the topic with 2 partitions") {
+			t.Errorf("gen said %q, want %q... and the topic created", stdout.String(), want)
+		}
+		recs := k.ConsumeAll(t.Context(), topic)
+		if len(recs) != n {
+			t.Fatalf("%s holds %d records, want %d", topic, len(recs), n)
+		}
+		bad := 0
+		for _, r := range recs {
+			if !bytes.HasPrefix(r.Key, []byte("u-")) {
+				t.Errorf("key %q, want a user id", r.Key)
+			}
+			if _, err := codec.Decode(r.Value, r.Timestamp); err != nil {
+				bad++
+			}
+			values[i] = append(values[i], string(r.Value))
+		}
+		if bad != n/50 {
+			t.Errorf("%d events the processor cannot decode, want one in fifty (%d)", bad, n/50)
+		}
+	}
+	slices.Sort(values[0])
+	slices.Sort(values[1])
+	if !slices.Equal(values[0], values[1]) {
+		t.Error("the same seed wrote other events")
+	}
+}
+
+// Until stopped (--events 0), gen writes until its context ends, and what
+// it says it wrote is what the topic holds: the events handed to the client
+// are flushed after the stop.
+func TestGenUntilStopped(t *testing.T) {
+	k := kafkatest.New(t)
+	topic := k.Name("gen")
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	opts := []kgo.Opt{kgo.SeedBrokers(k.Brokers...)}
+	done := make(chan genResult, 1)
+	errc := make(chan error, 1)
+	go func() {
+		res, err := generate(ctx, opts, topic, genOptions{Rate: 5000, Mobiles: 10, Seed: 1, Partitions: 1}, &bytes.Buffer{})
+		done <- res
+		errc <- err
+	}()
+	k.Consume(t.Context(), func(recs []*kgo.Record) bool { return len(recs) >= 50 }, topic)
+	cancel()
+	var res genResult
+	select {
+	case res = <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("gen did not stop")
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if got := len(k.ConsumeAll(t.Context(), topic)); res.written < 50 || got != res.written {
+		t.Errorf("gen said it wrote %d, the topic holds %d", res.written, got)
+	}
+}
