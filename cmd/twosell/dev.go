@@ -221,6 +221,7 @@ func (env *devEnv) printBanner(w io.Writer) {
   metrics         %[8]s
 
   produce:  echo '{"event_id":"e-1","mobile":"+86 173-1234-5678","registered_at":"2024-01-02T03:04:05+08:00"}' | kcat -b %[1]s -P -t %[4]s -k u-1
+  load:     twosell gen --brokers %[1]s --input-topic %[4]s --events 100000 --rate 2000
   consume:  kcat -b %[1]s -C -t %[5]s -o beginning -f '%%k %%h %%s\n'
   stop:     Ctrl-C
 
