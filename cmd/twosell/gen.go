@@ -44,6 +44,7 @@ type sampleGen struct {
 	rng      *rand.Rand
 	mobiles  []string
 	users    int
+	badEvery int // every badEvery-th event is bad; 0: none
 	channels []string
 	base     time.Time
 }
@@ -53,6 +54,7 @@ func newSampleGen(seed uint64, mobiles []string, users int) *sampleGen {
 		rng:      rand.New(rand.NewPCG(seed, seed^0x5eed)),
 		mobiles:  mobiles,
 		users:    users,
+		badEvery: 50,
 		channels: []string{"app", "web", "h5", "mini_program"},
 		base:     time.Date(2015, 1, 1, 0, 0, 0, 0, time.FixedZone("CST", 8*3600)),
 	}
@@ -70,7 +72,7 @@ func (g *sampleGen) event(i int, topic string) *kgo.Record {
 	value := fmt.Sprintf(`{"event_id":%q,"user_id":%q,"mobile":%s,"registered_at":%s,"channel":%q,"referrer_id":%s,"device":{"os":%q,"app_version":"5.%d.%d"}}`,
 		id, user, mobile, date, g.channels[rng.IntN(len(g.channels))], referrer,
 		[]string{"ios", "android"}[rng.IntN(2)], rng.IntN(20), rng.IntN(10))
-	if i%50 == 49 {
+	if g.badEvery > 0 && i%g.badEvery == g.badEvery-1 {
 		value = badEvent(rng, id, user)
 	}
 	r := &kgo.Record{
@@ -160,6 +162,7 @@ func cmdGen(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	mobiles := fs.Int("mobiles", 10000, "distinct mobile numbers the events use (the simulator's sample population)")
 	seed := fs.Uint64("seed", 1, "seed of the events: the same seed writes the same events")
 	partitions := fs.Int("partitions", 3, "partitions of the topic, if gen creates it")
+	badEvery := fs.Int("bad-every", 50, "every Nth event is one a real producer gets wrong (a dead letter); 0: none")
 	cfg, rest, err := config.LoadWith("gen", fs, args, os.LookupEnv)
 	if err != nil {
 		return err
@@ -175,6 +178,8 @@ func cmdGen(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return usageError{fmt.Sprintf("--mobiles %d: want 1 to 10000000", *mobiles)}
 	case *partitions < 1:
 		return usageError{fmt.Sprintf("--partitions %d: want 1 or more", *partitions)}
+	case *badEvery < 0:
+		return usageError{fmt.Sprintf("--bad-every %d: want 0 (no bad events) or more", *badEvery)}
 	}
 	registerSecrets(cfg)
 	opts, err := kafkaOpts(cfg)
@@ -182,7 +187,7 @@ func cmdGen(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	res, err := generate(ctx, opts, cfg.Kafka.InputTopic, genOptions{
-		Events: *events, Rate: *perSecond, Mobiles: *mobiles, Seed: *seed, Partitions: int32(*partitions),
+		Events: *events, Rate: *perSecond, Mobiles: *mobiles, Seed: *seed, Partitions: int32(*partitions), BadEvery: *badEvery,
 	}, stderr)
 	if err != nil {
 		return explainKafka(cfg, err)
@@ -201,6 +206,7 @@ type genOptions struct {
 	Mobiles    int
 	Seed       uint64
 	Partitions int32 // of the topic, if created
+	BadEvery   int   // every BadEvery-th event is bad; 0: none
 }
 
 type genResult struct {
@@ -236,6 +242,7 @@ func generate(ctx context.Context, opts []kgo.Opt, topic string, o genOptions, p
 		lim = rate.NewLimiter(rate.Limit(o.Rate), max(1, int(o.Rate/100))) // a burst of 10 ms
 	}
 	g := newSampleGen(o.Seed, juhesim.Population(o.Mobiles), max(o.Mobiles/2, 1))
+	g.badEvery = o.BadEvery
 	var acked, failed atomic.Int64
 	var firstErr atomic.Pointer[error]
 	start := time.Now()

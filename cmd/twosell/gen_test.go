@@ -52,6 +52,23 @@ func TestGen(t *testing.T) {
 			t.Errorf("%d events the processor cannot decode, want one in fifty (%d)", bad, n/50)
 		}
 	}
+
+	// --bad-every 0: every event decodes.
+	topic := k.Name("gen-good")
+	var stdout, stderr bytes.Buffer
+	args := []string{"gen", "--brokers", strings.Join(k.Brokers, ","), "--input-topic", topic, "--events", "200", "--bad-every", "0"}
+	if code := Main(t.Context(), args, &stdout, &stderr); code != 0 {
+		t.Fatalf("gen --bad-every 0: exit %d: %s", code, stderr.String())
+	}
+	recs := k.ConsumeAll(t.Context(), topic)
+	for _, r := range recs {
+		if _, err := codec.Decode(r.Value, r.Timestamp); err != nil {
+			t.Errorf("--bad-every 0 wrote a bad event: %v: %s", err, r.Value)
+		}
+	}
+	if len(recs) != 200 {
+		t.Errorf("%d events, want 200", len(recs))
+	}
 	slices.Sort(values[0])
 	slices.Sort(values[1])
 	if !slices.Equal(values[0], values[1]) {
