@@ -226,15 +226,25 @@ func generate(ctx context.Context, opts []kgo.Opt, topic string, o genOptions, p
 		return res, err
 	}
 	defer cl.Close()
-	created, err := kadm.NewClient(cl).CreateTopic(ctx, o.Partitions, -1, nil, topic)
-	switch {
-	case err == nil:
-		res.created = true
-	case errors.Is(err, kerr.TopicAlreadyExists):
-	case created.ErrMessage != "":
-		return res, fmt.Errorf("creating topic %q: %w: %s", topic, err, created.ErrMessage)
-	default:
-		return res, fmt.Errorf("creating topic %q: %w", topic, err)
+	// Created only when missing: a producer allowed to write a topic may
+	// not be allowed to create one, and Kafka checks that before it says
+	// the topic exists.
+	adm := kadm.NewClient(cl)
+	listed, err := adm.ListTopics(ctx, topic)
+	if err != nil {
+		return res, fmt.Errorf("looking up topic %q: %w", topic, err)
+	}
+	if !listed.Has(topic) {
+		created, err := adm.CreateTopic(ctx, o.Partitions, -1, nil, topic)
+		switch {
+		case err == nil:
+			res.created = true
+		case errors.Is(err, kerr.TopicAlreadyExists):
+		case created.ErrMessage != "":
+			return res, fmt.Errorf("creating topic %q: %w: %s", topic, err, created.ErrMessage)
+		default:
+			return res, fmt.Errorf("creating topic %q: %w", topic, err)
+		}
 	}
 
 	var lim *rate.Limiter
