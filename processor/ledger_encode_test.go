@@ -18,22 +18,13 @@ import (
 // with encoding/json, and the records of older versions agree.
 func TestLedgerEncodingMatchesEncodingJSON(t *testing.T) {
 	t.Parallel()
-	orderIDs := []string{"", "JH1234567890", `q"uo\te`, "ctl\x01\n\t", "中文", "bad\xffutf8", "js\u2028\u2029", "<&>", "a/b"}
-	modes := []string{"", "plain", "md5", "aes"}
-	at := time.Date(2026, 11, 29, 4, 5, 6, 789, time.FixedZone("CST", 8*3600))
-	rnd := rand.New(rand.NewPCG(1, 2))
-	pick := func(s []string) string { return s[rnd.IntN(len(s))] }
-	fact := func(kind FactKind) Fact {
-		if rnd.IntN(3) == 0 {
-			return Fact{}
-		}
-		return Fact{Kind: kind, Date: "20240102", OrderID: pick(orderIDs), Mode: pick(modes), At: at.Add(time.Duration(rnd.IntN(1e9)))}
-	}
+	smp := newLedgerSamples(1)
+	rnd, at, pick, fact := smp.rnd, smp.at, smp.pick, smp.fact
 	for i := range 500 {
 		call := LedgerCall{
 			Key: "ab12", Day: "20261129", At: at.Add(time.Duration(i) * time.Millisecond), Date: "20240102",
 			Status: StatusRecycled, Res: rnd.IntN(4), Code: []int{0, 232703}[rnd.IntN(2)],
-			OrderID: pick(orderIDs), Mode: pick(modes), Instance: "run-" + pick(orderIDs),
+			OrderID: pick(sampleOrderIDs), Mode: pick(sampleModes), Instance: "run-" + pick(sampleOrderIDs),
 		}
 		if got, want := call.appendJSON(nil), marshal(t, call); !bytes.Equal(got, want) {
 			t.Fatalf("call:\n got %s\nwant %s", got, want)
@@ -51,6 +42,33 @@ func TestLedgerEncodingMatchesEncodingJSON(t *testing.T) {
 			t.Fatalf("knowledge:\n got %s\nwant %s", got, want)
 		}
 	}
+}
+
+// Order ids and modes for the ledger's encoding tests: some written as
+// they are, some escaped, some not valid UTF-8.
+var (
+	sampleOrderIDs = []string{"", "JH1234567890", `q"uo\te`, "ctl\x01\n\t", "中文", "bad\xffutf8", "js\u2028\u2029", "<&>", "a/b"}
+	sampleModes    = []string{"", "plain", "md5", "aes", "sha256+aes", "other"}
+)
+
+// ledgerSamples draws the facts of the ledger's encoding tests.
+type ledgerSamples struct {
+	rnd *rand.Rand
+	at  time.Time
+}
+
+func newLedgerSamples(seed uint64) *ledgerSamples {
+	return &ledgerSamples{rnd: rand.New(rand.NewPCG(seed, seed+1)), at: time.Date(2026, 11, 29, 4, 5, 6, 789, time.FixedZone("CST", 8*3600))}
+}
+
+func (s *ledgerSamples) pick(v []string) string { return v[s.rnd.IntN(len(v))] }
+
+// fact returns a fact of kind, or none (one time in three).
+func (s *ledgerSamples) fact(kind FactKind) Fact {
+	if s.rnd.IntN(3) == 0 {
+		return Fact{}
+	}
+	return Fact{Kind: kind, Date: "20240102", OrderID: s.pick(sampleOrderIDs), Mode: s.pick(sampleModes), At: s.at.Add(time.Duration(s.rnd.IntN(1e9)))}
 }
 
 func marshal(t *testing.T, v any) []byte {
@@ -109,24 +127,15 @@ func TestLedgerSkipsItsOwnRecords(t *testing.T) {
 // as encoding/json reads it, and takes every value without escapes itself.
 func TestLedgerKnowledgeScanMatchesEncodingJSON(t *testing.T) {
 	t.Parallel()
-	orderIDs := []string{"", "JH1234567890", `q"uo\te`, "ctl\x01\n\t", "中文", "bad\xffutf8", "<&>", "a/b"}
-	modes := []string{"", "plain", "md5", "aes", "sha256+aes", "other"}
-	at := time.Date(2026, 11, 29, 4, 5, 6, 789, time.FixedZone("CST", 8*3600))
-	rnd := rand.New(rand.NewPCG(3, 4))
-	pick := func(s []string) string { return s[rnd.IntN(len(s))] }
-	fact := func(kind FactKind) Fact {
-		if rnd.IntN(3) == 0 {
-			return Fact{}
-		}
-		return Fact{Kind: kind, Date: "20240102", OrderID: pick(orderIDs), Mode: pick(modes), At: at.Add(time.Duration(rnd.IntN(1e9)))}
-	}
+	smp := newLedgerSamples(3)
+	rnd, at, pick, fact := smp.rnd, smp.at, smp.pick, smp.fact
 	scanned := 0
 	for i := range 1000 {
 		k := Knowledge{Lower: fact(FactAfter), Upper: fact(FactNotAfter), Short: fact([]FactKind{FactNoRecord, FactNoActivationDate}[rnd.IntN(2)]), BoundsAt: at}
 		if i%50 == 0 {
 			k = Knowledge{}
 		}
-		v := appendLedgerKnowledge(nil, "run."+pick(orderIDs), k)
+		v := appendLedgerKnowledge(nil, "run."+pick(sampleOrderIDs), k)
 		var plain ledgerKnowledge
 		escapes := bytes.ContainsFunc(v, func(r rune) bool { return r == '\\' || r >= 0x80 })
 		if ok := (&ledgerScan{b: v}).knowledge(&plain); ok == escapes {

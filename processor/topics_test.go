@@ -112,23 +112,11 @@ func TestRunCountsRecordsDeletedBeforeTheGroupReadThem(t *testing.T) {
 	bothModes(t, func(t *testing.T, eos bool) {
 		h := newHarnessMode(t, 1, eos)
 		h.produceEvents(20)
-		adm := kadm.NewClient(h.kafka.Client())
-		var committed kadm.Offsets
-		committed.Add(kadm.Offset{Topic: h.in, Partition: 0, At: 5, LeaderEpoch: -1})
-		if err := adm.CommitAllOffsets(t.Context(), h.group, committed); err != nil {
-			t.Fatalf("committing the group's offset: %v", err)
-		}
-		deleted, err := adm.DeleteRecords(t.Context(), kadm.Offsets{h.in: {0: {Topic: h.in, Partition: 0, At: 15}}})
-		if err == nil {
-			err = deleted.Error()
-		}
-		if err != nil {
-			t.Fatalf("deleting records: %v", err)
-		}
+		h.commitGroup(5, 0)
+		h.deleteRecords(15, 0)
 
-		var logs safeBuffer
 		cfg := h.config(answer)
-		cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+		logs := captureLog(t, &cfg)
 		p, stop := h.start(cfg)
 		got := h.kafka.Consume(t.Context(), countAtLeast(5), h.out)
 		kafkatest.WaitFor(t, func() bool { return p.Stats().Deleted > 0 }) // counted on the partition's first fetch
@@ -164,31 +152,9 @@ func TestRunCountsRecordsDeletedBeforeTheGroupReadThem(t *testing.T) {
 func TestRunCountsRecordsDeletedOnceAcrossInstances(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, 2)
-	var recs []*kgo.Record // offsets 0-19 in each partition
-	for i := range 40 {
-		r := event(h.in, i, false)
-		r.Partition = int32(i % 2)
-		recs = append(recs, r)
-	}
-	if err := h.kafka.Client(kgo.RecordPartitioner(kgo.ManualPartitioner())).ProduceSync(t.Context(), recs...).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
-	adm := kadm.NewClient(h.kafka.Client())
-	var committed, deleteTo kadm.Offsets
-	for part := range int32(2) {
-		committed.Add(kadm.Offset{Topic: h.in, Partition: part, At: 5, LeaderEpoch: -1})
-		deleteTo.Add(kadm.Offset{Topic: h.in, Partition: part, At: 15, LeaderEpoch: -1})
-	}
-	if err := adm.CommitAllOffsets(t.Context(), h.group, committed); err != nil {
-		t.Fatalf("committing the group's offsets: %v", err)
-	}
-	deleted, err := adm.DeleteRecords(t.Context(), deleteTo)
-	if err == nil {
-		err = deleted.Error()
-	}
-	if err != nil {
-		t.Fatalf("deleting records: %v", err)
-	}
+	h.produceByPartition(40, 2) // offsets 0-19 in each partition
+	h.commitGroup(5, 0, 1)
+	h.deleteRecords(15, 0, 1)
 
 	// No record finishes, so nothing is committed, until both instances
 	// have checked the group's backlog at their start.
@@ -202,12 +168,12 @@ func TestRunCountsRecordsDeletedOnceAcrossInstances(t *testing.T) {
 		return answer(ctx, l)
 	})
 	const warning = "the broker deleted 20 records of the input that the group had not read"
-	var logs [2]safeBuffer
+	var logs [2]*safeBuffer
 	var ps [2]*processor.Processor
 	var stops [2]func() error
 	for i := range 2 {
 		cfg := h.config(held)
-		cfg.Logger = slog.New(slog.NewTextHandler(&logs[i], nil))
+		logs[i] = captureLog(t, &cfg)
 		ps[i], stops[i] = h.start(cfg)
 	}
 	kafkatest.WaitFor(t, func() bool {
@@ -243,14 +209,8 @@ func TestRunCountsRecordsDeletedWhileRunning(t *testing.T) {
 		}
 		return answer(ctx, l)
 	})
-	var logs safeBuffer
 	cfg := h.config(enricher)
-	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Log(logs.String())
-		}
-	})
+	logs := captureLog(t, &cfg)
 	p, stop := h.start(cfg)
 	kafkatest.WaitFor(t, func() bool { // the partition paused, holding its record back
 		s := p.Stats()
@@ -264,14 +224,7 @@ func TestRunCountsRecordsDeletedWhileRunning(t *testing.T) {
 		more = append(more, event(h.in, i, false))
 	}
 	h.kafka.Produce(more...)
-	adm := kadm.NewClient(h.kafka.Client())
-	deleted, err := adm.DeleteRecords(t.Context(), kadm.Offsets{h.in: {0: {Topic: h.in, Partition: 0, At: 8}}})
-	if err == nil {
-		err = deleted.Error()
-	}
-	if err != nil {
-		t.Fatalf("deleting records: %v", err)
-	}
+	h.deleteRecords(8, 0)
 	available.Store(true)
 
 	got := h.kafka.Consume(t.Context(), countAtLeast(8), h.out)
@@ -312,23 +265,8 @@ func TestRunCountsRecordsDeletedBeforeATakeover(t *testing.T) {
 	t.Parallel()
 	bothModes(t, func(t *testing.T, eos bool) {
 		h := newHarnessMode(t, 2, eos)
-		var recs []*kgo.Record // offsets 0-12 in each partition
-		for i := range 26 {
-			r := event(h.in, i, false)
-			r.Partition = int32(i % 2)
-			recs = append(recs, r)
-		}
-		if err := h.kafka.Client(kgo.RecordPartitioner(kgo.ManualPartitioner())).ProduceSync(t.Context(), recs...).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
-		adm := kadm.NewClient(h.kafka.Client())
-		var at kadm.Offsets // the group is at offset 3 of both partitions
-		for part := range int32(2) {
-			at.Add(kadm.Offset{Topic: h.in, Partition: part, At: 3, LeaderEpoch: -1})
-		}
-		if err := mustCommit(adm.CommitOffsets(t.Context(), h.group, at)); err != nil {
-			t.Fatalf("committing the group's offsets: %v", err)
-		}
+		h.produceByPartition(26, 2) // offsets 0-12 in each partition
+		h.commitGroup(3, 0, 1)
 
 		// The other member: in the group, holding what it is given, committing
 		// nothing.
@@ -352,27 +290,15 @@ func TestRunCountsRecordsDeletedBeforeATakeover(t *testing.T) {
 		}
 		kafkatest.WaitFor(t, func() bool { return len(holding()) == 2 })
 
-		var logs safeBuffer
 		cfg := h.config(answer)
-		cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
-		t.Cleanup(func() {
-			if t.Failed() {
-				t.Log(logs.String())
-			}
-		})
+		logs := captureLog(t, &cfg)
 		p, stop := h.start(cfg)
 		// The rebalance splits the partitions: the instance reads its own from
 		// offset 3 to the end (10 records), the other member keeps one.
 		kafkatest.WaitFor(t, func() bool { return p.Stats().Consumed == 10 && len(holding()) == 1 })
 		kept := holding()[0]
 
-		deleted, err := adm.DeleteRecords(t.Context(), kadm.Offsets{h.in: {kept: {Topic: h.in, Partition: kept, At: 8}}})
-		if err == nil {
-			err = deleted.Error()
-		}
-		if err != nil {
-			t.Fatalf("deleting records: %v", err)
-		}
+		h.deleteRecords(8, kept)
 		other.Close() // leaves the group: the instance takes the partition over at offset 3
 
 		got := h.kafka.Consume(t.Context(), countAtLeast(15), h.out)
@@ -398,9 +324,57 @@ func TestRunCountsRecordsDeletedBeforeATakeover(t *testing.T) {
 	})
 }
 
-func mustCommit(resp kadm.OffsetResponses, err error) error {
-	if err != nil {
-		return err
+// produceByPartition writes n events to the input, event i to partition
+// i % partitions.
+func (h *harness) produceByPartition(n int, partitions int32) {
+	h.t.Helper()
+	var recs []*kgo.Record
+	for i := range n {
+		r := event(h.in, i, false)
+		r.Partition = int32(i) % partitions
+		recs = append(recs, r)
 	}
-	return resp.Error()
+	produceManually(h.t, h.kafka.Client(kgo.RecordPartitioner(kgo.ManualPartitioner())), recs)
+}
+
+// commitGroup commits the group's offset at in partitions of the input.
+func (h *harness) commitGroup(at int64, partitions ...int32) {
+	h.t.Helper()
+	var offsets kadm.Offsets
+	for _, part := range partitions {
+		offsets.Add(kadm.Offset{Topic: h.in, Partition: part, At: at, LeaderEpoch: -1})
+	}
+	if err := kadm.NewClient(h.kafka.Client()).CommitAllOffsets(h.t.Context(), h.group, offsets); err != nil {
+		h.t.Fatalf("committing the group's offsets: %v", err)
+	}
+}
+
+// deleteRecords deletes the input's records below at in partitions, as
+// retention does.
+func (h *harness) deleteRecords(at int64, partitions ...int32) {
+	h.t.Helper()
+	var offsets kadm.Offsets
+	for _, part := range partitions {
+		offsets.Add(kadm.Offset{Topic: h.in, Partition: part, At: at, LeaderEpoch: -1})
+	}
+	deleted, err := kadm.NewClient(h.kafka.Client()).DeleteRecords(h.t.Context(), offsets)
+	if err == nil {
+		err = deleted.Error()
+	}
+	if err != nil {
+		h.t.Fatalf("deleting records: %v", err)
+	}
+}
+
+// captureLog sends cfg's log to the buffer it returns, which a failed test
+// prints.
+func captureLog(t *testing.T, cfg *processor.Config) *safeBuffer {
+	logs := new(safeBuffer)
+	cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(logs.String())
+		}
+	})
+	return logs
 }
