@@ -3,7 +3,6 @@ package processor
 import (
 	"bytes"
 	"encoding/json"
-	"strconv"
 	"time"
 )
 
@@ -120,16 +119,12 @@ func (s *ledgerScan) fact(name string) *ledgerFact {
 
 func (s *ledgerScan) knowledge(lk *ledgerKnowledge) bool {
 	s.expect(`{"v":`)
-	i := 0
-	for i < len(s.b) && i < 9 && '0' <= s.b[i] && s.b[i] <= '9' {
-		i++
+	i, v := 0, 0
+	for ; i < len(s.b) && i < 9 && '0' <= s.b[i] && s.b[i] <= '9'; i++ {
+		v = v*10 + int(s.b[i]-'0')
 	}
-	if i == 0 || (i > 1 && s.b[0] == '0') {
-		return false
-	}
-	v, err := strconv.Atoi(string(s.b[:i]))
-	if s.bad || err != nil {
-		return false
+	if s.bad || i == 0 || (i > 1 && s.b[0] == '0') {
+		return false // no digits, or a leading zero (not JSON): encoding/json says
 	}
 	s.b = s.b[i:]
 	lk.V = v

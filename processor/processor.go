@@ -246,8 +246,8 @@ type Processor struct {
 	cancelRun context.CancelCauseFunc
 
 	held atomic.Int32 // partitions holding a record back for the provider
-	// behind: input partitions whose next records the broker deleted while
-	// the group ran (retention.go).
+	// behind: input partitions whose next records the broker deleted
+	// before this instance fetched them (retention.go).
 	behind retentionWatch
 	// rangeComplete: Config.Range was processed to its end (RangeComplete).
 	rangeComplete atomic.Bool
