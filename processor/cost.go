@@ -197,6 +197,7 @@ func NewCostControl(next Enricher, cfg CostConfig) (*CostControl, error) {
 	if cfg.Ledger != nil {
 		c.ledger = newLedger(*cfg.Ledger, cfg.Logger, c.apply)
 		c.ledger.failed = c.ledgerFailed
+		c.ledger.secretID = secretID(cfg.Secret)
 	}
 	return c, nil
 }
@@ -216,6 +217,12 @@ func (c *CostControl) Open(ctx context.Context) error {
 	entries, _ := c.cacheStats()
 	c.log.Info("ledger loaded", "topic", c.cfg.Ledger.Topic, "records", c.ledger.read.Load(),
 		"mobiles_known", entries, "paid_today", c.budget.spent(), "took", time.Since(start).Round(time.Millisecond))
+	if n := c.ledger.foreign.Load(); n > 0 {
+		c.log.Warn("the ledger holds knowledge written under a different cache.secret: it cannot answer lookups here, "+
+			"and the numbers it knows will be paid for again; to reuse it, set cache.secret to the secret it was written under "+
+			"(when cache.secret is not set, it is derived from juhe.key: after a change of key, the previous key's; README, Ledger, says how to compute it)",
+			"topic", c.cfg.Ledger.Topic, "knowledge_records", n)
+	}
 	return nil
 }
 

@@ -3,7 +3,9 @@ package processor
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -174,9 +176,19 @@ type ledger struct {
 	// failed, if set, hears of each paid call whose records the ledger
 	// could not write, by its order id.
 	failed func(orderID string, err error)
-	seq    atomic.Int64
-	read   atomic.Int64 // records read
-	bad    atomic.Int64 // records that could not be read
+	// secretID identifies the cache secret this instance's mobile keys are
+	// made with (see ledgerSecretHeader); nil reads every record as its own
+	// secret's.
+	secretID []byte
+	seq      atomic.Int64
+	read     atomic.Int64 // records read
+	bad      atomic.Int64 // records that could not be read
+	foreign  atomic.Int64 // knowledge records written under another secret, skipped
+	// following is set once the ledger is loaded: a foreign record read
+	// afterwards was written by an instance running now, and is warned of
+	// at once (once); Open reports those read while loading.
+	following     atomic.Bool
+	warnedForeign atomic.Bool
 
 	cl     *kgo.Client
 	cancel context.CancelFunc
@@ -231,6 +243,7 @@ func (l *ledger) open(ctx context.Context) error {
 	}
 	fctx, cancel := context.WithCancel(context.Background())
 	l.cancel = cancel
+	l.following.Store(true)
 	l.done.Go(func() { l.follow(fctx) })
 	return nil
 }
@@ -334,19 +347,58 @@ func (l *ledger) logErrors(fs kgo.Fetches) {
 // Each run of twosell is an instance of its own.
 const ledgerInstanceHeader = "twosell-instance"
 
+// ledgerSecretHeader carries, on every record, the id of the cache secret
+// its mobile key was made with (secretID). Knowledge written under another
+// secret is about keys no lookup here can have: it is skipped, counted and
+// warned of, since it means that what the ledger knows will be paid for
+// again (a changed juhe.key, from which the secret is derived unless
+// cache.secret is set, or instances configured apart). Records written
+// before the header existed are read as this instance's secret's.
+const ledgerSecretHeader = "twosell-secret-id"
+
+// secretIDLabel is what a secret's id is an HMAC of, under the secret.
+const secretIDLabel = "twosell ledger secret id v1"
+
+// secretID identifies secret without revealing it: the first 8 bytes of
+// the HMAC-SHA256 of a fixed label under it, in hex.
+func secretID(secret []byte) []byte {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(secretIDLabel))
+	return hex.AppendEncode(nil, m.Sum(nil)[:8])
+}
+
 // handle decodes one record and applies it.
 func (l *ledger) handle(r *kgo.Record) {
 	l.read.Add(1)
 	if r.Value == nil {
 		return // a tombstone: nothing to learn
 	}
-	if len(r.Headers) == 1 && r.Headers[0].Key == ledgerInstanceHeader && string(r.Headers[0].Value) == l.instance {
+	var writer, secret []byte
+	for _, h := range r.Headers {
+		switch h.Key {
+		case ledgerInstanceHeader:
+			writer = h.Value
+		case ledgerSecretHeader:
+			secret = h.Value
+		}
+	}
+	if string(writer) == l.instance {
 		return // this instance's own record
 	}
 	rec, ok := l.decode(r.Key, r.Value)
 	if !ok {
 		if l.bad.Add(1) == 1 {
 			l.log.Warn("ignoring ledger records that are not twosell's (logged once)", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset)
+		}
+		return
+	}
+	// Calls are counted whatever their secret: the budget is the account's.
+	if rec.knowledge != nil && secret != nil && l.secretID != nil && !bytes.Equal(secret, l.secretID) {
+		l.foreign.Add(1)
+		if l.following.Load() && l.warnedForeign.CompareAndSwap(false, true) {
+			l.log.Warn("another instance writes to the ledger under a different cache.secret: neither can reuse what the other pays for, "+
+				"so numbers are paid for twice; give every instance the same cache.secret (or, when it is not set, the same juhe.key) (logged once)",
+				"topic", r.Topic, "instance", string(writer))
 		}
 		return
 	}
@@ -403,16 +455,17 @@ func (l *ledger) write(call LedgerCall, k Knowledge) *durable {
 
 	// The records, their headers and the durable: one allocation.
 	w := &ledgerWrite{durable: durable{pending: 2}, l: l, orderID: call.OrderID}
-	for i := range w.instance {
-		w.instance[i] = kgo.RecordHeader{Key: ledgerInstanceHeader, Value: l.instanceBytes}
+	for i := 0; i < len(w.headers); i += 2 {
+		w.headers[i] = kgo.RecordHeader{Key: ledgerInstanceHeader, Value: l.instanceBytes}
+		w.headers[i+1] = kgo.RecordHeader{Key: ledgerSecretHeader, Value: l.secretID}
 	}
 	w.recs[0] = kgo.Record{
 		Topic: l.cfg.Topic, Key: all[:callKey:callKey], Value: all[callKey:callValue:callValue],
-		Headers: w.instance[0:1:1],
+		Headers: w.headers[0:2:2],
 	}
 	w.recs[1] = kgo.Record{
 		Topic: l.cfg.Topic, Key: all[callValue:knowKey:knowKey], Value: all[knowKey:],
-		Headers: w.instance[1:2:2],
+		Headers: w.headers[2:4:4],
 	}
 	promise := w.promise
 	l.cl.Produce(context.Background(), &w.recs[0], promise)
@@ -423,10 +476,10 @@ func (l *ledger) write(call LedgerCall, k Knowledge) *durable {
 // ledgerWrite is what one paid call produces to the ledger.
 type ledgerWrite struct {
 	durable
-	l        *ledger
-	orderID  string
-	recs     [2]kgo.Record
-	instance [2]kgo.RecordHeader // one per record
+	l       *ledger
+	orderID string
+	recs    [2]kgo.Record
+	headers [4]kgo.RecordHeader // the instance and the secret id, per record
 }
 
 // promise takes each record's acknowledgement. A failed write is reported

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -226,5 +227,103 @@ func TestLedgerDecode(t *testing.T) {
 	lk := ledgerKnowledge{After: &ledgerFact{Kind: "not_recycled", Date: "20200101"}}
 	if k := lk.knowledge(); k.Lower.Kind != 0 {
 		t.Errorf("a res 2 as a lower bound: %+v", k)
+	}
+}
+
+// logLines keeps what a logger writes, and logs it to the test too.
+type logLines struct {
+	t  *testing.T
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (w *logLines) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimSuffix(string(b), "\n"))
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(b)
+}
+
+func (w *logLines) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}
+
+// Knowledge written under another cache secret can answer no lookup here:
+// it is skipped and said to be, when another instance writes it while this
+// one runs and when the ledger is loaded; the calls still count in the
+// budget, which is the account's. Records written before the secret's id
+// was (no header) are read as before.
+func TestLedgerKnowledgeUnderAnotherSecret(t *testing.T) {
+	t.Parallel()
+	k := kafkatest.New(t)
+	topic := k.Name("ledger")
+	clock := &fakeClock{t: t0}
+	act := map[string]string{"17300000010": "20200315"}
+	pa, pb, pc := &fakeProvider{activation: act}, &fakeProvider{activation: act}, &fakeProvider{activation: act}
+	other := []byte("another-secret")
+	a := ledgerCost(t, k, topic, pa, clock, nil)
+	bLog := &logLines{t: t}
+	b := ledgerCost(t, k, topic, pb, clock, func(c *CostConfig) {
+		c.Secret = other
+		c.Logger = slog.New(slog.NewTextHandler(bLog, nil))
+	})
+
+	l := Lookup{Mobile: "17300000010", Date: "20200101"}
+	if r, err := a.Enrich(t.Context(), l); err != nil || r.Source != SourceAPI {
+		t.Fatalf("a: %+v %v", r, err)
+	}
+	waitFor(t, "b reads a's call and knowledge", func() bool { return b.ledger.read.Load() >= 2 })
+	if _, ok := b.Known(l.Mobile); ok {
+		t.Error("b learned knowledge written under another secret")
+	}
+	if b.budget.spent() != 1 {
+		t.Errorf("b counts %d calls paid today, want a's 1", b.budget.spent())
+	}
+	warning := "another instance writes to the ledger under a different cache.secret"
+	if got := bLog.String(); strings.Count(got, warning) != 1 || !strings.Contains(got, a.ledger.instance) {
+		t.Errorf("b's log does not say once which instance writes under another secret:\n%s", got)
+	}
+	if r, err := b.Enrich(t.Context(), l); err != nil || r.Source != SourceAPI || pb.count() != 1 {
+		t.Fatalf("b: %+v %v, %d calls: b cannot know the answer, and pays", r, err, pb.count())
+	}
+	if _, err := b.Enrich(t.Context(), Lookup{Mobile: "17300000010", Date: "20210101"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a reads every record: its 2 and b's 4", func() bool { return a.ledger.read.Load() >= 6 })
+	if b.ledger.foreign.Load() != 1 || a.ledger.foreign.Load() != 2 {
+		t.Errorf("foreign knowledge records: b read %d (want 1), a %d (want 2)", b.ledger.foreign.Load(), a.ledger.foreign.Load())
+	}
+
+	// A record of an older twosell, without the header, under b's secret.
+	old := appendLedgerKnowledge([]byte(nil), "old", Knowledge{Lower: Fact{Kind: FactAfter, Date: "20200101", OrderID: "JH-old", At: t0}})
+	k.Client().ProduceSync(t.Context(), &kgo.Record{
+		Topic: topic, Key: []byte(ledgerKnowledgePrefix + HashMobile(other, "17300000020").String()), Value: old,
+	})
+
+	cLog := &logLines{t: t}
+	c := ledgerCost(t, k, topic, pc, clock, func(c *CostConfig) {
+		c.Secret = other
+		c.Logger = slog.New(slog.NewTextHandler(cLog, nil))
+	})
+	if kn, ok := c.Known("17300000010"); !ok || kn.Upper.Kind == 0 {
+		t.Errorf("c does not know what b, under its secret, paid for: %+v", kn)
+	}
+	if kn, ok := c.Known("17300000020"); !ok || kn.Lower.OrderID != "JH-old" {
+		t.Errorf("c does not know what the record without a secret id says: %+v", kn)
+	}
+	if c.budget.spent() != 3 {
+		t.Errorf("c counts %d calls paid today, want 3", c.budget.spent())
+	}
+	got := cLog.String()
+	if !strings.Contains(got, "the ledger holds knowledge written under a different cache.secret") || !strings.Contains(got, "knowledge_records=1") {
+		t.Errorf("c's log does not say that a knowledge record was written under another secret:\n%s", got)
+	}
+	if strings.Contains(got, warning) {
+		t.Errorf("c warns of an instance writing now, but the record was there before it started:\n%s", got)
+	}
+	if pc.count() != 0 {
+		t.Errorf("c paid %d calls", pc.count())
 	}
 }
