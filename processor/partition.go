@@ -49,6 +49,7 @@ type partitionWorker struct {
 	seq      sequencer // partition ordering
 	batch    *txnBatch // exactly-once: the transaction the buffered records belong to
 	holds    int       // tasks holding a record back for the provider
+	timed    int       // records begun, counted for Config.OnRecordEvery
 	paused   pauseReason
 	wake     chan struct{} // capacity 1: "there may be a record to start"
 
@@ -205,7 +206,7 @@ func (w *partitionWorker) run() {
 		}
 		w.tasks.Add(1)
 		w.p.tasks <- func() {
-			if w.p.cfg.OnRecord != nil {
+			if wk.t.sampled {
 				wk.t.started = time.Now() // the task starts: waiting for a slot is not the record's latency
 			}
 			e := w.finish(abandon, wk)

@@ -763,3 +763,56 @@ func TestNoTracingKeepsTraceContext(t *testing.T) {
 		}
 	}
 }
+
+// OnRecord hears of one record in OnRecordEvery, timed from its start, and
+// of every record that waited for the provider; a record answered from
+// knowledge and not sampled costs no clock read and no call.
+func TestOnRecordTimesOneInEvery(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, 1)
+	cost, err := processor.NewCostControl(processor.EnricherFunc(func(_ context.Context, l processor.Lookup) (processor.Result, error) {
+		return fakeAnswer(l), nil
+	}), processor.CostConfig{Secret: []byte("s")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := h.config(cost)
+	var mu sync.Mutex
+	var got []processor.RecordTiming
+	cfg.OnRecordEvery = 4
+	cfg.OnRecord = func(rt processor.RecordTiming) {
+		mu.Lock()
+		got = append(got, rt)
+		mu.Unlock()
+	}
+	p, stop := h.start(cfg)
+	h.produceEvents(40) // 40 mobiles: 40 paid calls
+	kafkatest.WaitFor(t, func() bool { return p.Stats().Produced == 40 })
+	h.produceEvents(40) // the same lookups: answered from knowledge
+	kafkatest.WaitFor(t, func() bool { return p.Stats().Produced == 80 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	mu.Lock()
+	defer mu.Unlock()
+	sampled, provider := 0, 0
+	for _, rt := range got {
+		if rt.Sampled {
+			sampled++
+		}
+		if rt.Provider > 0 {
+			provider++
+		}
+		if rt.Sampled == rt.Started.IsZero() || (rt.Sampled && rt.Added() < 0) {
+			t.Errorf("%+v: a sampled record has a start and a latency, the others not", rt)
+		}
+		if rt.Acked.IsZero() || rt.Done < 1 || rt.Done > 80 {
+			t.Errorf("%+v: acknowledged at a time, with 1 to 80 records done", rt)
+		}
+	}
+	if len(got) != 50 || sampled != 20 || provider != 40 {
+		t.Errorf("%d timings, %d sampled, %d that waited for the provider; want 50 (the 40 paid, 10 more sampled), 20 (one in 4), 40",
+			len(got), sampled, provider)
+	}
+}

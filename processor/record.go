@@ -77,7 +77,10 @@ func (w *partitionWorker) begin(r *kgo.Record) (wk *work, e emission, done bool)
 	ctx, span := p.processSpan(r)
 	wk = &work{r: r, ctx: ctx, span: span}
 	if p.cfg.OnRecord != nil {
-		wk.t.started = time.Now()
+		if w.timed++; w.timed >= p.cfg.OnRecordEvery { // on the dispatcher's goroutine
+			w.timed = 0
+			wk.t.sampled, wk.t.started = true, time.Now()
+		}
 	}
 	defer func() {
 		if done {
@@ -425,27 +428,33 @@ func (p *Processor) acknowledged(w *partitionWorker, offset int64, o outcome, t 
 	}
 	p.stats.count(o)
 	w.track.done(offset)
-	if p.cfg.OnRecord != nil {
-		p.cfg.OnRecord(RecordTiming{Started: t.started, Provider: t.provider, Acked: time.Now()})
+	if p.cfg.OnRecord != nil && (t.sampled || t.provider > 0) {
+		p.cfg.OnRecord(RecordTiming{Sampled: t.sampled, Started: t.started, Provider: t.provider, Acked: time.Now(),
+			Done: p.stats.produced.Load() + p.stats.deadLettered.Load()})
 	}
 }
 
 // recordTiming follows one record for Config.OnRecord.
 type recordTiming struct {
+	sampled  bool          // one of the records timed from their start (Config.OnRecordEvery)
 	started  time.Time     // when its task started
 	provider time.Duration // spent in the Enricher
 }
 
-// RecordTiming is what Config.OnRecord learns about each finished record
+// RecordTiming is what Config.OnRecord learns about a finished record
 // (at-least-once only).
 type RecordTiming struct {
+	// Sampled: the record is one of those timed from their start
+	// (Config.OnRecordEvery); Started is zero for the others.
+	Sampled  bool
 	Started  time.Time     // its task started: an in-flight slot was free
 	Provider time.Duration // time spent in the Enricher (the provider's latency)
 	Acked    time.Time     // Kafka acknowledged its output or dead letter
+	Done     int64         // records finished so far (outputs and dead letters), this one included
 }
 
-// Added is the latency twosell added to the record: from its start to the
-// acknowledgement, less the time spent waiting for the provider.
+// Added is the latency twosell added to a sampled record: from its start to
+// the acknowledgement, less the time spent waiting for the provider.
 func (t RecordTiming) Added() time.Duration { return t.Acked.Sub(t.Started) - t.Provider }
 
 // withHeaders copies the input's headers, replacing any with the same keys as
