@@ -169,24 +169,33 @@ type span struct{ start, end int }
 // case-insensitively). Strings are not checked for valid UTF-8, also like
 // encoding/json, and so are carried through as they came.
 func (c *Codec) Decode(value []byte, recordTime time.Time) (*Event, error) {
-	ev := &Event{raw: value}
+	ev := new(Event)
+	if err := c.decode(ev, value, recordTime); err != nil {
+		return nil, err
+	}
+	return ev, nil
+}
+
+// decode is Decode into ev, which the caller may keep on its stack.
+func (c *Codec) decode(ev *Event, value []byte, recordTime time.Time) error {
+	*ev = Event{raw: value}
 	f, err := c.scan(value, ev)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	// The strings of the Event share one allocation: mobile, date, id.
 	var stack [64]byte
 	buf := stack[:0]
 	if buf, err = c.appendMobileValue(buf, value, f.mobile, f.mobileEsc); err != nil {
-		return nil, err
+		return err
 	}
 	if buf, err = c.appendDateValue(buf, value, f.date, recordTime, &ev.At); err != nil {
-		return nil, err
+		return err
 	}
 	buf = appendIDValue(buf, value, f.id, f.idEsc)
 	s := string(buf)
 	ev.Mobile, ev.Date, ev.ID = s[:11], s[11:19], s[19:]
-	return ev, nil
+	return nil
 }
 
 // fields locates the values of the configured fields in a value; a start of

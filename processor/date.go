@@ -93,7 +93,19 @@ func appendDate(dst, raw []byte, loc *time.Location, name, field string) ([]byte
 // instant the day came from: the time given, or midnight in loc for a value
 // that is a day already.
 func appendDateAt(dst, raw []byte, loc *time.Location, name, field string, at *time.Time) ([]byte, error) {
-	v := dateValue{name: name, field: field, at: at, loc: loc}
+	v := dateValue{name: name, field: field, wantAt: at != nil, loc: loc}
+	dst, err := v.appendTo(dst, raw, loc)
+	if err == nil && at != nil {
+		*at = v.instant
+	}
+	return dst, err
+}
+
+// appendTo is appendDateAt's parse. The instant is kept in v, not stored
+// through a pointer held in v: a reason built from v's fields would take
+// that pointer, and what it points to, to the heap (escape analysis does
+// not tell fields apart), and with it the caller's Event.
+func (v *dateValue) appendTo(dst, raw []byte, loc *time.Location) ([]byte, error) {
 	if len(raw) == 0 {
 		return dst, v.fail("is empty; " + dateFormats)
 	}
@@ -111,13 +123,13 @@ func appendDateAt(dst, raw []byte, loc *time.Location, name, field string, at *t
 			}
 			v.text = []byte(str)
 		}
-		return appendDateString(dst, &v, loc)
+		return appendDateString(dst, v, loc)
 	case c == '-' || isDigit(c):
 		if scanNumber(raw, 0) != len(raw) {
 			return dst, v.fail("is not a valid JSON number; " + dateFormats)
 		}
 		v.text = raw
-		return appendDateNumber(dst, &v, loc)
+		return appendDateNumber(dst, v, loc)
 	case hasLiteral(raw, "null"):
 		return dst, v.fail("is null; " + dateFormats)
 	case hasLiteral(raw, "true") || hasLiteral(raw, "false"):
@@ -137,14 +149,15 @@ type dateValue struct {
 	name, field string
 	text        []byte         // a string's content, or a number as written; nil before it is known
 	quoted      bool           // text is a string's content
-	at          *time.Time     // where to store the instant; nil: not wanted
-	loc         *time.Location // the zone of a day's midnight, for at
+	wantAt      bool           // the instant is wanted
+	instant     time.Time      // the instant the day came from, when wanted
+	loc         *time.Location // the zone of a day's midnight, for instant
 }
 
-// setAt stores the instant the day came from, if wanted.
+// setAt keeps the instant the day came from, if wanted.
 func (v *dateValue) setAt(t time.Time) {
-	if v.at != nil {
-		*v.at = t
+	if v.wantAt {
+		v.instant = t
 	}
 }
 
@@ -254,7 +267,7 @@ func appendCivil(dst []byte, v *dateValue, y, m, d int, hint string) ([]byte, er
 	if y < minYear || y > maxYear {
 		return dst, v.fail("is in the year " + strconv.Itoa(y) + "; expected a date in 1990–2100" + hint)
 	}
-	if v.at != nil {
+	if v.wantAt {
 		v.setAt(time.Date(y, time.Month(m), d, 0, 0, 0, 0, v.loc))
 	}
 	return appendDay(dst, y, time.Month(m), d), nil

@@ -33,10 +33,20 @@ func limit(n, def int) int {
 // A hostile or broken producer cannot make one record cost more than the
 // limits in decoding, or copy more than them into an output.
 func (c *Codec) DecodeRecord(r *kgo.Record) (*Event, error) {
-	if err := c.checkLimits(r); err != nil {
+	ev := new(Event)
+	if err := c.decodeRecord(ev, r); err != nil {
 		return nil, err
 	}
-	return c.Decode(r.Value, r.Timestamp)
+	return ev, nil
+}
+
+// decodeRecord is DecodeRecord into ev, which the caller may keep on its
+// stack.
+func (c *Codec) decodeRecord(ev *Event, r *kgo.Record) error {
+	if err := c.checkLimits(r); err != nil {
+		return err
+	}
+	return c.decode(ev, r.Value, r.Timestamp)
 }
 
 // checkLimits returns the *InputError for a record beyond the limits, or nil.

@@ -63,7 +63,7 @@ type work struct {
 	ctx  context.Context // carries the process span
 	span trace.Span
 	t    recordTiming
-	ev   *Event
+	ev   Event
 	l    Lookup
 }
 
@@ -72,10 +72,13 @@ type work struct {
 // the Enricher knows already (the knowledge cache). Then done is true, and
 // the dispatcher hands the emission over itself, saving the hand-off to a
 // task; otherwise finish takes the record to its end on a task.
-func (w *partitionWorker) begin(r *kgo.Record) (wk *work, e emission, done bool) {
+func (w *partitionWorker) begin(r *kgo.Record) (_ *work, e emission, done bool) {
 	p := w.p
 	ctx, span := p.processSpan(r)
-	wk = &work{r: r, ctx: ctx, span: span}
+	// On the stack: a record answered here (most of a replay's) needs
+	// nothing of it once its output is prepared. Only a lookup's is copied
+	// to the heap, for its task.
+	wk := work{r: r, ctx: ctx, span: span}
 	if p.cfg.OnRecord != nil {
 		if w.timed++; w.timed >= p.cfg.OnRecordEvery { // on the dispatcher's goroutine
 			w.timed = 0
@@ -87,24 +90,26 @@ func (w *partitionWorker) begin(r *kgo.Record) (wk *work, e emission, done bool)
 			span.End()
 		}
 	}()
-	ev, err := p.codec.DecodeRecord(r) // the limits first: see limits.go
-	if err != nil {
+	if err := p.codec.decodeRecord(&wk.ev, r); err != nil { // the limits first: see limits.go
 		var ie *InputError
 		if !errors.As(err, &ie) {
 			ie = &InputError{Class: ClassInvalidJSON, Reason: err.Error()}
 		}
-		return nil, p.deadLetter(ctx, w, r, ie.Class, ie.Reason, &wk.t), true
+		return nil, p.deadLetter(ctx, w, r, ie.Class, ie.Reason, wk.t), true
 	}
-	if ev.ID != "" && span.IsRecording() {
-		span.SetAttributes(attribute.String("twosell.event_id", ev.ID))
+	if wk.ev.ID != "" && span.IsRecording() {
+		span.SetAttributes(attribute.String("twosell.event_id", wk.ev.ID))
 	}
-	wk.ev, wk.l = ev, ev.Lookup()
-	if k, ok := p.cfg.Enricher.(knower); ok {
-		if res, ok := k.known(ctx, &wk.l); ok {
-			return nil, w.answered(wk, res), true
+	wk.l = wk.ev.Lookup()
+	// The CostControl itself, not an interface: a pointer given to an
+	// interface's method escapes, and wk with it.
+	if c, ok := p.cfg.Enricher.(*CostControl); ok {
+		if res, ok := c.known(ctx, &wk.l); ok {
+			return nil, w.answered(&wk, res), true
 		}
 	}
-	return wk, emission{}, false
+	heap := wk
+	return &heap, emission{}, false
 }
 
 // finish looks wk's record up and takes it to its end: an output, a dead
@@ -115,7 +120,7 @@ func (w *partitionWorker) begin(r *kgo.Record) (wk *work, e emission, done bool)
 func (w *partitionWorker) finish(abandon context.Context, wk *work) emission {
 	p := w.p
 	defer wk.span.End()
-	ctx, span, r, ev := wk.ctx, wk.span, wk.r, wk.ev
+	ctx, span, r, ev := wk.ctx, wk.span, wk.r, &wk.ev
 	res, err := w.lookup(ctx, abandon, wk.l, &wk.t)
 	if err != nil {
 		span.SetAttributes(attribute.Int("twosell.attempts", res.Attempts))
@@ -133,7 +138,7 @@ func (w *partitionWorker) finish(abandon context.Context, wk *work) emission {
 				class = ClassRejected
 			}
 			return p.deadLetter(ctx, w, r, class, fmt.Sprintf("the provider rejected the lookup of %s on %s: %v",
-				MaskMobile(ev.Mobile), ev.Date, err), &wk.t)
+				MaskMobile(ev.Mobile), ev.Date, err), wk.t)
 		default: // fatal
 			span.RecordError(err)
 			span.SetStatus(codes.Error, "fatal")
@@ -156,16 +161,9 @@ func (w *partitionWorker) answered(wk *work, res Result) emission {
 			span.SetAttributes(attribute.Int("juhe.error_code", res.Code))
 		}
 	}
-	e := w.p.produceOutput(wk.ctx, w, wk.r, wk.ev, res, &wk.t)
+	e := w.p.produceOutput(wk.ctx, w, wk.r, &wk.ev, res, wk.t)
 	e.durable = res.durable
 	return e
-}
-
-// knower is an Enricher that can answer some lookups at once, without
-// blocking or paying (CostControl, from its knowledge). known may remember
-// what it computed in l for the Enrich call that follows a miss.
-type knower interface {
-	known(ctx context.Context, l *Lookup) (Result, bool)
 }
 
 // deferredEnricher is an Enricher whose answers may be returned before
@@ -271,7 +269,7 @@ const retryInJitter = 50 * time.Millisecond
 // produceOutput prepares the enriched event. The record is finished when
 // Kafka acknowledges it (at-least-once) or when its transaction commits
 // (exactly-once).
-func (p *Processor) produceOutput(ctx context.Context, w *partitionWorker, in *kgo.Record, ev *Event, res Result, t *recordTiming) emission {
+func (p *Processor) produceOutput(ctx context.Context, w *partitionWorker, in *kgo.Record, ev *Event, res Result, t recordTiming) emission {
 	record := outputRecords.Get().(*outputRecord)
 	value, err := p.codec.AppendEncode(record.value[:0], ev, Enrichment{
 		Status:    res.Status,
@@ -324,7 +322,7 @@ type outputRecord struct {
 	w   *partitionWorker
 	in  *kgo.Record
 	o   outcome
-	t   *recordTiming
+	t   recordTiming
 	ctx context.Context
 }
 
@@ -376,7 +374,7 @@ func (r *outputRecord) onAck(_ *kgo.Record, err error) {
 // byte, its headers, and the reason. The record is finished when Kafka
 // acknowledges the dead letter; if the dead letter cannot be written the
 // processor stops, because dropping the record is never an option.
-func (p *Processor) deadLetter(ctx context.Context, w *partitionWorker, in *kgo.Record, class, reason string, t *recordTiming) emission {
+func (p *Processor) deadLetter(ctx context.Context, w *partitionWorker, in *kgo.Record, class, reason string, t recordTiming) emission {
 	span := trace.SpanFromContext(ctx)
 	span.SetAttributes(attribute.String("twosell.error_class", class))
 	span.SetStatus(codes.Error, class)
@@ -422,7 +420,7 @@ func (p *Processor) deadLetter(ctx context.Context, w *partitionWorker, in *kgo.
 // letter. At-least-once, that finishes the record. Exactly-once, the record
 // is finished only when its transaction commits, which the transaction loop
 // accounts for.
-func (p *Processor) acknowledged(w *partitionWorker, offset int64, o outcome, t *recordTiming) {
+func (p *Processor) acknowledged(w *partitionWorker, offset int64, o outcome, t recordTiming) {
 	if p.cfg.ExactlyOnce {
 		return
 	}
