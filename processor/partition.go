@@ -120,28 +120,33 @@ func (w *partitionWorker) signal() {
 	}
 }
 
-// next returns the next record to start, its place in the partition and its
-// batch, or nil once the worker is told to stop. Records left buffered then
-// stay unfinished, so they are never committed.
-func (w *partitionWorker) next() (*kgo.Record, uint64, *txnBatch) {
+// next returns the next record to start, its key (key ordering: what
+// settle releases), its place in the partition and its batch, or nil once
+// the worker is told to stop. Records left buffered then stay unfinished,
+// so they are never committed.
+func (w *partitionWorker) next() (*kgo.Record, string, uint64, *txnBatch) {
 	byKey := w.p.cfg.Ordering == OrderingKey
 	for {
 		if w.stopCtx.Err() != nil {
-			return nil, 0, nil
+			return nil, "", 0, nil
 		}
 		w.mu.Lock()
 		var r *kgo.Record
+		var k string
 		switch {
 		case len(w.ready) > 0:
 			r = w.ready[0]
 			w.ready[0] = nil
 			w.ready = w.ready[1:]
+			if byKey {
+				k = string(r.Key) // busy already: settle released it to r
+			}
 		case len(w.queue) > 0:
 			r = w.queue[0]
 			w.queue[0] = nil
 			w.queue = w.queue[1:]
 			if byKey && len(r.Key) > 0 {
-				k := string(r.Key)
+				k = string(r.Key)
 				if w.busy[k] {
 					w.parked[k] = append(w.parked[k], r)
 					w.mu.Unlock()
@@ -166,7 +171,7 @@ func (w *partitionWorker) next() (*kgo.Record, uint64, *txnBatch) {
 			w.setPausedLocked(pauseFull, false)
 		}
 		w.mu.Unlock()
-		return r, seq, b
+		return r, k, seq, b
 	}
 }
 
@@ -176,7 +181,9 @@ func (w *partitionWorker) run() {
 	defer close(w.done)
 	defer w.tasks.Wait()
 	for {
-		r, seq, b := w.next()
+		// Past hand, r is not read: its output's acknowledgement may come
+		// first, and recycle r (see acknowledged). settle takes its key.
+		r, key, seq, b := w.next()
 		if r == nil {
 			return
 		}
@@ -185,7 +192,7 @@ func (w *partitionWorker) run() {
 			abandon = b.ctx
 		}
 		if abandon.Err() != nil {
-			if !w.giveUp(r, seq, b) {
+			if !w.giveUp(key, seq, b) {
 				return // stopping
 			}
 			continue
@@ -193,13 +200,13 @@ func (w *partitionWorker) run() {
 		wk, e, done := w.begin(r)
 		if done { // answered without a lookup in flight: no task needed
 			w.hand(seq, e)
-			w.settle(r, e, b)
+			w.settle(key, e, b)
 			continue
 		}
 		size := int64(len(r.Key) + len(r.Value))
 		if !w.p.acquire(w.stopCtx, abandon, size) {
 			wk.span.End()
-			if !w.giveUp(r, seq, b) {
+			if !w.giveUp(key, seq, b) {
 				return // stopping
 			}
 			continue // the batch is abandoned: settle the rest as they come
@@ -212,11 +219,11 @@ func (w *partitionWorker) run() {
 			e := w.finish(abandon, wk)
 			w.p.release(size)
 			if e.durable != nil {
-				w.handDurable(abandon, r, seq, e, b)
+				w.handDurable(abandon, key, seq, e, b)
 				return
 			}
 			w.hand(seq, e)
-			w.settle(r, e, b)
+			w.settle(key, e, b)
 			w.tasks.Done()
 		}
 	}
@@ -225,10 +232,10 @@ func (w *partitionWorker) run() {
 // handDurable hands e over once its answer is durable (the ledger holds the
 // call it paid for), without holding a task or a slot meanwhile; if the
 // record is abandoned first, it is not handed over.
-func (w *partitionWorker) handDurable(abandon context.Context, r *kgo.Record, seq uint64, e emission, b *txnBatch) {
+func (w *partitionWorker) handDurable(abandon context.Context, key string, seq uint64, e emission, b *txnBatch) {
 	d := e.durable
 	e.durable = nil
-	h := &durableHand{w: w, abandon: abandon, r: r, seq: seq, e: e, b: b}
+	h := &durableHand{w: w, abandon: abandon, key: key, seq: seq, e: e, b: b}
 	h.stop = context.AfterFunc(abandon, h.abandoned)
 	d.whenDone(h.written)
 }
@@ -239,7 +246,7 @@ func (w *partitionWorker) handDurable(abandon context.Context, r *kgo.Record, se
 type durableHand struct {
 	w       *partitionWorker
 	abandon context.Context
-	r       *kgo.Record
+	key     string
 	seq     uint64
 	e       emission
 	b       *txnBatch
@@ -263,7 +270,7 @@ func (h *durableHand) end(handed bool) {
 		e = emission{}
 	}
 	h.w.hand(h.seq, e)
-	h.w.settle(h.r, e, h.b)
+	h.w.settle(h.key, e, h.b)
 	h.w.tasks.Done()
 }
 
@@ -276,13 +283,13 @@ func (w *partitionWorker) hand(seq uint64, e emission) {
 	}
 }
 
-// giveUp settles r, which will not be started: the worker stops (false) or
-// its exactly-once batch b was abandoned (true).
-func (w *partitionWorker) giveUp(r *kgo.Record, seq uint64, b *txnBatch) bool {
+// giveUp settles the record of key, which will not be started: the worker
+// stops (false) or its exactly-once batch b was abandoned (true).
+func (w *partitionWorker) giveUp(key string, seq uint64, b *txnBatch) bool {
 	if w.p.cfg.Ordering == OrderingPartition {
 		w.seq.complete(seq, emission{}, w.p.emit) // nothing after it may be handed over
 	}
-	w.settle(r, emission{}, b)
+	w.settle(key, emission{}, b)
 	return b != nil
 }
 
@@ -290,10 +297,9 @@ func (w *partitionWorker) giveUp(r *kgo.Record, seq uint64, b *txnBatch) bool {
 // (starting the next record of that key, or, if this one was not handed over,
 // dropping the parked ones: they must not overtake it), and exactly-once the
 // batch learns the outcome.
-func (w *partitionWorker) settle(r *kgo.Record, e emission, b *txnBatch) {
+func (w *partitionWorker) settle(k string, e emission, b *txnBatch) {
 	var dropped []*kgo.Record
-	if w.p.cfg.Ordering == OrderingKey && len(r.Key) > 0 {
-		k := string(r.Key)
+	if w.p.cfg.Ordering == OrderingKey && k != "" {
 		w.mu.Lock()
 		switch waiting := w.parked[k]; {
 		case len(waiting) == 0:

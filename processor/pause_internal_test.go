@@ -1,10 +1,16 @@
 package processor
 
 import (
+	"context"
+	"fmt"
+	"log/slog"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/twosell/twosell/processor/kafkatest"
 )
 
 // A partition paused because its buffer filled is resumed once the buffer
@@ -26,7 +32,7 @@ func TestPauseAndResumeDoNotSwap(t *testing.T) {
 		var wg sync.WaitGroup
 		wg.Go(func() { // the dispatcher
 			for range 3 * max {
-				if r, _, _ := w.next(); r == nil {
+				if r, _, _, _ := w.next(); r == nil {
 					t.Error("next returned nil")
 					return
 				}
@@ -47,5 +53,46 @@ func TestPauseAndResumeDoNotSwap(t *testing.T) {
 			t.Fatalf("round %d: the buffer holds %d records and the partition is still paused", round, buffered)
 		}
 		w.stopFn()
+	}
+}
+
+// Finished records are recycled: the slices their batches were decoded into
+// go back to the pool (and the outputs, which share the inputs' keys and
+// header values until they are acknowledged, are intact: TestEndToEnd).
+func TestFinishedRecordsAreRecycled(t *testing.T) {
+	t.Parallel()
+	k := kafkatest.New(t)
+	in, out := k.Name("in"), k.Name("out")
+	k.CreateTopics(1, in)
+	const n = 2000
+	recs := make([]*kgo.Record, n)
+	for i := range recs {
+		recs[i] = &kgo.Record{Topic: in, Key: fmt.Appendf(nil, "u-%d", i%7),
+			Value: fmt.Appendf(nil, `{"event_id":"e-%d","mobile":"1731234%04d","registered_at":"2024-01-02"}`, i, i)}
+	}
+	k.Produce(recs...)
+	p, err := New(Config{
+		ClientOpts: []kgo.Opt{kgo.SeedBrokers(k.Brokers...)}, Group: k.Name("g"),
+		InputTopic: in, OutputTopic: out, DLQTopic: out + ".dlq", CreateTopics: true,
+		Enricher: EnricherFunc(func(_ context.Context, l Lookup) (Result, error) {
+			return Result{Status: StatusNotRecycled, Res: 2, Source: SourceAPI, OrderID: "JH1"}, nil
+		}),
+		Codec:          CodecConfig{Location: time.UTC},
+		MaxPollRecords: 100,
+		Logger:         slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	kafkatest.WaitFor(t, func() bool { return p.Stats().Produced == n })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if p.pools.returned.Load() == 0 {
+		t.Error("no batch's records came back to the pool: finished records are not recycled")
 	}
 }

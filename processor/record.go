@@ -355,7 +355,7 @@ func (r *outputRecord) onAck(_ *kgo.Record, err error) {
 	switch {
 	case err == nil:
 		r.recycle()
-		p.acknowledged(w, in.Offset, o, t)
+		p.acknowledged(w, in, o, t)
 	case abandoned(err):
 		r.recycle()
 	case p.cfg.ExactlyOnce && txnAbortable(err):
@@ -402,7 +402,7 @@ func (p *Processor) deadLetter(ctx context.Context, w *partitionWorker, in *kgo.
 	return emission{rec: dl, o: o, promise: func(_ *kgo.Record, err error) {
 		switch {
 		case err == nil:
-			p.acknowledged(w, in.Offset, o, t)
+			p.acknowledged(w, in, o, t)
 		case abandoned(err):
 		case p.cfg.ExactlyOnce && txnAbortable(err):
 			p.spoil(err)
@@ -417,19 +417,24 @@ func (p *Processor) deadLetter(ctx context.Context, w *partitionWorker, in *kgo.
 }
 
 // acknowledged is called when Kafka acknowledged a record's output or dead
-// letter. At-least-once, that finishes the record. Exactly-once, the record
-// is finished only when its transaction commits, which the transaction loop
-// accounts for.
-func (p *Processor) acknowledged(w *partitionWorker, offset int64, o outcome, t recordTiming) {
+// letter. At-least-once, that finishes the record, and in is recycled: its
+// memory goes back to franz-go's pools (fetchPools) once every record of its
+// batch is, so nothing may read in afterwards — past hand, the worker does
+// not (settle takes the key it was given). Exactly-once, the record is
+// finished only when its transaction commits, which the transaction loop
+// accounts for, and records are not recycled: their memory is the
+// collector's.
+func (p *Processor) acknowledged(w *partitionWorker, in *kgo.Record, o outcome, t recordTiming) {
 	if p.cfg.ExactlyOnce {
 		return
 	}
 	p.stats.count(o)
-	w.track.done(offset)
+	w.track.done(in.Offset)
 	if p.cfg.OnRecord != nil && (t.sampled || t.provider > 0) {
 		p.cfg.OnRecord(RecordTiming{Sampled: t.sampled, Started: t.started, Provider: t.provider, Acked: time.Now(),
 			Done: p.stats.produced.Load() + p.stats.deadLettered.Load()})
 	}
+	in.Recycle()
 }
 
 // recordTiming follows one record for Config.OnRecord.

@@ -319,13 +319,17 @@ func (p *Processor) runReplay(ctx context.Context) error {
 				}
 				keep = append(keep, r)
 			}
+			// Read before enqueue: past it, a record may be finished and
+			// recycled (see acknowledged).
+			next, last := ftp.Records[len(ftp.Records)-1].Offset+1, int64(-1)
 			if len(keep) > 0 {
+				last = keep[len(keep)-1].Offset
 				rp.w.enqueue(keep)
 			}
 			mu.Lock()
-			rp.next = max(rp.next, ftp.Records[len(ftp.Records)-1].Offset+1)
-			if len(keep) > 0 {
-				rp.last = keep[len(keep)-1].Offset
+			rp.next = max(rp.next, next)
+			if last >= 0 {
+				rp.last = last
 			}
 			if reached && !rp.reached {
 				rp.reached = true
