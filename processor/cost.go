@@ -125,12 +125,17 @@ type CostStats struct {
 	// BudgetRefusals counts lookups refused for the budget (held back).
 	BudgetRefusals int64
 
-	CacheEntries   int     // mobiles known now
-	CacheEvictions int64   // mobiles forgotten to stay within MaxEntries
-	LedgerRecords  int64   // ledger records read (loaded, then followed)
-	LedgerErrors   int64   // paid answers whose ledger record could not be written
-	Members        int     // consumer group members the rate is divided among
-	QPS            float64 // this instance's rate limit now: its share, or what request-limit refusals taught if lower; 0: unlimited
+	CacheEntries   int   // mobiles known now
+	CacheEvictions int64 // mobiles forgotten to stay within MaxEntries
+	LedgerRecords  int64 // ledger records read (loaded, then followed)
+	LedgerErrors   int64 // paid answers whose ledger record could not be written
+	// LedgerForeignLoaded and LedgerForeignFollowed count the ledger's
+	// knowledge records written under another cache secret, skipped (they
+	// answer nothing here): read while loading it, and while following it,
+	// that is written by an instance that runs now. See ledgerSecretHeader.
+	LedgerForeignLoaded, LedgerForeignFollowed int64
+	Members                                    int     // consumer group members the rate is divided among
+	QPS                                        float64 // this instance's rate limit now: its share, or what request-limit refusals taught if lower; 0: unlimited
 }
 
 // CostReporter is what a Processor asks for the cost counters of its
@@ -217,7 +222,7 @@ func (c *CostControl) Open(ctx context.Context) error {
 	entries, _ := c.cacheStats()
 	c.log.Info("ledger loaded", "topic", c.cfg.Ledger.Topic, "records", c.ledger.read.Load(),
 		"mobiles_known", entries, "paid_today", c.budget.spent(), "took", time.Since(start).Round(time.Millisecond))
-	if n := c.ledger.foreign.Load(); n > 0 {
+	if n := c.ledger.foreignLoaded.Load(); n > 0 {
 		c.log.Warn("the ledger holds knowledge written under a different cache.secret: it cannot answer lookups here, "+
 			"and the numbers it knows will be paid for again; to reuse it, set cache.secret to the secret it was written under "+
 			"(when cache.secret is not set, it is derived from juhe.key: after a change of key, the previous key's; README, Ledger, says how to compute it)",
@@ -269,6 +274,7 @@ func (c *CostControl) CostStats() CostStats {
 	s.CacheEntries, s.CacheEvictions = c.cacheStats()
 	if c.ledger != nil {
 		s.LedgerRecords = c.ledger.read.Load()
+		s.LedgerForeignLoaded, s.LedgerForeignFollowed = c.ledger.foreignLoaded.Load(), c.ledger.foreignFollowed.Load()
 	}
 	s.QPS, s.Members = c.rate.share()
 	return s

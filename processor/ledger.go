@@ -183,7 +183,10 @@ type ledger struct {
 	seq      atomic.Int64
 	read     atomic.Int64 // records read
 	bad      atomic.Int64 // records that could not be read
-	foreign  atomic.Int64 // knowledge records written under another secret, skipped
+	// Knowledge records written under another secret, skipped: read while
+	// loading, and read while following (written by an instance running
+	// now).
+	foreignLoaded, foreignFollowed atomic.Int64
 	// following is set once the ledger is loaded: a foreign record read
 	// afterwards was written by an instance running now, and is warned of
 	// at once (once); Open reports those read while loading.
@@ -394,8 +397,12 @@ func (l *ledger) handle(r *kgo.Record) {
 	}
 	// Calls are counted whatever their secret: the budget is the account's.
 	if rec.knowledge != nil && secret != nil && l.secretID != nil && !bytes.Equal(secret, l.secretID) {
-		l.foreign.Add(1)
-		if l.following.Load() && l.warnedForeign.CompareAndSwap(false, true) {
+		if !l.following.Load() {
+			l.foreignLoaded.Add(1)
+			return
+		}
+		l.foreignFollowed.Add(1)
+		if l.warnedForeign.CompareAndSwap(false, true) {
 			l.log.Warn("another instance writes to the ledger under a different cache.secret: neither can reuse what the other pays for, "+
 				"so numbers are paid for twice; give every instance the same cache.secret (or, when it is not set, the same juhe.key) (logged once)",
 				"topic", r.Topic, "instance", string(writer))

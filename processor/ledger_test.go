@@ -292,8 +292,9 @@ func TestLedgerKnowledgeUnderAnotherSecret(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "a reads every record: its 2 and b's 4", func() bool { return a.ledger.read.Load() >= 6 })
-	if b.ledger.foreign.Load() != 1 || a.ledger.foreign.Load() != 2 {
-		t.Errorf("foreign knowledge records: b read %d (want 1), a %d (want 2)", b.ledger.foreign.Load(), a.ledger.foreign.Load())
+	if sb, sa := b.CostStats(), a.CostStats(); sb.LedgerForeignFollowed != 1 || sa.LedgerForeignFollowed != 2 || sb.LedgerForeignLoaded+sa.LedgerForeignLoaded != 0 {
+		t.Errorf("foreign knowledge records followed: b %d (want 1), a %d (want 2); loaded: %d and %d (want none)",
+			sb.LedgerForeignFollowed, sa.LedgerForeignFollowed, sb.LedgerForeignLoaded, sa.LedgerForeignLoaded)
 	}
 
 	// A record of an older twosell, without the header, under b's secret.
@@ -325,5 +326,8 @@ func TestLedgerKnowledgeUnderAnotherSecret(t *testing.T) {
 	}
 	if pc.count() != 0 {
 		t.Errorf("c paid %d calls", pc.count())
+	}
+	if s := c.CostStats(); s.LedgerForeignLoaded != 1 || s.LedgerForeignFollowed != 0 {
+		t.Errorf("c: %d foreign knowledge records loaded (want a's 1), %d followed (want 0)", s.LedgerForeignLoaded, s.LedgerForeignFollowed)
 	}
 }

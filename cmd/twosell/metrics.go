@@ -221,13 +221,14 @@ const (
 	metricFatal       = "twosell.fatal"             // twosell_fatal
 
 	// The cost controls.
-	metricPaidCalls    = "twosell.paid_calls"         // twosell_paid_calls_total
-	metricCacheAnswers = "twosell.cache_answers"      // twosell_cache_answers_total{kind}
-	metricCoalesced    = "twosell.coalesced"          // twosell_coalesced_total
-	metricBudgetLeft   = "twosell.budget_remaining"   // twosell_budget_remaining
-	metricBudgetDaily  = "twosell.budget_daily_calls" // twosell_budget_daily_calls
-	metricSpend        = "twosell.spend_cny"          // twosell_spend_cny_total
-	metricProviderRate = "twosell.provider_rate"      // twosell_provider_rate_per_second
+	metricPaidCalls    = "twosell.paid_calls"          // twosell_paid_calls_total
+	metricCacheAnswers = "twosell.cache_answers"       // twosell_cache_answers_total{kind}
+	metricCoalesced    = "twosell.coalesced"           // twosell_coalesced_total
+	metricBudgetLeft   = "twosell.budget_remaining"    // twosell_budget_remaining
+	metricBudgetDaily  = "twosell.budget_daily_calls"  // twosell_budget_daily_calls
+	metricSpend        = "twosell.spend_cny"           // twosell_spend_cny_total
+	metricProviderRate = "twosell.provider_rate"       // twosell_provider_rate_per_second
+	metricLedgerOther  = "twosell.ledger.other_secret" // twosell_ledger_other_secret_total{read}
 )
 
 // statuses are reported from 0 before the first event of each, so that
@@ -274,6 +275,7 @@ func observeProcessor(mp metric.MeterProvider, proc *processor.Processor, h *hea
 		coalesced   = counter(metricCoalesced, "{lookup}", "Lookups that waited for another lookup's call of the same mobile instead of paying for their own.")
 		budgetLeft  = gauge(metricBudgetLeft, "{call}", "Paid calls left today for the whole deployment (juhe.daily_budget); absent without a budget.")
 		budgetDaily = gauge(metricBudgetDaily, "{call}", "juhe.daily_budget: paid calls allowed per day; absent without a budget.")
+		otherSecret = counter(metricLedgerOther, "{record}", "Ledger knowledge records written under another cache.secret, which answer nothing here: read=load while loading the ledger at start, read=follow while following it (an instance writing under another secret now: numbers are paid for twice).")
 	)
 	spend, err := m.Float64ObservableCounter(metricSpend,
 		metric.WithDescription("Estimated spend on paid calls in CNY: paid calls times juhe.price_per_call."))
@@ -321,6 +323,8 @@ func observeProcessor(mp metric.MeterProvider, proc *processor.Processor, h *hea
 			o.ObserveInt64(cacheAnswer, n, metric.WithAttributes(attribute.String("kind", kind)))
 		}
 		o.ObserveInt64(coalesced, s.Coalesced)
+		o.ObserveInt64(otherSecret, s.LedgerForeignLoaded, metric.WithAttributes(attribute.String("read", "load")))
+		o.ObserveInt64(otherSecret, s.LedgerForeignFollowed, metric.WithAttributes(attribute.String("read", "follow")))
 		o.ObserveFloat64(spend, s.SpendCNY)
 		o.ObserveFloat64(providerRate, s.ProviderRate)
 		if s.BudgetRemaining >= 0 && dailyBudget > 0 {
@@ -329,7 +333,7 @@ func observeProcessor(mp metric.MeterProvider, proc *processor.Processor, h *hea
 		}
 		return nil
 	}, consumed, produced, dead, commits, deleted, paused, held, inFlight, lagGauge, ready, fatal,
-		paid, cacheAnswer, coalesced, spend, providerRate, budgetLeft, budgetDaily)
+		paid, cacheAnswer, coalesced, spend, providerRate, budgetLeft, budgetDaily, otherSecret)
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}

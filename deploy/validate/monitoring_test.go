@@ -170,7 +170,7 @@ func TestDashboardAndAlerts(t *testing.T) {
 			}
 		}
 	}
-	for _, want := range []string{"TwosellConsumerLagGrowing", "TwosellBreakerOpen", "TwosellFatal", "TwosellDeadLetterRate", "TwosellBudgetNearlySpent", "TwosellInputRecordsDeleted"} {
+	for _, want := range []string{"TwosellConsumerLagGrowing", "TwosellBreakerOpen", "TwosellFatal", "TwosellDeadLetterRate", "TwosellBudgetNearlySpent", "TwosellInputRecordsDeleted", "TwosellLedgerSecretMismatch"} {
 		if !slices.Contains(alerts, want) {
 			t.Errorf("no alert %s (have %v)", want, alerts)
 		}
