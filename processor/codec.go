@@ -532,7 +532,7 @@ func (c *Codec) appendMember(dst []byte, ev *Event, e *Enrichment) []byte {
 		dst = appendJSONString(dst, e.Source)
 	}
 	dst = append(dst, `,"checked_at":"`...)
-	dst = e.CheckedAt.UTC().AppendFormat(dst, time.RFC3339)
+	dst = appendRFC3339UTC(dst, e.CheckedAt)
 	dst = append(dst, `","mode":`...)
 	dst = appendJSONString(dst, e.Mode)
 	return append(dst, '}')

@@ -1,6 +1,7 @@
 package processor
 
 import (
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -172,5 +173,23 @@ func TestDayOf(t *testing.T) {
 				t.Errorf("DayOf(%v, %v) = %s, want %s", tc.t, tc.loc, got, tc.want)
 			}
 		})
+	}
+}
+
+// appendRFC3339UTC writes what time.RFC3339 does, for any instant.
+func TestAppendRFC3339UTC(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	times := []time.Time{
+		{}, time.Unix(0, 0), time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC),
+		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(2024, 2, 29, 23, 59, 59, 0, time.FixedZone("", 8*3600)), time.Now(),
+	}
+	for range 100000 {
+		times = append(times, time.Unix(rng.Int64N(400000000000)-62135596800, rng.Int64N(1e9)).In(time.FixedZone("", rng.IntN(50400)-43200)))
+	}
+	for _, tm := range times {
+		if got, want := string(appendRFC3339UTC([]byte("x"), tm)), "x"+tm.UTC().Format(time.RFC3339); got != want {
+			t.Fatalf("%v: %q, want %q", tm, got, want)
+		}
 	}
 }
