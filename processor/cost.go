@@ -125,17 +125,18 @@ type CostStats struct {
 	// BudgetRefusals counts lookups refused for the budget (held back).
 	BudgetRefusals int64
 
-	CacheEntries   int   // mobiles known now
-	CacheEvictions int64 // mobiles forgotten to stay within MaxEntries
-	LedgerRecords  int64 // ledger records read (loaded, then followed)
-	LedgerErrors   int64 // paid answers whose ledger record could not be written
+	CacheEntries   int     // mobiles known now
+	CacheEvictions int64   // mobiles forgotten to stay within MaxEntries
+	LedgerRecords  int64   // ledger records read (loaded, then followed)
+	LedgerErrors   int64   // paid answers whose ledger record could not be written
+	Members        int     // consumer group members the rate is divided among
+	QPS            float64 // this instance's rate limit now: its share, or what request-limit refusals taught if lower; 0: unlimited
+
 	// LedgerForeignLoaded and LedgerForeignFollowed count the ledger's
 	// knowledge records written under another cache secret, skipped (they
 	// answer nothing here): read while loading it, and while following it,
 	// that is written by an instance that runs now. See ledgerSecretHeader.
 	LedgerForeignLoaded, LedgerForeignFollowed int64
-	Members                                    int     // consumer group members the rate is divided among
-	QPS                                        float64 // this instance's rate limit now: its share, or what request-limit refusals taught if lower; 0: unlimited
 }
 
 // CostReporter is what a Processor asks for the cost counters of its
@@ -202,7 +203,7 @@ func NewCostControl(next Enricher, cfg CostConfig) (*CostControl, error) {
 	if cfg.Ledger != nil {
 		c.ledger = newLedger(*cfg.Ledger, cfg.Logger, c.apply)
 		c.ledger.failed = c.ledgerFailed
-		c.ledger.secretID = secretID(cfg.Secret)
+		c.ledger.secretID = secretID(c.hasher)
 	}
 	return c, nil
 }

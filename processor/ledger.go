@@ -3,9 +3,7 @@ package processor
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -359,15 +357,15 @@ const ledgerInstanceHeader = "twosell-instance"
 // before the header existed are read as this instance's secret's.
 const ledgerSecretHeader = "twosell-secret-id"
 
-// secretIDLabel is what a secret's id is an HMAC of, under the secret.
+// secretIDLabel is what a secret's id is the hash of, under the secret.
 const secretIDLabel = "twosell ledger secret id v1"
 
-// secretID identifies secret without revealing it: the first 8 bytes of
-// the HMAC-SHA256 of a fixed label under it, in hex.
-func secretID(secret []byte) []byte {
-	m := hmac.New(sha256.New, secret)
-	m.Write([]byte(secretIDLabel))
-	return hex.AppendEncode(nil, m.Sum(nil)[:8])
+// secretID identifies the secret of h without revealing it: the first 8
+// bytes of the label's key (HMAC-SHA256 under the secret, as a mobile's),
+// in hex.
+func secretID(h *mobileHasher) []byte {
+	k := h.key(secretIDLabel)
+	return hex.AppendEncode(nil, k[:8])
 }
 
 // handle decodes one record and applies it.

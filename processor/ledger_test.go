@@ -20,18 +20,32 @@ func ledgerCost(t *testing.T, k *kafkatest.Cluster, topic string, p Enricher, cl
 	t.Helper()
 	return newCost(t, p, clock, func(c *CostConfig) {
 		c.Ledger = &LedgerConfig{ClientOpts: []kgo.Opt{kgo.SeedBrokers(k.Brokers...)}, Topic: topic, CreateTopic: true, Role: "test"}
-		c.Logger = slog.New(slog.NewTextHandler(testLog{t}, nil))
+		c.Logger = slog.New(slog.NewTextHandler(&logLines{t: t}, nil))
 		if change != nil {
 			change(c)
 		}
 	})
 }
 
-type testLog struct{ t *testing.T }
+// logLines logs what a logger writes to the test, and keeps it for the
+// test to read.
+type logLines struct {
+	t  *testing.T
+	mu sync.Mutex
+	b  strings.Builder
+}
 
-func (w testLog) Write(b []byte) (int, error) {
+func (w *logLines) Write(b []byte) (int, error) {
 	w.t.Log(strings.TrimSuffix(string(b), "\n"))
-	return len(b), nil
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(b)
+}
+
+func (w *logLines) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
 }
 
 // waitFor polls cond; the deadline only keeps a broken test from hanging.
@@ -228,26 +242,6 @@ func TestLedgerDecode(t *testing.T) {
 	if k := lk.knowledge(); k.Lower.Kind != 0 {
 		t.Errorf("a res 2 as a lower bound: %+v", k)
 	}
-}
-
-// logLines keeps what a logger writes, and logs it to the test too.
-type logLines struct {
-	t  *testing.T
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (w *logLines) Write(b []byte) (int, error) {
-	w.t.Log(strings.TrimSuffix(string(b), "\n"))
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(b)
-}
-
-func (w *logLines) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
 }
 
 // Knowledge written under another cache secret can answer no lookup here:

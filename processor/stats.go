@@ -32,12 +32,12 @@ type Stats struct {
 	PaidCalls int64 // provider answers paid for by this instance
 	// CacheAnswers counts lookups answered from knowledge without a call, by
 	// kind: recycled, not_recycled, no_activation_date, no_record.
-	CacheAnswers map[string]int64
-	Coalesced    int64 // lookups that waited for another lookup's call of the same mobile
+	CacheAnswers    map[string]int64
+	Coalesced       int64   // lookups that waited for another lookup's call of the same mobile
+	BudgetRemaining int64   // paid calls left today for the whole deployment; -1 without a budget
+	SpendCNY        float64 // PaidCalls times the configured price per call
 	// LedgerForeignLoaded and LedgerForeignFollowed: CostStats'.
 	LedgerForeignLoaded, LedgerForeignFollowed int64
-	BudgetRemaining                            int64   // paid calls left today for the whole deployment; -1 without a budget
-	SpendCNY                                   float64 // PaidCalls times the configured price per call
 	// ProviderRate is this instance's provider request rate limit now, in
 	// calls a second: its share of the group's, or what request-limit
 	// refusals taught if lower; 0: unlimited.
