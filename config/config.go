@@ -343,6 +343,13 @@ type Processing struct {
 	// fetched again; raise it when the brokers are far away (a partition
 	// gets about this much per round trip). Default 32768 (32 KiB).
 	FetchMaxPartitionBytes int `yaml:"fetch_max_partition_bytes" json:"fetch_max_partition_bytes"`
+	// FetchMaxWait is how long a broker may hold a fetch that finds no new
+	// records. A partition resumed after a pause is fetched only once the
+	// fetch in flight to its broker returns: when every other partition
+	// is caught up, it waits up to this long. A consumer with nothing to
+	// read sends a fetch this often to each broker. At least 10ms (the
+	// least franz-go takes), at most 1m. Default 50ms.
+	FetchMaxWait time.Duration `yaml:"fetch_max_wait" json:"fetch_max_wait"`
 	// MaxInFlight is how many records are processed at once across all
 	// partitions: lookups overlap, since the provider's latency, not the
 	// CPU, bounds throughput (about max_in_flight / latency). Size
@@ -512,6 +519,7 @@ func Default() Config {
 			MaxBufferedRecords:     1000,
 			MaxBufferedBytes:       8 << 20,
 			FetchMaxPartitionBytes: 32 << 10,
+			FetchMaxWait:           50 * time.Millisecond,
 			MaxInFlight:            256,
 			MaxInFlightBytes:       64 << 20,
 			Ordering:               OrderingKey,

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/twosell/twosell/processor"
 	"github.com/twosell/twosell/processor/kafkatest"
@@ -205,5 +206,56 @@ func TestPauseResumeUnderAFullWindow(t *testing.T) {
 	}
 	if got := len(h.kafka.ConsumeAll(ctx, h.out)); got != n {
 		t.Errorf("%d outputs, want %d", got, n)
+	}
+}
+
+// The processor's fetches ask the broker to hold them at most
+// Config.FetchMaxWait (50ms unless set): how long a partition resumed while
+// the others are caught up may wait for the fetch in flight.
+func TestFetchMaxWait(t *testing.T) {
+	for _, tt := range []struct {
+		set  time.Duration
+		want int32 // FetchRequest.MaxWaitMillis
+	}{{0, 50}, {123 * time.Millisecond, 123}} {
+		t.Run(fmt.Sprint(tt.set), func(t *testing.T) {
+			h := newHarness(t, 2)
+			if h.kafka.Fake == nil {
+				t.Skip("reads the fetch requests with kfake's control functions")
+			}
+			var mu sync.Mutex
+			waits := map[int32]int{}
+			h.kafka.Fake.ControlKey(int16(kmsg.Fetch), func(req kmsg.Request) (kmsg.Response, error, bool) {
+				h.kafka.Fake.KeepControl()
+				// Not the fetch by which franz-go closes its fetch
+				// session as the client closes (1 ms, 1 byte).
+				if r := req.(*kmsg.FetchRequest); r.MaxBytes != 1 {
+					mu.Lock()
+					waits[r.MaxWaitMillis]++
+					mu.Unlock()
+				}
+				return nil, nil, false // answered by the broker as usual
+			})
+			const n = 20
+			h.produceEvents(n)
+			cfg := h.config(processor.EnricherFunc(func(_ context.Context, l processor.Lookup) (processor.Result, error) {
+				return fakeAnswer(l), nil
+			}))
+			cfg.FetchMaxWait = tt.set
+			p, stop := h.start(cfg)
+			kafkatest.WaitFor(t, func() bool { return p.Stats().Produced == n })
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if waits[tt.want] == 0 {
+				t.Errorf("no fetch asked to be held %d ms; fetches by MaxWaitMillis: %v", tt.want, waits)
+			}
+			for w, k := range waits {
+				if w != tt.want {
+					t.Errorf("%d fetches asked to be held %d ms, want %d (the processor's is the only consumer)", k, w, tt.want)
+				}
+			}
+		})
 	}
 }

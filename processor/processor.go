@@ -105,6 +105,9 @@ type Config struct {
 	// FetchMaxPartitionBytes is how much one fetch asks of a partition
 	// (32 KiB); see clientOpts.
 	FetchMaxPartitionBytes int
+	// FetchMaxWait is how long a broker may hold a fetch that finds no new
+	// records (50ms); see clientOpts.
+	FetchMaxWait time.Duration
 	// OnRecord, if set, is called with the timings of finished records
 	// (at-least-once only): of one in OnRecordEvery records (1, or 0: every
 	// one), timed from their start (RecordTiming.Sampled), and of every
@@ -162,6 +165,7 @@ func (c *Config) setDefaults() {
 	setDefault(&c.Ordering, OrderingKey)
 	setDefault(&c.MaxBufferedBytes, 8<<20)
 	setDefault(&c.FetchMaxPartitionBytes, 32<<10)
+	setDefault(&c.FetchMaxWait, 50*time.Millisecond)
 	setDefault(&c.TransactionTimeout, 60*time.Second)
 	if c.TracerProvider == nil {
 		c.TracerProvider = otel.GetTracerProvider()
@@ -399,8 +403,10 @@ func (p *Processor) clientOpts(extra ...kgo.Opt) []kgo.Opt {
 		// if that fetch holds only partitions at their end, it waits out
 		// the whole wait: the bench saw 3.5 s stalls with nothing in flight
 		// at 5 s, and the cache-heavy bench ran 20-30% slower at 250 ms
-		// than at 50 ms. An idle consumer sends 20 fetches a second.
-		kgo.FetchMaxWait(50 * time.Millisecond),
+		// than at 50 ms. At 50 ms an idle consumer sends 20 fetches a
+		// second to each broker, and the last partitions of a drained
+		// backlog still wait up to 50 ms after each resume.
+		kgo.FetchMaxWait(p.cfg.FetchMaxWait),
 		// Fetched batches are decompressed into, and their records decoded
 		// into, memory that comes back once every record of the batch is
 		// finished (acknowledged): a run of answers from knowledge

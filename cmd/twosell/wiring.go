@@ -175,6 +175,7 @@ func processorConfig(cfg *config.Config, enricher processor.Enricher, tp trace.T
 		MaxBufferedRecords:     cfg.Processing.MaxBufferedRecords,
 		MaxBufferedBytes:       cfg.Processing.MaxBufferedBytes,
 		FetchMaxPartitionBytes: cfg.Processing.FetchMaxPartitionBytes,
+		FetchMaxWait:           cfg.Processing.FetchMaxWait,
 		MaxInFlight:            cfg.Processing.MaxInFlight,
 		MaxInFlightBytes:       int64(cfg.Processing.MaxInFlightBytes),
 		Ordering:               processor.Ordering(cfg.Processing.Ordering),
