@@ -42,10 +42,12 @@ type benchOptions struct {
 	Duration   time.Duration
 	QPS        float64
 	Ordering   string
-	JSON       bool
-	CPUProfile string
-	MemProfile string
-	Ledger     bool
+	// FetchMaxWait is processing.fetch_max_wait.
+	FetchMaxWait time.Duration
+	JSON         bool
+	CPUProfile   string
+	MemProfile   string
+	Ledger       bool
 }
 
 // benchResult is what "twosell bench" prints; README documents each field.
@@ -69,6 +71,7 @@ type benchResult struct {
 	Partitions            int      `json:"partitions"`
 	Distinct              int      `json:"distinct"`
 	Ordering              string   `json:"ordering"`
+	FetchMaxWaitMillis    float64  `json:"fetch_max_wait_ms"`
 	AvgInFlight           float64  `json:"avg_in_flight"`
 	BrokerCPUMicros       float64  `json:"broker_cpu_us_per_event"`
 	SimCPUMicros          float64  `json:"sim_cpu_us_per_event"`
@@ -96,6 +99,8 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&o.Duration, "duration", 0, "stop twosell after this long and report what was done (0: until all events are done)")
 	fs.Float64Var(&o.QPS, "qps", 0, "the simulator's QPS limit, and twosell's juhe.qps (0: none)")
 	fs.StringVar(&o.Ordering, "ordering", "key", "processing.ordering: key, partition or none")
+	fs.DurationVar(&o.FetchMaxWait, "fetch-max-wait", config.Default().Processing.FetchMaxWait,
+		"processing.fetch_max_wait: how long the broker may hold a fetch that finds nothing new")
 	fs.BoolVar(&o.JSON, "json", false, "print the result as one JSON object")
 	fs.BoolVar(&o.Ledger, "ledger", true, "write paid answers to the ledger topic, as run does (--ledger=false measures without it)")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the twosell phase to this file")
@@ -105,6 +110,9 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if o.Events < 1 || o.InFlight < 1 || o.Partitions < 1 || o.Distinct < 0 {
 		return usageError{"--events, --in-flight and --partitions must be at least 1, --distinct at least 0"}
+	}
+	if o.FetchMaxWait < 10*time.Millisecond || o.FetchMaxWait > time.Minute {
+		return usageError{fmt.Sprintf("--fetch-max-wait %s is not valid; valid: 10ms to 1m", o.FetchMaxWait)}
 	}
 	res, err := runBench(ctx, o, stderr)
 	if err != nil {
@@ -211,6 +219,7 @@ func benchTwosell(ctx context.Context, brokers []string, simURL, input string, o
 	cfg.Juhe.MaxConns = o.InFlight
 	cfg.Processing.MaxInFlight = o.InFlight
 	cfg.Processing.Ordering = o.Ordering
+	cfg.Processing.FetchMaxWait = o.FetchMaxWait
 	// A deployment that knows its provider's limit sets juhe.qps to it;
 	// without it, twosell learns of the limit from 10012 answers, which
 	// hold records back (DESIGN.md: quota).
@@ -333,22 +342,23 @@ wait:
 	addedMu.Lock()
 	slices.Sort(added)
 	res := &benchResult{
-		Events:            o.Events,
-		Done:              done,
-		DeadLetters:       s.DeadLettered,
-		Seconds:           seconds,
-		Throughput:        float64(done) / seconds,
-		CPUMicrosPerEvent: float64(cpu.Microseconds()) / math.Max(1, float64(done)),
-		P50Millis:         percentileMillis(added, 0.50),
-		P99Millis:         percentileMillis(added, 0.99),
-		PeakHeapMB:        float64(peak.Load()) / (1 << 20),
-		LatencyMillis:     float64(o.Latency) / float64(time.Millisecond),
-		InFlight:          o.InFlight,
-		Partitions:        o.Partitions,
-		Distinct:          o.Distinct,
-		Ordering:          o.Ordering,
-		GOMAXPROCS:        runtime.GOMAXPROCS(0),
-		AvgInFlight:       inFlightSum / math.Max(1, samples),
+		Events:             o.Events,
+		Done:               done,
+		DeadLetters:        s.DeadLettered,
+		Seconds:            seconds,
+		Throughput:         float64(done) / seconds,
+		CPUMicrosPerEvent:  float64(cpu.Microseconds()) / math.Max(1, float64(done)),
+		P50Millis:          percentileMillis(added, 0.50),
+		P99Millis:          percentileMillis(added, 0.99),
+		PeakHeapMB:         float64(peak.Load()) / (1 << 20),
+		LatencyMillis:      float64(o.Latency) / float64(time.Millisecond),
+		InFlight:           o.InFlight,
+		Partitions:         o.Partitions,
+		Distinct:           o.Distinct,
+		Ordering:           o.Ordering,
+		FetchMaxWaitMillis: float64(o.FetchMaxWait) / float64(time.Millisecond),
+		GOMAXPROCS:         runtime.GOMAXPROCS(0),
+		AvgInFlight:        inFlightSum / math.Max(1, samples),
 	}
 	res.WarmupSeconds, res.SteadyThroughput = steadyState(start, start.Add(time.Duration(seconds*float64(time.Second))), lastLookup, acksAtLookup, acksAtEnd)
 	addedMu.Unlock()

@@ -162,7 +162,7 @@ func TestBench(t *testing.T) {
 	t.Setenv("TWOSELL_TEST_MAIN", "1") // the children run main
 	var stdout, stderr syncBuffer
 	code := Main(t.Context(), []string{"bench", "--events", "400", "--latency", "1ms", "--in-flight", "16",
-		"--partitions", "2", "--distinct", "50", "--json"}, &stdout, &stderr)
+		"--partitions", "2", "--distinct", "50", "--fetch-max-wait", "20ms", "--json"}, &stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("exit %d; stderr:\n%s", code, stderr.String())
 	}
@@ -175,6 +175,9 @@ func TestBench(t *testing.T) {
 		if _, ok := got[f]; !ok {
 			t.Errorf("no field %q in %s", f, stdout.String())
 		}
+	}
+	if got["fetch_max_wait_ms"] != 20.0 {
+		t.Errorf("fetch_max_wait_ms %v, want 20 (--fetch-max-wait)", got["fetch_max_wait_ms"])
 	}
 	if got["events"] != 400.0 || got["done"] != 400.0 || got["bound"] != 16000.0 {
 		t.Errorf("events %v done %v bound %v; want 400, 400 and 16 / 1ms", got["events"], got["done"], got["bound"])
@@ -189,6 +192,27 @@ func TestBench(t *testing.T) {
 	// is a warm-up, within the run.
 	if w, ok := got["warmup_seconds"].(float64); !ok || w <= 0 || w > got["seconds"].(float64) {
 		t.Errorf("warmup_seconds %v, seconds %v: want a warm-up within the run", got["warmup_seconds"], got["seconds"])
+	}
+}
+
+// Bad bench flags are refused before anything starts, naming the flag.
+func TestBenchUsage(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--events", "0"}, "--events, --in-flight and --partitions must be at least 1"},
+		{[]string{"--fetch-max-wait", "5ms"}, "--fetch-max-wait 5ms is not valid; valid: 10ms to 1m"},
+		{[]string{"--fetch-max-wait", "2m"}, "--fetch-max-wait 2m0s is not valid"},
+	} {
+		var stdout, stderr syncBuffer
+		code := Main(t.Context(), append([]string{"bench"}, tt.args...), &stdout, &stderr)
+		if code != 2 || !strings.Contains(stderr.String(), tt.want) {
+			t.Errorf("bench %v: exit %d, stderr %q; want 2 and %q", tt.args, code, stderr.String(), tt.want)
+		}
+		if strings.Contains(stderr.String(), "passthrough") {
+			t.Errorf("bench %v started before refusing its flags: %q", tt.args, stderr.String())
+		}
 	}
 }
 
