@@ -274,6 +274,13 @@ type Input struct {
 }
 
 // The values of Processing.Ordering.
+// FetchMaxWaitRange is what processing.fetch_max_wait may be
+// (ValidFetchMaxWait): franz-go takes no less than 10ms.
+const FetchMaxWaitRange = "10ms to 1m"
+
+// ValidFetchMaxWait reports whether d is in FetchMaxWaitRange.
+func ValidFetchMaxWait(d time.Duration) bool { return d >= 10*time.Millisecond && d <= time.Minute }
+
 const (
 	OrderingKey       = "key"
 	OrderingPartition = "partition"

@@ -256,8 +256,8 @@ func (c *Config) validateProcessing(v *validator) {
 	v.atLeast("processing.max_buffered_records", p.MaxBufferedRecords, 1)
 	v.atLeast("processing.max_buffered_bytes", p.MaxBufferedBytes, 1)
 	v.atLeast("processing.fetch_max_partition_bytes", p.FetchMaxPartitionBytes, 1024)
-	if p.FetchMaxWait < 10*time.Millisecond || p.FetchMaxWait > time.Minute {
-		v.addf("processing.fetch_max_wait", "%s is not valid; valid: 10ms to 1m", p.FetchMaxWait)
+	if !ValidFetchMaxWait(p.FetchMaxWait) {
+		v.addf("processing.fetch_max_wait", "%s is not valid; valid: %s", p.FetchMaxWait, FetchMaxWaitRange)
 	}
 	v.atLeast("processing.max_in_flight", p.MaxInFlight, 1)
 	v.atLeast("processing.max_in_flight_bytes", p.MaxInFlightBytes, 1)

@@ -111,8 +111,8 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if o.Events < 1 || o.InFlight < 1 || o.Partitions < 1 || o.Distinct < 0 {
 		return usageError{"--events, --in-flight and --partitions must be at least 1, --distinct at least 0"}
 	}
-	if o.FetchMaxWait < 10*time.Millisecond || o.FetchMaxWait > time.Minute {
-		return usageError{fmt.Sprintf("--fetch-max-wait %s is not valid; valid: 10ms to 1m", o.FetchMaxWait)}
+	if !config.ValidFetchMaxWait(o.FetchMaxWait) {
+		return usageError{fmt.Sprintf("--fetch-max-wait %s is not valid; valid: %s", o.FetchMaxWait, config.FetchMaxWaitRange)}
 	}
 	res, err := runBench(ctx, o, stderr)
 	if err != nil {
