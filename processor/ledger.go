@@ -368,9 +368,10 @@ func secretID(h *mobileHasher) []byte {
 	return hex.AppendEncode(nil, k[:8])
 }
 
-// handle decodes one record and applies it.
+// handle decodes one record and applies it; it counts the record read once
+// handled, warnings logged included.
 func (l *ledger) handle(r *kgo.Record) {
-	l.read.Add(1)
+	defer l.read.Add(1)
 	if r.Value == nil {
 		return // a tombstone: nothing to learn
 	}
