@@ -1,80 +1,170 @@
 package processor
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"slices"
+	"sync"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 )
 
-// flight is what a shared call hands its waiters: the answer, and which
-// lookup made the call.
-type flight struct {
-	res    Result
-	leader *Lookup
-}
-
-// share makes one call per mobile for a lookup the knowledge did not
-// answer, shared with every concurrent lookup of it: the first lookup of a mobile makes the call
-// (with its own date); the others wait for it, then look at the knowledge
-// again, which the answer may now imply for their dates too (res 1 at a late
-// date answers every earlier one). A waiter whose date it does not imply
-// makes, or waits for, the next call.
+// calls coordinates the paid calls of each mobile: at most one at a time,
+// shared by every concurrent lookup of it.
+//
+// The first lookup of a mobile that the knowledge does not answer makes the
+// call (with its own date); the lookups that come while it is in flight wait
+// for it. When it ends, the knowledge is asked again for each waiter, which
+// the answer may now imply (res 1 at a late date answers every earlier one).
+// Of the waiters it does not answer, one makes the next call, and the
+// others wait for that one. Which one is chosen to need the fewest calls,
+// one after the other, to settle them all (taking them as they come could
+// need one per date in doubt):
+//
+//   - when the answers so far bound the holder's activation date A on one
+//     side only, the date farthest on the open side: after a res 2 at D
+//     (A ≤ D), the earliest date in doubt, which settles every one if A is
+//     before them all, as it is for a number not re-issued since; after a
+//     res 1 at D (A > D), the latest. Otherwise that answer bounds A on both
+//     sides.
+//   - when A is bounded on both sides (or not at all), the median of the
+//     dates in doubt: whatever the answer, it settles at least half of
+//     them, so k dates take about log2(k) calls.
 //
 // A waiter shares the call's failure only when it is the provider's, not
 // the lookup's: unavailable and fatal errors are returned to every waiter;
 // a rejection (the caller's date or number) and the caller's own
-// cancellation are not, and the waiter tries with a call of its own.
-func (c *CostControl) share(ctx context.Context, key MobileKey, l Lookup) (Result, error) {
-	name := string(key[:])
-	me := &l
-	waited := false // counted once, however many calls it waits for
-	for first := true; ; first = false {
-		if !first { // the caller asked the knowledge before the first call
-			if r, ok := c.answerKnown(key, l); ok {
-				return r, nil
-			}
-		}
-		// Do, not DoChan: the call runs on this goroutine, whose stack has
-		// grown through the HTTP client already; DoChan would start a
-		// goroutine per call and grow a fresh stack each time. A waiter
-		// cannot leave early, but the call it waits for is bounded by the
-		// client's timeouts and the leader's own context.
-		v, err, _ := c.flights.Do(name, func() (any, error) {
-			r, err := c.pay(ctx, key, l)
-			return flight{res: r, leader: me}, err
-		})
-		fr := flightResult{v.(flight), err}
-		if ctx.Err() != nil && fr.f.leader != me {
-			return Result{}, ctx.Err()
-		}
-		if fr.f.leader == me {
-			return fr.f.res, fr.err
-		}
-		if !waited {
-			waited = true
-			c.coalesced.Add(1)
-			trace.SpanFromContext(ctx).SetAttributes(attribute.Bool("twosell.coalesced", true))
-		}
-		if fr.err != nil && sharedFailure(fr.err) {
-			return Result{Mode: fr.f.res.Mode, Code: fr.f.res.Code}, fr.err
-		}
-		if fr.err == nil && fr.f.res.Status == StatusSkipped {
-			// The budget is spent (EmitSkipped): so it is for this
-			// lookup, unless knowledge answers it.
-			if r, ok := c.cached(key, l.Date); ok {
-				return r, nil
-			}
-			c.skipped.Add(1)
-			return fr.f.res, nil
-		}
-	}
+// cancellation are not, and a waiter makes the next call instead.
+type calls struct {
+	mu      sync.Mutex
+	pending map[MobileKey]*pendingCall // the mobiles with a call in flight
 }
 
-type flightResult struct {
-	f   flight
-	err error
+// pendingCall is a mobile's call in flight and the lookups waiting for it.
+type pendingCall struct {
+	waiters []*waiter
+}
+
+// waiter is a lookup waiting for another's call of its mobile. It is woken
+// once: with its answer, or to make the next call.
+type waiter struct {
+	l    *Lookup
+	wake chan wakeup // buffered: the waker never blocks
+}
+
+type wakeup struct {
+	lead bool // make the next call
+	res  Result
+	err  error
+}
+
+// share makes one call at a time per mobile for a lookup the knowledge did
+// not answer (see calls).
+func (c *CostControl) share(ctx context.Context, key MobileKey, l Lookup) (Result, error) {
+	c.calls.mu.Lock()
+	p := c.calls.pending[key]
+	if p == nil {
+		c.calls.pending[key] = &pendingCall{}
+		c.calls.mu.Unlock()
+		return c.lead(ctx, key, l)
+	}
+	w := &waiter{l: &l, wake: make(chan wakeup, 1)}
+	p.waiters = append(p.waiters, w)
+	c.calls.mu.Unlock()
+
+	c.coalesced.Add(1)
+	trace.SpanFromContext(ctx).SetAttributes(attribute.Bool("twosell.coalesced", true))
+	select {
+	case u := <-w.wake:
+		if u.lead {
+			return c.lead(ctx, key, l)
+		}
+		return u.res, u.err
+	case <-ctx.Done():
+	}
+	c.calls.mu.Lock()
+	left := p.remove(w)
+	c.calls.mu.Unlock()
+	if !left { // woken meanwhile
+		if u := <-w.wake; u.lead {
+			c.called(key, Result{}, ctx.Err()) // the next waiter calls instead
+		}
+	}
+	return Result{}, ctx.Err()
+}
+
+// lead makes the call of key for l, then settles the lookups waiting for it.
+func (c *CostControl) lead(ctx context.Context, key MobileKey, l Lookup) (Result, error) {
+	r, err := c.pay(ctx, key, l)
+	c.called(key, r, err)
+	return r, err
+}
+
+// called settles the lookups that waited for the call of key that ended
+// with r and err, and chooses who makes the next call, if one is needed.
+func (c *CostControl) called(key MobileKey, r Result, err error) {
+	c.calls.mu.Lock()
+	defer c.calls.mu.Unlock()
+	p := c.calls.pending[key]
+	doubt := p.waiters[:0] // the waiters the knowledge does not answer
+	for _, w := range p.waiters {
+		switch {
+		case err != nil && sharedFailure(err):
+			w.wake <- wakeup{res: Result{Mode: r.Mode, Code: r.Code}, err: err}
+		case err == nil && r.Status == StatusSkipped:
+			// The budget is spent (EmitSkipped): so it is for this
+			// lookup, unless knowledge answers it.
+			if a, ok := c.cached(key, w.l.Date); ok {
+				w.wake <- wakeup{res: a}
+				continue
+			}
+			c.skipped.Add(1)
+			w.wake <- wakeup{res: r}
+		default:
+			if a, ok := c.answerKnown(key, *w.l); ok {
+				w.wake <- wakeup{res: a}
+				continue
+			}
+			doubt = append(doubt, w)
+		}
+	}
+	clear(p.waiters[len(doubt):]) // woken: not kept alive by the slice
+	if len(doubt) == 0 {
+		delete(c.calls.pending, key)
+		return
+	}
+	i := c.nextCaller(key, doubt)
+	next := doubt[i]
+	p.waiters = slices.Delete(doubt, i, i+1)
+	next.wake <- wakeup{lead: true}
+}
+
+// nextCaller sorts the waiters in doubt by date and returns the index of
+// the one to make the next call (see calls).
+func (c *CostControl) nextCaller(key MobileKey, doubt []*waiter) int {
+	slices.SortStableFunc(doubt, func(a, b *waiter) int { return cmp.Compare(a.l.Date, b.l.Date) })
+	k, _ := c.cache.get(key)
+	k = k.Live(c.cfg.Now(), c.cfg.TTL)
+	switch lower, upper := k.Lower.Kind != 0, k.Upper.Kind != 0; {
+	case lower && !upper:
+		return len(doubt) - 1
+	case upper && !lower:
+		return 0
+	}
+	return len(doubt) / 2
+}
+
+// remove takes w from the waiters, and reports whether it was there (not
+// woken yet). c.calls.mu must be held.
+func (p *pendingCall) remove(w *waiter) bool {
+	i := slices.Index(p.waiters, w)
+	if i < 0 {
+		return false
+	}
+	p.waiters = slices.Delete(p.waiters, i, i+1)
+	return true
 }
 
 // sharedFailure reports whether a call's failure is the provider's, which

@@ -13,7 +13,6 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
-	"golang.org/x/sync/singleflight"
 )
 
 // CostConfig configures CostControl (DESIGN.md, "Cost controls"). The zero
@@ -169,7 +168,7 @@ type CostControl struct {
 	rate   *groupRate
 	ledger *ledger // nil without a ledger
 
-	flights singleflight.Group
+	calls calls
 
 	paid, coalesced, skipped, refusals, ledgerErrors atomic.Int64
 	warnedDay                                        atomic.Value // string: the day the budget-spent warning was logged
@@ -193,6 +192,7 @@ func NewCostControl(next Enricher, cfg CostConfig) (*CostControl, error) {
 		hasher: newMobileHasher(cfg.Secret),
 		budget: newBudget(cfg.DailyBudget, cfg.Location, cfg.Now),
 		rate:   newGroupRate(cfg.QPS),
+		calls:  calls{pending: make(map[MobileKey]*pendingCall)},
 	}
 	if tracing(cfg.TracerProvider) {
 		c.tracer = cfg.TracerProvider.Tracer("github.com/twosell/twosell/processor")

@@ -303,6 +303,158 @@ func TestCostControlCoalescedCountsLookups(t *testing.T) {
 	})
 }
 
+// The lookups waiting for a mobile's call, whose dates its answer leaves in
+// doubt, take turns in the order that needs the fewest calls: the date
+// farthest on the side the answers leave open, then, once the activation
+// date is bounded on both sides, the median. Fifteen dates in doubt take
+// one call when the activation date is outside them all, and five when it
+// is among them, not fifteen.
+func TestCostControlCoalescedCallOrder(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name, activation, first string
+		want                    []string // the calls after the first, in order
+	}{
+		// Res 2 at 2026: of 2011–2025, the earliest, whose res 2 settles
+		// them all.
+		{"not re-issued", "20050101", "20260101", []string{"20110101"}},
+		// Res 1 at 2010: the latest, whose res 1 settles them all.
+		{"re-issued after all", "20300101", "20100101", []string{"20250101"}},
+		// Res 1 at 2010, then res 2 at 2025 leaves 2011–2024 in doubt:
+		// 2018 (res 1: 2011–2018 settled), then of 2019–2024 2022 (res 2),
+		// then of 2019–2021 2020 (res 1), then 2021.
+		{"re-issued among them", "20200315", "20100101", []string{"20250101", "20180101", "20220101", "20200101", "20210101"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				p := &fakeProvider{
+					activation: map[string]string{"17300000010": tt.activation},
+					gate:       make(chan struct{}),
+					started:    make(chan Lookup, 16),
+				}
+				c := newCost(t, p, &fakeClock{t: t0}, nil)
+				type answer struct {
+					date string
+					r    Result
+					err  error
+				}
+				answers := make(chan answer, 16)
+				ask := func(date string) {
+					go func() {
+						r, err := c.Enrich(t.Context(), Lookup{Mobile: "17300000010", Date: date})
+						answers <- answer{date, r, err}
+					}()
+				}
+				ask(tt.first)
+				<-p.started
+				for _, y := range []int{2017, 2011, 2025, 2019, 2013, 2022, 2015, 2024, 2012, 2020, 2018, 2014, 2023, 2016, 2021} {
+					ask(fmt.Sprintf("%d0101", y)) // in no order the turns may follow
+				}
+				synctest.Wait() // fifteen wait for the first call
+				var called []string
+				for {
+					p.gate <- struct{}{}
+					synctest.Wait() // the waiters settled, and the next call, if any, started
+					select {
+					case l := <-p.started:
+						called = append(called, l.Date)
+						continue
+					default:
+					}
+					break
+				}
+				if !slices.Equal(called, tt.want) {
+					t.Errorf("calls after the first for %v, want %v", called, tt.want)
+				}
+				for range 16 {
+					a := <-answers
+					wantStatus, wantSource := StatusRecycled, SourceCache
+					if a.date >= tt.activation {
+						wantStatus = StatusNotRecycled
+					}
+					if a.date == tt.first || slices.Contains(tt.want, a.date) {
+						wantSource = SourceAPI
+					}
+					if a.err != nil || a.r.Status != wantStatus || a.r.Source != wantSource {
+						t.Errorf("%s: %+v %v, want %s from %s", a.date, a.r, a.err, wantStatus, wantSource)
+					}
+				}
+				if st := c.CostStats(); st.PaidCalls != int64(1+len(tt.want)) || st.Coalesced != 15 {
+					t.Errorf("paid %d, coalesced %d; want %d, 15", st.PaidCalls, st.Coalesced, 1+len(tt.want))
+				}
+			})
+		})
+	}
+}
+
+// A waiter that gives up leaves the others waiting: while it waits, or
+// once chosen to make the next call, whose end then passes the turn on.
+func TestCostControlCoalescedWaiterLeaves(t *testing.T) {
+	t.Parallel()
+	for _, chosen := range []bool{false, true} {
+		t.Run(fmt.Sprintf("chosen=%v", chosen), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				p := &fakeProvider{
+					activation: map[string]string{"17300000010": "20200315"},
+					gate:       make(chan struct{}),
+					started:    make(chan Lookup, 4),
+				}
+				c := newCost(t, p, &fakeClock{t: t0}, nil)
+				ctx, leave := context.WithCancel(t.Context())
+				defer leave()
+				done := make(chan error, 3)
+				ask := func(ctx context.Context, date string) {
+					go func() {
+						_, err := c.Enrich(ctx, Lookup{Mobile: "17300000010", Date: date})
+						done <- err
+					}()
+				}
+				ask(t.Context(), "20100101") // res 1: leaves both below in doubt
+				<-p.started
+				// Res 1 at 2010 bounds A below only: the later of 2021 and 2022 is chosen.
+				leaving, staying := "20210101", "20220101"
+				if chosen {
+					leaving, staying = staying, leaving
+				}
+				ask(ctx, leaving)
+				ask(t.Context(), staying)
+				synctest.Wait() // both wait for the first call
+				var errs []error
+				if !chosen {
+					leave()
+					synctest.Wait()
+					select {
+					case err := <-done:
+						errs = append(errs, err) // it left before the call ended
+					default:
+						t.Fatal("the leaver waits for the call")
+					}
+				}
+				p.gate <- struct{}{}
+				if chosen {
+					if l := <-p.started; l.Date != leaving {
+						t.Fatalf("the second call for %s, want %s", l.Date, leaving)
+					}
+					leave() // during its call
+				}
+				if l := <-p.started; l.Date != staying {
+					t.Fatalf("the next call for %s, want %s", l.Date, staying)
+				}
+				p.gate <- struct{}{}
+				for len(errs) < 3 {
+					errs = append(errs, <-done)
+				}
+				if errs = slices.DeleteFunc(errs, func(err error) bool { return err == nil }); len(errs) != 1 || !errors.Is(errs[0], context.Canceled) {
+					t.Errorf("errors %v, want the leaver's cancellation alone", errs)
+				}
+				if st := c.CostStats(); st.PaidCalls != 2 || st.Coalesced != 2 {
+					t.Errorf("paid %d, coalesced %d; want 2, 2", st.PaidCalls, st.Coalesced)
+				}
+			})
+		})
+	}
+}
+
 // Re-dividing the group's rate takes effect at once, also for the lookups
 // already waiting: they do not keep turns taken at the old rate. (Fake
 // time: synctest.)
