@@ -89,6 +89,17 @@ func (f *fakeProvider) Enrich(ctx context.Context, l Lookup) (Result, error) {
 	return r, nil
 }
 
+// gatedProvider answers for 17300000010, activated on activation, one call
+// at a time as the test lets it: it announces each call on started, then
+// answers when gate is sent to.
+func gatedProvider(activation string) *fakeProvider {
+	return &fakeProvider{
+		activation: map[string]string{"17300000010": activation},
+		gate:       make(chan struct{}),
+		started:    make(chan Lookup, 16),
+	}
+}
+
 func (f *fakeProvider) count() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -210,11 +221,7 @@ func TestCostControlCoalesces(t *testing.T) {
 }
 
 func testCoalesces(t *testing.T) {
-	p := &fakeProvider{
-		activation: map[string]string{"17300000010": "20200315"},
-		gate:       make(chan struct{}),
-		started:    make(chan Lookup, 16),
-	}
+	p := gatedProvider("20200315")
 	c := newCost(t, p, &fakeClock{t: t0}, nil)
 	type answer struct {
 		r   Result
@@ -266,11 +273,7 @@ func testCoalesces(t *testing.T) {
 func TestCostControlCoalescedCountsLookups(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
-		p := &fakeProvider{
-			activation: map[string]string{"17300000010": "20200315"},
-			gate:       make(chan struct{}),
-			started:    make(chan Lookup, 16),
-		}
+		p := gatedProvider("20200315")
 		c := newCost(t, p, &fakeClock{t: t0}, nil)
 		done := make(chan error, 3)
 		ask := func(date string) {
@@ -327,11 +330,7 @@ func TestCostControlCoalescedCallOrder(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				p := &fakeProvider{
-					activation: map[string]string{"17300000010": tt.activation},
-					gate:       make(chan struct{}),
-					started:    make(chan Lookup, 16),
-				}
+				p := gatedProvider(tt.activation)
 				c := newCost(t, p, &fakeClock{t: t0}, nil)
 				type answer struct {
 					date string
@@ -394,11 +393,7 @@ func TestCostControlCoalescedWaiterLeaves(t *testing.T) {
 	for _, chosen := range []bool{false, true} {
 		t.Run(fmt.Sprintf("chosen=%v", chosen), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				p := &fakeProvider{
-					activation: map[string]string{"17300000010": "20200315"},
-					gate:       make(chan struct{}),
-					started:    make(chan Lookup, 4),
-				}
+				p := gatedProvider("20200315")
 				c := newCost(t, p, &fakeClock{t: t0}, nil)
 				ctx, leave := context.WithCancel(t.Context())
 				defer leave()
