@@ -27,8 +27,8 @@ import (
 //     side only, the date farthest on the open side: after a res 2 at D
 //     (A ≤ D), the earliest date in doubt, which settles every one if A is
 //     before them all, as it is for a number not re-issued since; after a
-//     res 1 at D (A > D), the latest. Otherwise that answer bounds A on both
-//     sides.
+//     res 1 at D (A > D), the latest. If A is among them after all, that
+//     answer bounds it on both sides, and the next rule applies.
 //   - when A is bounded on both sides (or not at all), the median of the
 //     dates in doubt: whatever the answer, it settles at least half of
 //     them, so k dates take about log2(k) calls.
