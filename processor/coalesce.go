@@ -66,6 +66,16 @@ func (c *CostControl) share(ctx context.Context, key MobileKey, l Lookup) (Resul
 	c.calls.mu.Lock()
 	p := c.calls.pending[key]
 	if p == nil {
+		// The caller asked the knowledge before it came here; a call of
+		// this mobile may have ended since, and taught what answers l.
+		// Asked again under the lock: a call's answer is in the knowledge
+		// before its entry here goes (called), so none can slip between.
+		// (A replay of 20,000 events paid again, one run in about twenty,
+		// for a date that an answer of a moment before implied.)
+		if r, ok := c.answerKnown(key, l); ok {
+			c.calls.mu.Unlock()
+			return r, nil
+		}
 		c.calls.pending[key] = &pendingCall{}
 		c.calls.mu.Unlock()
 		return c.lead(ctx, key, l)

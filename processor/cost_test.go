@@ -386,6 +386,32 @@ func TestCostControlCoalescedCallOrder(t *testing.T) {
 	}
 }
 
+// A lookup that found the knowledge short, and comes to make a call once
+// the call in flight for its mobile has ended, asks the knowledge again:
+// that call's answer may imply its date. (A replay paid twice for one fact
+// when the two crossed.)
+func TestCostControlSharedCallRechecksKnowledge(t *testing.T) {
+	t.Parallel()
+	p := &fakeProvider{activation: map[string]string{"17300000010": "20200315"}}
+	c := newCost(t, p, &fakeClock{t: t0}, nil)
+	l := Lookup{Mobile: "17300000010", Date: "20250429"}
+	key := c.hasher.key(l.Mobile)
+	if _, ok := c.answerKnown(key, l); ok {
+		t.Fatal("known before any answer")
+	}
+	// Meanwhile, another lookup's call ends: res 2 at an earlier date.
+	if _, err := c.Enrich(t.Context(), Lookup{Mobile: "17300000010", Date: "20240801"}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.share(t.Context(), key, l)
+	if err != nil || r.Source != SourceCache || r.Status != StatusNotRecycled || r.OrderID != "JH0001" {
+		t.Errorf("%+v %v, want not_recycled from the cache, by JH0001", r, err)
+	}
+	if p.count() != 1 {
+		t.Errorf("%d calls, want 1", p.count())
+	}
+}
+
 // A waiter that gives up leaves the others waiting: while it waits, or
 // once chosen to make the next call, whose end then passes the turn on.
 func TestCostControlCoalescedWaiterLeaves(t *testing.T) {
