@@ -381,39 +381,14 @@ func (p *Processor) Run(ctx context.Context) error {
 
 // clientOpts are the options of the consuming and producing client.
 func (p *Processor) clientOpts(extra ...kgo.Opt) []kgo.Opt {
-	// Ours first, so that ClientOpts override them: the logger, and fetch
-	// sizes far below franz-go's defaults (50 MiB a fetch, 1 MiB a
-	// partition, before decompression). Records wait in the partitions'
-	// buffers and pin the batches they were decoded from; with a slow
-	// provider, big fetches would be memory that only becomes lag.
-	//
-	// A partition's fetch (FetchMaxPartitionBytes) is kept to about what
-	// its buffer takes between a pause and the resume (half of
-	// MaxBufferedRecords): a poll drops what franz-go fetched ahead for a
-	// paused partition, and fetches it again after the resume. At 256 KiB
-	// the bench decoded every record 3.7 to 6.2 times; at 32 KiB, 1.02 to
-	// 1.07 times, for 7-25% less CPU per event.
-	opts := append([]kgo.Opt{
-		kgo.WithLogger(kgoLogger{l: p.log, fellBehind: p.behind.note}),
-		kgo.FetchMaxBytes(4 << 20),
-		kgo.FetchMaxPartitionBytes(int32(min(p.cfg.FetchMaxPartitionBytes, math.MaxInt32))),
-		// A fetch waits up to this long for data (franz-go: 5s). Partitions
-		// pause and resume as their buffers fill and drain; a resumed
-		// partition is fetched only when the fetch in flight returns, and
-		// if that fetch holds only partitions at their end, it waits out
-		// the whole wait: the bench saw 3.5 s stalls with nothing in flight
-		// at 5 s, and the cache-heavy bench ran 20-30% slower at 250 ms
-		// than at 50 ms. At 50 ms an idle consumer sends 20 fetches a
-		// second to each broker, and the last partitions of a drained
-		// backlog still wait up to 50 ms after each resume.
-		kgo.FetchMaxWait(p.cfg.FetchMaxWait),
-		// Fetched batches are decompressed into, and their records decoded
-		// into, memory that comes back once every record of the batch is
-		// finished (acknowledged): a run of answers from knowledge
-		// allocated about 400 bytes a record there, as much as all the
-		// rest, and spent 12% more CPU a record in all.
-		kgo.WithPools(p.pools),
-	}, p.cfg.ClientOpts...)
+	// Ours first, so that ClientOpts override them.
+	opts := append([]kgo.Opt{kgo.WithLogger(kgoLogger{l: p.log, fellBehind: p.behind.note})}, p.fetchOpts()...)
+	// Fetched batches are decompressed into, and their records decoded
+	// into, memory that comes back once every record of the batch is
+	// finished (acknowledged): a run of answers from knowledge allocated
+	// about 400 bytes a record there, as much as all the rest, and spent
+	// 12% more CPU a record in all.
+	opts = append(append(opts, kgo.WithPools(p.pools)), p.cfg.ClientOpts...)
 	opts = append(opts,
 		kgo.ConsumerGroup(p.cfg.Group),
 		kgo.ConsumeTopics(p.cfg.InputTopic),
@@ -430,6 +405,37 @@ func (p *Processor) clientOpts(extra ...kgo.Opt) []kgo.Opt {
 		kgo.WithHooks(p.hooks...),
 	)
 	return append(opts, extra...)
+}
+
+// fetchOpts say how the processor fetches, live or replaying: fetch sizes
+// far below franz-go's defaults (50 MiB a fetch, 1 MiB a partition, before
+// decompression), and the fetch wait. Records wait in the partitions'
+// buffers and pin the batches they were decoded from; with a slow
+// provider, big fetches would be memory that only becomes lag.
+//
+// A partition's fetch (FetchMaxPartitionBytes) is kept to about what its
+// buffer takes between a pause and the resume (half of MaxBufferedRecords):
+// a poll drops what franz-go fetched ahead for a paused partition, and
+// fetches it again after the resume. At 256 KiB the bench decoded every
+// record 3.7 to 6.2 times; at 32 KiB, 1.02 to 1.07 times, for 7-25% less
+// CPU per event.
+func (p *Processor) fetchOpts() []kgo.Opt {
+	return []kgo.Opt{
+		kgo.FetchMaxBytes(4 << 20),
+		kgo.FetchMaxPartitionBytes(int32(min(p.cfg.FetchMaxPartitionBytes, math.MaxInt32))),
+		// A fetch waits up to this long for data (franz-go: 5s).
+		// Partitions pause and resume as their buffers fill and drain; a
+		// resumed partition is fetched only when the fetch in flight
+		// returns, and if that fetch holds only partitions at their end
+		// (or, replaying, past it), it waits out the whole wait: the bench
+		// saw 3.5 s stalls with nothing in flight at 5 s, and a replay of
+		// 20,000 answers from knowledge took 5.6 s instead of 0.6 in one
+		// run of four; the cache-heavy bench ran 20-30% slower at 250 ms
+		// than at 50 ms. At 50 ms an idle consumer sends 20 fetches a
+		// second to each broker, and the last partitions of a drained
+		// backlog still wait up to 50 ms after each resume.
+		kgo.FetchMaxWait(p.cfg.FetchMaxWait),
+	}
 }
 
 // runAtLeastOnce polls and hands records to the partition workers, which

@@ -205,7 +205,8 @@ func (p *Processor) runReplay(ctx context.Context) error {
 		p.rangeComplete.Store(true) // nothing to do
 		return nil
 	}
-	opts := append([]kgo.Opt{kgo.WithLogger(kgoLogger{l: p.log})}, p.cfg.ClientOpts...)
+	opts := append([]kgo.Opt{kgo.WithLogger(kgoLogger{l: p.log})}, p.fetchOpts()...)
+	opts = append(opts, p.cfg.ClientOpts...)
 	opts = append(opts,
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offsets}),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),

@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/twosell/twosell/processor"
 	"github.com/twosell/twosell/processor/kafkatest"
@@ -246,6 +247,35 @@ func TestReplayTransactionalInput(t *testing.T) {
 	}
 	if len(got) != 30 {
 		t.Errorf("%d outputs, want 30", len(got))
+	}
+}
+
+// A replay fetches as the live consumer does: its fetch wait is
+// processing.fetch_max_wait, not franz-go's 5 s, which a partition resumed
+// after a pause can wait out whole while the fetch in flight holds only
+// partitions at or past their end (a replay once took 5.6 s instead of
+// 0.6).
+func TestReplayFetchMaxWait(t *testing.T) {
+	h := newHarness(t, 2)
+	if h.kafka.Fake == nil {
+		t.Skip("reads the fetch requests with kfake's control functions")
+	}
+	var mu sync.Mutex
+	waits := map[int32]int{}
+	h.kafka.Fake.ControlKey(int16(kmsg.Fetch), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		h.kafka.Fake.KeepControl()
+		mu.Lock()
+		waits[req.(*kmsg.FetchRequest).MaxWaitMillis]++
+		mu.Unlock()
+		return nil, nil, false // answered by the broker as usual
+	})
+	h.produceEvents(20)
+	ends := h.endOffsets()
+	h.replay(map[int32]processor.OffsetRange{0: {Start: 0, End: ends[0]}, 1: {Start: 0, End: ends[1]}})
+	mu.Lock()
+	defer mu.Unlock()
+	if len(waits) != 1 || waits[50] == 0 {
+		t.Errorf("fetches by MaxWaitMillis: %v; want all 50", waits)
 	}
 }
 
