@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -219,22 +220,7 @@ func TestFetchMaxWait(t *testing.T) {
 	}{{0, 50}, {123 * time.Millisecond, 123}} {
 		t.Run(fmt.Sprint(tt.set), func(t *testing.T) {
 			h := newHarness(t, 2)
-			if h.kafka.Fake == nil {
-				t.Skip("reads the fetch requests with kfake's control functions")
-			}
-			var mu sync.Mutex
-			waits := map[int32]int{}
-			h.kafka.Fake.ControlKey(int16(kmsg.Fetch), func(req kmsg.Request) (kmsg.Response, error, bool) {
-				h.kafka.Fake.KeepControl()
-				// Not the fetch by which franz-go closes its fetch
-				// session as the client closes (1 ms, 1 byte).
-				if r := req.(*kmsg.FetchRequest); r.MaxBytes != 1 {
-					mu.Lock()
-					waits[r.MaxWaitMillis]++
-					mu.Unlock()
-				}
-				return nil, nil, false // answered by the broker as usual
-			})
+			fetchWaits := h.recordFetchWaits()
 			const n = 20
 			h.produceEvents(n)
 			cfg := h.config(processor.EnricherFunc(func(_ context.Context, l processor.Lookup) (processor.Result, error) {
@@ -246,8 +232,7 @@ func TestFetchMaxWait(t *testing.T) {
 			if err := stop(); err != nil {
 				t.Fatal(err)
 			}
-			mu.Lock()
-			defer mu.Unlock()
+			waits := fetchWaits()
 			if waits[tt.want] == 0 {
 				t.Errorf("no fetch asked to be held %d ms; fetches by MaxWaitMillis: %v", tt.want, waits)
 			}
@@ -257,5 +242,33 @@ func TestFetchMaxWait(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// recordFetchWaits records how long each fetch request to h's broker (kfake)
+// asks to be held, and returns what it recorded so far by MaxWaitMillis. It
+// skips the test without kfake.
+func (h *harness) recordFetchWaits() func() map[int32]int {
+	h.t.Helper()
+	if h.kafka.Fake == nil {
+		h.t.Skip("reads the fetch requests with kfake's control functions")
+	}
+	var mu sync.Mutex
+	waits := map[int32]int{}
+	h.kafka.Fake.ControlKey(int16(kmsg.Fetch), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		h.kafka.Fake.KeepControl()
+		// Not the fetch by which franz-go closes its fetch session as the
+		// client closes (1 ms, 1 byte).
+		if r := req.(*kmsg.FetchRequest); r.MaxBytes != 1 {
+			mu.Lock()
+			waits[r.MaxWaitMillis]++
+			mu.Unlock()
+		}
+		return nil, nil, false // answered by the broker as usual
+	})
+	return func() map[int32]int {
+		mu.Lock()
+		defer mu.Unlock()
+		return maps.Clone(waits)
 	}
 }

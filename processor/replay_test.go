@@ -13,7 +13,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/twosell/twosell/processor"
 	"github.com/twosell/twosell/processor/kafkatest"
@@ -257,24 +256,11 @@ func TestReplayTransactionalInput(t *testing.T) {
 // 0.6).
 func TestReplayFetchMaxWait(t *testing.T) {
 	h := newHarness(t, 2)
-	if h.kafka.Fake == nil {
-		t.Skip("reads the fetch requests with kfake's control functions")
-	}
-	var mu sync.Mutex
-	waits := map[int32]int{}
-	h.kafka.Fake.ControlKey(int16(kmsg.Fetch), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		h.kafka.Fake.KeepControl()
-		mu.Lock()
-		waits[req.(*kmsg.FetchRequest).MaxWaitMillis]++
-		mu.Unlock()
-		return nil, nil, false // answered by the broker as usual
-	})
+	fetchWaits := h.recordFetchWaits()
 	h.produceEvents(20)
 	ends := h.endOffsets()
 	h.replay(map[int32]processor.OffsetRange{0: {Start: 0, End: ends[0]}, 1: {Start: 0, End: ends[1]}})
-	mu.Lock()
-	defer mu.Unlock()
-	if len(waits) != 1 || waits[50] == 0 {
+	if waits := fetchWaits(); len(waits) != 1 || waits[50] == 0 {
 		t.Errorf("fetches by MaxWaitMillis: %v; want all 50", waits)
 	}
 }
