@@ -273,7 +273,6 @@ type Input struct {
 	loc *time.Location
 }
 
-// The values of Processing.Ordering.
 // FetchMaxWaitRange is what processing.fetch_max_wait may be
 // (ValidFetchMaxWait): franz-go takes no less than 10ms.
 const FetchMaxWaitRange = "10ms to 1m"
@@ -281,6 +280,7 @@ const FetchMaxWaitRange = "10ms to 1m"
 // ValidFetchMaxWait reports whether d is in FetchMaxWaitRange.
 func ValidFetchMaxWait(d time.Duration) bool { return d >= 10*time.Millisecond && d <= time.Minute }
 
+// The values of Processing.Ordering.
 const (
 	OrderingKey       = "key"
 	OrderingPartition = "partition"

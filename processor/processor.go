@@ -103,10 +103,10 @@ type Config struct {
 	// hold before its fetching pauses, as MaxBufferedRecords (8 MiB).
 	MaxBufferedBytes int
 	// FetchMaxPartitionBytes is how much one fetch asks of a partition
-	// (32 KiB); see clientOpts.
+	// (32 KiB); see fetchOpts.
 	FetchMaxPartitionBytes int
 	// FetchMaxWait is how long a broker may hold a fetch that finds no new
-	// records (50ms); see clientOpts.
+	// records (50ms); see fetchOpts.
 	FetchMaxWait time.Duration
 	// OnRecord, if set, is called with the timings of finished records
 	// (at-least-once only): of one in OnRecordEvery records (1, or 0: every
