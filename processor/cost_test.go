@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"maps"
 	"math"
@@ -575,11 +574,10 @@ func TestCostControlBudget(t *testing.T) {
 				act[fmt.Sprintf("173000001%02d", i)] = "20200101"
 			}
 			p := &fakeProvider{activation: act, errFor: map[string]error{"17300000999": Unavailable(errors.New("down"))}}
-			var logs strings.Builder // written under the cost control's warnedDay: one writer at a time
-			var logsMu sync.Mutex
+			logs := &logLines{t: t}
 			c := newCost(t, p, clock, func(c *CostConfig) {
 				c.DailyBudget, c.EmitSkipped, c.Location = 10, emit, shanghai
-				c.Logger = slog.New(slog.NewTextHandler(lockedWriter{&logsMu, &logs}, nil))
+				c.Logger = slog.New(slog.NewTextHandler(logs, nil))
 			})
 			// A failed call does not spend the budget.
 			if _, err := c.Enrich(t.Context(), Lookup{Mobile: "17300000999", Date: "20240101"}); DispositionOf(err) != DispositionUnavailable {
@@ -646,25 +644,11 @@ func TestCostControlBudget(t *testing.T) {
 			if emit {
 				want = `with status \"skipped\"`
 			}
-			logsMu.Lock()
-			defer logsMu.Unlock()
-			if n := strings.Count(logs.String(), "daily budget spent"); n != 1 || !strings.Contains(logs.String(), want) {
-				t.Errorf("%d warnings of the spent budget, want 1 saying %q:\n%s", n, want, logs.String())
+			if got := logs.String(); strings.Count(got, "daily budget spent") != 1 || !strings.Contains(got, want) {
+				t.Errorf("%d warnings of the spent budget, want 1 saying %q:\n%s", strings.Count(got, "daily budget spent"), want, got)
 			}
 		})
 	}
-}
-
-// lockedWriter serializes writes to w.
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  io.Writer
-}
-
-func (l lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 // An event older than SkipOlderThan that needs a call is skipped; one the
