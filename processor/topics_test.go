@@ -14,6 +14,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/twosell/twosell/processor"
 	"github.com/twosell/twosell/processor/kafkatest"
@@ -210,12 +211,19 @@ func TestRunCountsRecordsDeletedWhileRunning(t *testing.T) {
 		return answer(ctx, l)
 	})
 	cfg := h.config(enricher)
+	fetches := new(fetchesInFlight)
+	cfg.ClientOpts = append(cfg.ClientOpts, kgo.WithHooks(fetches))
 	logs := captureLog(t, &cfg)
 	p, stop := h.start(cfg)
 	kafkatest.WaitFor(t, func() bool { // the partition paused, holding its record back
 		s := p.Stats()
 		return s.HeldPartitions == 1 && s.PausedPartitions == 1 && s.Consumed == 3
 	})
+	// The fetch sent before the pause may still be waiting at the broker;
+	// if it were answered with the records produced below, they could be
+	// delivered after the resume, before the broker deletes them, and no
+	// gap would be seen. A paused partition is in no later fetch.
+	kafkatest.WaitFor(t, func() bool { return fetches.n.Load() == 0 })
 
 	// While it is paused, 10 more records come (offsets 3-12) and the broker
 	// deletes up to offset 8, the group's next offset (3) among them.
@@ -251,6 +259,22 @@ func TestRunCountsRecordsDeletedWhileRunning(t *testing.T) {
 		if !strings.Contains(warned, want) {
 			t.Errorf("the log does not say %q:\n%s", want, warned)
 		}
+	}
+}
+
+// fetchesInFlight counts a client's fetch requests sent and not yet
+// answered.
+type fetchesInFlight struct{ n atomic.Int64 }
+
+func (f *fetchesInFlight) OnBrokerWrite(_ kgo.BrokerMetadata, key int16, _ int, _, _ time.Duration, err error) {
+	if key == int16(kmsg.Fetch) && err == nil {
+		f.n.Add(1)
+	}
+}
+
+func (f *fetchesInFlight) OnBrokerRead(_ kgo.BrokerMetadata, key int16, _ int, _, _ time.Duration, _ error) {
+	if key == int16(kmsg.Fetch) {
+		f.n.Add(-1)
 	}
 }
 
