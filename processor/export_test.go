@@ -9,3 +9,15 @@ func SetReplayStallAfter(d time.Duration) (restore func()) {
 	replayStallAfter = d
 	return func() { replayStallAfter = old }
 }
+
+// Stopping returns a channel closed once the worker of a partition assigned
+// to p is told to stop (a revoke, or the stop at the end of Run), or nil if
+// p has no worker for it.
+func (p *Processor) Stopping(topic string, partition int32) <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if w := p.workers[topicPartition{topic, partition}]; w != nil {
+		return w.stopCtx.Done()
+	}
+	return nil
+}

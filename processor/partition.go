@@ -45,6 +45,7 @@ type partitionWorker struct {
 	busy     map[string]bool          // key ordering: keys with a record in flight
 	bufCount int                      // records in queue, ready and parked
 	bufBytes int
+	frontier int64     // the highest offset started
 	nextSeq  uint64    // partition ordering: the next record's place
 	seq      sequencer // partition ordering
 	batch    *txnBatch // exactly-once: the transaction the buffered records belong to
@@ -65,18 +66,19 @@ func newPartitionWorker(p *Processor, tp topicPartition) *partitionWorker {
 	ctx, cancel := context.WithCancel(context.Background())
 	stopCtx, stopFn := context.WithCancel(context.Background())
 	return &partitionWorker{
-		p:       p,
-		tp:      tp,
-		track:   newTracker(),
-		parked:  make(map[string][]*kgo.Record),
-		busy:    make(map[string]bool),
-		seq:     sequencer{pending: make(map[uint64]emission)},
-		wake:    make(chan struct{}, 1),
-		stopCtx: stopCtx,
-		stopFn:  stopFn,
-		ctx:     ctx,
-		cancel:  cancel,
-		done:    make(chan struct{}),
+		p:        p,
+		tp:       tp,
+		track:    newTracker(),
+		frontier: -1,
+		parked:   make(map[string][]*kgo.Record),
+		busy:     make(map[string]bool),
+		seq:      sequencer{pending: make(map[uint64]emission)},
+		wake:     make(chan struct{}, 1),
+		stopCtx:  stopCtx,
+		stopFn:   stopFn,
+		ctx:      ctx,
+		cancel:   cancel,
+		done:     make(chan struct{}),
 	}
 }
 
@@ -122,13 +124,25 @@ func (w *partitionWorker) signal() {
 
 // next returns the next record to start, its key (key ordering: what
 // settle releases), its place in the partition and its batch, or nil once
-// the worker is told to stop. Records left buffered then stay unfinished,
+// the worker is told to stop and has started every record that a started
+// one overtook (see overtaken). Records left buffered then stay unfinished,
 // so they are never committed.
 func (w *partitionWorker) next() (*kgo.Record, string, uint64, *txnBatch) {
 	byKey := w.p.cfg.Ordering == OrderingKey
 	for {
 		if w.stopCtx.Err() != nil {
-			return nil, "", 0, nil
+			r, more := w.overtaken()
+			switch {
+			case r != nil:
+				return r, string(r.Key), 0, nil // busy already: settle released it to r
+			case !more:
+				return nil, "", 0, nil
+			}
+			select {
+			case <-w.wake:
+			case <-w.ctx.Done():
+			}
+			continue
 		}
 		w.mu.Lock()
 		var r *kgo.Record
@@ -165,14 +179,53 @@ func (w *partitionWorker) next() (*kgo.Record, string, uint64, *txnBatch) {
 		}
 		seq, b := w.nextSeq, w.batch
 		w.nextSeq++
-		w.bufCount--
-		w.bufBytes -= len(r.Key) + len(r.Value)
-		if w.bufCount <= w.p.cfg.MaxBufferedRecords/2 && w.bufBytes <= w.p.cfg.MaxBufferedBytes/2 {
-			w.setPausedLocked(pauseFull, false)
-		}
+		w.taken(r)
 		w.mu.Unlock()
 		return r, k, seq, b
 	}
+}
+
+// taken accounts for r leaving the buffer to start. The caller holds w.mu.
+func (w *partitionWorker) taken(r *kgo.Record) {
+	w.frontier = max(w.frontier, r.Offset)
+	w.bufCount--
+	w.bufBytes -= len(r.Key) + len(r.Value)
+	if w.bufCount <= w.p.cfg.MaxBufferedRecords/2 && w.bufBytes <= w.p.cfg.MaxBufferedBytes/2 {
+		w.setPausedLocked(pauseFull, false)
+	}
+}
+
+// overtaken returns, once the worker is told to stop, a record that later
+// records overtook (key ordering: parked behind a record of its key while
+// records of other keys started) and that may start now, and whether more
+// such records may still come (parked behind a record in progress). A stop
+// finishes these too, within its grace, whether they are parked, ready or
+// waiting for an in-flight slot: left unstarted, they would hold the
+// committed offset below outputs already produced, and the partition's next
+// owner would produce those outputs again. Nothing else starts; the
+// records are abandoned at once when the worker's ctx ends.
+//
+// Only key ordering parks records, and never exactly-once after a stop
+// (its workers stop without grace), so r has no place and no batch.
+func (w *partitionWorker) overtaken() (r *kgo.Record, more bool) {
+	if w.ctx.Err() != nil {
+		return nil, false
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for i, c := range w.ready {
+		if c.Offset < w.frontier {
+			w.ready = append(w.ready[:i], w.ready[i+1:]...)
+			w.taken(c)
+			return c, true
+		}
+	}
+	for _, waiting := range w.parked {
+		if waiting[0].Offset < w.frontier {
+			return nil, true
+		}
+	}
+	return nil, false
 }
 
 // run is the dispatcher: it starts records in input order as in-flight
@@ -204,7 +257,11 @@ func (w *partitionWorker) run() {
 			continue
 		}
 		size := int64(len(r.Key) + len(r.Value))
-		if !w.p.acquire(w.stopCtx, abandon, size) {
+		stop := w.stopCtx
+		if r.Offset < w.frontier { // overtaken: a stop waits for its slot too (see overtaken)
+			stop = w.ctx
+		}
+		if !w.p.acquire(stop, abandon, size) {
 			wk.span.End()
 			if !w.giveUp(key, seq, b) {
 				return // stopping

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -597,6 +598,79 @@ func TestRebalanceLosesAndDuplicatesNothing(t *testing.T) {
 			t.Logf("%d duplicates after a lost session or an unacknowledged revoke (see the WARN lines): delivered again, as at-least-once promises", dups)
 		}
 	})
+}
+
+// A stop finishes the records that later records overtook. Key ordering
+// parks e-7 behind e-0 (both of user u-0) while e-8 (u-1) starts and is
+// produced. Left unstarted at the stop, e-7 would hold the commit at 7, and
+// e-8 would be produced again by whoever reads the partition next: a
+// duplicate at a revoke of a busy partition (TestRebalanceLosesAndDuplicatesNothing
+// saw one now and then on a real broker). The stop comes while e-7 is
+// parked behind e-0, or once e-0 is done, while e-7 waits for an in-flight
+// slot that e-9 and e-10 hold.
+func TestStopFinishesOvertakenRecords(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		inFlight int
+	}{
+		{"parked", 256},
+		{"waiting for a slot", 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, 1)
+			h.produceEvents(11) // e-i at offset i, key u-(i%7)
+			// The lookups held until released, by the mobile's last digits.
+			held := map[string]chan struct{}{
+				"0000": make(chan struct{}), "0009": make(chan struct{}), "0010": make(chan struct{}),
+			}
+			cfg := h.config(processor.EnricherFunc(func(ctx context.Context, l processor.Lookup) (processor.Result, error) {
+				if release, ok := held[l.Mobile[7:]]; ok {
+					select {
+					case <-release:
+					case <-ctx.Done():
+						return processor.Result{}, ctx.Err()
+					}
+				}
+				return fakeAnswer(l), nil
+			}))
+			cfg.MaxInFlight = tc.inFlight
+			p, stop := h.start(cfg)
+			// e-1 to e-6 and e-8 are produced; e-0, e-9 and e-10 are held
+			// (with 2 slots, e-0 and e-9, and e-10 waits for a slot).
+			kafkatest.WaitFor(t, func() bool { return p.Stats().Produced == 7 })
+			last := []string{"0009", "0010"}
+			if tc.inFlight == 2 {
+				close(held["0000"]) // e-10 takes its slot; e-7 waits for one
+				kafkatest.WaitFor(t, func() bool { s := p.Stats(); return s.Produced == 8 && s.InFlight == 2 })
+			} else {
+				last = append(last, "0000")
+			}
+			stopping := p.Stopping(h.in, 0)
+			stopped := make(chan error, 1)
+			go func() { stopped <- stop() }()
+			<-stopping
+			for _, m := range last { // finished within the stop's grace
+				close(held[m])
+			}
+			if err := <-stopped; err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			var ids []string
+			for _, r := range h.kafka.ConsumeAll(ctx, h.out) {
+				ids = append(ids, eventID(t, r.Value))
+			}
+			slices.Sort(ids)
+			if got, want := strings.Join(ids, " "), "e-0 e-1 e-10 e-2 e-3 e-4 e-5 e-6 e-7 e-8 e-9"; got != want {
+				t.Errorf("outputs %s, want %s", got, want)
+			}
+			if committed := h.kafka.CommittedOffsets(h.group, h.in)[0]; committed != 11 {
+				t.Errorf("committed offset %d, want 11: every record was produced", committed)
+			}
+		})
+	}
 }
 
 // Stopping while the provider is down abandons the held records: Run
