@@ -381,6 +381,22 @@ func (g *groupRate) wait(ctx, stop context.Context) error {
 	return nil
 }
 
+// now takes a call's place at once if the rate has one free, without
+// waiting or queueing behind the waiters; it reports whether it did.
+func (g *groupRate) now() bool {
+	lim := g.lim.Load()
+	if lim == nil {
+		return true
+	}
+	select {
+	case g.turn <- struct{}{}:
+	default:
+		return false // a waiter holds the turn: the next place is its
+	}
+	defer func() { <-g.turn }()
+	return lim.Allow()
+}
+
 // rateLookahead is how far ahead of its slot a waiter may reserve it (or one
 // interval, if longer): the wake-ups of the waiters taking turns may be late
 // by this much without costing the rate, and a new share applies to the

@@ -429,15 +429,15 @@ func (c *CostControl) pay(ctx context.Context, key MobileKey, l Lookup) (Result,
 	defer func() { c.budget.settle(day, paid) }()
 	stop := l.stop
 	if err := c.rate.wait(ctx, stop); err != nil {
-		if ctx.Err() != nil {
+		switch {
+		case ctx.Err() != nil:
 			return Result{}, ctx.Err()
-		}
-		if stop != nil && stop.Err() != nil {
+		case stop == nil || stop.Err() == nil:
+			return Result{Mode: c.cfg.Mode}, Unavailable(fmt.Errorf("provider rate limit: %w", err))
+		case !l.overtaken() || !c.rate.now():
 			return Result{Mode: c.cfg.Mode}, errStopping
 		}
-		return Result{Mode: c.cfg.Mode}, Unavailable(fmt.Errorf("provider rate limit: %w", err))
-	}
-	if stop != nil && stop.Err() != nil {
+	} else if stop != nil && stop.Err() != nil && !l.overtaken() {
 		return Result{Mode: c.cfg.Mode}, errStopping
 	}
 	began := time.Now()

@@ -23,9 +23,21 @@ type Lookup struct {
 	// (shutdown, revoke, an interrupted replay); nil outside the processor.
 	// The cost controls start no paid call after it: a record still waiting
 	// for the rate limit is given up, not paid for during the grace period,
-	// which is for the calls already in flight (paid for either way).
+	// which is for the calls already in flight (paid for either way). A
+	// record that later records overtook is the exception (overtaken).
 	stop context.Context
+	// w and offset are the record's worker and offset (nil outside the
+	// processor), for overtaken.
+	w      *partitionWorker
+	offset int64
 }
+
+// overtaken reports whether later records of the lookup's partition have
+// started. At a stop such a record makes its paid call if the rate limit
+// lets it go at once: given up, it would hold the commit below the outputs
+// of those records, and the partition's next owner would write them again
+// and pay the same call.
+func (l *Lookup) overtaken() bool { return l.w != nil && l.w.overtook(l.offset) }
 
 // Status is the outcome written in the output's status field.
 type Status string

@@ -195,6 +195,13 @@ func (w *partitionWorker) taken(r *kgo.Record) {
 	}
 }
 
+// overtook reports whether a record after offset has started.
+func (w *partitionWorker) overtook(offset int64) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return offset < w.frontier
+}
+
 // overtaken returns, once the worker is told to stop, a record that later
 // records overtook (key ordering: parked behind a record of its key while
 // records of other keys started) and that may start now, and whether more

@@ -607,14 +607,18 @@ func TestRebalanceLosesAndDuplicatesNothing(t *testing.T) {
 // duplicate at a revoke of a busy partition (TestRebalanceLosesAndDuplicatesNothing
 // saw one now and then on a real broker). The stop comes while e-7 is
 // parked behind e-0, or once e-0 is done, while e-7 waits for an in-flight
-// slot that e-9 and e-10 hold.
+// slot that e-9 and e-10 hold. Through the cost controls, e-7's paid call
+// is made during the stop, though no other new one is
+// (TestStopStartsNoNewPaidCall): the next owner would pay it all the same.
 func TestStopFinishesOvertakenRecords(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		inFlight int
+		cost     bool // through the cost controls: e-7's call is paid during the stop
 	}{
-		{"parked", 256},
-		{"waiting for a slot", 2},
+		{"parked", 256, false},
+		{"waiting for a slot", 2, false},
+		{"paying during the stop", 256, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -624,7 +628,7 @@ func TestStopFinishesOvertakenRecords(t *testing.T) {
 			held := map[string]chan struct{}{
 				"0000": make(chan struct{}), "0009": make(chan struct{}), "0010": make(chan struct{}),
 			}
-			cfg := h.config(processor.EnricherFunc(func(ctx context.Context, l processor.Lookup) (processor.Result, error) {
+			var provider processor.Enricher = processor.EnricherFunc(func(ctx context.Context, l processor.Lookup) (processor.Result, error) {
 				if release, ok := held[l.Mobile[7:]]; ok {
 					select {
 					case <-release:
@@ -633,7 +637,19 @@ func TestStopFinishesOvertakenRecords(t *testing.T) {
 					}
 				}
 				return fakeAnswer(l), nil
-			}))
+			})
+			if tc.cost {
+				cost, err := processor.NewCostControl(provider, processor.CostConfig{Secret: []byte("test-secret")})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := cost.Open(t.Context()); err != nil {
+					t.Fatal(err)
+				}
+				defer cost.Close(context.Background())
+				provider = cost
+			}
+			cfg := h.config(provider)
 			cfg.MaxInFlight = tc.inFlight
 			p, stop := h.start(cfg)
 			// e-1 to e-6 and e-8 are produced; e-0, e-9 and e-10 are held
@@ -740,6 +756,9 @@ func TestStopStartsNoNewPaidCall(t *testing.T) {
 		defer cost.Close(context.Background())
 		cfg := h.config(cost)
 		cfg.ShutdownTimeout = 5 * time.Second // paying on through it would make 5 more calls
+		// The first call, and the record after it waiting for the rate
+		// limit: no record is overtaken (TestStopFinishesOvertakenRecords).
+		cfg.MaxInFlight = 2
 		_, stop := h.start(cfg)
 		<-first
 		if err := stop(); err != nil {

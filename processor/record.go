@@ -121,7 +121,7 @@ func (w *partitionWorker) finish(abandon context.Context, wk *work) emission {
 	p := w.p
 	defer wk.span.End()
 	ctx, span, r, ev := wk.ctx, wk.span, wk.r, &wk.ev
-	res, err := w.lookup(ctx, abandon, wk.l, &wk.t)
+	res, err := w.lookup(ctx, abandon, wk.l, r.Offset, &wk.t)
 	if err != nil {
 		span.SetAttributes(attribute.Int("twosell.attempts", res.Attempts))
 		if res.Code != 0 {
@@ -179,7 +179,7 @@ type deferredEnricher interface {
 // EmitUnavailable the record is answered "unavailable" instead. It returns an
 // error only to dead-letter (Reject), to stop (Fatal), or errAbandoned when
 // abandon ends or the worker is told to stop.
-func (w *partitionWorker) lookup(ctx, abandon context.Context, l Lookup, t *recordTiming) (Result, error) {
+func (w *partitionWorker) lookup(ctx, abandon context.Context, l Lookup, offset int64, t *recordTiming) (Result, error) {
 	p := w.p
 	if p.tracer == nil {
 		ctx = abandon // no span to carry; abandoning cancels the call in flight
@@ -190,7 +190,7 @@ func (w *partitionWorker) lookup(ctx, abandon context.Context, l Lookup, t *reco
 		defer context.AfterFunc(abandon, cancel)() // abandoning cancels the call in flight
 	}
 
-	l.stop = w.stopCtx
+	l.stop, l.w, l.offset = w.stopCtx, w, offset
 	wait := p.cfg.RetryBackoff
 	held, abandoned := false, false
 	defer func() {
