@@ -195,8 +195,13 @@ func (w *partitionWorker) taken(r *kgo.Record) {
 	}
 }
 
-// overtook reports whether a record after offset has started.
+// overtook reports whether a record after offset has started. Exactly-once
+// it is false: a stop abandons everything at once there, and the records of
+// an aborted transaction come again at offsets already started.
 func (w *partitionWorker) overtook(offset int64) bool {
+	if w.p.cfg.ExactlyOnce {
+		return false
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return offset < w.frontier
@@ -265,7 +270,7 @@ func (w *partitionWorker) run() {
 		}
 		size := int64(len(r.Key) + len(r.Value))
 		stop := w.stopCtx
-		if r.Offset < w.frontier { // overtaken: a stop waits for its slot too (see overtaken)
+		if !w.p.cfg.ExactlyOnce && r.Offset < w.frontier { // overtaken: a stop waits for its slot too (see overtaken, overtook)
 			stop = w.ctx
 		}
 		if !w.p.acquire(stop, abandon, size) {
