@@ -96,3 +96,26 @@ func TestFinishedRecordsAreRecycled(t *testing.T) {
 		t.Error("no batch's records came back to the pool: finished records are not recycled")
 	}
 }
+
+// A record is overtaken once a later one started, at-least-once; never
+// exactly-once, where an aborted transaction's records come again at
+// offsets already started.
+func TestOvertookNeverExactlyOnce(t *testing.T) {
+	for _, eos := range []bool{false, true} {
+		p := &Processor{cfg: Config{MaxBufferedRecords: 4, MaxBufferedBytes: 1 << 20, ExactlyOnce: eos}, stats: newCounters()}
+		w := newPartitionWorker(p, topicPartition{"t", 0})
+		w.push([]*kgo.Record{{Offset: 7}, {Offset: 8}}, nil)
+		for range 2 {
+			if r, _, _, _ := w.next(); r == nil {
+				t.Fatal("next returned nil")
+			}
+		}
+		if got := w.overtook(7); got == eos {
+			t.Errorf("exactly-once %v: record 7 overtaken by 8: %v", eos, got)
+		}
+		if w.overtook(8) {
+			t.Errorf("exactly-once %v: record 8, the last started, overtaken", eos)
+		}
+		w.stopFn()
+	}
+}
