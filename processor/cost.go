@@ -427,7 +427,7 @@ func (c *CostControl) pay(ctx context.Context, key MobileKey, l Lookup) (Result,
 	}
 	paid := false
 	defer func() { c.budget.settle(day, paid) }()
-	stop := l.stop
+	stop := l.stop()
 	if err := c.rate.wait(ctx, stop); err != nil {
 		switch {
 		case ctx.Err() != nil:

@@ -19,17 +19,23 @@ type Lookup struct {
 
 	key   MobileKey // the mobile's key, once a CostControl computed it
 	keyed bool
-	// stop ends when the record's partition stops taking new work
-	// (shutdown, revoke, an interrupted replay); nil outside the processor.
-	// The cost controls start no paid call after it: a record still waiting
-	// for the rate limit is given up, not paid for during the grace period,
-	// which is for the calls already in flight (paid for either way). A
-	// record that later records overtook is the exception (overtaken).
-	stop context.Context
-	// w and offset are the record's worker and offset (nil outside the
-	// processor), for overtaken.
+	// w and offset are the record's worker and offset; w is nil outside
+	// the processor. See stop and overtaken.
 	w      *partitionWorker
 	offset int64
+}
+
+// stop ends when the record's partition stops taking new work (shutdown,
+// revoke, an interrupted replay); nil outside the processor. The cost
+// controls start no paid call after it: a record still waiting for the rate
+// limit is given up, not paid for during the grace period, which is for the
+// calls already in flight (paid for either way). A record that later
+// records overtook is the exception (overtaken).
+func (l *Lookup) stop() context.Context {
+	if l.w == nil {
+		return nil
+	}
+	return l.w.stopCtx
 }
 
 // overtaken reports whether later records of the lookup's partition have

@@ -270,7 +270,7 @@ func (w *partitionWorker) run() {
 		}
 		size := int64(len(r.Key) + len(r.Value))
 		stop := w.stopCtx
-		if !w.p.cfg.ExactlyOnce && r.Offset < w.frontier { // overtaken: a stop waits for its slot too (see overtaken, overtook)
+		if w.overtook(r.Offset) { // a stop waits for its slot too (see overtaken)
 			stop = w.ctx
 		}
 		if !w.p.acquire(stop, abandon, size) {

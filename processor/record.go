@@ -190,7 +190,7 @@ func (w *partitionWorker) lookup(ctx, abandon context.Context, l Lookup, offset 
 		defer context.AfterFunc(abandon, cancel)() // abandoning cancels the call in flight
 	}
 
-	l.stop, l.w, l.offset = w.stopCtx, w, offset
+	l.w, l.offset = w, offset
 	wait := p.cfg.RetryBackoff
 	held, abandoned := false, false
 	defer func() {
