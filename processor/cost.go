@@ -365,7 +365,13 @@ func (c *CostControl) enrich(ctx context.Context, l Lookup) (Result, error) {
 	// Asked again after known's miss: another lookup's answer may imply
 	// this one by now.
 	if r, ok := c.answerKnown(key, l); ok {
+		if l.leads { // no call needed after all: the waiters are asked again
+			c.called(key, Result{}, nil)
+		}
 		return r, nil // the hot path: nothing else to do, nothing allocated
+	}
+	if l.leads {
+		return c.lead(ctx, key, l)
 	}
 	if c.cache == nil {
 		return c.pay(ctx, key, l)

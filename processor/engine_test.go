@@ -272,3 +272,119 @@ func (h *harness) recordFetchWaits() func() map[int32]int {
 		return maps.Clone(waits)
 	}
 }
+
+// A record waiting for another record's call of its number holds no
+// in-flight slot: with two slots, one call held and a record waiting for
+// it, a record of another number still gets the second slot and its call.
+// Woken, the waiter is answered from what the call taught, or makes the
+// next call when the answer does not imply its date; stopped while it
+// waits, it is given up, and the commit stays below it.
+//
+// At-least-once only: exactly-once, the records produced once the call is
+// held come in the next transaction, after the held one's (the ordering
+// tests run the same way in both modes, TestOrderingWithCacheAnswers).
+func TestCoalescedWaitHoldsNoSlot(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		mobile int    // event(…, mobile): its last digit picks fakeAnswer's res
+		date   string // the waiter's date; the first record's is 2024-01-02
+		stop   bool   // stop while it waits, instead of answering the call
+		calls  int    // of the first record's number
+		source string // the waiter's output's
+	}{
+		{name: "answered", mobile: 1, date: "2024-01-02", calls: 1, source: "cache"},          // res 1 at D answers D
+		{name: "makes the next call", mobile: 2, date: "2023-05-06", calls: 2, source: "api"}, // res 2 at D answers no earlier date
+		{name: "stopped", mobile: 1, date: "2024-01-02", stop: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			testCoalescedWait(t, tc.mobile, tc.date, tc.stop, tc.calls, tc.source)
+		})
+	}
+}
+
+func testCoalescedWait(t *testing.T, mobile int, date string, stop bool, wantCalls int, source string) {
+	h := newHarness(t, 1)
+	first := event(h.in, mobile, false) // e-<mobile> at offset 0
+	first.Value = bytes.Replace(first.Value, []byte(fmt.Sprintf(`"e-%d"`, mobile)), []byte(`"e-0"`), 1)
+	waiter := event(h.in, mobile, false) // e-1: the same number, another key
+	waiter.Value = bytes.Replace(waiter.Value, []byte(fmt.Sprintf(`"e-%d"`, mobile)), []byte(`"e-1"`), 1)
+	waiter.Value = bytes.Replace(waiter.Value, []byte(`"2024-01-02T03:04:05+08:00"`), []byte(`"`+date+`"`), 1)
+	waiter.Key = []byte("another-user")
+	other := event(h.in, 2, false) // e-2: another number
+	other.Key = []byte("a-third-user")
+	firstMobile, otherMobile := fmt.Sprintf("1731234%04d", mobile), "17312340002"
+	if mobile == 2 {
+		otherMobile = "17312340003"
+		other = event(h.in, 3, false)
+		other.Value = bytes.Replace(other.Value, []byte(`"e-3"`), []byte(`"e-2"`), 1)
+		other.Key = []byte("a-third-user")
+	}
+
+	held, release := make(chan struct{}), make(chan struct{})
+	otherCalled := make(chan struct{})
+	var calls atomic.Int64
+	provider := processor.EnricherFunc(func(ctx context.Context, l processor.Lookup) (processor.Result, error) {
+		switch l.Mobile {
+		case firstMobile:
+			if calls.Add(1) == 1 {
+				close(held)
+				select {
+				case <-release:
+				case <-ctx.Done():
+					return processor.Result{}, ctx.Err()
+				}
+			}
+		case otherMobile:
+			close(otherCalled)
+		}
+		return fakeAnswer(l), nil
+	})
+	cost, err := processor.NewCostControl(provider, processor.CostConfig{Secret: []byte("test-secret")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := h.config(cost)
+	cfg.MaxInFlight = 2
+	cfg.ShutdownTimeout = 100 * time.Millisecond
+	p, stopRun := h.start(cfg)
+	h.kafka.Produce(first)
+	<-held // the call is in flight before the waiter comes
+	h.kafka.Produce(waiter, other)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	select {
+	case <-otherCalled:
+	case <-ctx.Done():
+		t.Fatalf("the other number was not looked up while a call was held (%d in flight, %d coalesced): the waiter holds a slot",
+			p.Stats().InFlight, cost.CostStats().Coalesced)
+	}
+	if n := cost.CostStats().Coalesced; n != 1 {
+		t.Fatalf("%d lookups coalesced, want the waiter's", n)
+	}
+	if stop {
+		if err := stopRun(); err != nil {
+			t.Fatalf("Run = %v, want nil after a stop", err)
+		}
+		got := h.kafka.ConsumeAll(ctx, h.out)
+		for _, r := range got {
+			if id := eventID(t, r.Value); id != "e-2" {
+				t.Errorf("output of %s after a stop while its call was held", id)
+			}
+		}
+		checkCommittedPrefix(t, h.kafka.CommittedOffsets(h.group, h.in)[0], got)
+		return
+	}
+	close(release)
+	h.kafka.Consume(ctx, countAtLeast(3), h.out)
+	if err := stopRun(); err != nil {
+		t.Fatal(err)
+	}
+	if n := calls.Load(); n != int64(wantCalls) {
+		t.Errorf("%d calls of the number, want %d", n, wantCalls)
+	}
+	for _, r := range h.kafka.ConsumeAll(ctx, h.out) {
+		if eventID(t, r.Value) == "e-1" && !bytes.Contains(r.Value, []byte(`"source":"`+source+`"`)) {
+			t.Errorf("the waiter's output %s, want source %s", r.Value, source)
+		}
+	}
+}

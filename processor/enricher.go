@@ -23,6 +23,9 @@ type Lookup struct {
 	// the processor. See stop and overtaken.
 	w      *partitionWorker
 	offset int64
+	// leads: the lookup was woken from await to make the next call of its
+	// mobile, which its Enrich makes (or hands on).
+	leads bool
 }
 
 // stop ends when the record's partition stops taking new work (shutdown,

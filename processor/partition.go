@@ -2,11 +2,14 @@ package processor
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/attribute"
 )
 
 // pauseReason says why a partition's fetching is paused; it resumes when no
@@ -268,12 +271,15 @@ func (w *partitionWorker) run() {
 			w.settle(key, e, b)
 			continue
 		}
-		size := int64(len(r.Key) + len(r.Value))
+		s := &started{wk: wk, abandon: abandon, key: key, seq: seq, b: b, size: int64(len(r.Key) + len(r.Value))}
+		if w.await(s) {
+			continue
+		}
 		stop := w.stopCtx
 		if w.overtook(r.Offset) { // a stop waits for its slot too (see overtaken)
 			stop = w.ctx
 		}
-		if !w.p.acquire(stop, abandon, size) {
+		if !w.p.acquire(stop, abandon, s.size) {
 			wk.span.End()
 			if !w.giveUp(key, seq, b) {
 				return // stopping
@@ -285,17 +291,165 @@ func (w *partitionWorker) run() {
 			if wk.t.sampled {
 				wk.t.started = time.Now() // the task starts: waiting for a slot is not the record's latency
 			}
-			e := w.finish(abandon, wk)
-			w.p.release(size)
-			if e.durable != nil {
-				w.handDurable(abandon, key, seq, e, b)
-				return
-			}
-			w.hand(seq, e)
-			w.settle(key, e, b)
-			w.tasks.Done()
+			w.runTask(s)
 		}
 	}
+}
+
+// started is a record the dispatcher started that needs a lookup in flight:
+// what its task and its hand-over need.
+type started struct {
+	wk      *work
+	abandon context.Context
+	key     string
+	seq     uint64
+	b       *txnBatch
+	size    int64 // what it holds of MaxInFlightBytes
+}
+
+// runTask looks s up, holding an in-flight slot that it releases, and hands
+// the emission over.
+func (w *partitionWorker) runTask(s *started) {
+	e := w.finish(s.abandon, s.wk)
+	w.p.release(s.size)
+	if e.durable != nil {
+		w.handDurable(s.abandon, s.key, s.seq, e, s.b)
+		return
+	}
+	w.hand(s.seq, e)
+	w.settle(s.key, e, s.b)
+	w.tasks.Done()
+}
+
+// await lets s wait for the call of its mobile in flight, if there is one
+// (CostControl.await), without a slot or a task: the record counts as
+// buffered meanwhile, so that waiting records pause the partition as
+// received ones do. Woken, it is answered on the waking goroutine, or
+// started again (resume) to make the next call or to look up once more.
+// Abandoned meanwhile, it is given up at once.
+func (w *partitionWorker) await(s *started) bool {
+	c, ok := w.p.cfg.Enricher.(*CostControl)
+	if !ok || !s.wk.l.keyed {
+		return false
+	}
+	a := &awaiting{w: w, s: s}
+	if s.wk.t.sampled {
+		a.since = time.Now()
+	}
+	s.wk.l.w, s.wk.l.offset = w, s.wk.r.Offset
+	a.mu.Lock() // woken and abandoned wait until a is set up
+	defer a.mu.Unlock()
+	leave, ok := c.await(&s.wk.l, a.woken)
+	if !ok {
+		return false
+	}
+	w.tasks.Add(1)
+	w.waited(s.size, 1)
+	a.leave = leave
+	s.wk.span.SetAttributes(attribute.Bool("twosell.coalesced", true))
+	a.stop = context.AfterFunc(s.abandon, a.abandoned)
+	return true
+}
+
+// awaiting is a record waiting in CostControl.await. It ends once: woken, or
+// abandoned, whichever comes first.
+type awaiting struct {
+	w     *partitionWorker
+	s     *started
+	since time.Time // when it began to wait, for the provider's time (sampled records)
+	mu    sync.Mutex
+	leave func() bool // leaves the waiters, unless woken already
+	stop  func() bool // stops abandoned
+	ended atomic.Bool
+}
+
+func (a *awaiting) abandoned() {
+	a.mu.Lock()
+	left := a.leave()
+	a.mu.Unlock()
+	if !left {
+		return // woken: woken ends it
+	}
+	if a.ended.CompareAndSwap(false, true) {
+		a.w.waited(a.s.size, -1)
+		a.w.giveUpStarted(a.s)
+	}
+}
+
+// giveUpStarted ends s, started and not handed over: abandoned.
+func (w *partitionWorker) giveUpStarted(s *started) {
+	s.wk.span.End()
+	w.hand(s.seq, emission{})
+	w.settle(s.key, emission{}, s.b)
+	w.tasks.Done()
+}
+
+func (a *awaiting) woken(u wakeup) {
+	a.mu.Lock()
+	a.stop()
+	a.mu.Unlock()
+	if !a.ended.CompareAndSwap(false, true) {
+		return
+	}
+	w, s := a.w, a.s
+	w.waited(s.size, -1)
+	if s.abandon.Err() != nil {
+		if u.lead {
+			w.p.cfg.Enricher.(*CostControl).called(s.wk.l.key, Result{}, context.Canceled) // the next waiter calls instead
+		}
+		w.giveUpStarted(s)
+		return
+	}
+	if !a.since.IsZero() {
+		s.wk.t.provider += time.Since(a.since) // waiting for a paid answer is the provider's time
+	}
+	if u.lead || u.err != nil {
+		// To call, or to look up again (the call failed): on a task of
+		// its own, which waits for a slot.
+		s.wk.l.leads = u.lead
+		go w.resume(s)
+		return
+	}
+	defer s.wk.span.End()
+	e := w.answered(s.wk, u.res)
+	if e.durable != nil {
+		w.handDurable(s.abandon, s.key, s.seq, e, s.b)
+		return
+	}
+	w.hand(s.seq, e)
+	w.settle(s.key, e, s.b)
+	w.tasks.Done()
+}
+
+// resume runs a record woken from await on a task: it waits for a slot,
+// looks up, and hands the emission over. It is in progress already, so a
+// stop lets it finish within the grace, as the records on tasks; given up,
+// a lead hands its call on.
+func (w *partitionWorker) resume(s *started) {
+	if !w.p.acquire(w.ctx, s.abandon, s.size) {
+		if s.wk.l.leads {
+			w.p.cfg.Enricher.(*CostControl).called(s.wk.l.key, Result{}, context.Canceled) // the next waiter calls instead
+		}
+		w.giveUpStarted(s)
+		return
+	}
+	w.runTask(s)
+}
+
+// waited counts n records of size bytes in (n > 0) or out of await, as
+// buffered records, pausing or resuming the partition.
+func (w *partitionWorker) waited(size int64, n int) {
+	w.mu.Lock()
+	w.bufCount += n
+	w.bufBytes += n * int(size)
+	if n > 0 {
+		if w.bufCount >= w.p.cfg.MaxBufferedRecords || w.bufBytes >= w.p.cfg.MaxBufferedBytes {
+			w.setPausedLocked(pauseFull, true)
+		}
+	} else if w.bufCount <= w.p.cfg.MaxBufferedRecords/2 && w.bufBytes <= w.p.cfg.MaxBufferedBytes/2 {
+		w.setPausedLocked(pauseFull, false)
+	}
+	w.mu.Unlock()
 }
 
 // handDurable hands e over once its answer is durable (the ledger holds the
@@ -404,16 +558,18 @@ func (w *partitionWorker) settle(k string, e emission, b *txnBatch) {
 // never started, and each is settled as not handed over.
 func (w *partitionWorker) clearBatch(b *txnBatch) {
 	w.mu.Lock()
-	n := len(w.queue) + len(w.ready)
-	for _, waiting := range w.parked {
-		n += len(waiting)
-	}
+	n, size := 0, 0
 	if w.batch == b {
+		for _, recs := range append([][]*kgo.Record{w.queue, w.ready}, slices.Collect(maps.Values(w.parked))...) {
+			n += len(recs)
+			for _, r := range recs {
+				size += len(r.Key) + len(r.Value)
+			}
+		}
 		w.queue, w.ready = nil, nil
 		clear(w.parked)
-		w.bufCount, w.bufBytes = 0, 0
-	} else {
-		n = 0
+		w.bufCount -= n // the records in await stay counted until they are given up
+		w.bufBytes -= size
 	}
 	w.setPausedLocked(pauseFull, false)
 	w.mu.Unlock()
