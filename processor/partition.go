@@ -312,6 +312,12 @@ type started struct {
 func (w *partitionWorker) runTask(s *started) {
 	e := w.finish(s.abandon, s.wk)
 	w.p.release(s.size)
+	w.handOver(s, e)
+}
+
+// handOver hands s's emission e to the producer, once its answer is
+// durable, and ends s's task.
+func (w *partitionWorker) handOver(s *started, e emission) {
 	if e.durable != nil {
 		w.handDurable(s.abandon, s.key, s.seq, e, s.b)
 		return
@@ -410,15 +416,9 @@ func (a *awaiting) woken(u wakeup) {
 		go w.resume(s)
 		return
 	}
-	defer s.wk.span.End()
 	e := w.answered(s.wk, u.res)
-	if e.durable != nil {
-		w.handDurable(s.abandon, s.key, s.seq, e, s.b)
-		return
-	}
-	w.hand(s.seq, e)
-	w.settle(s.key, e, s.b)
-	w.tasks.Done()
+	s.wk.span.End()
+	w.handOver(s, e)
 }
 
 // resume runs a record woken from await on a task: it waits for a slot,
