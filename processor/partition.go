@@ -19,6 +19,7 @@ type pauseReason uint8
 const (
 	pauseFull pauseReason = 1 << iota // the worker's buffer is at MaxBufferedRecords or MaxBufferedBytes
 	pauseHeld                         // the provider is unavailable; a record is held back
+	pauseIdle                         // caught up while another partition is paused full (copause.go)
 )
 
 // partitionWorker runs one partition's records: a dispatcher goroutine takes
@@ -55,6 +56,7 @@ type partitionWorker struct {
 	holds    int       // tasks holding a record back for the provider
 	timed    int       // records begun, counted for Config.OnRecordEvery
 	paused   pauseReason
+	caughtUp atomic.Bool   // the last fetch reached the partition's end (copause.go)
 	wake     chan struct{} // capacity 1: "there may be a record to start"
 
 	stopCtx context.Context    // canceled: start no new record
@@ -108,14 +110,24 @@ func (w *partitionWorker) push(recs []*kgo.Record, b *txnBatch) {
 	w.queue = append(w.queue, recs...)
 	w.bufCount += len(recs)
 	w.bufBytes += n
-	if w.bufCount >= w.p.cfg.MaxBufferedRecords || w.bufBytes >= w.p.cfg.MaxBufferedBytes {
-		// Under w.mu, as next's resume: paused after the lock was
-		// released, a buffer the dispatcher emptied meanwhile would stay
-		// paused for good (the bench saw a partition stop).
-		w.setPausedLocked(pauseFull, true)
-	}
+	filled := w.fillLocked()
 	w.mu.Unlock()
 	w.signal()
+	if filled && w.p.copause != nil {
+		w.p.copause.look(w.p)
+	}
+}
+
+// fillLocked pauses the partition if its buffer is full, and reports
+// whether that paused it. The caller holds w.mu: paused after the lock was
+// released, a buffer the dispatcher emptied meanwhile would stay paused for
+// good (the bench saw a partition stop).
+func (w *partitionWorker) fillLocked() bool {
+	if w.paused&pauseFull != 0 || (w.bufCount < w.p.cfg.MaxBufferedRecords && w.bufBytes < w.p.cfg.MaxBufferedBytes) {
+		return false
+	}
+	w.setPausedLocked(pauseFull, true)
+	return true
 }
 
 func (w *partitionWorker) signal() {
@@ -442,14 +454,16 @@ func (w *partitionWorker) waited(size int64, n int) {
 	w.mu.Lock()
 	w.bufCount += n
 	w.bufBytes += n * int(size)
+	filled := false
 	if n > 0 {
-		if w.bufCount >= w.p.cfg.MaxBufferedRecords || w.bufBytes >= w.p.cfg.MaxBufferedBytes {
-			w.setPausedLocked(pauseFull, true)
-		}
+		filled = w.fillLocked()
 	} else if w.bufCount <= w.p.cfg.MaxBufferedRecords/2 && w.bufBytes <= w.p.cfg.MaxBufferedBytes/2 {
 		w.setPausedLocked(pauseFull, false)
 	}
 	w.mu.Unlock()
+	if filled && w.p.copause != nil {
+		w.p.copause.look(w.p)
+	}
 }
 
 // handDurable hands e over once its answer is durable (the ledger holds the
@@ -607,6 +621,9 @@ func (w *partitionWorker) setPausedLocked(reason pauseReason, on bool) {
 	} else {
 		w.paused &^= reason
 	}
+	if (before^w.paused)&pauseFull != 0 && w.p.copause != nil {
+		w.p.copause.signal()
+	}
 	switch {
 	case before == 0 && w.paused != 0:
 		w.p.client().PauseFetchPartitions(map[string][]int32{w.tp.topic: {w.tp.partition}})
@@ -679,7 +696,7 @@ func (w *partitionWorker) shutdown(grace <-chan struct{}) {
 func (w *partitionWorker) release() {
 	w.stopFn()
 	w.cancel()
-	w.setPaused(pauseFull|pauseHeld, false)
+	w.setPaused(pauseFull|pauseHeld|pauseIdle, false)
 }
 
 // sequencer hands emissions to the producer in input order (partition

@@ -151,6 +151,7 @@ func (p *Processor) processBatch(ctx context.Context, fetches kgo.Fetches) (done
 			return
 		}
 		b.pending += len(ftp.Records)
+		w.fetched(&ftp)
 		ws = append(ws, w)
 		parts = append(parts, ftp)
 	})
