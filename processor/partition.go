@@ -20,6 +20,7 @@ const (
 	pauseFull pauseReason = 1 << iota // the worker's buffer is at MaxBufferedRecords or MaxBufferedBytes
 	pauseHeld                         // the provider is unavailable; a record is held back
 	pauseIdle                         // caught up while another partition is paused full (copause.go)
+	pauseDone                         // replay: the partition's range is fetched
 )
 
 // partitionWorker runs one partition's records: a dispatcher goroutine takes
@@ -696,7 +697,7 @@ func (w *partitionWorker) shutdown(grace <-chan struct{}) {
 func (w *partitionWorker) release() {
 	w.stopFn()
 	w.cancel()
-	w.setPaused(pauseFull|pauseHeld|pauseIdle, false)
+	w.setPaused(pauseFull|pauseHeld|pauseIdle|pauseDone, false)
 }
 
 // sequencer hands emissions to the producer in input order (partition

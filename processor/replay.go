@@ -141,7 +141,7 @@ func (p *Processor) outOfRange(ctx context.Context, cl *kgo.Client, topic string
 			continue
 		}
 		if !p.skipDeleted(topic, part, rp, max(rp.next, rp.start), o.Offset) {
-			cl.PauseFetchPartitions(map[string][]int32{topic: {part}})
+			rp.w.setPaused(pauseDone, true)
 			continue
 		}
 		offsets[part] = kgo.EpochOffset{Epoch: -1, Offset: o.Offset}
@@ -338,9 +338,13 @@ func (p *Processor) runReplay(ctx context.Context) error {
 				// not RemoveConsumePartitions: removing a partition while
 				// fetches are in flight left the others unfetched now and
 				// then on a real broker (a replay that never ended in CI).
-				// Should a worker resume it, the filter above drops what
-				// comes past the end.
-				cl.PauseFetchPartitions(map[string][]int32{topic: {ftp.Partition}})
+				// A reason of the worker's own, so that its buffer's drain
+				// does not resume it: paused by the client behind the
+				// worker's back, a partition that filled its buffer with
+				// its last records was resumed by the drain and fetched on
+				// to the log's end while the others finished (all of it
+				// dropped by the filter above).
+				rp.w.setPaused(pauseDone, true)
 			}
 			mu.Unlock()
 		})

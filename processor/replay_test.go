@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -501,3 +502,60 @@ func TestReplayCountsRecordsDeletedWhileReading(t *testing.T) {
 		t.Errorf("%d outputs, want one per record read (%d)", got, s.Consumed)
 	}
 }
+
+// A partition whose range is fetched stays paused while the others finish,
+// even when its last records filled its buffer: the buffer's drain does not
+// resume it, so the records past its end are not fetched on to the log's
+// end (and dropped) meanwhile.
+func TestReplayKeepsAFetchedPartitionPaused(t *testing.T) {
+	h := newHarness(t, 2)
+	var recs []*kgo.Record
+	for i := range 300 { // partition 0: 50 in the range, 250 past its end
+		r := event(h.in, i, false)
+		r.Partition = 0
+		recs = append(recs, r)
+	}
+	last := event(h.in, 999, false) // partition 1: one record, held until the end
+	last.Partition = 1
+	recs = append(recs, last)
+	produceManually(t, h.kafka.Client(kgo.RecordPartitioner(kgo.ManualPartitioner())), recs)
+	ends := h.endOffsets()
+	rng := map[int32]processor.OffsetRange{0: {Start: 0, End: 50}, 1: {Start: 0, End: ends[1]}}
+
+	release := make(chan struct{})
+	var fetched atomic.Pointer[kgo.Client]
+	cfg := h.config(processor.EnricherFunc(func(ctx context.Context, l processor.Lookup) (processor.Result, error) {
+		if l.Mobile == "17312340999" {
+			select {
+			case <-release:
+			case <-ctx.Done():
+				return processor.Result{}, ctx.Err()
+			}
+		}
+		return fakeAnswer(l), nil
+	}))
+	cfg.Group, cfg.Range = "", rng
+	cfg.MaxBufferedRecords = 10 // the 50 records fill it: paused full, then drained
+	cfg.ClientOpts = append(cfg.ClientOpts, kgo.WithHooks(newClientHook(func(cl *kgo.Client) { fetched.Store(cl) })))
+	p, cancel, ran := startReplay(t, cfg)
+	defer cancel()
+	kafkatest.WaitFor(t, func() bool { return p.Stats().Produced == 50 })
+	if paused := fetched.Load().PauseFetchPartitions(nil)[h.in]; !slices.Contains(paused, 0) {
+		t.Errorf("partition 0 fetched on past its range's end while partition 1 is not done (paused: %v)", paused)
+	}
+	close(release)
+	if err := <-ran; err != nil {
+		t.Fatal(err)
+	}
+	if !p.RangeComplete() {
+		t.Error("the replay did not complete its range")
+	}
+	if s := p.Stats(); s.Produced != 51 {
+		t.Errorf("%d outputs, want 51", s.Produced)
+	}
+}
+
+// newClientHook calls f with each client created with it.
+type newClientHook func(*kgo.Client)
+
+func (f newClientHook) OnNewClient(cl *kgo.Client) { f(cl) }
