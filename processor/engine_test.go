@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -339,7 +340,7 @@ func testCoalescedWait(t *testing.T, mobile int, date string, stop bool, wantCal
 		}
 		return fakeAnswer(l), nil
 	})
-	cost, err := processor.NewCostControl(provider, processor.CostConfig{Secret: []byte("test-secret")})
+	cost, err := processor.NewCostControl(provider, processor.CostConfig{Secret: []byte("test-secret"), TracerProvider: h.tp})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -386,5 +387,27 @@ func testCoalescedWait(t *testing.T, mobile int, date string, stop bool, wantCal
 		if eventID(t, r.Value) == "e-1" && !bytes.Contains(r.Value, []byte(`"source":"`+source+`"`)) {
 			t.Errorf("the waiter's output %s, want source %s", r.Value, source)
 		}
+	}
+	// The wait has the cost controls' span, as a waiter on a task has it,
+	// with the answer when it got one.
+	var waits []string
+	for _, sp := range h.spans.Ended() {
+		if sp.Name() != "twosell.cache" {
+			continue
+		}
+		attrs := map[string]string{}
+		for _, a := range sp.Attributes() {
+			attrs[string(a.Key)] = a.Value.Emit()
+		}
+		if attrs["twosell.coalesced"] == "true" {
+			waits = append(waits, attrs["twosell.source"])
+		}
+	}
+	want := []string{"cache"} // answered by the call it waited for
+	if source == "api" {
+		want = []string{""} // woken to make the next call, which has its own span
+	}
+	if !slices.Equal(waits, want) {
+		t.Errorf("coalesced twosell.cache spans with sources %q, want %q", waits, want)
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // pauseReason says why a partition's fetching is paused; it resumes when no
@@ -365,7 +366,9 @@ func (w *partitionWorker) await(s *started) bool {
 	w.tasks.Add(1)
 	w.waited(s.size, 1)
 	a.leave = leave
-	s.wk.span.SetAttributes(attribute.Bool("twosell.coalesced", true))
+	if c.tracer != nil { // the cost controls' span, as a waiter on a task has it
+		_, a.span = c.tracer.Start(s.wk.ctx, "twosell.cache", trace.WithAttributes(attribute.Bool("twosell.coalesced", true)))
+	}
 	a.stop = context.AfterFunc(s.abandon, a.abandoned)
 	return true
 }
@@ -375,7 +378,8 @@ func (w *partitionWorker) await(s *started) bool {
 type awaiting struct {
 	w     *partitionWorker
 	s     *started
-	since time.Time // when it began to wait, for the provider's time (sampled records)
+	since time.Time  // when it began to wait, for the provider's time (sampled records)
+	span  trace.Span // the cost controls' span of the wait; nil without tracing
 	mu    sync.Mutex
 	leave func() bool // leaves the waiters, unless woken already
 	stop  func() bool // stops abandoned
@@ -390,9 +394,21 @@ func (a *awaiting) abandoned() {
 		return // woken: woken ends it
 	}
 	if a.ended.CompareAndSwap(false, true) {
+		a.endSpan(Result{})
 		a.w.waited(a.s.size, -1)
 		a.w.giveUpStarted(a.s)
 	}
+}
+
+// endSpan ends the wait's span with the answer it got, if any.
+func (a *awaiting) endSpan(r Result) {
+	if a.span == nil {
+		return
+	}
+	if r.Status != "" {
+		a.span.SetAttributes(attribute.String("twosell.source", r.Source), attribute.String("twosell.status", string(r.Status)))
+	}
+	a.span.End()
 }
 
 // giveUpStarted ends s, started and not handed over: abandoned.
@@ -412,6 +428,11 @@ func (a *awaiting) woken(u wakeup) {
 	}
 	w, s := a.w, a.s
 	w.waited(s.size, -1)
+	if u.lead || u.err != nil {
+		a.endSpan(Result{}) // the task's lookup has a span of its own
+	} else {
+		a.endSpan(u.res)
+	}
 	if s.abandon.Err() != nil {
 		if u.lead {
 			w.p.cfg.Enricher.(*CostControl).called(s.wk.l.key, Result{}, context.Canceled) // the next waiter calls instead
