@@ -358,6 +358,9 @@ func (c *CostControl) enrichDeferred(ctx context.Context, l Lookup) (Result, err
 }
 
 func (c *CostControl) enrich(ctx context.Context, l Lookup) (Result, error) {
+	if l.shared != nil {
+		return l.shared.res, l.shared.err
+	}
 	key := l.key
 	if !l.keyed {
 		key = c.hasher.key(l.Mobile)

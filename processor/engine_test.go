@@ -3,6 +3,7 @@ package processor_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -290,20 +291,24 @@ func TestCoalescedWaitHoldsNoSlot(t *testing.T) {
 		mobile int    // event(…, mobile): its last digit picks fakeAnswer's res
 		date   string // the waiter's date; the first record's is 2024-01-02
 		stop   bool   // stop while it waits, instead of answering the call
+		fail   bool   // the call fails (unavailable): the waiter shares the failure
 		calls  int    // of the first record's number
 		source string // the waiter's output's
 	}{
 		{name: "answered", mobile: 1, date: "2024-01-02", calls: 1, source: "cache"},          // res 1 at D answers D
 		{name: "makes the next call", mobile: 2, date: "2023-05-06", calls: 2, source: "api"}, // res 2 at D answers no earlier date
 		{name: "stopped", mobile: 1, date: "2024-01-02", stop: true},
+		// Held back with the call's failure and tried again later, as a
+		// waiter on a task is, not with a call of its own at once.
+		{name: "shares the failure", mobile: 1, date: "2024-01-02", fail: true, calls: 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			testCoalescedWait(t, tc.mobile, tc.date, tc.stop, tc.calls, tc.source)
+			testCoalescedWait(t, tc.mobile, tc.date, tc.stop, tc.fail, tc.calls, tc.source)
 		})
 	}
 }
 
-func testCoalescedWait(t *testing.T, mobile int, date string, stop bool, wantCalls int, source string) {
+func testCoalescedWait(t *testing.T, mobile int, date string, stop, fail bool, wantCalls int, source string) {
 	h := newHarness(t, 1)
 	first := event(h.in, mobile, false) // e-<mobile> at offset 0
 	first.Value = bytes.Replace(first.Value, []byte(fmt.Sprintf(`"e-%d"`, mobile)), []byte(`"e-0"`), 1)
@@ -335,6 +340,9 @@ func testCoalescedWait(t *testing.T, mobile int, date string, stop bool, wantCal
 					return processor.Result{}, ctx.Err()
 				}
 			}
+			if fail {
+				return processor.Result{}, processor.Unavailable(errors.New("the provider is down"))
+			}
 		case otherMobile:
 			close(otherCalled)
 		}
@@ -347,6 +355,10 @@ func testCoalescedWait(t *testing.T, mobile int, date string, stop bool, wantCal
 	cfg := h.config(cost)
 	cfg.MaxInFlight = 2
 	cfg.ShutdownTimeout = 100 * time.Millisecond
+	if fail {
+		cfg.RetryBackoff, cfg.MaxRetryBackoff = time.Hour, time.Hour // no retry within the test
+		cfg.MaxInFlight = 3                                          // the two held ones, and the other number
+	}
 	p, stopRun := h.start(cfg)
 	h.kafka.Produce(first)
 	<-held // the call is in flight before the waiter comes
@@ -376,6 +388,17 @@ func testCoalescedWait(t *testing.T, mobile int, date string, stop bool, wantCal
 		return
 	}
 	close(release)
+	if fail {
+		kafkatest.WaitFor(t, func() bool { return p.Holds(h.in, 0) == 2 })
+		if n := calls.Load(); n != int64(wantCalls) {
+			t.Errorf("%d calls of the number once both records are held, want %d: the waiter called at once", n, wantCalls)
+		}
+		if err := stopRun(); err != nil {
+			t.Fatal(err)
+		}
+		checkCommittedPrefix(t, h.kafka.CommittedOffsets(h.group, h.in)[0], h.kafka.ConsumeAll(ctx, h.out))
+		return
+	}
 	h.kafka.Consume(ctx, countAtLeast(3), h.out)
 	if err := stopRun(); err != nil {
 		t.Fatal(err)

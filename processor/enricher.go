@@ -26,6 +26,11 @@ type Lookup struct {
 	// leads: the lookup was woken from await to make the next call of its
 	// mobile, which its Enrich makes (or hands on).
 	leads bool
+	// shared: the lookup was woken from await with the failure of the
+	// call it waited for, which its Enrich returns, as share does to a
+	// waiter on a task: the record is held back and tried again later,
+	// not at once.
+	shared *wakeup
 }
 
 // stop ends when the record's partition stops taking new work (shutdown,

@@ -21,3 +21,18 @@ func (p *Processor) Stopping(topic string, partition int32) <-chan struct{} {
 	}
 	return nil
 }
+
+// Holds returns how many records of a partition assigned to p are held back
+// for the provider now (see partitionWorker.hold), or -1 if p has no worker
+// for it.
+func (p *Processor) Holds(topic string, partition int32) int {
+	p.mu.Lock()
+	w := p.workers[topicPartition{topic, partition}]
+	p.mu.Unlock()
+	if w == nil {
+		return -1
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.holds
+}

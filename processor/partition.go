@@ -444,9 +444,12 @@ func (a *awaiting) woken(u wakeup) {
 		s.wk.t.provider += time.Since(a.since) // waiting for a paid answer is the provider's time
 	}
 	if u.lead || u.err != nil {
-		// To call, or to look up again (the call failed): on a task of
-		// its own, which waits for a slot.
+		// To call, or to take the call's failure (held back, tried
+		// again later): on a task of its own, which waits for a slot.
 		s.wk.l.leads = u.lead
+		if u.err != nil {
+			s.wk.l.shared = &u
+		}
 		go w.resume(s)
 		return
 	}

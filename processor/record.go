@@ -211,7 +211,7 @@ func (w *partitionWorker) lookup(ctx, abandon context.Context, l Lookup, offset 
 		} else {
 			res, err = p.cfg.Enricher.Enrich(ctx, l)
 		}
-		l.leads = false // made or handed on by the first Enrich
+		l.leads, l.shared = false, nil // made or handed on, or returned, by the first Enrich
 		if p.cfg.OnRecord != nil {
 			t.provider += time.Since(begun)
 		}
