@@ -139,8 +139,9 @@ func (w *partitionWorker) signal() {
 	}
 }
 
-// next returns the next record to start, its key (key ordering: what
-// settle releases), its place in the partition and its batch, or nil once
+// next returns the next record to start, its key if the key is marked busy
+// for it (key ordering: what settle releases; a record released from
+// parked), its place in the partition and its batch, or nil once
 // the worker is told to stop and has started every record that a started
 // one overtook (see overtaken). Records left buffered then stay unfinished,
 // so they are never committed.
@@ -176,15 +177,15 @@ func (w *partitionWorker) next() (*kgo.Record, string, uint64, *txnBatch) {
 			r = w.queue[0]
 			w.queue[0] = nil
 			w.queue = w.queue[1:]
-			if byKey && len(r.Key) > 0 {
+			if byKey && len(r.Key) > 0 && w.busy[string(r.Key)] {
 				k = string(r.Key)
-				if w.busy[k] {
-					w.parked[k] = append(w.parked[k], r)
-					w.mu.Unlock()
-					continue
-				}
-				w.busy[k] = true
+				w.parked[k] = append(w.parked[k], r)
+				w.mu.Unlock()
+				continue
 			}
+			// Not busy yet: the dispatcher marks it (markBusy) only if
+			// the record goes to a task; one it answers itself is handed
+			// over before the next record is taken.
 		}
 		if r == nil {
 			w.mu.Unlock()
@@ -200,6 +201,14 @@ func (w *partitionWorker) next() (*kgo.Record, string, uint64, *txnBatch) {
 		w.mu.Unlock()
 		return r, k, seq, b
 	}
+}
+
+// markBusy marks key as having a record in flight (key ordering): the
+// records of the key that come meanwhile are parked behind it.
+func (w *partitionWorker) markBusy(key string) {
+	w.mu.Lock()
+	w.busy[key] = true
+	w.mu.Unlock()
 }
 
 // taken accounts for r leaving the buffer to start. The caller holds w.mu.
@@ -284,6 +293,10 @@ func (w *partitionWorker) run() {
 			w.hand(seq, e)
 			w.settle(key, e, b)
 			continue
+		}
+		if key == "" && w.p.cfg.Ordering == OrderingKey && len(r.Key) > 0 {
+			key = string(r.Key)
+			w.markBusy(key)
 		}
 		s := &started{wk: wk, abandon: abandon, key: key, seq: seq, b: b, size: int64(len(r.Key) + len(r.Value))}
 		if w.await(s) {
