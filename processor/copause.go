@@ -25,10 +25,13 @@ import (
 // held by the broker adds now.
 //
 // copauser decides it. A partition that fills looks at once, on the
-// goroutine that filled it (before franz-go sends its next fetch, which it
-// does as soon as the in-flight one returns: a loop woken by a signal came
-// too late in about half the stalls); a full partition's resume, and a
-// co-pause's end, are left to a loop. Each look takes the workers' locks
+// goroutine that filled it, before it pauses itself (fillLocked): franz-go
+// sends its next fetch as soon as the poll takes the last one, while the
+// poll loop hands the records over, and a fetch built after the full
+// partition's pause and before the others' held only them (a loop woken by
+// a signal came too late in about half the stalls, and a look after the
+// partition's own pause in about a third of them). A full partition's
+// resume, and a co-pause's end, are left to a loop. Each look takes the workers' locks
 // one at a time, under the copauser's own.
 type copauser struct {
 	changed chan struct{} // capacity 1: "a partition's full pause may have changed"
@@ -72,15 +75,16 @@ func (c *copauser) run(ctx context.Context, p *Processor) {
 		case <-ctx.Done():
 			return
 		case <-c.changed:
-			c.look(p)
+			c.look(p, nil)
 		}
 	}
 }
 
 // look co-pauses the caught-up partitions if a partition is full and every
-// other one that fetches is caught up, and resumes them otherwise. The
+// other one that fetches is caught up, and resumes them otherwise. filling,
+// if not nil, counts as full: it is about to pause (see fillLocked). The
 // caller holds no worker's lock.
-func (c *copauser) look(p *Processor) {
+func (c *copauser) look(p *Processor, filling *partitionWorker) {
 	ws := p.workerList()
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -88,7 +92,11 @@ func (c *copauser) look(p *Processor) {
 	idle := make([]*partitionWorker, 0, len(ws))
 	busy := false // a partition that fetches has records left: the fetch in flight returns at once
 	for _, w := range ws {
-		switch w.fetchState() {
+		state := fetchFull
+		if w != filling {
+			state = w.fetchState()
+		}
+		switch state {
 		case fetchFull:
 			now[w] = true
 			if !c.full[w] {
@@ -161,7 +169,7 @@ func (w *partitionWorker) fetched(ftp *kgo.FetchTopicPartition) {
 	}
 	caughtUp := ftp.Records[len(ftp.Records)-1].Offset+1 >= end
 	if w.caughtUp.Swap(caughtUp) != caughtUp && caughtUp && w.p.copause != nil {
-		w.p.copause.look(w.p)
+		w.p.copause.look(w.p, nil)
 	}
 }
 

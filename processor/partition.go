@@ -112,24 +112,33 @@ func (w *partitionWorker) push(recs []*kgo.Record, b *txnBatch) {
 	w.queue = append(w.queue, recs...)
 	w.bufCount += len(recs)
 	w.bufBytes += n
-	filled := w.fillLocked()
+	w.fillLocked()
 	w.mu.Unlock()
 	w.signal()
-	if filled && w.p.copause != nil {
-		w.p.copause.look(w.p)
-	}
 }
 
-// fillLocked pauses the partition if its buffer is full, and reports
-// whether that paused it. The caller holds w.mu: paused after the lock was
-// released, a buffer the dispatcher emptied meanwhile would stay paused for
-// good (the bench saw a partition stop).
-func (w *partitionWorker) fillLocked() bool {
-	if w.paused&pauseFull != 0 || (w.bufCount < w.p.cfg.MaxBufferedRecords && w.bufBytes < w.p.cfg.MaxBufferedBytes) {
-		return false
+// fillLocked pauses the partition if its buffer is full. The caller holds
+// w.mu: paused after the lock was released, a buffer the dispatcher emptied
+// meanwhile would stay paused for good (the bench saw a partition stop).
+// With other partitions to co-pause (copause.go), it releases w.mu while it
+// co-pauses them, first, and decides again once it holds it again.
+func (w *partitionWorker) fillLocked() {
+	over := func() bool {
+		return w.paused&pauseFull == 0 && (w.bufCount >= w.p.cfg.MaxBufferedRecords || w.bufBytes >= w.p.cfg.MaxBufferedBytes)
+	}
+	if !over() {
+		return
+	}
+	if c := w.p.copause; c != nil {
+		w.mu.Unlock()
+		c.look(w.p, w)
+		w.mu.Lock()
+		if !over() {
+			c.signal() // drained meanwhile: the loop resumes the others
+			return
+		}
 	}
 	w.setPausedLocked(pauseFull, true)
-	return true
 }
 
 func (w *partitionWorker) signal() {
@@ -492,16 +501,12 @@ func (w *partitionWorker) waited(size int64, n int) {
 	w.mu.Lock()
 	w.bufCount += n
 	w.bufBytes += n * int(size)
-	filled := false
 	if n > 0 {
-		filled = w.fillLocked()
+		w.fillLocked()
 	} else if w.bufCount <= w.p.cfg.MaxBufferedRecords/2 && w.bufBytes <= w.p.cfg.MaxBufferedBytes/2 {
 		w.setPausedLocked(pauseFull, false)
 	}
 	w.mu.Unlock()
-	if filled && w.p.copause != nil {
-		w.p.copause.look(w.p)
-	}
 }
 
 // handDurable hands e over once its answer is durable (the ledger holds the
