@@ -50,8 +50,7 @@ func TestCopauseEnds(t *testing.T) {
 	full.push(records(0, 4), nil)
 	kafkatest.WaitFor(t, func() bool { return p.copause.made.Load() == 1 })
 	waitPaused(t, cl, 0)
-	p.copause.signal() // a look with nothing new: no co-pause
-	full.push(nil, nil)
+	p.copause.look(p, nil) // a look with nothing new: no co-pause
 	waitPaused(t, cl, 0)
 	if n := p.copause.made.Load(); n != 1 {
 		t.Errorf("%d co-pauses, want 1: the spent one came again", n)
