@@ -2,6 +2,8 @@ package processor
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -153,11 +155,7 @@ func (c *copauser) resumeLocked() {
 func (p *Processor) workerList() []*partitionWorker {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	ws := make([]*partitionWorker, 0, len(p.workers))
-	for _, w := range p.workers {
-		ws = append(ws, w)
-	}
-	return ws
+	return slices.Collect(maps.Values(p.workers))
 }
 
 // fetched notes how far the last fetch of w's partition reached: caught up

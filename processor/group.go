@@ -133,13 +133,7 @@ func (p *Processor) commitLoop(ctx context.Context) {
 		case <-t.C:
 		}
 		p.commitMu.Lock()
-		p.mu.Lock()
-		ws := make([]*partitionWorker, 0, len(p.workers))
-		for _, w := range p.workers {
-			ws = append(ws, w)
-		}
-		p.mu.Unlock()
-		p.commitWorkers(ctx, ws)
+		p.commitWorkers(ctx, p.workerList())
 		p.commitMu.Unlock()
 	}
 }

@@ -225,6 +225,12 @@ func (w *partitionWorker) taken(r *kgo.Record) {
 	w.frontier = max(w.frontier, r.Offset)
 	w.bufCount--
 	w.bufBytes -= len(r.Key) + len(r.Value)
+	w.drainedLocked()
+}
+
+// drainedLocked resumes the partition once its buffer is below half of both
+// caps. The caller holds w.mu (see fillLocked).
+func (w *partitionWorker) drainedLocked() {
 	if w.bufCount <= w.p.cfg.MaxBufferedRecords/2 && w.bufBytes <= w.p.cfg.MaxBufferedBytes/2 {
 		w.setPausedLocked(pauseFull, false)
 	}
@@ -378,7 +384,6 @@ func (w *partitionWorker) await(s *started) bool {
 	if s.wk.t.sampled {
 		a.since = time.Now()
 	}
-	s.wk.l.w, s.wk.l.offset = w, s.wk.r.Offset
 	a.mu.Lock() // woken and abandoned wait until a is set up
 	defer a.mu.Unlock()
 	leave, ok := c.await(&s.wk.l, a.woken)
@@ -433,8 +438,12 @@ func (a *awaiting) endSpan(r Result) {
 	a.span.End()
 }
 
-// giveUpStarted ends s, started and not handed over: abandoned.
+// giveUpStarted ends s, started and not handed over: abandoned. Woken to
+// make the next call of its mobile, it hands the call on to the next waiter.
 func (w *partitionWorker) giveUpStarted(s *started) {
+	if s.wk.l.leads {
+		w.p.cfg.Enricher.(*CostControl).called(s.wk.l.key, Result{}, context.Canceled)
+	}
 	s.wk.span.End()
 	w.hand(s.seq, emission{})
 	w.settle(s.key, emission{}, s.b)
@@ -450,25 +459,23 @@ func (a *awaiting) woken(u wakeup) {
 	}
 	w, s := a.w, a.s
 	w.waited(s.size, -1)
-	if u.lead || u.err != nil {
+	s.wk.l.leads = u.lead
+	again := u.lead || u.err != nil // to call, or to take the call's failure
+	if again {
 		a.endSpan(Result{}) // the task's lookup has a span of its own
 	} else {
 		a.endSpan(u.res)
 	}
 	if s.abandon.Err() != nil {
-		if u.lead {
-			w.p.cfg.Enricher.(*CostControl).called(s.wk.l.key, Result{}, context.Canceled) // the next waiter calls instead
-		}
 		w.giveUpStarted(s)
 		return
 	}
 	if !a.since.IsZero() {
 		s.wk.t.provider += time.Since(a.since) // waiting for a paid answer is the provider's time
 	}
-	if u.lead || u.err != nil {
-		// To call, or to take the call's failure (held back, tried
-		// again later): on a task of its own, which waits for a slot.
-		s.wk.l.leads = u.lead
+	if again {
+		// On a task of its own, which waits for a slot (a failure holds
+		// the record back, tried again later).
 		if u.err != nil {
 			s.wk.l.shared = &u
 		}
@@ -482,13 +489,9 @@ func (a *awaiting) woken(u wakeup) {
 
 // resume runs a record woken from await on a task: it waits for a slot,
 // looks up, and hands the emission over. It is in progress already, so a
-// stop lets it finish within the grace, as the records on tasks; given up,
-// a lead hands its call on.
+// stop lets it finish within the grace, as the records on tasks.
 func (w *partitionWorker) resume(s *started) {
 	if !w.p.acquire(w.ctx, s.abandon, s.size) {
-		if s.wk.l.leads {
-			w.p.cfg.Enricher.(*CostControl).called(s.wk.l.key, Result{}, context.Canceled) // the next waiter calls instead
-		}
 		w.giveUpStarted(s)
 		return
 	}
@@ -503,8 +506,8 @@ func (w *partitionWorker) waited(size int64, n int) {
 	w.bufBytes += n * int(size)
 	if n > 0 {
 		w.fillLocked()
-	} else if w.bufCount <= w.p.cfg.MaxBufferedRecords/2 && w.bufBytes <= w.p.cfg.MaxBufferedBytes/2 {
-		w.setPausedLocked(pauseFull, false)
+	} else {
+		w.drainedLocked()
 	}
 	w.mu.Unlock()
 }
