@@ -130,7 +130,10 @@ func (c *CostControl) share(ctx context.Context, key MobileKey, l Lookup) (Resul
 // called once, on the goroutine of the call that ends the wait, and await
 // returns true and a function that ends the wait early (it reports false
 // when woken is called or was called). With no call in flight, it returns
-// false: the lookup takes the usual way (Enrich, on a task).
+// false, and l leads its mobile's call from now on (Lookup.leads): the
+// lookup takes the usual way (Enrich, on a task), and the lookups of its
+// mobile that come while it waits for a slot wait for it here, rather
+// than each taking a slot to wait in share.
 //
 // woken gets the answer, a shared failure, or lead: l makes the next call
 // of its mobile, which its Enrich does (Lookup.leads) and which must be
@@ -142,6 +145,8 @@ func (c *CostControl) await(l *Lookup, woken func(wakeup)) (stop func() bool, ok
 	c.calls.mu.Lock()
 	p := c.calls.pending[l.key]
 	if p == nil {
+		c.calls.pending[l.key] = &pendingCall{}
+		l.leads = true
 		c.calls.mu.Unlock()
 		return nil, false
 	}

@@ -434,3 +434,89 @@ func testCoalescedWait(t *testing.T, mobile int, date string, stop, fail bool, w
 		t.Errorf("coalesced twosell.cache spans with sources %q, want %q", waits, want)
 	}
 }
+
+// TestWaitForACallNotStartedYet: the first lookup of a number leads its
+// call from the moment it is dispatched, before it has a slot, so that the
+// number's next records wait for it without a slot instead of taking one
+// each. (Without it, a bench run's first records of 100 numbers took all
+// 256 slots: 100 calls and 156 waiters on tasks, while the records behind
+// them queued.) A stop while the leader waits for its slot hands the call
+// on, and nothing hangs.
+func TestWaitForACallNotStartedYet(t *testing.T) {
+	for _, stop := range []bool{false, true} {
+		t.Run(map[bool]string{false: "answered", true: "stopped"}[stop], func(t *testing.T) {
+			h := newHarness(t, 2)
+			blocker := event(h.in, 9, false) // its call holds the only slot
+			first := event(h.in, 1, false)   // waits for the slot, leading its number's call
+			waiter := event(h.in, 1, false)  // the same number on the other partition
+			waiter.Value = bytes.Replace(waiter.Value, []byte(`"e-1"`), []byte(`"e-2"`), 1)
+			waiter.Key = []byte("another-user")
+			blocker.Partition, first.Partition, waiter.Partition = 0, 0, 1
+			cl := h.kafka.Client(kgo.RecordPartitioner(kgo.ManualPartitioner()))
+
+			held, release := make(chan struct{}), make(chan struct{})
+			var calls atomic.Int64
+			provider := processor.EnricherFunc(func(ctx context.Context, l processor.Lookup) (processor.Result, error) {
+				switch l.Mobile {
+				case "17312340009":
+					close(held)
+					select {
+					case <-release:
+					case <-ctx.Done():
+						return processor.Result{}, ctx.Err()
+					}
+				case "17312340001":
+					calls.Add(1)
+				}
+				return fakeAnswer(l), nil
+			})
+			cost, err := processor.NewCostControl(provider, processor.CostConfig{Secret: []byte("test-secret")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := h.config(cost)
+			cfg.MaxInFlight = 1
+			cfg.ShutdownTimeout = 100 * time.Millisecond
+			p, stopRun := h.start(cfg)
+			produceManually(t, cl, []*kgo.Record{blocker})
+			<-held
+			produceManually(t, cl, []*kgo.Record{first})
+			kafkatest.WaitFor(t, func() bool { return cost.CallsInFlight() == 2 }) // the blocker's, and first's to come
+			produceManually(t, cl, []*kgo.Record{waiter})
+			kafkatest.WaitFor(t, func() bool { return cost.CostStats().Coalesced == 1 })
+			if n := p.Stats().InFlight; n != 1 {
+				t.Fatalf("%d records in flight, want the blocker alone", n)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			if stop {
+				if err := stopRun(); err != nil {
+					t.Fatalf("Run = %v, want nil after a stop", err)
+				}
+				if n := calls.Load(); n != 0 {
+					t.Errorf("%d calls of the number made after the stop, want 0", n)
+				}
+				if n := cost.CallsInFlight(); n != 0 {
+					t.Errorf("%d calls left in flight after the stop, want 0: a lead not handed on", n)
+				}
+				for _, r := range h.kafka.ConsumeAll(ctx, h.out) {
+					t.Errorf("output of %s after a stop while its call waited for a slot", eventID(t, r.Value))
+				}
+				return
+			}
+			close(release)
+			got := h.kafka.Consume(ctx, countAtLeast(3), h.out)
+			if err := stopRun(); err != nil {
+				t.Fatal(err)
+			}
+			if n := calls.Load(); n != 1 {
+				t.Errorf("%d calls of the number, want 1", n)
+			}
+			for _, r := range got {
+				if eventID(t, r.Value) == "e-2" && !bytes.Contains(r.Value, []byte(`"source":"cache"`)) {
+					t.Errorf("the waiter's output %s, want source cache", r.Value)
+				}
+			}
+		})
+	}
+}

@@ -23,8 +23,9 @@ type Lookup struct {
 	// the processor. See stop and overtaken.
 	w      *partitionWorker
 	offset int64
-	// leads: the lookup was woken from await to make the next call of its
-	// mobile, which its Enrich makes (or hands on).
+	// leads: the lookup makes the next call of its mobile, which its
+	// Enrich makes (or hands on): woken from await to make it, or the
+	// first to need it (await found no call in flight).
 	leads bool
 	// shared: the lookup was woken from await with the failure of the
 	// call it waited for, which its Enrich returns, as share does to a

@@ -36,3 +36,11 @@ func (p *Processor) Holds(topic string, partition int32) int {
 	defer w.mu.Unlock()
 	return w.holds
 }
+
+// CallsInFlight returns how many mobiles have a paid call in flight, or
+// led by a lookup that waits for a slot to make it.
+func (c *CostControl) CallsInFlight() int {
+	c.calls.mu.Lock()
+	defer c.calls.mu.Unlock()
+	return len(c.calls.pending)
+}

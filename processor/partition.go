@@ -322,6 +322,9 @@ func (w *partitionWorker) run() {
 			stop = w.ctx
 		}
 		if !w.p.acquire(stop, abandon, s.size) {
+			if wk.l.leads { // the lookups waiting for its call: one makes it instead
+				w.p.cfg.Enricher.(*CostControl).called(wk.l.key, Result{}, context.Canceled)
+			}
 			wk.span.End()
 			if !w.giveUp(key, seq, b) {
 				return // stopping
