@@ -139,6 +139,45 @@ func pack(k Knowledge) packedKnowledge {
 	return packedKnowledge{lower: packFact(k.Lower), upper: packFact(k.Upper), short: packFact(k.Short), boundsAt: packTime(k.BoundsAt)}
 }
 
+// answer is Knowledge.Answer of a day (yyyyMMdd) on the packed form: the
+// cache answers most records, and unpacking every fact, and reading the
+// clock, took a tenth of the CPU of a record answered from it. It unpacks
+// the answering fact alone, and asks now only for a fact that expires.
+func (p *packedKnowledge) answer(day int32, now func() time.Time, ttl KnowledgeTTL) (Fact, bool) {
+	var t int64 // now, in unix nanoseconds, once asked
+	live := func(at int64, ttl time.Duration) bool {
+		if t == 0 {
+			t = packTime(now())
+		}
+		return at != noTime && t < at+int64(ttl) || at > 0 && at > math.MaxInt64-int64(ttl)
+	}
+	switch {
+	case p.short.kind != 0 && live(p.short.at, ttl.Short):
+		return p.short.unpack(), true
+	case p.lower.kind != 0 && day <= p.lower.date:
+		return p.lower.unpack(), true
+	case p.upper.kind != 0 && day >= p.upper.date && live(p.upper.at, ttl.NotRecycled):
+		return p.upper.unpack(), true
+	}
+	return Fact{}, false
+}
+
+// packDay returns s, a day as yyyyMMdd, as a number.
+func packDay(s string) (int32, bool) {
+	if len(s) != 8 {
+		return 0, false
+	}
+	var d int32
+	for i := range len(s) {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		d = d*10 + int32(c-'0')
+	}
+	return d, true
+}
+
 func (p *packedKnowledge) unpack() Knowledge {
 	return Knowledge{Lower: p.lower.unpack(), Upper: p.upper.unpack(), Short: p.short.unpack(), BoundsAt: unpackTime(p.boundsAt)}
 }
@@ -261,17 +300,26 @@ func (sh *cacheShard) lookup(key MobileKey) (Knowledge, bool) {
 	return e.Value.(*cacheEntry).k.unpack(), true
 }
 
-// answer answers date from what is known about key, if that implies it,
-// marking the entry recently used, and counts the answer by its kind.
-func (c *knowledgeCache) answer(key MobileKey, date string, now time.Time, ttl KnowledgeTTL) (Fact, bool) {
+// answer answers date from what is known about key at the time now
+// returns, if that implies it, marking the entry recently used, and counts
+// the answer by its kind. It asks now only if a fact that expires could
+// answer.
+func (c *knowledgeCache) answer(key MobileKey, date string, now func() time.Time, ttl KnowledgeTTL) (Fact, bool) {
 	sh := c.shard(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	k, ok := sh.lookup(key)
+	e, ok := sh.byKey[key]
 	if !ok {
 		return Fact{}, false
 	}
-	f, ok := k.Answer(date, now, ttl)
+	sh.ll.MoveToFront(e)
+	var f Fact
+	if d, isDay := packDay(date); isDay {
+		f, ok = e.Value.(*cacheEntry).k.answer(d, now, ttl)
+	} else {
+		k := e.Value.(*cacheEntry).k.unpack()
+		f, ok = k.Answer(date, now(), ttl)
+	}
 	if ok {
 		// Counted here, under the shard's lock, rather than in counters
 		// that every dispatcher would share: cache answers are most of a

@@ -2,10 +2,14 @@ package processor
 
 import (
 	"fmt"
+	"math"
+	"math/rand/v2"
+	"reflect"
 	"runtime"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 func TestMobileKey(t *testing.T) {
@@ -113,5 +117,51 @@ func TestKnowledgeCacheShardedBound(t *testing.T) {
 	}
 	if n, ev := c.stats(); n > max || n < max-cacheShards*8 || ev != int64(2*max-n) {
 		t.Errorf("entries %d, evictions %d; want about %d entries, never more", n, ev, max)
+	}
+}
+
+// TestPackedAnswerIsKnowledgeAnswer: the cache answers on its packed form
+// what Knowledge.Answer answers on the unpacked one, and asks the clock
+// only when a fact that expires could answer.
+func TestPackedAnswerIsKnowledgeAnswer(t *testing.T) {
+	base := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	ttl := KnowledgeTTL{NotRecycled: 7 * 24 * time.Hour, Short: time.Hour}
+	days := []string{"20240101", "20240315", "20240316", "20250101"}
+	ats := []time.Time{{}, base.Add(-8 * 24 * time.Hour), base.Add(-7 * 24 * time.Hour), base.Add(-2 * time.Hour), base.Add(-time.Hour), base}
+	rng := rand.New(rand.NewPCG(1, 2))
+	fact := func(kinds ...FactKind) Fact {
+		k := kinds[rng.IntN(len(kinds))]
+		if k == 0 {
+			return Fact{}
+		}
+		return Fact{Kind: k, Date: days[rng.IntN(len(days))], OrderID: fmt.Sprint(rng.IntN(1000)), Mode: "md5", At: ats[rng.IntN(len(ats))]}
+	}
+	for range 20000 {
+		k := Knowledge{Lower: fact(0, FactAfter), Upper: fact(0, FactNotAfter), Short: fact(0, FactNoActivationDate, FactNoRecord)}
+		now := base.Add(time.Duration(rng.IntN(3)-1) * time.Minute)
+		for _, long := range []bool{false, true} {
+			ttl := ttl
+			if long {
+				ttl.NotRecycled = time.Duration(math.MaxInt64) // past the nanoseconds' range
+			}
+			for _, day := range days {
+				want, wantOK := k.Answer(day, now, ttl)
+				asked := false
+				p := pack(k)
+				d, _ := packDay(day)
+				got, ok := p.answer(d, func() time.Time { asked = true; return now }, ttl)
+				if ok != wantOK || ok && !reflect.DeepEqual(got, want) {
+					t.Fatalf("%+v at %v, ttl %v, asked %s: packed %v %+v, want %v %+v", k, now, ttl, day, ok, got, wantOK, want)
+				}
+				if expires := k.Short.Kind != 0 || k.Upper.Kind != 0 && day >= k.Upper.Date; asked && !expires {
+					t.Fatalf("%+v asked %s: the clock was read, with no fact that expires to answer", k, day)
+				}
+			}
+		}
+	}
+	for _, s := range []string{"2024010", "202401011", "2024-1-01", "2024010a", ""} {
+		if _, ok := packDay(s); ok {
+			t.Errorf("packDay(%q) ok, want not a day", s)
+		}
 	}
 }

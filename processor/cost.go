@@ -410,7 +410,7 @@ func (c *CostControl) answerKnown(key MobileKey, l Lookup) (Result, bool) {
 
 // cached answers date from what is known about key, if that implies it.
 func (c *CostControl) cached(key MobileKey, date string) (Result, bool) {
-	f, ok := c.cache.answer(key, date, c.cfg.Now(), c.cfg.TTL)
+	f, ok := c.cache.answer(key, date, c.cfg.Now, c.cfg.TTL)
 	if !ok {
 		return Result{}, false
 	}
