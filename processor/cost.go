@@ -168,7 +168,7 @@ type CostControl struct {
 	rate   *groupRate
 	ledger *ledger // nil without a ledger
 
-	calls calls
+	calls *calls
 
 	paid, coalesced, skipped, refusals, ledgerErrors atomic.Int64
 	warnedDay                                        atomic.Value // string: the day the budget-spent warning was logged
@@ -192,7 +192,7 @@ func NewCostControl(next Enricher, cfg CostConfig) (*CostControl, error) {
 		hasher: newMobileHasher(cfg.Secret),
 		budget: newBudget(cfg.DailyBudget, cfg.Location, cfg.Now),
 		rate:   newGroupRate(cfg.QPS),
-		calls:  calls{pending: make(map[MobileKey]*pendingCall)},
+		calls:  newCalls(),
 	}
 	if tracing(cfg.TracerProvider) {
 		c.tracer = cfg.TracerProvider.Tracer("github.com/twosell/twosell/processor")

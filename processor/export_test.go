@@ -40,7 +40,12 @@ func (p *Processor) Holds(topic string, partition int32) int {
 // CallsInFlight returns how many mobiles have a paid call in flight, or
 // led by a lookup that waits for a slot to make it.
 func (c *CostControl) CallsInFlight() int {
-	c.calls.mu.Lock()
-	defer c.calls.mu.Unlock()
-	return len(c.calls.pending)
+	n := 0
+	for i := range c.calls.shards {
+		sh := &c.calls.shards[i]
+		sh.mu.Lock()
+		n += len(sh.pending)
+		sh.mu.Unlock()
+	}
+	return n
 }
