@@ -49,7 +49,7 @@ type partitionWorker struct {
 	ready    []*kgo.Record            // released from parked: start these first
 	parked   map[string][]*kgo.Record // key ordering: waiting behind a record of the same key
 	busy     map[string]bool          // key ordering: keys with a record in flight
-	bufCount int                      // records in queue, ready and parked
+	bufCount int                      // records in queue, ready and parked, and waiting (await)
 	bufBytes int
 	frontier int64     // the highest offset started
 	nextSeq  uint64    // partition ordering: the next record's place
@@ -58,8 +58,10 @@ type partitionWorker struct {
 	holds    int       // tasks holding a record back for the provider
 	timed    int       // records begun, counted for Config.OnRecordEvery
 	paused   pauseReason
-	caughtUp atomic.Bool   // the last fetch reached the partition's end (copause.go)
-	wake     chan struct{} // capacity 1: "there may be a record to start"
+	waiting  map[*awaiting]struct{}       // records waiting in await
+	watched  map[context.Context]struct{} // the abandon contexts waitBegins watches
+	caughtUp atomic.Bool                  // the last fetch reached the partition's end (copause.go)
+	wake     chan struct{}                // capacity 1: "there may be a record to start"
 
 	stopCtx context.Context    // canceled: start no new record
 	stopFn  context.CancelFunc //
@@ -79,6 +81,8 @@ func newPartitionWorker(p *Processor, tp topicPartition) *partitionWorker {
 		frontier: -1,
 		parked:   make(map[string][]*kgo.Record),
 		busy:     make(map[string]bool),
+		waiting:  make(map[*awaiting]struct{}),
+		watched:  make(map[context.Context]struct{}),
 		seq:      sequencer{pending: make(map[uint64]emission)},
 		wake:     make(chan struct{}, 1),
 		stopCtx:  stopCtx,
@@ -394,13 +398,65 @@ func (w *partitionWorker) await(s *started) bool {
 		return false
 	}
 	w.tasks.Add(1)
-	w.waited(s.size, 1)
 	a.leave = leave
 	if c.tracer != nil { // the cost controls' span, as a waiter on a task has it
 		_, a.span = c.tracer.Start(s.wk.ctx, "twosell.cache", trace.WithAttributes(attribute.Bool("twosell.coalesced", true)))
 	}
-	a.stop = context.AfterFunc(s.abandon, a.abandoned)
+	w.waitBegins(a)
 	return true
+}
+
+// waitBegins counts a's record as buffered, pausing the partition if that
+// fills the buffer, and watches its abandon context: once it is canceled,
+// the waiting records it abandons are given up (abandonWaiting).
+//
+// One watch per context, not one per record: a context.AfterFunc per
+// waiting record, registered with the worker's context and removed when the
+// record was woken, made the first answers of the cache-warm bench wait 150
+// ms in all for the context's lock (100 calls waking 100 records each).
+func (w *partitionWorker) waitBegins(a *awaiting) {
+	ctx := a.s.abandon
+	w.mu.Lock()
+	w.bufCount++
+	w.bufBytes += int(a.s.size)
+	w.waiting[a] = struct{}{}
+	_, watched := w.watched[ctx]
+	if !watched {
+		w.watched[ctx] = struct{}{}
+	}
+	w.fillLocked()
+	w.mu.Unlock()
+	if !watched {
+		context.AfterFunc(ctx, func() { w.abandonWaiting(ctx) })
+	}
+}
+
+// waitEnds counts a's record out of the buffer, resuming the partition if
+// that drains it.
+func (w *partitionWorker) waitEnds(a *awaiting) {
+	w.mu.Lock()
+	w.bufCount--
+	w.bufBytes -= int(a.s.size)
+	delete(w.waiting, a)
+	w.drainedLocked()
+	w.mu.Unlock()
+}
+
+// abandonWaiting gives up the waiting records that ctx, canceled, abandons.
+// A record that begins to wait after this watches ctx anew.
+func (w *partitionWorker) abandonWaiting(ctx context.Context) {
+	w.mu.Lock()
+	delete(w.watched, ctx)
+	var gone []*awaiting
+	for a := range w.waiting {
+		if a.s.abandon == ctx {
+			gone = append(gone, a)
+		}
+	}
+	w.mu.Unlock()
+	for _, a := range gone {
+		a.abandoned()
+	}
 }
 
 // awaiting is a record waiting in CostControl.await. It ends once: woken, or
@@ -412,7 +468,6 @@ type awaiting struct {
 	span  trace.Span // the cost controls' span of the wait; nil without tracing
 	mu    sync.Mutex
 	leave func() bool // leaves the waiters, unless woken already
-	stop  func() bool // stops abandoned
 	ended atomic.Bool
 }
 
@@ -425,7 +480,7 @@ func (a *awaiting) abandoned() {
 	}
 	if a.ended.CompareAndSwap(false, true) {
 		a.endSpan(Result{})
-		a.w.waited(a.s.size, -1)
+		a.w.waitEnds(a)
 		a.w.giveUpStarted(a.s)
 	}
 }
@@ -454,14 +509,13 @@ func (w *partitionWorker) giveUpStarted(s *started) {
 }
 
 func (a *awaiting) woken(u wakeup) {
-	a.mu.Lock()
-	a.stop()
+	a.mu.Lock()   // set up (await)
 	a.mu.Unlock()
 	if !a.ended.CompareAndSwap(false, true) {
 		return
 	}
 	w, s := a.w, a.s
-	w.waited(s.size, -1)
+	w.waitEnds(a)
 	s.wk.l.leads = u.lead
 	again := u.lead || u.err != nil // to call, or to take the call's failure
 	if again {
@@ -499,20 +553,6 @@ func (w *partitionWorker) resume(s *started) {
 		return
 	}
 	w.runTask(s)
-}
-
-// waited counts n records of size bytes in (n > 0) or out of await, as
-// buffered records, pausing or resuming the partition.
-func (w *partitionWorker) waited(size int64, n int) {
-	w.mu.Lock()
-	w.bufCount += n
-	w.bufBytes += n * int(size)
-	if n > 0 {
-		w.fillLocked()
-	} else {
-		w.drainedLocked()
-	}
-	w.mu.Unlock()
 }
 
 // handDurable hands e over once its answer is durable (the ledger holds the
