@@ -82,20 +82,30 @@ type pendingCall struct {
 type waiter struct {
 	l    *Lookup
 	wake chan wakeup // buffered: the waker never blocks
-	// woken, if set, is called instead of sending on wake, once, after
-	// the call's shard lock is released (await).
-	woken func(wakeup)
+	// to, if set, is woken instead of sending on wake, once, after the
+	// call's shard lock is released (await).
+	to wakeable
+}
+
+// wakeable is a waiter of await's: its woken is called once.
+type wakeable interface{ woken(wakeup) }
+
+// wake is a waiter of await's to wake, and with what: what a call's end
+// collects under its shard's lock, to wake once it is released.
+type wake struct {
+	to wakeable
+	u  wakeup
 }
 
 // send wakes w with u: at once on its channel, or, for await's waiters,
-// by adding the call to later, which the waker runs once it has released
-// its shard's lock.
-func (w *waiter) send(u wakeup, later *[]func()) {
-	if w.woken == nil {
+// by adding it to later, which the waker wakes once it has released its
+// shard's lock.
+func (w *waiter) send(u wakeup, later *[]wake) {
+	if w.to == nil {
 		w.wake <- u
 		return
 	}
-	*later = append(*later, func() { w.woken(u) })
+	*later = append(*later, wake{w.to, u})
 }
 
 type wakeup struct {
@@ -151,22 +161,22 @@ func (c *CostControl) share(ctx context.Context, key MobileKey, l Lookup) (Resul
 }
 
 // await is share for the processor's dispatcher, without blocking: if a
-// call of l's mobile is in flight, l waits for it without a task, woken is
-// called once, on the goroutine of the call that ends the wait, and await
-// returns true and a function that ends the wait early (it reports false
-// when woken is called or was called). With no call in flight, it returns
-// false, and l leads its mobile's call from now on (Lookup.leads): the
-// lookup takes the usual way (Enrich, on a task), and the lookups of its
-// mobile that come while it waits for a slot wait for it here, rather
-// than each taking a slot to wait in share.
+// call of w.l's mobile is in flight, w waits for it without a task,
+// w.to.woken is called once, on the goroutine of the call that ends the
+// wait, and await returns true (leave ends the wait early). With no call in
+// flight, it returns false, and w.l leads its mobile's call from now on
+// (Lookup.leads): the lookup takes the usual way (Enrich, on a task), and
+// the lookups of its mobile that come while it waits for a slot wait for
+// it here, rather than each taking a slot to wait in share.
 //
-// woken gets the answer, a shared failure, or lead: l makes the next call
-// of its mobile, which its Enrich does (Lookup.leads) and which must be
-// made or handed on (c.called with the lookup's own cancellation).
-func (c *CostControl) await(l *Lookup, woken func(wakeup)) (stop func() bool, ok bool) {
+// w.to.woken gets the answer, a shared failure, or lead: w.l makes the
+// next call of its mobile, which its Enrich does (Lookup.leads) and which
+// must be made or handed on (c.called with the lookup's own cancellation).
+func (c *CostControl) await(w *waiter) bool {
 	if c.cache == nil {
-		return nil, false
+		return false
 	}
+	l := w.l
 	key := l.key
 	sh := c.calls.shard(key)
 	sh.mu.Lock()
@@ -175,18 +185,23 @@ func (c *CostControl) await(l *Lookup, woken func(wakeup)) (stop func() bool, ok
 		sh.pending[key] = &pendingCall{}
 		l.leads = true
 		sh.mu.Unlock()
-		return nil, false
+		return false
 	}
-	w := &waiter{l: l, woken: woken}
 	p.waiters = append(p.waiters, w)
 	sh.mu.Unlock()
 	c.coalesced.Add(1)
-	return func() bool {
-		sh.mu.Lock()
-		defer sh.mu.Unlock()
-		p := sh.pending[key]
-		return p != nil && p.remove(w)
-	}, true
+	return true
+}
+
+// leave ends the wait of w, await's waiter, early, and reports whether it
+// was still waiting (false: it is woken, or will be).
+func (c *CostControl) leave(w *waiter) bool {
+	key := w.l.key
+	sh := c.calls.shard(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	p := sh.pending[key]
+	return p != nil && p.remove(w)
 }
 
 // lead makes the call of key for l, then settles the lookups waiting for it.
@@ -199,14 +214,14 @@ func (c *CostControl) lead(ctx context.Context, key MobileKey, l Lookup) (Result
 // called settles the lookups that waited for the call of key that ended
 // with r and err, and chooses who makes the next call, if one is needed.
 func (c *CostControl) called(key MobileKey, r Result, err error) {
-	var later []func()
+	var later []wake
 	c.calledLocked(key, r, err, &later)
-	for _, f := range later {
-		f()
+	for _, w := range later {
+		w.to.woken(w.u)
 	}
 }
 
-func (c *CostControl) calledLocked(key MobileKey, r Result, err error, later *[]func()) {
+func (c *CostControl) calledLocked(key MobileKey, r Result, err error, later *[]wake) {
 	sh := c.calls.shard(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()

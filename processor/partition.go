@@ -393,12 +393,12 @@ func (w *partitionWorker) await(s *started) bool {
 	}
 	a.mu.Lock() // woken and abandoned wait until a is set up
 	defer a.mu.Unlock()
-	leave, ok := c.await(&s.wk.l, a.woken)
-	if !ok {
+	a.waiter = waiter{l: &s.wk.l, to: a}
+	if !c.await(&a.waiter) {
 		return false
 	}
 	w.tasks.Add(1)
-	a.leave = leave
+	a.c = c
 	if c.tracer != nil { // the cost controls' span, as a waiter on a task has it
 		_, a.span = c.tracer.Start(s.wk.ctx, "twosell.cache", trace.WithAttributes(attribute.Bool("twosell.coalesced", true)))
 	}
@@ -462,18 +462,19 @@ func (w *partitionWorker) abandonWaiting(ctx context.Context) {
 // awaiting is a record waiting in CostControl.await. It ends once: woken, or
 // abandoned, whichever comes first.
 type awaiting struct {
-	w     *partitionWorker
-	s     *started
-	since time.Time  // when it began to wait, for the provider's time (sampled records)
-	span  trace.Span // the cost controls' span of the wait; nil without tracing
-	mu    sync.Mutex
-	leave func() bool // leaves the waiters, unless woken already
-	ended atomic.Bool
+	w      *partitionWorker
+	s      *started
+	since  time.Time  // when it began to wait, for the provider's time (sampled records)
+	span   trace.Span // the cost controls' span of the wait; nil without tracing
+	mu     sync.Mutex
+	c      *CostControl
+	waiter waiter // in c's waiters, unless woken already
+	ended  atomic.Bool
 }
 
 func (a *awaiting) abandoned() {
 	a.mu.Lock()
-	left := a.leave()
+	left := a.c.leave(&a.waiter)
 	a.mu.Unlock()
 	if !left {
 		return // woken: woken ends it
@@ -509,7 +510,7 @@ func (w *partitionWorker) giveUpStarted(s *started) {
 }
 
 func (a *awaiting) woken(u wakeup) {
-	a.mu.Lock()   // set up (await)
+	a.mu.Lock() // set up (await)
 	a.mu.Unlock()
 	if !a.ended.CompareAndSwap(false, true) {
 		return
