@@ -6,6 +6,7 @@ import (
 	"errors"
 	"slices"
 	"sync"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
@@ -234,7 +235,7 @@ func (c *CostControl) calledLocked(key MobileKey, r Result, err error, later *[]
 		case err == nil && r.Status == StatusSkipped:
 			// The budget is spent (EmitSkipped): so it is for this
 			// lookup, unless knowledge answers it.
-			if a, ok := c.cached(key, w.l.Date); ok {
+			if a, ok := c.cached(key, w.l.Date, time.Time{}); ok {
 				w.send(wakeup{res: a}, later)
 				continue
 			}

@@ -401,16 +401,21 @@ func (c *CostControl) known(ctx context.Context, l *Lookup) (Result, bool) {
 // key, or skipped as too old.
 func (c *CostControl) answerKnown(key MobileKey, l Lookup) (Result, bool) {
 	if c.cache != nil {
-		if r, ok := c.cached(key, l.Date); ok {
+		if r, ok := c.cached(key, l.Date, l.now); ok {
 			return r, true
 		}
 	}
 	return c.tooOld(l)
 }
 
-// cached answers date from what is known about key, if that implies it.
-func (c *CostControl) cached(key MobileKey, date string) (Result, bool) {
-	f, ok := c.cache.answer(key, date, c.cfg.Now, c.cfg.TTL)
+// cached answers date from what is known about key, if that implies it,
+// at the time now (zero: the clock's, if an answer needs it).
+func (c *CostControl) cached(key MobileKey, date string, now time.Time) (Result, bool) {
+	clock := c.cfg.Now
+	if !now.IsZero() {
+		clock = func() time.Time { return now }
+	}
+	f, ok := c.cache.answer(key, date, clock, c.cfg.TTL)
 	if !ok {
 		return Result{}, false
 	}
@@ -419,7 +424,14 @@ func (c *CostControl) cached(key MobileKey, date string) (Result, bool) {
 
 // tooOld answers "skipped" to a lookup older than SkipOlderThan.
 func (c *CostControl) tooOld(l Lookup) (Result, bool) {
-	if c.cfg.SkipOlderThan <= 0 || l.At.IsZero() || c.cfg.Now().Sub(l.At) <= c.cfg.SkipOlderThan {
+	if c.cfg.SkipOlderThan <= 0 || l.At.IsZero() {
+		return Result{}, false
+	}
+	now := l.now
+	if now.IsZero() {
+		now = c.cfg.Now()
+	}
+	if now.Sub(l.At) <= c.cfg.SkipOlderThan {
 		return Result{}, false
 	}
 	c.skipped.Add(1)

@@ -3,6 +3,7 @@ package processor_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -518,5 +519,81 @@ func TestWaitForACallNotStartedYet(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// testClock is a clock a test sets.
+type testClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *testClock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// TestDispatcherReadsTheClockAfterAWait: the dispatcher reads the time once
+// for several records it answers from knowledge, but anew after it waited
+// for records: a res 2 answer that expired meanwhile answers nothing, and
+// checked_at is the time of the check.
+func TestDispatcherReadsTheClockAfterAWait(t *testing.T) {
+	h := newHarness(t, 1)
+	clock := &testClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	var calls atomic.Int64
+	provider := processor.EnricherFunc(func(_ context.Context, l processor.Lookup) (processor.Result, error) {
+		calls.Add(1)
+		return fakeAnswer(l), nil // ending in 2: res 2, known for NotRecycled
+	})
+	cost, err := processor.NewCostControl(provider, processor.CostConfig{Secret: []byte("test-secret"), Now: clock.Now,
+		TTL: processor.KnowledgeTTL{NotRecycled: time.Hour}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := h.config(cost)
+	cfg.Now = clock.Now
+	_, stopRun := h.start(cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	checked := func(want int) []string {
+		var at []string
+		for _, r := range h.kafka.Consume(ctx, countAtLeast(want), h.out) {
+			var v struct {
+				Twosell struct {
+					Source    string `json:"source"`
+					CheckedAt string `json:"checked_at"`
+				} `json:"twosell"`
+			}
+			if err := json.Unmarshal(r.Value, &v); err != nil {
+				t.Fatal(err)
+			}
+			at = append(at, v.Twosell.Source+" "+v.Twosell.CheckedAt)
+		}
+		return at
+	}
+	h.kafka.Produce(event(h.in, 2, false))
+	checked(1)
+	h.kafka.Produce(event(h.in, 2, false)) // known: answered by the dispatcher
+	checked(2)
+	clock.Add(2 * time.Hour) // the res 2 answer expires
+	h.kafka.Produce(event(h.in, 2, false))
+	got := checked(3)
+	if err := stopRun(); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"api 2026-03-01T12:00:00Z", "cache 2026-03-01T12:00:00Z", "api 2026-03-01T14:00:00Z"}
+	if !slices.Equal(got, want) {
+		t.Errorf("outputs %q, want %q", got, want)
+	}
+	if n := calls.Load(); n != 2 {
+		t.Errorf("%d calls, want 2: the expired answer answered", n)
 	}
 }

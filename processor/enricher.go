@@ -27,6 +27,9 @@ type Lookup struct {
 	// Enrich makes (or hands on): woken from await to make it, or the
 	// first to need it (await found no call in flight).
 	leads bool
+	// now, if not zero, is the time the cost controls take as now: the
+	// dispatcher's clock (tickClock), read once for many records.
+	now time.Time
 	// shared: the lookup was woken from await with the failure of the
 	// call it waited for, which its Enrich returns, as share does to a
 	// waiter on a task: the record is held back and tried again later,

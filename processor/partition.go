@@ -61,7 +61,10 @@ type partitionWorker struct {
 	waiting  map[*awaiting]struct{}       // records waiting in await
 	watched  map[context.Context]struct{} // the abandon contexts waitBegins watches
 	caughtUp atomic.Bool                  // the last fetch reached the partition's end (copause.go)
-	wake     chan struct{}                // capacity 1: "there may be a record to start"
+	// The dispatcher's clocks: the cost controls' (the knowledge's
+	// expiry) and the processor's (checked_at) for the records it answers.
+	costClock, outClock tickClock
+	wake                chan struct{} // capacity 1: "there may be a record to start"
 
 	stopCtx context.Context    // canceled: start no new record
 	stopFn  context.CancelFunc //
@@ -74,7 +77,7 @@ type partitionWorker struct {
 func newPartitionWorker(p *Processor, tp topicPartition) *partitionWorker {
 	ctx, cancel := context.WithCancel(context.Background())
 	stopCtx, stopFn := context.WithCancel(context.Background())
-	return &partitionWorker{
+	w := &partitionWorker{
 		p:        p,
 		tp:       tp,
 		track:    newTracker(),
@@ -91,6 +94,11 @@ func newPartitionWorker(p *Processor, tp topicPartition) *partitionWorker {
 		cancel:   cancel,
 		done:     make(chan struct{}),
 	}
+	w.outClock.now = p.cfg.Now
+	if c, ok := p.cfg.Enricher.(*CostControl); ok {
+		w.costClock.now = c.cfg.Now
+	}
+	return w
 }
 
 // enqueue adds polled records. They count as unfinished from now on.
@@ -202,6 +210,7 @@ func (w *partitionWorker) next() (*kgo.Record, string, uint64, *txnBatch) {
 		}
 		if r == nil {
 			w.mu.Unlock()
+			w.clocksStale()
 			select {
 			case <-w.wake:
 			case <-w.stopCtx.Done():
@@ -325,6 +334,7 @@ func (w *partitionWorker) run() {
 		if w.overtook(r.Offset) { // a stop waits for its slot too (see overtaken)
 			stop = w.ctx
 		}
+		w.clocksStale() // acquire may wait
 		if !w.p.acquire(stop, abandon, s.size) {
 			if wk.l.leads { // the lookups waiting for its call: one makes it instead
 				w.p.cfg.Enricher.(*CostControl).called(wk.l.key, Result{}, context.Canceled)
@@ -826,3 +836,27 @@ func (s *sequencer) reset(next uint64) {
 	clear(s.pending)
 	s.mu.Unlock()
 }
+
+// tickClock is a clock a dispatcher reads once per tickRecords records.
+// Reading the time took 5% of the CPU of a record answered from knowledge
+// (twice: the knowledge's expiry and the output's checked_at, which has
+// whole seconds). The dispatcher marks it stale before it may wait, so a
+// time read is never older than the records it took without waiting.
+type tickClock struct {
+	now  func() time.Time
+	t    time.Time
+	left int
+}
+
+const tickRecords = 16
+
+func (c *tickClock) read() time.Time {
+	if c.left == 0 {
+		c.t, c.left = c.now(), tickRecords
+	}
+	c.left--
+	return c.t
+}
+
+// clocksStale makes the dispatcher's clocks read the time anew.
+func (w *partitionWorker) clocksStale() { w.costClock.left, w.outClock.left = 0, 0 }

@@ -65,6 +65,7 @@ type work struct {
 	t    recordTiming
 	ev   Event
 	l    Lookup
+	now  time.Time // answered by the dispatcher: its clock's time (tickClock)
 }
 
 // begin decodes r and takes it to its end at once when that needs no wait: a
@@ -104,9 +105,12 @@ func (w *partitionWorker) begin(r *kgo.Record) (_ *work, e emission, done bool) 
 	// The CostControl itself, not an interface: a pointer given to an
 	// interface's method escapes, and wk with it.
 	if c, ok := p.cfg.Enricher.(*CostControl); ok {
+		wk.l.now = w.costClock.read()
 		if res, ok := c.known(ctx, &wk.l); ok {
+			wk.now = w.outClock.read()
 			return nil, w.answered(&wk, res), true
 		}
+		wk.l.now = time.Time{} // looked up later: at its own time
 	}
 	heap := wk
 	return &heap, emission{}, false
@@ -161,7 +165,11 @@ func (w *partitionWorker) answered(wk *work, res Result) emission {
 			span.SetAttributes(attribute.Int("juhe.error_code", res.Code))
 		}
 	}
-	e := w.p.produceOutput(wk.ctx, w, wk.r, &wk.ev, res, wk.t)
+	checkedAt := wk.now
+	if checkedAt.IsZero() {
+		checkedAt = w.p.cfg.Now()
+	}
+	e := w.p.produceOutput(wk.ctx, w, wk.r, &wk.ev, res, checkedAt, wk.t)
 	e.durable = res.durable
 	return e
 }
@@ -270,7 +278,7 @@ const retryInJitter = 50 * time.Millisecond
 // produceOutput prepares the enriched event. The record is finished when
 // Kafka acknowledges it (at-least-once) or when its transaction commits
 // (exactly-once).
-func (p *Processor) produceOutput(ctx context.Context, w *partitionWorker, in *kgo.Record, ev *Event, res Result, t recordTiming) emission {
+func (p *Processor) produceOutput(ctx context.Context, w *partitionWorker, in *kgo.Record, ev *Event, res Result, checkedAt time.Time, t recordTiming) emission {
 	record := outputRecords.Get().(*outputRecord)
 	value, err := p.codec.AppendEncode(record.value[:0], ev, Enrichment{
 		Status:    res.Status,
@@ -278,7 +286,7 @@ func (p *Processor) produceOutput(ctx context.Context, w *partitionWorker, in *k
 		Date:      ev.Date,
 		OrderID:   res.OrderID,
 		Source:    res.Source,
-		CheckedAt: p.cfg.Now(),
+		CheckedAt: checkedAt,
 		Mode:      res.Mode,
 	})
 	if err != nil {
