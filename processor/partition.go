@@ -61,10 +61,11 @@ type partitionWorker struct {
 	waiting  map[*awaiting]struct{}       // records waiting in await
 	watched  map[context.Context]struct{} // the abandon contexts waitBegins watches
 	caughtUp atomic.Bool                  // the last fetch reached the partition's end (copause.go)
+	wake     chan struct{}                // capacity 1: "there may be a record to start"
+
 	// The dispatcher's clocks: the cost controls' (the knowledge's
 	// expiry) and the processor's (checked_at) for the records it answers.
 	costClock, outClock tickClock
-	wake                chan struct{} // capacity 1: "there may be a record to start"
 
 	stopCtx context.Context    // canceled: start no new record
 	stopFn  context.CancelFunc //
