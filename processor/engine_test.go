@@ -522,31 +522,13 @@ func TestWaitForACallNotStartedYet(t *testing.T) {
 	}
 }
 
-// testClock is a clock a test sets.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // TestDispatcherReadsTheClockAfterAWait: the dispatcher reads the time once
 // for several records it answers from knowledge, but anew after it waited
 // for records: a res 2 answer that expired meanwhile answers nothing, and
 // checked_at is the time of the check.
 func TestDispatcherReadsTheClockAfterAWait(t *testing.T) {
 	h := newHarness(t, 1)
-	clock := &testClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	clock := processor.NewTestClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	var calls atomic.Int64
 	provider := processor.EnricherFunc(func(_ context.Context, l processor.Lookup) (processor.Result, error) {
 		calls.Add(1)

@@ -49,3 +49,7 @@ func (c *CostControl) CallsInFlight() int {
 	}
 	return n
 }
+
+// NewTestClock returns the cost tests' clock (fakeClock), set to t, for
+// the external tests.
+func NewTestClock(t time.Time) *fakeClock { return &fakeClock{t: t} }
