@@ -579,3 +579,50 @@ func TestDispatcherReadsTheClockAfterAWait(t *testing.T) {
 		t.Errorf("%d calls, want 2: the expired answer answered", n)
 	}
 }
+
+// TestWaitInAnAbortedTransaction: exactly-once, a record waiting for
+// another's call of its number in the same transaction is given up when the
+// transaction is abandoned (its call held past half the transaction
+// timeout), and both records come again and are written once.
+func TestWaitInAnAbortedTransaction(t *testing.T) {
+	h := newHarnessMode(t, 1, true)
+	first := event(h.in, 1, false)
+	waiter := event(h.in, 1, false)
+	waiter.Value = bytes.Replace(waiter.Value, []byte(`"e-1"`), []byte(`"e-2"`), 1)
+	waiter.Key = []byte("another-user")
+	var calls atomic.Int64
+	provider := processor.EnricherFunc(func(ctx context.Context, l processor.Lookup) (processor.Result, error) {
+		if calls.Add(1) == 1 {
+			<-ctx.Done() // held until the transaction is abandoned
+			return processor.Result{}, ctx.Err()
+		}
+		return fakeAnswer(l), nil
+	})
+	cost, err := processor.NewCostControl(provider, processor.CostConfig{Secret: []byte("test-secret")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := h.config(cost)
+	cfg.TransactionTimeout = time.Second // abandoned after 0.5 s
+	_, stopRun := h.start(cfg)
+	h.kafka.Produce(first, waiter) // one batch, one transaction
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	got := h.kafka.Consume(ctx, countAtLeast(2), h.out)
+	if err := stopRun(); err != nil {
+		t.Fatal(err)
+	}
+	if n := cost.CostStats().Coalesced; n < 1 {
+		t.Errorf("%d lookups coalesced, want the waiter's at least", n)
+	}
+	ids := map[string]int{}
+	for _, r := range h.kafka.ConsumeAll(ctx, h.out) {
+		ids[eventID(t, r.Value)]++
+	}
+	if len(got) < 2 || ids["e-1"] != 1 || ids["e-2"] != 1 || len(ids) != 2 {
+		t.Errorf("outputs by event %v, want e-1 and e-2 once each", ids)
+	}
+	if n := calls.Load(); n < 2 {
+		t.Errorf("%d calls, want the abandoned one and at least one more", n)
+	}
+}
