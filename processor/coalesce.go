@@ -227,6 +227,9 @@ func (c *CostControl) calledLocked(key MobileKey, r Result, err error, later *[]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	p := sh.pending[key]
+	if n := len(p.waiters) + 1; cap(*later) < n {
+		*later = make([]wake, 0, n) // grown once: a first answer wakes a hundred
+	}
 	doubt := p.waiters[:0] // the waiters the knowledge does not answer
 	for _, w := range p.waiters {
 		switch {
