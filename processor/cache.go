@@ -167,15 +167,8 @@ func packDay(s string) (int32, bool) {
 	if len(s) != 8 {
 		return 0, false
 	}
-	var d int32
-	for i := range len(s) {
-		c := s[i]
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		d = d*10 + int32(c-'0')
-	}
-	return d, true
+	d, ok := atoi([]byte(s))
+	return int32(d), ok
 }
 
 func (p *packedKnowledge) unpack() Knowledge {
