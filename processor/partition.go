@@ -337,9 +337,7 @@ func (w *partitionWorker) run() {
 		}
 		w.clocksStale() // acquire may wait
 		if !w.p.acquire(stop, abandon, s.size) {
-			if wk.l.leads { // the lookups waiting for its call: one makes it instead
-				w.p.cfg.Enricher.(*CostControl).called(wk.l.key, Result{}, context.Canceled)
-			}
+			w.handOnCall(&wk.l)
 			wk.span.End()
 			if !w.giveUp(key, seq, b) {
 				return // stopping
@@ -511,13 +509,19 @@ func (a *awaiting) endSpan(r Result) {
 // giveUpStarted ends s, started and not handed over: abandoned. Woken to
 // make the next call of its mobile, it hands the call on to the next waiter.
 func (w *partitionWorker) giveUpStarted(s *started) {
-	if s.wk.l.leads {
-		w.p.cfg.Enricher.(*CostControl).called(s.wk.l.key, Result{}, context.Canceled)
-	}
+	w.handOnCall(&s.wk.l)
 	s.wk.span.End()
 	w.hand(s.seq, emission{})
 	w.settle(s.key, emission{}, s.b)
 	w.tasks.Done()
+}
+
+// handOnCall, for a lookup given up before it made the call of its mobile
+// it leads, lets one of the lookups waiting for that call make it instead.
+func (w *partitionWorker) handOnCall(l *Lookup) {
+	if l.leads {
+		w.p.cfg.Enricher.(*CostControl).called(l.key, Result{}, context.Canceled)
+	}
 }
 
 func (a *awaiting) woken(u wakeup) {
