@@ -162,6 +162,22 @@ func (p *packedKnowledge) answer(day int32, now func() time.Time, ttl KnowledgeT
 	return Fact{}, false
 }
 
+// answerDate is answer of a date as a Lookup has it: a day (yyyyMMdd), or
+// anything else, which Knowledge.Answer reads.
+func (p *packedKnowledge) answerDate(date string, now func() time.Time, ttl KnowledgeTTL) (Fact, bool) {
+	if d, isDay := packDay(date); isDay {
+		return p.answer(d, now, ttl)
+	}
+	k := p.unpack()
+	return k.Answer(date, now(), ttl)
+}
+
+// dayOf is packDay's number, or 0 if s is not a day.
+func dayOf(s string) int32 {
+	d, _ := packDay(s)
+	return d
+}
+
 // packDay returns s, a day as yyyyMMdd, as a number.
 func packDay(s string) (int32, bool) {
 	if len(s) != 8 {
@@ -306,13 +322,7 @@ func (c *knowledgeCache) answer(key MobileKey, date string, now func() time.Time
 		return Fact{}, false
 	}
 	sh.ll.MoveToFront(e)
-	var f Fact
-	if d, isDay := packDay(date); isDay {
-		f, ok = e.Value.(*cacheEntry).k.answer(d, now, ttl)
-	} else {
-		k := e.Value.(*cacheEntry).k.unpack()
-		f, ok = k.Answer(date, now(), ttl)
-	}
+	f, ok := e.Value.(*cacheEntry).k.answerDate(date, now, ttl)
 	if ok {
 		// Counted here, under the shard's lock, rather than in counters
 		// that every dispatcher would share: cache answers are most of a
@@ -320,6 +330,31 @@ func (c *knowledgeCache) answer(key MobileKey, date string, now func() time.Time
 		sh.answers[f.Kind]++
 	}
 	return f, ok
+}
+
+// peek returns what is known about key, packed, marking it recently used,
+// for answering many dates without the shard's lock (answerDate); count
+// counts the answers given from it.
+func (c *knowledgeCache) peek(key MobileKey) (packedKnowledge, bool) {
+	sh := c.shard(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	e, ok := sh.byKey[key]
+	if !ok {
+		return packedKnowledge{}, false
+	}
+	sh.ll.MoveToFront(e)
+	return e.Value.(*cacheEntry).k, true
+}
+
+// count adds answers given from what peek returned for key, by kind.
+func (c *knowledgeCache) count(key MobileKey, n *[FactNoRecord + 1]int64) {
+	sh := c.shard(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	for k, a := range n {
+		sh.answers[k] += a
+	}
 }
 
 // answers returns the answers given so far, by kind.

@@ -81,7 +81,11 @@ type pendingCall struct {
 // waiter is a lookup waiting for another's call of its mobile. It is woken
 // once: with its answer, or to make the next call.
 type waiter struct {
-	l    *Lookup
+	l *Lookup
+	// day is l.Date as a number (packDay; 0 if it is not a day): a call's
+	// end asks the knowledge again for each waiter, and reading the date
+	// here, rather than through l, spares it two cache misses a waiter.
+	day  int32
 	wake chan wakeup // buffered: the waker never blocks
 	// to, if set, is woken instead of sending on wake, once, after the
 	// call's shard lock is released (await).
@@ -136,7 +140,7 @@ func (c *CostControl) share(ctx context.Context, key MobileKey, l Lookup) (Resul
 		sh.mu.Unlock()
 		return c.lead(ctx, key, l)
 	}
-	w := &waiter{l: &l, wake: make(chan wakeup, 1)}
+	w := &waiter{l: &l, day: dayOf(l.Date), wake: make(chan wakeup, 1)}
 	p.waiters = append(p.waiters, w)
 	sh.mu.Unlock()
 
@@ -188,6 +192,7 @@ func (c *CostControl) await(w *waiter) bool {
 		sh.mu.Unlock()
 		return false
 	}
+	w.day = dayOf(l.Date)
 	p.waiters = append(p.waiters, w)
 	sh.mu.Unlock()
 	c.coalesced.Add(1)
@@ -231,6 +236,8 @@ func (c *CostControl) calledLocked(key MobileKey, r Result, err error, later *[]
 		*later = make([]wake, 0, n) // grown once: a first answer wakes a hundred
 	}
 	doubt := p.waiters[:0] // the waiters the knowledge does not answer
+	var known knownReading
+	defer known.counted(c, key)
 	for _, w := range p.waiters {
 		switch {
 		case err != nil && sharedFailure(err):
@@ -245,7 +252,7 @@ func (c *CostControl) calledLocked(key MobileKey, r Result, err error, later *[]
 			c.skipped.Add(1)
 			w.send(wakeup{res: r}, later)
 		default:
-			if a, ok := c.answerKnown(key, *w.l); ok {
+			if a, ok := known.answer(c, key, w); ok {
 				w.send(wakeup{res: a}, later)
 				continue
 			}
@@ -263,10 +270,63 @@ func (c *CostControl) calledLocked(key MobileKey, r Result, err error, later *[]
 	next.send(wakeup{lead: true}, later)
 }
 
+// knownReading answers the waiters of a call that ended from one reading
+// of what is known about their mobile, rather than each from the cache
+// (its lock, its map and its list for every waiter): in the first second of
+// a cache-warm bench run, a number's hundred waiters were asked again after
+// each of its calls, and that was 8% of the CPU.
+type knownReading struct {
+	read, ok bool
+	k        packedKnowledge
+	now      time.Time // the clock, once a fact that expires could answer
+	answers  [FactNoRecord + 1]int64
+}
+
+// answer is answerKnown for w, a waiter of key's call, at the time the
+// call ended.
+func (r *knownReading) answer(c *CostControl, key MobileKey, w *waiter) (Result, bool) {
+	if !r.read {
+		r.k, r.ok = c.cache.peek(key)
+		r.read = true
+	}
+	if r.ok {
+		now := func() time.Time {
+			if r.now.IsZero() {
+				r.now = c.cfg.Now()
+			}
+			return r.now
+		}
+		var f Fact
+		var ok bool
+		if w.day != 0 {
+			f, ok = r.k.answer(w.day, now, c.cfg.TTL)
+		} else {
+			f, ok = r.k.answerDate(w.l.Date, now, c.cfg.TTL)
+		}
+		if ok {
+			r.answers[f.Kind]++
+			return f.Result(), true
+		}
+	}
+	return c.tooOld(w.l)
+}
+
+// counted counts the answers given in the cache's metrics.
+func (r *knownReading) counted(c *CostControl, key MobileKey) {
+	if r.answers != ([FactNoRecord + 1]int64{}) {
+		c.cache.count(key, &r.answers)
+	}
+}
+
 // nextCaller sorts the waiters in doubt by date and returns the index of
 // the one to make the next call (see calls).
 func (c *CostControl) nextCaller(key MobileKey, doubt []*waiter) int {
-	slices.SortStableFunc(doubt, func(a, b *waiter) int { return cmp.Compare(a.l.Date, b.l.Date) })
+	slices.SortStableFunc(doubt, func(a, b *waiter) int {
+		if a.day != 0 || b.day != 0 {
+			return cmp.Compare(a.day, b.day)
+		}
+		return cmp.Compare(a.l.Date, b.l.Date)
+	})
 	k, _ := c.cache.get(key)
 	k = k.Live(c.cfg.Now(), c.cfg.TTL)
 	switch lower, upper := k.Lower.Kind != 0, k.Upper.Kind != 0; {

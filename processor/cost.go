@@ -405,7 +405,7 @@ func (c *CostControl) answerKnown(key MobileKey, l Lookup) (Result, bool) {
 			return r, true
 		}
 	}
-	return c.tooOld(l)
+	return c.tooOld(&l)
 }
 
 // cached answers date from what is known about key, if that implies it,
@@ -423,7 +423,7 @@ func (c *CostControl) cached(key MobileKey, date string, now time.Time) (Result,
 }
 
 // tooOld answers "skipped" to a lookup older than SkipOlderThan.
-func (c *CostControl) tooOld(l Lookup) (Result, bool) {
+func (c *CostControl) tooOld(l *Lookup) (Result, bool) {
 	if c.cfg.SkipOlderThan <= 0 || l.At.IsZero() {
 		return Result{}, false
 	}

@@ -676,6 +676,45 @@ func TestCostControlSkipOlderThan(t *testing.T) {
 	}
 }
 
+// A lookup that waits for another's call and becomes older than
+// SkipOlderThan meanwhile is skipped when the call does not answer it: it
+// does not make the next call.
+func TestCostControlWaiterGrowsTooOld(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		clock := &fakeClock{t: t0}
+		p := gatedProvider("20200315")
+		c := newCost(t, p, clock, func(c *CostConfig) { c.SkipOlderThan = 10 * time.Minute })
+		leader := make(chan Result, 1)
+		go func() {
+			r, _ := c.Enrich(t.Context(), Lookup{Mobile: "17300000010", Date: "20200101", At: t0})
+			leader <- r
+		}()
+		<-p.started
+		type answer struct {
+			r   Result
+			err error
+		}
+		waiter := make(chan answer, 1)
+		go func() { // res 1 at 20200101 does not answer 20220101
+			r, err := c.Enrich(t.Context(), Lookup{Mobile: "17300000010", Date: "20220101", At: t0.Add(-9 * time.Minute)})
+			waiter <- answer{r, err}
+		}()
+		synctest.Wait()
+		clock.Add(2 * time.Minute) // the waiter's event is 11 minutes old now
+		p.gate <- struct{}{}
+		if r := <-leader; r.Source != SourceAPI || r.Status != StatusRecycled {
+			t.Fatalf("leader: %+v", r)
+		}
+		if a := <-waiter; a.err != nil || a.r.Status != StatusSkipped {
+			t.Fatalf("waiter: %+v %v, want skipped", a.r, a.err)
+		}
+		if st := c.CostStats(); p.count() != 1 || st.Skipped != 1 || st.Coalesced != 1 {
+			t.Fatalf("calls %d, skipped %d, coalesced %d; want 1, 1, 1", p.count(), st.Skipped, st.Coalesced)
+		}
+	})
+}
+
 // The group's rate is divided among its members.
 func TestGroupRate(t *testing.T) {
 	t.Parallel()
