@@ -301,12 +301,22 @@ func (c *knowledgeCache) get(key MobileKey) (Knowledge, bool) {
 // lookup returns what the shard knows about key, marking it recently used.
 // The caller holds sh.mu.
 func (sh *cacheShard) lookup(key MobileKey) (Knowledge, bool) {
-	e, ok := sh.byKey[key]
+	ent, ok := sh.entry(key)
 	if !ok {
 		return Knowledge{}, false
 	}
+	return ent.k.unpack(), true
+}
+
+// entry returns key's entry, marking it recently used. The caller holds
+// sh.mu.
+func (sh *cacheShard) entry(key MobileKey) (*cacheEntry, bool) {
+	e, ok := sh.byKey[key]
+	if !ok {
+		return nil, false
+	}
 	sh.ll.MoveToFront(e)
-	return e.Value.(*cacheEntry).k.unpack(), true
+	return e.Value.(*cacheEntry), true
 }
 
 // answer answers date from what is known about key at the time now
@@ -317,12 +327,11 @@ func (c *knowledgeCache) answer(key MobileKey, date string, now func() time.Time
 	sh := c.shard(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	e, ok := sh.byKey[key]
+	ent, ok := sh.entry(key)
 	if !ok {
 		return Fact{}, false
 	}
-	sh.ll.MoveToFront(e)
-	f, ok := e.Value.(*cacheEntry).k.answerDate(date, now, ttl)
+	f, ok := ent.k.answerDate(date, now, ttl)
 	if ok {
 		// Counted here, under the shard's lock, rather than in counters
 		// that every dispatcher would share: cache answers are most of a
@@ -339,12 +348,11 @@ func (c *knowledgeCache) peek(key MobileKey) (packedKnowledge, bool) {
 	sh := c.shard(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	e, ok := sh.byKey[key]
+	ent, ok := sh.entry(key)
 	if !ok {
 		return packedKnowledge{}, false
 	}
-	sh.ll.MoveToFront(e)
-	return e.Value.(*cacheEntry).k, true
+	return ent.k, true
 }
 
 // count adds answers given from what peek returned for key, by kind.
