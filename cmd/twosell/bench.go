@@ -52,30 +52,33 @@ type benchOptions struct {
 
 // benchResult is what "twosell bench" prints; README documents each field.
 type benchResult struct {
-	Events                int      `json:"events"`
-	Done                  int64    `json:"done"`
-	DeadLetters           int64    `json:"dead_letters"`
-	Seconds               float64  `json:"seconds"`
-	Throughput            float64  `json:"throughput"`
-	PassthroughThroughput float64  `json:"passthrough_throughput"`
-	RatioPassthrough      float64  `json:"ratio_passthrough"`
-	Bound                 *float64 `json:"bound"`
-	RatioBound            *float64 `json:"ratio_bound"`
-	CPUMicrosPerEvent     float64  `json:"cpu_us_per_event"`
-	P50Millis             float64  `json:"p50_ms"`
-	P99Millis             float64  `json:"p99_ms"`
-	PeakHeapMB            float64  `json:"peak_heap_mb"`
-	APICalls              int64    `json:"api_calls"`
-	LatencyMillis         float64  `json:"latency_ms"`
-	InFlight              int      `json:"in_flight"`
-	Partitions            int      `json:"partitions"`
-	Distinct              int      `json:"distinct"`
-	Ordering              string   `json:"ordering"`
-	FetchMaxWaitMillis    float64  `json:"fetch_max_wait_ms"`
-	AvgInFlight           float64  `json:"avg_in_flight"`
-	BrokerCPUMicros       float64  `json:"broker_cpu_us_per_event"`
-	SimCPUMicros          float64  `json:"sim_cpu_us_per_event"`
-	GOMAXPROCS            int      `json:"gomaxprocs"`
+	Events                int     `json:"events"`
+	Done                  int64   `json:"done"`
+	DeadLetters           int64   `json:"dead_letters"`
+	Seconds               float64 `json:"seconds"`
+	Throughput            float64 `json:"throughput"`
+	PassthroughThroughput float64 `json:"passthrough_throughput"`
+	// When the first output was acknowledged, from each phase's start.
+	FirstOutputMillis            float64  `json:"first_output_ms"`
+	PassthroughFirstOutputMillis float64  `json:"passthrough_first_output_ms"`
+	RatioPassthrough             float64  `json:"ratio_passthrough"`
+	Bound                        *float64 `json:"bound"`
+	RatioBound                   *float64 `json:"ratio_bound"`
+	CPUMicrosPerEvent            float64  `json:"cpu_us_per_event"`
+	P50Millis                    float64  `json:"p50_ms"`
+	P99Millis                    float64  `json:"p99_ms"`
+	PeakHeapMB                   float64  `json:"peak_heap_mb"`
+	APICalls                     int64    `json:"api_calls"`
+	LatencyMillis                float64  `json:"latency_ms"`
+	InFlight                     int      `json:"in_flight"`
+	Partitions                   int      `json:"partitions"`
+	Distinct                     int      `json:"distinct"`
+	Ordering                     string   `json:"ordering"`
+	FetchMaxWaitMillis           float64  `json:"fetch_max_wait_ms"`
+	AvgInFlight                  float64  `json:"avg_in_flight"`
+	BrokerCPUMicros              float64  `json:"broker_cpu_us_per_event"`
+	SimCPUMicros                 float64  `json:"sim_cpu_us_per_event"`
+	GOMAXPROCS                   int      `json:"gomaxprocs"`
 	// After the warm-up: see steadyState.
 	WarmupSeconds          *float64 `json:"warmup_seconds"`
 	SteadyThroughput       *float64 `json:"steady_throughput"`
@@ -165,7 +168,7 @@ func runBench(ctx context.Context, o benchOptions, stderr io.Writer) (*benchResu
 	}
 
 	progress("passthrough: a bare franz-go consume→produce of the same records")
-	passSeconds, err := passthrough(ctx, brokers, input, passOut, o.Events)
+	passSeconds, passFirst, err := passthrough(ctx, brokers, input, passOut, o.Events)
 	if err != nil {
 		return nil, err
 	}
@@ -176,6 +179,7 @@ func runBench(ctx context.Context, o benchOptions, stderr io.Writer) (*benchResu
 		return nil, err
 	}
 	res.PassthroughThroughput = float64(o.Events) / passSeconds
+	res.PassthroughFirstOutputMillis = float64(passFirst) / float64(time.Millisecond)
 	res.RatioPassthrough = res.Throughput / res.PassthroughThroughput
 	if res.SteadyThroughput != nil {
 		r := *res.SteadyThroughput / res.PassthroughThroughput
@@ -241,6 +245,7 @@ func benchTwosell(ctx context.Context, brokers []string, simURL, input string, o
 	// lives in the heap it measures.
 	var acksAtLookup int     // records finished at lastLookup
 	var lastLookup time.Time // the last acknowledgement of a record that waited for the provider
+	var firstAck time.Time   // the first acknowledgement: of a record that waited for the provider
 	var addedMu sync.Mutex
 	// The cost controls as "run" has them: with --distinct, most answers
 	// come from the knowledge cache.
@@ -261,6 +266,9 @@ func benchTwosell(ctx context.Context, brokers []string, simURL, input string, o
 		}
 		if t.Provider > 0 && t.Acked.After(lastLookup) {
 			lastLookup, acksAtLookup = t.Acked, int(t.Done)
+		}
+		if firstAck.IsZero() || t.Acked.Before(firstAck) {
+			firstAck = t.Acked
 		}
 		addedMu.Unlock()
 	}
@@ -360,6 +368,9 @@ wait:
 		GOMAXPROCS:         runtime.GOMAXPROCS(0),
 		AvgInFlight:        inFlightSum / math.Max(1, samples),
 	}
+	if !firstAck.IsZero() {
+		res.FirstOutputMillis = float64(firstAck.Sub(start)) / float64(time.Millisecond)
+	}
 	res.WarmupSeconds, res.SteadyThroughput = steadyState(start, start.Add(time.Duration(seconds*float64(time.Second))), lastLookup, acksAtLookup, acksAtEnd)
 	addedMu.Unlock()
 	return res, nil
@@ -438,8 +449,8 @@ func produceBenchEvents(ctx context.Context, brokers []string, topic string, o b
 
 // passthrough consumes n records from input and produces each to output,
 // as a bare franz-go program would, and returns how long it took until
-// every one was acknowledged.
-func passthrough(ctx context.Context, brokers []string, input, output string, n int) (float64, error) {
+// every one was acknowledged, and until the first one was.
+func passthrough(ctx context.Context, brokers []string, input, output string, n int) (float64, time.Duration, error) {
 	cl := mustClient(kgo.SeedBrokers(brokers...),
 		kgo.ConsumeTopics(input),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
@@ -447,13 +458,14 @@ func passthrough(ctx context.Context, brokers []string, input, output string, n 
 	)
 	defer cl.Close()
 	var acked atomic.Int64
+	var first atomic.Int64 // nanoseconds after start
 	var firstErr atomic.Value
 	start := time.Now()
 	consumed := 0
 	for consumed < n {
 		fs := cl.PollFetches(ctx)
 		if ctx.Err() != nil {
-			return 0, ctx.Err()
+			return 0, 0, ctx.Err()
 		}
 		fs.EachRecord(func(r *kgo.Record) {
 			consumed++
@@ -461,17 +473,19 @@ func passthrough(ctx context.Context, brokers []string, input, output string, n 
 				if err != nil {
 					firstErr.CompareAndSwap(nil, err)
 				}
-				acked.Add(1)
+				if acked.Add(1) == 1 {
+					first.Store(int64(time.Since(start)))
+				}
 			})
 		})
 	}
 	if err := cl.Flush(ctx); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if err, _ := firstErr.Load().(error); err != nil {
-		return 0, fmt.Errorf("passthrough: %w", err)
+		return 0, 0, fmt.Errorf("passthrough: %w", err)
 	}
-	return time.Since(start).Seconds(), nil
+	return time.Since(start).Seconds(), time.Duration(first.Load()), nil
 }
 
 // childCommand is "twosell sim" or "twosell broker" as a process of its own.

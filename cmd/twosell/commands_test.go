@@ -193,6 +193,15 @@ func TestBench(t *testing.T) {
 	if w, ok := got["warmup_seconds"].(float64); !ok || w <= 0 || w > got["seconds"].(float64) {
 		t.Errorf("warmup_seconds %v, seconds %v: want a warm-up within the run", got["warmup_seconds"], got["seconds"])
 	}
+	// The first outputs come within each phase: after its start, before
+	// its end.
+	if f, ok := got["first_output_ms"].(float64); !ok || f <= 0 || f > got["seconds"].(float64)*1000 {
+		t.Errorf("first_output_ms %v, seconds %v: want the first output within the run", got["first_output_ms"], got["seconds"])
+	}
+	if f, ok := got["passthrough_first_output_ms"].(float64); !ok || f <= 0 || f > 400/got["passthrough_throughput"].(float64)*1000 {
+		t.Errorf("passthrough_first_output_ms %v, passthrough_throughput %v: want the first output within its run",
+			got["passthrough_first_output_ms"], got["passthrough_throughput"])
+	}
 }
 
 // Bad bench flags are refused before anything starts, naming the flag.
