@@ -165,8 +165,14 @@ func (p *packedKnowledge) answer(day int32, now func() time.Time, ttl KnowledgeT
 // answerDate is answer of a date as a Lookup has it: a day (yyyyMMdd), or
 // anything else, which Knowledge.Answer reads.
 func (p *packedKnowledge) answerDate(date string, now func() time.Time, ttl KnowledgeTTL) (Fact, bool) {
-	if d, isDay := packDay(date); isDay {
-		return p.answer(d, now, ttl)
+	return p.answerDay(dayOf(date), date, now, ttl)
+}
+
+// answerDay is answerDate with date's day already read (dayOf; 0: not a
+// day).
+func (p *packedKnowledge) answerDay(day int32, date string, now func() time.Time, ttl KnowledgeTTL) (Fact, bool) {
+	if day != 0 {
+		return p.answer(day, now, ttl)
 	}
 	k := p.unpack()
 	return k.Answer(date, now(), ttl)

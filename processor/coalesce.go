@@ -264,7 +264,7 @@ func (c *CostControl) calledLocked(key MobileKey, r Result, err error, later *[]
 		delete(sh.pending, key)
 		return
 	}
-	i := c.nextCaller(key, doubt)
+	i := nextCaller(doubt, known.live(c)) // every waiter in doubt was asked: known is read
 	next := doubt[i]
 	p.waiters = slices.Delete(doubt, i, i+1)
 	next.send(wakeup{lead: true}, later)
@@ -290,25 +290,29 @@ func (r *knownReading) answer(c *CostControl, key MobileKey, w *waiter) (Result,
 		r.read = true
 	}
 	if r.ok {
-		now := func() time.Time {
-			if r.now.IsZero() {
-				r.now = c.cfg.Now()
-			}
-			return r.now
-		}
-		var f Fact
-		var ok bool
-		if w.day != 0 {
-			f, ok = r.k.answer(w.day, now, c.cfg.TTL)
-		} else {
-			f, ok = r.k.answerDate(w.l.Date, now, c.cfg.TTL)
-		}
-		if ok {
+		now := func() time.Time { return r.clock(c) }
+		if f, ok := r.k.answerDay(w.day, w.l.Date, now, c.cfg.TTL); ok {
 			r.answers[f.Kind]++
 			return f.Result(), true
 		}
 	}
 	return c.tooOld(w.l)
+}
+
+// clock is the time the call ended, read once.
+func (r *knownReading) clock(c *CostControl) time.Time {
+	if r.now.IsZero() {
+		r.now = c.cfg.Now()
+	}
+	return r.now
+}
+
+// live is what the reading knows that has not expired.
+func (r *knownReading) live(c *CostControl) Knowledge {
+	if !r.ok {
+		return Knowledge{}
+	}
+	return r.k.unpack().Live(r.clock(c), c.cfg.TTL)
 }
 
 // counted counts the answers given in the cache's metrics.
@@ -319,16 +323,15 @@ func (r *knownReading) counted(c *CostControl, key MobileKey) {
 }
 
 // nextCaller sorts the waiters in doubt by date and returns the index of
-// the one to make the next call (see calls).
-func (c *CostControl) nextCaller(key MobileKey, doubt []*waiter) int {
+// the one to make the next call (see calls), given k, what is known of
+// their mobile.
+func nextCaller(doubt []*waiter, k Knowledge) int {
 	slices.SortStableFunc(doubt, func(a, b *waiter) int {
 		if a.day != 0 || b.day != 0 {
 			return cmp.Compare(a.day, b.day)
 		}
 		return cmp.Compare(a.l.Date, b.l.Date)
 	})
-	k, _ := c.cache.get(key)
-	k = k.Live(c.cfg.Now(), c.cfg.TTL)
 	switch lower, upper := k.Lower.Kind != 0, k.Upper.Kind != 0; {
 	case lower && !upper:
 		return len(doubt) - 1
