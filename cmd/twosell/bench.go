@@ -245,7 +245,7 @@ func benchTwosell(ctx context.Context, brokers []string, simURL, input string, o
 	// lives in the heap it measures.
 	var acksAtLookup int     // records finished at lastLookup
 	var lastLookup time.Time // the last acknowledgement of a record that waited for the provider
-	var firstAck time.Time   // the first acknowledgement: of a record that waited for the provider
+	var firstAck time.Time   // the first acknowledgement OnRecord reports (the first records wait for the provider)
 	var addedMu sync.Mutex
 	// The cost controls as "run" has them: with --distinct, most answers
 	// come from the knowledge cache.
