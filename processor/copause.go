@@ -55,9 +55,9 @@ func newCopauser() *copauser {
 	}
 }
 
-// signal tells the loop that a worker's full pause was set or cleared, or
-// that a partition caught up. It never blocks: callers hold their worker's
-// lock.
+// signal tells the loop that a worker's full pause was set or cleared (a
+// partition that catches up looks at once: fetched). It never blocks:
+// callers hold their worker's lock.
 func (c *copauser) signal() {
 	select {
 	case c.changed <- struct{}{}:

@@ -33,7 +33,7 @@ func TestCopause(t *testing.T) {
 	full.push(records(4, 4), nil)
 	waitPaused(t, cl, 0, 3)
 	busy.caughtUp.Store(true)
-	p.copause.signal() // as fetched does when a partition reaches its end
+	p.copause.signal() // the loop looks, as fetched does at once when a partition reaches its end
 	waitPaused(t, cl, 0, 1, 2, 3, 4)
 	for range 3 {
 		full.next()
