@@ -225,6 +225,7 @@ func (l *ledger) open(ctx context.Context) error {
 	opts := append(base,
 		kgo.ConsumeTopics(l.cfg.Topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		keepMarkers(),
 		kgo.ProducerLinger(0), // a paid answer waits for its record: do not add to it
 		// Uncompressed: an instance reads back every record it writes (it
 		// follows the topic), and small batches of a few records gain little
@@ -313,14 +314,24 @@ func (l *ledger) load(ctx context.Context, last map[int32]int64) error {
 		}
 		l.logErrors(fs)
 		fs.EachRecord(func(r *kgo.Record) {
-			l.handle(r)
 			if end, ok := last[r.Partition]; ok && r.Offset >= end {
 				delete(last, r.Partition)
+			}
+			if !r.Attrs.IsControl() {
+				l.handle(r)
 			}
 		})
 	}
 	return nil
 }
+
+// keepMarkers has the ledger's readers receive transaction markers. They
+// wait for each partition's last offset at start, and twosell writes the
+// ledger outside transactions, but another writer may not (a mirror in
+// exactly-once mode, a restore): then the last offset can be a marker,
+// which franz-go otherwise never returns, and a start or an export waited
+// for good. The readers skip them.
+func keepMarkers() kgo.Opt { return kgo.KeepControlRecords() }
 
 // follow reads what other instances write, until ctx ends.
 func (l *ledger) follow(ctx context.Context) {
@@ -330,7 +341,11 @@ func (l *ledger) follow(ctx context.Context) {
 			return
 		}
 		l.logErrors(fs)
-		fs.EachRecord(l.handle)
+		fs.EachRecord(func(r *kgo.Record) {
+			if !r.Attrs.IsControl() {
+				l.handle(r)
+			}
+		})
 	}
 }
 
@@ -670,7 +685,7 @@ func ReadLedgerCalls(ctx context.Context, clientOpts []kgo.Opt, topic string, fn
 	l := newLedger(LedgerConfig{ClientOpts: clientOpts, Topic: topic}, slog.New(slog.DiscardHandler), nil)
 	var ferr error
 	opts := append([]kgo.Opt{}, clientOpts...)
-	opts = append(opts, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	opts = append(opts, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), keepMarkers())
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return fmt.Errorf("ledger: kafka client: %w", err)
@@ -690,7 +705,7 @@ func ReadLedgerCalls(ctx context.Context, clientOpts []kgo.Opt, topic string, fn
 			if end, ok := last[r.Partition]; ok && r.Offset >= end {
 				delete(last, r.Partition)
 			}
-			if ferr != nil || r.Value == nil || !strings.HasPrefix(string(r.Key), ledgerCallPrefix) {
+			if ferr != nil || r.Attrs.IsControl() || r.Value == nil || !strings.HasPrefix(string(r.Key), ledgerCallPrefix) {
 				return
 			}
 			var c LedgerCall

@@ -145,6 +145,60 @@ func TestLedgerSharesKnowledge(t *testing.T) {
 	}
 }
 
+// A ledger whose last offset is a transaction marker (another writer's: a
+// mirror in exactly-once mode, a restore) is loaded and exported: a marker
+// is never returned as a record, and the readers waited for it for good.
+func TestLedgerEndsInTransactionMarker(t *testing.T) {
+	t.Parallel()
+	k := kafkatest.New(t)
+	topic := k.Name("ledger")
+	clock := &fakeClock{t: t0}
+	act := map[string]string{"17300000010": "20200315"}
+	a := ledgerCost(t, k, topic, &fakeProvider{activation: act}, clock, nil)
+	if _, err := a.Enrich(t.Context(), Lookup{Mobile: "17300000010", Date: "20200101"}); err != nil {
+		t.Fatal(err)
+	}
+	a.Close(t.Context())
+	for _, end := range []kgo.TransactionEndTry{kgo.TryAbort, kgo.TryCommit} {
+		tx := k.Client(kgo.TransactionalID("mirror"), kgo.DefaultProduceTopic(topic))
+		if err := tx.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.ProduceSync(t.Context(), &kgo.Record{Key: []byte("mirrored"), Value: []byte("x")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.EndTransaction(t.Context(), end); err != nil {
+			t.Fatal(err)
+		}
+		tx.Close()
+	}
+
+	// Both would wait for good: bound them, to fail rather than hang.
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	n := 0
+	if err := ReadLedgerCalls(ctx, []kgo.Opt{kgo.SeedBrokers(k.Brokers...)}, topic, func(LedgerCall) error { n++; return nil }); err != nil {
+		t.Fatalf("export: %v", err)
+	}
+	if n != 1 {
+		t.Errorf("export read %d calls, want 1", n)
+	}
+	p := &fakeProvider{activation: act}
+	b, err := NewCostControl(p, CostConfig{Secret: []byte("test-secret"), Now: clock.Now, Mode: "plain",
+		Logger: slog.New(slog.NewTextHandler(&logLines{t: t}, nil)),
+		Ledger: &LedgerConfig{ClientOpts: []kgo.Opt{kgo.SeedBrokers(k.Brokers...)}, Topic: topic, Role: "test"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Open(ctx); err != nil {
+		t.Fatalf("loading: %v", err)
+	}
+	defer b.Close(context.Background())
+	if r, err := b.Enrich(t.Context(), Lookup{Mobile: "17300000010", Date: "20191231"}); err != nil || r.Source != SourceCache || p.count() != 0 {
+		t.Errorf("after loading: %+v %v, %d paid calls; want a's answer from the ledger", r, err, p.count())
+	}
+}
+
 // The day's paid calls are counted from the ledger: a running instance
 // counts the others', a restarted one counts everyone's, res 3 and no record
 // included.
