@@ -669,6 +669,39 @@ func TestReplaySummaryHeadline(t *testing.T) {
 	}
 }
 
+// Costs are written to the fen, or to the price's own decimals: at 0.015
+// a call, "%.2f" wrote "15.00 CNY (1000 paid calls at 0.01 CNY)".
+func TestCostLines(t *testing.T) {
+	for _, tt := range []struct {
+		calls int64
+		price float64
+		want  string
+	}{
+		{1000, 0.015, "cost estimate  15.000 CNY  (1000 paid calls at 0.015 CNY)"},
+		{10, 0.004, "cost estimate  0.040 CNY  (10 paid calls at 0.004 CNY)"},
+		{3, 0.4, "cost estimate  1.20 CNY  (3 paid calls at 0.40 CNY)"},
+		{7, 2, "cost estimate  14.00 CNY  (7 paid calls at 2.00 CNY)"},
+		{0, 0, "cost estimate  0.00 CNY  (0 paid calls at 0.00 CNY)"},
+	} {
+		var b strings.Builder
+		s := replaySummary{Complete: true, PaidCalls: tt.calls, PricePerCall: tt.price, CostCNY: float64(tt.calls) * tt.price}
+		if err := printSummary(&b, s, false); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(b.String(), "\n  "+tt.want+"\n") {
+			t.Errorf("%d calls at %v: want %q in\n%s", tt.calls, tt.price, tt.want, b.String())
+		}
+	}
+	var b strings.Builder
+	e := replayEstimate{MinPaidCalls: 2, MaxPaidCalls: 5, PricePerCall: 0.015, MinCostCNY: 0.03, MaxCostCNY: 5 * 0.015}
+	if err := printEstimate(&b, e, false); err != nil {
+		t.Fatal(err)
+	}
+	if want := "cost estimate    0.030 to 0.075 CNY  (at 0.015 CNY a call)"; !strings.Contains(b.String(), want) {
+		t.Errorf("want %q in\n%s", want, b.String())
+	}
+}
+
 // A replay that refuses to start prints why, and no summary of nothing.
 func TestReplayRefusalHasNoSummary(t *testing.T) {
 	k, _, cfg, _, recs := replayFixture(t)

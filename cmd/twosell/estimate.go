@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -222,9 +224,10 @@ func printEstimate(w io.Writer, e replayEstimate, asJSON bool) error {
   known            %d  (%s)
   need a call      %d events
   paid calls       %d to %d  (at least one per mobile, at most one per mobile and date)
-  cost estimate    %.2f to %.2f CNY  (at %.2f CNY a call)
+  cost estimate    %s to %s CNY  (at %s CNY a call)
 `, e.Events, e.Total, time.Duration(e.Seconds*float64(time.Second)).Round(time.Millisecond),
-		e.DeadLetters, e.Known, known, e.Unknown, e.MinPaidCalls, e.MaxPaidCalls, e.MinCostCNY, e.MaxCostCNY, e.PricePerCall)
+		e.DeadLetters, e.Known, known, e.Unknown, e.MinPaidCalls, e.MaxPaidCalls,
+		cny(e.MinCostCNY, e.PricePerCall), cny(e.MaxCostCNY, e.PricePerCall), cny(e.PricePerCall, e.PricePerCall))
 	if err == nil && e.BudgetRemaining != nil {
 		note := ""
 		if e.MaxPaidCalls > *e.BudgetRemaining {
@@ -233,4 +236,15 @@ func printEstimate(w io.Writer, e replayEstimate, asJSON bool) error {
 		_, err = fmt.Fprintf(w, "  budget left      %d paid calls today%s\n", *e.BudgetRemaining, note)
 	}
 	return err
+}
+
+// cny formats an amount in yuan, to the fen, or to as many decimals as the
+// price per call has (a cost is a whole number of calls at that price): at
+// a price of 0.015, "%.2f" wrote 1,000 calls as "15.00 CNY at 0.01 CNY".
+func cny(amount, price float64) string {
+	decimals := 2
+	if p := strconv.FormatFloat(price, 'f', -1, 64); strings.Contains(p, ".") {
+		decimals = max(decimals, min(len(p)-strings.IndexByte(p, '.')-1, 8))
+	}
+	return strconv.FormatFloat(amount, 'f', decimals, 64)
 }

@@ -419,10 +419,10 @@ func printSummary(w io.Writer, s replaySummary, asJSON bool) error {
   cache answers  %d
   shared calls   %d  (lookups that waited for another lookup's call of the same number)
   skipped        %d
-  cost estimate  %.2f CNY  (%d paid calls at %.2f CNY)
+  cost estimate  %s CNY  (%d paid calls at %s CNY)
 `, state, time.Duration(s.Seconds*float64(time.Second)).Round(time.Millisecond), done, s.EventsPerSec,
 		s.Outputs, statuses, s.OutputTopic, s.DeadLetters, s.DLQTopic,
-		s.PaidCalls, s.CacheAnswers, s.Coalesced, s.Skipped, s.CostCNY, s.PaidCalls, s.PricePerCall)
+		s.PaidCalls, s.CacheAnswers, s.Coalesced, s.Skipped, cny(s.CostCNY, s.PricePerCall), s.PaidCalls, cny(s.PricePerCall, s.PricePerCall))
 	if err == nil && s.Deleted > 0 {
 		_, err = fmt.Fprintf(w, "  NOT REPLAYED   %d  (deleted by the broker before they were read: the input's retention; see the WARN lines)\n", s.Deleted)
 	}
