@@ -74,6 +74,13 @@ type LedgerCall struct {
 	OrderID  string    `json:"order_id,omitempty"` // the provider's order id, by which its bill is reconciled
 	Mode     string    `json:"mode"`               // how the mobile was sent
 	Instance string    `json:"instance"`           // who paid: role and a random id per process
+
+	// Unreadable is set, by ReadLedgerCalls, for a call record whose value
+	// it could not decode (written by hand, or by a later version): it says
+	// where the record is and why, and the call holds only what the record's
+	// key says (Day, Instance and OrderID). The budget counts such a record
+	// by its key alone, so the export does not leave it out.
+	Unreadable string `json:"-"`
 }
 
 // Ledger key prefixes.
@@ -678,6 +685,16 @@ func (l *ledger) close(ctx context.Context) {
 	l.cl.Close()
 }
 
+// keyOrderID is the order id a call record's key names: none when the
+// call had none (or one with a '/'), and the key holds a sequence number,
+// "n" and digits, instead (see write).
+func keyOrderID(id string) string {
+	if n, ok := strings.CutPrefix(id, "n"); ok && n != "" && strings.Trim(n, "0123456789") == "" {
+		return ""
+	}
+	return id
+}
+
 // ReadLedgerCalls reads the ledger topic from its start to its end at the
 // time of the call and calls fn with every paid call recorded in it, in the
 // order of each partition. It stops at fn's first error.
@@ -709,8 +726,10 @@ func ReadLedgerCalls(ctx context.Context, clientOpts []kgo.Opt, topic string, fn
 				return
 			}
 			var c LedgerCall
-			if json.Unmarshal(r.Value, &c) != nil {
-				return
+			if err := json.Unmarshal(r.Value, &c); err != nil {
+				ck, _ := parseCallKey(string(r.Key))
+				c = LedgerCall{Day: ck.Day, Instance: ck.Instance, OrderID: keyOrderID(ck.ID),
+					Unreadable: fmt.Sprintf("partition %d, offset %d: %v", r.Partition, r.Offset, err)}
 			}
 			ferr = fn(c)
 		})

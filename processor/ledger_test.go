@@ -379,3 +379,13 @@ func TestLedgerKnowledgeUnderAnotherSecret(t *testing.T) {
 		t.Errorf("c: %d foreign knowledge records loaded (want a's 1), %d followed (want 0)", s.LedgerForeignLoaded, s.LedgerForeignFollowed)
 	}
 }
+
+// A call record's key names its order id, or a sequence number when the
+// call had none.
+func TestLedgerKeyOrderID(t *testing.T) {
+	for id, want := range map[string]string{"JH0001": "JH0001", "n12": "", "n": "n", "nope": "nope", "n1x": "n1x", "": ""} {
+		if got := keyOrderID(id); got != want {
+			t.Errorf("keyOrderID(%q) = %q, want %q", id, got, want)
+		}
+	}
+}

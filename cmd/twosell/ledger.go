@@ -52,7 +52,7 @@ func cmdLedger(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		defer f.Close()
 		w = f
 	}
-	n, err := exportLedger(ctx, cfg, *fromDay, *toDay, w)
+	n, unreadable, err := exportLedger(ctx, cfg, *fromDay, *toDay, w)
 	if errors.Is(err, processor.ErrTopicMissing) {
 		return fmt.Errorf("no ledger on %v: topic %q does not exist; nothing was paid for through twosell on this cluster yet, or --ledger-topic names another topic",
 			cfg.Kafka.Brokers, cfg.Ledger.Topic)
@@ -63,17 +63,23 @@ func cmdLedger(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *output != "" {
 		fmt.Fprintf(stderr, "wrote %d paid calls to %s\n", n, *output)
 	}
+	if len(unreadable) > 0 {
+		fmt.Fprintf(stderr, "WARNING: %d call records of the ledger could not be decoded (the first at %s); "+
+			"their rows hold only what their keys say: day, order id and instance. The budget counted them.\n", len(unreadable), unreadable[0])
+	}
 	return nil
 }
 
 // exportLedger writes the ledger's paid calls of the days from..to (either
 // may be empty: unbounded) as CSV, in the order of the ledger's partitions,
-// and returns how many it wrote.
-func exportLedger(ctx context.Context, cfg *config.Config, from, to string, w io.Writer) (int, error) {
+// and returns how many it wrote, and where and why each call it could not
+// decode (its row holds what its key says) could not be.
+func exportLedger(ctx context.Context, cfg *config.Config, from, to string, w io.Writer) (int, []string, error) {
 	opts, err := kafkaOpts(cfg)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
+	var unreadable []string
 	cw := csv.NewWriter(w)
 	headed := false
 	head := func() error { // once the ledger is found: no header before an error
@@ -89,8 +95,14 @@ func exportLedger(ctx context.Context, cfg *config.Config, from, to string, w io
 			return nil
 		}
 		n++
+		if c.Unreadable != "" {
+			unreadable = append(unreadable, c.Unreadable)
+		}
 		if err := head(); err != nil {
 			return err
+		}
+		if c.Unreadable != "" { // what is not known is left empty, not zero
+			return cw.Write([]string{c.Day, "", c.OrderID, "", "", "", "", "", "", c.Instance})
 		}
 		return cw.Write([]string{
 			c.Day, c.At.UTC().Format(time.RFC3339Nano), c.OrderID, string(c.Status), strconv.Itoa(c.Res),
@@ -104,5 +116,5 @@ func exportLedger(ctx context.Context, cfg *config.Config, from, to string, w io
 	if err == nil {
 		err = cw.Error()
 	}
-	return n, err
+	return n, unreadable, err
 }
