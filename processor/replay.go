@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // OffsetRange is a range of a partition's offsets: from Start to End,
@@ -27,6 +28,11 @@ const replayCheckInterval = 10 * time.Millisecond
 // partition short of its end before it fetches the partition again from
 // where it stands (see nudge). A variable for tests.
 var replayStallAfter = 15 * time.Second
+
+// replayProbeAfter is how long a replay waits without a record before it
+// asks the partitions short of their end whether anything of their range
+// is left to read (see probe). A variable for tests.
+var replayProbeAfter = time.Second
 
 // validateRange checks Config.Range.
 func (c *Config) validateRange() []error {
@@ -63,6 +69,18 @@ func (rp *replayPartition) finished() bool {
 	}
 	off, _, ok := rp.w.track.watermark()
 	return ok && off > rp.last
+}
+
+// pass records that the partition was read up to next (the offset after
+// the last record or marker read), kept of the records read being its to
+// replay: the other offsets of the range passed held none (markers, records
+// of aborted transactions, records compaction removed). The caller holds
+// the lock that guards rp.
+func (rp *replayPartition) pass(p *Processor, next int64, kept int) {
+	if n := min(next, rp.end) - max(rp.next, rp.start); n > 0 {
+		p.stats.empty.Add(n - int64(kept))
+	}
+	rp.next = max(rp.next, next)
 }
 
 // nudge fetches again, from where they stand, the partitions short of their
@@ -119,6 +137,103 @@ func (p *Processor) nudge(ctx context.Context, cl *kgo.Client, topic string, par
 	cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{topic: offsets})
 }
 
+// probe reads, once, the partitions short of their end that are not paused,
+// from where they stand, to learn whether any record of their range is left
+// to come. A range can end in records that are never returned, of which
+// nothing else tells: records of an aborted transaction whose marker lies
+// past the last stable offset while another transaction is open (the range
+// ends at the last stable offset at start) are dropped by the client, and
+// the marker is not returned until that transaction ends, which may take
+// up to its timeout. When only such records (and markers) are left, the
+// partition is done. mu guards parts; probe takes it itself.
+func (p *Processor) probe(ctx context.Context, cl *kgo.Client, topic string, parts map[int32]*replayPartition, mu *sync.Mutex) {
+	from := make(map[int32]int64)
+	mu.Lock()
+	for part, rp := range parts {
+		rp.w.mu.Lock()
+		held := rp.w.paused != 0
+		rp.w.mu.Unlock()
+		if !rp.reached && !held {
+			from[part] = max(rp.next, rp.start)
+		}
+	}
+	mu.Unlock()
+	if len(from) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	md, err := kadm.NewClient(cl).Metadata(ctx, topic)
+	td, ok := md.Topics[topic]
+	if err != nil || !ok || td.Err != nil {
+		p.log.Debug("replay: probing stalled partitions: no metadata", "topic", topic, "err", errors.Join(err, td.Err))
+		return
+	}
+	for part, off := range from {
+		next, err := readPast(ctx, cl, td, part, off, parts[part].end)
+		if err != nil {
+			p.log.Debug("replay: probing a stalled partition", "topic", topic, "partition", part, "err", err)
+			continue
+		}
+		mu.Lock()
+		if rp := parts[part]; next > off && max(rp.next, rp.start) == off {
+			rp.pass(p, next, 0)
+			if next >= rp.end {
+				rp.reached = true
+				rp.w.setPaused(pauseDone, true)
+			}
+		}
+		mu.Unlock()
+	}
+}
+
+// readPast fetches partition part of td from off, read_committed, from its
+// leader, and returns how far the records returned reach when none of them
+// is a record below end (only markers and records of aborted transactions),
+// or off when one is: that one comes through the replay's own fetches.
+func readPast(ctx context.Context, cl *kgo.Client, td kadm.TopicDetail, part int32, off, end int64) (int64, error) {
+	pd, ok := td.Partitions[part]
+	if !ok || pd.Err != nil {
+		return off, fmt.Errorf("no leader known: %v", pd.Err)
+	}
+	req := kmsg.NewPtrFetchRequest()
+	req.ReplicaID, req.SessionEpoch = -1, -1
+	req.MaxBytes, req.IsolationLevel = 1<<20, 1
+	rt := kmsg.NewFetchRequestTopic()
+	rt.Topic, rt.TopicID = td.Topic, td.ID
+	rpt := kmsg.NewFetchRequestTopicPartition()
+	rpt.Partition, rpt.FetchOffset, rpt.PartitionMaxBytes = part, off, 1<<20
+	rt.Partitions = append(rt.Partitions, rpt)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, cl.Broker(int(pd.Leader)))
+	if err == nil {
+		err = kerr.ErrorForCode(resp.ErrorCode)
+	}
+	if err != nil {
+		return off, err
+	}
+	for _, t := range resp.Topics {
+		for i := range t.Partitions {
+			if t.Partitions[i].Partition != part {
+				continue
+			}
+			fp, next := kgo.ProcessFetchPartition(kgo.ProcessFetchPartitionOpts{
+				KeepControlRecords: true, Offset: off, IsolationLevel: kgo.ReadCommitted(), Topic: td.Topic, Partition: part,
+			}, &t.Partitions[i], kgo.DefaultDecompressor(), nil)
+			if fp.Err != nil {
+				return off, fp.Err
+			}
+			for _, r := range fp.Records {
+				if !r.Attrs.IsControl() && r.Offset < end {
+					return off, nil
+				}
+			}
+			return next, nil
+		}
+	}
+	return off, errors.New("the partition is not in the fetch response")
+}
+
 // outOfRange takes the partitions whose fetch fell below the log start: the
 // broker deleted records of the range before they were read (retention:
 // replayed events are old). They are counted and logged as not replayed, and
@@ -140,6 +255,18 @@ func (p *Processor) outOfRange(ctx context.Context, cl *kgo.Client, topic string
 		if !ok || !listed || o.Err != nil {
 			continue
 		}
+		if from := max(rp.next, rp.start); o.Offset <= from {
+			// Not below the log start: past the log's end, which was
+			// truncated below what was read (an unclean leader election).
+			// Fetching on from the log start would replay records outside
+			// the range.
+			p.log.Warn("replay: the partition's log now ends before the range's next offset (truncated: an unclean leader election?); the rest of its range is not replayed",
+				"topic", topic, "partition", part, "from", from, "to", rp.end)
+			p.stats.deleted.Add(rp.end - from)
+			rp.next, rp.reached = rp.end, true
+			rp.w.setPaused(pauseDone, true)
+			continue
+		}
 		if !p.skipDeleted(topic, part, rp, max(rp.next, rp.start), o.Offset) {
 			rp.w.setPaused(pauseDone, true)
 			continue
@@ -157,6 +284,7 @@ func (p *Processor) outOfRange(ctx context.Context, cl *kgo.Client, topic string
 // logged as not replayed. It reports false when nothing of the range is
 // left (rp is reached then). The caller holds the lock that guards rp.
 func (p *Processor) skipDeleted(topic string, part int32, rp *replayPartition, from, logStart int64) bool {
+	from = max(from, rp.next, rp.start) // what was read is not lost
 	if logStart > from {
 		p.log.Warn("replay: the broker deleted records of the range before they were read (retention?); they are not replayed",
 			"topic", topic, "partition", part, "from", from, "to", min(logStart, rp.end))
@@ -168,6 +296,37 @@ func (p *Processor) skipDeleted(topic string, part int32, rp *replayPartition, f
 		return false
 	}
 	return true
+}
+
+// checkRangeStarts refuses a range that starts past its partition's end,
+// or on a partition the topic does not have: fetched there, the broker
+// answers that the offset is out of range, as for records deleted before
+// they were read, and nothing tells the two apart but the end offset.
+// ("twosell replay" clamps its ranges to the partitions' ends.)
+func checkRangeStarts(ctx context.Context, cl *kgo.Client, topic string, rng map[int32]OffsetRange) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil && !errors.Is(err, kerr.UnknownTopicOrPartition) {
+		return fmt.Errorf("processor: replay: listing the end offsets of %q: %w", topic, err)
+	}
+	for _, part := range slices.Sorted(maps.Keys(rng)) {
+		r := rng[part]
+		if r.Start >= r.End {
+			continue
+		}
+		o, ok := ends.Lookup(topic, part)
+		switch {
+		case !ok || o.Err != nil:
+			return fmt.Errorf("processor: replay: topic %q has no partition %d", topic, part)
+		case r.Start > o.Offset:
+			return fmt.Errorf("processor: replay: the Range of partition %d starts at offset %d, past the partition's end (%d)", part, r.Start, o.Offset)
+		}
+	}
+	return nil
 }
 
 // listStartOffsets lists topic's log start offsets, within 10 s.
@@ -229,6 +388,9 @@ func (p *Processor) runReplay(ctx context.Context) error {
 	}
 	p.setClient(cl)
 	defer cl.Close()
+	if err := checkRangeStarts(ctx, cl, topic, p.cfg.Range); err != nil {
+		return err
+	}
 
 	var mu sync.Mutex // guards parts' reached and last
 	parts := make(map[int32]*replayPartition, len(offsets))
@@ -259,7 +421,7 @@ func (p *Processor) runReplay(ctx context.Context) error {
 	watcher.Go(func() {
 		t := time.NewTicker(replayCheckInterval)
 		defer t.Stop()
-		consumed, progressed := p.stats.consumed.Load(), time.Now()
+		consumed, progressed, probed := p.stats.consumed.Load(), time.Now(), false
 		for {
 			select {
 			case <-pollCtx.Done():
@@ -267,12 +429,17 @@ func (p *Processor) runReplay(ctx context.Context) error {
 			case <-t.C:
 			}
 			if c := p.stats.consumed.Load(); c != consumed {
-				consumed, progressed = c, time.Now()
+				consumed, progressed, probed = c, time.Now(), false
 			}
 			all := finished()
+			if !all && !probed && time.Since(progressed) > replayProbeAfter {
+				p.probe(pollCtx, cl, topic, parts, &mu)
+				probed = true
+				all = finished()
+			}
 			if !all && time.Since(progressed) > replayStallAfter {
 				p.nudge(pollCtx, cl, topic, parts, &mu)
-				progressed = time.Now()
+				progressed, probed = time.Now(), false
 			}
 			if all {
 				stopPolling()
@@ -315,7 +482,7 @@ func (p *Processor) runReplay(ctx context.Context) error {
 				}
 				// rp.last is written by this goroutine only. Records at
 				// or before it come again only after a nudge.
-				if r.Offset >= rp.end || r.Attrs.IsControl() || r.Offset <= rp.last {
+				if r.Offset < rp.start || r.Offset >= rp.end || r.Attrs.IsControl() || r.Offset <= rp.last {
 					continue
 				}
 				keep = append(keep, r)
@@ -328,7 +495,7 @@ func (p *Processor) runReplay(ctx context.Context) error {
 				rp.w.enqueue(keep)
 			}
 			mu.Lock()
-			rp.next = max(rp.next, next)
+			rp.pass(p, next, len(keep))
 			if last >= 0 {
 				rp.last = last
 			}

@@ -233,7 +233,7 @@ func TestReplayTransactionalInput(t *testing.T) {
 	write(30, 40, true)
 	write(40, 45, false) // the range ends in an aborted transaction and its marker
 	ends := h.endOffsets()
-	h.replay(map[int32]processor.OffsetRange{0: {Start: 0, End: ends[0]}})
+	p := h.replay(map[int32]processor.OffsetRange{0: {Start: 0, End: ends[0]}})
 	got := h.kafka.ConsumeAll(t.Context(), h.out)
 	ids := map[string]bool{}
 	for _, r := range got {
@@ -247,6 +247,84 @@ func TestReplayTransactionalInput(t *testing.T) {
 	}
 	if len(got) != 30 {
 		t.Errorf("%d outputs, want 30", len(got))
+	}
+	// Offsets the range passed without a record to replay: 4 markers, 15
+	// aborted records.
+	if s := p.Stats(); s.EmptyOffsets != 19 || s.Produced+s.EmptyOffsets != ends[0] {
+		t.Errorf("%d outputs and %d empty offsets, want 30 and 19: the %d offsets of the range", s.Produced, s.EmptyOffsets, ends[0])
+	}
+}
+
+// A range can end in records that are never returned, and nothing else
+// tells: here, at the last stable offset, a record of a transaction that
+// was aborted after another one began, whose marker lies past that offset
+// until the other one ends. The replay reads on, sees that nothing of its
+// range is left, and ends, instead of waiting for the other transaction.
+func TestReplayEndsBeforeAnAbortedTransactionsMarker(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, 1)
+	b := h.kafka.Client(kgo.TransactionalID(h.kafka.Name("b")))
+	a := h.kafka.Client(kgo.TransactionalID(h.kafka.Name("a")), kgo.TransactionTimeout(time.Minute))
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.kafka.Produce(event(h.in, 0, false)) // offset 0
+	must(b.BeginTransaction())
+	must(b.ProduceSync(t.Context(), event(h.in, 1, false)).FirstErr()) // 1: b's
+	must(a.BeginTransaction())
+	must(a.ProduceSync(t.Context(), event(h.in, 2, false)).FirstErr()) // 2: a's, open
+	must(b.EndTransaction(t.Context(), kgo.TryAbort))                  // 3: b's abort marker
+	defer func() { must(a.EndTransaction(context.Background(), kgo.TryAbort)) }()
+	lso, err := kadm.NewClient(h.kafka.Client()).ListCommittedOffsets(t.Context(), h.in)
+	must(err)
+	if o, _ := lso.Lookup(h.in, 0); o.Offset != 2 {
+		t.Fatalf("last stable offset %d, want 2", o.Offset)
+	}
+
+	p := h.replay(map[int32]processor.OffsetRange{0: {Start: 0, End: 2}})
+	if s := p.Stats(); s.Produced != 1 || s.EmptyOffsets != 1 {
+		t.Errorf("%d outputs and %d empty offsets, want 1 and 1 (the aborted record)", s.Produced, s.EmptyOffsets)
+	}
+}
+
+// A range that starts past its partition's end, or on a partition the
+// topic does not have, is refused: fetched there, the broker answers that
+// the offset is out of range, as for records deleted before they were
+// read, and the replay went back to the log start and replayed records
+// outside its range.
+func TestReplayRefusesARangePastTheEnd(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, 1)
+	h.produceEvents(10)
+	for _, tt := range []struct {
+		rng  map[int32]processor.OffsetRange
+		want string
+	}{
+		{map[int32]processor.OffsetRange{0: {Start: 100, End: 200}}, "the Range of partition 0 starts at offset 100, past the partition's end (10)"},
+		{map[int32]processor.OffsetRange{0: {Start: 0, End: 10}, 3: {Start: 0, End: 10}}, fmt.Sprintf("topic %q has no partition 3", h.in)},
+	} {
+		cfg := h.config(answer)
+		cfg.Group, cfg.Range = "", tt.rng
+		p, err := processor.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Accepted, the first range would wait for good for offset 199.
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		err = p.Run(ctx)
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("Run over %v: %v; want an error saying %q", tt.rng, err, tt.want)
+		}
+		if s := p.Stats(); s.Consumed != 0 {
+			t.Errorf("Run over %v read %d records", tt.rng, s.Consumed)
+		}
+	}
+	if got := h.kafka.ConsumeAll(t.Context(), h.out); len(got) != 0 {
+		t.Errorf("%d outputs; a refused replay writes none", len(got))
 	}
 }
 

@@ -21,7 +21,12 @@ type Stats struct {
 	// enriched): between the committed offset it fetched a partition at (at
 	// its start, or handed over by a rebalance) and the log start, or
 	// between where a lagging partition was and the log start.
-	Deleted          int64
+	Deleted int64
+	// EmptyOffsets counts the offsets of a replay's range that held no
+	// record to replay: transaction markers, records of aborted
+	// transactions, records compaction removed. With Deleted and the
+	// records done, they make up the range.
+	EmptyOffsets     int64
 	PausedPartitions int              // partitions whose fetching is paused now
 	HeldPartitions   int              // partitions holding a record back for the provider now
 	InFlight         int              // records being processed now (at most MaxInFlight)
@@ -46,8 +51,8 @@ type Stats struct {
 }
 
 type counters struct {
-	consumed, produced, deadLettered, unavailable, commits, deleted atomic.Int64
-	paused                                                          atomic.Int32
+	consumed, produced, deadLettered, unavailable, commits, deleted, empty atomic.Int64
+	paused                                                                 atomic.Int32
 
 	// Outputs by status: the statuses twosell writes in lock-free counters
 	// (one count per output, from the producer's goroutines), any other
@@ -100,6 +105,7 @@ func (p *Processor) Stats() Stats {
 		Unavailable:      p.stats.unavailable.Load(),
 		Commits:          p.stats.commits.Load(),
 		Deleted:          p.stats.deleted.Load(),
+		EmptyOffsets:     p.stats.empty.Load(),
 		PausedPartitions: int(p.stats.paused.Load()),
 		HeldPartitions:   int(p.held.Load()),
 		InFlight:         len(p.slots),
