@@ -631,8 +631,56 @@ func TestReplayProgressBar(t *testing.T) {
 	var lines syncBuffer
 	p = newReplayProgress(&lines, replayOptions{Progress: "auto", ProgressInterval: time.Second}, 10)
 	p.show(5, 1, 4)
-	if p.bar || !strings.HasPrefix(lines.String(), "replay: 5/10 records (50.0%)") {
+	if p.bar || !strings.HasPrefix(lines.String(), "replay: 5/10 offsets (50.0%)") {
 		t.Errorf("not a terminal: %q, want plain lines", lines.String())
+	}
+}
+
+// A transactional input's range holds offsets without a record to replay:
+// markers, records of aborted transactions. Progress reaches its total all
+// the same, and the summary counts those offsets apart from the records.
+func TestReplayTransactionalInputCounts(t *testing.T) {
+	useCostClock(t)
+	k := kafkatest.New(t)
+	_, url := newSim(t, juhesim.Faults{})
+	cfg := testConfig(t, k, url, juhe.ModePlain)
+	t.Setenv("TWOSELL_JUHE_KEY", testKey)
+	txn := k.Client(kgo.TransactionalID(k.Name("producer")), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	mobiles := juhesim.Population(30)
+	write := func(from, to int, commit bool) {
+		if err := txn.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		for i := from; i < to; i++ {
+			r := &kgo.Record{Topic: cfg.Kafka.InputTopic, Partition: 0,
+				Value: fmt.Appendf(nil, `{"event_id":"e-%d","mobile":%q,"registered_at":"2020-01-01"}`, i, mobiles[i])}
+			if err := txn.ProduceSync(t.Context(), r).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := txn.EndTransaction(t.Context(), kgo.TransactionEndTry(commit)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(0, 10, true)
+	write(10, 20, false)
+	write(20, 30, true) // 30 records and 3 markers: 33 offsets
+	s, stderr := runReplayCmd(t, replayArgs(cfg, k.Name("replay"), "--partitions", "0"))
+	if !s.Complete || s.Total != 33 || s.Outputs != 20 || s.EmptyOffsets != 13 {
+		t.Errorf("summary %+v: want complete, 33 offsets, 20 outputs, 13 without a record", s)
+	}
+	lines := strings.Split(strings.TrimSpace(stderr), "\n")
+	if last := lines[len(lines)-1]; !strings.HasPrefix(last, "replay: 33/33 offsets (100.0%)") {
+		t.Errorf("last progress line %q, want 33/33 offsets", last)
+	}
+	var text strings.Builder
+	if err := printSummary(&text, s, false); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{": 20 of 20 records done (", "\n  no record      13 offsets  (transaction markers,"} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("summary lacks %q:\n%s", want, text.String())
+		}
 	}
 }
 

@@ -36,11 +36,15 @@ type replayOptions struct {
 // replaySummary is what a replay did, printed when it ends (--json: as one
 // JSON object).
 type replaySummary struct {
-	Complete     bool             `json:"complete"`
-	Seconds      float64          `json:"seconds"`
-	Total        int64            `json:"total"`   // offsets in the range
-	Events       int64            `json:"events"`  // records read
-	Deleted      int64            `json:"deleted"` // records of the range the broker deleted before they were read
+	Complete bool    `json:"complete"`
+	Seconds  float64 `json:"seconds"`
+	Total    int64   `json:"total"`   // offsets in the range
+	Events   int64   `json:"events"`  // records read
+	Deleted  int64   `json:"deleted"` // records of the range the broker deleted before they were read
+	// EmptyOffsets: offsets of the range that held no record to replay
+	// (transaction markers, records of aborted transactions, records
+	// compaction removed).
+	EmptyOffsets int64            `json:"empty_offsets"`
 	Outputs      int64            `json:"outputs"`
 	DeadLetters  int64            `json:"dead_letters"`
 	ByStatus     map[string]int64 `json:"by_status"`
@@ -184,7 +188,8 @@ func runReplay(ctx context.Context, cfg *config.Config, o replayOptions, stdout,
 		return explain(cfg, runErr)
 	}
 	if !complete {
-		return fmt.Errorf("replay interrupted with %d of %d records done; run it again to finish (what is paid for is in the ledger)", s.Outputs+s.DeadLetters, total)
+		return fmt.Errorf("replay interrupted with %d of %d offsets done; run it again to finish (what is paid for is in the ledger)",
+			passed(s.Outputs+s.DeadLetters, s.EmptyOffsets, s.Deleted), total)
 	}
 	return nil
 }
@@ -377,7 +382,7 @@ func parsePartitionOffsets(flagName, s string) (map[int32]int64, error) {
 func summarize(s processor.Stats, cfg *config.Config, total int64, took time.Duration, complete bool) replaySummary {
 	out := replaySummary{
 		Complete: complete, Seconds: took.Seconds(), Total: total,
-		Events: s.Consumed, Deleted: s.Deleted, Outputs: s.Produced, DeadLetters: s.DeadLettered,
+		Events: s.Consumed, Deleted: s.Deleted, EmptyOffsets: s.EmptyOffsets, Outputs: s.Produced, DeadLetters: s.DeadLettered,
 		ByStatus:  make(map[string]int64, len(s.ByStatus)),
 		PaidCalls: s.PaidCalls, CacheAnswers: sum(s.CacheAnswers), Coalesced: s.Coalesced, Skipped: s.Skipped,
 		PricePerCall: cfg.Juhe.PricePerCall, CostCNY: s.SpendCNY,
@@ -408,10 +413,13 @@ func printSummary(w io.Writer, s replaySummary, asJSON bool) error {
 	if len(byStatus) > 0 {
 		statuses = "  (" + strings.Join(byStatus, ", ") + ")"
 	}
-	done := fmt.Sprintf("%d of %d records done", s.Outputs+s.DeadLetters, s.Total)
+	// The range's offsets that held no record are not records to do: a
+	// transactional input has a marker after every transaction.
+	done := fmt.Sprintf("%d of %d records done", s.Outputs+s.DeadLetters, s.Total-s.EmptyOffsets)
 	if s.Events != s.Outputs+s.DeadLetters {
 		done += fmt.Sprintf(", %d read", s.Events) // interrupted: read, not finished
 	}
+
 	_, err := fmt.Fprintf(w, `replay %s in %s: %s (%.0f/s)
   outputs        %d%s -> %s
   dead letters   %d -> %s
@@ -423,6 +431,9 @@ func printSummary(w io.Writer, s replaySummary, asJSON bool) error {
 `, state, time.Duration(s.Seconds*float64(time.Second)).Round(time.Millisecond), done, s.EventsPerSec,
 		s.Outputs, statuses, s.OutputTopic, s.DeadLetters, s.DLQTopic,
 		s.PaidCalls, s.CacheAnswers, s.Coalesced, s.Skipped, cny(s.CostCNY, s.PricePerCall), s.PaidCalls, cny(s.PricePerCall, s.PricePerCall))
+	if err == nil && s.EmptyOffsets > 0 {
+		_, err = fmt.Fprintf(w, "  no record      %d offsets  (transaction markers, records of aborted transactions or removed by compaction)\n", s.EmptyOffsets)
+	}
 	if err == nil && s.Deleted > 0 {
 		_, err = fmt.Fprintf(w, "  NOT REPLAYED   %d  (deleted by the broker before they were read: the input's retention; see the WARN lines)\n", s.Deleted)
 	}
@@ -474,9 +485,16 @@ func (p *replayProgress) run(ctx context.Context, stats func() processor.Stats) 
 		case <-t.C:
 		}
 		s := stats()
-		p.show(s.Produced+s.DeadLettered, s.PaidCalls, sum(s.CacheAnswers))
+		p.show(passed(s.Produced+s.DeadLettered, s.EmptyOffsets, s.Deleted), s.PaidCalls, sum(s.CacheAnswers))
 	}
 }
+
+// passed is how many offsets of the range a replay is done with: records
+// done, offsets that held none, records deleted before they were read.
+// Progress counts offsets, of which the range's total is made: counted in
+// records, a transactional input, with a marker after every transaction,
+// never reached its total.
+func passed(done, empty, deleted int64) int64 { return done + empty + deleted }
 
 // show writes one update.
 func (p *replayProgress) show(done, paid, cached int64) {
@@ -497,7 +515,7 @@ func (p *replayProgress) show(done, paid, cached int64) {
 			strings.Repeat("=", filled), strings.Repeat(" ", width-filled), done, p.total, pct, rate, paid, cached, eta)
 		return
 	}
-	fmt.Fprintf(p.w, "replay: %d/%d records (%.1f%%) · %.0f/s · paid calls %d · cache answers %d · ETA %s\n",
+	fmt.Fprintf(p.w, "replay: %d/%d offsets (%.1f%%) · %.0f/s · paid calls %d · cache answers %d · ETA %s\n",
 		done, p.total, pct, rate, paid, cached, eta)
 }
 
@@ -506,7 +524,7 @@ func (p *replayProgress) finish(s replaySummary) {
 	if p.off {
 		return
 	}
-	p.show(s.Outputs+s.DeadLetters, s.PaidCalls, s.CacheAnswers)
+	p.show(passed(s.Outputs+s.DeadLetters, s.EmptyOffsets, s.Deleted), s.PaidCalls, s.CacheAnswers)
 	if p.bar {
 		fmt.Fprintln(p.w)
 	}
