@@ -319,6 +319,9 @@ func (c *CostControl) apply(r ledgerRecord) {
 	switch {
 	case r.call != nil && !r.own:
 		c.budget.count(r.call.Day, 1)
+		if r.hasFact && c.cache != nil {
+			c.cache.observe(r.key, r.fact)
+		}
 	case r.knowledge != nil && c.cache != nil:
 		c.cache.merge(r.key, r.knowledge.knowledge())
 	}

@@ -41,8 +41,12 @@ import (
 //     decoding, and the instance lets an instance skip its own records.
 //
 // Calls make the topic grow by about 250 bytes per paid call, which at
-// 0.25–0.60 CNY a call is negligible next to what the calls cost; loading
-// reads them but decodes only the knowledge records.
+// 0.25–0.60 CNY a call is negligible next to what the calls cost. Loading
+// and following read the facts of both: a knowledge record is rewritten
+// whole after each paid answer, from what the writer's cache holds, and one
+// written without an earlier fact (the mobile was evicted from the cache,
+// or two instances paid for it at once) loses that fact when compaction
+// keeps only the latest; the calls keep every one.
 //
 // Records are written outside any transaction: a call is paid whether or
 // not the transaction of the record that asked for it commits.
@@ -150,10 +154,17 @@ func isDay(s string) bool {
 
 // ledgerRecord is a decoded ledger record.
 type ledgerRecord struct {
-	key       MobileKey        // knowledge records
+	key       MobileKey        // knowledge records, and call records with a fact
 	knowledge *ledgerKnowledge // knowledge records
-	call      *ledgerCallKey   // call records (the key only: the budget needs no more)
-	own       bool             // written by this instance
+	call      *ledgerCallKey   // call records: the budget counts them by their key
+	// fact is what a call record's answer proved (if hasFact: its value
+	// could be read): knowledge records are rewritten whole, and one written
+	// without an earlier fact (its mobile evicted from the cache, or paid
+	// for by two instances at once) would lose it at compaction; the calls
+	// keep every fact.
+	fact    Fact
+	hasFact bool
+	own     bool // written by this instance
 }
 
 // ledgerCallKey is what a call record's key says.
@@ -417,7 +428,12 @@ func (l *ledger) handle(r *kgo.Record) {
 		return
 	}
 	// Calls are counted whatever their secret: the budget is the account's.
-	if rec.knowledge != nil && secret != nil && l.secretID != nil && !bytes.Equal(secret, l.secretID) {
+	// Their facts, as knowledge, are about keys of another secret.
+	foreign := secret != nil && l.secretID != nil && !bytes.Equal(secret, l.secretID)
+	if foreign {
+		rec.hasFact = false
+	}
+	if foreign && rec.knowledge != nil {
 		if !l.following.Load() {
 			l.foreignLoaded.Add(1)
 			return
@@ -438,7 +454,11 @@ func (l *ledger) decode(key, value []byte) (ledgerRecord, bool) {
 	switch {
 	case strings.HasPrefix(k, ledgerCallPrefix):
 		ck, ok := parseCallKey(k)
-		return ledgerRecord{call: &ck, own: ck.Instance == l.instance}, ok
+		rec := ledgerRecord{call: &ck, own: ck.Instance == l.instance}
+		if ok && !rec.own {
+			rec.key, rec.fact, rec.hasFact = callFact(value)
+		}
+		return rec, ok
 	case strings.HasPrefix(k, ledgerKnowledgePrefix):
 		mk, ok := parseMobileKey(k[len(ledgerKnowledgePrefix):])
 		if !ok {
@@ -451,6 +471,21 @@ func (l *ledger) decode(key, value []byte) (ledgerRecord, bool) {
 		return ledgerRecord{key: mk, knowledge: &lk, own: lk.Instance == l.instance}, true
 	}
 	return ledgerRecord{}, false
+}
+
+// callFact reads what a call record's value says its answer proved, about
+// which mobile; false if it cannot be read.
+func callFact(value []byte) (MobileKey, Fact, bool) {
+	var c LedgerCall
+	if decodeLedgerCall(value, &c) != nil || !isDay(c.Date) {
+		return MobileKey{}, Fact{}, false
+	}
+	key, ok := parseMobileKey(c.Key)
+	if !ok {
+		return MobileKey{}, Fact{}, false
+	}
+	f, ok := FactOf(Result{Status: c.Status, OrderID: c.OrderID, Mode: c.Mode}, c.Date, c.At)
+	return key, f, ok
 }
 
 // write records a paid call and what is now known about its mobile. It

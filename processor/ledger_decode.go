@@ -20,6 +20,17 @@ func decodeLedgerKnowledge(value []byte, lk *ledgerKnowledge) error {
 	return json.Unmarshal(value, lk)
 }
 
+// decodeLedgerCall decodes a call record's value into c: by a scanner of
+// the form LedgerCall.appendJSON writes, as decodeLedgerKnowledge, else by
+// encoding/json.
+func decodeLedgerCall(value []byte, c *LedgerCall) error {
+	if s := (ledgerScan{b: value}); s.call(c) {
+		return nil
+	}
+	*c = LedgerCall{}
+	return json.Unmarshal(value, c)
+}
+
 // The strings of a fact that repeat in every record, returned without a
 // new string each.
 var (
@@ -27,7 +38,11 @@ var (
 	ledgerModes   = []string{"plain", "md5", "sha256", "aes", "md5+aes", "sha256+aes"}
 )
 
-// ledgerScan reads a value written by appendLedgerKnowledge; any step that
+// callStatuses are the statuses a call record holds.
+var callStatuses = append([]string{string(StatusUnavailable), string(StatusSkipped)}, factKindNames...)
+
+// ledgerScan reads a value written by appendLedgerKnowledge or
+// LedgerCall.appendJSON; any step that
 // does not find what it wrote fails, and the value goes to encoding/json.
 type ledgerScan struct {
 	b   []byte
@@ -119,15 +134,7 @@ func (s *ledgerScan) fact(name string) *ledgerFact {
 
 func (s *ledgerScan) knowledge(lk *ledgerKnowledge) bool {
 	s.expect(`{"v":`)
-	i, v := 0, 0
-	for ; i < len(s.b) && i < 9 && '0' <= s.b[i] && s.b[i] <= '9'; i++ {
-		v = v*10 + int(s.b[i]-'0')
-	}
-	if s.bad || i == 0 || (i > 1 && s.b[0] == '0') {
-		return false // no digits, or a leading zero (not JSON): encoding/json says
-	}
-	s.b = s.b[i:]
-	lk.V = v
+	lk.V = s.integer()
 	s.expect(`,"instance":`)
 	lk.Instance = s.str()
 	lk.After = s.fact(`,"after":`)
@@ -135,6 +142,56 @@ func (s *ledgerScan) knowledge(lk *ledgerKnowledge) bool {
 	lk.Short = s.fact(`,"short":`)
 	s.expect(`,"bounds_at":`)
 	lk.BoundsAt = s.time()
+	s.expect(`}`)
+	return !s.bad && len(s.b) == 0
+}
+
+// integer consumes a JSON integer of at most 9 digits.
+func (s *ledgerScan) integer() int {
+	i, v, neg := 0, 0, false
+	if s.bad {
+		return 0
+	}
+	if len(s.b) > 0 && s.b[0] == '-' {
+		neg, s.b = true, s.b[1:]
+	}
+	for ; i < len(s.b) && i < 9 && '0' <= s.b[i] && s.b[i] <= '9'; i++ {
+		v = v*10 + int(s.b[i]-'0')
+	}
+	if i == 0 || (i > 1 && s.b[0] == '0') || (i < len(s.b) && '0' <= s.b[i] && s.b[i] <= '9') {
+		s.bad = true // no digits, a leading zero (not JSON), or too many: encoding/json says
+		return 0
+	}
+	s.b = s.b[i:]
+	if neg {
+		return -v
+	}
+	return v
+}
+
+func (s *ledgerScan) call(c *LedgerCall) bool {
+	s.expect(`{"key":`)
+	c.Key = s.str()
+	s.expect(`,"day":`)
+	c.Day = s.str()
+	s.expect(`,"at":`)
+	c.At = s.time()
+	s.expect(`,"date":`)
+	c.Date = s.str()
+	s.expect(`,"status":`)
+	c.Status = Status(s.str(callStatuses...))
+	if s.lit(`,"res":`) {
+		c.Res = s.integer()
+	}
+	s.expect(`,"code":`)
+	c.Code = s.integer()
+	if s.lit(`,"order_id":`) {
+		c.OrderID = s.str()
+	}
+	s.expect(`,"mode":`)
+	c.Mode = s.str(ledgerModes...)
+	s.expect(`,"instance":`)
+	c.Instance = s.str()
 	s.expect(`}`)
 	return !s.bad && len(s.b) == 0
 }

@@ -194,3 +194,71 @@ func FuzzLedgerKnowledge(f *testing.F) {
 	f.Add([]byte(`{"v":1,"instance":"x","bounds_at":"2026-11-29T04:05:06Z"}x`))
 	f.Fuzz(func(t *testing.T, v []byte) { checkLedgerKnowledge(t, v) })
 }
+
+// The scanner of call records reads what LedgerCall.appendJSON writes as
+// encoding/json reads it, and takes every value without escapes itself.
+func TestLedgerCallScanMatchesEncodingJSON(t *testing.T) {
+	t.Parallel()
+	smp := newLedgerSamples(4)
+	rnd, at, pick := smp.rnd, smp.at, smp.pick
+	statuses := []Status{StatusRecycled, StatusNotRecycled, StatusNoActivationDate, StatusNoRecord, "other"}
+	scanned := 0
+	for range 1000 {
+		c := LedgerCall{
+			Key: "ab12", Day: "20261129", At: at.Add(time.Duration(rnd.IntN(1e9))), Date: "20240102",
+			Status: statuses[rnd.IntN(len(statuses))], Res: rnd.IntN(4), Code: []int{0, 232703}[rnd.IntN(2)],
+			OrderID: pick(sampleOrderIDs), Mode: pick(sampleModes), Instance: "run." + pick(sampleOrderIDs),
+		}
+		v := c.appendJSON(nil)
+		var plain LedgerCall
+		escapes := bytes.ContainsFunc(v, func(r rune) bool { return r == '\\' || r >= 0x80 })
+		if ok := (&ledgerScan{b: v}).call(&plain); ok == escapes {
+			t.Fatalf("scanned %v, want %v: %s", ok, !escapes, v)
+		} else if ok {
+			scanned++
+		}
+		checkLedgerCall(t, v)
+	}
+	if scanned < 100 {
+		t.Errorf("the scanner took %d values of 1000", scanned)
+	}
+	// Values that are not the encoder's, each a step of the scan away.
+	good := string((&LedgerCall{Key: "ab", Day: "20240601", At: at, Date: "20240102", Status: StatusRecycled, Res: 1,
+		OrderID: "JH1", Mode: "md5", Instance: "run.1"}).appendJSON(nil))
+	for _, v := range []string{
+		good + " ", good + "x", good + "}", good[:len(good)-1], " " + good,
+		strings.Replace(good, `"res":1`, `"res":01`, 1), strings.Replace(good, `"res":1`, `"res":-1`, 1),
+		strings.Replace(good, `"res":1`, `"res":-0`, 1), strings.Replace(good, `"res":1`, `"res":-`, 1),
+		strings.Replace(good, `"res":1`, `"res":1.0`, 1), strings.Replace(good, `"res":1`, `"res":1e2`, 1),
+		strings.Replace(good, `"res":1`, `"res":99999999999`, 1), strings.Replace(good, `"res":1`, `"res":"1"`, 1),
+		strings.Replace(good, `,"res":1`, ``, 1), strings.Replace(good, `,"order_id":"JH1"`, ``, 1),
+		strings.Replace(good, `"code":0`, `"code":232703`, 1), strings.Replace(good, `"mode":"md5"`, `"mode":"MD5"`, 1),
+		strings.Replace(good, `"date":"20240102"`, `"date":20240102`, 1), strings.Replace(good, `"at":"`, `"at":"x`, 1),
+		strings.Replace(good, `"key":"ab"`, `"key":"a\u0062"`, 1), strings.Replace(good, `"key":`, `"key": `, 1),
+		strings.Replace(good, `"status":"recycled"`, `"status":"recycled","status":"not_recycled"`, 1),
+	} {
+		checkLedgerCall(t, []byte(v))
+	}
+}
+
+// checkLedgerCall checks that decodeLedgerCall decodes v as encoding/json
+// does.
+func checkLedgerCall(t *testing.T, v []byte) {
+	t.Helper()
+	var got, want LedgerCall
+	gotErr, wantErr := decodeLedgerCall(v, &got), json.Unmarshal(v, &want)
+	if (gotErr == nil) != (wantErr == nil) {
+		t.Fatalf("%q: error %v, encoding/json's %v", v, gotErr, wantErr)
+	}
+	if wantErr == nil && !reflect.DeepEqual(got, want) {
+		t.Fatalf("%q:\n got %+v\nwant %+v", v, got, want)
+	}
+}
+
+func FuzzLedgerCall(f *testing.F) {
+	at := time.Date(2026, 11, 29, 4, 5, 6, 789, time.UTC)
+	f.Add((&LedgerCall{Key: "ab", Day: "20240601", At: at, Date: "20240102", Status: StatusRecycled, Res: 1, OrderID: "JH1", Mode: "plain", Instance: "run.1"}).appendJSON(nil))
+	f.Add((&LedgerCall{Key: "ab", Day: "20240601", At: at, Date: "20240102", Status: StatusNoRecord, Code: 232703, Mode: "aes", Instance: "run.1"}).appendJSON(nil))
+	f.Add([]byte(`{"key":"ab","res":-0}`))
+	f.Fuzz(func(t *testing.T, v []byte) { checkLedgerCall(t, v) })
+}
