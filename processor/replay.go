@@ -120,6 +120,7 @@ func (p *Processor) nudge(ctx context.Context, cl *kgo.Client, topic string, par
 		rp := parts[part]
 		if o, ok := starts.Lookup(topic, part); ok && o.Err == nil && o.Offset > from {
 			if !p.skipDeleted(topic, part, rp, from, o.Offset) {
+				rp.w.setPaused(pauseDone, true) // as when its last record is read
 				continue
 			}
 			from = o.Offset
@@ -133,7 +134,17 @@ func (p *Processor) nudge(ctx context.Context, cl *kgo.Client, topic string, par
 	}
 	p.log.Warn("replay: no records for a while from partitions short of their end; fetching them again",
 		"topic", topic, "partitions", names, "after", replayStallAfter)
-	cl.ResumeFetchPartitions(map[string][]int32{topic: slices.Collect(maps.Keys(offsets))})
+	for part := range offsets {
+		// Not a partition its worker paused since (a full buffer): resumed
+		// behind the worker's back, it would fetch on past the buffer's
+		// bound, since the worker pauses a partition only once.
+		w := parts[part].w
+		w.mu.Lock()
+		if w.paused == 0 {
+			cl.ResumeFetchPartitions(map[string][]int32{topic: {part}})
+		}
+		w.mu.Unlock()
+	}
 	cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{topic: offsets})
 }
 

@@ -406,6 +406,8 @@ func TestReplayRanges(t *testing.T) {
 			func(i int) bool { return i >= 25 }, ""},
 		{"offsets past the end", []string{"--partitions", "0", "--start-offsets", "0:8", "--end-offsets", "0:99"},
 			func(i int) bool { return i%3 == 0 && i/3 >= 8 }, "partition 0: the range ends at 99, past the partition's end (10): replaying up to 10"},
+		{"an end before the start", []string{"--partitions", "0", "--from", base.Add(15 * time.Minute).Format(time.RFC3339), "--end-offsets", "0:2"},
+			func(int) bool { return false }, "partition 0: the range ends at offset 2, before it starts (5): nothing of it to replay"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -449,17 +451,21 @@ func TestReplayRanges(t *testing.T) {
 		t.Errorf("replay with --ignore-retention: summary %+v, want its 10 events", s)
 	}
 
-	for _, bad := range [][]string{
-		{"--from", "yesterday"},
-		{"--from", base.Format(time.RFC3339), "--start-offsets", "0:1"},
-		{"--partitions", "7"},
-		{"--start-offsets", "0-1"},
-		{"--partitions", "0", "--end-offsets", "1:3"},
-		{"--start-offsets", "0:5", "--end-offsets", "0:3"},
+	for _, bad := range []struct {
+		args []string
+		why  string
+	}{
+		{[]string{"--from", "yesterday"}, "want an RFC 3339 time"},
+		{[]string{"--from", base.Format(time.RFC3339), "--start-offsets", "0:1"}, "give one"},
+		{[]string{"--partitions", "7"}, "is not a partition of"},
+		{[]string{"--start-offsets", "0-1"}, "is not partition:offset"},
+		{[]string{"--partitions", "0", "--end-offsets", "1:3"}, "--end-offsets names partition 1, which --partitions leaves out"},
+		{[]string{"--start-offsets", "5:0"}, fmt.Sprintf("--start-offsets names partition 5: %s has no such partition (it has 3)", cfg.Kafka.InputTopic)},
+		{[]string{"--start-offsets", "0:5", "--end-offsets", "0:3"}, "is after --end-offsets"},
 	} {
 		var stdout, stderr syncBuffer
-		if code := Main(t.Context(), replayArgs(cfg, "x", bad...), &stdout, &stderr); code != 2 {
-			t.Errorf("replay %v: exit %d, want 2 (usage)\n%s", bad, code, stderr.String())
+		if code := Main(t.Context(), replayArgs(cfg, "x", bad.args...), &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), bad.why) {
+			t.Errorf("replay %v: exit %d, want 2 (usage) saying %q\n%s", bad.args, code, bad.why, stderr.String())
 		}
 	}
 	var stdout, stderr syncBuffer

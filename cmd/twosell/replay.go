@@ -255,14 +255,23 @@ func resolveReplayRange(ctx context.Context, cfg *config.Config, o replayOptions
 			parts = append(parts, int32(n))
 		}
 	}
+	named := func(flag string, p int32) error {
+		switch {
+		case !slices.Contains(all, p):
+			return usageError{fmt.Sprintf("%s names partition %d: %s has no such partition (it has %d)", flag, p, topic, len(all))}
+		case !slices.Contains(parts, p):
+			return usageError{fmt.Sprintf("%s names partition %d, which --partitions leaves out", flag, p)}
+		}
+		return nil
+	}
 	for p := range starts {
-		if !slices.Contains(parts, p) {
-			return nil, usageError{fmt.Sprintf("--start-offsets names partition %d, which is not replayed", p)}
+		if err := named("--start-offsets", p); err != nil {
+			return nil, err
 		}
 	}
 	for p, e := range ends {
-		if !slices.Contains(parts, p) {
-			return nil, usageError{fmt.Sprintf("--end-offsets names partition %d, which is not replayed", p)}
+		if err := named("--end-offsets", p); err != nil {
+			return nil, err
 		}
 		if s, ok := starts[p]; ok && s > e {
 			return nil, usageError{fmt.Sprintf("partition %d: --start-offsets %d is after --end-offsets %d (the end is excluded)", p, s, e)}
@@ -319,7 +328,12 @@ func resolveReplayRange(ctx context.Context, cfg *config.Config, o replayOptions
 			r.End = e
 		}
 		var notes []string
-		r, notes = clampRange(p, r, lo, hi)
+		if r.End < r.Start { // a start and an end from different flags: --from and --end-offsets, say
+			notes = append(notes, fmt.Sprintf("partition %d: the range ends at offset %d, before it starts (%d): nothing of it to replay", p, r.End, r.Start))
+		}
+		var clamped []string
+		r, clamped = clampRange(p, r, lo, hi)
+		notes = append(notes, clamped...)
 		for _, n := range notes {
 			log.Warn(n, "topic", topic)
 		}
