@@ -475,6 +475,32 @@ func TestEmitUnavailable(t *testing.T) {
 	})
 }
 
+// A spent budget is on_budget's to answer, not on_unavailable's: with
+// on_unavailable: emit and on_budget: pause, the records that need a paid
+// call are held back until the budget renews, not written "unavailable"
+// (and committed, never to be enriched).
+func TestEmitUnavailableHoldsForTheBudget(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, 1)
+	h.produceEvents(5) // five numbers
+	c, err := processor.NewCostControl(answer, processor.CostConfig{Secret: []byte("s"), DailyBudget: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := h.config(c)
+	cfg.Cost, cfg.EmitUnavailable = c, true
+	p, stop := h.start(cfg)
+	kafkatest.WaitFor(t, func() bool { s := p.Stats(); return s.HeldPartitions > 0 && s.Produced == 2 || s.Produced == 5 })
+	s := p.Stats()
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if s.HeldPartitions == 0 || s.Produced != 2 || s.ByStatus[processor.StatusUnavailable] != 0 {
+		t.Errorf("%d outputs (by status %v), %d partitions held; want the 2 the budget paid for, the rest held back",
+			s.Produced, s.ByStatus, s.HeldPartitions)
+	}
+}
+
 func TestRejectDeadLetters(t *testing.T) {
 	bothModes(t, func(t *testing.T, eos bool) {
 		h := newHarnessMode(t, 1, eos)

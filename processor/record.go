@@ -236,7 +236,11 @@ func (w *partitionWorker) lookup(ctx, abandon context.Context, l Lookup, offset 
 		case DispositionReject, DispositionFatal:
 			return res, err
 		}
-		if p.cfg.EmitUnavailable {
+		// A spent budget is on_budget's to answer (the cost controls emit
+		// "skipped" when it says emit), not on_unavailable's: held back, a
+		// record is enriched once the budget renews; written "unavailable",
+		// it was committed and never enriched.
+		if p.cfg.EmitUnavailable && !errors.Is(err, ErrBudgetSpent) {
 			return Result{Status: StatusUnavailable, Mode: res.Mode, Code: res.Code, Attempts: attempts}, nil
 		}
 		if !held {
