@@ -449,8 +449,12 @@ func (c *CostControl) pay(ctx context.Context, key MobileKey, l Lookup) (Result,
 		trace.SpanFromContext(ctx).SetAttributes(attribute.Bool("twosell.budget_spent", true))
 		return c.budgetSpent()
 	}
-	paid := false
-	defer func() { c.budget.settle(day, paid) }()
+	paid, reserved := false, true
+	defer func() {
+		if reserved {
+			c.budget.settle(day, paid)
+		}
+	}()
 	stop := l.stop()
 	if err := c.rate.wait(ctx, stop); err != nil {
 		switch {
@@ -463,6 +467,15 @@ func (c *CostControl) pay(ctx context.Context, key MobileKey, l Lookup) (Result,
 		}
 	} else if stop != nil && stop.Err() != nil && !l.overtaken() {
 		return Result{Mode: c.cfg.Mode}, errStopping
+	}
+	if c.budget.today() != day {
+		// The wait for the rate crossed midnight: the call is the new day's,
+		// in its budget and in the ledger. Counted for the old day, every
+		// call waiting at midnight came on top of the new day's budget.
+		c.budget.settle(day, false)
+		if day, reserved = c.budget.reserve(); !reserved {
+			return c.budgetSpent()
+		}
 	}
 	began := time.Now()
 	res, err := c.next.Enrich(ctx, l)

@@ -560,6 +560,44 @@ func TestCostControlCoalescedFailures(t *testing.T) {
 	}
 }
 
+// A call that waits for the rate past midnight is the new day's: counted
+// for the day it reserved in, every call waiting at midnight came on top of
+// the new day's budget.
+func TestCostControlBudgetAcrossMidnight(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		clock := &fakeClock{t: time.Date(2024, 6, 1, 23, 59, 59, 0, time.UTC)}
+		p := &dayProvider{clock: clock, days: map[string]int{}}
+		c := newCost(t, p, clock, func(c *CostConfig) { c.DailyBudget, c.QPS, c.Location = 2, 1, time.UTC })
+		var wg sync.WaitGroup
+		for _, m := range []string{"17300000001", "17300000002"} {
+			wg.Go(func() { _, _ = c.Enrich(context.Background(), Lookup{Mobile: m, Date: "20240101"}) })
+		}
+		synctest.Wait() // one is paid; the other has its unit of 20240601 and waits for the rate
+		clock.Add(2 * time.Second)
+		wg.Wait()
+		for _, m := range []string{"17300000003", "17300000004", "17300000005"} {
+			_, _ = c.Enrich(context.Background(), Lookup{Mobile: m, Date: "20240101"})
+		}
+		if want := map[string]int{"20240601": 1, "20240602": 2}; !maps.Equal(p.days, want) {
+			t.Errorf("calls by day %v, want %v: a daily budget of 2", p.days, want)
+		}
+	})
+}
+
+// dayProvider answers every lookup, counting its calls by the clock's day.
+type dayProvider struct {
+	clock *fakeClock
+	mu    sync.Mutex
+	days  map[string]int
+}
+
+func (p *dayProvider) Enrich(_ context.Context, l Lookup) (Result, error) {
+	p.mu.Lock()
+	p.days[DayOf(p.clock.Now(), time.UTC)]++
+	p.mu.Unlock()
+	return Result{Source: SourceAPI, Mode: "plain", Status: StatusNotRecycled, Res: 2, OrderID: "JH" + l.Mobile}, nil
+}
+
 // The daily budget: concurrent lookups never make more calls than it
 // allows; then they are held back (Unavailable) or skipped; cache answers go
 // on; failed calls give their unit back; the next day renews it.
