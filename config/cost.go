@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"math"
 	"strings"
 )
 
@@ -54,11 +55,17 @@ func (c *Config) validateCost(v *validator) {
 			}
 		}
 	}
-	if c.Juhe.QPS < 0 {
+	// NaN and infinities pass a "< 0" check (YAML's .nan and .inf; the
+	// environment already refuses them): NaN read as unlimited.
+	if c.Juhe.QPS < 0 || !finite(c.Juhe.QPS) {
 		v.addf("juhe.qps", "%v is not valid; valid: 0 (unlimited) or a rate in requests per second, such as 10 or 0.5", c.Juhe.QPS)
 	}
 	v.atLeast("juhe.daily_budget", c.Juhe.DailyBudget, 0)
-	if c.Juhe.PricePerCall < 0 {
+	if c.Juhe.DailyBudget > 0 && !c.Ledger.Enabled {
+		v.addf("juhe.daily_budget", "%d needs the ledger (ledger.enabled: true), where every instance's calls are counted: "+
+			"without it each process would count from 0, and could spend the budget again at every restart", c.Juhe.DailyBudget)
+	}
+	if c.Juhe.PricePerCall < 0 || !finite(c.Juhe.PricePerCall) {
 		v.addf("juhe.price_per_call", "%v is not valid; valid: 0 or more, such as 0.4", c.Juhe.PricePerCall)
 	}
 	p := &c.Processing
@@ -67,3 +74,6 @@ func (c *Config) validateCost(v *validator) {
 		v.addf("processing.skip_older_than", "%s is not valid; valid: 0 (off) or a duration such as 10m", p.SkipOlderThan)
 	}
 }
+
+// finite reports whether f is a number, not NaN or an infinity.
+func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }

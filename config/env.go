@@ -3,7 +3,6 @@ package config
 import (
 	"errors"
 	"fmt"
-	"math"
 	"reflect"
 	"strconv"
 	"strings"
@@ -138,7 +137,7 @@ func setString(v reflect.Value, s string) error {
 		v.SetInt(int64(n))
 	case "number":
 		f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
-		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		if err != nil || !finite(f) {
 			return errExpected[kind]
 		}
 		v.SetFloat(f)

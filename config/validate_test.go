@@ -1,6 +1,7 @@
 package config
 
 import (
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -243,6 +244,11 @@ func TestValidateCostControls(t *testing.T) {
 		{"qps", func(c *Config) { c.Juhe.QPS = -1 }, []string{"juhe.qps: -1 is not valid"}},
 		{"budget", func(c *Config) { c.Juhe.DailyBudget = -5 }, []string{"juhe.daily_budget: -5 is not valid; valid: 0 or more"}},
 		{"price", func(c *Config) { c.Juhe.PricePerCall = -0.1 }, []string{"juhe.price_per_call: -0.1 is not valid"}},
+		{"qps not a number", func(c *Config) { c.Juhe.QPS = math.NaN() }, []string{"juhe.qps: NaN is not valid"}},
+		{"qps infinite", func(c *Config) { c.Juhe.QPS = math.Inf(1) }, []string{"juhe.qps: +Inf is not valid"}},
+		{"price not a number", func(c *Config) { c.Juhe.PricePerCall = math.NaN() }, []string{"juhe.price_per_call: NaN is not valid"}},
+		{"budget without the ledger", func(c *Config) { c.Juhe.DailyBudget, c.Ledger.Enabled = 100, false },
+			[]string{"juhe.daily_budget: 100 needs the ledger (ledger.enabled: true)"}},
 		{"on budget", func(c *Config) { c.Processing.OnBudget = "drop" },
 			[]string{`processing.on_budget: "drop" is not valid; valid: pause, emit`, "--on-budget"}},
 		{"skip older than", func(c *Config) { c.Processing.SkipOlderThan = -time.Second }, []string{"processing.skip_older_than: -1s is not valid"}},
