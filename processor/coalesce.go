@@ -76,6 +76,13 @@ func (c *calls) shard(key MobileKey) *callShard { return &c.shards[key[1]%callSh
 // pendingCall is a mobile's call in flight and the lookups waiting for it.
 type pendingCall struct {
 	waiters []*waiter
+	// started: the lookup that leads the call holds an in-flight slot (it
+	// is making the call). Not yet when the leader came through await, or
+	// was woken from it to make the next call: it waits for a slot, and a
+	// lookup that holds one takes the call over (share), so that lookups
+	// holding every slot (records held back, retrying) never wait for a
+	// leader that waits for a slot.
+	started bool
 }
 
 // waiter is a lookup waiting for another's call of its mobile. It is woken
@@ -136,7 +143,12 @@ func (c *CostControl) share(ctx context.Context, key MobileKey, l Lookup) (Resul
 			sh.mu.Unlock()
 			return r, nil
 		}
-		sh.pending[key] = &pendingCall{}
+		sh.pending[key] = &pendingCall{started: true}
+		sh.mu.Unlock()
+		return c.lead(ctx, key, l)
+	}
+	if !p.started {
+		p.started = true // the leader finds it taken over (claim) and waits for this call
 		sh.mu.Unlock()
 		return c.lead(ctx, key, l)
 	}
@@ -210,6 +222,22 @@ func (c *CostControl) leave(w *waiter) bool {
 	return p != nil && p.remove(w)
 }
 
+// claim starts the call of key that a lookup was made to lead while it had
+// no slot (await), now that it has one, and reports whether it is still
+// its to make: false when a lookup holding a slot took it over meanwhile
+// (share), or it ended.
+func (c *CostControl) claim(key MobileKey) bool {
+	sh := c.calls.shard(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	p := sh.pending[key]
+	if p == nil || p.started {
+		return false
+	}
+	p.started = true
+	return true
+}
+
 // lead makes the call of key for l, then settles the lookups waiting for it.
 func (c *CostControl) lead(ctx context.Context, key MobileKey, l Lookup) (Result, error) {
 	r, err := c.pay(ctx, key, l)
@@ -267,6 +295,7 @@ func (c *CostControl) calledLocked(key MobileKey, r Result, err error, later *[]
 	i := nextCaller(doubt, known.live(c)) // every waiter in doubt was asked: known is read
 	next := doubt[i]
 	p.waiters = slices.Delete(doubt, i, i+1)
+	p.started = next.to == nil // share's waiters hold a slot; await's wait for one
 	next.send(wakeup{lead: true}, later)
 }
 

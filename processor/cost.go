@@ -371,13 +371,16 @@ func (c *CostControl) enrich(ctx context.Context, l Lookup) (Result, error) {
 	// Asked again after known's miss: another lookup's answer may imply
 	// this one by now.
 	if r, ok := c.answerKnown(key, l); ok {
-		if l.leads { // no call needed after all: the waiters are asked again
+		if l.leads && c.claim(key) { // no call needed after all: the waiters are asked again
 			c.called(key, Result{}, nil)
 		}
 		return r, nil // the hot path: nothing else to do, nothing allocated
 	}
 	if l.leads {
-		return c.lead(ctx, key, l)
+		if c.claim(key) {
+			return c.lead(ctx, key, l)
+		}
+		return c.share(ctx, key, l) // taken over while it waited for a slot: it waits for that call
 	}
 	if c.cache == nil {
 		return c.pay(ctx, key, l)

@@ -519,8 +519,11 @@ func (w *partitionWorker) giveUpStarted(s *started) {
 // handOnCall, for a lookup given up before it made the call of its mobile
 // it leads, lets one of the lookups waiting for that call make it instead.
 func (w *partitionWorker) handOnCall(l *Lookup) {
-	if l.leads {
-		w.p.cfg.Enricher.(*CostControl).called(l.key, Result{}, context.Canceled)
+	if !l.leads {
+		return
+	}
+	if c := w.p.cfg.Enricher.(*CostControl); c.claim(l.key) { // not taken over meanwhile
+		c.called(l.key, Result{}, context.Canceled)
 	}
 }
 

@@ -1,6 +1,7 @@
 package processor_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -473,6 +474,61 @@ func TestEmitUnavailable(t *testing.T) {
 			}
 		}
 	})
+}
+
+// A record held back after its number's call failed keeps its in-flight
+// slot while it backs off, and so does each lookup that shared the failure.
+// A record of that number that comes meanwhile is made the leader of the
+// number's next call by its dispatcher (await), before it has a slot. The
+// held records' retries take that call over rather than wait for it in the
+// slots the leader waits for: they did, and nothing moved again.
+func TestHeldRecordsTakeOverASlotlessLeadersCall(t *testing.T) {
+	t.Parallel()
+	for _, slots := range []int{1, 3} {
+		t.Run(fmt.Sprintf("%d slots", slots), func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, 2)
+			record := func(id string, partition int32) *kgo.Record {
+				r := event(h.in, 1, false) // all of one number
+				r.Value = bytes.Replace(r.Value, []byte(`"e-1"`), []byte(`"`+id+`"`), 1)
+				r.Key, r.Partition = []byte("user-"+id), partition
+				return r
+			}
+			var held []*kgo.Record
+			for i := range slots {
+				held = append(held, record(fmt.Sprintf("held-%d", i), 0))
+			}
+			var calls atomic.Int64
+			gate := make(chan struct{})
+			cost, err := processor.NewCostControl(processor.EnricherFunc(func(_ context.Context, l processor.Lookup) (processor.Result, error) {
+				if calls.Add(1) == 1 {
+					<-gate // until the others wait for it
+					return processor.Result{}, processor.Unavailable(errors.New("a blip"))
+				}
+				return fakeAnswer(l), nil
+			}), processor.CostConfig{Secret: []byte("s")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := h.config(cost)
+			cfg.MaxInFlight = slots
+			cfg.RetryBackoff, cfg.MaxRetryBackoff = time.Second, time.Second // the leader comes first
+			p, stop := h.start(cfg)
+			defer stop() //nolint:errcheck // the outputs say it all
+			cl := h.kafka.Client(kgo.RecordPartitioner(kgo.ManualPartitioner()))
+			produceManually(t, cl, held)
+			kafkatest.WaitFor(t, func() bool { return cost.CostStats().Coalesced == int64(slots-1) })
+			close(gate)
+			kafkatest.WaitFor(t, func() bool { return p.Holds(h.in, 0) == slots })
+			produceManually(t, cl, []*kgo.Record{record("leader", 1)})
+			ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+			defer cancel()
+			if got := h.kafka.Consume(ctx, countAtLeast(slots+1), h.out); len(got) != slots+1 {
+				t.Errorf("%d outputs of %d; %d provider calls, %d in flight, %d calls pending",
+					len(got), slots+1, calls.Load(), p.Stats().InFlight, cost.CallsInFlight())
+			}
+		})
+	}
 }
 
 // A spent budget is on_budget's to answer, not on_unavailable's: with
