@@ -238,24 +238,43 @@ func (c *CostControl) claim(key MobileKey) bool {
 	return true
 }
 
+// errLeaderPanicked ends, for its waiters, a call whose Enricher panicked
+// (and whose caller recovered): not shared, the next waiter makes the call.
+var errLeaderPanicked = errors.New("processor: the lookup making the call panicked")
+
 // lead makes the call of key for l, then settles the lookups waiting for it.
 func (c *CostControl) lead(ctx context.Context, key MobileKey, l Lookup) (Result, error) {
+	settled := false
+	defer func() {
+		// A panic that a caller recovers (a library's user) would leave the
+		// call pending for good, and every later lookup of the number
+		// waiting for it.
+		if !settled {
+			c.endCall(key, "", Result{}, errLeaderPanicked)
+		}
+	}()
 	r, err := c.pay(ctx, key, l)
-	c.called(key, r, err)
+	settled = true
+	c.endCall(key, l.Date, r, err)
 	return r, err
 }
 
 // called settles the lookups that waited for the call of key that ended
 // with r and err, and chooses who makes the next call, if one is needed.
-func (c *CostControl) called(key MobileKey, r Result, err error) {
+func (c *CostControl) called(key MobileKey, r Result, err error) { c.endCall(key, "", r, err) }
+
+// endCall is called, for a call that asked about date ("" for a call
+// handed on unmade): what its answer proves answers the waiters even if
+// the cache no longer holds it.
+func (c *CostControl) endCall(key MobileKey, date string, r Result, err error) {
 	var later []wake
-	c.calledLocked(key, r, err, &later)
+	c.calledLocked(key, date, r, err, &later)
 	for _, w := range later {
 		w.to.woken(w.u)
 	}
 }
 
-func (c *CostControl) calledLocked(key MobileKey, r Result, err error, later *[]wake) {
+func (c *CostControl) calledLocked(key MobileKey, date string, r Result, err error, later *[]wake) {
 	sh := c.calls.shard(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -265,10 +284,16 @@ func (c *CostControl) calledLocked(key MobileKey, r Result, err error, later *[]
 	}
 	doubt := p.waiters[:0] // the waiters the knowledge does not answer
 	var known knownReading
+	if err == nil && date != "" && len(p.waiters) > 0 {
+		known.answered, known.hasAnswered = FactOf(r, date, c.cfg.Now())
+	}
 	defer known.counted(c, key)
 	for _, w := range p.waiters {
 		switch {
 		case err != nil && sharedFailure(err):
+			if errors.Is(err, ErrBudgetSpent) {
+				c.refusals.Add(1) // as the call's own lookup was
+			}
 			w.send(wakeup{res: Result{Mode: r.Mode, Code: r.Code}, err: err}, later)
 		case err == nil && r.Status == StatusSkipped:
 			// The budget is spent (EmitSkipped): so it is for this
@@ -307,8 +332,12 @@ func (c *CostControl) calledLocked(key MobileKey, r Result, err error, later *[]
 type knownReading struct {
 	read, ok bool
 	k        packedKnowledge
-	now      time.Time // the clock, once a fact that expires could answer
-	answers  [FactNoRecord + 1]int64
+	// answered is what the call's answer proved (if hasAnswered): it
+	// answers the waiters when the cache evicted the number meanwhile.
+	answered    Fact
+	hasAnswered bool
+	now         time.Time // the clock, once a fact that expires could answer
+	answers     [FactNoRecord + 1]int64
 }
 
 // answer is answerKnown for w, a waiter of key's call, at the time the
@@ -316,6 +345,11 @@ type knownReading struct {
 func (r *knownReading) answer(c *CostControl, key MobileKey, w *waiter) (Result, bool) {
 	if !r.read {
 		r.k, r.ok = c.cache.peek(key)
+		if !r.ok && r.hasAnswered {
+			var k Knowledge
+			k.Observe(r.answered)
+			r.k, r.ok = pack(k), true
+		}
 		r.read = true
 	}
 	if r.ok {
@@ -384,7 +418,8 @@ func (p *pendingCall) remove(w *waiter) bool {
 // sharedFailure reports whether a call's failure is the provider's, which
 // every waiter shares, rather than the calling lookup's own.
 func sharedFailure(err error) bool {
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, errStopping) {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, errStopping) ||
+		errors.Is(err, errLeaderPanicked) {
 		return false // the leader's partition stops, perhaps not the waiter's
 	}
 	return DispositionOf(err) != DispositionReject

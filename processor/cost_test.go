@@ -560,6 +560,103 @@ func TestCostControlCoalescedFailures(t *testing.T) {
 	}
 }
 
+// A call whose provider panicked, the panic recovered by the caller (a
+// library's user), is handed on: a lookup waiting for it makes the call,
+// and later lookups do not wait for it for good.
+func TestCostControlRecoveredPanicHandsTheCallOn(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		p := gatedProvider("20200315")
+		panicked := false
+		c := newCost(t, EnricherFunc(func(ctx context.Context, l Lookup) (Result, error) {
+			r, err := p.Enrich(ctx, l)
+			if !panicked {
+				panicked = true
+				panic("a provider bug")
+			}
+			return r, err
+		}), &fakeClock{t: t0}, nil)
+		go func() {
+			defer func() { _ = recover() }()
+			_, _ = c.Enrich(t.Context(), Lookup{Mobile: "17300000010", Date: "20200101"})
+		}()
+		<-p.started
+		waiter := make(chan error, 1)
+		go func() {
+			r, err := c.Enrich(t.Context(), Lookup{Mobile: "17300000010", Date: "20200101"})
+			if err == nil && r.Source != SourceAPI {
+				err = fmt.Errorf("answer %+v, want the waiter's own call", r)
+			}
+			waiter <- err
+		}()
+		synctest.Wait() // the waiter waits for the call that panics
+		p.gate <- struct{}{}
+		<-p.started // the waiter makes the call
+		p.gate <- struct{}{}
+		if err := <-waiter; err != nil {
+			t.Error(err)
+		}
+		if r, err := c.Enrich(t.Context(), Lookup{Mobile: "17300000010", Date: "20191231"}); err != nil || r.Source != SourceCache {
+			t.Errorf("then: %+v %v, want a cache answer", r, err)
+		}
+	})
+}
+
+// Every lookup the budget refuses is counted, the waiters that share the
+// refusal of their number's call too.
+func TestCostControlCountsSharedBudgetRefusals(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		p := gatedProvider("20230315")
+		c := newCost(t, p, &fakeClock{t: t0}, func(c *CostConfig) { c.DailyBudget = 1 })
+		errs := make(chan error, 4)
+		ask := func(date string) {
+			go func() {
+				_, err := c.Enrich(t.Context(), Lookup{Mobile: "17300000010", Date: date})
+				errs <- err
+			}()
+		}
+		ask("20200101") // paid: res 1, which answers none of the later dates
+		<-p.started
+		for _, d := range []string{"20250101", "20260101", "20270101"} {
+			ask(d)
+		}
+		synctest.Wait()
+		p.gate <- struct{}{}
+		refused := 0
+		for range 4 {
+			if err := <-errs; errors.Is(err, ErrBudgetSpent) {
+				refused++
+			}
+		}
+		if s := c.CostStats(); refused != 3 || s.BudgetRefusals != 3 {
+			t.Errorf("%d lookups refused, %d refusals counted; want 3 and 3", refused, s.BudgetRefusals)
+		}
+	})
+}
+
+// A call's end answers its waiters from what its answer proves even when
+// the cache no longer holds it (evicted meanwhile): asked of the cache
+// alone, a waiter for the very date answered made a paid call of its own.
+func TestCostControlWaitersAnsweredAfterEviction(t *testing.T) {
+	t.Parallel()
+	c := newCost(t, &fakeProvider{}, &fakeClock{t: t0}, nil)
+	key := c.hasher.key("17300000010")
+	w := &waiter{l: &Lookup{Mobile: "17300000010", Date: "20190101", key: key, keyed: true}, day: dayOf("20190101"), wake: make(chan wakeup, 1)}
+	sh := c.calls.shard(key)
+	sh.mu.Lock()
+	sh.pending[key] = &pendingCall{started: true, waiters: []*waiter{w}}
+	sh.mu.Unlock()
+	// The leader's answer, which the cache (empty) does not hold.
+	c.endCall(key, "20200101", Result{Status: StatusRecycled, Res: 1, OrderID: "JH7", Source: SourceAPI, Mode: "plain"}, nil)
+	if u := <-w.wake; u.lead || u.err != nil || u.res.Source != SourceCache || u.res.OrderID != "JH7" {
+		t.Errorf("waiter woken with %+v, want the answer JH7 implies", u)
+	}
+	if n := c.CallsInFlight(); n != 0 {
+		t.Errorf("%d calls pending after the last waiter was answered", n)
+	}
+}
+
 // A call that waits for the rate past midnight is the new day's: counted
 // for the day it reserved in, every call waiting at midnight came on top of
 // the new day's budget.
