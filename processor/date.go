@@ -368,13 +368,19 @@ func parseRFC3339(s []byte) (time.Time, string) {
 	if !validDay(y, mo, d) {
 		return time.Time{}, "is not a valid calendar day; " + dateFormats
 	}
-	// RFC 3339 allows a leap second (60); time.Date carries it into the
-	// next minute, which is the right instant to within a second.
 	if h > 23 || mi > 59 || sec > 60 {
 		return time.Time{}, "has an invalid time of day; expected hh:mm:ss with hh ≤ 23, mm ≤ 59, ss ≤ 60"
 	}
+	// RFC 3339 allows a leap second (60), which Go's time has not: it is
+	// taken as the last instant of its minute, right to within a second.
+	// time.Date would carry it into the next minute, at 23:59:60 into the
+	// next day.
+	ns := 0
+	if sec == 60 {
+		sec, ns = 59, int(time.Second-1)
+	}
 	// Build in UTC and shift, rather than time.FixedZone, which allocates.
-	t := time.Date(y, time.Month(mo), d, h, mi, sec, 0, time.UTC).Add(-time.Duration(offset) * time.Second)
+	t := time.Date(y, time.Month(mo), d, h, mi, sec, ns, time.UTC).Add(-time.Duration(offset) * time.Second)
 	return t, ""
 }
 

@@ -40,6 +40,8 @@ func TestParseDate(t *testing.T) {
 		{"rfc3339 lower-case t and z", `"2024-01-02t03:04:05z"`, sh, "20240102"},
 		{"rfc3339 space separator", `"2024-01-02 03:04:05+08:00"`, sh, "20240102"},
 		{"rfc3339 leap second", `"2016-12-31T23:59:60Z"`, sh, "20170101"},
+		{"rfc3339 leap second at midnight: its own day", `"2016-12-31T23:59:60Z"`, time.UTC, "20161231"},
+		{"rfc3339 leap second written in local time", `"2016-12-31T23:59:60+08:00"`, sh, "20161231"},
 		{"day boundary: first second of Jan 2 in Shanghai", `"2024-01-01T16:00:00Z"`, sh, "20240102"},
 		{"day boundary: last second of Jan 1 in Shanghai", `"2024-01-01T15:59:59Z"`, sh, "20240101"},
 		{"day boundary in unix seconds", `1704124800`, sh, "20240102"},
