@@ -915,6 +915,69 @@ func TestOutputTooLargeIsDeadLettered(t *testing.T) {
 	})
 }
 
+// An output that Kafka refuses (larger than the producer's limit here; a
+// topic's max.message.bytes does the same from the broker) is replaced by a
+// dead letter, even with the producer's buffer full: produced from the
+// refused output's promise, the dead letter waited for room that only that
+// promise's return could make, and every acknowledgement stopped.
+func TestRefusedOutputIsDeadLetteredWithAFullBuffer(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, 1)
+	refused := event(h.in, 0, false)
+	refused.Value = bytes.Replace(refused.Value, []byte(`"big":`), []byte(`"pad":"`+strings.Repeat("y", 3000)+`","big":`), 1)
+	h.kafka.Produce(refused, event(h.in, 1, false))
+	cfg := h.config(answer)
+	cfg.ClientOpts = append(cfg.ClientOpts, kgo.ProducerBatchMaxBytes(3<<10), kgo.MaxBufferedRecords(1))
+	_, stop := h.start(cfg)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	got := h.kafka.Consume(ctx, countAtLeast(2), h.out, h.dlq)
+	if err := stop(); err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	var dead []string
+	for _, r := range got {
+		if r.Topic == h.dlq { // without the input's bytes: too large for the dead-letter topic too
+			class, _ := header(r, processor.HeaderErrorClass)
+			src, _ := header(r, processor.HeaderSource)
+			dead = append(dead, src+" "+class)
+		}
+	}
+	if want := h.in + "/0/0 " + processor.ClassOutputRejected; len(got) != 2 || !slices.Equal(dead, []string{want}) {
+		t.Errorf("%d records, dead letters %v; want e-1 enriched and offset 0 dead-lettered (%s)", len(got), dead, want)
+	}
+}
+
+// Exactly-once, an output Kafka refuses cannot be replaced by a dead
+// letter within the transaction: the processor stops, and the transaction
+// is aborted. It was committed, with the refused record's offset and no
+// output for it.
+func TestRefusedOutputAbortsTheTransaction(t *testing.T) {
+	t.Parallel()
+	h := newHarnessMode(t, 1, true)
+	refused := event(h.in, 0, false)
+	refused.Value = bytes.Replace(refused.Value, []byte(`"big":`), []byte(`"pad":"`+strings.Repeat("y", 3000)+`","big":`), 1)
+	h.kafka.Produce(refused, event(h.in, 1, false))
+	cfg := h.config(answer)
+	cfg.ClientOpts = append(cfg.ClientOpts, kgo.ProducerBatchMaxBytes(3<<10))
+	p, err := processor.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	if err := p.Run(ctx); !errors.As(err, new(*processor.FatalError)) || !strings.Contains(err.Error(), "cannot write to the output topic") {
+		t.Fatalf("Run = %v, want a FatalError: the output topic refused a record", err)
+	}
+	offsets, err := kadm.NewClient(h.kafka.Client()).FetchOffsets(ctx, h.group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, ok := offsets.Lookup(h.in, 0); ok && o.At > 0 {
+		t.Errorf("offset %d committed past the refused record 0 (%d outputs visible)", o.At, len(h.kafka.ConsumeAll(ctx, h.out, h.dlq)))
+	}
+}
+
 // Without tracing (a no-op provider) each output carries its input's trace context unchanged, once.
 func TestNoTracingKeepsTraceContext(t *testing.T) {
 	t.Parallel()

@@ -50,6 +50,14 @@ type emission struct {
 
 func (e emission) handed() bool { return e.rec != nil }
 
+// emitFromPromise is emit for a promise that replaces the record Kafka
+// refused with a dead letter: on a goroutine of its own. franz-go runs
+// promises one at a time, and a record counts as buffered until its
+// promise returns: with the producer's buffer full (MaxBufferedRecords), a
+// Produce in the promise waited for room that only the promise's return
+// could make, and every acknowledgement and commit stopped with it.
+func (p *Processor) emitFromPromise(e emission) { go p.emit(e) }
+
 // emit hands an emission to the producer.
 func (p *Processor) emit(e emission) {
 	if e.rec != nil {
@@ -374,7 +382,7 @@ func (r *outputRecord) onAck(_ *kgo.Record, err error) {
 	case p.cfg.ExactlyOnce && txnAbortable(err):
 		p.spoil(err)
 	case recordRejected(err) && !p.cfg.ExactlyOnce:
-		p.emit(p.deadLetter(ctx, w, in, ClassOutputRejected,
+		p.emitFromPromise(p.deadLetter(ctx, w, in, ClassOutputRejected,
 			fmt.Sprintf("Kafka refused the enriched event for topic %s: %v", p.cfg.OutputTopic, err), t))
 	default:
 		// In a transaction, a refused record cannot be replaced by a
@@ -422,7 +430,7 @@ func (p *Processor) deadLetter(ctx context.Context, w *partitionWorker, in *kgo.
 		case recordRejected(err) && !p.cfg.ExactlyOnce && hasPayload(in):
 			// Too large for the dead-letter topic with the input's bytes:
 			// write it without them rather than stop (see limits.go).
-			p.emit(p.deadLetter(ctx, w, withoutPayload(in), class, reason+"; "+omittedPayload(in, err), t))
+			p.emitFromPromise(p.deadLetter(ctx, w, withoutPayload(in), class, reason+"; "+omittedPayload(in, err), t))
 		default:
 			p.fail(fmt.Errorf("cannot write to the dead-letter topic %s: %w", p.cfg.DLQTopic, err))
 		}
