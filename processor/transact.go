@@ -115,7 +115,10 @@ func (p *Processor) flushTxn(ctx context.Context, commit bool) bool {
 		p.log.Warn("Kafka failed the transaction's producer id; aborting the transaction and processing its records again", "err", *err)
 		return false
 	}
-	return commit
+	// A produce that Kafka refused during the flush (a record too large for
+	// the topic) stops the processor (onAck): committed, the refused
+	// record's offset went with the others, without its output.
+	return commit && p.fatal() == nil
 }
 
 // spoil marks the open transaction for abort: a produce failed the producer
