@@ -34,10 +34,36 @@ type directTransport struct {
 
 type directConn struct {
 	conn   net.Conn
-	br     *bufio.Reader
+	br     *bufio.Reader // reads through head
+	head   headLimit
 	bw     *bufio.Writer
 	poison func() // interrupts blocked I/O with a deadline in the past
 }
+
+// headLimit caps what http.ReadResponse may read of a reply's head (the
+// traced path's exchange): it has no cap of its own, and net/http's
+// Transport sets one (10 MiB); a reply whose head never ended was buffered
+// whole. The wire path's readHead counts its own (maxHeadBytes).
+type headLimit struct {
+	r io.Reader
+	n int // bytes left while armed; -1: not armed
+}
+
+func (l *headLimit) Read(p []byte) (int, error) {
+	switch {
+	case l.n < 0:
+		return l.r.Read(p)
+	case l.n == 0:
+		return 0, errHeadTooLong
+	}
+	k, err := l.r.Read(p[:min(len(p), l.n)])
+	l.n -= k
+	return k, err
+}
+
+// maxInformational is how many informational (1xx) replies may precede a
+// reply, as net/http allows.
+const maxInformational = 5
 
 // newDirectTransport returns a transport for base's host, or nil when a
 // proxy applies to it (see http.ProxyFromEnvironment).
@@ -73,10 +99,10 @@ func canonicalAddr(u *url.URL) string {
 }
 
 // RoundTrip sends req on an idle connection, or a new one. A reused
-// connection that the server had closed fails before the request is written
-// or before any byte of a response arrives; the request is then sent once
-// more on a fresh connection, as net/http does, since the server never
-// processed it.
+// connection that the server had closed (an idle keep-alive timeout) fails
+// before the request is written or before any byte of a response arrives;
+// the request is then sent once more on a fresh connection, its body
+// rewound (GetBody), as the wire path (query) does.
 func (t *directTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	for {
@@ -95,7 +121,23 @@ func (t *directTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if !reused || !unsent {
 			return nil, err
 		}
+		if req.Body != nil && req.Body != http.NoBody {
+			body, gerr := getBody(req)
+			if gerr != nil {
+				return nil, err
+			}
+			req = req.Clone(ctx)
+			req.Body = body
+		}
 	}
+}
+
+// getBody returns req's body anew, for a request sent again.
+func getBody(req *http.Request) (io.ReadCloser, error) {
+	if req.GetBody == nil {
+		return nil, errors.New("juhe: the request's body cannot be sent again")
+	}
+	return req.GetBody()
 }
 
 // get returns an idle connection (reused true) or dials a new one, by
@@ -119,7 +161,8 @@ func (t *directTransport) get(ctx context.Context, deadline time.Time) (*directC
 	if err != nil {
 		return nil, false, err
 	}
-	c := &directConn{conn: conn, br: bufio.NewReaderSize(conn, 4096), bw: bufio.NewWriterSize(conn, 4096)}
+	c := &directConn{conn: conn, head: headLimit{r: conn, n: -1}, bw: bufio.NewWriterSize(conn, 4096)}
+	c.br = bufio.NewReaderSize(&c.head, 4096)
 	// Made once per connection rather than once per request.
 	c.poison = func() { _ = c.conn.SetDeadline(time.Unix(1, 0)) }
 	return c, false, nil
@@ -139,12 +182,29 @@ func (t *directTransport) exchange(ctx context.Context, c *directConn, req *http
 		stop()
 		return nil, true, err
 	}
-	resp, err = http.ReadResponse(c.br, req)
-	if err != nil {
+	// ReadResponse reports a connection closed before the first byte as
+	// io.ErrUnexpectedEOF, as it does one closed mid-reply: look first.
+	if _, err := c.br.Peek(1); err != nil {
 		stop()
-		return nil, errors.Is(err, io.EOF), err // io.EOF exactly: not one byte was read
+		return nil, err == io.EOF, err // io.EOF exactly: not one byte was read
 	}
-	resp.Body = &directBody{t: t, c: c, body: resp.Body, stop: stop, keep: !resp.Close && !req.Close}
+	for n := 0; ; n++ {
+		c.head.n = maxHeadBytes
+		resp, err = http.ReadResponse(c.br, req)
+		c.head.n = -1
+		if err != nil {
+			stop()
+			return nil, false, err
+		}
+		// An informational reply (100 Continue, 103 Early Hints) comes
+		// before the reply: left unread, it was taken for the next
+		// request's on the same connection.
+		if resp.StatusCode/100 != 1 || resp.StatusCode == http.StatusSwitchingProtocols || n == maxInformational {
+			break
+		}
+	}
+	keep := !resp.Close && !req.Close && resp.StatusCode >= 200
+	resp.Body = &directBody{t: t, c: c, body: resp.Body, stop: stop, keep: keep}
 	return resp, false, nil
 }
 

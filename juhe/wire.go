@@ -153,15 +153,26 @@ type replyHead struct {
 // is set once the head has been read; err is io.EOF exactly when not one
 // byte of the reply arrived (the server closed an idle connection).
 func readReply(br *bufio.Reader, buf []byte) (r wireReply, err error) {
-	h, err := readHead(br)
-	if err != nil {
-		return wireReply{}, err
+	var h replyHead
+	for n := 0; ; n++ {
+		if h, err = readHead(br); err != nil {
+			if n > 0 && err == io.EOF {
+				err = io.ErrUnexpectedEOF // the informational reply arrived
+			}
+			return wireReply{}, err
+		}
+		// An informational reply (100 Continue, 103 Early Hints) comes
+		// before the reply, as net/http reads them.
+		if h.status/100 != 1 || h.status == 101 || n == maxInformational { // 101: Switching Protocols
+			break
+		}
 	}
 	r.status = h.status
 	switch {
 	case h.status/100 == 1 || h.status == 204 || h.status == 304:
-		// No body. A 1xx reply is followed by the real one, which this
-		// client does not wait for: the connection is not reused.
+		// No body. A 1xx reply past maxInformational is followed by the
+		// real one, which this client does not wait for: the connection
+		// is not reused.
 		r.body, r.keep = buf[:0], h.status/100 != 1 && !h.close
 	case h.chunked:
 		r.body, r.keep, err = readChunked(br, buf)

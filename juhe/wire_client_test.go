@@ -3,13 +3,17 @@ package juhe_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/twosell/twosell/juhe"
 )
@@ -182,5 +186,77 @@ func TestWireMalformedRepliesKeepSecrets(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// Both paths, the fast one and the one traced queries take (net/http's
+// reader on the same connections), read the same replies the same way.
+func TestTransportsReadRepliesAlike(t *testing.T) {
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	for _, traced := range []bool{false, true} {
+		client := func(t *testing.T, url string) *juhe.Client {
+			return newClient(t, url, func(cfg *juhe.Config) {
+				cfg.Retries = -1
+				if traced {
+					cfg.TracerProvider = tp
+				}
+			})
+		}
+		t.Run(fmt.Sprintf("traced=%v", traced), func(t *testing.T) {
+			// A pooled connection the server closed (an idle keep-alive
+			// timeout) is replaced within the attempt, the request's body
+			// sent again: the traced path took the closed connection for a
+			// failed query (a breaker failure), and could not resend a body.
+			t.Run("closed before the reply", func(t *testing.T) {
+				url, conns := rawServer(t, func(req []byte, i int) (string, bool) {
+					if i == 0 {
+						if !bytes.Contains(req, []byte("mobile=")) {
+							return "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n", true // the body was lost
+						}
+						return okReply(""), false
+					}
+					return "", true
+				})
+				c := client(t, url)
+				for i := range 3 {
+					if a, err := c.Query(t.Context(), testMobile, testDate); err != nil || a.Res != 1 || a.Attempts != 1 {
+						t.Fatalf("query %d: %+v, %v", i, a, err)
+					}
+				}
+				if n := conns.Load(); n != 3 {
+					t.Errorf("%d connections for 3 queries, want 3", n)
+				}
+			})
+			// An informational reply (103 Early Hints) before each reply:
+			// left unread, it made every query take the reply of the one
+			// before it on the same connection.
+			t.Run("informational reply first", func(t *testing.T) {
+				var n atomic.Int64
+				url, conns := rawServer(t, func([]byte, int) (string, bool) {
+					body := fmt.Sprintf(`{"reason":"成功","result":{"res":1,"orderid":"JH-%d"},"error_code":0}`, n.Add(1))
+					return "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n" +
+						"HTTP/1.1 200 OK\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body, false
+				})
+				c := client(t, url)
+				for i := 1; i <= 3; i++ {
+					if a, err := c.Query(t.Context(), testMobile, testDate); err != nil || a.OrderID != fmt.Sprintf("JH-%d", i) {
+						t.Fatalf("query %d: %+v, %v; want its own reply, JH-%d", i, a, err, i)
+					}
+				}
+				if n := conns.Load(); n != 1 {
+					t.Errorf("%d connections for 3 queries, want 1", n)
+				}
+			})
+			// A head that does not end is not read whole.
+			t.Run("head too long", func(t *testing.T) {
+				url, _ := rawServer(t, func([]byte, int) (string, bool) {
+					return "HTTP/1.1 200 OK\r\nX-Junk: " + strings.Repeat("a", 1<<20), true
+				})
+				if _, err := client(t, url).Query(t.Context(), testMobile, testDate); err == nil || !strings.Contains(err.Error(), "head too long") {
+					t.Errorf("a 1 MiB head: %v, want the head refused", err)
+				}
+			})
+		})
 	}
 }
