@@ -98,7 +98,14 @@ func loadFile(c *Config, path string) error {
 		if errors.As(err, &te) {
 			return explainTypeError(path, data, te)
 		}
-		return fmt.Errorf("config file %s: %w", path, err)
+		// yaml quotes what it could not read, which may be a secret: an
+		// unquoted password that starts with * is read as an alias
+		// ("unknown anchor 'Hunter2' referenced").
+		msg := scrubQuoted(err.Error())
+		if strings.Contains(msg, "anchor") || strings.Contains(msg, "alias") {
+			msg += " (a value that starts with * or & is read as a YAML alias or anchor: quote it)"
+		}
+		return fmt.Errorf("config file %s: %s", path, msg)
 	}
 	// A second document would be ignored; say so instead.
 	if err := dec.Decode(new(yaml.Node)); !errors.Is(err, io.EOF) {
@@ -110,7 +117,24 @@ func loadFile(c *Config, path string) error {
 var (
 	unknownFieldRE = regexp.MustCompile(`^line (\d+): field (.+) not found in type (\S+)$`)
 	typeMismatchRE = regexp.MustCompile(`^line (\d+): (cannot unmarshal .*)$`)
+	quotedRE       = regexp.MustCompile("`[^`]*`|'[^']*'|\"[^\"]*\"")
 )
+
+// scrubQuoted leaves the quoted parts of a yaml message out: the values it
+// could not read.
+func scrubQuoted(msg string) string { return quotedRE.ReplaceAllString(msg, "`…`") }
+
+// holdsSecret reports whether key is a secret setting, or a section with
+// one inside: a type error there may quote the secret's value.
+func holdsSecret(key string) bool {
+	found := false
+	walk(reflect.ValueOf(Default()), "", func(k string, v reflect.Value) {
+		if v.Type() == reflect.TypeFor[Secret]() && (k == key || key == "" || strings.HasPrefix(k, key+".")) {
+			found = true
+		}
+	})
+	return found
+}
 
 // explainTypeError rewrites yaml's messages, which name Go types, in terms of
 // the file's keys: "line 5: unknown key kafka.brokerz; valid keys in kafka:
@@ -145,7 +169,11 @@ func explainTypeError(path string, data []byte, te *yaml.TypeError) error {
 			// nearest key at or above the value.
 			for ; line > 0; line-- {
 				if key := keyAtLine[line]; key != "" {
-					errs = append(errs, fmt.Errorf("config file %s: line %s: %s: %s", path, m[1], key, m[2]))
+					what := m[2]
+					if holdsSecret(key) {
+						what = scrubQuoted(what)
+					}
+					errs = append(errs, fmt.Errorf("config file %s: line %s: %s: %s", path, m[1], key, what))
 					break
 				}
 			}
@@ -153,7 +181,7 @@ func explainTypeError(path string, data []byte, te *yaml.TypeError) error {
 				continue
 			}
 		}
-		errs = append(errs, fmt.Errorf("config file %s: %s", path, msg))
+		errs = append(errs, fmt.Errorf("config file %s: %s", path, scrubQuoted(msg)))
 	}
 	return errors.Join(errs...)
 }

@@ -7,9 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 )
 
 const precedenceFile = `
@@ -164,6 +167,54 @@ func TestFileErrors(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// A file's errors never quote a secret: yaml quotes what it could not
+// read, and an unquoted password that starts with * is read as an alias.
+func TestFileErrorsKeepSecrets(t *testing.T) {
+	t.Parallel()
+	const secret = "Hunter2Secret"
+	for _, tt := range []struct {
+		name, content, want string
+	}{
+		{"an alias", "kafka:\n  sasl:\n    mechanism: PLAIN\n    username: u\n    password: *" + secret + "\n", "quote it"},
+		{"a section's value", "kafka:\n  sasl: " + secret + "\n", "kafka.sasl: cannot unmarshal"},
+		{"a secret's value", "juhe:\n  key: [" + secret + "]\n", "juhe.key: cannot unmarshal"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			path := writeFile(t, "bad.yaml", tt.content)
+			_, _, err := Load("run", []string{"--config", path}, withKey.lookup, io.Discard)
+			if err == nil || strings.Contains(err.Error(), secret) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %v: want %q, and not the secret", err, tt.want)
+			}
+		})
+	}
+}
+
+// A password in juhe.url (a gateway's) is a secret: never echoed by an
+// error, nor printed, and masked wherever Secrets is used.
+func TestURLPasswordIsSecret(t *testing.T) {
+	t.Parallel()
+	const secret = "Hunter2Secret"
+	_, _, err := Load("run", []string{"--juhe-url", "https://u:" + secret + "@gw.example.com:badport/"}, withKey.lookup, io.Discard)
+	if err == nil || strings.Contains(err.Error(), secret) || !strings.Contains(err.Error(), "https://xxxxx@gw.example.com:badport/") {
+		t.Errorf("a URL that does not parse: %v", err)
+	}
+	c, _, err := Load("run", []string{"--juhe-url", "https://u:" + secret + "@gw.example.com/"}, withKey.lookup, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(c.Secrets(), secret) {
+		t.Error("the URL's password is not among the secrets to mask")
+	}
+	out, err := yaml.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(out), secret) || !strings.Contains(string(out), "https://u:xxxxx@gw.example.com/") {
+		t.Errorf("printed:\n%s", out)
+	}
 }
 
 func TestSecrets(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 // "twosell run --print-config" prints. The result loads back to c, except
 // that its secrets read as the literal *** (see Secret).
 func (c Config) MarshalYAML() (any, error) {
+	c.Juhe.URL = ShownURL(c.Juhe.URL) // a password in it is shown as xxxxx
 	return yamlNode(reflect.ValueOf(c)), nil
 }
 
@@ -68,6 +69,9 @@ func (c *Config) Secrets() []string {
 	}
 	if c.Cache.Secret == "" && c.Juhe.Key != "" {
 		out = append(out, c.CacheSecret()) // derived from the key
+	}
+	if p := urlPassword(c.Juhe.URL); p != "" {
+		out = append(out, p) // a gateway's, in juhe.url
 	}
 	return out
 }

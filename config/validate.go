@@ -172,11 +172,7 @@ func (c *Config) validateKafkaSASL(v *validator) {
 func (c *Config) validateJuhe(v *validator) {
 	j := &c.Juhe
 	if u, err := url.Parse(j.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		shown := j.URL
-		if err == nil && u.User != nil {
-			shown = u.Redacted() // a password in the URL is not echoed
-		}
-		v.addf("juhe.url", "%q is not valid; valid: an http or https URL with a host, such as https://apis.juhe.cn", shown)
+		v.addf("juhe.url", "%q is not valid; valid: an http or https URL with a host, such as https://apis.juhe.cn", ShownURL(j.URL))
 	} else {
 		if juhe.InsecureURL(u) && !j.AllowInsecure {
 			v.addf("juhe.url", "%s is plain http to %s, which is not a loopback address: every request would carry the key "+
@@ -367,4 +363,37 @@ func validTopicName(s string) bool {
 		}
 	}
 	return true
+}
+
+// ShownURL is raw as it may be shown: a password in its user information
+// replaced, also when raw does not parse as a URL.
+func ShownURL(raw string) string {
+	if u, err := url.Parse(raw); err == nil {
+		if _, ok := u.User.Password(); ok {
+			return u.Redacted()
+		}
+		return raw
+	}
+	if i := strings.Index(raw, "://"); i >= 0 {
+		if at := strings.LastIndex(raw, "@"); at > i {
+			return raw[:i+3] + "xxxxx@" + raw[at+1:]
+		}
+	}
+	return raw
+}
+
+// urlPassword is the password in raw's user information, if any, also when
+// raw does not parse as a URL.
+func urlPassword(raw string) string {
+	if u, err := url.Parse(raw); err == nil {
+		p, _ := u.User.Password()
+		return p
+	}
+	if i := strings.Index(raw, "://"); i >= 0 {
+		if at := strings.LastIndex(raw, "@"); at > i {
+			_, p, _ := strings.Cut(raw[i+3:at], ":")
+			return p
+		}
+	}
+	return ""
 }

@@ -82,7 +82,7 @@ func runProcessor(ctx context.Context, cfg *config.Config, lookupEnv func(string
 		return err
 	}
 	log.Info("starting", "brokers", cfg.Kafka.Brokers, "kafka_tls", cfg.Kafka.TLS.Enabled,
-		"kafka_sasl", cfg.Kafka.SASL.Mechanism, "juhe_url", cfg.Juhe.URL, "juhe_mode", cfg.Juhe.Mode,
+		"kafka_sasl", cfg.Kafka.SASL.Mechanism, "juhe_url", config.ShownURL(cfg.Juhe.URL), "juhe_mode", cfg.Juhe.Mode,
 		"metrics_addr", ops.addr())
 	return explain(cfg, proc.Run(ctx))
 }

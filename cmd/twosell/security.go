@@ -255,7 +255,7 @@ func warnInsecure(cfg *config.Config, log *slog.Logger) {
 		log.Warn("SASL PLAIN without TLS sends the password to the brokers as it is; set kafka.tls.enabled: true")
 	}
 	if cfg.Juhe.AllowInsecure && juheInsecure(cfg.Juhe.URL) {
-		log.Warn("juhe.allow_insecure: the key is sent to the provider over plain http", "juhe_url", cfg.Juhe.URL)
+		log.Warn("juhe.allow_insecure: the key is sent to the provider over plain http", "juhe_url", config.ShownURL(cfg.Juhe.URL))
 	}
 }
 
