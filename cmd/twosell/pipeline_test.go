@@ -433,6 +433,23 @@ func distinctEvents(t *testing.T, recs []*kgo.Record) int {
 	return len(ids)
 }
 
+// A SIGINT or SIGTERM while "twosell run" starts (the ledger's load can
+// take seconds) is a stop like any other: exit 0, not a Kafka error.
+func TestRunStoppedWhileStarting(t *testing.T) {
+	k := kafkatest.New(t)
+	_, url := newSim(t, juhesim.Faults{})
+	cfg := testConfig(t, k, url, juhe.ModePlain)
+	t.Setenv("TWOSELL_JUHE_KEY", testKey)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel() // the signal came before the ledger was loaded
+	var stdout, stderr syncBuffer
+	code := Main(ctx, []string{"run", "--brokers", strings.Join(cfg.Kafka.Brokers, ","), "--input-topic", cfg.Kafka.InputTopic,
+		"--output-topic", cfg.Kafka.OutputTopic, "--dlq-topic", cfg.Kafka.DLQTopic, "--juhe-url", url, "--metrics-addr", ""}, &stdout, &stderr)
+	if code != 0 || !strings.Contains(stderr.String(), "stopped before consuming") {
+		t.Errorf("exit %d after a stop while starting, want 0:\n%s", code, stderr.String())
+	}
+}
+
 // A fatal provider answer (10001: the key is wrong) stops consumption:
 // "twosell run" exits non-zero with a message naming the cause, and nothing
 // is committed past the last finished record.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -71,6 +72,12 @@ func runProcessor(ctx context.Context, cfg *config.Config, lookupEnv func(string
 	}
 	cost, err := openCostControl(ctx, cfg, juheEnricher{client}, "run", tp, log) // loads the ledger first
 	if err != nil {
+		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			// SIGINT or SIGTERM while the ledger loads (seconds, on a large
+			// one): a stop like any other, before anything was consumed.
+			log.Info("stopped before consuming", "reason", context.Cause(ctx))
+			return nil
+		}
 		return err
 	}
 	defer closeCostControl(ctx, cost)
