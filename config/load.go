@@ -293,7 +293,7 @@ func readSecretFiles(c *Config) error {
 func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	var positional []string
 	for {
-		if err := fs.Parse(args); err != nil {
+		if err := ParseFlags(fs, args); err != nil {
 			return nil, err
 		}
 		rest := fs.Args()
@@ -304,4 +304,22 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 		positional = append(positional, rest[0])
 		args = rest[1:]
 	}
+}
+
+// FlagError is a command line that its flag set could not parse (an unknown
+// flag, a value of the wrong kind): a usage error, which the flag set has
+// already printed, with the flags' usage.
+type FlagError struct{ Err error }
+
+func (e *FlagError) Error() string { return e.Err.Error() }
+func (e *FlagError) Unwrap() error { return e.Err }
+
+// ParseFlags is fs.Parse, its errors other than flag.ErrHelp as FlagErrors.
+func ParseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil && !errors.Is(err, flag.ErrHelp) {
+		return &FlagError{err}
+	} else if err != nil {
+		return err
+	}
+	return nil
 }

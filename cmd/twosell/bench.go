@@ -108,7 +108,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.BoolVar(&o.Ledger, "ledger", true, "write paid answers to the ledger topic, as run does (--ledger=false measures without it)")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the twosell phase to this file")
 	fs.StringVar(&o.MemProfile, "memprofile", "", "write a heap profile at the end of the twosell phase to this file")
-	if err := fs.Parse(args); err != nil {
+	if err := config.ParseFlags(fs, args); err != nil {
 		return err
 	}
 	if o.Events < 1 || o.InFlight < 1 || o.Partitions < 1 || o.Distinct < 0 {

@@ -9,6 +9,8 @@ import (
 	"strconv"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/twosell/twosell/config"
 )
 
 // cmdBroker is "twosell broker": the embedded Kafka broker (franz-go's
@@ -19,7 +21,7 @@ func cmdBroker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := flag.NewFlagSet("broker", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", "127.0.0.1:9092", "listen address (port 0 picks a free port)")
-	if err := fs.Parse(args); err != nil {
+	if err := config.ParseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

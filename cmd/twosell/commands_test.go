@@ -225,6 +225,29 @@ func TestBenchUsage(t *testing.T) {
 	}
 }
 
+// A flag no command knows, or a value of the wrong kind, is a usage error:
+// exit 2, the flag package's message and the flags' usage printed once.
+func TestFlagErrorsExit2(t *testing.T) {
+	for _, args := range [][]string{
+		{"run", "--bogus"},
+		{"query", "--bogus", "17312345678", "--date", "20240102"},
+		{"query", "17312345678", "--date", "20240102", "--juhe-timeout", "5"},
+		{"gen", "--events", "many"},
+		{"replay", "--bogus"},
+		{"ledger", "export", "--bogus"},
+		{"dev", "--partitions", "x"},
+		{"broker", "--bogus"},
+		{"sim", "--bogus"},
+		{"bench", "--events", "x"},
+	} {
+		var stdout, stderr syncBuffer
+		code := Main(t.Context(), args, &stdout, &stderr)
+		if code != 2 || strings.Count(stderr.String(), "flag provided but not defined")+strings.Count(stderr.String(), "invalid value") != 1 {
+			t.Errorf("%v: exit %d, want 2 and the error once:\n%s", args, code, stderr.String())
+		}
+	}
+}
+
 func TestSteadyState(t *testing.T) {
 	start := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
 	at := func(ms int) time.Time { return start.Add(time.Duration(ms) * time.Millisecond) }

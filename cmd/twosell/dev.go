@@ -66,7 +66,7 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.DurationVar(&o.Latency, "sim-latency", 20*time.Millisecond, "the simulator's mean reply latency")
 	fs.IntVar(&o.Show, "show", 5, "enriched events to print")
 	fs.StringVar(&o.LogLevel, "log-level", "warn", "log level: debug, info, warn, error")
-	if err := fs.Parse(args); err != nil {
+	if err := config.ParseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

@@ -23,6 +23,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/twosell/twosell/config"
 )
 
 // command is one subcommand. It returns when its work is done or ctx ends
@@ -72,6 +74,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		switch {
 		case err == nil || errors.Is(err, flag.ErrHelp):
 			return 0
+		case errors.As(err, new(*config.FlagError)):
+			return 2 // the flag set printed it, with the flags' usage
 		case errors.As(err, new(usageError)):
 			fmt.Fprintf(stderr, "twosell %s: %s\n", c.name, secrets.Redact(err.Error()))
 			return 2

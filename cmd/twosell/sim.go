@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -12,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/twosell/twosell/config"
 	"github.com/twosell/twosell/juhe/juhesim"
 )
 
@@ -47,11 +47,8 @@ func cmdSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.StringVar(&f.Outage, "outage", "", `outage: "" (none), 503, hang, garbage or reset`)
 	fs.Float64Var(&f.QPS, "qps", 0, "requests per second across all callers before 10012 (0: no limit)")
 	fs.Float64Var(&f.IPQPS, "ip-qps", 0, "requests per second per remote IP before 10011 (0: no limit)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err.Error()}
+	if err := config.ParseFlags(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("unexpected arguments %q", fs.Args())}

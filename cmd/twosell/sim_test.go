@@ -14,6 +14,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/twosell/twosell/config"
 	"github.com/twosell/twosell/juhe"
 )
 
@@ -167,7 +168,7 @@ func TestCmdSimErrors(t *testing.T) {
 			t.Setenv("TWOSELL_JUHE_KEY", tc.envKey)
 			var stdout, stderr bytes.Buffer
 			err := cmdSim(t.Context(), tc.args, &stdout, &stderr)
-			if !errors.As(err, new(usageError)) {
+			if !errors.As(err, new(usageError)) && !errors.As(err, new(*config.FlagError)) {
 				t.Errorf("err %v, want a usage error", err)
 			}
 			if stdout.Len() != 0 {
