@@ -106,14 +106,14 @@ func kindName(v reflect.Value) string {
 // errExpected says what a malformed value should have looked like, by type.
 var errExpected = map[string]error{
 	"duration": errors.New("expected a Go duration such as 500ms, 5s or 1m30s"),
-	"bool":     errors.New("expected a bool: true or false (or 1, 0, t, f)"),
+	"bool":     errors.New("expected a bool: true or false (or yes/no, on/off, y/n, 1/0)"),
 	"int":      errors.New("expected an integer"),
 	"number":   errors.New("expected a number such as 0.4 or 10"),
 }
 
 // setString parses s into v by v's type: strings as they are, lists
 // comma-separated (spaces trimmed, empty items dropped), durations as Go
-// durations and bools as strconv.ParseBool reads them. The error says only
+// durations and bools as the config file's YAML reads them (parseBool). The error says only
 // what was expected; callers name the source.
 func setString(v reflect.Value, s string) error {
 	switch kind := kindName(v); kind {
@@ -124,8 +124,8 @@ func setString(v reflect.Value, s string) error {
 		}
 		v.SetInt(int64(d))
 	case "bool":
-		b, err := strconv.ParseBool(s)
-		if err != nil {
+		b, ok := parseBool(s)
+		if !ok {
 			return errExpected[kind]
 		}
 		v.SetBool(b)
@@ -185,4 +185,20 @@ func applyEnv(c *Config, lookupEnv func(string) (string, bool)) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// parseBool reads a bool in the environment and on the command line: as
+// yaml.v3 reads one into a bool in the config file (true and false, and
+// YAML 1.1's yes/no, on/off and y/n, each in lower case, capitalized or in
+// upper case), and as strconv.ParseBool does (1, 0, t, f). "off" was false
+// in the file and an error in the environment.
+func parseBool(s string) (value, ok bool) {
+	switch s {
+	case "true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON", "y", "Y":
+		return true, true
+	case "false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF", "n", "N":
+		return false, true
+	}
+	b, err := strconv.ParseBool(s)
+	return b, err == nil
 }

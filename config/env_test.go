@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"io"
 	"reflect"
 	"strings"
 	"testing"
@@ -157,4 +158,23 @@ func ExampleLoad() {
 	}
 	fmt.Println(cfg.Kafka.Group, cfg.Juhe.Mode, cfg.Juhe.Breaker.OpenFor, cfg.Juhe.Key)
 	// Output: fraud-canary sha256 1m0s ***
+}
+
+// A bool reads the same in the environment as in the config file: YAML's
+// spellings (yes/no, on/off, y/n, in three cases), and 1/0/t/f besides.
+func TestEnvBoolSpellings(t *testing.T) {
+	t.Parallel()
+	for spelling, want := range map[string]bool{
+		"true": true, "False": false, "YES": true, "no": false, "on": true, "Off": false, "y": true, "N": false,
+		"1": true, "0": false, "t": true, "F": false,
+	} {
+		c, _, err := Load("run", nil, withKey.with("TWOSELL_CACHE_ENABLED", spelling).lookup, io.Discard)
+		if err != nil || c.Cache.Enabled != want {
+			t.Errorf("TWOSELL_CACHE_ENABLED=%s: %v, %v; want %v", spelling, c, err, want)
+		}
+		path := writeFile(t, "c.yaml", "cache:\n  enabled: "+spelling+"\n")
+		if c, _, err := Load("run", []string{"--config", path}, withKey.lookup, io.Discard); err == nil && c.Cache.Enabled != want {
+			t.Errorf("cache.enabled: %s in the file reads %v, want %v", spelling, c.Cache.Enabled, want)
+		}
+	}
 }
