@@ -76,6 +76,23 @@ func TestQuery(t *testing.T) {
 }
 
 // "twosell dev" on a taken address says which flag picks another.
+// dev refuses values its flags cannot mean, naming the flag, before it
+// starts anything.
+func TestDevUsage(t *testing.T) {
+	for _, tt := range []struct{ args, want string }{
+		{"--partitions -2", "--partitions -2: want 1 or more"},
+		{"--generate -5", "--generate -5: want 0 (none) or more"},
+		{"--sim-latency -1s", "--sim-latency -1s: want 0 or more"},
+		{"--show -1", "--show -1: want 0 or more"},
+	} {
+		var stdout, stderr syncBuffer
+		code := Main(t.Context(), append([]string{"dev"}, strings.Fields(tt.args)...), &stdout, &stderr)
+		if code != 2 || !strings.Contains(stderr.String(), tt.want) {
+			t.Errorf("dev %s: exit %d, stderr %q; want 2 and %q", tt.args, code, stderr.String(), tt.want)
+		}
+	}
+}
+
 func TestDevAddressInUse(t *testing.T) {
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

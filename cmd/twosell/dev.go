@@ -72,6 +72,16 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("unexpected arguments %q", fs.Args())}
 	}
+	switch {
+	case o.Partitions < 1:
+		return usageError{fmt.Sprintf("--partitions %d: want 1 or more", o.Partitions)}
+	case o.Generate < 0:
+		return usageError{fmt.Sprintf("--generate %d: want 0 (none) or more", o.Generate)}
+	case o.Latency < 0:
+		return usageError{fmt.Sprintf("--sim-latency %s: want 0 or more", o.Latency)}
+	case o.Show < 0:
+		return usageError{fmt.Sprintf("--show %d: want 0 or more", o.Show)}
+	}
 	m, err := juhe.ParseMode(mode)
 	if err != nil {
 		return usageError{"--juhe-mode: " + err.Error()}
