@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -16,6 +17,7 @@ import (
 	"runtime/metrics"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -58,6 +60,8 @@ type benchResult struct {
 	Seconds               float64 `json:"seconds"`
 	Throughput            float64 `json:"throughput"`
 	PassthroughThroughput float64 `json:"passthrough_throughput"`
+	// The bench process's CPU during the passthrough ÷ events, in µs.
+	PassthroughCPUMicrosPerEvent float64 `json:"passthrough_cpu_us_per_event"`
 	// When the first output was acknowledged, from each phase's start.
 	FirstOutputMillis            float64  `json:"first_output_ms"`
 	PassthroughFirstOutputMillis float64  `json:"passthrough_first_output_ms"`
@@ -77,6 +81,7 @@ type benchResult struct {
 	FetchMaxWaitMillis           float64  `json:"fetch_max_wait_ms"`
 	AvgInFlight                  float64  `json:"avg_in_flight"`
 	BrokerCPUMicros              float64  `json:"broker_cpu_us_per_event"`
+	PassthroughBrokerCPUMicros   float64  `json:"passthrough_broker_cpu_us_per_event"`
 	SimCPUMicros                 float64  `json:"sim_cpu_us_per_event"`
 	GOMAXPROCS                   int      `json:"gomaxprocs"`
 	// After the warm-up: see steadyState.
@@ -141,7 +146,7 @@ func runBench(ctx context.Context, o benchOptions, stderr io.Writer) (*benchResu
 	if err != nil {
 		return nil, err
 	}
-	defer broker.stop() //nolint:errcheck // a duration, reported below
+	defer broker.stop()
 	simArgs := []string{"sim", "--addr", "127.0.0.1:0", "--latency", o.Latency.String(), "--population", "0"}
 	if o.QPS > 0 {
 		simArgs = append(simArgs, "--qps", fmt.Sprint(o.QPS))
@@ -150,7 +155,7 @@ func runBench(ctx context.Context, o benchOptions, stderr io.Writer) (*benchResu
 	if err != nil {
 		return nil, err
 	}
-	defer sim.stop() //nolint:errcheck // a duration, reported below
+	defer sim.stop()
 	brokers := []string{broker.addr}
 
 	input, passOut := "bench-input", "bench-passthrough"
@@ -168,31 +173,40 @@ func runBench(ctx context.Context, o benchOptions, stderr io.Writer) (*benchResu
 	}
 
 	progress("passthrough: a bare franz-go consume→produce of the same records")
+	runtime.GC() // the producing phase's garbage is not the passthrough's, as it is not twosell's
+	passCPU0, brokerCPU0 := processCPU(), broker.cpu()
 	passSeconds, passFirst, err := passthrough(ctx, brokers, input, passOut, o.Events)
 	if err != nil {
 		return nil, err
 	}
+	passCPU, passBrokerCPU := processCPU()-passCPU0, broker.cpu()-brokerCPU0
 
 	progress("twosell: latency %s, %d in flight, ordering %s", o.Latency, o.InFlight, o.Ordering)
-	res, err := benchTwosell(ctx, brokers, "http://"+sim.addr, input, o)
+	others := func() (time.Duration, time.Duration) { return broker.cpu(), sim.cpu() }
+	res, err := benchTwosell(ctx, brokers, "http://"+sim.addr, input, o, others)
 	if err != nil {
 		return nil, err
 	}
 	res.PassthroughThroughput = float64(o.Events) / passSeconds
+	res.PassthroughCPUMicrosPerEvent = float64(passCPU.Microseconds()) / float64(o.Events)
 	res.PassthroughFirstOutputMillis = float64(passFirst) / float64(time.Millisecond)
 	res.RatioPassthrough = res.Throughput / res.PassthroughThroughput
 	if res.SteadyThroughput != nil {
 		r := *res.SteadyThroughput / res.PassthroughThroughput
 		res.RatioPassthroughSteady = &r
 	}
-	if o.Latency > 0 {
+	switch {
+	case o.Distinct > 0:
+		// Most answers come from knowledge, which the bound (calls in
+		// flight over their latency) does not count: no bound applies.
+	case o.Latency > 0:
 		bound := float64(o.InFlight) / o.Latency.Seconds()
 		if o.QPS > 0 {
 			bound = math.Min(bound, o.QPS)
 		}
 		ratio := res.Throughput / bound
 		res.Bound, res.RatioBound = &bound, &ratio
-	} else if o.QPS > 0 {
+	case o.QPS > 0:
 		bound := o.QPS
 		ratio := res.Throughput / bound
 		res.Bound, res.RatioBound = &bound, &ratio
@@ -201,18 +215,14 @@ func runBench(ctx context.Context, o benchOptions, stderr io.Writer) (*benchResu
 	if err != nil {
 		return nil, err
 	}
-	// The other processes' CPU over the whole run (backlog and passthrough
-	// included, for the broker), per event twosell finished: where the
-	// machine's cores went.
-	per := func(d time.Duration) float64 { return float64(d.Microseconds()) / math.Max(1, float64(res.Done)) }
-	res.BrokerCPUMicros, res.SimCPUMicros = per(broker.stop()), per(sim.stop())
+	res.PassthroughBrokerCPUMicros = float64(passBrokerCPU.Microseconds()) / float64(o.Events)
 	return res, nil
 }
 
 // benchTwosell runs the processor over the backlog, in this process, and
 // measures it: wall time, this process's CPU, the latency added per record,
 // and the peak heap.
-func benchTwosell(ctx context.Context, brokers []string, simURL, input string, o benchOptions) (*benchResult, error) {
+func benchTwosell(ctx context.Context, brokers []string, simURL, input string, o benchOptions, others func() (broker, sim time.Duration)) (*benchResult, error) {
 	cfg := config.Default()
 	cfg.Kafka.Brokers = brokers
 	cfg.Kafka.Group = fmt.Sprintf("bench-%d", time.Now().UnixNano())
@@ -297,6 +307,7 @@ func benchTwosell(ctx context.Context, brokers []string, simURL, input string, o
 		}
 		defer pprof.StopCPUProfile()
 	}
+	broker0, sim0 := others()
 	cpu0, start := processCPU(), time.Now()
 	runErr := make(chan error, 1)
 	go func() { runErr <- proc.Run(runCtx) }()
@@ -307,10 +318,15 @@ func benchTwosell(ctx context.Context, brokers []string, simURL, input string, o
 		defer t.Stop()
 		deadline = t.C
 	}
+	// Every 10 ms, and every millisecond for the last 5% of the events:
+	// the phase ends at the tick that sees them all done, and a 10 ms tick
+	// throughout made it up to 10 ms longer than it was (the passthrough's
+	// ends when its Flush returns).
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	var s processor.Stats
 	var inFlightSum, samples float64
+	fine := 0 // ticks since the ticker went to 1 ms
 wait:
 	for {
 		select {
@@ -323,22 +339,32 @@ wait:
 			break wait
 		case <-tick.C:
 			s = proc.Stats()
-			inFlightSum += float64(s.InFlight)
-			samples++
-			if s.Produced+s.DeadLettered >= int64(o.Events) {
+			done := s.Produced + s.DeadLettered
+			if done >= int64(o.Events) {
 				break wait
+			}
+			if fine%10 == 0 { // avg_in_flight: a sample every 10 ms
+				inFlightSum += float64(s.InFlight)
+				samples++
+			}
+			if fine > 0 || done*20 >= int64(o.Events)*19 {
+				if fine == 0 {
+					tick.Reset(time.Millisecond)
+				}
+				fine++
 			}
 		}
 	}
 	seconds := time.Since(start).Seconds()
 	s = proc.Stats()
 	acksAtEnd := int(s.Produced + s.DeadLettered) // a --duration run finishes more while it stops
+	cpu := processCPU() - cpu0
+	broker1, sim1 := others()
 	if o.MemProfile != "" {
-		if err := writeHeapProfile(o.MemProfile); err != nil {
+		if err := writeHeapProfile(o.MemProfile); err != nil { // not in the CPU measured
 			return nil, err
 		}
 	}
-	cpu := processCPU() - cpu0
 	stopSampling()
 	<-sampled
 	stopRun()
@@ -367,6 +393,10 @@ wait:
 		FetchMaxWaitMillis: float64(o.FetchMaxWait) / float64(time.Millisecond),
 		GOMAXPROCS:         runtime.GOMAXPROCS(0),
 		AvgInFlight:        inFlightSum / math.Max(1, samples),
+		// The other processes' CPU over the same window, per event done:
+		// where the machine's cores went.
+		BrokerCPUMicros: float64((broker1 - broker0).Microseconds()) / math.Max(1, float64(done)),
+		SimCPUMicros:    float64((sim1 - sim0).Microseconds()) / math.Max(1, float64(done)),
 	}
 	if !firstAck.IsZero() {
 		res.FirstOutputMillis = float64(firstAck.Sub(start)) / float64(time.Millisecond)
@@ -451,9 +481,14 @@ func produceBenchEvents(ctx context.Context, brokers []string, topic string, o b
 // as a bare franz-go program would, and returns how long it took until
 // every one was acknowledged, and until the first one was.
 func passthrough(ctx context.Context, brokers []string, input, output string, n int) (float64, time.Duration, error) {
+	// At least once, as the same job wired by hand would be (and as
+	// twosell is): in a consumer group, each poll's records produced, their
+	// acknowledgements awaited, then their offsets committed.
 	cl := mustClient(kgo.SeedBrokers(brokers...),
+		kgo.ConsumerGroup(fmt.Sprintf("bench-passthrough-%d", time.Now().UnixNano())),
 		kgo.ConsumeTopics(input),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.DisableAutoCommit(),
 		kgo.DefaultProduceTopic(output),
 	)
 	defer cl.Close()
@@ -461,6 +496,7 @@ func passthrough(ctx context.Context, brokers []string, input, output string, n 
 	var first atomic.Int64 // nanoseconds after start
 	var firstErr atomic.Value
 	start := time.Now()
+	var end time.Time // the last acknowledgement, as twosell's phase ends (its commits come after)
 	consumed := 0
 	for consumed < n {
 		fs := cl.PollFetches(ctx)
@@ -478,14 +514,18 @@ func passthrough(ctx context.Context, brokers []string, input, output string, n 
 				}
 			})
 		})
-	}
-	if err := cl.Flush(ctx); err != nil {
-		return 0, 0, err
+		if err := cl.Flush(ctx); err != nil {
+			return 0, 0, err
+		}
+		end = time.Now()
+		if err := cl.CommitUncommittedOffsets(ctx); err != nil {
+			return 0, 0, fmt.Errorf("passthrough: committing: %w", err)
+		}
 	}
 	if err, _ := firstErr.Load().(error); err != nil {
 		return 0, 0, fmt.Errorf("passthrough: %w", err)
 	}
-	return time.Since(start).Seconds(), time.Duration(first.Load()), nil
+	return end.Sub(start).Seconds(), time.Duration(first.Load()), nil
 }
 
 // childCommand is "twosell sim" or "twosell broker" as a process of its own.
@@ -516,21 +556,38 @@ func startChildCommand(ctx context.Context, self, prefix string, args ...string)
 			return c, nil
 		}
 	}
-	_ = c.stop()
+	c.stop()
 	return nil, fmt.Errorf("%s %s exited before saying where it listens", self, args[0])
 }
 
-// stop ends the child and returns the CPU it used; calling it again does
-// nothing more.
-func (c *childCommand) stop() time.Duration {
+// stop ends the child; calling it again does nothing more.
+func (c *childCommand) stop() {
 	if c.cmd.ProcessState == nil {
 		_ = c.cmd.Process.Signal(syscall.SIGTERM)
 		_ = c.cmd.Wait()
 	}
-	if c.cmd.ProcessState == nil {
+}
+
+// cpu is the user and system CPU the running child has used so far (from
+// /proc/PID/stat, in clock ticks of 10 ms, Linux's USER_HZ), or 0 where
+// there is no /proc.
+func (c *childCommand) cpu() time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", c.cmd.Process.Pid))
+	if err != nil {
 		return 0
 	}
-	return c.cmd.ProcessState.UserTime() + c.cmd.ProcessState.SystemTime()
+	// pid (comm) state ppid ...: utime and stime are the 14th and 15th
+	// fields; comm may hold spaces, so count after its ')'.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	return time.Duration(utime+stime) * 10 * time.Millisecond
 }
 
 // simRequests asks the simulator how many API requests it served.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"math"
 	"net"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -188,7 +189,8 @@ func TestBench(t *testing.T) {
 		t.Fatalf("stdout %q: %v", stdout.String(), err)
 	}
 	for _, f := range []string{"events", "seconds", "throughput", "passthrough_throughput", "ratio_passthrough",
-		"bound", "ratio_bound", "cpu_us_per_event", "p50_ms", "p99_ms", "peak_heap_mb", "api_calls"} {
+		"bound", "ratio_bound", "cpu_us_per_event", "p50_ms", "p99_ms", "peak_heap_mb", "api_calls",
+		"passthrough_cpu_us_per_event", "broker_cpu_us_per_event", "passthrough_broker_cpu_us_per_event", "sim_cpu_us_per_event"} {
 		if _, ok := got[f]; !ok {
 			t.Errorf("no field %q in %s", f, stdout.String())
 		}
@@ -196,8 +198,17 @@ func TestBench(t *testing.T) {
 	if got["fetch_max_wait_ms"] != 20.0 {
 		t.Errorf("fetch_max_wait_ms %v, want 20 (--fetch-max-wait)", got["fetch_max_wait_ms"])
 	}
-	if got["events"] != 400.0 || got["done"] != 400.0 || got["bound"] != 16000.0 {
-		t.Errorf("events %v done %v bound %v; want 400, 400 and 16 / 1ms", got["events"], got["done"], got["bound"])
+	// With --distinct most answers come from knowledge: no provider bound.
+	if got["events"] != 400.0 || got["done"] != 400.0 || got["bound"] != nil || got["ratio_bound"] != nil {
+		t.Errorf("events %v done %v bound %v ratio_bound %v; want 400, 400, null and null", got["events"], got["done"], got["bound"], got["ratio_bound"])
+	}
+	if pc := got["passthrough_cpu_us_per_event"].(float64); pc <= 0 {
+		t.Errorf("passthrough_cpu_us_per_event %v: the passthrough used no CPU?", pc)
+	}
+	if _, err := os.Stat("/proc/self/stat"); err == nil {
+		if b, pb := got["broker_cpu_us_per_event"].(float64), got["passthrough_broker_cpu_us_per_event"].(float64); b <= 0 || pb <= 0 {
+			t.Errorf("broker CPU per event %v (twosell), %v (passthrough): want both read from /proc", b, pb)
+		}
 	}
 	if calls := got["api_calls"].(float64); calls < 1 || calls > 400 {
 		t.Errorf("api_calls %v: want between 1 and one per event", calls)
