@@ -40,17 +40,29 @@ func newBudget(limit int64, loc *time.Location, now func() time.Time) *budget {
 func (b *budget) today() string { return DayOf(b.now(), b.loc) }
 
 // reserve takes a unit of today's budget for a call about to be made. It
-// returns the day to settle it with, or false when the budget is spent.
-func (b *budget) reserve() (day string, ok bool) {
+// returns the day to settle it with, or, when there is none to take, an
+// error: the budget is spent, or what is left of it is reserved by calls in
+// flight (errBudgetInFlight), which may yet fail and give their units back.
+func (b *budget) reserve() (day string, err error) {
 	day = b.today()
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.limit > 0 && b.days[day]+b.reserved[day] >= b.limit {
-		return day, false
+	switch {
+	case b.limit <= 0 || b.days[day]+b.reserved[day] < b.limit:
+		b.reserved[day]++
+		return day, nil
+	case b.days[day] < b.limit:
+		return day, fmt.Errorf("%w: the last %d of today's %d calls are in flight", errBudgetInFlight, b.limit-b.days[day], b.limit)
 	}
-	b.reserved[day]++
-	return day, true
+	return day, ErrBudgetSpent
 }
+
+// errBudgetInFlight refuses a call while the rest of the day's budget is
+// reserved by calls in flight: the lookup is held back and tried again, with
+// on_budget: emit too, rather than skipped for good while a unit may yet
+// come back. It is an ErrBudgetSpent for the processor, which never emits it
+// as "unavailable".
+var errBudgetInFlight = fmt.Errorf("%w for now", ErrBudgetSpent)
 
 // settle ends a reservation: the call was paid (counted) or not (the unit
 // goes back).

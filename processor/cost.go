@@ -447,10 +447,9 @@ func (c *CostControl) tooOld(l *Lookup) (Result, bool) {
 // pay makes one paid call within the budget and the rate, learns from its
 // answer and writes it to the ledger.
 func (c *CostControl) pay(ctx context.Context, key MobileKey, l Lookup) (Result, error) {
-	day, ok := c.budget.reserve()
-	if !ok {
-		trace.SpanFromContext(ctx).SetAttributes(attribute.Bool("twosell.budget_spent", true))
-		return c.budgetSpent()
+	day, berr := c.budget.reserve()
+	if berr != nil {
+		return c.noBudget(ctx, berr)
 	}
 	paid, reserved := false, true
 	defer func() {
@@ -476,8 +475,9 @@ func (c *CostControl) pay(ctx context.Context, key MobileKey, l Lookup) (Result,
 		// in its budget and in the ledger. Counted for the old day, every
 		// call waiting at midnight came on top of the new day's budget.
 		c.budget.settle(day, false)
-		if day, reserved = c.budget.reserve(); !reserved {
-			return c.budgetSpent()
+		if day, berr = c.budget.reserve(); berr != nil {
+			reserved = false
+			return c.noBudget(ctx, berr)
 		}
 	}
 	began := time.Now()
@@ -527,6 +527,17 @@ func (c *CostControl) ledgerFailed(orderID string, err error) {
 	c.ledgerErrors.Add(1)
 	c.log.Warn("a paid answer could not be written to the ledger", "topic", c.cfg.Ledger.Topic,
 		"order_id", orderID, "err", err)
+}
+
+// noBudget answers a lookup that found no unit of the budget to reserve
+// (budget.reserve's error).
+func (c *CostControl) noBudget(ctx context.Context, err error) (Result, error) {
+	trace.SpanFromContext(ctx).SetAttributes(attribute.Bool("twosell.budget_spent", true))
+	if errors.Is(err, errBudgetInFlight) {
+		c.refusals.Add(1)
+		return Result{Mode: c.cfg.Mode}, Unavailable(err)
+	}
+	return c.budgetSpent()
 }
 
 // budgetSpent answers a lookup that needs a call after the budget is spent.

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"math"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -657,6 +658,39 @@ func TestCostControlWaitersAnsweredAfterEviction(t *testing.T) {
 	}
 }
 
+// With on_budget: emit, a lookup that finds the rest of the budget reserved
+// by calls in flight is held back, not skipped: a call that fails gives
+// its unit back, and the held lookup pays with it.
+func TestCostControlBudgetInFlightIsNotSpent(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		p := gatedProvider("20200315")
+		p.errFor = map[string]error{"17300000010": Unavailable(errors.New("down"))}
+		c := newCost(t, p, &fakeClock{t: t0}, func(c *CostConfig) { c.DailyBudget, c.EmitSkipped = 1, true })
+		first := make(chan error, 1)
+		go func() {
+			_, err := c.Enrich(t.Context(), Lookup{Mobile: "17300000010", Date: "20200101"})
+			first <- err
+		}()
+		<-p.started // the budget's one unit is in flight
+		r, err := c.Enrich(t.Context(), Lookup{Mobile: "17300000011", Date: "20200101"})
+		if !errors.Is(err, errBudgetInFlight) || DispositionOf(err) != DispositionUnavailable || r.Status == StatusSkipped {
+			t.Fatalf("with the last unit in flight: %+v %v, want held back (Unavailable), not skipped", r, err)
+		}
+		p.gate <- struct{}{}
+		if err := <-first; DispositionOf(err) != DispositionUnavailable {
+			t.Fatalf("the first call: %v, want its failure", err)
+		}
+		go func() { <-p.started; p.gate <- struct{}{} }()
+		if r, err := c.Enrich(t.Context(), Lookup{Mobile: "17300000011", Date: "20200101"}); err != nil || r.Source != SourceAPI {
+			t.Errorf("tried again after the unit came back: %+v %v, want a paid answer", r, err)
+		}
+		if r, err := c.Enrich(t.Context(), Lookup{Mobile: "17300000012", Date: "20200101"}); err != nil || r.Status != StatusSkipped {
+			t.Errorf("with the budget spent: %+v %v, want skipped", r, err)
+		}
+	})
+}
+
 // A call that waits for the rate past midnight is the new day's: counted
 // for the day it reserved in, every call waiting at midnight came on top of
 // the new day's budget.
@@ -724,6 +758,13 @@ func TestCostControlBudget(t *testing.T) {
 			for m := range act {
 				wg.Go(func() {
 					r, err := c.Enrich(t.Context(), Lookup{Mobile: m, Date: "20240101"})
+					// Refused while the budget's last units were in flight:
+					// held back and tried again, as the processor does,
+					// until those calls are paid (or give their units back).
+					for errors.Is(err, errBudgetInFlight) {
+						runtime.Gosched()
+						r, err = c.Enrich(t.Context(), Lookup{Mobile: m, Date: "20240101"})
+					}
 					results <- err
 					skipped <- r.Status == StatusSkipped
 				})
@@ -881,15 +922,21 @@ func TestBudgetCountsTheLedger(t *testing.T) {
 	if got := b.remaining(); got != 2 {
 		t.Fatalf("remaining %d, want 2", got)
 	}
-	d1, ok1 := b.reserve()
-	_, ok2 := b.reserve()
-	_, ok3 := b.reserve()
-	if !ok1 || !ok2 || ok3 {
-		t.Fatalf("reservations %v %v %v, want two", ok1, ok2, ok3)
+	d1, err1 := b.reserve()
+	d2, err2 := b.reserve()
+	_, err3 := b.reserve()
+	if err1 != nil || err2 != nil || !errors.Is(err3, errBudgetInFlight) {
+		t.Fatalf("reservations %v %v %v, want two, then the rest in flight", err1, err2, err3)
 	}
 	b.settle(d1, false) // not paid: the unit comes back
-	if _, ok := b.reserve(); !ok {
+	d3, err := b.reserve()
+	if err != nil {
 		t.Fatal("a unit given back cannot be reserved")
+	}
+	b.settle(d2, true)
+	b.settle(d3, true)
+	if _, err := b.reserve(); !errors.Is(err, ErrBudgetSpent) || errors.Is(err, errBudgetInFlight) {
+		t.Fatalf("reservation after the budget was paid: %v, want spent", err)
 	}
 	if len(b.days) > 2 {
 		t.Errorf("old days kept: %v", b.days)
