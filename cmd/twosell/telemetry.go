@@ -43,8 +43,10 @@ func setupTracing(ctx context.Context, serviceName string, lookupEnv func(string
 	opts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
 
 	exporter, _ := lookupEnv("OTEL_TRACES_EXPORTER")
-	_, endpoint := lookupEnv("OTEL_EXPORTER_OTLP_ENDPOINT")
-	_, tracesEndpoint := lookupEnv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+	// Set and not empty: OpenTelemetry reads an empty variable as unset
+	// (an empty endpoint started an exporter to localhost:4318).
+	endpoint := nonEmpty(lookupEnv("OTEL_EXPORTER_OTLP_ENDPOINT"))
+	tracesEndpoint := nonEmpty(lookupEnv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
 	switch {
 	case exporter == "none":
 	case exporter == "otlp" || (exporter == "" && (endpoint || tracesEndpoint)):
@@ -166,3 +168,7 @@ func isTerminal(w io.Writer) bool {
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
+
+// nonEmpty reports whether a variable lookupEnv returned is set to
+// something.
+func nonEmpty(v string, ok bool) bool { return ok && v != "" }

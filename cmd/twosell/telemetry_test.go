@@ -1,7 +1,6 @@
 package main
 
 import (
-	"io"
 	"log/slog"
 	"strings"
 	"testing"
@@ -12,17 +11,23 @@ func TestSetupTracing(t *testing.T) {
 		name    string
 		env     map[string]string
 		wantErr string
+		export  bool
 	}{
-		{"no OTEL variables: no exporter, no error", nil, ""},
-		{"endpoint set: OTLP/HTTP exporter", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:1"}, ""},
-		{"exporter none", map[string]string{"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:1"}, ""},
-		{"grpc is refused with what to use", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:1", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}, "http/protobuf"},
-		{"unknown exporter", map[string]string{"OTEL_TRACES_EXPORTER": "zipkin"}, "otlp or none"},
+		{"no OTEL variables: no exporter, no error", nil, "", false},
+		{"endpoint set: OTLP/HTTP exporter", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:1"}, "", true},
+		{"endpoint empty: unset", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": ""}, "", false},
+		{"exporter none", map[string]string{"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:1"}, "", false},
+		{"grpc is refused with what to use", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:1", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}, "http/protobuf", false},
+		{"unknown exporter", map[string]string{"OTEL_TRACES_EXPORTER": "zipkin"}, "otlp or none", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			lookup := func(k string) (string, bool) { v, ok := tt.env[k]; return v, ok }
-			tp, err := setupTracing(t.Context(), "twosell-test", lookup, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			var logged strings.Builder
+			tp, err := setupTracing(t.Context(), "twosell-test", lookup, slog.New(slog.NewTextHandler(&logged, nil)))
+			if exported := strings.Contains(logged.String(), "exporting traces"); err == nil && exported != tt.export {
+				t.Errorf("exporting %v, want %v; log: %s", exported, tt.export, logged.String())
+			}
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err = %v, want one mentioning %q", err, tt.wantErr)
