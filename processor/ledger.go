@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -210,6 +211,7 @@ type ledger struct {
 	warnedForeign atomic.Bool
 
 	cl     *kgo.Client
+	txns   txnFilter // load's, then follow's
 	cancel context.CancelFunc
 	done   sync.WaitGroup
 }
@@ -335,12 +337,52 @@ func (l *ledger) load(ctx context.Context, last map[int32]int64) error {
 			if end, ok := last[r.Partition]; ok && r.Offset >= end {
 				delete(last, r.Partition)
 			}
-			if !r.Attrs.IsControl() {
-				l.handle(r)
-			}
+			l.txns.filter(r, l.handle)
 		})
 	}
 	return nil
+}
+
+// txnFilter passes a ledger reader's records on, those of transactions
+// once they commit. The readers read uncommitted, so that the marker that
+// may be a partition's last offset comes (keepMarkers): a committed read
+// drops an aborted transaction's records without a trace, and one whose
+// marker lies past the last stable offset (another transaction open) left
+// a start waiting. They hold each transactional record back until its
+// transaction's marker: a commit passes them on, an abort drops them (a
+// mirror's retried transaction: calls never made, nor to be counted).
+// Records outside transactions, as twosell writes them, pass at once.
+type txnFilter struct {
+	open map[txnKey][]*kgo.Record
+}
+
+type txnKey struct {
+	partition int32
+	producer  int64
+}
+
+// filter passes r to pass, or holds it back, or passes the records its
+// marker commits.
+func (f *txnFilter) filter(r *kgo.Record, pass func(*kgo.Record)) {
+	k := txnKey{r.Partition, r.ProducerID}
+	switch {
+	case r.Attrs.IsControl():
+		held := f.open[k]
+		delete(f.open, k)
+		// A marker's key: version and type (0 abort, 1 commit), int16s.
+		if len(r.Key) >= 4 && binary.BigEndian.Uint16(r.Key[2:4]) == 1 {
+			for _, h := range held {
+				pass(h)
+			}
+		}
+	case r.Attrs.IsTransactional():
+		if f.open == nil {
+			f.open = make(map[txnKey][]*kgo.Record)
+		}
+		f.open[k] = append(f.open[k], r)
+	default:
+		pass(r)
+	}
 }
 
 // keepMarkers has the ledger's readers receive transaction markers. They
@@ -348,7 +390,8 @@ func (l *ledger) load(ctx context.Context, last map[int32]int64) error {
 // ledger outside transactions, but another writer may not (a mirror in
 // exactly-once mode, a restore): then the last offset can be a marker,
 // which franz-go otherwise never returns, and a start or an export waited
-// for good. The readers skip them.
+// for good. The readers take the transactions' outcomes from them
+// (txnFilter).
 func keepMarkers() kgo.Opt { return kgo.KeepControlRecords() }
 
 // follow reads what other instances write, until ctx ends.
@@ -359,11 +402,7 @@ func (l *ledger) follow(ctx context.Context) {
 			return
 		}
 		l.logErrors(fs)
-		fs.EachRecord(func(r *kgo.Record) {
-			if !r.Attrs.IsControl() {
-				l.handle(r)
-			}
-		})
+		fs.EachRecord(func(r *kgo.Record) { l.txns.filter(r, l.handle) })
 	}
 }
 
@@ -748,6 +787,7 @@ func ReadLedgerCalls(ctx context.Context, clientOpts []kgo.Opt, topic string, fn
 	if err != nil {
 		return err
 	}
+	var txns txnFilter
 	for len(last) > 0 && ferr == nil {
 		fs := cl.PollFetches(ctx)
 		if err := ctx.Err(); err != nil {
@@ -757,17 +797,23 @@ func ReadLedgerCalls(ctx context.Context, clientOpts []kgo.Opt, topic string, fn
 			if end, ok := last[r.Partition]; ok && r.Offset >= end {
 				delete(last, r.Partition)
 			}
-			if ferr != nil || r.Attrs.IsControl() || r.Value == nil || !strings.HasPrefix(string(r.Key), ledgerCallPrefix) {
-				return
-			}
-			var c LedgerCall
-			if err := json.Unmarshal(r.Value, &c); err != nil {
-				ck, _ := parseCallKey(string(r.Key))
-				c = LedgerCall{Day: ck.Day, Instance: ck.Instance, OrderID: keyOrderID(ck.ID),
-					Unreadable: fmt.Sprintf("partition %d, offset %d: %v", r.Partition, r.Offset, err)}
-			}
-			ferr = fn(c)
+			txns.filter(r, func(r *kgo.Record) { ferr = exportCall(r, ferr, fn) })
 		})
 	}
 	return ferr
+}
+
+// exportCall calls fn with r if r is a call record and no call before it
+// failed (ferr), and returns fn's error.
+func exportCall(r *kgo.Record, ferr error, fn func(LedgerCall) error) error {
+	if ferr != nil || r.Value == nil || !strings.HasPrefix(string(r.Key), ledgerCallPrefix) {
+		return ferr
+	}
+	var c LedgerCall
+	if err := json.Unmarshal(r.Value, &c); err != nil {
+		ck, _ := parseCallKey(string(r.Key))
+		c = LedgerCall{Day: ck.Day, Instance: ck.Instance, OrderID: keyOrderID(ck.ID),
+			Unreadable: fmt.Sprintf("partition %d, offset %d: %v", r.Partition, r.Offset, err)}
+	}
+	return fn(c)
 }

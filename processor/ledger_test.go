@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -196,6 +197,63 @@ func TestLedgerEndsInTransactionMarker(t *testing.T) {
 	defer b.Close(context.Background())
 	if r, err := b.Enrich(t.Context(), Lookup{Mobile: "17300000010", Date: "20191231"}); err != nil || r.Source != SourceCache || p.count() != 0 {
 		t.Errorf("after loading: %+v %v, %d paid calls; want a's answer from the ledger", r, err, p.count())
+	}
+}
+
+// Call records another writer (a mirror in exactly-once mode) wrote in a
+// transaction count once it commits; in one that aborted, they were never
+// paid: neither the budget nor the export counts them, nor is their fact
+// learned.
+func TestLedgerReadsCommittedTransactionsOnly(t *testing.T) {
+	t.Parallel()
+	k := kafkatest.New(t)
+	topic := k.Name("ledger")
+	clock := &fakeClock{t: t0}
+	act := map[string]string{"17300000010": "20200315", "17300000011": "20200315"}
+	a := ledgerCost(t, k, topic, &fakeProvider{activation: act}, clock, nil)
+	if _, err := a.Enrich(t.Context(), Lookup{Mobile: "17300000010", Date: "20200101"}); err != nil {
+		t.Fatal(err)
+	}
+	a.Close(t.Context())
+
+	// Call records as another instance would write them, of the other number.
+	mirrored := func(id string) []*kgo.Record {
+		call := LedgerCall{Key: HashMobile([]byte("test-secret"), "17300000011").String(), Day: "20240601", At: t0,
+			Date: "20200101", Status: StatusRecycled, Res: 1, OrderID: id, Mode: "plain", Instance: "mirror.1"}
+		return []*kgo.Record{{Key: []byte("c/20240601/mirror.1/" + id), Value: call.appendJSON(nil)}}
+	}
+	tx := k.Client(kgo.TransactionalID(k.Name("mirror")), kgo.DefaultProduceTopic(topic))
+	for _, end := range []kgo.TransactionEndTry{kgo.TryAbort, kgo.TryCommit} {
+		if err := tx.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		id := map[kgo.TransactionEndTry]string{kgo.TryAbort: "JH-aborted", kgo.TryCommit: "JH-committed"}[end]
+		if err := tx.ProduceSync(t.Context(), mirrored(id)...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.EndTransaction(t.Context(), end); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	var orders []string
+	if err := ReadLedgerCalls(ctx, []kgo.Opt{kgo.SeedBrokers(k.Brokers...)}, topic, func(c LedgerCall) error {
+		orders = append(orders, c.OrderID)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(orders, []string{"JH0001", "JH-committed"}) {
+		t.Errorf("export lists %v, want JH0001 and the committed JH-committed", orders)
+	}
+	b := ledgerCost(t, k, topic, &fakeProvider{activation: act}, clock, func(c *CostConfig) { c.DailyBudget = 10 })
+	if spent := b.budget.spent(); spent != 2 {
+		t.Errorf("the budget counts %d calls, want 2 (the aborted one was never made)", spent)
+	}
+	if kn, ok := b.Known("17300000011"); !ok || kn.Lower.OrderID != "JH-committed" {
+		t.Errorf("knowledge of the mirrored number: %+v, want the committed call's", kn)
 	}
 }
 
