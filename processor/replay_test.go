@@ -1,6 +1,7 @@
 package processor_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -291,6 +292,45 @@ func TestReplayEndsBeforeAnAbortedTransactionsMarker(t *testing.T) {
 	p := h.replay(map[int32]processor.OffsetRange{0: {Start: 0, End: 2}})
 	if s := p.Stats(); s.Produced != 1 || s.EmptyOffsets != 1 {
 		t.Errorf("%d outputs and %d empty offsets, want 1 and 1 (the aborted record)", s.Produced, s.EmptyOffsets)
+	}
+}
+
+// The same with more aborted records than one read returns (1 MiB): the
+// probe reads on to the range's end. (Only the probe can end this replay:
+// the stalled partitions' nudge is put off.)
+func TestReplayEndsBeforeABigAbortedTail(t *testing.T) {
+	defer processor.SetReplayStallAfter(time.Hour)()
+	h := newHarness(t, 1)
+	b := h.kafka.Client(kgo.TransactionalID(h.kafka.Name("b")), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	a := h.kafka.Client(kgo.TransactionalID(h.kafka.Name("a")), kgo.TransactionTimeout(time.Minute))
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.kafka.Produce(event(h.in, 0, false)) // offset 0
+	must(b.BeginTransaction())
+	const n = 24 // of about 100 KiB each: 2.4 MiB, aborted
+	for i := 1; i <= n; i++ {
+		r := event(h.in, i, false)
+		r.Value = bytes.Replace(r.Value, []byte(`"big":`), []byte(`"pad":"`+strings.Repeat("y", 100<<10)+`","big":`), 1)
+		must(b.ProduceSync(t.Context(), r).FirstErr())
+	}
+	must(a.BeginTransaction())
+	must(a.ProduceSync(t.Context(), event(h.in, n+1, false)).FirstErr()) // a's, open
+	must(b.EndTransaction(t.Context(), kgo.TryAbort))
+	defer func() { must(a.EndTransaction(context.Background(), kgo.TryAbort)) }()
+	adm := kadm.NewClient(h.kafka.Client())
+	kafkatest.WaitFor(t, func() bool {
+		lso, err := adm.ListCommittedOffsets(t.Context(), h.in)
+		must(err)
+		o, _ := lso.Lookup(h.in, 0)
+		return o.Offset == n+1
+	})
+	p := h.replay(map[int32]processor.OffsetRange{0: {Start: 0, End: n + 1}})
+	if s := p.Stats(); s.Produced != 1 || s.EmptyOffsets != n {
+		t.Errorf("%d outputs and %d empty offsets, want 1 and %d", s.Produced, s.EmptyOffsets, n)
 	}
 }
 
