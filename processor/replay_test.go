@@ -257,80 +257,56 @@ func TestReplayTransactionalInput(t *testing.T) {
 }
 
 // A range can end in records that are never returned, and nothing else
-// tells: here, at the last stable offset, a record of a transaction that
-// was aborted after another one began, whose marker lies past that offset
-// until the other one ends. The replay reads on, sees that nothing of its
-// range is left, and ends, instead of waiting for the other transaction.
-func TestReplayEndsBeforeAnAbortedTransactionsMarker(t *testing.T) {
-	t.Parallel()
-	h := newHarness(t, 1)
-	b := h.kafka.Client(kgo.TransactionalID(h.kafka.Name("b")))
-	a := h.kafka.Client(kgo.TransactionalID(h.kafka.Name("a")), kgo.TransactionTimeout(time.Minute))
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	h.kafka.Produce(event(h.in, 0, false)) // offset 0
-	must(b.BeginTransaction())
-	must(b.ProduceSync(t.Context(), event(h.in, 1, false)).FirstErr()) // 1: b's
-	must(a.BeginTransaction())
-	must(a.ProduceSync(t.Context(), event(h.in, 2, false)).FirstErr()) // 2: a's, open
-	must(b.EndTransaction(t.Context(), kgo.TryAbort))                  // 3: b's abort marker
-	defer func() { must(a.EndTransaction(context.Background(), kgo.TryAbort)) }()
-	// A real broker writes b's marker after EndTransaction returns: until
-	// then, b's transaction holds the last stable offset at 1.
-	adm := kadm.NewClient(h.kafka.Client())
-	kafkatest.WaitFor(t, func() bool {
-		lso, err := adm.ListCommittedOffsets(t.Context(), h.in)
-		must(err)
-		o, _ := lso.Lookup(h.in, 0)
-		return o.Offset == 2
-	})
-
-	p := h.replay(map[int32]processor.OffsetRange{0: {Start: 0, End: 2}})
-	if s := p.Stats(); s.Produced != 1 || s.EmptyOffsets != 1 {
-		t.Errorf("%d outputs and %d empty offsets, want 1 and 1 (the aborted record)", s.Produced, s.EmptyOffsets)
-	}
-}
-
-// The same with more aborted records than one read returns (1 MiB): the
-// probe reads on to the range's end. (Only the probe can end this replay:
-// the stalled partitions' nudge is put off.)
-func TestReplayEndsBeforeABigAbortedTail(t *testing.T) {
+// tells: here, at the last stable offset, records of a transaction that was
+// aborted after another one began, whose marker lies past that offset until
+// the other one ends. The replay reads on (probe), sees that nothing of its
+// range is left, and ends, instead of waiting for the other transaction;
+// with more aborted records than one read returns (1 MiB) too. Only the
+// probe can end these replays: the stalled partitions' nudge is put off.
+func TestReplayEndsBeforeAnAbortedTail(t *testing.T) {
 	defer processor.SetReplayStallAfter(time.Hour)()
-	h := newHarness(t, 1)
-	b := h.kafka.Client(kgo.TransactionalID(h.kafka.Name("b")), kgo.ProducerBatchCompression(kgo.NoCompression()))
-	a := h.kafka.Client(kgo.TransactionalID(h.kafka.Name("a")), kgo.TransactionTimeout(time.Minute))
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	h.kafka.Produce(event(h.in, 0, false)) // offset 0
-	must(b.BeginTransaction())
-	const n = 24 // of about 100 KiB each: 2.4 MiB, aborted
-	for i := 1; i <= n; i++ {
-		r := event(h.in, i, false)
-		r.Value = bytes.Replace(r.Value, []byte(`"big":`), []byte(`"pad":"`+strings.Repeat("y", 100<<10)+`","big":`), 1)
-		must(b.ProduceSync(t.Context(), r).FirstErr())
-	}
-	must(a.BeginTransaction())
-	must(a.ProduceSync(t.Context(), event(h.in, n+1, false)).FirstErr()) // a's, open
-	must(b.EndTransaction(t.Context(), kgo.TryAbort))
-	defer func() { must(a.EndTransaction(context.Background(), kgo.TryAbort)) }()
-	adm := kadm.NewClient(h.kafka.Client())
-	kafkatest.WaitFor(t, func() bool {
-		lso, err := adm.ListCommittedOffsets(t.Context(), h.in)
-		must(err)
-		o, _ := lso.Lookup(h.in, 0)
-		return o.Offset == n+1
-	})
-	p := h.replay(map[int32]processor.OffsetRange{0: {Start: 0, End: n + 1}})
-	if s := p.Stats(); s.Produced != 1 || s.EmptyOffsets != n {
-		t.Errorf("%d outputs and %d empty offsets, want 1 and %d", s.Produced, s.EmptyOffsets, n)
+	for _, tt := range []struct {
+		name   string
+		n, pad int // aborted records, and the bytes added to each
+	}{
+		{"one record", 1, 0},
+		{"more than a read returns", 24, 100 << 10},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, 1)
+			b := h.kafka.Client(kgo.TransactionalID(h.kafka.Name("b")), kgo.ProducerBatchCompression(kgo.NoCompression()))
+			a := h.kafka.Client(kgo.TransactionalID(h.kafka.Name("a")), kgo.TransactionTimeout(time.Minute))
+			must := func(err error) {
+				t.Helper()
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			h.kafka.Produce(event(h.in, 0, false)) // offset 0
+			must(b.BeginTransaction())
+			for i := 1; i <= tt.n; i++ { // b's
+				r := event(h.in, i, false)
+				r.Value = bytes.Replace(r.Value, []byte(`"big":`), []byte(`"pad":"`+strings.Repeat("y", tt.pad)+`","big":`), 1)
+				must(b.ProduceSync(t.Context(), r).FirstErr())
+			}
+			must(a.BeginTransaction())
+			must(a.ProduceSync(t.Context(), event(h.in, tt.n+1, false)).FirstErr()) // a's, open
+			must(b.EndTransaction(t.Context(), kgo.TryAbort))                       // b's marker, past a's record
+			defer func() { must(a.EndTransaction(context.Background(), kgo.TryAbort)) }()
+			// A real broker writes b's marker after EndTransaction returns:
+			// until then, b's transaction holds the last stable offset.
+			adm := kadm.NewClient(h.kafka.Client())
+			kafkatest.WaitFor(t, func() bool {
+				lso, err := adm.ListCommittedOffsets(t.Context(), h.in)
+				must(err)
+				o, _ := lso.Lookup(h.in, 0)
+				return o.Offset == int64(tt.n+1)
+			})
+			p := h.replay(map[int32]processor.OffsetRange{0: {Start: 0, End: int64(tt.n + 1)}})
+			if s := p.Stats(); s.Produced != 1 || s.EmptyOffsets != int64(tt.n) {
+				t.Errorf("%d outputs and %d empty offsets, want 1 and %d (the aborted records)", s.Produced, s.EmptyOffsets, tt.n)
+			}
+		})
 	}
 }
 
