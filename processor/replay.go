@@ -208,6 +208,17 @@ func (p *Processor) probe(ctx context.Context, cl *kgo.Client, topic string, par
 		}
 		mu.Unlock()
 	}
+	// Under mu, and only where the partition still stands there: moved
+	// back after the poll loop moved it on (past records the broker
+	// deleted, say), the client would fetch below the log start, and the
+	// rest of the range would be taken for a truncated log's.
+	mu.Lock()
+	defer mu.Unlock()
+	for part, eo := range moved {
+		if rp := parts[part]; rp.reached || rp.next != eo.Offset {
+			delete(moved, part)
+		}
+	}
 	if len(moved) > 0 {
 		cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{topic: moved})
 	}
