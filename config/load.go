@@ -316,10 +316,9 @@ func (e *FlagError) Unwrap() error { return e.Err }
 
 // ParseFlags is fs.Parse, its errors other than flag.ErrHelp as FlagErrors.
 func ParseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil && !errors.Is(err, flag.ErrHelp) {
+	err := fs.Parse(args)
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
 		return &FlagError{err}
-	} else if err != nil {
-		return err
 	}
-	return nil
+	return err
 }

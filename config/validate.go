@@ -374,10 +374,8 @@ func ShownURL(raw string) string {
 		}
 		return raw
 	}
-	if i := strings.Index(raw, "://"); i >= 0 {
-		if at := strings.LastIndex(raw, "@"); at > i {
-			return raw[:i+3] + "xxxxx@" + raw[at+1:]
-		}
+	if scheme, _, rest, ok := cutUserinfo(raw); ok {
+		return scheme + "xxxxx@" + rest
 	}
 	return raw
 }
@@ -389,11 +387,20 @@ func urlPassword(raw string) string {
 		p, _ := u.User.Password()
 		return p
 	}
-	if i := strings.Index(raw, "://"); i >= 0 {
-		if at := strings.LastIndex(raw, "@"); at > i {
-			_, p, _ := strings.Cut(raw[i+3:at], ":")
-			return p
-		}
+	if _, userinfo, _, ok := cutUserinfo(raw); ok {
+		_, p, _ := strings.Cut(userinfo, ":")
+		return p
 	}
 	return ""
+}
+
+// cutUserinfo splits a URL that url.Parse refused around its user
+// information: "https://" + "u:p" + "@" + "host...".
+func cutUserinfo(raw string) (scheme, userinfo, rest string, ok bool) {
+	i := strings.Index(raw, "://")
+	at := strings.LastIndex(raw, "@")
+	if i < 0 || at <= i {
+		return "", "", "", false
+	}
+	return raw[:i+3], raw[i+3 : at], raw[at+1:], true
 }

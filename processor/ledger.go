@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -797,20 +796,24 @@ func ReadLedgerCalls(ctx context.Context, clientOpts []kgo.Opt, topic string, fn
 			if end, ok := last[r.Partition]; ok && r.Offset >= end {
 				delete(last, r.Partition)
 			}
-			txns.filter(r, func(r *kgo.Record) { ferr = exportCall(r, ferr, fn) })
+			txns.filter(r, func(r *kgo.Record) {
+				if ferr == nil {
+					ferr = exportCall(r, fn)
+				}
+			})
 		})
 	}
 	return ferr
 }
 
-// exportCall calls fn with r if r is a call record and no call before it
-// failed (ferr), and returns fn's error.
-func exportCall(r *kgo.Record, ferr error, fn func(LedgerCall) error) error {
-	if ferr != nil || r.Value == nil || !strings.HasPrefix(string(r.Key), ledgerCallPrefix) {
-		return ferr
+// exportCall calls fn with r if r is a call record, and returns fn's
+// error.
+func exportCall(r *kgo.Record, fn func(LedgerCall) error) error {
+	if r.Value == nil || !strings.HasPrefix(string(r.Key), ledgerCallPrefix) {
+		return nil
 	}
 	var c LedgerCall
-	if err := json.Unmarshal(r.Value, &c); err != nil {
+	if err := decodeLedgerCall(r.Value, &c); err != nil {
 		ck, _ := parseCallKey(string(r.Key))
 		c = LedgerCall{Day: ck.Day, Instance: ck.Instance, OrderID: keyOrderID(ck.ID),
 			Unreadable: fmt.Sprintf("partition %d, offset %d: %v", r.Partition, r.Offset, err)}
