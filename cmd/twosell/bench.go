@@ -347,11 +347,12 @@ wait:
 				inFlightSum += float64(s.InFlight)
 				samples++
 			}
-			if fine > 0 || done*20 >= int64(o.Events)*19 {
-				if fine == 0 {
-					tick.Reset(time.Millisecond)
-				}
+			switch {
+			case fine > 0:
 				fine++
+			case done*20 >= int64(o.Events)*19:
+				tick.Reset(time.Millisecond)
+				fine = 1
 			}
 		}
 	}
