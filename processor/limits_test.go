@@ -86,9 +86,14 @@ func TestDecodeRecordLimits(t *testing.T) {
 // Records beyond the limits become dead letters, never a stop: a record
 // over the size limit without its bytes; one with too many headers byte for
 // byte; and an event whose output and dead letter Kafka both refuse as too
-// large, as a dead letter without the input's bytes.
+// large, as a dead letter without the input's bytes. Exactly-once too,
+// where the refusals abort the transaction and its retry dead-letters.
 func TestLimitsDeadLetter(t *testing.T) {
-	h := newHarness(t, 1)
+	bothModes(t, testLimitsDeadLetter)
+}
+
+func testLimitsDeadLetter(t *testing.T, eos bool) {
+	h := newHarnessMode(t, 1, eos)
 	big := event(h.in, 1, false)
 	big.Value = append(big.Value[:len(big.Value)-1], []byte(`,"pad":"`+strings.Repeat("x", 6000)+`"}`)...)
 	headers := event(h.in, 2, false)

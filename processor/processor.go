@@ -264,6 +264,9 @@ type Processor struct {
 	// spoiled is the first produce error of the open transaction that
 	// aborts it rather than stopping (see txnAbortable); nil when none.
 	spoiled atomic.Pointer[error]
+	// refused: exactly-once, the inputs whose records Kafka refused, to be
+	// dead-lettered when their transaction is retried.
+	refused refusals
 	stats   counters
 
 	tasks     chan func()         // the records in flight, run by a pool (Run)

@@ -949,32 +949,62 @@ func TestRefusedOutputIsDeadLetteredWithAFullBuffer(t *testing.T) {
 }
 
 // Exactly-once, an output Kafka refuses cannot be replaced by a dead
-// letter within the transaction: the processor stops, and the transaction
-// is aborted. It was committed, with the refused record's offset and no
-// output for it.
-func TestRefusedOutputAbortsTheTransaction(t *testing.T) {
+// letter within the transaction, which must not commit (committed, the
+// refused record's offset went with the others, without an output): the
+// transaction aborts, and its retry dead-letters the record, as at least
+// once. The processor goes on; the enricher is asked again on the retry.
+func TestRefusedOutputIsDeadLetteredExactlyOnce(t *testing.T) {
 	t.Parallel()
 	h := newHarnessMode(t, 1, true)
 	refused := event(h.in, 0, false)
 	refused.Value = bytes.Replace(refused.Value, []byte(`"big":`), []byte(`"pad":"`+strings.Repeat("y", 3000)+`","big":`), 1)
-	h.kafka.Produce(refused, event(h.in, 1, false))
-	cfg := h.config(answer)
+	h.kafka.Produce(refused, event(h.in, 1, false), event(h.in, 2, false))
+	var asked atomic.Int32
+	cfg := h.config(processor.EnricherFunc(func(ctx context.Context, l processor.Lookup) (processor.Result, error) {
+		asked.Add(1)
+		return answer.Enrich(ctx, l)
+	}))
 	cfg.ClientOpts = append(cfg.ClientOpts, kgo.ProducerBatchMaxBytes(3<<10))
-	p, err := processor.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, stop := h.start(cfg)
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	if err := p.Run(ctx); !errors.As(err, new(*processor.FatalError)) || !strings.Contains(err.Error(), "cannot write to the output topic") {
-		t.Fatalf("Run = %v, want a FatalError: the output topic refused a record", err)
+	got := h.kafka.Consume(ctx, countAtLeast(3), h.out, h.dlq) // read committed
+	kafkatest.WaitFor(t, func() bool { return p.Stats().Commits > 0 })
+	if err := stop(); err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	var enriched, dead []string
+	for _, r := range got {
+		switch r.Topic {
+		case h.out:
+			enriched = append(enriched, eventID(t, r.Value))
+		case h.dlq:
+			class, _ := header(r, processor.HeaderErrorClass)
+			src, _ := header(r, processor.HeaderSource)
+			reason, _ := header(r, processor.HeaderError)
+			dead = append(dead, src+" "+class)
+			if !strings.Contains(reason, "Kafka refused the enriched event") {
+				t.Errorf("dead letter reason %q", reason)
+			}
+		}
+	}
+	slices.Sort(enriched)
+	if want := h.in + "/0/0 " + processor.ClassOutputRejected; len(got) != 3 || !slices.Equal(dead, []string{want}) || !slices.Equal(enriched, []string{"e-1", "e-2"}) {
+		t.Errorf("%d records: enriched %v, dead letters %v; want e-1 and e-2 enriched and %s", len(got), enriched, dead, want)
+	}
+	if n := asked.Load(); n < 6 {
+		t.Errorf("the enricher was asked %d times; the aborted transaction's records are processed again (want at least 6)", n)
 	}
 	offsets, err := kadm.NewClient(h.kafka.Client()).FetchOffsets(ctx, h.group)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o, ok := offsets.Lookup(h.in, 0); ok && o.At > 0 {
-		t.Errorf("offset %d committed past the refused record 0 (%d outputs visible)", o.At, len(h.kafka.ConsumeAll(ctx, h.out, h.dlq)))
+	if o, ok := offsets.Lookup(h.in, 0); !ok || o.At != 3 {
+		t.Errorf("committed offset %v, want 3", o.At)
+	}
+	s := p.Stats()
+	if s.Produced != 2 || s.DeadLettered != 1 {
+		t.Errorf("stats: %d produced, %d dead-lettered; want 2 and 1 (the aborted transaction counts nothing)", s.Produced, s.DeadLettered)
 	}
 }
 

@@ -291,6 +291,9 @@ const retryInJitter = 50 * time.Millisecond
 // Kafka acknowledges it (at-least-once) or when its transaction commits
 // (exactly-once).
 func (p *Processor) produceOutput(ctx context.Context, w *partitionWorker, in *kgo.Record, ev *Event, res Result, checkedAt time.Time, t recordTiming) emission {
+	if e, ok := p.refused.deadLetter(in); ok { // exactly-once: refused in an aborted transaction
+		return p.deadLetter(ctx, w, in, e.class, e.reason, t)
+	}
 	record := outputRecords.Get().(*outputRecord)
 	value, err := p.codec.AppendEncode(record.value[:0], ev, Enrichment{
 		Status:    res.Status,
@@ -381,12 +384,17 @@ func (r *outputRecord) onAck(_ *kgo.Record, err error) {
 		r.recycle()
 	case p.cfg.ExactlyOnce && txnAbortable(err):
 		p.spoil(err)
-	case recordRejected(err) && !p.cfg.ExactlyOnce:
-		p.emitFromPromise(p.deadLetter(ctx, w, in, ClassOutputRejected,
-			fmt.Sprintf("Kafka refused the enriched event for topic %s: %v", p.cfg.OutputTopic, err), t))
+	case recordRejected(err):
+		reason := fmt.Sprintf("Kafka refused the enriched event for topic %s: %v", p.cfg.OutputTopic, err)
+		if p.cfg.ExactlyOnce {
+			// Not replaceable in this transaction, which must not commit:
+			// it aborts, and the retry dead-letters the input (refused).
+			r.recycle()
+			p.refused.refuse(in, ClassOutputRejected, reason, false)
+			return
+		}
+		p.emitFromPromise(p.deadLetter(ctx, w, in, ClassOutputRejected, reason, t))
 	default:
-		// In a transaction, a refused record cannot be replaced by a
-		// dead letter after the fact: the transaction must not commit.
 		p.fail(fmt.Errorf("cannot write to the output topic %s: %w", p.cfg.OutputTopic, err))
 	}
 }
@@ -402,6 +410,12 @@ func (p *Processor) deadLetter(ctx context.Context, w *partitionWorker, in *kgo.
 	p.log.Debug("dead letter", "source", source(in), "class", class, "reason", reason)
 	if class == ClassTooLarge {
 		in = withoutPayload(in) // a record over the limit is not copied anywhere
+	}
+	if e, ok := p.refused.deadLetter(in); ok && hasPayload(in) { // exactly-once: refused in an aborted transaction
+		class, reason = e.class, e.reason
+		if e.bare {
+			in = withoutPayload(in)
+		}
 	}
 	dl := &kgo.Record{
 		Topic: p.cfg.DLQTopic,
@@ -427,10 +441,16 @@ func (p *Processor) deadLetter(ctx context.Context, w *partitionWorker, in *kgo.
 		case abandoned(err):
 		case p.cfg.ExactlyOnce && txnAbortable(err):
 			p.spoil(err)
-		case recordRejected(err) && !p.cfg.ExactlyOnce && hasPayload(in):
+		case recordRejected(err) && hasPayload(in):
 			// Too large for the dead-letter topic with the input's bytes:
-			// write it without them rather than stop (see limits.go).
-			p.emitFromPromise(p.deadLetter(ctx, w, withoutPayload(in), class, reason+"; "+omittedPayload(in, err), t))
+			// write it without them rather than stop (see limits.go);
+			// exactly-once, when the transaction is retried.
+			reason := reason + "; " + omittedPayload(in, err)
+			if p.cfg.ExactlyOnce {
+				p.refused.refuse(in, class, reason, true)
+				return
+			}
+			p.emitFromPromise(p.deadLetter(ctx, w, withoutPayload(in), class, reason, t))
 		default:
 			p.fail(fmt.Errorf("cannot write to the dead-letter topic %s: %w", p.cfg.DLQTopic, err))
 		}

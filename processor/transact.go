@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -51,6 +52,7 @@ func (p *Processor) runTransactional(ctx context.Context) error {
 			break
 		}
 		p.spoiled.Store(nil) // the last transaction's records all ended in its End
+		p.refused.begin()
 		done, complete, late := p.processBatch(ctx, fetches)
 		if late {
 			batch = max(1, batch/2)
@@ -70,6 +72,7 @@ func (p *Processor) runTransactional(ctx context.Context) error {
 				p.stats.count(o)
 			}
 			p.stats.commits.Add(1)
+			p.refused.committed()
 		default:
 			p.log.Info("transaction aborted; its records will be processed again", "records", fetches.NumRecords(), "wanted_commit", commit)
 		}
@@ -115,10 +118,117 @@ func (p *Processor) flushTxn(ctx context.Context, commit bool) bool {
 		p.log.Warn("Kafka failed the transaction's producer id; aborting the transaction and processing its records again", "err", *err)
 		return false
 	}
-	// A produce that Kafka refused during the flush (a record too large for
-	// the topic) stops the processor (onAck): committed, the refused
-	// record's offset went with the others, without its output.
+	if n := p.refused.inTxn(); n > 0 {
+		p.log.Warn("Kafka refused records; aborting the transaction to dead-letter their inputs when it is retried", "refused", n)
+		return false
+	}
+	// A produce that failed otherwise during the flush stops the processor
+	// (onAck): committed, its record's offset went with the others, without
+	// its output.
 	return commit && p.fatal() == nil
+}
+
+// refusals remembers, exactly-once, the inputs whose records Kafka refused
+// (recordRejected: an enriched event too large for the output topic, say,
+// or a dead letter with the input's bytes too large for its topic). A
+// refused record cannot be replaced in the transaction it failed in, which
+// must not commit; so the transaction aborts, and when its records are
+// processed again, these are dead-lettered as the refusal said (at least
+// once, the replacement is produced at once). An entry goes once its dead
+// letter is committed.
+type refusals struct {
+	n  atomic.Int32 // entries: the hot path's check without the lock
+	mu sync.Mutex
+	m  map[refusedAt]*refusal
+}
+
+type refusedAt struct {
+	tp     topicPartition
+	offset int64
+}
+
+// refusal is what to dead-letter an input with, its bytes or not (bare).
+type refusal struct {
+	class, reason string
+	bare          bool
+	// now: refused, or dead-lettered, in the open transaction; its end
+	// decides what becomes of the entry.
+	now, deadLettered bool
+}
+
+// refuse remembers a refusal of in's record: in is to be dead-lettered
+// with class and reason, without its bytes if bare.
+func (r *refusals) refuse(in *kgo.Record, class, reason string, bare bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.m == nil {
+		r.m = make(map[refusedAt]*refusal)
+	}
+	at := refusedAt{topicPartition{in.Topic, in.Partition}, in.Offset}
+	if _, ok := r.m[at]; !ok {
+		r.n.Add(1)
+	}
+	r.m[at] = &refusal{class: class, reason: reason, bare: bare, now: true}
+}
+
+// deadLetter returns how to dead-letter in, if Kafka refused its record
+// before.
+func (r *refusals) deadLetter(in *kgo.Record) (refusal, bool) {
+	if r.n.Load() == 0 {
+		return refusal{}, false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e := r.m[refusedAt{topicPartition{in.Topic, in.Partition}, in.Offset}]
+	if e == nil {
+		return refusal{}, false
+	}
+	e.now, e.deadLettered = true, true
+	return *e, true
+}
+
+// inTxn returns how many records Kafka refused in the open transaction.
+func (r *refusals) inTxn() int {
+	if r.n.Load() == 0 {
+		return 0
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, e := range r.m {
+		if e.now && !e.deadLettered {
+			n++
+		}
+	}
+	return n
+}
+
+// begin starts a transaction: what the last one did with the entries was
+// aborted, unless committed said otherwise.
+func (r *refusals) begin() {
+	if r.n.Load() == 0 {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, e := range r.m {
+		e.now, e.deadLettered = false, false
+	}
+}
+
+// committed forgets the entries whose dead letters the transaction committed.
+func (r *refusals) committed() {
+	if r.n.Load() == 0 {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for at, e := range r.m {
+		if e.now && e.deadLettered {
+			delete(r.m, at)
+			r.n.Add(-1)
+		}
+	}
 }
 
 // spoil marks the open transaction for abort: a produce failed the producer
