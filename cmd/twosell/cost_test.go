@@ -607,6 +607,20 @@ func TestLedgerExport(t *testing.T) {
 	if !strings.Contains(warned.String(), "WARNING: 1 call records of the ledger could not be decoded (the first at partition ") {
 		t.Errorf("no warning of the undecodable call: %q", warned.String())
 	}
+	// A hostile record whose order id is a spreadsheet formula: the cell
+	// is written as text, and the export warns.
+	k.Produce(&kgo.Record{Topic: cfg.Ledger.Topic, Key: []byte(`c/20240601/other.ffffffffffff/=HYPERLINK("http://x")`), Value: []byte(`{"res":"1"}`)})
+	var hostile, warnedAgain syncBuffer
+	if code := Main(t.Context(), []string{"ledger", "export", "--brokers", strings.Join(cfg.Kafka.Brokers, ","),
+		"--ledger-topic", cfg.Ledger.Topic}, &hostile, &warnedAgain); code != 0 {
+		t.Fatalf("exit %d: %s", code, warnedAgain.String())
+	}
+	if !strings.Contains(hostile.String(), `,"'=HYPERLINK(""http://x"")",`) || strings.Contains(hostile.String(), `,"=HYPERLINK`) {
+		t.Errorf("the formula order id is not guarded:\n%s", hostile.String())
+	}
+	if !strings.Contains(warnedAgain.String(), "WARNING: 1 cells began with =") {
+		t.Errorf("no warning of the guarded cell: %q", warnedAgain.String())
+	}
 	// No ledger: the reason, and no CSV at all.
 	var none, why syncBuffer
 	missing := k.Name("no-ledger")
@@ -939,6 +953,17 @@ func TestClampRange(t *testing.T) {
 		r, notes := clampRange(3, processor.OffsetRange{Start: tt.start, End: tt.end}, lo, hi)
 		if r.Start != tt.wantStart || r.End != tt.wantEnd || !slices.Equal(notes, tt.notes) {
 			t.Errorf("[%d, %d): got [%d, %d) %q, want [%d, %d) %q", tt.start, tt.end, r.Start, r.End, notes, tt.wantStart, tt.wantEnd, tt.notes)
+		}
+	}
+}
+
+func TestFormulaSafe(t *testing.T) {
+	for in, want := range map[string]string{
+		"": "", "JH123": "JH123", "=1+1": "'=1+1", "+cmd": "'+cmd", "-2+3": "'-2+3", "@SUM(A1)": "'@SUM(A1)",
+		"\t=1": "'\t=1", "\r=1": "'\r=1", "-1": "-1", "+1": "+1", "20240601": "20240601", "a=b": "a=b",
+	} {
+		if got := formulaSafe(in); got != want {
+			t.Errorf("formulaSafe(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/twosell/twosell/config"
@@ -52,7 +53,7 @@ func cmdLedger(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		defer f.Close()
 		w = f
 	}
-	n, unreadable, err := exportLedger(ctx, cfg, *fromDay, *toDay, w)
+	n, unreadable, guarded, err := exportLedger(ctx, cfg, *fromDay, *toDay, w)
 	if errors.Is(err, processor.ErrTopicMissing) {
 		return fmt.Errorf("no ledger on %v: topic %q does not exist; nothing was paid for through twosell on this cluster yet, or --ledger-topic names another topic",
 			cfg.Kafka.Brokers, cfg.Ledger.Topic)
@@ -63,6 +64,10 @@ func cmdLedger(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *output != "" {
 		fmt.Fprintf(stderr, "wrote %d paid calls to %s\n", n, *output)
 	}
+	if guarded > 0 {
+		fmt.Fprintf(stderr, "WARNING: %d cells began with =, +, -, @, a tab or a carriage return, which a spreadsheet runs as a formula; "+
+			"each is written with a ' before it. The provider's order ids never begin so: check who writes to the ledger topic.\n", guarded)
+	}
 	if len(unreadable) > 0 {
 		fmt.Fprintf(stderr, "WARNING: %d call records of the ledger could not be decoded (the first at %s); "+
 			"their rows hold only what their keys say: day, order id and instance. The budget counted them.\n", len(unreadable), unreadable[0])
@@ -72,15 +77,26 @@ func cmdLedger(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 // exportLedger writes the ledger's paid calls of the days from..to (either
 // may be empty: unbounded) as CSV, in the order of the ledger's partitions,
-// and returns how many it wrote, and where and why each call it could not
-// decode (its row holds what its key says) could not be.
-func exportLedger(ctx context.Context, cfg *config.Config, from, to string, w io.Writer) (int, []string, error) {
+// and returns how many it wrote, where and why each call it could not
+// decode (its row holds what its key says) could not be, and how many cells
+// it guarded against a spreadsheet's formulas (formulaSafe).
+func exportLedger(ctx context.Context, cfg *config.Config, from, to string, w io.Writer) (int, []string, int, error) {
 	opts, err := kafkaOpts(cfg)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, 0, err
 	}
 	var unreadable []string
 	cw := csv.NewWriter(w)
+	guarded := 0
+	write := func(cells ...string) error {
+		for i, c := range cells {
+			if safe := formulaSafe(c); safe != c {
+				cells[i] = safe
+				guarded++
+			}
+		}
+		return cw.Write(cells)
+	}
 	headed := false
 	head := func() error { // once the ledger is found: no header before an error
 		if headed {
@@ -102,12 +118,10 @@ func exportLedger(ctx context.Context, cfg *config.Config, from, to string, w io
 			return err
 		}
 		if c.Unreadable != "" { // what is not known is left empty, not zero
-			return cw.Write([]string{c.Day, "", c.OrderID, "", "", "", "", "", "", c.Instance})
+			return write(c.Day, "", c.OrderID, "", "", "", "", "", "", c.Instance)
 		}
-		return cw.Write([]string{
-			c.Day, c.At.UTC().Format(time.RFC3339Nano), c.OrderID, string(c.Status), strconv.Itoa(c.Res),
-			strconv.Itoa(c.Code), c.Date, c.Mode, c.Key, c.Instance,
-		})
+		return write(c.Day, c.At.UTC().Format(time.RFC3339Nano), c.OrderID, string(c.Status), strconv.Itoa(c.Res),
+			strconv.Itoa(c.Code), c.Date, c.Mode, c.Key, c.Instance)
 	})
 	if err == nil {
 		err = head() // an export of no call still has its header
@@ -116,5 +130,25 @@ func exportLedger(ctx context.Context, cfg *config.Config, from, to string, w io
 	if err == nil {
 		err = cw.Error()
 	}
-	return n, unreadable, err
+	return n, unreadable, guarded, err
+}
+
+// formulaSafe returns cell as a spreadsheet shows it rather than runs it: a
+// cell that begins with =, +, -, @, a tab or a carriage return can be a
+// formula to Excel and LibreOffice, and is written with a ' first (OWASP's
+// advice on CSV injection), unless it is a plain number (a code of -1). Every cell of a call twosell wrote is
+// safe as it is (order ids, hashes, days, codes, the instance's name); only
+// a hand-written or hostile ledger record holds such a cell, which the
+// export must not turn into a formula on the desk of whoever reconciles
+// the bill.
+func formulaSafe(cell string) string {
+	if cell != "" && strings.ContainsRune("=+-@\t\r", rune(cell[0])) && !isNumber(cell) {
+		return "'" + cell
+	}
+	return cell
+}
+
+func isNumber(s string) bool {
+	_, err := strconv.ParseFloat(s, 64)
+	return err == nil
 }
