@@ -37,6 +37,7 @@ func (p *Processor) revoked(ctx context.Context, cl *kgo.Client, revoked map[str
 		// No batch is running (rebalances wait for the transaction loop to
 		// allow them), and the transaction session commits: only stop.
 		p.stopWorkers(p.removeWorkers(revoked), nil)
+		p.refused.forget(revoked)
 		p.log.Info("partitions revoked", "partitions", revoked)
 		return
 	}
@@ -74,6 +75,7 @@ func (p *Processor) lost(_ context.Context, _ *kgo.Client, lost map[string][]int
 	if p.cfg.ExactlyOnce {
 		// The transaction session aborts the open transaction.
 		p.stopWorkers(p.removeWorkers(lost), nil)
+		p.refused.forget(lost)
 		p.log.Warn("partitions lost (session expired); their transaction aborts and they are delivered again", "partitions", lost)
 		return
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -213,6 +214,22 @@ func (r *refusals) begin() {
 	defer r.mu.Unlock()
 	for _, e := range r.m {
 		e.now, e.deadLettered = false, false
+	}
+}
+
+// forget drops the entries of partitions no longer this instance's: their
+// next owner learns of the refusals as this one did.
+func (r *refusals) forget(tps map[string][]int32) {
+	if r.n.Load() == 0 {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for at := range r.m {
+		if slices.Contains(tps[at.tp.topic], at.tp.partition) {
+			delete(r.m, at)
+			r.n.Add(-1)
+		}
 	}
 }
 
