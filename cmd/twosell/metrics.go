@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -58,6 +59,7 @@ type operations struct {
 	srv    *http.Server
 	ln     net.Listener
 	served chan error
+	health atomic.Pointer[health] // nil until start: /readyz says starting
 
 	lagClient *kgo.Client
 	lag       *lagMonitor
@@ -98,10 +100,47 @@ func (o *operations) kafkaOpts() []kgo.Opt {
 	return []kgo.Opt{kgo.WithHooks(kotel.NewMeter(kotel.MeterProvider(o.mp)))}
 }
 
+// listen, unless telemetry.metrics_addr is empty, serves /metrics,
+// /healthz and /readyz on it from now on: before the ledger's load, which
+// can take minutes, so that a liveness probe sees the process alive, and
+// /readyz says why it is not ready yet. An address that cannot be listened
+// on is an error. start calls it if it was not called.
+func (o *operations) listen(cfg *config.Config) error {
+	if cfg.Telemetry.MetricsAddr == "" || o.ln != nil {
+		return nil
+	}
+	ln, err := net.Listen("tcp", cfg.Telemetry.MetricsAddr)
+	if err != nil {
+		return fmt.Errorf("telemetry.metrics_addr (--metrics-addr): %w", err)
+	}
+	o.ln = ln
+	mux := http.NewServeMux()
+	mux.Handle("GET "+pathMetrics, promhttp.HandlerFor(o.reg, promhttp.HandlerOpts{Registry: o.reg}))
+	mux.HandleFunc("GET "+pathHealthz, func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET "+pathReadyz, func(w http.ResponseWriter, _ *http.Request) {
+		ok, why := false, "not ready: starting (loading the ledger)"
+		if h := o.health.Load(); h != nil {
+			ok, why = h.ready()
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if !ok {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		fmt.Fprintln(w, why)
+	})
+	o.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	o.served = make(chan error, 1)
+	go func() { o.served <- o.srv.Serve(ln) }()
+	o.log.Info("serving /metrics, /healthz and /readyz", "addr", ln.Addr().String())
+	return nil
+}
+
 // start registers the processor's instruments and, unless
 // telemetry.metrics_addr is empty, starts reading the group's lag and
-// serves /metrics, /healthz and /readyz on it. An address that cannot be
-// listened on is an error.
+// serving (listen) the processor's readiness on /readyz.
 func (o *operations) start(cfg *config.Config, proc *processor.Processor, client *juhe.Client) error {
 	h := &health{proc: proc, client: client, pause: cfg.Processing.OnUnavailable != config.OnUnavailableEmit}
 	o.lag = &lagMonitor{group: cfg.Kafka.Group, topic: cfg.Kafka.InputTopic, log: o.log}
@@ -111,10 +150,8 @@ func (o *operations) start(cfg *config.Config, proc *processor.Processor, client
 	if cfg.Telemetry.MetricsAddr == "" {
 		return nil // nobody would see the lag: do not ask the cluster for it
 	}
-	var err error
-	o.ln, err = net.Listen("tcp", cfg.Telemetry.MetricsAddr)
-	if err != nil {
-		return fmt.Errorf("telemetry.metrics_addr (--metrics-addr): %w", err)
+	if err := o.listen(cfg); err != nil {
+		return err
 	}
 	opts, err := kafkaOpts(cfg)
 	if err != nil {
@@ -128,24 +165,7 @@ func (o *operations) start(cfg *config.Config, proc *processor.Processor, client
 	ctx, cancel := context.WithCancel(context.Background())
 	o.stop = cancel
 	o.wg.Go(func() { o.lag.run(ctx, o.lagEvery) })
-
-	mux := http.NewServeMux()
-	mux.Handle("GET "+pathMetrics, promhttp.HandlerFor(o.reg, promhttp.HandlerOpts{Registry: o.reg}))
-	mux.HandleFunc("GET "+pathHealthz, func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprintln(w, "ok")
-	})
-	mux.HandleFunc("GET "+pathReadyz, func(w http.ResponseWriter, _ *http.Request) {
-		ok, why := h.ready()
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if !ok {
-			w.WriteHeader(http.StatusServiceUnavailable)
-		}
-		fmt.Fprintln(w, why)
-	})
-	o.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	o.served = make(chan error, 1)
-	go func() { o.served <- o.srv.Serve(o.ln) }()
+	o.health.Store(h)
 	return nil
 }
 

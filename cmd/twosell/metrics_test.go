@@ -6,11 +6,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kmsg"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/twosell/twosell/config"
@@ -342,5 +344,53 @@ func TestOperationsAddress(t *testing.T) {
 			t.Errorf("metrics_addr %q: %v, want an error naming %s", tt.addr, err, tt.wantErr)
 		}
 		ops.Close()
+	}
+}
+
+// /healthz answers while the ledger loads (minutes, for a large one), so
+// that a liveness probe does not kill the process in the middle of it, and
+// /readyz says why it is not ready yet.
+func TestHealthzWhileTheLedgerLoads(t *testing.T) {
+	k := kafkatest.NewFake(t, nil)
+	_, url := newSim(t, juhesim.Faults{})
+	cfg := testConfig(t, k, url, juhe.ModePlain)
+	// The ledger's load asks for the ledger's end offsets first: hold
+	// every ListOffsets until the health endpoints were seen.
+	release := make(chan struct{})
+	k.Fake.ControlKey(int16(kmsg.ListOffsets), func(kmsg.Request) (kmsg.Response, error, bool) {
+		k.Fake.KeepControl()
+		k.Fake.SleepControl(func() { <-release })
+		return nil, nil, false
+	})
+	logs := &syncBuffer{}
+	ctx, stop := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- runProcessor(ctx, cfg, func(string) (string, bool) { return "", false }, logs) }()
+	addr := regexp.MustCompile(`"msg":"serving /metrics, /healthz and /readyz","addr":"([^"]+)"`)
+	var base string
+	kafkatest.WaitFor(t, func() bool {
+		m := addr.FindStringSubmatch(logs.String())
+		if m != nil {
+			base = "http://" + m[1]
+		}
+		return m != nil
+	})
+	if code, body := get(t, base+pathHealthz); code != http.StatusOK || body != "ok\n" {
+		t.Errorf("/healthz while the ledger loads: %d %q, want 200 ok", code, body)
+	}
+	if code, body := get(t, base+pathReadyz); code != http.StatusServiceUnavailable || !strings.Contains(body, "loading the ledger") {
+		t.Errorf("/readyz while the ledger loads: %d %q, want 503 saying so", code, body)
+	}
+	if strings.Contains(logs.String(), `"msg":"starting"`) {
+		t.Fatal("the ListOffsets hold did not hold the ledger's load")
+	}
+	close(release)
+	kafkatest.WaitFor(t, func() bool {
+		code, _ := get(t, base+pathReadyz)
+		return code == http.StatusOK
+	})
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v", err)
 	}
 }
