@@ -489,8 +489,19 @@ func (p *Processor) runAtLeastOnce(ctx context.Context) error {
 	return nil
 }
 
+// logFetchErrors logs the errors of a poll. franz-go retries what it can;
+// a loss of records by Kafka it has already stepped past.
 func (p *Processor) logFetchErrors(fetches kgo.Fetches) {
 	fetches.EachError(func(topic string, partition int32, err error) {
+		if loss, ok := errors.AsType[*kgo.ErrDataLoss](err); ok {
+			// Not a fault of twosell's: the records it had consumed from
+			// ResetTo on are gone from Kafka (an unclean leader election,
+			// a truncated log). The ones now there are consumed and
+			// committed as any (tracker.add).
+			p.log.Error("Kafka lost records of an input partition; consuming again from where its log now goes on",
+				"topic", topic, "partition", partition, "consumed_to", loss.ConsumedTo, "reset_to", loss.ResetTo, "err", err)
+			return
+		}
 		if !errors.Is(err, context.Canceled) {
 			p.log.Warn("fetch error; the client retries", "topic", topic, "partition", partition, "err", err)
 		}

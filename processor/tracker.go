@@ -20,6 +20,9 @@ type tracker struct {
 	first   int64           // offset of the first record received; -1 before any
 	next    int64           // offset after the last received record
 	epoch   int32           // leader epoch of the last record finished contiguously
+	// stale counts, by offset, the acknowledgements still to come of
+	// records received before a rewind (add) that are no longer tracked.
+	stale map[int64]int
 }
 
 type pendingOffset struct {
@@ -30,22 +33,62 @@ type pendingOffset struct {
 
 func newTracker() *tracker { return &tracker{first: -1, next: -1, epoch: -1} }
 
-// add registers a received record. Offsets must be added in increasing order,
-// which is the order franz-go returns them for a partition.
+// add registers a received record. franz-go returns a partition's records in
+// increasing offset order, except after it found that Kafka lost records
+// (kgo.ErrDataLoss: an unclean leader election, a truncated log): it then
+// rewinds, and records at offsets received before (other records, written
+// after the loss) come again. A rewind forgets the records received at and
+// after the offset it goes back to: the records now there must finish
+// before the watermark passes them. The acknowledgements of the forgotten
+// ones that are still to come are ignored (stale), one per offset: whether
+// the old record's or the new one's comes first, the offset is finished only
+// when both are.
 func (t *tracker) add(offset int64, epoch int32) {
 	t.mu.Lock()
-	if t.first < 0 {
+	if t.first < 0 || offset < t.first {
 		t.first = offset
+	}
+	if offset < t.next {
+		t.rewind(offset)
 	}
 	t.pending = append(t.pending, pendingOffset{offset: offset, epoch: epoch})
 	t.next = offset + 1
 	t.mu.Unlock()
 }
 
+// rewind forgets the records at offset and after (see add). The caller
+// holds t.mu.
+func (t *tracker) rewind(offset int64) {
+	i := sort.Search(len(t.pending), func(i int) bool { return t.pending[i].offset >= offset })
+	for _, p := range t.pending[max(i, t.head):] {
+		if !p.done {
+			if t.stale == nil {
+				t.stale = make(map[int64]int)
+			}
+			t.stale[p.offset]++
+		}
+	}
+	t.pending = t.pending[:i]
+	t.head = min(t.head, i)
+	// The epoch committed with the watermark is the record's before it.
+	t.epoch = -1
+	if t.head > 0 {
+		t.epoch = t.pending[t.head-1].epoch
+	}
+}
+
 // done marks a record finished: its output or dead letter is acknowledged.
 func (t *tracker) done(offset int64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if n := t.stale[offset]; n > 0 { // a record forgotten by a rewind
+		if n == 1 {
+			delete(t.stale, offset)
+		} else {
+			t.stale[offset] = n - 1
+		}
+		return
+	}
 	live := t.pending[t.head:]
 	i := sort.Search(len(live), func(i int) bool { return live[i].offset >= offset })
 	if i == len(live) || live[i].offset != offset {

@@ -1,8 +1,12 @@
 package processor
 
 import (
+	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"testing"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 func TestTrackerWatermark(t *testing.T) {
@@ -10,6 +14,9 @@ func TestTrackerWatermark(t *testing.T) {
 		add  []int64 // offsets received
 		done []int64 // offsets finished
 		want int64   // watermark after the step; -1: nothing to commit
+		// noEpoch: the record before the watermark is no longer known (a
+		// rewind past compacted ones); the commit carries no epoch.
+		noEpoch bool
 	}
 	tests := []struct {
 		name  string
@@ -33,6 +40,37 @@ func TestTrackerWatermark(t *testing.T) {
 		{"duplicate acknowledgement is ignored", []step{
 			{add: []int64{0, 1}, done: []int64{0, 0}, want: 1},
 		}},
+		// franz-go rewinds after Kafka lost records (kgo.ErrDataLoss): the
+		// records now at offsets received before must finish before the
+		// watermark passes them, whichever acknowledgement of an offset
+		// (the record received before or the one received again) comes
+		// first.
+		{"rewind into unfinished records", []step{
+			{add: []int64{0, 1, 2, 3, 4}, done: []int64{0, 1}, want: 2},
+			{add: []int64{3, 4}, want: 2},  // rewound to 3
+			{done: []int64{2}, want: 3},    // the new 3 and 4 are not finished
+			{done: []int64{3, 4}, want: 3}, // the old 3's and 4's acknowledgements
+			{done: []int64{4}, want: 3},    // the new 4
+			{done: []int64{3}, want: 5},    // the new 3
+			{add: []int64{5}, done: []int64{5}, want: 6},
+		}},
+		{"rewind: the new record's acknowledgement before the old one's", []step{
+			{add: []int64{0, 1, 2}, want: -1},
+			{add: []int64{1, 2}, done: []int64{0, 1, 2}, want: 1}, // the new 1 and 2 (or the old): one each
+			{done: []int64{1}, want: 2},
+			{done: []int64{2}, want: 3},
+		}},
+		{"rewind below finished and compacted records", []step{
+			{add: []int64{10, 11, 12, 13}, done: []int64{10, 11, 12}, want: 13},
+			{add: []int64{11, 12}, want: 11, noEpoch: true}, // back into finished records: they are new ones
+			{done: []int64{13}, want: 11, noEpoch: true},    // the old 13's
+			{done: []int64{11, 12}, want: 13},
+		}},
+		{"rewind below the first record", []step{
+			{add: []int64{10, 11}, done: []int64{10, 11}, want: 12},
+			{add: []int64{4, 5}, want: -1}, // nothing finished since the first record, 4
+			{done: []int64{4}, want: 5},
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -51,8 +89,8 @@ func TestTrackerWatermark(t *testing.T) {
 				if got != s.want {
 					t.Fatalf("step %d: watermark = %d, want %d", i, got, s.want)
 				}
-				if ok && epoch != 7 {
-					t.Fatalf("step %d: epoch = %d, want 7", i, epoch)
+				if want := map[bool]int32{false: 7, true: -1}[s.noEpoch]; ok && epoch != want {
+					t.Fatalf("step %d: epoch = %d, want %d", i, epoch, want)
 				}
 			}
 		})
@@ -94,6 +132,21 @@ func TestTrackerRandomOrder(t *testing.T) {
 		}
 		if held := len(tr.pending); held > 2*(len(tr.pending)-tr.head)+1 {
 			t.Fatalf("%d records held for %d unfinished: finished ones pile up", held, len(tr.pending)-tr.head)
+		}
+	}
+}
+
+// A fetch that found Kafka lost records is logged as that, not as a fetch
+// error the client retries.
+func TestDataLossIsLogged(t *testing.T) {
+	var logs strings.Builder
+	p := &Processor{log: slog.New(slog.NewTextHandler(&logs, nil))}
+	p.logFetchErrors(kgo.Fetches{{Topics: []kgo.FetchTopic{{Topic: "in", Partitions: []kgo.FetchPartition{
+		{Partition: 2, Err: &kgo.ErrDataLoss{Topic: "in", Partition: 2, ConsumedTo: 90, ResetTo: 70}},
+	}}}}})
+	for _, want := range []string{"level=ERROR", "Kafka lost records of an input partition", "partition=2", "consumed_to=90", "reset_to=70"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log %q lacks %q", logs.String(), want)
 		}
 	}
 }
