@@ -50,6 +50,20 @@ func yamlNode(v reflect.Value) *yaml.Node {
 	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: formatValue(v)}
 }
 
+// ShortSecrets returns the keys of the secrets set shorter than n bytes.
+// Logs, errors and spans mask every occurrence of a secret, so a short one
+// (a password "pw") garbles them, and where the mask lands shows it.
+func (c *Config) ShortSecrets(n int) []string {
+	var out []string
+	secretType := reflect.TypeFor[Secret]()
+	for _, s := range settings(c) {
+		if v := s.value.String(); s.value.Type() == secretType && v != "" && len(v) < n {
+			out = append(out, s.key)
+		}
+	}
+	return out
+}
+
 // Secrets returns the value of every secret set in c — each Secret setting
 // (the provider's key and openid, the Kafka SASL password, the cache
 // secret), the AES key derived from the openid and the cache secret derived

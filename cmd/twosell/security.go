@@ -257,7 +257,14 @@ func warnInsecure(cfg *config.Config, log *slog.Logger) {
 	if cfg.Juhe.AllowInsecure && juheInsecure(cfg.Juhe.URL) {
 		log.Warn("juhe.allow_insecure: the key is sent to the provider over plain http", "juhe_url", config.ShownURL(cfg.Juhe.URL))
 	}
+	if short := cfg.ShortSecrets(minSecretLen); len(short) > 0 {
+		log.Warn(fmt.Sprintf("secrets shorter than %d characters: the logs mask every occurrence of each, which garbles them "+
+			"and shows where the secret's text appears; use longer ones", minSecretLen), "settings", short)
+	}
 }
+
+// minSecretLen is the length under which warnInsecure warns of a secret.
+const minSecretLen = 8
 
 // juheInsecure reports whether raw is plain http to a host other than
 // loopback (see juhe.InsecureURL).

@@ -417,3 +417,27 @@ func TestRedactingExporter(t *testing.T) {
 		t.Errorf("the span lost its content:\n%s", dump)
 	}
 }
+
+// A short secret is masked wherever its text appears: the logs say which
+// settings hold one, never the secret.
+func TestWarnShortSecrets(t *testing.T) {
+	cfg := config.Default()
+	cfg.Juhe.Key = "k-0123456789abcdef"
+	cfg.Kafka.SASL.Password = "pw"
+	cfg.Juhe.OpenID = "1234567"
+	var logs strings.Builder
+	warnInsecure(&cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+	out := logs.String()
+	if !strings.Contains(out, "secrets shorter than 8 characters") || !strings.Contains(out, "settings=\"[kafka.sasl.password juhe.openid]\"") &&
+		!strings.Contains(out, "settings=\"[juhe.openid kafka.sasl.password]\"") {
+		t.Errorf("no warning naming the two short secrets: %s", out)
+	}
+	if strings.Contains(out, "juhe.key") || strings.Contains(out, "1234567") || strings.Contains(out, "=pw") {
+		t.Errorf("the warning names the long key, or shows a secret: %s", out)
+	}
+	cfg.Kafka.SASL.Password, cfg.Juhe.OpenID = "long enough", ""
+	logs.Reset()
+	if warnInsecure(&cfg, slog.New(slog.NewTextHandler(&logs, nil))); strings.Contains(logs.String(), "shorter than") {
+		t.Errorf("a warning without a short secret: %s", logs.String())
+	}
+}
