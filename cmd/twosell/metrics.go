@@ -88,7 +88,32 @@ func newOperations(log *slog.Logger) (*operations, error) {
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
-	return &operations{mp: sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp)), reg: reg, log: log, lagEvery: lagRefresh}, nil
+	o := &operations{mp: sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp)), reg: reg, log: log, lagEvery: lagRefresh}
+	// twosell_ready from the start, as /readyz: 0 while the ledger loads
+	// (before start), so that an instance stuck loading is not ready on
+	// the dashboards and alerts rather than absent from them.
+	m := o.mp.Meter("github.com/twosell/twosell/processor")
+	ready, err := m.Int64ObservableGauge(metricReady,
+		metric.WithDescription("1 while this instance is ready (a member of the group, not fatal, breaker not open with on_unavailable: pause), else 0 (also while it starts: loading the ledger); as /readyz."))
+	if err == nil {
+		_, err = m.RegisterCallback(func(_ context.Context, ob metric.Observer) error {
+			ok, _ := o.ready()
+			ob.ObserveInt64(ready, boolValue(ok))
+			return nil
+		}, ready)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	return o, nil
+}
+
+// ready is /readyz's answer: not ready while starting (before start).
+func (o *operations) ready() (bool, string) {
+	if h := o.health.Load(); h != nil {
+		return h.ready()
+	}
+	return false, "not ready: starting (loading the ledger)"
 }
 
 // meterProvider is where the clients record.
@@ -121,10 +146,7 @@ func (o *operations) listen(cfg *config.Config) error {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET "+pathReadyz, func(w http.ResponseWriter, _ *http.Request) {
-		ok, why := false, "not ready: starting (loading the ledger)"
-		if h := o.health.Load(); h != nil {
-			ok, why = h.ready()
-		}
+		ok, why := o.ready()
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		if !ok {
 			w.WriteHeader(http.StatusServiceUnavailable)
@@ -144,9 +166,10 @@ func (o *operations) listen(cfg *config.Config) error {
 func (o *operations) start(cfg *config.Config, proc *processor.Processor, client *juhe.Client) error {
 	h := &health{proc: proc, client: client, pause: cfg.Processing.OnUnavailable != config.OnUnavailableEmit}
 	o.lag = &lagMonitor{group: cfg.Kafka.Group, topic: cfg.Kafka.InputTopic, log: o.log}
-	if err := observeProcessor(o.mp, proc, h, o.lag, cfg.Juhe.DailyBudget); err != nil {
+	if err := observeProcessor(o.mp, proc, o.lag, cfg.Juhe.DailyBudget); err != nil {
 		return err
 	}
+	o.health.Store(h)
 	if cfg.Telemetry.MetricsAddr == "" {
 		return nil // nobody would see the lag: do not ask the cluster for it
 	}
@@ -165,7 +188,6 @@ func (o *operations) start(cfg *config.Config, proc *processor.Processor, client
 	ctx, cancel := context.WithCancel(context.Background())
 	o.stop = cancel
 	o.wg.Go(func() { o.lag.run(ctx, o.lagEvery) })
-	o.health.Store(h)
 	return nil
 }
 
@@ -264,7 +286,7 @@ var statuses = []processor.Status{
 // that the engine itself records nothing. dailyBudget is juhe.daily_budget
 // (0: none), shown beside the remaining budget so that alerts can take a
 // fraction of it.
-func observeProcessor(mp metric.MeterProvider, proc *processor.Processor, h *health, lag *lagMonitor, dailyBudget int) error {
+func observeProcessor(mp metric.MeterProvider, proc *processor.Processor, lag *lagMonitor, dailyBudget int) error {
 	m := mp.Meter("github.com/twosell/twosell/processor")
 	var errs []error
 	counter := func(name, unit, desc string) metric.Int64ObservableCounter {
@@ -287,7 +309,6 @@ func observeProcessor(mp metric.MeterProvider, proc *processor.Processor, h *hea
 		held     = gauge(metricHeld, "{partition}", "Partitions holding a record back for the provider now.")
 		inFlight = gauge(metricInFlight, "{record}", "Records being processed now.")
 		lagGauge = gauge(metricLag, "{record}", "The consumer group's lag on the input topic per partition: end offset minus committed offset, as read from the cluster every 10s. Every instance reports the whole group's: aggregate with max by (topic, partition).")
-		ready    = gauge(metricReady, "", "1 while this instance is ready (a member of the group, not fatal, breaker not open with on_unavailable: pause), else 0; as /readyz.")
 		fatal    = gauge(metricFatal, "", "1 once a fatal error stopped consumption (the process then exits), else 0.")
 
 		paid        = counter(metricPaidCalls, "{call}", "Provider answers paid for by this instance.")
@@ -329,8 +350,6 @@ func observeProcessor(mp metric.MeterProvider, proc *processor.Processor, h *hea
 			o.ObserveInt64(lagGauge, n, metric.WithAttributes(
 				attribute.String("topic", lag.topic), attribute.String("partition", strconv.Itoa(int(p)))))
 		}
-		ok, _ := h.ready()
-		o.ObserveInt64(ready, boolValue(ok))
 		o.ObserveInt64(fatal, boolValue(proc.Err() != nil))
 
 		o.ObserveInt64(paid, s.PaidCalls)
@@ -352,7 +371,7 @@ func observeProcessor(mp metric.MeterProvider, proc *processor.Processor, h *hea
 			o.ObserveInt64(budgetDaily, int64(dailyBudget))
 		}
 		return nil
-	}, consumed, produced, dead, commits, deleted, paused, held, inFlight, lagGauge, ready, fatal,
+	}, consumed, produced, dead, commits, deleted, paused, held, inFlight, lagGauge, fatal,
 		paid, cacheAnswer, coalesced, spend, providerRate, budgetLeft, budgetDaily, otherSecret)
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)

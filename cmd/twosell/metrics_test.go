@@ -381,6 +381,10 @@ func TestHealthzWhileTheLedgerLoads(t *testing.T) {
 	if code, body := get(t, base+pathReadyz); code != http.StatusServiceUnavailable || !strings.Contains(body, "loading the ledger") {
 		t.Errorf("/readyz while the ledger loads: %d %q, want 503 saying so", code, body)
 	}
+	// The alerts and dashboards see it not ready, rather than not at all.
+	if v, ok := parseSamples(t, scrape(t, base+pathMetrics))["twosell_ready"]; !ok || v != 0 {
+		t.Errorf("twosell_ready while the ledger loads: %v (present %v), want 0", v, ok)
+	}
 	if strings.Contains(logs.String(), `"msg":"starting"`) {
 		t.Fatal("the ListOffsets hold did not hold the ledger's load")
 	}
@@ -389,6 +393,9 @@ func TestHealthzWhileTheLedgerLoads(t *testing.T) {
 		code, _ := get(t, base+pathReadyz)
 		return code == http.StatusOK
 	})
+	if v := parseSamples(t, scrape(t, base+pathMetrics))["twosell_ready"]; v != 1 {
+		t.Errorf("twosell_ready once ready: %v, want 1", v)
+	}
 	stop()
 	if err := <-done; err != nil {
 		t.Fatalf("run: %v", err)
