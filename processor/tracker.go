@@ -59,6 +59,10 @@ func (t *tracker) add(offset int64, epoch int32) {
 // rewind forgets the records at offset and after (see add). The caller
 // holds t.mu.
 func (t *tracker) rewind(offset int64) {
+	watermark := t.next
+	if t.head < len(t.pending) {
+		watermark = t.pending[t.head].offset
+	}
 	i := sort.Search(len(t.pending), func(i int) bool { return t.pending[i].offset >= offset })
 	for _, p := range t.pending[max(i, t.head):] {
 		if !p.done {
@@ -70,14 +74,23 @@ func (t *tracker) rewind(offset int64) {
 	}
 	t.pending = t.pending[:i]
 	t.head = min(t.head, i)
-	// The epoch committed with the watermark is the record's before it.
-	t.epoch = -1
-	if t.head > 0 {
-		t.epoch = t.pending[t.head-1].epoch
+	if offset < watermark {
+		// The epoch committed with the watermark is the record's before
+		// it: known if that record is still here, else none (-1). Above
+		// the watermark, the epoch stays: the commit still checks for
+		// truncation at the next owner (KIP-320).
+		t.epoch = -1
+		if t.head > 0 {
+			t.epoch = t.pending[t.head-1].epoch
+		}
 	}
 }
 
 // done marks a record finished: its output or dead letter is acknowledged.
+// Each record received must be acknowledged once: a second acknowledgement
+// is ignored, except after a rewind, where a forgotten record's second one
+// would finish the record now at its offset (the processor acknowledges
+// each record once, from its output's or dead letter's promise).
 func (t *tracker) done(offset int64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
