@@ -1008,6 +1008,41 @@ func TestRefusedOutputIsDeadLetteredExactlyOnce(t *testing.T) {
 	}
 }
 
+// A record whose output Kafka refused is dead-lettered on the retry, with
+// the retry's own fault if the enricher now rejects it: the refusal does
+// not relabel another dead letter.
+func TestRefusedOutputRetryKeepsItsOwnFault(t *testing.T) {
+	t.Parallel()
+	h := newHarnessMode(t, 1, true)
+	refused := event(h.in, 0, false)
+	refused.Value = bytes.Replace(refused.Value, []byte(`"big":`), []byte(`"pad":"`+strings.Repeat("y", 3000)+`","big":`), 1)
+	h.kafka.Produce(refused)
+	var calls atomic.Int32
+	cfg := h.config(processor.EnricherFunc(func(ctx context.Context, l processor.Lookup) (processor.Result, error) {
+		if calls.Add(1) > 1 {
+			return processor.Result{}, processor.Reject("rejected_on_retry", errors.New("the provider rejects it now"))
+		}
+		return answer.Enrich(ctx, l)
+	}))
+	// The output and the dead letter with the input's bytes are too large.
+	cfg.ClientOpts = append(cfg.ClientOpts, kgo.ProducerBatchMaxBytes(3<<10))
+	_, stop := h.start(cfg)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	got := h.kafka.Consume(ctx, countAtLeast(1), h.out, h.dlq)
+	if err := stop(); err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	if len(got) != 1 || got[0].Topic != h.dlq {
+		t.Fatalf("%d records, want one dead letter", len(got))
+	}
+	class, _ := header(got[0], processor.HeaderErrorClass)
+	reason, _ := header(got[0], processor.HeaderError)
+	if class != "rejected_on_retry" || !strings.Contains(reason, "the provider rejects it now") || strings.Contains(reason, "enriched event") {
+		t.Errorf("dead letter %s: %q, want the retry's rejection", class, reason)
+	}
+}
+
 // Without tracing (a no-op provider) each output carries its input's trace context unchanged, once.
 func TestNoTracingKeepsTraceContext(t *testing.T) {
 	t.Parallel()

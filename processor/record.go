@@ -411,8 +411,11 @@ func (p *Processor) deadLetter(ctx context.Context, w *partitionWorker, in *kgo.
 	if class == ClassTooLarge {
 		in = withoutPayload(in) // a record over the limit is not copied anywhere
 	}
-	if e, ok := p.refused.deadLetter(in); ok && hasPayload(in) { // exactly-once: refused in an aborted transaction
-		class, reason = e.class, e.reason
+	// Exactly-once: this dead letter was refused with the input's bytes in
+	// an aborted transaction (the same class: the retry may have found
+	// another fault, whose dead letter is tried as it is).
+	if e, ok := p.refused.deadLetter(in); ok && e.class == class && hasPayload(in) {
+		reason = e.reason
 		if e.bare {
 			in = withoutPayload(in)
 		}
