@@ -494,11 +494,13 @@ func (p *Processor) runAtLeastOnce(ctx context.Context) error {
 func (p *Processor) logFetchErrors(fetches kgo.Fetches) {
 	fetches.EachError(func(topic string, partition int32, err error) {
 		if loss, ok := errors.AsType[*kgo.ErrDataLoss](err); ok {
-			// Not a fault of twosell's: the records it had consumed from
-			// ResetTo on are gone from Kafka (an unclean leader election,
-			// a truncated log). The ones now there are consumed and
-			// committed as any (tracker.add).
-			p.log.Error("Kafka lost records of an input partition; consuming again from where its log now goes on",
+			// Not a fault of twosell's: records it had consumed are gone
+			// from Kafka (an unclean leader election, a truncated log).
+			// franz-go goes back to where the log diverged or, when it
+			// cannot tell, to the log start (ConsumeResetOffset); the
+			// records from there are consumed and committed as any
+			// (tracker.add).
+			p.log.Error("Kafka lost records of an input partition; consuming it again from reset_to",
 				"topic", topic, "partition", partition, "consumed_to", loss.ConsumedTo, "reset_to", loss.ResetTo, "err", err)
 			return
 		}

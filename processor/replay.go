@@ -495,6 +495,15 @@ func (p *Processor) runReplay(ctx context.Context) error {
 		}
 		var lost []int32
 		fetches.EachError(func(t string, part int32, err error) {
+			if loss, ok := errors.AsType[*kgo.ErrDataLoss](err); ok {
+				// The records replayed from ResetTo on are gone from Kafka,
+				// and those now at their offsets are not replayed (each
+				// offset is replayed once; see rp.last below).
+				p.log.Error("Kafka lost records of a partition while it was replayed: the records now at offsets "+
+					"reset_to to consumed_to are not replayed; replay that range again",
+					"topic", t, "partition", part, "reset_to", loss.ResetTo, "consumed_to", loss.ConsumedTo, "err", err)
+				return
+			}
 			if t == topic && errors.Is(err, kerr.OffsetOutOfRange) {
 				lost = append(lost, part)
 			} else if !errors.Is(err, context.Canceled) {
