@@ -915,6 +915,14 @@ func TestOutputTooLargeIsDeadLettered(t *testing.T) {
 	})
 }
 
+// paddedEvent is event offset padded to about 3 KiB: its output and its
+// dead letter with its bytes are over a producer limit of 3 KiB.
+func paddedEvent(topic string, offset int) *kgo.Record {
+	r := event(topic, offset, false)
+	r.Value = bytes.Replace(r.Value, []byte(`"big":`), []byte(`"pad":"`+strings.Repeat("y", 3000)+`","big":`), 1)
+	return r
+}
+
 // An output that Kafka refuses (larger than the producer's limit here; a
 // topic's max.message.bytes does the same from the broker) is replaced by a
 // dead letter, even with the producer's buffer full: produced from the
@@ -923,8 +931,7 @@ func TestOutputTooLargeIsDeadLettered(t *testing.T) {
 func TestRefusedOutputIsDeadLetteredWithAFullBuffer(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, 1)
-	refused := event(h.in, 0, false)
-	refused.Value = bytes.Replace(refused.Value, []byte(`"big":`), []byte(`"pad":"`+strings.Repeat("y", 3000)+`","big":`), 1)
+	refused := paddedEvent(h.in, 0)
 	h.kafka.Produce(refused, event(h.in, 1, false))
 	cfg := h.config(answer)
 	cfg.ClientOpts = append(cfg.ClientOpts, kgo.ProducerBatchMaxBytes(3<<10), kgo.MaxBufferedRecords(1))
@@ -956,8 +963,7 @@ func TestRefusedOutputIsDeadLetteredWithAFullBuffer(t *testing.T) {
 func TestRefusedOutputIsDeadLetteredExactlyOnce(t *testing.T) {
 	t.Parallel()
 	h := newHarnessMode(t, 1, true)
-	refused := event(h.in, 0, false)
-	refused.Value = bytes.Replace(refused.Value, []byte(`"big":`), []byte(`"pad":"`+strings.Repeat("y", 3000)+`","big":`), 1)
+	refused := paddedEvent(h.in, 0)
 	h.kafka.Produce(refused, event(h.in, 1, false), event(h.in, 2, false))
 	var asked atomic.Int32
 	cfg := h.config(processor.EnricherFunc(func(ctx context.Context, l processor.Lookup) (processor.Result, error) {
@@ -1014,8 +1020,7 @@ func TestRefusedOutputIsDeadLetteredExactlyOnce(t *testing.T) {
 func TestRefusedOutputRetryKeepsItsOwnFault(t *testing.T) {
 	t.Parallel()
 	h := newHarnessMode(t, 1, true)
-	refused := event(h.in, 0, false)
-	refused.Value = bytes.Replace(refused.Value, []byte(`"big":`), []byte(`"pad":"`+strings.Repeat("y", 3000)+`","big":`), 1)
+	refused := paddedEvent(h.in, 0)
 	h.kafka.Produce(refused)
 	var calls atomic.Int32
 	cfg := h.config(processor.EnricherFunc(func(ctx context.Context, l processor.Lookup) (processor.Result, error) {
