@@ -40,6 +40,46 @@ type directConn struct {
 	poison func() // interrupts blocked I/O with a deadline in the past
 }
 
+// errClosedBeforeReply is a connection that ended after the request was
+// written and before any byte of a reply: a transport fault, retried.
+var errClosedBeforeReply = errors.New("the provider closed the connection before replying (the request may have been read)")
+
+// idleState is what an idle connection holds (peekIdle).
+type idleState uint8
+
+const (
+	idleUnknown idleState = iota // cannot tell on this system: taken as quiet
+	idleQuiet                    // nothing: usable
+	idleClosed                   // the server's end, or a reset
+	idleBytes                    // bytes no request asked for
+)
+
+// alive reports whether c, idle, can carry a request: the server has not
+// closed it and sent nothing on it. On TLS, bytes can be a session ticket
+// (TLS 1.3 sends it after the handshake), which crypto/tls takes in while
+// reading, or a close_notify alert: read for at most a millisecond to tell
+// them apart. On plain http any byte is one no request asked for.
+func (c *directConn) alive() bool {
+	if c.br.Buffered() > 0 {
+		return false
+	}
+	switch peekIdle(c.conn) {
+	case idleClosed:
+		return false
+	case idleBytes:
+		if _, ok := c.conn.(*tls.Conn); !ok {
+			return false
+		}
+		if err := c.conn.SetReadDeadline(time.Now().Add(time.Millisecond)); err != nil {
+			return false
+		}
+		_, err := c.br.Peek(1)
+		var ne net.Error
+		return errors.As(err, &ne) && ne.Timeout() && c.conn.SetReadDeadline(time.Time{}) == nil
+	}
+	return true
+}
+
 // headLimit caps what http.ReadResponse may read of a reply's head (the
 // traced path's exchange): it has no cap of its own, and net/http's
 // Transport sets one (10 MiB); a reply whose head never ended was buffered
@@ -98,11 +138,11 @@ func canonicalAddr(u *url.URL) string {
 	return net.JoinHostPort(u.Hostname(), port)
 }
 
-// RoundTrip sends req on an idle connection, or a new one. A reused
-// connection that the server had closed (an idle keep-alive timeout) fails
-// before the request is written or before any byte of a response arrives;
-// the request is then sent once more on a fresh connection, its body
-// rewound (GetBody), as the wire path (query) does.
+// RoundTrip sends req on an idle connection, or a new one. An idle
+// connection the server closed is replaced before anything is written on it
+// (get); one that fails while the request is written (closed just then) is
+// too, the request sent once more on a fresh connection, its body rewound
+// (GetBody), as the wire path (query) does.
 func (t *directTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	for {
@@ -142,11 +182,26 @@ func getBody(req *http.Request) (io.ReadCloser, error) {
 
 // get returns an idle connection (reused true) or dials a new one, by
 // deadline if it is not zero. Idle connections have no deadline set.
+//
+// An idle connection is looked at before it is used (alive): one that the
+// server closed meanwhile (its keep-alive timeout) is replaced at no cost,
+// because nothing was written on it. Once a request is written, a
+// connection that ends before a reply is the attempt's failure: the
+// provider may have read the request, answered it and billed it.
 func (t *directTransport) get(ctx context.Context, deadline time.Time) (*directConn, bool, error) {
-	select {
-	case c := <-t.idle:
-		return c, true, nil
-	default:
+	for {
+		var c *directConn
+		select {
+		case c = <-t.idle:
+		default:
+		}
+		if c == nil {
+			break
+		}
+		if c.alive() {
+			return c, true, nil
+		}
+		c.conn.Close()
 	}
 	dialer := t.dialer
 	dialer.Deadline = deadline
@@ -170,8 +225,9 @@ func (t *directTransport) get(ctx context.Context, deadline time.Time) (*directC
 
 // exchange writes req and reads the response head on c. The caller's
 // context interrupts a blocked read or write through a deadline in the past.
-// unsent reports a failure the server cannot have acted on: while writing, or
-// a connection closed before the first byte of a response.
+// unsent reports a failure the server cannot have acted on: while writing.
+// A connection that ends after the request, before a reply, may have had it
+// read (and billed): that is the attempt's failure.
 func (t *directTransport) exchange(ctx context.Context, c *directConn, req *http.Request) (resp *http.Response, unsent bool, err error) {
 	stop := context.AfterFunc(ctx, c.poison)
 	if err := req.Write(c.bw); err != nil {
@@ -183,10 +239,14 @@ func (t *directTransport) exchange(ctx context.Context, c *directConn, req *http
 		return nil, true, err
 	}
 	// ReadResponse reports a connection closed before the first byte as
-	// io.ErrUnexpectedEOF, as it does one closed mid-reply: look first.
+	// io.ErrUnexpectedEOF, as it does one closed mid-reply: look first, so
+	// that the error says so.
 	if _, err := c.br.Peek(1); err != nil {
 		stop()
-		return nil, err == io.EOF, err // io.EOF exactly: not one byte was read
+		if err == io.EOF {
+			err = errClosedBeforeReply
+		}
+		return nil, false, err
 	}
 	for n := 0; ; n++ {
 		c.head.n = maxHeadBytes
@@ -232,6 +292,12 @@ func (b *directBody) Read(p []byte) (int, error) {
 
 func (b *directBody) Close() error {
 	b.once.Do(func() {
+		if !b.eof {
+			// Not read to its end (a reply over maxReplyBytes, a read
+			// error): net/http's body Close would read the rest, all of
+			// it, and the connection is not reused anyway.
+			b.c.conn.Close()
+		}
 		_ = b.body.Close()
 		// If the context's deadline already fired, the connection is
 		// poisoned: stop reports false.

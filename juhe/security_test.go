@@ -1,15 +1,20 @@
 package juhe_test
 
 import (
+	"context"
 	"crypto/x509"
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/twosell/twosell/juhe"
 	"github.com/twosell/twosell/juhe/juhesim"
@@ -133,5 +138,59 @@ func TestRedactorAdd(t *testing.T) {
 	r.Add("a b/c")
 	if got := r.Redact("x=a+b%2Fc y=a%20b%2Fc"); got != "x=*** y=***" {
 		t.Fatalf("encoded forms: %q", got)
+	}
+}
+
+// Over TLS, an idle connection the provider closed (a close_notify, then
+// its end) is replaced before anything is written on it, and one that only
+// got a session ticket after the handshake (TLS 1.3) is reused: both at no
+// attempt's cost, traced or not.
+func TestTLSIdleConnections(t *testing.T) {
+	sim, err := juhesim.New(juhesim.Config{Keys: []string{testKey}, Population: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(sim)
+	var opened atomic.Int64
+	closed := make(chan struct{}, 100)
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		switch s {
+		case http.StateNew:
+			opened.Add(1)
+		case http.StateClosed:
+			closed <- struct{}{}
+		}
+	}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	pool := x509.NewCertPool()
+	pool.AddCert(srv.Certificate())
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	for _, traced := range []bool{false, true} {
+		c := newClient(t, srv.URL, func(c *juhe.Config) {
+			c.RootCAs, c.Retries = pool, -1
+			if traced {
+				c.TracerProvider = tp
+			}
+		})
+		query := func(what string) {
+			t.Helper()
+			if a, err := c.Query(t.Context(), testMobile, testDate); err != nil || a.Attempts != 1 {
+				t.Fatalf("traced=%v, %s: %+v, %v", traced, what, a, err)
+			}
+		}
+		before := opened.Load()
+		query("first")
+		query("reused after the session ticket")
+		if n := opened.Load() - before; n != 1 {
+			t.Errorf("traced=%v: %d connections for two queries, want 1", traced, n)
+		}
+		srv.CloseClientConnections() // close_notify and the end, on the idle connection
+		<-closed
+		query("after the provider closed the idle connection")
+		if n := opened.Load() - before; n != 2 {
+			t.Errorf("traced=%v: %d connections, want 2", traced, n)
+		}
 	}
 }

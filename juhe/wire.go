@@ -441,7 +441,7 @@ var replyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &
 // into buf. The connection's deadline is the attempt's, so a timeout
 // interrupts blocked I/O without a timer of the client's own; the caller's
 // cancellation does it through a deadline in the past. A reused connection
-// that the server had closed is replaced, as in RoundTrip.
+// that fails while the request is written is replaced, as in RoundTrip.
 func (t *directTransport) query(ctx context.Context, deadline time.Time, w *wireRequest, p params, buf []byte) (wireReply, error) {
 	for {
 		c, reused, err := t.get(ctx, deadline)
@@ -483,7 +483,10 @@ func (t *directTransport) wireExchange(ctx context.Context, c *directConn, deadl
 	// reports false.
 	if !stop() || err != nil || !r.keep {
 		c.conn.Close()
-		return r, err == io.EOF, err // io.EOF exactly: not one byte was read
+		if err == io.EOF { // not one byte: the request may have been read (see get)
+			err = errClosedBeforeReply
+		}
+		return r, false, err
 	}
 	if err := c.conn.SetDeadline(time.Time{}); err != nil {
 		c.conn.Close()

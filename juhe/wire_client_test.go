@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -26,6 +27,16 @@ const okBody = `{"reason":"成功","result":{"res":1,"orderid":"JH1"},"error_cod
 // connection after it.
 func rawServer(t *testing.T, answer func(req []byte, i int) (reply string, closeAfter bool)) (url string, conns *atomic.Int64) {
 	t.Helper()
+	url, conns, _ = rawServerClosing(t, answer)
+	return url, conns
+}
+
+// rawServerClosing is rawServer, and a channel that receives once the
+// server has closed each connection (Close returned: on loopback, the
+// client's end has the FIN by then).
+func rawServerClosing(t *testing.T, answer func(req []byte, i int) (reply string, closeAfter bool)) (url string, conns *atomic.Int64, closed <-chan struct{}) {
+	t.Helper()
+	closing := make(chan struct{}, 1000)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -40,7 +51,10 @@ func rawServer(t *testing.T, answer func(req []byte, i int) (reply string, close
 			}
 			conns.Add(1)
 			go func() {
-				defer conn.Close()
+				defer func() {
+					conn.Close()
+					closing <- struct{}{}
+				}()
 				br := bufio.NewReader(conn)
 				for i := 0; ; i++ {
 					var req []byte
@@ -70,7 +84,7 @@ func rawServer(t *testing.T, answer func(req []byte, i int) (reply string, close
 			}()
 		}
 	}()
-	return "http://" + ln.Addr().String(), conns
+	return "http://" + ln.Addr().String(), conns, closing
 }
 
 func okReply(extra string) string {
@@ -93,15 +107,6 @@ func TestWireConnectionReuse(t *testing.T) {
 			strconv.FormatInt(int64(len(okBody)), 16) + "\r\n" + okBody + "\r\n0\r\n\r\n"), 1},
 		{"Connection: close", always(okReply("Connection: close\r\n")), 5},
 		{"HTTP/1.0", always(strings.Replace(okReply(""), "HTTP/1.1", "HTTP/1.0", 1)), 5},
-		// The server closes each connection at its second request, before
-		// any byte of a reply: the query sends again on a new connection,
-		// within the same attempt.
-		{"closed before the reply", func(_ []byte, i int) (string, bool) {
-			if i == 0 {
-				return okReply(""), false
-			}
-			return "", true
-		}, 5},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -204,28 +209,91 @@ func TestTransportsReadRepliesAlike(t *testing.T) {
 			})
 		}
 		t.Run(fmt.Sprintf("traced=%v", traced), func(t *testing.T) {
-			// A pooled connection the server closed (an idle keep-alive
-			// timeout) is replaced within the attempt, the request's body
-			// sent again: the traced path took the closed connection for a
+			// A pooled connection the server closed while it was idle (a
+			// keep-alive timeout) is replaced before anything is written on
+			// it, at no attempt's cost: the traced path took it for a
 			// failed query (a breaker failure), and could not resend a body.
-			t.Run("closed before the reply", func(t *testing.T) {
-				url, conns := rawServer(t, func(req []byte, i int) (string, bool) {
-					if i == 0 {
-						if !bytes.Contains(req, []byte("mobile=")) {
-							return "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n", true // the body was lost
-						}
-						return okReply(""), false
+			t.Run("closed while idle", func(t *testing.T) {
+				url, conns, closed := rawServerClosing(t, func(req []byte, i int) (string, bool) {
+					if !bytes.Contains(req, []byte("mobile=")) {
+						return "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n", true // the body was lost
 					}
-					return "", true
+					return okReply(""), true // a keep-alive reply, then the server's close
 				})
 				c := client(t, url)
 				for i := range 3 {
 					if a, err := c.Query(t.Context(), testMobile, testDate); err != nil || a.Res != 1 || a.Attempts != 1 {
 						t.Fatalf("query %d: %+v, %v", i, a, err)
 					}
+					<-closed
 				}
 				if n := conns.Load(); n != 3 {
 					t.Errorf("%d connections for 3 queries, want 3", n)
+				}
+			})
+			// A connection that ends after the request was read, before a
+			// reply: the provider may have answered (and billed) it, so it
+			// is an attempt, a transport fault, not sent again unseen.
+			// (Found by review: it was resent within the attempt, and the
+			// provider read three requests for two attempts.)
+			t.Run("closed after reading the request", func(t *testing.T) {
+				var read atomic.Int64
+				url, _ := rawServer(t, func(_ []byte, i int) (string, bool) {
+					read.Add(1)
+					if i == 0 {
+						return okReply(""), false
+					}
+					return "", true
+				})
+				c := client(t, url)
+				attempts := 0
+				for i := range 2 {
+					a, err := c.Query(t.Context(), testMobile, testDate)
+					attempts += a.Attempts
+					if (i == 1) != juhe.IsTransport(err) {
+						t.Fatalf("query %d: %v, want a transport fault for the second only", i, err)
+					}
+				}
+				if n := read.Load(); n != int64(attempts) {
+					t.Errorf("the provider read %d requests, the client counts %d attempts", n, attempts)
+				}
+			})
+			// A reply over the limit is not read past it: the traced
+			// path's body Close read the rest to its end (found by review).
+			t.Run("reply over the limit", func(t *testing.T) {
+				const size = 256 << 20
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { ln.Close() })
+				written := make(chan int64, 1)
+				go func() {
+					conn, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					defer conn.Close()
+					if _, err := http.ReadRequest(bufio.NewReader(conn)); err != nil {
+						return
+					}
+					fmt.Fprintf(conn, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", size)
+					chunk := bytes.Repeat([]byte(" "), 64<<10)
+					var n int64
+					for n < size {
+						k, err := conn.Write(chunk)
+						n += int64(k)
+						if err != nil {
+							break
+						}
+					}
+					written <- n
+				}()
+				if _, err := client(t, "http://"+ln.Addr().String()).Query(t.Context(), testMobile, testDate); !juhe.IsTransport(err) {
+					t.Fatalf("err = %v, want a transport fault", err)
+				}
+				if n := <-written; n >= size {
+					t.Errorf("the client read the whole %d MiB reply, not 64 KiB of it", n>>20)
 				}
 			})
 			// An informational reply (103 Early Hints) before each reply:
