@@ -1,6 +1,7 @@
 package processor
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -414,6 +415,12 @@ func unquote(raw []byte) (string, bool) {
 // syntaxError reports value as invalid JSON with encoding/json's message and
 // byte offset, which people know how to read; it runs only on the error path.
 func (c *Codec) syntaxError(value []byte) error {
+	if bytes.HasPrefix(value, []byte("\xef\xbb\xbf")) {
+		// Some Windows and .NET tools write one; encoding/json would
+		// name its first byte as the letter 'ï'.
+		return &InputError{Class: ClassInvalidJSON, Reason: "the value starts with a UTF-8 byte order mark (bytes EF BB BF), " +
+			"which JSON does not allow; send the JSON without it (" + c.objectExample + ")"}
+	}
 	var raw json.RawMessage
 	err := json.Unmarshal(value, &raw)
 	var se *json.SyntaxError

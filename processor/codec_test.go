@@ -581,3 +581,29 @@ func TestSpecialBytesFirst(t *testing.T) {
 		}
 	}
 }
+
+// A mobile in the date's field (fields swapped or shifted) is masked in the
+// invalid_date reason, as mobiles are in every reason; and a UTF-8 byte
+// order mark is named as such. (Found by review: the number was shown
+// whole, and the mark as "invalid character 'ï'".)
+func TestReasonsMaskMobilesAndNameTheBOM(t *testing.T) {
+	c := newTestCodec(t, CodecConfig{})
+	for _, in := range []string{
+		`{"mobile":"17312345678","registered_at":"13912345678"}`,
+		`{"mobile":"17312345678","registered_at":13912345678}`,
+		`{"mobile":"17312345678","registered_at":"+86 139 1234 5678"}`,
+	} {
+		_, err := c.Decode([]byte(in), time.Time{})
+		ie, ok := AsInputError(err)
+		if !ok || ie.Class != ClassInvalidDate {
+			t.Fatalf("%s: err = %v, want invalid_date", in, err)
+		}
+		if strings.Contains(ie.Reason, "12345678") || strings.Contains(ie.Reason, "1234 5678") || !strings.Contains(ie.Reason, "****") {
+			t.Errorf("%s: reason %q does not mask the number", in, ie.Reason)
+		}
+	}
+	_, err := c.Decode([]byte("\xef\xbb\xbf{\"mobile\":\"17312345678\",\"registered_at\":\"2024-01-02\"}"), time.Time{})
+	if ie, ok := AsInputError(err); !ok || ie.Class != ClassInvalidJSON || !strings.Contains(ie.Reason, "byte order mark") {
+		t.Errorf("BOM: %v, want invalid_json naming the byte order mark", err)
+	}
+}

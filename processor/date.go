@@ -182,6 +182,14 @@ func (v *dateValue) setAt(t time.Time) {
 func (v *dateValue) fail(what string) error {
 	reason := v.name + " "
 	switch {
+	case looksLikeMobile(v.text):
+		// A mobile in the date's field (fields swapped or shifted): shown
+		// masked, as a mobile always is in a reason.
+		if v.quoted {
+			reason += "(" + quote(MaskMobile(string(v.text))) + ") "
+		} else {
+			reason += "(" + MaskMobile(string(v.text)) + ") "
+		}
 	case v.quoted:
 		reason += "(" + quote(string(v.text)) + ") "
 	case len(v.text) > maxQuoted:
@@ -191,6 +199,13 @@ func (v *dateValue) fail(what string) error {
 		reason += "(" + string(v.text) + ") "
 	}
 	return &InputError{Class: ClassInvalidDate, Field: v.field, Reason: reason + what}
+}
+
+// looksLikeMobile reports whether text is a mobile as the mobile field
+// would take it (NormalizeMobile), on the error path only.
+func looksLikeMobile(text []byte) bool {
+	_, err := NormalizeMobile(string(text))
+	return err == nil
 }
 
 // appendDateString handles the content of a JSON string.

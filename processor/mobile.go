@@ -3,6 +3,7 @@ package processor
 import (
 	"fmt"
 	"strconv"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -78,7 +79,7 @@ func appendMobile(dst, s []byte, name, field string) ([]byte, error) {
 			r, size = utf8.DecodeRune(s[i:])
 		}
 		switch {
-		case r == ' ' || r == '\t' || r == '-' || r == '\u3000' || (r >= '\u2010' && r <= '\u2015') || r == '\uFF0D':
+		case r == ' ' || r == '\t' || r == '-' || r == '\u3000' || isDash(r):
 			// A separator: carries no digit.
 		case r >= '\uFF10' && r <= '\uFF19':
 			if n < len(digits) {
@@ -136,6 +137,14 @@ func mobileError(field, name string, s []byte, what string) *InputError {
 		Field:  field,
 		Reason: name + " (" + quote(MaskMobile(string(s))) + ") " + what,
 	}
+}
+
+// isDash reports whether r is a dash between a mobile's digits: any of
+// Unicode's dash punctuation (hyphens, en and em dashes, their small and
+// full-width forms), and the minus sign that word processors and web pages
+// put in copied numbers; not the wave dashes (〜, 〰), which mark ranges.
+func isDash(r rune) bool {
+	return r == '\u2212' || (r != '\u301C' && r != '\u3030' && unicode.Is(unicode.Pd, r))
 }
 
 // unicodeName is the U+XXXX notation of r, which names invisible and

@@ -134,3 +134,20 @@ func TestNormalizeMobileAllocations(t *testing.T) {
 		}
 	}
 }
+
+// Unicode's dashes and the minus sign separate digits as "-" does: a number
+// copied from a word processor or typed with a CJK input method has them.
+// (Found by review: U+2212, U+FE58, U+FE63 and U+2E3A were refused.)
+func TestMobileUnicodeDashes(t *testing.T) {
+	for _, d := range []string{"\u2212", "\uFE58", "\uFE63", "\u2E3A", "\u2013", "\uFF0D"} {
+		in := "173" + d + "1234" + d + "5678"
+		if got, err := NormalizeMobile(in); err != nil || got != "17312345678" {
+			t.Errorf("NormalizeMobile(%q) = %q, %v; want 17312345678", in, got, err)
+		}
+	}
+	for _, wave := range []string{"\u301C", "\u3030"} { // ranges, not separators
+		if _, err := NormalizeMobile("173" + wave + "12345678"); err == nil {
+			t.Errorf("NormalizeMobile accepts the wave dash %U", []rune(wave)[0])
+		}
+	}
+}
