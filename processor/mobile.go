@@ -79,7 +79,7 @@ func appendMobile(dst, s []byte, name, field string) ([]byte, error) {
 			r, size = utf8.DecodeRune(s[i:])
 		}
 		switch {
-		case r == ' ' || r == '\t' || r == '-' || r == '\u3000' || isDash(r):
+		case r == ' ' || r == '\t' || r == '-' || isDash(r) || (r >= utf8.RuneSelf && unicode.Is(unicode.Zs, r)):
 			// A separator: carries no digit.
 		case r >= '\uFF10' && r <= '\uFF19':
 			if n < len(digits) {

@@ -66,7 +66,7 @@ func TestNormalizeMobile(t *testing.T) {
 		{"dot", "173.1234.5678", []string{`'.'`, "position 4"}},
 		{"parentheses", "(+86) 17312345678", []string{`'('`, "position 1"}},
 		{"newline", "17312345678\n", []string{`'\n'`, "position 12"}},
-		{"nbsp", "173\u00a012345678", []string{"U+00A0"}},
+		{"zero-width space", "173\u200b12345678", []string{"U+200B"}},
 		{"invalid utf-8", "173\xff12345678", []string{"not UTF-8 (0xff)", "position 4"}},
 		{"too many digits", strings.Repeat("1", 40), []string{"has 40 digits"}},
 	}
@@ -135,11 +135,13 @@ func TestNormalizeMobileAllocations(t *testing.T) {
 	}
 }
 
-// Unicode's dashes and the minus sign separate digits as "-" does: a number
-// copied from a word processor or typed with a CJK input method has them.
+// Unicode's dashes and the minus sign separate digits as "-" does, and its
+// spaces as " " does: a number copied from a word processor or a web form,
+// or typed with a CJK input method, has them.
 // (Found by review: U+2212, U+FE58, U+FE63 and U+2E3A were refused.)
 func TestMobileUnicodeDashes(t *testing.T) {
-	for _, d := range []string{"\u2212", "\uFE58", "\uFE63", "\u2E3A", "\u2013", "\uFF0D"} {
+	for _, d := range []string{"\u2212", "\uFE58", "\uFE63", "\u2E3A", "\u2013", "\uFF0D",
+		"\u00A0", "\u202F", "\u2009", "\u3000"} { // and spaces: no-break (web forms), thin, ideographic
 		in := "173" + d + "1234" + d + "5678"
 		if got, err := NormalizeMobile(in); err != nil || got != "17312345678" {
 			t.Errorf("NormalizeMobile(%q) = %q, %v; want 17312345678", in, got, err)
