@@ -3,7 +3,9 @@ package juhe
 import (
 	"context"
 	"errors"
+	"math"
 	"strconv"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -55,7 +57,17 @@ type clientMetrics struct {
 	rejected    metric.Int64Counter
 	transitions metric.Int64Counter
 	byOutcome   map[outcome]outcomeOpts // read-only after newClientMetrics
+
+	// unknown: the error codes outside the document's table labelled by
+	// their number so far; past maxUnknownCodes of them, "other". A
+	// provider (or a gateway) answering arbitrary codes would otherwise
+	// make a series of each.
+	unknownMu sync.Mutex
+	unknown   map[int]bool
 }
+
+// maxUnknownCodes bounds the unknown error codes labelled by number.
+const maxUnknownCodes = 16
 
 // newClientMetrics creates the instruments on mp (the global provider if
 // nil) and registers the breaker-state gauge, which reads state at each
@@ -120,6 +132,9 @@ func (cm *clientMetrics) call(ctx context.Context, a Answer, err error, d time.D
 	o := outcomeOf(a, err)
 	opts, ok := cm.byOutcome[o]
 	if !ok {
+		if o.class == ClassUnknown.String() && !cm.labelUnknown(o.code) {
+			o.code = otherCode
+		}
 		opts = newOutcomeOpts(o)
 	}
 	cm.calls.Add(ctx, 1, opts.calls...)
@@ -189,6 +204,8 @@ func outcomeOf(a Answer, err error) outcome {
 // http_STATUS, or none.
 func (o outcome) labels() (code, class string) {
 	switch {
+	case o.code == otherCode:
+		code = "other"
 	case o.code != 0 || o.class == "ok" || o.class == "result":
 		code = strconv.Itoa(o.code)
 	case o.status != 0:
@@ -198,6 +215,26 @@ func (o outcome) labels() (code, class string) {
 	}
 	return code, o.class
 }
+
+// labelUnknown reports whether the unknown code gets a label of its own.
+func (cm *clientMetrics) labelUnknown(code int) bool {
+	cm.unknownMu.Lock()
+	defer cm.unknownMu.Unlock()
+	if cm.unknown[code] {
+		return true
+	}
+	if len(cm.unknown) >= maxUnknownCodes {
+		return false
+	}
+	if cm.unknown == nil {
+		cm.unknown = make(map[int]bool)
+	}
+	cm.unknown[code] = true
+	return true
+}
+
+// otherCode stands for the unknown codes past maxUnknownCodes.
+const otherCode = math.MinInt
 
 // retry records a retry of a fault of class c.
 func (cm *clientMetrics) retry(ctx context.Context, c Class) {

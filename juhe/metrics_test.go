@@ -173,3 +173,44 @@ func TestBreakerStateValue(t *testing.T) {
 		}
 	}
 }
+
+// Error codes outside the document are labelled by number up to a bound,
+// then as "other": a provider or gateway answering arbitrary codes must not
+// make a series of each. (Suggested by review.)
+func TestUnknownCodesLabelsAreBounded(t *testing.T) {
+	var next atomic.Int64
+	next.Store(90000)
+	srv := newServer(t, func(w http.ResponseWriter, _ *http.Request) {
+		reply(w, int(next.Add(1)), 0)
+	})
+	reader := sdkmetric.NewManualReader()
+	cfg := testConfig(srv.URL)
+	cfg.MeterProvider = sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	cfg.Retries = -1
+	cfg.Breaker = juhe.BreakerConfig{Failures: 1000, OpenFor: time.Hour}
+	c, err := juhe.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const queries = 40
+	for range queries {
+		if _, err := c.Query(t.Context(), testMobile, testDate); err == nil {
+			t.Fatal("an unknown code answered")
+		}
+	}
+	calls := collect(t, reader)[juhe.MetricProviderCalls]
+	sum, _ := calls.Data.(metricdata.Sum[int64])
+	var series, total, other int64
+	for _, dp := range sum.DataPoints {
+		if code, _ := dp.Attributes.Value("code"); dp.Value > 0 {
+			series++
+			total += dp.Value
+			if code.AsString() == "other" {
+				other = dp.Value
+			}
+		}
+	}
+	if series != 17 || total != queries || other != queries-16 {
+		t.Errorf("%d series counting %d calls (%d as other); want 16 codes and other, %d calls, %d as other", series, total, other, queries, queries-16)
+	}
+}
