@@ -339,10 +339,13 @@ func (w *partitionWorker) run() {
 		if !w.p.acquire(stop, abandon, s.size) {
 			w.handOnCall(&wk.l)
 			wk.span.End()
-			if !w.giveUp(key, seq, b) {
-				return // stopping
-			}
-			continue // the batch is abandoned: settle the rest as they come
+			// Stopping, or the batch is abandoned (settle the rest as they
+			// come). Stopping, next still starts the records that later
+			// ones overtook (overtaken), and returns nil once none is left:
+			// returning here left them unstarted, and the partition's next
+			// owner wrote every output after them again.
+			w.giveUp(key, seq, b)
+			continue
 		}
 		w.tasks.Add(1)
 		w.p.tasks <- func() {

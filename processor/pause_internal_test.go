@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -117,5 +119,84 @@ func TestOvertookNeverExactlyOnce(t *testing.T) {
 			t.Errorf("exactly-once %v: record 8, the last started, overtaken", eos)
 		}
 		w.stopFn()
+	}
+}
+
+// A stop finishes the records that later ones overtook even when the
+// dispatcher is waiting for an in-flight slot for a record that nothing
+// overtook. e-7 (key u-0) is parked behind e-0 (held); e-8 (u-1) is
+// produced; e-9 holds the second slot, and e-10 waits for a slot. At the
+// stop, e-10's acquire fails and the dispatcher must go on to start e-7
+// once e-0 releases it; returning there leaves e-7 unstarted, the commit
+// at 7, and e-8 and e-9 produced again by the next owner. (Found by
+// review.)
+func TestStopWhileWaitingForASlotFinishesOvertaken(t *testing.T) {
+	k := kafkatest.New(t)
+	in, out := k.Name("in"), k.Name("out")
+	k.CreateTopics(1, in)
+	var recs []*kgo.Record
+	for i := range 11 {
+		recs = append(recs, &kgo.Record{Topic: in, Key: fmt.Appendf(nil, "u-%d", i%7),
+			Value: fmt.Appendf(nil, `{"event_id":"e-%d","mobile":"1731234%04d","registered_at":"2024-01-02"}`, i, i)})
+	}
+	k.Produce(recs...)
+	held := map[string]chan struct{}{"0000": make(chan struct{}), "0009": make(chan struct{})}
+	p, err := New(Config{
+		ClientOpts: []kgo.Opt{kgo.SeedBrokers(k.Brokers...)}, Group: k.Name("g"),
+		InputTopic: in, OutputTopic: out, DLQTopic: out + ".dlq", CreateTopics: true,
+		Enricher: EnricherFunc(func(ctx context.Context, l Lookup) (Result, error) {
+			if release, ok := held[l.Mobile[7:]]; ok {
+				select {
+				case <-release:
+				case <-ctx.Done():
+					return Result{}, ctx.Err()
+				}
+			}
+			return Result{Status: StatusNotRecycled, Res: 2, Source: SourceAPI, OrderID: "JH1"}, nil
+		}),
+		Codec:          CodecConfig{Location: time.UTC},
+		MaxInFlight:    2,
+		CommitInterval: 50 * time.Millisecond,
+		Logger:         slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	worker := func() *partitionWorker {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.workers[topicPartition{in, 0}]
+	}
+	// e-1..e-6 and e-8 produced, e-0 and e-9 in flight, e-10 taken (the
+	// dispatcher waits for a slot for it).
+	kafkatest.WaitFor(t, func() bool {
+		w := worker()
+		if w == nil || p.Stats().Produced != 7 {
+			return false
+		}
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return w.frontier == 10
+	})
+	stopping := worker().stopCtx.Done()
+	cancel()
+	<-stopping
+	close(held["0000"]) // within the grace: e-7 may start now
+	close(held["0009"])
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	rctx, rcancel := context.WithTimeout(context.Background(), time.Minute)
+	defer rcancel()
+	var ids []string
+	for _, r := range k.ConsumeAll(rctx, out) {
+		ids = append(ids, strings.Split(string(r.Value), `"`)[3])
+	}
+	slices.Sort(ids)
+	if committed := k.CommittedOffsets(p.cfg.Group, in)[0]; committed != 10 || !slices.Contains(ids, "e-7") {
+		t.Errorf("committed %d, outputs %v; want e-7 finished and the commit at 10 (only e-10, never started, left)", committed, ids)
 	}
 }
