@@ -149,3 +149,47 @@ func (b *safeBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.b.String()
 }
+
+// A stop while the broker holds the outputs back and the producer's buffer
+// is full ends: the records in progress are abandoned, not waited for. A
+// task blocked in Produce kept its worker's done open, so the revoke at
+// Client.Close, and Run, waited until the broker answered: for good. (Found
+// by review; it hung before.)
+func TestStopWithAFullProducerBufferEnds(t *testing.T) {
+	h := newHarness(t, 1)
+	if h.kafka.Fake == nil {
+		t.Skip("holds produce requests back with kfake's control functions")
+	}
+	h.kafka.CreateTopics(1, h.out, h.dlq)
+	outID := h.topicID(h.out)
+	release := make(chan struct{})
+	t.Cleanup(sync.OnceFunc(func() { close(release) }))
+	var held atomic.Int64
+	h.kafka.Fake.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		h.kafka.Fake.KeepControl()
+		if writesTopic(req.(*kmsg.ProduceRequest), h.out, outID) {
+			held.Add(1)
+			h.kafka.Fake.SleepControl(func() { <-release }) // a broker that does not answer
+		}
+		return nil, nil, false
+	})
+	h.produceEvents(3)
+	var asked atomic.Int64
+	cfg := h.config(processor.EnricherFunc(func(_ context.Context, l processor.Lookup) (processor.Result, error) {
+		asked.Add(1)
+		return fakeAnswer(l), nil
+	}))
+	cfg.Ordering = processor.OrderingNone
+	cfg.ShutdownTimeout = 200 * time.Millisecond
+	// The producer holds one record: the first output, which the broker
+	// holds; the next outputs' Produce waits for room.
+	cfg.ClientOpts = append(cfg.ClientOpts, kgo.MaxBufferedRecords(1))
+	p, stop := h.start(cfg)
+	kafkatest.WaitFor(t, func() bool { return asked.Load() == 3 && held.Load() > 0 && p.Stats().InFlight == 0 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if c := h.kafka.CommittedOffsets(h.group, h.in)[0]; c > 0 {
+		t.Errorf("committed %d with no output acknowledged", c)
+	}
+}

@@ -61,6 +61,7 @@ type partitionWorker struct {
 	waiting  map[*awaiting]struct{}       // records waiting in await
 	watched  map[context.Context]struct{} // the abandon contexts waitBegins watches
 	caughtUp atomic.Bool                  // the last fetch reached the partition's end (copause.go)
+	emitting atomic.Int32                 // records in hand: handing their outputs to the producer
 	wake     chan struct{}                // capacity 1: "there may be a record to start"
 
 	// The dispatcher's clocks: the cost controls' (the knowledge's
@@ -624,6 +625,8 @@ func (h *durableHand) end(handed bool) {
 
 // hand gives e to the producer in the order the Ordering requires.
 func (w *partitionWorker) hand(seq uint64, e emission) {
+	w.emitting.Add(1) // Produce can wait for room (see shutdown)
+	defer w.emitting.Add(-1)
 	if w.p.cfg.Ordering == OrderingPartition {
 		w.seq.complete(seq, e, w.p.emit)
 	} else {
@@ -790,17 +793,37 @@ func (w *partitionWorker) unhold(givenUp bool) {
 // at once.
 func (w *partitionWorker) shutdown(grace <-chan struct{}) {
 	w.stopFn()
-	if grace == nil {
-		w.cancel()
+	if grace != nil {
+		select {
+		case <-w.done:
+			w.release()
+			return
+		case <-grace:
+		}
 	}
+	w.cancel()
+	// Abandoned, the records in progress end at once, but for one handing
+	// its output to a producer whose buffer is full (MaxBufferedRecords:
+	// the brokers do not take the outputs): franz-go's Produce waits for
+	// room, which only the brokers or the client's close make. Waiting for
+	// it hung the revoke, and a shutdown (whose revoke comes before the
+	// client's close) for good. Such a record is left to the client's
+	// close; it was not committed, and is delivered again.
+	t := time.NewTimer(min(w.p.cfg.ShutdownTimeout, maxAbandonWait))
+	defer t.Stop()
 	select {
 	case <-w.done:
-	case <-grace:
-		w.cancel()
-		<-w.done
+	case <-t.C:
+		w.p.log.Error("records of a partition are still handing their outputs to the producer, whose buffer is full "+
+			"(the brokers do not take the outputs); leaving them to be delivered again",
+			"topic", w.tp.topic, "partition", w.tp.partition, "records", w.emitting.Load())
 	}
 	w.release()
 }
+
+// maxAbandonWait bounds how long a stop waits for abandoned records to end
+// (shutdown).
+const maxAbandonWait = 5 * time.Second
 
 // release abandons whatever the worker still does and resumes its
 // partition: a revoked partition that comes back must not come back paused.
