@@ -39,7 +39,9 @@ func Load(cmd string, args []string, lookupEnv func(string) (string, bool), stde
 // command's own flags (such as query's --date): LoadWith registers cmd's
 // configuration flags on it, replaces fs.Usage with one that lists every flag
 // on fs, and parses args. Read the caller's flags after it returns. Flags and
-// positional arguments may be interleaved; "--" ends the flags.
+// positional arguments may be interleaved; "--" ends the flags. When the
+// configuration is not valid, the positional arguments come back (non-nil)
+// with the error, for the command to check its usage first.
 //
 // cmd must be one with configuration flags: "run", "query", "replay",
 // "ledger" or "gen". The caller's flags must not reuse their names (the flag
@@ -75,7 +77,9 @@ func LoadWith(cmd string, fs *flag.FlagSet, args []string, lookupEnv func(string
 		return nil, nil, err
 	}
 	if err := cfg.Validate(cmd); err != nil {
-		return nil, nil, err
+		// The positional arguments, never nil here: a command may check
+		// them first.
+		return nil, append([]string{}, positional...), err
 	}
 	return &cfg, positional, nil
 }

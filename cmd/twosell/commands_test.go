@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -345,5 +346,51 @@ func TestSteadyState(t *testing.T) {
 			check("warmup", w, tt.warmup)
 			check("throughput", tp, tt.tp)
 		})
+	}
+}
+
+// Ctrl-C while dev is still producing its sample events is a stop like any
+// other: exit 0 (README: "runs until Ctrl-C").
+func TestDevStoppedWhileProducing(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel() // the signal came before (or while) the samples are produced
+	var stdout, stderr syncBuffer
+	code := Main(ctx, []string{"dev", "--kafka-addr", "127.0.0.1:0", "--sim-addr", "127.0.0.1:0", "--metrics-addr", ""}, &stdout, &stderr)
+	if code != 0 {
+		t.Errorf("exit %d, want 0; stderr: %s", code, stderr.String())
+	}
+}
+
+// An export that fails leaves the file named by --output as it was. (Found
+// by review: it was truncated before the export began.)
+func TestLedgerExportKeepsTheFileOnError(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now: connection refused
+	path := filepath.Join(t.TempDir(), "june.csv")
+	if err := os.WriteFile(path, []byte("last month's reconciled export\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr syncBuffer
+	code := Main(t.Context(), []string{"ledger", "export", "--brokers", addr, "--output", path}, &stdout, &stderr)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	if b, _ := os.ReadFile(path); !strings.Contains(string(b), "reconciled") {
+		t.Errorf("a failed export truncated %s to %q", path, b)
+	}
+}
+
+// "twosell query" without its MOBILE argument is a usage error (exit 2), as
+// README says, whatever the configuration. (Found by review: exit 1, with
+// the missing key's error.)
+func TestQueryWithoutMobileIsUsage(t *testing.T) {
+	t.Setenv("TWOSELL_JUHE_KEY", "")
+	var stdout, stderr syncBuffer
+	if code := Main(t.Context(), []string{"query"}, &stdout, &stderr); code != 2 {
+		t.Errorf("exit %d, want 2; stderr: %s", code, stderr.String())
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -583,6 +585,24 @@ func TestLedgerExport(t *testing.T) {
 		if strings.Contains(stdout.String(), e.mobile) {
 			t.Fatalf("the export holds a number")
 		}
+	}
+	// To a file, replaced whole once the export is complete.
+	path := filepath.Join(t.TempDir(), "june.csv")
+	if err := os.WriteFile(path, []byte("an older export\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var toFile, said syncBuffer
+	if code := Main(t.Context(), []string{"ledger", "export", "--brokers", strings.Join(cfg.Kafka.Brokers, ","),
+		"--ledger-topic", cfg.Ledger.Topic, "--output", path}, &toFile, &said); code != 0 {
+		t.Fatalf("exit %d: %s", code, said.String())
+	}
+	got, _ := os.ReadFile(path)
+	fi, _ := os.Stat(path)
+	if string(got) != stdout.String() || toFile.String() != "" || !strings.Contains(said.String(), fmt.Sprintf("wrote %d paid calls to %s", len(rows)-1, path)) || fi.Mode().Perm() != 0o644 {
+		t.Errorf("--output: file %q (mode %v), stdout %q, stderr %q; want the export, 0644, and a note", got, fi.Mode(), toFile.String(), said.String())
+	}
+	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(path), ".*")); len(left) != 0 {
+		t.Errorf("temporary files left: %v", left)
 	}
 	// Filtered by day.
 	var later syncBuffer

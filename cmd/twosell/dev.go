@@ -274,6 +274,9 @@ func (env *devEnv) run(ctx context.Context, stdout io.Writer) error {
 	if env.o.Generate > 0 {
 		recs := sampleEvents(env.o.Generate, 1, juhesim.Population(env.o.Generate))
 		if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			if ctx.Err() != nil { // Ctrl-C while the samples were produced: a stop like any other
+				return nil
+			}
 			return fmt.Errorf("producing sample events: %w", err)
 		}
 		printf("produced %d sample events to %s (about 1 in 50 deliberately bad)\n\n", len(recs), devInputTopic)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -45,15 +46,37 @@ func cmdLedger(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	registerSecrets(cfg)
 	w := stdout
-	if *output != "" {
-		f, err := os.Create(*output)
+	var out *os.File // the file renamed over --output once complete
+	if fi, serr := os.Stat(*output); *output != "" && serr == nil && !fi.Mode().IsRegular() {
+		f, err := os.OpenFile(*output, os.O_WRONLY, 0) // a device or a pipe, such as /dev/stdout
 		if err != nil {
 			return err
 		}
 		defer f.Close()
 		w = f
+	} else if *output != "" {
+		// Written next to the file and renamed over it once complete: a
+		// failed export (a wrong broker, a missing ledger) leaves the file
+		// as it was, such as last month's reconciliation.
+		out, err = os.CreateTemp(filepath.Dir(*output), "."+filepath.Base(*output)+".*")
+		if err != nil {
+			return err
+		}
+		defer func() {
+			out.Close()
+			os.Remove(out.Name()) // gone after the rename
+		}()
+		if err := out.Chmod(0o644); err != nil { // as a file os.Create makes, not CreateTemp's 0600
+			return err
+		}
+		w = out
 	}
 	n, unreadable, guarded, err := exportLedger(ctx, cfg, *fromDay, *toDay, w)
+	if err == nil && out != nil {
+		if err = out.Close(); err == nil {
+			err = os.Rename(out.Name(), *output)
+		}
+	}
 	if errors.Is(err, processor.ErrTopicMissing) {
 		return fmt.Errorf("no ledger on %v: topic %q does not exist; nothing was paid for through twosell on this cluster yet, or --ledger-topic names another topic",
 			cfg.Kafka.Brokers, cfg.Ledger.Topic)

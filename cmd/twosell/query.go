@@ -35,7 +35,9 @@ func cmdQuery(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.SetOutput(stderr)
 	date := fs.String("date", "", "the date to check against: yyyymmdd (or yyyy-mm-dd, RFC 3339); required")
 	cfg, rest, err := config.LoadWith("query", fs, args, os.LookupEnv)
-	if err != nil {
+	// The command line first: a usage error (exit 2) before what the
+	// configuration lacks (returned with the arguments, rest).
+	if err != nil && rest == nil {
 		return err
 	}
 	if len(rest) != 1 {
@@ -43,6 +45,9 @@ func cmdQuery(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if *date == "" {
 		return usageError{"--date is required: the day to check against, as yyyymmdd"}
+	}
+	if err != nil {
+		return err
 	}
 	mobile, err := processor.NormalizeMobile(rest[0])
 	if err != nil {
