@@ -207,6 +207,8 @@ type genOptions struct {
 	Seed       uint64
 	Partitions int32 // of the topic, if created
 	BadEvery   int   // every BadEvery-th event is bad; 0: none
+	// FlushTimeout bounds the flush at the end, after a stop too (30s).
+	FlushTimeout time.Duration
 }
 
 type genResult struct {
@@ -221,7 +223,7 @@ type genResult struct {
 // far, and no error).
 func generate(ctx context.Context, opts []kgo.Opt, topic string, o genOptions, progress io.Writer) (genResult, error) {
 	var res genResult
-	cl, err := kgo.NewClient(append(opts, kgo.ProducerLinger(5*time.Millisecond))...)
+	cl, err := kgo.NewClient(append(opts, kgo.ProducerLinger(5*time.Millisecond), kgo.MaxBufferedRecords(genMaxBuffered))...)
 	if err != nil {
 		return res, err
 	}
@@ -258,6 +260,11 @@ func generate(ctx context.Context, opts []kgo.Opt, topic string, o genOptions, p
 	start := time.Now()
 	next := start.Add(genProgressEvery)
 	written := 0
+	// Room in the client's buffer, taken before each Produce and given back
+	// by its promise: Produce itself would wait for room with a context
+	// that a stop must not cancel (below), and with the brokers gone a
+	// Ctrl-C waited for good.
+	room := make(chan struct{}, genMaxBuffered)
 	for o.Events == 0 || written < o.Events {
 		if lim != nil {
 			if lim.Wait(ctx) != nil {
@@ -269,9 +276,17 @@ func generate(ctx context.Context, opts []kgo.Opt, topic string, o genOptions, p
 		if failed.Load() > 0 {
 			break
 		}
+		select {
+		case room <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
 		// Not canceled by a stop: an event handed to the client is
 		// written, and counted when acknowledged.
 		cl.Produce(context.WithoutCancel(ctx), g.event(written, topic), func(_ *kgo.Record, err error) {
+			<-room
 			if err != nil {
 				failed.Add(1)
 				firstErr.CompareAndSwap(nil, &err)
@@ -287,7 +302,11 @@ func generate(ctx context.Context, opts []kgo.Opt, topic string, o genOptions, p
 	}
 	// What was handed to the client is flushed even after Ctrl-C: the
 	// summary counts only what the brokers acknowledged.
-	flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	flushTimeout := o.FlushTimeout
+	if flushTimeout == 0 {
+		flushTimeout = 30 * time.Second
+	}
+	flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), flushTimeout)
 	defer cancel()
 	if err := cl.Flush(flushCtx); err != nil {
 		return res, fmt.Errorf("flushing the events: %w", err)
@@ -298,6 +317,10 @@ func generate(ctx context.Context, opts []kgo.Opt, topic string, o genOptions, p
 	}
 	return res, nil
 }
+
+// genMaxBuffered is how many events gen has the client buffer at most
+// (franz-go's default).
+const genMaxBuffered = 10_000
 
 // genProgressEvery is how often gen reports its progress.
 const genProgressEvery = 5 * time.Second

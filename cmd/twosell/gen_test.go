@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/twosell/twosell/processor"
 	"github.com/twosell/twosell/processor/kafkatest"
@@ -109,3 +112,44 @@ func TestGenUntilStopped(t *testing.T) {
 		t.Errorf("gen said it wrote %d, the topic holds %d", res.written, got)
 	}
 }
+
+// A stop while the brokers take nothing and the client's buffer is full
+// ends gen, after its flush times out. (Found by review: the next event's
+// Produce waited for room with a context the stop does not cancel, and
+// Ctrl-C did nothing.)
+func TestGenStopsWhileTheBrokersTakeNothing(t *testing.T) {
+	k := kafkatest.NewFake(t, nil)
+	topic := k.Name("gen")
+	k.CreateTopics(1, topic)
+	release := make(chan struct{})
+	t.Cleanup(sync.OnceFunc(func() { close(release) }))
+	k.Fake.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		k.Fake.KeepControl()
+		k.Fake.SleepControl(func() { <-release }) // brokers that do not answer
+		return nil, nil, false
+	})
+	full := make(chan struct{})
+	var buffered atomic.Int64
+	hook := bufferedHook(func() {
+		if buffered.Add(1) == genMaxBuffered {
+			close(full)
+		}
+	})
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() {
+		_, err := generate(ctx, []kgo.Opt{kgo.SeedBrokers(k.Brokers...), kgo.WithHooks(hook)}, topic,
+			genOptions{Mobiles: 10, Seed: 1, FlushTimeout: 50 * time.Millisecond}, &bytes.Buffer{})
+		errc <- err
+	}()
+	<-full // the next event waits for room
+	cancel()
+	if err := <-errc; err == nil || !strings.Contains(err.Error(), "flushing the events") {
+		t.Errorf("generate = %v, want the flush's timeout", err)
+	}
+}
+
+type bufferedHook func()
+
+func (h bufferedHook) OnProduceRecordBuffered(*kgo.Record) { h() }

@@ -51,6 +51,13 @@ func commands() []command {
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// After the first signal, the next one is the default's: a second
+	// Ctrl-C ends a stop that takes too long (a flush to brokers that are
+	// gone, say).
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	code := Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
