@@ -36,6 +36,10 @@ type breaker struct {
 	pending    []transition
 	delivering bool
 	openUntil  time.Time // when gobreaker lets trial calls through, once open
+	// lastFault is the last provider fault, which the log of an opening
+	// and the refusals while open name: at the default log level, a wrong
+	// juhe.url showed only that the breaker opened, never why.
+	lastFault error
 }
 
 // breakerTrialWait is the RetryIn of a call refused while the breaker is
@@ -43,7 +47,10 @@ type breaker struct {
 // closed (or open again, and says until when).
 const breakerTrialWait = 100 * time.Millisecond
 
-type transition struct{ from, to gobreaker.State }
+type transition struct {
+	from, to gobreaker.State
+	cause    error // to open: the last provider fault
+}
 
 func newBreaker(cfg BreakerConfig, logger *slog.Logger, onChange func(from, to string)) *breaker {
 	b := &breaker{cfg: cfg, logger: logger, onChange: onChange}
@@ -54,7 +61,11 @@ func newBreaker(cfg BreakerConfig, logger *slog.Logger, onChange func(from, to s
 		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= cfg.Failures },
 		OnStateChange: func(_ string, from, to gobreaker.State) {
 			b.mu.Lock()
-			b.pending = append(b.pending, transition{from, to})
+			t := transition{from: from, to: to}
+			if to == gobreaker.StateOpen {
+				t.cause = b.lastFault
+			}
+			b.pending = append(b.pending, t)
 			if to == gobreaker.StateOpen {
 				b.openUntil = time.Now().Add(cfg.OpenFor) // gobreaker's expiry, set at this change
 			}
@@ -90,16 +101,28 @@ func breakerExcluded(err error) bool {
 // fn is not called and the error is ClassUnavailable.
 func (b *breaker) execute(fn func() (Answer, error)) (Answer, error) {
 	defer b.deliver()
-	a, err := b.cb.Execute(fn)
+	a, err := b.cb.Execute(func() (Answer, error) {
+		a, err := fn()
+		if err != nil && !breakerSuccess(err) && !breakerExcluded(err) {
+			b.mu.Lock()
+			b.lastFault = err
+			b.mu.Unlock()
+		}
+		return a, err
+	})
 	switch {
 	case errors.Is(err, gobreaker.ErrOpenState):
 		b.mu.Lock()
-		in := max(time.Until(b.openUntil), 0)
+		in, last := max(time.Until(b.openUntil), 0), b.lastFault
 		b.mu.Unlock()
+		why := ""
+		if last != nil {
+			why = " (the last: " + last.Error() + ")"
+		}
 		return a, &Error{
 			Class: ClassUnavailable,
-			Reason: fmt.Sprintf("juhe: the circuit breaker is open after provider faults; "+
-				"no request is sent until juhe.breaker.open_for (%s) has passed", b.cfg.OpenFor),
+			Reason: fmt.Sprintf("juhe: the circuit breaker is open after provider faults%s; "+
+				"no request is sent until juhe.breaker.open_for (%s) has passed", why, b.cfg.OpenFor),
 			RetryIn: in,
 		}
 	case errors.Is(err, gobreaker.ErrTooManyRequests):
@@ -159,8 +182,11 @@ func (b *breaker) report(t transition) {
 	if t.to == gobreaker.StateOpen {
 		level = slog.LevelWarn
 	}
-	b.logger.Log(context.Background(), level, "juhe: circuit breaker state changed",
-		"from", t.from.String(), "to", t.to.String())
+	attrs := []any{"from", t.from.String(), "to", t.to.String()}
+	if t.cause != nil {
+		attrs = append(attrs, "last_fault", t.cause.Error())
+	}
+	b.logger.Log(context.Background(), level, "juhe: circuit breaker state changed", attrs...)
 	if b.onChange != nil {
 		b.onChange(t.from.String(), t.to.String())
 	}

@@ -470,6 +470,15 @@ func TestBreaker(t *testing.T) {
 		t.Fatalf("query while open = %+v, %v; want unavailable with no attempt", a, err)
 	}
 	checkHelpers(t, err, juhe.ClassUnavailable)
+	// Why it opened, at the default log level and in every refusal: the
+	// last fault (found by review: a wrong juhe.url showed only that the
+	// breaker had opened).
+	if !strings.Contains(err.Error(), "(the last: ") || !strings.Contains(err.Error(), "10014") {
+		t.Errorf("refusal %q does not name the last fault", err)
+	}
+	if !strings.Contains(logs.String(), `"to":"open","last_fault":"`) || !strings.Contains(logs.String(), `10014`) {
+		t.Errorf("the opening's log does not name the last fault:\n%s", logs.String())
+	}
 	if srv.requests.Load() != before {
 		t.Fatalf("a request was sent while the breaker was open")
 	}
