@@ -211,7 +211,7 @@ func runBench(ctx context.Context, o benchOptions, stderr io.Writer) (*benchResu
 		ratio := res.Throughput / bound
 		res.Bound, res.RatioBound = &bound, &ratio
 	}
-	res.APICalls, err = simRequests(ctx, "http://"+sim.addr)
+	res.APICalls, err = simRequests(context.WithoutCancel(ctx), "http://"+sim.addr) // after a Ctrl-C too
 	if err != nil {
 		return nil, err
 	}
@@ -538,7 +538,10 @@ type childCommand struct {
 // startChildCommand starts self with args and waits for the line that
 // starts with prefix and ends with its address.
 func startChildCommand(ctx context.Context, self, prefix string, args ...string) (*childCommand, error) {
-	cmd := exec.CommandContext(ctx, self, args...)
+	// Not ended by a stop of the bench (Ctrl-C), which stops twosell
+	// against them and reports what was done; the bench ends them (stop).
+	cmd := exec.CommandContext(context.WithoutCancel(ctx), self, args...)
+	cmd.SysProcAttr = childAttrs()
 	cmd.Env = append(os.Environ(), "TWOSELL_JUHE_KEY="+benchKey)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
