@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"reflect"
 	"strings"
 	"time"
 	// Embedded zone data, so that input.time_zone loads on hosts and
@@ -58,7 +59,20 @@ func (c *Config) Validate(cmd string) error {
 	}
 	c.Log.Level = v.oneOf("log.level", strings.ToLower(c.Log.Level), c.Log.Level, validLogLevels)
 	c.Log.Format = v.oneOf("log.format", strings.ToLower(c.Log.Format), c.Log.Format, validLogFormats)
+	c.validateMasks(v)
 	return errors.Join(v.errs...)
+}
+
+// validateMasks refuses a secret set to the mask --print-config prints in
+// its place: its output, used as a config file, loaded "***" as the key
+// itself, which the provider refused (10001) only once running.
+func (c *Config) validateMasks(v *validator) {
+	secretType := reflect.TypeFor[Secret]()
+	for _, s := range settings(c) {
+		if s.value.Type() == secretType && s.value.String() == "***" {
+			v.addSecret(s.key, "is \"***\", the mask --print-config prints instead of a secret; set the secret itself")
+		}
+	}
 }
 
 func (c *Config) validateKafka(v *validator) {

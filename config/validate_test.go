@@ -322,3 +322,18 @@ func TestNumberSettings(t *testing.T) {
 		}
 	}
 }
+
+// --print-config's output, used as a config file, carries "***" for each
+// secret: refused, naming where to set the secret, rather than sent to the
+// provider as the key. (Suggested by review.)
+func TestMaskedSecretRefused(t *testing.T) {
+	c := Default()
+	c.Juhe.Key = "***"
+	c.Kafka.SASL.Mechanism, c.Kafka.SASL.Username, c.Kafka.SASL.Password = SASLScramSHA512, "twosell", "***"
+	err := c.Validate("run")
+	for _, want := range []string{`juhe.key: is "***", the mask --print-config prints`, `kafka.sasl.password: is "***"`, "TWOSELL_JUHE_KEY"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate = %v; want it to say %q", err, want)
+		}
+	}
+}
