@@ -72,6 +72,11 @@ func (p *Processor) revoked(ctx context.Context, cl *kgo.Client, revoked map[str
 // already given them to someone else, who will deliver them again.
 func (p *Processor) lost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
 	p.joined.Store(false) // until the group takes us back
+	if len(lost) == 0 {
+		// franz-go calls this on every failed rejoin (a broker outage):
+		// nothing was held, so nothing to say each time.
+		return
+	}
 	if p.cfg.ExactlyOnce {
 		// The transaction session aborts the open transaction.
 		p.stopWorkers(p.removeWorkers(lost), nil)

@@ -169,3 +169,15 @@ func TestTrackerRewindAboveTheWatermarkKeepsTheEpoch(t *testing.T) {
 		t.Errorf("a rewind above the watermark moved it: %d (epoch %d) -> %d (epoch %d)", before, epochBefore, after, epochAfter)
 	}
 }
+
+// franz-go reports an empty loss on every failed rejoin during a broker
+// outage: nothing is logged for it. (Found by review: a WARN with
+// partitions=map[] every few seconds.)
+func TestEmptyLossIsNotLogged(t *testing.T) {
+	var logs strings.Builder
+	p := &Processor{log: slog.New(slog.NewTextHandler(&logs, nil))}
+	p.lost(t.Context(), nil, map[string][]int32{})
+	if logs.Len() != 0 {
+		t.Errorf("logged %q", logs.String())
+	}
+}
