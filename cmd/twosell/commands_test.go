@@ -394,3 +394,11 @@ func TestQueryWithoutMobileIsUsage(t *testing.T) {
 		t.Errorf("exit %d, want 2; stderr: %s", code, stderr.String())
 	}
 }
+
+// "twosell ledger -h" answers with its usage, as every command's -h does.
+func TestLedgerHelp(t *testing.T) {
+	var stdout, stderr syncBuffer
+	if code := Main(t.Context(), []string{"ledger", "-h"}, &stdout, &stderr); code != 0 || !strings.Contains(stderr.String(), "twosell ledger export [--from-day") {
+		t.Errorf("exit %d, stderr %q; want 0 and the usage", code, stderr.String())
+	}
+}

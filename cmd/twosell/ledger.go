@@ -24,8 +24,13 @@ var ledgerCSVHeader = []string{"day", "at", "order_id", "status", "res", "code",
 // ledger, as CSV, to reconcile the provider's bill by order id. The mobile
 // appears only as its keyed hash.
 func cmdLedger(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	const use = "twosell ledger export [--from-day YYYYMMDD] [--to-day YYYYMMDD] [--output FILE]"
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
+		fmt.Fprintf(stderr, "usage: %s\n(twosell ledger export -h lists every flag)\n", use)
+		return nil
+	}
 	if len(args) == 0 || args[0] != "export" {
-		return usageError{"want a subcommand: twosell ledger export [--from-day YYYYMMDD] [--to-day YYYYMMDD] [--output FILE]"}
+		return usageError{"want a subcommand: " + use}
 	}
 	fs := flag.NewFlagSet("ledger export", flag.ContinueOnError)
 	fs.SetOutput(stderr)
