@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"reflect"
 	"slices"
 	"strconv"
-	"reflect"
 	"strings"
 	"time"
 	// Embedded zone data, so that input.time_zone loads on hosts and
