@@ -6,8 +6,11 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
@@ -121,4 +124,29 @@ func TestSpanOfAFailure(t *testing.T) {
 		return
 	}
 	t.Fatal("no juhe.query span")
+}
+
+// Nothing of the trace goes to the provider, a third party: not the
+// input's baggage (from a Kafka header, it can carry a user's data), not the
+// trace context. (Found by review: both were sent on traced calls.)
+func TestNoTraceHeadersToTheProvider(t *testing.T) {
+	prev := otel.GetTextMapPropagator()
+	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})) // as setupTracing
+	t.Cleanup(func() { otel.SetTextMapPropagator(prev) })
+	tp := sdktrace.NewTracerProvider()
+	var got http.Header
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) { got = r.Header.Clone(); reply(w, 0, 1) })
+	c := newClient(t, srv.URL, func(cfg *juhe.Config) { cfg.TracerProvider = tp })
+	m, _ := baggage.NewMember("user.email", "someone@example.com")
+	b, _ := baggage.New(m)
+	ctx, span := tp.Tracer("t").Start(baggage.ContextWithBaggage(t.Context(), b), "process")
+	defer span.End()
+	if _, err := c.Query(ctx, testMobile, testDate); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []string{"Baggage", "Traceparent"} {
+		if v := got.Get(h); v != "" {
+			t.Errorf("the provider received %s: %s", h, v)
+		}
+	}
 }

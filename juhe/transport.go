@@ -12,6 +12,7 @@ import (
 
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -109,6 +110,10 @@ func newRoundTripper(cfg *Config, direct *directTransport, redact *Redactor, tp 
 		&paramTransport{base: base, redact: redact},
 		otelhttp.WithTracerProvider(tp),
 		otelhttp.WithMeterProvider(metricnoop.NewMeterProvider()),
+		// Nothing of the trace goes to the provider, a third party: the
+		// global propagator sent the input's baggage (which can carry a
+		// user's data) and the trace context, on traced calls only.
+		otelhttp.WithPropagators(propagation.NewCompositeTextMapPropagator()),
 		// A child of a span that is not recorded would not be either: skip
 		// the instrumentation's cost entirely then.
 		otelhttp.WithFilter(func(r *http.Request) bool { return trace.SpanFromContext(r.Context()).IsRecording() }),

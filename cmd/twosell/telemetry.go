@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -43,19 +44,27 @@ func setupTracing(ctx context.Context, serviceName string, lookupEnv func(string
 	opts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
 
 	exporter, _ := lookupEnv("OTEL_TRACES_EXPORTER")
+	exporter = strings.ToLower(strings.TrimSpace(exporter)) // enums are case-insensitive (the OTel spec)
+	if exporter != "" && exporter != "otlp" && exporter != "none" {
+		// The spec: an unrecognised value is warned of and ignored, not a
+		// reason for the pipeline not to start.
+		log.Warn("telemetry: OTEL_TRACES_EXPORTER is not supported; ignoring it (supported: otlp, none)", "value", exporter)
+		exporter = ""
+	}
+	if disabled, _ := lookupEnv("OTEL_SDK_DISABLED"); strings.EqualFold(strings.TrimSpace(disabled), "true") {
+		exporter = "none" // spans are still recorded, for the outputs' traceparent; none leaves the process
+	}
 	// Set and not empty: OpenTelemetry reads an empty variable as unset
 	// (an empty endpoint started an exporter to localhost:4318).
 	endpoint := nonEmpty(lookupEnv("OTEL_EXPORTER_OTLP_ENDPOINT"))
 	tracesEndpoint := nonEmpty(lookupEnv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
-	switch {
-	case exporter == "none":
-	case exporter == "otlp" || (exporter == "" && (endpoint || tracesEndpoint)):
+	if exporter == "otlp" || (exporter == "" && (endpoint || tracesEndpoint)) {
 		protocol, ok := lookupEnv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
 		if !ok {
 			protocol, _ = lookupEnv("OTEL_EXPORTER_OTLP_PROTOCOL")
 		}
-		if protocol != "" && protocol != "http/protobuf" {
-			return nil, fmt.Errorf("telemetry: OTEL_EXPORTER_OTLP_PROTOCOL %q is not supported; use http/protobuf (the collector's port 4318)", protocol)
+		if p := strings.ToLower(strings.TrimSpace(protocol)); p != "" && p != "http/protobuf" {
+			log.Warn("telemetry: OTEL_EXPORTER_OTLP_PROTOCOL is not supported; exporting over http/protobuf (a collector's port 4318)", "value", protocol)
 		}
 		exp, err := otlptracehttp.New(ctx) // reads the OTEL_EXPORTER_OTLP_* variables itself
 		if err != nil {
@@ -63,13 +72,41 @@ func setupTracing(ctx context.Context, serviceName string, lookupEnv func(string
 		}
 		opts = append(opts, sdktrace.WithBatcher(redactingExporter{exp, secrets}))
 		log.Info("exporting traces over OTLP/HTTP")
-	case exporter != "":
-		return nil, fmt.Errorf("telemetry: OTEL_TRACES_EXPORTER %q is not supported; use otlp or none", exporter)
 	}
+	// Export failures through the process's logger (structured, redacted),
+	// at most once a minute: OpenTelemetry's default handler wrote each
+	// failed batch to stderr as a plain line, a collector's reply included.
+	otel.SetErrorHandler(&otelErrors{log: log})
 	tp := sdktrace.NewTracerProvider(append(opts, extra...)...)
 	otel.SetTracerProvider(tp)
 	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
 	return tp, nil
+}
+
+// otelErrors logs OpenTelemetry's errors (failed exports) at WARN, the
+// first at once and then at most one line a minute, counting the others.
+type otelErrors struct {
+	log        *slog.Logger
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int
+}
+
+// otelErrorsEvery is how often otelErrors logs at most.
+const otelErrorsEvery = time.Minute
+
+func (h *otelErrors) Handle(err error) {
+	h.mu.Lock()
+	now := time.Now()
+	if !h.last.IsZero() && now.Sub(h.last) < otelErrorsEvery {
+		h.suppressed++
+		h.mu.Unlock()
+		return
+	}
+	suppressed := h.suppressed
+	h.last, h.suppressed = now, 0
+	h.mu.Unlock()
+	h.log.Warn("telemetry: OpenTelemetry failed (traces are not exported while this lasts)", "err", err, "failures_not_logged", suppressed)
 }
 
 // shutdownTracing exports what is buffered, for at most 5 s: a collector
