@@ -86,9 +86,7 @@ func TestFinishedRecordsAreRecycled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
+	cancel, done := runInternal(t, p)
 	kafkatest.WaitFor(t, func() bool { return p.Stats().Produced == n })
 	cancel()
 	if err := <-done; err != nil {
@@ -162,9 +160,7 @@ func TestStopWhileWaitingForASlotFinishesOvertaken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
+	cancel, done := runInternal(t, p)
 	worker := func() *partitionWorker {
 		p.mu.Lock()
 		defer p.mu.Unlock()
@@ -199,4 +195,12 @@ func TestStopWhileWaitingForASlotFinishesOvertaken(t *testing.T) {
 	if committed := k.CommittedOffsets(p.cfg.Group, in)[0]; committed != 10 || !slices.Contains(ids, "e-7") {
 		t.Errorf("committed %d, outputs %v; want e-7 finished and the commit at 10 (only e-10, never started, left)", committed, ids)
 	}
+}
+
+// runInternal runs p until cancel; done receives what Run returned.
+func runInternal(t *testing.T, p *Processor) (cancel context.CancelFunc, done <-chan error) {
+	ctx, cancel := context.WithCancel(t.Context())
+	errc := make(chan error, 1)
+	go func() { errc <- p.Run(ctx) }()
+	return cancel, errc
 }
