@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"reflect"
 	"regexp"
@@ -92,6 +93,9 @@ func loadFile(c *Config, path string) error {
 	if err != nil {
 		return fmt.Errorf("config file: %w", err)
 	}
+	if err := checkWholeNumbers(path, data); err != nil {
+		return err
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(c); err != nil {
@@ -118,9 +122,43 @@ func loadFile(c *Config, path string) error {
 	return nil
 }
 
+// checkWholeNumbers refuses a fraction where a whole number is wanted: the
+// YAML decoder cuts 99.5 to 99 (juhe.daily_budget, say) without a word,
+// which the environment and the flags refuse.
+func checkWholeNumbers(path string, data []byte) error {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil || len(root.Content) == 0 {
+		return nil // the decoder says what is wrong, or there is nothing
+	}
+	ints := map[string]bool{}
+	for _, st := range settings(new(Config)) {
+		ints[st.key] = kindName(st.value) == "int"
+	}
+	var errs []error
+	var visit func(n *yaml.Node, prefix string)
+	visit = func(n *yaml.Node, prefix string) {
+		if n.Kind != yaml.MappingNode {
+			return
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			key := joinKey(prefix, k.Value)
+			if ints[key] && v.Kind == yaml.ScalarNode && v.Tag == "!!float" {
+				if f, err := strconv.ParseFloat(v.Value, 64); err != nil || f != math.Trunc(f) {
+					errs = append(errs, fmt.Errorf("config file %s: line %d: %s: %s is not a whole number; %w", path, v.Line, key, v.Value, errExpected["int"]))
+				}
+			}
+			visit(v, key)
+		}
+	}
+	visit(root.Content[0], "")
+	return errors.Join(errs...)
+}
+
 var (
 	unknownFieldRE = regexp.MustCompile(`^line (\d+): field (.+) not found in type (\S+)$`)
 	typeMismatchRE = regexp.MustCompile(`^line (\d+): (cannot unmarshal .*)$`)
+	duplicateKeyRE = regexp.MustCompile(`^line (\d+): mapping key .* already defined at line (\d+)$`)
 	quotedRE       = regexp.MustCompile("`[^`]*`|'[^']*'|\"[^\"]*\"")
 )
 
@@ -167,6 +205,13 @@ func explainTypeError(path string, data []byte, te *yaml.TypeError) error {
 				continue
 			}
 		}
+		if m := duplicateKeyRE.FindStringSubmatch(msg); m != nil {
+			line, _ := strconv.Atoi(m[1])
+			if key := keyAtLine[line]; key != "" { // a key is no secret; its value is not quoted
+				errs = append(errs, fmt.Errorf("config file %s: line %s: %s is set twice (first at line %s); keep one", path, m[1], key, m[2]))
+				continue
+			}
+		}
 		if m := typeMismatchRE.FindStringSubmatch(msg); m != nil {
 			line, _ := strconv.Atoi(m[1])
 			// A value may sit below its key, as list items do: take the
@@ -176,6 +221,13 @@ func explainTypeError(path string, data []byte, te *yaml.TypeError) error {
 					what := m[2]
 					if holdsSecret(key) {
 						what = scrubQuoted(what)
+					}
+					if v, ok := settingsByKey(new(Config))[key]; ok { // say what would be valid, as the environment's errors do
+						if e := errExpected[kindName(v.value)]; e != nil {
+							what += "; " + e.Error()
+						} else if kindName(v.value) == "list" {
+							what += "; expected a list, such as [a, b] or one item per line under the key"
+						}
 					}
 					errs = append(errs, fmt.Errorf("config file %s: line %s: %s: %s", path, m[1], key, what))
 					break

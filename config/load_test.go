@@ -297,3 +297,30 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// The file's mistakes are errors that name the key and say what would be
+// valid, as the environment's are: a fraction for a whole number (the YAML
+// decoder cut 99.5 to 99 without a word), a wrong type (the message named
+// Go types), a key set twice (the message hid the key). (Found by review.)
+func TestFileMistakesSayWhatIsValid(t *testing.T) {
+	for _, tt := range []struct{ file, want string }{
+		{"juhe:\n  daily_budget: 99.5\n", "line 2: juhe.daily_budget: 99.5 is not a whole number; expected an integer"},
+		{"processing:\n  max_in_flight: 0.5\n", "processing.max_in_flight: 0.5 is not a whole number"},
+		{"juhe:\n  timeout: 5\n", "juhe.timeout: cannot unmarshal !!int `5` into time.Duration; expected a Go duration such as"},
+		{"cache:\n  short_ttl: 7d\n", "expected a Go duration such as"},
+		{"kafka:\n  create_topics: nope\n", "kafka.create_topics: cannot unmarshal !!str `nope` into bool; expected a bool: true or false"},
+		{"kafka:\n  brokers: 127.0.0.1:9092\n", "kafka.brokers: cannot unmarshal !!str `127.0.0...` into []string; expected a list"},
+		{"juhe:\n  retries: 1\n  retries: 3\n", "line 3: juhe.retries is set twice (first at line 2); keep one"},
+	} {
+		path := writeFile(t, "twosell.yaml", tt.file)
+		_, _, err := Load("run", []string{"--config", path}, withKey.lookup, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%q: error %v; want it to say %q", tt.file, err, tt.want)
+		}
+	}
+	// A whole number written as a float is one.
+	path := writeFile(t, "twosell.yaml", "juhe:\n  daily_budget: 100.0\n")
+	if c, _, err := Load("run", []string{"--config", path}, withKey.lookup, io.Discard); err != nil || c.Juhe.DailyBudget != 100 {
+		t.Errorf("daily_budget: 100.0 = %v, %v; want 100", c, err)
+	}
+}
