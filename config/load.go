@@ -48,6 +48,22 @@ func Load(cmd string, args []string, lookupEnv func(string) (string, bool), stde
 // "ledger" or "gen". The caller's flags must not reuse their names (the flag
 // package panics), nor --config.
 func LoadWith(cmd string, fs *flag.FlagSet, args []string, lookupEnv func(string) (string, bool)) (*Config, []string, error) {
+	cfg, positional, err := LoadUnvalidated(cmd, fs, args, lookupEnv)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := cfg.Validate(cmd); err != nil {
+		// The positional arguments, never nil here: a command may check
+		// them first.
+		return nil, append([]string{}, positional...), err
+	}
+	return cfg, positional, nil
+}
+
+// LoadUnvalidated is LoadWith without the validation, for a command that
+// adjusts the configuration by its own flags first (replay's dead-letter
+// topic) and then validates it (Validate, ValidateNoCalls).
+func LoadUnvalidated(cmd string, fs *flag.FlagSet, args []string, lookupEnv func(string) (string, bool)) (*Config, []string, error) {
 	if lookupEnv == nil {
 		lookupEnv = func(string) (string, bool) { return "", false }
 	}
@@ -76,11 +92,6 @@ func LoadWith(cmd string, fs *flag.FlagSet, args []string, lookupEnv func(string
 	cl.apply(&cfg)
 	if err := readSecretFiles(&cfg); err != nil {
 		return nil, nil, err
-	}
-	if err := cfg.Validate(cmd); err != nil {
-		// The positional arguments, never nil here: a command may check
-		// them first.
-		return nil, append([]string{}, positional...), err
 	}
 	return &cfg, positional, nil
 }

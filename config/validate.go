@@ -46,7 +46,15 @@ const (
 // the AES modes, the openid) is required only by commands that call the
 // provider: run, query and replay.
 func (c *Config) Validate(cmd string) error {
-	v := &validator{cmd: cmd}
+	return c.validate(cmd, slices.Contains(callsProvider, cmd))
+}
+
+// ValidateNoCalls is Validate for a run of cmd that makes no provider call
+// (replay --dry-run): the provider's key and openid are not required.
+func (c *Config) ValidateNoCalls(cmd string) error { return c.validate(cmd, false) }
+
+func (c *Config) validate(cmd string, calls bool) error {
+	v := &validator{cmd: cmd, calls: calls}
 	c.validateKafka(v)
 	c.validateJuhe(v)
 	c.validateInput(v)
@@ -198,7 +206,7 @@ func (c *Config) validateJuhe(v *validator) {
 		}
 	}
 
-	needsKey := slices.Contains(callsProvider, v.cmd)
+	needsKey := v.calls
 	if needsKey && j.Key == "" {
 		v.addSecret("juhe.key", "must be set, as %s calls the provider", v.cmd)
 	}
@@ -276,8 +284,9 @@ func (c *Config) validateProcessing(v *validator) {
 
 // validator collects problems, each ending with where the key can be set.
 type validator struct {
-	cmd  string
-	errs []error
+	cmd   string
+	calls bool // the run calls the provider: its key (and openid) are required
+	errs  []error
 }
 
 // addf records a problem with key and says where key is set.

@@ -992,3 +992,32 @@ func TestFormulaSafe(t *testing.T) {
 		}
 	}
 }
+
+// README (Replay): dead letters go to --dlq-topic, by default
+// <output-topic>.dlq; a dead letter holds the input's key and value byte for
+// byte, so replaying the live dead-letter topic (after fixing juhe.mode,
+// say) is a use. But LoadWith validates kafka.dlq_topic, which replay then
+// replaces, against the replay's --input-topic. (Found by review.)
+func TestReplayOfTheDeadLetterTopic(t *testing.T) {
+	_, _, cfg, _, _ := replayFixture(t)
+	// The live configuration's dead-letter topic is the topic replayed.
+	t.Setenv("TWOSELL_KAFKA_DLQ_TOPIC", cfg.Kafka.InputTopic)
+	var stdout, stderr syncBuffer
+	code := Main(t.Context(), replayArgs(cfg, cfg.Kafka.InputTopic+"-fixed", "--dry-run"), &stdout, &stderr)
+	if strings.Contains(stderr.String(), "kafka.dlq_topic") {
+		t.Fatalf("exit %d: refused over a setting replay does not use:\n%s", code, stderr.String())
+	}
+}
+
+// README: "--dry-run ... no call made"; yet it requires juhe.openid (and
+// juhe.key even with cache.secret set), which only calls use. (Found by
+// review.)
+func TestReplayDryRunNeedsNoOpenID(t *testing.T) {
+	_, _, cfg, _, _ := replayFixture(t)
+	t.Setenv("TWOSELL_JUHE_MODE", "aes") // no TWOSELL_JUHE_OPENID
+	var stdout, stderr syncBuffer
+	code := Main(t.Context(), replayArgs(cfg, cfg.Kafka.InputTopic+"-x", "--dry-run"), &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("replay --dry-run: exit %d\n%s", code, stderr.String())
+	}
+}

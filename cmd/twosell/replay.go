@@ -80,7 +80,9 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.BoolVar(&o.JSON, "json", false, "print the summary as one JSON object")
 	fs.BoolVar(&o.DryRun, "dry-run", false, "estimate what the replay would pay, from what the ledger knows, without a call or a write (no --output-topic needed)")
 	fs.BoolVar(&o.IgnoreRetention, "ignore-retention", false, "start even if the output or dead-letter topic's time retention would delete outputs of the range at once (they keep their inputs' timestamps)")
-	cfg, rest, err := config.LoadWith("replay", fs, args, os.LookupEnv)
+	// Validated below, once the replay's own defaults are in (its
+	// dead-letter topic: replaying the dead-letter topic itself is a use).
+	cfg, rest, err := config.LoadUnvalidated("replay", fs, args, os.LookupEnv)
 	if err != nil {
 		return err
 	}
@@ -105,7 +107,11 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return usageError{fmt.Sprintf("--progress %q: want auto, bar, lines or none", o.Progress)}
 	}
 	cfg.Processing.SkipOlderThan = 0 // history is old by definition
-	if err := cfg.Validate("replay"); err != nil {
+	validate := cfg.Validate
+	if o.DryRun {
+		validate = cfg.ValidateNoCalls // no call: no key or openid needed (the ledger's cache secret is checked where it is used)
+	}
+	if err := validate("replay"); err != nil {
 		return err
 	}
 	registerSecrets(cfg)
@@ -127,6 +133,7 @@ func runReplay(ctx context.Context, cfg *config.Config, o replayOptions, stdout,
 	for _, r := range ranges {
 		total += r.End - r.Start
 	}
+	warnInsecure(cfg, log) // a dry run connects to Kafka too
 	if o.DryRun {
 		est, err := estimateReplay(ctx, cfg, ranges, total, log)
 		if err != nil {
@@ -139,7 +146,6 @@ func runReplay(ctx context.Context, cfg *config.Config, o replayOptions, stdout,
 		return err
 	}
 	defer shutdownTracing(ctx, tp)
-	warnInsecure(cfg, log)
 	client, err := newJuheClient(cfg, tp, nil, log)
 	if err != nil {
 		return err
