@@ -114,17 +114,20 @@ var errExpected = map[string]error{
 // setString parses s into v by v's type: strings as they are, lists
 // comma-separated (spaces trimmed, empty items dropped), durations as Go
 // durations and bools as the config file's YAML reads them (parseBool). The error says only
-// what was expected; callers name the source.
+// what was expected; callers name the source. Numbers, durations, bools and
+// secrets are read without surrounding white space, as *_file reads a
+// secret: a Kubernetes Secret made from a file gives a variable its
+// trailing newline, which made another key (and cache secret).
 func setString(v reflect.Value, s string) error {
 	switch kind := kindName(v); kind {
 	case "duration":
-		d, err := time.ParseDuration(s)
+		d, err := time.ParseDuration(strings.TrimSpace(s))
 		if err != nil {
 			return errExpected[kind]
 		}
 		v.SetInt(int64(d))
 	case "bool":
-		b, ok := parseBool(s)
+		b, ok := parseBool(strings.TrimSpace(s))
 		if !ok {
 			return errExpected[kind]
 		}
@@ -150,6 +153,9 @@ func setString(v reflect.Value, s string) error {
 		}
 		v.Set(reflect.ValueOf(items))
 	default:
+		if v.Type() == reflect.TypeFor[Secret]() {
+			s = strings.TrimSpace(s)
+		}
 		v.SetString(s)
 	}
 	return nil

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The environment is derived from the structs: every setting has its own
@@ -176,5 +177,24 @@ func TestEnvBoolSpellings(t *testing.T) {
 		if c, _, err := Load("run", []string{"--config", path}, withKey.lookup, io.Discard); err == nil && c.Cache.Enabled != want {
 			t.Errorf("cache.enabled: %s in the file reads %v, want %v", spelling, c.Cache.Enabled, want)
 		}
+	}
+}
+
+// A variable's surrounding white space is not part of a secret, a duration
+// or a bool: a Kubernetes Secret made from a file gives TWOSELL_JUHE_KEY a
+// trailing newline, which made another key, and another cache secret than
+// an instance reading the key from a file. (Found by review.)
+func TestEnvValuesTrimmed(t *testing.T) {
+	env := map[string]string{
+		"TWOSELL_JUHE_KEY":          "k-0123456789abcdef\n",
+		"TWOSELL_KAFKA_TLS_ENABLED": "true ",
+		"TWOSELL_JUHE_TIMEOUT":      " 3s",
+	}
+	c := Default()
+	if err := applyEnv(&c, func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err != nil {
+		t.Fatal(err)
+	}
+	if c.Juhe.Key.Reveal() != "k-0123456789abcdef" || !c.Kafka.TLS.Enabled || c.Juhe.Timeout != 3*time.Second {
+		t.Errorf("key %q, tls %v, timeout %v", c.Juhe.Key.Reveal(), c.Kafka.TLS.Enabled, c.Juhe.Timeout)
 	}
 }
