@@ -61,7 +61,6 @@ type partitionWorker struct {
 	waiting  map[*awaiting]struct{}       // records waiting in await
 	watched  map[context.Context]struct{} // the abandon contexts waitBegins watches
 	caughtUp atomic.Bool                  // the last fetch reached the partition's end (copause.go)
-	emitting atomic.Int32                 // records in hand: handing their outputs to the producer
 	wake     chan struct{}                // capacity 1: "there may be a record to start"
 
 	// The dispatcher's clocks: the cost controls' (the knowledge's
@@ -625,8 +624,6 @@ func (h *durableHand) end(handed bool) {
 
 // hand gives e to the producer in the order the Ordering requires.
 func (w *partitionWorker) hand(seq uint64, e emission) {
-	w.emitting.Add(1) // Produce can wait for room (see shutdown)
-	defer w.emitting.Add(-1)
 	if w.p.cfg.Ordering == OrderingPartition {
 		w.seq.complete(seq, e, w.p.emit)
 	} else {
@@ -814,9 +811,9 @@ func (w *partitionWorker) shutdown(grace <-chan struct{}) {
 	select {
 	case <-w.done:
 	case <-t.C:
-		w.p.log.Error("records of a partition are still handing their outputs to the producer, whose buffer is full "+
-			"(the brokers do not take the outputs); leaving them to be delivered again",
-			"topic", w.tp.topic, "partition", w.tp.partition, "records", w.emitting.Load())
+		w.p.log.Error("records of a partition are still in progress after they were abandoned: handing their outputs "+
+			"to the producer, whose buffer is full (the brokers do not take the outputs); leaving them to be delivered again",
+			"topic", w.tp.topic, "partition", w.tp.partition)
 	}
 	w.release()
 }
