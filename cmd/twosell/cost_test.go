@@ -1021,3 +1021,138 @@ func TestReplayDryRunNeedsNoOpenID(t *testing.T) {
 		t.Fatalf("replay --dry-run: exit %d\n%s", code, stderr.String())
 	}
 }
+
+// README: --from/--to select "the first record at or after the time, --to
+// excluded". A time with a fraction of a millisecond is truncated to the
+// millisecond below it: a record 0.5 ms before --from is replayed, and one
+// 0.5 ms before --to is not; and a time before 1970 was one of ListOffsets'
+// special values. (Found by review.)
+func TestReplayTimesAreNotRounded(t *testing.T) {
+	useCostClock(t)
+	k := kafkatest.New(t)
+	_, url := newSim(t, juhesim.Faults{})
+	cfg := testConfig(t, k, url, juhe.ModePlain)
+	t.Setenv("TWOSELL_JUHE_KEY", testKey)
+	base := time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
+	var recs []*kgo.Record
+	for i, m := range juhesim.Population(30) {
+		recs = append(recs, &kgo.Record{Topic: cfg.Kafka.InputTopic, Partition: 0, Timestamp: base.Add(time.Duration(i) * time.Minute),
+			Value: fmt.Appendf(nil, `{"event_id":"e-%d","mobile":%q,"registered_at":"2020-01-01"}`, i, m)})
+	}
+	cl := k.Client(kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err := cl.ProduceSync(t.Context(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	// A --from before 1970 is before every record; its millisecond, -1, is
+	// ListOffsets' LATEST (and -2 EARLIEST, -3 MAX_TIMESTAMP...).
+	early := k.Name("replay-early")
+	if s, _ := runReplayCmd(t, replayArgs(cfg, early, "--partitions", "0", "--from", "1969-12-31T23:59:59.999Z")); s.Events != 30 {
+		t.Errorf("--from 1969-12-31T23:59:59.999Z: %d events replayed, want all 30", s.Events)
+	}
+	half := 500 * time.Microsecond
+	out := k.Name("replay")
+	runReplayCmd(t, replayArgs(cfg, out, "--partitions", "0",
+		"--from", base.Add(10*time.Minute+half).Format(time.RFC3339Nano),
+		"--to", base.Add(20*time.Minute+half).Format(time.RFC3339Nano)))
+	got := map[string]bool{}
+	for _, r := range k.ConsumeAll(t.Context(), out) {
+		var e enrichment
+		if err := json.Unmarshal(r.Value, &e); err != nil {
+			t.Fatal(err)
+		}
+		got[e.EventID] = true
+	}
+	for i := range 30 {
+		want := i >= 11 && i <= 20 // timestamps in [from, to)
+		if got[fmt.Sprintf("e-%d", i)] != want {
+			t.Errorf("e-%d (at %s) replayed %v, want %v", i, base.Add(time.Duration(i)*time.Minute).Format(time.RFC3339Nano), !want, want)
+		}
+	}
+}
+
+// README: --dry-run "reads the range as the replay would"; the replay ends a
+// range whose tail is an aborted transaction whose marker lies past the last
+// stable offset (probe, TestReplayEndsBeforeAnAbortedTail). The dry run's
+// readRange had no probe: it waited until the other transaction ended.
+// (Found by review.)
+// The 60 s context is a hang guard only (the open transaction's timeout is
+// 10 minutes); the replay itself ends at once on the same range.
+func TestReplayDryRunEndsBeforeAnAbortedTail(t *testing.T) {
+	k, sim, cfg, _, _ := replayFixture(t)
+	mobiles := juhesim.Population(3)
+	ev := func(i int) *kgo.Record {
+		return &kgo.Record{Topic: cfg.Kafka.InputTopic, Partition: 0,
+			Value: fmt.Appendf(nil, `{"event_id":"e-%d","mobile":%q,"registered_at":"2020-01-01"}`, i, mobiles[i])}
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	plain := k.Client(kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	must(plain.ProduceSync(t.Context(), ev(0)).FirstErr()) // offset 0
+	b := k.Client(kgo.TransactionalID(k.Name("b")), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	a := k.Client(kgo.TransactionalID(k.Name("a")), kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.TransactionTimeout(10*time.Minute))
+	must(b.BeginTransaction())
+	must(b.ProduceSync(t.Context(), ev(1)).FirstErr()) // offset 1, b's
+	must(a.BeginTransaction())
+	must(a.ProduceSync(t.Context(), ev(2)).FirstErr()) // offset 2, a's, open
+	must(b.EndTransaction(t.Context(), kgo.TryAbort))  // marker at 3, past the LSO (2)
+	defer func() { must(a.EndTransaction(context.Background(), kgo.TryAbort)) }()
+	adm := kadm.NewClient(k.Client())
+	kafkatest.WaitFor(t, func() bool {
+		lso, err := adm.ListCommittedOffsets(t.Context(), cfg.Kafka.InputTopic)
+		must(err)
+		o, _ := lso.Lookup(cfg.Kafka.InputTopic, 0)
+		return o.Offset == 2
+	})
+
+	// The replay itself ends.
+	s, _ := runReplayCmd(t, replayArgs(cfg, k.Name("replay"), "--partitions", "0"))
+	if !s.Complete || s.Outputs != 1 {
+		t.Fatalf("replay: %+v", s)
+	}
+	// The dry run of the same range ends too.
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	var stdout, stderr syncBuffer
+	code := Main(ctx, replayArgs(cfg, k.Name("replay"), "--partitions", "0", "--dry-run"), &stdout, &stderr)
+	if code != 0 || !strings.Contains(stdout.String(), `"events":1`) {
+		t.Errorf("replay --dry-run over [0, 2): exit %d (ctx: %v), stdout %q; want 0 and 1 event\n%s", code, ctx.Err(), stdout.String(), stderr.String())
+	}
+	_ = sim
+}
+
+// README: the dry run's paid calls are "at most one per distinct mobile and
+// date among those events". With cache.enabled: false the replay pays one
+// call per event (README: "without the cache 20,000 paid calls" for 20,000
+// events), far above the estimate's most. (Found by review.)
+func TestReplayDryRunWithoutCache(t *testing.T) {
+	k, _, cfg, _, _ := replayFixture(t)
+	var recs []*kgo.Record // 20 mobiles, each 5 times with the same date: 20 distinct mobile-date pairs
+	for i, m := range juhesim.Population(20) {
+		for j := range 5 {
+			recs = append(recs, &kgo.Record{Topic: cfg.Kafka.InputTopic, Key: []byte(m),
+				Value: fmt.Appendf(nil, `{"event_id":"e-%d-%d","mobile":%q,"registered_at":"2023-05-01"}`, i, j, m)})
+		}
+	}
+	evs := recs
+	k.Produce(recs...)
+	t.Setenv("TWOSELL_CACHE_ENABLED", "false")
+	out := k.Name("replay")
+	var stdout, stderr syncBuffer
+	if code := Main(t.Context(), replayArgs(cfg, out, "--dry-run"), &stdout, &stderr); code != 0 {
+		t.Fatalf("dry run: exit %d\n%s", code, stderr.String())
+	}
+	var e replayEstimate
+	if err := json.Unmarshal([]byte(stdout.String()), &e); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := runReplayCmd(t, replayArgs(cfg, out))
+	t.Logf("estimate %+v\nreplay %+v", e, s)
+	if s.PaidCalls > e.MaxPaidCalls || s.CostCNY > e.MaxCostCNY {
+		t.Errorf("%d events: the estimate said at most %d paid calls (%.2f CNY); the replay paid %d (%.2f CNY)",
+			len(evs), e.MaxPaidCalls, e.MaxCostCNY, s.PaidCalls, s.CostCNY)
+	}
+}

@@ -105,6 +105,9 @@ func estimateReplay(ctx context.Context, cfg *config.Config, ranges map[int32]pr
 		return est, err
 	}
 	est.MinPaidCalls, est.MaxPaidCalls = int64(len(mobiles)), int64(len(pairs))
+	if !cfg.Cache.Enabled { // no knowledge kept: every unknown event pays (only lookups in flight together share)
+		est.MaxPaidCalls = est.Unknown
+	}
 	est.MinCostCNY = float64(est.MinPaidCalls) * est.PricePerCall
 	est.MaxCostCNY = float64(est.MaxPaidCalls) * est.PricePerCall
 	if s := cost.CostStats(); s.BudgetRemaining >= 0 && cfg.Juhe.DailyBudget > 0 {
@@ -147,6 +150,10 @@ func readRange(ctx context.Context, cfg *config.Config, ranges map[int32]process
 	defer cl.Close()
 	left := len(offsets)
 	done := make(map[int32]bool)
+	at := make(map[int32]int64) // where each partition stands: after its last record or marker read
+	for part, r := range ranges {
+		at[part] = r.Start
+	}
 	finish := func(part int32) {
 		if !done[part] {
 			done[part] = true
@@ -168,6 +175,7 @@ func readRange(ctx context.Context, cfg *config.Config, ranges map[int32]process
 		})
 		fetches.EachRecord(func(r *kgo.Record) {
 			got++
+			at[r.Partition] = r.Offset + 1
 			rng := ranges[r.Partition]
 			if done[r.Partition] || r.Offset >= rng.End {
 				finish(r.Partition)
@@ -183,6 +191,15 @@ func readRange(ctx context.Context, cfg *config.Config, ranges map[int32]process
 		if got == 0 { // nothing for a while: has the broker deleted the rest?
 			if err := deletedRest(ctx, cl, topic, ranges, done, finish, log); err != nil {
 				return err
+			}
+			// A range can end in records of an aborted transaction whose
+			// marker lies past the last stable offset: never returned.
+			for part := range offsets {
+				if r := ranges[part]; !done[part] {
+					if n, _ := processor.RangeRest(ctx, cl, topic, part, at[part], r.End); n >= r.End {
+						finish(part)
+					}
+				}
 			}
 		}
 	}

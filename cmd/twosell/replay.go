@@ -373,7 +373,11 @@ func clampRange(p int32, r processor.OffsetRange, lo, hi int64) (processor.Offse
 // afterMilli lists the first offsets at or after t.
 func afterMilli(adm *kadm.Client, t time.Time) func(context.Context, ...string) (kadm.ListedOffsets, error) {
 	return func(ctx context.Context, topics ...string) (kadm.ListedOffsets, error) {
-		return adm.ListOffsetsAfterMilli(ctx, t.UnixMilli(), topics...)
+		ms := t.UnixMilli() // truncated: a record in the millisecond below t is before t
+		if time.UnixMilli(ms).Before(t) {
+			ms++
+		}
+		return adm.ListOffsetsAfterMilli(ctx, max(ms, 0), topics...) // -1 to -5 are LATEST, EARLIEST, MAX_TIMESTAMP...
 	}
 }
 
