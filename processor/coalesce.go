@@ -148,6 +148,13 @@ func (c *CostControl) share(ctx context.Context, key MobileKey, l Lookup) (Resul
 		return c.lead(ctx, key, l)
 	}
 	if !p.started {
+		// Asked again first, as above: the call that just ended (whose
+		// waiter now leads) may have answered l. (A lookup that asked
+		// before that answer paid for a date it implied.)
+		if r, ok := c.answerKnown(key, l); ok {
+			sh.mu.Unlock()
+			return r, nil
+		}
 		p.started = true // the leader finds it taken over (claim) and waits for this call
 		sh.mu.Unlock()
 		return c.lead(ctx, key, l)
