@@ -383,17 +383,7 @@ func TestReplayRanges(t *testing.T) {
 	if err := cl.ProduceSync(t.Context(), recs...).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	ids := func(topic string) map[string]bool {
-		out := map[string]bool{}
-		for _, r := range k.ConsumeAll(t.Context(), topic) {
-			var e enrichment
-			if err := json.Unmarshal(r.Value, &e); err != nil {
-				t.Fatal(err)
-			}
-			out[e.EventID] = true
-		}
-		return out
-	}
+	ids := func(topic string) map[string]bool { return eventIDs(t, k, topic) }
 	tests := []struct {
 		name string
 		args []string
@@ -1054,14 +1044,7 @@ func TestReplayTimesAreNotRounded(t *testing.T) {
 	runReplayCmd(t, replayArgs(cfg, out, "--partitions", "0",
 		"--from", base.Add(10*time.Minute+half).Format(time.RFC3339Nano),
 		"--to", base.Add(20*time.Minute+half).Format(time.RFC3339Nano)))
-	got := map[string]bool{}
-	for _, r := range k.ConsumeAll(t.Context(), out) {
-		var e enrichment
-		if err := json.Unmarshal(r.Value, &e); err != nil {
-			t.Fatal(err)
-		}
-		got[e.EventID] = true
-	}
+	got := eventIDs(t, k, out)
 	for i := range 30 {
 		want := i >= 11 && i <= 20 // timestamps in [from, to)
 		if got[fmt.Sprintf("e-%d", i)] != want {
@@ -1155,4 +1138,18 @@ func TestReplayDryRunWithoutCache(t *testing.T) {
 		t.Errorf("%d events: the estimate said at most %d paid calls (%.2f CNY); the replay paid %d (%.2f CNY)",
 			len(evs), e.MaxPaidCalls, e.MaxCostCNY, s.PaidCalls, s.CostCNY)
 	}
+}
+
+// eventIDs returns the event ids of the enriched events in topic.
+func eventIDs(t *testing.T, k *kafkatest.Cluster, topic string) map[string]bool {
+	t.Helper()
+	out := map[string]bool{}
+	for _, r := range k.ConsumeAll(t.Context(), topic) {
+		var e enrichment
+		if err := json.Unmarshal(r.Value, &e); err != nil {
+			t.Fatal(err)
+		}
+		out[e.EventID] = true
+	}
+	return out
 }
