@@ -22,13 +22,5 @@ func RangeRest(ctx context.Context, cl *kgo.Client, topic string, part int32, of
 	if !ok || td.Err != nil {
 		return off, fmt.Errorf("no metadata for %q: %v", topic, td.Err)
 	}
-	next := off
-	for next < end {
-		n, err := readPast(ctx, cl, td, part, next, end)
-		if err != nil || n <= next {
-			return next, err
-		}
-		next = n
-	}
-	return next, nil
+	return readPastAll(ctx, cl, td, part, off, end)
 }

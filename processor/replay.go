@@ -183,18 +183,9 @@ func (p *Processor) probe(ctx context.Context, cl *kgo.Client, topic string, par
 	}
 	moved := make(map[int32]kgo.EpochOffset)
 	for part, off := range from {
-		// A read returns at most a fetch's bytes: read on while it passes
-		// only markers and aborted records, to the range's end.
-		end, next := parts[part].end, off
-		for next < end {
-			n, err := readPast(ctx, cl, td, part, next, end)
-			if err != nil {
-				p.log.Debug("replay: probing a stalled partition", "topic", topic, "partition", part, "err", err)
-			}
-			if err != nil || n <= next {
-				break
-			}
-			next = n
+		next, err := readPastAll(ctx, cl, td, part, off, parts[part].end)
+		if err != nil {
+			p.log.Debug("replay: probing a stalled partition", "topic", topic, "partition", part, "err", err)
 		}
 		mu.Lock()
 		if rp := parts[part]; next > off && max(rp.next, rp.start) == off {
@@ -222,6 +213,21 @@ func (p *Processor) probe(ctx context.Context, cl *kgo.Client, topic string, par
 	if len(moved) > 0 {
 		cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{topic: moved})
 	}
+}
+
+// readPastAll is readPast until it stops moving or reaches end: a read
+// returns at most a fetch's bytes, and the markers and aborted records can
+// fill more than one.
+func readPastAll(ctx context.Context, cl *kgo.Client, td kadm.TopicDetail, part int32, off, end int64) (int64, error) {
+	next := off
+	for next < end {
+		n, err := readPast(ctx, cl, td, part, next, end)
+		if err != nil || n <= next {
+			return next, err
+		}
+		next = n
+	}
+	return next, nil
 }
 
 // readPast fetches partition part of td from off, read_committed, from its
