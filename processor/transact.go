@@ -152,10 +152,16 @@ type refusedAt struct {
 type refusal struct {
 	class, reason string
 	bare          bool
-	// now: refused, or dead-lettered, in the open transaction; its end
-	// decides what becomes of the entry.
-	now, deadLettered bool
+	txn           refusalInTxn // what the open transaction did with it; its end decides
 }
+
+type refusalInTxn uint8
+
+const (
+	refusalIdle         refusalInTxn = iota // nothing yet
+	refusalRefused                          // Kafka refused the record: the transaction must abort
+	refusalDeadLettered                     // the dead letter was produced: gone once it commits
+)
 
 // refuse remembers a refusal of in's record: in is to be dead-lettered
 // with class and reason, without its bytes if bare.
@@ -169,7 +175,7 @@ func (r *refusals) refuse(in *kgo.Record, class, reason string, bare bool) {
 	if _, ok := r.m[at]; !ok {
 		r.n.Add(1)
 	}
-	r.m[at] = &refusal{class: class, reason: reason, bare: bare, now: true}
+	r.m[at] = &refusal{class: class, reason: reason, bare: bare, txn: refusalRefused}
 }
 
 // deadLetter returns how to dead-letter in, if Kafka refused its record
@@ -184,7 +190,7 @@ func (r *refusals) deadLetter(in *kgo.Record) (refusal, bool) {
 	if e == nil {
 		return refusal{}, false
 	}
-	e.now, e.deadLettered = true, true
+	e.txn = refusalDeadLettered
 	return *e, true
 }
 
@@ -197,7 +203,7 @@ func (r *refusals) inTxn() int {
 	defer r.mu.Unlock()
 	n := 0
 	for _, e := range r.m {
-		if e.now && !e.deadLettered {
+		if e.txn == refusalRefused {
 			n++
 		}
 	}
@@ -213,35 +219,30 @@ func (r *refusals) begin() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, e := range r.m {
-		e.now, e.deadLettered = false, false
+		e.txn = refusalIdle
 	}
 }
 
 // forget drops the entries of partitions no longer this instance's: their
 // next owner learns of the refusals as this one did.
 func (r *refusals) forget(tps map[string][]int32) {
-	if r.n.Load() == 0 {
-		return
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for at := range r.m {
-		if slices.Contains(tps[at.tp.topic], at.tp.partition) {
-			delete(r.m, at)
-			r.n.Add(-1)
-		}
-	}
+	r.drop(func(at refusedAt, _ *refusal) bool { return slices.Contains(tps[at.tp.topic], at.tp.partition) })
 }
 
 // committed forgets the entries whose dead letters the transaction committed.
 func (r *refusals) committed() {
+	r.drop(func(_ refusedAt, e *refusal) bool { return e.txn == refusalDeadLettered })
+}
+
+// drop deletes the entries gone says are.
+func (r *refusals) drop(gone func(refusedAt, *refusal) bool) {
 	if r.n.Load() == 0 {
 		return
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for at, e := range r.m {
-		if e.now && e.deadLettered {
+		if gone(at, e) {
 			delete(r.m, at)
 			r.n.Add(-1)
 		}
