@@ -18,19 +18,19 @@ func peekIdle(conn net.Conn) idleState {
 	}
 	sc, ok := conn.(syscall.Conn)
 	if !ok {
-		return idleUnknown
+		return idleQuiet
 	}
 	rc, err := sc.SyscallConn()
 	if err != nil {
-		return idleUnknown
+		return idleQuiet
 	}
-	state := idleUnknown
+	state := idleQuiet
 	err = rc.Read(func(fd uintptr) bool {
 		var b [1]byte
 		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 		switch {
 		case err == syscall.EAGAIN || err == syscall.EWOULDBLOCK || err == syscall.EINTR:
-			state = idleQuiet
+			// nothing waiting: quiet
 		case err != nil, n == 0:
 			state = idleClosed // reset, or the server's FIN
 		default:

@@ -48,10 +48,9 @@ var errClosedBeforeReply = errors.New("the provider closed the connection before
 type idleState uint8
 
 const (
-	idleUnknown idleState = iota // cannot tell on this system: taken as quiet
-	idleQuiet                    // nothing: usable
-	idleClosed                   // the server's end, or a reset
-	idleBytes                    // bytes no request asked for
+	idleQuiet  idleState = iota // nothing (or nothing this system can tell): usable
+	idleClosed                  // the server's end, or a reset
+	idleBytes                   // bytes no request asked for
 )
 
 // alive reports whether c, idle, can carry a request: the server has not
