@@ -55,10 +55,20 @@ func yamlNode(v reflect.Value) *yaml.Node {
 // (a password "pw") garbles them, and where the mask lands shows it.
 func (c *Config) ShortSecrets(n int) []string {
 	var out []string
-	secretType := reflect.TypeFor[Secret]()
-	for _, s := range settings(c) {
-		if v := s.value.String(); s.value.Type() == secretType && v != "" && len(v) < n {
+	for _, s := range secretSettings(c) {
+		if v := s.value.String(); v != "" && len(v) < n {
 			out = append(out, s.key)
+		}
+	}
+	return out
+}
+
+// secretSettings returns c's Secret settings, in declaration order.
+func secretSettings(c *Config) []setting {
+	var out []setting
+	for _, s := range settings(c) {
+		if s.value.Type() == reflect.TypeFor[Secret]() {
+			out = append(out, s)
 		}
 	}
 	return out
@@ -72,9 +82,8 @@ func (c *Config) ShortSecrets(n int) []string {
 // and change while twosell runs, so whoever reads them adds them.
 func (c *Config) Secrets() []string {
 	var out []string
-	secretType := reflect.TypeFor[Secret]()
-	for _, s := range settings(c) {
-		if s.value.Type() == secretType && s.value.String() != "" {
+	for _, s := range secretSettings(c) {
+		if s.value.String() != "" {
 			out = append(out, s.value.String())
 		}
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -75,9 +74,8 @@ func (c *Config) validate(cmd string, calls bool) error {
 // its place: its output, used as a config file, loaded "***" as the key
 // itself, which the provider refused (10001) only once running.
 func (c *Config) validateMasks(v *validator) {
-	secretType := reflect.TypeFor[Secret]()
-	for _, s := range settings(c) {
-		if s.value.Type() == secretType && s.value.String() == "***" {
+	for _, s := range secretSettings(c) {
+		if s.value.String() == "***" {
 			v.addSecret(s.key, "is \"***\", the mask --print-config prints instead of a secret; set the secret itself")
 		}
 	}
