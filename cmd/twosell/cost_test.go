@@ -675,11 +675,7 @@ func TestReplayProgressBar(t *testing.T) {
 // markers, records of aborted transactions. Progress reaches its total all
 // the same, and the summary counts those offsets apart from the records.
 func TestReplayTransactionalInputCounts(t *testing.T) {
-	useCostClock(t)
-	k := kafkatest.New(t)
-	_, url := newSim(t, juhesim.Faults{})
-	cfg := testConfig(t, k, url, juhe.ModePlain)
-	t.Setenv("TWOSELL_JUHE_KEY", testKey)
+	k, _, cfg, _, _ := replayFixture(t)
 	txn := k.Client(kgo.TransactionalID(k.Name("producer")), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	mobiles := juhesim.Population(30)
 	write := func(from, to int, commit bool) {
@@ -1018,11 +1014,7 @@ func TestReplayDryRunNeedsNoOpenID(t *testing.T) {
 // 0.5 ms before --to is not; and a time before 1970 was one of ListOffsets'
 // special values. (Found by review.)
 func TestReplayTimesAreNotRounded(t *testing.T) {
-	useCostClock(t)
-	k := kafkatest.New(t)
-	_, url := newSim(t, juhesim.Faults{})
-	cfg := testConfig(t, k, url, juhe.ModePlain)
-	t.Setenv("TWOSELL_JUHE_KEY", testKey)
+	k, _, cfg, _, _ := replayFixture(t)
 	base := time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
 	var recs []*kgo.Record
 	for i, m := range juhesim.Population(30) {
