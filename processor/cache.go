@@ -106,8 +106,8 @@ type cacheEntry struct {
 // (dates and modes as small numbers, times as nanoseconds), so that a
 // million mobiles fit in about 300 MB.
 type packedKnowledge struct {
-	lower, upper, short packedFact
-	boundsAt            int64
+	lower, upper, short   packedFact
+	boundsAt, staleBefore int64
 }
 
 type packedFact struct {
@@ -136,7 +136,8 @@ func unpackTime(n int64) time.Time {
 }
 
 func pack(k Knowledge) packedKnowledge {
-	return packedKnowledge{lower: packFact(k.Lower), upper: packFact(k.Upper), short: packFact(k.Short), boundsAt: packTime(k.BoundsAt)}
+	return packedKnowledge{lower: packFact(k.Lower), upper: packFact(k.Upper), short: packFact(k.Short),
+		boundsAt: packTime(k.BoundsAt), staleBefore: packTime(k.StaleBefore)}
 }
 
 // answer is Knowledge.Answer of a day (yyyyMMdd) on the packed form: the
@@ -194,7 +195,8 @@ func packDay(s string) (int32, bool) {
 }
 
 func (p *packedKnowledge) unpack() Knowledge {
-	return Knowledge{Lower: p.lower.unpack(), Upper: p.upper.unpack(), Short: p.short.unpack(), BoundsAt: unpackTime(p.boundsAt)}
+	return Knowledge{Lower: p.lower.unpack(), Upper: p.upper.unpack(), Short: p.short.unpack(),
+		BoundsAt: unpackTime(p.boundsAt), StaleBefore: unpackTime(p.staleBefore)}
 }
 
 func packFact(f Fact) packedFact {

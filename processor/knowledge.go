@@ -128,6 +128,12 @@ type KnowledgeTTL struct {
 //     since; a res 2 newer than a res 1 at or above its date is the
 //     provider correcting itself. Equal times favour res 1, the answer
 //     that flags the risk.
+//   - A res 2 that a newer res 1 drops or rejects predates a re-issue:
+//     the number was re-issued after it was given. So was every res 2
+//     given at or before it (StaleBefore): such an answer, merged now or
+//     later, is stale, and is not kept. (Without this, a res 2 merged after
+//     the facts that prove it stale came back as the upper bound: the
+//     answers depended on the order the ledger was read in.)
 //   - The short-lived fact (res 3, no record) is the provider's latest word
 //     while it is newer than every res 1 and res 2 answer (BoundsAt): it
 //     answers every date until it expires, after which the bounds answer
@@ -144,6 +150,10 @@ type Knowledge struct {
 	// given, kept or not (a lower bound at a smaller date is not kept, but
 	// still says the provider knew A then).
 	BoundsAt time.Time
+	// StaleBefore is when the newest res 2 answer that a newer res 1
+	// proves stale was given: the number was re-issued after it, so no
+	// res 2 given at or before it holds now. Zero: none known.
+	StaleBefore time.Time
 }
 
 // Empty reports whether k knows nothing.
@@ -161,8 +171,21 @@ func (k *Knowledge) Merge(other Knowledge) bool {
 	if other.BoundsAt.After(k.BoundsAt) {
 		k.BoundsAt = other.BoundsAt
 	}
+	k.staleUntil(other.StaleBefore)
 	k.supersedeShort()
 	return *k != before
+}
+
+// staleUntil records that no res 2 given at or before t holds now (see
+// StaleBefore), and drops the upper bound if it is one of them.
+func (k *Knowledge) staleUntil(t time.Time) {
+	if !t.After(k.StaleBefore) {
+		return
+	}
+	k.StaleBefore = t
+	if k.Upper.Kind != 0 && !k.Upper.At.After(t) {
+		k.Upper = Fact{}
+	}
 }
 
 // supersedeShort drops the short-lived fact when a res 1 or res 2 answer is
@@ -183,7 +206,7 @@ func (k *Knowledge) Observe(f Fact) bool {
 			if f.At.Before(k.Upper.At) {
 				return false // contradicted by a newer answer
 			}
-			k.Upper = Fact{} // re-issued since the res 2 answer
+			k.staleUntil(k.Upper.At) // re-issued since the res 2 answer
 		}
 		if k.Lower.Kind == 0 || f.Date > k.Lower.Date || (f.Date == k.Lower.Date && later(f, k.Lower)) {
 			k.Lower = f
@@ -192,9 +215,15 @@ func (k *Knowledge) Observe(f Fact) bool {
 			k.BoundsAt = f.At
 		}
 	case FactNotAfter:
+		if !f.At.After(k.StaleBefore) {
+			return false // given before a re-issue the facts prove
+		}
 		if k.Lower.Kind != 0 && f.Date <= k.Lower.Date {
 			if !f.At.After(k.Lower.At) {
-				return false // contradicted by a newer (or as new) res 1
+				// Contradicted by a newer (or as new) res 1: re-issued
+				// since, which makes the older upper bounds stale too.
+				k.staleUntil(f.At)
+				return *k != before
 			}
 			k.Lower = Fact{} // the provider corrected itself
 		}
@@ -259,6 +288,10 @@ func (k Knowledge) Live(now time.Time, ttl KnowledgeTTL) Knowledge {
 	}
 	if k.Upper.Kind != 0 && !now.Before(k.Upper.At.Add(ttl.NotRecycled)) {
 		k.Upper = Fact{}
+	}
+	// Every res 2 StaleBefore refuses has expired: it refuses nothing live.
+	if !k.StaleBefore.IsZero() && !now.Before(k.StaleBefore.Add(ttl.NotRecycled)) {
+		k.StaleBefore = time.Time{}
 	}
 	return k
 }

@@ -167,6 +167,76 @@ func TestKnowledgeCombines(t *testing.T) {
 	}
 }
 
+// A res 2 that a newer res 1 proves stale (re-issued since) takes with it
+// every res 2 given at or before it, whichever order they merge in: one
+// merged after the proof must not come back as the upper bound.
+func TestKnowledgeStaleUpperBounds(t *testing.T) {
+	t.Parallel()
+	const a, b, c = "20200101", "20210101", "20220101"
+	t1, t2, t3 := t0.Add(time.Hour), t0.Add(2*time.Hour), t0.Add(3*time.Hour)
+	lookups := []string{a, b, "20210601", c, "20230101"}
+	tests := []struct {
+		name  string
+		facts []Fact
+		want  []int // the res each of lookups gets at t3+1ns (0: no answer)
+	}{
+		{"dropped: an older res 2 at a later date is stale too",
+			[]Fact{fact(FactNotAfter, c, t0, "U0"), fact(FactNotAfter, a, t1, "U1"), fact(FactAfter, b, t3, "L")},
+			[]int{1, 1, 0, 0, 0}},
+		{"rejected: an older res 2 at or below the res 1's date",
+			[]Fact{fact(FactNotAfter, c, t0, "U0"), fact(FactAfter, b, t3, "L"), fact(FactNotAfter, a, t1, "U1")},
+			[]int{1, 1, 0, 0, 0}},
+		{"given in the same instant as the stale one",
+			[]Fact{fact(FactNotAfter, c, t1, "U0"), fact(FactNotAfter, a, t1, "U1"), fact(FactAfter, b, t3, "L")},
+			[]int{1, 1, 0, 0, 0}},
+		{"given after the stale one: it may hold (A in (b, c])",
+			[]Fact{fact(FactNotAfter, a, t1, "U1"), fact(FactNotAfter, c, t2, "U2"), fact(FactAfter, b, t3, "L")},
+			[]int{1, 1, 0, 2, 2}},
+	}
+	perms := [][3]int{{0, 1, 2}, {0, 2, 1}, {1, 0, 2}, {1, 2, 0}, {2, 0, 1}, {2, 1, 0}}
+	for _, tt := range tests {
+		for _, p := range perms {
+			t.Run(fmt.Sprintf("%s/%v", tt.name, p), func(t *testing.T) {
+				var k, x, y Knowledge
+				for i, j := range p {
+					k.Observe(tt.facts[j])
+					if i == 0 {
+						x.Observe(tt.facts[j])
+					} else {
+						y.Observe(tt.facts[j])
+					}
+				}
+				x.Merge(y) // as an instance merges another's knowledge record
+				for _, kn := range []Knowledge{k, x} {
+					for i, d := range lookups {
+						f, ok := kn.Answer(d, t3.Add(time.Nanosecond), ttl)
+						got := 0
+						if ok {
+							got = f.Result().Res
+						}
+						if got != tt.want[i] {
+							t.Errorf("lookup %s: res %d (%+v), want %d; knowledge %+v", d, got, f, tt.want[i], kn)
+						}
+					}
+				}
+			})
+		}
+	}
+	// Once every res 2 it refuses has expired, StaleBefore is not kept.
+	var k Knowledge
+	k.Observe(fact(FactNotAfter, a, t1, "U1"))
+	k.Observe(fact(FactAfter, b, t3, "L"))
+	if k.StaleBefore != t1 {
+		t.Fatalf("StaleBefore = %v, want %v", k.StaleBefore, t1)
+	}
+	if live := k.Live(t1.Add(ttl.NotRecycled-1), ttl); live.StaleBefore != t1 {
+		t.Errorf("Live before the TTL dropped StaleBefore: %+v", live)
+	}
+	if live := k.Live(t1.Add(ttl.NotRecycled), ttl); !live.StaleBefore.IsZero() {
+		t.Errorf("Live after the TTL kept StaleBefore: %+v", live)
+	}
+}
+
 // Expiry moves with the clock: a res 2 answers for NotRecycled, then its
 // dates need a call again; a short fact that shadows the bounds gives them
 // back when it expires.

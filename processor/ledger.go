@@ -102,6 +102,8 @@ type ledgerKnowledge struct {
 	NotAfter *ledgerFact `json:"not_after,omitempty"` // A ≤ not_after.date (res 2), as of at
 	Short    *ledgerFact `json:"short,omitempty"`     // res 3 or no record, as of at
 	BoundsAt time.Time   `json:"bounds_at"`           // the newest res 1 or 2 answer (Knowledge.BoundsAt)
+	// StaleBefore: no res 2 given at or before it holds (Knowledge.StaleBefore).
+	StaleBefore time.Time `json:"stale_before,omitzero"`
 }
 
 type ledgerFact struct {
@@ -126,7 +128,7 @@ func (lf *ledgerFact) fact() (Fact, bool) {
 // knowledge returns what the record says. A fact of the wrong kind for its
 // place is dropped.
 func (lk *ledgerKnowledge) knowledge() Knowledge {
-	k := Knowledge{BoundsAt: lk.BoundsAt}
+	k := Knowledge{BoundsAt: lk.BoundsAt, StaleBefore: lk.StaleBefore}
 	if f, ok := lk.After.fact(); ok && f.Kind == FactAfter {
 		k.Lower = f
 	}
@@ -709,6 +711,10 @@ func appendLedgerKnowledge(b []byte, instance string, k Knowledge) []byte {
 	b = appendLedgerFact(b, `,"short":`, k.Short)
 	b = append(b, `,"bounds_at":`...)
 	b = appendJSONTime(b, k.BoundsAt.UTC())
+	if !k.StaleBefore.IsZero() {
+		b = append(b, `,"stale_before":`...)
+		b = appendJSONTime(b, k.StaleBefore.UTC())
+	}
 	return append(b, '}')
 }
 

@@ -142,6 +142,9 @@ func (s *ledgerScan) knowledge(lk *ledgerKnowledge) bool {
 	lk.Short = s.fact(`,"short":`)
 	s.expect(`,"bounds_at":`)
 	lk.BoundsAt = s.time()
+	if s.lit(`,"stale_before":`) {
+		lk.StaleBefore = s.time()
+	}
 	s.expect(`}`)
 	return !s.bad && len(s.b) == 0
 }

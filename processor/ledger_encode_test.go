@@ -30,13 +30,16 @@ func TestLedgerEncodingMatchesEncodingJSON(t *testing.T) {
 			t.Fatalf("call:\n got %s\nwant %s", got, want)
 		}
 		k := Knowledge{Lower: fact(FactAfter), Upper: fact(FactNotAfter), Short: fact(FactNoRecord), BoundsAt: at}
+		if i%3 == 0 {
+			k.StaleBefore = at.Add(-time.Hour)
+		}
 		if i%50 == 0 {
 			k = Knowledge{} // nothing known: every fact omitted, a zero time
 		}
 		want := marshal(t, ledgerKnowledge{
 			V: ledgerVersion, Instance: call.Instance,
 			After: refLedgerFact(k.Lower), NotAfter: refLedgerFact(k.Upper), Short: refLedgerFact(k.Short),
-			BoundsAt: k.BoundsAt.UTC(),
+			BoundsAt: k.BoundsAt.UTC(), StaleBefore: k.StaleBefore.UTC(),
 		})
 		if got := appendLedgerKnowledge(nil, call.Instance, k); !bytes.Equal(got, want) {
 			t.Fatalf("knowledge:\n got %s\nwant %s", got, want)
@@ -132,6 +135,9 @@ func TestLedgerKnowledgeScanMatchesEncodingJSON(t *testing.T) {
 	scanned := 0
 	for i := range 1000 {
 		k := Knowledge{Lower: fact(FactAfter), Upper: fact(FactNotAfter), Short: fact([]FactKind{FactNoRecord, FactNoActivationDate}[rnd.IntN(2)]), BoundsAt: at}
+		if i%3 == 0 {
+			k.StaleBefore = at.Add(-time.Duration(rnd.IntN(1e12)))
+		}
 		if i%50 == 0 {
 			k = Knowledge{}
 		}
@@ -186,6 +192,7 @@ func FuzzLedgerKnowledge(f *testing.F) {
 		{},
 		{Upper: Fact{Kind: FactNotAfter, Date: "20240102", OrderID: "JH1", Mode: "plain", At: at}, BoundsAt: at},
 		{Lower: Fact{Kind: FactAfter, Date: "20240102", At: at}, Short: Fact{Kind: FactNoRecord, Date: "20240103", Mode: "md5", At: at}, BoundsAt: at},
+		{Lower: Fact{Kind: FactAfter, Date: "20240102", At: at}, BoundsAt: at, StaleBefore: at.Add(-time.Hour)},
 	} {
 		f.Add(appendLedgerKnowledge(nil, "run.ab12", k))
 	}

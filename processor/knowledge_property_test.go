@@ -1,0 +1,158 @@
+package processor
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+)
+
+// A provider whose holder's activation date A grows at re-issues: answers
+// given at random times, merged in random order, through every form the
+// knowledge takes (Knowledge, packed cache, ledger record); every answer
+// the knowledge gives must be one the facts imply. (Written by a review that
+// found a stale res 2 coming back when merged after the facts that prove it
+// stale.)
+func TestKnowledgeAnswersWhatTruthfulAnswersImply(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 9))
+	day := func(n int) string {
+		return time.Date(2015, 1, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, n).Format("20060102")
+	}
+	for trial := range 3000 {
+		// A(t): re-issues at given minutes.
+		type reissue struct {
+			at time.Time
+			a  int
+		}
+		a0 := rng.IntN(3000)
+		steps := []reissue{{t0.Add(-1000 * time.Hour), a0}}
+		for i := range rng.IntN(3) {
+			steps = append(steps, reissue{t0.Add(time.Duration(rng.IntN(400)) * time.Hour), steps[i].a + 1 + rng.IntN(500)})
+		}
+		A := func(at time.Time) int {
+			a := steps[0].a
+			for _, s := range steps[1:] {
+				if !at.Before(s.at) && s.a > a {
+					a = s.a
+				}
+			}
+			return a
+		}
+		var facts []Fact
+		for i := range 1 + rng.IntN(6) {
+			at := t0.Add(time.Duration(rng.IntN(500*60)) * time.Minute)
+			d := rng.IntN(3600)
+			kind := FactNotAfter
+			if A(at) > d {
+				kind = FactAfter
+			}
+			if rng.IntN(8) == 0 {
+				kind = FactNoRecord
+			}
+			facts = append(facts, fact(kind, day(d), at, fmt.Sprintf("JH%d", i)))
+		}
+		rng.Shuffle(len(facts), func(i, j int) { facts[i], facts[j] = facts[j], facts[i] })
+		var k Knowledge
+		for _, f := range facts {
+			k.Observe(f)
+		}
+		c := newKnowledgeCache(10)
+		var key MobileKey
+		for _, f := range facts {
+			c.observe(key, f)
+		}
+		// through a ledger knowledge record
+		var lk ledgerKnowledge
+		if err := decodeLedgerKnowledge(appendLedgerKnowledge(nil, "x", k), &lk); err != nil {
+			t.Fatal(err)
+		}
+		var viaLedger Knowledge
+		viaLedger.Merge(lk.knowledge())
+		for range 30 {
+			now := t0.Add(time.Duration(500*60+rng.IntN(300*60)) * time.Minute)
+			d := day(rng.IntN(3600))
+			f1, ok1 := k.Answer(d, now, ttl)
+			f2, ok2 := c.answer(key, d, func() time.Time { return now }, ttl)
+			f3, ok3 := viaLedger.Answer(d, now, ttl)
+			if ok1 != ok2 || f1 != f2 || ok1 != ok3 || f1.Kind != f3.Kind {
+				t.Fatalf("trial %d: forms disagree on %s at %v: %+v %v / %+v %v / %+v %v", trial, d, now, f1, ok1, f2, ok2, f3, ok3)
+			}
+			if !ok1 {
+				continue
+			}
+			// the fact used must have been true when given, and still live
+			switch f1.Kind {
+			case FactAfter:
+				if !(A(now) > dayIndex(d)) {
+					t.Fatalf("trial %d: recycled for %s at %v but A=%s; facts %+v", trial, d, now, day(A(now)), facts)
+				}
+			case FactNotAfter:
+				if now.Sub(f1.At) >= ttl.NotRecycled || A(f1.At) > dayIndex(d) {
+					t.Fatalf("trial %d: not_recycled for %s at %v from %+v but A then=%s", trial, d, now, f1, day(A(f1.At)))
+				}
+			}
+		}
+	}
+}
+
+func dayIndex(s string) int {
+	t, _ := time.Parse("20060102", s)
+	return int(t.Sub(time.Date(2015, 1, 1, 0, 0, 0, 0, time.UTC)).Hours() / 24)
+}
+
+// Truthful answers of a number re-issued over time (A only grows), merged in
+// any order and split between two instances: the same knowledge.
+func TestKnowledgeMergeOrderWithReissues(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	day := func(n int) string {
+		return time.Date(2015, 1, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, n).Format("20060102")
+	}
+	for trial := range 20000 {
+		a0 := rng.IntN(2000)
+		reAt := t0.Add(time.Duration(rng.IntN(100)) * time.Hour)
+		a1 := a0 + 1 + rng.IntN(1500)
+		A := func(at time.Time) int {
+			if at.Before(reAt) {
+				return a0
+			}
+			return a1
+		}
+		var facts []Fact
+		for i := range 2 + rng.IntN(5) {
+			at := t0.Add(time.Duration(rng.IntN(100*60)) * time.Minute)
+			d := rng.IntN(3600)
+			kind := FactNotAfter
+			if A(at) > d {
+				kind = FactAfter
+			}
+			if rng.IntN(6) == 0 {
+				kind = FactNoActivationDate
+			}
+			facts = append(facts, fact(kind, day(d), at, fmt.Sprintf("JH%d", i)))
+		}
+		var want Knowledge
+		for _, f := range facts {
+			want.Observe(f)
+		}
+		for range 4 {
+			rng.Shuffle(len(facts), func(i, j int) { facts[i], facts[j] = facts[j], facts[i] })
+			var got, x, y Knowledge
+			for i, f := range facts {
+				got.Observe(f)
+				if i%2 == 0 {
+					x.Observe(f)
+				} else {
+					y.Observe(f)
+				}
+			}
+			x.Merge(y)
+			if !sameBounds(got, want) || !sameBounds(x, want) {
+				t.Fatalf("trial %d: order matters:\n want %+v\n got  %+v\n merged %+v\nfacts %+v", trial, want, got, x, facts)
+			}
+		}
+	}
+}
+
+func sameBounds(a, b Knowledge) bool {
+	return a.Lower == b.Lower && a.Upper == b.Upper && a.Short == b.Short && a.BoundsAt.Equal(b.BoundsAt)
+}
