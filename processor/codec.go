@@ -57,6 +57,7 @@ type CodecConfig struct {
 // whitespace), and the enriched value is the input with one member added.
 type Codec struct {
 	mobileField, dateField, idField, outputField string
+	mobileFoldMax, dateFoldMax                   int // foldMax of the fields
 	dateSource                                   DateSource
 	loc                                          *time.Location
 	maxRecordBytes, maxHeaders                   int // see limits.go; 0: no limit
@@ -121,6 +122,7 @@ func NewCodec(cfg CodecConfig) (*Codec, error) {
 		maxRecordBytes: limit(cfg.MaxRecordBytes, DefaultMaxRecordBytes),
 		maxHeaders:     limit(cfg.MaxHeaders, DefaultMaxHeaders),
 	}
+	c.mobileFoldMax, c.dateFoldMax = foldMax(c.mobileField), foldMax(c.dateField)
 	c.memberPrefix = appendJSONString(nil, c.outputField)
 	c.memberPrefix = append(c.memberPrefix, `:{"schema":1,"status":`...)
 	c.mobileName, c.dateName = fieldName(c.mobileField), fieldName(c.dateField)
@@ -164,11 +166,14 @@ type span struct{ start, end int }
 // source says so. A value that is not a usable record is reported as an
 // *InputError (its class says why); Decode returns no other error.
 //
-// The value is scanned once, without building Go values. When a field
-// appears more than once, the last occurrence wins, as with encoding/json
-// (keys are compared exactly, after unescaping; unlike encoding/json, not
-// case-insensitively). Strings are not checked for valid UTF-8, also like
-// encoding/json, and so are carried through as they came.
+// The value is scanned once, without building Go values. Keys are compared
+// exactly, after unescaping. A value with the mobile or the date field more
+// than once, as the same key or as keys that differ in case only (which
+// encoding/json takes for the same field), is refused (ClassDuplicateField):
+// parsers differ in which one they read, and the output's consumer must
+// read the number and date that were checked. The id field's last
+// occurrence wins, as with encoding/json. Strings are not checked for valid
+// UTF-8, also like encoding/json, and so are carried through as they came.
 func (c *Codec) Decode(value []byte, recordTime time.Time) (*Event, error) {
 	ev := new(Event)
 	if err := c.decode(ev, value, recordTime); err != nil {
@@ -183,6 +188,15 @@ func (c *Codec) decode(ev *Event, value []byte, recordTime time.Time) error {
 	f, err := c.scan(value, ev)
 	if err != nil {
 		return err
+	}
+	if f.mobileSeen > 1 || f.dateSeen > 1 {
+		return c.duplicateError(value, f)
+	}
+	if f.mobile.start < 0 && f.mobileLike.start >= 0 {
+		return c.caseError(value, c.mobileField, "input.mobile_field", f.mobileLike)
+	}
+	if f.date.start < 0 && f.dateLike.start >= 0 && c.dateSource != DateSourceTimestamp {
+		return c.caseError(value, c.dateField, "input.date_field", f.dateLike)
 	}
 	// The strings of the Event share one allocation: mobile, date, id.
 	var stack [64]byte
@@ -204,13 +218,19 @@ func (c *Codec) decode(ev *Event, value []byte, recordTime time.Time) error {
 type fields struct {
 	mobile, date, id span
 	mobileEsc, idEsc bool // the string has escapes
+	// mobileSeen and dateSeen count the members named like the field,
+	// exactly or differing in case only (more than one: refused), and
+	// mobileLike and dateLike are the key of the first that differs in case
+	// (-1: none), for the error that says so.
+	mobileSeen, dateSeen uint8
+	mobileLike, dateLike span
 }
 
 // scan validates value as one JSON object, locates the configured fields
 // (the last occurrence of each) and records in ev where Encode inserts the
 // output member and which members it cuts.
 func (c *Codec) scan(value []byte, ev *Event) (fields, error) {
-	f := fields{mobile: span{-1, -1}, date: span{-1, -1}, id: span{-1, -1}}
+	f := fields{mobile: span{-1, -1}, date: span{-1, -1}, id: span{-1, -1}, mobileLike: span{-1, -1}, dateLike: span{-1, -1}}
 
 	i := skipSpace(value, 0)
 	if i == len(value) {
@@ -267,12 +287,24 @@ func (c *Codec) scan(value []byte, ev *Event) (fields, error) {
 			switch {
 			case keyIs(key, kesc, unescaped, c.mobileField):
 				f.mobile, f.mobileEsc = span{vs, ve}, value[vs] == '"' && hasBackslash(value[vs:ve])
+				f.mobileSeen++
 			case keyIs(key, kesc, unescaped, c.dateField):
 				f.date = span{vs, ve}
+				f.dateSeen++
 			case keyIs(key, kesc, unescaped, c.idField):
 				f.id, f.idEsc = span{vs, ve}, value[vs] == '"' && hasBackslash(value[vs:ve])
 			case keyIs(key, kesc, unescaped, c.outputField):
 				cut = true
+			case (kesc || len(key) >= len(c.mobileField) && len(key) <= c.mobileFoldMax) && keyFolds(key, kesc, unescaped, c.mobileField):
+				f.mobileSeen++
+				if f.mobileLike.start < 0 {
+					f.mobileLike = span{ks, ke}
+				}
+			case (kesc || len(key) >= len(c.dateField) && len(key) <= c.dateFoldMax) && keyFolds(key, kesc, unescaped, c.dateField):
+				f.dateSeen++
+				if f.dateLike.start < 0 {
+					f.dateLike = span{ks, ke}
+				}
 			}
 			switch {
 			case cut && kept == 0:
@@ -320,6 +352,57 @@ func keyIs(raw []byte, escaped bool, unescaped, name string) bool {
 		return unescaped == name
 	}
 	return string(raw) == name
+}
+
+// keyFolds reports whether a member's key differs from a field name in case
+// only, as encoding/json compares keys (an exact match is keyIs). The
+// caller skips keys outside [len(name), foldMax(name)] bytes (raw; an
+// escaped key is longer than what it means).
+func keyFolds(raw []byte, escaped bool, unescaped, name string) bool {
+	if escaped {
+		raw = []byte(unescaped)
+	}
+	return name != "" && bytes.EqualFold(raw, []byte(name))
+}
+
+// foldMax is the longest a key can be in UTF-8 and still differ from name
+// in case only: the Kelvin sign (3 bytes) folds to 'k', the long s (2
+// bytes) to 's'; every other fold of an ASCII letter is ASCII. An escaped
+// key may be longer still: any key with an escape is compared.
+func foldMax(name string) int {
+	n := len(name)
+	for i := range len(name) {
+		switch name[i] | 0x20 { // lower case
+		case 'k':
+			n += 2
+		case 's':
+			n++
+		}
+	}
+	return n
+}
+
+// duplicateError is the error for a value with the mobile or the date field
+// more than once (f.mobileSeen or f.dateSeen > 1).
+func (c *Codec) duplicateError(value []byte, f fields) error {
+	field, like := c.mobileField, f.mobileLike
+	if f.mobileSeen <= 1 {
+		field, like = c.dateField, f.dateLike
+	}
+	name := string(appendJSONString(nil, field))
+	reason := name + " appears more than once"
+	if like.start >= 0 {
+		reason += ", also as " + string(value[like.start:like.end])
+	}
+	reason += ": JSON parsers differ in which one they read (the first, the last, either case), so a consumer could read another value than the one checked; send the field once"
+	return &InputError{Class: ClassDuplicateField, Field: field, Reason: reason}
+}
+
+// caseError is the error for a value without field but with a key that
+// differs from it in case only (like).
+func (c *Codec) caseError(value []byte, field, setting string, like span) error {
+	return &InputError{Class: ClassMissingField, Field: field, Reason: string(appendJSONString(nil, field)) + " is missing, but there is " +
+		string(value[like.start:like.end]) + ": field names are case-sensitive; send " + string(appendJSONString(nil, field)) + ", or set " + setting + " to the name the events use"}
 }
 
 // appendMobileValue appends the normalized mobile of the member at sp.

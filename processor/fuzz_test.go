@@ -92,6 +92,14 @@ func FuzzDecode(f *testing.F) {
 		if want, err := NormalizeMobile(mobile); err != nil || want != ev.Mobile {
 			t.Fatalf("Mobile %q, but the field %s normalizes to %q, %v", ev.Mobile, m["mobile"], want, err)
 		}
+		// And a consumer decoding into a struct (keys in any case, the last
+		// wins) reads the very member that was checked.
+		var st struct {
+			Mobile json.RawMessage `json:"mobile"`
+		}
+		if err := json.Unmarshal(value, &st); err != nil || !bytes.Equal(st.Mobile, m["mobile"]) {
+			t.Fatalf("a struct reads mobile %s, the map %s (%v)", st.Mobile, m["mobile"], err)
+		}
 		var id string
 		if raw, ok := m["event_id"]; ok && json.Unmarshal(raw, &id) != nil {
 			id = ""

@@ -25,6 +25,12 @@ const (
 	// impossible calendar day, year outside 1990–2100), or the record
 	// timestamp it falls back to is missing.
 	ClassInvalidDate = "invalid_date"
+	// ClassDuplicateField: the mobile or the date field appears more than
+	// once, as the same key or differing in case only: JSON parsers differ
+	// in which one they read (the first, the last, either case), so a
+	// consumer of the output could read another number or date than the
+	// one checked.
+	ClassDuplicateField = "duplicate_field"
 	// ClassTooLarge: the record (key, value and headers) is larger than
 	// CodecConfig.MaxRecordBytes; it is not decoded.
 	ClassTooLarge = "too_large"
