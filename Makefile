@@ -34,7 +34,7 @@ kafka-down:
 # The integration suite and the fault tests on the broker of kafka-up.
 test-kafka:
 	KAFKA_BROKERS=127.0.0.1:$(KAFKA_PORT) go test -count=1 ./processor/... ./cmd/...
-	KAFKA_BROKERS=127.0.0.1:$(KAFKA_PORT) TWOSELL_FAULT_TESTS=1 TWOSELL_BROKER_CONTROL=1 go test -count=1 -timeout 30m -run '^TestFault' ./cmd/twosell/
+	KAFKA_BROKERS=127.0.0.1:$(KAFKA_PORT) TWOSELLTEST_FAULT=1 TWOSELLTEST_BROKER_CONTROL=1 go test -count=1 -timeout 30m -run '^TestFault' ./cmd/twosell/
 
 # kcat against twosell, on the broker of kafka-up and on twosell dev.
 interop:

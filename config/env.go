@@ -208,3 +208,64 @@ func parseBool(s string) (value, ok bool) {
 	b, err := strconv.ParseBool(s)
 	return b, err == nil
 }
+
+// CheckEnv returns an error naming each variable of environ (as
+// os.Environ gives it) that starts with EnvPrefix but is no setting's, with
+// the name it most likely meant: a misspelled TWOSELL_JUHE_DAILY_BUDGET
+// would leave the budget unset without a word, as an unknown key in the
+// config file would, which is an error too.
+func CheckEnv(environ []string) error {
+	known := map[string]bool{EnvConfigFile: true}
+	var names []string
+	for _, s := range settings(new(Config)) {
+		known[s.env()] = true
+		names = append(names, s.env())
+	}
+	var errs []error
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, EnvPrefix) || known[name] {
+			continue
+		}
+		msg := "unknown environment variable " + name
+		if near := nearest(name, names); near != "" {
+			msg += " (did you mean " + near + "?)"
+		}
+		errs = append(errs, errors.New(msg+"; each setting is "+EnvPrefix+"<SECTION>_<KEY>, such as TWOSELL_JUHE_DAILY_BUDGET for juhe.daily_budget (\"twosell run -h\" lists the settings)"))
+	}
+	return errors.Join(errs...)
+}
+
+// nearest returns the name of names closest to s by edit distance, if it
+// is close enough to be a misspelling of it (at most a third of s's
+// length, and at most 4 edits), else "".
+func nearest(s string, names []string) string {
+	best, bestD := "", min(4, len(s)/3)+1
+	for _, n := range names {
+		if d := editDistance(s, n); d < bestD {
+			best, bestD = n, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance between a and b, in bytes.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

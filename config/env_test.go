@@ -198,3 +198,30 @@ func TestEnvValuesTrimmed(t *testing.T) {
 		t.Errorf("key %q, tls %v, timeout %v", c.Juhe.Key.Reveal(), c.Kafka.TLS.Enabled, c.Juhe.Timeout)
 	}
 }
+
+// A TWOSELL_ variable that is no setting's is an error that names what it
+// most likely meant; other variables, and every setting's, are not.
+func TestCheckEnv(t *testing.T) {
+	ok := []string{"PATH=/bin", "TWOSELL_CONFIG=/etc/twosell.yaml", "TWOSELL_JUHE_DAILY_BUDGET=100", "TWOSELL_JUHE_KEY_FILE=/k", "TWOSELLTEST_MAIN=1", "twosell_juhe_key=x"}
+	if err := CheckEnv(ok); err != nil {
+		t.Errorf("CheckEnv(%q) = %v", ok, err)
+	}
+	tests := []struct{ env, want string }{
+		{"TWOSELL_JUHE_DAILYBUDGET=100", "unknown environment variable TWOSELL_JUHE_DAILYBUDGET (did you mean TWOSELL_JUHE_DAILY_BUDGET?)"},
+		{"TWOSELL_KAFKA_BROKER=a:9092", "(did you mean TWOSELL_KAFKA_BROKERS?)"},
+		{"TWOSELL_JUHE_KYE=secret", "(did you mean TWOSELL_JUHE_KEY?)"},
+		{"TWOSELL_SOMETHING_ELSE_ENTIRELY=1", "unknown environment variable TWOSELL_SOMETHING_ELSE_ENTIRELY; each setting is"},
+	}
+	for _, tt := range tests {
+		err := CheckEnv([]string{"HOME=/root", tt.env})
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: %v, want %q", tt.env, err, tt.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "secret") {
+			t.Errorf("%s: the value is in the error: %v", tt.env, err)
+		}
+	}
+	if err := CheckEnv([]string{"TWOSELL_A=1", "TWOSELL_B=2"}); err == nil || strings.Count(err.Error(), "unknown environment variable") != 2 {
+		t.Errorf("two unknown variables: %v", err)
+	}
+}

@@ -179,7 +179,7 @@ func TestDev(t *testing.T) {
 // (this test binary, as "twosell") and reports every field. It checks the
 // fields' consistency, never their speed.
 func TestBench(t *testing.T) {
-	t.Setenv("TWOSELL_TEST_MAIN", "1") // the children run main
+	t.Setenv("TWOSELLTEST_MAIN", "1") // the children run main
 	var stdout, stderr syncBuffer
 	code := Main(t.Context(), []string{"bench", "--events", "400", "--latency", "1ms", "--in-flight", "16",
 		"--partitions", "2", "--distinct", "50", "--fetch-max-wait", "20ms", "--json"}, &stdout, &stderr)
@@ -400,5 +400,23 @@ func TestLedgerHelp(t *testing.T) {
 	var stdout, stderr syncBuffer
 	if code := Main(t.Context(), []string{"ledger", "-h"}, &stdout, &stderr); code != 0 || !strings.Contains(stderr.String(), "twosell ledger export [--from-day") {
 		t.Errorf("exit %d, stderr %q; want 0 and the usage", code, stderr.String())
+	}
+}
+
+// A misspelled TWOSELL_ variable stops the commands that read the settings
+// before they do anything (a budget typo would spend without a limit), and
+// is none of the other commands' business.
+func TestUnknownEnvironmentVariable(t *testing.T) {
+	t.Setenv("TWOSELL_JUHE_DAILYBUDGET", "100")
+	for _, cmd := range []string{"run", "replay", "query", "gen", "ledger"} {
+		var stdout, stderr syncBuffer
+		code := Main(t.Context(), []string{cmd, "--print-config"}, &stdout, &stderr)
+		if code != 1 || !strings.Contains(stderr.String(), "twosell "+cmd+": unknown environment variable TWOSELL_JUHE_DAILYBUDGET (did you mean TWOSELL_JUHE_DAILY_BUDGET?)") {
+			t.Errorf("%s: exit %d, stderr %q", cmd, code, stderr.String())
+		}
+	}
+	var stdout, stderr syncBuffer
+	if code := Main(t.Context(), []string{"bench", "-h"}, &stdout, &stderr); code != 0 {
+		t.Errorf("bench -h: exit %d, stderr %q", code, stderr.String())
 	}
 }

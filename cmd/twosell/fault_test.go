@@ -21,13 +21,13 @@ import (
 
 // The fault tests run "twosell run" as a child process against a real
 // broker and break things: SIGKILL at random points, the broker stopped and
-// restarted. They take minutes, so they run only when TWOSELL_FAULT_TESTS=1
+// restarted. They take minutes, so they run only when TWOSELLTEST_FAULT=1
 // and KAFKA_BROKERS names a broker (.ci/run does both, on the broker of
 // deploy/kafka-local). They check counts, never times.
 func faultCluster(t *testing.T) *kafkatest.Cluster {
 	t.Helper()
-	if os.Getenv("TWOSELL_FAULT_TESTS") != "1" || os.Getenv("KAFKA_BROKERS") == "" {
-		t.Skip("fault tests run with TWOSELL_FAULT_TESTS=1 and KAFKA_BROKERS set (see .ci/run)")
+	if os.Getenv("TWOSELLTEST_FAULT") != "1" || os.Getenv("KAFKA_BROKERS") == "" {
+		t.Skip("fault tests run with TWOSELLTEST_FAULT=1 and KAFKA_BROKERS set (see .ci/run)")
 	}
 	return kafkatest.New(t)
 }
@@ -80,8 +80,8 @@ func TestFaultBrokerRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if os.Getenv("KAFKA_LOCAL_DIR") == "" && os.Getenv("TWOSELL_BROKER_CONTROL") != "1" {
-		t.Skip("needs the broker of deploy/kafka-local (TWOSELL_BROKER_CONTROL=1)")
+	if os.Getenv("KAFKA_LOCAL_DIR") == "" && os.Getenv("TWOSELLTEST_BROKER_CONTROL") != "1" {
+		t.Skip("needs the broker of deploy/kafka-local (TWOSELLTEST_BROKER_CONTROL=1)")
 	}
 	const n = 10000
 	sim, url := newSim(t, juhesim.Faults{})

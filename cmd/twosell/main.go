@@ -49,6 +49,10 @@ func commands() []command {
 	}
 }
 
+// readsSettings are the commands that read the settings from TWOSELL_*
+// variables: for them, a variable that is no setting's is an error.
+var readsSettings = map[string]bool{"run": true, "query": true, "replay": true, "ledger": true, "gen": true}
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	// After the first signal, the next one is the default's: a second
@@ -77,7 +81,13 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if c.name != args[0] {
 			continue
 		}
-		err := c.run(ctx, args[1:], stdout, stderr)
+		var err error
+		if readsSettings[c.name] {
+			err = config.CheckEnv(os.Environ())
+		}
+		if err == nil {
+			err = c.run(ctx, args[1:], stdout, stderr)
+		}
 		switch {
 		case err == nil || errors.Is(err, flag.ErrHelp):
 			return 0

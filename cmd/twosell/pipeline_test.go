@@ -26,11 +26,11 @@ import (
 	"github.com/twosell/twosell/processor/kafkatest"
 )
 
-// TestMain lets a test run this binary as "twosell": with TWOSELL_TEST_MAIN=1
+// TestMain lets a test run this binary as "twosell": with TWOSELLTEST_MAIN=1
 // the test binary is the command, so crash tests can SIGKILL a real process
 // without a separate build.
 func TestMain(m *testing.M) {
-	if os.Getenv("TWOSELL_TEST_MAIN") == "1" {
+	if os.Getenv("TWOSELLTEST_MAIN") == "1" {
 		main()
 		return
 	}
@@ -338,7 +338,7 @@ func startChild(t *testing.T, cfg *config.Config, extraEnv ...string) *child {
 		"--log-format", "json",
 	)
 	cmd.Env = append(os.Environ(),
-		"TWOSELL_TEST_MAIN=1",
+		"TWOSELLTEST_MAIN=1",
 		"TWOSELL_JUHE_KEY="+testKey,
 		"TWOSELL_JUHE_OPENID="+testOpenID,
 		"TWOSELL_LEDGER_TOPIC="+cfg.Ledger.Topic,

@@ -2,7 +2,7 @@
 # Runs twosell and checks it with kcat (kcat-contract.sh):
 #   deploy/interop/run.sh dev                      on "twosell dev" (embedded broker)
 #   deploy/interop/run.sh real BROKERS [DELIVERY]  "twosell run" + "twosell sim" on a real broker
-# TWOSELL_BIN names a built binary (default: built here from ./cmd/twosell).
+# TWOSELLTEST_BIN names a built binary (default: built here from ./cmd/twosell).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -15,7 +15,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-bin=${TWOSELL_BIN:-}
+bin=${TWOSELLTEST_BIN:-}
 if [ -z "$bin" ]; then
   bin="$work/twosell"
   (cd "$root" && go build -o "$bin" ./cmd/twosell)
