@@ -313,6 +313,11 @@ func (c *CostControl) calledLocked(key MobileKey, date string, r Result, err err
 			w.send(wakeup{res: r}, later)
 		default:
 			if a, ok := known.answer(c, key, w); ok {
+				if r.durable != nil && known.fromCall(a) {
+					// Its output cites the call's order id: written
+					// once the ledger holds it, as the call's own.
+					a.durable = r.durable
+				}
 				w.send(wakeup{res: a}, later)
 				continue
 			}
@@ -367,6 +372,12 @@ func (r *knownReading) answer(c *CostControl, key MobileKey, w *waiter) (Result,
 		}
 	}
 	return c.tooOld(w.l)
+}
+
+// fromCall reports whether a, an answer of answer's, is the call's own
+// answer's fact.
+func (r *knownReading) fromCall(a Result) bool {
+	return r.hasAnswered && a.OrderID == r.answered.OrderID && a.Status == Status(r.answered.Kind.String())
 }
 
 // clock is the time the call ended, read once.

@@ -3,6 +3,7 @@ package processor_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -67,6 +68,69 @@ func TestOutputWaitsForTheLedger(t *testing.T) {
 	releaseLedger()
 	if out := h.kafka.Consume(t.Context(), countAtLeast(len(in)), h.out); len(out) != n {
 		t.Fatalf("%d outputs after the ledger wrote, want %d", len(out), n)
+	}
+}
+
+// The lookups that waited for a paid call, and that its answer settles,
+// wait for its ledger write too: their outputs cite its order id, which a
+// crash before the write would have left out of the ledger (the call's own
+// record was held back, and paid for again after the restart).
+func TestWaitersOutputsWaitForTheLedger(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, 2)
+	if h.kafka.Fake == nil {
+		t.Skip("holds produce requests back with kfake's control functions")
+	}
+	const n = 12
+	waiting := make(chan struct{})
+	var calls atomic.Int64
+	var cost *processor.CostControl
+	cost, ledgerTopic, ledgerID := h.ledgerCost(processor.EnricherFunc(func(ctx context.Context, l processor.Lookup) (processor.Result, error) {
+		calls.Add(1)
+		select { // until the other lookups of the number wait for this call
+		case <-waiting:
+		case <-ctx.Done():
+			return processor.Result{}, ctx.Err()
+		}
+		return fakeAnswer(l), nil
+	}), nil)
+	release := make(chan struct{})
+	releaseLedger := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(releaseLedger)
+	var held atomic.Int64
+	h.kafka.Fake.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		h.kafka.Fake.KeepControl()
+		if writesTopic(req.(*kmsg.ProduceRequest), ledgerTopic, ledgerID) {
+			held.Add(1)
+			h.kafka.Fake.SleepControl(func() { <-release })
+		}
+		return nil, nil, false
+	})
+	var in []*kgo.Record
+	for i := range n { // one number, one date: one call answers them all
+		r := event(h.in, 0, false)
+		r.Key = fmt.Appendf(nil, "u-%d", i)
+		in = append(in, r)
+	}
+	h.kafka.Produce(in...)
+	cfg := h.config(cost)
+	cfg.Ordering = processor.OrderingNone
+	p, stop := h.start(cfg)
+	defer stop()
+
+	kafkatest.WaitFor(t, func() bool { return cost.CostStats().Coalesced == n-1 })
+	close(waiting)
+	kafkatest.WaitFor(t, func() bool { return held.Load() > 0 && p.Stats().InFlight == 0 })
+	cl := h.kafka.Client(kgo.ConsumeTopics(h.out), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
+	early := cl.PollFetches(ctx).NumRecords()
+	cancel()
+	if early != 0 {
+		t.Fatalf("%d outputs written while the ledger held back the call they cite", early)
+	}
+	releaseLedger()
+	if out := h.kafka.Consume(t.Context(), countAtLeast(n), h.out); len(out) != n || calls.Load() != 1 {
+		t.Fatalf("%d outputs after the ledger wrote, %d calls; want %d and 1", len(out), calls.Load(), n)
 	}
 }
 
