@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strconv"
 
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -21,13 +22,14 @@ func cmdBroker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := flag.NewFlagSet("broker", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", "127.0.0.1:9092", "listen address (port 0 picks a free port)")
+	advertise := fs.String("advertise", "", "host the broker gives clients to connect to (default: the --addr host; this machine's name when that is a wildcard such as 0.0.0.0)")
 	if err := config.ParseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("unexpected arguments %q", fs.Args())}
 	}
-	cluster, err := startBroker(*addr)
+	cluster, err := startBroker(*addr, kfake.ListenFn(advertisedListen(*addr, *advertise)))
 	if err != nil {
 		return err
 	}
@@ -51,10 +53,48 @@ func startBroker(addr string, opts ...kfake.Opt) (*kfake.Cluster, error) {
 		kfake.NumBrokers(1),
 		kfake.Ports(p),
 		// kfake listens on 127.0.0.1; honor the host asked for.
-		kfake.ListenFn(func(network, _ string) (net.Listener, error) { return net.Listen(network, addr) }),
+		kfake.ListenFn(advertisedListen(addr, "")),
 	}, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("embedded Kafka on %s: %w", addr, err)
 	}
 	return cluster, nil
 }
+
+// advertisedListen returns a kfake.ListenFn that listens on addr and gives
+// clients host to connect to (kfake advertises its listener's address):
+// with host empty, addr's host, or, when that is a wildcard, this machine's
+// name, as Kafka does for a listener without a host. A wildcard was
+// advertised as "::", which a client on another machine cannot reach.
+func advertisedListen(addr, host string) func(network, _ string) (net.Listener, error) {
+	return func(network, _ string) (net.Listener, error) {
+		ln, err := net.Listen(network, addr)
+		if err != nil {
+			return nil, err
+		}
+		h := host
+		if h == "" {
+			h, _, _ = net.SplitHostPort(addr)
+			if ip := net.ParseIP(h); h == "" || ip != nil && ip.IsUnspecified() {
+				if h, err = os.Hostname(); err != nil {
+					h = "localhost"
+				}
+			}
+		}
+		_, port, _ := net.SplitHostPort(ln.Addr().String())
+		return advertised{ln, net.JoinHostPort(h, port)}, nil
+	}
+}
+
+// advertised is a listener whose Addr is the address clients are given.
+type advertised struct {
+	net.Listener
+	addr string
+}
+
+func (a advertised) Addr() net.Addr { return advertisedAddr(a.addr) }
+
+type advertisedAddr string
+
+func (advertisedAddr) Network() string  { return "tcp" }
+func (a advertisedAddr) String() string { return string(a) }

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/twosell/twosell/juhe/juhesim"
@@ -418,5 +420,32 @@ func TestUnknownEnvironmentVariable(t *testing.T) {
 	var stdout, stderr syncBuffer
 	if code := Main(t.Context(), []string{"bench", "-h"}, &stdout, &stderr); code != 0 {
 		t.Errorf("bench -h: exit %d, stderr %q", code, stderr.String())
+	}
+}
+
+// A broker listening on a wildcard gives clients a name they can reach:
+// --advertise, else this machine's name; "::" was what they got.
+func TestBrokerAdvertisesAReachableHost(t *testing.T) {
+	host, _ := os.Hostname()
+	for _, tt := range []struct{ addr, advertise, want string }{
+		{"0.0.0.0:0", "localhost", "localhost"},
+		{":0", "", host},
+		{"127.0.0.1:0", "", "127.0.0.1"},
+	} {
+		cluster, err := startBroker(tt.addr, kfake.ListenFn(advertisedListen(tt.addr, tt.advertise)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, port, _ := net.SplitHostPort(cluster.ListenAddrs()[0])
+		cl, err := kgo.NewClient(kgo.SeedBrokers("127.0.0.1:" + port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := kadm.NewClient(cl).BrokerMetadata(t.Context())
+		cl.Close()
+		cluster.Close()
+		if err != nil || len(m.Brokers) != 1 || m.Brokers[0].Host != tt.want {
+			t.Errorf("%s --advertise %q: brokers %+v (%v), want host %q", tt.addr, tt.advertise, m.Brokers, err, tt.want)
+		}
 	}
 }
