@@ -251,6 +251,15 @@ func TestKubernetes(t *testing.T) {
 			env[e.Name] = e.Value
 		}
 	}
+	// GOMEMLIMIT: under the container's memory limit, with room for what
+	// the runtime's limit does not cover (stacks, kernel buffers, the heap's
+	// growth until the collector runs): at 100% the container is killed
+	// before the collector works hard.
+	if v, ok := env["GOMEMLIMIT"]; !ok {
+		t.Error("no GOMEMLIMIT: the Go runtime does not know the container's memory limit")
+	} else if n, limit := memLimitBytes(t, v), c.Resources.Limits.Memory().Value(); n < limit/2 || n*100 > limit*95 {
+		t.Errorf("GOMEMLIMIT %s is %.0f%% of the memory limit %d bytes; want 50–95%%", v, float64(n)*100/float64(limit), limit)
+	}
 	for _, want := range []string{"TWOSELL_JUHE_KEY", "TWOSELL_JUHE_OPENID"} {
 		if _, ok := env[want]; !ok {
 			t.Errorf("the container does not take %s from a Secret", want)
@@ -452,4 +461,22 @@ func inputPartitions(t *testing.T) int {
 	}
 	n, _ := strconv.Atoi(m[1])
 	return n
+}
+
+// memLimitBytes reads a GOMEMLIMIT value: a number of bytes with an
+// optional B, KiB, MiB, GiB or TiB suffix, as the Go runtime does.
+func memLimitBytes(t *testing.T, v string) int64 {
+	t.Helper()
+	mult := int64(1)
+	for i, suffix := range []string{"TiB", "GiB", "MiB", "KiB", "B"} {
+		if n, ok := strings.CutSuffix(v, suffix); ok {
+			mult, v = int64(1)<<(10*(4-i)), n
+			break
+		}
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		t.Fatalf("GOMEMLIMIT %q: %v", v, err)
+	}
+	return n * mult
 }
