@@ -318,11 +318,18 @@ func (c *Client) wireAttempt(ctx context.Context, p params, mobile string) (Answ
 // answer reads a reply that arrived whole (or cut at maxReplyBytes+1).
 func (c *Client) answer(status int, body []byte, p params, mobile string) (Answer, error) {
 	if status < 200 || status > 299 {
+		reason := fmt.Sprintf("juhe: %s: HTTP %d %s", c.op, status, http.StatusText(status))
+		switch status {
+		case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusGone:
+			// The API document gives the provider's errors as a reply's
+			// error_code: these likely come from something else.
+			reason += " (the provider gives its errors as a reply's error_code: is juhe.url its API's address, and does no proxy or firewall refuse the request?)"
+		}
 		return Answer{}, &Error{
 			Class:      ClassTransport,
 			HTTPStatus: status,
 			Op:         c.op,
-			Reason:     fmt.Sprintf("juhe: %s: HTTP %d %s", c.op, status, http.StatusText(status)),
+			Reason:     reason,
 		}
 	}
 	if len(body) > maxReplyBytes {

@@ -363,7 +363,8 @@ func TestTransportFaults(t *testing.T) {
 			w.WriteHeader(503)
 			w.Write([]byte(`{"reason":"成功","result":{"res":1,"orderid":"JH1"},"error_code":0}`))
 		}, 503, "HTTP 503"},
-		{"HTTP 404", func(w http.ResponseWriter, r *http.Request) { http.NotFound(w, r) }, 404, "HTTP 404"},
+		{"HTTP 404", func(w http.ResponseWriter, r *http.Request) { http.NotFound(w, r) }, 404, "HTTP 404 Not Found (the provider gives its errors as a reply's error_code: is juhe.url its API's"},
+		{"HTTP 403", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(403) }, 403, "HTTP 403 Forbidden (the provider gives its errors"},
 		{"redirect", func(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, "http://example.invalid/steal", http.StatusFound)
 		}, 302, "HTTP 302"},
