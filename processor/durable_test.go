@@ -33,18 +33,7 @@ func TestOutputWaitsForTheLedger(t *testing.T) {
 		calls.Add(1)
 		return fakeAnswer(l), nil
 	}), nil)
-	release := make(chan struct{})
-	releaseLedger := sync.OnceFunc(func() { close(release) })
-	t.Cleanup(releaseLedger) // before the cost control's Close, which flushes the ledger
-	var held atomic.Int64
-	h.kafka.Fake.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		h.kafka.Fake.KeepControl()
-		if writesTopic(req.(*kmsg.ProduceRequest), ledgerTopic, ledgerID) {
-			held.Add(1)
-			h.kafka.Fake.SleepControl(func() { <-release })
-		}
-		return nil, nil, false // handled by the broker as usual
-	})
+	held, releaseLedger := h.holdLedger(ledgerTopic, ledgerID)
 
 	const n = 20
 	in := h.produceEvents(n)
@@ -58,11 +47,7 @@ func TestOutputWaitsForTheLedger(t *testing.T) {
 	})
 	// Nothing may come out meanwhile; a wrong engine would have written
 	// the outputs right after the lookups.
-	cl := h.kafka.Client(kgo.ConsumeTopics(h.out), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
-	early := cl.PollFetches(ctx).NumRecords()
-	cancel()
-	if early != 0 {
+	if early := h.outputsSoFar(); early != 0 {
 		t.Fatalf("%d outputs written while the ledger held their calls back", early)
 	}
 	releaseLedger()
@@ -94,18 +79,7 @@ func TestWaitersOutputsWaitForTheLedger(t *testing.T) {
 		}
 		return fakeAnswer(l), nil
 	}), nil)
-	release := make(chan struct{})
-	releaseLedger := sync.OnceFunc(func() { close(release) })
-	t.Cleanup(releaseLedger)
-	var held atomic.Int64
-	h.kafka.Fake.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		h.kafka.Fake.KeepControl()
-		if writesTopic(req.(*kmsg.ProduceRequest), ledgerTopic, ledgerID) {
-			held.Add(1)
-			h.kafka.Fake.SleepControl(func() { <-release })
-		}
-		return nil, nil, false
-	})
+	held, releaseLedger := h.holdLedger(ledgerTopic, ledgerID)
 	var in []*kgo.Record
 	for i := range n { // one number, one date: one call answers them all
 		r := event(h.in, 0, false)
@@ -121,11 +95,7 @@ func TestWaitersOutputsWaitForTheLedger(t *testing.T) {
 	kafkatest.WaitFor(t, func() bool { return cost.CostStats().Coalesced == n-1 })
 	close(waiting)
 	kafkatest.WaitFor(t, func() bool { return held.Load() > 0 && p.Stats().InFlight == 0 })
-	cl := h.kafka.Client(kgo.ConsumeTopics(h.out), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
-	early := cl.PollFetches(ctx).NumRecords()
-	cancel()
-	if early != 0 {
+	if early := h.outputsSoFar(); early != 0 {
 		t.Fatalf("%d outputs written while the ledger held back the call they cite", early)
 	}
 	releaseLedger()
@@ -173,6 +143,34 @@ func TestLedgerWriteFailureKeepsTheAnswer(t *testing.T) {
 	if !strings.Contains(logs.String(), "order_id=") {
 		t.Errorf("the warnings do not name the order id:\n%s", logs.String())
 	}
+}
+
+// holdLedger holds back the broker's answers to produce requests that
+// write the ledger topic until release is called (at the latest at the
+// test's cleanup, before the cost control's Close, which flushes the
+// ledger); held counts the requests held.
+func (h *harness) holdLedger(topic string, id [16]byte) (held *atomic.Int64, release func()) {
+	held = new(atomic.Int64)
+	ch := make(chan struct{})
+	release = sync.OnceFunc(func() { close(ch) })
+	h.t.Cleanup(release)
+	h.kafka.Fake.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		h.kafka.Fake.KeepControl()
+		if writesTopic(req.(*kmsg.ProduceRequest), topic, id) {
+			held.Add(1)
+			h.kafka.Fake.SleepControl(func() { <-ch })
+		}
+		return nil, nil, false // handled by the broker as usual
+	})
+	return held, release
+}
+
+// outputsSoFar is how many outputs a consumer finds within half a second.
+func (h *harness) outputsSoFar() int {
+	cl := h.kafka.Client(kgo.ConsumeTopics(h.out), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	ctx, cancel := context.WithTimeout(h.t.Context(), 500*time.Millisecond)
+	defer cancel()
+	return cl.PollFetches(ctx).NumRecords()
 }
 
 // ledgerCost opens a cost control over provider with a ledger on a new

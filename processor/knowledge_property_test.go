@@ -15,9 +15,6 @@ import (
 // stale.)
 func TestKnowledgeAnswersWhatTruthfulAnswersImply(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 9))
-	day := func(n int) string {
-		return time.Date(2015, 1, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, n).Format("20060102")
-	}
 	for trial := range 3000 {
 		// A(t): re-issues at given minutes.
 		type reissue struct {
@@ -38,19 +35,7 @@ func TestKnowledgeAnswersWhatTruthfulAnswersImply(t *testing.T) {
 			}
 			return a
 		}
-		var facts []Fact
-		for i := range 1 + rng.IntN(6) {
-			at := t0.Add(time.Duration(rng.IntN(500*60)) * time.Minute)
-			d := rng.IntN(3600)
-			kind := FactNotAfter
-			if A(at) > d {
-				kind = FactAfter
-			}
-			if rng.IntN(8) == 0 {
-				kind = FactNoRecord
-			}
-			facts = append(facts, fact(kind, day(d), at, fmt.Sprintf("JH%d", i)))
-		}
+		facts := truthfulFacts(rng, 1+rng.IntN(6), 500*time.Hour, A, 8, FactNoRecord)
 		rng.Shuffle(len(facts), func(i, j int) { facts[i], facts[j] = facts[j], facts[i] })
 		var k Knowledge
 		for _, f := range facts {
@@ -70,7 +55,7 @@ func TestKnowledgeAnswersWhatTruthfulAnswersImply(t *testing.T) {
 		viaLedger.Merge(lk.knowledge())
 		for range 30 {
 			now := t0.Add(time.Duration(500*60+rng.IntN(300*60)) * time.Minute)
-			d := day(rng.IntN(3600))
+			d := testDay(rng.IntN(3600))
 			f1, ok1 := k.Answer(d, now, ttl)
 			f2, ok2 := c.answer(key, d, func() time.Time { return now }, ttl)
 			f3, ok3 := viaLedger.Answer(d, now, ttl)
@@ -84,11 +69,11 @@ func TestKnowledgeAnswersWhatTruthfulAnswersImply(t *testing.T) {
 			switch f1.Kind {
 			case FactAfter:
 				if !(A(now) > dayIndex(d)) {
-					t.Fatalf("trial %d: recycled for %s at %v but A=%s; facts %+v", trial, d, now, day(A(now)), facts)
+					t.Fatalf("trial %d: recycled for %s at %v but A=%s; facts %+v", trial, d, now, testDay(A(now)), facts)
 				}
 			case FactNotAfter:
 				if now.Sub(f1.At) >= ttl.NotRecycled || A(f1.At) > dayIndex(d) {
-					t.Fatalf("trial %d: not_recycled for %s at %v from %+v but A then=%s", trial, d, now, f1, day(A(f1.At)))
+					t.Fatalf("trial %d: not_recycled for %s at %v from %+v but A then=%s", trial, d, now, f1, testDay(A(f1.At)))
 				}
 			}
 		}
@@ -104,9 +89,6 @@ func dayIndex(s string) int {
 // any order and split between two instances: the same knowledge.
 func TestKnowledgeMergeOrderWithReissues(t *testing.T) {
 	rng := rand.New(rand.NewPCG(11, 12))
-	day := func(n int) string {
-		return time.Date(2015, 1, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, n).Format("20060102")
-	}
 	for trial := range 20000 {
 		a0 := rng.IntN(2000)
 		reAt := t0.Add(time.Duration(rng.IntN(100)) * time.Hour)
@@ -117,19 +99,7 @@ func TestKnowledgeMergeOrderWithReissues(t *testing.T) {
 			}
 			return a1
 		}
-		var facts []Fact
-		for i := range 2 + rng.IntN(5) {
-			at := t0.Add(time.Duration(rng.IntN(100*60)) * time.Minute)
-			d := rng.IntN(3600)
-			kind := FactNotAfter
-			if A(at) > d {
-				kind = FactAfter
-			}
-			if rng.IntN(6) == 0 {
-				kind = FactNoActivationDate
-			}
-			facts = append(facts, fact(kind, day(d), at, fmt.Sprintf("JH%d", i)))
-		}
+		facts := truthfulFacts(rng, 2+rng.IntN(5), 100*time.Hour, A, 6, FactNoActivationDate)
 		var want Knowledge
 		for _, f := range facts {
 			want.Observe(f)
@@ -155,4 +125,30 @@ func TestKnowledgeMergeOrderWithReissues(t *testing.T) {
 
 func sameBounds(a, b Knowledge) bool {
 	return a.Lower == b.Lower && a.Upper == b.Upper && a.Short == b.Short && a.BoundsAt.Equal(b.BoundsAt)
+}
+
+// truthfulFacts returns n answers given at random minutes within window
+// after t0 about random days (testDay) by a provider whose activation date
+// at a time is A's: res 1 or res 2 as A says, and one in about shortEvery
+// of kind short instead.
+func truthfulFacts(rng *rand.Rand, n int, window time.Duration, A func(time.Time) int, shortEvery int, short FactKind) []Fact {
+	var facts []Fact
+	for i := range n {
+		at := t0.Add(time.Duration(rng.IntN(int(window/time.Minute))) * time.Minute)
+		d := rng.IntN(3600)
+		kind := FactNotAfter
+		if A(at) > d {
+			kind = FactAfter
+		}
+		if rng.IntN(shortEvery) == 0 {
+			kind = short
+		}
+		facts = append(facts, fact(kind, testDay(d), at, fmt.Sprintf("JH%d", i)))
+	}
+	return facts
+}
+
+// testDay is the n-th day from 2015-01-01, as yyyymmdd.
+func testDay(n int) string {
+	return time.Date(2015, 1, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, n).Format("20060102")
 }

@@ -152,16 +152,7 @@ func TestKnowledgeCombines(t *testing.T) {
 				for _, f := range facts {
 					k.Observe(f)
 				}
-				for i, d := range lookups {
-					f, ok := k.Answer(d, late.Add(time.Nanosecond), ttl)
-					got := 0
-					if ok {
-						got = f.Result().Res
-					}
-					if got != tt.want[i] {
-						t.Errorf("lookup %s: res %d (%+v), want %d; knowledge %+v", d, got, f, tt.want[i], k)
-					}
-				}
+				checkAnswers(t, k, lookups, late.Add(time.Nanosecond), tt.want)
 			})
 		}
 	}
@@ -207,18 +198,8 @@ func TestKnowledgeStaleUpperBounds(t *testing.T) {
 					}
 				}
 				x.Merge(y) // as an instance merges another's knowledge record
-				for _, kn := range []Knowledge{k, x} {
-					for i, d := range lookups {
-						f, ok := kn.Answer(d, t3.Add(time.Nanosecond), ttl)
-						got := 0
-						if ok {
-							got = f.Result().Res
-						}
-						if got != tt.want[i] {
-							t.Errorf("lookup %s: res %d (%+v), want %d; knowledge %+v", d, got, f, tt.want[i], kn)
-						}
-					}
-				}
+				checkAnswers(t, k, lookups, t3.Add(time.Nanosecond), tt.want)
+				checkAnswers(t, x, lookups, t3.Add(time.Nanosecond), tt.want)
 			})
 		}
 	}
@@ -234,6 +215,22 @@ func TestKnowledgeStaleUpperBounds(t *testing.T) {
 	}
 	if live := k.Live(t1.Add(ttl.NotRecycled), ttl); !live.StaleBefore.IsZero() {
 		t.Errorf("Live after the TTL kept StaleBefore: %+v", live)
+	}
+}
+
+// checkAnswers checks the res k answers each of lookups with at now
+// (0: no answer) against want.
+func checkAnswers(t *testing.T, k Knowledge, lookups []string, now time.Time, want []int) {
+	t.Helper()
+	for i, d := range lookups {
+		f, ok := k.Answer(d, now, ttl)
+		got := 0
+		if ok {
+			got = f.Result().Res
+		}
+		if got != want[i] {
+			t.Errorf("lookup %s: res %d (%+v), want %d; knowledge %+v", d, got, f, want[i], k)
+		}
 	}
 }
 
