@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -162,14 +163,17 @@ func (c *Client) Query(ctx context.Context, mobile, date string) (ans Answer, er
 	for retry := 1; ; retry++ {
 		a, err := c.breaker.execute(func() (Answer, error) {
 			ans.Attempts++
-			start := time.Now()
+			start, asked := time.Now(), ctx.Err() == nil
 			a, err := c.attempt(ctx, p, mobile)
 			c.metrics.call(ctx, a, err, time.Since(start))
+			if asked && billable(err) {
+				ans.Billable++
+			}
 			return a, err
 		})
 		if err == nil {
 			c.badParams.Store(0) // the provider read this number
-			a.Attempts, a.Mode = ans.Attempts, c.mode
+			a.Attempts, a.Billable, a.Mode = ans.Attempts, ans.Billable, c.mode
 			return a, nil
 		}
 		var e *Error
@@ -202,10 +206,56 @@ func (c *Client) Query(ctx context.Context, mobile, date string) (ans Answer, er
 			if err := sleep(ctx, d); err != nil {
 				return ans, err
 			}
+			if gate, ok := ctx.Value(retryGateKey{}).(func(context.Context) error); ok {
+				if err := gate(ctx); err != nil {
+					if ctx.Err() != nil {
+						return ans, ctx.Err()
+					}
+					return ans, e // the last attempt's fault, not retried
+				}
+			}
 			continue
 		}
 		return ans, e
 	}
+}
+
+// WithRetryGate returns a context in which Query calls gate before each
+// retry (not before the first attempt, which the caller gates itself): a
+// caller that limits requests, by rate or by a budget, counts the retries
+// too. An error from gate ends the query with the last attempt's fault.
+func WithRetryGate(ctx context.Context, gate func(context.Context) error) context.Context {
+	return context.WithValue(ctx, retryGateKey{}, gate)
+}
+
+type retryGateKey struct{}
+
+// billable reports whether an attempt that ended with err may have been
+// billed (Answer.Billable): yes for an answer, for a fault whose outcome is
+// unknown (the caller's cancellation while it ran included), and for an
+// unknown error code; no for a known error code (the provider refused) and
+// for a request that never reached the provider (its connection was not
+// made).
+func billable(err error) bool {
+	if err == nil {
+		return true
+	}
+	var e *Error
+	if !errors.As(err, &e) {
+		// The caller's context ended while the attempt ran: the request
+		// may have been sent.
+		return true
+	}
+	var op *net.OpError
+	switch {
+	case e.Class == ClassUnknown:
+		return true
+	case e.Class != ClassTransport:
+		return false
+	case errors.As(e, &op) && op.Op == "dial":
+		return false
+	}
+	return true
 }
 
 // badParam counts a 232702 answer. A run of them across different records

@@ -757,3 +757,48 @@ func (b *barrier) await(ctx context.Context) {
 	case <-ctx.Done():
 	}
 }
+
+// Answer.Billable counts the attempts the provider may have billed: the
+// answer, and each whose outcome is unknown; not a known error code, nor a
+// connection never made. WithRetryGate is asked before each retry, and its
+// error ends the query with the last attempt's fault.
+func TestBillableAttemptsAndRetryGate(t *testing.T) {
+	answer := `{"reason":"成功","result":{"res":1,"orderid":"JH1"},"error_code":0}`
+	var n atomic.Int64
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		switch n.Add(1) {
+		case 1:
+			resetConn(w, r) // cut off: may have been billed
+		case 2:
+			w.Write([]byte(`{"reason":"数据源超时","result":null,"error_code":232701}`)) // refused: not billed
+		default:
+			w.Write([]byte(answer))
+		}
+	})
+	c := newClient(t, srv.URL, func(cfg *juhe.Config) { cfg.Retries = 2 })
+	gates := 0
+	ctx := juhe.WithRetryGate(t.Context(), func(context.Context) error { gates++; return nil })
+	a, err := c.Query(ctx, testMobile, testDate)
+	if err != nil || a.Attempts != 3 || a.Billable != 2 || gates != 2 {
+		t.Errorf("answer %+v, %v, %d gates; want 3 attempts, 2 billable (the cut-off one and the answer), 2 gates", a, err, gates)
+	}
+
+	n.Store(0)
+	refused := errors.New("no budget left")
+	ctx = juhe.WithRetryGate(t.Context(), func(context.Context) error { return refused })
+	a, err = c.Query(ctx, testMobile, testDate)
+	if !juhe.IsTransport(err) || errors.Is(err, refused) || a.Attempts != 1 || a.Billable != 1 {
+		t.Errorf("gate refusing: %+v, %v; want the first attempt's transport fault, 1 attempt, billable", a, err)
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there: the connection is refused
+	a, err = newClient(t, "http://"+addr, func(cfg *juhe.Config) { cfg.Retries = 1 }).Query(t.Context(), testMobile, testDate)
+	if err == nil || a.Attempts != 2 || a.Billable != 0 {
+		t.Errorf("connection refused: %+v, %v; want 2 attempts, none billable", a, err)
+	}
+}

@@ -18,6 +18,13 @@ type Answer struct {
 	NoRecord bool   // the provider has no record of the number (232703)
 	Code     int    // the reply's error_code: 0, or 232703 with NoRecord
 	Attempts int    // provider calls made, retries included; 0 if none was sent
+	// Billable counts the attempts the provider may have billed: the one
+	// that answered (a result or no record), and each whose outcome is
+	// unknown (a timeout or a broken reply after the request may have been
+	// read; an unknown error code). An attempt the provider refused with a
+	// known error code, or that never reached it (a refused connection),
+	// is not billable.
+	Billable int
 	Mode     Mode   // how the mobile was sent
 }
 

@@ -102,7 +102,13 @@ func (c *CostConfig) validate() error {
 
 // CostStats is a snapshot of what the cost controls did since they started.
 type CostStats struct {
-	PaidCalls int64 // answers paid for by this instance
+	// PaidCalls counts the requests this instance made that the provider
+	// may have billed: every answer, and each request whose outcome is
+	// unknown (UncertainCalls).
+	PaidCalls int64
+	// UncertainCalls counts the requests among PaidCalls that gave no
+	// answer but may have been answered and billed (timed out, cut off).
+	UncertainCalls int64
 	// CacheAnswers counts lookups answered without a call, by the status
 	// they answered with: recycled, not_recycled, no_activation_date,
 	// no_record.
@@ -170,7 +176,7 @@ type CostControl struct {
 
 	calls *calls
 
-	paid, coalesced, skipped, refusals, ledgerErrors atomic.Int64
+	paid, uncertain, coalesced, skipped, refusals, ledgerErrors atomic.Int64
 	warnedDay                                        atomic.Value // string: the day the budget-spent warning was logged
 
 	closeOnce sync.Once
@@ -256,6 +262,7 @@ func (c *CostControl) SetMembers(n int) {
 func (c *CostControl) CostStats() CostStats {
 	s := CostStats{
 		PaidCalls:        c.paid.Load(),
+		UncertainCalls:   c.uncertain.Load(),
 		CacheAnswers:     make(map[string]int64, 4),
 		Coalesced:        c.coalesced.Load(),
 		BudgetRemaining:  c.budget.remaining(),
@@ -446,15 +453,32 @@ func (c *CostControl) tooOld(l *Lookup) (Result, bool) {
 
 // pay makes one paid call within the budget and the rate, learns from its
 // answer and writes it to the ledger.
-func (c *CostControl) pay(ctx context.Context, key MobileKey, l Lookup) (Result, error) {
+//
+// Each request counts, retries inside the Enricher included (BeforeRetry):
+// each takes a rate token and a unit of the budget first, and a unit is
+// given back only for a request the provider cannot have billed
+// (Result.Billable); the others are paid, and written to the ledger (a
+// request whose outcome is unknown as an "unavailable" call record), so
+// that the budget is a cap on what the provider may bill.
+func (c *CostControl) pay(ctx context.Context, key MobileKey, l Lookup) (res Result, err error) {
 	day, berr := c.budget.reserve()
 	if berr != nil {
 		return c.noBudget(ctx, berr)
 	}
-	paid, reserved := false, true
+	units := []string{day} // the days of the budget units reserved, one per request
+	var fact Fact
+	var answered bool
 	defer func() {
-		if reserved {
-			c.budget.settle(day, paid)
+		billed := res.Billable
+		if answered {
+			billed = max(billed, 1)
+		}
+		billed = min(billed, len(units))
+		for i, d := range units {
+			c.budget.settle(d, i < billed)
+		}
+		if uncertain := billed - btoi(answered); uncertain > 0 {
+			c.uncertainCalls(key, l, res, units[:uncertain])
 		}
 	}()
 	stop := l.stop()
@@ -476,12 +500,14 @@ func (c *CostControl) pay(ctx context.Context, key MobileKey, l Lookup) (Result,
 		// call waiting at midnight came on top of the new day's budget.
 		c.budget.settle(day, false)
 		if day, berr = c.budget.reserve(); berr != nil {
-			reserved = false
+			units = nil
 			return c.noBudget(ctx, berr)
 		}
+		units[0] = day
 	}
 	began := time.Now()
-	res, err := c.next.Enrich(ctx, l)
+	retries := retryGate{c: c, stop: stop, units: &units}
+	res, err = c.next.Enrich(context.WithValue(ctx, retryGateKey{}, &retries), l)
 	if err != nil {
 		if errors.Is(err, ErrRateLimited) {
 			if r, cut := c.rate.limited(time.Now()); cut {
@@ -498,11 +524,10 @@ func (c *CostControl) pay(ctx context.Context, key MobileKey, l Lookup) (Result,
 		c.log.Info(fmt.Sprintf("no request-limit refusal for %v: raising the provider rate to %.1f/s", rateProbeEvery, r))
 	}
 	at := c.cfg.Now()
-	fact, ok := FactOf(res, l.Date, at)
-	if !ok {
+	if fact, answered = FactOf(res, l.Date, at); !answered {
 		return res, nil // nothing paid for, nothing learned
 	}
-	paid = true
+	day = units[len(units)-1] // the last request's, which answered
 	c.paid.Add(1)
 	var k Knowledge
 	if c.cache != nil {
@@ -518,6 +543,68 @@ func (c *CostControl) pay(ctx context.Context, key MobileKey, l Lookup) (Result,
 		res.durable = c.ledger.write(call, k.Live(at, c.cfg.TTL))
 	}
 	return res, nil
+}
+
+// retryGate is what BeforeRetry does for a call of pay's: a retry takes a
+// unit of the budget and a rate token, as the call's first request did.
+type retryGate struct {
+	c     *CostControl
+	stop  context.Context
+	units *[]string
+}
+
+type retryGateKey struct{}
+
+// BeforeRetry is for an Enricher that retries a request itself (the juhe
+// client: juhe.WithRetryGate): called before each retry of a lookup that
+// CostControl passed to it, it takes a unit of the daily budget and waits
+// for the provider rate, as the lookup's first request did, so that
+// juhe.qps and juhe.daily_budget count requests, retries included. It
+// returns an error, and the retry is not made, when the budget is spent or
+// the rate cannot be had (ctx ended, the processor stopping); it returns nil
+// for a ctx that CostControl did not pass (no budget and no rate to count).
+func BeforeRetry(ctx context.Context) error {
+	g, ok := ctx.Value(retryGateKey{}).(*retryGate)
+	if !ok {
+		return nil
+	}
+	day, err := g.c.budget.reserve()
+	if err != nil {
+		return err
+	}
+	if err := g.c.rate.wait(ctx, g.stop); err != nil {
+		g.c.budget.settle(day, false)
+		return err
+	}
+	*g.units = append(*g.units, day)
+	return nil
+}
+
+// uncertainCalls counts the requests of a lookup whose outcome is unknown
+// (timed out, cut off) as paid, one budget unit each on days, and writes
+// each to the ledger as an "unavailable" call record without an order id:
+// the provider may have answered and billed them, and the budget of every
+// instance, and the bill's reconciliation, must see them.
+func (c *CostControl) uncertainCalls(key MobileKey, l Lookup, res Result, days []string) {
+	c.paid.Add(int64(len(days)))
+	c.uncertain.Add(int64(len(days)))
+	if c.ledger == nil {
+		return
+	}
+	at := c.cfg.Now()
+	for _, d := range days {
+		c.ledger.writeCall(LedgerCall{
+			Key: key.String(), Day: d, At: at, Date: l.Date, Status: StatusUnavailable,
+			Code: res.Code, Mode: res.Mode,
+		})
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // ledgerFailed hears of a paid answer the ledger could not write. The answer

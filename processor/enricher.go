@@ -92,6 +92,12 @@ type Result struct {
 	Mode     string // how the mobile was sent: plain, md5, sha256, aes, md5+aes, sha256+aes
 	Code     int    // the provider's error_code (0 on success, 232703 for no record)
 	Attempts int    // provider calls made for this answer (0 from a cache)
+	// Billable counts the requests made for this answer that the provider
+	// may have billed, retries included (the juhe client's
+	// Answer.Billable), for the daily budget and the ledger. 0 from an
+	// Enricher that does not say: a paid answer counts as one, a failure as
+	// none.
+	Billable int
 
 	durable *durable // a paid answer's ledger write, when it may still be in flight (CostControl)
 }

@@ -533,7 +533,15 @@ func callFact(value []byte) (MobileKey, Fact, bool) {
 // acknowledged. An output is never written before the ledger holds the call
 // it paid for (see durable), so a crash loses no call from the audit trail
 // or the budget.
-func (l *ledger) write(call LedgerCall, k Knowledge) *durable {
+func (l *ledger) write(call LedgerCall, k Knowledge) *durable { return l.writeRecords(call, &k) }
+
+// writeCall writes a call record alone: a request whose outcome is unknown,
+// which taught nothing.
+func (l *ledger) writeCall(call LedgerCall) *durable { return l.writeRecords(call, nil) }
+
+// writeRecords writes call's record, and, with k, the knowledge record of
+// its mobile.
+func (l *ledger) writeRecords(call LedgerCall, k *Knowledge) *durable {
 	call.Instance = l.instance
 	id := call.OrderID
 	if id == "" || strings.Contains(id, "/") {
@@ -549,15 +557,22 @@ func (l *ledger) write(call LedgerCall, k Knowledge) *durable {
 	callKey := len(b)
 	b = call.appendJSON(b)
 	callValue := len(b)
-	b = append(append(b, ledgerKnowledgePrefix...), call.Key...)
 	knowKey := len(b)
-	b = appendLedgerKnowledge(b, l.instance, k)
+	if k != nil {
+		b = append(append(b, ledgerKnowledgePrefix...), call.Key...)
+		knowKey = len(b)
+		b = appendLedgerKnowledge(b, l.instance, *k)
+	}
 	all := bytes.Clone(b)
 	*scratch = b
 	ledgerScratch.Put(scratch)
 
 	// The records, their headers and the durable: one allocation.
-	w := &ledgerWrite{durable: durable{pending: 2}, l: l, orderID: call.OrderID}
+	n := 1
+	if k != nil {
+		n = 2
+	}
+	w := &ledgerWrite{durable: durable{pending: n}, l: l, orderID: call.OrderID}
 	for i := 0; i < len(w.headers); i += 2 {
 		w.headers[i] = kgo.RecordHeader{Key: ledgerInstanceHeader, Value: l.instanceBytes}
 		w.headers[i+1] = kgo.RecordHeader{Key: ledgerSecretHeader, Value: l.secretID}
@@ -571,8 +586,9 @@ func (l *ledger) write(call LedgerCall, k Knowledge) *durable {
 		Headers: w.headers[2:4:4],
 	}
 	promise := w.promise
-	l.cl.Produce(context.Background(), &w.recs[0], promise)
-	l.cl.Produce(context.Background(), &w.recs[1], promise)
+	for i := range n {
+		l.cl.Produce(context.Background(), &w.recs[i], promise)
+	}
 	return &w.durable
 }
 

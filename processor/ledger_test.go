@@ -505,3 +505,55 @@ func TestLedgerKeyOrderID(t *testing.T) {
 		}
 	}
 }
+
+// Requests whose outcome is unknown (Result.Billable beyond the answer) are
+// paid: their budget units are spent, and each is written to the ledger as
+// an "unavailable" call record, so that another instance's budget, and the
+// bill's reconciliation, count them. Retries take a unit each (BeforeRetry),
+// and a retry the budget has no unit for is not made.
+func TestUncertainRequestsArePaid(t *testing.T) {
+	k := kafkatest.New(t)
+	topic := k.Name("ledger")
+	clock := &fakeClock{t: time.Date(2024, 6, 1, 12, 0, 0, 0, time.UTC)}
+	var retried []error
+	p := EnricherFunc(func(ctx context.Context, l Lookup) (Result, error) {
+		switch l.Mobile {
+		case "17300000001": // two requests cut off, then an answer
+			retried = append(retried, BeforeRetry(ctx), BeforeRetry(ctx))
+			return Result{Status: StatusRecycled, Res: 1, OrderID: "JH1", Source: SourceAPI, Mode: "plain", Attempts: 3, Billable: 3}, nil
+		default: // one request cut off, one refused with a known code
+			retried = append(retried, BeforeRetry(ctx))
+			return Result{Mode: "plain", Code: 232701, Attempts: 2, Billable: 1}, Unavailable(errors.New("cut off"))
+		}
+	})
+	a := ledgerCost(t, k, topic, p, clock, func(c *CostConfig) { c.DailyBudget = 5 })
+	if _, err := a.Enrich(t.Context(), Lookup{Mobile: "17300000001", Date: "20240101"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Enrich(t.Context(), Lookup{Mobile: "17300000002", Date: "20240101"}); DispositionOf(err) != DispositionUnavailable {
+		t.Fatalf("a failed lookup: %v", err)
+	}
+	if s := a.CostStats(); s.PaidCalls != 4 || s.UncertainCalls != 3 || s.BudgetSpentToday != 4 || s.BudgetRemaining != 1 {
+		t.Fatalf("stats %+v; want 4 paid (3 of them uncertain), 1 of 5 left", s)
+	}
+	// The budget's last unit: a lookup gets its first request, not a retry.
+	_, err := a.Enrich(t.Context(), Lookup{Mobile: "17300000003", Date: "20240101"})
+	if DispositionOf(err) != DispositionUnavailable || !errors.Is(retried[len(retried)-1], ErrBudgetSpent) {
+		t.Fatalf("lookup %v, its retry %v; want the retry refused for the budget", err, retried[len(retried)-1])
+	}
+	var statuses []string
+	if err := ReadLedgerCalls(t.Context(), []kgo.Opt{kgo.SeedBrokers(k.Brokers...)}, topic, func(c LedgerCall) error {
+		statuses = append(statuses, string(c.Status))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(statuses)
+	if want := []string{"recycled", "unavailable", "unavailable", "unavailable", "unavailable"}; !slices.Equal(statuses, want) {
+		t.Errorf("ledger call records %v, want %v", statuses, want)
+	}
+	b := ledgerCost(t, k, topic, &fakeProvider{}, clock, func(c *CostConfig) { c.DailyBudget = 5 })
+	if s := b.CostStats(); s.BudgetSpentToday != 5 || s.BudgetRemaining != 0 {
+		t.Errorf("another instance counts %d spent, %d left; want 5 and 0", s.BudgetSpentToday, s.BudgetRemaining)
+	}
+}

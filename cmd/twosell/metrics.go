@@ -311,7 +311,7 @@ func observeProcessor(mp metric.MeterProvider, proc *processor.Processor, lag *l
 		lagGauge = gauge(metricLag, "{record}", "The consumer group's lag on the input topic per partition: end offset minus committed offset, as read from the cluster every 10s. Every instance reports the whole group's: aggregate with max by (topic, partition).")
 		fatal    = gauge(metricFatal, "", "1 once a fatal error stopped consumption (the process then exits), else 0.")
 
-		paid        = counter(metricPaidCalls, "{call}", "Provider answers paid for by this instance.")
+		paid        = counter(metricPaidCalls, "{call}", "Provider requests of this instance that the provider may have billed: its answers, and the requests whose outcome is unknown (timed out, cut off).")
 		cacheAnswer = counter(metricCacheAnswers, "{lookup}", "Lookups answered from knowledge (cache or ledger) without a paid call, by the answer's kind.")
 		coalesced   = counter(metricCoalesced, "{lookup}", "Lookups that waited for another lookup's call of the same mobile instead of paying for their own.")
 		budgetLeft  = gauge(metricBudgetLeft, "{call}", "Paid calls left today for the whole deployment (juhe.daily_budget); absent without a budget.")

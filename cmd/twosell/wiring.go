@@ -27,8 +27,11 @@ type juheEnricher struct{ c *juhe.Client }
 const ClassBadParameter = "bad_parameter"
 
 func (e juheEnricher) Enrich(ctx context.Context, l processor.Lookup) (processor.Result, error) {
-	a, err := e.c.Query(ctx, l.Mobile, l.Date)
-	res := processor.Result{Res: a.Res, OrderID: a.OrderID, Source: "api", Mode: string(e.c.Mode()), Code: a.Code, Attempts: a.Attempts}
+	// Each retry inside the client takes a rate token and a unit of the
+	// budget, as the first request did.
+	a, err := e.c.Query(juhe.WithRetryGate(ctx, processor.BeforeRetry), l.Mobile, l.Date)
+	res := processor.Result{Res: a.Res, OrderID: a.OrderID, Source: "api", Mode: string(e.c.Mode()), Code: a.Code,
+		Attempts: a.Attempts, Billable: a.Billable}
 	if err != nil {
 		var je *juhe.Error
 		if errors.As(err, &je) {
