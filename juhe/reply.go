@@ -25,7 +25,7 @@ type Answer struct {
 	// known error code, or that never reached it (a refused connection),
 	// is not billable.
 	Billable int
-	Mode     Mode   // how the mobile was sent
+	Mode     Mode // how the mobile was sent
 }
 
 // Status returns the answer as the output contract names it: "recycled"

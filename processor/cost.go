@@ -177,7 +177,7 @@ type CostControl struct {
 	calls *calls
 
 	paid, uncertain, coalesced, skipped, refusals, ledgerErrors atomic.Int64
-	warnedDay                                        atomic.Value // string: the day the budget-spent warning was logged
+	warnedDay                                                   atomic.Value // string: the day the budget-spent warning was logged
 
 	closeOnce sync.Once
 }
