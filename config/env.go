@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -224,7 +225,7 @@ func CheckEnv(environ []string) error {
 	var errs []error
 	for _, kv := range environ {
 		name, _, _ := strings.Cut(kv, "=")
-		if !strings.HasPrefix(name, EnvPrefix) || known[name] {
+		if !strings.HasPrefix(name, EnvPrefix) || known[name] || serviceLink.MatchString(name) {
 			continue
 		}
 		msg := "unknown environment variable " + name
@@ -235,6 +236,12 @@ func CheckEnv(environ []string) error {
 	}
 	return errors.Join(errs...)
 }
+
+// serviceLink matches the variables Kubernetes gives a pod for each Service
+// of its namespace (enableServiceLinks, on by default): for a Service named
+// twosell or twosell-*, TWOSELL_SERVICE_HOST, TWOSELL_SIM_PORT_8088_TCP, …
+// They are no setting's, and no typo either.
+var serviceLink = regexp.MustCompile(`^TWOSELL(_[A-Z0-9_]+)?_(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|PORT(_[0-9]+_(TCP|UDP|SCTP)(_(PROTO|PORT|ADDR))?)?)$`)
 
 // nearest returns the name of names closest to s by edit distance, if it
 // is close enough to be a misspelling of it (at most a third of s's

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"math/bits"
 	"strconv"
 	"time"
@@ -57,7 +58,10 @@ type CodecConfig struct {
 // whitespace), and the enriched value is the input with one member added.
 type Codec struct {
 	mobileField, dateField, idField, outputField string
-	mobileFoldMax, dateFoldMax                   int // foldMax of the fields
+	// The lengths a key can have and still differ from the mobile, date
+	// and output fields' names in case only (foldRange).
+	mobileFold, dateFold, outputFold foldRange
+	dateRead                         bool // the date field is read (not DateSourceTimestamp)
 	dateSource                                   DateSource
 	loc                                          *time.Location
 	maxRecordBytes, maxHeaders                   int // see limits.go; 0: no limit
@@ -122,7 +126,8 @@ func NewCodec(cfg CodecConfig) (*Codec, error) {
 		maxRecordBytes: limit(cfg.MaxRecordBytes, DefaultMaxRecordBytes),
 		maxHeaders:     limit(cfg.MaxHeaders, DefaultMaxHeaders),
 	}
-	c.mobileFoldMax, c.dateFoldMax = foldMax(c.mobileField), foldMax(c.dateField)
+	c.mobileFold, c.dateFold, c.outputFold = foldRangeOf(c.mobileField), foldRangeOf(c.dateField), foldRangeOf(c.outputField)
+	c.dateRead = c.dateSource != DateSourceTimestamp
 	c.memberPrefix = appendJSONString(nil, c.outputField)
 	c.memberPrefix = append(c.memberPrefix, `:{"schema":1,"status":`...)
 	c.mobileName, c.dateName = fieldName(c.mobileField), fieldName(c.dateField)
@@ -218,8 +223,8 @@ func (c *Codec) decode(ev *Event, value []byte, recordTime time.Time) error {
 type fields struct {
 	mobile, date, id span
 	mobileEsc, idEsc bool // the string has escapes
-	// mobileSeen and dateSeen count the members named like the field,
-	// exactly or differing in case only (more than one: refused), and
+	// mobileSeen and dateSeen count, up to 2, the members named like the
+	// field, exactly or differing in case only (2: refused), and
 	// mobileLike and dateLike are the key of the first that differs in case
 	// (-1: none), for the error that says so.
 	mobileSeen, dateSeen uint8
@@ -287,24 +292,30 @@ func (c *Codec) scan(value []byte, ev *Event) (fields, error) {
 			switch {
 			case keyIs(key, kesc, unescaped, c.mobileField):
 				f.mobile, f.mobileEsc = span{vs, ve}, value[vs] == '"' && hasBackslash(value[vs:ve])
-				f.mobileSeen++
+				f.mobileSeen = min(f.mobileSeen+1, 2)
 			case keyIs(key, kesc, unescaped, c.dateField):
 				f.date = span{vs, ve}
-				f.dateSeen++
+				if c.dateRead {
+					f.dateSeen = min(f.dateSeen+1, 2)
+				}
 			case keyIs(key, kesc, unescaped, c.idField):
 				f.id, f.idEsc = span{vs, ve}, value[vs] == '"' && hasBackslash(value[vs:ve])
 			case keyIs(key, kesc, unescaped, c.outputField):
 				cut = true
-			case (kesc || len(key) >= len(c.mobileField) && len(key) <= c.mobileFoldMax) && keyFolds(key, kesc, unescaped, c.mobileField):
-				f.mobileSeen++
+			case c.mobileFold.holds(key, kesc) && keyFolds(key, kesc, unescaped, c.mobileField):
+				f.mobileSeen = min(f.mobileSeen+1, 2)
 				if f.mobileLike.start < 0 {
 					f.mobileLike = span{ks, ke}
 				}
-			case (kesc || len(key) >= len(c.dateField) && len(key) <= c.dateFoldMax) && keyFolds(key, kesc, unescaped, c.dateField):
-				f.dateSeen++
+			case c.dateRead && c.dateFold.holds(key, kesc) && keyFolds(key, kesc, unescaped, c.dateField):
+				f.dateSeen = min(f.dateSeen+1, 2)
 				if f.dateLike.start < 0 {
 					f.dateLike = span{ks, ke}
 				}
+			case c.outputFold.holds(key, kesc) && keyFolds(key, kesc, unescaped, c.outputField):
+				// The output field in another case: a consumer decoding
+				// into a struct would merge it into the verdict.
+				cut = true
 			}
 			switch {
 			case cut && kept == 0:
@@ -356,8 +367,7 @@ func keyIs(raw []byte, escaped bool, unescaped, name string) bool {
 
 // keyFolds reports whether a member's key differs from a field name in case
 // only, as encoding/json compares keys (an exact match is keyIs). The
-// caller skips keys outside [len(name), foldMax(name)] bytes (raw; an
-// escaped key is longer than what it means).
+// caller skips the keys its foldRange rules out.
 func keyFolds(raw []byte, escaped bool, unescaped, name string) bool {
 	if escaped {
 		raw = []byte(unescaped)
@@ -365,21 +375,35 @@ func keyFolds(raw []byte, escaped bool, unescaped, name string) bool {
 	return name != "" && bytes.EqualFold(raw, []byte(name))
 }
 
-// foldMax is the longest a key can be in UTF-8 and still differ from name
-// in case only: the Kelvin sign (3 bytes) folds to 'k', the long s (2
-// bytes) to 's'; every other fold of an ASCII letter is ASCII. An escaped
-// key may be longer still: any key with an escape is compared.
-func foldMax(name string) int {
-	n := len(name)
+// foldRange is the lengths in bytes a key can have and still differ from a
+// field's name in case only, so that keys of other lengths (most) are not
+// compared.
+type foldRange struct{ min, max int }
+
+// holds reports whether key (raw; an escaped key is longer than what it
+// means, and always compared) may fold to the name.
+func (r foldRange) holds(key []byte, escaped bool) bool {
+	return escaped || len(key) >= r.min && len(key) <= r.max
+}
+
+// foldRangeOf is name's foldRange. For an ASCII name: its length, up to 2
+// more bytes for each 'k' (the Kelvin sign, 3 bytes, folds to it) and 1
+// for each 's' (the long s, 2 bytes); every other fold of an ASCII letter
+// is ASCII. A name with other characters, whose folds may be longer or
+// shorter, allows any length.
+func foldRangeOf(name string) foldRange {
+	r := foldRange{len(name), len(name)}
 	for i := range len(name) {
-		switch name[i] | 0x20 { // lower case
-		case 'k':
-			n += 2
-		case 's':
-			n++
+		switch {
+		case name[i] >= utf8.RuneSelf:
+			return foldRange{0, math.MaxInt}
+		case name[i]|0x20 == 'k': // either case
+			r.max += 2
+		case name[i]|0x20 == 's':
+			r.max++
 		}
 	}
-	return n
+	return r
 }
 
 // duplicateError is the error for a value with the mobile or the date field

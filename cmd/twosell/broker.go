@@ -29,6 +29,9 @@ func cmdBroker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("unexpected arguments %q", fs.Args())}
 	}
+	if _, _, err := net.SplitHostPort(*advertise); err == nil {
+		return usageError{fmt.Sprintf("--advertise %q: a host only; the port is --addr's", *advertise)}
+	}
 	cluster, err := startBroker(*addr, kfake.ListenFn(advertisedListen(*addr, *advertise)))
 	if err != nil {
 		return err
@@ -52,8 +55,11 @@ func startBroker(addr string, opts ...kfake.Opt) (*kfake.Cluster, error) {
 	cluster, err := kfake.NewCluster(append([]kfake.Opt{
 		kfake.NumBrokers(1),
 		kfake.Ports(p),
-		// kfake listens on 127.0.0.1; honor the host asked for.
-		kfake.ListenFn(advertisedListen(addr, "")),
+		// kfake listens on 127.0.0.1; honor the host asked for. (dev's
+		// broker is this machine's: a wildcard advertises "::", which a
+		// client here, or on the host of a container with the port
+		// published, reaches as loopback.)
+		kfake.ListenFn(func(network, _ string) (net.Listener, error) { return net.Listen(network, addr) }),
 	}, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("embedded Kafka on %s: %w", addr, err)

@@ -417,9 +417,11 @@ func TestUnknownEnvironmentVariable(t *testing.T) {
 			t.Errorf("%s: exit %d, stderr %q", cmd, code, stderr.String())
 		}
 	}
-	var stdout, stderr syncBuffer
-	if code := Main(t.Context(), []string{"bench", "-h"}, &stdout, &stderr); code != 0 {
-		t.Errorf("bench -h: exit %d, stderr %q", code, stderr.String())
+	for _, args := range [][]string{{"bench", "-h"}, {"run", "-h"}} {
+		var stdout, stderr syncBuffer
+		if code := Main(t.Context(), args, &stdout, &stderr); code != 0 {
+			t.Errorf("%v: exit %d, stderr %q", args, code, stderr.String())
+		}
 	}
 }
 
@@ -447,5 +449,13 @@ func TestBrokerAdvertisesAReachableHost(t *testing.T) {
 		if err != nil || len(m.Brokers) != 1 || m.Brokers[0].Host != tt.want {
 			t.Errorf("%s --advertise %q: brokers %+v (%v), want host %q", tt.addr, tt.advertise, m.Brokers, err, tt.want)
 		}
+	}
+}
+
+// --advertise takes a host: the port is the one the broker listens on.
+func TestBrokerAdvertiseIsAHost(t *testing.T) {
+	var stdout, stderr syncBuffer
+	if code := Main(t.Context(), []string{"broker", "--addr", "127.0.0.1:0", "--advertise", "kafka:9092"}, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), "a host only") {
+		t.Errorf("exit %d, stderr %q; want 2 and what --advertise takes", code, stderr.String())
 	}
 }

@@ -53,6 +53,20 @@ func commands() []command {
 // variables: for them, a variable that is no setting's is an error.
 var readsSettings = map[string]bool{"run": true, "query": true, "replay": true, "ledger": true, "gen": true}
 
+// asksHelp reports whether args ask for a command's usage (-h, --help),
+// which is given whatever the environment holds.
+func asksHelp(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "-h", "-help", "--help", "--h":
+			return true
+		case "--":
+			return false
+		}
+	}
+	return false
+}
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	// After the first signal, the next one is the default's: a second
@@ -82,7 +96,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			continue
 		}
 		var err error
-		if readsSettings[c.name] {
+		if readsSettings[c.name] && !asksHelp(args[1:]) {
 			err = config.CheckEnv(os.Environ())
 		}
 		if err == nil {
