@@ -62,9 +62,9 @@ type Codec struct {
 	// and output fields' names in case only (foldRange).
 	mobileFold, dateFold, outputFold foldRange
 	dateRead                         bool // the date field is read (not DateSourceTimestamp)
-	dateSource                                   DateSource
-	loc                                          *time.Location
-	maxRecordBytes, maxHeaders                   int // see limits.go; 0: no limit
+	dateSource                       DateSource
+	loc                              *time.Location
+	maxRecordBytes, maxHeaders       int // see limits.go; 0: no limit
 
 	// memberPrefix is `"twosell":{"schema":1,"status":`, escaped once here.
 	memberPrefix []byte
