@@ -30,10 +30,15 @@ type budget struct {
 	mu       sync.Mutex
 	days     map[string]int64 // paid calls counted, by day (yyyymmdd)
 	reserved map[string]int64 // calls in flight, by day of reservation
+	// calls are the ledger's call records counted, by day and "instance/id":
+	// a record written twice (another writer on the topic, a mirror, a
+	// restore; until compaction) is one call.
+	calls map[string]map[string]struct{}
 }
 
 func newBudget(limit int64, loc *time.Location, now func() time.Time) *budget {
-	return &budget{limit: limit, loc: loc, now: now, days: make(map[string]int64), reserved: make(map[string]int64)}
+	return &budget{limit: limit, loc: loc, now: now, days: make(map[string]int64), reserved: make(map[string]int64),
+		calls: make(map[string]map[string]struct{})}
 }
 
 // today is the budget's current day.
@@ -77,6 +82,26 @@ func (b *budget) settle(day string, paid bool) {
 	}
 }
 
+// countCall counts a call another instance (or an earlier run) paid, read
+// from the ledger: its day and its id there (instance and order id), once.
+func (b *budget) countCall(day, id string) {
+	if day < previousDay(b.today()) {
+		return
+	}
+	b.mu.Lock()
+	seen := b.calls[day]
+	if seen == nil {
+		seen = make(map[string]struct{})
+		b.calls[day] = seen
+	}
+	_, dup := seen[id]
+	seen[id] = struct{}{}
+	b.mu.Unlock()
+	if !dup {
+		b.count(day, 1)
+	}
+}
+
 // count adds calls that others paid (read from the ledger) to day.
 func (b *budget) count(day string, n int64) {
 	today := b.today()
@@ -89,6 +114,7 @@ func (b *budget) count(day string, n int64) {
 	for d := range b.days {
 		if d < previousDay(today) {
 			delete(b.days, d)
+			delete(b.calls, d)
 		}
 	}
 }

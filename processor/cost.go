@@ -325,7 +325,7 @@ func (c *CostControl) Implied(l Lookup) (MobileKey, bool) {
 func (c *CostControl) apply(r ledgerRecord) {
 	switch {
 	case r.call != nil && !r.own:
-		c.budget.count(r.call.Day, 1)
+		c.budget.countCall(r.call.Day, r.call.Instance+"/"+r.call.ID)
 		if r.hasFact && c.cache != nil {
 			c.cache.observe(r.key, r.fact)
 		}

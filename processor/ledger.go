@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -809,6 +810,13 @@ func ReadLedgerCalls(ctx context.Context, clientOpts []kgo.Opt, topic string, fn
 		return err
 	}
 	var txns txnFilter
+	// A call record's key is unique; one written twice (another writer on
+	// the topic, a mirror, a restore), until compaction removes it, is one
+	// call. The keys seen are kept as 64-bit hashes, a fraction of the keys'
+	// size (the chance that two of ten million calls collide, and one is
+	// left out, is about 3 in a million).
+	seen := make(map[uint64]struct{})
+	seed := maphash.MakeSeed()
 	for len(last) > 0 && ferr == nil {
 		fs := cl.PollFetches(ctx)
 		if err := ctx.Err(); err != nil {
@@ -819,9 +827,15 @@ func ReadLedgerCalls(ctx context.Context, clientOpts []kgo.Opt, topic string, fn
 				delete(last, r.Partition)
 			}
 			txns.filter(r, func(r *kgo.Record) {
-				if ferr == nil {
-					ferr = exportCall(r, fn)
+				if ferr != nil || r.Value == nil || !strings.HasPrefix(string(r.Key), ledgerCallPrefix) {
+					return
 				}
+				h := maphash.Bytes(seed, r.Key)
+				if _, dup := seen[h]; dup {
+					return
+				}
+				seen[h] = struct{}{}
+				ferr = exportCall(r, fn)
 			})
 		})
 	}

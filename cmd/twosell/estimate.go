@@ -28,11 +28,12 @@ import (
 // most holds while no answer expires or is evicted during the replay
 // (cache.short_ttl and cache.not_recycled_ttl, cache.max_entries).
 type replayEstimate struct {
-	Total           int64   `json:"total"`        // offsets in the range
-	Events          int64   `json:"events"`       // records read
-	DeadLetters     int64   `json:"dead_letters"` // records that do not decode: the replay dead-letters them
-	Known           int64   `json:"known"`        // events what is known answers: no call
-	Unknown         int64   `json:"unknown"`      // events it does not answer
+	Total           int64   `json:"total"`         // offsets in the range
+	Events          int64   `json:"events"`        // records read
+	EmptyOffsets    int64   `json:"empty_offsets"` // offsets that held no record (transaction markers, aborted or compacted away)
+	DeadLetters     int64   `json:"dead_letters"`  // records that do not decode: the replay dead-letters them
+	Known           int64   `json:"known"`         // events what is known answers: no call
+	Unknown         int64   `json:"unknown"`       // events it does not answer
 	MinPaidCalls    int64   `json:"min_paid_calls"`
 	MaxPaidCalls    int64   `json:"max_paid_calls"`
 	PricePerCall    float64 `json:"price_per_call"`
@@ -84,7 +85,7 @@ func estimateReplay(ctx context.Context, cfg *config.Config, ranges map[int32]pr
 	}
 	mobiles := make(map[processor.MobileKey]struct{})
 	pairs := make(map[mobileDate]struct{})
-	err = readRange(ctx, cfg, ranges, log, func(r *kgo.Record) {
+	est.EmptyOffsets, err = readRange(ctx, cfg, ranges, log, func(r *kgo.Record) {
 		est.Events++
 		ev, err := codec.DecodeRecord(r)
 		if err != nil {
@@ -108,8 +109,8 @@ func estimateReplay(ctx context.Context, cfg *config.Config, ranges map[int32]pr
 	if !cfg.Cache.Enabled { // no knowledge kept: every unknown event pays (only lookups in flight together share)
 		est.MaxPaidCalls = est.Unknown
 	}
-	est.MinCostCNY = float64(est.MinPaidCalls) * est.PricePerCall
-	est.MaxCostCNY = float64(est.MaxPaidCalls) * est.PricePerCall
+	est.MinCostCNY = roundCNY(float64(est.MinPaidCalls)*est.PricePerCall, est.PricePerCall)
+	est.MaxCostCNY = roundCNY(float64(est.MaxPaidCalls)*est.PricePerCall, est.PricePerCall)
 	if s := cost.CostStats(); s.BudgetRemaining >= 0 && cfg.Juhe.DailyBudget > 0 {
 		est.BudgetRemaining = &s.BudgetRemaining
 	}
@@ -121,8 +122,10 @@ func estimateReplay(ctx context.Context, cfg *config.Config, ranges map[int32]pr
 // each, reading the input directly (no group, read_committed). A partition
 // is done at the first record or transaction marker at or past its range's
 // last offset, or once the broker deleted the rest of its range (then
-// logged).
-func readRange(ctx context.Context, cfg *config.Config, ranges map[int32]processor.OffsetRange, log *slog.Logger, each func(*kgo.Record)) error {
+// logged). It returns how many offsets of the ranges it passed held no
+// record to hand on (transaction markers, records of aborted transactions,
+// records removed by compaction), as the replay's summary counts them.
+func readRange(ctx context.Context, cfg *config.Config, ranges map[int32]processor.OffsetRange, log *slog.Logger, each func(*kgo.Record)) (empty int64, err error) {
 	topic := cfg.Kafka.InputTopic
 	offsets := make(map[int32]kgo.Offset)
 	for part, r := range ranges {
@@ -131,11 +134,11 @@ func readRange(ctx context.Context, cfg *config.Config, ranges map[int32]process
 		}
 	}
 	if len(offsets) == 0 {
-		return nil
+		return 0, nil
 	}
 	opts, err := kafkaOpts(cfg)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	cl, err := kgo.NewClient(append(opts,
 		kgo.WithLogger(kgoWarnLogger{log}),
@@ -145,7 +148,7 @@ func readRange(ctx context.Context, cfg *config.Config, ranges map[int32]process
 		kgo.FetchMaxWait(500*time.Millisecond),
 	)...)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer cl.Close()
 	left := len(offsets)
@@ -154,6 +157,21 @@ func readRange(ctx context.Context, cfg *config.Config, ranges map[int32]process
 	for part, r := range ranges {
 		at[part] = r.Start
 	}
+	var handed int64                // data records handed on
+	deleted := make(map[int32]bool) // partitions whose rest the broker deleted
+	defer func() {
+		if err != nil {
+			return
+		}
+		for part := range offsets {
+			r, passed := ranges[part], ranges[part].End
+			if deleted[part] {
+				passed = min(at[part], r.End) // the rest was deleted, not passed
+			}
+			empty += passed - r.Start
+		}
+		empty -= handed
+	}()
 	finish := func(part int32) {
 		if !done[part] {
 			done[part] = true
@@ -165,7 +183,7 @@ func readRange(ctx context.Context, cfg *config.Config, ranges map[int32]process
 		fetches := cl.PollFetches(pollCtx)
 		cancel()
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return 0, ctx.Err()
 		}
 		got := 0
 		fetches.EachError(func(t string, part int32, err error) {
@@ -185,12 +203,14 @@ func readRange(ctx context.Context, cfg *config.Config, ranges map[int32]process
 				finish(r.Partition)
 			}
 			if !r.Attrs.IsControl() {
+				handed++
 				each(r)
 			}
 		})
 		if got == 0 { // nothing for a while: has the broker deleted the rest?
-			if err := deletedRest(ctx, cl, topic, ranges, done, finish, log); err != nil {
-				return err
+			finishDeleted := func(part int32) { deleted[part] = true; finish(part) }
+			if err := deletedRest(ctx, cl, topic, ranges, done, finishDeleted, log); err != nil {
+				return 0, err
 			}
 			// A range can end in records of an aborted transaction whose
 			// marker lies past the last stable offset: never returned.
@@ -203,7 +223,7 @@ func readRange(ctx context.Context, cfg *config.Config, ranges map[int32]process
 			}
 		}
 	}
-	return nil
+	return 0, nil
 }
 
 // deletedRest ends the partitions not done whose log start is now at or
@@ -236,13 +256,13 @@ func printEstimate(w io.Writer, e replayEstimate, asJSON bool) error {
 	if !e.Ledger {
 		known = "no ledger was read: nothing is known"
 	}
-	_, err := fmt.Fprintf(w, `replay estimate (--dry-run: no call made, nothing written): %d of %d records read in %s
+	_, err := fmt.Fprintf(w, `replay estimate (--dry-run: no call made, nothing written): %d of %d records read in %s%s
   dead letters     %d  (they do not decode)
   known            %d  (%s)
   need a call      %d events
   paid calls       %d to %d  (at least one per mobile, at most one per mobile and date)
   cost estimate    %s to %s CNY  (at %s CNY a call)
-`, e.Events, e.Total, time.Duration(e.Seconds*float64(time.Second)).Round(time.Millisecond),
+`, e.Events, e.Total-e.EmptyOffsets, time.Duration(e.Seconds*float64(time.Second)).Round(time.Millisecond), emptyNote(e.EmptyOffsets),
 		e.DeadLetters, e.Known, known, e.Unknown, e.MinPaidCalls, e.MaxPaidCalls,
 		cny(e.MinCostCNY, e.PricePerCall), cny(e.MaxCostCNY, e.PricePerCall), cny(e.PricePerCall, e.PricePerCall))
 	if err == nil && e.BudgetRemaining != nil {
@@ -259,9 +279,30 @@ func printEstimate(w io.Writer, e replayEstimate, asJSON bool) error {
 // price per call has (a cost is a whole number of calls at that price): at
 // a price of 0.015, "%.2f" wrote 1,000 calls as "15.00 CNY at 0.01 CNY".
 func cny(amount, price float64) string {
+	return strconv.FormatFloat(amount, 'f', cnyDecimals(price), 64)
+}
+
+// cnyDecimals is how many decimals an amount at price is given to: the
+// fen's 2, or the price's own, at most 8.
+func cnyDecimals(price float64) int {
 	decimals := 2
 	if p := strconv.FormatFloat(price, 'f', -1, 64); strings.Contains(p, ".") {
 		decimals = max(decimals, min(len(p)-strings.IndexByte(p, '.')-1, 8))
 	}
-	return strconv.FormatFloat(amount, 'f', decimals, 64)
+	return decimals
+}
+
+// roundCNY rounds an amount at price to cny's decimals, for the JSON
+// summaries: 3 calls at 0.1 are 0.3, not 0.30000000000000004.
+func roundCNY(amount, price float64) float64 {
+	v, _ := strconv.ParseFloat(cny(amount, price), 64)
+	return v
+}
+
+// emptyNote says how many offsets of a range held no record, if any did.
+func emptyNote(n int64) string {
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (%d more offsets held no record: transaction markers, records of aborted transactions or removed by compaction)", n)
 }

@@ -49,6 +49,9 @@ func cmdLedger(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return usageError{fmt.Sprintf("%s %q: want yyyymmdd", d.name, d.v)}
 		}
 	}
+	if *fromDay != "" && *toDay != "" && *fromDay > *toDay {
+		return usageError{fmt.Sprintf("--from-day %s is after --to-day %s", *fromDay, *toDay)}
+	}
 	registerSecrets(cfg)
 	w := stdout
 	var out *os.File // the file renamed over --output once complete

@@ -409,7 +409,7 @@ func summarize(s processor.Stats, cfg *config.Config, total int64, took time.Dur
 		Events: s.Consumed, Deleted: s.Deleted, EmptyOffsets: s.EmptyOffsets, Outputs: s.Produced, DeadLetters: s.DeadLettered,
 		ByStatus:  make(map[string]int64, len(s.ByStatus)),
 		PaidCalls: s.PaidCalls, CacheAnswers: sum(s.CacheAnswers), Coalesced: s.Coalesced, Skipped: s.Skipped,
-		PricePerCall: cfg.Juhe.PricePerCall, CostCNY: s.SpendCNY,
+		PricePerCall: cfg.Juhe.PricePerCall, CostCNY: roundCNY(s.SpendCNY, cfg.Juhe.PricePerCall),
 		OutputTopic: cfg.Kafka.OutputTopic, DLQTopic: cfg.Kafka.DLQTopic,
 	}
 	for k, v := range s.ByStatus {
