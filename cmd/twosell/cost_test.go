@@ -652,7 +652,7 @@ func TestReplayProgressBar(t *testing.T) {
 	var b syncBuffer
 	p := newReplayProgress(&b, replayOptions{Progress: "bar"}, 1000)
 	p.start = time.Now().Add(-10 * time.Second)
-	p.show(250, 40, 210)
+	p.show(250, 40, 210, false)
 	p.finish(replaySummary{Outputs: 990, DeadLetters: 10, PaidCalls: 100, CacheAnswers: 900})
 	out := b.String()
 	for _, want := range []string{"\r\033[K[=======", "250/1000", " 25.0%", "25/s", "paid 40", "cache 210", "ETA 30s", "1000/1000", "100.0%", "paid 100"} {
@@ -665,9 +665,14 @@ func TestReplayProgressBar(t *testing.T) {
 	}
 	var lines syncBuffer
 	p = newReplayProgress(&lines, replayOptions{Progress: "auto", ProgressInterval: time.Second}, 10)
-	p.show(5, 1, 4)
+	p.show(5, 1, 4, false)
 	if p.bar || !strings.HasPrefix(lines.String(), "replay: 5/10 offsets (50.0%)") {
 		t.Errorf("not a terminal: %q, want plain lines", lines.String())
+	}
+	// Held for the budget: no ETA extrapolated from the rate so far.
+	p.show(6, 1, 5, true)
+	if !strings.Contains(lines.String(), "ETA - (daily budget spent: held until it renews)") {
+		t.Errorf("held for the budget: %q", lines.String())
 	}
 }
 

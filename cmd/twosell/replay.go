@@ -509,7 +509,8 @@ func (p *replayProgress) run(ctx context.Context, stats func() processor.Stats) 
 		case <-t.C:
 		}
 		s := stats()
-		p.show(passed(s.Produced+s.DeadLettered, s.EmptyOffsets, s.Deleted), s.PaidCalls, sum(s.CacheAnswers))
+		p.show(passed(s.Produced+s.DeadLettered, s.EmptyOffsets, s.Deleted), s.PaidCalls, sum(s.CacheAnswers),
+			s.HeldPartitions > 0 && s.BudgetRemaining == 0)
 	}
 }
 
@@ -520,12 +521,16 @@ func (p *replayProgress) run(ctx context.Context, stats func() processor.Stats) 
 // never reached its total.
 func passed(done, empty, deleted int64) int64 { return done + empty + deleted }
 
-// show writes one update.
-func (p *replayProgress) show(done, paid, cached int64) {
+// show writes one update. budgetHeld: records are held back because the
+// daily budget is spent, so no ETA holds.
+func (p *replayProgress) show(done, paid, cached int64, budgetHeld bool) {
 	elapsed := time.Since(p.start)
 	rate := float64(done) / max(elapsed.Seconds(), 1e-9)
 	eta := "?"
-	if rate > 0 && done <= p.total {
+	switch {
+	case budgetHeld:
+		eta = "- (daily budget spent: held until it renews)"
+	case rate > 0 && done <= p.total:
 		eta = time.Duration(float64(p.total-done) / rate * float64(time.Second)).Round(time.Second).String()
 	}
 	pct := 100.0
@@ -548,7 +553,7 @@ func (p *replayProgress) finish(s replaySummary) {
 	if p.off {
 		return
 	}
-	p.show(passed(s.Outputs+s.DeadLetters, s.EmptyOffsets, s.Deleted), s.PaidCalls, s.CacheAnswers)
+	p.show(passed(s.Outputs+s.DeadLetters, s.EmptyOffsets, s.Deleted), s.PaidCalls, s.CacheAnswers, false)
 	if p.bar {
 		fmt.Fprintln(p.w)
 	}
