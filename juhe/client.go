@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strings"
 	"sync/atomic"
@@ -164,9 +165,10 @@ func (c *Client) Query(ctx context.Context, mobile, date string) (ans Answer, er
 		a, err := c.breaker.execute(func() (Answer, error) {
 			ans.Attempts++
 			start, asked := time.Now(), ctx.Err() == nil
-			a, err := c.attempt(ctx, p, mobile)
+			var sent attemptSent
+			a, err := c.attempt(context.WithValue(ctx, sentKey{}, &sent), p, mobile)
 			c.metrics.call(ctx, a, err, time.Since(start))
-			if asked && billable(err) {
+			if asked && billable(err, &sent) {
 				ans.Billable++
 			}
 			return a, err
@@ -232,30 +234,59 @@ type retryGateKey struct{}
 
 // billable reports whether an attempt that ended with err may have been
 // billed (Answer.Billable): yes for an answer, for a fault whose outcome is
-// unknown (the caller's cancellation while it ran included), and for an
-// unknown error code; no for a known error code (the provider refused) and
-// for a request that never reached the provider (its connection was not
-// made).
-func billable(err error) bool {
+// unknown (the caller's cancellation while it ran included), for an
+// unknown error code and for 10014 (the API document: check the order, to
+// avoid a loss); no for another known error code (the provider refused)
+// and for a request that was never written whole (sent says; a transport
+// that does not say counts as having written it).
+func billable(err error, sent *attemptSent) bool {
 	if err == nil {
 		return true
 	}
+	unsent := sent.told.Load() && !sent.wrote.Load()
 	var e *Error
 	if !errors.As(err, &e) {
-		// The caller's context ended while the attempt ran: the request
-		// may have been sent.
-		return true
+		return !unsent // the caller's context ended while the attempt ran
 	}
 	var op *net.OpError
 	switch {
-	case e.Class == ClassUnknown:
+	case e.Class == ClassUnknown || e.Code == 10014:
 		return true
 	case e.Class != ClassTransport:
 		return false
-	case errors.As(e, &op) && op.Op == "dial":
+	case unsent, errors.As(e, &op) && op.Op == "dial":
 		return false
 	}
 	return true
+}
+
+// attemptSent is what the transport tells of one attempt's request
+// (noteSent): whether it said anything, and whether the request was
+// written whole, so that the provider may have read it. Set from the
+// goroutines of net/http's Transport (httptrace), hence atomic.
+type attemptSent struct{ told, wrote atomic.Bool }
+
+type sentKey struct{}
+
+// noteSent tells the attempt of ctx, if any, that its request was written
+// whole (wrote), or that it was not (a connection that could not be made, a
+// write that failed).
+func noteSent(ctx context.Context, wrote bool) {
+	if s, ok := ctx.Value(sentKey{}).(*attemptSent); ok {
+		if wrote {
+			s.wrote.Store(true)
+		}
+		s.told.Store(true)
+	}
+}
+
+// traceSent is a ClientTrace that tells the attempt of ctx what net/http's
+// Transport did (a Transport of Config.Transport, on the traced path).
+func traceSent(ctx context.Context) *httptrace.ClientTrace {
+	return &httptrace.ClientTrace{
+		GetConn:      func(string) { noteSent(ctx, false) },
+		WroteRequest: func(i httptrace.WroteRequestInfo) { noteSent(ctx, i.Err == nil) },
+	}
 }
 
 // badParam counts a 232702 answer. A run of them across different records
@@ -303,7 +334,7 @@ func (c *Client) attempt(ctx context.Context, p params, mobile string) (Answer, 
 	if c.method == http.MethodGet {
 		target.RawQuery = "date=" + url.QueryEscape(p.date)
 	}
-	req, err := http.NewRequestWithContext(withParams(actx, p), c.method, target.String(), nil)
+	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(withParams(actx, p), traceSent(ctx)), c.method, target.String(), nil)
 	if err != nil {
 		return Answer{}, c.transportError(ctx, actx, 0, "cannot build the request", err, p.mobile, mobile)
 	}

@@ -213,6 +213,7 @@ func (t *directTransport) get(ctx context.Context, deadline time.Time) (*directC
 		conn, err = dialer.DialContext(ctx, "tcp", t.addr)
 	}
 	if err != nil {
+		noteSent(ctx, false) // no connection: nothing was sent
 		return nil, false, err
 	}
 	c := &directConn{conn: conn, head: headLimit{r: conn, n: -1}, bw: bufio.NewWriterSize(conn, 4096)}
@@ -231,12 +232,15 @@ func (t *directTransport) exchange(ctx context.Context, c *directConn, req *http
 	stop := context.AfterFunc(ctx, c.poison)
 	if err := req.Write(c.bw); err != nil {
 		stop()
+		noteSent(ctx, false)
 		return nil, true, err
 	}
 	if err := c.bw.Flush(); err != nil {
 		stop()
+		noteSent(ctx, false)
 		return nil, true, err
 	}
+	noteSent(ctx, true)
 	// ReadResponse reports a connection closed before the first byte as
 	// io.ErrUnexpectedEOF, as it does one closed mid-reply: look first, so
 	// that the error says so.

@@ -463,6 +463,7 @@ func (t *directTransport) query(ctx context.Context, deadline time.Time, w *wire
 func (t *directTransport) wireExchange(ctx context.Context, c *directConn, deadline time.Time, w *wireRequest, p params, buf []byte) (r wireReply, unsent bool, err error) {
 	if err := c.conn.SetDeadline(deadline); err != nil {
 		c.conn.Close()
+		noteSent(ctx, false)
 		return r, true, err
 	}
 	stop := func() bool { return true }
@@ -476,8 +477,10 @@ func (t *directTransport) wireExchange(ctx context.Context, c *directConn, deadl
 	if err != nil {
 		stop()
 		c.conn.Close()
+		noteSent(ctx, false)
 		return r, true, err
 	}
+	noteSent(ctx, true)
 	r, err = readReply(c.br, buf)
 	// If the cancellation already fired, the connection is poisoned: stop
 	// reports false.

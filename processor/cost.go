@@ -468,16 +468,16 @@ func (c *CostControl) pay(ctx context.Context, key MobileKey, l Lookup) (res Res
 	units := []string{day} // the days of the budget units reserved, one per request
 	var fact Fact
 	var answered bool
+	billable := 0 // what the Enricher said: Result.Billable
 	defer func() {
-		billed := res.Billable
-		if answered {
-			billed = max(billed, 1)
-		}
-		billed = min(billed, len(units))
+		// The answer, if any, is the last request's: its unit is paid, on
+		// its day. Of the others, as many as may have been billed are.
+		last := len(units) - btoi(answered)
+		uncertain := min(max(billable-btoi(answered), 0), last)
 		for i, d := range units {
-			c.budget.settle(d, i < billed)
+			c.budget.settle(d, i < uncertain || i >= last)
 		}
-		if uncertain := billed - btoi(answered); uncertain > 0 {
+		if uncertain > 0 {
 			c.uncertainCalls(key, l, res, units[:uncertain])
 		}
 	}()
@@ -508,6 +508,20 @@ func (c *CostControl) pay(ctx context.Context, key MobileKey, l Lookup) (res Res
 	began := time.Now()
 	retries := retryGate{c: c, stop: stop, units: &units}
 	res, err = c.next.Enrich(context.WithValue(ctx, retryGateKey{}, &retries), l)
+	billable = res.Billable
+	if err != nil && retries.refused != nil {
+		// A retry was not made: the lookup ends for the reason it was not,
+		// not with the fault before it (which a record with
+		// on_unavailable: emit would be written "unavailable" for).
+		switch {
+		case errors.Is(retries.refused, ErrBudgetSpent):
+			return c.noBudget(ctx, retries.refused)
+		case ctx.Err() != nil:
+			return Result{}, ctx.Err()
+		case stop != nil && stop.Err() != nil:
+			return Result{Mode: c.cfg.Mode}, errStopping
+		}
+	}
 	if err != nil {
 		if errors.Is(err, ErrRateLimited) {
 			if r, cut := c.rate.limited(time.Now()); cut {
@@ -551,6 +565,8 @@ type retryGate struct {
 	c     *CostControl
 	stop  context.Context
 	units *[]string
+	// refused is why BeforeRetry refused a retry, if it did.
+	refused error
 }
 
 type retryGateKey struct{}
@@ -569,11 +585,18 @@ func BeforeRetry(ctx context.Context) error {
 		return nil
 	}
 	day, err := g.c.budget.reserve()
-	if err != nil {
-		return err
+	if err == nil {
+		if err = g.c.rate.wait(ctx, g.stop); err != nil {
+			g.c.budget.settle(day, false)
+		} else if today := g.c.budget.today(); today != day {
+			// The wait crossed midnight: the request is the new day's, as
+			// in pay.
+			g.c.budget.settle(day, false)
+			day, err = g.c.budget.reserve()
+		}
 	}
-	if err := g.c.rate.wait(ctx, g.stop); err != nil {
-		g.c.budget.settle(day, false)
+	if err != nil {
+		g.refused = err
 		return err
 	}
 	*g.units = append(*g.units, day)

@@ -1,0 +1,88 @@
+package processor
+
+// Found by a review of "juhe.qps and the daily budget count requests, retries
+// included" (8eb32d1): the days the budget units of a lookup's requests are
+// settled on.
+
+import (
+	"context"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/twosell/twosell/processor/kafkatest"
+)
+
+// A lookup's first request is refused with a known code (not billable) just
+// before midnight; its retry, after midnight, is answered. The answer is the
+// new day's: pay writes its call record with the last unit's day
+// (units[len(units)-1]). But the defer settles units[:billed] as paid, the
+// FIRST unit, the old day's, and gives the answer's unit (the new day's)
+// back. This instance's budget then counts the answer on the old day while
+// the ledger, and every other instance, count it on the new one.
+func TestAnswerUnitSettledOnItsOwnDay(t *testing.T) {
+	k := kafkatest.New(t)
+	topic := k.Name("ledger")
+	clock := &fakeClock{t: time.Date(2024, 6, 1, 23, 59, 59, 0, time.UTC)}
+	p := EnricherFunc(func(ctx context.Context, l Lookup) (Result, error) {
+		// The first request: 232701, refused, not billable. Midnight passes
+		// during the backoff; the retry is answered.
+		clock.Add(2 * time.Second)
+		if err := BeforeRetry(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return Result{Status: StatusRecycled, Res: 1, OrderID: "JH1", Source: SourceAPI, Mode: "plain", Attempts: 2, Billable: 1}, nil
+	})
+	a := ledgerCost(t, k, topic, p, clock, func(c *CostConfig) { c.DailyBudget = 10 })
+	if _, err := a.Enrich(t.Context(), Lookup{Mobile: "17300000001", Date: "20240101"}); err != nil {
+		t.Fatal(err)
+	}
+	b := ledgerCost(t, k, topic, &fakeProvider{}, clock, func(c *CostConfig) { c.DailyBudget = 10 })
+	sa, sb := a.CostStats(), b.CostStats()
+	if sa.BudgetSpentToday != 1 || sb.BudgetSpentToday != 1 {
+		t.Errorf("the answer came on 20240602: this instance counts %d spent today, another instance (from the ledger) %d; want 1 and 1",
+			sa.BudgetSpentToday, sb.BudgetSpentToday)
+	}
+}
+
+// pay re-reserves its first unit when the wait for the rate crossed
+// midnight (README: "A call that waits for the rate past midnight counts for
+// the new day"). BeforeRetry reserves its unit BEFORE it waits for the
+// rate, and never looks at the day again: a retry that waits for its rate
+// token across midnight goes out on the new day and is counted on the old
+// one, on top of the new day's budget. (synctest: fake time; the budget's
+// clock is 500 ms behind the bubble's, whose start is then 23:59:59.5.)
+func TestRetryRateWaitAcrossMidnight(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		now := func() time.Time { return time.Now().Add(-500 * time.Millisecond) }
+		sentOn := map[string]int{} // requests the provider received, by the budget's day
+		p := EnricherFunc(func(ctx context.Context, l Lookup) (Result, error) {
+			sentOn[DayOf(now(), time.UTC)]++ // the first request
+			if l.Mobile != "17300000001" {
+				return Result{Status: StatusRecycled, Res: 1, OrderID: "JH" + l.Mobile, Source: SourceAPI, Mode: "plain", Attempts: 1, Billable: 1}, nil
+			}
+			// 17300000001: the first request is cut off (uncertain); the
+			// retry waits about 1 s for its rate token (qps 1).
+			if err := BeforeRetry(ctx); err != nil {
+				return Result{Attempts: 1, Billable: 1}, Unavailable(err)
+			}
+			sentOn[DayOf(now(), time.UTC)]++
+			return Result{Status: StatusRecycled, Res: 1, OrderID: "JH1", Source: SourceAPI, Mode: "plain", Attempts: 2, Billable: 2}, nil
+		})
+		c, err := NewCostControl(p, CostConfig{Secret: []byte("s"), QPS: 1, DailyBudget: 2, Now: now, Mode: "plain"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Enrich(t.Context(), Lookup{Mobile: "17300000001", Date: "20240101"}); err != nil {
+			t.Fatal(err)
+		}
+		// The new day's budget of 2: the retry above was one of its requests.
+		for _, m := range []string{"17300000002", "17300000003"} {
+			_, _ = c.Enrich(t.Context(), Lookup{Mobile: m, Date: "20240101"})
+		}
+		if sentOn["20000101"] > 2 {
+			t.Errorf("daily_budget 2: the provider received %d requests on 20000101 (by day: %v); the retry sent after midnight was counted on 19991231",
+				sentOn["20000101"], sentOn)
+		}
+	})
+}
