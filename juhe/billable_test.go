@@ -1,7 +1,7 @@
 package juhe_test
 
-// Found by a review of "an unknown outcome is paid" (8eb32d1): Answer.Billable against
-// the API document and against "a request never sent is not billable".
+// Found by a review of "an unknown outcome is paid" (8eb32d1): Answer.Billable
+// against the API document and "a request never sent is not billable".
 
 import (
 	"io"

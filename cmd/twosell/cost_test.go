@@ -681,26 +681,7 @@ func TestReplayProgressBar(t *testing.T) {
 // the same, and the summary counts those offsets apart from the records.
 func TestReplayTransactionalInputCounts(t *testing.T) {
 	k, _, cfg, _, _ := replayFixture(t)
-	txn := k.Client(kgo.TransactionalID(k.Name("producer")), kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	mobiles := juhesim.Population(30)
-	write := func(from, to int, commit bool) {
-		if err := txn.BeginTransaction(); err != nil {
-			t.Fatal(err)
-		}
-		for i := from; i < to; i++ {
-			r := &kgo.Record{Topic: cfg.Kafka.InputTopic, Partition: 0,
-				Value: fmt.Appendf(nil, `{"event_id":"e-%d","mobile":%q,"registered_at":"2020-01-01"}`, i, mobiles[i])}
-			if err := txn.ProduceSync(t.Context(), r).FirstErr(); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := txn.EndTransaction(t.Context(), kgo.TransactionEndTry(commit)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write(0, 10, true)
-	write(10, 20, false)
-	write(20, 30, true) // 30 records and 3 markers: 33 offsets
+	writeTransactions(t, k, cfg) // 30 records and 3 markers: 33 offsets
 	s, stderr := runReplayCmd(t, replayArgs(cfg, k.Name("replay"), "--partitions", "0"))
 	if !s.Complete || s.Total != 33 || s.Outputs != 20 || s.EmptyOffsets != 13 {
 		t.Errorf("summary %+v: want complete, 33 offsets, 20 outputs, 13 without a record", s)
@@ -1153,4 +1134,30 @@ func eventIDs(t *testing.T, k *kafkatest.Cluster, topic string) map[string]bool 
 		out[e.EventID] = true
 	}
 	return out
+}
+
+// writeTransactions writes 30 events to partition 0 of the input in three
+// transactions, the second aborted: 20 records to replay in 33 offsets.
+func writeTransactions(t *testing.T, k *kafkatest.Cluster, cfg *config.Config) {
+	t.Helper()
+	txn := k.Client(kgo.TransactionalID(k.Name("producer")), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	mobiles := juhesim.Population(30)
+	write := func(from, to int, commit bool) {
+		if err := txn.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		for i := from; i < to; i++ {
+			r := &kgo.Record{Topic: cfg.Kafka.InputTopic, Partition: 0,
+				Value: fmt.Appendf(nil, `{"event_id":"e-%d","mobile":%q,"registered_at":"2020-01-01"}`, i, mobiles[i])}
+			if err := txn.ProduceSync(t.Context(), r).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := txn.EndTransaction(t.Context(), kgo.TransactionEndTry(commit)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(0, 10, true)
+	write(10, 20, false)
+	write(20, 30, true)
 }

@@ -31,26 +31,7 @@ func withoutJSON(args []string) []string {
 // records read", as if 13 records had been left unread.
 func TestDryRunCountsRecordsNotOffsets(t *testing.T) {
 	k, _, cfg, _, _ := replayFixture(t)
-	txn := k.Client(kgo.TransactionalID(k.Name("producer")), kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	mobiles := juhesim.Population(30)
-	write := func(from, to int, commit bool) {
-		if err := txn.BeginTransaction(); err != nil {
-			t.Fatal(err)
-		}
-		for i := from; i < to; i++ {
-			r := &kgo.Record{Topic: cfg.Kafka.InputTopic, Partition: 0,
-				Value: fmt.Appendf(nil, `{"event_id":"e-%d","mobile":%q,"registered_at":"2020-01-01"}`, i, mobiles[i])}
-			if err := txn.ProduceSync(t.Context(), r).FirstErr(); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := txn.EndTransaction(t.Context(), kgo.TransactionEndTry(commit)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write(0, 10, true)
-	write(10, 20, false)
-	write(20, 30, true) // 20 records to replay in 33 offsets
+	writeTransactions(t, k, cfg) // 20 records to replay in 33 offsets
 
 	var stdout, stderr syncBuffer
 	if code := Main(t.Context(), withoutJSON(replayArgs(cfg, k.Name("replay"), "--partitions", "0", "--dry-run")), &stdout, &stderr); code != 0 {
