@@ -20,8 +20,7 @@ import (
 // 请务必联系客服或通过订单查询接口检测订单，避免造成损失": the provider itself
 // says the outcome of a request answered 10014 is uncertain (an order may
 // exist). README ("Every request counts") cites that very note as why an
-// unknown outcome is paid. billable() treats 10014 as a known refusal and
-// gives its unit back.
+// unknown outcome is paid: 10014 is billable.
 func TestBillable10014IsUncertain(t *testing.T) {
 	var n atomic.Int64
 	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
@@ -42,9 +41,9 @@ func TestBillable10014IsUncertain(t *testing.T) {
 }
 
 // A TLS handshake that fails (the provider's certificate is not trusted)
-// never sent the request: the server saw none, nothing can be billed. It is
-// counted billable, because only a *net.OpError with Op "dial" is taken as
-// "never sent", and a TLS failure is not one.
+// never sent the request: the server saw none, nothing can be billed. (It
+// was counted billable: only a *net.OpError with Op "dial" was taken as
+// "never sent", and a TLS failure is not one.)
 func TestBillableTLSFailureNeverSent(t *testing.T) {
 	var requests atomic.Int64
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -67,11 +66,10 @@ func TestBillableTLSFailureNeverSent(t *testing.T) {
 
 // A connection whose setup does not complete within juhe.timeout (here a
 // TLS handshake the peer never answers; a SYN dropped by a firewall is the
-// same) never carried the request. The attempt's timeout turns the dial
-// error into timeoutError, which wraps nothing: no *net.OpError "dial" is
-// left to find, and the attempt is billable. A provider out of reach (a
-// firewall dropping packets) burns the daily budget on requests never
-// sent, and writes an "unavailable" call record for each.
+// same) never carried the request, and is not billable. (The attempt's
+// timeout turned the dial error into timeoutError, which wraps nothing: a
+// provider out of reach burnt the daily budget on requests never sent, and
+// wrote an "unavailable" call record for each.)
 func TestBillableSetupTimeoutNeverSent(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
