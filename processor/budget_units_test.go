@@ -15,11 +15,9 @@ import (
 
 // A lookup's first request is refused with a known code (not billable) just
 // before midnight; its retry, after midnight, is answered. The answer is the
-// new day's: pay writes its call record with the last unit's day
-// (units[len(units)-1]). But the defer settles units[:billed] as paid, the
-// FIRST unit, the old day's, and gives the answer's unit (the new day's)
-// back. This instance's budget then counts the answer on the old day while
-// the ledger, and every other instance, count it on the new one.
+// new day's, in this instance's budget as in the ledger. (The first unit,
+// the old day's, was settled as paid and the answer's given back: this
+// instance counted the answer on the old day, every other on the new one.)
 func TestAnswerUnitSettledOnItsOwnDay(t *testing.T) {
 	k := kafkatest.New(t)
 	topic := k.Name("ledger")
@@ -47,11 +45,11 @@ func TestAnswerUnitSettledOnItsOwnDay(t *testing.T) {
 
 // pay re-reserves its first unit when the wait for the rate crossed
 // midnight (README: "A call that waits for the rate past midnight counts for
-// the new day"). BeforeRetry reserves its unit BEFORE it waits for the
-// rate, and never looks at the day again: a retry that waits for its rate
-// token across midnight goes out on the new day and is counted on the old
-// one, on top of the new day's budget. (synctest: fake time; the budget's
-// clock is 500 ms behind the bubble's, whose start is then 23:59:59.5.)
+// the new day"), and so does a retry. (BeforeRetry reserved its unit before
+// it waited for the rate and never looked at the day again: a retry that
+// went out on the new day was counted on the old one.) (synctest: fake
+// time; the budget's clock is 500 ms behind the bubble's, whose start is
+// then 23:59:59.5.)
 func TestRetryRateWaitAcrossMidnight(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		now := func() time.Time { return time.Now().Add(-500 * time.Millisecond) }

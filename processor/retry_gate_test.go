@@ -37,16 +37,11 @@ func gatedProvider(asking chan<- struct{}) processor.Enricher {
 	})
 }
 
-// DESIGN: "reaching the cap pauses (or emits skipped, if configured)";
-// README: "When the daily budget is spent, processing.on_budget decides
-// (hold back, or skipped), whatever processing.on_unavailable says", and
-// "A retry the budget has no unit for is not made: the lookup ends with the
-// last fault (held back)". With on_unavailable: emit and on_budget: pause,
-// a lookup whose retry the budget refused is written "unavailable" and
-// committed, never to be enriched: the gate's ErrBudgetSpent (or
-// errBudgetInFlight, a unit that may yet come back) is dropped for the
-// last fault, and record.go's `!errors.Is(err, ErrBudgetSpent)` no longer
-// sees the budget.
+// DESIGN: "reaching the cap pauses (or emits skipped, if configured)",
+// whatever processing.on_unavailable says. A lookup whose retry the budget
+// refused is held back (on_budget: pause), also with on_unavailable: emit.
+// (It was written "unavailable" and committed, never to be enriched: the
+// gate's ErrBudgetSpent was dropped for the last fault.)
 func TestRetryRefusedForTheBudgetIsNotUnavailable(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, 1)
@@ -71,11 +66,10 @@ func TestRetryRefusedForTheBudgetIsNotUnavailable(t *testing.T) {
 
 // pay gives a lookup up with errStopping when the partition stops while it
 // waits for the rate: the record is abandoned, and the partition's next
-// owner does it. A retry waiting for its rate token in BeforeRetry when the
-// partition stops (revoke, shutdown) is refused instead, the lookup ends
-// with the last fault, and with on_unavailable: emit the record is written
-// "unavailable" within the stop's grace and committed. (The same failure is
-// shared with the lookups of other partitions waiting for the call.)
+// owner does it. So does a retry waiting for its rate token in BeforeRetry
+// when the partition stops (revoke, shutdown). (It ended with the last
+// fault, and with on_unavailable: emit the record was written "unavailable"
+// within the stop's grace and committed.)
 func TestRetryGateAtStopAbandonsTheRecord(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, 1)

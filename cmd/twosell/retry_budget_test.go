@@ -15,12 +15,9 @@ import (
 
 // A lookup whose first request breaks off, with a daily budget of 1: the
 // retry finds the budget spent and is not made. The lookup's error is the
-// cut-off's transport fault; the budget's refusal (ErrBudgetSpent) is gone
-// from it, so the processor's on_budget rule (record.go: "A spent budget is
-// on_budget's to answer ... not on_unavailable's", `!errors.Is(err,
-// ErrBudgetSpent)`) cannot see it, and with on_unavailable: emit the record
-// is written "unavailable" and committed instead of held back (or skipped).
-// The same with errBudgetInFlight, whose unit may yet come back.
+// budget's refusal (ErrBudgetSpent), which on_budget answers, not
+// on_unavailable. (It was the cut-off's transport fault: with
+// on_unavailable: emit the record was written "unavailable" and committed.)
 func TestRetryRefusedForTheBudgetKeepsErrBudgetSpent(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p := &billingProvider{reply: func(n int) reply { return reply{body: paidReply(n), breakOff: true} }}
