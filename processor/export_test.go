@@ -53,3 +53,17 @@ func (c *CostControl) CallsInFlight() int {
 // NewTestClock returns the cost tests' clock (fakeClock), set to t, for
 // the external tests.
 func NewTestClock(t time.Time) *fakeClock { return &fakeClock{t: t} }
+
+// Frontier returns the highest offset the worker of a partition assigned to
+// p has started (taken to begin), or -2 if p has no worker for it.
+func (p *Processor) Frontier(topic string, partition int32) int64 {
+	p.mu.Lock()
+	w := p.workers[topicPartition{topic, partition}]
+	p.mu.Unlock()
+	if w == nil {
+		return -2
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.frontier
+}

@@ -60,7 +60,7 @@ func (p *Processor) revoked(ctx context.Context, cl *kgo.Client, revoked map[str
 	// their acknowledgements so they can be committed.
 	flushCtx, cancel := context.WithTimeout(ctx, p.cfg.ShutdownTimeout)
 	defer cancel()
-	if err := cl.Flush(flushCtx); err != nil {
+	if err := p.flushAll(flushCtx, cl); err != nil {
 		p.log.Warn("revoke: not every output was acknowledged in time; those records will be delivered again", "err", err)
 	}
 	p.commitWorkers(ctx, ws)

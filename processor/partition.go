@@ -3,6 +3,7 @@ package processor
 import (
 	"context"
 	"maps"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -87,7 +88,7 @@ func newPartitionWorker(p *Processor, tp topicPartition) *partitionWorker {
 		busy:     make(map[string]bool),
 		waiting:  make(map[*awaiting]struct{}),
 		watched:  make(map[context.Context]struct{}),
-		seq:      sequencer{pending: make(map[uint64]emission)},
+		seq:      sequencer{pending: make(map[uint64]emission), brokenAt: noBreak},
 		wake:     make(chan struct{}, 1),
 		stopCtx:  stopCtx,
 		stopFn:   stopFn,
@@ -833,24 +834,37 @@ func (w *partitionWorker) release() {
 // sequencer hands emissions to the producer in input order (partition
 // ordering). Once a record is not handed over (abandoned, fatal), nothing
 // after it is: it would overtake the record when that is delivered again.
+// The records before it still are, as they complete: a stop gives up the
+// newest record (waiting for a slot) while older ones finish within the
+// grace, and those must be written and committed (found by review: they
+// were dropped, and done again by the partition's next owner).
 type sequencer struct {
 	mu      sync.Mutex
 	next    uint64
 	pending map[uint64]emission
-	broken  bool
+	// brokenAt is the first record not handed over: from it on nothing is
+	// (noBreak: none).
+	brokenAt uint64
 }
+
+const noBreak = math.MaxUint64
 
 func (s *sequencer) complete(seq uint64, e emission, emit func(emission)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !e.handed() {
-		s.broken = true
+		s.brokenAt = min(s.brokenAt, seq)
+		for q := range s.pending {
+			if q >= s.brokenAt {
+				delete(s.pending, q)
+			}
+		}
 	}
-	if s.broken {
+	if seq >= s.brokenAt {
 		return
 	}
 	s.pending[seq] = e
-	for {
+	for s.next < s.brokenAt {
 		e, ok := s.pending[s.next]
 		if !ok {
 			return
@@ -863,7 +877,7 @@ func (s *sequencer) complete(seq uint64, e emission, emit func(emission)) {
 
 func (s *sequencer) reset(next uint64) {
 	s.mu.Lock()
-	s.next, s.broken = next, false
+	s.next, s.brokenAt = next, noBreak
 	clear(s.pending)
 	s.mu.Unlock()
 }

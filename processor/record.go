@@ -56,7 +56,74 @@ func (e emission) handed() bool { return e.rec != nil }
 // promise returns: with the producer's buffer full (MaxBufferedRecords), a
 // Produce in the promise waited for room that only the promise's return
 // could make, and every acknowledgement and commit stopped with it.
-func (p *Processor) emitFromPromise(e emission) { go p.emit(e) }
+// The revoke waits for these (flushAll): it commits past a record only once
+// its dead letter is acknowledged.
+func (p *Processor) emitFromPromise(e emission) {
+	p.replacing.add()
+	go func() {
+		defer p.replacing.done()
+		p.emit(e)
+	}()
+}
+
+// pending counts work in flight that a waiter can wait to end: the dead
+// letters emitFromPromise is handing to the producer.
+type pending struct {
+	mu   sync.Mutex
+	n    int
+	zero chan struct{} // closed when n comes back to 0
+}
+
+func (c *pending) add() {
+	c.mu.Lock()
+	if c.n == 0 {
+		c.zero = make(chan struct{})
+	}
+	c.n++
+	c.mu.Unlock()
+}
+
+func (c *pending) done() {
+	c.mu.Lock()
+	if c.n--; c.n == 0 {
+		close(c.zero)
+	}
+	c.mu.Unlock()
+}
+
+// wait waits until none is in flight, or ctx ends. It reports whether there
+// were any.
+func (c *pending) wait(ctx context.Context) (some bool, err error) {
+	c.mu.Lock()
+	n, zero := c.n, c.zero
+	c.mu.Unlock()
+	if n == 0 {
+		return false, nil
+	}
+	select {
+	case <-zero:
+		return true, nil
+	case <-ctx.Done():
+		return true, ctx.Err()
+	}
+}
+
+// flushAll waits until the producer has every output and dead letter handed
+// to it acknowledged, the dead letters that replace refused outputs
+// included: those are produced from the refusal's promise, after the Flush
+// that saw the refusal returned (a revoke committed without the record,
+// and its next owner wrote the dead letter again; found by review).
+func (p *Processor) flushAll(ctx context.Context, cl *kgo.Client) error {
+	for {
+		if err := cl.Flush(ctx); err != nil {
+			return err
+		}
+		some, err := p.replacing.wait(ctx)
+		if err != nil || !some {
+			return err
+		}
+	}
+}
 
 // emit hands an emission to the producer.
 func (p *Processor) emit(e emission) {
