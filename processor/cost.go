@@ -468,8 +468,9 @@ func (c *CostControl) pay(ctx context.Context, key MobileKey, l Lookup) (res Res
 	units := []string{day} // the days of the budget units reserved, one per request
 	var fact Fact
 	var answered bool
-	billable := 0 // what the Enricher said: Result.Billable
+	var enriched Result // what the Enricher answered, for the uncertain requests' records
 	defer func() {
+		billable := enriched.Billable
 		// The answer, if any, is the last request's: its unit is paid, on
 		// its day. Of the others, as many as may have been billed are.
 		last := len(units) - btoi(answered)
@@ -478,7 +479,7 @@ func (c *CostControl) pay(ctx context.Context, key MobileKey, l Lookup) (res Res
 			c.budget.settle(d, i < uncertain || i >= last)
 		}
 		if uncertain > 0 {
-			c.uncertainCalls(key, l, res, units[:uncertain])
+			c.uncertainCalls(key, l, enriched, units[:uncertain])
 		}
 	}()
 	stop := l.stop()
@@ -508,7 +509,7 @@ func (c *CostControl) pay(ctx context.Context, key MobileKey, l Lookup) (res Res
 	began := time.Now()
 	retries := retryGate{c: c, stop: stop, units: &units}
 	res, err = c.next.Enrich(context.WithValue(ctx, retryGateKey{}, &retries), l)
-	billable = res.Billable
+	enriched = res
 	if err != nil && retries.refused != nil {
 		// A retry was not made: the lookup ends for the reason it was not,
 		// not with the fault before it (which a record with

@@ -270,10 +270,7 @@ type Processor struct {
 	// replacing counts the dead letters emitFromPromise is handing to the
 	// producer (at least once), which a revoke waits for (flushAll).
 	replacing pending
-	// batchMax is the output topics' max.message.bytes below franz-go's
-	// batch size, read at start (messageLimits), for the producer.
-	batchMax map[string]int32
-	stats    counters
+	stats     counters
 
 	tasks     chan func()         // the records in flight, run by a pool (Run)
 	slots     chan struct{}       // one per record in flight: MaxInFlight
@@ -408,12 +405,6 @@ func (p *Processor) clientOpts(extra ...kgo.Opt) []kgo.Opt {
 		// latency; 2.5-2.9 ms at 1 ms), for no CPU the bench could tell
 		// apart at 256 in flight: batches fill while a request is out.
 		kgo.ProducerLinger(time.Millisecond),
-		kgo.ProducerBatchMaxBytesFn(func(topic string) int32 {
-			if n, ok := p.batchMax[topic]; ok {
-				return n
-			}
-			return defaultBatchMaxBytes
-		}),
 	}, p.fetchOpts()...)
 	// Fetched batches are decompressed into, and their records decoded
 	// into, memory that comes back once every record of the batch is

@@ -84,7 +84,6 @@ func (p *Processor) ensureTopics(ctx context.Context) error {
 			}
 		}
 	}
-	p.batchMax = p.messageLimits(ctx, adm, slices.Compact([]string{p.cfg.OutputTopic, p.cfg.DLQTopic}))
 	switch {
 	case p.cfg.Range == nil:
 		p.checkBacklog(ctx, adm, existing)
@@ -119,38 +118,6 @@ func (p *Processor) inputRetention(ctx context.Context, adm *kadm.Client) map[st
 	}
 	return nil
 }
-
-// messageLimits returns the max.message.bytes of those topics that are
-// below franz-go's batch size (1,000,012 bytes), for the producer's batches
-// (ProducerBatchMaxBytesFn). A broker refuses a whole batch over its topic's
-// limit: every output batched with one too-large output was refused with it,
-// and dead-lettered, though each small one fitted (found by review). A
-// broker that does not say leaves franz-go's size.
-func (p *Processor) messageLimits(ctx context.Context, adm *kadm.Client, topics []string) map[string]int32 {
-	described, err := adm.DescribeTopicConfigs(ctx, topics...)
-	if err != nil {
-		p.log.Info("could not read the output topics' max.message.bytes; batching outputs up to franz-go's 1,000,012 bytes", "err", err)
-		return nil
-	}
-	limits := make(map[string]int32)
-	for _, rc := range described {
-		if rc.Err != nil {
-			continue
-		}
-		for _, c := range rc.Configs {
-			if c.Key != "max.message.bytes" || c.Value == nil {
-				continue
-			}
-			if n, err := strconv.ParseInt(*c.Value, 10, 32); err == nil && n > 0 && n < defaultBatchMaxBytes {
-				limits[rc.Name] = int32(n)
-			}
-		}
-	}
-	return limits
-}
-
-// defaultBatchMaxBytes is franz-go's ProducerBatchMaxBytes.
-const defaultBatchMaxBytes = 1_000_012
 
 // ErrOutputsWouldExpire is returned by Run when a replay's outputs or dead
 // letters would be deleted by their topic's time retention as soon as they
