@@ -199,14 +199,7 @@ func TestStopDuringARetryDoesNotEmitUnavailable(t *testing.T) {
 	h.produceEvents(1)
 	retrying := make(chan string, 4)
 	// One call every 100 s: the retry waits for its token until the stop.
-	cost, err := processor.NewCostControl(juheLike(retrying), processor.CostConfig{Secret: []byte("s"), QPS: 0.01})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cost.Open(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	defer cost.Close(context.Background())
+	cost := openCost(t, juheLike(retrying), processor.CostConfig{Secret: []byte("s"), QPS: 0.01})
 	cfg := h.config(cost)
 	cfg.EmitUnavailable = true
 	p, stop := h.start(cfg)

@@ -721,14 +721,7 @@ func TestStopFinishesOvertakenRecords(t *testing.T) {
 				return fakeAnswer(l), nil
 			})
 			if tc.cost {
-				cost, err := processor.NewCostControl(provider, processor.CostConfig{Secret: []byte("test-secret")})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := cost.Open(t.Context()); err != nil {
-					t.Fatal(err)
-				}
-				defer cost.Close(context.Background())
+				cost := openCost(t, provider, processor.CostConfig{Secret: []byte("test-secret")})
 				provider = cost
 			}
 			cfg := h.config(provider)
@@ -828,14 +821,7 @@ func TestStopStartsNoNewPaidCall(t *testing.T) {
 			}
 			return fakeAnswer(l), nil
 		})
-		cost, err := processor.NewCostControl(provider, processor.CostConfig{Secret: []byte("test-secret"), QPS: 1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cost.Open(t.Context()); err != nil {
-			t.Fatal(err)
-		}
-		defer cost.Close(context.Background())
+		cost := openCost(t, provider, processor.CostConfig{Secret: []byte("test-secret"), QPS: 1})
 		cfg := h.config(cost)
 		cfg.ShutdownTimeout = 5 * time.Second // paying on through it would make 5 more calls
 		// The first call, and the record after it waiting for the rate
@@ -1123,4 +1109,19 @@ func TestOnRecordTimesOneInEvery(t *testing.T) {
 		t.Errorf("%d timings, %d sampled, %d that waited for the provider; want 50 (the 40 paid, 10 more sampled), 20 (one in 4), 40",
 			len(got), sampled, provider)
 	}
+}
+
+// openCost opens cost controls over provider with cfg for the test, closed
+// at its end.
+func openCost(t *testing.T, provider processor.Enricher, cfg processor.CostConfig) *processor.CostControl {
+	t.Helper()
+	cost, err := processor.NewCostControl(provider, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cost.Open(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cost.Close(context.Background()) })
+	return cost
 }
