@@ -193,18 +193,7 @@ func (c *Client) Query(ctx context.Context, mobile, date string) (ans Answer, er
 		case e.Class == ClassRecord && e.Code == CodeBadParam:
 			return ans, c.badParam(e)
 		case e.Class.retryable() && retry <= c.retries:
-			c.metrics.retry(ctx, e.Class)
 			d := c.backoff.delay(retry)
-			if span.IsRecording() {
-				span.AddEvent("juhe.retry", trace.WithAttributes(
-					attribute.Int("juhe.attempt", ans.Attempts),
-					attribute.String("juhe.error_class", e.Class.String()),
-					attribute.Int("juhe.error_code", e.Code),
-					attribute.Int64("juhe.backoff_ms", d.Milliseconds()),
-				))
-			}
-			c.logger.Debug("juhe: retrying", "attempt", ans.Attempts, "class", e.Class.String(),
-				"code", e.Code, "backoff", d, "err", e.Error())
 			if err := sleep(ctx, d); err != nil {
 				return ans, err
 			}
@@ -216,6 +205,19 @@ func (c *Client) Query(ctx context.Context, mobile, date string) (ans Answer, er
 					return ans, e // the last attempt's fault, not retried
 				}
 			}
+			// Counted, traced and logged once it is sure to be made: a
+			// retry the gate refused was counted (found by review).
+			c.metrics.retry(ctx, e.Class)
+			if span.IsRecording() {
+				span.AddEvent("juhe.retry", trace.WithAttributes(
+					attribute.Int("juhe.attempt", ans.Attempts),
+					attribute.String("juhe.error_class", e.Class.String()),
+					attribute.Int("juhe.error_code", e.Code),
+					attribute.Int64("juhe.backoff_ms", d.Milliseconds()),
+				))
+			}
+			c.logger.Debug("juhe: retrying", "attempt", ans.Attempts, "class", e.Class.String(),
+				"code", e.Code, "backoff", d, "err", e.Error())
 			continue
 		}
 		return ans, e
