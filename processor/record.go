@@ -69,9 +69,10 @@ func (p *Processor) emitFromPromise(e emission) {
 // pending counts work in flight that a waiter can wait to end: the dead
 // letters emitFromPromise is handing to the producer.
 type pending struct {
-	mu   sync.Mutex
-	n    int
-	zero chan struct{} // closed when n comes back to 0
+	mu    sync.Mutex
+	n     int
+	added uint64        // every add so far
+	zero  chan struct{} // closed when n comes back to 0
 }
 
 func (c *pending) add() {
@@ -80,7 +81,15 @@ func (c *pending) add() {
 		c.zero = make(chan struct{})
 	}
 	c.n++
+	c.added++
 	c.mu.Unlock()
+}
+
+// adds returns how many were added so far.
+func (c *pending) adds() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.added
 }
 
 func (c *pending) done() {
@@ -91,20 +100,19 @@ func (c *pending) done() {
 	c.mu.Unlock()
 }
 
-// wait waits until none is in flight, or ctx ends. It reports whether there
-// were any.
-func (c *pending) wait(ctx context.Context) (some bool, err error) {
+// wait waits until none is in flight, or ctx ends.
+func (c *pending) wait(ctx context.Context) error {
 	c.mu.Lock()
 	n, zero := c.n, c.zero
 	c.mu.Unlock()
 	if n == 0 {
-		return false, nil
+		return nil
 	}
 	select {
 	case <-zero:
-		return true, nil
+		return nil
 	case <-ctx.Done():
-		return true, ctx.Err()
+		return ctx.Err()
 	}
 }
 
@@ -113,14 +121,23 @@ func (c *pending) wait(ctx context.Context) (some bool, err error) {
 // included: those are produced from the refusal's promise, after the Flush
 // that saw the refusal returned (a revoke committed without the record,
 // and its next owner wrote the dead letter again; found by review).
+//
+// A refusal's promise runs before Flush counts its record done, so a
+// replacement it starts is counted (adds) before that Flush returns; once
+// every replacement started is handed over (wait), one more Flush has them
+// acknowledged, until a Flush starts none. (Looking only at the ones still
+// in flight after a Flush missed one handed over meanwhile.)
 func (p *Processor) flushAll(ctx context.Context, cl *kgo.Client) error {
 	for {
+		before := p.replacing.adds()
 		if err := cl.Flush(ctx); err != nil {
 			return err
 		}
-		some, err := p.replacing.wait(ctx)
-		if err != nil || !some {
+		if err := p.replacing.wait(ctx); err != nil {
 			return err
+		}
+		if p.replacing.adds() == before {
+			return nil
 		}
 	}
 }
