@@ -541,15 +541,22 @@ func TestUncertainRequestsArePaid(t *testing.T) {
 	if DispositionOf(err) != DispositionUnavailable || !errors.Is(retried[len(retried)-1], ErrBudgetSpent) {
 		t.Fatalf("lookup %v, its retry %v; want the retry refused for the budget", err, retried[len(retried)-1])
 	}
+	// The uncertain requests' records are written without being waited for
+	// (nothing is handed over after them): read until they are all there.
+	want := []string{"recycled", "unavailable", "unavailable", "unavailable", "unavailable"}
 	var statuses []string
-	if err := ReadLedgerCalls(t.Context(), []kgo.Opt{kgo.SeedBrokers(k.Brokers...)}, topic, func(c LedgerCall) error {
-		statuses = append(statuses, string(c.Status))
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	slices.Sort(statuses)
-	if want := []string{"recycled", "unavailable", "unavailable", "unavailable", "unavailable"}; !slices.Equal(statuses, want) {
+	waitFor(t, "the ledger's call records", func() bool {
+		statuses = statuses[:0]
+		if err := ReadLedgerCalls(t.Context(), []kgo.Opt{kgo.SeedBrokers(k.Brokers...)}, topic, func(c LedgerCall) error {
+			statuses = append(statuses, string(c.Status))
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(statuses)
+		return len(statuses) >= len(want)
+	})
+	if !slices.Equal(statuses, want) {
 		t.Errorf("ledger call records %v, want %v", statuses, want)
 	}
 	b := ledgerCost(t, k, topic, &fakeProvider{}, clock, func(c *CostConfig) { c.DailyBudget = 5 })
