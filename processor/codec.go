@@ -194,14 +194,14 @@ func (c *Codec) decode(ev *Event, value []byte, recordTime time.Time) error {
 	if err != nil {
 		return err
 	}
-	if f.mobileSeen > 1 || f.dateSeen > 1 {
+	if f.mobileNames.n > 1 || f.dateNames.n > 1 {
 		return c.duplicateError(value, f)
 	}
-	if f.mobile.start < 0 && f.mobileLike.start >= 0 {
-		return c.caseError(value, c.mobileField, "input.mobile_field", f.mobileLike)
+	if f.mobile.start < 0 && f.mobileNames.hasLike() {
+		return c.caseError(value, c.mobileField, "input.mobile_field", f.mobileNames.like)
 	}
-	if f.date.start < 0 && f.dateLike.start >= 0 && c.dateSource != DateSourceTimestamp {
-		return c.caseError(value, c.dateField, "input.date_field", f.dateLike)
+	if f.date.start < 0 && f.dateNames.hasLike() { // counted only when the date is read
+		return c.caseError(value, c.dateField, "input.date_field", f.dateNames.like)
 	}
 	// The strings of the Event share one allocation: mobile, date, id.
 	var stack [64]byte
@@ -223,19 +223,16 @@ func (c *Codec) decode(ev *Event, value []byte, recordTime time.Time) error {
 type fields struct {
 	mobile, date, id span
 	mobileEsc, idEsc bool // the string has escapes
-	// mobileSeen and dateSeen count, up to 2, the members named like the
-	// field, exactly or differing in case only (2: refused), and
-	// mobileLike and dateLike are the key of the first that differs in case
-	// (-1: none), for the error that says so.
-	mobileSeen, dateSeen uint8
-	mobileLike, dateLike span
+	// The members named like the mobile and the date fields (the date's
+	// only when it is read).
+	mobileNames, dateNames fieldNames
 }
 
 // scan validates value as one JSON object, locates the configured fields
 // (the last occurrence of each) and records in ev where Encode inserts the
 // output member and which members it cuts.
 func (c *Codec) scan(value []byte, ev *Event) (fields, error) {
-	f := fields{mobile: span{-1, -1}, date: span{-1, -1}, id: span{-1, -1}, mobileLike: span{-1, -1}, dateLike: span{-1, -1}}
+	f := fields{mobile: span{-1, -1}, date: span{-1, -1}, id: span{-1, -1}}
 
 	i := skipSpace(value, 0)
 	if i == len(value) {
@@ -292,26 +289,20 @@ func (c *Codec) scan(value []byte, ev *Event) (fields, error) {
 			switch {
 			case keyIs(key, kesc, unescaped, c.mobileField):
 				f.mobile, f.mobileEsc = span{vs, ve}, value[vs] == '"' && hasBackslash(value[vs:ve])
-				f.mobileSeen = min(f.mobileSeen+1, 2)
+				f.mobileNames.saw(span{})
 			case keyIs(key, kesc, unescaped, c.dateField):
 				f.date = span{vs, ve}
 				if c.dateRead {
-					f.dateSeen = min(f.dateSeen+1, 2)
+					f.dateNames.saw(span{})
 				}
 			case keyIs(key, kesc, unescaped, c.idField):
 				f.id, f.idEsc = span{vs, ve}, value[vs] == '"' && hasBackslash(value[vs:ve])
 			case keyIs(key, kesc, unescaped, c.outputField):
 				cut = true
 			case c.mobileFold.holds(key, kesc) && keyFolds(key, kesc, unescaped, c.mobileField):
-				f.mobileSeen = min(f.mobileSeen+1, 2)
-				if f.mobileLike.start < 0 {
-					f.mobileLike = span{ks, ke}
-				}
+				f.mobileNames.saw(span{ks, ke})
 			case c.dateRead && c.dateFold.holds(key, kesc) && keyFolds(key, kesc, unescaped, c.dateField):
-				f.dateSeen = min(f.dateSeen+1, 2)
-				if f.dateLike.start < 0 {
-					f.dateLike = span{ks, ke}
-				}
+				f.dateNames.saw(span{ks, ke})
 			case c.outputFold.holds(key, kesc) && keyFolds(key, kesc, unescaped, c.outputField):
 				// The output field in another case: a consumer decoding
 				// into a struct would merge it into the verdict.
@@ -365,6 +356,24 @@ func keyIs(raw []byte, escaped bool, unescaped, name string) bool {
 	return string(raw) == name
 }
 
+// fieldNames counts, up to 2 (2: refused), the members named like a field,
+// exactly or differing in case only, and keeps the key of the first that
+// differs in case (like), for the error that says so.
+type fieldNames struct {
+	n    uint8
+	like span // the zero span: none (a key never starts at 0)
+}
+
+// saw counts a member; like is its key if it differs in case, else zero.
+func (f *fieldNames) saw(like span) {
+	f.n = min(f.n+1, 2)
+	if like.end > 0 && !f.hasLike() {
+		f.like = like
+	}
+}
+
+func (f *fieldNames) hasLike() bool { return f.like.end > 0 }
+
 // keyFolds reports whether a member's key differs from a field name in case
 // only, as encoding/json compares keys (an exact match is keyIs). The
 // caller skips the keys its foldRange rules out.
@@ -407,15 +416,16 @@ func foldRangeOf(name string) foldRange {
 }
 
 // duplicateError is the error for a value with the mobile or the date field
-// more than once (f.mobileSeen or f.dateSeen > 1).
+// more than once.
 func (c *Codec) duplicateError(value []byte, f fields) error {
-	field, like := c.mobileField, f.mobileLike
-	if f.mobileSeen <= 1 {
-		field, like = c.dateField, f.dateLike
+	field, names := c.mobileField, f.mobileNames
+	if names.n <= 1 {
+		field, names = c.dateField, f.dateNames
 	}
+	like := names.like
 	name := string(appendJSONString(nil, field))
 	reason := name + " appears more than once"
-	if like.start >= 0 {
+	if names.hasLike() {
 		reason += ", also as " + string(value[like.start:like.end])
 	}
 	reason += ": JSON parsers differ in which one they read (the first, the last, either case), so a consumer could read another value than the one checked; send the field once"
