@@ -842,12 +842,8 @@ func ReadLedgerCalls(ctx context.Context, clientOpts []kgo.Opt, topic string, fn
 	return ferr
 }
 
-// exportCall calls fn with r if r is a call record, and returns fn's
-// error.
+// exportCall calls fn with r, a call record, and returns fn's error.
 func exportCall(r *kgo.Record, fn func(LedgerCall) error) error {
-	if r.Value == nil || !strings.HasPrefix(string(r.Key), ledgerCallPrefix) {
-		return nil
-	}
 	var c LedgerCall
 	if err := decodeLedgerCall(r.Value, &c); err != nil {
 		ck, _ := parseCallKey(string(r.Key))
