@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
@@ -250,16 +249,13 @@ func billable(err error, sent *attemptSent) bool {
 	if !errors.As(err, &e) {
 		return !unsent // the caller's context ended while the attempt ran
 	}
-	var op *net.OpError
 	switch {
 	case e.Class == ClassUnknown || e.Code == 10014:
 		return true
 	case e.Class != ClassTransport:
 		return false
-	case unsent, errors.As(e, &op) && op.Op == "dial":
-		return false
 	}
-	return true
+	return !unsent
 }
 
 // attemptSent is what the transport tells of one attempt's request
