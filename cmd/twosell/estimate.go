@@ -279,17 +279,11 @@ func printEstimate(w io.Writer, e replayEstimate, asJSON bool) error {
 // price per call has (a cost is a whole number of calls at that price): at
 // a price of 0.015, "%.2f" wrote 1,000 calls as "15.00 CNY at 0.01 CNY".
 func cny(amount, price float64) string {
-	return strconv.FormatFloat(amount, 'f', cnyDecimals(price), 64)
-}
-
-// cnyDecimals is how many decimals an amount at price is given to: the
-// fen's 2, or the price's own, at most 8.
-func cnyDecimals(price float64) int {
 	decimals := 2
 	if p := strconv.FormatFloat(price, 'f', -1, 64); strings.Contains(p, ".") {
 		decimals = max(decimals, min(len(p)-strings.IndexByte(p, '.')-1, 8))
 	}
-	return decimals
+	return strconv.FormatFloat(amount, 'f', decimals, 64)
 }
 
 // roundCNY rounds an amount at price to cny's decimals, for the JSON
