@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"hash"
+	"hash/maphash"
 	"math"
 	"slices"
 	"strconv"
@@ -36,8 +37,15 @@ func parseMobileKey(s string) (MobileKey, bool) {
 }
 
 // mobileHasher computes MobileKeys. An HMAC is not safe for concurrent use,
-// so each goroutine takes one from a pool, with a buffer for the number.
-type mobileHasher struct{ pool sync.Pool }
+// so each goroutine takes one from a pool.
+//
+// It remembers the keys of the numbers it saw lately (keyMemo): a pipeline
+// sees the same numbers again and again, and the HMAC was two thirds of
+// the CPU of an answer from knowledge.
+type mobileHasher struct {
+	pool sync.Pool
+	memo keyMemo
+}
 
 type pooledHMAC struct {
 	h   hash.Hash
@@ -47,13 +55,26 @@ type pooledHMAC struct {
 
 func newMobileHasher(secret []byte) *mobileHasher {
 	secret = append([]byte(nil), secret...)
-	return &mobileHasher{pool: sync.Pool{New: func() any {
+	h := &mobileHasher{pool: sync.Pool{New: func() any {
 		return &pooledHMAC{h: hmac.New(sha256.New, secret), buf: make([]byte, 0, 16), sum: make([]byte, 0, sha256.Size)}
 	}}}
+	h.memo.seeds = [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}
+	return h
 }
 
 // key returns the MobileKey of mobile.
 func (h *mobileHasher) key(mobile string) MobileKey {
+	id := h.memo.id(mobile)
+	if k, ok := h.memo.get(id); ok {
+		return k
+	}
+	k := h.compute(mobile)
+	h.memo.put(id, k)
+	return k
+}
+
+// compute returns the HMAC of mobile.
+func (h *mobileHasher) compute(mobile string) MobileKey {
 	p := h.pool.Get().(*pooledHMAC)
 	p.h.Reset()
 	p.buf = append(p.buf[:0], mobile...)
@@ -65,9 +86,62 @@ func (h *mobileHasher) key(mobile string) MobileKey {
 	return k
 }
 
+// keyMemo maps numbers to their MobileKeys, bounded. It knows a number by
+// two 64-bit hashes of it under the process's own random seeds
+// (hash/maphash), not by the number: as the cache, it holds none. Two
+// numbers whose two hashes are both alike, the one way it could give a
+// wrong key, are about as likely as guessing 128 random bits.
+//
+// A shard that reaches keyMemoShardSize is emptied: a key not found is
+// computed again, so what the memo forgets costs only time.
+type keyMemo struct {
+	seeds  [2]maphash.Seed
+	shards [keyMemoShards]keyMemoShard
+}
+
+const (
+	keyMemoShards    = 16
+	keyMemoShardSize = 2048 // 32,768 numbers in all, 2 to 4 MB
+)
+
+type keyMemoShard struct {
+	mu sync.Mutex
+	m  map[[2]uint64]MobileKey
+	_  [48]byte // keeps neighbouring shards' locks off one cache line
+}
+
+func (m *keyMemo) id(mobile string) [2]uint64 {
+	return [2]uint64{maphash.String(m.seeds[0], mobile), maphash.String(m.seeds[1], mobile)}
+}
+
+func (m *keyMemo) shard(id [2]uint64) *keyMemoShard { return &m.shards[id[1]%keyMemoShards] }
+
+func (m *keyMemo) get(id [2]uint64) (MobileKey, bool) {
+	s := m.shard(id)
+	s.mu.Lock()
+	k, ok := s.m[id]
+	s.mu.Unlock()
+	return k, ok
+}
+
+func (m *keyMemo) put(id [2]uint64, k MobileKey) {
+	s := m.shard(id)
+	s.mu.Lock()
+	switch {
+	case s.m == nil:
+		s.m = make(map[[2]uint64]MobileKey)
+	case len(s.m) >= keyMemoShardSize:
+		clear(s.m)
+	}
+	s.m[id] = k
+	s.mu.Unlock()
+}
+
 // HashMobile returns the MobileKey of mobile under secret, as the cache and
 // the ledger compute it.
-func HashMobile(secret []byte, mobile string) MobileKey { return newMobileHasher(secret).key(mobile) }
+func HashMobile(secret []byte, mobile string) MobileKey {
+	return newMobileHasher(secret).compute(mobile)
+}
 
 // knowledgeCache is a size-bounded map from MobileKey to Knowledge that
 // evicts least recently used entries. It is safe for concurrent use.

@@ -1,6 +1,8 @@
 package processor
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -47,6 +49,54 @@ func TestMobileKey(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// The memo of recent keys gives the HMAC of every number, remembered or
+// forgotten, from any goroutine, and stays within its bound.
+func TestMobileKeyMemo(t *testing.T) {
+	t.Parallel()
+	secret := []byte("secret-a")
+	want := func(mobile string) MobileKey { // the key by its definition, apart from the hasher
+		m := hmac.New(sha256.New, secret)
+		m.Write([]byte(mobile))
+		return MobileKey(m.Sum(nil))
+	}
+	h := newMobileHasher(secret)
+	const capacity = keyMemoShards * keyMemoShardSize
+	n := 3 * capacity
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for pass := range 2 { // the second pass finds some remembered, some forgotten
+				for i := g; i < n; i += 4 {
+					m := fmt.Sprintf("173%08d", i)
+					if got := h.key(m); got != want(m) {
+						t.Errorf("pass %d: key of %s differs from its HMAC", pass, m)
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	held := 0
+	for i := range h.memo.shards {
+		held += len(h.memo.shards[i].m)
+	}
+	if held == 0 || held > capacity {
+		t.Errorf("the memo holds %d keys; want 1 to %d", held, capacity)
+	}
+	// A number just hashed is remembered: the next key comes from the memo.
+	h.key("17399999999")
+	if k, ok := h.memo.get(h.memo.id("17399999999")); !ok || k != want("17399999999") {
+		t.Errorf("memo after key: %v %v", k, ok)
+	}
+	// Another hasher (another process) has other seeds, and the same keys.
+	if other := newMobileHasher(secret); other.memo.id("17399999999") == h.memo.id("17399999999") {
+		t.Error("two hashers share the memo's seeds")
+	} else if other.key("17399999999") != h.key("17399999999") {
+		t.Error("two hashers give different keys")
+	}
 }
 
 func TestKnowledgeCacheEvictsLeastRecentlyUsed(t *testing.T) {
