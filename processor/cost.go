@@ -479,7 +479,10 @@ func (c *CostControl) pay(ctx context.Context, key MobileKey, l Lookup) (res Res
 			c.budget.settle(d, i < uncertain || i >= last)
 		}
 		if uncertain > 0 {
-			c.uncertainCalls(key, l, enriched, units[:uncertain])
+			// What comes of the lookup (an output, committed) waits for
+			// these records too: a crash before they are written would
+			// leave the restart's budget short by them.
+			res.durable = joinDurable(res.durable, c.uncertainCalls(key, l, enriched, units[:uncertain])...)
 		}
 	}()
 	stop := l.stop()
@@ -608,20 +611,23 @@ func BeforeRetry(ctx context.Context) error {
 // (timed out, cut off) as paid, one budget unit each on days, and writes
 // each to the ledger as an "unavailable" call record without an order id:
 // the provider may have answered and billed them, and the budget of every
-// instance, and the bill's reconciliation, must see them.
-func (c *CostControl) uncertainCalls(key MobileKey, l Lookup, res Result, days []string) {
+// instance, and the bill's reconciliation, must see them. It returns the
+// writes.
+func (c *CostControl) uncertainCalls(key MobileKey, l Lookup, res Result, days []string) []*durable {
 	c.paid.Add(int64(len(days)))
 	c.uncertain.Add(int64(len(days)))
 	if c.ledger == nil {
-		return
+		return nil
 	}
 	at := c.cfg.Now()
-	for _, d := range days {
-		c.ledger.writeCall(LedgerCall{
+	writes := make([]*durable, len(days))
+	for i, d := range days {
+		writes[i] = c.ledger.writeCall(LedgerCall{
 			Key: key.String(), Day: d, At: at, Date: l.Date, Status: StatusUnavailable,
 			Code: res.Code, Mode: res.Mode,
 		})
 	}
+	return writes
 }
 
 func btoi(b bool) int {

@@ -3,6 +3,7 @@ package processor_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -104,6 +105,55 @@ func TestWaitersOutputsWaitForTheLedger(t *testing.T) {
 	}
 }
 
+// An answer after requests whose outcome is unknown (paid, and written to
+// the ledger as "unavailable" call records) is written once the ledger holds
+// those records too: a crash before them would leave the restart's budget
+// short of them. So is an "unavailable" output (on_unavailable: emit) after
+// such requests.
+func TestOutputWaitsForTheUncertainRequestsRecords(t *testing.T) {
+	t.Parallel()
+	for _, emitUnavailable := range []bool{false, true} {
+		t.Run(fmt.Sprint("emit unavailable ", emitUnavailable), func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, 2)
+			if h.kafka.Fake == nil {
+				t.Skip("holds produce requests back with kfake's control functions")
+			}
+			var calls atomic.Int64
+			cost, ledgerTopic, ledgerID := h.ledgerCost(processor.EnricherFunc(func(ctx context.Context, l processor.Lookup) (processor.Result, error) {
+				calls.Add(1)
+				if err := processor.BeforeRetry(ctx); err != nil { // as the juhe client asks before its retry
+					return processor.Result{}, err
+				}
+				if emitUnavailable { // the first request cut off, the second refused
+					return processor.Result{Mode: "plain", Attempts: 2, Billable: 1}, processor.Unavailable(errors.New("cut off"))
+				}
+				res := fakeAnswer(l) // after a request cut off
+				res.Attempts, res.Billable = 2, 2
+				return res, nil
+			}), nil)
+			held, release := h.holdLedgerRecords(ledgerTopic, ledgerID, []byte(`"status":"unavailable"`))
+
+			const n = 6
+			in := h.produceEvents(n)
+			cfg := h.config(cost)
+			cfg.Ordering = processor.OrderingNone
+			cfg.EmitUnavailable = emitUnavailable
+			p, stop := h.start(cfg)
+			defer stop()
+
+			kafkatest.WaitFor(t, func() bool { return calls.Load() == n && held.Load() > 0 && p.Stats().InFlight == 0 })
+			if early := h.outputsSoFar(); early != 0 {
+				t.Fatalf("%d outputs written while the ledger held the uncertain requests' records back", early)
+			}
+			release()
+			if out := h.kafka.Consume(t.Context(), countAtLeast(len(in)), h.out); len(out) != n {
+				t.Fatalf("%d outputs after the ledger wrote, want %d", len(out), n)
+			}
+		})
+	}
+}
+
 // A paid answer whose ledger write fails is kept: its output is written, and
 // the failure counted and logged once per call, with its order id.
 func TestLedgerWriteFailureKeepsTheAnswer(t *testing.T) {
@@ -159,6 +209,32 @@ func (h *harness) holdLedger(topic string, id [16]byte) (held *atomic.Int64, rel
 		if writesTopic(req.(*kmsg.ProduceRequest), topic, id) {
 			held.Add(1)
 			h.kafka.Fake.SleepControl(func() { <-ch })
+		}
+		return nil, nil, false // handled by the broker as usual
+	})
+	return held, release
+}
+
+// holdLedgerRecords is holdLedger for the produce requests whose records
+// contain part (the ledger's batches are not compressed).
+func (h *harness) holdLedgerRecords(topic string, id [16]byte, part []byte) (held *atomic.Int64, release func()) {
+	held = new(atomic.Int64)
+	ch := make(chan struct{})
+	release = sync.OnceFunc(func() { close(ch) })
+	h.t.Cleanup(release)
+	h.kafka.Fake.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		h.kafka.Fake.KeepControl()
+		for _, tp := range req.(*kmsg.ProduceRequest).Topics {
+			if tp.Topic != topic && tp.TopicID != id {
+				continue
+			}
+			for _, part2 := range tp.Partitions {
+				if bytes.Contains(part2.Records, part) {
+					held.Add(1)
+					h.kafka.Fake.SleepControl(func() { <-ch })
+					return nil, nil, false
+				}
+			}
 		}
 		return nil, nil, false // handled by the broker as usual
 	})

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -664,6 +665,29 @@ func (d *durable) whenDone(f func(error)) {
 	}
 	d.mu.Unlock()
 	f(d.err)
+}
+
+// joinDurable returns a durable done once d (if not nil) and each of more
+// are, with their errors joined: d, if it is the only one.
+func joinDurable(d *durable, more ...*durable) *durable {
+	all := slices.DeleteFunc(append([]*durable{d}, more...), func(d *durable) bool { return d == nil })
+	if len(all) <= 1 {
+		if len(all) == 0 {
+			return nil
+		}
+		return all[0]
+	}
+	j := &durable{pending: len(all)}
+	for _, d := range all {
+		d.whenDone(func(err error) {
+			if then, err, done := j.settle(err); done {
+				for _, f := range then {
+					f(err)
+				}
+			}
+		})
+	}
+	return j
 }
 
 // wait waits until the write is done or ctx ends.

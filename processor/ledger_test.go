@@ -541,26 +541,63 @@ func TestUncertainRequestsArePaid(t *testing.T) {
 	if DispositionOf(err) != DispositionUnavailable || !errors.Is(retried[len(retried)-1], ErrBudgetSpent) {
 		t.Fatalf("lookup %v, its retry %v; want the retry refused for the budget", err, retried[len(retried)-1])
 	}
-	// The uncertain requests' records are written without being waited for
-	// (nothing is handed over after them): read until they are all there.
+	// Enrich returned once the ledger held the lookup's records, the
+	// uncertain requests' included (Result.durable): they are all there.
 	want := []string{"recycled", "unavailable", "unavailable", "unavailable", "unavailable"}
 	var statuses []string
-	waitFor(t, "the ledger's call records", func() bool {
-		statuses = statuses[:0]
-		if err := ReadLedgerCalls(t.Context(), []kgo.Opt{kgo.SeedBrokers(k.Brokers...)}, topic, func(c LedgerCall) error {
-			statuses = append(statuses, string(c.Status))
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
-		slices.Sort(statuses)
-		return len(statuses) >= len(want)
-	})
+	if err := ReadLedgerCalls(t.Context(), []kgo.Opt{kgo.SeedBrokers(k.Brokers...)}, topic, func(c LedgerCall) error {
+		statuses = append(statuses, string(c.Status))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(statuses)
 	if !slices.Equal(statuses, want) {
 		t.Errorf("ledger call records %v, want %v", statuses, want)
 	}
 	b := ledgerCost(t, k, topic, &fakeProvider{}, clock, func(c *CostConfig) { c.DailyBudget = 5 })
 	if s := b.CostStats(); s.BudgetSpentToday != 5 || s.BudgetRemaining != 0 {
 		t.Errorf("another instance counts %d spent, %d left; want 5 and 0", s.BudgetSpentToday, s.BudgetRemaining)
+	}
+}
+
+// A joined durable is done once every write is, with their errors; a
+// callback registered before or after runs once.
+func TestJoinDurable(t *testing.T) {
+	if joinDurable(nil) != nil {
+		t.Error("a join of nothing is not nil")
+	}
+	a := &durable{pending: 1}
+	if joinDurable(a, nil) != a || joinDurable(nil, a) != a {
+		t.Error("a join of one write is not that write")
+	}
+	b, c := &durable{pending: 1}, &durable{pending: 2}
+	j := joinDurable(a, b, c)
+	var called []error
+	j.whenDone(func(err error) { called = append(called, err) })
+	finish := func(d *durable, err error) {
+		if then, err, done := d.settle(err); done {
+			for _, f := range then {
+				f(err)
+			}
+		}
+	}
+	refused := errors.New("refused")
+	finish(a, nil)
+	finish(c, refused)
+	finish(b, nil)
+	if len(called) != 0 {
+		t.Fatalf("done with a write pending: %v", called)
+	}
+	finish(c, nil)
+	if len(called) != 1 || !errors.Is(called[0], refused) {
+		t.Fatalf("callbacks %v; want one, with the refusal", called)
+	}
+	if err := j.wait(t.Context()); !errors.Is(err, refused) {
+		t.Errorf("wait: %v", err)
+	}
+	j.whenDone(func(err error) { called = append(called, err) })
+	if len(called) != 2 {
+		t.Errorf("a callback after the end ran %d times", len(called)-1)
 	}
 }

@@ -333,7 +333,9 @@ func (w *partitionWorker) lookup(ctx, abandon context.Context, l Lookup, offset 
 		// record is enriched once the budget renews; written "unavailable",
 		// it was committed and never enriched.
 		if p.cfg.EmitUnavailable && !errors.Is(err, ErrBudgetSpent) {
-			return Result{Status: StatusUnavailable, Mode: res.Mode, Code: res.Code, Attempts: attempts}, nil
+			// Written once the ledger holds the requests that may have
+			// been billed (Result.durable), as an answer is.
+			return Result{Status: StatusUnavailable, Mode: res.Mode, Code: res.Code, Attempts: attempts, durable: res.durable}, nil
 		}
 		if !held {
 			held = true
