@@ -38,14 +38,7 @@ func parseMobileKey(s string) (MobileKey, bool) {
 
 // mobileHasher computes MobileKeys. An HMAC is not safe for concurrent use,
 // so each goroutine takes one from a pool.
-//
-// It remembers the keys of the numbers it saw lately (keyMemo): a pipeline
-// sees the same numbers again and again, and the HMAC was two thirds of
-// the CPU of an answer from knowledge.
-type mobileHasher struct {
-	pool sync.Pool
-	memo keyMemo
-}
+type mobileHasher struct{ pool sync.Pool }
 
 type pooledHMAC struct {
 	h   hash.Hash
@@ -55,93 +48,72 @@ type pooledHMAC struct {
 
 func newMobileHasher(secret []byte) *mobileHasher {
 	secret = append([]byte(nil), secret...)
-	h := &mobileHasher{pool: sync.Pool{New: func() any {
+	return &mobileHasher{pool: sync.Pool{New: func() any {
 		return &pooledHMAC{h: hmac.New(sha256.New, secret), buf: make([]byte, 0, 16), sum: make([]byte, 0, sha256.Size)}
 	}}}
-	h.memo.seeds = [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}
-	return h
 }
 
 // key returns the MobileKey of mobile.
 func (h *mobileHasher) key(mobile string) MobileKey {
-	id := h.memo.id(mobile)
-	if k, ok := h.memo.get(id); ok {
-		return k
-	}
-	k := h.compute(mobile)
-	h.memo.put(id, k)
-	return k
-}
-
-// compute returns the HMAC of mobile.
-func (h *mobileHasher) compute(mobile string) MobileKey {
 	p := h.pool.Get().(*pooledHMAC)
-	p.h.Reset()
 	p.buf = append(p.buf[:0], mobile...)
 	p.h.Write(p.buf)
 	p.sum = p.h.Sum(p.sum[:0])
 	var k MobileKey
 	copy(k[:], p.sum)
+	// Nothing of the number stays in the pooled HMAC.
+	p.h.Reset()
+	clear(p.buf)
 	h.pool.Put(p)
 	return k
 }
 
-// keyMemo maps numbers to their MobileKeys, bounded. It knows a number by
-// two 64-bit hashes of it under the process's own random seeds
+// keyIn is key, remembered in m (if not nil) for the next time.
+func (h *mobileHasher) keyIn(m *keyMemo, mobile string) MobileKey {
+	if m == nil {
+		return h.key(mobile)
+	}
+	if m.slots == nil {
+		m.seeds = [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}
+		m.slots = make([]keyMemoSlot, keyMemoSlots)
+	}
+	id := [2]uint64{maphash.String(m.seeds[0], mobile), maphash.String(m.seeds[1], mobile) | 1}
+	s := &m.slots[id[0]%keyMemoSlots]
+	if s.id == id {
+		return s.key
+	}
+	k := h.key(mobile)
+	*s = keyMemoSlot{id: id, key: k}
+	return k
+}
+
+// keyMemo remembers the keys of the numbers a partition's dispatcher saw
+// lately, so that a number seen again is not hashed again (the HMAC was two
+// thirds of the CPU of an answer from knowledge): a direct-mapped table,
+// each slot the last number hashed into it. One goroutine uses it: no lock,
+// no atomics, so that a number it does not hold (a stream of many more
+// numbers than it holds) costs little more than the HMAC.
+//
+// It knows a number by two 64-bit hashes of it under random seeds
 // (hash/maphash), not by the number: as the cache, it holds none. Two
 // numbers whose two hashes are both alike, the one way it could give a
-// wrong key, are about as likely as guessing 128 random bits.
-//
-// A shard that reaches keyMemoShardSize is emptied: a key not found is
-// computed again, so what the memo forgets costs only time.
+// wrong key, are about as likely as guessing 127 random bits.
 type keyMemo struct {
-	seeds  [2]maphash.Seed
-	shards [keyMemoShards]keyMemoShard
+	seeds [2]maphash.Seed
+	slots []keyMemoSlot // made at the first key
 }
 
-const (
-	keyMemoShards    = 16
-	keyMemoShardSize = 2048 // 32,768 numbers in all, 2 to 4 MB
-)
+// keyMemoSlots is the size of a dispatcher's memo: 48 KB.
+const keyMemoSlots = 1024
 
-type keyMemoShard struct {
-	mu sync.Mutex
-	m  map[[2]uint64]MobileKey
-	_  [48]byte // keeps neighbouring shards' locks off one cache line
-}
-
-func (m *keyMemo) id(mobile string) [2]uint64 {
-	return [2]uint64{maphash.String(m.seeds[0], mobile), maphash.String(m.seeds[1], mobile)}
-}
-
-func (m *keyMemo) shard(id [2]uint64) *keyMemoShard { return &m.shards[id[1]%keyMemoShards] }
-
-func (m *keyMemo) get(id [2]uint64) (MobileKey, bool) {
-	s := m.shard(id)
-	s.mu.Lock()
-	k, ok := s.m[id]
-	s.mu.Unlock()
-	return k, ok
-}
-
-func (m *keyMemo) put(id [2]uint64, k MobileKey) {
-	s := m.shard(id)
-	s.mu.Lock()
-	switch {
-	case s.m == nil:
-		s.m = make(map[[2]uint64]MobileKey)
-	case len(s.m) >= keyMemoShardSize:
-		clear(s.m)
-	}
-	s.m[id] = k
-	s.mu.Unlock()
+type keyMemoSlot struct {
+	id  [2]uint64 // the second half is never 0, which an empty slot has
+	key MobileKey
 }
 
 // HashMobile returns the MobileKey of mobile under secret, as the cache and
 // the ledger compute it.
-func HashMobile(secret []byte, mobile string) MobileKey {
-	return newMobileHasher(secret).compute(mobile)
-}
+func HashMobile(secret []byte, mobile string) MobileKey { return newMobileHasher(secret).key(mobile) }
 
 // knowledgeCache is a size-bounded map from MobileKey to Knowledge that
 // evicts least recently used entries. It is safe for concurrent use.

@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"fmt"
+	"hash/maphash"
 	"math"
 	"math/rand/v2"
 	"reflect"
@@ -51,8 +52,9 @@ func TestMobileKey(t *testing.T) {
 	wg.Wait()
 }
 
-// The memo of recent keys gives the HMAC of every number, remembered or
-// forgotten, from any goroutine, and stays within its bound.
+// A memo of keys gives the HMAC of every number, remembered or forgotten
+// (numbers that share a slot take it in turn), and remembers the last one
+// of a slot.
 func TestMobileKeyMemo(t *testing.T) {
 	t.Parallel()
 	secret := []byte("secret-a")
@@ -62,40 +64,63 @@ func TestMobileKeyMemo(t *testing.T) {
 		return MobileKey(m.Sum(nil))
 	}
 	h := newMobileHasher(secret)
-	const capacity = keyMemoShards * keyMemoShardSize
-	n := 3 * capacity
-	var wg sync.WaitGroup
-	for g := range 4 {
-		wg.Go(func() {
-			for pass := range 2 { // the second pass finds some remembered, some forgotten
-				for i := g; i < n; i += 4 {
-					m := fmt.Sprintf("173%08d", i)
-					if got := h.key(m); got != want(m) {
-						t.Errorf("pass %d: key of %s differs from its HMAC", pass, m)
-						return
-					}
-				}
+	var m keyMemo
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range 20 * keyMemoSlots {
+		mobile := fmt.Sprintf("173%08d", r.IntN(2*keyMemoSlots)) // about half remembered
+		if got := h.keyIn(&m, mobile); got != want(mobile) {
+			t.Fatalf("lookup %d: key of %s differs from its HMAC", i, mobile)
+		}
+		if i%1000 == 0 && (h.key(mobile) != want(mobile) || HashMobile(secret, mobile) != want(mobile)) {
+			t.Fatalf("key without the memo of %s differs from its HMAC", mobile)
+		}
+	}
+	hits := 0
+	for i := range 100 { // a few numbers: nearly all remembered
+		mobile := fmt.Sprintf("174%08d", i)
+		h.keyIn(&m, mobile)
+		id := [2]uint64{maphash.String(m.seeds[0], mobile), maphash.String(m.seeds[1], mobile) | 1}
+		if s := m.slots[id[0]%keyMemoSlots]; s.id == id && s.key == want(mobile) {
+			hits++
+		}
+	}
+	if hits != 100 {
+		t.Errorf("%d of 100 numbers remembered just after their key", hits)
+	}
+	// Another memo (another partition, another process) has other seeds.
+	var other keyMemo
+	h.keyIn(&other, "17399999999")
+	if other.seeds == m.seeds {
+		t.Error("two memos share their seeds")
+	}
+	if h.keyIn(nil, "17399999999") != want("17399999999") {
+		t.Error("key without a memo")
+	}
+}
+
+// The cost of a number's key in a dispatcher's memo: remembered (a stream
+// of a few numbers), and not (a stream of many more numbers than it holds).
+func BenchmarkMobileKey(b *testing.B) {
+	for _, numbers := range []int{100, 1_000_000} {
+		b.Run(fmt.Sprint(numbers, " numbers"), func(b *testing.B) {
+			h := newMobileHasher([]byte("s"))
+			var m keyMemo
+			ms := make([]string, numbers)
+			for i := range ms {
+				ms[i] = fmt.Sprintf("173%08d", i)
+			}
+			r := rand.New(rand.NewPCG(1, 2))
+			order := make([]int32, 1<<20)
+			for i := range order {
+				order[i] = int32(r.IntN(numbers))
+			}
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				h.keyIn(&m, ms[order[i&(len(order)-1)]])
+				i++
 			}
 		})
-	}
-	wg.Wait()
-	held := 0
-	for i := range h.memo.shards {
-		held += len(h.memo.shards[i].m)
-	}
-	if held == 0 || held > capacity {
-		t.Errorf("the memo holds %d keys; want 1 to %d", held, capacity)
-	}
-	// A number just hashed is remembered: the next key comes from the memo.
-	h.key("17399999999")
-	if k, ok := h.memo.get(h.memo.id("17399999999")); !ok || k != want("17399999999") {
-		t.Errorf("memo after key: %v %v", k, ok)
-	}
-	// Another hasher (another process) has other seeds, and the same keys.
-	if other := newMobileHasher(secret); other.memo.id("17399999999") == h.memo.id("17399999999") {
-		t.Error("two hashers share the memo's seeds")
-	} else if other.key("17399999999") != h.key("17399999999") {
-		t.Error("two hashers give different keys")
 	}
 }
 

@@ -400,7 +400,7 @@ func (c *CostControl) enrich(ctx context.Context, l Lookup) (Result, error) {
 // The processor asks it first, and runs the lookups it answers without
 // handing them to a task.
 func (c *CostControl) known(ctx context.Context, l *Lookup) (Result, bool) {
-	l.key, l.keyed = c.hasher.key(l.Mobile), true
+	l.key, l.keyed = c.hasher.keyIn(l.memo, l.Mobile), true
 	r, ok := c.answerKnown(l.key, *l)
 	if ok && c.tracer != nil {
 		_, span := c.tracer.Start(ctx, "twosell.cache")

@@ -19,6 +19,9 @@ type Lookup struct {
 
 	key   MobileKey // the mobile's key, once a CostControl computed it
 	keyed bool
+	// memo is the dispatcher's memo of keys, for the CostControl's first
+	// look at the knowledge (known); nil elsewhere.
+	memo *keyMemo
 	// w and offset are the record's worker and offset; w is nil outside
 	// the processor. See stop and overtaken.
 	w      *partitionWorker

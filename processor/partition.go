@@ -67,6 +67,7 @@ type partitionWorker struct {
 	// The dispatcher's clocks: the cost controls' (the knowledge's
 	// expiry) and the processor's (checked_at) for the records it answers.
 	costClock, outClock tickClock
+	keys                keyMemo // the dispatcher's memo of mobiles' keys
 
 	stopCtx context.Context    // canceled: start no new record
 	stopFn  context.CancelFunc //

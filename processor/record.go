@@ -197,12 +197,12 @@ func (w *partitionWorker) begin(r *kgo.Record) (_ *work, e emission, done bool) 
 	// The CostControl itself, not an interface: a pointer given to an
 	// interface's method escapes, and wk with it.
 	if c, ok := p.cfg.Enricher.(*CostControl); ok {
-		wk.l.now = w.costClock.read()
+		wk.l.now, wk.l.memo = w.costClock.read(), &w.keys
 		if res, ok := c.known(ctx, &wk.l); ok {
 			wk.now = w.outClock.read()
 			return nil, w.answered(&wk, res), true
 		}
-		wk.l.now = time.Time{} // looked up later: at its own time
+		wk.l.now, wk.l.memo = time.Time{}, nil // looked up later: at its own time, on a task
 	}
 	heap := wk
 	return &heap, emission{}, false
