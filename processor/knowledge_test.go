@@ -91,6 +91,26 @@ func TestKnowledgeAnswersOneFact(t *testing.T) {
 	}
 }
 
+// Two res 1 answers, the larger date the older: the larger still bounds the
+// activation date (it only grows), in either order. TestKnowledgeCombines'
+// pair gives the larger date the newer time too, so "the newest wins"
+// would pass it.
+func TestKnowledgeLargerLowerBoundWinsWhateverItsAge(t *testing.T) {
+	const a, b = "20200101", "20210101"
+	lookups := []string{"20191231", a, "20200601", b, "20210601"}
+	for _, reversed := range []bool{false, true} {
+		facts := []Fact{fact(FactAfter, b, t0, "L-big-old"), fact(FactAfter, a, t0.Add(time.Hour), "L-small-new")}
+		if reversed {
+			facts[0], facts[1] = facts[1], facts[0]
+		}
+		var k Knowledge
+		for _, f := range facts {
+			k.Observe(f)
+		}
+		checkAnswers(t, k, lookups, t0.Add(2*time.Hour), []int{1, 1, 1, 1, 0})
+	}
+}
+
 // Pairs of answers, in both orders: what the knowledge then says about
 // dates around them. Dates: a < b < c.
 func TestKnowledgeCombines(t *testing.T) {

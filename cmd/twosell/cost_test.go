@@ -328,6 +328,66 @@ func replayFixture(t *testing.T) (*kafkatest.Cluster, *juhesim.Sim, *config.Conf
 	return k, sim, cfg, evs, recs
 }
 
+// The ten-times stream played twice over: the second pass asks each mobile
+// dates it was answered for (a res 1 at D answers D itself, a res 2 at D
+// answers D), which tenTimes alone never does, and pays nothing.
+func TestPaysOncePerFactRepeatedDates(t *testing.T) {
+	useCostClock(t)
+	k := kafkatest.New(t)
+	sim, url := newSim(t, juhesim.Faults{})
+	cfg := testConfig(t, k, url, juhe.ModePlain)
+	evs, recs := tenTimes(cfg.Kafka.InputTopic, juhesim.Population(60))
+	n := len(evs)
+	for _, e := range evs[:n] {
+		e.id += "-again"
+		evs = append(evs, e)
+		recs = append(recs, &kgo.Record{Topic: cfg.Kafka.InputTopic, Key: []byte(e.mobile),
+			Value: fmt.Appendf(nil, `{"event_id":%q,"mobile":%q,"registered_at":%q}`, e.id, e.mobile, e.date)})
+	}
+	k.Produce(recs...)
+	_, _, stop := runWithCost(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	k.Consume(ctx, func(r []*kgo.Record) bool { return len(r) >= len(evs) }, cfg.Kafka.OutputTopic)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	checkStream(t, evs, k.ConsumeAll(ctx, cfg.Kafka.OutputTopic))
+	if want := expectPaid(evs); sim.Stats().Requests != int64(want) || want != expectPaid(evs[:n]) {
+		t.Errorf("simulator requests %d; the rules require %d (%d for the first pass)", sim.Stats().Requests, want, expectPaid(evs[:n]))
+	}
+}
+
+// The cost controls a replay opens know, on return, every mobile and the
+// day's calls that the ledger holds: TestReplayTwice alone passed most of
+// the time without the ledger's load, the background follower catching up
+// before the second replay paid.
+func TestReplayLoadsTheLedgerBeforeItStarts(t *testing.T) {
+	k, sim, cfg, evs, recs := replayFixture(t)
+	k.Produce(recs...)
+	first, _ := runReplayCmd(t, replayArgs(cfg, k.Name("replay-1")))
+	if first.PaidCalls != int64(expectPaid(evs)) {
+		t.Fatalf("first replay paid %d", first.PaidCalls)
+	}
+	mobiles := map[string]bool{}
+	for _, e := range evs {
+		mobiles[e.mobile] = true
+	}
+	client, err := newJuheClient(cfg, sdktrace.NewTracerProvider(), nil, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cost, err := openCostControl(t.Context(), cfg, juheEnricher{client}, "replay", sdktrace.NewTracerProvider(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeCostControl(context.Background(), cost)
+	s := cost.CostStats() // at once: what Open loaded, not what following caught up on
+	if s.CacheEntries != len(mobiles) || s.BudgetSpentToday != sim.Stats().Requests {
+		t.Errorf("on open: %d mobiles known, %d calls today; want %d and %d", s.CacheEntries, s.BudgetSpentToday, len(mobiles), sim.Stats().Requests)
+	}
+}
+
 // Replaying the same range twice: the first pays what the rules require,
 // the second pays nothing and writes the same statuses.
 func TestReplayTwice(t *testing.T) {
