@@ -133,7 +133,7 @@ type CostStats struct {
 	CacheEntries   int     // mobiles known now
 	CacheEvictions int64   // mobiles forgotten to stay within MaxEntries
 	LedgerRecords  int64   // ledger records read (loaded, then followed)
-	LedgerErrors   int64   // paid answers whose ledger record could not be written
+	LedgerErrors   int64   // paid calls (answers, and requests whose outcome is unknown) whose ledger records could not be written
 	Members        int     // consumer group members the rate is divided among
 	QPS            float64 // this instance's rate limit now: its share, or what request-limit refusals taught if lower; 0: unlimited
 
@@ -637,13 +637,20 @@ func btoi(b bool) int {
 	return 0
 }
 
-// ledgerFailed hears of a paid answer the ledger could not write. The answer
-// is paid for and right: it is kept. The bill can still be reconciled from
-// the provider's side, and the next restart counts this call short.
-func (c *CostControl) ledgerFailed(orderID string, err error) {
+// ledgerFailed hears of a paid call the ledger could not write: an answer,
+// which is paid for and right, and kept, or a request whose outcome is
+// unknown (an "unavailable" call record). The bill can still be reconciled
+// from the provider's side; the next restart's budget counts the call
+// short.
+func (c *CostControl) ledgerFailed(call LedgerCall, err error) {
 	c.ledgerErrors.Add(1)
+	if call.Status == StatusUnavailable {
+		c.log.Warn("the call record of a request whose outcome is unknown (paid) could not be written to the ledger: "+
+			"after a restart, the day's budget counts it short", "topic", c.cfg.Ledger.Topic, "day", call.Day, "err", err)
+		return
+	}
 	c.log.Warn("a paid answer could not be written to the ledger", "topic", c.cfg.Ledger.Topic,
-		"order_id", orderID, "err", err)
+		"order_id", call.OrderID, "err", err)
 }
 
 // noBudget answers a lookup that found no unit of the budget to reserve

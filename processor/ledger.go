@@ -194,8 +194,8 @@ type ledger struct {
 	instanceBytes []byte
 	apply         func(ledgerRecord)
 	// failed, if set, hears of each paid call whose records the ledger
-	// could not write, by its order id.
-	failed func(orderID string, err error)
+	// could not write.
+	failed func(call LedgerCall, err error)
 	// secretID identifies the cache secret this instance's mobile keys are
 	// made with (see ledgerSecretHeader); nil reads every record as its own
 	// secret's.
@@ -574,7 +574,7 @@ func (l *ledger) writeRecords(call LedgerCall, k *Knowledge) *durable {
 	if k != nil {
 		n = 2
 	}
-	w := &ledgerWrite{durable: durable{pending: n}, l: l, orderID: call.OrderID}
+	w := &ledgerWrite{durable: durable{pending: n}, l: l, call: LedgerCall{Day: call.Day, Status: call.Status, OrderID: call.OrderID}}
 	for i := 0; i < len(w.headers); i += 2 {
 		w.headers[i] = kgo.RecordHeader{Key: ledgerInstanceHeader, Value: l.instanceBytes}
 		w.headers[i+1] = kgo.RecordHeader{Key: ledgerSecretHeader, Value: l.secretID}
@@ -598,7 +598,7 @@ func (l *ledger) writeRecords(call LedgerCall, k *Knowledge) *durable {
 type ledgerWrite struct {
 	durable
 	l       *ledger
-	orderID string
+	call    LedgerCall // its day, status and order id, for failed
 	recs    [2]kgo.Record
 	headers [4]kgo.RecordHeader // the instance and the secret id, per record
 }
@@ -611,7 +611,7 @@ func (w *ledgerWrite) promise(_ *kgo.Record, err error) {
 		return
 	}
 	if err != nil && w.l.failed != nil {
-		w.l.failed(w.orderID, err)
+		w.l.failed(w.call, err)
 	}
 	for _, f := range then {
 		f(err)

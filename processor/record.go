@@ -299,6 +299,9 @@ func (w *partitionWorker) lookup(ctx, abandon context.Context, l Lookup, offset 
 		}
 	}()
 	attempts := 0
+	// The ledger writes of the attempts so far (their uncertain requests'
+	// records): the output waits for them all, not the last attempt's only.
+	var written *durable
 	for {
 		var begun time.Time
 		if p.cfg.OnRecord != nil {
@@ -317,6 +320,8 @@ func (w *partitionWorker) lookup(ctx, abandon context.Context, l Lookup, offset 
 		}
 		attempts += res.Attempts
 		res.Attempts = attempts
+		written = joinDurable(written, res.durable)
+		res.durable = written
 		if ctx.Err() != nil || errors.Is(err, errStopping) {
 			abandoned = true
 			return res, errAbandoned
