@@ -224,17 +224,9 @@ func (h *harness) holdLedgerRecords(topic string, id [16]byte, part []byte) (hel
 	h.t.Cleanup(release)
 	h.kafka.Fake.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		h.kafka.Fake.KeepControl()
-		for _, tp := range req.(*kmsg.ProduceRequest).Topics {
-			if tp.Topic != topic && tp.TopicID != id {
-				continue
-			}
-			for _, part2 := range tp.Partitions {
-				if bytes.Contains(part2.Records, part) {
-					held.Add(1)
-					h.kafka.Fake.SleepControl(func() { <-ch })
-					return nil, nil, false
-				}
-			}
+		if writesRecords(req, topic, id, part) {
+			held.Add(1)
+			h.kafka.Fake.SleepControl(func() { <-ch })
 		}
 		return nil, nil, false // handled by the broker as usual
 	})
