@@ -178,6 +178,9 @@ type groupRate struct {
 
 	mu      sync.Mutex
 	members int
+	// changed is closed, and replaced, when the limit changes: the waiters
+	// that reserved at the old one reserve again (wait).
+	changed chan struct{}
 	// learned is the rate the request-limit answers taught, below the
 	// share; 0: none.
 	learned  float64
@@ -232,6 +235,8 @@ func (g *groupRate) applyLocked() {
 		r = min(r, g.learned)
 	}
 	switch lim := g.lim.Load(); {
+	case math.IsInf(r, 1) && lim == nil, lim != nil && lim.Limit() == rate.Limit(r):
+		return // unchanged
 	case math.IsInf(r, 1):
 		g.lim.Store(nil)
 	case lim == nil:
@@ -239,6 +244,21 @@ func (g *groupRate) applyLocked() {
 	default:
 		lim.SetLimit(rate.Limit(r))
 	}
+	if g.changed != nil {
+		close(g.changed)
+		g.changed = nil
+	}
+}
+
+// limiter returns the limiter (nil: unlimited) and a channel closed when
+// the limit next changes.
+func (g *groupRate) limiter() (*rate.Limiter, <-chan struct{}) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.changed == nil {
+		g.changed = make(chan struct{})
+	}
+	return g.lim.Load(), g.changed
 }
 
 // share returns this instance's rate (0: unlimited) and the members it was
@@ -387,8 +407,7 @@ func (c *secondCounter) last(now time.Time) int64 {
 
 // wait blocks until a call may be made, or ctx or stop (if not nil) ends.
 func (g *groupRate) wait(ctx, stop context.Context) error {
-	lim := g.lim.Load()
-	if lim == nil {
+	if g.lim.Load() == nil {
 		return nil
 	}
 	if stop != nil {
@@ -397,26 +416,60 @@ func (g *groupRate) wait(ctx, stop context.Context) error {
 		defer cancel()
 		defer context.AfterFunc(stop, cancel)()
 	}
+	for {
+		select {
+		case g.turn <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		lim, changed := g.limiter()
+		if lim == nil {
+			<-g.turn
+			return nil
+		}
+		r := lim.Reserve() // a burst of 1: always possible
+		ahead := max(time.Duration(float64(time.Second)/float64(lim.Limit())), rateLookahead)
+		if early := r.Delay() - ahead; early > 0 {
+			if err := sleepUnless(ctx, early, changed); err != nil { // holding the turn
+				<-g.turn
+				r.Cancel()
+				if err == errRateChanged {
+					continue // reserved at the old limit: again, at the new one
+				}
+				return err
+			}
+		}
+		<-g.turn // the next waiter reserves the following slot meanwhile
+		if err := sleepUnless(ctx, r.Delay(), changed); err != nil {
+			r.Cancel()
+			if err == errRateChanged {
+				continue
+			}
+			return err
+		}
+		return nil
+	}
+}
+
+// errRateChanged ends sleepUnless when the limit changed.
+var errRateChanged = errors.New("processor: the provider rate changed")
+
+// sleepUnless is sleep, ended early with errRateChanged when changed is
+// closed.
+func sleepUnless(ctx context.Context, d time.Duration, changed <-chan struct{}) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
 	select {
-	case g.turn <- struct{}{}:
+	case <-t.C:
+		return nil
+	case <-changed:
+		return errRateChanged
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	r := lim.Reserve() // a burst of 1: always possible
-	ahead := max(time.Duration(float64(time.Second)/float64(lim.Limit())), rateLookahead)
-	if early := r.Delay() - ahead; early > 0 {
-		if err := sleep(ctx, early); err != nil { // holding the turn
-			<-g.turn
-			r.Cancel()
-			return err
-		}
-	}
-	<-g.turn // the next waiter reserves the following slot meanwhile
-	if err := sleep(ctx, r.Delay()); err != nil {
-		r.Cancel()
-		return err
-	}
-	return nil
 }
 
 // now takes a call's place at once if the rate has one free, without

@@ -510,6 +510,40 @@ func TestGroupRateRedivisionAppliesToWaiters(t *testing.T) {
 	})
 }
 
+// A group rate re-divided upwards (members left) applies to the lookups
+// already waiting: with qps 1 among 10 members (0.1/s) and then alone
+// (1/s), the two waiters queued behind the first call should pass within
+// about 2 s of the change, not keep the old 10 s spacing.
+func TestGroupRateRaisedAppliesToWaiters(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		g := newGroupRate(1)
+		g.setMembers(10) // 0.1/s
+		start := time.Now()
+		var mu sync.Mutex
+		var passed []time.Duration
+		var wg sync.WaitGroup
+		for range 3 {
+			wg.Go(func() {
+				if err := g.wait(t.Context(), nil); err != nil {
+					t.Error(err)
+				}
+				mu.Lock()
+				passed = append(passed, time.Since(start))
+				mu.Unlock()
+			})
+		}
+		synctest.Wait() // one passed; two hold reservations at the old rate
+		time.Sleep(time.Second)
+		g.setMembers(1) // 1/s from now on
+		wg.Wait()
+		slices.Sort(passed)
+		if last := passed[len(passed)-1]; last > 4*time.Second {
+			t.Errorf("after the share rose to 1/s at 1s, the waiters passed at %v: the old 0.1/s spacing was kept", passed)
+		}
+	})
+}
+
 // A waiter shares the provider's unavailability, but not a rejection of the
 // leader's own lookup.
 func TestCostControlCoalescedFailures(t *testing.T) {
