@@ -220,6 +220,14 @@ func TestBench(t *testing.T) {
 	if tp, pt := got["throughput"].(float64), got["passthrough_throughput"].(float64); tp <= 0 || pt <= 0 {
 		t.Errorf("throughput %v, passthrough %v", tp, pt)
 	}
+	// The passthrough ran twice, before twosell and after it; it is taken
+	// at the mean of their times, which lies between their rates.
+	before, _ := got["passthrough_throughput_before"].(float64)
+	after, _ := got["passthrough_throughput_after"].(float64)
+	if pt := got["passthrough_throughput"].(float64); before <= 0 || after <= 0 || pt < min(before, after) || pt > max(before, after) ||
+		math.Abs(pt-2/(1/before+1/after)) > 1e-6*pt {
+		t.Errorf("passthrough %v from runs of %v and %v: want the rate of their mean time", pt, before, after)
+	}
 	// Every record of a mobile's first lookup went to the provider: there
 	// is a warm-up, within the run.
 	if w, ok := got["warmup_seconds"].(float64); !ok || w <= 0 || w > got["seconds"].(float64) {
