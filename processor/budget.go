@@ -180,7 +180,8 @@ type groupRate struct {
 	members int
 	// changed is closed, and replaced, when the limit changes: the waiters
 	// that reserved at the old one reserve again (wait).
-	changed chan struct{}
+	changed  chan struct{}
+	lastPass time.Time // the last call wait or now let pass
 	// learned is the rate the request-limit answers taught, below the
 	// share; 0: none.
 	learned  float64
@@ -242,7 +243,15 @@ func (g *groupRate) applyLocked() {
 	case lim == nil:
 		g.lim.Store(rate.NewLimiter(rate.Limit(r), 1))
 	default:
-		lim.SetLimit(rate.Limit(r))
+		// A new limiter, its last token taken at the last call: the
+		// waiters' reservations on the old one are dropped (they reserve
+		// again), not cancelled, which CancelAt gets wrong across a
+		// SetLimit.
+		l := rate.NewLimiter(rate.Limit(r), 1)
+		if !g.lastPass.IsZero() {
+			l.ReserveN(g.lastPass, 1)
+		}
+		g.lim.Store(l)
 	}
 	if g.changed != nil {
 		close(g.changed)
@@ -431,22 +440,32 @@ func (g *groupRate) wait(ctx, stop context.Context) error {
 		ahead := max(time.Duration(float64(time.Second)/float64(lim.Limit())), rateLookahead)
 		if early := r.Delay() - ahead; early > 0 {
 			if err := sleepUnless(ctx, early, changed); err != nil { // holding the turn
-				<-g.turn
-				r.Cancel()
 				if err == errRateChanged {
+					<-g.turn
 					continue // reserved at the old limit: again, at the new one
 				}
+				r.Cancel()
+				<-g.turn
 				return err
 			}
 		}
 		<-g.turn // the next waiter reserves the following slot meanwhile
 		if err := sleepUnless(ctx, r.Delay(), changed); err != nil {
-			r.Cancel()
 			if err == errRateChanged {
 				continue
 			}
+			r.Cancel()
 			return err
 		}
+		g.mu.Lock()
+		select {
+		case <-changed: // changed as the sleep ended
+			g.mu.Unlock()
+			continue
+		default:
+		}
+		g.lastPass = time.Now()
+		g.mu.Unlock()
 		return nil
 	}
 }
@@ -485,7 +504,16 @@ func (g *groupRate) now() bool {
 		return false // a waiter holds the turn: the next place is its
 	}
 	defer func() { <-g.turn }()
-	return lim.Allow()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if lim = g.lim.Load(); lim == nil {
+		return true
+	}
+	if !lim.Allow() {
+		return false
+	}
+	g.lastPass = time.Now()
+	return true
 }
 
 // rateLookahead is how far ahead of its slot a waiter may reserve it (or one

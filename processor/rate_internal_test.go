@@ -1,6 +1,14 @@
 package processor
 
-import "testing"
+import (
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+)
 
 // now takes a place only when the rate has one free at once, and never
 // from under a waiter that holds the turn.
@@ -24,4 +32,98 @@ func TestGroupRateNow(t *testing.T) {
 	if !g.now() {
 		t.Error("refused once the turn is free")
 	}
+}
+
+// When the share rises (qps 1 among m0 members, then alone: 1/s), the calls
+// passed after it are still at least 1 s apart. Cancelling the waiters'
+// reservations across a change (x/time/rate's CancelAt after a SetLimit)
+// gave back more tokens than they took: calls came as close as 125 ms.
+// (Fake time: synctest. Goroutine order varies, so a grid of cases is run.)
+func TestGroupRateRaiseKeepsSpacing(t *testing.T) {
+	t.Parallel()
+	var bad []string
+	for _, m0 := range []int{10, 4, 2} {
+		for _, n := range []int{2, 3, 5} {
+			for _, late := range []int{0, 1, 3} {
+				for _, at := range []time.Duration{500 * time.Millisecond, time.Second, 1500 * time.Millisecond} {
+					var passed []time.Duration
+					synctest.Test(t, func(t *testing.T) {
+						g := newGroupRate(1)
+						g.setMembers(m0)
+						start := time.Now()
+						var mu sync.Mutex
+						var wg sync.WaitGroup
+						run := func() {
+							wg.Go(func() {
+								if err := g.wait(t.Context(), nil); err != nil {
+									t.Error(err)
+								}
+								mu.Lock()
+								passed = append(passed, time.Since(start))
+								mu.Unlock()
+							})
+						}
+						for range n {
+							run()
+						}
+						synctest.Wait()
+						time.Sleep(at)
+						g.setMembers(1) // 1/s from now on
+						for range late {
+							run()
+						}
+						wg.Wait()
+					})
+					slices.Sort(passed)
+					for i := 1; i < len(passed); i++ {
+						if gap := passed[i] - passed[i-1]; gap < time.Second-time.Millisecond {
+							bad = append(bad, fmt.Sprintf("members %d->1 at %v, %d+%d waiters: calls at %v (%v apart)", m0, at, n, late, passed, gap))
+							break
+						}
+					}
+				}
+			}
+		}
+	}
+	if len(bad) > 0 {
+		t.Errorf("at 1/s, %d of 81 cases passed calls less than 1s apart; e.g. %s", len(bad), bad[0])
+	}
+}
+
+// Changes of the limit more often than its interval do not stop the calls:
+// at qps 1 with the members going 1, 2, 1, 2... every 300 ms (1/s and
+// 0.5/s), 20 waiters make about 15 calls in 20 s, at least 0.5/s. With the
+// waiters cancelling their reservations at each change, each change lost a
+// token: 1 to 3 calls.
+func TestGroupRateFrequentChangesDoNotStarve(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		g := newGroupRate(1)
+		start := time.Now()
+		const dur = 20 * time.Second
+		var calls atomic.Int64
+		var wg sync.WaitGroup
+		for range 20 {
+			wg.Go(func() {
+				for time.Since(start) < dur {
+					if err := g.wait(t.Context(), nil); err != nil {
+						t.Error(err)
+						return
+					}
+					if time.Since(start) < dur {
+						calls.Add(1)
+					}
+				}
+			})
+		}
+		for i := 0; time.Since(start) < dur; i++ {
+			time.Sleep(300 * time.Millisecond)
+			g.setMembers(1 + i%2)
+		}
+		wg.Wait()
+		t.Logf("%d calls in %v", calls.Load(), dur)
+		if n := calls.Load(); n < 10 {
+			t.Errorf("%d calls in %v at 0.5-1/s with the limit changing every 300ms (%.2f/s): the waiters starve", n, dur, float64(n)/dur.Seconds())
+		}
+	})
 }
