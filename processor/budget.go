@@ -523,16 +523,4 @@ func (g *groupRate) now() bool {
 const rateLookahead = 50 * time.Millisecond
 
 // sleep waits d, or until ctx ends (then its error).
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func sleep(ctx context.Context, d time.Duration) error { return sleepUnless(ctx, d, nil) }

@@ -483,24 +483,11 @@ func TestGroupRateRedivisionAppliesToWaiters(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		g := newGroupRate(20)
-		start := time.Now()
-		var mu sync.Mutex
-		var passed []time.Duration
-		var wg sync.WaitGroup
-		for range 41 {
-			wg.Go(func() {
-				if err := g.wait(t.Context(), nil); err != nil {
-					t.Error(err)
-				}
-				mu.Lock()
-				passed = append(passed, time.Since(start))
-				mu.Unlock()
-			})
-		}
+		w := startWaiters(t, g)
+		w.add(41)
 		synctest.Wait() // one passed at once; the others wait, at 20/s
 		g.setMembers(2) // 10/s from now on
-		wg.Wait()
-		slices.Sort(passed)
+		passed := w.passed()
 		// One at once, then 40 at 10/s: the last at about 4 s (the one
 		// turn taken before the change may keep its 50 ms). At the old
 		// 20/s it would be 2 s.
@@ -519,25 +506,12 @@ func TestGroupRateRaisedAppliesToWaiters(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		g := newGroupRate(1)
 		g.setMembers(10) // 0.1/s
-		start := time.Now()
-		var mu sync.Mutex
-		var passed []time.Duration
-		var wg sync.WaitGroup
-		for range 3 {
-			wg.Go(func() {
-				if err := g.wait(t.Context(), nil); err != nil {
-					t.Error(err)
-				}
-				mu.Lock()
-				passed = append(passed, time.Since(start))
-				mu.Unlock()
-			})
-		}
+		w := startWaiters(t, g)
+		w.add(3)
 		synctest.Wait() // one passed; two hold reservations at the old rate
 		time.Sleep(time.Second)
 		g.setMembers(1) // 1/s from now on
-		wg.Wait()
-		slices.Sort(passed)
+		passed := w.passed()
 		if last := passed[len(passed)-1]; last > 4*time.Second {
 			t.Errorf("after the share rose to 1/s at 1s, the waiters passed at %v: the old 0.1/s spacing was kept", passed)
 		}

@@ -50,31 +50,14 @@ func TestGroupRateRaiseKeepsSpacing(t *testing.T) {
 					synctest.Test(t, func(t *testing.T) {
 						g := newGroupRate(1)
 						g.setMembers(m0)
-						start := time.Now()
-						var mu sync.Mutex
-						var wg sync.WaitGroup
-						run := func() {
-							wg.Go(func() {
-								if err := g.wait(t.Context(), nil); err != nil {
-									t.Error(err)
-								}
-								mu.Lock()
-								passed = append(passed, time.Since(start))
-								mu.Unlock()
-							})
-						}
-						for range n {
-							run()
-						}
+						w := startWaiters(t, g)
+						w.add(n)
 						synctest.Wait()
 						time.Sleep(at)
 						g.setMembers(1) // 1/s from now on
-						for range late {
-							run()
-						}
-						wg.Wait()
+						w.add(late)
+						passed = w.passed()
 					})
-					slices.Sort(passed)
 					for i := 1; i < len(passed); i++ {
 						if gap := passed[i] - passed[i-1]; gap < time.Second-time.Millisecond {
 							bad = append(bad, fmt.Sprintf("members %d->1 at %v, %d+%d waiters: calls at %v (%v apart)", m0, at, n, late, passed, gap))
@@ -126,4 +109,40 @@ func TestGroupRateFrequentChangesDoNotStarve(t *testing.T) {
 			t.Errorf("%d calls in %v at 0.5-1/s with the limit changing every 300ms (%.2f/s): the waiters starve", n, dur, float64(n)/dur.Seconds())
 		}
 	})
+}
+
+// waiters are goroutines that each wait for a groupRate once.
+type waiters struct {
+	t     *testing.T
+	g     *groupRate
+	start time.Time
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	at    []time.Duration
+}
+
+func startWaiters(t *testing.T, g *groupRate) *waiters {
+	return &waiters{t: t, g: g, start: time.Now()}
+}
+
+// add starts n more.
+func (w *waiters) add(n int) {
+	for range n {
+		w.wg.Go(func() {
+			if err := w.g.wait(w.t.Context(), nil); err != nil {
+				w.t.Error(err)
+			}
+			w.mu.Lock()
+			w.at = append(w.at, time.Since(w.start))
+			w.mu.Unlock()
+		})
+	}
+}
+
+// passed waits for them all and returns when each passed, from the start,
+// sorted.
+func (w *waiters) passed() []time.Duration {
+	w.wg.Wait()
+	slices.Sort(w.at)
+	return w.at
 }
