@@ -119,17 +119,24 @@ func FuzzDecode(f *testing.F) {
 		if !json.Valid(out) {
 			t.Fatalf("Encode output is not valid JSON:\n in %q\nout %q", value, out)
 		}
+		// The output has one member a struct consumer reads as "twosell",
+		// the added one, last: members named like it, in any case
+		// encoding/json folds, are cut.
 		keys := topLevelKeys(t, out)
 		n := 0
 		for _, k := range keys {
-			if k == "twosell" { // the key itself: "0twosell" is another member
+			if foldsToOutputField(k) { // the key itself, or a case variant: "0twosell" is another member
 				n++
 			}
 		}
 		if n != 1 || keys[len(keys)-1] != "twosell" {
-			t.Fatalf("output keys %q: want one twosell, last", keys)
+			t.Fatalf("output keys %q: want one twosell, last, and no case variant of it", keys)
 		}
-		if _, had := m["twosell"]; !had {
+		cut := false
+		for k := range m {
+			cut = cut || foldsToOutputField(k)
+		}
+		if !cut {
 			member := c.appendMember(nil, ev, &e)
 			if rest := bytes.Replace(out, member, nil, 1); !bytes.Equal(rest, value) {
 				t.Fatalf("output minus the member is not the input:\n in %q\nout %q", value, out)
@@ -140,11 +147,24 @@ func FuzzDecode(f *testing.F) {
 			t.Fatal(err)
 		}
 		for k, v := range m {
-			if k != "twosell" && !bytes.Equal(doc[k], v) {
+			if !foldsToOutputField(k) && !bytes.Equal(doc[k], v) {
 				t.Fatalf("member %q changed: %s -> %s", k, v, doc[k])
 			}
 		}
 	})
+}
+
+// foldsToOutputField reports whether encoding/json reads a member named k
+// into a struct field named "twosell" (keys match in any case it folds).
+func foldsToOutputField(k string) bool {
+	doc, err := json.Marshal(map[string]int{k: 1})
+	if err != nil {
+		return false
+	}
+	var st struct {
+		Twosell int `json:"twosell"`
+	}
+	return json.Unmarshal(doc, &st) == nil && st.Twosell == 1
 }
 
 // topLevelKeys lists the keys of a JSON object in order, duplicates included.
