@@ -240,13 +240,11 @@ func (g *groupRate) applyLocked() {
 		return // unchanged
 	case math.IsInf(r, 1):
 		g.lim.Store(nil)
-	case lim == nil:
-		g.lim.Store(rate.NewLimiter(rate.Limit(r), 1))
 	default:
 		// A new limiter, its last token taken at the last call: the
 		// waiters' reservations on the old one are dropped (they reserve
 		// again), not cancelled, which CancelAt gets wrong across a
-		// SetLimit.
+		// SetLimit. The first (from unlimited) too.
 		l := rate.NewLimiter(rate.Limit(r), 1)
 		if !g.lastPass.IsZero() {
 			l.ReserveN(g.lastPass, 1)
@@ -415,8 +413,14 @@ func (c *secondCounter) last(now time.Time) int64 {
 }
 
 // wait blocks until a call may be made, or ctx or stop (if not nil) ends.
+//
+// A waiter keeps its place when the limit changes: the one holding the turn
+// keeps it and reserves again at once, and those past it (sleeping until
+// their reserved time) reserve again without it; none goes back to the
+// turn's queue, where frequent changes could keep one waiting for good.
 func (g *groupRate) wait(ctx, stop context.Context) error {
 	if g.lim.Load() == nil {
+		g.passed(nil)
 		return nil
 	}
 	if stop != nil {
@@ -425,49 +429,72 @@ func (g *groupRate) wait(ctx, stop context.Context) error {
 		defer cancel()
 		defer context.AfterFunc(stop, cancel)()
 	}
-	for {
-		select {
-		case g.turn <- struct{}{}:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		lim, changed := g.limiter()
-		if lim == nil {
+	select {
+	case g.turn <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	var r *rate.Reservation
+	var changed <-chan struct{}
+	for { // holding the turn
+		var lim *rate.Limiter
+		if lim, changed = g.limiter(); lim == nil {
 			<-g.turn
+			g.passed(nil)
 			return nil
 		}
-		r := lim.Reserve() // a burst of 1: always possible
+		r = lim.Reserve() // a burst of 1: always possible
 		ahead := max(time.Duration(float64(time.Second)/float64(lim.Limit())), rateLookahead)
-		if early := r.Delay() - ahead; early > 0 {
-			if err := sleepUnless(ctx, early, changed); err != nil { // holding the turn
-				if err == errRateChanged {
-					<-g.turn
-					continue // reserved at the old limit: again, at the new one
-				}
-				r.Cancel()
-				<-g.turn
-				return err
-			}
+		early := r.Delay() - ahead
+		if early <= 0 {
+			break
 		}
-		<-g.turn // the next waiter reserves the following slot meanwhile
-		if err := sleepUnless(ctx, r.Delay(), changed); err != nil {
-			if err == errRateChanged {
-				continue
-			}
+		err := sleepUnless(ctx, early, changed)
+		if err == nil {
+			break
+		}
+		if err != errRateChanged {
+			r.Cancel()
+			<-g.turn
+			return err
+		}
+		// Reserved at the old limit: again, at the new one, keeping the turn.
+	}
+	<-g.turn // the next waiter reserves the following slot meanwhile
+	for {
+		err := sleepUnless(ctx, r.Delay(), changed)
+		if err != nil && err != errRateChanged {
 			r.Cancel()
 			return err
 		}
-		g.mu.Lock()
+		if err == nil && g.passed(changed) {
+			return nil
+		}
+		// The limit changed (as the sleep ended, perhaps): reserve again.
+		var lim *rate.Limiter
+		if lim, changed = g.limiter(); lim == nil {
+			g.passed(nil)
+			return nil
+		}
+		r = lim.Reserve()
+	}
+}
+
+// passed records a call's pass (lastPass), unless changed (if not nil) is
+// closed: the limit changed as the call's sleep ended, and it reserves
+// again.
+func (g *groupRate) passed(changed <-chan struct{}) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if changed != nil {
 		select {
-		case <-changed: // changed as the sleep ended
-			g.mu.Unlock()
-			continue
+		case <-changed:
+			return false
 		default:
 		}
-		g.lastPass = time.Now()
-		g.mu.Unlock()
-		return nil
 	}
+	g.lastPass = time.Now()
+	return true
 }
 
 // errRateChanged ends sleepUnless when the limit changed.
@@ -494,9 +521,8 @@ func sleepUnless(ctx context.Context, d time.Duration, changed <-chan struct{}) 
 // now takes a call's place at once if the rate has one free, without
 // waiting or queueing behind the waiters; it reports whether it did.
 func (g *groupRate) now() bool {
-	lim := g.lim.Load()
-	if lim == nil {
-		return true
+	if g.lim.Load() == nil {
+		return g.passed(nil)
 	}
 	select {
 	case g.turn <- struct{}{}:
@@ -506,10 +532,7 @@ func (g *groupRate) now() bool {
 	defer func() { <-g.turn }()
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if lim = g.lim.Load(); lim == nil {
-		return true
-	}
-	if !lim.Allow() {
+	if lim := g.lim.Load(); lim != nil && !lim.Allow() {
 		return false
 	}
 	g.lastPass = time.Now()

@@ -111,6 +111,87 @@ func TestGroupRateFrequentChangesDoNotStarve(t *testing.T) {
 	})
 }
 
+// A lookup keeps its place when the limit changes: with qps 10 and the
+// members going 3, 4, 3, 4... every second, 20 lookups always waiting and a
+// new one as each passes, none waits long. (Each change sent the waiters
+// holding reservations to the back of the turn's queue: one waited the
+// whole 10 minutes.)
+func TestGroupRateChangesKeepTheWaitersPlaces(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		const dur = 600 * time.Second
+		g := newGroupRate(10)
+		start := time.Now()
+		var mu sync.Mutex
+		var longest time.Duration
+		var calls int
+		var wg sync.WaitGroup
+		var lookup func()
+		lookup = func() {
+			in := time.Now()
+			if err := g.wait(t.Context(), nil); err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			longest = max(longest, time.Since(in))
+			calls++
+			mu.Unlock()
+			if time.Since(start) < dur {
+				wg.Go(lookup)
+			}
+		}
+		for range 20 {
+			wg.Go(lookup)
+		}
+		for i := 0; time.Since(start) < dur; i++ {
+			time.Sleep(time.Second)
+			g.setMembers(3 + i%2)
+		}
+		wg.Wait()
+		t.Logf("%d calls in %v; longest wait of a lookup %v", calls, dur, longest)
+		if longest > 60*time.Second {
+			t.Errorf("a lookup waited %v while %d others passed (20 waiting, 2.5-3.3/s, the limit changing every 1s): "+
+				"each change sends the waiters holding reservations to the back of the turn's queue", longest, calls)
+		}
+	})
+}
+
+// The first limit learned without a configured rate (qps 0: unlimited until
+// the provider refuses) spaces the next call from the last one: calls every
+// 100 ms, a refusal 10 ms after the last teaches 9/s (111 ms), and the next
+// call should not pass 10 ms after the last.
+func TestGroupRateFirstCutKeepsSpacing(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		g := newGroupRate(0)
+		var last time.Time
+		for i := range 10 {
+			if i > 0 {
+				time.Sleep(100 * time.Millisecond)
+			}
+			if err := g.wait(t.Context(), nil); err != nil {
+				t.Fatal(err)
+			}
+			last = time.Now()
+			g.answered(last, last)
+		}
+		time.Sleep(10 * time.Millisecond)
+		r, cut := g.limited(time.Now())
+		if !cut {
+			t.Fatal("no cut")
+		}
+		if err := g.wait(t.Context(), nil); err != nil {
+			t.Fatal(err)
+		}
+		gap, iv := time.Since(last), time.Duration(float64(time.Second)/r)
+		t.Logf("cut to %.1f/s (%v); the next call passed %v after the last", r, iv, gap)
+		if gap < iv {
+			t.Errorf("the first call after the cut to %.1f/s passed %v after the last call, less than its interval %v", r, gap, iv)
+		}
+	})
+}
+
 // waiters are goroutines that each wait for a groupRate once.
 type waiters struct {
 	t     *testing.T
