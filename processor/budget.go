@@ -419,8 +419,13 @@ func (c *secondCounter) last(now time.Time) int64 {
 // their reserved time) reserve again without it; none goes back to the
 // turn's queue, where frequent changes could keep one waiting for good.
 func (g *groupRate) wait(ctx, stop context.Context) error {
-	if g.lim.Load() == nil {
-		g.passed(nil)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if stop != nil && stop.Err() != nil {
+		return context.Canceled // as when stop ends during the wait
+	}
+	if g.lim.Load() == nil && g.passedUnlimited() {
 		return nil
 	}
 	if stop != nil {
@@ -439,8 +444,10 @@ func (g *groupRate) wait(ctx, stop context.Context) error {
 	for { // holding the turn
 		var lim *rate.Limiter
 		if lim, changed = g.limiter(); lim == nil {
+			if !g.passedUnlimited() {
+				continue // limited again meanwhile
+			}
 			<-g.turn
-			g.passed(nil)
 			return nil
 		}
 		r = lim.Reserve() // a burst of 1: always possible
@@ -471,27 +478,41 @@ func (g *groupRate) wait(ctx, stop context.Context) error {
 			return nil
 		}
 		// The limit changed (as the sleep ended, perhaps): reserve again.
-		var lim *rate.Limiter
-		if lim, changed = g.limiter(); lim == nil {
-			g.passed(nil)
-			return nil
+		for {
+			var lim *rate.Limiter
+			if lim, changed = g.limiter(); lim != nil {
+				r = lim.Reserve()
+				break
+			}
+			if g.passedUnlimited() {
+				return nil
+			}
 		}
-		r = lim.Reserve()
 	}
 }
 
-// passed records a call's pass (lastPass), unless changed (if not nil) is
-// closed: the limit changed as the call's sleep ended, and it reserves
-// again.
+// passedUnlimited records a call's pass (lastPass) while there is no limit,
+// and reports whether there was none: a first limit built meanwhile takes
+// its token at this pass, or the call waits for it.
+func (g *groupRate) passedUnlimited() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.lim.Load() != nil {
+		return false
+	}
+	g.lastPass = time.Now()
+	return true
+}
+
+// passed records a call's pass (lastPass), unless changed is closed: the
+// limit changed as the call's sleep ended, and it reserves again.
 func (g *groupRate) passed(changed <-chan struct{}) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if changed != nil {
-		select {
-		case <-changed:
-			return false
-		default:
-		}
+	select {
+	case <-changed:
+		return false
+	default:
 	}
 	g.lastPass = time.Now()
 	return true
@@ -521,8 +542,8 @@ func sleepUnless(ctx context.Context, d time.Duration, changed <-chan struct{}) 
 // now takes a call's place at once if the rate has one free, without
 // waiting or queueing behind the waiters; it reports whether it did.
 func (g *groupRate) now() bool {
-	if g.lim.Load() == nil {
-		return g.passed(nil)
+	if g.lim.Load() == nil && g.passedUnlimited() {
+		return true
 	}
 	select {
 	case g.turn <- struct{}{}:

@@ -1,8 +1,11 @@
 package processor
 
 import (
+	"context"
 	"fmt"
+	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -190,6 +193,103 @@ func TestGroupRateFirstCutKeepsSpacing(t *testing.T) {
 			t.Errorf("the first call after the cut to %.1f/s passed %v after the last call, less than its interval %v", r, gap, iv)
 		}
 	})
+}
+
+// blockedIn spins (no time passes) until some goroutine's stack holds all of
+// frames: a goroutine blocked on a sync.Mutex is not durably blocked, so
+// synctest.Wait cannot be used for it.
+func blockedIn(t *testing.T, frames ...string) {
+	t.Helper()
+	buf := make([]byte, 1<<20)
+	for range 200000 {
+		runtime.Gosched()
+		n := runtime.Stack(buf, true)
+		for _, gr := range strings.Split(string(buf[:n]), "\n\n") {
+			ok := true
+			for _, f := range frames {
+				ok = ok && strings.Contains(gr, f)
+			}
+			if ok {
+				return
+			}
+		}
+	}
+	t.Fatalf("no goroutine blocked in %v", frames)
+}
+
+// A call on the unlimited path (wait or now while there is no limit) that
+// records its pass as the first limit is built is counted by that limit,
+// or waits for it: it passed unaccounted before, and the next call 11 ms
+// after it under 9/s. The window is made certain by holding g.mu while the
+// caller records its pass, and doing what limited() does under it.
+func TestGroupRateUnlimitedPassRacesFirstLimiter(t *testing.T) {
+	for _, via := range []string{"wait", "now"} {
+		t.Run(via, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				g := newGroupRate(0)
+				if err := g.wait(t.Context(), nil); err != nil { // lastPass = 0
+					t.Fatal(err)
+				}
+				time.Sleep(100 * time.Millisecond)
+				g.mu.Lock()
+				done := make(chan bool)
+				go func() {
+					if via == "wait" {
+						done <- g.wait(t.Context(), nil) == nil
+					} else {
+						done <- g.now()
+					}
+				}()
+				blockedIn(t, "(*groupRate).passed", "sync.(*Mutex).Lock")
+				g.learned = 9 // limited(): cut to 9/s (111ms), under g.mu
+				g.applyLocked()
+				g.mu.Unlock()
+				if !<-done {
+					if via == "now" {
+						return // refused: the new limit had no place free
+					}
+					t.Fatal("the racing call did not pass")
+				}
+				racer := time.Now()
+				if err := g.wait(t.Context(), nil); err != nil {
+					t.Fatal(err)
+				}
+				gap, iv := time.Since(racer), time.Second/9
+				t.Logf("%s: racing pass at %v; the next passed %v later (interval %v)", via, racer.Sub(time.Unix(946684800, 0)), gap, iv)
+				if gap < iv {
+					t.Errorf("%s: a call passed %v after the racing unlimited pass, under a limit of 9/s (%v)", via, gap, iv)
+				}
+			})
+		})
+	}
+}
+
+// A stop already done when wait is called ends it: the AfterFunc that
+// cancels the derived ctx runs on another goroutine, and wait took a free
+// token and returned nil (268 of 300 trials; always when unlimited), so
+// that BeforeRetry let a retry go at a stop.
+func TestGroupRateStopAlreadyDone(t *testing.T) {
+	for _, qps := range []float64{1, 0} {
+		passed := 0
+		const trials = 300
+		for range trials {
+			synctest.Test(t, func(t *testing.T) {
+				g := newGroupRate(qps)
+				stop, cancel := context.WithCancel(context.Background())
+				cancel()
+				if g.wait(t.Context(), stop) == nil {
+					passed++
+				}
+				if len(g.turn) != 0 {
+					t.Fatal("turn held")
+				}
+			})
+		}
+		t.Logf("qps %v: wait(ctx, stop already done) returned nil in %d of %d trials", qps, passed, trials)
+		if passed > 0 {
+			t.Errorf("qps %v: a wait whose stop had ended passed %d of %d times (a token taken, lastPass set)", qps, passed, trials)
+		}
+	}
 }
 
 // waiters are goroutines that each wait for a groupRate once.
