@@ -163,7 +163,9 @@ func (c *CostControl) share(ctx context.Context, key MobileKey, l Lookup) (Resul
 	p.waiters = append(p.waiters, w)
 	sh.mu.Unlock()
 
-	c.coalesced.Add(1)
+	if !l.coalesced { // (a lookup that waited in await, then found its call taken over, is counted)
+		c.coalesced.Add(1)
+	}
 	trace.SpanFromContext(ctx).SetAttributes(attribute.Bool("twosell.coalesced", true))
 	select {
 	case u := <-w.wake:
@@ -213,6 +215,7 @@ func (c *CostControl) await(w *waiter) bool {
 	}
 	w.day = dayOf(l.Date)
 	p.waiters = append(p.waiters, w)
+	l.coalesced = true
 	sh.mu.Unlock()
 	c.coalesced.Add(1)
 	return true
@@ -407,19 +410,29 @@ func (r *knownReading) counted(c *CostControl, key MobileKey) {
 // the one to make the next call (see calls), given k, what is known of
 // their mobile.
 func nextCaller(doubt []*waiter, k Knowledge) int {
-	slices.SortStableFunc(doubt, func(a, b *waiter) int {
+	byDate := func(a, b *waiter) int {
 		if a.day != 0 || b.day != 0 {
 			return cmp.Compare(a.day, b.day)
 		}
 		return cmp.Compare(a.l.Date, b.l.Date)
-	})
+	}
+	slices.SortStableFunc(doubt, byDate)
 	switch lower, upper := k.Lower.Kind != 0, k.Upper.Kind != 0; {
 	case lower && !upper:
 		return len(doubt) - 1
 	case upper && !lower:
 		return 0
 	}
-	return len(doubt) / 2
+	// The median of the dates, not of the waiters: many waiters for one
+	// date would pull the call onto it, and the calls a binary search
+	// needs depend on the dates in doubt alone.
+	var starts []int // where each date's waiters start
+	for i := range doubt {
+		if i == 0 || byDate(doubt[i-1], doubt[i]) != 0 {
+			starts = append(starts, i)
+		}
+	}
+	return starts[len(starts)/2]
 }
 
 // remove takes w from the waiters, and reports whether it was there (not

@@ -22,6 +22,9 @@ type Lookup struct {
 	// memo is the dispatcher's memo of keys, for the CostControl's first
 	// look at the knowledge (known); nil elsewhere.
 	memo *keyMemo
+	// coalesced: the lookup waited for another's call (await), and was
+	// counted in CostStats.Coalesced.
+	coalesced bool
 	// w and offset are the record's worker and offset; w is nil outside
 	// the processor. See stop and overtaken.
 	w      *partitionWorker
