@@ -443,14 +443,10 @@ func (g *groupRate) wait(ctx, stop context.Context) error {
 	var changed <-chan struct{}
 	for { // holding the turn
 		var lim *rate.Limiter
-		if lim, changed = g.limiter(); lim == nil {
-			if !g.passedUnlimited() {
-				continue // limited again meanwhile
-			}
+		if r, lim, changed = g.reserve(); r == nil { // unlimited: passed
 			<-g.turn
 			return nil
 		}
-		r = lim.Reserve() // a burst of 1: always possible
 		ahead := max(time.Duration(float64(time.Second)/float64(lim.Limit())), rateLookahead)
 		early := r.Delay() - ahead
 		if early <= 0 {
@@ -478,16 +474,25 @@ func (g *groupRate) wait(ctx, stop context.Context) error {
 			return nil
 		}
 		// The limit changed (as the sleep ended, perhaps): reserve again.
-		for {
-			var lim *rate.Limiter
-			if lim, changed = g.limiter(); lim != nil {
-				r = lim.Reserve()
-				break
-			}
-			if g.passedUnlimited() {
-				return nil
-			}
+		if r, _, changed = g.reserve(); r == nil { // unlimited: passed
+			return nil
 		}
+	}
+}
+
+// reserve reserves the next token of the limiter in force, and returns it
+// with the limiter and the channel closed at the next change; with no
+// limit, it records the call's pass and returns no reservation.
+func (g *groupRate) reserve() (*rate.Reservation, *rate.Limiter, <-chan struct{}) {
+	for {
+		lim, changed := g.limiter()
+		if lim != nil {
+			return lim.Reserve(), lim, changed // a burst of 1: always possible
+		}
+		if g.passedUnlimited() {
+			return nil, nil, nil
+		}
+		// Limited again meanwhile.
 	}
 }
 

@@ -163,7 +163,7 @@ func (c *CostControl) share(ctx context.Context, key MobileKey, l Lookup) (Resul
 	p.waiters = append(p.waiters, w)
 	sh.mu.Unlock()
 
-	if !l.coalesced { // (a lookup that waited in await, then found its call taken over, is counted)
+	if !l.coalesced { // counted already if it waited in await, and found its call taken over since
 		c.coalesced.Add(1)
 	}
 	trace.SpanFromContext(ctx).SetAttributes(attribute.Bool("twosell.coalesced", true))

@@ -422,10 +422,8 @@ func (c *Codec) duplicateError(value []byte, f fields) error {
 	if names.n <= 1 {
 		field, names = c.dateField, f.dateNames
 	}
-	like := names.like
-	name := string(appendJSONString(nil, field))
-	reason := name + " appears more than once"
-	if names.hasLike() {
+	reason := quote(field) + " appears more than once"
+	if like := names.like; names.hasLike() {
 		reason += ", also as " + string(value[like.start:like.end])
 	}
 	reason += ": JSON parsers differ in which one they read (the first, the last, either case), so a consumer could read another value than the one checked; send the field once"
@@ -435,8 +433,9 @@ func (c *Codec) duplicateError(value []byte, f fields) error {
 // caseError is the error for a value without field but with a key that
 // differs from it in case only (like).
 func (c *Codec) caseError(value []byte, field, setting string, like span) error {
-	return &InputError{Class: ClassMissingField, Field: field, Reason: string(appendJSONString(nil, field)) + " is missing, but there is " +
-		string(value[like.start:like.end]) + ": field names are case-sensitive; send " + string(appendJSONString(nil, field)) + ", or set " + setting + " to the name the events use"}
+	name := quote(field)
+	return &InputError{Class: ClassMissingField, Field: field, Reason: name + " is missing, but there is " +
+		string(value[like.start:like.end]) + ": field names are case-sensitive; send " + name + ", or set " + setting + " to the name the events use"}
 }
 
 // appendMobileValue appends the normalized mobile of the member at sp.

@@ -12,28 +12,28 @@ import (
 // occurrence was checked, while a first-wins parser reads the first.
 func TestCodecDuplicateCountDoesNotWrap(t *testing.T) {
 	c := newTestCodec(t, CodecConfig{})
-	var b strings.Builder
-	b.WriteString(`{"mobile":"13900000001"`)
-	for range 256 {
-		b.WriteString(`,"mobile":"17300000002"`)
-	}
-	b.WriteString(`,"registered_at":"2024-01-02"}`)
-	ev, err := c.Decode([]byte(b.String()), time.Time{})
+	ev, err := c.Decode(mobileThenMany("mobile"), time.Time{})
 	if ie, ok := AsInputError(err); !ok || ie.Class != ClassDuplicateField {
 		t.Fatalf("257 mobile members: Decode err = %v, checked mobile %s (the first member, which first-wins parsers read, is 13900000001); want duplicate_field", err, ev.Mobile)
 	}
 }
 
-// The same with keys in another case: 256 "Mobile" plus "mobile".
-func TestCodecDuplicateCaseCountDoesNotWrap(t *testing.T) {
-	c := newTestCodec(t, CodecConfig{})
+// mobileThenMany is an event with "mobile", then 256 more members named
+// key, with another number.
+func mobileThenMany(key string) []byte {
 	var b strings.Builder
 	b.WriteString(`{"mobile":"13900000001"`)
 	for range 256 {
-		b.WriteString(`,"Mobile":"17300000002"`)
+		b.WriteString(`,"` + key + `":"17300000002"`)
 	}
 	b.WriteString(`,"registered_at":"2024-01-02"}`)
-	value := []byte(b.String())
+	return []byte(b.String())
+}
+
+// The same with keys in another case: 256 "Mobile" plus "mobile".
+func TestCodecDuplicateCaseCountDoesNotWrap(t *testing.T) {
+	c := newTestCodec(t, CodecConfig{})
+	value := mobileThenMany("Mobile")
 	ev, err := c.Decode(value, time.Time{})
 	var st struct {
 		Mobile string `json:"mobile"`

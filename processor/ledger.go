@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -667,25 +666,37 @@ func (d *durable) whenDone(f func(error)) {
 	f(d.err)
 }
 
-// joinDurable returns a durable done once d (if not nil) and each of more
-// are, with their errors joined: d, if it is the only one.
+// joinDurable returns a durable done once d and each of more (those not
+// nil) are, with their errors joined; the one itself, if only one is not
+// nil (a lookup's usual case: nothing allocated).
 func joinDurable(d *durable, more ...*durable) *durable {
-	all := slices.DeleteFunc(append([]*durable{d}, more...), func(d *durable) bool { return d == nil })
-	if len(all) <= 1 {
-		if len(all) == 0 {
-			return nil
-		}
-		return all[0]
+	n, one := 0, d
+	if d != nil {
+		n++
 	}
-	j := &durable{pending: len(all)}
-	for _, d := range all {
-		d.whenDone(func(err error) {
-			if then, err, done := j.settle(err); done {
-				for _, f := range then {
-					f(err)
-				}
+	for _, m := range more {
+		if m != nil {
+			n, one = n+1, m
+		}
+	}
+	if n <= 1 {
+		return one
+	}
+	j := &durable{pending: n}
+	part := func(err error) {
+		if then, err, done := j.settle(err); done {
+			for _, f := range then {
+				f(err)
 			}
-		})
+		}
+	}
+	if d != nil {
+		d.whenDone(part)
+	}
+	for _, m := range more {
+		if m != nil {
+			m.whenDone(part)
+		}
 	}
 	return j
 }

@@ -164,7 +164,8 @@ func readRange(ctx context.Context, cfg *config.Config, ranges map[int32]process
 			return
 		}
 		for part := range offsets {
-			r, passed := ranges[part], ranges[part].End
+			r := ranges[part]
+			passed := r.End
 			if deleted[part] {
 				passed = min(at[part], r.End) // the rest was deleted, not passed
 			}
