@@ -139,7 +139,7 @@ func (c *CostControl) share(ctx context.Context, key MobileKey, l Lookup) (Resul
 		// before its entry here goes (called), so none can slip between.
 		// (A replay of 20,000 events paid again, one run in about twenty,
 		// for a date that an answer of a moment before implied.)
-		if r, ok := c.answerKnown(key, l); ok {
+		if r, ok := c.answerKnown(key, &l); ok {
 			sh.mu.Unlock()
 			return r, nil
 		}
@@ -151,7 +151,7 @@ func (c *CostControl) share(ctx context.Context, key MobileKey, l Lookup) (Resul
 		// Asked again first, as above: the call that just ended (whose
 		// waiter now leads) may have answered l. (A lookup that asked
 		// before that answer paid for a date it implied.)
-		if r, ok := c.answerKnown(key, l); ok {
+		if r, ok := c.answerKnown(key, &l); ok {
 			sh.mu.Unlock()
 			return r, nil
 		}

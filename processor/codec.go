@@ -9,6 +9,7 @@ import (
 	"math"
 	"math/bits"
 	"strconv"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 )
@@ -68,6 +69,8 @@ type Codec struct {
 
 	// memberPrefix is `"twosell":{"schema":1,"status":`, escaped once here.
 	memberPrefix []byte
+	// checkedAt is the last checked_at written (appendCheckedAt).
+	checkedAt atomic.Pointer[stamp]
 	// Reasons that depend only on the configuration, built once.
 	mobileName, dateName                                      string // `field "mobile"`: how reasons name the fields
 	mobileMissing, dateMissing, noDateFallback, objectExample string
@@ -638,7 +641,11 @@ func (c *Codec) appendMember(dst []byte, ev *Event, e *Enrichment) []byte {
 	dst = appendJSONString(dst, string(e.Status))
 	if e.Res != 0 {
 		dst = append(dst, `,"res":`...)
-		dst = strconv.AppendInt(dst, int64(e.Res), 10)
+		if 0 < e.Res && e.Res < 10 { // the provider's 1, 2 or 3
+			dst = append(dst, byte('0'+e.Res))
+		} else {
+			dst = strconv.AppendInt(dst, int64(e.Res), 10)
+		}
 	}
 	date := e.Date
 	if date == "" {
@@ -655,10 +662,33 @@ func (c *Codec) appendMember(dst []byte, ev *Event, e *Enrichment) []byte {
 		dst = appendJSONString(dst, e.Source)
 	}
 	dst = append(dst, `,"checked_at":"`...)
-	dst = appendRFC3339UTC(dst, e.CheckedAt)
+	dst = c.appendCheckedAt(dst, e.CheckedAt)
 	dst = append(dst, `","mode":`...)
 	dst = appendJSONString(dst, e.Mode)
 	return append(dst, '}')
+}
+
+// stamp is a second as appendRFC3339UTC writes it.
+type stamp struct {
+	sec  int64 // unix seconds
+	text [len("2006-01-02T15:04:05Z")]byte
+}
+
+// appendCheckedAt is appendRFC3339UTC of t, from the last second written
+// when t is in it: the outputs answered from knowledge read their
+// dispatcher's clock (tickClock), which gives one second many times.
+func (c *Codec) appendCheckedAt(dst []byte, t time.Time) []byte {
+	sec := t.Unix() // the second appendRFC3339UTC writes: it truncates, as Unix does
+	if s := c.checkedAt.Load(); s != nil && s.sec == sec {
+		return append(dst, s.text[:]...)
+	}
+	n := len(dst)
+	dst = appendRFC3339UTC(dst, t)
+	s := &stamp{sec: sec}
+	if copy(s.text[:], dst[n:]) == len(s.text) && len(dst)-n == len(s.text) { // years 0–9999
+		c.checkedAt.Store(s)
+	}
+	return dst
 }
 
 // appendJSONString appends s as a JSON string the way encoding/json writes

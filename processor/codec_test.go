@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"math/bits"
 	"math/rand/v2"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -623,5 +625,66 @@ func TestReasonsMaskMobilesAndNameTheBOM(t *testing.T) {
 	_, err := c.Decode([]byte("\xef\xbb\xbf{\"mobile\":\"17312345678\",\"registered_at\":\"2024-01-02\"}"), time.Time{})
 	if ie, ok := AsInputError(err); !ok || ie.Class != ClassInvalidJSON || !strings.Contains(ie.Reason, "byte order mark") {
 		t.Errorf("BOM: %v, want invalid_json naming the byte order mark", err)
+	}
+}
+
+// checked_at comes from the last second written when it can
+// (appendCheckedAt): every output still has its own instant's second,
+// whatever order seconds come in, from many dispatchers at once, outside
+// 1970–9999 too; and res is written as it is, one digit or more.
+func TestEncodeCheckedAtAndRes(t *testing.T) {
+	t.Parallel()
+	c := newTestCodec(t, CodecConfig{})
+	ev, err := c.Decode([]byte(`{"mobile":"17312345678","registered_at":"2024-01-02"}`), time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := time.Date(2026, 11, 30, 23, 59, 58, 0, time.UTC)
+	var times []time.Time
+	for _, d := range []time.Duration{0, 400 * time.Millisecond, 999999999, time.Second, 2 * time.Second, -time.Second, 0, 24 * time.Hour} {
+		times = append(times, base.Add(d))
+	}
+	times = append(times, time.Date(1969, 12, 31, 23, 59, 59, 500, time.UTC), time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(1969, 12, 31, 23, 59, 59, 500, time.UTC), base.In(time.FixedZone("", 8*3600)), time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC))
+	check := func(tm time.Time, res int) error {
+		out, err := c.Encode(ev, Enrichment{Status: StatusRecycled, Res: res, CheckedAt: tm, Mode: "plain"})
+		if err != nil {
+			return err
+		}
+		var v struct {
+			Twosell struct {
+				Res       int    `json:"res"`
+				CheckedAt string `json:"checked_at"`
+			} `json:"twosell"`
+		}
+		if err := json.Unmarshal(out, &v); err != nil {
+			return fmt.Errorf("%s: %v", out, err)
+		}
+		if want := tm.UTC().Format(time.RFC3339); v.Twosell.CheckedAt != want || v.Twosell.Res != res {
+			return fmt.Errorf("%v, res %d: %s; want checked_at %s", tm, res, out, want)
+		}
+		return nil
+	}
+	for i, tm := range times {
+		if err := check(tm, []int{1, 2, 3, 9, 10, 12, 100}[i%7]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 2000 {
+				if err := check(base.Add(time.Duration(g*7+i%5)*time.Second), 1+i%3); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
 	}
 }

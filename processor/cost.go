@@ -377,7 +377,7 @@ func (c *CostControl) enrich(ctx context.Context, l Lookup) (Result, error) {
 	}
 	// Asked again after known's miss: another lookup's answer may imply
 	// this one by now.
-	if r, ok := c.answerKnown(key, l); ok {
+	if r, ok := c.answerKnown(key, &l); ok {
 		if l.leads && c.claim(key) { // no call needed after all: the waiters are asked again
 			c.called(key, Result{}, nil)
 		}
@@ -401,7 +401,7 @@ func (c *CostControl) enrich(ctx context.Context, l Lookup) (Result, error) {
 // handing them to a task.
 func (c *CostControl) known(ctx context.Context, l *Lookup) (Result, bool) {
 	l.key, l.keyed = c.hasher.keyIn(l.memo, l.Mobile), true
-	r, ok := c.answerKnown(l.key, *l)
+	r, ok := c.answerKnown(l.key, l)
 	if ok && c.tracer != nil {
 		_, span := c.tracer.Start(ctx, "twosell.cache")
 		span.SetAttributes(attribute.String("twosell.source", r.Source), attribute.String("twosell.status", string(r.Status)))
@@ -412,13 +412,13 @@ func (c *CostControl) known(ctx context.Context, l *Lookup) (Result, bool) {
 
 // answerKnown answers l without a call if it can: from what is known about
 // key, or skipped as too old.
-func (c *CostControl) answerKnown(key MobileKey, l Lookup) (Result, bool) {
+func (c *CostControl) answerKnown(key MobileKey, l *Lookup) (Result, bool) {
 	if c.cache != nil {
 		if r, ok := c.cached(key, l.Date, l.now); ok {
 			return r, true
 		}
 	}
-	return c.tooOld(&l)
+	return c.tooOld(l)
 }
 
 // cached answers date from what is known about key, if that implies it,

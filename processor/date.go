@@ -3,6 +3,7 @@ package processor
 import (
 	"errors"
 	"strconv"
+	"sync/atomic"
 	"time"
 )
 
@@ -300,9 +301,33 @@ func appendCivil(dst []byte, v *dateValue, y, m, d int, hint string) ([]byte, er
 		return dst, v.fail("is in the year " + strconv.Itoa(y) + "; expected a date in 1990–2100" + hint)
 	}
 	if v.wantAt {
-		v.setAt(time.Date(y, time.Month(m), d, 0, 0, 0, 0, v.loc))
+		v.setAt(midnightIn(y, m, d, v.loc))
 	}
 	return appendDay(dst, y, time.Month(m), d), nil
+}
+
+// midnights remembers the days' midnights (midnightIn), direct-mapped by
+// the day's number. Read by every partition's dispatcher, so without a lock.
+var midnights [1024]atomic.Pointer[midnight]
+
+type midnight struct {
+	day int32 // yyyymmdd
+	loc *time.Location
+	at  time.Time
+}
+
+// midnightIn is time.Date(y, m, d, 0, 0, 0, 0, loc), remembered: in a zone
+// other than UTC, time.Date looks the zone's rules up twice, and a day's
+// midnight was a third of the time taken to read a date.
+func midnightIn(y, m, d int, loc *time.Location) time.Time {
+	day := int32(y*10000 + m*100 + d) // y in 1990–2100: validated by the caller
+	slot := &midnights[uint32(day)%uint32(len(midnights))]
+	if e := slot.Load(); e != nil && e.day == day && e.loc == loc {
+		return e.at
+	}
+	at := time.Date(y, time.Month(m), d, 0, 0, 0, 0, loc)
+	slot.Store(&midnight{day: day, loc: loc, at: at})
+	return at
 }
 
 // appendRecordDay appends the day of the Kafka record timestamp t in loc.

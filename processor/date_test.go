@@ -1,8 +1,10 @@
 package processor
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	_ "time/tzdata" // the tests need Asia/Shanghai on machines without zoneinfo
@@ -193,5 +195,47 @@ func TestAppendRFC3339UTC(t *testing.T) {
 		if got, want := string(appendRFC3339UTC([]byte("x"), tm)), "x"+tm.UTC().Format(time.RFC3339); got != want {
 			t.Fatalf("%v: %q, want %q", tm, got, want)
 		}
+	}
+}
+
+// A day's midnight is remembered (midnightIn), and is still time.Date's for
+// every day and zone: days that share a slot, the same day in other zones
+// (one where some midnights do not exist: São Paulo's clocks went from
+// 00:00 to 01:00), from many dispatchers at once.
+func TestMidnightInIsTimeDate(t *testing.T) {
+	t.Parallel()
+	var zones []*time.Location
+	for _, name := range []string{"UTC", "Asia/Shanghai", "America/Sao_Paulo", "Europe/London"} {
+		loc, err := time.LoadLocation(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		zones = append(zones, loc)
+	}
+	zones = append(zones, time.FixedZone("", -(9*3600+30*60)), time.UTC)
+	rng := rand.New(rand.NewPCG(3, 4))
+	days := []time.Time{time.Date(2018, 11, 4, 0, 0, 0, 0, time.UTC), time.Date(2024, 2, 29, 0, 0, 0, 0, time.UTC)}
+	for range 3000 {
+		days = append(days, time.Date(1990, 1, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, rng.IntN(40177)))
+	}
+	var wg sync.WaitGroup
+	errs := make(chan string, 4)
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 3 * len(days) {
+				day, loc := days[(i*7+g)%len(days)], zones[(i+g)%len(zones)]
+				y, m, d := day.Date()
+				got, want := midnightIn(y, int(m), d, loc), time.Date(y, m, d, 0, 0, 0, 0, loc)
+				if got != want { // the same instant, wall clock and zone
+					errs <- fmt.Sprintf("%d-%02d-%02d in %v: %v, want %v", y, m, d, loc, got, want)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Fatal(e)
 	}
 }
