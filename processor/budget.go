@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -178,9 +179,14 @@ type groupRate struct {
 
 	mu      sync.Mutex
 	members int
-	// changed is closed, and replaced, when the limit changes: the waiters
-	// that reserved at the old one reserve again (wait).
-	changed  chan struct{}
+	// changed is closed, and replaced, when the limit changes: the waiter
+	// holding the turn reserves again (wait); the queue's were reserved
+	// again by the change.
+	changed chan struct{}
+	// queue holds the waiters past the turn, in the order of their
+	// reservations: a change reserves for them again on the new limiter in
+	// that order, so that none is overtaken (wait).
+	queue    []*rateWaiter
 	lastPass time.Time // the last call wait or now let pass
 	// learned is the rate the request-limit answers taught, below the
 	// share; 0: none.
@@ -251,10 +257,36 @@ func (g *groupRate) applyLocked() {
 		}
 		g.lim.Store(l)
 	}
+	g.requeueLocked()
+}
+
+// requeueLocked reserves again, on the limiter now in force, for the
+// waiters past the turn, in their order, and tells them (and the turn's
+// holder, which reserves after them) by closing changed.
+func (g *groupRate) requeueLocked() {
+	lim := g.lim.Load()
+	for _, w := range g.queue {
+		w.r = nil // unlimited: it passes
+		if lim != nil {
+			w.r = lim.Reserve() // a burst of 1: always possible
+		}
+	}
 	if g.changed != nil {
 		close(g.changed)
 		g.changed = nil
 	}
+}
+
+// rateWaiter is a call waiting in wait, past the turn: its reservation,
+// replaced at each change (requeueLocked); nil: no limit, it passes.
+type rateWaiter struct{ r *rate.Reservation }
+
+// changedLocked returns the channel closed at the next change.
+func (g *groupRate) changedLocked() <-chan struct{} {
+	if g.changed == nil {
+		g.changed = make(chan struct{})
+	}
+	return g.changed
 }
 
 // limiter returns the limiter (nil: unlimited) and a channel closed when
@@ -262,10 +294,7 @@ func (g *groupRate) applyLocked() {
 func (g *groupRate) limiter() (*rate.Limiter, <-chan struct{}) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.changed == nil {
-		g.changed = make(chan struct{})
-	}
-	return g.lim.Load(), g.changed
+	return g.lim.Load(), g.changedLocked()
 }
 
 // share returns this instance's rate (0: unlimited) and the members it was
@@ -414,10 +443,11 @@ func (c *secondCounter) last(now time.Time) int64 {
 
 // wait blocks until a call may be made, or ctx or stop (if not nil) ends.
 //
-// A waiter keeps its place when the limit changes: the one holding the turn
-// keeps it and reserves again at once, and those past it (sleeping until
-// their reserved time) reserve again without it; none goes back to the
-// turn's queue, where frequent changes could keep one waiting for good.
+// Waiters pass in the order they came, and keep their places when the
+// limit changes: the one holding the turn reserves again at once, after
+// those past it (the queue), whom the change reserved for again in their
+// order (requeueLocked); none goes back to the turn's queue, where frequent
+// changes could keep one waiting for good.
 func (g *groupRate) wait(ctx, stop context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -439,16 +469,16 @@ func (g *groupRate) wait(ctx, stop context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	var r *rate.Reservation
+	w := new(rateWaiter)
 	var changed <-chan struct{}
 	for { // holding the turn
 		var lim *rate.Limiter
-		if r, lim, changed = g.reserve(); r == nil { // unlimited: passed
+		if lim, changed = g.reserve(w); lim == nil { // unlimited: passed
 			<-g.turn
 			return nil
 		}
 		ahead := max(time.Duration(float64(time.Second)/float64(lim.Limit())), rateLookahead)
-		early := r.Delay() - ahead
+		early := w.r.Delay() - ahead
 		if early <= 0 {
 			break
 		}
@@ -457,42 +487,121 @@ func (g *groupRate) wait(ctx, stop context.Context) error {
 			break
 		}
 		if err != errRateChanged {
-			r.Cancel()
+			w.r.Cancel()
 			<-g.turn
 			return err
 		}
 		// Reserved at the old limit: again, at the new one, keeping the turn.
 	}
+	if changed = g.enqueue(w, changed); changed == nil { // unlimited meanwhile: passed
+		<-g.turn
+		return nil
+	}
 	<-g.turn // the next waiter reserves the following slot meanwhile
 	for {
-		err := sleepUnless(ctx, r.Delay(), changed)
+		var d time.Duration // no limit since the change: pass at once
+		if r := g.reservation(w); r != nil {
+			d = r.Delay()
+		}
+		err := sleepUnless(ctx, d, changed)
 		if err != nil && err != errRateChanged {
-			r.Cancel()
+			g.leave(w)
 			return err
 		}
-		if err == nil && g.passed(changed) {
+		var passed bool
+		if passed, changed = g.passedQueued(w, changed); passed {
 			return nil
 		}
-		// The limit changed (as the sleep ended, perhaps): reserve again.
-		if r, _, changed = g.reserve(); r == nil { // unlimited: passed
-			return nil
-		}
+		// The limit changed (as the sleep ended, perhaps): reserved again.
 	}
 }
 
-// reserve reserves the next token of the limiter in force, and returns it
-// with the limiter and the channel closed at the next change; with no
-// limit, it records the call's pass and returns no reservation.
-func (g *groupRate) reserve() (*rate.Reservation, *rate.Limiter, <-chan struct{}) {
-	for {
-		lim, changed := g.limiter()
-		if lim != nil {
-			return lim.Reserve(), lim, changed // a burst of 1: always possible
+// reserve reserves w the next token of the limiter in force, and returns
+// the limiter and the channel closed at the next change; with no limit, it
+// records the call's pass and returns no limiter.
+func (g *groupRate) reserve(w *rateWaiter) (*rate.Limiter, <-chan struct{}) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	lim := g.lim.Load()
+	if lim == nil {
+		g.lastPass = time.Now()
+		return nil, nil
+	}
+	w.r = lim.Reserve() // a burst of 1: always possible
+	return lim, g.changedLocked()
+}
+
+// enqueue puts w, holding the turn with a reservation made before changed
+// closed, last in the queue, reserving again if the limit changed since;
+// it returns the channel closed at the next change, or nil when there is no
+// limit (the call's pass recorded).
+func (g *groupRate) enqueue(w *rateWaiter, changed <-chan struct{}) <-chan struct{} {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	select {
+	case <-changed:
+		lim := g.lim.Load()
+		if lim == nil {
+			g.lastPass = time.Now()
+			return nil
 		}
-		if g.passedUnlimited() {
-			return nil, nil, nil
+		w.r = lim.Reserve()
+	default:
+	}
+	g.queue = append(g.queue, w)
+	return g.changedLocked()
+}
+
+// reservation returns w's reservation (nil: no limit).
+func (g *groupRate) reservation(w *rateWaiter) *rate.Reservation {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return w.r
+}
+
+// passedQueued ends w's wait at the end of a sleep, unless the limit
+// changed (changed is closed) and w, reserved again, waits on: then it
+// returns the channel of the next change. A pass is recorded (lastPass).
+func (g *groupRate) passedQueued(w *rateWaiter, changed <-chan struct{}) (bool, <-chan struct{}) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	select {
+	case <-changed:
+		if w.r != nil {
+			return false, g.changedLocked()
 		}
-		// Limited again meanwhile.
+	default:
+	}
+	g.dequeueLocked(w)
+	g.lastPass = time.Now()
+	return true, nil
+}
+
+// leave takes w out of the queue without a pass. Its slot is given back:
+// the waiters after it, and the turn's holder, reserve again in their
+// order on a new limiter whose last token is at the last pass, as at a
+// change (x/time/rate's Cancel gives nothing back once a later
+// reservation was made).
+func (g *groupRate) leave(w *rateWaiter) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.dequeueLocked(w)
+	lim := g.lim.Load()
+	if w.r == nil || lim == nil {
+		return
+	}
+	l := rate.NewLimiter(lim.Limit(), 1)
+	if !g.lastPass.IsZero() {
+		l.ReserveN(g.lastPass, 1)
+	}
+	g.lim.Store(l)
+	g.requeueLocked()
+}
+
+// dequeueLocked takes w out of the queue.
+func (g *groupRate) dequeueLocked(w *rateWaiter) {
+	if i := slices.Index(g.queue, w); i >= 0 {
+		g.queue = slices.Delete(g.queue, i, i+1)
 	}
 }
 
@@ -504,20 +613,6 @@ func (g *groupRate) passedUnlimited() bool {
 	defer g.mu.Unlock()
 	if g.lim.Load() != nil {
 		return false
-	}
-	g.lastPass = time.Now()
-	return true
-}
-
-// passed records a call's pass (lastPass), unless changed is closed: the
-// limit changed as the call's sleep ended, and it reserves again.
-func (g *groupRate) passed(changed <-chan struct{}) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	select {
-	case <-changed:
-		return false
-	default:
 	}
 	g.lastPass = time.Now()
 	return true

@@ -327,3 +327,105 @@ func (w *waiters) passed() []time.Duration {
 	slices.Sort(w.at)
 	return w.at
 }
+
+// Waiters pass in the order they came, whatever the changes of the limit:
+// at qps 1 with the members going 1, 2, 1, 2... every 300 ms, each waiter
+// past the turn reserved again on its own at each change, in whatever
+// order the scheduler woke them, and one waited 37 s against a 5.9 s mean,
+// overtaken 26 times. A lookup comes every 1.5 s (about what passes), and
+// 10 wait from the start.
+func TestGroupRateChangesKeepTheWaitersOrder(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		const dur = 120 * time.Second
+		g := newGroupRate(1)
+		start := time.Now()
+		var mu sync.Mutex
+		var order []int // arrival numbers, in the order they passed
+		var longest time.Duration
+		var wg sync.WaitGroup
+		lookup := func(n int) {
+			in := time.Now()
+			if err := g.wait(t.Context(), nil); err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			order = append(order, n)
+			longest = max(longest, time.Since(in))
+			mu.Unlock()
+		}
+		n := 0
+		for range 10 { // in turn: each is in wait before the next comes
+			k := n
+			wg.Go(func() { lookup(k) })
+			synctest.Wait()
+			n++
+		}
+		changes := time.NewTicker(300 * time.Millisecond)
+		arrivals := time.NewTicker(1500 * time.Millisecond)
+		for i := 0; time.Since(start) < dur; {
+			select {
+			case <-changes.C:
+				g.setMembers(1 + i%2)
+				i++
+			case <-arrivals.C:
+				k := n
+				wg.Go(func() { lookup(k) })
+				synctest.Wait()
+				n++
+			}
+		}
+		changes.Stop()
+		arrivals.Stop()
+		g.setMembers(1)
+		wg.Wait()
+		overtaken := 0
+		for i, a := range order {
+			for _, b := range order[i+1:] {
+				if b < a {
+					overtaken++
+				}
+			}
+		}
+		t.Logf("%d lookups; longest wait %v; %d pairs out of order", len(order), longest, overtaken)
+		if overtaken > 0 {
+			t.Errorf("%d pairs of lookups passed out of the order they came in (longest wait %v): the waiters reserve again in no order at each change", overtaken, longest)
+		}
+	})
+}
+
+// A waiter that gives up gives its slot back: at 1/s, a call at 0, A
+// reserving 1 s and B 2 s; A's lookup is abandoned at 0.5 s, and B passes at
+// 1 s. x/time/rate's Cancel gives nothing back once a later reservation was
+// made: B passed at 2 s, and the rate lost a call.
+func TestGroupRateLeaverGivesItsSlotBack(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		g := newGroupRate(1)
+		start := time.Now()
+		if err := g.wait(t.Context(), nil); err != nil {
+			t.Fatal(err)
+		}
+		ctxA, cancelA := context.WithCancel(t.Context())
+		errA := make(chan error, 1)
+		go func() { errA <- g.wait(ctxA, nil) }()
+		synctest.Wait()
+		passedB := make(chan time.Duration, 1)
+		go func() {
+			if err := g.wait(t.Context(), nil); err != nil {
+				t.Error(err)
+			}
+			passedB <- time.Since(start)
+		}()
+		synctest.Wait()
+		time.Sleep(500 * time.Millisecond)
+		cancelA()
+		if err := <-errA; err == nil {
+			t.Fatal("A passed")
+		}
+		if b := <-passedB; b != time.Second {
+			t.Errorf("B passed at %v, want 1s: A's slot was not given back", b)
+		}
+	})
+}
