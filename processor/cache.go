@@ -78,19 +78,30 @@ func (h *mobileHasher) keyIn(m *keyMemo, mobile string) MobileKey {
 		m.slots = make([]keyMemoSlot, keyMemoSlots)
 	}
 	id := [2]uint64{maphash.String(m.seeds[0], mobile), maphash.String(m.seeds[1], mobile) | 1}
-	s := &m.slots[id[0]%keyMemoSlots]
-	if s.id == id {
-		return s.key
+	set := m.set(id)
+	if set[0].id == id {
+		return set[0].key
+	}
+	if set[1].id == id {
+		return set[1].key
 	}
 	k := h.key(mobile)
-	*s = keyMemoSlot{id: id, key: k}
+	set[1], set[0] = set[0], keyMemoSlot{id: id, key: k}
 	return k
+}
+
+// set returns the two slots a number known by id may be in.
+func (m *keyMemo) set(id [2]uint64) *[2]keyMemoSlot {
+	i := 2 * (id[0] % (keyMemoSlots / 2))
+	return (*[2]keyMemoSlot)(m.slots[i : i+2])
 }
 
 // keyMemo remembers the keys of the numbers a partition's dispatcher saw
 // lately, so that a number seen again is not hashed again (the HMAC was two
-// thirds of the CPU of an answer from knowledge): a direct-mapped table,
-// each slot the last number hashed into it. One goroutine uses it: no lock,
+// thirds of the CPU of an answer from knowledge): a table of sets of two
+// slots, each set the last two numbers hashed into it (direct-mapped, a
+// tenth of a stream of 100 numbers shared a slot with another and missed
+// it every time). One goroutine uses it: no lock,
 // no atomics, so that a number it does not hold (a stream of many more
 // numbers than it holds) costs little more than the HMAC.
 //
@@ -191,6 +202,14 @@ func pack(k Knowledge) packedKnowledge {
 // clock, took a tenth of the CPU of a record answered from it. It unpacks
 // the answering fact alone, and asks now only for a fact that expires.
 func (p *packedKnowledge) answer(day int32, now func() time.Time, ttl KnowledgeTTL) (Fact, bool) {
+	if f := p.answering(day, now, ttl); f != nil {
+		return f.unpack(), true
+	}
+	return Fact{}, false
+}
+
+// answering returns the fact that answers day (answer), or nil.
+func (p *packedKnowledge) answering(day int32, now func() time.Time, ttl KnowledgeTTL) *packedFact {
 	var t int64 // now, in unix nanoseconds, once asked
 	live := func(at int64, ttl time.Duration) bool {
 		if t == 0 {
@@ -200,13 +219,36 @@ func (p *packedKnowledge) answer(day int32, now func() time.Time, ttl KnowledgeT
 	}
 	switch {
 	case p.short.kind != 0 && live(p.short.at, ttl.Short):
-		return p.short.unpack(), true
+		return &p.short
 	case p.lower.kind != 0 && day <= p.lower.date:
-		return p.lower.unpack(), true
+		return &p.lower
 	case p.upper.kind != 0 && day >= p.upper.date && live(p.upper.at, ttl.NotRecycled):
-		return p.upper.unpack(), true
+		return &p.upper
 	}
-	return Fact{}, false
+	return nil
+}
+
+// answerResult is answerDay writing the answer's Result to r (Fact.Result),
+// without building the Fact: the cache answers most records. It returns
+// the answering fact's kind, or 0 when nothing known answers.
+func (p *packedKnowledge) answerResult(day int32, date string, now func() time.Time, ttl KnowledgeTTL, r *Result) FactKind {
+	if day == 0 {
+		f, ok := p.answerDay(day, date, now, ttl)
+		if !ok {
+			return 0
+		}
+		*r = f.Result()
+		return f.Kind
+	}
+	f := p.answering(day, now, ttl)
+	if f == nil {
+		return 0
+	}
+	*r = Result{Status: Status(f.kind.String()), Res: f.kind.res(), OrderID: f.orderID, Source: SourceCache, Mode: modeName(f.mode)}
+	if f.kind == FactNoRecord {
+		r.Code = codeNoRecord
+	}
+	return f.kind
 }
 
 // answerDate is answer of a date as a Lookup has it: a day (yyyyMMdd), or
@@ -373,26 +415,27 @@ func (sh *cacheShard) entry(key MobileKey) (*cacheEntry, bool) {
 	return e.Value.(*cacheEntry), true
 }
 
-// answer answers date from what is known about key at the time now
-// returns, if that implies it, marking the entry recently used, and counts
-// the answer by its kind. It asks now only if a fact that expires could
-// answer.
-func (c *knowledgeCache) answer(key MobileKey, date string, now func() time.Time, ttl KnowledgeTTL) (Fact, bool) {
+// answer writes to r the answer to date that what is known about key
+// implies at the time now returns, if it implies one, marking the entry
+// recently used, and counts the answer by its kind. It asks now only if a
+// fact that expires could answer.
+func (c *knowledgeCache) answer(key MobileKey, date string, now func() time.Time, ttl KnowledgeTTL, r *Result) bool {
 	sh := c.shard(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	ent, ok := sh.entry(key)
 	if !ok {
-		return Fact{}, false
+		return false
 	}
-	f, ok := ent.k.answerDate(date, now, ttl)
-	if ok {
-		// Counted here, under the shard's lock, rather than in counters
-		// that every dispatcher would share: cache answers are most of a
-		// replay's records.
-		sh.answers[f.Kind]++
+	kind := ent.k.answerResult(dayOf(date), date, now, ttl, r)
+	if kind == 0 {
+		return false
 	}
-	return f, ok
+	// Counted here, under the shard's lock, rather than in counters that
+	// every dispatcher would share: cache answers are most of a replay's
+	// records.
+	sh.answers[kind]++
+	return true
 }
 
 // peek returns what is known about key, packed, marking it recently used,

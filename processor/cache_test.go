@@ -53,8 +53,8 @@ func TestMobileKey(t *testing.T) {
 }
 
 // A memo of keys gives the HMAC of every number, remembered or forgotten
-// (numbers that share a slot take it in turn), and remembers the last one
-// of a slot.
+// (numbers that share a set take it in turn), and remembers the last two
+// of a set.
 func TestMobileKeyMemo(t *testing.T) {
 	t.Parallel()
 	secret := []byte("secret-a")
@@ -80,12 +80,29 @@ func TestMobileKeyMemo(t *testing.T) {
 		mobile := fmt.Sprintf("174%08d", i)
 		h.keyIn(&m, mobile)
 		id := [2]uint64{maphash.String(m.seeds[0], mobile), maphash.String(m.seeds[1], mobile) | 1}
-		if s := m.slots[id[0]%keyMemoSlots]; s.id == id && s.key == want(mobile) {
+		if s := m.set(id)[0]; s.id == id && s.key == want(mobile) {
 			hits++
 		}
 	}
 	if hits != 100 {
 		t.Errorf("%d of 100 numbers remembered just after their key", hits)
+	}
+	// Two numbers of one set are both remembered.
+	idOf := func(mobile string) [2]uint64 {
+		return [2]uint64{maphash.String(m.seeds[0], mobile), maphash.String(m.seeds[1], mobile) | 1}
+	}
+	a, b := "17500000000", ""
+	for i := 1; b == ""; i++ {
+		if n := fmt.Sprintf("175%08d", i); m.set(idOf(n)) == m.set(idOf(a)) {
+			b = n
+		}
+	}
+	h.keyIn(&m, a)
+	h.keyIn(&m, b)
+	for _, n := range []string{a, b} {
+		if set := m.set(idOf(n)); set[0].id != idOf(n) && set[1].id != idOf(n) {
+			t.Errorf("%s forgotten after %s, which shares its set", n, map[string]string{a: b, b: a}[n])
+		}
 	}
 	// Another memo (another partition, another process) has other seeds.
 	var other keyMemo

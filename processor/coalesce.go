@@ -139,7 +139,8 @@ func (c *CostControl) share(ctx context.Context, key MobileKey, l Lookup) (Resul
 		// before its entry here goes (called), so none can slip between.
 		// (A replay of 20,000 events paid again, one run in about twenty,
 		// for a date that an answer of a moment before implied.)
-		if r, ok := c.answerKnown(key, &l); ok {
+		var r Result
+		if c.answerKnown(key, &l, &r) {
 			sh.mu.Unlock()
 			return r, nil
 		}
@@ -151,7 +152,8 @@ func (c *CostControl) share(ctx context.Context, key MobileKey, l Lookup) (Resul
 		// Asked again first, as above: the call that just ended (whose
 		// waiter now leads) may have answered l. (A lookup that asked
 		// before that answer paid for a date it implied.)
-		if r, ok := c.answerKnown(key, &l); ok {
+		var r Result
+		if c.answerKnown(key, &l, &r) {
 			sh.mu.Unlock()
 			return r, nil
 		}
@@ -308,7 +310,8 @@ func (c *CostControl) calledLocked(key MobileKey, date string, r Result, err err
 		case err == nil && r.Status == StatusSkipped:
 			// The budget is spent (EmitSkipped): so it is for this
 			// lookup, unless knowledge answers it.
-			if a, ok := c.cached(key, w.l.Date, time.Time{}); ok {
+			var a Result
+			if c.cached(key, w.l.Date, time.Time{}, &a) {
 				w.send(wakeup{res: a}, later)
 				continue
 			}

@@ -377,7 +377,8 @@ func (c *CostControl) enrich(ctx context.Context, l Lookup) (Result, error) {
 	}
 	// Asked again after known's miss: another lookup's answer may imply
 	// this one by now.
-	if r, ok := c.answerKnown(key, &l); ok {
+	var r Result
+	if c.answerKnown(key, &l, &r) {
 		if l.leads && c.claim(key) { // no call needed after all: the waiters are asked again
 			c.called(key, Result{}, nil)
 		}
@@ -399,40 +400,38 @@ func (c *CostControl) enrich(ctx context.Context, l Lookup) (Result, error) {
 // old. It keeps the mobile's key in l for the Enrich that follows a miss.
 // The processor asks it first, and runs the lookups it answers without
 // handing them to a task.
-func (c *CostControl) known(ctx context.Context, l *Lookup) (Result, bool) {
+func (c *CostControl) known(ctx context.Context, l *Lookup, r *Result) bool {
 	l.key, l.keyed = c.hasher.keyIn(l.memo, l.Mobile), true
-	r, ok := c.answerKnown(l.key, l)
+	ok := c.answerKnown(l.key, l, r)
 	if ok && c.tracer != nil {
 		_, span := c.tracer.Start(ctx, "twosell.cache")
 		span.SetAttributes(attribute.String("twosell.source", r.Source), attribute.String("twosell.status", string(r.Status)))
 		span.End()
 	}
-	return r, ok
+	return ok
 }
 
-// answerKnown answers l without a call if it can: from what is known about
-// key, or skipped as too old.
-func (c *CostControl) answerKnown(key MobileKey, l *Lookup) (Result, bool) {
-	if c.cache != nil {
-		if r, ok := c.cached(key, l.Date, l.now); ok {
-			return r, true
-		}
+// answerKnown answers l into r without a call if it can: from what is
+// known about key, or skipped as too old.
+func (c *CostControl) answerKnown(key MobileKey, l *Lookup, r *Result) bool {
+	if c.cache != nil && c.cached(key, l.Date, l.now, r) {
+		return true
 	}
-	return c.tooOld(l)
+	res, ok := c.tooOld(l)
+	if ok {
+		*r = res
+	}
+	return ok
 }
 
-// cached answers date from what is known about key, if that implies it,
-// at the time now (zero: the clock's, if an answer needs it).
-func (c *CostControl) cached(key MobileKey, date string, now time.Time) (Result, bool) {
+// cached answers date into r from what is known about key, if that
+// implies it, at the time now (zero: the clock's, if an answer needs it).
+func (c *CostControl) cached(key MobileKey, date string, now time.Time, r *Result) bool {
 	clock := c.cfg.Now
 	if !now.IsZero() {
 		clock = func() time.Time { return now }
 	}
-	f, ok := c.cache.answer(key, date, clock, c.cfg.TTL)
-	if !ok {
-		return Result{}, false
-	}
-	return f.Result(), true
+	return c.cache.answer(key, date, clock, c.cfg.TTL, r)
 }
 
 // tooOld answers "skipped" to a lookup older than SkipOlderThan.

@@ -396,7 +396,7 @@ func TestCostControlSharedCallRechecksKnowledge(t *testing.T) {
 	c := newCost(t, p, &fakeClock{t: t0}, nil)
 	l := Lookup{Mobile: "17300000010", Date: "20250429"}
 	key := c.hasher.key(l.Mobile)
-	if _, ok := c.answerKnown(key, &l); ok {
+	if c.answerKnown(key, &l, new(Result)) {
 		t.Fatal("known before any answer")
 	}
 	// Meanwhile, another lookup's call ends: res 2 at an earlier date.

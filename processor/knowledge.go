@@ -81,18 +81,24 @@ func FactOf(r Result, date string, at time.Time) (Fact, bool) {
 // Result is the answer the fact gives, as a cache answer: source "cache",
 // the order id of the answer it came from, no provider call.
 func (f Fact) Result() Result {
-	r := Result{Status: Status(f.Kind.String()), OrderID: f.OrderID, Source: SourceCache, Mode: f.Mode}
-	switch f.Kind {
-	case FactAfter:
-		r.Res = 1
-	case FactNotAfter:
-		r.Res = 2
-	case FactNoActivationDate:
-		r.Res = 3
-	case FactNoRecord:
+	r := Result{Status: Status(f.Kind.String()), Res: f.Kind.res(), OrderID: f.OrderID, Source: SourceCache, Mode: f.Mode}
+	if f.Kind == FactNoRecord {
 		r.Code = codeNoRecord
 	}
 	return r
+}
+
+// res is the provider's res of a fact of kind k; 0 for no record.
+func (k FactKind) res() int {
+	switch k {
+	case FactAfter:
+		return 1
+	case FactNotAfter:
+		return 2
+	case FactNoActivationDate:
+		return 3
+	}
+	return 0
 }
 
 // codeNoRecord is the provider's "no record" error_code, which a cache

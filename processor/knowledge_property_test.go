@@ -57,10 +57,16 @@ func TestKnowledgeAnswersWhatTruthfulAnswersImply(t *testing.T) {
 			now := t0.Add(time.Duration(500*60+rng.IntN(300*60)) * time.Minute)
 			d := testDay(rng.IntN(3600))
 			f1, ok1 := k.Answer(d, now, ttl)
-			f2, ok2 := c.answer(key, d, func() time.Time { return now }, ttl)
+			clock := func() time.Time { return now }
+			pk, _ := c.peek(key)
+			f2, ok2 := pk.answerDay(dayOf(d), d, clock, ttl)
 			f3, ok3 := viaLedger.Answer(d, now, ttl)
 			if ok1 != ok2 || f1 != f2 || ok1 != ok3 || f1.Kind != f3.Kind {
 				t.Fatalf("trial %d: forms disagree on %s at %v: %+v %v / %+v %v / %+v %v", trial, d, now, f1, ok1, f2, ok2, f3, ok3)
+			}
+			var r Result // the cache's answer, as a lookup gets it
+			if ok := c.answer(key, d, clock, ttl, &r); ok != ok1 || ok && r != f1.Result() {
+				t.Fatalf("trial %d: the cache answers %s at %v with %+v %v; the knowledge with %+v %v", trial, d, now, r, ok, f1.Result(), ok1)
 			}
 			if !ok1 {
 				continue

@@ -563,7 +563,7 @@ func (a *awaiting) woken(u wakeup) {
 		go w.resume(s)
 		return
 	}
-	e := w.answered(s.wk, u.res)
+	e := w.answered(s.wk, &u.res)
 	s.wk.span.End()
 	w.handOver(s, e)
 }

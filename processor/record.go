@@ -198,9 +198,10 @@ func (w *partitionWorker) begin(r *kgo.Record) (_ *work, e emission, done bool) 
 	// interface's method escapes, and wk with it.
 	if c, ok := p.cfg.Enricher.(*CostControl); ok {
 		wk.l.now, wk.l.memo = w.costClock.read(), &w.keys
-		if res, ok := c.known(ctx, &wk.l); ok {
+		var res Result
+		if c.known(ctx, &wk.l, &res) {
 			wk.now = w.outClock.read()
-			return nil, w.answered(&wk, res), true
+			return nil, w.answered(&wk, &res), true
 		}
 		wk.l.now, wk.l.memo = time.Time{}, nil // looked up later: at its own time, on a task
 	}
@@ -242,11 +243,11 @@ func (w *partitionWorker) finish(abandon context.Context, wk *work) emission {
 		}
 		return emission{}
 	}
-	return w.answered(wk, res)
+	return w.answered(wk, &res)
 }
 
 // answered records res on the span and prepares the output.
-func (w *partitionWorker) answered(wk *work, res Result) emission {
+func (w *partitionWorker) answered(wk *work, res *Result) emission {
 	if span := wk.span; span.IsRecording() {
 		span.SetAttributes(
 			attribute.Int("twosell.attempts", res.Attempts),
@@ -381,7 +382,7 @@ const retryInJitter = 50 * time.Millisecond
 // produceOutput prepares the enriched event. The record is finished when
 // Kafka acknowledges it (at-least-once) or when its transaction commits
 // (exactly-once).
-func (p *Processor) produceOutput(ctx context.Context, w *partitionWorker, in *kgo.Record, ev *Event, res Result, checkedAt time.Time, t recordTiming) emission {
+func (p *Processor) produceOutput(ctx context.Context, w *partitionWorker, in *kgo.Record, ev *Event, res *Result, checkedAt time.Time, t recordTiming) emission {
 	if e, ok := p.refused.deadLetter(in); ok { // exactly-once: refused in an aborted transaction
 		return p.deadLetter(ctx, w, in, e.class, e.reason, t)
 	}
