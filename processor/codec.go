@@ -638,7 +638,7 @@ func (c *Codec) appendMember(dst []byte, ev *Event, e *Enrichment) []byte {
 		dst = append(dst, ',')
 	}
 	dst = append(dst, c.memberPrefix...)
-	dst = appendJSONString(dst, string(e.Status))
+	dst = appendWordString(dst, string(e.Status))
 	if e.Res != 0 {
 		dst = append(dst, `,"res":`...)
 		if 0 < e.Res && e.Res < 10 { // the provider's 1, 2 or 3
@@ -652,19 +652,23 @@ func (c *Codec) appendMember(dst []byte, ev *Event, e *Enrichment) []byte {
 		date = ev.Date
 	}
 	dst = append(dst, `,"date":`...)
-	dst = appendJSONString(dst, date)
+	if isDay(date) { // as a lookup has it: nothing to escape
+		dst = append(append(append(dst, '"'), date...), '"')
+	} else {
+		dst = appendJSONString(dst, date)
+	}
 	if e.OrderID != "" {
 		dst = append(dst, `,"order_id":`...)
 		dst = appendJSONString(dst, e.OrderID)
 	}
 	if e.Source != "" {
 		dst = append(dst, `,"source":`...)
-		dst = appendJSONString(dst, e.Source)
+		dst = appendWordString(dst, e.Source)
 	}
 	dst = append(dst, `,"checked_at":"`...)
 	dst = c.appendCheckedAt(dst, e.CheckedAt)
 	dst = append(dst, `","mode":`...)
-	dst = appendJSONString(dst, e.Mode)
+	dst = appendWordString(dst, e.Mode)
 	return append(dst, '}')
 }
 
@@ -689,6 +693,24 @@ func (c *Codec) appendCheckedAt(dst []byte, t time.Time) []byte {
 		c.checkedAt.Store(s)
 	}
 	return dst
+}
+
+// appendWordString is appendJSONString, from constants for the words an
+// output member says on every record: statuses, sources, the plain mode.
+func appendWordString(dst []byte, s string) []byte {
+	switch s {
+	case "recycled":
+		return append(dst, `"recycled"`...)
+	case "not_recycled":
+		return append(dst, `"not_recycled"`...)
+	case "cache":
+		return append(dst, `"cache"`...)
+	case "api":
+		return append(dst, `"api"`...)
+	case "plain":
+		return append(dst, `"plain"`...)
+	}
+	return appendJSONString(dst, s)
 }
 
 // appendJSONString appends s as a JSON string the way encoding/json writes

@@ -688,3 +688,16 @@ func TestEncodeCheckedAtAndRes(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The member's words written from constants are what appendJSONString
+// writes, and other strings still go through it.
+func TestAppendWordString(t *testing.T) {
+	t.Parallel()
+	words := []string{"recycled", "not_recycled", "no_activation_date", "no_record", "unavailable", "skipped",
+		"cache", "api", "plain", "md5+aes", "", "pla\"in", "a\\b", "\u2028", "\xff"}
+	for _, w := range words {
+		if got, want := string(appendWordString([]byte("x"), w)), string(appendJSONString([]byte("x"), w)); got != want {
+			t.Errorf("%q: %s, want %s", w, got, want)
+		}
+	}
+}
