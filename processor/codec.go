@@ -389,13 +389,33 @@ func keyFolds(raw []byte, escaped bool, unescaped, name string) bool {
 
 // foldRange is the lengths in bytes a key can have and still differ from a
 // field's name in case only, so that keys of other lengths (most) are not
-// compared.
-type foldRange struct{ min, max int }
+// compared; and the name's first byte, lower-cased, when it is ASCII, so
+// that keys of the same length that start otherwise are not either.
+type foldRange struct {
+	min, max int
+	lead     byte // 0: any
+}
 
 // holds reports whether key (raw; an escaped key is longer than what it
-// means, and always compared) may fold to the name.
+// means, and always compared) may fold to the name. A key whose first byte
+// is ASCII folds to a name only if that byte folds to the name's first
+// (ASCII letters fold to each other and to no other ASCII byte).
 func (r foldRange) holds(key []byte, escaped bool) bool {
-	return escaped || len(key) >= r.min && len(key) <= r.max
+	if escaped {
+		return true
+	}
+	if len(key) < r.min || len(key) > r.max {
+		return false
+	}
+	return r.lead == 0 || len(key) == 0 || key[0] >= utf8.RuneSelf || lowerASCII(key[0]) == r.lead
+}
+
+// lowerASCII lower-cases an ASCII letter; other bytes are returned as they are.
+func lowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }
 
 // foldRangeOf is name's foldRange. For an ASCII name: its length, up to 2
@@ -404,11 +424,14 @@ func (r foldRange) holds(key []byte, escaped bool) bool {
 // is ASCII. A name with other characters, whose folds may be longer or
 // shorter, allows any length.
 func foldRangeOf(name string) foldRange {
-	r := foldRange{len(name), len(name)}
+	r := foldRange{min: len(name), max: len(name)}
+	if name != "" && name[0] < utf8.RuneSelf {
+		r.lead = lowerASCII(name[0])
+	}
 	for i := range len(name) {
 		switch {
 		case name[i] >= utf8.RuneSelf:
-			return foldRange{0, math.MaxInt}
+			return foldRange{min: 0, max: math.MaxInt}
 		case name[i]|0x20 == 'k': // either case
 			r.max += 2
 		case name[i]|0x20 == 's':

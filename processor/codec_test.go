@@ -701,3 +701,32 @@ func TestAppendWordString(t *testing.T) {
 		}
 	}
 }
+
+// Keys are compared in case only when their first byte may fold to the
+// name's (foldRange.lead): the folds that begin outside ASCII still are, as
+// encoding/json folds them (the Kelvin sign to k, the long s to s).
+func TestCodecCaseVariantsOfTheFirstLetter(t *testing.T) {
+	t.Parallel()
+	c := newTestCodec(t, CodecConfig{MobileField: "kontakt", DateField: "sent_at"})
+	for _, in := range []string{
+		"{\"kontakt\":\"13912345678\",\"\u212aontakt\":\"17312345678\",\"sent_at\":\"2024-01-02\"}",
+		`{"kontakt":"13912345678","Kontakt":"17312345678","sent_at":"2024-01-02"}`,
+		"{\"kontakt\":\"13912345678\",\"sent_at\":\"2024-01-02\",\"\u017fent_at\":\"2020-01-01\"}",
+		`{"kontakt":"13912345678","sent_at":"2024-01-02","Sent_At":"2020-01-01"}`,
+	} {
+		var v struct {
+			Kontakt string `json:"kontakt"`
+			SentAt  string `json:"sent_at"`
+		}
+		if err := json.Unmarshal([]byte(in), &v); err != nil || v.Kontakt != "17312345678" && v.SentAt != "2020-01-01" {
+			t.Fatalf("%s: encoding/json reads %+v, %v: not a case variant", in, v, err)
+		}
+		if _, err := c.Decode([]byte(in), time.Time{}); err == nil || !strings.Contains(err.Error(), "more than once") {
+			t.Errorf("%s: %v, want a duplicate_field error", in, err)
+		}
+	}
+	ev, err := c.Decode([]byte(`{"kontakt":"13912345678","xontakt":"17312345678","sent_at":"2024-01-02","xent_at":"2020-01-01"}`), time.Time{})
+	if err != nil || ev.Mobile != "13912345678" || ev.Date != "20240102" {
+		t.Errorf("keys of the names' lengths that are not their variants: %+v, %v", ev, err)
+	}
+}
