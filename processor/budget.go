@@ -213,6 +213,11 @@ const (
 	rateQuiet      = 2 * time.Second // after a cut: the answers of calls made at the old rate
 	rateSteady     = 5 * time.Second // of calls at a learned rate: it was nearly kept up
 	rateProbeEvery = 5 * time.Minute // without a request-limit answer: raise by a tenth
+	// rateForget: a learned rate raised this high limits nothing and is
+	// forgotten, as one that reaches the share is. Without juhe.qps it
+	// rose for good: after 26 days without a refusal it overflowed to
+	// +Inf, the limiter was dropped, and the next answer panicked.
+	rateForget = 1e6
 )
 
 func newGroupRate(qps float64) *groupRate {
@@ -384,11 +389,15 @@ func (g *groupRate) answered(began, now time.Time) (float64, bool) {
 	}
 	g.learned *= 1.1
 	g.raisedAt = now
-	if g.qps > 0 && g.learned >= g.qps/float64(g.members) {
+	if g.qps > 0 && g.learned >= g.qps/float64(g.members) || g.learned >= rateForget {
 		g.learned = 0
 	}
 	g.applyLocked()
-	return float64(g.lim.Load().Limit()), true // learned or a share: limited
+	lim := g.lim.Load()
+	if lim == nil { // forgotten, without a configured rate: unlimited
+		return 0, true
+	}
+	return float64(lim.Limit()), true
 }
 
 // secondCounter counts events over the last second, in tenths of a second.

@@ -537,7 +537,10 @@ func (c *CostControl) pay(ctx context.Context, key MobileKey, l Lookup) (res Res
 		}
 		return res, err
 	}
-	if r, raised := c.rate.answered(began, time.Now()); raised {
+	switch r, raised := c.rate.answered(began, time.Now()); {
+	case raised && r == 0:
+		c.log.Info(fmt.Sprintf("no request-limit refusal for %v: the learned provider rate is forgotten (no limit)", rateProbeEvery))
+	case raised:
 		c.log.Info(fmt.Sprintf("no request-limit refusal for %v: raising the provider rate to %.1f/s", rateProbeEvery, r))
 	}
 	at := c.cfg.Now()

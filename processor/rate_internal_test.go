@@ -3,6 +3,7 @@ package processor
 import (
 	"context"
 	"fmt"
+	"math"
 	"runtime"
 	"slices"
 	"strings"
@@ -428,4 +429,42 @@ func TestGroupRateLeaverGivesItsSlotBack(t *testing.T) {
 			t.Errorf("B passed at %v, want 1s: A's slot was not given back", b)
 		}
 	})
+}
+
+// Without juhe.qps, a learned rate that rises on and on is forgotten
+// (rateForget) rather than overflowing: raised by a tenth every 5 minutes
+// without a refusal, it reached +Inf after 7,417 raises (26 days), the
+// limiter was dropped, and answered panicked on it. (Found by review.)
+func TestGroupRateLearnedRateIsForgottenNotOverflowed(t *testing.T) {
+	t.Parallel()
+	g := newGroupRate(0)
+	t0 := time.Unix(1_700_000_000, 0)
+	for i := range 20 {
+		at := t0.Add(time.Duration(i) * 50 * time.Millisecond)
+		g.answered(at, at)
+	}
+	if _, cut := g.limited(t0.Add(time.Second)); !cut {
+		t.Fatal("no rate learned from the refusal")
+	}
+	now := t0.Add(time.Second)
+	forgotten := false
+	for i := 0; i < 10000 && !forgotten; i++ {
+		now = now.Add(rateProbeEvery)
+		r, raised := g.answered(now, now)
+		if raised && r == 0 {
+			forgotten = true
+		}
+		if rate, _ := g.share(); math.IsInf(rate, 0) || math.IsNaN(rate) {
+			t.Fatalf("raise %d: the rate is %v", i, rate)
+		}
+	}
+	if !forgotten {
+		t.Fatal("the learned rate was never forgotten")
+	}
+	if rate, _ := g.share(); rate != 0 {
+		t.Errorf("after it was forgotten the rate is %v/s, want none", rate)
+	}
+	if err := g.wait(t.Context(), nil); err != nil { // unlimited: passes at once
+		t.Fatal(err)
+	}
 }
