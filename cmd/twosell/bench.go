@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
@@ -50,6 +51,9 @@ type benchOptions struct {
 	CPUProfile   string
 	MemProfile   string
 	Ledger       bool
+	// Rounds: the whole measurement this many times, each on a broker and
+	// a simulator of its own; the round of the median ratio is reported.
+	Rounds int
 }
 
 // benchResult is what "twosell bench" prints; README documents each field.
@@ -93,6 +97,10 @@ type benchResult struct {
 	WarmupSeconds          *float64 `json:"warmup_seconds"`
 	SteadyThroughput       *float64 `json:"steady_throughput"`
 	RatioPassthroughSteady *float64 `json:"ratio_passthrough_steady"`
+	// Each round's ratio_passthrough, in the order they ran (--rounds);
+	// the other fields are the median round's.
+	Rounds                 int       `json:"rounds"`
+	RatioPassthroughRounds []float64 `json:"ratio_passthrough_rounds"`
 }
 
 // cmdBench is "twosell bench": in one run, on an embedded broker and the
@@ -118,16 +126,20 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.BoolVar(&o.Ledger, "ledger", true, "write paid answers to the ledger topic, as run does (--ledger=false measures without it)")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the twosell phase to this file")
 	fs.StringVar(&o.MemProfile, "memprofile", "", "write a heap profile at the end of the twosell phase to this file")
+	fs.IntVar(&o.Rounds, "rounds", 1, "measure this many times, each round on a broker and a simulator of its own, and report the round with the median ratio_passthrough (ratio_passthrough_rounds lists every round's)")
 	if err := config.ParseFlags(fs, args); err != nil {
 		return err
 	}
-	if o.Events < 1 || o.InFlight < 1 || o.Partitions < 1 || o.Distinct < 0 {
-		return usageError{"--events, --in-flight and --partitions must be at least 1, --distinct at least 0"}
+	if o.Events < 1 || o.InFlight < 1 || o.Partitions < 1 || o.Distinct < 0 || o.Rounds < 1 {
+		return usageError{"--events, --in-flight, --partitions and --rounds must be at least 1, --distinct at least 0"}
+	}
+	if o.Rounds > 1 && (o.CPUProfile != "" || o.MemProfile != "") {
+		return usageError{"--cpuprofile and --memprofile profile one round: use them with --rounds 1"}
 	}
 	if !config.ValidFetchMaxWait(o.FetchMaxWait) {
 		return usageError{fmt.Sprintf("--fetch-max-wait %s is not valid; valid: %s", o.FetchMaxWait, config.FetchMaxWaitRange)}
 	}
-	res, err := runBench(ctx, o, stderr)
+	res, err := benchRounds(ctx, o, stderr)
 	if err != nil {
 		return err
 	}
@@ -136,6 +148,29 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	printBench(stdout, res)
 	return nil
+}
+
+// benchRounds runs the bench o.Rounds times and returns the round whose
+// ratio_passthrough is the median (the upper of the two middle ones for an
+// even count), with every round's ratio. The rounds are independent: a
+// round's broker, simulator, backlog and cache are its own.
+func benchRounds(ctx context.Context, o benchOptions, stderr io.Writer) (*benchResult, error) {
+	var rounds []*benchResult
+	var ratios []float64
+	for i := range o.Rounds {
+		if o.Rounds > 1 {
+			fmt.Fprintf(stderr, "bench: round %d of %d\n", i+1, o.Rounds)
+		}
+		res, err := runBench(ctx, o, stderr)
+		if err != nil {
+			return nil, err
+		}
+		rounds, ratios = append(rounds, res), append(ratios, res.RatioPassthrough)
+	}
+	slices.SortStableFunc(rounds, func(a, b *benchResult) int { return cmp.Compare(a.RatioPassthrough, b.RatioPassthrough) })
+	res := rounds[len(rounds)/2]
+	res.Rounds, res.RatioPassthroughRounds = o.Rounds, ratios
+	return res, nil
 }
 
 func runBench(ctx context.Context, o benchOptions, stderr io.Writer) (*benchResult, error) {
@@ -691,6 +726,9 @@ func percentileMillis(sorted []time.Duration, q float64) float64 {
 func printBench(w io.Writer, r *benchResult) {
 	fmt.Fprintf(w, "events %d (done %d, dead letters %d) in %.2fs\n", r.Events, r.Done, r.DeadLetters, r.Seconds)
 	fmt.Fprintf(w, "throughput %.0f/s; passthrough %.0f/s (ratio %.2f)\n", r.Throughput, r.PassthroughThroughput, r.RatioPassthrough)
+	if r.Rounds > 1 {
+		fmt.Fprintf(w, "the median of %d rounds, whose ratios were %.2f\n", r.Rounds, r.RatioPassthroughRounds)
+	}
 	if r.Bound != nil {
 		fmt.Fprintf(w, "bound %.0f/s (in-flight / latency, or the QPS limit): ratio %.2f\n", *r.Bound, *r.RatioBound)
 	}

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -244,6 +245,41 @@ func TestBench(t *testing.T) {
 	}
 }
 
+// With --rounds, the bench measures that many times, independently, and
+// reports the round of the median ratio, listing every round's.
+func TestBenchRounds(t *testing.T) {
+	t.Setenv("TWOSELLTEST_MAIN", "1") // the children run main
+	var stdout, stderr syncBuffer
+	code := Main(t.Context(), []string{"bench", "--events", "200", "--latency", "1ms", "--in-flight", "16",
+		"--partitions", "2", "--distinct", "20", "--fetch-max-wait", "20ms", "--rounds", "3", "--json"}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, stderr.String())
+	}
+	var got struct {
+		Rounds       int       `json:"rounds"`
+		Ratios       []float64 `json:"ratio_passthrough_rounds"`
+		Ratio        float64   `json:"ratio_passthrough"`
+		Throughput   float64   `json:"throughput"`
+		Passthrough  float64   `json:"passthrough_throughput"`
+		DoneJSON     int       `json:"done"`
+		APICallsJSON int       `json:"api_calls"`
+	}
+	if err := json.Unmarshal([]byte(stdout.String()), &got); err != nil {
+		t.Fatalf("stdout %q: %v", stdout.String(), err)
+	}
+	if got.Rounds != 3 || len(got.Ratios) != 3 || strings.Count(stderr.String(), "bench: round ") != 3 {
+		t.Fatalf("rounds %d, ratios %v; stderr:\n%s", got.Rounds, got.Ratios, stderr.String())
+	}
+	sorted := slices.Sorted(slices.Values(got.Ratios))
+	if got.Ratio != sorted[1] || math.Abs(got.Ratio-got.Throughput/got.Passthrough) > 1e-9*got.Ratio {
+		t.Errorf("ratio_passthrough %v of rounds %v: want the median, the reported round's own", got.Ratio, got.Ratios)
+	}
+	// Each round is its own: its calls are paid again, on its own simulator.
+	if got.DoneJSON != 200 || got.APICallsJSON < 1 {
+		t.Errorf("the reported round did %d events with %d paid calls", got.DoneJSON, got.APICallsJSON)
+	}
+}
+
 // A child's CPU is read from /proc as the kernel counts it: here, this
 // process's own, against getrusage's.
 func TestChildCPU(t *testing.T) {
@@ -269,7 +305,9 @@ func TestBenchUsage(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--events", "0"}, "--events, --in-flight and --partitions must be at least 1"},
+		{[]string{"--events", "0"}, "--events, --in-flight, --partitions and --rounds must be at least 1"},
+		{[]string{"--rounds", "0"}, "--rounds must be at least 1"},
+		{[]string{"--rounds", "3", "--cpuprofile", "cpu.out"}, "use them with --rounds 1"},
 		{[]string{"--fetch-max-wait", "5ms"}, "--fetch-max-wait 5ms is not valid; valid: 10ms to 1m"},
 		{[]string{"--fetch-max-wait", "2m"}, "--fetch-max-wait 2m0s is not valid"},
 	} {
