@@ -164,7 +164,14 @@ type Event struct {
 }
 
 // Lookup returns the provider question for ev.
-func (ev *Event) Lookup() Lookup { return Lookup{Mobile: ev.Mobile, Date: ev.Date, At: ev.At} }
+func (ev *Event) Lookup() Lookup {
+	var l Lookup
+	ev.lookupInto(&l)
+	return l
+}
+
+// lookupInto sets what Lookup returns in l, leaving its other fields.
+func (ev *Event) lookupInto(l *Lookup) { l.Mobile, l.Date, l.At = ev.Mobile, ev.Date, ev.At }
 
 // span is a byte range [start, end) of a value.
 type span struct{ start, end int }
