@@ -294,14 +294,6 @@ func (g *groupRate) changedLocked() <-chan struct{} {
 	return g.changed
 }
 
-// limiter returns the limiter (nil: unlimited) and a channel closed when
-// the limit next changes.
-func (g *groupRate) limiter() (*rate.Limiter, <-chan struct{}) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.lim.Load(), g.changedLocked()
-}
-
 // share returns this instance's rate (0: unlimited) and the members it was
 // divided among.
 func (g *groupRate) share() (float64, int) {

@@ -251,14 +251,9 @@ func (p *packedKnowledge) answerResult(day int32, date string, now func() time.T
 	return f.kind
 }
 
-// answerDate is answer of a date as a Lookup has it: a day (yyyyMMdd), or
-// anything else, which Knowledge.Answer reads.
-func (p *packedKnowledge) answerDate(date string, now func() time.Time, ttl KnowledgeTTL) (Fact, bool) {
-	return p.answerDay(dayOf(date), date, now, ttl)
-}
-
-// answerDay is answerDate with date's day already read (dayOf; 0: not a
-// day).
+// answerDay is answer of a date as a Lookup has it: a day (yyyyMMdd), its
+// number already read (dayOf), or anything else (day 0), which
+// Knowledge.Answer reads.
 func (p *packedKnowledge) answerDay(day int32, date string, now func() time.Time, ttl KnowledgeTTL) (Fact, bool) {
 	if day != 0 {
 		return p.answer(day, now, ttl)
@@ -439,7 +434,7 @@ func (c *knowledgeCache) answer(key MobileKey, date string, now func() time.Time
 }
 
 // peek returns what is known about key, packed, marking it recently used,
-// for answering many dates without the shard's lock (answerDate); count
+// for answering many dates without the shard's lock (answerDay); count
 // counts the answers given from it.
 func (c *knowledgeCache) peek(key MobileKey) (packedKnowledge, bool) {
 	sh := c.shard(key)
