@@ -19,12 +19,7 @@ func TestCoalescingMedianOfDatesNotWaiters(t *testing.T) {
 		p := gatedProvider("20120101")
 		c := newCost(t, p, &fakeClock{t: t0}, nil)
 		done := make(chan error, 16)
-		ask := func(date string) {
-			go func() {
-				_, err := c.Enrich(t.Context(), Lookup{Mobile: "17300000010", Date: date})
-				done <- err
-			}()
-		}
+		ask := enrichInBackground(t, c, done)
 		ask("20100101")
 		<-p.started
 		dates := []string{"20140101", "20150101", "20160101", "20160101", "20160101", "20160101", "20160101", "20200101"}

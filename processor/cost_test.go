@@ -269,6 +269,17 @@ func testCoalesces(t *testing.T) {
 	}
 }
 
+// enrichInBackground returns ask, which looks 17300000010 up on a date in a
+// goroutine of its own and sends Enrich's error to errs.
+func enrichInBackground(t *testing.T, c *CostControl, errs chan<- error) func(date string) {
+	return func(date string) {
+		go func() {
+			_, err := c.Enrich(t.Context(), Lookup{Mobile: "17300000010", Date: date})
+			errs <- err
+		}()
+	}
+}
+
 // A lookup counts as coalesced once, however many calls it waited for.
 func TestCostControlCoalescedCountsLookups(t *testing.T) {
 	t.Parallel()
@@ -276,12 +287,7 @@ func TestCostControlCoalescedCountsLookups(t *testing.T) {
 		p := gatedProvider("20200315")
 		c := newCost(t, p, &fakeClock{t: t0}, nil)
 		done := make(chan error, 3)
-		ask := func(date string) {
-			go func() {
-				_, err := c.Enrich(t.Context(), Lookup{Mobile: "17300000010", Date: date})
-				done <- err
-			}()
-		}
+		ask := enrichInBackground(t, c, done)
 		ask("20200101") // res 1: implies neither of the two below
 		<-p.started
 		ask("20210101")
@@ -619,12 +625,7 @@ func TestCostControlCountsSharedBudgetRefusals(t *testing.T) {
 		p := gatedProvider("20230315")
 		c := newCost(t, p, &fakeClock{t: t0}, func(c *CostConfig) { c.DailyBudget = 1 })
 		errs := make(chan error, 4)
-		ask := func(date string) {
-			go func() {
-				_, err := c.Enrich(t.Context(), Lookup{Mobile: "17300000010", Date: date})
-				errs <- err
-			}()
-		}
+		ask := enrichInBackground(t, c, errs)
 		ask("20200101") // paid: res 1, which answers none of the later dates
 		<-p.started
 		for _, d := range []string{"20250101", "20260101", "20270101"} {
