@@ -244,10 +244,7 @@ func (p *packedKnowledge) answerResult(day int32, date string, now func() time.T
 	if f == nil {
 		return 0
 	}
-	*r = Result{Status: Status(f.kind.String()), Res: f.kind.res(), OrderID: f.orderID, Source: SourceCache, Mode: modeName(f.mode)}
-	if f.kind == FactNoRecord {
-		r.Code = codeNoRecord
-	}
+	r.setCache(f.kind, f.orderID, modeName(f.mode))
 	return f.kind
 }
 

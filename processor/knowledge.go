@@ -81,24 +81,26 @@ func FactOf(r Result, date string, at time.Time) (Fact, bool) {
 // Result is the answer the fact gives, as a cache answer: source "cache",
 // the order id of the answer it came from, no provider call.
 func (f Fact) Result() Result {
-	r := Result{Status: Status(f.Kind.String()), Res: f.Kind.res(), OrderID: f.OrderID, Source: SourceCache, Mode: f.Mode}
-	if f.Kind == FactNoRecord {
-		r.Code = codeNoRecord
-	}
+	var r Result
+	r.setCache(f.Kind, f.OrderID, f.Mode)
 	return r
 }
 
-// res is the provider's res of a fact of kind k; 0 for no record.
-func (k FactKind) res() int {
+// setCache sets r to the answer of a fact of kind k given by the call of
+// orderID, sent in mode (Fact.Result), in place: the knowledge cache
+// answers most records.
+func (r *Result) setCache(k FactKind, orderID, mode string) {
+	*r = Result{Status: Status(k.String()), OrderID: orderID, Source: SourceCache, Mode: mode}
 	switch k {
 	case FactAfter:
-		return 1
+		r.Res = 1
 	case FactNotAfter:
-		return 2
+		r.Res = 2
 	case FactNoActivationDate:
-		return 3
+		r.Res = 3
+	case FactNoRecord:
+		r.Code = codeNoRecord
 	}
-	return 0
 }
 
 // codeNoRecord is the provider's "no record" error_code, which a cache
