@@ -27,18 +27,7 @@ func TestCoalescingMedianOfDatesNotWaiters(t *testing.T) {
 			ask(d)
 		}
 		synctest.Wait()
-		var called []string
-		for {
-			p.gate <- struct{}{}
-			synctest.Wait()
-			select {
-			case l := <-p.started:
-				called = append(called, l.Date)
-				continue
-			default:
-			}
-			break
-		}
+		called := p.releaseAll()
 		for range 1 + len(dates) {
 			if err := <-done; err != nil {
 				t.Fatal(err)

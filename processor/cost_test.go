@@ -100,6 +100,23 @@ func gatedProvider(activation string) *fakeProvider {
 	}
 }
 
+// releaseAll lets the gated call in flight answer, and each call that
+// follows it, until none follows (within a synctest bubble), and returns the
+// dates of the calls that followed.
+func (f *fakeProvider) releaseAll() []string {
+	var called []string
+	for {
+		f.gate <- struct{}{}
+		synctest.Wait() // the waiters settled, and the next call, if any, started
+		select {
+		case l := <-f.started:
+			called = append(called, l.Date)
+		default:
+			return called
+		}
+	}
+}
+
 func (f *fakeProvider) count() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -356,18 +373,7 @@ func TestCostControlCoalescedCallOrder(t *testing.T) {
 					ask(fmt.Sprintf("%d0101", y)) // in no order the turns may follow
 				}
 				synctest.Wait() // fifteen wait for the first call
-				var called []string
-				for {
-					p.gate <- struct{}{}
-					synctest.Wait() // the waiters settled, and the next call, if any, started
-					select {
-					case l := <-p.started:
-						called = append(called, l.Date)
-						continue
-					default:
-					}
-					break
-				}
+				called := p.releaseAll()
 				if !slices.Equal(called, tt.want) {
 					t.Errorf("calls after the first for %v, want %v", called, tt.want)
 				}
