@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -334,6 +335,9 @@ func (l *ledger) load(ctx context.Context, last map[int32]int64) error {
 		if fs.IsClientClosed() {
 			return fmt.Errorf("ledger: loading %q: %w", l.cfg.Topic, kgo.ErrClientClosed)
 		}
+		if err := fetchRefused(l.cfg.Topic, fs); err != nil {
+			return err
+		}
 		l.logErrors(fs)
 		fs.EachRecord(func(r *kgo.Record) {
 			if end, ok := last[r.Partition]; ok && r.Offset >= end {
@@ -406,6 +410,20 @@ func (l *ledger) follow(ctx context.Context) {
 		l.logErrors(fs)
 		fs.EachRecord(func(r *kgo.Record) { l.txns.filter(r, l.handle) })
 	}
+}
+
+// fetchRefused returns a fetch error of fs that retrying cannot end: the
+// cluster refuses this user the topic (its ACLs), which franz-go retries
+// for ever. A reader that stops at the ledger's end (the load at start,
+// the export) would wait for ever, saying nothing.
+func fetchRefused(topic string, fs kgo.Fetches) error {
+	var refused error
+	fs.EachError(func(_ string, _ int32, err error) {
+		if refused == nil && (errors.Is(err, kerr.TopicAuthorizationFailed) || errors.Is(err, kerr.ClusterAuthorizationFailed)) {
+			refused = fmt.Errorf("ledger: reading %q: %w (the user needs READ on the topic)", topic, err)
+		}
+	})
+	return refused
 }
 
 func (l *ledger) logErrors(fs kgo.Fetches) {
@@ -857,6 +875,9 @@ func ReadLedgerCalls(ctx context.Context, clientOpts []kgo.Opt, topic string, fn
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		if err := fetchRefused(topic, fs); err != nil {
+			return err
+		}
 		fs.EachRecord(func(r *kgo.Record) {
 			if end, ok := last[r.Partition]; ok && r.Offset >= end {
 				delete(last, r.Partition)
@@ -878,12 +899,28 @@ func ReadLedgerCalls(ctx context.Context, clientOpts []kgo.Opt, topic string, fn
 }
 
 // exportCall calls fn with r, a call record, and returns fn's error.
+//
+// The day and the instance are the key's, as the budget counts them (and
+// the order id, if the value has none): a value that decodes but is not
+// this version's call (a later version's layout, another writer's) left
+// the row without a day, and an export of that day without the call.
 func exportCall(r *kgo.Record, fn func(LedgerCall) error) error {
+	ck, keyed := parseCallKey(string(r.Key))
 	var c LedgerCall
-	if err := decodeLedgerCall(r.Value, &c); err != nil {
-		ck, _ := parseCallKey(string(r.Key))
+	err := decodeLedgerCall(r.Value, &c)
+	if err == nil && (!isDay(c.Day) || !slices.Contains(callStatuses, string(c.Status))) {
+		err = errors.New("the value holds no call's day and status (written by another version or by hand?)")
+	}
+	if err != nil {
 		c = LedgerCall{Day: ck.Day, Instance: ck.Instance, OrderID: keyOrderID(ck.ID),
 			Unreadable: fmt.Sprintf("partition %d, offset %d: %v", r.Partition, r.Offset, err)}
+		return fn(c)
+	}
+	if keyed {
+		c.Day, c.Instance = ck.Day, ck.Instance
+		if c.OrderID == "" {
+			c.OrderID = keyOrderID(ck.ID)
+		}
 	}
 	return fn(c)
 }

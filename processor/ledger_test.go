@@ -11,7 +11,11 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
 
 	"github.com/twosell/twosell/processor/kafkatest"
 )
@@ -599,5 +603,42 @@ func TestJoinDurable(t *testing.T) {
 	j.whenDone(func(err error) { called = append(called, err) })
 	if len(called) != 2 {
 		t.Errorf("a callback after the end ran %d times", len(called)-1)
+	}
+}
+
+// An instance whose user may describe the ledger topic but not read it (an
+// ACL left out) does not start: loading the ledger before consuming waited
+// for ever, the client retrying the refused fetches, with only a warning a
+// poll; it says what the user lacks now.
+func TestLedgerLoadRefusedFetch(t *testing.T) {
+	t.Parallel()
+	admin := kgo.SASL(plain.Auth{User: "admin", Pass: "admin-pw"}.AsMechanism())
+	k := kafkatest.NewFake(t, []kgo.Opt{admin},
+		kfake.EnableSASL(), kfake.EnableACLs(), kfake.Superuser("PLAIN", "admin", "admin-pw"),
+		kfake.User("PLAIN", "app", "app-pw",
+			kfake.ACL{Resource: kmsg.ACLResourceTypeTopic, Name: "*", Pattern: kmsg.ACLResourcePatternTypeLiteral, Operation: kmsg.ACLOperationDescribe, Allow: true},
+			kfake.ACL{Resource: kmsg.ACLResourceTypeCluster, Name: "kafka-cluster", Pattern: kmsg.ACLResourcePatternTypeLiteral, Operation: kmsg.ACLOperationDescribe, Allow: true},
+		))
+	topic := k.Name("ledger")
+	k.CreateTopics(1, topic)
+	k.Produce(&kgo.Record{Topic: topic, Key: []byte("c/20240601/run.ffffffffffff/JH1"),
+		Value: []byte(`{"key":"00","day":"20240601","at":"2024-06-01T04:00:00Z","date":"20240101","status":"recycled","res":1,"code":0,"order_id":"JH1","mode":"plain","instance":"run.ffffffffffff"}`)})
+
+	c, err := NewCostControl(EnricherFunc(func(context.Context, Lookup) (Result, error) { return Result{}, nil }), CostConfig{
+		Secret: []byte("s"), Logger: slog.New(slog.DiscardHandler),
+		Ledger: &LedgerConfig{Topic: topic, ClientOpts: []kgo.Opt{kgo.SeedBrokers(k.Brokers...),
+			kgo.SASL(plain.Auth{User: "app", Pass: "app-pw"}.AsMechanism())}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute) // ends the hang the test is about, if it comes back
+	defer cancel()
+	err = c.Open(ctx)
+	if err == nil {
+		c.Close(context.Background())
+	}
+	if !errors.Is(err, kerr.TopicAuthorizationFailed) || !strings.Contains(err.Error(), "READ") || ctx.Err() != nil {
+		t.Fatalf("Open: %v (deadline reached: %v); want the refused authorization and what the user needs", err, ctx.Err() != nil)
 	}
 }
