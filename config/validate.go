@@ -58,6 +58,7 @@ func (c *Config) validate(cmd string, calls bool) error {
 	c.validateJuhe(v)
 	c.validateInput(v)
 	v.nonEmpty("output.field", c.Output.Field)
+	c.validateFieldNames(v)
 	c.validateProcessing(v)
 	c.validateCost(v) // cost.go
 	v.nonEmpty("telemetry.service_name", c.Telemetry.ServiceName)
@@ -256,6 +257,28 @@ func (c *Config) validateInput(v *validator) {
 		v.addf("input.time_zone", "%q is not valid; valid: an IANA time zone name such as Asia/Shanghai or UTC", in.TimeZone)
 	} else {
 		in.loc = loc
+	}
+}
+
+// validateFieldNames refuses two field settings of one name, as the
+// processor's codec does (it could not tell the fields apart, nor write the
+// output member without overwriting one): here, so that the error names
+// the settings and --print-config does not show such a configuration as
+// valid.
+func (c *Config) validateFieldNames(v *validator) {
+	fields := []struct{ key, name string }{
+		{"input.mobile_field", c.Input.MobileField},
+		{"input.date_field", c.Input.DateField},
+		{"input.id_field", c.Input.IDField},
+		{"output.field", c.Output.Field},
+	}
+	for i, b := range fields {
+		for _, a := range fields[:i] {
+			if a.name != "" && a.name == b.name {
+				v.addf(b.key, "%q is also %s; valid: a name that no other of input.mobile_field, input.date_field, input.id_field and output.field has",
+					b.name, a.key)
+			}
+		}
 	}
 }
 
