@@ -973,7 +973,7 @@ func TestReadRangeEndsDeletedPartitions(t *testing.T) {
 	ranges := map[int32]processor.OffsetRange{0: {Start: 0, End: 10}, 1: {Start: 2, End: 10}}
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second) // waiting for partition 0 for ever fails
 	defer cancel()
-	empty, err := readRange(ctx, cfg, ranges, log, func(r *kgo.Record) {
+	empty, _, err := readRange(ctx, cfg, ranges, log, func(r *kgo.Record) {
 		read = append(read, fmt.Sprintf("%d@%d", r.Partition, r.Offset))
 	})
 	if err != nil {

@@ -31,6 +31,7 @@ type replayEstimate struct {
 	Total           int64   `json:"total"`         // offsets in the range
 	Events          int64   `json:"events"`        // records read
 	EmptyOffsets    int64   `json:"empty_offsets"` // offsets that held no record (transaction markers, aborted or compacted away)
+	Deleted         int64   `json:"deleted"`       // records the broker deleted before they were read (retention): a replay cannot replay them
 	DeadLetters     int64   `json:"dead_letters"`  // records that do not decode: the replay dead-letters them
 	Known           int64   `json:"known"`         // events what is known answers: no call
 	Unknown         int64   `json:"unknown"`       // events it does not answer
@@ -85,7 +86,7 @@ func estimateReplay(ctx context.Context, cfg *config.Config, ranges map[int32]pr
 	}
 	mobiles := make(map[processor.MobileKey]struct{})
 	pairs := make(map[mobileDate]struct{})
-	est.EmptyOffsets, err = readRange(ctx, cfg, ranges, log, func(r *kgo.Record) {
+	est.EmptyOffsets, est.Deleted, err = readRange(ctx, cfg, ranges, log, func(r *kgo.Record) {
 		est.Events++
 		ev, err := codec.DecodeRecord(r)
 		if err != nil {
@@ -124,8 +125,10 @@ func estimateReplay(ctx context.Context, cfg *config.Config, ranges map[int32]pr
 // last offset, or once the broker deleted the rest of its range (then
 // logged). It returns how many offsets of the ranges it passed held no
 // record to hand on (transaction markers, records of aborted transactions,
-// records removed by compaction), as the replay's summary counts them.
-func readRange(ctx context.Context, cfg *config.Config, ranges map[int32]processor.OffsetRange, log *slog.Logger, each func(*kgo.Record)) (empty int64, err error) {
+// records removed by compaction), and how many records the broker deleted
+// before they were read (retention; logged), as the replay's summary counts
+// them.
+func readRange(ctx context.Context, cfg *config.Config, ranges map[int32]processor.OffsetRange, log *slog.Logger, each func(*kgo.Record)) (empty, deleted int64, err error) {
 	topic := cfg.Kafka.InputTopic
 	offsets := make(map[int32]kgo.Offset)
 	for part, r := range ranges {
@@ -134,11 +137,11 @@ func readRange(ctx context.Context, cfg *config.Config, ranges map[int32]process
 		}
 	}
 	if len(offsets) == 0 {
-		return 0, nil
+		return 0, 0, nil
 	}
 	opts, err := kafkaOpts(cfg)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	cl, err := kgo.NewClient(append(opts,
 		kgo.WithLogger(kgoWarnLogger{log}),
@@ -148,7 +151,7 @@ func readRange(ctx context.Context, cfg *config.Config, ranges map[int32]process
 		kgo.FetchMaxWait(500*time.Millisecond),
 	)...)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer cl.Close()
 	left := len(offsets)
@@ -157,21 +160,32 @@ func readRange(ctx context.Context, cfg *config.Config, ranges map[int32]process
 	for part, r := range ranges {
 		at[part] = r.Start
 	}
-	var handed int64                // data records handed on
-	deleted := make(map[int32]bool) // partitions whose rest the broker deleted
+	var handed int64             // data records handed on
+	gone := make(map[int32]bool) // partitions whose rest the broker deleted
+	// The offsets skipped between two records read: transaction markers
+	// are read (KeepControlRecords), so these held records of aborted
+	// transactions or removed by compaction, or records the broker deleted
+	// while the range was read (franz-go goes on at the log start then).
+	gaps := make(map[int32][][2]int64)
 	defer func() {
 		if err != nil {
+			return
+		}
+		var deletedIn int64
+		if deletedIn, err = deletedGaps(ctx, cl, topic, gaps, log); err != nil {
 			return
 		}
 		for part := range offsets {
 			r := ranges[part]
 			passed := r.End
-			if deleted[part] {
+			if gone[part] {
 				passed = min(at[part], r.End) // the rest was deleted, not passed
+				deleted += r.End - passed
 			}
 			empty += passed - r.Start
 		}
-		empty -= handed
+		empty -= handed + deletedIn
+		deleted += deletedIn
 	}()
 	finish := func(part int32) {
 		if !done[part] {
@@ -184,7 +198,7 @@ func readRange(ctx context.Context, cfg *config.Config, ranges map[int32]process
 		fetches := cl.PollFetches(pollCtx)
 		cancel()
 		if ctx.Err() != nil {
-			return 0, ctx.Err()
+			return 0, 0, ctx.Err()
 		}
 		got := 0
 		fetches.EachError(func(t string, part int32, err error) {
@@ -194,6 +208,9 @@ func readRange(ctx context.Context, cfg *config.Config, ranges map[int32]process
 		})
 		fetches.EachRecord(func(r *kgo.Record) {
 			got++
+			if a := at[r.Partition]; r.Offset > a && !done[r.Partition] {
+				gaps[r.Partition] = append(gaps[r.Partition], [2]int64{a, min(r.Offset, ranges[r.Partition].End)})
+			}
 			at[r.Partition] = r.Offset + 1
 			rng := ranges[r.Partition]
 			if done[r.Partition] || r.Offset >= rng.End {
@@ -209,9 +226,9 @@ func readRange(ctx context.Context, cfg *config.Config, ranges map[int32]process
 			}
 		})
 		if got == 0 { // nothing for a while: has the broker deleted the rest?
-			finishDeleted := func(part int32) { deleted[part] = true; finish(part) }
+			finishDeleted := func(part int32) { gone[part] = true; finish(part) }
 			if err := deletedRest(ctx, cl, topic, ranges, done, finishDeleted, log); err != nil {
-				return 0, err
+				return 0, 0, err
 			}
 			// A range can end in records of an aborted transaction whose
 			// marker lies past the last stable offset: never returned.
@@ -224,7 +241,42 @@ func readRange(ctx context.Context, cfg *config.Config, ranges map[int32]process
 			}
 		}
 	}
-	return 0, nil
+	return 0, 0, nil
+}
+
+// deletedGaps returns how many offsets of gaps, per partition the offsets
+// skipped between two records read, lie below the partition's log start
+// now: records the broker deleted (retention) while the range was read,
+// which franz-go skips, going on at the log start with a warning of its own;
+// they are logged. The rest of a gap held no record to read.
+func deletedGaps(ctx context.Context, cl *kgo.Client, topic string, gaps map[int32][][2]int64, log *slog.Logger) (int64, error) {
+	if len(gaps) == 0 {
+		return 0, nil
+	}
+	starts, err := kadm.NewClient(cl).ListStartOffsets(ctx, topic)
+	if err == nil {
+		err = starts.Error()
+	}
+	if err != nil {
+		return 0, fmt.Errorf("listing the log start of %q: %w", topic, err)
+	}
+	var total int64
+	for part, gs := range gaps {
+		start, ok := starts.Lookup(topic, part)
+		if !ok {
+			continue
+		}
+		var n int64
+		for _, g := range gs {
+			n += max(min(g[1], start.Offset)-g[0], 0)
+		}
+		if n > 0 {
+			log.Warn("the broker deleted records of a partition's range before they were read (retention?): not counted",
+				"topic", topic, "partition", part, "records", n, "log_start", start.Offset)
+		}
+		total += n
+	}
+	return total, nil
 }
 
 // deletedRest ends the partitions not done whose log start is now at or
@@ -266,6 +318,9 @@ func printEstimate(w io.Writer, e replayEstimate, asJSON bool) error {
 `, e.Events, e.Total-e.EmptyOffsets, time.Duration(e.Seconds*float64(time.Second)).Round(time.Millisecond), emptyNote(e.EmptyOffsets),
 		e.DeadLetters, e.Known, known, e.Unknown, e.MinPaidCalls, e.MaxPaidCalls,
 		cny(e.MinCostCNY, e.PricePerCall), cny(e.MaxCostCNY, e.PricePerCall), cny(e.PricePerCall, e.PricePerCall))
+	if err == nil && e.Deleted > 0 {
+		_, err = fmt.Fprintf(w, "  deleted          %d  (deleted by the broker before they were read: the input's retention; see the WARN lines)\n", e.Deleted)
+	}
 	if err == nil && e.BudgetRemaining != nil {
 		note := ""
 		if e.MaxPaidCalls > *e.BudgetRemaining {

@@ -317,18 +317,26 @@ func resolveReplayRange(ctx context.Context, cfg *config.Config, o replayOptions
 		o, _ := l.Lookup(topic, p)
 		return o.Offset
 	}
+	firstFrom, err := firstRecordsAt(ctx, cfg, log, parts, afterFrom, stable, from)
+	if err != nil {
+		return nil, err
+	}
+	firstTo, err := firstRecordsAt(ctx, cfg, log, parts, afterTo, stable, to)
+	if err != nil {
+		return nil, err
+	}
 	out := make(map[int32]processor.OffsetRange, len(parts))
 	for _, p := range parts {
 		lo, hi := offsetOf(logStart, p), offsetOf(stable, p)
 		r := processor.OffsetRange{Start: lo, End: hi}
 		if afterFrom != nil {
-			r.Start = offsetOf(afterFrom, p)
+			r.Start = firstFrom[p]
 		}
 		if s, ok := starts[p]; ok {
 			r.Start = s
 		}
 		if afterTo != nil {
-			r.End = offsetOf(afterTo, p)
+			r.End = firstTo[p]
 		}
 		if e, ok := ends[p]; ok {
 			r.End = e
@@ -370,14 +378,79 @@ func clampRange(p int32, r processor.OffsetRange, lo, hi int64) (processor.Offse
 	return r, notes
 }
 
+// firstRecordsAt returns, for each of parts, the offset of the first
+// record at or after t: at or after the offset the broker's time index gave
+// for t (listed), the first data record whose timestamp is at or after t,
+// or the partition's end (stable) if none is. The broker answers the first
+// offset whose timestamp is at or after t, which a transaction marker's
+// can be: the broker stamps it when it writes it, while the records of a
+// transactional input often carry their events' times (a Kafka Streams or
+// Flink exactly-once job, a backfill). Answered the marker, a range by
+// time of such a topic was empty, or reached far before --from. An aborted
+// transaction's records count for the broker too, not here (read_committed).
+// The record at the broker's offset is read first, so that a topic without
+// transactions costs one short read; past it, the partition is read in
+// growing steps until the record is found.
+func firstRecordsAt(ctx context.Context, cfg *config.Config, log *slog.Logger, parts []int32, listed, stable kadm.ListedOffsets, t time.Time) (map[int32]int64, error) {
+	if listed == nil {
+		return nil, nil
+	}
+	topic := cfg.Kafka.InputTopic
+	ms := ceilMilli(t)
+	first := make(map[int32]int64, len(parts))
+	end := make(map[int32]int64, len(parts))
+	next := make(map[int32]int64) // the partitions still read, and where from
+	for _, p := range parts {
+		o, _ := listed.Lookup(topic, p)
+		e, _ := stable.Lookup(topic, p)
+		first[p], end[p] = o.Offset, e.Offset
+		if o.Offset >= 0 && o.Offset < e.Offset {
+			next[p] = o.Offset
+		}
+	}
+	for step := int64(1); len(next) > 0; step *= 64 {
+		ranges := make(map[int32]processor.OffsetRange, len(next))
+		for p, o := range next {
+			ranges[p] = processor.OffsetRange{Start: o, End: min(o+step, end[p])}
+		}
+		found := make(map[int32]int64)
+		if _, _, err := readRange(ctx, cfg, ranges, log, func(r *kgo.Record) {
+			if _, ok := found[r.Partition]; !ok && r.Timestamp.UnixMilli() >= ms {
+				found[r.Partition] = r.Offset
+			}
+		}); err != nil {
+			return nil, fmt.Errorf("finding the first record at or after %s in %q: %w", t.Format(time.RFC3339Nano), topic, err)
+		}
+		for p, r := range ranges {
+			switch o, ok := found[p]; {
+			case ok:
+				first[p] = o
+				delete(next, p)
+			case r.End >= end[p]:
+				first[p] = end[p]
+				delete(next, p)
+			default:
+				next[p] = r.End
+			}
+		}
+	}
+	return first, nil
+}
+
+// ceilMilli is t in Unix milliseconds, rounded up: a record in the
+// millisecond below t is before t.
+func ceilMilli(t time.Time) int64 {
+	ms := t.UnixMilli()
+	if time.UnixMilli(ms).Before(t) {
+		ms++
+	}
+	return ms
+}
+
 // afterMilli lists the first offsets at or after t.
 func afterMilli(adm *kadm.Client, t time.Time) func(context.Context, ...string) (kadm.ListedOffsets, error) {
 	return func(ctx context.Context, topics ...string) (kadm.ListedOffsets, error) {
-		ms := t.UnixMilli() // truncated: a record in the millisecond below t is before t
-		if time.UnixMilli(ms).Before(t) {
-			ms++
-		}
-		return adm.ListOffsetsAfterMilli(ctx, max(ms, 0), topics...) // -1 to -5 are LATEST, EARLIEST, MAX_TIMESTAMP...
+		return adm.ListOffsetsAfterMilli(ctx, max(ceilMilli(t), 0), topics...) // -1 to -5 are LATEST, EARLIEST, MAX_TIMESTAMP...
 	}
 }
 
