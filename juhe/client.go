@@ -169,12 +169,15 @@ func (c *Client) Query(ctx context.Context, mobile, date string) (ans Answer, er
 			c.metrics.call(ctx, a, err, time.Since(start))
 			if asked && billable(err, &sent) {
 				ans.Billable++
+				if retry <= 64 {
+					ans.BillableRequests |= 1 << (retry - 1)
+				}
 			}
 			return a, err
 		})
 		if err == nil {
 			c.badParams.Store(0) // the provider read this number
-			a.Attempts, a.Billable, a.Mode = ans.Attempts, ans.Billable, c.mode
+			a.Attempts, a.Billable, a.BillableRequests, a.Mode = ans.Attempts, ans.Billable, ans.BillableRequests, c.mode
 			return a, nil
 		}
 		var e *Error

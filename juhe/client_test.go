@@ -779,15 +779,15 @@ func TestBillableAttemptsAndRetryGate(t *testing.T) {
 	gates := 0
 	ctx := juhe.WithRetryGate(t.Context(), func(context.Context) error { gates++; return nil })
 	a, err := c.Query(ctx, testMobile, testDate)
-	if err != nil || a.Attempts != 3 || a.Billable != 2 || gates != 2 {
-		t.Errorf("answer %+v, %v, %d gates; want 3 attempts, 2 billable (the cut-off one and the answer), 2 gates", a, err, gates)
+	if err != nil || a.Attempts != 3 || a.Billable != 2 || a.BillableRequests != 0b101 || gates != 2 {
+		t.Errorf("answer %+v, %v, %d gates; want 3 attempts, 2 billable (the cut-off one and the answer: requests 0b101), 2 gates", a, err, gates)
 	}
 
 	n.Store(0)
 	refused := errors.New("no budget left")
 	ctx = juhe.WithRetryGate(t.Context(), func(context.Context) error { return refused })
 	a, err = c.Query(ctx, testMobile, testDate)
-	if !juhe.IsTransport(err) || errors.Is(err, refused) || a.Attempts != 1 || a.Billable != 1 {
+	if !juhe.IsTransport(err) || errors.Is(err, refused) || a.Attempts != 1 || a.Billable != 1 || a.BillableRequests != 1 {
 		t.Errorf("gate refusing: %+v, %v; want the first attempt's transport fault, 1 attempt, billable", a, err)
 	}
 

@@ -25,7 +25,12 @@ type Answer struct {
 	// known error code, or that never reached it (a refused connection),
 	// is not billable.
 	Billable int
-	Mode     Mode // how the mobile was sent
+	// BillableRequests says which attempts Billable counts: bit i for the
+	// (i+1)th (the first, then each retry), of the first 64. A caller that
+	// counts each request on a day of its own (a budget whose day changes
+	// between a request and its retry) settles each by its bit.
+	BillableRequests uint64
+	Mode             Mode // how the mobile was sent
 }
 
 // Status returns the answer as the output contract names it: "recycled"

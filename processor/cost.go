@@ -469,19 +469,32 @@ func (c *CostControl) pay(ctx context.Context, key MobileKey, l Lookup) (res Res
 	var answered bool
 	var enriched Result // what the Enricher answered, for the uncertain requests' records
 	defer func() {
-		billable := enriched.Billable
 		// The answer, if any, is the last request's: its unit is paid, on
-		// its day. Of the others, as many as may have been billed are.
+		// its day. Of the others, those that may have been billed are:
+		// each by its bit when the Enricher says which, else as many as it
+		// counts, the first ones (the units' days differ only when the
+		// requests straddle midnight).
 		last := len(units) - btoi(answered)
-		uncertain := min(max(billable-btoi(answered), 0), last)
+		uncertain := units[:0:0]
 		for i, d := range units {
-			c.budget.settle(d, i < uncertain || i >= last)
+			paid := i >= last
+			switch {
+			case paid:
+			case enriched.BillableRequests != 0 && len(units) <= 64:
+				paid = enriched.BillableRequests&(1<<i) != 0
+			default:
+				paid = i < enriched.Billable-btoi(answered)
+			}
+			c.budget.settle(d, paid)
+			if paid && i < last {
+				uncertain = append(uncertain, d)
+			}
 		}
-		if uncertain > 0 {
+		if len(uncertain) > 0 {
 			// What comes of the lookup (an output, committed) waits for
 			// these records too: a crash before they are written would
 			// leave the restart's budget short by them.
-			res.durable = joinDurable(res.durable, c.uncertainCalls(key, l, enriched, units[:uncertain])...)
+			res.durable = joinDurable(res.durable, c.uncertainCalls(key, l, enriched, uncertain)...)
 		}
 	}()
 	stop := l.stop()

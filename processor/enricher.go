@@ -104,6 +104,13 @@ type Result struct {
 	// Enricher that does not say: a paid answer counts as one, a failure as
 	// none.
 	Billable int
+	// BillableRequests says which requests Billable counts, if the
+	// Enricher knows (the juhe client's Answer.BillableRequests): bit i for
+	// the (i+1)th, the first, then each retry, of the first 64. Without it,
+	// the first requests are taken as the billable ones; with it, a request
+	// that may have been billed is counted on the day it was sent, when a
+	// retry is sent after midnight.
+	BillableRequests uint64
 
 	durable *durable // a paid answer's ledger write, when it may still be in flight (CostControl)
 }

@@ -177,3 +177,40 @@ func offsets(at []time.Time) []time.Duration {
 	}
 	return d
 }
+
+// A lookup's first request, just before midnight, is refused with a known
+// code (232701: not billed); its retry, after midnight, breaks off (its
+// outcome unknown: may be billed). The one request that may have been
+// billed was sent on the new day, and counts there: the budget took the
+// first requests as the billable ones, and counted it on the day before,
+// leaving the new day's budget whole (found by review). The juhe client
+// says which requests may have been billed (Answer.BillableRequests).
+func TestBudgetCountsAnUncertainRetryOnItsDay(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := &billingProvider{reply: func(n int) reply {
+			if n == 1 {
+				time.Sleep(100 * time.Millisecond) // answered after midnight: the retry comes after it
+				return reply{body: `{"reason":"数据源超时","result":null,"error_code":232701}`}
+			}
+			return reply{body: paidReply(n), breakOff: true}
+		}}
+		start, bubble := time.Date(2024, 6, 1, 23, 59, 59, 950_000_000, time.UTC), time.Now()
+		now := func() time.Time { return start.Add(time.Since(bubble)) }
+		cost, err := processor.NewCostControl(juheEnricher{fakeProviderClient(t, p, 1)}, processor.CostConfig{
+			Secret: []byte("s"), DailyBudget: 10, Mode: "plain", Now: now,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = cost.Enrich(context.Background(), processor.Lookup{Mobile: "17312345678", Date: "20240101"})
+		if processor.DispositionOf(err) != processor.DispositionUnavailable || p.billed != 2 {
+			t.Fatalf("lookup: %v after %d requests; want unavailable after 2", err, p.billed)
+		}
+		if !p.at[0].Before(bubble.Add(50*time.Millisecond)) || p.at[1].Before(bubble.Add(50*time.Millisecond)) {
+			t.Fatalf("the requests were sent at %v from 23:59:59.95; want the retry after midnight", offsets(p.at))
+		}
+		if s := cost.CostStats(); s.BudgetSpentToday != 1 {
+			t.Errorf("on 20240602, the day the uncertain retry was sent, the budget counts %d spent; want 1", s.BudgetSpentToday)
+		}
+	})
+}
