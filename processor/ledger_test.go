@@ -12,9 +12,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 
 	"github.com/twosell/twosell/processor/kafkatest"
@@ -612,13 +610,7 @@ func TestJoinDurable(t *testing.T) {
 // poll; it says what the user lacks now.
 func TestLedgerLoadRefusedFetch(t *testing.T) {
 	t.Parallel()
-	admin := kgo.SASL(plain.Auth{User: "admin", Pass: "admin-pw"}.AsMechanism())
-	k := kafkatest.NewFake(t, []kgo.Opt{admin},
-		kfake.EnableSASL(), kfake.EnableACLs(), kfake.Superuser("PLAIN", "admin", "admin-pw"),
-		kfake.User("PLAIN", "app", "app-pw",
-			kfake.ACL{Resource: kmsg.ACLResourceTypeTopic, Name: "*", Pattern: kmsg.ACLResourcePatternTypeLiteral, Operation: kmsg.ACLOperationDescribe, Allow: true},
-			kfake.ACL{Resource: kmsg.ACLResourceTypeCluster, Name: "kafka-cluster", Pattern: kmsg.ACLResourcePatternTypeLiteral, Operation: kmsg.ACLOperationDescribe, Allow: true},
-		))
+	k := kafkatest.NewDescribeOnly(t, "app", "app-pw")
 	topic := k.Name("ledger")
 	k.CreateTopics(1, topic)
 	k.Produce(&kgo.Record{Topic: topic, Key: []byte("c/20240601/run.ffffffffffff/JH1"),

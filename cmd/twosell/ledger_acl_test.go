@@ -6,10 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
-	"github.com/twmb/franz-go/pkg/sasl/plain"
 
 	"github.com/twosell/twosell/processor/kafkatest"
 )
@@ -22,12 +19,7 @@ import (
 // (The deadline only ends the hang: as "twosell run did not fail at
 // start" in TestSecuredClusterMisconfigured.)
 func TestLedgerExportReportsAFetchItIsRefused(t *testing.T) {
-	k := kafkatest.NewFake(t, []kgo.Opt{kgo.SASL(plain.Auth{User: "admin", Pass: "admin-pw"}.AsMechanism())},
-		kfake.EnableSASL(), kfake.EnableACLs(), kfake.Superuser("PLAIN", "admin", "admin-pw"),
-		kfake.User("PLAIN", "finance", "finance-pw",
-			kfake.ACL{Resource: kmsg.ACLResourceTypeTopic, Name: "*", Pattern: kmsg.ACLResourcePatternTypeLiteral, Operation: kmsg.ACLOperationDescribe, Allow: true},
-			kfake.ACL{Resource: kmsg.ACLResourceTypeCluster, Name: "kafka-cluster", Pattern: kmsg.ACLResourcePatternTypeLiteral, Operation: kmsg.ACLOperationDescribe, Allow: true},
-		))
+	k := kafkatest.NewDescribeOnly(t, "finance", "finance-pw")
 	topic := k.Name("ledger")
 	k.CreateTopics(1, topic)
 	k.Produce(&kgo.Record{Topic: topic, Key: []byte("c/20240601/run.ffffffffffff/JH1"),

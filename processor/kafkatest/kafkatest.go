@@ -15,6 +15,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
 )
 
 // Cluster is a broker set for one test.
@@ -55,6 +57,20 @@ func NewFake(t testing.TB, clientOpts []kgo.Opt, opts ...kfake.Opt) *Cluster {
 	}
 	t.Cleanup(c.Close)
 	return &Cluster{Brokers: c.ListenAddrs(), Fake: c, t: t, opts: clientOpts}
+}
+
+// NewDescribeOnly returns a fresh kfake cluster with SASL PLAIN and ACLs
+// (as NewFake: whatever KAFKA_BROKERS says) on which user, password pass,
+// may describe every topic and the cluster but read or write none: an ACL
+// left out. The cluster's own clients are a superuser's.
+func NewDescribeOnly(t testing.TB, user, pass string) *Cluster {
+	t.Helper()
+	describe := func(resource kmsg.ACLResourceType, name string) kfake.ACL {
+		return kfake.ACL{Resource: resource, Name: name, Pattern: kmsg.ACLResourcePatternTypeLiteral, Operation: kmsg.ACLOperationDescribe, Allow: true}
+	}
+	return NewFake(t, []kgo.Opt{kgo.SASL(plain.Auth{User: "admin", Pass: "admin-pw"}.AsMechanism())},
+		kfake.EnableSASL(), kfake.EnableACLs(), kfake.Superuser("PLAIN", "admin", "admin-pw"),
+		kfake.User("PLAIN", user, pass, describe(kmsg.ACLResourceTypeTopic, "*"), describe(kmsg.ACLResourceTypeCluster, "kafka-cluster")))
 }
 
 // Name returns a topic or group name unique to this run, so that tests on a
