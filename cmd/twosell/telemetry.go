@@ -59,8 +59,8 @@ func setupTracing(ctx context.Context, serviceName string, lookupEnv func(string
 	endpoint := nonEmpty(lookupEnv("OTEL_EXPORTER_OTLP_ENDPOINT"))
 	tracesEndpoint := nonEmpty(lookupEnv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
 	if exporter == "otlp" || (exporter == "" && (endpoint || tracesEndpoint)) {
-		protocol, ok := lookupEnv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
-		if !ok {
+		protocol, _ := lookupEnv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+		if strings.TrimSpace(protocol) == "" { // empty is unset, as for the endpoints
 			protocol, _ = lookupEnv("OTEL_EXPORTER_OTLP_PROTOCOL")
 		}
 		if p := strings.ToLower(strings.TrimSpace(protocol)); p != "" && p != "http/protobuf" {
