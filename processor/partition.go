@@ -350,11 +350,20 @@ func (w *partitionWorker) run() {
 			continue
 		}
 		w.tasks.Add(1)
-		w.p.tasks <- func() {
+		select {
+		case w.p.tasks <- func() {
 			if wk.t.sampled {
 				wk.t.started = time.Now() // the task starts: waiting for a slot is not the record's latency
 			}
 			w.runTask(s)
+		}:
+		case <-w.p.poolEnd:
+			// Run is returning: a stop gave up waiting for this worker (its
+			// tasks stuck behind a full producer), and no goroutine takes
+			// tasks any more. (It sent on the tasks' channel as Run closed
+			// it: a panic.)
+			w.p.release(s.size)
+			w.giveUpStarted(s)
 		}
 	}
 }

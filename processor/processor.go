@@ -273,6 +273,7 @@ type Processor struct {
 	stats     counters
 
 	tasks     chan func()         // the records in flight, run by a pool (Run)
+	poolEnd   chan struct{}       // closed as Run returns: the pool takes no more tasks
 	slots     chan struct{}       // one per record in flight: MaxInFlight
 	pools     *fetchPools         // what fetched records are decoded into; see acknowledged
 	copause   *copauser           // pauses caught-up partitions while another is full (copause.go)
@@ -356,17 +357,24 @@ func (p *Processor) Run(ctx context.Context) error {
 	// Records run on a fixed pool of goroutines, one per in-flight slot:
 	// a goroutine per record would grow a fresh stack through the HTTP
 	// client's depth for every one of them.
-	p.tasks = make(chan func())
+	p.tasks, p.poolEnd = make(chan func()), make(chan struct{})
 	var pool sync.WaitGroup
 	for range p.cfg.MaxInFlight {
 		pool.Go(func() {
-			for task := range p.tasks {
-				task()
+			for {
+				select {
+				case task := <-p.tasks:
+					task()
+				case <-p.poolEnd:
+					return
+				}
 			}
 		})
 	}
 	defer pool.Wait()
-	defer close(p.tasks) // the workers, and so their tasks, have stopped by then
+	// Not p.tasks: a worker that a stop gave up waiting for may still send
+	// one (it gives the record up on poolEnd instead).
+	defer close(p.poolEnd)
 
 	var err error
 	if p.cfg.Range != nil {
