@@ -50,6 +50,10 @@ type partitionWorker struct {
 	ready    []*kgo.Record            // released from parked: start these first
 	parked   map[string][]*kgo.Record // key ordering: waiting behind a record of the same key
 	busy     map[string]bool          // key ordering: keys with a record in flight
+	// broken: key ordering, at-least-once: keys with a record that ended
+	// without being handed over (a fatal error, abandoned): busy for good,
+	// the later records of the key are dropped, not started (see settle).
+	broken map[string]bool
 	bufCount int                      // records in queue, ready and parked, and waiting (await)
 	bufBytes int
 	frontier int64     // the highest offset started
@@ -87,6 +91,7 @@ func newPartitionWorker(p *Processor, tp topicPartition) *partitionWorker {
 		frontier: -1,
 		parked:   make(map[string][]*kgo.Record),
 		busy:     make(map[string]bool),
+		broken:   make(map[string]bool),
 		waiting:  make(map[*awaiting]struct{}),
 		watched:  make(map[context.Context]struct{}),
 		seq:      sequencer{pending: make(map[uint64]emission), brokenAt: noBreak},
@@ -203,7 +208,12 @@ func (w *partitionWorker) next() (*kgo.Record, string, uint64, *txnBatch) {
 			w.queue = w.queue[1:]
 			if byKey && len(r.Key) > 0 && w.busy[string(r.Key)] {
 				k = string(r.Key)
-				w.parked[k] = append(w.parked[k], r)
+				if w.broken[k] { // behind a record not finished: must not overtake it
+					w.bufCount--
+					w.bufBytes -= len(r.Key) + len(r.Value)
+				} else {
+					w.parked[k] = append(w.parked[k], r)
+				}
 				w.mu.Unlock()
 				continue
 			}
@@ -654,13 +664,28 @@ func (w *partitionWorker) giveUp(key string, seq uint64, b *txnBatch) bool {
 
 // settle ends a record's part in the worker: key ordering releases its key
 // (starting the next record of that key, or, if this one was not handed over,
-// dropping the parked ones: they must not overtake it), and exactly-once the
-// batch learns the outcome.
+// dropping the parked ones: they must not overtake it; at least once, the
+// key stays busy, and its later records are dropped too), and exactly-once
+// the batch learns the outcome.
 func (w *partitionWorker) settle(k string, e emission, b *txnBatch) {
 	var dropped []*kgo.Record
 	if w.p.cfg.Ordering == OrderingKey && k != "" {
 		w.mu.Lock()
 		switch waiting := w.parked[k]; {
+		case !e.handed() && b == nil:
+			// At least once, the key stays busy: its records still to come
+			// must not overtake this one either (it holds the committed
+			// offset; a re-delivery would land behind them). Releasing the
+			// key let the records of it still in the queue start and be
+			// written while this one was failing (found by review).
+			// Exactly once, the batch is abandoned, its outputs with it.
+			w.broken[k] = true
+			dropped = waiting
+			delete(w.parked, k)
+			w.bufCount -= len(waiting)
+			for _, d := range waiting {
+				w.bufBytes -= len(d.Key) + len(d.Value)
+			}
 		case len(waiting) == 0:
 			delete(w.busy, k)
 		case e.handed():
@@ -720,6 +745,7 @@ func (w *partitionWorker) endBatch() {
 	w.mu.Lock()
 	w.batch = nil
 	clear(w.busy)
+	clear(w.broken)
 	next := w.nextSeq
 	w.mu.Unlock()
 	w.seq.reset(next)
