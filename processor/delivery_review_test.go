@@ -81,9 +81,12 @@ func TestPartitionOrderingStopFinishesRecordsInProgress(t *testing.T) {
 // output is over an output topic's max.message.bytes of 3000 (the broker
 // refuses it), its dead letter is not (the dead-letter topic has the
 // default limit).
-func bigEvent(topic string, i int) *kgo.Record {
+func bigEvent(topic string, i int) *kgo.Record { return randomPadded(topic, i, 1500) }
+
+// randomPadded is event i with n random bytes of padding, in hex.
+func randomPadded(topic string, i, n int) *kgo.Record {
 	r := event(topic, i, false)
-	pad := make([]byte, 1500)
+	pad := make([]byte, n)
 	for j := range pad {
 		pad[j] = byte(rand.IntN(256)) // incompressible: the producer compresses
 	}

@@ -50,10 +50,7 @@ type partitionWorker struct {
 	ready    []*kgo.Record            // released from parked: start these first
 	parked   map[string][]*kgo.Record // key ordering: waiting behind a record of the same key
 	busy     map[string]bool          // key ordering: keys with a record in flight
-	// broken: key ordering, at-least-once: keys with a record that ended
-	// without being handed over (a fatal error, abandoned): busy for good,
-	// the later records of the key are dropped, not started (see settle).
-	broken map[string]bool
+	broken   map[string]bool          // key ordering, at least once: keys of a record not handed over, busy for good (settle)
 	bufCount int                      // records in queue, ready and parked, and waiting (await)
 	bufBytes int
 	frontier int64     // the highest offset started

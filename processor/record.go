@@ -410,12 +410,12 @@ func (p *Processor) produceOutput(ctx context.Context, w *partitionWorker, in *k
 		Timestamp: in.Timestamp,
 		Context:   ctx, // the process span: the kotel hook injects traceparent from it
 	}
-	if n := recordBytes(out); n > maxProduceBytes {
+	if n, most := recordBytes(out), p.maxRecordBytes(); n > most {
 		record.recycle()
 		// franz-go would refuse it; exactly-once, a refusal inside the
 		// transaction could only stop the processor. Refuse it first.
 		return p.deadLetter(ctx, w, in, ClassOutputRejected, fmt.Sprintf(
-			"the enriched event is %d bytes, over the %d bytes a record may have; lower input.max_record_bytes", n, maxProduceBytes), t)
+			"the enriched event is %d bytes, over the %d bytes a record may have%s; lower input.max_record_bytes", n, most, p.batchLimitNote()), t)
 	}
 	record.p, record.w, record.in, record.t, record.ctx = p, w, in, t, ctx
 	record.o = outcome{status: res.Status}
@@ -524,9 +524,9 @@ func (p *Processor) deadLetter(ctx context.Context, w *partitionWorker, in *kgo.
 		Timestamp: in.Timestamp,
 		Context:   ctx,
 	}
-	if recordBytes(dl) > maxProduceBytes && hasPayload(in) {
+	if most := p.maxRecordBytes(); recordBytes(dl) > most && hasPayload(in) {
 		return p.deadLetter(ctx, w, withoutPayload(in), class,
-			reason+"; "+omittedPayload(in, fmt.Errorf("over the %d bytes a record may have", maxProduceBytes)), t)
+			reason+"; "+omittedPayload(in, fmt.Errorf("over the %d bytes a record may have%s", most, p.batchLimitNote())), t)
 	}
 	o := outcome{class: class}
 	return emission{rec: dl, o: o, promise: func(_ *kgo.Record, err error) {
@@ -665,10 +665,31 @@ func recordRejected(err error) bool {
 		errors.Is(err, kerr.InvalidRecord)
 }
 
-// maxProduceBytes is the largest record franz-go produces with its default
-// ProducerBatchMaxBytes (1,000,012), less room for the batch's framing and
-// the traceparent header the tracing hook adds.
-const maxProduceBytes = 1_000_012 - 1024
+// defaultBatchBytes is franz-go's default ProducerBatchMaxBytes.
+const defaultBatchBytes = 1_000_012
+
+// batchRoom is what a batch holds besides its one record at most: its
+// framing and the traceparent header the tracing hook adds.
+const batchRoom = 1024
+
+// maxRecordBytes is the largest record the producer writes: its batches'
+// size (franz-go's default, or what the output topics accept: see
+// limitBatches), less room for the batch's framing.
+func (p *Processor) maxRecordBytes() int {
+	if p.batchBytes > 0 {
+		return max(int(p.batchBytes)-batchRoom, 0)
+	}
+	return defaultBatchBytes - batchRoom
+}
+
+// batchLimitNote says, in a dead letter's reason, where a lowered record
+// limit comes from.
+func (p *Processor) batchLimitNote() string {
+	if p.batchBytes > 0 {
+		return fmt.Sprintf(" (the output topics' max.message.bytes, %d, less room for the batch's framing)", p.batchBytes)
+	}
+	return ""
+}
 
 // recordBytes is what a record weighs in a batch, framing aside.
 func recordBytes(r *kgo.Record) int {

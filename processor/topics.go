@@ -84,6 +84,7 @@ func (p *Processor) ensureTopics(ctx context.Context) error {
 			}
 		}
 	}
+	p.limitBatches(ctx, adm)
 	switch {
 	case p.cfg.Range == nil:
 		p.checkBacklog(ctx, adm, existing)
@@ -91,6 +92,49 @@ func (p *Processor) ensureTopics(ctx context.Context) error {
 		return p.checkReplayRetention(ctx, adm, existing)
 	}
 	return nil
+}
+
+// limitBatches bounds the producer's batches by what the output and
+// dead-letter topics accept, max.message.bytes, when it is below franz-go's
+// batch size: the broker checks a whole batch against it, refuses it
+// whole, and franz-go fails each of its records, so outputs that fit the
+// topic, batched with one that did not, were dead-lettered with it (found
+// by review). A record over it (less the batch's framing) is dead-lettered
+// before it is produced, as one over franz-go's own limit is. Not allowed
+// to describe the topics' configuration, the processor keeps franz-go's
+// batch size, and says so.
+func (p *Processor) limitBatches(ctx context.Context, adm *kadm.Client) {
+	topics := slices.Compact([]string{p.cfg.OutputTopic, p.cfg.DLQTopic})
+	described, err := adm.DescribeTopicConfigs(ctx, topics...)
+	limit := int64(defaultBatchBytes)
+	for _, rc := range described {
+		err = errors.Join(err, rc.Err)
+		for _, c := range rc.Configs {
+			if c.Key != "max.message.bytes" || c.Value == nil {
+				continue
+			}
+			if n, perr := strconv.ParseInt(*c.Value, 10, 32); perr == nil && n > 0 {
+				limit = min(limit, n)
+			}
+		}
+	}
+	if err != nil {
+		p.log.Warn("cannot read the output topics' max.message.bytes: batches keep franz-go's size "+
+			"(a topic that accepts less refuses a batch whole, its outputs that fit with the one that does not)",
+			"topics", topics, "err", err)
+	}
+	if limit < defaultBatchBytes {
+		p.batchBytes = int32(limit)
+		p.log.Info("producer batches bounded by the output topics' max.message.bytes", "bytes", limit)
+	}
+}
+
+// batchOpts bound the producer's batches (limitBatches).
+func (p *Processor) batchOpts() []kgo.Opt {
+	if p.batchBytes == 0 {
+		return nil
+	}
+	return []kgo.Opt{kgo.ProducerBatchMaxBytes(p.batchBytes)}
 }
 
 // inputRetention is the configuration a live run creates its output and
