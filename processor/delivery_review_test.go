@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/twosell/twosell/processor"
@@ -105,15 +106,16 @@ func randomPadded(topic string, i, n int) *kgo.Record {
 // ... finishes the records in progress ... flushes, and commits; nothing of
 // a revoked partition is committed after its revoke"; DESIGN: "every input
 // record ends as exactly one output or one dead letter (at-least-once:
-// possibly more than one after a crash)". No crash here.
+// possibly more than one after a crash)". No crash here. (The output
+// topic's limit is lowered once p1 has started: read at its start, it
+// would have bounded p1's batches and dead-lettered the big outputs before
+// they were produced; lowered later, the broker refuses them.)
 func TestRevokeWaitsForTheDeadLetterOfARefusedOutput(t *testing.T) {
 	h := newHarness(t, 2)
 	if h.kafka.Fake == nil {
 		t.Skip("needs the embedded broker")
 	}
-	limit := "3000"
-	h.kafka.CreateTopicsWith(2, map[string]*string{"max.message.bytes": &limit}, h.out)
-	h.kafka.CreateTopics(2, h.dlq)
+	h.kafka.CreateTopics(2, h.out, h.dlq)
 	// One big event in each input partition.
 	for p := range int32(2) {
 		r := bigEvent(h.in, int(p))
@@ -135,6 +137,15 @@ func TestRevokeWaitsForTheDeadLetterOfARefusedOutput(t *testing.T) {
 	cfg.Ordering = processor.OrderingNone
 	p1, stop1 := h.start(cfg)
 	kafkatest.WaitFor(t, func() bool { return asked.Load() == 2 }) // both records in progress on p1
+	limit := "3000"
+	altered, err := kadm.NewClient(h.kafka.Client()).AlterTopicConfigs(t.Context(),
+		[]kadm.AlterConfig{{Op: kadm.SetConfig, Name: "max.message.bytes", Value: &limit}}, h.out)
+	if err == nil {
+		_, err = altered.On(h.out, nil)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
 	stopping0, stopping1 := p1.Stopping(h.in, 0), p1.Stopping(h.in, 1)
 	_, stop2 := h.start(h.config(enricher)) // a second member: one partition moves to it
 	// p1 revokes one partition: its record finishes within the grace.
@@ -160,6 +171,9 @@ func TestRevokeWaitsForTheDeadLetterOfARefusedOutput(t *testing.T) {
 	for _, r := range h.kafka.ConsumeAll(ctx, h.out, h.dlq) {
 		src, _ := header(r, processor.HeaderSource)
 		bySource[r.Topic+" "+src]++
+		if reason, _ := header(r, processor.HeaderError); r.Topic == h.dlq && !strings.Contains(reason, "MESSAGE_TOO_LARGE") {
+			t.Errorf("%s: dead letter %q; want the broker's refusal of the output", src, reason)
+		}
 	}
 	for src, n := range bySource {
 		if n != 1 {
