@@ -286,6 +286,40 @@ func (b *safeBuffer) String() string {
 // Client.Close, and Run, waited until the broker answered: for good. (Found
 // by review; it hung before.)
 func TestStopWithAFullProducerBufferEnds(t *testing.T) {
+	h := stopWithOutputsHeld(t, 0, func(p *processor.Processor, in string, asked, held int64) bool {
+		return asked == 3 && held > 0 && p.Stats().InFlight == 0
+	})
+	if c := h.kafka.CommittedOffsets(h.group, h.in)[0]; c > 0 {
+		t.Errorf("committed %d with no output acknowledged", c)
+	}
+}
+
+// Run closed p.tasks once runAtLeastOnce returned ("the workers, and so
+// their tasks, have stopped by then"), but a stop waits for an abandoned
+// worker only maxAbandonWait (partition.go, shutdown) and then leaves it
+// running. With the producer's buffer full (the broker holds the outputs
+// back), the one pool goroutine (MaxInFlight 1) is blocked handing e-1's
+// output to the producer, after releasing e-1's slot; the dispatcher takes
+// e-2, acquires that slot and blocks sending e-2's task. The stop leaves it
+// there; the client's close frees the pool goroutine, and Run's close of
+// the tasks' channel raced with the dispatcher's pending send: a send on a
+// closed channel panics. (Found by review; the race detector reported the
+// close racing with the send in 8 of 20 runs.) The pool ends on a channel
+// of its own now, on which the dispatcher gives the record up.
+func TestStopLeavesNoDispatcherSendingATask(t *testing.T) {
+	// e-0's output held by the broker, e-1's blocked in Produce, e-2 taken
+	// with e-1's slot: the dispatcher waits for a pool goroutine.
+	stopWithOutputsHeld(t, 1, func(p *processor.Processor, in string, asked, held int64) bool {
+		return asked == 2 && held > 0 && p.Stats().InFlight == 1 && p.Frontier(in, 0) == 2
+	})
+}
+
+// stopWithOutputsHeld runs a processor (maxInFlight, if not 0) over 3
+// records whose outputs the broker holds back, with a producer that
+// buffers one record, and stops it once ready says so (the records asked
+// about, the produce requests held; in is the input topic); the stop must
+// end.
+func stopWithOutputsHeld(t *testing.T, maxInFlight int, ready func(p *processor.Processor, in string, asked, held int64) bool) *harness {
 	h := newHarness(t, 1)
 	if h.kafka.Fake == nil {
 		t.Skip("holds produce requests back with kfake's control functions")
@@ -310,16 +344,17 @@ func TestStopWithAFullProducerBufferEnds(t *testing.T) {
 		return fakeAnswer(l), nil
 	}))
 	cfg.Ordering = processor.OrderingNone
+	if maxInFlight > 0 {
+		cfg.MaxInFlight = maxInFlight
+	}
 	cfg.ShutdownTimeout = 200 * time.Millisecond
 	// The producer holds one record: the first output, which the broker
 	// holds; the next outputs' Produce waits for room.
 	cfg.ClientOpts = append(cfg.ClientOpts, kgo.MaxBufferedRecords(1))
 	p, stop := h.start(cfg)
-	kafkatest.WaitFor(t, func() bool { return asked.Load() == 3 && held.Load() > 0 && p.Stats().InFlight == 0 })
+	kafkatest.WaitFor(t, func() bool { return ready(p, h.in, asked.Load(), held.Load()) })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	if c := h.kafka.CommittedOffsets(h.group, h.in)[0]; c > 0 {
-		t.Errorf("committed %d with no output acknowledged", c)
-	}
+	return h
 }
