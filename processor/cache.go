@@ -157,6 +157,12 @@ const (
 type cacheEntry struct {
 	key MobileKey
 	k   packedKnowledge
+	// written, if set, is the ledger write of a call paid for this mobile
+	// that may still be in flight: an answer from the entry is written once
+	// it is done (Result.durable), as the call's own answer is. Answered at
+	// once, a retried transaction's record committed the answer, and the
+	// offset, before the ledger held the call it cites (found by review).
+	written *durable
 }
 
 // packedKnowledge is Knowledge as the cache keeps it: a third of the size
@@ -423,6 +429,13 @@ func (c *knowledgeCache) answer(key MobileKey, date string, now func() time.Time
 	if kind == 0 {
 		return false
 	}
+	if d := ent.written; d != nil {
+		if d.isDone() {
+			ent.written = nil
+		} else {
+			r.durable = d
+		}
+	}
 	// Counted here, under the shard's lock, rather than in counters that
 	// every dispatcher would share: cache answers are most of a replay's
 	// records.
@@ -465,6 +478,21 @@ func (c *knowledgeCache) answers() (n [FactNoRecord + 1]int64) {
 		sh.mu.Unlock()
 	}
 	return n
+}
+
+// writing notes d, the ledger write of a call paid for key, for the answers
+// key's entry gives until it is done (cacheEntry.written).
+func (c *knowledgeCache) writing(key MobileKey, d *durable) {
+	sh := c.shard(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if e, ok := sh.byKey[key]; ok {
+		ent := e.Value.(*cacheEntry)
+		if ent.written != nil && !ent.written.isDone() {
+			d = joinDurable(ent.written, d)
+		}
+		ent.written = d
+	}
 }
 
 // observe merges a fact into what is known about key and returns the

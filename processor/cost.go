@@ -574,6 +574,9 @@ func (c *CostControl) pay(ctx context.Context, key MobileKey, l Lookup) (res Res
 			Code: res.Code, OrderID: res.OrderID, Mode: res.Mode,
 		}
 		res.durable = c.ledger.write(call, k.Live(at, c.cfg.TTL))
+		if c.cache != nil && res.durable != nil {
+			c.cache.writing(key, res.durable)
+		}
 	}
 	return res, nil
 }

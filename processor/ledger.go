@@ -668,6 +668,13 @@ func (d *durable) settle(err error) (then []func(error), _ error, done bool) {
 	return then, d.err, true
 }
 
+// isDone reports whether the write is done.
+func (d *durable) isDone() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.pending == 0
+}
+
 // whenDone calls f with the write's error once it is done: at once if it is
 // already.
 func (d *durable) whenDone(f func(error)) {

@@ -335,6 +335,18 @@ func (w *partitionWorker) run() {
 			continue
 		}
 		wk, e, done := w.begin(r)
+		if done && e.durable != nil {
+			// Answered from knowledge whose paid call's ledger write may
+			// be in flight: handed over once it is done, its key busy
+			// meanwhile (as a task's would be).
+			if key == "" && w.p.cfg.Ordering == OrderingKey && len(r.Key) > 0 {
+				key = string(r.Key)
+				w.markBusy(key)
+			}
+			w.tasks.Add(1)
+			w.handDurable(abandon, key, seq, e, b)
+			continue
+		}
 		if done { // answered without a lookup in flight: no task needed
 			w.hand(seq, e)
 			w.settle(key, e, b)
