@@ -46,14 +46,20 @@ func TestQuery(t *testing.T) {
 		{"formats as the processor reads them", []string{"+86 " + notRecycled[:3] + "-" + notRecycled[3:], "--date", "2020-01-01"}, 0, "not_recycled", ""},
 		{"sha256 mode", []string{recycled, "--date", "20200101", "--juhe-mode", "sha256"}, 0, "recycled", ""},
 		{"wrong key is an error", []string{recycled, "--date", "20200101"}, 1, "", "10001"},
+		// 232702 says what to check at once (found by review: only a run
+		// of them did, which one query never makes).
+		{"wrong openid says what to check", []string{recycled, "--date", "20200101", "--juhe-mode", "aes"}, 1, "", "check juhe.mode (aes) and juhe.openid"},
 		{"no date", []string{recycled}, 2, "", "--date is required"},
 		{"bad mobile", []string{"12345", "--date", "20200101"}, 2, "", "11 digits"},
 		{"bad date", []string{recycled, "--date", "tomorrow"}, 2, "", "--date"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if tt.name == "wrong key is an error" {
+			switch tt.name {
+			case "wrong key is an error":
 				t.Setenv("TWOSELL_JUHE_KEY", "not-the-key")
+			case "wrong openid says what to check":
+				t.Setenv("TWOSELL_JUHE_OPENID", "not-the-openid")
 			}
 			var stdout, stderr syncBuffer
 			args := append([]string{"query", "--juhe-url", url}, tt.args...)
@@ -64,8 +70,8 @@ func TestQuery(t *testing.T) {
 			if tt.wantErr != "" && !strings.Contains(stderr.String(), tt.wantErr) {
 				t.Errorf("stderr %q does not say %q", stderr.String(), tt.wantErr)
 			}
-			if strings.Contains(stderr.String()+stdout.String(), testKey) {
-				t.Error("the key was printed")
+			if out := stderr.String() + stdout.String(); strings.Contains(out, testKey) || strings.Contains(out, "not-the-openid") {
+				t.Error("the key or the openid was printed")
 			}
 			if tt.code != 0 {
 				return

@@ -68,7 +68,12 @@ func cmdLedger(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		// as it was, such as last month's reconciliation.
 		out, err = os.CreateTemp(filepath.Dir(*output), "."+filepath.Base(*output)+".*")
 		if err != nil {
-			return err
+			// Its error names the temporary file, which the user never gave.
+			var pe *os.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err
+			}
+			return fmt.Errorf("--output %s: cannot write a file in %s: %w", *output, filepath.Dir(*output), err)
 		}
 		defer func() {
 			out.Close()

@@ -71,3 +71,14 @@ func TestLedgerExportTakesTheKeyOfADecodableForeignCall(t *testing.T) {
 		t.Errorf("export of 20240601: %d rows %q; want the 1 call the budget counted on that day", len(day), day)
 	}
 }
+
+// --output in a directory that does not exist names --output, not the
+// temporary file the export writes first (found by review).
+func TestLedgerExportOutputInAMissingDirectory(t *testing.T) {
+	output := t.TempDir() + "/missing/june.csv"
+	var stdout, stderr syncBuffer
+	code := Main(t.Context(), []string{"ledger", "export", "--brokers", "127.0.0.1:1", "--output", output}, &stdout, &stderr)
+	if got := stderr.String(); code != 1 || !strings.Contains(got, "--output "+output) || strings.Contains(got, ".june.csv.") {
+		t.Errorf("exit %d, stderr %q; want exit 1 naming --output %s, not the temporary file", code, got, output)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/twosell/twosell/config"
+	"github.com/twosell/twosell/juhe"
 	"github.com/twosell/twosell/processor"
 )
 
@@ -66,6 +67,15 @@ func cmdQuery(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	res, err := juheEnricher{client}.Enrich(ctx, processor.Lookup{Mobile: mobile, Date: day})
+	if err != nil && res.Code == juhe.CodeBadParam {
+		// One number, one answer: the run's hint (after a run of them)
+		// cannot come; give it now (the number itself was checked above).
+		check := fmt.Sprintf("juhe.mode (%s)", client.Mode())
+		if client.Mode().UsesAES() {
+			check += " and juhe.openid"
+		}
+		return fmt.Errorf("%w; the provider could not read the number as sent: check %s", err, check)
+	}
 	if err != nil {
 		return err
 	}

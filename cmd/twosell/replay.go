@@ -247,7 +247,8 @@ func resolveReplayRange(ctx context.Context, cfg *config.Config, o replayOptions
 	}
 	td, ok := details[topic]
 	if !ok || td.Err != nil {
-		return nil, fmt.Errorf("%w: %q on %v", processor.ErrInputTopicMissing, topic, cfg.Kafka.Brokers)
+		return nil, fmt.Errorf("%w: %q on %v: check kafka.input_topic (--input-topic, TWOSELL_KAFKA_INPUT_TOPIC): a replay reads a topic that holds the events",
+			processor.ErrInputTopicMissing, topic, cfg.Kafka.Brokers)
 	}
 	all := slices.Sorted(maps.Keys(td.Partitions))
 	parts := all

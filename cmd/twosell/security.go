@@ -9,10 +9,12 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -204,6 +206,7 @@ func explainKafka(cfg *config.Config, err error) error {
 		verify     *tls.CertificateVerificationError
 		recordHdr  tls.RecordHeaderError
 		firstRead  *kgo.ErrFirstReadEOF // franz-go's guess at why a broker hung up at once
+		dns        *net.DNSError
 		saslFailed = errors.Is(err, kerr.SaslAuthenticationFailed) || errors.Is(err, kerr.IllegalSaslState) ||
 			errors.Is(err, kerr.UnsupportedSaslMechanism)
 	)
@@ -238,6 +241,10 @@ func explainKafka(cfg *config.Config, err error) error {
 		hint = "no connection completed in time: check that the brokers are reachable and that the port is their TLS listener"
 	case !tlsOn && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)):
 		hint = "the brokers closed the connection: if their listener is SSL or SASL_SSL, set kafka.tls.enabled: true and kafka.sasl.*"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		hint = "nothing accepts connections there: check kafka.brokers (--brokers, TWOSELL_KAFKA_BROKERS) and that the brokers are up"
+	case errors.As(err, &dns):
+		hint = "a broker's host name does not resolve: check kafka.brokers (--brokers, TWOSELL_KAFKA_BROKERS)"
 	}
 	if hint != "" {
 		return fmt.Errorf("kafka (%s): %w; %s", describeKafka(cfg), err, hint)

@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -439,5 +441,28 @@ func TestWarnShortSecrets(t *testing.T) {
 	logs.Reset()
 	if warnInsecure(&cfg, slog.New(slog.NewTextHandler(&logs, nil))); strings.Contains(logs.String(), "shorter than") {
 		t.Errorf("a warning without a short secret: %s", logs.String())
+	}
+}
+
+// A broker address where nothing listens, or a name that does not resolve,
+// says what to check (found by review: the brokers were named, with no
+// hint).
+func TestExplainKafkaUnreachable(t *testing.T) {
+	cfg := config.Default()
+	cfg.Kafka.Brokers = []string{"kafka-1:9092"}
+	for _, tt := range []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"refused", &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}, "nothing accepts connections there: check kafka.brokers"},
+		{"no such host", &net.OpError{Op: "dial", Net: "tcp", Err: &net.DNSError{Err: "no such host", Name: "kafka-1", IsNotFound: true}}, "does not resolve: check kafka.brokers"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got := explainKafka(&cfg, fmt.Errorf("listing topic %q: unable to dial: %w", "t", tt.err)).Error()
+			if !strings.Contains(got, tt.want) || !strings.Contains(got, "kafka-1:9092") {
+				t.Errorf("%s; want the brokers named and %q", got, tt.want)
+			}
+		})
 	}
 }
