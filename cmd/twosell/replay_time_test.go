@@ -10,8 +10,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/twosell/twosell/juhe"
 	"github.com/twosell/twosell/juhe/juhesim"
 	"github.com/twosell/twosell/processor"
+	"github.com/twosell/twosell/processor/kafkatest"
 )
 
 // A transactional input whose records carry their events' own times (a
@@ -104,5 +106,21 @@ func TestDryRunCountsRecordsDeletedWhileRead(t *testing.T) {
 	if empty != 0 {
 		t.Errorf("%d records read of 40, the other %d deleted by the broker before they were read; readRange counts %d offsets that held no record "+
 			"(want 0: no marker, no aborted or compacted record; the replay counts these as deleted, NOT REPLAYED)", read, 40-read, empty)
+	}
+}
+
+// A replay of a topic that does not exist says which setting names it
+// (found by a walk through README's commands: run's said so, replay's
+// named only the topic).
+func TestReplayOfAMissingTopicSaysWhatToCheck(t *testing.T) {
+	k := kafkatest.New(t)
+	_, url := newSim(t, juhesim.Faults{})
+	cfg := testConfig(t, k, url, juhe.ModePlain)
+	t.Setenv("TWOSELL_JUHE_KEY", testKey)
+	cfg.Kafka.InputTopic = k.Name("nosuch")
+	var stdout, stderr syncBuffer
+	code := Main(t.Context(), replayArgs(cfg, k.Name("out")), &stdout, &stderr)
+	if got := stderr.String(); code != 1 || !strings.Contains(got, "check kafka.input_topic (--input-topic") {
+		t.Errorf("exit %d, stderr %q; want exit 1 saying which setting names the topic", code, got)
 	}
 }
