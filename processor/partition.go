@@ -120,7 +120,7 @@ func (w *partitionWorker) enqueue(recs []*kgo.Record) {
 func (w *partitionWorker) push(recs []*kgo.Record, b *txnBatch) {
 	n := 0
 	for _, r := range recs {
-		n += len(r.Key) + len(r.Value)
+		n += recordBytes(r)
 	}
 	w.mu.Lock()
 	if b != nil {
@@ -207,7 +207,7 @@ func (w *partitionWorker) next() (*kgo.Record, string, uint64, *txnBatch) {
 				k = string(r.Key)
 				if w.broken[k] { // behind a record not finished: must not overtake it
 					w.bufCount--
-					w.bufBytes -= len(r.Key) + len(r.Value)
+					w.bufBytes -= recordBytes(r)
 				} else {
 					w.parked[k] = append(w.parked[k], r)
 				}
@@ -247,7 +247,7 @@ func (w *partitionWorker) markBusy(key string) {
 func (w *partitionWorker) taken(r *kgo.Record) {
 	w.frontier = max(w.frontier, r.Offset)
 	w.bufCount--
-	w.bufBytes -= len(r.Key) + len(r.Value)
+	w.bufBytes -= recordBytes(r)
 	w.drainedLocked()
 }
 
@@ -356,7 +356,7 @@ func (w *partitionWorker) run() {
 			key = string(r.Key)
 			w.markBusy(key)
 		}
-		s := &started{wk: wk, abandon: abandon, key: key, seq: seq, b: b, size: int64(len(r.Key) + len(r.Value))}
+		s := &started{wk: wk, abandon: abandon, key: key, seq: seq, b: b, size: int64(recordBytes(r))}
 		if w.await(s) {
 			continue
 		}
@@ -707,7 +707,7 @@ func (w *partitionWorker) settle(k string, e emission, b *txnBatch) {
 			delete(w.parked, k)
 			w.bufCount -= len(waiting)
 			for _, d := range waiting {
-				w.bufBytes -= len(d.Key) + len(d.Value)
+				w.bufBytes -= recordBytes(d)
 			}
 		case len(waiting) == 0:
 			delete(w.busy, k)
@@ -724,7 +724,7 @@ func (w *partitionWorker) settle(k string, e emission, b *txnBatch) {
 			delete(w.busy, k)
 			w.bufCount -= len(waiting)
 			for _, d := range waiting {
-				w.bufBytes -= len(d.Key) + len(d.Value)
+				w.bufBytes -= recordBytes(d)
 			}
 		}
 		w.mu.Unlock()
@@ -747,7 +747,7 @@ func (w *partitionWorker) clearBatch(b *txnBatch) {
 		for _, recs := range append([][]*kgo.Record{w.queue, w.ready}, slices.Collect(maps.Values(w.parked))...) {
 			n += len(recs)
 			for _, r := range recs {
-				size += len(r.Key) + len(r.Value)
+				size += recordBytes(r)
 			}
 		}
 		w.queue, w.ready = nil, nil
