@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // A mobile in the date field (fields swapped or shifted) is meant to be shown
@@ -40,6 +42,17 @@ func TestDateReasonMasksMobile(t *testing.T) {
 		_, err := c.Decode([]byte(v), time.Now())
 		if err != nil && !strings.Contains(err.Error(), strings.Trim(date, `"`)) {
 			t.Errorf("registered_at %s: the reason does not show the value: %s", date, err)
+		}
+	}
+}
+
+// A record's key in its spans: as it is, masked if it is a mobile, left out
+// if it holds one written otherwise.
+func TestSpanKey(t *testing.T) {
+	for key, want := range map[string]string{"u-42": "u-42", "17398765432": "173****5432", "+86 173-9876-5432": "+86****5432", "tel:17398765432": ""} {
+		got, err := spanKey(&kgo.Record{Key: []byte(key)})
+		if got != want || (want == "") != (err != nil) {
+			t.Errorf("key %q: %q, %v; want %q", key, got, err, want)
 		}
 	}
 }
