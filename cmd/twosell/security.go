@@ -258,8 +258,14 @@ func warnInsecure(cfg *config.Config, log *slog.Logger) {
 		log.Warn("kafka.tls.insecure_skip_verify is on: the brokers' certificates are not verified, so SASL credentials " +
 			"and personal data are open to anyone on the path; use kafka.tls.ca_file instead")
 	}
-	if cfg.Kafka.SASL.Mechanism == config.SASLPlain && !cfg.Kafka.TLS.Enabled {
+	switch {
+	case cfg.Kafka.TLS.Enabled:
+	case cfg.Kafka.SASL.Mechanism == config.SASLPlain:
 		log.Warn("SASL PLAIN without TLS sends the password to the brokers as it is; set kafka.tls.enabled: true")
+	case cfg.Kafka.SASL.Mechanism == config.SASLOAuthBearer:
+		// Found by a security review: the token, replayable until it
+		// expires, went out as it is without a word.
+		log.Warn("SASL OAUTHBEARER without TLS sends the token to the brokers as it is, which anyone on the path can use until it expires; set kafka.tls.enabled: true")
 	}
 	if cfg.Juhe.AllowInsecure && juheInsecure(cfg.Juhe.URL) {
 		log.Warn("juhe.allow_insecure: the key is sent to the provider over plain http", "juhe_url", config.ShownURL(cfg.Juhe.URL))
