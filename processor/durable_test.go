@@ -29,12 +29,7 @@ func TestOutputWaitsForTheLedger(t *testing.T) {
 	if h.kafka.Fake == nil {
 		t.Skip("holds produce requests back with kfake's control functions")
 	}
-	var calls atomic.Int64
-	cost, ledgerTopic, ledgerID := h.ledgerCost(processor.EnricherFunc(func(_ context.Context, l processor.Lookup) (processor.Result, error) {
-		calls.Add(1)
-		return fakeAnswer(l), nil
-	}), nil)
-	held, releaseLedger := h.holdLedger(ledgerTopic, ledgerID)
+	cost, calls, held, releaseLedger := h.heldLedgerCost()
 
 	const n = 20
 	in := h.produceEvents(n)
@@ -244,6 +239,19 @@ func (h *harness) outputsSoFar() int {
 // ledgerCost opens a cost control over provider with a ledger on a new
 // topic, and returns it with the topic's name and id (produce requests name
 // topics by id from v13). log may be nil.
+// heldLedgerCost is ledgerCost over a provider that answers at once and
+// counts its calls, the ledger's writes held back by the broker (held
+// counts them) until release.
+func (h *harness) heldLedgerCost() (cost *processor.CostControl, calls, held *atomic.Int64, release func()) {
+	calls = new(atomic.Int64)
+	cost, topic, id := h.ledgerCost(processor.EnricherFunc(func(_ context.Context, l processor.Lookup) (processor.Result, error) {
+		calls.Add(1)
+		return fakeAnswer(l), nil
+	}), nil)
+	held, release = h.holdLedger(topic, id)
+	return cost, calls, held, release
+}
+
 func (h *harness) ledgerCost(provider processor.Enricher, log *slog.Logger) (*processor.CostControl, string, [16]byte) {
 	h.t.Helper()
 	topic := h.kafka.Name("ledger")

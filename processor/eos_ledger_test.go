@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twosell/twosell/processor"
 	"github.com/twosell/twosell/processor/kafkatest"
 )
 
@@ -53,12 +52,7 @@ func TestEOSRetryAnsweredFromCacheWaitsForTheLedger(t *testing.T) {
 	if h.kafka.Fake == nil {
 		t.Skip("holds produce requests back with kfake's control functions")
 	}
-	var calls atomic.Int64
-	cost, ledgerTopic, ledgerID := h.ledgerCost(processor.EnricherFunc(func(_ context.Context, l processor.Lookup) (processor.Result, error) {
-		calls.Add(1)
-		return fakeAnswer(l), nil
-	}), nil)
-	held, releaseLedger := h.holdLedger(ledgerTopic, ledgerID)
+	cost, calls, held, releaseLedger := h.heldLedgerCost()
 	defer releaseLedger()
 
 	h.kafka.Produce(event(h.in, 1, false)) // res 1: its output cites the call's order id
