@@ -293,14 +293,20 @@ func traceSent(ctx context.Context) *httptrace.ClientTrace {
 // badParam counts a 232702 answer. A run of them across different records
 // means the provider cannot read any number: a wrong mode or openid, which
 // would otherwise dead-letter the whole topic one record at a time.
+// BadParamCheck names the settings to check when the provider cannot read
+// the numbers as sent (232702 to a valid number): juhe.mode, and juhe.openid
+// in the AES modes.
+func (c *Client) BadParamCheck() string {
+	if c.mode.UsesAES() {
+		return fmt.Sprintf("juhe.mode (%s) and juhe.openid", c.mode)
+	}
+	return fmt.Sprintf("juhe.mode (%s)", c.mode)
+}
+
 func (c *Client) badParam(e *Error) error {
 	n := c.badParams.Add(1)
 	if c.badParamLimit == 0 || n < c.badParamLimit {
 		return e
-	}
-	check := fmt.Sprintf("juhe.mode (%s)", c.mode)
-	if c.mode.UsesAES() {
-		check += " and juhe.openid"
 	}
 	fatal := &Error{
 		Class:      ClassFatal,
@@ -308,7 +314,7 @@ func (c *Client) badParam(e *Error) error {
 		HTTPStatus: e.HTTPStatus,
 		Op:         e.Op,
 		Reason: fmt.Sprintf("juhe: %d bad-parameter answers in a row: the provider cannot read the numbers; check %s",
-			n, check),
+			n, c.BadParamCheck()),
 	}
 	if n == c.badParamLimit {
 		c.logger.Error(fatal.Reason)

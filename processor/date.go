@@ -2,7 +2,6 @@ package processor
 
 import (
 	"errors"
-	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -211,32 +210,23 @@ func (v *dateValue) fail(what string) error {
 // holdsMobile reports whether text holds a mobile's digits, decimal points
 // aside: a run of digits with 1[3-9] and nine more in it. (A date's runs are
 // shorter; a unix time in milliseconds can hold one, and is not shown in a
-// reason then.) On the error path only.
+// reason then.)
 func holdsMobile(text []byte) bool {
-	run := 0
-	for i := 0; i <= len(text); i++ {
-		if i < len(text) && text[i] == '.' {
-			continue
-		}
-		if i < len(text) && text[i] >= '0' && text[i] <= '9' {
-			run++
-			continue
-		}
-		if run >= 11 {
-			digits := make([]byte, 0, run)
-			for j := i - 1; j >= 0 && len(digits) < run; j-- {
-				if text[j] != '.' {
-					digits = append(digits, text[j])
-				}
-			}
-			slices.Reverse(digits)
-			for k := 0; k+11 <= len(digits); k++ {
-				if digits[k] == '1' && digits[k+1] >= '3' && digits[k+1] <= '9' {
+	var prev byte
+	after := 0 // digits of the run after its first "1[3-9]"'s 1, if it has one
+	for _, c := range text {
+		switch {
+		case c == '.':
+		case c >= '0' && c <= '9':
+			if after > 0 || (prev == '1' && c >= '3') {
+				if after++; after == 10 {
 					return true
 				}
 			}
+			prev = c
+		default:
+			prev, after = 0, 0
 		}
-		run = 0
 	}
 	return false
 }

@@ -335,19 +335,7 @@ func (w *partitionWorker) run() {
 			continue
 		}
 		wk, e, done := w.begin(r)
-		if done && e.durable != nil {
-			// Answered from knowledge whose paid call's ledger write may
-			// be in flight: handed over once it is done, its key busy
-			// meanwhile (as a task's would be).
-			if key == "" && w.p.cfg.Ordering == OrderingKey && len(r.Key) > 0 {
-				key = string(r.Key)
-				w.markBusy(key)
-			}
-			w.tasks.Add(1)
-			w.handDurable(abandon, key, seq, e, b)
-			continue
-		}
-		if done { // answered without a lookup in flight: no task needed
+		if done && e.durable == nil { // answered without a lookup in flight: no task needed
 			w.hand(seq, e)
 			w.settle(key, e, b)
 			continue
@@ -355,6 +343,14 @@ func (w *partitionWorker) run() {
 		if key == "" && w.p.cfg.Ordering == OrderingKey && len(r.Key) > 0 {
 			key = string(r.Key)
 			w.markBusy(key)
+		}
+		if done {
+			// Answered from knowledge whose paid call's ledger write may
+			// be in flight: handed over once it is done, its key busy
+			// meanwhile (as a task's would be).
+			w.tasks.Add(1)
+			w.handDurable(abandon, key, seq, e, b)
+			continue
 		}
 		s := &started{wk: wk, abandon: abandon, key: key, seq: seq, b: b, size: int64(recordBytes(r))}
 		if w.await(s) {
@@ -695,36 +691,33 @@ func (w *partitionWorker) settle(k string, e emission, b *txnBatch) {
 	if w.p.cfg.Ordering == OrderingKey && k != "" {
 		w.mu.Lock()
 		switch waiting := w.parked[k]; {
-		case !e.handed() && b == nil:
-			// At least once, the key stays busy: its records still to come
-			// must not overtake this one either (it holds the committed
-			// offset; a re-delivery would land behind them). Releasing the
-			// key let the records of it still in the queue start and be
-			// written while this one was failing (found by review).
-			// Exactly once, the batch is abandoned, its outputs with it.
-			w.broken[k] = true
+		case !e.handed():
 			dropped = waiting
 			delete(w.parked, k)
 			w.bufCount -= len(waiting)
 			for _, d := range waiting {
 				w.bufBytes -= recordBytes(d)
 			}
+			if b == nil {
+				// At least once, the key stays busy: its records still to
+				// come must not overtake this one either (it holds the
+				// committed offset; a re-delivery would land behind them).
+				// Releasing the key let the records of it still in the
+				// queue start and be written while this one was failing
+				// (found by review). Exactly once, the batch is
+				// abandoned, its outputs with it.
+				w.broken[k] = true
+			} else {
+				delete(w.busy, k)
+			}
 		case len(waiting) == 0:
 			delete(w.busy, k)
-		case e.handed():
+		default:
 			w.ready = append(w.ready, waiting[0])
 			if len(waiting) == 1 {
 				delete(w.parked, k)
 			} else {
 				w.parked[k] = waiting[1:]
-			}
-		default:
-			dropped = waiting
-			delete(w.parked, k)
-			delete(w.busy, k)
-			w.bufCount -= len(waiting)
-			for _, d := range waiting {
-				w.bufBytes -= recordBytes(d)
 			}
 		}
 		w.mu.Unlock()

@@ -70,11 +70,7 @@ func cmdQuery(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil && res.Code == juhe.CodeBadParam {
 		// One number, one answer: the run's hint (after a run of them)
 		// cannot come; give it now (the number itself was checked above).
-		check := fmt.Sprintf("juhe.mode (%s)", client.Mode())
-		if client.Mode().UsesAES() {
-			check += " and juhe.openid"
-		}
-		return fmt.Errorf("%w; the provider could not read the number as sent: check %s", err, check)
+		return fmt.Errorf("%w; the provider could not read the number as sent: check %s", err, client.BadParamCheck())
 	}
 	if err != nil {
 		return err
