@@ -68,3 +68,22 @@ func BenchmarkParseDate(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkDecodeManyDays decodes events whose dates are a day each of ten
+// years, as twosell bench's backlog has them (and a replay of history).
+func BenchmarkDecodeManyDays(b *testing.B) {
+	c := newTestCodec(b, CodecConfig{})
+	var values [][]byte
+	for i := range 3360 {
+		day := time.Date(2015+i%10, time.Month(1+i%12), 1+i%28, 0, 0, 0, 0, time.UTC)
+		values = append(values, []byte(`{"event_id":"e-1","mobile":"17312345678","registered_at":"`+day.Format("2006-01-02")+`"}`))
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, err := c.Decode(values[i], time.Time{}); err != nil {
+			b.Fatal(err)
+		}
+		i = (i + 1) % len(values)
+	}
+}

@@ -198,6 +198,18 @@ func TestAppendRFC3339UTC(t *testing.T) {
 	}
 }
 
+// civilDays counts the days since 1970-01-01 as time does, for every day
+// a date may have (1990–2100) and the leap days around it.
+func TestCivilDays(t *testing.T) {
+	t.Parallel()
+	for day := time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC); day.Year() <= 2101; day = day.AddDate(0, 0, 1) {
+		y, m, d := day.Date()
+		if got, want := civilDays(y, int(m), d), int(day.Unix()/86400); got != want {
+			t.Fatalf("%d-%02d-%02d: %d, want %d", y, m, d, got, want)
+		}
+	}
+}
+
 // A day's midnight is remembered (midnightIn), and is still time.Date's for
 // every day and zone: days that share a slot, the same day in other zones
 // (one where some midnights do not exist: São Paulo's clocks went from
