@@ -45,6 +45,8 @@ type partitionWorker struct {
 	tp    topicPartition
 	track *tracker
 
+	outputs outputFree // its output records, recycled
+
 	mu       sync.Mutex
 	queue    []*kgo.Record            // received, not started, in input order
 	ready    []*kgo.Record            // released from parked: start these first
@@ -85,6 +87,7 @@ func newPartitionWorker(p *Processor, tp topicPartition) *partitionWorker {
 		p:        p,
 		tp:       tp,
 		track:    newTracker(),
+		outputs:  outputFree{kept: &p.keptOutputs},
 		frontier: -1,
 		parked:   make(map[string][]*kgo.Record),
 		busy:     make(map[string]bool),
@@ -881,6 +884,7 @@ func (w *partitionWorker) release() {
 	w.stopFn()
 	w.cancel()
 	w.setPaused(pauseFull|pauseHeld|pauseIdle|pauseDone, false)
+	w.outputs.close()
 }
 
 // sequencer hands emissions to the producer in input order (partition

@@ -234,7 +234,10 @@ const (
 
 // Processor is the stream engine. Create one with New and call Run once.
 type Processor struct {
-	cfg    Config
+	cfg Config
+
+	keptOutputs keptOutputs // the output records the workers keep for reuse (outputFree)
+
 	codec  *Codec
 	log    *slog.Logger
 	tracer *kotel.Tracer // nil when not tracing

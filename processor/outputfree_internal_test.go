@@ -1,0 +1,129 @@
+package processor
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/twosell/twosell/processor/kafkatest"
+)
+
+// A worker hands out the output record freed last, with its value's
+// buffer, and what its processor's workers keep is bounded and given back
+// when a worker stops.
+func TestOutputFreeKeepsTheLastFreedWithinTheBound(t *testing.T) {
+	var kept keptOutputs
+	a, b := outputFree{kept: &kept}, outputFree{kept: &kept}
+
+	r1, r2 := a.get(), a.get()
+	if r1 == r2 || r1.free != &a || r1.promise == nil {
+		t.Fatalf("new records: %p %p, free %p, promise set %v", r1, r2, r1.free, r1.promise != nil)
+	}
+	r1.value = append(r1.value, make([]byte, 1000)...)
+	r1.recycle()
+	r2.recycle()
+	if got, want := kept.bytes.Load(), r1.size()+r2.size(); got != want {
+		t.Fatalf("kept %d bytes, want %d", got, want)
+	}
+	if got := a.get(); got != r2 {
+		t.Fatal("the last freed record is not handed out first")
+	}
+	got := a.get()
+	if got != r1 || cap(got.value) < 1000 || len(got.value) != 0 || got.promise == nil {
+		t.Fatalf("the record came back as %p (want %p), value len %d cap %d", got, r1, len(got.value), cap(got.value))
+	}
+	if n := kept.bytes.Load(); n != 0 {
+		t.Fatalf("kept %d bytes with nothing kept", n)
+	}
+
+	// Over the processor's bound, records are not kept, by any worker.
+	var bs []*outputRecord
+	for range maxKeptOutputBytes/maxPooledValue + 10 {
+		r := b.get()
+		r.value = make([]byte, 0, maxPooledValue)
+		bs = append(bs, r)
+	}
+	for _, r := range bs {
+		r.recycle()
+	}
+	size := bs[0].size()
+	if got, want := len(b.recs), int(maxKeptOutputBytes/size); got != want {
+		t.Fatalf("kept %d of %d records of %d bytes, want %d", got, len(bs), size, want)
+	}
+	if got, want := kept.bytes.Load(), int64(len(b.recs))*size; got != want {
+		t.Fatalf("kept %d bytes, want %d", got, want)
+	}
+	r := a.get()
+	r.value = make([]byte, 0, maxPooledValue)
+	r.recycle()
+	if len(a.recs) != 0 {
+		t.Fatal("a record was kept over the bound by the other worker")
+	}
+
+	// A stopped worker gives back what it kept, and keeps nothing more.
+	b.close()
+	if n := kept.bytes.Load(); n != 0 {
+		t.Fatalf("kept %d bytes after the only worker that kept any stopped", n)
+	}
+	b.get().recycle()
+	if len(b.recs) != 0 || kept.bytes.Load() != 0 {
+		t.Fatal("a stopped worker kept a record")
+	}
+}
+
+// On a broker, an acknowledged output's record goes back to its worker,
+// and a processor that stops keeps none.
+func TestOutputRecordsGoBackToTheirWorker(t *testing.T) {
+	k := kafkatest.New(t)
+	in, out := k.Name("in"), k.Name("out")
+	k.CreateTopics(2, in)
+	const n = 200
+	var recs []*kgo.Record
+	for i := range n {
+		recs = append(recs, &kgo.Record{Topic: in, Key: fmt.Appendf(nil, "u-%d", i),
+			Value: fmt.Appendf(nil, `{"event_id":"e-%d","mobile":"1731234%04d","registered_at":"2024-01-02"}`, i, i)})
+	}
+	k.Produce(recs...)
+	p, err := New(Config{
+		ClientOpts: []kgo.Opt{kgo.SeedBrokers(k.Brokers...)}, Group: k.Name("g"),
+		InputTopic: in, OutputTopic: out, DLQTopic: out + ".dlq", CreateTopics: true,
+		Enricher: EnricherFunc(func(context.Context, Lookup) (Result, error) {
+			return Result{Status: StatusNotRecycled, Res: 2, Source: SourceAPI, OrderID: "JH1"}, nil
+		}),
+		Codec:  CodecConfig{Location: time.UTC},
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel, done := runInternal(t, p)
+	kafkatest.WaitFor(t, func() bool { return p.Stats().Produced == n })
+	kept := func() (recs int) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		for _, w := range p.workers {
+			w.outputs.mu.Lock()
+			recs += len(w.outputs.recs)
+			w.outputs.mu.Unlock()
+		}
+		return recs
+	}
+	kafkatest.WaitFor(t, func() bool { return kept() > 0 }) // the last promises may still run
+	if p.keptOutputs.bytes.Load() <= 0 {
+		t.Fatalf("the workers keep %d records and the processor counts %d bytes", kept(), p.keptOutputs.bytes.Load())
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if b := p.keptOutputs.bytes.Load(); b != 0 {
+		t.Fatalf("a stopped processor counts %d bytes of output records kept", b)
+	}
+	if got := len(k.ConsumeAll(t.Context(), out)); got != n {
+		t.Fatalf("%d outputs, want %d", got, n)
+	}
+}
