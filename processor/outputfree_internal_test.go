@@ -13,11 +13,11 @@ import (
 )
 
 // A worker hands out the output record freed last, with its value's
-// buffer, and what its processor's workers keep is bounded and given back
+// buffer; what its processor's workers keep is bounded, and given back
 // when a worker stops.
 func TestOutputFreeKeepsTheLastFreedWithinTheBound(t *testing.T) {
 	var kept keptOutputs
-	a, b := outputFree{kept: &kept}, outputFree{kept: &kept}
+	a, b, c := outputFree{kept: &kept}, outputFree{kept: &kept}, outputFree{kept: &kept}
 
 	r1, r2 := a.get(), a.get()
 	if r1 == r2 || r1.free != &a || r1.promise == nil {
@@ -26,8 +26,9 @@ func TestOutputFreeKeepsTheLastFreedWithinTheBound(t *testing.T) {
 	r1.value = append(r1.value, make([]byte, 1000)...)
 	r1.recycle()
 	r2.recycle()
-	if got, want := kept.bytes.Load(), r1.size()+r2.size(); got != want {
-		t.Fatalf("kept %d bytes, want %d", got, want)
+	if a.bytes != r1.size()+r2.size() || kept.bytes.Load() != keptChunk {
+		t.Fatalf("the worker keeps %d bytes (want %d), the processor counts %d (want a chunk, %d)",
+			a.bytes, r1.size()+r2.size(), kept.bytes.Load(), keptChunk)
 	}
 	if got := a.get(); got != r2 {
 		t.Fatal("the last freed record is not handed out first")
@@ -36,11 +37,11 @@ func TestOutputFreeKeepsTheLastFreedWithinTheBound(t *testing.T) {
 	if got != r1 || cap(got.value) < 1000 || len(got.value) != 0 || got.promise == nil {
 		t.Fatalf("the record came back as %p (want %p), value len %d cap %d", got, r1, len(got.value), cap(got.value))
 	}
-	if n := kept.bytes.Load(); n != 0 {
-		t.Fatalf("kept %d bytes with nothing kept", n)
+	if a.bytes != 0 {
+		t.Fatalf("the worker counts %d bytes with nothing kept", a.bytes)
 	}
 
-	// Over the processor's bound, records are not kept, by any worker.
+	// Up to the processor's bound, and no further, by any worker.
 	var bs []*outputRecord
 	for range maxKeptOutputBytes/maxPooledValue + 10 {
 		r := b.get()
@@ -50,24 +51,32 @@ func TestOutputFreeKeepsTheLastFreedWithinTheBound(t *testing.T) {
 	for _, r := range bs {
 		r.recycle()
 	}
-	size := bs[0].size()
-	if got, want := len(b.recs), int(maxKeptOutputBytes/size); got != want {
-		t.Fatalf("kept %d of %d records of %d bytes, want %d", got, len(bs), size, want)
+	if n := kept.bytes.Load(); n > maxKeptOutputBytes || a.bytes+b.bytes > n || b.bytes < maxKeptOutputBytes-2*keptChunk {
+		t.Fatalf("the processor counts %d bytes for a bound of %d; the workers keep %d and %d", n, maxKeptOutputBytes, a.bytes, b.bytes)
 	}
-	if got, want := kept.bytes.Load(), int64(len(b.recs))*size; got != want {
-		t.Fatalf("kept %d bytes, want %d", got, want)
-	}
-	r := a.get()
+	r := c.get()
 	r.value = make([]byte, 0, maxPooledValue)
 	r.recycle()
-	if len(a.recs) != 0 {
-		t.Fatal("a record was kept over the bound by the other worker")
+	if len(c.recs) != 0 {
+		t.Fatal("a record was kept over the bound")
 	}
 
-	// A stopped worker gives back what it kept, and keeps nothing more.
+	// A worker that takes its records back gives back what it reserved.
+	for len(b.recs) > 0 {
+		b.get()
+	}
+	if b.bytes != 0 || b.reserved >= 2*keptChunk || kept.bytes.Load() != a.reserved+b.reserved {
+		t.Fatalf("with nothing kept a worker reserves %d bytes; the processor counts %d", b.reserved, kept.bytes.Load())
+	}
+	for _, r := range bs {
+		r.recycle()
+	}
+
+	// A stopped worker gives back what it reserved, and keeps nothing more.
 	b.close()
+	a.close()
 	if n := kept.bytes.Load(); n != 0 {
-		t.Fatalf("kept %d bytes after the only worker that kept any stopped", n)
+		t.Fatalf("the processor counts %d bytes after its workers stopped", n)
 	}
 	b.get().recycle()
 	if len(b.recs) != 0 || kept.bytes.Load() != 0 {
