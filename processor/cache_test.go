@@ -257,3 +257,68 @@ func TestPackedAnswerIsKnowledgeAnswer(t *testing.T) {
 		}
 	}
 }
+
+// In a shard of at least minShardEntries, an entry used again soon stays
+// where it is (touch), and the bound still evicts only entries that no
+// fewer than three quarters of the shard's entries were used or added
+// after: against the exact order, a quarter of the shard at most.
+func TestKnowledgeCacheLazyRecencyEvictsOnlyTheLongUnused(t *testing.T) {
+	t.Parallel()
+	const max = minShardEntries
+	c := newKnowledgeCache(max)
+	if len(c.shards) != 1 || c.shards[0].lazy != max/4 {
+		t.Fatalf("%d shards, lazy %d", len(c.shards), c.shards[0].lazy)
+	}
+	sh := &c.shards[0]
+	keys := make([]MobileKey, 4*max)
+	for i := range keys {
+		keys[i] = HashMobile([]byte("s"), fmt.Sprintf("173%08d", i))
+	}
+	key := func(i int) MobileKey { return keys[i] }
+
+	c.observe(key(0), fact(FactAfter, "20200101", t0, "JH"))
+	c.observe(key(1), fact(FactAfter, "20200101", t0, "JH"))
+	front := sh.ll.Front()
+	c.get(key(0))
+	if sh.ll.Front() != front {
+		t.Fatal("an entry used right after it was added moved to the front")
+	}
+
+	rng := rand.New(rand.NewPCG(5, 6))
+	last := map[int]uint64{} // a key's last use or addition, in the shard's uses
+	present := map[int]bool{0: true, 1: true}
+	last[0], last[1] = sh.uses, sh.uses-1
+	evictions := int64(0)
+	for range 8 * max {
+		i := rng.IntN(2 * max)
+		if present[i] {
+			if _, ok := c.get(key(i)); !ok {
+				t.Fatalf("entry %d is gone without an eviction", i)
+			}
+			last[i] = sh.uses
+			continue
+		}
+		c.observe(key(i), fact(FactAfter, "20200101", t0, "JH"))
+		present[i], last[i] = true, sh.uses
+		if _, ev := c.stats(); ev == evictions {
+			continue
+		} else {
+			evictions = ev
+		}
+		for j := range present {
+			if _, ok := sh.byKey[key(j)]; ok {
+				continue
+			}
+			delete(present, j)
+			if since := sh.uses - last[j]; since < 3*max/4 {
+				t.Fatalf("entry %d evicted %d uses after its last, under three quarters of %d", j, since, max)
+			}
+		}
+	}
+	if evictions == 0 {
+		t.Fatal("nothing was evicted")
+	}
+	if n, _ := c.stats(); n != max {
+		t.Fatalf("%d entries, want %d", n, max)
+	}
+}
