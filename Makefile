@@ -27,7 +27,7 @@ ci:
 # install by themselves). Taken from the bench: three cache-warm runs and
 # one of paid calls only, merged. Take it again when the hot path changes.
 pgo:
-	d=$$(mktemp -d) && go build -o $$d/twosell ./cmd/twosell && \
+	d=$$(mktemp -d) && go build -pgo=off -o $$d/twosell ./cmd/twosell && \
 	for i in 1 2 3; do \
 		$$d/twosell bench --latency 20ms --distinct 100 --events 1000000 --rounds 1 --cpuprofile $$d/cache$$i.prof >/dev/null || exit 1; \
 	done && \
