@@ -58,10 +58,15 @@ func cmdQuery(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return usageError{"--date: " + err.Error()}
 	}
+	registerSecrets(cfg)
 	log, err := newLogger(stderr, cfg.Log.Level, cfg.Log.Format)
 	if err != nil {
 		return err
 	}
+	// The query sends the key to the provider (found by review: plain
+	// http to a remote provider went without the warning run gives).
+	warnInsecureJuhe(cfg, log)
+	warnShortSecrets(cfg, log)
 	client, err := newJuheClient(cfg, noop.NewTracerProvider(), nil, log)
 	if err != nil {
 		return err

@@ -252,8 +252,16 @@ func explainKafka(cfg *config.Config, err error) error {
 	return fmt.Errorf("kafka (%s): %w", describeKafka(cfg), err)
 }
 
-// warnInsecure logs what works but should not be left so.
+// warnInsecure logs what works but should not be left so, for a command
+// that connects to Kafka and to the provider.
 func warnInsecure(cfg *config.Config, log *slog.Logger) {
+	warnInsecureKafka(cfg, log)
+	warnInsecureJuhe(cfg, log)
+	warnShortSecrets(cfg, log)
+}
+
+// warnInsecureKafka is warnInsecure's part for the brokers' connection.
+func warnInsecureKafka(cfg *config.Config, log *slog.Logger) {
 	if cfg.Kafka.TLS.InsecureSkipVerify {
 		log.Warn("kafka.tls.insecure_skip_verify is on: the brokers' certificates are not verified, so SASL credentials " +
 			"and personal data are open to anyone on the path; use kafka.tls.ca_file instead")
@@ -267,16 +275,25 @@ func warnInsecure(cfg *config.Config, log *slog.Logger) {
 		// expires, went out as it is without a word.
 		log.Warn("SASL OAUTHBEARER without TLS sends the token to the brokers as it is, which anyone on the path can use until it expires; set kafka.tls.enabled: true")
 	}
+}
+
+// warnInsecureJuhe is warnInsecure's part for the provider's connection.
+func warnInsecureJuhe(cfg *config.Config, log *slog.Logger) {
 	if cfg.Juhe.AllowInsecure && juheInsecure(cfg.Juhe.URL) {
 		log.Warn("juhe.allow_insecure: the key is sent to the provider over plain http", "juhe_url", config.ShownURL(cfg.Juhe.URL))
 	}
+}
+
+// warnShortSecrets warns of secrets too short to be masked in the logs
+// without garbling them.
+func warnShortSecrets(cfg *config.Config, log *slog.Logger) {
 	if short := cfg.ShortSecrets(minSecretLen); len(short) > 0 {
 		log.Warn(fmt.Sprintf("secrets shorter than %d characters: the logs mask every occurrence of each, which garbles them "+
 			"and shows where the secret's text appears; use longer ones", minSecretLen), "settings", short)
 	}
 }
 
-// minSecretLen is the length under which warnInsecure warns of a secret.
+// minSecretLen is the length under which warnShortSecrets warns of a secret.
 const minSecretLen = 8
 
 // juheInsecure reports whether raw is plain http to a host other than
