@@ -380,7 +380,7 @@ func newKnowledgeCache(max int) *knowledgeCache {
 			sh.max++ // the shards' bounds add up to max
 		}
 		sh.ll, sh.byKey = list.New(), make(map[MobileKey]*list.Element)
-		if sh.max >= minShardEntries {
+		if n > 1 { // a smaller cache is one exact LRU (found by review: one of 1,024-65,535 entries was not)
 			sh.lazy = uint64(sh.max / 4)
 		}
 	}
@@ -419,14 +419,14 @@ func (sh *cacheShard) entry(key MobileKey) (*cacheEntry, bool) {
 	return sh.touch(e), true
 }
 
-// touch marks e recently used. In a shard of at least minShardEntries,
-// an entry used again within a quarter of the shard's uses since it last
+// touch marks e recently used. In a sharded cache (each shard at least
+// minShardEntries), an entry used again within a quarter of the shard's uses since it last
 // moved to the front stays where it is: it is still among the quarter of
 // the entries nearest the front, and so is evicted at most a quarter of
 // the shard's insertions before an exact LRU would evict it. Moving it on
 // every use was 2-3% of the cache-warm bench's CPU (its list's pointers,
-// under the shard's lock, for an answer from a few loads). A smaller
-// shard (a smaller cache) is an exact LRU.
+// under the shard's lock, for an answer from a few loads). A cache of
+// one shard is an exact LRU.
 func (sh *cacheShard) touch(e *list.Element) *cacheEntry {
 	ent := e.Value.(*cacheEntry)
 	sh.uses++

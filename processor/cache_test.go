@@ -258,21 +258,24 @@ func TestPackedAnswerIsKnowledgeAnswer(t *testing.T) {
 	}
 }
 
-// In a shard of at least minShardEntries, an entry used again soon stays
-// where it is (touch), and the bound still evicts only entries that no
-// fewer than three quarters of the shard's entries were used or added
-// after: against the exact order, a quarter of the shard at most.
+// In a sharded cache, an entry used again soon stays where it is in its
+// shard (touch), and the bound still evicts only entries that no fewer
+// than three quarters of the shard's entries were used or added after:
+// against the exact order, a quarter of the shard at most.
 func TestKnowledgeCacheLazyRecencyEvictsOnlyTheLongUnused(t *testing.T) {
 	t.Parallel()
-	const max = minShardEntries
+	const max = cacheShards * minShardEntries
 	c := newKnowledgeCache(max)
-	if len(c.shards) != 1 || c.shards[0].lazy != max/4 {
-		t.Fatalf("%d shards, lazy %d", len(c.shards), c.shards[0].lazy)
-	}
 	sh := &c.shards[0]
-	keys := make([]MobileKey, 4*max)
-	for i := range keys {
-		keys[i] = HashMobile([]byte("s"), fmt.Sprintf("173%08d", i))
+	if len(c.shards) != cacheShards || sh.max != minShardEntries || sh.lazy != minShardEntries/4 {
+		t.Fatalf("%d shards of %d, lazy %d", len(c.shards), sh.max, sh.lazy)
+	}
+	// Numbers whose keys fall in the first shard.
+	keys := make([]MobileKey, 0, 2*minShardEntries)
+	for i := 0; len(keys) < cap(keys); i++ {
+		if k := HashMobile([]byte("s"), fmt.Sprintf("173%08d", i)); c.shard(k) == sh {
+			keys = append(keys, k)
+		}
 	}
 	key := func(i int) MobileKey { return keys[i] }
 
@@ -289,8 +292,8 @@ func TestKnowledgeCacheLazyRecencyEvictsOnlyTheLongUnused(t *testing.T) {
 	present := map[int]bool{0: true, 1: true}
 	last[0], last[1] = sh.uses, sh.uses-1
 	evictions := int64(0)
-	for range 8 * max {
-		i := rng.IntN(2 * max)
+	for range 8 * minShardEntries {
+		i := rng.IntN(len(keys))
 		if present[i] {
 			if _, ok := c.get(key(i)); !ok {
 				t.Fatalf("entry %d is gone without an eviction", i)
@@ -310,15 +313,42 @@ func TestKnowledgeCacheLazyRecencyEvictsOnlyTheLongUnused(t *testing.T) {
 				continue
 			}
 			delete(present, j)
-			if since := sh.uses - last[j]; since < 3*max/4 {
-				t.Fatalf("entry %d evicted %d uses after its last, under three quarters of %d", j, since, max)
+			if since := sh.uses - last[j]; since < 3*minShardEntries/4 {
+				t.Fatalf("entry %d evicted %d uses after its last, under three quarters of %d", j, since, minShardEntries)
 			}
 		}
 	}
 	if evictions == 0 {
 		t.Fatal("nothing was evicted")
 	}
-	if n, _ := c.stats(); n != max {
-		t.Fatalf("%d entries, want %d", n, max)
+	if n := sh.ll.Len(); n != minShardEntries {
+		t.Fatalf("the shard holds %d entries, want %d", n, minShardEntries)
+	}
+}
+
+// A cache of one shard, however large, is an exact LRU, as README says:
+// one of 1,024 to 65,535 entries kept a number used after another, and
+// evicted it first (found by review).
+func TestKnowledgeCacheOfOneShardIsAnExactLRU(t *testing.T) {
+	t.Parallel()
+	const max = 4096
+	c := newKnowledgeCache(max)
+	if len(c.shards) != 1 {
+		t.Fatalf("%d shards for a cache of %d", len(c.shards), max)
+	}
+	key := func(i int) MobileKey { return HashMobile([]byte("s"), fmt.Sprintf("173%08d", i)) }
+	add := func(i int) { c.observe(key(i), fact(FactAfter, "20200101", t0, "JH")) }
+	add(0)
+	add(1)
+	if _, ok := c.get(key(0)); !ok { // 0 is now more recently used than 1
+		t.Fatal("entry 0 missing")
+	}
+	for i := 2; i <= max; i++ { // the last one evicts the least recently used: 1
+		add(i)
+	}
+	_, has0 := c.get(key(0))
+	_, has1 := c.get(key(1))
+	if !has0 || has1 {
+		t.Fatalf("kept 0: %v, 1: %v; an exact LRU evicts 1 and keeps 0", has0, has1)
 	}
 }
