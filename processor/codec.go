@@ -817,7 +817,7 @@ func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\
 
 // skipSpace returns the index of the first non-space byte at or after i.
 func skipSpace(d []byte, i int) int {
-	for i < len(d) && isSpace(d[i]) {
+	for i < len(d) && d[i] <= ' ' && isSpace(d[i]) { // most values have no space: one comparison
 		i++
 	}
 	return i
@@ -851,7 +851,7 @@ func scanString(d []byte, i int) (end int, escaped bool) {
 		for i+8 <= len(d) {
 			if m := specialBytes(binary.LittleEndian.Uint64(d[i:])); m != 0 {
 				i += bits.TrailingZeros64(m) >> 3 // the first special byte: exact
-				break
+				goto special
 			}
 			i += 8
 		}
@@ -861,6 +861,7 @@ func scanString(d []byte, i int) (end int, escaped bool) {
 		if i >= len(d) {
 			return -1, escaped
 		}
+	special:
 		switch d[i] {
 		case '"':
 			return i + 1, escaped
