@@ -103,7 +103,16 @@ func (t *tracker) done(offset int64) {
 		return
 	}
 	live := t.pending[t.head:]
-	i := sort.Search(len(live), func(i int) bool { return live[i].offset >= offset })
+	// A partition's offsets are mostly contiguous (gaps: transaction
+	// markers, compaction), so the record is usually where its distance
+	// from the first unfinished one says; else it is searched for.
+	i := -1
+	if len(live) > 0 {
+		i = int(offset - live[0].offset)
+	}
+	if i < 0 || i >= len(live) || live[i].offset != offset {
+		i = sort.Search(len(live), func(i int) bool { return live[i].offset >= offset })
+	}
 	if i == len(live) || live[i].offset != offset {
 		return // already trimmed: a duplicate acknowledgement
 	}
