@@ -696,18 +696,17 @@ outer:
 }
 
 // statusValues are the statuses' header values, shared by every output
-// (Kafka clients never write a record's header values).
-var statusValues = func() map[Status][]byte {
-	m := make(map[Status][]byte)
-	for _, s := range knownStatuses {
-		m[s] = []byte(s)
+// (Kafka clients never write a record's header values), by knownStatus.
+var statusValues = func() (v [len(knownStatuses)][]byte) {
+	for i, s := range knownStatuses {
+		v[i] = []byte(s)
 	}
-	return m
+	return v
 }()
 
 func statusValue(s Status) []byte {
-	if v, ok := statusValues[s]; ok {
-		return v
+	if i := knownStatus(s); i >= 0 {
+		return statusValues[i]
 	}
 	return []byte(s)
 }

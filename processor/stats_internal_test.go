@@ -30,3 +30,22 @@ func TestCountsByStatus(t *testing.T) {
 		t.Errorf("stats %+v", s)
 	}
 }
+
+// knownStatus is each status's index in knownStatuses, which the counters
+// and the status header's values are kept by.
+func TestKnownStatusIsItsIndex(t *testing.T) {
+	for i, s := range knownStatuses {
+		if got := knownStatus(s); got != i {
+			t.Errorf("knownStatus(%q) = %d, want %d", s, got, i)
+		}
+		if got := string(statusValue(s)); got != string(s) {
+			t.Errorf("statusValue(%q) = %q", s, got)
+		}
+	}
+	if got := knownStatus("other"); got != -1 {
+		t.Errorf("knownStatus of another status = %d, want -1", got)
+	}
+	if got := string(statusValue("other")); got != "other" {
+		t.Errorf("statusValue of another status = %q", got)
+	}
+}
