@@ -420,13 +420,13 @@ func (sh *cacheShard) entry(key MobileKey) (*cacheEntry, bool) {
 }
 
 // touch marks e recently used. In a sharded cache (each shard at least
-// minShardEntries), an entry used again within a quarter of the shard's uses since it last
-// moved to the front stays where it is: it is still among the quarter of
-// the entries nearest the front, and so is evicted at most a quarter of
-// the shard's insertions before an exact LRU would evict it. Moving it on
-// every use was 2-3% of the cache-warm bench's CPU (its list's pointers,
-// under the shard's lock, for an answer from a few loads). A cache of
-// one shard is an exact LRU.
+// minShardEntries), an entry used again within a quarter of the shard's
+// uses since it last moved to the front stays where it is: it is still
+// among the quarter of the entries nearest the front, and so is evicted at
+// most a quarter of the shard's insertions before an exact LRU would evict
+// it. Moving it on every use was 2-3% of the cache-warm bench's CPU (its
+// list's pointers, under the shard's lock, for an answer from a few
+// loads). A cache of one shard is an exact LRU.
 func (sh *cacheShard) touch(e *list.Element) *cacheEntry {
 	ent := e.Value.(*cacheEntry)
 	sh.uses++

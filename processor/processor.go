@@ -234,10 +234,7 @@ const (
 
 // Processor is the stream engine. Create one with New and call Run once.
 type Processor struct {
-	cfg Config
-
-	keptOutputs keptOutputs // the output records the workers keep for reuse (outputFree)
-
+	cfg    Config
 	codec  *Codec
 	log    *slog.Logger
 	tracer *kotel.Tracer // nil when not tracing
@@ -279,6 +276,9 @@ type Processor struct {
 	poolEnd   chan struct{}       // closed as Run returns: the pool takes no more tasks
 	slots     chan struct{}       // one per record in flight: MaxInFlight
 	pools     *fetchPools         // what fetched records are decoded into; see acknowledged
+	// keptOutputs bounds the output records the workers keep for reuse
+	// (outputFree).
+	keptOutputs keptOutputs
 	copause   *copauser           // pauses caught-up partitions while another is full (copause.go)
 	slotBytes *semaphore.Weighted // bytes of the records in flight: MaxInFlightBytes
 	// batchBytes, if set, bounds the producer's batches: the output and
