@@ -272,15 +272,13 @@ type Processor struct {
 	replacing pending
 	stats     counters
 
-	tasks   chan func()   // the records in flight, run by a pool (Run)
-	poolEnd chan struct{} // closed as Run returns: the pool takes no more tasks
-	slots   chan struct{} // one per record in flight: MaxInFlight
-	pools   *fetchPools   // what fetched records are decoded into; see acknowledged
-	// keptOutputs bounds the output records the workers keep for reuse
-	// (outputFree).
-	keptOutputs keptOutputs
+	tasks       chan func()         // the records in flight, run by a pool (Run)
+	poolEnd     chan struct{}       // closed as Run returns: the pool takes no more tasks
+	slots       chan struct{}       // one per record in flight: MaxInFlight
+	pools       *fetchPools         // what fetched records are decoded into; see acknowledged
 	copause     *copauser           // pauses caught-up partitions while another is full (copause.go)
 	slotBytes   *semaphore.Weighted // bytes of the records in flight: MaxInFlightBytes
+	keptOutputs keptOutputs         // bounds the output records the workers keep for reuse (outputFree)
 	// batchBytes, if set, bounds the producer's batches: the output and
 	// dead-letter topics accept no larger (max.message.bytes; limitBatches).
 	batchBytes int32
