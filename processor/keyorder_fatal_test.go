@@ -114,26 +114,12 @@ func TestFatalRecordStopsLaterRecordsOfItsKey(t *testing.T) {
 	defer cancel()
 	// e-4 (key ke) comes after e-3 in the queue: once its output is written,
 	// the dispatcher has taken e-3 (started or held back).
-	h.kafka.Consume(ctx, func(rs []*kgo.Record) bool {
-		for _, r := range rs {
-			if eventID(t, r.Value) == "e-4" {
-				return true
-			}
-		}
-		return false
-	}, h.out)
+	h.kafka.Consume(ctx, hasEvent(t, "e-4"), h.out)
 	mu.Lock()
 	startedC := asked["0003"]
 	mu.Unlock()
 	if startedC { // started: wait for its output too (the run is not cancelled yet)
-		h.kafka.Consume(ctx, func(rs []*kgo.Record) bool {
-			for _, r := range rs {
-				if eventID(t, r.Value) == "e-3" {
-					return true
-				}
-			}
-			return false
-		}, h.out)
+		h.kafka.Consume(ctx, hasEvent(t, "e-3"), h.out)
 	}
 	releaseLog()
 	var fe *processor.FatalError

@@ -196,6 +196,18 @@ func countAtLeast(n int) func([]*kgo.Record) bool {
 	return func(recs []*kgo.Record) bool { return len(recs) >= n }
 }
 
+// hasEvent is a Consume condition: an output of the event id has come.
+func hasEvent(t *testing.T, id string) func([]*kgo.Record) bool {
+	return func(recs []*kgo.Record) bool {
+		for _, r := range recs {
+			if eventID(t, r.Value) == id {
+				return true
+			}
+		}
+		return false
+	}
+}
+
 func TestEndToEnd(t *testing.T) {
 	bothModes(t, func(t *testing.T, eos bool) {
 		h := newHarnessMode(t, 3, eos)
