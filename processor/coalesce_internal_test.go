@@ -83,3 +83,62 @@ func TestTakeoverAsksTheKnowledgeFirst(t *testing.T) {
 		c.called(key, Result{}, context.Canceled)
 	}
 }
+
+type orderWake struct {
+	name  string
+	mu    *sync.Mutex
+	order *[]string
+	lead  *bool
+}
+
+func (o orderWake) woken(u wakeup) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	*o.order = append(*o.order, o.name)
+	if u.lead {
+		*o.lead = true
+	}
+}
+
+// When a call ends, the waiter that makes the number's next call is woken
+// before those its answer settled: each of these builds and hands over its
+// output as it is woken, and the next call waited for all of them (on the
+// cache-warm bench, up to 28 ms between a number's answer and its next
+// call).
+func TestNextCallerIsWokenFirst(t *testing.T) {
+	const m = "17300000010"
+	p := gatedProvider("20200315") // A = 20200315
+	c := newCost(t, p, &fakeClock{t: t0}, nil)
+	key := c.hasher.key(m)
+
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if r, err := c.Enrich(context.Background(), Lookup{Mobile: m, Date: "20200101"}); err != nil || r.Status != StatusRecycled {
+			t.Errorf("the call: %+v %v", r, err)
+		}
+	})
+	<-p.started
+	var mu sync.Mutex
+	var order []string
+	var led bool
+	for _, w := range []struct{ name, date string }{
+		{"settled-1", "20190101"}, // res 1 at 20200101 settles it
+		{"in-doubt", "20210101"},  // not settled: makes the next call
+		{"settled-2", "20190601"},
+	} {
+		wt := &waiter{l: &Lookup{Mobile: m, Date: w.date, key: key, keyed: true}, to: orderWake{name: w.name, mu: &mu, order: &order, lead: &led}}
+		if !c.await(wt) {
+			t.Fatal("await found no call in flight")
+		}
+	}
+	p.gate <- struct{}{}
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(order) != 3 || order[0] != "in-doubt" || !led {
+		t.Errorf("woken in the order %v (a lead: %v), want the waiter in doubt first, as the lead", order, led)
+	}
+	if c.claim(key) {
+		c.called(key, Result{}, context.Canceled)
+	}
+}
