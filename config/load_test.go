@@ -215,6 +215,28 @@ func TestURLPasswordIsSecret(t *testing.T) {
 	if strings.Contains(string(out), secret) || !strings.Contains(string(out), "https://u:xxxxx@gw.example.com/") {
 		t.Errorf("printed:\n%s", out)
 	}
+
+	// A user name without a password is a gateway's token: hidden too.
+	c, _, err = Load("run", []string{"--juhe-url", "https://" + secret + "@gw.example.com/"}, withKey.lookup, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(c.Secrets(), secret) {
+		t.Error("the URL's user name, alone, is not among the secrets to mask")
+	}
+	if shown := ShownURL(c.Juhe.URL); shown != "https://xxxxx@gw.example.com/" {
+		t.Errorf("shown as %q", shown)
+	}
+	if out, err = yaml.Marshal(c); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(out), secret) {
+		t.Errorf("printed:\n%s", out)
+	}
+	_, _, err = Load("run", []string{"--juhe-url", "https://" + secret + "@gw.example.com:badport/"}, withKey.lookup, io.Discard)
+	if err == nil || strings.Contains(err.Error(), secret) {
+		t.Errorf("a URL with a user name that does not parse: %v", err)
+	}
 }
 
 func TestSecrets(t *testing.T) {

@@ -93,7 +93,7 @@ func (c *Config) Secrets() []string {
 	if c.Cache.Secret == "" && c.Juhe.Key != "" {
 		out = append(out, c.CacheSecret()) // derived from the key
 	}
-	if p := urlPassword(c.Juhe.URL); p != "" {
+	if p := urlCredential(c.Juhe.URL); p != "" {
 		out = append(out, p) // a gateway's, in juhe.url
 	}
 	return out

@@ -410,11 +410,16 @@ func validTopicName(s string) bool {
 }
 
 // ShownURL is raw as it may be shown: a password in its user information
-// replaced, also when raw does not parse as a URL.
+// replaced, or a user name that comes without one (a gateway that takes a
+// token as the URL's user), also when raw does not parse as a URL.
 func ShownURL(raw string) string {
 	if u, err := url.Parse(raw); err == nil {
-		if _, ok := u.User.Password(); ok {
+		switch _, ok := u.User.Password(); {
+		case ok:
 			return u.Redacted()
+		case u.User != nil:
+			u.User = url.User("xxxxx")
+			return u.String()
 		}
 		return raw
 	}
@@ -424,16 +429,22 @@ func ShownURL(raw string) string {
 	return raw
 }
 
-// urlPassword is the password in raw's user information, if any, also when
-// raw does not parse as a URL.
-func urlPassword(raw string) string {
+// urlCredential is the password in raw's user information, or the user
+// name when it comes alone (as ShownURL hides them), if any, also when raw
+// does not parse as a URL.
+func urlCredential(raw string) string {
 	if u, err := url.Parse(raw); err == nil {
-		p, _ := u.User.Password()
-		return p
+		if p, ok := u.User.Password(); ok {
+			return p
+		}
+		return u.User.Username()
 	}
 	if _, userinfo, _, ok := cutUserinfo(raw); ok {
-		_, p, _ := strings.Cut(userinfo, ":")
-		return p
+		user, p, hasPassword := strings.Cut(userinfo, ":")
+		if hasPassword {
+			return p
+		}
+		return user
 	}
 	return ""
 }
