@@ -604,14 +604,20 @@ func (a *awaiting) woken(u wakeup) {
 }
 
 // resume runs a record woken from await on a task: it waits for a slot,
-// looks up, and hands the emission over. It is in progress already, so a
-// stop lets it finish within the grace, as the records on tasks.
+// then looks up and hands the emission over on the pool's goroutines (see
+// Run), as the dispatcher's tasks do. It is in progress already, so a stop
+// lets it finish within the grace, as the records on tasks.
 func (w *partitionWorker) resume(s *started) {
 	if !w.p.acquire(w.ctx, s.abandon, s.size) {
 		w.giveUpStarted(s)
 		return
 	}
-	w.runTask(s)
+	select {
+	case w.p.tasks <- func() { w.runTask(s) }:
+	case <-w.p.poolEnd: // as in run
+		w.p.release(s.size)
+		w.giveUpStarted(s)
+	}
 }
 
 // handDurable hands e over once its answer is durable (the ledger holds the

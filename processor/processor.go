@@ -378,14 +378,24 @@ func (p *Processor) Run(ctx context.Context) error {
 		"output_topic", p.cfg.OutputTopic, "dlq_topic", p.cfg.DLQTopic, "exactly_once", p.cfg.ExactlyOnce)
 	// Records run on a fixed pool of goroutines, one per in-flight slot:
 	// a goroutine per record would grow a fresh stack through the HTTP
-	// client's depth for every one of them.
+	// client's depth for every one of them. Each grows its stack once,
+	// before its first task, to what a call to the provider takes: grown
+	// during the call, at its depth, the copies (each frame's pointers
+	// adjusted) were 3.5% of the CPU of the cache-warm bench's 200,000
+	// events, for its 215 calls, each on a goroutine of its own (a channel
+	// hands a task to the goroutine that waited longest).
 	p.tasks, p.poolEnd = make(chan func()), make(chan struct{})
 	var pool sync.WaitGroup
 	for range p.cfg.MaxInFlight {
 		pool.Go(func() {
+			grown := false
 			for {
 				select {
 				case task := <-p.tasks:
+					if !grown {
+						growStack()
+						grown = true
+					}
 					task()
 				case <-p.poolEnd:
 					return
@@ -625,3 +635,16 @@ func (p *Processor) release(size int64) {
 func (p *Processor) client() *kgo.Client { return p.cl.Load() }
 
 func (p *Processor) setClient(cl *kgo.Client) { p.cl.Store(cl) }
+
+// growStack grows the calling goroutine's stack to 32 KiB, what a call to
+// the provider takes (at 16 KiB, calls still grew theirs), while the stack
+// is one frame deep: a copy of nearly nothing.
+//
+//go:noinline
+func growStack() byte {
+	var pad [28 << 10]byte // with the frames below it, more than 16 KiB
+	return touchStack(pad[:])
+}
+
+//go:noinline
+func touchStack(b []byte) byte { return b[len(b)-1] }
