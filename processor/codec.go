@@ -65,7 +65,8 @@ type Codec struct {
 	dateRead                         bool // the date field is read (not DateSourceTimestamp)
 	dateSource                       DateSource
 	loc                              *time.Location
-	maxRecordBytes, maxHeaders       int // see limits.go; 0: no limit
+	midnights                        *midnightTable // loc's
+	maxRecordBytes, maxHeaders       int            // see limits.go; 0: no limit
 
 	// memberPrefix is `"twosell":{"schema":1,"status":`, escaped once here.
 	memberPrefix []byte
@@ -126,6 +127,7 @@ func NewCodec(cfg CodecConfig) (*Codec, error) {
 		outputField:    cfg.OutputField,
 		dateSource:     cfg.DateSource,
 		loc:            cfg.Location,
+		midnights:      newMidnightTable(cfg.Location),
 		maxRecordBytes: limit(cfg.MaxRecordBytes, DefaultMaxRecordBytes),
 		maxHeaders:     limit(cfg.MaxHeaders, DefaultMaxHeaders),
 	}
@@ -525,7 +527,7 @@ func (c *Codec) appendDateValue(dst, value []byte, sp span, recordTime time.Time
 			return dst, &InputError{Class: ClassMissingField, Field: c.dateField, Reason: c.dateMissing}
 		}
 	}
-	return appendDateAt(dst, value[sp.start:sp.end], c.loc, c.dateName, c.dateField, at)
+	return appendDateAt(dst, value[sp.start:sp.end], c.loc, c.midnights, c.dateName, c.dateField, at)
 }
 
 // appendIDValue appends the id's text: a string's content or a number as

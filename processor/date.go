@@ -104,14 +104,14 @@ func appendDay(dst []byte, y int, m time.Month, d int) []byte {
 // value ("date" or `field "registered_at"`) and field goes into
 // InputError.Field. It allocates only on error or for a string with escapes.
 func appendDate(dst, raw []byte, loc *time.Location, name, field string) ([]byte, error) {
-	return appendDateAt(dst, raw, loc, name, field, nil)
+	return appendDateAt(dst, raw, loc, nil, name, field, nil)
 }
 
 // appendDateAt is appendDate that also sets *at (when at is not nil) to the
 // instant the day came from: the time given, or midnight in loc for a value
-// that is a day already.
-func appendDateAt(dst, raw []byte, loc *time.Location, name, field string, at *time.Time) ([]byte, error) {
-	v := dateValue{name: name, field: field, wantAt: at != nil, loc: loc}
+// that is a day already, remembered in midnights (loc's, or nil).
+func appendDateAt(dst, raw []byte, loc *time.Location, midnights *midnightTable, name, field string, at *time.Time) ([]byte, error) {
+	v := dateValue{name: name, field: field, wantAt: at != nil, loc: loc, midnights: midnights}
 	dst, err := v.appendTo(dst, raw, loc)
 	if err == nil && at != nil {
 		*at = v.instant
@@ -170,6 +170,7 @@ type dateValue struct {
 	wantAt      bool           // the instant is wanted
 	instant     time.Time      // the instant the day came from, when wanted
 	loc         *time.Location // the zone of a day's midnight, for instant
+	midnights   *midnightTable // loc's midnights, remembered; nil: none
 }
 
 // setAt keeps the instant the day came from, if wanted.
@@ -330,36 +331,45 @@ func appendCivil(dst []byte, v *dateValue, y, m, d int, hint string) ([]byte, er
 		return dst, v.fail("is in the year " + strconv.Itoa(y) + "; expected a date in 1990–2100" + hint)
 	}
 	if v.wantAt {
-		v.setAt(midnightIn(y, m, d, v.loc))
+		v.setAt(v.midnights.at(y, m, d, v.loc))
 	}
 	return appendDay(dst, y, time.Month(m), d), nil
 }
 
-// midnights remembers the days' midnights (midnightIn), direct-mapped by
-// the day's count since the epoch, so that any 8,192 consecutive days (22
-// years) have slots of their own: mapped by yyyymmdd into 1,024 slots, the
-// bench's 3,360 days (2015–2024) took each other's, and a third of the
-// dates read went to time.Date again. Read by every partition's
-// dispatcher, so without a lock.
-var midnights [8192]atomic.Pointer[midnight]
-
-type midnight struct {
-	day int32 // yyyymmdd
-	loc *time.Location
-	at  time.Time
+// midnightTable remembers the days' midnights in one zone (at), direct-
+// mapped by the day's count since the epoch, so that any 8,192 consecutive
+// days (22 years) have slots of their own: mapped by yyyymmdd into 1,024
+// slots, the bench's 3,360 days (2015–2024) took each other's, and a third
+// of the dates read went to time.Date again. Each slot is one word, the
+// day's count and its midnight's offset from the day's start in UTC, so
+// that a date read costs one load: a slot that pointed to the day's time,
+// shared by every zone, cost a second (1.5% of the CPU of the cache-warm
+// bench, mostly that miss). Read by every partition's dispatcher, so
+// without a lock. A Codec has its zone's.
+type midnightTable struct {
+	loc   *time.Location
+	slots [8192]atomic.Uint64 // (days+1)<<32 | uint32(offset in seconds); 0: empty
 }
 
-// midnightIn is time.Date(y, m, d, 0, 0, 0, 0, loc), remembered: in a zone
-// other than UTC, time.Date looks the zone's rules up twice, and a day's
-// midnight was a third of the time taken to read a date.
-func midnightIn(y, m, d int, loc *time.Location) time.Time {
-	day := int32(y*10000 + m*100 + d) // y in 1990–2100: validated by the caller
-	slot := &midnights[uint32(civilDays(y, m, d))%uint32(len(midnights))]
-	if e := slot.Load(); e != nil && e.day == day && e.loc == loc {
-		return e.at
+func newMidnightTable(loc *time.Location) *midnightTable { return &midnightTable{loc: loc} }
+
+// at is time.Date(y, m, d, 0, 0, 0, 0, loc), remembered when loc is t's: in
+// a zone other than UTC, time.Date looks the zone's rules up twice, and a
+// day's midnight was a third of the time taken to read a date. y is in
+// 1990–2100 (validated by the caller). A nil t remembers nothing.
+func (t *midnightTable) at(y, m, d int, loc *time.Location) time.Time {
+	if t == nil || loc != t.loc {
+		return time.Date(y, time.Month(m), d, 0, 0, 0, 0, loc)
+	}
+	days := int64(civilDays(y, m, d))
+	slot := &t.slots[uint64(days)%uint64(len(t.slots))]
+	if v := slot.Load(); v>>32 == uint64(days+1) {
+		return time.Unix(days*86400+int64(int32(uint32(v))), 0).In(loc)
 	}
 	at := time.Date(y, time.Month(m), d, 0, 0, 0, 0, loc)
-	slot.Store(&midnight{day: day, loc: loc, at: at})
+	if off := at.Unix() - days*86400; off == int64(int32(off)) { // within a day or two: always
+		slot.Store(uint64(days+1)<<32 | uint64(uint32(int32(off))))
+	}
 	return at
 }
 

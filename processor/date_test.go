@@ -210,10 +210,10 @@ func TestCivilDays(t *testing.T) {
 	}
 }
 
-// A day's midnight is remembered (midnightIn), and is still time.Date's for
-// every day and zone: days that share a slot, the same day in other zones
-// (one where some midnights do not exist: São Paulo's clocks went from
-// 00:00 to 01:00), from many dispatchers at once.
+// A day's midnight is remembered (midnightTable), and is still time.Date's
+// for every day and zone: days that share a slot, zones where some
+// midnights do not exist (São Paulo's clocks went from 00:00 to 01:00),
+// from many dispatchers at once, and a zone asked of another's table.
 func TestMidnightInIsTimeDate(t *testing.T) {
 	t.Parallel()
 	var zones []*time.Location
@@ -230,14 +230,22 @@ func TestMidnightInIsTimeDate(t *testing.T) {
 	for range 3000 {
 		days = append(days, time.Date(1990, 1, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, rng.IntN(40177)))
 	}
+	tables := map[*time.Location]*midnightTable{}
+	for _, loc := range zones {
+		tables[loc] = newMidnightTable(loc)
+	}
 	var wg sync.WaitGroup
 	errs := make(chan string, 4)
 	for g := range 4 {
 		wg.Go(func() {
 			for i := range 3 * len(days) {
 				day, loc := days[(i*7+g)%len(days)], zones[(i+g)%len(zones)]
+				table := tables[loc]
+				if i%5 == 0 {
+					table = tables[zones[(i+g+1)%len(zones)]] // another zone's
+				}
 				y, m, d := day.Date()
-				got, want := midnightIn(y, int(m), d, loc), time.Date(y, m, d, 0, 0, 0, 0, loc)
+				got, want := table.at(y, int(m), d, loc), time.Date(y, m, d, 0, 0, 0, 0, loc)
 				if got != want { // the same instant, wall clock and zone
 					errs <- fmt.Sprintf("%d-%02d-%02d in %v: %v, want %v", y, m, d, loc, got, want)
 					return
