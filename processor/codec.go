@@ -221,7 +221,7 @@ func (c *Codec) decode(ev *Event, value []byte, recordTime time.Time) error {
 	if buf, err = c.appendMobileValue(buf, value, f.mobile, f.mobileEsc); err != nil {
 		return err
 	}
-	if buf, err = c.appendDateValue(buf, value, f.date, recordTime, &ev.At); err != nil {
+	if buf, err = c.appendDateValue(buf, value, f.date, f.dateEsc, recordTime, &ev.At); err != nil {
 		return err
 	}
 	buf = appendIDValue(buf, value, f.id, f.idEsc)
@@ -233,8 +233,8 @@ func (c *Codec) decode(ev *Event, value []byte, recordTime time.Time) error {
 // fields locates the values of the configured fields in a value; a start of
 // -1 means absent.
 type fields struct {
-	mobile, date, id span
-	mobileEsc, idEsc bool // the string has escapes
+	mobile, date, id          span
+	mobileEsc, dateEsc, idEsc bool // the string has escapes
 	// The members named like the mobile and the date fields (the date's
 	// only when it is read).
 	mobileNames, dateNames fieldNames
@@ -282,7 +282,13 @@ func (c *Codec) scan(value []byte, ev *Event) (fields, error) {
 				return f, c.syntaxError(value)
 			}
 			vs := skipSpace(value, i+1)
-			ve := skipValue(value, vs, 2)
+			var ve int
+			var vesc bool                            // a string value with escapes
+			if vs < len(value) && value[vs] == '"' { // most values: skipValue's switch spared
+				ve, vesc = scanString(value, vs)
+			} else {
+				ve = skipValue(value, vs, 2)
+			}
 			if ve < 0 {
 				return f, c.syntaxError(value)
 			}
@@ -300,15 +306,15 @@ func (c *Codec) scan(value []byte, ev *Event) (fields, error) {
 			cut := false
 			switch {
 			case keyIs(key, kesc, unescaped, c.mobileField):
-				f.mobile, f.mobileEsc = span{vs, ve}, value[vs] == '"' && hasBackslash(value[vs:ve])
+				f.mobile, f.mobileEsc = span{vs, ve}, vesc
 				f.mobileNames.saw(span{})
 			case keyIs(key, kesc, unescaped, c.dateField):
-				f.date = span{vs, ve}
+				f.date, f.dateEsc = span{vs, ve}, vesc
 				if c.dateRead {
 					f.dateNames.saw(span{})
 				}
 			case keyIs(key, kesc, unescaped, c.idField):
-				f.id, f.idEsc = span{vs, ve}, value[vs] == '"' && hasBackslash(value[vs:ve])
+				f.id, f.idEsc = span{vs, ve}, vesc
 			case keyIs(key, kesc, unescaped, c.outputField):
 				cut = true
 			case c.mobileFold.holds(key, kesc) && keyFolds(key, kesc, unescaped, c.mobileField):
@@ -510,9 +516,10 @@ func (c *Codec) appendMobileValue(dst, value []byte, sp span, esc bool) ([]byte,
 	return fail("is " + kindOf(raw[0]))
 }
 
-// appendDateValue appends the query date, from the member at sp or the
-// record timestamp, as the date source says, and sets *at to its instant.
-func (c *Codec) appendDateValue(dst, value []byte, sp span, recordTime time.Time, at *time.Time) ([]byte, error) {
+// appendDateValue appends the query date, from the member at sp (esc: a
+// string with escapes) or the record timestamp, as the date source says,
+// and sets *at to its instant.
+func (c *Codec) appendDateValue(dst, value []byte, sp span, esc bool, recordTime time.Time, at *time.Time) ([]byte, error) {
 	switch c.dateSource {
 	case DateSourceTimestamp:
 		*at = recordTime
@@ -527,7 +534,19 @@ func (c *Codec) appendDateValue(dst, value []byte, sp span, recordTime time.Time
 			return dst, &InputError{Class: ClassMissingField, Field: c.dateField, Reason: c.dateMissing}
 		}
 	}
-	return appendDateAt(dst, value[sp.start:sp.end], c.loc, c.midnights, c.dateName, c.dateField, at)
+	raw := value[sp.start:sp.end]
+	if raw[0] == '"' && !esc {
+		// A string scan found valid and without escapes (most dates):
+		// not scanned again.
+		v := dateValue{name: c.dateName, field: c.dateField, wantAt: true, loc: c.loc, midnights: c.midnights,
+			text: raw[1 : len(raw)-1], quoted: true}
+		dst, err := appendDateString(dst, &v, c.loc)
+		if err == nil {
+			*at = v.instant
+		}
+		return dst, err
+	}
+	return appendDateAt(dst, raw, c.loc, c.midnights, c.dateName, c.dateField, at)
 }
 
 // appendIDValue appends the id's text: a string's content or a number as
@@ -823,16 +842,6 @@ func skipSpace(d []byte, i int) int {
 		i++
 	}
 	return i
-}
-
-// hasBackslash reports whether a string span has an escape.
-func hasBackslash(d []byte) bool {
-	for _, c := range d {
-		if c == '\\' {
-			return true
-		}
-	}
-	return false
 }
 
 // plainStringByte marks the bytes a string may hold without an escape.
