@@ -637,7 +637,13 @@ func (c *Codec) Encode(ev *Event, e Enrichment) ([]byte, error) {
 	if ev == nil {
 		return nil, errNoEvent
 	}
-	return c.AppendEncode(make([]byte, 0, len(ev.raw)+len(c.memberPrefix)+192+len(e.OrderID)), ev, e)
+	return c.AppendEncode(make([]byte, 0, c.encodedCap(ev, &e)), ev, e)
+}
+
+// encodedCap is room for what AppendEncode appends for ev and e: the
+// member's longest fixed words take 192 bytes.
+func (c *Codec) encodedCap(ev *Event, e *Enrichment) int {
+	return len(ev.raw) + len(c.memberPrefix) + 192 + len(e.OrderID) + len(e.Date)
 }
 
 var errNoEvent = errors.New("processor: encode: no event (nil or not from Decode)")

@@ -389,7 +389,7 @@ func (p *Processor) produceOutput(ctx context.Context, w *partitionWorker, in *k
 		return p.deadLetter(ctx, w, in, e.class, e.reason, t)
 	}
 	record := w.outputs.get()
-	value, err := p.codec.AppendEncode(record.value[:0], ev, Enrichment{
+	enr := Enrichment{
 		Status:    res.Status,
 		Res:       res.Res,
 		Date:      ev.Date,
@@ -397,7 +397,15 @@ func (p *Processor) produceOutput(ctx context.Context, w *partitionWorker, in *k
 		Source:    res.Source,
 		CheckedAt: checkedAt,
 		Mode:      res.Mode,
-	})
+	}
+	buf := record.value[:0]
+	if cap(buf) == 0 {
+		// A new record's value, allocated once at its size: appended to
+		// from nothing, it grew two or three times. (A kept one is only
+		// grown if this value is longer than its last.)
+		buf = make([]byte, 0, p.codec.encodedCap(ev, &enr))
+	}
+	value, err := p.codec.AppendEncode(buf, ev, enr)
 	if err != nil {
 		record.recycle()
 		return p.deadLetter(ctx, w, in, ClassOutputRejected, "the enriched event could not be encoded: "+err.Error(), t)
