@@ -136,3 +136,41 @@ func TestOutputRecordsGoBackToTheirWorker(t *testing.T) {
 		t.Fatalf("%d outputs, want %d", got, n)
 	}
 }
+
+// A kept record holds nothing of its last use that points out of it: not
+// the input record, its key or its headers' values, nor the contexts, nor a
+// value's buffer over the bound. (recycle clears only these: the rest is
+// written over by the next use.)
+func TestRecycledOutputHoldsNothingOfItsInput(t *testing.T) {
+	var kept keptOutputs
+	f := outputFree{kept: &kept}
+	for _, big := range []bool{false, true} {
+		r := f.get()
+		in := &kgo.Record{Key: []byte("user-1"), Headers: []kgo.RecordHeader{{Key: "h", Value: []byte("input's")}}}
+		ctx := context.WithValue(context.Background(), struct{}{}, 1)
+		r.value = make([]byte, 0, 512)
+		if big {
+			r.value = make([]byte, 0, maxPooledValue+1)
+		}
+		r.value = append(r.value, "{}"...)
+		r.rec = kgo.Record{Key: in.Key, Value: r.value, Headers: appendHeaders(r.headers[:0], in.Headers, kgo.RecordHeader{Key: HeaderStatus, Value: []byte("ok")}), Context: ctx}
+		r.in, r.ctx = in, ctx
+		r.recycle()
+		got := f.get()
+		if got != r {
+			t.Fatal("not the record kept")
+		}
+		if got.in != nil || got.ctx != nil || got.rec.Context != nil || got.rec.Key != nil || got.rec.Value != nil || got.rec.Headers != nil {
+			t.Errorf("big %v: the kept record points out: in %v ctx %v rec %+v", big, got.in, got.ctx, got.rec)
+		}
+		for i, h := range got.headers {
+			if h.Key != "" || h.Value != nil {
+				t.Errorf("big %v: header %d kept: %+v", big, i, h)
+			}
+		}
+		if big != (cap(got.value) == 0) {
+			t.Errorf("big %v: value's buffer kept with cap %d", big, cap(got.value))
+		}
+		got.recycle()
+	}
+}

@@ -540,15 +540,23 @@ func (f *outputFree) close() {
 // maxPooledValue bounds the value buffers kept for reuse.
 const maxPooledValue = 16 << 10
 
-// recycle clears r, keeping its value's buffer, and gives it back to its
-// worker.
+// recycle gives r back to its worker, keeping its value's buffer. It clears
+// only what points out of r (the input record, its key and headers, the
+// contexts, a value's buffer over the bound): the next use writes the rest
+// over. Cleared whole here, on the producer's goroutine, the record's
+// cache lines went to that core, and the dispatcher that uses the record
+// next took all of them back: at 1,000,000 cache-warm events, by turns,
+// less CPU per event in 6 of 8 runs (medians 2.21 against 2.30 us), and in
+// 5 of 5 clearing only the contexts.
 func (r *outputRecord) recycle() {
-	value, promise, free := r.value[:0], r.promise, r.free
-	if cap(value) > maxPooledValue {
-		value = nil
+	r.value = r.value[:0]
+	if cap(r.value) > maxPooledValue {
+		r.value = nil
 	}
-	*r = outputRecord{value: value, promise: promise, free: free}
-	free.put(r)
+	clear(r.rec.Headers) // the input's, the status and a traceparent: in r.headers
+	r.rec.Key, r.rec.Value, r.rec.Headers, r.rec.Context = nil, nil, nil, nil
+	r.in, r.ctx = nil, nil
+	r.free.put(r)
 }
 
 // onAck is the output's promise.
