@@ -111,9 +111,7 @@ func newPartitionWorker(p *Processor, tp topicPartition) *partitionWorker {
 
 // enqueue adds polled records. They count as unfinished from now on.
 func (w *partitionWorker) enqueue(recs []*kgo.Record) {
-	for _, r := range recs {
-		w.track.add(r.Offset, r.LeaderEpoch)
-	}
+	w.track.addAll(recs)
 	w.p.stats.consumed.Add(int64(len(recs)))
 	w.push(recs, nil)
 }

@@ -3,6 +3,8 @@ package processor
 import (
 	"sort"
 	"sync"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // tracker follows the records of one partition from the moment they are
@@ -45,6 +47,22 @@ func newTracker() *tracker { return &tracker{first: -1, next: -1, epoch: -1} }
 // when both are.
 func (t *tracker) add(offset int64, epoch int32) {
 	t.mu.Lock()
+	t.addLocked(offset, epoch)
+	t.mu.Unlock()
+}
+
+// addAll is add for each of a poll's records, under one lock: the
+// acknowledgements take it too, on the producer's goroutine, and a lock
+// taken for every record went from core to core as often.
+func (t *tracker) addAll(recs []*kgo.Record) {
+	t.mu.Lock()
+	for _, r := range recs {
+		t.addLocked(r.Offset, r.LeaderEpoch)
+	}
+	t.mu.Unlock()
+}
+
+func (t *tracker) addLocked(offset int64, epoch int32) {
 	if t.first < 0 || offset < t.first {
 		t.first = offset
 	}
@@ -53,7 +71,6 @@ func (t *tracker) add(offset int64, epoch int32) {
 	}
 	t.pending = append(t.pending, pendingOffset{offset: offset, epoch: epoch})
 	t.next = offset + 1
-	t.mu.Unlock()
 }
 
 // rewind forgets the records at offset and after (see add). The caller
