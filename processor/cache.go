@@ -504,27 +504,30 @@ func (c *knowledgeCache) answers() (n [FactNoRecord + 1]int64) {
 	return n
 }
 
-// writing notes d, the ledger write of a call paid for key, for the answers
-// key's entry gives until it is done (cacheEntry.written).
-func (c *knowledgeCache) writing(key MobileKey, d *durable) {
+// observe merges a fact into what is known about key and returns the
+// result.
+func (c *knowledgeCache) observe(key MobileKey, f Fact) Knowledge {
+	return c.observeWriting(key, f, nil)
+}
+
+// observeWriting is observe of a fact whose ledger write is d (nil: none),
+// noted in key's entry under the same lock: the answers the entry gives
+// are written once d is done (cacheEntry.written). Noted after the fact,
+// under a lock of its own, an answer from the entry in between was written
+// at once, citing a paid call the ledger might never hold.
+func (c *knowledgeCache) observeWriting(key MobileKey, f Fact, d *durable) Knowledge {
+	var other Knowledge
+	other.Observe(f)
 	sh := c.shard(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if e, ok := sh.byKey[key]; ok {
-		ent := e.Value.(*cacheEntry)
+	k, _, ent := sh.mergeLocked(key, other)
+	if ent != nil && d != nil {
 		if ent.written != nil && !ent.written.isDone() {
 			d = joinDurable(ent.written, d)
 		}
 		ent.written = d
 	}
-}
-
-// observe merges a fact into what is known about key and returns the
-// result.
-func (c *knowledgeCache) observe(key MobileKey, f Fact) Knowledge {
-	var k Knowledge
-	k.Observe(f)
-	k, _ = c.merge(key, k)
 	return k
 }
 
@@ -535,6 +538,13 @@ func (c *knowledgeCache) merge(key MobileKey, other Knowledge) (Knowledge, bool)
 	sh := c.shard(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	k, changed, _ := sh.mergeLocked(key, other)
+	return k, changed
+}
+
+// mergeLocked is merge, which also returns key's entry (nil if there is
+// none). The caller holds sh.mu.
+func (sh *cacheShard) mergeLocked(key MobileKey, other Knowledge) (Knowledge, bool, *cacheEntry) {
 	if e, ok := sh.byKey[key]; ok {
 		ent := sh.touch(e)
 		k := ent.k.unpack()
@@ -542,22 +552,26 @@ func (c *knowledgeCache) merge(key MobileKey, other Knowledge) (Knowledge, bool)
 		if changed {
 			ent.k = pack(k)
 		}
-		return k, changed
+		return k, changed, ent
 	}
 	var k Knowledge
 	k.Merge(other)
 	if k.Empty() {
-		return k, false
+		return k, false, nil
 	}
 	sh.uses++
-	sh.byKey[key] = sh.ll.PushFront(&cacheEntry{key: key, moved: sh.uses, k: pack(k)})
+	ent := &cacheEntry{key: key, moved: sh.uses, k: pack(k)}
+	sh.byKey[key] = sh.ll.PushFront(ent)
 	for sh.ll.Len() > sh.max {
 		last := sh.ll.Back()
 		sh.ll.Remove(last)
 		delete(sh.byKey, last.Value.(*cacheEntry).key)
 		sh.evictions++
 	}
-	return k, true
+	if _, kept := sh.byKey[key]; !kept { // a bound of 0
+		ent = nil
+	}
+	return k, true, ent
 }
 
 // stats returns the number of entries and of evictions so far.

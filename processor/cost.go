@@ -175,6 +175,9 @@ type CostControl struct {
 	ledger *ledger // nil without a ledger
 
 	calls *calls
+	// afterObserve, if set (by tests), is called in pay between the cache's
+	// learning a paid answer and the answer's ledger write.
+	afterObserve func(MobileKey)
 
 	paid, uncertain, coalesced, skipped, refusals, ledgerErrors atomic.Int64
 	warnedDay                                                   atomic.Value // string: the day the budget-spent warning was logged
@@ -563,10 +566,17 @@ func (c *CostControl) pay(ctx context.Context, key MobileKey, l Lookup) (res Res
 	day = units[len(units)-1] // the last request's, which answered
 	c.paid.Add(1)
 	var k Knowledge
+	var written *durable // the ledger write, as the cache's answers wait for it
+	if c.ledger != nil {
+		written = &durable{pending: 1}
+	}
 	if c.cache != nil {
-		k = c.cache.observe(key, fact)
+		k = c.cache.observeWriting(key, fact, written)
 	} else {
 		k.Observe(fact)
+	}
+	if c.afterObserve != nil {
+		c.afterObserve(key)
 	}
 	if c.ledger != nil {
 		call := LedgerCall{
@@ -574,9 +584,7 @@ func (c *CostControl) pay(ctx context.Context, key MobileKey, l Lookup) (res Res
 			Code: res.Code, OrderID: res.OrderID, Mode: res.Mode,
 		}
 		res.durable = c.ledger.write(call, k.Live(at, c.cfg.TTL))
-		if c.cache != nil && res.durable != nil {
-			c.cache.writing(key, res.durable)
-		}
+		res.durable.whenDone(written.resolve)
 	}
 	return res, nil
 }

@@ -668,6 +668,17 @@ func (d *durable) settle(err error) (then []func(error), _ error, done bool) {
 	return then, d.err, true
 }
 
+// resolve settles a durable of one pending outcome with err, and calls its
+// callbacks (a durable that stands for another: pay's, for the cache).
+func (d *durable) resolve(err error) {
+	then, err, done := d.settle(err)
+	if done {
+		for _, f := range then {
+			f(err)
+		}
+	}
+}
+
 // isDone reports whether the write is done.
 func (d *durable) isDone() bool {
 	d.mu.Lock()

@@ -634,3 +634,35 @@ func TestLedgerLoadRefusedFetch(t *testing.T) {
 		t.Fatalf("Open: %v (deadline reached: %v); want the refused authorization and what the user needs", err, ctx.Err() != nil)
 	}
 }
+
+// The cache learns a paid answer together with its ledger write: an answer
+// from the entry in between (another partition's lookup of the number, from
+// knowledge) was written at once, citing a paid call that a crash before
+// the write would have left out of the ledger, while the call's own output
+// waited for it. (Found reading the ledger's path, twentieth session.)
+func TestCacheLearnsAPaidAnswerWithItsLedgerWrite(t *testing.T) {
+	t.Parallel()
+	k := kafkatest.New(t)
+	clock := &fakeClock{t: t0}
+	p := &fakeProvider{activation: map[string]string{"17300000010": "20200315"}}
+	c := ledgerCost(t, k, k.Name("ledger"), p, clock, nil)
+	answered := false
+	var waits *durable
+	c.afterObserve = func(key MobileKey) {
+		var r Result
+		answered = c.cache.answer(key, "20190101", clock.Now, c.cfg.TTL, &r) // res 1 at 20200101 implies it
+		waits = r.durable
+	}
+	if r, err := c.Enrich(t.Context(), Lookup{Mobile: "17300000010", Date: "20200101"}); err != nil || r.Status != StatusRecycled {
+		t.Fatalf("the paid lookup: %+v %v", r, err)
+	}
+	if !answered {
+		t.Fatal("the cache did not answer from the paid answer")
+	}
+	if waits == nil {
+		t.Fatal("an answer from the cache before the paid answer's ledger write does not wait for it")
+	}
+	if err := waits.wait(t.Context()); err != nil {
+		t.Fatalf("the ledger write: %v", err)
+	}
+}
