@@ -346,3 +346,41 @@ func TestFileMistakesSayWhatIsValid(t *testing.T) {
 		t.Errorf("daily_budget: 100.0 = %v, %v; want 100", c, err)
 	}
 }
+
+// A token given as the URL's user with an empty password ("https://TOKEN:@host",
+// the curl -u "TOKEN:" convention) is a user name without a password too, but
+// ShownURL shows it (only the empty password is replaced) and urlCredential
+// returns the empty password, so it is not registered for masking either.
+// net/http's errors (url.Error) then print it as "TOKEN:***@host", unmasked.
+// (Found by review.)
+func TestURLTokenUserWithEmptyPasswordIsHidden(t *testing.T) {
+	const secret = "tok3nAsUserName"
+	raw := "https://" + secret + ":@gw.example.com/"
+	if shown := ShownURL(raw); strings.Contains(shown, secret) {
+		t.Errorf("ShownURL(%q) = %q: the token is shown", raw, shown)
+	}
+	c, _, err := Load("run", []string{"--juhe-url", raw}, withKey.lookup, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(c.Secrets(), secret) {
+		t.Error("the URL's user name, with an empty password, is not among the secrets to mask")
+	}
+}
+
+// A user name alone in juhe.url is now a secret (Secrets), so the logs mask
+// every occurrence of it; a short one ("https://u@gw/", "https://api@gw/")
+// garbles every log line: ShortSecrets, which the command warns with,
+// reports it as it does short Secret settings. (Found by review.)
+func TestShortURLUserNameIsReportedShort(t *testing.T) {
+	c, _, err := Load("run", []string{"--juhe-url", "https://api@gw.example.com/"}, withKey.lookup, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(c.Secrets(), "api") {
+		t.Fatal("precondition: the user name is a secret")
+	}
+	if short := c.ShortSecrets(8); !slices.Contains(short, "juhe.url") {
+		t.Errorf("ShortSecrets(8) = %v: the 3-character secret of juhe.url is not reported", short)
+	}
+}

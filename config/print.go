@@ -60,6 +60,9 @@ func (c *Config) ShortSecrets(n int) []string {
 			out = append(out, s.key)
 		}
 	}
+	if v := urlCredential(c.Juhe.URL); v != "" && len(v) < n { // a gateway's, masked as the others are
+		out = append(out, "juhe.url")
+	}
 	return out
 }
 

@@ -414,10 +414,10 @@ func validTopicName(s string) bool {
 // token as the URL's user), also when raw does not parse as a URL.
 func ShownURL(raw string) string {
 	if u, err := url.Parse(raw); err == nil {
-		switch _, ok := u.User.Password(); {
-		case ok:
+		switch p, _ := u.User.Password(); {
+		case p != "":
 			return u.Redacted()
-		case u.User != nil:
+		case u.User != nil: // a user name alone, or with an empty password (curl -u "TOKEN:")
 			u.User = url.User("xxxxx")
 			return u.String()
 		}
@@ -430,18 +430,18 @@ func ShownURL(raw string) string {
 }
 
 // urlCredential is the password in raw's user information, or the user
-// name when it comes alone (as ShownURL hides them), if any, also when raw
-// does not parse as a URL.
+// name when it comes alone or with an empty password (as ShownURL hides
+// them), if any, also when raw does not parse as a URL.
 func urlCredential(raw string) string {
 	if u, err := url.Parse(raw); err == nil {
-		if p, ok := u.User.Password(); ok {
+		if p, _ := u.User.Password(); p != "" {
 			return p
 		}
 		return u.User.Username()
 	}
 	if _, userinfo, _, ok := cutUserinfo(raw); ok {
-		user, p, hasPassword := strings.Cut(userinfo, ":")
-		if hasPassword {
+		user, p, _ := strings.Cut(userinfo, ":")
+		if p != "" {
 			return p
 		}
 		return user

@@ -174,3 +174,48 @@ func TestRecycledOutputHoldsNothingOfItsInput(t *testing.T) {
 		got.recycle()
 	}
 }
+
+// An output whose headers outgrow the record's own array (an input with 4
+// headers, or 3 and a traceparent appended by the kotel hook) has its first
+// four headers in r.headers and the rest in a new slice. recycle cleared only
+// the slice rec.Headers points to, and the array kept the input's header
+// values (slices of franz-go's fetch buffers) alive while the record was
+// kept. (Found by review.)
+func TestRecycledOutputWithManyHeadersHoldsNothingOfItsInput(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		inHeaders int
+		kotel     bool
+	}{
+		{"4 input headers", 4, false},
+		{"3 input headers and a traceparent", 3, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var kept keptOutputs
+			f := outputFree{kept: &kept}
+			r := f.get()
+			in := &kgo.Record{Key: []byte("user-1")}
+			for i := range c.inHeaders {
+				in.Headers = append(in.Headers, kgo.RecordHeader{Key: fmt.Sprintf("h%d", i), Value: []byte("input's")})
+			}
+			ctx := context.Background()
+			r.value = append(make([]byte, 0, 512), "{}"...)
+			r.rec = kgo.Record{Key: in.Key, Value: r.value, Context: ctx,
+				Headers: appendHeaders(r.headers[:0], in.Headers, kgo.RecordHeader{Key: HeaderStatus, Value: []byte("ok")})}
+			if c.kotel { // what kotel's carrier Set does
+				r.rec.Headers = append(r.rec.Headers, kgo.RecordHeader{Key: "traceparent", Value: []byte("00-...")})
+			}
+			r.in, r.ctx = in, ctx
+			r.recycle()
+			got := f.get()
+			if got != r {
+				t.Fatal("not the record kept")
+			}
+			for i, h := range got.headers {
+				if h.Key != "" || h.Value != nil {
+					t.Errorf("header %d kept by the recycled record: %q=%q", i, h.Key, h.Value)
+				}
+			}
+		})
+	}
+}

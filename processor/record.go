@@ -553,6 +553,9 @@ func (r *outputRecord) recycle() {
 	if cap(r.value) > maxPooledValue {
 		r.value = nil
 	}
+	if h := r.rec.Headers; len(h) > 0 && &h[0] != &r.headers[0] {
+		clear(r.headers[:]) // outgrown (more than 4 headers): the first ones are here too
+	}
 	clear(r.rec.Headers) // the input's, the status and a traceparent: in r.headers
 	r.rec.Key, r.rec.Value, r.rec.Headers, r.rec.Context = nil, nil, nil, nil
 	r.in, r.ctx = nil, nil
