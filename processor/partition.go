@@ -62,10 +62,9 @@ type partitionWorker struct {
 	holds    int       // tasks holding a record back for the provider
 	timed    int       // records begun, counted for Config.OnRecordEvery
 	paused   pauseReason
-	waiting  map[*awaiting]struct{}       // records waiting in await
-	watched  map[context.Context]struct{} // the abandon contexts waitBegins watches
-	caughtUp atomic.Bool                  // the last fetch reached the partition's end (copause.go)
-	wake     chan struct{}                // capacity 1: "there may be a record to start"
+	waiting  watchedSet[*awaiting] // records waiting in await
+	caughtUp atomic.Bool           // the last fetch reached the partition's end (copause.go)
+	wake     chan struct{}         // capacity 1: "there may be a record to start"
 
 	// The dispatcher's clocks: the cost controls' (the knowledge's
 	// expiry) and the processor's (checked_at) for the records it answers.
@@ -94,8 +93,6 @@ func newPartitionWorker(p *Processor, tp topicPartition) *partitionWorker {
 		parked:   make(map[string][]*kgo.Record),
 		busy:     make(map[string]bool),
 		broken:   make(map[string]bool),
-		waiting:  make(map[*awaiting]struct{}),
-		watched:  make(map[context.Context]struct{}),
 		seq:      sequencer{pending: make(map[uint64]emission), brokenAt: noBreak},
 		wake:     make(chan struct{}, 1),
 		stopCtx:  stopCtx,
@@ -468,14 +465,10 @@ func (w *partitionWorker) waitBegins(a *awaiting) {
 	w.mu.Lock()
 	w.bufCount++
 	w.bufBytes += int(a.s.size)
-	w.waiting[a] = struct{}{}
-	_, watched := w.watched[ctx]
-	if !watched {
-		w.watched[ctx] = struct{}{}
-	}
+	watch := w.waiting.add(a, ctx)
 	w.fillLocked()
 	w.mu.Unlock()
-	if !watched {
+	if watch {
 		context.AfterFunc(ctx, func() { w.abandonWaiting(ctx) })
 	}
 }
@@ -486,7 +479,7 @@ func (w *partitionWorker) waitEnds(a *awaiting) {
 	w.mu.Lock()
 	w.bufCount--
 	w.bufBytes -= int(a.s.size)
-	delete(w.waiting, a)
+	w.waiting.remove(a)
 	w.drainedLocked()
 	w.mu.Unlock()
 }
@@ -495,13 +488,7 @@ func (w *partitionWorker) waitEnds(a *awaiting) {
 // A record that begins to wait after this watches ctx anew.
 func (w *partitionWorker) abandonWaiting(ctx context.Context) {
 	w.mu.Lock()
-	delete(w.watched, ctx)
-	var gone []*awaiting
-	for a := range w.waiting {
-		if a.s.abandon == ctx {
-			gone = append(gone, a)
-		}
-	}
+	gone := w.waiting.abandoned(ctx)
 	w.mu.Unlock()
 	for _, a := range gone {
 		a.abandoned()
@@ -661,50 +648,73 @@ func (h *durableHand) written(error) {
 // writes: those of the calls' waiters, and the answers from knowledge that
 // a call's write in flight is behind.
 type durableHands struct {
-	mu      sync.Mutex
-	hands   map[*durableHand]struct{}
-	watched map[context.Context]struct{}
+	mu    sync.Mutex
+	hands watchedSet[*durableHand]
 }
 
 func (s *durableHands) begin(h *durableHand) {
+	ctx := h.abandon
 	s.mu.Lock()
-	if s.hands == nil {
-		s.hands, s.watched = make(map[*durableHand]struct{}), make(map[context.Context]struct{})
-	}
-	s.hands[h] = struct{}{}
-	_, watched := s.watched[h.abandon]
-	if !watched {
-		s.watched[h.abandon] = struct{}{}
-	}
+	watch := s.hands.add(h, ctx)
 	s.mu.Unlock()
-	if !watched {
-		ctx := h.abandon
+	if watch {
 		context.AfterFunc(ctx, func() { s.abandon(ctx) })
 	}
 }
 
 func (s *durableHands) end(h *durableHand) {
 	s.mu.Lock()
-	delete(s.hands, h)
+	s.hands.remove(h)
 	s.mu.Unlock()
 }
 
-// abandon ends the records that ctx, canceled, abandons. A record that
-// begins to wait after this watches ctx anew.
+// abandon ends the records that ctx, canceled, abandons.
 func (s *durableHands) abandon(ctx context.Context) {
 	s.mu.Lock()
-	delete(s.watched, ctx)
-	var gone []*durableHand
-	for h := range s.hands {
-		if h.abandon == ctx {
-			gone = append(gone, h)
-			delete(s.hands, h)
-		}
-	}
+	gone := s.hands.abandoned(ctx)
 	s.mu.Unlock()
 	for _, h := range gone {
 		h.end(false)
 	}
+}
+
+// watchedSet holds items, each with the context whose cancellation abandons
+// it, and watches each context once: its owner registers one
+// context.AfterFunc per context (add says when), whose function takes the
+// context's items (abandoned). Its owner locks it.
+type watchedSet[T comparable] struct {
+	items   map[T]context.Context
+	watched map[context.Context]struct{}
+}
+
+// add adds item, which ctx abandons, and reports whether ctx is to be
+// watched now.
+func (s *watchedSet[T]) add(item T, ctx context.Context) (watch bool) {
+	if s.items == nil {
+		s.items, s.watched = make(map[T]context.Context), make(map[context.Context]struct{})
+	}
+	s.items[item] = ctx
+	if _, ok := s.watched[ctx]; ok {
+		return false
+	}
+	s.watched[ctx] = struct{}{}
+	return true
+}
+
+func (s *watchedSet[T]) remove(item T) { delete(s.items, item) }
+
+// abandoned removes and returns the items that ctx, canceled, abandons. An
+// item added after this watches ctx anew.
+func (s *watchedSet[T]) abandoned(ctx context.Context) []T {
+	delete(s.watched, ctx)
+	var gone []T
+	for it, c := range s.items {
+		if c == ctx {
+			gone = append(gone, it)
+			delete(s.items, it)
+		}
+	}
+	return gone
 }
 
 func (h *durableHand) end(handed bool) {
