@@ -546,7 +546,7 @@ func (p *Processor) logFetchErrors(fetches kgo.Fetches) {
 			// franz-go goes back to where the log diverged or, when it
 			// cannot tell, to the log start (ConsumeResetOffset); the
 			// records from there are consumed and committed as any
-			// (tracker.add).
+			// (tracker.addLocked).
 			p.log.Error("Kafka lost records of an input partition; consuming it again from reset_to",
 				"topic", topic, "partition", partition, "consumed_to", loss.ConsumedTo, "reset_to", loss.ResetTo, "err", err)
 			return

@@ -23,7 +23,7 @@ type tracker struct {
 	next    int64           // offset after the last received record
 	epoch   int32           // leader epoch of the last record finished contiguously
 	// stale counts, by offset, the acknowledgements still to come of
-	// records received before a rewind (add) that are no longer tracked.
+	// records received before a rewind (addLocked) that are no longer tracked.
 	stale map[int64]int
 }
 
@@ -35,23 +35,7 @@ type pendingOffset struct {
 
 func newTracker() *tracker { return &tracker{first: -1, next: -1, epoch: -1} }
 
-// add registers a received record. franz-go returns a partition's records in
-// increasing offset order, except after it found that Kafka lost records
-// (kgo.ErrDataLoss: an unclean leader election, a truncated log): it then
-// rewinds, and records at offsets received before (other records, written
-// after the loss) come again. A rewind forgets the records received at and
-// after the offset it goes back to: the records now there must finish
-// before the watermark passes them. The acknowledgements of the forgotten
-// ones that are still to come are ignored (stale), one per offset: whether
-// the old record's or the new one's comes first, the offset is finished only
-// when both are.
-func (t *tracker) add(offset int64, epoch int32) {
-	t.mu.Lock()
-	t.addLocked(offset, epoch)
-	t.mu.Unlock()
-}
-
-// addAll is add for each of a poll's records, under one lock: the
+// addAll registers a poll's received records, under one lock: the
 // acknowledgements take it too, on the producer's goroutine, and a lock
 // taken for every record went from core to core as often.
 func (t *tracker) addAll(recs []*kgo.Record) {
@@ -62,6 +46,16 @@ func (t *tracker) addAll(recs []*kgo.Record) {
 	t.mu.Unlock()
 }
 
+// addLocked registers a received record. franz-go returns a partition's
+// records in increasing offset order, except after it found that Kafka lost
+// records (kgo.ErrDataLoss: an unclean leader election, a truncated log): it
+// then rewinds, and records at offsets received before (other records,
+// written after the loss) come again. A rewind forgets the records received
+// at and after the offset it goes back to: the records now there must finish
+// before the watermark passes them. The acknowledgements of the forgotten
+// ones that are still to come are ignored (stale), one per offset: whether
+// the old record's or the new one's comes first, the offset is finished only
+// when both are. The caller holds t.mu.
 func (t *tracker) addLocked(offset int64, epoch int32) {
 	if t.first < 0 || offset < t.first {
 		t.first = offset
@@ -73,7 +67,7 @@ func (t *tracker) addLocked(offset int64, epoch int32) {
 	t.next = offset + 1
 }
 
-// rewind forgets the records at offset and after (see add). The caller
+// rewind forgets the records at offset and after (see addLocked). The caller
 // holds t.mu.
 func (t *tracker) rewind(offset int64) {
 	watermark := t.next

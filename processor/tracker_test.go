@@ -181,3 +181,10 @@ func TestEmptyLossIsNotLogged(t *testing.T) {
 		t.Errorf("logged %q", logs.String())
 	}
 }
+
+// add is addAll of one record.
+func (t *tracker) add(offset int64, epoch int32) {
+	t.mu.Lock()
+	t.addLocked(offset, epoch)
+	t.mu.Unlock()
+}
