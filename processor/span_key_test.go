@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
-
-	"github.com/twosell/twosell/processor"
 )
 
 // Registration events are commonly keyed by the phone number. The processor
@@ -26,9 +24,7 @@ func TestSpansDoNotCarryPlainMobile(t *testing.T) {
 		&kgo.Record{Topic: h.in, Key: []byte(mobile), // dead-lettered
 			Value: []byte(`{"event_id":"e-2","mobile":"` + mobile + `x","registered_at":"2024-01-02"}`)},
 	)
-	_, stop := h.start(h.config(processor.EnricherFunc(func(_ context.Context, l processor.Lookup) (processor.Result, error) {
-		return fakeAnswer(l), nil
-	})))
+	_, stop := h.start(h.config(answer))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	h.kafka.Consume(ctx, countAtLeast(2), h.out, h.dlq)
