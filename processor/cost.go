@@ -567,7 +567,7 @@ func (c *CostControl) pay(ctx context.Context, key MobileKey, l Lookup) (res Res
 	c.paid.Add(1)
 	var k Knowledge
 	var written *durable // the ledger write, as the cache's answers wait for it
-	if c.ledger != nil {
+	if c.ledger != nil && c.cache != nil {
 		written = &durable{pending: 1}
 	}
 	if c.cache != nil {
@@ -584,7 +584,9 @@ func (c *CostControl) pay(ctx context.Context, key MobileKey, l Lookup) (res Res
 			Code: res.Code, OrderID: res.OrderID, Mode: res.Mode,
 		}
 		res.durable = c.ledger.write(call, k.Live(at, c.cfg.TTL))
-		res.durable.whenDone(written.resolve)
+		if written != nil {
+			res.durable.whenDone(written.resolve)
+		}
 	}
 	return res, nil
 }
