@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -92,5 +93,48 @@ func TestSmallOutputBatchedWithARefusedOneIsWritten(t *testing.T) {
 	slices.Sort(outs)
 	if !slices.Equal(outs, []string{"e-0", "e-1", "e-2"}) || len(dead) != 1 || !strings.Contains(dead[0], "/0/3 output_rejected") {
 		t.Errorf("outputs %v, dead letters %q; want e-0 to e-2 enriched (each fits the topic) and only e-3 dead-lettered", outs, dead)
+	}
+}
+
+// An output topic just created may not be known to the broker that answers
+// the description of its configuration yet: the processor asks again,
+// rather than warn that it cannot read max.message.bytes (a false alarm on
+// every first start, found in CI on the embedded broker, under -race).
+func TestNewOutputTopicsConfigIsAskedAgain(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, 1)
+	if h.kafka.Fake == nil {
+		t.Skip("answers a DescribeConfigs with kfake's control functions")
+	}
+	var described atomic.Int64 // the output topic's descriptions
+	h.kafka.Fake.ControlKey(int16(kmsg.DescribeConfigs), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		h.kafka.Fake.KeepControl()
+		in := req.(*kmsg.DescribeConfigsRequest)
+		if !slices.ContainsFunc(in.Resources, func(r kmsg.DescribeConfigsRequestResource) bool { return r.ResourceName == h.out }) ||
+			described.Add(1) > 1 {
+			return nil, nil, false // as the broker answers it
+		}
+		resp := in.ResponseKind().(*kmsg.DescribeConfigsResponse)
+		for _, r := range in.Resources {
+			rr := kmsg.NewDescribeConfigsResponseResource()
+			rr.ResourceType, rr.ResourceName = r.ResourceType, r.ResourceName
+			rr.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			resp.Resources = append(resp.Resources, rr)
+		}
+		return resp, nil, true
+	})
+	cfg := h.config(answer)
+	logs := captureLog(t, &cfg)
+	h.produceEvents(1)
+	_, stop := h.start(cfg)
+	h.kafka.Consume(t.Context(), countAtLeast(1), h.out)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if n := described.Load(); n < 2 {
+		t.Fatalf("the output topic's configuration described %d times; want the refused one and another", n)
+	}
+	if strings.Contains(logs.String(), "cannot read the output topics' max.message.bytes") {
+		t.Errorf("warned of a topic not yet known:\n%s", logs.String())
 	}
 }

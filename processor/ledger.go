@@ -298,24 +298,36 @@ func (l *ledger) prepare(ctx context.Context, adm *kadm.Client) (map[int32]int64
 		}
 	}
 	// A topic just created may not be known to every broker yet, nor to
-	// the client's metadata: retry its offsets for up to 5 s, soon at first
-	// (kfake knows it at once, and the client at its next refresh).
+	// the client's metadata (newTopicRetry).
+	var starts, ends kadm.ListedOffsets
+	err = newTopicRetry(ctx, func() error {
+		var err1, err2 error
+		starts, err1 = adm.ListStartOffsets(ctx, l.cfg.Topic)
+		ends, err2 = adm.ListEndOffsets(ctx, l.cfg.Topic)
+		return errors.Join(err1, err2, starts.Error(), ends.Error())
+	}, func(error) bool { return true })
+	if err != nil {
+		return nil, fmt.Errorf("ledger: listing the offsets of %q: %w", l.cfg.Topic, err)
+	}
+	last := make(map[int32]int64)
+	ends.Each(func(o kadm.ListedOffset) {
+		if s, ok := starts.Lookup(o.Topic, o.Partition); ok && o.Offset > s.Offset {
+			last[o.Partition] = o.Offset - 1
+		}
+	})
+	return last, nil
+}
+
+// newTopicRetry calls try until it succeeds, or fails otherwise than again
+// says, for up to 5 s, soon at first: a topic just created may not be known
+// to every broker yet, nor to the client's metadata (kfake knows it at
+// once, and the client at its next refresh). It returns try's last error.
+func newTopicRetry(ctx context.Context, try func() error, again func(error) bool) error {
 	wait, deadline := 5*time.Millisecond, time.Now().Add(5*time.Second)
 	for {
-		starts, err1 := adm.ListStartOffsets(ctx, l.cfg.Topic)
-		ends, err2 := adm.ListEndOffsets(ctx, l.cfg.Topic)
-		err := errors.Join(err1, err2, starts.Error(), ends.Error())
-		if err == nil {
-			last := make(map[int32]int64)
-			ends.Each(func(o kadm.ListedOffset) {
-				if s, ok := starts.Lookup(o.Topic, o.Partition); ok && o.Offset > s.Offset {
-					last[o.Partition] = o.Offset - 1
-				}
-			})
-			return last, nil
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return nil, fmt.Errorf("ledger: listing the offsets of %q: %w", l.cfg.Topic, err)
+		err := try()
+		if err == nil || !again(err) || time.Now().After(deadline) || ctx.Err() != nil {
+			return err
 		}
 		_ = sleep(ctx, wait) // ctx's end is seen above
 		wait = min(2*wait, 100*time.Millisecond)

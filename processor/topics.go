@@ -105,10 +105,19 @@ func (p *Processor) ensureTopics(ctx context.Context) error {
 // batch size, and says so.
 func (p *Processor) limitBatches(ctx context.Context, adm *kadm.Client) {
 	topics := slices.Compact([]string{p.cfg.OutputTopic, p.cfg.DLQTopic})
-	described, err := adm.DescribeTopicConfigs(ctx, topics...)
+	var described kadm.ResourceConfigs
+	// A topic ensureTopics just created may not be known yet: a warning
+	// for it was a false alarm (found in CI, on the embedded broker).
+	err := newTopicRetry(ctx, func() error {
+		var err error
+		described, err = adm.DescribeTopicConfigs(ctx, topics...)
+		for _, rc := range described {
+			err = errors.Join(err, rc.Err)
+		}
+		return err
+	}, func(err error) bool { return errors.Is(err, kerr.UnknownTopicOrPartition) })
 	limit := int64(defaultBatchBytes)
 	for _, rc := range described {
-		err = errors.Join(err, rc.Err)
 		for _, c := range rc.Configs {
 			if c.Key != "max.message.bytes" || c.Value == nil {
 				continue
