@@ -60,7 +60,7 @@ func cmdLedger(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	// The export reads the ledger from Kafka (found by review: it said
 	// nothing of a password sent in clear, as run and replay do).
 	warnInsecureKafka(cfg, log)
-	warnShortSecrets(cfg, log)
+	warnSecrets(cfg, log)
 	w := stdout
 	var out *os.File // the file renamed over --output once complete
 	if fi, serr := os.Stat(*output); *output != "" && serr == nil && !fi.Mode().IsRegular() {

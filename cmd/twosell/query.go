@@ -66,7 +66,7 @@ func cmdQuery(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// The query sends the key to the provider (found by review: plain
 	// http to a remote provider went without the warning run gives).
 	warnInsecureJuhe(cfg, log)
-	warnShortSecrets(cfg, log)
+	warnSecrets(cfg, log)
 	client, err := newJuheClient(cfg, noop.NewTracerProvider(), nil, log)
 	if err != nil {
 		return err

@@ -257,7 +257,7 @@ func explainKafka(cfg *config.Config, err error) error {
 func warnInsecure(cfg *config.Config, log *slog.Logger) {
 	warnInsecureKafka(cfg, log)
 	warnInsecureJuhe(cfg, log)
-	warnShortSecrets(cfg, log)
+	warnSecrets(cfg, log)
 }
 
 // warnInsecureKafka is warnInsecure's part for the brokers' connection.
@@ -284,16 +284,24 @@ func warnInsecureJuhe(cfg *config.Config, log *slog.Logger) {
 	}
 }
 
-// warnShortSecrets warns of secrets too short to be masked in the logs
-// without garbling them.
-func warnShortSecrets(cfg *config.Config, log *slog.Logger) {
+// warnSecrets warns of secrets too short to be masked in the logs without
+// garbling them, and of secret files that other users may read or change.
+func warnSecrets(cfg *config.Config, log *slog.Logger) {
 	if short := cfg.ShortSecrets(minSecretLen); len(short) > 0 {
 		log.Warn(fmt.Sprintf("secrets shorter than %d characters: the logs mask every occurrence of each, which garbles them "+
 			"and shows where the secret's text appears; use longer ones", minSecretLen), "settings", short)
 	}
+	if exposed := cfg.ExposedSecretFiles(); len(exposed) > 0 {
+		files := make([]string, len(exposed))
+		for i, f := range exposed {
+			files[i] = fmt.Sprintf("%s %s (%s)", f.Key, f.Path, f.Mode)
+		}
+		log.Warn("secret files that other users of this machine can read, or others than their owner can change: "+
+			"chmod 600 them (in Kubernetes, give the secret's volume defaultMode: 0400)", "files", files)
+	}
 }
 
-// minSecretLen is the length under which warnShortSecrets warns of a secret.
+// minSecretLen is the length under which warnSecrets warns of a secret.
 const minSecretLen = 8
 
 // juheInsecure reports whether raw is plain http to a host other than

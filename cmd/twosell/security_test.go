@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -441,6 +442,41 @@ func TestWarnShortSecrets(t *testing.T) {
 	logs.Reset()
 	if warnInsecure(&cfg, slog.New(slog.NewTextHandler(&logs, nil))); strings.Contains(logs.String(), "shorter than") {
 		t.Errorf("a warning without a short secret: %s", logs.String())
+	}
+}
+
+// A secret's file readable by other users (Kubernetes' default 0644) is
+// warned of, naming the setting, the path and the bits, never the secret;
+// at 0600 nothing is said.
+func TestWarnExposedSecretFiles(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no permission bits")
+	}
+	const secret = "k-0123456789abcdef"
+	path := filepath.Join(t.TempDir(), "juhe-key")
+	if err := os.WriteFile(path, []byte(secret), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.Juhe.Key, cfg.Juhe.KeyFile = secret, path
+	var logs strings.Builder
+	warnInsecure(&cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+	out := logs.String()
+	if !strings.Contains(out, "chmod 600") || !strings.Contains(out, "juhe.key_file "+path+" (-rw-r--r--)") {
+		t.Errorf("no warning naming the file and its bits: %s", out)
+	}
+	if strings.Contains(out, secret) {
+		t.Errorf("the warning shows the secret: %s", out)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logs.Reset()
+	if warnInsecure(&cfg, slog.New(slog.NewTextHandler(&logs, nil))); strings.Contains(logs.String(), "chmod") {
+		t.Errorf("a warning for a file only its owner can read: %s", logs.String())
 	}
 }
 
