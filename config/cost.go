@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"math"
-	"strings"
 )
 
 // The accepted values of processing.on_budget.
@@ -37,6 +36,14 @@ func (c *Config) CacheSecret() string {
 // validateCost checks the cost controls: the cache, the ledger, the rate,
 // the budget and the deadline.
 func (c *Config) validateCost(v *validator) {
+	// The cost controls know numbers by a hash keyed by the cache secret.
+	// A run that calls the provider has it (juhe.key is required, and the
+	// secret is derived from it); a dry run needs it too (found by review:
+	// it was missed only once the range was read from Kafka, and reported
+	// as a Kafka error).
+	if v.cmd == "replay" && !v.calls && c.CacheSecret() == "" {
+		v.addSecret("cache.secret", "must be set for a dry run, or juhe.key, from which it is derived: it keys the hash by which the ledger knows numbers")
+	}
 	v.atLeast("cache.max_entries", c.Cache.MaxEntries, 1)
 	v.positive("cache.not_recycled_ttl", c.Cache.NotRecycledTTL)
 	v.positive("cache.short_ttl", c.Cache.ShortTTL)
@@ -69,7 +76,7 @@ func (c *Config) validateCost(v *validator) {
 		v.addf("juhe.price_per_call", "%v is not valid; valid: 0 or more, such as 0.4", c.Juhe.PricePerCall)
 	}
 	p := &c.Processing
-	p.OnBudget = v.oneOf("processing.on_budget", strings.ToLower(p.OnBudget), p.OnBudget, validOnBudget)
+	p.OnBudget = v.choose("processing.on_budget", p.OnBudget)
 	if p.SkipOlderThan < 0 {
 		v.addf("processing.skip_older_than", "%s is not valid; valid: 0 (off) or a duration such as 10m", p.SkipOlderThan)
 	}

@@ -232,7 +232,7 @@ func CheckEnv(environ []string) error {
 		if near := nearest(name, names); near != "" {
 			msg += " (did you mean " + near + "?)"
 		}
-		errs = append(errs, errors.New(msg+"; each setting is "+EnvPrefix+"<SECTION>_<KEY>, such as TWOSELL_JUHE_DAILY_BUDGET for juhe.daily_budget (\"twosell run -h\" lists the settings)"))
+		errs = append(errs, errors.New(msg+"; each setting is "+EnvPrefix+"<SECTION>_<KEY>, such as TWOSELL_JUHE_DAILY_BUDGET for juhe.daily_budget (README's Configuration lists every setting; \"twosell run --print-config\" prints them)"))
 	}
 	return errors.Join(errs...)
 }

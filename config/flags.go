@@ -14,6 +14,14 @@ type flagSpec struct {
 	usage string // the env variable and the default are added when printed
 }
 
+// flagOnly are, per command, the flags whose settings the command takes from
+// the flag alone, not from the file or the environment, with no default:
+// their usage shows neither (found by review: replay -h showed --dlq-topic
+// with kafka.dlq_topic's default and variable, which replay ignores).
+var flagOnly = map[string]map[string]bool{
+	"replay": {"output-topic": true, "dlq-topic": true},
+}
+
 // commandFlags are the flags each command accepts besides --config. Only the
 // settings an operator changes per invocation have flags; the rest are set
 // in the file or the environment. Secrets never have flags: command lines
@@ -46,8 +54,8 @@ var commandFlags = map[string][]flagSpec{
 	"replay": {
 		flagBrokers,
 		{"input-topic", "kafka.input_topic", "topic to replay"},
-		{"output-topic", "kafka.output_topic", "topic to write the replay's enriched events to (required on the command line)"},
-		{"dlq-topic", "kafka.dlq_topic", "topic to write the replay's dead letters to; not given here: the output topic + \".dlq\", whatever kafka.dlq_topic says"},
+		{"output-topic", "kafka.output_topic", "topic to write the replay's enriched events to (required)"},
+		{"dlq-topic", "kafka.dlq_topic", "topic to write the replay's dead letters to (default: the output topic + \".dlq\")"},
 		{"create-topics", "kafka.create_topics", "create missing output, dead-letter and ledger topics at start"},
 		flagKafkaTLS, flagKafkaCAFile, flagSASLMechanism, flagSASLUsername,
 		flagJuheURL, flagJuheMode, flagJuheMethod, flagJuheTimeout, flagJuheCAFile,
@@ -110,8 +118,9 @@ func flagFor(cmd, key string) (string, bool) {
 // settingFlag is a flag.Value that parses into a setting by the setting's
 // type, the same way the environment does.
 type settingFlag struct {
-	key   string
-	value reflect.Value
+	key      string
+	value    reflect.Value
+	flagOnly bool // see flagSpec
 }
 
 // String shows the value; the flag package also calls it on a zero
@@ -123,8 +132,16 @@ func (f *settingFlag) String() string {
 	return formatValue(f.value)
 }
 
-// Set parses s into the setting.
-func (f *settingFlag) Set(s string) error { return setString(f.value, s) }
+// Set parses s into the setting; an enumerated setting's value must be one
+// of its values (choices).
+func (f *settingFlag) Set(s string) error {
+	if ch, ok := choices[f.key]; ok {
+		if err := ch.check(s); err != nil {
+			return err
+		}
+	}
+	return setString(f.value, s)
+}
 
 // IsBoolFlag lets a bool setting be given as --create-topics, without a value.
 func (f *settingFlag) IsBoolFlag() bool {
@@ -154,7 +171,7 @@ func addFlags(cmd string, fs *flag.FlagSet) (*commandLine, error) {
 		if !ok {
 			panic("config: flag --" + spec.name + " names no setting " + spec.key)
 		}
-		fs.Var(&settingFlag{spec.key, s.value}, spec.name, spec.usage)
+		fs.Var(&settingFlag{spec.key, s.value, flagOnly[cmd][spec.name]}, spec.name, spec.usage)
 		cl.specs[spec.name] = spec
 	}
 	fs.Usage = func() { printUsage(fs, synopsis[cmd]) }
@@ -186,15 +203,18 @@ func printUsage(fs *flag.FlagSet, synopsis string) {
 	fs.VisitAll(func(f *flag.Flag) {
 		typ, usage := flag.UnquoteUsage(f)
 		var notes []string
-		if f.DefValue != "" {
+		sf, setting := f.Value.(*settingFlag)
+		if f.DefValue != "" && (!setting || !sf.flagOnly) {
 			notes = append(notes, "default "+f.DefValue)
 		}
-		if sf, ok := f.Value.(*settingFlag); ok {
+		if setting {
 			typ = kindName(sf.value)
 			if sf.IsBoolFlag() {
 				typ = ""
 			}
-			notes = append(notes, "env "+envName(sf.key))
+			if !sf.flagOnly {
+				notes = append(notes, "env "+envName(sf.key))
+			}
 		}
 		line := "  --" + f.Name
 		if typ != "" {

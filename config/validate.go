@@ -32,6 +32,48 @@ var (
 	validLogFormats    = []string{LogFormatAuto, LogFormatJSON, LogFormatText}
 )
 
+// choice is an enumerated setting's accepted values, and how a value is
+// read before it is compared with them (case does not matter).
+type choice struct {
+	valid     []string
+	normalize func(string) string
+}
+
+// choices are the enumerated settings. A flag that sets one refuses any
+// other value as it is parsed: a usage error (exit 2), as a value of the
+// wrong type is, not a configuration error found later (found by review:
+// query --juhe-mode foo exited 1, query --juhe-timeout 5 exited 2).
+// Validate checks them all the same, wherever they were set.
+var choices = map[string]choice{
+	"kafka.delivery":            {validDelivery, strings.ToLower},
+	"kafka.sasl.mechanism":      {validSASL, strings.ToLower},
+	"juhe.mode":                 {modeNames(), strings.ToLower},
+	"juhe.method":               {validMethods, strings.ToUpper},
+	"input.date_source":         {validDateSources, strings.ToLower},
+	"processing.on_unavailable": {validOnUnavailable, strings.ToLower},
+	"processing.on_budget":      {validOnBudget, strings.ToLower},
+	"processing.ordering":       {validOrderings, strings.ToLower},
+	"log.level":                 {validLogLevels, strings.ToLower},
+	"log.format":                {validLogFormats, strings.ToLower},
+}
+
+// modeNames are juhe.Modes as written.
+func modeNames() []string {
+	names := make([]string, len(juhe.Modes))
+	for i, m := range juhe.Modes {
+		names[i] = string(m)
+	}
+	return names
+}
+
+// check returns why s is not one of ch's values, or nil.
+func (ch choice) check(s string) error {
+	if slices.Contains(ch.valid, ch.normalize(s)) {
+		return nil
+	}
+	return fmt.Errorf("%q is not valid; valid: %s", s, strings.Join(ch.valid, ", "))
+}
+
 // Kafka's rules for topic names.
 const (
 	maxTopicNameLength  = 249
@@ -65,8 +107,8 @@ func (c *Config) validate(cmd string, calls bool) error {
 	if a := c.Telemetry.MetricsAddr; a != "" && !validListenAddr(a) {
 		v.addf("telemetry.metrics_addr", "%q is not valid; valid: host:port or :port, such as :9464 or 127.0.0.1:9464, or empty to disable", a)
 	}
-	c.Log.Level = v.oneOf("log.level", strings.ToLower(c.Log.Level), c.Log.Level, validLogLevels)
-	c.Log.Format = v.oneOf("log.format", strings.ToLower(c.Log.Format), c.Log.Format, validLogFormats)
+	c.Log.Level = v.choose("log.level", c.Log.Level)
+	c.Log.Format = v.choose("log.format", c.Log.Format)
 	c.validateMasks(v)
 	return errors.Join(v.errs...)
 }
@@ -112,7 +154,7 @@ func (c *Config) validateKafka(v *validator) {
 	}
 	v.positive("kafka.session_timeout", k.SessionTimeout)
 	v.positive("kafka.rebalance_timeout", k.RebalanceTimeout)
-	k.Delivery = v.oneOf("kafka.delivery", strings.ToLower(k.Delivery), k.Delivery, validDelivery)
+	k.Delivery = v.choose("kafka.delivery", k.Delivery)
 	v.positive("kafka.transaction_timeout", k.TransactionTimeout)
 	c.validateKafkaTLS(v)
 	c.validateKafkaSASL(v)
@@ -146,7 +188,7 @@ func (c *Config) validateKafkaTLS(v *validator) {
 
 func (c *Config) validateKafkaSASL(v *validator) {
 	s := &c.Kafka.SASL
-	s.Mechanism = v.oneOf("kafka.sasl.mechanism", strings.ToLower(s.Mechanism), s.Mechanism, validSASL)
+	s.Mechanism = v.choose("kafka.sasl.mechanism", s.Mechanism)
 	// The keys set that the mechanism does not use.
 	var unused []string
 	switch s.Mechanism {
@@ -212,11 +254,7 @@ func (c *Config) validateJuhe(v *validator) {
 
 	mode, err := juhe.ParseMode(strings.ToLower(string(j.Mode)))
 	if err != nil {
-		names := make([]string, len(juhe.Modes))
-		for i, m := range juhe.Modes {
-			names[i] = string(m)
-		}
-		v.addf("juhe.mode", "%q is not valid; valid: %s", string(j.Mode), strings.Join(names, ", "))
+		v.addf("juhe.mode", "%q is not valid; valid: %s", string(j.Mode), strings.Join(modeNames(), ", "))
 	} else {
 		j.Mode = mode
 		if needsKey && mode.UsesAES() && j.OpenID == "" {
@@ -224,7 +262,7 @@ func (c *Config) validateJuhe(v *validator) {
 		}
 	}
 
-	j.Method = v.oneOf("juhe.method", strings.ToUpper(j.Method), j.Method, validMethods)
+	j.Method = v.choose("juhe.method", j.Method)
 	v.positive("juhe.timeout", j.Timeout)
 	v.atLeast("juhe.retries", j.Retries, 0)
 	v.positive("juhe.backoff", j.Backoff)
@@ -242,7 +280,7 @@ func (c *Config) validateInput(v *validator) {
 	in := &c.Input
 	v.nonEmpty("input.id_field", in.IDField)
 	v.nonEmpty("input.mobile_field", in.MobileField)
-	in.DateSource = v.oneOf("input.date_source", strings.ToLower(in.DateSource), in.DateSource, validDateSources)
+	in.DateSource = v.choose("input.date_source", in.DateSource)
 	if in.DateSource != DateSourceTimestamp { // the field is not read then
 		v.nonEmpty("input.date_field", in.DateField)
 	}
@@ -284,7 +322,7 @@ func (c *Config) validateFieldNames(v *validator) {
 
 func (c *Config) validateProcessing(v *validator) {
 	p := &c.Processing
-	p.OnUnavailable = v.oneOf("processing.on_unavailable", strings.ToLower(p.OnUnavailable), p.OnUnavailable, validOnUnavailable)
+	p.OnUnavailable = v.choose("processing.on_unavailable", p.OnUnavailable)
 	v.positive("processing.commit_interval", p.CommitInterval)
 	v.positive("processing.shutdown_timeout", p.ShutdownTimeout)
 	v.positive("processing.retry_backoff", p.RetryBackoff)
@@ -300,7 +338,7 @@ func (c *Config) validateProcessing(v *validator) {
 	}
 	v.atLeast("processing.max_in_flight", p.MaxInFlight, 1)
 	v.atLeast("processing.max_in_flight_bytes", p.MaxInFlightBytes, 1)
-	p.Ordering = v.oneOf("processing.ordering", strings.ToLower(p.Ordering), p.Ordering, validOrderings)
+	p.Ordering = v.choose("processing.ordering", p.Ordering)
 }
 
 // validator collects problems, each ending with where the key can be set.
@@ -333,14 +371,15 @@ func (v *validator) where(key string) string {
 	return fmt.Sprintf("the config file or %s", envName(key))
 }
 
-// oneOf checks that normalized is in valid, reporting original if not, and
-// returns the value to keep: normalized when valid, else original.
-func (v *validator) oneOf(key, normalized, original string, valid []string) string {
-	if slices.Contains(valid, normalized) {
-		return normalized
+// choose checks that value is one of key's values (choices), reporting it
+// if not, and returns the value to keep: normalized when valid, else value.
+func (v *validator) choose(key, value string) string {
+	ch := choices[key]
+	if err := ch.check(value); err != nil {
+		v.addf(key, "%v", err)
+		return value
 	}
-	v.addf(key, "%q is not valid; valid: %s", original, strings.Join(valid, ", "))
-	return original
+	return ch.normalize(value)
 }
 
 func (v *validator) nonEmpty(key, value string) {

@@ -34,7 +34,7 @@ func cmdBroker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	cluster, err := startBroker(*addr, kfake.ListenFn(advertisedListen(*addr, *advertise)))
 	if err != nil {
-		return err
+		return inUse(err, "--addr")
 	}
 	defer cluster.Close()
 	fmt.Fprintf(stdout, "kafka broker listening on %s\n", cluster.ListenAddrs()[0])

@@ -449,17 +449,22 @@ func TestReplayRanges(t *testing.T) {
 		args []string
 		want func(i int) bool
 		warn string // in the log
+		not  string // not in the log
 	}{
 		{"by time", []string{"--from", base.Add(10 * time.Minute).Format(time.RFC3339), "--to", base.Add(20 * time.Minute).Format(time.RFC3339)},
-			func(i int) bool { return i >= 10 && i < 20 }, ""},
+			func(i int) bool { return i >= 10 && i < 20 }, "", ""},
 		{"by offsets and partitions", []string{"--partitions", "1,2", "--start-offsets", "1:2", "--end-offsets", "2:5"},
-			func(i int) bool { return i%3 == 1 && i/3 >= 2 || i%3 == 2 && i/3 < 5 }, ""},
+			func(i int) bool { return i%3 == 1 && i/3 >= 2 || i%3 == 2 && i/3 < 5 }, "", ""},
 		{"from a time to the end", []string{"--from", base.Add(25 * time.Minute).Format(time.RFC3339)},
-			func(i int) bool { return i >= 25 }, ""},
+			func(i int) bool { return i >= 25 }, "", ""},
 		{"offsets past the end", []string{"--partitions", "0", "--start-offsets", "0:8", "--end-offsets", "0:99"},
-			func(i int) bool { return i%3 == 0 && i/3 >= 8 }, "partition 0: the range ends at 99, past the partition's end (10): replaying up to 10"},
+			func(i int) bool { return i%3 == 0 && i/3 >= 8 }, "partition 0: the range ends at 99, past the partition's end (10): replaying up to 10", ""},
 		{"an end before the start", []string{"--partitions", "0", "--from", base.Add(15 * time.Minute).Format(time.RFC3339), "--end-offsets", "0:2"},
-			func(int) bool { return false }, "partition 0: the range ends at offset 2, before it starts (5): nothing of it to replay"},
+			func(int) bool { return false }, "partition 0: the range ends at offset 2, before it starts (5): nothing of it to replay", ""},
+		// One warning, which names what was given (found by review: an
+		// end never given was said to come before the start too).
+		{"a start past the end", []string{"--partitions", "0", "--start-offsets", "0:50"},
+			func(int) bool { return false }, "partition 0: the range starts at 50, past the partition's end (10): nothing of it to replay", "before it starts"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -467,6 +472,9 @@ func TestReplayRanges(t *testing.T) {
 			s, logged := runReplayCmd(t, replayArgs(cfg, out, tt.args...))
 			if tt.warn != "" && !strings.Contains(logged, tt.warn) {
 				t.Errorf("the log does not say %q:\n%s", tt.warn, logged)
+			}
+			if tt.not != "" && strings.Contains(logged, tt.not) {
+				t.Errorf("the log says %q:\n%s", tt.not, logged)
 			}
 			if tt.warn == "" && strings.Contains(logged, "level=WARN") {
 				t.Errorf("a range within the partitions warns:\n%s", logged)

@@ -128,7 +128,7 @@ func inUse(err error, flag string) error {
 	if !errors.Is(err, syscall.EADDRINUSE) {
 		return err
 	}
-	return fmt.Errorf("%w: another program listens there (another twosell dev?); stop it, or choose another address with %s (port 0: any free one)", err, flag)
+	return fmt.Errorf("%w: another program listens there (another twosell?); stop it, or choose another address with %s (port 0: any free one)", err, flag)
 }
 
 // startDev starts the broker and the simulator and builds the processor.
@@ -181,6 +181,12 @@ func startDev(o devOptions, tp trace.TracerProvider, log *slog.Logger) (*devEnv,
 	}
 	env.cfg = &cfg
 	if env.ops, err = newOperations(log); err != nil {
+		env.Close()
+		return nil, err
+	}
+	// Before anything connects: an address in use ends the start with its
+	// error alone, not with the clients' warnings of a broker that closed.
+	if err := env.ops.listen(env.cfg, "the metrics server (--metrics-addr)"); err != nil {
 		env.Close()
 		return nil, err
 	}

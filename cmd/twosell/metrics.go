@@ -125,18 +125,24 @@ func (o *operations) kafkaOpts() []kgo.Opt {
 	return []kgo.Opt{kgo.WithHooks(kotel.NewMeter(kotel.MeterProvider(o.mp)))}
 }
 
+// metricsSetting is where run is given the metrics address.
+const metricsSetting = "telemetry.metrics_addr (--metrics-addr)"
+
 // listen, unless telemetry.metrics_addr is empty, serves /metrics,
 // /healthz and /readyz on it from now on: before the ledger's load, which
 // can take minutes, so that a liveness probe sees the process alive, and
 // /readyz says why it is not ready yet. An address that cannot be listened
 // on is an error. start calls it if it was not called.
-func (o *operations) listen(cfg *config.Config) error {
+//
+// setting names where the address is set, for the error (metricsSetting,
+// or dev's flag).
+func (o *operations) listen(cfg *config.Config, setting string) error {
 	if cfg.Telemetry.MetricsAddr == "" || o.ln != nil {
 		return nil
 	}
 	ln, err := net.Listen("tcp", cfg.Telemetry.MetricsAddr)
 	if err != nil {
-		return fmt.Errorf("telemetry.metrics_addr (--metrics-addr): %w", err)
+		return inUse(fmt.Errorf("%s: %w", setting, err), "--metrics-addr")
 	}
 	o.ln = ln
 	mux := http.NewServeMux()
@@ -173,7 +179,7 @@ func (o *operations) start(cfg *config.Config, proc *processor.Processor, client
 	if cfg.Telemetry.MetricsAddr == "" {
 		return nil // nobody would see the lag: do not ask the cluster for it
 	}
-	if err := o.listen(cfg); err != nil {
+	if err := o.listen(cfg, metricsSetting); err != nil {
 		return err
 	}
 	opts, err := kafkaOpts(cfg)

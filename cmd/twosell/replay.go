@@ -339,11 +339,17 @@ func resolveReplayRange(ctx context.Context, cfg *config.Config, o replayOptions
 		if afterTo != nil {
 			r.End = firstTo[p]
 		}
-		if e, ok := ends[p]; ok {
+		e, endGiven := ends[p]
+		if endGiven {
 			r.End = e
 		}
+		endGiven = endGiven || afterTo != nil
 		var notes []string
-		if r.End < r.Start { // a start and an end from different flags: --from and --end-offsets, say
+		// A start and an end given by different flags (--from and
+		// --end-offsets, say). An end not given is the partition's: a
+		// start past it is clampRange's to report (found by review: both
+		// were, and this one blamed an end never given).
+		if r.End < r.Start && endGiven {
 			notes = append(notes, fmt.Sprintf("partition %d: the range ends at offset %d, before it starts (%d): nothing of it to replay", p, r.End, r.Start))
 		}
 		var clamped []string

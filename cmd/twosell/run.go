@@ -66,7 +66,7 @@ func runProcessor(ctx context.Context, cfg *config.Config, lookupEnv func(string
 		return err
 	}
 	defer ops.Close()
-	if err := ops.listen(cfg); err != nil { // /healthz while the ledger loads
+	if err := ops.listen(cfg, metricsSetting); err != nil { // /healthz while the ledger loads
 		return err
 	}
 	client, err := newJuheClient(cfg, tp, ops.meterProvider(), log)

@@ -84,7 +84,7 @@ func cmdSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
-		return fmt.Errorf("juhe simulator: %w", err)
+		return inUse(fmt.Errorf("juhe simulator: %w", err), "--addr")
 	}
 	srv := sim.NewServer()
 	served := make(chan error, 1)
@@ -93,7 +93,7 @@ func cmdSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 
 	select {
 	case err := <-served:
-		return fmt.Errorf("juhe simulator: %w", err)
+		return inUse(fmt.Errorf("juhe simulator: %w", err), "--addr")
 	case <-ctx.Done():
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), simShutdownGrace)
