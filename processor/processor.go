@@ -244,6 +244,7 @@ type Processor struct {
 
 	mu      sync.Mutex // guards workers
 	workers map[topicPartition]*partitionWorker
+	ticks   clockTicks // the dispatchers' clocks' (tickClock)
 
 	// commitMu serializes commits with revokes, so that nothing of a revoked
 	// partition is committed after its revoke completed.
@@ -374,6 +375,7 @@ func (p *Processor) Run(ctx context.Context) error {
 	defer cancel(nil)
 	defer p.joined.Store(false)
 	p.cancelRun = cancel
+	go p.ticks.run(runCtx)
 	p.log.Info("consuming", "group", p.cfg.Group, "input_topic", p.cfg.InputTopic,
 		"output_topic", p.cfg.OutputTopic, "dlq_topic", p.cfg.DLQTopic, "exactly_once", p.cfg.ExactlyOnce)
 	// Records run on a fixed pool of goroutines, one per in-flight slot:
