@@ -247,8 +247,11 @@ func (c *Codec) scan(value []byte, ev *Event) (fields, error) {
 	f := fields{mobile: span{-1, -1}, date: span{-1, -1}, id: span{-1, -1}}
 
 	i := skipSpace(value, 0)
-	if i == len(value) {
+	switch {
+	case len(value) == 0:
 		return f, &InputError{Class: ClassInvalidJSON, Reason: "the value is empty (a tombstone?); " + c.objectExample}
+	case i == len(value):
+		return f, &InputError{Class: ClassInvalidJSON, Reason: "the value is only white space; " + c.objectExample}
 	}
 	if value[i] != '{' {
 		end := skipValue(value, i, 1)
@@ -380,13 +383,20 @@ func keyIs(raw []byte, escaped bool, unescaped, name string) bool {
 type fieldNames struct {
 	n    uint8
 	like span // the zero span: none (a key never starts at 0)
+	// another is the second key that differs in case, if any: with the
+	// field itself absent, the duplicate's reason names both.
+	another span
 }
 
 // saw counts a member; like is its key if it differs in case, else zero.
 func (f *fieldNames) saw(like span) {
 	f.n = min(f.n+1, 2)
-	if like.end > 0 && !f.hasLike() {
+	switch {
+	case like.end == 0:
+	case !f.hasLike():
 		f.like = like
+	case f.another.end == 0:
+		f.another = like
 	}
 }
 
@@ -459,15 +469,23 @@ func foldRangeOf(name string) foldRange {
 // duplicateError is the error for a value with the mobile or the date field
 // more than once.
 func (c *Codec) duplicateError(value []byte, f fields) error {
-	field, names := c.mobileField, f.mobileNames
+	field, names, exact := c.mobileField, f.mobileNames, f.mobile.start >= 0
 	if names.n <= 1 {
-		field, names = c.dateField, f.dateNames
+		field, names, exact = c.dateField, f.dateNames, f.date.start >= 0
 	}
-	reason := quote(field) + " appears more than once"
-	if like := names.like; names.hasLike() {
-		reason += ", also as " + string(value[like.start:like.end])
+	var reason string
+	switch like, another := names.like, names.another; {
+	case !exact && another.end > 0:
+		// Only in other cases (found by review: the reason said the field
+		// itself appeared more than once, and named one of the two keys).
+		reason = quote(field) + " is missing, but there are " + string(value[like.start:like.end]) + " and " +
+			string(value[another.start:another.end]) + ": field names are case-sensitive, and"
+	case names.hasLike():
+		reason = quote(field) + " appears more than once, also as " + string(value[like.start:like.end]) + ":"
+	default:
+		reason = quote(field) + " appears more than once:"
 	}
-	reason += ": JSON parsers differ in which one they read (the first, the last, either case), so a consumer could read another value than the one checked; send the field once"
+	reason += " JSON parsers differ in which one they read (the first, the last, either case), so a consumer could read another value than the one checked; send the field once"
 	return &InputError{Class: ClassDuplicateField, Field: field, Reason: reason}
 }
 

@@ -214,7 +214,7 @@ func TestCodecInputErrors(t *testing.T) {
 		reason   []string
 	}{
 		{"empty", ``, ClassInvalidJSON, "", []string{"empty"}},
-		{"only spaces", " \n", ClassInvalidJSON, "", []string{"empty"}},
+		{"only spaces", " \n", ClassInvalidJSON, "", []string{"only white space"}},
 		{"truncated", `{"mobile":"173`, ClassInvalidJSON, "", []string{"not valid JSON", "unexpected end of JSON input", "after 14 of 14 bytes"}},
 		{"trailing garbage", `{"mobile":"17312345678","registered_at":"2024-01-02"} x`, ClassInvalidJSON, "", []string{"invalid character 'x' after top-level value"}},
 		{"two objects", `{}{}`, ClassInvalidJSON, "", []string{"after top-level value"}},

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // dateFormats lists what a date field may hold; reasons about an
@@ -208,23 +210,33 @@ func (v *dateValue) fail(what string) error {
 	return &InputError{Class: ClassInvalidDate, Field: v.field, Reason: reason + what}
 }
 
-// holdsMobile reports whether text holds a mobile's digits, decimal points
-// aside: a run of digits with 1[3-9] and nine more in it. (A date's runs are
-// shorter; a unix time in milliseconds can hold one, and is not shown in a
-// reason then.)
+// holdsMobile reports whether text holds a mobile's digits: a run of
+// digits, ASCII or full-width, with 1[3-9] and nine more in it, read as the
+// mobile field reads them (through spaces and dashes), decimal points aside.
+// (A date's runs are shorter; a unix time in milliseconds can hold one, and
+// is not shown in a reason then. Found by review: "tel: 173-1234-5678" and
+// full-width digits were shown.)
 func holdsMobile(text []byte) bool {
-	var prev byte
+	var prev rune
 	after := 0 // digits of the run after its first "1[3-9]"'s 1, if it has one
-	for _, c := range text {
+	for i := 0; i < len(text); {
+		r, size := rune(text[i]), 1
+		if r >= utf8.RuneSelf {
+			r, size = utf8.DecodeRune(text[i:])
+		}
+		i += size
+		if r >= '\uFF10' && r <= '\uFF19' {
+			r = '0' + r - '\uFF10'
+		}
 		switch {
-		case c == '.':
-		case c >= '0' && c <= '9':
-			if after > 0 || (prev == '1' && c >= '3') {
+		case r == '.' || r == ' ' || r == '\t' || r == '-' || isDash(r) || (r >= utf8.RuneSelf && unicode.Is(unicode.Zs, r)):
+		case r >= '0' && r <= '9':
+			if after > 0 || (prev == '1' && r >= '3') {
 				if after++; after == 10 {
 					return true
 				}
 			}
-			prev = c
+			prev = r
 		default:
 			prev, after = 0, 0
 		}
