@@ -29,26 +29,11 @@ func decodeError(t *testing.T, value string) *processor.InputError {
 	return ie
 }
 
-// digitsOf keeps the digits of s, full-width ones as ASCII, so that a mobile
-// written with separators or full-width digits is found in a reason.
-func digitsOf(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		switch {
-		case r >= '0' && r <= '9':
-			b.WriteRune(r)
-		case r >= '０' && r <= '９':
-			b.WriteRune('0' + r - '０')
-		}
-	}
-	return b.String()
-}
-
 // README "Dead letters": "`twosell-error` | a sentence saying what is wrong
 // and what would be valid, mobile masked". (Brief: no mobile in clear in
-// reasons.) The date reason masks a mobile that the mobile field would
-// accept and hides one written as a plain run of digits, but shows it in
-// clear when it is written with spaces, dashes or full-width digits next to
+// reasons.) The date reason masked a mobile that the mobile field would
+// accept and hid one written as a plain run of digits, but showed it in
+// clear when it was written with spaces, dashes or full-width digits next to
 // any other character (fields swapped or shifted, as date.go's fail expects).
 func TestDateReasonHidesAMobileWrittenWithSeparators(t *testing.T) {
 	for _, date := range []string{
@@ -61,7 +46,7 @@ func TestDateReasonHidesAMobileWrittenWithSeparators(t *testing.T) {
 		if ie.Class != processor.ClassInvalidDate {
 			t.Errorf("%s: class %q, want %q", date, ie.Class, processor.ClassInvalidDate)
 		}
-		if strings.Contains(digitsOf(ie.Reason), "17312345678") {
+		if strings.Contains(processor.DigitsOf(ie.Reason), "17312345678") {
 			t.Errorf("date %s: the reason shows the mobile in clear: %q", date, ie.Reason)
 		}
 	}

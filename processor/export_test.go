@@ -67,3 +67,6 @@ func (p *Processor) Frontier(topic string, partition int32) int64 {
 	defer w.mu.Unlock()
 	return w.frontier
 }
+
+// DigitsOf is digitsOf, for the external tests.
+var DigitsOf = digitsOf
