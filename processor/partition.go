@@ -886,7 +886,9 @@ func (w *partitionWorker) hold(err error) {
 	}
 	w.mu.Unlock()
 	if held == 1 {
-		w.p.log.Warn("cannot call the provider: holding records back and pausing fetching until it can", "err", err)
+		w.p.unlessFailed(func() {
+			w.p.log.Warn("cannot call the provider: holding records back and pausing fetching until it can", "err", err)
+		})
 	}
 }
 

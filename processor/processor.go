@@ -595,6 +595,18 @@ func (p *Processor) fail(err error) {
 	}
 }
 
+// unlessFailed calls log unless consumption has stopped on a fatal error,
+// under the lock fail takes first: a line it logs never comes after the
+// FATAL one (a record held by a breaker that the fatal answer opened, which
+// said records waited for the provider while the run was stopping).
+func (p *Processor) unlessFailed(log func()) {
+	p.fatalMu.Lock()
+	defer p.fatalMu.Unlock()
+	if p.fatalErr == nil {
+		log()
+	}
+}
+
 // fatal returns the error that stopped consumption, or nil.
 func (p *Processor) fatal() error {
 	p.fatalMu.Lock()

@@ -345,6 +345,15 @@ func (w *partitionWorker) lookup(ctx, abandon context.Context, l Lookup, offset 
 			// been billed (Result.durable), as an answer is.
 			return Result{Status: StatusUnavailable, Mode: res.Mode, Code: res.Code, Attempts: attempts, durable: res.durable}, nil
 		}
+		if w.stopCtx.Err() != nil || p.fatal() != nil {
+			// Stopping: a held record would only be given up. (Found by
+			// an operator drill: after a fatal answer, each lookup the
+			// breaker then refused held its partition and gave it up
+			// again, two log lines a record, the first saying records
+			// waited for the breaker's open_for.)
+			abandoned = true
+			return res, errAbandoned
+		}
 		if !held {
 			held = true
 			w.hold(err)
