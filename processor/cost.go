@@ -261,6 +261,18 @@ func (c *CostControl) SetMembers(n int) {
 	}
 }
 
+// LedgerUnreadable returns why the ledger could not be read at its last
+// poll (the topic deleted, the brokers unreachable), or nil when it could or
+// there is no ledger: while it cannot be read, other instances' answers are
+// not learned, and the outputs of paid answers may wait for their ledger
+// records.
+func (c *CostControl) LedgerUnreadable() error {
+	if c.ledger == nil {
+		return nil
+	}
+	return c.ledger.Unreadable()
+}
+
 // CostStats returns a snapshot of the counters.
 func (c *CostControl) CostStats() CostStats {
 	s := CostStats{

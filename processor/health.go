@@ -12,3 +12,13 @@ func (p *Processor) Connected() bool { return p.joined.Load() }
 // processor is healthy. Run returns the same error as a *FatalError. It is
 // safe to call at any time from any goroutine.
 func (p *Processor) Err() error { return p.fatal() }
+
+// LedgerUnreadable returns why the ledger of the cost controls
+// (Config.Cost, a *CostControl) could not be read at its last poll, or nil
+// when it could or there is none. See CostControl.LedgerUnreadable.
+func (p *Processor) LedgerUnreadable() error {
+	if c, ok := p.cfg.Cost.(interface{ LedgerUnreadable() error }); ok {
+		return c.LedgerUnreadable()
+	}
+	return nil
+}

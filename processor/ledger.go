@@ -213,6 +213,12 @@ type ledger struct {
 	following     atomic.Bool
 	warnedForeign atomic.Bool
 
+	// The ledger's reading while it follows the topic (unreadable).
+	readMu      sync.Mutex
+	readErr     error     // the last poll's error; nil if it had none
+	failedPolls int64     // since readErr was first set
+	readWarned  time.Time // when it was last logged
+
 	cl     *kgo.Client
 	txns   txnFilter // load's, then follow's
 	cancel context.CancelFunc
@@ -339,6 +345,7 @@ func newTopicRetry(ctx context.Context, try func() error, again func(error) bool
 // latest of its key, and the ledger writes no tombstones), so it is always
 // reached.
 func (l *ledger) load(ctx context.Context, last map[int32]int64) error {
+	var backoff time.Duration
 	for len(last) > 0 {
 		fs := l.cl.PollFetches(ctx)
 		if err := ctx.Err(); err != nil {
@@ -350,13 +357,17 @@ func (l *ledger) load(ctx context.Context, last map[int32]int64) error {
 		if err := fetchRefused(l.cfg.Topic, fs); err != nil {
 			return err
 		}
-		l.logErrors(fs)
+		read := 0
 		fs.EachRecord(func(r *kgo.Record) {
+			read++
 			if end, ok := last[r.Partition]; ok && r.Offset >= end {
 				delete(last, r.Partition)
 			}
 			l.txns.filter(r, l.handle)
 		})
+		if !l.polled(ctx, fs, read, &backoff) {
+			return fmt.Errorf("ledger: loading %q: %w", l.cfg.Topic, ctx.Err())
+		}
 	}
 	return nil
 }
@@ -413,15 +424,100 @@ func (f *txnFilter) filter(r *kgo.Record, pass func(*kgo.Record)) {
 func keepMarkers() kgo.Opt { return kgo.KeepControlRecords() }
 
 // follow reads what other instances write, until ctx ends.
+//
+// While its polls bring errors and no record (the topic deleted, or a
+// broker restarted without its data), it polls again after a backoff of up
+// to a second, says so once and then once a minute (unreadable), and says
+// when the topic reads again. (Found by an operator drill: with the topic
+// deleted, polls came back at once, each with an error per partition, and
+// each was logged: 38,000 lines a second.)
 func (l *ledger) follow(ctx context.Context) {
+	var backoff time.Duration
 	for {
 		fs := l.cl.PollFetches(ctx)
 		if ctx.Err() != nil || fs.IsClientClosed() {
 			return
 		}
-		l.logErrors(fs)
-		fs.EachRecord(func(r *kgo.Record) { l.txns.filter(r, l.handle) })
+		read := 0
+		fs.EachRecord(func(r *kgo.Record) {
+			read++
+			l.txns.filter(r, l.handle)
+		})
+		if !l.polled(ctx, fs, read, &backoff) {
+			return
+		}
 	}
+}
+
+// polled takes a poll's outcome, read records of it: when it brought errors
+// and no record, it says so (unreadable) and waits out backoff, doubled, up
+// to a second; else it resets backoff. It returns false if ctx ended.
+func (l *ledger) polled(ctx context.Context, fs kgo.Fetches, read int, backoff *time.Duration) bool {
+	err := fetchErr(fs)
+	if err == nil || read > 0 {
+		*backoff = 0
+		l.unreadable(nil, time.Now())
+		return true
+	}
+	l.unreadable(err, time.Now())
+	*backoff = min(max(2**backoff, 10*time.Millisecond), time.Second)
+	t := time.NewTimer(*backoff)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// fetchErr returns the first fetch error of fs, but for a cancellation.
+func fetchErr(fs kgo.Fetches) error {
+	var first error
+	fs.EachError(func(_ string, _ int32, err error) {
+		if first == nil && !errors.Is(err, context.Canceled) {
+			first = err
+		}
+	})
+	return first
+}
+
+// unreadableEvery is how often a ledger that cannot be read says so again.
+const unreadableEvery = time.Minute
+
+// unreadable records whether the ledger's last poll failed with err (nil: it
+// did not), for Unreadable, and logs when that changes, and once every
+// unreadableEvery while it lasts.
+func (l *ledger) unreadable(err error, now time.Time) {
+	l.readMu.Lock()
+	defer l.readMu.Unlock()
+	switch {
+	case err == nil && l.readErr == nil:
+	case err == nil:
+		l.readErr = nil
+		l.log.Info("ledger: the topic reads again", "topic", l.cfg.Topic, "failed_polls", l.failedPolls)
+	case l.readErr == nil:
+		l.readErr, l.failedPolls, l.readWarned = err, 1, now
+		l.log.Warn("ledger: cannot read the topic; the client retries (said again once a minute while it lasts): "+
+			"other instances' answers are not learned, and this instance's paid answers may not be recorded",
+			"topic", l.cfg.Topic, "err", err)
+	default:
+		l.readErr = err
+		l.failedPolls++
+		if now.Sub(l.readWarned) >= unreadableEvery {
+			l.readWarned = now
+			l.log.Warn("ledger: still cannot read the topic; the client retries", "topic", l.cfg.Topic,
+				"failed_polls", l.failedPolls, "err", err)
+		}
+	}
+}
+
+// Unreadable returns why the ledger could not be read at its last poll, or
+// nil when it could.
+func (l *ledger) Unreadable() error {
+	l.readMu.Lock()
+	defer l.readMu.Unlock()
+	return l.readErr
 }
 
 // fetchRefused returns a fetch error of fs that retrying cannot end: the
@@ -436,14 +532,6 @@ func fetchRefused(topic string, fs kgo.Fetches) error {
 		}
 	})
 	return refused
-}
-
-func (l *ledger) logErrors(fs kgo.Fetches) {
-	fs.EachError(func(t string, p int32, err error) {
-		if !errors.Is(err, context.Canceled) {
-			l.log.Warn("ledger fetch error; the client retries", "topic", t, "partition", p, "err", err)
-		}
-	})
 }
 
 // ledgerInstanceHeader names the instance that wrote a record: it lets the

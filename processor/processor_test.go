@@ -17,6 +17,7 @@ import (
 	_ "time/tzdata"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -1136,4 +1137,36 @@ func openCost(t *testing.T, provider processor.Enricher, cfg processor.CostConfi
 	}
 	t.Cleanup(func() { cost.Close(context.Background()) })
 	return cost
+}
+
+// unreadableLedger is cost counters whose ledger cannot be read.
+type unreadableLedger struct{ err error }
+
+func (unreadableLedger) CostStats() processor.CostStats { return processor.CostStats{} }
+func (u unreadableLedger) LedgerUnreadable() error      { return u.err }
+
+// A processor says why its cost controls' ledger cannot be read (which
+// /readyz reports), and nil without cost controls or when it can.
+func TestProcessorSaysTheLedgerCannotBeRead(t *testing.T) {
+	h := newHarness(t, 1)
+	cfg := h.config(processor.EnricherFunc(func(context.Context, processor.Lookup) (processor.Result, error) {
+		return processor.Result{}, nil
+	}))
+	for _, tc := range []struct {
+		cost processor.CostReporter
+		want error
+	}{
+		{nil, nil},
+		{unreadableLedger{}, nil},
+		{unreadableLedger{kerr.UnknownTopicID}, kerr.UnknownTopicID},
+	} {
+		cfg.Cost = tc.cost
+		p, err := processor.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := p.LedgerUnreadable(); got != tc.want {
+			t.Errorf("cost %v: LedgerUnreadable() = %v, want %v", tc.cost, got, tc.want)
+		}
+	}
 }

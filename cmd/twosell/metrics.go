@@ -237,8 +237,8 @@ type health struct {
 
 // ready reports whether records flow through this instance, and why not:
 // false while it is not a member of the consumer group, after a fatal
-// error, and while the breaker is open with on_unavailable: pause (records
-// are held back). With on_unavailable: emit an open breaker still lets
+// error, while the breaker is open with on_unavailable: pause (records
+// are held back), and while the ledger cannot be read. With on_unavailable: emit an open breaker still lets
 // events through, as status unavailable.
 func (h *health) ready() (bool, string) {
 	switch {
@@ -250,6 +250,11 @@ func (h *health) ready() (bool, string) {
 		return false, "not ready: not a member of the consumer group (starting, rebalancing or disconnected)"
 	case h.pause && h.client.BreakerState() == juhe.BreakerOpen:
 		return false, "not ready: the provider's circuit breaker is open; records are held back"
+	case h.proc.LedgerUnreadable() != nil:
+		// Found by an operator drill: with the ledger topic deleted, the
+		// outputs of paid answers stalled, waiting for their ledger
+		// records, and /readyz said ready.
+		return false, "not ready: the ledger topic cannot be read (see the log); paid answers may not be recorded, and their outputs wait"
 	}
 	return true, "ready"
 }
