@@ -237,7 +237,7 @@ func newLedger(cfg LedgerConfig, log *slog.Logger, apply func(ledgerRecord)) *le
 // open creates the topic if needed, loads every record written so far and
 // follows the topic in the background.
 func (l *ledger) open(ctx context.Context) error {
-	base := append([]kgo.Opt{kgo.WithLogger(kgoLogger{l: l.log})}, l.cfg.ClientOpts...)
+	base := append([]kgo.Opt{kgo.WithLogger(newKgoLogger(l.log, nil))}, l.cfg.ClientOpts...)
 	// The topic is made sure of first, by a client of its own: a client
 	// whose first metadata lacked the topic learned of it only at its next
 	// refresh, about 100 ms later, and the first paid answers' ledger

@@ -4,6 +4,8 @@ import (
 	"context"
 	"log/slog"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -13,6 +15,8 @@ import (
 // its info lines only when slog's debug level is on.
 type kgoLogger struct {
 	l *slog.Logger
+	// repeats, if set, throttles the warnings and errors that repeat.
+	repeats *repeats
 	// fellBehind, if set, hears of a partition the client fetched whose
 	// next offset the broker no longer has: franz-go resumes it at the log
 	// start (or, if the broker lost data, per ConsumeResetOffset), and says
@@ -47,7 +51,16 @@ func (k kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
 	default:
 		l = slog.LevelDebug
 	}
-	k.l.Log(context.Background(), l, "kafka: "+msg, keyvals...)
+	log := true
+	if l >= slog.LevelWarn && k.repeats != nil {
+		var n int
+		if n, log = k.repeats.allow(msg, time.Now()); n > 0 {
+			keyvals = append(keyvals[:len(keyvals):len(keyvals)], "repeated", n)
+		}
+	}
+	if log {
+		k.l.Log(context.Background(), l, "kafka: "+msg, keyvals...)
+	}
 	if k.fellBehind == nil {
 		return
 	}
@@ -71,4 +84,39 @@ func (k kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
 			k.fellBehind(outOfRange(cause), topic, part, prior)
 		}
 	}
+}
+
+// newKgoLogger is a franz-go client's logger, its repeated warnings and
+// errors throttled (repeats).
+func newKgoLogger(l *slog.Logger, fellBehind func(outOfRange, string, int32, int64)) kgoLogger {
+	return kgoLogger{l: l, repeats: &repeats{last: make(map[string]time.Time), n: make(map[string]int)}, fellBehind: fellBehind}
+}
+
+// repeatEvery is how often a franz-go warning or error that repeats is
+// logged: its first occurrence, then at most once in this time, with how
+// many were not logged (repeated). A broker down for a minute made the
+// client log "unable to open connection to broker" and "group manage loop
+// errored" four or five times a second (found by an operator drill).
+const repeatEvery = 30 * time.Second
+
+// repeats counts a client's warnings and errors by message (franz-go's are
+// fixed strings, their details in the key-values: a bounded set).
+type repeats struct {
+	mu   sync.Mutex
+	last map[string]time.Time // when each message was last logged
+	n    map[string]int       // how many were not logged since
+}
+
+// allow reports whether msg is to be logged at now, and how many of it were
+// not logged since it last was.
+func (r *repeats) allow(msg string, now time.Time) (int, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if last, ok := r.last[msg]; ok && now.Sub(last) < repeatEvery {
+		r.n[msg]++
+		return 0, false
+	}
+	n := r.n[msg]
+	r.last[msg], r.n[msg] = now, 0
+	return n, true
 }

@@ -443,7 +443,7 @@ func (p *Processor) Run(ctx context.Context) error {
 func (p *Processor) clientOpts(extra ...kgo.Opt) []kgo.Opt {
 	// Ours first, so that ClientOpts override them.
 	opts := append([]kgo.Opt{
-		kgo.WithLogger(kgoLogger{l: p.log, fellBehind: p.behind.note}),
+		kgo.WithLogger(newKgoLogger(p.log, p.behind.note)),
 		// An output waits at most this long for others to share its batch
 		// (franz-go: 10ms). At 10 ms most of the latency twosell adds to
 		// a record was the linger (bench p50 7.4-8.4 ms at 20 ms provider

@@ -409,7 +409,7 @@ func (p *Processor) runReplay(ctx context.Context) error {
 		p.rangeComplete.Store(true) // nothing to do
 		return nil
 	}
-	opts := append([]kgo.Opt{kgo.WithLogger(kgoLogger{l: p.log})}, p.fetchOpts()...)
+	opts := append([]kgo.Opt{kgo.WithLogger(newKgoLogger(p.log, nil))}, p.fetchOpts()...)
 	opts = append(append(opts, p.batchOpts()...), p.cfg.ClientOpts...)
 	opts = append(opts,
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offsets}),

@@ -30,7 +30,7 @@ var ErrTopicMissing = errors.New("topic does not exist")
 // is on. Checking first turns a typo in a topic name into an error at start,
 // instead of a consumer that silently waits for a topic that never comes.
 func (p *Processor) ensureTopics(ctx context.Context) error {
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.WithLogger(kgoLogger{l: p.log})}, p.cfg.ClientOpts...)...)
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.WithLogger(newKgoLogger(p.log, nil))}, p.cfg.ClientOpts...)...)
 	if err != nil {
 		return fmt.Errorf("processor: kafka client: %w", err)
 	}
