@@ -41,6 +41,7 @@ func TestDateReasonHidesAMobileWrittenWithSeparators(t *testing.T) {
 		`"173 1234 5678 (cell)"`,
 		`"mobile 173 1234 5678"`,
 		`"１７３１２３４５６７８x"`,
+		`"(173) 1234-5678"`, `"173/1234/5678"`, `"tel:(173)12345678"`,
 	} {
 		ie := decodeError(t, `{"mobile":"17312345678","registered_at":`+date+`}`)
 		if ie.Class != processor.ClassInvalidDate {

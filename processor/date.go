@@ -198,7 +198,7 @@ func (v *dateValue) fail(what string) error {
 		// One written otherwise (17312345678.0, 1.7312345678e10,
 		// tel:17312345678) is not shown at all, as the mobile field's is
 		// not (found by review: its digits were shown).
-		reason += "(not shown: it holds a mobile number) "
+		reason += "(not shown: it may hold a mobile number) "
 	case v.quoted:
 		reason += "(" + quote(string(v.text)) + ") "
 	case len(v.text) > maxQuoted:
@@ -211,11 +211,12 @@ func (v *dateValue) fail(what string) error {
 }
 
 // holdsMobile reports whether text holds a mobile's digits: a run of
-// digits, ASCII or full-width, with 1[3-9] and nine more in it, read as the
-// mobile field reads them (through spaces and dashes), decimal points aside.
-// (A date's runs are shorter; a unix time in milliseconds can hold one, and
-// is not shown in a reason then. Found by review: "tel: 173-1234-5678" and
-// full-width digits were shown.)
+// digits, ASCII or full-width, with 1[3-9] and nine more in it, through any
+// character but a letter: spaces, dashes, parentheses, slashes, decimal
+// points ("(173) 1234-5678", "173/1234/5678", "tel:17312345678",
+// 17312345678.0). (A date's runs are shorter, and a date-time's are cut by
+// its T; a unix time in milliseconds can hold one, and is not shown in a
+// reason then. Found by review: such mobiles were shown in clear.)
 func holdsMobile(text []byte) bool {
 	var prev rune
 	after := 0 // digits of the run after its first "1[3-9]"'s 1, if it has one
@@ -229,7 +230,6 @@ func holdsMobile(text []byte) bool {
 			r = '0' + r - '\uFF10'
 		}
 		switch {
-		case r == '.' || r == ' ' || r == '\t' || r == '-' || isDash(r) || (r >= utf8.RuneSelf && unicode.Is(unicode.Zs, r)):
 		case r >= '0' && r <= '9':
 			if after > 0 || (prev == '1' && r >= '3') {
 				if after++; after == 10 {
@@ -237,7 +237,7 @@ func holdsMobile(text []byte) bool {
 				}
 			}
 			prev = r
-		default:
+		case unicode.IsLetter(r):
 			prev, after = 0, 0
 		}
 	}

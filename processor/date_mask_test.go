@@ -49,7 +49,9 @@ func TestDateReasonMasksMobile(t *testing.T) {
 // A record's key in its spans: as it is, masked if it is a mobile, left out
 // if it holds one written otherwise.
 func TestSpanKey(t *testing.T) {
-	for key, want := range map[string]string{"u-42": "u-42", "17398765432": "173****5432", "+86 173-9876-5432": "+86****5432", "tel:17398765432": ""} {
+	for key, want := range map[string]string{"u-42": "u-42", "17398765432": "173****5432", "+86 173-9876-5432": "+86****5432", "tel:17398765432": "",
+		// Through parentheses and slashes too (found by review).
+		"(173) 9876-5432": "", "173/9876/5432": "", "user-2024-11-30": "user-2024-11-30"} {
 		got, err := spanKey(&kgo.Record{Key: []byte(key)})
 		if got != want || (want == "") != (err != nil) {
 			t.Errorf("key %q: %q, %v; want %q", key, got, err, want)
