@@ -2,6 +2,7 @@ package processor
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -10,6 +11,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -213,11 +215,7 @@ type ledger struct {
 	following     atomic.Bool
 	warnedForeign atomic.Bool
 
-	// The ledger's reading while it follows the topic (unreadable).
-	readMu      sync.Mutex
-	readErr     error     // the last poll's error; nil if it had none
-	failedPolls int64     // since readErr was first set
-	readWarned  time.Time // when it was last logged
+	reading ledgerReading // what the polls say of the partitions
 
 	cl     *kgo.Client
 	txns   txnFilter // load's, then follow's
@@ -347,7 +345,7 @@ func newTopicRetry(ctx context.Context, try func() error, again func(error) bool
 func (l *ledger) load(ctx context.Context, last map[int32]int64) error {
 	var backoff time.Duration
 	for len(last) > 0 {
-		fs := l.cl.PollFetches(ctx)
+		fs := l.poll(ctx)
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("ledger: loading %q: %w", l.cfg.Topic, err)
 		}
@@ -357,15 +355,13 @@ func (l *ledger) load(ctx context.Context, last map[int32]int64) error {
 		if err := fetchRefused(l.cfg.Topic, fs); err != nil {
 			return err
 		}
-		read := 0
 		fs.EachRecord(func(r *kgo.Record) {
-			read++
 			if end, ok := last[r.Partition]; ok && r.Offset >= end {
 				delete(last, r.Partition)
 			}
 			l.txns.filter(r, l.handle)
 		})
-		if !l.polled(ctx, fs, read, &backoff) {
+		if !l.polled(ctx, fs, &backoff) {
 			return fmt.Errorf("ledger: loading %q: %w", l.cfg.Topic, ctx.Err())
 		}
 	}
@@ -425,41 +421,50 @@ func keepMarkers() kgo.Opt { return kgo.KeepControlRecords() }
 
 // follow reads what other instances write, until ctx ends.
 //
-// While its polls bring errors and no record (the topic deleted, or a
-// broker restarted without its data), it polls again after a backoff of up
-// to a second, says so once and then once a minute (unreadable), and says
-// when the topic reads again. (Found by an operator drill: with the topic
-// deleted, polls came back at once, each with an error per partition, and
-// each was logged: 38,000 lines a second.)
+// Its polls' fetch errors (the topic deleted, a broker restarted without
+// its data) are tracked per partition (reading); a poll with errors and no
+// record is followed by a backoff of up to a second. (Found by an operator
+// drill: with the topic deleted, polls came back at once, each with an
+// error per partition, and each was logged: 38,000 lines a second.)
 func (l *ledger) follow(ctx context.Context) {
 	var backoff time.Duration
 	for {
-		fs := l.cl.PollFetches(ctx)
+		fs := l.poll(ctx)
 		if ctx.Err() != nil || fs.IsClientClosed() {
 			return
 		}
-		read := 0
-		fs.EachRecord(func(r *kgo.Record) {
-			read++
-			l.txns.filter(r, l.handle)
-		})
-		if !l.polled(ctx, fs, read, &backoff) {
+		fs.EachRecord(func(r *kgo.Record) { l.txns.filter(r, l.handle) })
+		if !l.polled(ctx, fs, &backoff) {
 			return
 		}
 	}
 }
 
-// polled takes a poll's outcome, read records of it: when it brought errors
-// and no record, it says so (unreadable) and waits out backoff, doubled, up
-// to a second; else it resets backoff. It returns false if ctx ended.
-func (l *ledger) polled(ctx context.Context, fs kgo.Fetches, read int, backoff *time.Duration) bool {
-	err := fetchErr(fs)
-	if err == nil || read > 0 {
+// readingQuiet is how long a ledger partition whose fetches failed must go
+// without a fetch error to be taken as readable again, if no record of it
+// comes (a quiet topic): franz-go retries a failing fetch well within it.
+const readingQuiet = 5 * time.Second
+
+// poll polls the ledger: while a partition cannot be read, for at most a
+// second, so that one that can again is seen to (readingQuiet) though no
+// record comes.
+func (l *ledger) poll(ctx context.Context) kgo.Fetches {
+	if l.reading.troubled() {
+		c, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		return l.cl.PollFetches(c)
+	}
+	return l.cl.PollFetches(ctx)
+}
+
+// polled takes a poll's outcome (reading); when it brought errors and no
+// record, it waits out backoff, doubled, up to a second; else it resets
+// backoff. It returns false if ctx ended.
+func (l *ledger) polled(ctx context.Context, fs kgo.Fetches, backoff *time.Duration) bool {
+	if errs, read := l.reading.took(fs, time.Now(), l.log, l.cfg.Topic); errs == 0 || read {
 		*backoff = 0
-		l.unreadable(nil, time.Now())
 		return true
 	}
-	l.unreadable(err, time.Now())
 	*backoff = min(max(2**backoff, 10*time.Millisecond), time.Second)
 	t := time.NewTimer(*backoff)
 	defer t.Stop()
@@ -471,53 +476,105 @@ func (l *ledger) polled(ctx context.Context, fs kgo.Fetches, read int, backoff *
 	}
 }
 
-// fetchErr returns the first fetch error of fs, but for a cancellation.
-func fetchErr(fs kgo.Fetches) error {
-	var first error
-	fs.EachError(func(_ string, _ int32, err error) {
-		if first == nil && !errors.Is(err, context.Canceled) {
-			first = err
-		}
-	})
-	return first
+// ledgerReading is what the ledger's polls say of its partitions: those
+// whose fetches fail, and since when, for Unreadable and the log, which
+// says so when the first fails, once a minute while any does
+// (unreadableEvery), and when none does any more.
+type ledgerReading struct {
+	quiet       time.Duration // readingQuiet, unless set (tests)
+	mu          sync.Mutex
+	failing     map[int32]failedFetch
+	failedPolls int64     // polls with a fetch error since the first failed
+	warned      time.Time // when it was last logged
+}
+
+// failedFetch is a partition's last fetch error, and when it came.
+type failedFetch struct {
+	err error
+	at  time.Time
 }
 
 // unreadableEvery is how often a ledger that cannot be read says so again.
 const unreadableEvery = time.Minute
 
-// unreadable records whether the ledger's last poll failed with err (nil: it
-// did not), for Unreadable, and logs when that changes, and once every
-// unreadableEvery while it lasts.
-func (l *ledger) unreadable(err error, now time.Time) {
-	l.readMu.Lock()
-	defer l.readMu.Unlock()
-	switch {
-	case err == nil && l.readErr == nil:
-	case err == nil:
-		l.readErr = nil
-		l.log.Info("ledger: the topic reads again", "topic", l.cfg.Topic, "failed_polls", l.failedPolls)
-	case l.readErr == nil:
-		l.readErr, l.failedPolls, l.readWarned = err, 1, now
-		l.log.Warn("ledger: cannot read the topic; the client retries (said again once a minute while it lasts): "+
-			"other instances' answers are not learned, and this instance's paid answers may not be recorded",
-			"topic", l.cfg.Topic, "err", err)
-	default:
-		l.readErr = err
-		l.failedPolls++
-		if now.Sub(l.readWarned) >= unreadableEvery {
-			l.readWarned = now
-			l.log.Warn("ledger: still cannot read the topic; the client retries", "topic", l.cfg.Topic,
-				"failed_polls", l.failedPolls, "err", err)
-		}
-	}
+func (r *ledgerReading) troubled() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.failing) > 0
 }
 
-// Unreadable returns why the ledger could not be read at its last poll, or
-// nil when it could.
+// took takes a poll at now: a partition with a fetch error fails (a poll
+// cut short by its context says nothing); one with records, or without an
+// error for readingQuiet, reads again. It returns the poll's errors and
+// whether it brought a record.
+func (r *ledgerReading) took(fs kgo.Fetches, now time.Time, log *slog.Logger, topic string) (errs int, read bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	before := len(r.failing)
+	var first error
+	fs.EachPartition(func(p kgo.FetchTopicPartition) {
+		switch {
+		case p.Err != nil && (errors.Is(p.Err, context.Canceled) || errors.Is(p.Err, context.DeadlineExceeded)):
+		case p.Err != nil:
+			if r.failing == nil {
+				r.failing = make(map[int32]failedFetch)
+			}
+			r.failing[p.Partition] = failedFetch{p.Err, now}
+			errs++
+			first = cmp.Or(first, p.Err)
+		case len(p.Records) > 0:
+			read = true
+			delete(r.failing, p.Partition)
+		}
+	})
+	quiet := cmp.Or(r.quiet, readingQuiet)
+	for p, f := range r.failing {
+		if now.Sub(f.at) >= quiet {
+			delete(r.failing, p)
+		}
+	}
+	if errs > 0 {
+		r.failedPolls++
+	}
+	switch {
+	case before == 0 && len(r.failing) > 0:
+		r.failedPolls, r.warned = 1, now
+		log.Warn("ledger: cannot read the topic; the client retries (said again once a minute while it lasts): "+
+			"other instances' answers are not learned, and this instance's paid answers may not be recorded",
+			"topic", topic, "partitions", r.partitions(), "err", first)
+	case before > 0 && len(r.failing) == 0:
+		log.Info("ledger: the topic reads again", "topic", topic, "failed_polls", r.failedPolls)
+	case len(r.failing) > 0 && now.Sub(r.warned) >= unreadableEvery:
+		r.warned = now
+		log.Warn("ledger: still cannot read the topic; the client retries", "topic", topic,
+			"partitions", r.partitions(), "failed_polls", r.failedPolls, "err", r.anyErr())
+	}
+	return errs, read
+}
+
+// partitions are the failing partitions, in order.
+func (r *ledgerReading) partitions() []int32 {
+	return slices.Sorted(maps.Keys(r.failing))
+}
+
+// anyErr is the error of the lowest failing partition, or nil.
+func (r *ledgerReading) anyErr() error {
+	if ps := r.partitions(); len(ps) > 0 {
+		return r.failing[ps[0]].err
+	}
+	return nil
+}
+
+// Unreadable returns why partitions of the ledger cannot be read now, or
+// nil when all can.
 func (l *ledger) Unreadable() error {
-	l.readMu.Lock()
-	defer l.readMu.Unlock()
-	return l.readErr
+	r := &l.reading
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.anyErr(); err != nil {
+		return fmt.Errorf("ledger %s: partitions %v cannot be read: %w", l.cfg.Topic, r.partitions(), err)
+	}
+	return nil
 }
 
 // fetchRefused returns a fetch error of fs that retrying cannot end: the
