@@ -736,9 +736,7 @@ func (w *partitionWorker) hand(seq uint64, e emission) {
 		w.p.emit(e)
 		return
 	}
-	held := w.seq.waiting.Load()
-	w.seq.complete(seq, e, w.p.emit)
-	if w.seq.waiting.Load() < held { // outputs held went: the partition may resume
+	if w.seq.complete(seq, e, w.p.emit) { // outputs held went: the partition may resume
 		w.mu.Lock()
 		w.drainedLocked()
 		w.mu.Unlock()
@@ -981,10 +979,22 @@ type sequencer struct {
 
 const noBreak = math.MaxUint64
 
-func (s *sequencer) complete(seq uint64, e emission, emit func(emission)) {
+//
+// It reports whether outputs held for it went (waiting fell): the caller
+// checks then whether the partition may resume. Judged under the lock, not
+// from waiting before and after the call: two records completing at once
+// (the one after first, held; then the one it waited for, which hands both
+// over) each saw waiting end where it had begun, and neither resumed a
+// partition that filled meanwhile, paused for good with nothing in it (a
+// test hung once in about a hundred runs).
+func (s *sequencer) complete(seq uint64, e emission, emit func(emission)) (drained bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	defer func() { s.waiting.Store(int64(len(s.pending))) }()
+	before := len(s.pending)
+	defer func() {
+		s.waiting.Store(int64(len(s.pending)))
+		drained = len(s.pending) < before
+	}()
 	if !e.handed() {
 		s.brokenAt = min(s.brokenAt, seq)
 		for q := range s.pending {
@@ -1006,6 +1016,7 @@ func (s *sequencer) complete(seq uint64, e emission, emit func(emission)) {
 		s.next++
 		emit(e) // under the lock: the producer keeps the order of these calls
 	}
+	return
 }
 
 func (s *sequencer) reset(next uint64) {
