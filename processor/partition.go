@@ -979,7 +979,6 @@ type sequencer struct {
 
 const noBreak = math.MaxUint64
 
-//
 // It reports whether outputs held for it went (waiting fell): the caller
 // checks then whether the partition may resume. Judged under the lock, not
 // from waiting before and after the call: two records completing at once
