@@ -979,7 +979,9 @@ type sequencer struct {
 
 const noBreak = math.MaxUint64
 
-// It reports whether outputs held for it went (waiting fell): the caller
+// complete takes record seq's emission e and hands over (emit), in order,
+// those that can go; e not handed (abandoned) stops the hand-overs from seq
+// on. It reports whether outputs held for it went (waiting fell): the caller
 // checks then whether the partition may resume. Judged under the lock, not
 // from waiting before and after the call: two records completing at once
 // (the one after first, held; then the one it waited for, which hands both
