@@ -211,14 +211,15 @@ func (v *dateValue) fail(what string) error {
 }
 
 // holdsMobile reports whether text holds a mobile's digits: a run of
-// digits, ASCII or full-width, with 1[3-9] and nine more in it, through any
-// character but a letter: spaces, dashes, parentheses, slashes, decimal
-// points ("(173) 1234-5678", "173/1234/5678", "tel:17312345678",
-// 17312345678.0). (A date's runs are shorter, and a date-time's are cut by
-// its T; a unix time in milliseconds can hold one, and is not shown in a
-// reason then. Found by review: such mobiles were shown in clear.)
+// decimal digits, of any script (ASCII, full-width, Arabic-Indic, ...), with
+// 1[3-9] and nine more in it, through any character but a letter, a colon
+// or a plus: spaces, dashes, parentheses, slashes, decimal points ("(173)
+// 1234-5678", "173/1234/5678", "tel:17312345678", 17312345678.0). A
+// date-time's runs are cut by its T, its colons and its offset; a date's
+// are shorter; a unix time in milliseconds can hold one, and is not shown
+// in a reason then. (Found by reviews: such mobiles were shown in clear.)
 func holdsMobile(text []byte) bool {
-	var prev rune
+	prev := -1
 	after := 0 // digits of the run after its first "1[3-9]"'s 1, if it has one
 	for i := 0; i < len(text); {
 		r, size := rune(text[i]), 1
@@ -226,22 +227,35 @@ func holdsMobile(text []byte) bool {
 			r, size = utf8.DecodeRune(text[i:])
 		}
 		i += size
-		if r >= '\uFF10' && r <= '\uFF19' {
-			r = '0' + r - '\uFF10'
-		}
-		switch {
-		case r >= '0' && r <= '9':
-			if after > 0 || (prev == '1' && r >= '3') {
+		switch d := digitValue(r); {
+		case d >= 0:
+			if after > 0 || (prev == 1 && d >= 3) {
 				if after++; after == 10 {
 					return true
 				}
 			}
-			prev = r
-		case unicode.IsLetter(r):
-			prev, after = 0, 0
+			prev = d
+		case r == ':' || r == '+' || unicode.IsLetter(r):
+			prev, after = -1, 0
 		}
 	}
 	return false
+}
+
+// digitValue returns r's value if it is a decimal digit of any script
+// (Unicode's Nd, which come in ranges of ten, from 0 to 9), else -1.
+func digitValue(r rune) int {
+	switch {
+	case r >= '0' && r <= '9':
+		return int(r - '0')
+	case r < utf8.RuneSelf || !unicode.IsDigit(r):
+		return -1
+	}
+	start := r
+	for unicode.IsDigit(start - 1) {
+		start--
+	}
+	return int(r-start) % 10
 }
 
 // looksLikeMobile reports whether text is a mobile as the mobile field
