@@ -620,6 +620,14 @@ func (p *Processor) fatal() error {
 func (p *Processor) acquire(stop, abandon context.Context, size int64) bool {
 	select {
 	case p.slots <- struct{}{}:
+		// A select with a slot free and the stop begun takes either: the
+		// stop wins, so that no record starts once it has begun (a record
+		// given up is delivered again; one started during a stop was
+		// written and committed, found by review once under -race).
+		if stop.Err() != nil || abandon.Err() != nil {
+			<-p.slots
+			return false
+		}
 	case <-stop.Done():
 		return false
 	case <-abandon.Done():
