@@ -273,6 +273,16 @@ func (c *CostControl) LedgerUnreadable() error {
 	return c.ledger.Unreadable()
 }
 
+// LedgerUnwritable returns why the ledger cannot be written now (its
+// writes in flight unanswered for 10 s), or nil when it can or there is no
+// ledger: the outputs of paid answers wait for their ledger records.
+func (c *CostControl) LedgerUnwritable() error {
+	if c.ledger == nil {
+		return nil
+	}
+	return c.ledger.Unwritable(time.Now())
+}
+
 // CostStats returns a snapshot of the counters.
 func (c *CostControl) CostStats() CostStats {
 	s := CostStats{

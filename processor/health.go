@@ -22,3 +22,13 @@ func (p *Processor) LedgerUnreadable() error {
 	}
 	return nil
 }
+
+// LedgerUnwritable returns why the ledger of the cost controls cannot be
+// written now, or nil when it can or there is none. See
+// CostControl.LedgerUnwritable.
+func (p *Processor) LedgerUnwritable() error {
+	if c, ok := p.cfg.Cost.(interface{ LedgerUnwritable() error }); ok {
+		return c.LedgerUnwritable()
+	}
+	return nil
+}

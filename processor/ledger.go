@@ -216,6 +216,11 @@ type ledger struct {
 	warnedForeign atomic.Bool
 
 	reading ledgerReading // what the polls say of the partitions
+	// writing counts the writes in flight; lastAnswer is when the brokers
+	// last answered one of their records (or when the first of a run of
+	// them began), in Unix nanoseconds: Unwritable.
+	writing    atomic.Int64
+	lastAnswer atomic.Int64
 
 	cl     *kgo.Client
 	txns   txnFilter // load's, then follow's
@@ -565,6 +570,34 @@ func (r *ledgerReading) anyErr() error {
 	return nil
 }
 
+// writeBegins counts a write in flight from now; the first of a run of
+// them starts the clock of Unwritable.
+func (l *ledger) writeBegins(now time.Time) {
+	if l.writing.Add(1) == 1 {
+		l.lastAnswer.Store(now.UnixNano())
+	}
+}
+
+// unwritableAfter is how long the ledger's writes may go unanswered, while
+// some are in flight, before Unwritable says so: the outputs of paid
+// answers wait for them (up to LedgerConfig.WriteTimeout, 30 s by default).
+const unwritableAfter = 10 * time.Second
+
+// Unwritable returns, at now, why the ledger cannot be written, or nil: the
+// brokers have answered none of its writes in flight for unwritableAfter
+// (not enough in-sync replicas for acks=all, a full disk, the topic
+// deleted), and the outputs of paid answers wait for them.
+func (l *ledger) Unwritable(now time.Time) error {
+	n := l.writing.Load()
+	if n <= 0 {
+		return nil
+	}
+	if quiet := now.Sub(time.Unix(0, l.lastAnswer.Load())); quiet >= unwritableAfter {
+		return fmt.Errorf("ledger %s: %d writes in flight, none answered for %v", l.cfg.Topic, n, quiet.Round(time.Second))
+	}
+	return nil
+}
+
 // Unreadable returns why partitions of the ledger cannot be read now, or
 // nil when all can.
 func (l *ledger) Unreadable() error {
@@ -748,6 +781,7 @@ func (l *ledger) writeRecords(call LedgerCall, k *Knowledge) *durable {
 	if k != nil {
 		n = 2
 	}
+	l.writeBegins(time.Now())
 	w := &ledgerWrite{durable: durable{pending: n}, l: l, call: LedgerCall{Day: call.Day, Status: call.Status, OrderID: call.OrderID}}
 	for i := 0; i < len(w.headers); i += 2 {
 		w.headers[i] = kgo.RecordHeader{Key: ledgerInstanceHeader, Value: l.instanceBytes}
@@ -780,10 +814,12 @@ type ledgerWrite struct {
 // promise takes each record's acknowledgement. A failed write is reported
 // to the ledger's failed before anyone waiting on it hears of it.
 func (w *ledgerWrite) promise(_ *kgo.Record, err error) {
+	w.l.lastAnswer.Store(time.Now().UnixNano())
 	then, err, done := w.settle(err)
 	if !done {
 		return
 	}
+	w.l.writing.Add(-1)
 	if err != nil && w.l.failed != nil {
 		w.l.failed(w.call, err)
 	}

@@ -2,6 +2,7 @@ package processor
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
 	"sync/atomic"
@@ -191,5 +192,42 @@ func TestLedgerReadsAgainWhileIdle(t *testing.T) {
 	waitFor(t, "the ledger readable again", func() bool { return c.LedgerUnreadable() == nil })
 	if !strings.Contains(logs.String(), "the topic reads again") {
 		t.Errorf("no line says the topic reads again")
+	}
+}
+
+// A ledger whose writes in flight the brokers have answered none of for
+// unwritableAfter says so (the outputs of paid answers wait for them); an
+// answer to any of their records starts the wait anew, and none in flight
+// is no trouble however long ago the last answer came.
+func TestLedgerWritesUnansweredAreUnwritable(t *testing.T) {
+	l := newLedger(LedgerConfig{Topic: "ledger"}, slog.New(slog.DiscardHandler), nil)
+	t0 := time.Now()
+	if err := l.Unwritable(t0.Add(time.Hour)); err != nil {
+		t.Errorf("no write in flight: %v", err)
+	}
+	l.writeBegins(t0)
+	l.writeBegins(t0.Add(time.Second)) // the second of a run does not restart the clock
+	if err := l.Unwritable(t0.Add(unwritableAfter - time.Millisecond)); err != nil {
+		t.Errorf("before unwritableAfter: %v", err)
+	}
+	if err := l.Unwritable(t0.Add(unwritableAfter)); err == nil || !strings.Contains(err.Error(), "2 writes in flight") {
+		t.Errorf("after unwritableAfter without an answer: %v", err)
+	}
+	// The brokers answer: the records' promises.
+	w := &ledgerWrite{durable: durable{pending: 2}, l: l}
+	w.promise(nil, nil)
+	if err := l.Unwritable(time.Now().Add(unwritableAfter / 2)); err != nil {
+		t.Errorf("an answer came: %v", err)
+	}
+	w.promise(nil, nil)
+	if n := l.writing.Load(); n != 1 {
+		t.Errorf("%d writes in flight after one of two was answered whole, want 1", n)
+	}
+	(&ledgerWrite{durable: durable{pending: 1}, l: l}).promise(nil, errors.New("refused"))
+	if n := l.writing.Load(); n != 0 {
+		t.Errorf("%d writes in flight after both ended, want 0", n)
+	}
+	if err := l.Unwritable(time.Now().Add(time.Hour)); err != nil {
+		t.Errorf("none in flight: %v", err)
 	}
 }

@@ -1139,14 +1139,16 @@ func openCost(t *testing.T, provider processor.Enricher, cfg processor.CostConfi
 	return cost
 }
 
-// unreadableLedger is cost counters whose ledger cannot be read.
+// unreadableLedger is cost counters whose ledger cannot be read, nor
+// written.
 type unreadableLedger struct{ err error }
 
 func (unreadableLedger) CostStats() processor.CostStats { return processor.CostStats{} }
 func (u unreadableLedger) LedgerUnreadable() error      { return u.err }
+func (u unreadableLedger) LedgerUnwritable() error      { return u.err }
 
-// A processor says why its cost controls' ledger cannot be read (which
-// /readyz reports), and nil without cost controls or when it can.
+// A processor says why its cost controls' ledger cannot be read or written
+// (which /readyz reports), and nil without cost controls or when it can.
 func TestProcessorSaysTheLedgerCannotBeRead(t *testing.T) {
 	h := newHarness(t, 1)
 	cfg := h.config(processor.EnricherFunc(func(context.Context, processor.Lookup) (processor.Result, error) {
@@ -1167,6 +1169,9 @@ func TestProcessorSaysTheLedgerCannotBeRead(t *testing.T) {
 		}
 		if got := p.LedgerUnreadable(); got != tc.want {
 			t.Errorf("cost %v: LedgerUnreadable() = %v, want %v", tc.cost, got, tc.want)
+		}
+		if got := p.LedgerUnwritable(); got != tc.want {
+			t.Errorf("cost %v: LedgerUnwritable() = %v, want %v", tc.cost, got, tc.want)
 		}
 	}
 }

@@ -238,7 +238,7 @@ type health struct {
 // ready reports whether records flow through this instance, and why not:
 // false while it is not a member of the consumer group, after a fatal
 // error, while the breaker is open with on_unavailable: pause (records
-// are held back), and while the ledger cannot be read. With on_unavailable: emit an open breaker still lets
+// are held back), and while the ledger cannot be read or written. With on_unavailable: emit an open breaker still lets
 // events through, as status unavailable.
 func (h *health) ready() (bool, string) {
 	switch {
@@ -255,6 +255,8 @@ func (h *health) ready() (bool, string) {
 		// outputs of paid answers stalled, waiting for their ledger
 		// records, and /readyz said ready.
 		return false, "not ready: the ledger topic cannot be read (see the log); paid answers may not be recorded, and their outputs wait"
+	case h.proc.LedgerUnwritable() != nil:
+		return false, "not ready: the brokers have answered none of the ledger's writes for 10 s; the outputs of paid answers wait for them"
 	}
 	return true, "ready"
 }
