@@ -120,7 +120,7 @@ func flagFor(cmd, key string) (string, bool) {
 type settingFlag struct {
 	key      string
 	value    reflect.Value
-	flagOnly bool // see flagSpec
+	flagOnly bool // the command takes it from the flag alone (flagOnly)
 }
 
 // String shows the value; the flag package also calls it on a zero

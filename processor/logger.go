@@ -89,7 +89,7 @@ func (k kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
 // newKgoLogger is a franz-go client's logger, its repeated warnings and
 // errors throttled (repeats).
 func newKgoLogger(l *slog.Logger, fellBehind func(outOfRange, string, int32, int64)) kgoLogger {
-	return kgoLogger{l: l, repeats: &repeats{last: make(map[string]time.Time), n: make(map[string]int)}, fellBehind: fellBehind}
+	return kgoLogger{l: l, repeats: &repeats{m: make(map[string]repeat)}, fellBehind: fellBehind}
 }
 
 // repeatEvery is how often a franz-go warning or error that repeats is
@@ -102,9 +102,15 @@ const repeatEvery = 30 * time.Second
 // repeats counts a client's warnings and errors by message (franz-go's are
 // fixed strings, their details in the key-values: a bounded set).
 type repeats struct {
-	mu   sync.Mutex
-	last map[string]time.Time // when each message was last logged
-	n    map[string]int       // how many were not logged since
+	mu sync.Mutex
+	m  map[string]repeat
+}
+
+// repeat is when a message was last logged, and how many of it were not
+// logged since.
+type repeat struct {
+	last    time.Time
+	skipped int
 }
 
 // allow reports whether msg is to be logged at now, and how many of it were
@@ -112,11 +118,12 @@ type repeats struct {
 func (r *repeats) allow(msg string, now time.Time) (int, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if last, ok := r.last[msg]; ok && now.Sub(last) < repeatEvery {
-		r.n[msg]++
+	p, seen := r.m[msg]
+	if seen && now.Sub(p.last) < repeatEvery {
+		p.skipped++
+		r.m[msg] = p
 		return 0, false
 	}
-	n := r.n[msg]
-	r.last[msg], r.n[msg] = now, 0
-	return n, true
+	r.m[msg] = repeat{last: now}
+	return p.skipped, true
 }

@@ -32,7 +32,7 @@ func TestKgoLoggerThrottlesRepeats(t *testing.T) {
 		t.Errorf("fellBehind heard %d times, want 5", behind)
 	}
 
-	r := &repeats{last: make(map[string]time.Time), n: make(map[string]int)}
+	r := &repeats{m: make(map[string]repeat)}
 	t0 := time.Now()
 	for i, tc := range []struct {
 		at     time.Duration

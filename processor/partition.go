@@ -1049,8 +1049,8 @@ type tickClock struct {
 const tickRecords = 16
 
 func (c *tickClock) read() time.Time {
-	if c.left == 0 || c.ticks.n.Load() != c.tick {
-		c.t, c.left, c.tick = c.now(), tickRecords, c.ticks.n.Load()
+	if tick := c.ticks.n.Load(); c.left == 0 || tick != c.tick {
+		c.t, c.left, c.tick = c.now(), tickRecords, tick
 	}
 	c.left--
 	return c.t
@@ -1063,13 +1063,11 @@ type clockTicks struct{ n atomic.Uint64 }
 
 const clockTick = 100 * time.Millisecond
 
-// run counts ticks until ctx ends.
-func (c *clockTicks) run(ctx context.Context) {
-	t := time.NewTicker(clockTick)
-	defer t.Stop()
+// run counts the ticks of tick (a clockTick ticker's) until ctx ends.
+func (c *clockTicks) run(ctx context.Context, tick <-chan time.Time) {
 	for {
 		select {
-		case <-t.C:
+		case <-tick:
 			c.n.Add(1)
 		case <-ctx.Done():
 			return

@@ -375,7 +375,9 @@ func (p *Processor) Run(ctx context.Context) error {
 	defer cancel(nil)
 	defer p.joined.Store(false)
 	p.cancelRun = cancel
-	go p.ticks.run(runCtx)
+	ticker := time.NewTicker(clockTick)
+	defer ticker.Stop()
+	go p.ticks.run(runCtx, ticker.C)
 	p.log.Info("consuming", "group", p.cfg.Group, "input_topic", p.cfg.InputTopic,
 		"output_topic", p.cfg.OutputTopic, "dlq_topic", p.cfg.DLQTopic, "exactly_once", p.cfg.ExactlyOnce)
 	// Records run on a fixed pool of goroutines, one per in-flight slot:

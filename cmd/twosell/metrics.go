@@ -238,8 +238,9 @@ type health struct {
 // ready reports whether records flow through this instance, and why not:
 // false while it is not a member of the consumer group, after a fatal
 // error, while the breaker is open with on_unavailable: pause (records
-// are held back), and while the ledger cannot be read or written. With on_unavailable: emit an open breaker still lets
-// events through, as status unavailable.
+// are held back), and while the ledger cannot be read or written. With
+// on_unavailable: emit an open breaker still lets events through, as
+// status unavailable.
 func (h *health) ready() (bool, string) {
 	switch {
 	case h.proc.Err() != nil:
