@@ -298,7 +298,7 @@ func New(cfg Config) (*Processor, error) {
 	}
 	codec, err := NewCodec(cfg.Codec)
 	if err != nil {
-		return nil, fmt.Errorf("processor: %w", err)
+		return nil, err // NewCodec's errors say "processor:"
 	}
 	p := &Processor{
 		pools:     new(fetchPools),

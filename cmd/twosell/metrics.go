@@ -172,7 +172,7 @@ func (o *operations) listen(cfg *config.Config, setting string) error {
 func (o *operations) start(cfg *config.Config, proc *processor.Processor, client *juhe.Client) error {
 	h := &health{proc: proc, client: client, pause: cfg.Processing.OnUnavailable != config.OnUnavailableEmit}
 	o.lag = &lagMonitor{group: cfg.Kafka.Group, topic: cfg.Kafka.InputTopic, log: o.log}
-	if err := observeProcessor(o.mp, proc, o.lag, cfg.Juhe.DailyBudget); err != nil {
+	if err := observeProcessor(o.mp, proc, o.lag, cfg.Juhe.DailyBudget, cfg.Ledger.Enabled); err != nil {
 		return err
 	}
 	o.health.Store(h)
@@ -285,6 +285,7 @@ const (
 	metricSpend        = "twosell.spend_cny"           // twosell_spend_cny_total
 	metricProviderRate = "twosell.provider_rate"       // twosell_provider_rate_per_second
 	metricLedgerOther  = "twosell.ledger.other_secret" // twosell_ledger_other_secret_total{read}
+	metricLedgerFail   = "twosell.ledger.failing"      // twosell_ledger_failing{op}
 )
 
 // statuses are reported from 0 before the first event of each, so that
@@ -299,8 +300,9 @@ var statuses = []processor.Status{
 // processor's Stats, its health and the group's lag at each collection, so
 // that the engine itself records nothing. dailyBudget is juhe.daily_budget
 // (0: none), shown beside the remaining budget so that alerts can take a
-// fraction of it.
-func observeProcessor(mp metric.MeterProvider, proc *processor.Processor, lag *lagMonitor, dailyBudget int) error {
+// fraction of it; ledger says whether there is a ledger (ledger.enabled),
+// whose failures are reported.
+func observeProcessor(mp metric.MeterProvider, proc *processor.Processor, lag *lagMonitor, dailyBudget int, ledger bool) error {
 	m := mp.Meter("github.com/twosell/twosell/processor")
 	var errs []error
 	counter := func(name, unit, desc string) metric.Int64ObservableCounter {
@@ -330,6 +332,7 @@ func observeProcessor(mp metric.MeterProvider, proc *processor.Processor, lag *l
 		coalesced   = counter(metricCoalesced, "{lookup}", "Lookups that waited for another lookup's call of the same mobile instead of paying for their own.")
 		budgetLeft  = gauge(metricBudgetLeft, "{call}", "Paid calls left today for the whole deployment (juhe.daily_budget); absent without a budget.")
 		budgetDaily = gauge(metricBudgetDaily, "{call}", "juhe.daily_budget: paid calls allowed per day; absent without a budget.")
+		ledgerFail  = gauge(metricLedgerFail, "", "1 while the ledger cannot be read (op=read: fetches of some of its partitions fail, so other instances' answers are not learnt) or written (op=write: the brokers have answered none of its writes in flight for 10 s, and the outputs of paid answers wait for them), else 0; absent without a ledger.")
 		otherSecret = counter(metricLedgerOther, "{record}", "Ledger knowledge records written under another cache.secret, which answer nothing here: read=load while loading the ledger at start, read=follow while following it (an instance writing under another secret now: numbers are paid for twice).")
 	)
 	spend, err := m.Float64ObservableCounter(metricSpend,
@@ -378,6 +381,10 @@ func observeProcessor(mp metric.MeterProvider, proc *processor.Processor, lag *l
 		o.ObserveInt64(coalesced, s.Coalesced)
 		o.ObserveInt64(otherSecret, s.LedgerForeignLoaded, metric.WithAttributes(attribute.String("read", "load")))
 		o.ObserveInt64(otherSecret, s.LedgerForeignFollowed, metric.WithAttributes(attribute.String("read", "follow")))
+		if ledger {
+			o.ObserveInt64(ledgerFail, boolValue(proc.LedgerUnreadable() != nil), metric.WithAttributes(attribute.String("op", "read")))
+			o.ObserveInt64(ledgerFail, boolValue(proc.LedgerUnwritable() != nil), metric.WithAttributes(attribute.String("op", "write")))
+		}
 		o.ObserveFloat64(spend, s.SpendCNY)
 		o.ObserveFloat64(providerRate, s.ProviderRate)
 		if s.BudgetRemaining >= 0 && dailyBudget > 0 {
@@ -386,7 +393,7 @@ func observeProcessor(mp metric.MeterProvider, proc *processor.Processor, lag *l
 		}
 		return nil
 	}, consumed, produced, dead, commits, deleted, paused, held, inFlight, lagGauge, fatal,
-		paid, cacheAnswer, coalesced, spend, providerRate, budgetLeft, budgetDaily, otherSecret)
+		paid, cacheAnswer, coalesced, spend, providerRate, budgetLeft, budgetDaily, otherSecret, ledgerFail)
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}

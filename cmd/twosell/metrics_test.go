@@ -194,6 +194,9 @@ func TestMetricsAndReadiness(t *testing.T) {
 	if v, parts := m.sum("twosell_ledger_other_secret_total"); parts != 2 || v != 0 {
 		t.Errorf("twosell_ledger_other_secret_total = %v over %d series, want 0 in two (read=load, read=follow)", v, parts)
 	}
+	if v, parts := m.sum("twosell_ledger_failing"); parts != 2 || v != 0 {
+		t.Errorf("twosell_ledger_failing = %v over %d series, want 0 in two (op=read, op=write)", v, parts)
+	}
 	if v, parts := m.sum("twosell_provider_rate_per_second"); parts != 1 || v != s.ProviderRate {
 		t.Errorf("twosell_provider_rate_per_second = %v over %d series, want %v in one", v, parts, s.ProviderRate)
 	}

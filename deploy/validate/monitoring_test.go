@@ -171,7 +171,7 @@ func TestDashboardAndAlerts(t *testing.T) {
 			}
 		}
 	}
-	for _, want := range []string{"TwosellConsumerLagGrowing", "TwosellBreakerOpen", "TwosellFatal", "TwosellDeadLetterRate", "TwosellBudgetNearlySpent", "TwosellInputRecordsDeleted", "TwosellLedgerSecretMismatch"} {
+	for _, want := range []string{"TwosellConsumerLagGrowing", "TwosellBreakerOpen", "TwosellFatal", "TwosellDeadLetterRate", "TwosellBudgetNearlySpent", "TwosellInputRecordsDeleted", "TwosellLedgerSecretMismatch", "TwosellLedgerFailing"} {
 		if !slices.Contains(alerts, want) {
 			t.Errorf("no alert %s (have %v)", want, alerts)
 		}
