@@ -384,3 +384,26 @@ func TestShortURLUserNameIsReportedShort(t *testing.T) {
 		t.Errorf("ShortSecrets(8) = %v: the 3-character secret of juhe.url is not reported", short)
 	}
 }
+
+// ShownURL hides a query and a fragment, where the provider's document
+// writes the key (?key=...), whether the URL parses or not; a URL without
+// user information, query or fragment is shown as written.
+func TestShownURLHidesQueryAndFragment(t *testing.T) {
+	for raw, want := range map[string]string{
+		"https://apis.juhe.cn/q?key=SECRET1":             "https://apis.juhe.cn/q?xxxxx",
+		"https://apis.juhe.cn/q#SECRET1":                 "https://apis.juhe.cn/q#xxxxx",
+		"https://u:SECRET1@apis.juhe.cn/q?key=SECRET1":   "https://u:xxxxx@apis.juhe.cn/q?xxxxx",
+		"https://apis.juhe.cn/q?key=SECRET1\n":           "https://apis.juhe.cn/q?xxxxx",
+		"https://u:SECRET1@apis.juhe.cn:x/q?key=SECRET1": "https://xxxxx@apis.juhe.cn:x/q?xxxxx",
+		"https://":             "https://",
+		"https://apis.juhe.cn": "https://apis.juhe.cn",
+	} {
+		if got := ShownURL(raw); got != want {
+			t.Errorf("ShownURL(%q) = %q, want %q", raw, got, want)
+		}
+	}
+	if _, _, err := Load("run", []string{"--juhe-url", "https://apis.juhe.cn/q?key=SECRET1"}, withKey.lookup, io.Discard); err == nil ||
+		!strings.Contains(err.Error(), "query") || strings.Contains(err.Error(), "SECRET1") {
+		t.Errorf("a juhe.url with a query: %v; want an error that says so without the query", err)
+	}
+}

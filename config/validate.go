@@ -237,6 +237,10 @@ func (c *Config) validateJuhe(v *validator) {
 	if u, err := url.Parse(j.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		v.addf("juhe.url", "%q is not valid; valid: an http or https URL with a host, such as https://apis.juhe.cn", ShownURL(j.URL))
 	} else {
+		if u.RawQuery != "" || u.Fragment != "" {
+			v.addf("juhe.url", "%s carries a query or a fragment; the key belongs in juhe.key (%s), and the URL is the API's root, such as https://apis.juhe.cn",
+				ShownURL(j.URL), envName("juhe.key"))
+		}
 		if juhe.InsecureURL(u) && !j.AllowInsecure {
 			v.addf("juhe.url", "%s is plain http to %s, which is not a loopback address: every request would carry the key "+
 				"across the network in clear text; use https, or set juhe.allow_insecure: true (%s=true) if the network is trusted",
@@ -450,22 +454,37 @@ func validTopicName(s string) bool {
 
 // ShownURL is raw as it may be shown: a password in its user information
 // replaced, or a user name that comes without one (a gateway that takes a
-// token as the URL's user), also when raw does not parse as a URL.
+// token as the URL's user), and its query and fragment (a key pasted in as
+// the provider's document writes it, ?key=...), also when raw does not
+// parse as a URL.
 func ShownURL(raw string) string {
 	if u, err := url.Parse(raw); err == nil {
+		if u.User == nil && u.RawQuery == "" && u.Fragment == "" {
+			return raw // as written (String would make "https://" "https:")
+		}
 		switch p, _ := u.User.Password(); {
 		case p != "":
-			return u.Redacted()
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
 		case u.User != nil: // a user name alone, or with an empty password (curl -u "TOKEN:")
 			u.User = url.User("xxxxx")
-			return u.String()
 		}
-		return raw
+		if u.RawQuery != "" {
+			u.RawQuery = "xxxxx"
+		}
+		if u.Fragment != "" {
+			u.Fragment, u.RawFragment = "xxxxx", ""
+		}
+		return u.String()
 	}
-	if scheme, _, rest, ok := cutUserinfo(raw); ok {
-		return scheme + "xxxxx@" + rest
+	// The user information first: a password may hold a '#' or a '?'.
+	prefix, rest := "", raw
+	if scheme, _, r, ok := cutUserinfo(raw); ok {
+		prefix, rest = scheme+"xxxxx@", r
 	}
-	return raw
+	if i := strings.IndexAny(rest, "?#"); i >= 0 {
+		rest = rest[:i+1] + "xxxxx"
+	}
+	return prefix + rest
 }
 
 // urlCredential is the password in raw's user information, or the user

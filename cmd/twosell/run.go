@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.yaml.in/yaml/v3"
@@ -37,14 +38,21 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	return runProcessor(ctx, cfg, os.LookupEnv, stderr)
 }
 
-// writeConfig prints cfg as the config file would set it.
+// writeConfig prints cfg as the config file would set it, through the
+// process redactor: the secrets print as *** (config.Secret), and a secret
+// pasted into another setting is masked too.
 func writeConfig(w io.Writer, cfg *config.Config) error {
-	enc := yaml.NewEncoder(w)
+	var b strings.Builder
+	enc := yaml.NewEncoder(&b)
 	enc.SetIndent(2)
 	if err := enc.Encode(cfg); err != nil {
 		return err
 	}
-	return enc.Close()
+	if err := enc.Close(); err != nil {
+		return err
+	}
+	_, err := io.WriteString(w, secrets.Redact(b.String()))
+	return err
 }
 
 // runProcessor wires a validated configuration into a running processor.
