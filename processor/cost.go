@@ -689,17 +689,18 @@ func btoi(b bool) int {
 
 // ledgerFailed hears of a paid call the ledger could not write: an answer,
 // which is paid for and right, and kept, or a request whose outcome is
-// unknown (an "unavailable" call record). The bill can still be reconciled
-// from the provider's side; the next restart's budget counts the call
-// short.
+// unknown (an "unavailable" call record). Its call record is written again
+// until the brokers take it (ledger.rewrite); a call record never written
+// is logged as an error with its order id when the ledger closes.
 func (c *CostControl) ledgerFailed(call LedgerCall, err error) {
 	c.ledgerErrors.Add(1)
 	if call.Status == StatusUnavailable {
 		c.log.Warn("the call record of a request whose outcome is unknown (paid) could not be written to the ledger: "+
-			"after a restart, the day's budget counts it short", "topic", c.cfg.Ledger.Topic, "day", call.Day, "err", err)
+			"it is written again until the brokers take it", "topic", c.cfg.Ledger.Topic, "day", call.Day, "err", err)
 		return
 	}
-	c.log.Warn("a paid answer could not be written to the ledger", "topic", c.cfg.Ledger.Topic,
+	c.log.Warn("a paid answer could not be written to the ledger: its call record is written again until the brokers take it, "+
+		"its knowledge is not (other instances may pay for the number again)", "topic", c.cfg.Ledger.Topic,
 		"order_id", call.OrderID, "err", err)
 }
 

@@ -221,6 +221,7 @@ type ledger struct {
 	// them began), in Unix nanoseconds: Unwritable.
 	writing    atomic.Int64
 	lastAnswer atomic.Int64
+	rewrites   ledgerRewrites // call records written again after a failed write
 
 	cl     *kgo.Client
 	txns   txnFilter // load's, then follow's
@@ -588,6 +589,9 @@ const unwritableAfter = 10 * time.Second
 // (not enough in-sync replicas for acks=all, a full disk, the topic
 // deleted), and the outputs of paid answers wait for them.
 func (l *ledger) Unwritable(now time.Time) error {
+	if n := l.rewrites.count(); n > 0 {
+		return fmt.Errorf("ledger %s: %d call records of paid calls are not written yet (written again until the brokers take them)", l.cfg.Topic, n)
+	}
 	n := l.writing.Load()
 	if n <= 0 {
 		return nil
@@ -813,8 +817,11 @@ type ledgerWrite struct {
 
 // promise takes each record's acknowledgement. A failed write is reported
 // to the ledger's failed before anyone waiting on it hears of it.
-func (w *ledgerWrite) promise(_ *kgo.Record, err error) {
+func (w *ledgerWrite) promise(r *kgo.Record, err error) {
 	w.l.lastAnswer.Store(time.Now().UnixNano())
+	if err != nil && r == &w.recs[0] {
+		w.l.rewrite(r, w.call)
+	}
 	then, err, done := w.settle(err)
 	if !done {
 		return
@@ -1037,12 +1044,14 @@ func (l *ledger) close(ctx context.Context) {
 	if l.cl == nil {
 		return
 	}
+	l.rewriteNow() // the call records waiting to be written again: a last try
 	if err := l.cl.Flush(ctx); err != nil {
 		l.log.Warn("ledger: not every record was acknowledged before closing", "err", err)
 	}
 	l.cancel()
 	l.done.Wait()
 	l.cl.Close()
+	l.rewritesLost()
 }
 
 // keyOrderID is the order id a call record's key names: none when the
@@ -1134,4 +1143,154 @@ func exportCall(r *kgo.Record, fn func(LedgerCall) error) error {
 		}
 	}
 	return fn(c)
+}
+
+// A call record whose write failed (the brokers refused it, or did not
+// answer within LedgerConfig.WriteTimeout) is written again, after a back-off,
+// until the brokers take it: the provider billed the call, the export
+// reconciles the bill by its record, and the day's budget counts it from
+// the ledger at every start and in every instance. Its key is unique, so a
+// record written twice is one call. (Found by review: a call whose write
+// failed for longer than the timeout was never written, and a restart let
+// a budget of N make N+1 calls.) The knowledge record is not written again:
+// compaction keeps a key's latest record, and an old one written late could
+// hide a newer one; this instance's cache still holds the knowledge, and
+// another instance pays for the number once more.
+type ledgerRewrites struct {
+	mu      sync.Mutex
+	pending map[string]*ledgerRewrite // by the call record's key
+	closing bool                      // close has begun: no more back-offs
+	n       atomic.Int64              // len(pending), for Unwritable
+	sending atomic.Int64              // rewrites produced and not answered yet
+}
+
+// ledgerRewrite is a call record waiting to be written again.
+type ledgerRewrite struct {
+	rec      kgo.Record // its topic, key, value and headers
+	call     LedgerCall // for the log
+	attempts int
+	timer    *time.Timer // the back-off before the next attempt; nil while one is in flight
+}
+
+// maxLedgerRewrites bounds the call records kept to be written again (a
+// few hundred bytes each): past it, a failed write is given up, and logged
+// with its order id.
+const maxLedgerRewrites = 100_000
+
+// rewriteBackoff is the wait before the n-th attempt to write a call record
+// again: 1 s, doubled up to a minute. franz-go has retried each attempt for
+// the write timeout already; the back-off keeps a refusal that comes at
+// once (an ACL) from spinning.
+func rewriteBackoff(n int) time.Duration {
+	return time.Second << min(n-1, 6) // 1 s ... 64 s
+}
+
+func (rs *ledgerRewrites) count() int64 { return rs.n.Load() }
+
+// rewrite schedules r, the call record of call, to be written again.
+func (l *ledger) rewrite(r *kgo.Record, call LedgerCall) {
+	rs := &l.rewrites
+	key := string(r.Key)
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	w := rs.pending[key]
+	if w == nil {
+		if len(rs.pending) >= maxLedgerRewrites {
+			l.log.Error("ledger: a call record could not be written, and too many wait to be written again: it is given up; "+
+				"reconcile this call from the provider's bill; the next start's budget counts it short",
+				"topic", l.cfg.Topic, "day", call.Day, "order_id", call.OrderID, "waiting", len(rs.pending))
+			return
+		}
+		if rs.pending == nil {
+			rs.pending = map[string]*ledgerRewrite{}
+		}
+		w = &ledgerRewrite{rec: kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value, Headers: r.Headers}, call: call}
+		rs.pending[key] = w
+		rs.n.Store(int64(len(rs.pending)))
+	}
+	if rs.closing {
+		return // rewritesLost reports it
+	}
+	w.attempts++
+	w.timer = time.AfterFunc(rewriteBackoff(w.attempts), func() { l.produceRewrite(key) })
+}
+
+// produceRewrite writes the call record of key again, unless close has
+// taken it.
+func (l *ledger) produceRewrite(key string) {
+	rs := &l.rewrites
+	rs.mu.Lock()
+	w := rs.pending[key]
+	if w == nil || rs.closing {
+		rs.mu.Unlock()
+		return
+	}
+	w.timer = nil
+	rec := w.rec // a record of its own: franz-go sets its partition and offset
+	rs.sending.Add(1)
+	rs.mu.Unlock()
+	l.cl.Produce(context.Background(), &rec, l.rewritten)
+}
+
+// rewritten takes the outcome of a call record written again.
+func (l *ledger) rewritten(r *kgo.Record, err error) {
+	defer l.rewrites.sending.Add(-1)
+	if err != nil {
+		l.rewrite(r, LedgerCall{}) // pending holds it: its call is kept
+		return
+	}
+	rs := &l.rewrites
+	rs.mu.Lock()
+	w := rs.pending[string(r.Key)]
+	delete(rs.pending, string(r.Key))
+	rs.n.Store(int64(len(rs.pending)))
+	rs.mu.Unlock()
+	if w != nil {
+		l.log.Info("ledger: a call record that could not be written is written now", "topic", l.cfg.Topic,
+			"day", w.call.Day, "order_id", w.call.OrderID, "attempts", w.attempts+1)
+	}
+}
+
+// rewriteNow, as close begins, writes at once the call records waiting for
+// their back-off; close's flush waits for them.
+func (l *ledger) rewriteNow() {
+	rs := &l.rewrites
+	rs.mu.Lock()
+	rs.closing = true
+	var now []kgo.Record
+	for _, w := range rs.pending {
+		if w.timer != nil && w.timer.Stop() {
+			w.timer = nil
+			now = append(now, w.rec)
+		}
+	}
+	rs.sending.Add(int64(len(now)))
+	rs.mu.Unlock()
+	for i := range now {
+		l.cl.Produce(context.Background(), &now[i], l.rewritten)
+	}
+}
+
+// rewritesLost, once the client is closed, reports the call records that
+// were never written: their order ids, to reconcile the bill with.
+func (l *ledger) rewritesLost() {
+	rs := &l.rewrites
+	// The closed client fails the records it still held, and franz-go
+	// calls their promises on a goroutine of its own: wait for them, a
+	// moment at most.
+	for i := 0; i < 500 && (l.writing.Load() > 0 || rs.sending.Load() > 0); i++ {
+		time.Sleep(2 * time.Millisecond)
+	}
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if len(rs.pending) == 0 {
+		return
+	}
+	ids := make([]string, 0, len(rs.pending))
+	for _, w := range rs.pending {
+		ids = append(ids, w.call.OrderID)
+	}
+	slices.Sort(ids)
+	l.log.Error("ledger: call records of paid calls could not be written before closing: reconcile these calls from the provider's bill; "+
+		"the next start's budget counts them short", "topic", l.cfg.Topic, "calls", len(ids), "order_ids", ids)
 }

@@ -257,7 +257,7 @@ func (h *health) ready() (bool, string) {
 		// records, and /readyz said ready.
 		return false, "not ready: the ledger topic cannot be read (see the log); paid answers may not be recorded, and their outputs wait"
 	case h.proc.LedgerUnwritable() != nil:
-		return false, "not ready: the brokers have answered none of the ledger's writes for 10 s; the outputs of paid answers wait for them"
+		return false, "not ready: the ledger cannot be written (see the log): the brokers have answered none of its writes for 10 s, and the outputs of paid answers wait for them, or call records of paid calls wait to be written again"
 	}
 	return true, "ready"
 }
@@ -332,7 +332,7 @@ func observeProcessor(mp metric.MeterProvider, proc *processor.Processor, lag *l
 		coalesced   = counter(metricCoalesced, "{lookup}", "Lookups that waited for another lookup's call of the same mobile instead of paying for their own.")
 		budgetLeft  = gauge(metricBudgetLeft, "{call}", "Paid calls left today for the whole deployment (juhe.daily_budget); absent without a budget.")
 		budgetDaily = gauge(metricBudgetDaily, "{call}", "juhe.daily_budget: paid calls allowed per day; absent without a budget.")
-		ledgerFail  = gauge(metricLedgerFail, "", "1 while the ledger cannot be read (op=read: fetches of some of its partitions fail, so other instances' answers are not learnt) or written (op=write: the brokers have answered none of its writes in flight for 10 s, and the outputs of paid answers wait for them), else 0; absent without a ledger.")
+		ledgerFail  = gauge(metricLedgerFail, "", "1 while the ledger cannot be read (op=read: fetches of some of its partitions fail, so other instances' answers are not learnt) or written (op=write: the brokers have answered none of its writes in flight for 10 s, and the outputs of paid answers wait for them, or call records of paid calls whose writes failed wait to be written again), else 0; absent without a ledger.")
 		otherSecret = counter(metricLedgerOther, "{record}", "Ledger knowledge records written under another cache.secret, which answer nothing here: read=load while loading the ledger at start, read=follow while following it (an instance writing under another secret now: numbers are paid for twice).")
 	)
 	spend, err := m.Float64ObservableCounter(metricSpend,
