@@ -1030,6 +1030,13 @@ func TestFormulaSafe(t *testing.T) {
 	for in, want := range map[string]string{
 		"": "", "JH123": "JH123", "=1+1": "'=1+1", "+cmd": "'+cmd", "-2+3": "'-2+3", "@SUM(A1)": "'@SUM(A1)",
 		"\t=1": "'\t=1", "\r=1": "'\r=1", "-1": "-1", "+1": "+1", "20240601": "20240601", "a=b": "a=b",
+		"-1.5": "-1.5", "--1": "'--1", "-": "'-", "-1.": "'-1.",
+		// Not plain numbers to a spreadsheet, which runs them as formulas
+		// (found by review: strconv.ParseFloat took them for numbers).
+		"-Infinity": "'-Infinity", "+Inf": "'+Inf", "+0x1p-2": "'+0x1p-2", "-NaN": "'-NaN",
+		// A spreadsheet whose list separator is ';' splits the cell there
+		// (found by review: the part after it ran as a formula).
+		"JH1;=cmd|' /C calc'!A0": "JH1;'=cmd|' /C calc'!A0", "a;b;-2": "a;b;-2", ";@x": ";'@x",
 	} {
 		if got := formulaSafe(in); got != want {
 			t.Errorf("formulaSafe(%q) = %q, want %q", in, got, want)

@@ -109,8 +109,8 @@ func cmdLedger(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintf(stderr, "wrote %d paid calls to %s\n", n, *output)
 	}
 	if guarded > 0 {
-		fmt.Fprintf(stderr, "WARNING: %d cells began with =, +, -, @, a tab or a carriage return, which a spreadsheet runs as a formula; "+
-			"each is written with a ' before it. The provider's order ids never begin so: check who writes to the ledger topic.\n", guarded)
+		fmt.Fprintf(stderr, "WARNING: %d cells began with =, +, -, @, a tab or a carriage return (or had a part after a ';' that did), "+
+			"which a spreadsheet runs as a formula; each such part is written with a ' before it. The provider's order ids never begin so: check who writes to the ledger topic.\n", guarded)
 	}
 	if len(unreadable) > 0 {
 		fmt.Fprintf(stderr, "WARNING: %d call records of the ledger could not be decoded (the first at %s); "+
@@ -180,19 +180,41 @@ func exportLedger(ctx context.Context, cfg *config.Config, from, to string, w io
 // formulaSafe returns cell as a spreadsheet shows it rather than runs it: a
 // cell that begins with =, +, -, @, a tab or a carriage return can be a
 // formula to Excel and LibreOffice, and is written with a ' first (OWASP's
-// advice on CSV injection), unless it is a plain number (a code of -1). Every cell of a call twosell wrote is
+// advice on CSV injection), unless it is a plain number (a code of -1). So
+// is each part of it after a ';': a spreadsheet whose list separator is ';'
+// (Excel in many European locales) splits the row there, and the cell's
+// part after it is a cell of its own. Every cell of a call twosell wrote is
 // safe as it is (order ids, hashes, days, codes, the instance's name); only
 // a hand-written or hostile ledger record holds such a cell, which the
 // export must not turn into a formula on the desk of whoever reconciles
 // the bill.
 func formulaSafe(cell string) string {
+	if !strings.Contains(cell, ";") {
+		return formulaSafePart(cell)
+	}
+	parts := strings.Split(cell, ";")
+	for i, p := range parts {
+		parts[i] = formulaSafePart(p)
+	}
+	return strings.Join(parts, ";")
+}
+
+func formulaSafePart(cell string) string {
 	if cell != "" && strings.ContainsRune("=+-@\t\r", rune(cell[0])) && !isNumber(cell) {
 		return "'" + cell
 	}
 	return cell
 }
 
+// isNumber reports whether s is a plain decimal number, with a sign and a
+// fraction at most, as a spreadsheet reads one (strconv.ParseFloat also
+// takes "-Infinity", "+NaN" and hexadecimal floats, which a spreadsheet
+// runs as formulas).
 func isNumber(s string) bool {
-	_, err := strconv.ParseFloat(s, 64)
-	return err == nil
+	if s != "" && (s[0] == '+' || s[0] == '-') {
+		s = s[1:]
+	}
+	whole, frac, dot := strings.Cut(s, ".")
+	digits := func(d string) bool { return d != "" && strings.Trim(d, "0123456789") == "" }
+	return digits(whole) && (!dot || digits(frac))
 }
