@@ -331,16 +331,26 @@ func New(cfg Config) (*Processor, error) {
 // the key in every span as it was: a plain mobile in every trace, found by
 // a security review.)
 func spanKey(r *kgo.Record) (string, error) {
-	switch {
-	case looksLikeMobile(r.Key):
-		return MaskMobile(string(r.Key)), nil
-	case holdsMobile(r.Key):
+	v, ok := spanText(r.Key)
+	if !ok {
 		return "", errKeyHoldsMobile
 	}
-	return string(r.Key), nil
+	return v, nil
 }
 
 var errKeyHoldsMobile = errors.New("the key holds a mobile number")
+
+// spanText is text as a span may carry it: as it is, masked as in a log if
+// it is a mobile, or, if it holds one written otherwise, not at all (false).
+func spanText(text []byte) (string, bool) {
+	switch {
+	case looksLikeMobile(text):
+		return MaskMobile(string(text)), true
+	case holdsMobile(text):
+		return "", false
+	}
+	return string(text), true
+}
 
 // tracing reports whether tp may record spans. A no-op provider records
 // none, so the processor installs no tracing hooks and starts no spans:
