@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -800,5 +801,23 @@ func TestBillableAttemptsAndRetryGate(t *testing.T) {
 	a, err = newClient(t, "http://"+addr, func(cfg *juhe.Config) { cfg.Retries = 1 }).Query(t.Context(), testMobile, testDate)
 	if err == nil || a.Attempts != 2 || a.Billable != 0 {
 		t.Errorf("connection refused: %+v, %v; want 2 attempts, none billable", a, err)
+	}
+}
+
+// The order id is the provider's text: one that echoes the request (a
+// gateway in front of the provider) carries no secret into the answer,
+// which goes into the output, the ledger and its export. Found by review.
+func TestOrderIDEchoingTheKeyIsRedacted(t *testing.T) {
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		_ = r.ParseForm()
+		fmt.Fprintf(w, `{"reason":"成功","result":{"res":1,"orderid":"JH-%s-%s"},"error_code":0}`, r.Form.Get("key"), r.Form.Get("date"))
+	})
+	c := newClient(t, srv.URL, nil)
+	a, err := c.Query(t.Context(), testMobile, testDate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(a.OrderID, testKey) || !strings.HasPrefix(a.OrderID, "JH-") || !strings.HasSuffix(a.OrderID, testDate) {
+		t.Errorf("order id %q: want the key masked and the rest kept", a.OrderID)
 	}
 }
