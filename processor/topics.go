@@ -181,16 +181,16 @@ var ErrOutputsWouldExpire = errors.New("the topic's retention would delete the r
 // letters older than their topic keeps records; topics are the output and
 // dead-letter topics that existed before the replay (see expiringOutputs).
 func (p *Processor) checkReplayRetention(ctx context.Context, adm *kadm.Client, topics []string) error {
-	problems, err := p.expiringOutputs(ctx, adm, topics, p.cfg.Range, "range")
+	problems, err := p.expiringOutputs(ctx, adm, topics, p.cfg.Range, "range", true)
 	if err != nil {
-		return fmt.Errorf("%w (to start the replay without this check: IgnoreRetention; twosell replay --ignore-retention)", err)
+		return fmt.Errorf("%w (to start the replay without this check: twosell replay --ignore-retention; Config.IgnoreRetention)", err)
 	}
 	if len(problems) == 0 {
 		return nil
 	}
 	return fmt.Errorf("%w: %s. Their outputs keep their timestamps, and the broker would delete them at its next retention check. "+
 		"Give the topic a longer retention (kafka-configs --alter --entity-type topics --entity-name <topic> --add-config retention.ms=-1), "+
-		"replay into a new topic (created with retention.ms=-1), or start the replay anyway (IgnoreRetention; twosell replay --ignore-retention)",
+		"replay into a new topic (created with retention.ms=-1), or start the replay anyway (twosell replay --ignore-retention; Config.IgnoreRetention)",
 		ErrOutputsWouldExpire, strings.Join(problems, "; "))
 }
 
@@ -204,7 +204,15 @@ func (p *Processor) checkReplayRetention(ctx context.Context, adm *kadm.Client, 
 // one younger than that (an older record after a younger one is not
 // counted). Topics without time retention (retention.ms -1, no "delete"
 // cleanup policy, or LogAppendTime timestamps) have none.
-func (p *Processor) expiringOutputs(ctx context.Context, adm *kadm.Client, topics []string, rng map[int32]OffsetRange, what string) ([]string, error) {
+//
+// With refine (a replay's range), the records are read from where the
+// index points (firstYoungRecords): the broker's index answers the first
+// offset stamped at or after the time, which a transaction marker can be,
+// stamped when the broker wrote it, while the records of a transactional
+// input often carry their events' times (found by review: a range after
+// the first marker of such a topic was taken for recent, and its outputs
+// were deleted by the topic's retention).
+func (p *Processor) expiringOutputs(ctx context.Context, adm *kadm.Client, topics []string, rng map[int32]OffsetRange, what string, refine bool) ([]string, error) {
 	if len(topics) == 0 || len(rng) == 0 {
 		return nil, nil
 	}
@@ -234,14 +242,37 @@ func (p *Processor) expiringOutputs(ctx context.Context, adm *kadm.Client, topic
 			return nil, fmt.Errorf("processor: listing offsets of %q by time: %w", p.cfg.InputTopic, err)
 		}
 		tooOld := make(map[int32]OffsetRange)
+		young := make(map[int32]int64) // where the index puts the first young record, within the range
 		for part, r := range rng {
-			if o, ok := listed.Lookup(p.cfg.InputTopic, part); ok && min(o.Offset, r.End) > r.Start {
+			o, ok := listed.Lookup(p.cfg.InputTopic, part)
+			if !ok {
+				continue
+			}
+			if min(o.Offset, r.End) > r.Start {
 				tooOld[part] = OffsetRange{Start: r.Start, End: min(o.Offset, r.End)}
+			}
+			if at := max(o.Offset, r.Start); refine && at < r.End {
+				young[part] = at
+			}
+		}
+		more := ""
+		if len(young) > 0 {
+			firsts, capped, err := p.firstYoungRecords(ctx, young, rng, now.Add(-retention).UnixMilli())
+			if err != nil {
+				return nil, fmt.Errorf("processor: reading %q for its records' times: %w", p.cfg.InputTopic, err)
+			}
+			for part, first := range firsts {
+				if first > young[part] {
+					tooOld[part] = OffsetRange{Start: rng[part].Start, End: first}
+				}
+			}
+			if capped {
+				more = " at least"
 			}
 		}
 		if n, where := offsetRanges(tooOld); n > 0 {
-			problems = append(problems, fmt.Sprintf("topic %q keeps records %s (retention.ms=%d), and %d records of the %s are older than that (partition:[offsets) %s)",
-				t, retention, retention.Milliseconds(), n, what, where))
+			problems = append(problems, fmt.Sprintf("topic %q keeps records %s (retention.ms=%d), and%s %d records of the %s are older than that (partition:[offsets) %s)",
+				t, retention, retention.Milliseconds(), more, n, what, where))
 		}
 	}
 	return problems, nil
@@ -262,7 +293,7 @@ func (p *Processor) checkBacklog(ctx context.Context, adm *kadm.Client, topics [
 	var problems []string
 	if err == nil {
 		p.warnDeletedUnread(unread)
-		problems, err = p.expiringOutputs(ctx, adm, topics, rng, "backlog")
+		problems, err = p.expiringOutputs(ctx, adm, topics, rng, "backlog", false)
 	}
 	if err != nil {
 		p.log.Info("could not check the group's backlog against the topics' retention", "err", err)
@@ -377,4 +408,74 @@ func timeRetention(configs []kadm.Config) (time.Duration, bool) {
 		return 0, false
 	}
 	return retention, true
+}
+
+// maxYoungScan bounds the records firstYoungRecords reads in a partition:
+// past it, the records read were all old, and so, at least, are they.
+const maxYoungScan = 100_000
+
+// firstYoungRecords reads each partition of from (where to begin) up to its
+// range's end in rng, read committed, and returns the offset of its first
+// data record stamped at or after ms, or the range's end if none is;
+// capped says that a partition was read maxYoungScan records without
+// finding one (its offset is then where the reading stopped). A topic
+// without transactions, whose index pointed at such a record, costs one
+// short read.
+func (p *Processor) firstYoungRecords(ctx context.Context, from map[int32]int64, rng map[int32]OffsetRange, ms int64) (first map[int32]int64, capped bool, err error) {
+	offsets := make(map[int32]kgo.Offset, len(from))
+	for part, o := range from {
+		offsets[part] = kgo.NewOffset().At(o)
+	}
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.WithLogger(newKgoLogger(p.log, nil))}, append(p.cfg.ClientOpts,
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{p.cfg.InputTopic: offsets}),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords(), // the range may end in markers: see them go by
+		kgo.FetchMaxWait(100*time.Millisecond),
+	)...)...)
+	if err != nil {
+		return nil, false, err
+	}
+	defer cl.Close()
+	first = make(map[int32]int64, len(from))
+	read := make(map[int32]int)
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	for len(first) < len(from) {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return nil, false, err
+		}
+		fs.EachError(func(_ string, _ int32, e error) {
+			if err == nil && !errors.Is(e, context.Canceled) {
+				err = e
+			}
+		})
+		if err != nil {
+			return nil, false, err
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			part, end := r.Partition, rng[r.Partition].End
+			if _, done := first[part]; done {
+				return
+			}
+			switch {
+			case r.Offset >= end:
+				first[part] = end
+			case r.Attrs.IsControl():
+			case r.Timestamp.UnixMilli() >= ms:
+				first[part] = r.Offset
+			default:
+				if read[part]++; read[part] >= maxYoungScan {
+					first[part], capped = r.Offset+1, true
+				}
+			}
+			if _, done := first[part]; !done && r.Offset+1 >= end {
+				first[part] = end
+			}
+			if _, done := first[part]; done {
+				cl.PauseFetchPartitions(map[string][]int32{p.cfg.InputTopic: {part}})
+			}
+		})
+	}
+	return first, capped, nil
 }

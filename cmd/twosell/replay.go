@@ -183,10 +183,13 @@ func runReplay(ctx context.Context, cfg *config.Config, o replayOptions, stdout,
 	shown.Wait()
 	complete := runErr == nil && proc.RangeComplete() // interrupted, it may have finished all the same
 	s := summarize(proc.Stats(), cfg, total, time.Since(start), complete)
-	progress.finish(s)
 	if runErr != nil && s.Events == 0 && s.PaidCalls == 0 {
-		return explain(cfg, runErr) // refused to start (a topic, the retention): no summary of nothing
+		// Refused to start (a topic, the retention): no summary of nothing,
+		// and no progress (found by review: "0/3 offsets" above the refusal).
+		progress.abandon()
+		return explain(cfg, runErr)
 	}
+	progress.finish(s)
 	if err := printSummary(stdout, s, o.JSON); err != nil {
 		return err
 	}
@@ -349,7 +352,12 @@ func resolveReplayRange(ctx context.Context, cfg *config.Config, o replayOptions
 		// --end-offsets, say). An end not given is the partition's: a
 		// start past it is clampRange's to report (found by review: both
 		// were, and this one blamed an end never given).
-		if r.End < r.Start && endGiven {
+		switch startGiven := afterFrom != nil || hasKey(starts, p); {
+		case r.End < r.Start && endGiven && !startGiven:
+			// The start is the log's: what the range asks for was deleted
+			// (found by review: this blamed a start never given).
+			notes = append(notes, fmt.Sprintf("partition %d: the range ends at offset %d, before the log starts (%d): its offsets were deleted (retention?): nothing of it to replay", p, r.End, lo))
+		case r.End < r.Start && endGiven:
 			notes = append(notes, fmt.Sprintf("partition %d: the range ends at offset %d, before it starts (%d): nothing of it to replay", p, r.End, r.Start))
 		}
 		var clamped []string
@@ -554,6 +562,7 @@ type replayProgress struct {
 	interval time.Duration
 	total    int64
 	start    time.Time
+	drawn    bool // a bar is on the terminal's line: end it
 }
 
 func newReplayProgress(w io.Writer, o replayOptions, total int64) *replayProgress {
@@ -618,6 +627,7 @@ func (p *replayProgress) show(done, paid, cached int64, budgetHeld bool) {
 		pct = 100 * float64(done) / float64(p.total)
 	}
 	if p.bar {
+		p.drawn = true
 		const width = 30
 		filled := min(width, int(pct/100*width))
 		fmt.Fprintf(p.w, "\r\033[K[%s%s] %d/%d %5.1f%%  %.0f/s  paid %d  cache %d  ETA %s",
@@ -626,6 +636,13 @@ func (p *replayProgress) show(done, paid, cached int64, budgetHeld bool) {
 	}
 	fmt.Fprintf(p.w, "replay: %d/%d offsets (%.1f%%) · %.0f/s · paid calls %d · cache answers %d · ETA %s\n",
 		done, p.total, pct, rate, paid, cached, eta)
+}
+
+// abandon ends the bar's line, if one was drawn, and shows nothing more.
+func (p *replayProgress) abandon() {
+	if p.drawn {
+		fmt.Fprintln(p.w)
+	}
 }
 
 // finish ends the bar's line.
@@ -637,4 +654,9 @@ func (p *replayProgress) finish(s replaySummary) {
 	if p.bar {
 		fmt.Fprintln(p.w)
 	}
+}
+
+func hasKey[K comparable, V any](m map[K]V, k K) bool {
+	_, ok := m[k]
+	return ok
 }
