@@ -157,21 +157,34 @@ func (p *Processor) nudge(ctx context.Context, cl *kgo.Client, topic string, par
 // ends at the last stable offset at start) are dropped by the client, and
 // the marker is not returned until that transaction ends, which may take
 // up to its timeout. When only such records (and markers) are left, the
-// partition is done. mu guards parts; probe takes it itself.
-func (p *Processor) probe(ctx context.Context, cl *kgo.Client, topic string, parts map[int32]*replayPartition, mu *sync.Mutex) {
+// partition is done. mu guards parts; probe takes it itself. With only, it
+// probes those partitions alone. It returns the partitions it passed over
+// because their workers held them paused (a full buffer), to be probed once
+// they are not: found by review, a partition held when the probe ran was
+// never probed again once its buffer drained, and only the stall's nudge,
+// 15 s later, ended a replay whose range ended in such records.
+func (p *Processor) probe(ctx context.Context, cl *kgo.Client, topic string, parts map[int32]*replayPartition, mu *sync.Mutex, only map[int32]bool) (held map[int32]bool) {
 	from := make(map[int32]int64)
 	mu.Lock()
 	for part, rp := range parts {
-		rp.w.mu.Lock()
-		held := rp.w.paused != 0
-		rp.w.mu.Unlock()
-		if !rp.reached && !held {
-			from[part] = max(rp.next, rp.start)
+		if rp.reached || (only != nil && !only[part]) {
+			continue
 		}
+		rp.w.mu.Lock()
+		paused := rp.w.paused != 0
+		rp.w.mu.Unlock()
+		if paused {
+			if held == nil {
+				held = make(map[int32]bool)
+			}
+			held[part] = true
+			continue
+		}
+		from[part] = max(rp.next, rp.start)
 	}
 	mu.Unlock()
 	if len(from) == 0 {
-		return
+		return held
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -179,7 +192,7 @@ func (p *Processor) probe(ctx context.Context, cl *kgo.Client, topic string, par
 	td, ok := md.Topics[topic]
 	if err != nil || !ok || td.Err != nil {
 		p.log.Debug("replay: probing stalled partitions: no metadata", "topic", topic, "err", errors.Join(err, td.Err))
-		return
+		return held
 	}
 	moved := make(map[int32]kgo.EpochOffset)
 	for part, off := range from {
@@ -213,6 +226,7 @@ func (p *Processor) probe(ctx context.Context, cl *kgo.Client, topic string, par
 	if len(moved) > 0 {
 		cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{topic: moved})
 	}
+	return held
 }
 
 // readPastAll is readPast until it stops moving or reaches end: a read
@@ -467,6 +481,7 @@ func (p *Processor) runReplay(ctx context.Context) error {
 		t := time.NewTicker(replayCheckInterval)
 		defer t.Stop()
 		consumed, progressed, probed := p.stats.consumed.Load(), time.Now(), false
+		var unprobed map[int32]bool // held when the probe ran: probed once they are not
 		for {
 			select {
 			case <-pollCtx.Done():
@@ -474,17 +489,22 @@ func (p *Processor) runReplay(ctx context.Context) error {
 			case <-t.C:
 			}
 			if c := p.stats.consumed.Load(); c != consumed {
-				consumed, progressed, probed = c, time.Now(), false
+				consumed, progressed, probed, unprobed = c, time.Now(), false, nil
 			}
 			all := finished()
-			if !all && !probed && time.Since(progressed) > replayProbeAfter {
-				p.probe(pollCtx, cl, topic, parts, &mu)
+			switch {
+			case all:
+			case !probed && time.Since(progressed) > replayProbeAfter:
+				unprobed = p.probe(pollCtx, cl, topic, parts, &mu, nil)
 				probed = true
+				all = finished()
+			case len(unprobed) > 0:
+				unprobed = p.probe(pollCtx, cl, topic, parts, &mu, unprobed)
 				all = finished()
 			}
 			if !all && time.Since(progressed) > replayStallAfter {
 				p.nudge(pollCtx, cl, topic, parts, &mu)
-				progressed, probed = time.Now(), false
+				progressed, probed, unprobed = time.Now(), false, nil
 			}
 			if all {
 				stopPolling()

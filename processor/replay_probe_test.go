@@ -1,0 +1,100 @@
+package processor_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/twosell/twosell/processor"
+	"github.com/twosell/twosell/processor/kafkatest"
+)
+
+// README (Replay): "After 1 s without records, it also reads the partitions
+// short of their end once itself, from where they stand: a range can end in
+// records of a transaction that was aborted while another was open [...];
+// when nothing else of the range is left, the partition is done." The probe
+// skips a partition whose worker holds it paused (a full buffer: the
+// normal state of a replay held back by --qps or a slow provider), and
+// probes it once its buffer drains. It marked the probe done all the same:
+// nothing new was consumed, so no probe came again, and only the stall
+// nudge (15 s, and a WARN that records stopped coming) ended the replay. With the nudge put off,
+// as TestReplayEndsBeforeAnAbortedTail does, the replay never ended. (Found
+// by review.)
+func TestReplayEndsBeforeAnAbortedTailAfterItsBufferDrains(t *testing.T) {
+	defer processor.SetReplayStallAfter(time.Hour)()
+	h := newHarness(t, 2)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Partition 0: 5 events in one batch (offsets 0-4), then b's record (5,
+	// aborted) and a's (6, open); partition 1: b's record (0, aborted) and
+	// a's (1, open). b's markers lie past a's records, past the last stable
+	// offsets (6 and 1).
+	var plain []*kgo.Record
+	for i := range 5 {
+		plain = append(plain, event(h.in, i, false))
+	}
+	cl := h.kafka.Client(kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(50*time.Millisecond))
+	must(cl.ProduceSync(t.Context(), plain...).FirstErr())
+	b := h.kafka.Client(kgo.TransactionalID(h.kafka.Name("b")), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	a := h.kafka.Client(kgo.TransactionalID(h.kafka.Name("a")), kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.TransactionTimeout(time.Minute))
+	must(b.BeginTransaction())
+	for part := range int32(2) {
+		r := event(h.in, 10+int(part), false)
+		r.Partition = part
+		must(b.ProduceSync(t.Context(), r).FirstErr())
+	}
+	must(a.BeginTransaction())
+	for part := range int32(2) {
+		r := event(h.in, 20+int(part), false)
+		r.Partition = part
+		must(a.ProduceSync(t.Context(), r).FirstErr())
+	}
+	must(b.EndTransaction(t.Context(), kgo.TryAbort))
+	defer func() { must(a.EndTransaction(context.Background(), kgo.TryAbort)) }()
+	adm := kadm.NewClient(h.kafka.Client())
+	kafkatest.WaitFor(t, func() bool {
+		lso, err := adm.ListCommittedOffsets(t.Context(), h.in)
+		must(err)
+		o0, _ := lso.Lookup(h.in, 0)
+		o1, _ := lso.Lookup(h.in, 1)
+		return o0.Offset == 6 && o1.Offset == 1
+	})
+
+	release := make(chan struct{})
+	cfg := h.config(processor.EnricherFunc(func(ctx context.Context, l processor.Lookup) (processor.Result, error) {
+		select { // a slow provider: partition 0's buffer stays full until released
+		case <-release:
+		case <-ctx.Done():
+			return processor.Result{}, ctx.Err()
+		}
+		return answer(ctx, l)
+	}))
+	cfg.Group, cfg.Range = "", map[int32]processor.OffsetRange{0: {Start: 0, End: 6}, 1: {Start: 0, End: 1}}
+	cfg.MaxBufferedRecords, cfg.MaxInFlight = 2, 1 // one call in flight, 4 records buffered: partition 0 paused
+	p, cancel, ran := startReplay(t, cfg)
+	defer cancel()
+	// Partition 1's range is only b's aborted record: the probe passes it.
+	// Partition 0 is held (its buffer full) when the probe runs.
+	kafkatest.WaitFor(t, func() bool { return p.Stats().EmptyOffsets >= 1 })
+	if s := p.Stats(); s.PausedPartitions != 2 || s.Produced != 0 {
+		t.Fatalf("when the probe ran: %+v; want both partitions paused (1 done, 0 held: its buffer full), nothing produced", s)
+	}
+	close(release)
+	kafkatest.WaitFor(t, func() bool { return p.Stats().Produced == 5 })
+	select {
+	case err := <-ran:
+		if err != nil || !p.RangeComplete() {
+			t.Errorf("Run = %v, complete %v", err, p.RangeComplete())
+		}
+	case <-time.After(10 * time.Second): // a hang guard: the probe comes 1 s after the last record
+		t.Errorf("every record of the range is done and the rest of partition 0's range is b's aborted record, yet the replay "+
+			"waits (for the stall nudge, 15 s by default and put off here): %+v", p.Stats())
+	}
+}
