@@ -514,12 +514,34 @@ func (p *Processor) runReplay(ctx context.Context) error {
 	})
 
 	var listFailed time.Time // when outOfRange last could not list the log start
+	// Fetch errors are logged once, then at most once per repeatEvery each,
+	// and a poll that brings errors and no record is followed by a back-off:
+	// found by review, a replay whose input topic was deleted logged about
+	// 20,000 lines a second and never ended.
+	warned := &repeats{m: make(map[string]repeat)}
+	var (
+		backoff   time.Duration
+		looked    time.Time // when the topic was last looked for after an unknown-topic error
+		deleted   error     // the input topic is gone: the replay ends
+		errorOnly bool
+	)
 	for pollCtx.Err() == nil {
+		if errorOnly {
+			backoff = min(max(2*backoff, 10*time.Millisecond), time.Second)
+			select {
+			case <-pollCtx.Done():
+			case <-time.After(backoff):
+			}
+		} else {
+			backoff = 0
+		}
 		fetches := cl.PollRecords(pollCtx, p.cfg.MaxPollRecords)
 		if fetches.IsClientClosed() {
 			break
 		}
+		errorOnly = fetches.NumRecords() == 0 && len(fetches.Errors()) > 0
 		var lost []int32
+		unknown := false
 		fetches.EachError(func(t string, part int32, err error) {
 			if loss, ok := errors.AsType[*kgo.ErrDataLoss](err); ok {
 				// The records replayed from ResetTo on are gone from Kafka,
@@ -532,10 +554,26 @@ func (p *Processor) runReplay(ctx context.Context) error {
 			}
 			if t == topic && errors.Is(err, kerr.OffsetOutOfRange) {
 				lost = append(lost, part)
-			} else if !errors.Is(err, context.Canceled) {
-				p.log.Warn("fetch error; the client retries", "topic", t, "partition", part, "err", err)
+				return
+			}
+			if errors.Is(err, context.Canceled) {
+				return
+			}
+			if errors.Is(err, kerr.UnknownTopicOrPartition) || errors.Is(err, kerr.UnknownTopicID) {
+				unknown = true
+			}
+			if n, ok := warned.allow(fmt.Sprintf("%s/%d: %v", t, part, err), time.Now()); ok {
+				p.log.Warn("fetch error; the client retries", "topic", t, "partition", part, "err", err, "repeated", n)
 			}
 		})
+		if unknown && time.Since(looked) >= time.Second {
+			looked = time.Now()
+			if gone, err := topicGone(pollCtx, cl, topic); err == nil && gone {
+				deleted = fmt.Errorf("processor: %w: %q; %d records of the range were consumed", ErrInputTopicDeleted, topic, p.stats.consumed.Load())
+				p.log.Error("the input topic was deleted while it was replayed: the replay ends with what it has done", "topic", topic)
+				break
+			}
+		}
 		if len(lost) > 0 && time.Since(listFailed) >= time.Second {
 			if !p.outOfRange(pollCtx, cl, topic, parts, &mu, lost) {
 				listFailed = time.Now() // the fetch reports it again at once: not in a tight loop
@@ -620,5 +658,20 @@ func (p *Processor) runReplay(ctx context.Context) error {
 	} else if p.fatal() == nil {
 		p.log.Info("replay interrupted", "consumed", p.stats.consumed.Load())
 	}
-	return nil
+	return deleted
+}
+
+// ErrInputTopicDeleted is returned by a replay's Run when its input topic
+// was deleted while it read it: it ends with what it had done.
+var ErrInputTopicDeleted = errors.New("the input topic was deleted while it was replayed")
+
+// topicGone reports whether the cluster says topic does not exist.
+func topicGone(ctx context.Context, cl *kgo.Client, topic string) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	topics, err := kadm.NewClient(cl).ListTopics(ctx, topic)
+	if err != nil {
+		return false, err
+	}
+	return !topics.Has(topic), nil
 }

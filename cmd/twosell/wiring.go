@@ -201,7 +201,7 @@ func explain(cfg *config.Config, err error) error {
 		return fmt.Errorf("%w on %v: create it, or point kafka.input_topic (--input-topic, TWOSELL_KAFKA_INPUT_TOPIC) at an existing topic", err, cfg.Kafka.Brokers)
 	case errors.Is(err, processor.ErrTopicMissing):
 		return fmt.Errorf("%w on %v: create it, or set kafka.create_topics: true (--create-topics)", err, cfg.Kafka.Brokers)
-	case errors.As(err, new(*processor.FatalError)), errors.Is(err, processor.ErrOutputsWouldExpire):
+	case errors.As(err, new(*processor.FatalError)), errors.Is(err, processor.ErrOutputsWouldExpire), errors.Is(err, processor.ErrInputTopicDeleted):
 		return err // not the cluster's (found by review: a retention refusal read as a connection error)
 	}
 	return explainKafka(cfg, err)

@@ -2,6 +2,9 @@ package processor_test
 
 import (
 	"context"
+	"errors"
+	"log/slog"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -11,6 +14,63 @@ import (
 	"github.com/twosell/twosell/processor"
 	"github.com/twosell/twosell/processor/kafkatest"
 )
+
+// The input topic is deleted while a replay reads it: the replay ends with
+// ErrInputTopicDeleted, and its fetch errors are not logged at every poll.
+// Found by review: it waited for ever, logging about 20,000 lines a second.
+func TestReplayOfADeletedTopicEnds(t *testing.T) {
+	defer processor.SetReplayStallAfter(200 * time.Millisecond)()
+	h, _, rng := stallHarness(t)
+	deleted := make(chan error, 1)
+	hook := &pauseOnFirstFetch{topic: h.in, partition: 1, then: func() {
+		go func() {
+			_, err := kadm.NewClient(h.kafka.Client()).DeleteTopics(context.Background(), h.in)
+			deleted <- err
+		}()
+	}}
+	cfg := h.config(answer)
+	cfg.Group, cfg.Range = "", rng
+	cfg.ClientOpts = append(cfg.ClientOpts, kgo.WithHooks(hook))
+	warns := &warnCounter{}
+	cfg.Logger = slog.New(warns)
+	p, err := processor.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second) // a hang guard: the replay waits for ever
+	defer cancel()
+	runErr := p.Run(ctx)
+	if err := <-deleted; err != nil {
+		t.Fatal(err)
+	}
+	if ctx.Err() != nil || !errors.Is(runErr, processor.ErrInputTopicDeleted) || p.RangeComplete() {
+		t.Errorf("the input topic was deleted during the replay: Run = %v (its context: %v), complete %v, after %+v; want ErrInputTopicDeleted, incomplete",
+			runErr, ctx.Err(), p.RangeComplete(), p.Stats())
+	}
+	// A fetch error per partition (and error), and their repeats once in
+	// repeatEvery.
+	if n := warns.n.Load(); n > 2*int64(len(rng)) {
+		t.Errorf("%d fetch errors logged for %d partitions, such as %q", n, len(rng), warns.first.Load())
+	}
+}
+
+// warnCounter counts the fetch errors logged, keeping the first.
+type warnCounter struct {
+	n     atomic.Int64
+	first atomic.Value
+}
+
+func (h *warnCounter) Enabled(context.Context, slog.Level) bool { return true }
+func (h *warnCounter) Handle(_ context.Context, r slog.Record) error {
+	if r.Level == slog.LevelWarn && r.Message == "fetch error; the client retries" && h.n.Add(1) == 1 {
+		msg := r.Message
+		r.Attrs(func(a slog.Attr) bool { msg += " " + a.String(); return true })
+		h.first.Store(msg)
+	}
+	return nil
+}
+func (h *warnCounter) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *warnCounter) WithGroup(string) slog.Handler      { return h }
 
 // README (Replay): "After 1 s without records, it also reads the partitions
 // short of their end once itself, from where they stand: a range can end in
