@@ -197,7 +197,7 @@ type ledger struct {
 	apply         func(ledgerRecord)
 	// failed, if set, hears of each paid call whose records the ledger
 	// could not write.
-	failed func(call LedgerCall, err error)
+	failed func(call LedgerCall, err error, callRewritten bool)
 	// secretID identifies the cache secret this instance's mobile keys are
 	// made with (see ledgerSecretHeader); nil reads every record as its own
 	// secret's.
@@ -809,10 +809,13 @@ func (l *ledger) writeRecords(call LedgerCall, k *Knowledge) *durable {
 // ledgerWrite is what one paid call produces to the ledger.
 type ledgerWrite struct {
 	durable
-	l       *ledger
-	call    LedgerCall // its day, status and order id, for failed
-	recs    [2]kgo.Record
-	headers [4]kgo.RecordHeader // the instance and the secret id, per record
+	l    *ledger
+	call LedgerCall // its day, status and order id, for failed
+	// callFailed: the call record's write failed (it is written again);
+	// else only the knowledge record's did.
+	callFailed bool
+	recs       [2]kgo.Record
+	headers    [4]kgo.RecordHeader // the instance and the secret id, per record
 }
 
 // promise takes each record's acknowledgement. A failed write is reported
@@ -820,6 +823,7 @@ type ledgerWrite struct {
 func (w *ledgerWrite) promise(r *kgo.Record, err error) {
 	w.l.lastAnswer.Store(time.Now().UnixNano())
 	if err != nil && r == &w.recs[0] {
+		w.callFailed = true // promises are called one at a time, in order
 		w.l.rewrite(r, w.call)
 	}
 	then, err, done := w.settle(err)
@@ -828,7 +832,7 @@ func (w *ledgerWrite) promise(r *kgo.Record, err error) {
 	}
 	w.l.writing.Add(-1)
 	if err != nil && w.l.failed != nil {
-		w.l.failed(w.call, err)
+		w.l.failed(w.call, err, w.callFailed)
 	}
 	for _, f := range then {
 		f(err)
@@ -1288,7 +1292,11 @@ func (l *ledger) rewritesLost() {
 	}
 	ids := make([]string, 0, len(rs.pending))
 	for _, w := range rs.pending {
-		ids = append(ids, w.call.OrderID)
+		id := w.call.OrderID
+		if id == "" { // a request whose outcome is unknown
+			id = "(no order id: a request of " + w.call.Day + " whose outcome is unknown)"
+		}
+		ids = append(ids, id)
 	}
 	slices.Sort(ids)
 	l.log.Error("ledger: call records of paid calls could not be written before closing: reconcile these calls from the provider's bill; "+
