@@ -412,7 +412,7 @@ func timeRetention(configs []kadm.Config) (time.Duration, bool) {
 
 // maxYoungScan bounds the records firstYoungRecords reads in a partition:
 // past it, the records read were all old, and so, at least, are they.
-const maxYoungScan = 10_000
+var maxYoungScan = 10_000
 
 // firstYoungRecords reads each partition of from (where to begin) up to its
 // range's end in rng, read committed, and returns the offset of its first
