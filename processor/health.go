@@ -32,3 +32,8 @@ func (p *Processor) LedgerUnwritable() error {
 	}
 	return nil
 }
+
+// Started returns a channel closed once Run has checked its topics (a
+// replay: that their retention keeps its outputs) and begins to consume:
+// a Run refused before that never closes it.
+func (p *Processor) Started() <-chan struct{} { return p.started }

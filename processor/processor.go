@@ -239,6 +239,9 @@ type Processor struct {
 	log    *slog.Logger
 	tracer *kotel.Tracer // nil when not tracing
 	hooks  []kgo.Hook
+	// started is closed once Run has checked its topics: Started.
+	started     chan struct{}
+	startedOnce sync.Once
 
 	cl atomic.Pointer[kgo.Client] // the consuming and producing client; see client
 
@@ -301,6 +304,7 @@ func New(cfg Config) (*Processor, error) {
 		return nil, err // NewCodec's errors say "processor:"
 	}
 	p := &Processor{
+		started:   make(chan struct{}),
 		pools:     new(fetchPools),
 		copause:   newCopauser(),
 		cfg:       cfg,
@@ -381,6 +385,7 @@ func (p *Processor) Run(ctx context.Context) error {
 	if err := p.ensureTopics(ctx); err != nil {
 		return err
 	}
+	p.startedOnce.Do(func() { close(p.started) })
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	defer p.joined.Store(false)

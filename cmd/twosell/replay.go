@@ -177,7 +177,16 @@ func runReplay(ctx context.Context, cfg *config.Config, o replayOptions, stdout,
 	progress := newReplayProgress(stderr, o, total)
 	progCtx, stopProgress := context.WithCancel(ctx)
 	var shown sync.WaitGroup
-	shown.Go(func() { progress.run(progCtx, proc.Stats) })
+	shown.Go(func() {
+		// Nothing is shown of a replay refused at its checks (found by
+		// review: "0/3 offsets" above the refusal, when the checks took
+		// longer than the interval).
+		select {
+		case <-proc.Started():
+			progress.run(progCtx, proc.Stats)
+		case <-progCtx.Done():
+		}
+	})
 	runErr := proc.Run(ctx)
 	stopProgress()
 	shown.Wait()
