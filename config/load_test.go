@@ -407,3 +407,24 @@ func TestShownURLHidesQueryAndFragment(t *testing.T) {
 		t.Errorf("a juhe.url with a query: %v; want an error that says so without the query", err)
 	}
 }
+
+// Exactly-once, kafka.transaction_timeout must be at least twice the
+// longest lookup: a batch is abandoned at half of it, and a record whose
+// lookup takes longer never commits (found by review).
+func TestTransactionTimeoutCoversALookup(t *testing.T) {
+	const txn, eos = "TWOSELL_KAFKA_TRANSACTION_TIMEOUT", "TWOSELL_KAFKA_DELIVERY"
+	for _, tt := range []struct {
+		env  env
+		want string // "" for valid
+	}{
+		{withKey.with(eos, "exactly-once"), ""}, // 60s against 19s
+		{withKey.with(eos, "exactly-once").with(txn, "30s"), "shorter than twice the longest lookup (19s"},
+		{withKey.with(eos, "exactly-once").with(txn, "30s").with("TWOSELL_JUHE_TIMEOUT", "3s"), ""}, // 3×3 + 2×2 = 13s
+		{withKey.with(txn, "30s"), ""}, // at least once
+	} {
+		_, _, err := Load("run", nil, tt.env.lookup, io.Discard)
+		if (tt.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.want)) {
+			t.Errorf("%v: %v; want %q", tt.env, err, tt.want)
+		}
+	}
+}

@@ -103,6 +103,7 @@ func (c *Config) validate(cmd string, calls bool) error {
 	c.validateFieldNames(v)
 	c.validateProcessing(v)
 	c.validateCost(v) // cost.go
+	c.validateLookupInTransaction(v)
 	v.nonEmpty("telemetry.service_name", c.Telemetry.ServiceName)
 	if a := c.Telemetry.MetricsAddr; a != "" && !validListenAddr(a) {
 		v.addf("telemetry.metrics_addr", "%q is not valid; valid: host:port or :port, such as :9464 or 127.0.0.1:9464, or empty to disable", a)
@@ -111,6 +112,33 @@ func (c *Config) validate(cmd string, calls bool) error {
 	c.Log.Format = v.choose("log.format", c.Log.Format)
 	c.validateMasks(v)
 	return errors.Join(v.errs...)
+}
+
+// LookupTime is the longest one lookup can take with the provider: each
+// attempt's juhe.timeout, and the waits between them (each at most
+// juhe.max_backoff).
+func (c *Config) LookupTime() time.Duration {
+	j := &c.Juhe
+	retries := max(j.Retries, 0)
+	return time.Duration(retries+1)*j.Timeout + time.Duration(retries)*j.MaxBackoff
+}
+
+// validateLookupInTransaction refuses, exactly-once, a transaction timeout
+// shorter than twice the longest lookup: a batch still waiting for the
+// provider at half the timeout is abandoned (its calls canceled) and fetched
+// again in smaller batches, and a record whose one lookup takes longer never
+// commits (found by review: its lookup was made again and canceled, for
+// ever).
+func (c *Config) validateLookupInTransaction(v *validator) {
+	if !v.calls || c.Kafka.Delivery != DeliveryExactlyOnce || c.Kafka.TransactionTimeout <= 0 || c.Juhe.Timeout <= 0 {
+		return
+	}
+	if lookup := c.LookupTime(); c.Kafka.TransactionTimeout < 2*lookup {
+		v.addf("kafka.transaction_timeout", "%s is shorter than twice the longest lookup (%s: juhe.timeout %s × %d attempts, and up to juhe.max_backoff %s between them): "+
+			"exactly-once, a batch still waiting for the provider at half the transaction timeout is aborted, and a record whose lookup takes longer never commits; "+
+			"set it to at least %s, or lower juhe.timeout or juhe.retries",
+			c.Kafka.TransactionTimeout, lookup, c.Juhe.Timeout, max(c.Juhe.Retries, 0)+1, c.Juhe.MaxBackoff, (2 * lookup).Round(time.Second))
+	}
 }
 
 // validateMasks refuses a secret set to the mask --print-config prints in

@@ -74,7 +74,10 @@ type Config struct {
 	// restarted instance fences its predecessor's open transaction at once.
 	TransactionalID string
 	// TransactionTimeout bounds a transaction (60s); a batch holding a record
-	// back for the provider is aborted after half of it.
+	// back for the provider, or still waiting for it, is aborted after half
+	// of it (its calls canceled) and fetched again in smaller batches. One
+	// Enricher call must take well under half of it: a record whose lookup
+	// takes longer never commits.
 	TransactionTimeout time.Duration
 
 	// EmitUnavailable writes an event with status "unavailable" when the

@@ -56,6 +56,14 @@ func (p *Processor) runTransactional(ctx context.Context) error {
 		p.refused.begin()
 		done, complete, late := p.processBatch(ctx, fetches)
 		if late {
+			if fetches.NumRecords() == 1 {
+				// Smaller batches cannot help: one lookup takes longer than
+				// half the transaction timeout (the command refuses such a
+				// configuration of its provider: see config's LookupTime).
+				p.log.Error("one record's lookup took longer than half the transaction timeout: its batch was aborted, and it is "+
+					"tried again; it cannot commit while the provider takes this long; raise the transaction timeout, or bound the lookup's time",
+					"transaction_timeout", p.cfg.TransactionTimeout)
+			}
 			batch = max(1, batch/2)
 		}
 
