@@ -164,6 +164,19 @@ type Knowledge struct {
 	StaleBefore time.Time
 }
 
+// notAfter is k with every time later than now taken as now (see the
+// function notAfter): knowledge of another instance's clock.
+func (k Knowledge) notAfter(now time.Time) Knowledge {
+	for _, f := range []*Fact{&k.Lower, &k.Upper, &k.Short} {
+		if f.Kind != 0 {
+			f.At = notAfter(f.At, now)
+		}
+	}
+	k.BoundsAt = notAfter(k.BoundsAt, now)
+	k.StaleBefore = notAfter(k.StaleBefore, now)
+	return k
+}
+
 // Empty reports whether k knows nothing.
 func (k *Knowledge) Empty() bool {
 	return k.Lower.Kind == 0 && k.Upper.Kind == 0 && k.Short.Kind == 0
