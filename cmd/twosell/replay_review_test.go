@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/twosell/twosell/config"
 	"github.com/twosell/twosell/juhe/juhesim"
 )
 
@@ -32,13 +33,13 @@ func replayRun(t *testing.T, ctx context.Context, args []string) (int, replaySum
 }
 
 // README (Replay): a replay "refuses to start when an existing [output or
-// dead-letter topic] would delete some of the range's outputs". The range
-// is found past transaction markers (firstRecordsAt), but the retention
-// check asks the broker's time index alone, which answers the first
-// transaction's marker (stamped now by the broker) where the records carry
-// their events' old times: a range after that marker is taken for recent,
-// the replay starts, and its outputs (timestamps of 2024, the topic keeps a
-// day) are deleted at the broker's next retention check.
+// dead-letter topic] would delete some of the range's outputs". The broker's
+// time index answers the first transaction's marker (stamped by the broker
+// when written) where the records carry their events' old times; the check
+// reads on from there, as --from does (firstRecordsAt). Found by review: it
+// asked the index alone, a range after that marker was taken for recent,
+// the replay started, and its outputs (timestamps of 2024, the topic keeps
+// a day) were deleted at the broker's next retention check.
 func TestReplayRetentionCheckOfATransactionalInputWithEventTimes(t *testing.T) {
 	k, _, cfg, _, _ := replayFixture(t)
 	out := k.Name("backfill")
@@ -86,25 +87,33 @@ func TestReplayRetentionCheckOfATransactionalInputWithEventTimes(t *testing.T) {
 	}
 }
 
-// A replay refused for its output topic's retention says why, and what to
-// do; it is not a Kafka connection problem, but the message presents it as
-// one: "kafka (brokers ... without TLS, no SASL): the topic's retention
-// would delete the replay's outputs: ...", the prefix explainKafka gives to
-// errors of the cluster (a wrong password or CA).
-func TestReplayRetentionRefusalIsNotAKafkaError(t *testing.T) {
+// oldEventsForADaysRetention writes 3 events of March 2024 to the input,
+// and creates an output topic that keeps records a day: a replay of them
+// into it is refused.
+func oldEventsForADaysRetention(t *testing.T) (*config.Config, string) {
+	t.Helper()
 	k, _, cfg, _, _ := replayFixture(t)
 	out := k.Name("backfill")
 	day := fmt.Sprint(int64(24 * time.Hour / time.Millisecond))
 	k.CreateTopicsWith(1, map[string]*string{"retention.ms": &day}, out)
-	mobiles := juhesim.Population(3)
 	var recs []*kgo.Record
-	for i, m := range mobiles { // events of March 2024
+	for i, m := range juhesim.Population(3) {
 		recs = append(recs, &kgo.Record{Topic: cfg.Kafka.InputTopic, Partition: 0, Timestamp: time.Date(2024, 3, 1, 0, i, 0, 0, time.UTC),
 			Value: fmt.Appendf(nil, `{"event_id":"e-%d","mobile":%q,"registered_at":"2020-01-01"}`, i, m)})
 	}
 	if err := k.Client(kgo.RecordPartitioner(kgo.ManualPartitioner())).ProduceSync(t.Context(), recs...).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
+	return cfg, out
+}
+
+// A replay refused for its output topic's retention says why, and what to
+// do; it is not a Kafka connection problem, and is not presented as one
+// (found by review: "kafka (brokers ... without TLS, no SASL): the topic's
+// retention would delete the replay's outputs: ...", the prefix
+// explainKafka gives to errors of the cluster).
+func TestReplayRetentionRefusalIsNotAKafkaError(t *testing.T) {
+	cfg, out := oldEventsForADaysRetention(t)
 	code, _, _, stderr := replayRun(t, t.Context(), replayArgs(cfg, out))
 	if code != 1 || !strings.Contains(stderr, "retention would delete") {
 		t.Fatalf("exit %d; want 1, refused for the retention\n%s", code, stderr)
@@ -115,24 +124,12 @@ func TestReplayRetentionRefusalIsNotAKafkaError(t *testing.T) {
 }
 
 // README: "A replay that refuses to start prints why, and no summary of
-// nothing" (TestReplayRefusalHasNoSummary checks stdout only). The progress
-// display is started before Run checks the topics, and finish draws it once
-// more whatever happened: a refused replay shows "replay: 0/3 offsets
-// (0.0%) ... ETA ?" (on a terminal, an empty bar) above its refusal.
+// nothing" (TestReplayRefusalHasNoSummary checks stdout only), and no
+// progress either (found by review: the display started before Run checked
+// the topics, and a refused replay showed "replay: 0/3 offsets (0.0%) ...
+// ETA ?", on a terminal an empty bar, above its refusal).
 func TestRefusedReplayShowsNoProgress(t *testing.T) {
-	k, _, cfg, _, _ := replayFixture(t)
-	out := k.Name("backfill")
-	day := fmt.Sprint(int64(24 * time.Hour / time.Millisecond))
-	k.CreateTopicsWith(1, map[string]*string{"retention.ms": &day}, out)
-	mobiles := juhesim.Population(3)
-	var recs []*kgo.Record
-	for i, m := range mobiles { // events of March 2024
-		recs = append(recs, &kgo.Record{Topic: cfg.Kafka.InputTopic, Partition: 0, Timestamp: time.Date(2024, 3, 1, 0, i, 0, 0, time.UTC),
-			Value: fmt.Appendf(nil, `{"event_id":"e-%d","mobile":%q,"registered_at":"2020-01-01"}`, i, m)})
-	}
-	if err := k.Client(kgo.RecordPartitioner(kgo.ManualPartitioner())).ProduceSync(t.Context(), recs...).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
+	cfg, out := oldEventsForADaysRetention(t)
 	for _, mode := range []string{"lines", "bar"} {
 		args := replayArgs(cfg, out)
 		for i, a := range args {
@@ -158,10 +155,10 @@ func TestRefusedReplayShowsNoProgress(t *testing.T) {
 // offsets before the log start were deleted (retention) and cannot be
 // replayed". --end-offsets 0:3 on a partition whose log now starts at 5
 // asks for offsets 0-2 (the start not given: the partition's), which
-// retention deleted; the WARN says instead that the range "ends at offset
-// 3, before it starts (5)", blaming a start that was never given and not
-// saying the records were deleted. (The converse, an end never given, was
-// mended: see resolveReplayRange.)
+// retention deleted, and the WARN says so. Found by review: it said the
+// range "ends at offset 3, before it starts (5)", blaming a start that was
+// never given. (The converse, an end never given, was mended earlier: see
+// resolveReplayRange.)
 func TestReplayEndBeforeTheLogStartSaysDeleted(t *testing.T) {
 	k, _, cfg, _, _ := replayFixture(t)
 	mobiles := juhesim.Population(10)
