@@ -31,8 +31,9 @@ type panel struct {
 		UID  string `json:"uid"`
 	} `json:"datasource"`
 	Targets []struct {
-		Expr       string `json:"expr"`
-		Datasource *struct {
+		Expr         string `json:"expr"`
+		LegendFormat string `json:"legendFormat"`
+		Datasource   *struct {
 			UID string `json:"uid"`
 		} `json:"datasource"`
 	} `json:"targets"`
