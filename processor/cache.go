@@ -507,20 +507,39 @@ func (c *knowledgeCache) answers() (n [FactNoRecord + 1]int64) {
 // observe merges a fact into what is known about key and returns the
 // result.
 func (c *knowledgeCache) observe(key MobileKey, f Fact) Knowledge {
-	return c.observeWriting(key, f, nil)
+	var other Knowledge
+	other.Observe(f)
+	k, _ := c.merge(key, other)
+	return k
 }
 
-// observeWriting is observe of a fact whose ledger write is d (nil: none),
+// observeWriting is observe of this instance's own paid answer, whose
+// ledger write is d (nil: none),
 // noted in key's entry under the same lock: the answers the entry gives
 // are written once d is done (cacheEntry.written). Noted after the fact,
 // under a lock of its own, an answer from the entry in between was written
 // at once, citing a paid call the ledger might never hold.
+//
+// f is this instance's own paid answer, the provider's latest word: it is
+// taken as newer than everything known of key, which was learnt before it
+// was given. Another instance's clock may run ahead of this one's, and its
+// facts' times with it. (Found by review: a re-issue proven by such an
+// instance at a time this clock had not reached made this instance's own
+// later answers look older than it; the knowledge refused them, and each
+// lookup of the number paid again, the waiters of one call one after
+// another, until the clocks met.)
 func (c *knowledgeCache) observeWriting(key MobileKey, f Fact, d *durable) Knowledge {
-	var other Knowledge
-	other.Observe(f)
 	sh := c.shard(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	if e, ok := sh.byKey[key]; ok {
+		known := e.Value.(*cacheEntry).k.unpack()
+		if newest := known.newest(); !f.At.After(newest) {
+			f.At = newest.Add(time.Nanosecond)
+		}
+	}
+	var other Knowledge
+	other.Observe(f)
 	k, _, ent := sh.mergeLocked(key, other)
 	if ent != nil && d != nil {
 		if ent.written != nil && !ent.written.isDone() {

@@ -352,25 +352,11 @@ func (c *CostControl) apply(r ledgerRecord) {
 	case r.call != nil && !r.own:
 		c.budget.countCall(r.call.Day, r.call.Instance+"/"+r.call.ID)
 		if r.hasFact && c.cache != nil {
-			f := r.fact
-			f.At = notAfter(f.At, c.cfg.Now())
-			c.cache.observe(r.key, f)
+			c.cache.observe(r.key, r.fact)
 		}
 	case r.knowledge != nil && c.cache != nil:
-		c.cache.merge(r.key, r.knowledge.knowledge().notAfter(c.cfg.Now()))
+		c.cache.merge(r.key, r.knowledge.knowledge())
 	}
-}
-
-// notAfter is t, or now if t is later: another instance's clock may run
-// ahead of this one's, and its times are taken as no later than now. (Found
-// by review: a re-issue proven at a time ahead of this clock made this
-// instance's own answers look older than it, and refused them: each lookup
-// of the number paid again until the clock caught up.)
-func notAfter(t, now time.Time) time.Time {
-	if t.After(now) {
-		return now
-	}
-	return t
 }
 
 // Enrich answers l: from knowledge when earlier answers imply it, else by

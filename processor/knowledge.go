@@ -164,17 +164,16 @@ type Knowledge struct {
 	StaleBefore time.Time
 }
 
-// notAfter is k with every time later than now taken as now (see the
-// function notAfter): knowledge of another instance's clock.
-func (k Knowledge) notAfter(now time.Time) Knowledge {
-	for _, f := range []*Fact{&k.Lower, &k.Upper, &k.Short} {
-		if f.Kind != 0 {
-			f.At = notAfter(f.At, now)
+// newest is the latest time k knows of: of its facts, BoundsAt and
+// StaleBefore.
+func (k *Knowledge) newest() time.Time {
+	t := k.BoundsAt
+	for _, u := range []time.Time{k.StaleBefore, k.Lower.At, k.Upper.At, k.Short.At} {
+		if u.After(t) {
+			t = u
 		}
 	}
-	k.BoundsAt = notAfter(k.BoundsAt, now)
-	k.StaleBefore = notAfter(k.StaleBefore, now)
-	return k
+	return t
 }
 
 // Empty reports whether k knows nothing.
