@@ -534,7 +534,9 @@ func (c *knowledgeCache) observeWriting(key MobileKey, f Fact, d *durable) Knowl
 	defer sh.mu.Unlock()
 	if e, ok := sh.byKey[key]; ok {
 		known := e.Value.(*cacheEntry).k.unpack()
-		if newest := known.newest(); !f.At.After(newest) {
+		// A time after this clock's now came from a clock ahead of it
+		// (equal times keep the rules' order for ties).
+		if newest := known.newest(); newest.After(f.At) {
 			f.At = newest.Add(time.Nanosecond)
 		}
 	}
