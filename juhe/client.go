@@ -453,8 +453,8 @@ func (c *Client) answer(status int, body []byte, p params, mobile string) (Answe
 	}
 	// The order id is the provider's text too, and goes into the output,
 	// the ledger and its export, which no redactor sees (found by review:
-	// a gateway that echoed the request put the key there).
-	a.OrderID = c.redact.Redact(a.OrderID)
+	// a gateway that echoed the request put the key there, and the mobile).
+	a.OrderID = c.redact.Redact(a.OrderID, p.mobile, mobile)
 	return a, nil
 }
 

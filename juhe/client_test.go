@@ -805,19 +805,22 @@ func TestBillableAttemptsAndRetryGate(t *testing.T) {
 }
 
 // The order id is the provider's text: one that echoes the request (a
-// gateway in front of the provider) carries no secret into the answer,
-// which goes into the output, the ledger and its export. Found by review.
+// gateway in front of the provider) carries neither a secret nor the
+// mobile into the answer, which goes into the output, the ledger and its
+// export. Found by review (the mobile by a second one).
 func TestOrderIDEchoingTheKeyIsRedacted(t *testing.T) {
 	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
 		_ = r.ParseForm()
-		fmt.Fprintf(w, `{"reason":"成功","result":{"res":1,"orderid":"JH-%s-%s"},"error_code":0}`, r.Form.Get("key"), r.Form.Get("date"))
+		fmt.Fprintf(w, `{"reason":"成功","result":{"res":1,"orderid":"JH-%s-%s-%s"},"error_code":0}`,
+			r.Form.Get("key"), r.Form.Get("mobile"), r.Form.Get("date"))
 	})
 	c := newClient(t, srv.URL, nil)
 	a, err := c.Query(t.Context(), testMobile, testDate)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(a.OrderID, testKey) || !strings.HasPrefix(a.OrderID, "JH-") || !strings.HasSuffix(a.OrderID, testDate) {
-		t.Errorf("order id %q: want the key masked and the rest kept", a.OrderID)
+	if strings.Contains(a.OrderID, testKey) || strings.Contains(a.OrderID, testMobile) ||
+		!strings.HasPrefix(a.OrderID, "JH-") || !strings.HasSuffix(a.OrderID, testDate) {
+		t.Errorf("order id %q: want the key and the mobile masked, the rest kept", a.OrderID)
 	}
 }

@@ -692,18 +692,22 @@ func btoi(b bool) int {
 // unknown (an "unavailable" call record). Its call record is written again
 // until the brokers take it (ledger.rewrite); a call record never written
 // is logged as an error with its order id when the ledger closes.
-func (c *CostControl) ledgerFailed(call LedgerCall, err error, callRewritten bool) {
+func (c *CostControl) ledgerFailed(call LedgerCall, err error, callFailed, knowledgeFailed bool) {
 	c.ledgerErrors.Add(1)
 	if call.Status == StatusUnavailable {
 		c.log.Warn("the call record of a request whose outcome is unknown (paid) could not be written to the ledger: "+
 			"it is written again until the brokers take it", "topic", c.cfg.Ledger.Topic, "day", call.Day, "err", err)
 		return
 	}
-	what := "its knowledge record could not be written to the ledger (its call record was): " +
-		"other instances may pay for the number again"
-	if callRewritten {
+	var what string
+	switch {
+	case callFailed && knowledgeFailed:
 		what = "its call record is written again until the brokers take it; its knowledge record is not " +
 			"(other instances may pay for the number again)"
+	case callFailed:
+		what = "its call record is written again until the brokers take it (its knowledge record was written)"
+	default:
+		what = "its knowledge record could not be written (its call record was): other instances may pay for the number again"
 	}
 	c.log.Warn("a paid answer could not be written to the ledger: "+what, "topic", c.cfg.Ledger.Topic,
 		"order_id", call.OrderID, "err", err)

@@ -197,7 +197,7 @@ type ledger struct {
 	apply         func(ledgerRecord)
 	// failed, if set, hears of each paid call whose records the ledger
 	// could not write.
-	failed func(call LedgerCall, err error, callRewritten bool)
+	failed func(call LedgerCall, err error, callFailed, knowledgeFailed bool)
 	// secretID identifies the cache secret this instance's mobile keys are
 	// made with (see ledgerSecretHeader); nil reads every record as its own
 	// secret's.
@@ -811,20 +811,24 @@ type ledgerWrite struct {
 	durable
 	l    *ledger
 	call LedgerCall // its day, status and order id, for failed
-	// callFailed: the call record's write failed (it is written again);
-	// else only the knowledge record's did.
-	callFailed bool
-	recs       [2]kgo.Record
-	headers    [4]kgo.RecordHeader // the instance and the secret id, per record
+	// Which writes failed: the call record's (it is written again), the
+	// knowledge record's (it is not).
+	callFailed, knowledgeFailed bool
+	recs                        [2]kgo.Record
+	headers                     [4]kgo.RecordHeader // the instance and the secret id, per record
 }
 
 // promise takes each record's acknowledgement. A failed write is reported
 // to the ledger's failed before anyone waiting on it hears of it.
 func (w *ledgerWrite) promise(r *kgo.Record, err error) {
 	w.l.lastAnswer.Store(time.Now().UnixNano())
-	if err != nil && r == &w.recs[0] {
-		w.callFailed = true // promises are called one at a time, in order
+	switch {
+	case err == nil:
+	case r == &w.recs[0]: // promises are called one at a time, in order
+		w.callFailed = true
 		w.l.rewrite(r, w.call)
+	default:
+		w.knowledgeFailed = true
 	}
 	then, err, done := w.settle(err)
 	if !done {
@@ -832,7 +836,7 @@ func (w *ledgerWrite) promise(r *kgo.Record, err error) {
 	}
 	w.l.writing.Add(-1)
 	if err != nil && w.l.failed != nil {
-		w.l.failed(w.call, err, w.callFailed)
+		w.l.failed(w.call, err, w.callFailed, w.knowledgeFailed)
 	}
 	for _, f := range then {
 		f(err)
@@ -1212,20 +1216,22 @@ func (l *ledger) rewrite(r *kgo.Record, call LedgerCall) {
 		rs.pending[key] = w
 		rs.n.Store(int64(len(rs.pending)))
 	}
-	if rs.closing {
-		return // rewritesLost reports it
+	if rs.closing || w.timer != nil {
+		return // rewritesLost reports it; or a try is due already
 	}
 	w.attempts++
 	w.timer = time.AfterFunc(rewriteBackoff(w.attempts), func() { l.produceRewrite(key) })
 }
 
-// produceRewrite writes the call record of key again, unless close has
-// taken it.
+// produceRewrite writes the call record of key again, when its back-off
+// ends (also once close has begun: its timer could not be stopped, and
+// this is its last try). TryProduce: a full buffer fails the try, which
+// backs off again, rather than block a timer or close.
 func (l *ledger) produceRewrite(key string) {
 	rs := &l.rewrites
 	rs.mu.Lock()
 	w := rs.pending[key]
-	if w == nil || rs.closing {
+	if w == nil {
 		rs.mu.Unlock()
 		return
 	}
@@ -1233,7 +1239,7 @@ func (l *ledger) produceRewrite(key string) {
 	rec := w.rec // a record of its own: franz-go sets its partition and offset
 	rs.sending.Add(1)
 	rs.mu.Unlock()
-	l.cl.Produce(context.Background(), &rec, l.rewritten)
+	l.cl.TryProduce(context.Background(), &rec, l.rewritten)
 }
 
 // rewritten takes the outcome of a call record written again.
@@ -1271,7 +1277,7 @@ func (l *ledger) rewriteNow() {
 	rs.sending.Add(int64(len(now)))
 	rs.mu.Unlock()
 	for i := range now {
-		l.cl.Produce(context.Background(), &now[i], l.rewritten)
+		l.cl.TryProduce(context.Background(), &now[i], l.rewritten)
 	}
 }
 
@@ -1293,8 +1299,12 @@ func (l *ledger) rewritesLost() {
 	ids := make([]string, 0, len(rs.pending))
 	for _, w := range rs.pending {
 		id := w.call.OrderID
-		if id == "" { // a request whose outcome is unknown
+		switch {
+		case id != "":
+		case w.call.Status == StatusUnavailable:
 			id = "(no order id: a request of " + w.call.Day + " whose outcome is unknown)"
+		default:
+			id = "(no order id: a " + string(w.call.Status) + " answer of " + w.call.Day + ")"
 		}
 		ids = append(ids, id)
 	}

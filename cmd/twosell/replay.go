@@ -192,9 +192,11 @@ func runReplay(ctx context.Context, cfg *config.Config, o replayOptions, stdout,
 	shown.Wait()
 	complete := runErr == nil && proc.RangeComplete() // interrupted, it may have finished all the same
 	s := summarize(proc.Stats(), cfg, total, time.Since(start), complete)
-	if runErr != nil && s.Events == 0 && s.PaidCalls == 0 {
+	if runErr != nil && !isClosed(proc.Started()) {
 		// Refused to start (a topic, the retention): no summary of nothing,
 		// and no progress (found by review: "0/3 offsets" above the refusal).
+		// A replay that started and ended on an error (its input topic
+		// deleted) has its summary, of nothing done if so.
 		progress.abandon()
 		return explain(cfg, runErr)
 	}
@@ -668,4 +670,14 @@ func (p *replayProgress) finish(s replaySummary) {
 func hasKey[K comparable, V any](m map[K]V, k K) bool {
 	_, ok := m[k]
 	return ok
+}
+
+// isClosed reports whether c is closed now.
+func isClosed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
 }

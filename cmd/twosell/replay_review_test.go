@@ -186,3 +186,22 @@ func TestReplayEndBeforeTheLogStartSaysDeleted(t *testing.T) {
 		t.Errorf("--end-offsets 0:3 with the log starting at 5 (offsets 0-4 deleted): want a WARN that offsets 0 to 2 were deleted, got:\n%s", stderr)
 	}
 }
+
+// A replay that started and then stopped on an error before any output (here
+// the provider's fatal answer to its first call: a wrong key) prints its
+// summary, of nothing done, and its error; only a replay refused before it
+// started (Processor.Started not closed) prints none. (A review found a
+// replay whose input topic was deleted before it read anything taken for
+// refused, by its counts; the deletion itself is processor's
+// TestReplayOfADeletedTopicEnds.)
+func TestReplayStoppedBeforeAnyOutputHasASummary(t *testing.T) {
+	k, sim, cfg, _, recs := replayFixture(t)
+	if err := sim.SetFaults(juhesim.Faults{ErrorRates: map[int]float64{10001: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	k.Produce(recs[:3]...)
+	code, s, stdout, stderr := replayRun(t, t.Context(), replayArgs(cfg, k.Name("out"), "--partitions", "0,1,2"))
+	if code != 1 || stdout == "" || s.Complete || s.Outputs != 0 {
+		t.Errorf("exit %d, summary %q (%+v); want exit 1 and a summary of an incomplete replay with no output\n%s", code, stdout, s, stderr)
+	}
+}
