@@ -379,6 +379,11 @@ func checkRangeStarts(ctx context.Context, cl *kgo.Client, topic string, rng map
 		}
 		o, ok := ends.Lookup(topic, part)
 		switch {
+		case (!ok || o.Err != nil) && isGone(ctx, cl, topic):
+			// It existed a moment ago (Run checks its topics first): the
+			// client fetches from its start, and a deletion can come before
+			// this check (found by review: "has no partition 0").
+			return fmt.Errorf("processor: %w: %q, before the replay read anything", ErrInputTopicDeleted, topic)
 		case !ok || o.Err != nil:
 			return fmt.Errorf("processor: replay: topic %q has no partition %d", topic, part)
 		case r.Start > o.Offset:
@@ -665,13 +670,30 @@ func (p *Processor) runReplay(ctx context.Context) error {
 // was deleted while it read it: it ends with what it had done.
 var ErrInputTopicDeleted = errors.New("the input topic was deleted while it was replayed")
 
+// isGone is topicGone's answer, false when the cluster cannot say.
+func isGone(ctx context.Context, cl *kgo.Client, topic string) bool {
+	gone, err := topicGone(ctx, cl, topic)
+	return err == nil && gone
+}
+
 // topicGone reports whether the cluster says topic does not exist.
+// A request of its own, not kadm's ListTopics: that answers from the
+// client's cached metadata, which knew the topic a moment ago.
 func topicGone(ctx context.Context, cl *kgo.Client, topic string) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	topics, err := kadm.NewClient(cl).ListTopics(ctx, topic)
+	req := kmsg.NewPtrMetadataRequest()
+	rt := kmsg.NewMetadataRequestTopic()
+	rt.Topic = kmsg.StringPtr(topic)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, cl)
 	if err != nil {
 		return false, err
 	}
-	return !topics.Has(topic), nil
+	for _, t := range resp.Topics {
+		if t.Topic != nil && *t.Topic == topic {
+			return t.ErrorCode == kerr.UnknownTopicOrPartition.Code, nil
+		}
+	}
+	return true, nil
 }

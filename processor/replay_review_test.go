@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/twosell/twosell/processor"
 	"github.com/twosell/twosell/processor/kafkatest"
@@ -40,8 +42,13 @@ func TestReplayOfADeletedTopicEnds(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second) // a hang guard: the replay waits for ever
 	defer cancel()
 	runErr := p.Run(ctx)
-	if err := <-deleted; err != nil {
-		t.Fatal(err)
+	select {
+	case err := <-deleted:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("partition 1 was never fetched (Run = %v): the deletion never ran", runErr)
 	}
 	if ctx.Err() != nil || !errors.Is(runErr, processor.ErrInputTopicDeleted) || p.RangeComplete() {
 		t.Errorf("the input topic was deleted during the replay: Run = %v (its context: %v), complete %v, after %+v; want ErrInputTopicDeleted, incomplete",
@@ -156,5 +163,60 @@ func TestReplayEndsBeforeAnAbortedTailAfterItsBufferDrains(t *testing.T) {
 	case <-time.After(10 * time.Second): // a hang guard: the probe comes 1 s after the last record
 		t.Errorf("every record of the range is done and the rest of partition 0's range is b's aborted record, yet the replay "+
 			"waits (for the stall nudge, 15 s by default and put off here): %+v", p.Stats())
+	}
+}
+
+// franz-go starts fetching directly consumed partitions as soon as the
+// replay's client exists, before checkRangeStarts' ListEndOffsets: a topic
+// deleted in between is ErrInputTopicDeleted too. Here the broker holds the
+// first ListOffsets request until the deletion is done. Found by a hunt for
+// flaky tests: TestReplayOfADeletedTopicEnds failed 1 run in 100 (5 in 50
+// under load) with "topic ... has no partition 0".
+func TestReplayTopicDeletedBeforeRangeCheck(t *testing.T) {
+	defer processor.SetReplayStallAfter(200 * time.Millisecond)()
+	h, _, rng := stallHarness(t)
+	if h.kafka.Fake == nil {
+		t.Skip("needs kfake's control functions")
+	}
+	deleted := make(chan error, 1)
+	done := make(chan struct{})
+	var once sync.Once
+	h.kafka.Fake.ControlKey(int16(kmsg.ListOffsets), func(kmsg.Request) (kmsg.Response, error, bool) {
+		// The first ListOffsets only (no KeepControl): checkRangeStarts'.
+		h.kafka.Fake.SleepControl(func() {
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+			}
+		})
+		return nil, nil, false
+	})
+	hook := &pauseOnFirstFetch{topic: h.in, partition: 1, then: func() {
+		go func() {
+			_, err := kadm.NewClient(h.kafka.Client()).DeleteTopics(context.Background(), h.in)
+			deleted <- err
+			once.Do(func() { close(done) })
+		}()
+	}}
+	cfg := h.config(answer)
+	cfg.Group, cfg.Range = "", rng
+	cfg.ClientOpts = append(cfg.ClientOpts, kgo.WithHooks(hook))
+	p, err := processor.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	runErr := p.Run(ctx)
+	select {
+	case err := <-deleted:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("partition 1 was never fetched (Run = %v): the deletion never ran", runErr)
+	}
+	if !errors.Is(runErr, processor.ErrInputTopicDeleted) {
+		t.Errorf("topic deleted after the replay's first fetch, before its range check answered: Run = %v; want ErrInputTopicDeleted", runErr)
 	}
 }
