@@ -695,5 +695,5 @@ func topicGone(ctx context.Context, cl *kgo.Client, topic string) (bool, error) 
 			return t.ErrorCode == kerr.UnknownTopicOrPartition.Code, nil
 		}
 	}
-	return true, nil
+	return false, nil // not answered for: not known to be gone
 }
