@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -42,7 +41,7 @@ func refuseProduce(k *kafkatest.Cluster, refusing *atomic.Bool) {
 }
 
 // openTestLedger opens a ledger on a fresh kfake cluster.
-func openTestLedger(t *testing.T, logs *ledgerLogs, opts ...kgo.Opt) (*ledger, *kafkatest.Cluster) {
+func openTestLedger(t *testing.T, logs *logLines, opts ...kgo.Opt) (*ledger, *kafkatest.Cluster) {
 	t.Helper()
 	k := kafkatest.New(t)
 	if k.Fake == nil {
@@ -55,23 +54,6 @@ func openTestLedger(t *testing.T, logs *ledgerLogs, opts ...kgo.Opt) (*ledger, *
 		t.Fatal(err)
 	}
 	return l, k
-}
-
-type ledgerLogs struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (r *ledgerLogs) Write(p []byte) (int, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.b.Write(p)
-}
-
-func (r *ledgerLogs) String() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.b.String()
 }
 
 // pendRewrite leaves a call record waiting for its back-off, as rewrite
@@ -103,7 +85,7 @@ func pendRewrite(l *ledger, id string) {
 // two call records waiting, the brokers refusing, and close called with its
 // ctx already done.
 func TestLedgerCloseDoesNotWaitForTheBrokers(t *testing.T) {
-	logs := &ledgerLogs{}
+	logs := &logLines{t: t}
 	l, k := openTestLedger(t, logs, kgo.MaxBufferedRecords(1), kgo.MetadataMinAge(50*time.Millisecond))
 	var refusing atomic.Bool
 	refusing.Store(true)
@@ -138,7 +120,7 @@ func TestLedgerCloseDoesNotWaitForTheBrokers(t *testing.T) {
 // again, which they do not.
 func TestLedgerFailedSaysWhichRecordFailed(t *testing.T) {
 	k := kafkatest.New(t)
-	logs := &ledgerLogs{}
+	logs := &logLines{t: t}
 	c, err := NewCostControl(&fakeProvider{}, CostConfig{Secret: []byte("s"), Mode: "plain",
 		Logger: slog.New(slog.NewTextHandler(logs, nil)),
 		Ledger: &LedgerConfig{Topic: k.Name("ledger"), CreateTopic: true, ClientOpts: []kgo.Opt{kgo.SeedBrokers(k.Brokers...)}}})
@@ -173,7 +155,7 @@ func TestLedgerFailedSaysWhichRecordFailed(t *testing.T) {
 // whoever reconciles the bill would look for a request that never
 // answered.
 func TestRewritesLostNamesANoRecordAnswer(t *testing.T) {
-	logs := &ledgerLogs{}
+	logs := &logLines{t: t}
 	l, k := openTestLedger(t, logs)
 	var refusing atomic.Bool
 	refusing.Store(true)

@@ -42,14 +42,7 @@ func TestReplayOfADeletedTopicEnds(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second) // a hang guard: the replay waits for ever
 	defer cancel()
 	runErr := p.Run(ctx)
-	select {
-	case err := <-deleted:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("partition 1 was never fetched (Run = %v): the deletion never ran", runErr)
-	}
+	awaitDeletion(t, deleted, runErr)
 	if ctx.Err() != nil || !errors.Is(runErr, processor.ErrInputTopicDeleted) || p.RangeComplete() {
 		t.Errorf("the input topic was deleted during the replay: Run = %v (its context: %v), complete %v, after %+v; want ErrInputTopicDeleted, incomplete",
 			runErr, ctx.Err(), p.RangeComplete(), p.Stats())
@@ -208,6 +201,15 @@ func TestReplayTopicDeletedBeforeRangeCheck(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	runErr := p.Run(ctx)
+	awaitDeletion(t, deleted, runErr)
+	if !errors.Is(runErr, processor.ErrInputTopicDeleted) {
+		t.Errorf("topic deleted after the replay's first fetch, before its range check answered: Run = %v; want ErrInputTopicDeleted", runErr)
+	}
+}
+
+// awaitDeletion waits for the deletion a fetch of partition 1 began.
+func awaitDeletion(t *testing.T, deleted <-chan error, runErr error) {
+	t.Helper()
 	select {
 	case err := <-deleted:
 		if err != nil {
@@ -215,8 +217,5 @@ func TestReplayTopicDeletedBeforeRangeCheck(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatalf("partition 1 was never fetched (Run = %v): the deletion never ran", runErr)
-	}
-	if !errors.Is(runErr, processor.ErrInputTopicDeleted) {
-		t.Errorf("topic deleted after the replay's first fetch, before its range check answered: Run = %v; want ErrInputTopicDeleted", runErr)
 	}
 }
