@@ -1190,7 +1190,7 @@ const maxLedgerRewrites = 100_000
 // the write timeout already; the back-off keeps a refusal that comes at
 // once (an ACL) from spinning.
 func rewriteBackoff(n int) time.Duration {
-	return time.Second << min(n-1, 6) // 1 s ... 64 s
+	return min(time.Second<<min(n-1, 6), time.Minute) // 1, 2, 4 ... 32 s, then a minute
 }
 
 func (rs *ledgerRewrites) count() int64 { return rs.n.Load() }

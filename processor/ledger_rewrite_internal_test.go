@@ -3,6 +3,7 @@ package processor
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -171,5 +172,19 @@ func TestRewritesLostNamesANoRecordAnswer(t *testing.T) {
 	}
 	if strings.Contains(out, "whose outcome is unknown") || !strings.Contains(out, "a no_record answer of 20240601") {
 		t.Errorf("a no_record answer (known, billed) is reported as a request whose outcome is unknown:\n%s", out)
+	}
+}
+
+// The back-off before a call record's next try: 1 s, doubled, up to a
+// minute (README: "1 s later, then after waits doubled up to a minute").
+func TestRewriteBackoff(t *testing.T) {
+	var got []time.Duration
+	for n := 1; n <= 9; n++ {
+		got = append(got, rewriteBackoff(n))
+	}
+	want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second,
+		32 * time.Second, time.Minute, time.Minute, time.Minute}
+	if !slices.Equal(got, want) {
+		t.Errorf("rewriteBackoff(1..9) = %v, want %v", got, want)
 	}
 }
