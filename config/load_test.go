@@ -421,6 +421,10 @@ func TestTransactionTimeoutCoversALookup(t *testing.T) {
 		{withKey.with(eos, "exactly-once").with(txn, "30s"), "shorter than twice the longest lookup (19s"},
 		{withKey.with(eos, "exactly-once").with(txn, "30s").with("TWOSELL_JUHE_TIMEOUT", "3s"), ""}, // 3×3 + 2×2 = 13s
 		{withKey.with(txn, "30s"), ""}, // at least once
+		// The bound it suggests is accepted (found by review: 38.3s was
+		// suggested as 38s, which is refused).
+		{withKey.with(eos, "exactly-once").with("TWOSELL_JUHE_TIMEOUT", "5050ms").with(txn, "38s"), "set it to at least 39s"},
+		{withKey.with(eos, "exactly-once").with("TWOSELL_JUHE_TIMEOUT", "5050ms").with(txn, "39s"), ""},
 	} {
 		_, _, err := Load("run", nil, tt.env.lookup, io.Discard)
 		if (tt.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.want)) {

@@ -137,8 +137,14 @@ func (c *Config) validateLookupInTransaction(v *validator) {
 		v.addf("kafka.transaction_timeout", "%s is shorter than twice the longest lookup (%s: juhe.timeout %s × %d attempts, and up to juhe.max_backoff %s between them): "+
 			"exactly-once, a batch still waiting for the provider at half the transaction timeout is aborted, and a record whose lookup takes longer never commits; "+
 			"set it to at least %s, or lower juhe.timeout or juhe.retries",
-			c.Kafka.TransactionTimeout, lookup, c.Juhe.Timeout, max(c.Juhe.Retries, 0)+1, c.Juhe.MaxBackoff, (2 * lookup).Round(time.Second))
+			c.Kafka.TransactionTimeout, lookup, c.Juhe.Timeout, max(c.Juhe.Retries, 0)+1, c.Juhe.MaxBackoff, ceilSecond(2*lookup))
 	}
+}
+
+// ceilSecond is d rounded up to a whole second: a bound suggested as d
+// rounded to the nearest second could be refused again.
+func ceilSecond(d time.Duration) time.Duration {
+	return (d + time.Second - 1).Truncate(time.Second)
 }
 
 // validateMasks refuses a secret set to the mask --print-config prints in
