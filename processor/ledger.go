@@ -349,7 +349,7 @@ func newTopicRetry(ctx context.Context, try func() error, again func(error) bool
 // latest of its key, and the ledger writes no tombstones), so it is always
 // reached.
 func (l *ledger) load(ctx context.Context, last map[int32]int64) error {
-	var backoff time.Duration
+	var backoff errorBackoff
 	for len(last) > 0 {
 		fs := l.poll(ctx)
 		if err := ctx.Err(); err != nil {
@@ -433,7 +433,7 @@ func keepMarkers() kgo.Opt { return kgo.KeepControlRecords() }
 // drill: with the topic deleted, polls came back at once, each with an
 // error per partition, and each was logged: 38,000 lines a second.)
 func (l *ledger) follow(ctx context.Context) {
-	var backoff time.Duration
+	var backoff errorBackoff
 	for {
 		fs := l.poll(ctx)
 		if ctx.Err() != nil || fs.IsClientClosed() {
@@ -464,15 +464,28 @@ func (l *ledger) poll(ctx context.Context) kgo.Fetches {
 }
 
 // polled takes a poll's outcome (reading); when it brought errors and no
-// record, it waits out backoff, doubled, up to a second; else it resets
-// backoff. It returns false if ctx ended.
-func (l *ledger) polled(ctx context.Context, fs kgo.Fetches, backoff *time.Duration) bool {
+// record, it waits out the next back-off; else it resets it. It returns
+// false if ctx ended.
+func (l *ledger) polled(ctx context.Context, fs kgo.Fetches, backoff *errorBackoff) bool {
 	if errs, read := l.reading.took(fs, time.Now(), l.log, l.cfg.Topic); errs == 0 || read {
-		*backoff = 0
+		backoff.reset()
 		return true
 	}
-	*backoff = min(max(2**backoff, 10*time.Millisecond), time.Second)
-	t := time.NewTimer(*backoff)
+	return backoff.wait(ctx)
+}
+
+// errorBackoff spaces the polls that bring errors and no record, which
+// come back at once: 10 ms, doubled up to a second, until a poll that does
+// not resets it. (A ledger or replay whose topic was deleted spun a core
+// and flooded the log.)
+type errorBackoff struct{ d time.Duration }
+
+func (b *errorBackoff) reset() { b.d = 0 }
+
+// wait waits out the next back-off; false if ctx ended first.
+func (b *errorBackoff) wait(ctx context.Context) bool {
+	b.d = min(max(2*b.d, 10*time.Millisecond), time.Second)
+	t := time.NewTimer(b.d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():

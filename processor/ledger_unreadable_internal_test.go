@@ -45,13 +45,13 @@ var all8 = []int32{0, 1, 2, 3, 4, 5, 6, 7}
 func TestLedgerThatCannotBeReadSaysSoOnce(t *testing.T) {
 	var logs strings.Builder
 	l := newLedger(LedgerConfig{Topic: "ledger"}, slog.New(slog.NewTextHandler(&logs, nil)), nil)
-	var backoff time.Duration
+	var backoff errorBackoff
 	var waits []time.Duration
 	for range 4 {
 		if !l.polled(t.Context(), ledgerPoll(all8, nil), &backoff) {
 			t.Fatal("polled returned false with ctx live")
 		}
-		waits = append(waits, backoff)
+		waits = append(waits, backoff.d)
 	}
 	if waits[0] != 10*time.Millisecond || waits[3] != 80*time.Millisecond {
 		t.Errorf("backoffs %v, want 10, 20, 40, 80 ms", waits)
@@ -91,7 +91,7 @@ func TestLedgerThatCannotBeReadSaysSoOnce(t *testing.T) {
 	// A stop ends the wait.
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	backoff = time.Hour
+	backoff.d = time.Hour
 	if l.polled(ctx, ledgerPoll(all8, nil), &backoff) {
 		t.Error("polled returned true with ctx ended")
 	}
@@ -105,10 +105,10 @@ func TestLedgerPartitionThatCannotBeReadIsNotSilent(t *testing.T) {
 	var logs strings.Builder
 	l := newLedger(LedgerConfig{Topic: "ledger"}, slog.New(slog.NewTextHandler(&logs, nil)), nil)
 	for range 100 {
-		var backoff time.Duration
+		var backoff errorBackoff
 		l.polled(t.Context(), ledgerPoll([]int32{1}, []int32{0}), &backoff)
-		if backoff != 0 {
-			t.Fatalf("backoff %v after a poll with records", backoff)
+		if backoff.d != 0 {
+			t.Fatalf("backoff %v after a poll with records", backoff.d)
 		}
 	}
 	if got := strings.Count(logs.String(), "UNKNOWN_TOPIC_ID"); got != 1 {

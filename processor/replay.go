@@ -525,20 +525,16 @@ func (p *Processor) runReplay(ctx context.Context) error {
 	// 20,000 lines a second and never ended.
 	warned := &repeats{m: make(map[string]repeat)}
 	var (
-		backoff   time.Duration
+		backoff   errorBackoff
 		looked    time.Time // when the topic was last looked for after an unknown-topic error
 		deleted   error     // the input topic is gone: the replay ends
 		errorOnly bool
 	)
 	for pollCtx.Err() == nil {
 		if errorOnly {
-			backoff = min(max(2*backoff, 10*time.Millisecond), time.Second)
-			select {
-			case <-pollCtx.Done():
-			case <-time.After(backoff):
-			}
+			backoff.wait(pollCtx)
 		} else {
-			backoff = 0
+			backoff.reset()
 		}
 		fetches := cl.PollRecords(pollCtx, p.cfg.MaxPollRecords)
 		if fetches.IsClientClosed() {
@@ -573,7 +569,7 @@ func (p *Processor) runReplay(ctx context.Context) error {
 		})
 		if unknown && time.Since(looked) >= time.Second {
 			looked = time.Now()
-			if gone, err := topicGone(pollCtx, cl, topic); err == nil && gone {
+			if isGone(pollCtx, cl, topic) {
 				deleted = fmt.Errorf("processor: %w: %q; %d records of the range were consumed", ErrInputTopicDeleted, topic, p.stats.consumed.Load())
 				p.log.Error("the input topic was deleted while it was replayed: the replay ends with what it has done", "topic", topic)
 				break
