@@ -45,24 +45,7 @@ func TestReplayRetentionCheckOfATransactionalInputWithEventTimes(t *testing.T) {
 	out := k.Name("backfill")
 	day := fmt.Sprint(int64(24 * time.Hour / time.Millisecond))
 	k.CreateTopicsWith(1, map[string]*string{"retention.ms": &day}, out, out+".dlq")
-	base := time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
-	mobiles := juhesim.Population(30)
-	txn := k.Client(kgo.TransactionalID(k.Name("producer")), kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	for from := 0; from < 30; from += 10 { // three committed transactions of 10 events of March 2024
-		if err := txn.BeginTransaction(); err != nil {
-			t.Fatal(err)
-		}
-		for i := from; i < from+10; i++ {
-			r := &kgo.Record{Topic: cfg.Kafka.InputTopic, Partition: 0, Timestamp: base.Add(time.Duration(i) * time.Minute),
-				Value: fmt.Appendf(nil, `{"event_id":"e-%d","mobile":%q,"registered_at":"2020-01-01"}`, i, mobiles[i])}
-			if err := txn.ProduceSync(t.Context(), r).FirstErr(); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := txn.EndTransaction(t.Context(), kgo.TryCommit); err != nil {
-			t.Fatal(err)
-		}
-	}
+	base := marchEventsInTransactions(t, k, cfg.Kafka.InputTopic)
 	for _, tt := range []struct {
 		name, want, notWant string // in the refusal: the partition and offsets named
 		args                []string

@@ -26,24 +26,7 @@ import (
 // outside the times asked for. (Found by review.)
 func TestReplayByTimeOfATransactionalInputWithEventTimes(t *testing.T) {
 	k, _, cfg, _, _ := replayFixture(t)
-	base := time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
-	mobiles := juhesim.Population(30)
-	txn := k.Client(kgo.TransactionalID(k.Name("producer")), kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	for from := 0; from < 30; from += 10 { // three committed transactions of 10 events, one a minute
-		if err := txn.BeginTransaction(); err != nil {
-			t.Fatal(err)
-		}
-		for i := from; i < from+10; i++ {
-			r := &kgo.Record{Topic: cfg.Kafka.InputTopic, Partition: 0, Timestamp: base.Add(time.Duration(i) * time.Minute),
-				Value: fmt.Appendf(nil, `{"event_id":"e-%d","mobile":%q,"registered_at":"2020-01-01"}`, i, mobiles[i])}
-			if err := txn.ProduceSync(t.Context(), r).FirstErr(); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := txn.EndTransaction(t.Context(), kgo.TryCommit); err != nil {
-			t.Fatal(err)
-		}
-	}
+	base := marchEventsInTransactions(t, k, cfg.Kafka.InputTopic)
 	out := k.Name("replay")
 	s, stderr := runReplayCmd(t, replayArgs(cfg, out, "--partitions", "0",
 		"--from", base.Add(10*time.Minute).Format(time.RFC3339), "--to", base.Add(20*time.Minute).Format(time.RFC3339)))
@@ -123,4 +106,31 @@ func TestReplayOfAMissingTopicSaysWhatToCheck(t *testing.T) {
 	if got := stderr.String(); code != 1 || !strings.Contains(got, "check kafka.input_topic (--input-topic") {
 		t.Errorf("exit %d, stderr %q; want exit 1 saying which setting names the topic", code, got)
 	}
+}
+
+// marchEventsInTransactions writes 30 events to partition 0 of topic in
+// three committed transactions of 10, stamped one a minute from base, 1
+// March 2024, which it returns: the broker stamps each transaction's
+// marker with its own time.
+func marchEventsInTransactions(t *testing.T, k *kafkatest.Cluster, topic string) time.Time {
+	t.Helper()
+	base := time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
+	mobiles := juhesim.Population(30)
+	txn := k.Client(kgo.TransactionalID(k.Name("producer")), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	for from := 0; from < 30; from += 10 {
+		if err := txn.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		for i := from; i < from+10; i++ {
+			r := &kgo.Record{Topic: topic, Partition: 0, Timestamp: base.Add(time.Duration(i) * time.Minute),
+				Value: fmt.Appendf(nil, `{"event_id":"e-%d","mobile":%q,"registered_at":"2020-01-01"}`, i, mobiles[i])}
+			if err := txn.ProduceSync(t.Context(), r).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := txn.EndTransaction(t.Context(), kgo.TryCommit); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return base
 }
