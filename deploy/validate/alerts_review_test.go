@@ -70,8 +70,8 @@ func reviewInstant(t *testing.T, series []storage.Series, expr string, at time.D
 	return v
 }
 
-// reviewRule is an alerting rule of alerts.yml.
-func reviewRule(t *testing.T, name string) rulefmt.Rule {
+// alertRule is an alerting rule of alerts.yml.
+func alertRule(t *testing.T, name string) rulefmt.Rule {
 	t.Helper()
 	groups, errs := rulefmt.ParseFile(repoPath("deploy/prometheus/alerts.yml"), false, model.UTF8Validation, promql, slog.New(slog.DiscardHandler))
 	if len(errs) > 0 {
@@ -142,7 +142,7 @@ var reviewGrafana = strings.NewReplacer("$__rate_interval", "1m", "$__interval",
 // one after the other) keeps the minimum at 0 for longer than 15 minutes
 // although no instance was unready for more than 10.
 func TestNotReadyIsPerInstance(t *testing.T) {
-	r := reviewRule(t, "TwosellNotReady")
+	r := alertRule(t, "TwosellNotReady")
 	series := []storage.Series{
 		// a: unready 0-10m (loading the ledger after a restart), then ready.
 		reviewSeries(t, 0, `twosell_ready{job="twosell",instance="10.0.0.1:9464"} 0x39 1x80`),
@@ -159,7 +159,7 @@ func TestNotReadyIsPerInstance(t *testing.T) {
 // min", but increase() extrapolates to the window's edges: a pod that had
 // restarted before and restarts twice in the window gives 2.0168 > 2.
 func TestCrashLoopingCountsRestartsExactly(t *testing.T) {
-	r := reviewRule(t, "TwosellCrashLooping")
+	r := alertRule(t, "TwosellCrashLooping")
 	// 60 minutes of kube-state-metrics samples: 5 earlier restarts, one more
 	// at 40m and one at 50m: two restarts in the last 30 minutes.
 	series := []storage.Series{reviewSeries(t, 0,
@@ -178,7 +178,7 @@ func TestCrashLoopingCountsRestartsExactly(t *testing.T) {
 // the summary reports ~100, not 600; and A is increase()'s extrapolation,
 // not a count.
 func TestDeletedAlertValueIsTheWholeLoss(t *testing.T) {
-	r := reviewRule(t, "TwosellInputRecordsDeleted")
+	r := alertRule(t, "TwosellInputRecordsDeleted")
 	series := []storage.Series{
 		// a: running since 0, finds 100 deleted at 10m.
 		reviewSeries(t, 0, `twosell_records_deleted_total{job="twosell",instance="10.0.0.1:9464"} 0x39 100x40`),
@@ -201,7 +201,7 @@ func TestDeletedAlertValueIsTheWholeLoss(t *testing.T) {
 // the alert fires and the panel shows 0 for the whole time.
 func TestDeletedPanelShowsLossFoundAtStart(t *testing.T) {
 	p := reviewPanel(t, "Input records deleted before they were read")
-	r := reviewRule(t, "TwosellInputRecordsDeleted")
+	r := alertRule(t, "TwosellInputRecordsDeleted")
 	series := []storage.Series{
 		reviewSeries(t, 0, `twosell_records_deleted_total{job="twosell",instance="10.0.0.1:9464"} 0x120`),
 		reviewSeries(t, 10*time.Minute, `twosell_records_deleted_total{job="twosell",instance="10.0.0.2:9464"} 500x80`),
@@ -268,7 +268,7 @@ func TestBreakerTransitionsPanelSaysItsWindow(t *testing.T) {
 // half-open for minutes between them: the alert never fires during an
 // outage of an hour.
 func TestBreakerOpenFiresThroughLingeringHalfOpen(t *testing.T) {
-	r := reviewRule(t, "TwosellBreakerOpen")
+	r := alertRule(t, "TwosellBreakerOpen")
 	// Repeating for an hour: open 30 s (2 scrapes), then half-open for 3
 	// minutes (12 scrapes) until the next lookup's trial fails and opens it.
 	var vals []string
@@ -323,7 +323,7 @@ func TestFixedRulesStillFire(t *testing.T) {
 			for _, s := range tt.series {
 				series = append(series, reviewSeries(t, 0, s))
 			}
-			r := reviewRule(t, tt.rule)
+			r := alertRule(t, tt.rule)
 			if at, _ := reviewFiring(t, series, r, tt.until); (at != never) != tt.fires {
 				t.Errorf("%s (%s): fires at %v; want firing %v", tt.rule, strings.TrimSpace(r.Expr), at, tt.fires)
 			}
@@ -341,7 +341,7 @@ func TestFixedRulesStillFire(t *testing.T) {
 		}
 	}
 	series := []storage.Series{reviewSeries(t, 0, `twosell_breaker_state{job="twosell",instance="a"} `+strings.Join(vals, " "))}
-	r := reviewRule(t, "TwosellBreakerOpen")
+	r := alertRule(t, "TwosellBreakerOpen")
 	if v := reviewInstant(t, series, r.Expr, 30*time.Minute); len(v) != 0 {
 		t.Errorf("TwosellBreakerOpen at 30 minutes, 20 after the breaker was last open: %v; want none", v)
 	}

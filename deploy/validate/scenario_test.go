@@ -1,16 +1,11 @@
 package validate
 
 import (
-	"context"
-	"log/slog"
 	"testing"
 	"time"
 
-	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/model/rulefmt"
-	promqlengine "github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/prometheus/prometheus/tsdb/chunks"
@@ -23,7 +18,7 @@ import (
 // for none.
 func TestDeletedRecordsAlert(t *testing.T) {
 	expr := alertExpr(t, "TwosellInputRecordsDeleted")
-	base := time.Unix(1_700_000_000, 0)
+	base := reviewBase
 	series := func(value func(i int) float64) []chunks.Sample {
 		var out []chunks.Sample
 		for i := range 120 { // every 15 s for 30 minutes
@@ -47,18 +42,8 @@ func TestDeletedRecordsAlert(t *testing.T) {
 		{"none", series(func(int) float64 { return 0 }), []time.Duration{time.Minute, 20 * time.Minute}, false},
 	} {
 		lbls := labels.FromStrings("__name__", "twosell_records_deleted_total", "job", "twosell", "instance", "10.0.0.7:9464")
-		q := mockQueryable([]storage.Series{storage.NewListSeries(lbls, tt.samples)})
-		eng := promqlengine.NewEngine(promqlengine.EngineOpts{MaxSamples: 1e6, Timeout: time.Minute, LookbackDelta: 5 * time.Minute})
 		for _, at := range tt.at {
-			qr, err := eng.NewInstantQuery(context.Background(), q, nil, expr, base.Add(at))
-			if err != nil {
-				t.Fatal(err)
-			}
-			r := qr.Exec(context.Background())
-			v, err := r.Vector()
-			if err != nil {
-				t.Fatal(err)
-			}
+			v := reviewInstant(t, []storage.Series{storage.NewListSeries(lbls, tt.samples)}, expr, at)
 			if fired := len(v) > 0; fired != tt.fires {
 				t.Errorf("%s, at %v: fired %v, want %v (%v)", tt.name, at, fired, tt.fires, v)
 			}
@@ -69,19 +54,7 @@ func TestDeletedRecordsAlert(t *testing.T) {
 // alertExpr returns the expression of the alert named in alerts.yml.
 func alertExpr(t *testing.T, name string) string {
 	t.Helper()
-	groups, errs := rulefmt.ParseFile(repoPath("deploy/prometheus/alerts.yml"), false, model.UTF8Validation, promql, slog.New(slog.DiscardHandler))
-	if len(errs) > 0 {
-		t.Fatal(errs)
-	}
-	for _, g := range groups.Groups {
-		for _, r := range g.Rules {
-			if r.Alert == name {
-				return r.Expr
-			}
-		}
-	}
-	t.Fatalf("no alert %s", name)
-	return ""
+	return alertRule(t, name).Expr
 }
 
 // floatSample is a float sample of a series in memory.
