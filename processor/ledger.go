@@ -271,6 +271,7 @@ func (l *ledger) open(ctx context.Context) error {
 		return fmt.Errorf("ledger: kafka client: %w", err)
 	}
 	l.cl = cl
+	warmProducer(ctx, cl)
 	if err := l.load(ctx, ends); err != nil {
 		cl.Close()
 		l.cl = nil

@@ -452,6 +452,7 @@ func (p *Processor) runReplay(ctx context.Context) error {
 	}
 	p.setClient(cl)
 	defer cl.Close()
+	warmProducer(ctx, cl)
 	if err := checkRangeStarts(ctx, cl, topic, p.cfg.Range); err != nil {
 		return err
 	}
