@@ -1176,8 +1176,10 @@ func exportCall(r *kgo.Record, fn func(LedgerCall) error) error {
 // failed for longer than the timeout was never written, and a restart let
 // a budget of N make N+1 calls.) The knowledge record is not written again:
 // compaction keeps a key's latest record, and an old one written late could
-// hide a newer one; this instance's cache still holds the knowledge, and
-// another instance pays for the number once more.
+// hide a newer one. Nor need it be: the call record carries the answer's
+// fact, which loading and following read as well, so the other instances
+// and the next start learn it once the call record is written
+// (TestFactOfAFailedKnowledgeRecordIsLearnedFromItsCallRecord).
 type ledgerRewrites struct {
 	mu      sync.Mutex
 	pending map[string]*ledgerRewrite // by the call record's key

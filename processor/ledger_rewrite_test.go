@@ -168,3 +168,38 @@ func TestLedgerCallRecordNeverWrittenIsLoggedAtClose(t *testing.T) {
 		t.Errorf("the ledger's calls %q, want none", ids)
 	}
 }
+
+// A paid answer whose knowledge record was refused is not lost to the other
+// instances: its call record, written again, carries the fact, and an
+// instance that loads the ledger answers the number from it without paying.
+// (The knowledge record itself is not written again; see ledgerRewrites.)
+func TestFactOfAFailedKnowledgeRecordIsLearnedFromItsCallRecord(t *testing.T) {
+	t.Parallel()
+	o := newLedgerOutage(t)
+	a := o.open(t, time.Second)
+	o.refusing.Store(true)
+	paid, err := a.Enrich(t.Context(), processor.Lookup{Mobile: "17300000004", Date: "20240101"})
+	if err != nil || paid.Source != "api" {
+		t.Fatalf("first lookup: %+v %v", paid, err)
+	}
+	kafkatest.WaitFor(t, func() bool { return a.CostStats().LedgerErrors == 1 })
+	o.refusing.Store(false)
+	kafkatest.WaitFor(t, func() bool { return a.LedgerUnwritable() == nil })
+	defer a.Close(context.Background())
+	for _, rec := range o.k.ConsumeAll(t.Context(), o.topic) {
+		if strings.HasPrefix(string(rec.Key), "k/") {
+			t.Fatalf("a knowledge record %s is in the ledger: the test would not show where the fact comes from", rec.Key)
+		}
+	}
+
+	b := o.open(t, 0)
+	defer b.Close(context.Background())
+	// res 2 at 2024-01-01 (A ≤ then) answers every later date.
+	r, err := b.Enrich(t.Context(), processor.Lookup{Mobile: "17300000004", Date: "20240301"})
+	if err != nil || r.Source != "cache" || r.Status != processor.StatusNotRecycled || r.OrderID != paid.OrderID {
+		t.Errorf("another instance's lookup: %+v %v; want %s from the cache, order id %s", r, err, processor.StatusNotRecycled, paid.OrderID)
+	}
+	if n := o.provider.count(); n != 1 {
+		t.Errorf("%d paid calls, want 1: the fact was paid for again", n)
+	}
+}
