@@ -314,18 +314,8 @@ func linesToKeys(data []byte) map[int]string {
 // kafka.sasl.password_file and cache.secret_file into the secrets they stand
 // for. The errors name the keys and the path, never the content.
 func readSecretFiles(c *Config) error {
-	secrets := []struct {
-		key   string
-		value *Secret
-		file  string
-	}{
-		{"juhe.key", &c.Juhe.Key, c.Juhe.KeyFile},
-		{"juhe.openid", &c.Juhe.OpenID, c.Juhe.OpenIDFile},
-		{"kafka.sasl.password", &c.Kafka.SASL.Password, c.Kafka.SASL.PasswordFile},
-		{"cache.secret", &c.Cache.Secret, c.Cache.SecretFile},
-	}
 	var errs []error
-	for _, s := range secrets {
+	for _, s := range secretsInFiles(c) {
 		fileKey := s.key + "_file"
 		switch {
 		case s.file == "":
@@ -352,6 +342,24 @@ func readSecretFiles(c *Config) error {
 		*s.value = Secret(v)
 	}
 	return errors.Join(errs...)
+}
+
+// secretInFile is a secret that may be read from a file instead.
+type secretInFile struct {
+	key   string // the secret's; its file's is key + "_file"
+	value *Secret
+	file  string
+}
+
+// secretsInFiles returns c's secrets that may be read from files, with the
+// files set.
+func secretsInFiles(c *Config) []secretInFile {
+	return []secretInFile{
+		{"juhe.key", &c.Juhe.Key, c.Juhe.KeyFile},
+		{"juhe.openid", &c.Juhe.OpenID, c.Juhe.OpenIDFile},
+		{"kafka.sasl.password", &c.Kafka.SASL.Password, c.Kafka.SASL.PasswordFile},
+		{"cache.secret", &c.Cache.Secret, c.Cache.SecretFile},
+	}
 }
 
 // parseInterspersed parses args with fs, collecting positional arguments

@@ -15,6 +15,14 @@ import (
 // that its secrets read as the literal *** (see Secret).
 func (c Config) MarshalYAML() (any, error) {
 	c.Juhe.URL = ShownURL(c.Juhe.URL) // a password in it is shown as xxxxx
+	// A secret read from its file is shown by the file alone: both set do
+	// not load (found by review: a key_file's printed configuration said
+	// "juhe.key and juhe.key_file are both set").
+	for _, s := range secretsInFiles(&c) {
+		if s.file != "" {
+			*s.value = ""
+		}
+	}
 	return yamlNode(reflect.ValueOf(c)), nil
 }
 

@@ -130,6 +130,9 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := config.ParseFlags(fs, args); err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("unexpected arguments %q", fs.Args())}
+	}
 	if o.Events < 1 || o.InFlight < 1 || o.Partitions < 1 || o.Distinct < 0 || o.Rounds < 1 {
 		return usageError{"--events, --in-flight, --partitions and --rounds must be at least 1, --distinct at least 0"}
 	}
