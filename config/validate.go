@@ -156,6 +156,10 @@ func (c *Config) validateMasks(v *validator) {
 			v.addSecret(s.key, "is \"***\", the mask --print-config prints instead of a secret; set the secret itself")
 		}
 	}
+	// And juhe.url's credential, which it prints as xxxxx (ShownURL).
+	if urlCredential(c.Juhe.URL) == "xxxxx" {
+		v.addf("juhe.url", "holds \"xxxxx\" as its credential, the mask --print-config prints instead of the gateway's; set the credential itself")
+	}
 }
 
 func (c *Config) validateKafka(v *validator) {
