@@ -55,7 +55,7 @@ func LoadWith(cmd string, fs *flag.FlagSet, args []string, lookupEnv func(string
 	if err := cfg.Validate(cmd); err != nil {
 		// The positional arguments, never nil here: a command may check
 		// them first.
-		return nil, append([]string{}, positional...), err
+		return nil, append([]string{}, positional...), FlagsBlamed(cmd, fs, err)
 	}
 	return cfg, positional, nil
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"net/url"
@@ -105,7 +106,7 @@ func (c *Config) validate(cmd string, calls bool) error {
 	c.validateCost(v) // cost.go
 	c.validateLookupInTransaction(v)
 	v.nonEmpty("telemetry.service_name", c.Telemetry.ServiceName)
-	if a := c.Telemetry.MetricsAddr; a != "" && !validListenAddr(a) {
+	if a := c.Telemetry.MetricsAddr; a != "" && !ValidListenAddr(a) {
 		v.addf("telemetry.metrics_addr", "%q is not valid; valid: host:port or :port, such as :9464 or 127.0.0.1:9464, or empty to disable", a)
 	}
 	c.Log.Level = v.choose("log.level", c.Log.Level)
@@ -393,15 +394,54 @@ type validator struct {
 // addf records a problem with key and says where key is set.
 func (v *validator) addf(key, format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
-	v.errs = append(v.errs, fmt.Errorf("%s: %s (set in %s)", key, msg, v.where(key)))
+	v.errs = append(v.errs, &settingError{key, fmt.Sprintf("%s: %s (set in %s)", key, msg, v.where(key))})
 }
 
 // addSecret records a problem with a secret, which is set by its value or
 // by a file holding it.
 func (v *validator) addSecret(key, format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
-	v.errs = append(v.errs, fmt.Errorf("%s: %s (set %s or %s, or %s or %s_file in the config file)",
-		key, msg, envName(key), envName(key+"_file"), key, key))
+	v.errs = append(v.errs, &settingError{key, fmt.Sprintf("%s: %s (set %s or %s, or %s or %s_file in the config file)",
+		key, msg, envName(key), envName(key+"_file"), key, key)})
+}
+
+// settingError is a problem with one setting's value.
+type settingError struct{ key, msg string }
+
+func (e *settingError) Error() string { return e.msg }
+
+// InvalidFlagError is a configuration that is not valid because of a
+// value given on the command line (--max-in-flight 0): a usage error, as
+// a value of the wrong kind is (FlagError), which the command prints.
+type InvalidFlagError struct{ Err error }
+
+func (e *InvalidFlagError) Error() string { return e.Err.Error() }
+func (e *InvalidFlagError) Unwrap() error { return e.Err }
+
+// FlagsBlamed returns err, from Validate(cmd), as an InvalidFlagError when
+// a setting it finds not valid was given by a flag set on fs; else err.
+func FlagsBlamed(cmd string, fs *flag.FlagSet, err error) error {
+	if err == nil {
+		return nil
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var errs []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	} else {
+		errs = []error{err}
+	}
+	for _, e := range errs {
+		var se *settingError
+		if !errors.As(e, &se) {
+			continue
+		}
+		if name, ok := flagFor(cmd, se.key); ok && given[name] {
+			return &InvalidFlagError{err}
+		}
+	}
+	return err
 }
 
 // where lists the places key can be set: the file, the environment, and
@@ -465,9 +505,9 @@ func validHostPort(s string) bool {
 	return err == nil && n >= 1 && n <= 65535
 }
 
-// validListenAddr accepts a listen address: host:port or :port, port 0
+// ValidListenAddr accepts a listen address: host:port or :port, port 0
 // (any free port) included.
-func validListenAddr(s string) bool {
+func ValidListenAddr(s string) bool {
 	_, port, err := net.SplitHostPort(s)
 	if err != nil {
 		return false

@@ -29,6 +29,9 @@ func cmdBroker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("unexpected arguments %q", fs.Args())}
 	}
+	if !config.ValidListenAddr(*addr) {
+		return usageError{fmt.Sprintf("--addr %q is not valid; valid: host:port or :port, such as 127.0.0.1:0", *addr)}
+	}
 	if _, _, err := net.SplitHostPort(*advertise); err == nil {
 		return usageError{fmt.Sprintf("--advertise %q: a host only; the port is --addr's", *advertise)}
 	}

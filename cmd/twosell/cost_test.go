@@ -661,8 +661,8 @@ func TestLedgerExport(t *testing.T) {
 		slices.Sort(l)
 		return strings.Join(l, "\n")
 	}
-	if sortedLines(string(got)) != sortedLines(stdout.String()) || toFile.String() != "" || !strings.Contains(said.String(), fmt.Sprintf("wrote %d paid calls to %s", len(rows)-1, path)) || fi.Mode().Perm() != 0o644 {
-		t.Errorf("--output: file %q (mode %v), stdout %q, stderr %q; want the export, 0644, and a note", got, fi.Mode(), toFile.String(), said.String())
+	if sortedLines(string(got)) != sortedLines(stdout.String()) || toFile.String() != "" || !strings.Contains(said.String(), fmt.Sprintf("wrote %d paid calls to %s", len(rows)-1, path)) || fi.Mode().Perm() != 0o600 {
+		t.Errorf("--output: file %q (mode %v), stdout %q, stderr %q; want the export, the old file's mode (0600), and a note", got, fi.Mode(), toFile.String(), said.String())
 	}
 	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(path), ".*")); len(left) != 0 {
 		t.Errorf("temporary files left: %v", left)

@@ -82,6 +82,17 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	case o.Show < 0:
 		return usageError{fmt.Sprintf("--show %d: want 0 or more", o.Show)}
 	}
+	// Checked here, not by the run's validation of the settings, which
+	// names the config file and a variable dev does not read (found by
+	// review).
+	for _, a := range []struct{ flag, v string }{{"--kafka-addr", o.KafkaAddr}, {"--sim-addr", o.SimAddr}, {"--metrics-addr", o.MetricsAddr}} {
+		if a.v == "" && a.flag == "--metrics-addr" {
+			continue // none
+		}
+		if !config.ValidListenAddr(a.v) {
+			return usageError{fmt.Sprintf("%s %q is not valid; valid: host:port or :port, such as 127.0.0.1:0", a.flag, a.v)}
+		}
+	}
 	m, err := juhe.ParseMode(mode)
 	if err != nil {
 		return usageError{"--juhe-mode: " + err.Error()}

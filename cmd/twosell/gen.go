@@ -192,12 +192,14 @@ func cmdGen(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return explainKafka(cfg, err)
 	}
-	fmt.Fprintf(stdout, "wrote %d events to %s in %.1fs (%.0f/s)", res.written, cfg.Kafka.InputTopic, res.seconds, float64(res.written)/max(res.seconds, 1e-9))
+	line := fmt.Sprintf("wrote %d events to %s in %.1fs (%.0f/s)", res.written, cfg.Kafka.InputTopic, res.seconds, float64(res.written)/max(res.seconds, 1e-9))
 	if res.created {
-		fmt.Fprintf(stdout, "; created the topic with %d partitions", *partitions)
+		line += fmt.Sprintf("; created the topic with %d partitions", *partitions)
 	}
-	fmt.Fprintln(stdout)
-	return nil
+	// Its result, as query's and replay's: a write that fails is the
+	// command's failure (found by review: gen exited 0).
+	_, err = fmt.Fprintln(stdout, line)
+	return err
 }
 
 type genOptions struct {

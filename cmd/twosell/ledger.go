@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/csv"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -38,7 +40,9 @@ func cmdLedger(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	toDay := fs.String("to-day", "", "last day (yyyymmdd) to export, included; default: the last")
 	output := fs.String("output", "", "file to write the CSV to (default: stdout)")
 	cfg, rest, err := config.LoadWith("ledger", fs, args[1:], os.LookupEnv)
-	if err != nil {
+	// The command line first: a usage error (exit 2) before what the
+	// configuration lacks (returned with the arguments, rest).
+	if err != nil && rest == nil {
 		return err
 	}
 	if len(rest) > 0 {
@@ -51,6 +55,9 @@ func cmdLedger(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if *fromDay != "" && *toDay != "" && *fromDay > *toDay {
 		return usageError{fmt.Sprintf("--from-day %s is after --to-day %s", *fromDay, *toDay)}
+	}
+	if err != nil {
+		return err
 	}
 	registerSecrets(cfg)
 	log, err := newLogger(stderr, cfg.Log.Level, cfg.Log.Format)
@@ -74,7 +81,7 @@ func cmdLedger(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		// Written next to the file and renamed over it once complete: a
 		// failed export (a wrong broker, a missing ledger) leaves the file
 		// as it was, such as last month's reconciliation.
-		out, err = os.CreateTemp(filepath.Dir(*output), "."+filepath.Base(*output)+".*")
+		out, err = createBeside(*output)
 		if err != nil {
 			// Its error names the temporary file, which the user never gave.
 			var pe *os.PathError
@@ -87,9 +94,6 @@ func cmdLedger(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			out.Close()
 			os.Remove(out.Name()) // gone after the rename
 		}()
-		if err := out.Chmod(0o644); err != nil { // as a file os.Create makes, not CreateTemp's 0600
-			return err
-		}
 		w = out
 	}
 	n, unreadable, guarded, err := exportLedger(ctx, cfg, *fromDay, *toDay, w)
@@ -101,6 +105,9 @@ func cmdLedger(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if errors.Is(err, processor.ErrTopicMissing) {
 		return fmt.Errorf("no ledger on %v: topic %q does not exist; nothing was paid for through twosell on this cluster yet, or --ledger-topic names another topic",
 			cfg.Kafka.Brokers, cfg.Ledger.Topic)
+	}
+	if err != nil && ctx.Err() != nil {
+		return errors.New("ledger export interrupted before it was complete (--output's file, if given, is left as it was)") // not the cluster's fault
 	}
 	if err != nil {
 		return explainKafka(cfg, err)
@@ -217,4 +224,31 @@ func isNumber(s string) bool {
 	whole, frac, dot := strings.Cut(s, ".")
 	digits := func(d string) bool { return d != "" && strings.Trim(d, "0123456789") == "" }
 	return digits(whole) && (!dot || digits(frac))
+}
+
+// createBeside creates a new file next to path, to be renamed over it, with
+// the permissions os.Create would leave path with: an existing file's own
+// (a reconciliation made private stays private; found by review: the
+// export made it 0644), else 0666 less the umask. os.CreateTemp makes
+// 0600, which a chmod to a fixed mode could only replace by ignoring both.
+func createBeside(path string) (*os.File, error) {
+	dir, base := filepath.Split(path)
+	for range 100 {
+		f, err := os.OpenFile(filepath.Join(dir, "."+base+"."+rand.Text()[:10]), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o666)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if fi, err := os.Stat(path); err == nil {
+			if err := f.Chmod(fi.Mode().Perm()); err != nil {
+				f.Close()
+				os.Remove(f.Name())
+				return nil, err
+			}
+		}
+		return f, nil
+	}
+	return nil, fmt.Errorf("no free temporary name in %s", dir)
 }

@@ -107,7 +107,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 0
 		case errors.As(err, new(*config.FlagError)):
 			return 2 // the flag set printed it, with the flags' usage
-		case errors.As(err, new(usageError)):
+		case errors.As(err, new(usageError)), errors.As(err, new(*config.InvalidFlagError)):
 			fmt.Fprintf(stderr, "twosell %s: %s\n", c.name, secrets.Redact(err.Error()))
 			return 2
 		default:

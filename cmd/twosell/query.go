@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"time"
 
 	"go.opentelemetry.io/otel/trace/noop"
 
@@ -47,16 +48,22 @@ func cmdQuery(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *date == "" {
 		return usageError{"--date is required: the day to check against, as yyyymmdd"}
 	}
+	mobile, merr := processor.NormalizeMobile(rest[0])
+	if merr != nil {
+		return usageError{merr.Error()}
+	}
+	// The day is read in input.time_zone; whether --date reads at all does
+	// not depend on it, and is checked before the configuration's errors.
+	loc := time.UTC
+	if cfg != nil {
+		loc = cfg.Input.Location()
+	}
+	day, derr := processor.ParseDate([]byte(strconv.Quote(*date)), loc)
+	if derr != nil {
+		return usageError{"--date: " + derr.Error()}
+	}
 	if err != nil {
 		return err
-	}
-	mobile, err := processor.NormalizeMobile(rest[0])
-	if err != nil {
-		return usageError{err.Error()}
-	}
-	day, err := processor.ParseDate([]byte(strconv.Quote(*date)), cfg.Input.Location())
-	if err != nil {
-		return usageError{"--date: " + err.Error()}
 	}
 	registerSecrets(cfg)
 	log, err := newLogger(stderr, cfg.Log.Level, cfg.Log.Format)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -106,13 +107,16 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if !slices.Contains([]string{"auto", "bar", "lines", "none"}, o.Progress) {
 		return usageError{fmt.Sprintf("--progress %q: want auto, bar, lines or none", o.Progress)}
 	}
+	if _, err := parseReplayRange(o); err != nil {
+		return err
+	}
 	cfg.Processing.SkipOlderThan = 0 // history is old by definition
 	validate := cfg.Validate
 	if o.DryRun {
 		validate = cfg.ValidateNoCalls // no call: no key or openid needed (the ledger's cache secret is checked where it is used)
 	}
 	if err := validate("replay"); err != nil {
-		return err
+		return config.FlagsBlamed("replay", fs, err)
 	}
 	registerSecrets(cfg)
 	log, err := newLogger(stderr, cfg.Log.Level, cfg.Log.Format)
@@ -125,11 +129,27 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 // runReplay resolves the range, loads the ledger and runs the processor over
 // the range.
 func runReplay(ctx context.Context, cfg *config.Config, o replayOptions, stdout, stderr io.Writer, log *slog.Logger) error {
+	began := time.Now()
+	var total int64
+	// Interrupted before the processor runs (the range resolved, the
+	// ledger loading: seconds on a large ledger), the replay has its summary
+	// of nothing done, and the error is the interruption, not the cluster's
+	// (found by review: "kafka (brokers …): listing topic …: context
+	// canceled", and no summary).
+	interrupted := func(err error) error {
+		if ctx.Err() == nil || o.DryRun {
+			return err
+		}
+		s := summarize(processor.Stats{}, cfg, total, time.Since(began), false)
+		if err := printSummary(stdout, s, o.JSON); err != nil {
+			return err
+		}
+		return errors.New("replay interrupted before it started: nothing was done")
+	}
 	ranges, err := resolveReplayRange(ctx, cfg, o, log)
 	if err != nil {
-		return err
+		return interrupted(err)
 	}
-	var total int64
 	for _, r := range ranges {
 		total += r.End - r.Start
 	}
@@ -152,7 +172,7 @@ func runReplay(ctx context.Context, cfg *config.Config, o replayOptions, stdout,
 	}
 	cost, err := openCostControl(ctx, cfg, juheEnricher{client}, "replay", tp, log)
 	if err != nil {
-		return err
+		return interrupted(err)
 	}
 	defer closeCostControl(ctx, cost)
 	pc, err := processorConfig(cfg, cost, tp, log)
@@ -198,7 +218,7 @@ func runReplay(ctx context.Context, cfg *config.Config, o replayOptions, stdout,
 		// A replay that started and ended on an error (its input topic
 		// deleted) has its summary, of nothing done if so.
 		progress.abandon()
-		return explain(cfg, runErr)
+		return interrupted(explain(cfg, runErr))
 	}
 	progress.finish(s)
 	if err := printSummary(stdout, s, o.JSON); err != nil {
@@ -214,35 +234,48 @@ func runReplay(ctx context.Context, cfg *config.Config, o replayOptions, stdout,
 	return nil
 }
 
+// replayRange is the range's flags, parsed.
+type replayRange struct {
+	from, to     time.Time       // zero: not given
+	starts, ends map[int32]int64 // --start-offsets, --end-offsets
+}
+
+// parseReplayRange parses the range's flags: what the command line alone
+// can get wrong, a usage error before any setting is checked or the
+// cluster asked (found by review: with a setting missing, a bad --from was
+// not mentioned).
+func parseReplayRange(o replayOptions) (r replayRange, err error) {
+	if o.From != "" {
+		if r.from, err = time.Parse(time.RFC3339Nano, o.From); err != nil {
+			return r, usageError{fmt.Sprintf("--from %q: want an RFC 3339 time such as 2024-01-02T00:00:00+08:00", o.From)}
+		}
+	}
+	if o.To != "" {
+		if r.to, err = time.Parse(time.RFC3339Nano, o.To); err != nil {
+			return r, usageError{fmt.Sprintf("--to %q: want an RFC 3339 time such as 2024-01-03T00:00:00+08:00", o.To)}
+		}
+	}
+	if !r.from.IsZero() && !r.to.IsZero() && !r.to.After(r.from) {
+		return r, usageError{"--to must be after --from"}
+	}
+	if r.starts, err = parsePartitionOffsets("--start-offsets", o.StartOffsets); err != nil {
+		return r, err
+	}
+	r.ends, err = parsePartitionOffsets("--end-offsets", o.EndOffsets)
+	return r, err
+}
+
 // resolveReplayRange turns the flags into offsets per partition: --from and
 // --to through the broker's time index (the first record at or after the
 // time), --start-offsets and --end-offsets as given, clamped to what the
 // partitions hold now (from their log start to their last stable offset),
 // with a warning for what of a given range is not there.
 func resolveReplayRange(ctx context.Context, cfg *config.Config, o replayOptions, log *slog.Logger) (map[int32]processor.OffsetRange, error) {
-	var from, to time.Time
-	var err error
-	if o.From != "" {
-		if from, err = time.Parse(time.RFC3339Nano, o.From); err != nil {
-			return nil, usageError{fmt.Sprintf("--from %q: want an RFC 3339 time such as 2024-01-02T00:00:00+08:00", o.From)}
-		}
-	}
-	if o.To != "" {
-		if to, err = time.Parse(time.RFC3339Nano, o.To); err != nil {
-			return nil, usageError{fmt.Sprintf("--to %q: want an RFC 3339 time such as 2024-01-03T00:00:00+08:00", o.To)}
-		}
-	}
-	if !from.IsZero() && !to.IsZero() && !to.After(from) {
-		return nil, usageError{"--to must be after --from"}
-	}
-	starts, err := parsePartitionOffsets("--start-offsets", o.StartOffsets)
+	r, err := parseReplayRange(o)
 	if err != nil {
 		return nil, err
 	}
-	ends, err := parsePartitionOffsets("--end-offsets", o.EndOffsets)
-	if err != nil {
-		return nil, err
-	}
+	from, to, starts, ends := r.from, r.to, r.starts, r.ends
 
 	opts, err := kafkaOpts(cfg)
 	if err != nil {

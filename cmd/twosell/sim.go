@@ -53,6 +53,9 @@ func cmdSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("unexpected arguments %q", fs.Args())}
 	}
+	if !config.ValidListenAddr(*addr) {
+		return usageError{fmt.Sprintf("--addr %q is not valid; valid: host:port or :port, such as 127.0.0.1:0", *addr)}
+	}
 	if len(keys) == 0 {
 		keys.Set(os.Getenv("TWOSELL_JUHE_KEY")) //nolint:errcheck // Set never fails
 	}
