@@ -355,9 +355,9 @@ func (c *Config) validateFieldNames(v *validator) {
 	}
 	for i, b := range fields {
 		for _, a := range fields[:i] {
-			if a.name != "" && a.name == b.name {
-				v.addf(b.key, "%q is also %s; valid: a name that no other of input.mobile_field, input.date_field, input.id_field and output.field has",
-					b.name, a.key)
+			if a.name != "" && strings.EqualFold(a.name, b.name) {
+				v.addf(b.key, "%q is also %s (%q), in case at least; valid: a name that no other of input.mobile_field, input.date_field, input.id_field and output.field has in any case (JSON decoders such as Go's match names in any case)",
+					b.name, a.key, a.name)
 			}
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"math"
 	"math/bits"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -114,8 +115,16 @@ func NewCodec(cfg CodecConfig) (*Codec, error) {
 	}
 	for i, a := range names {
 		for _, b := range names[i+1:] {
-			if a.name == b.name {
+			// In case too: encoding/json matches names in any case, so
+			// {"mobile":A,"Mobile":B} would be read as B by a Go
+			// consumer (found by review: with id field "Mobile", the
+			// duplicate check never saw the second).
+			switch {
+			case a.name == b.name:
 				return nil, fmt.Errorf("processor: the %s and the %s are both %q; they must differ", a.what, b.what, a.name)
+			case strings.EqualFold(a.name, b.name):
+				return nil, fmt.Errorf("processor: the %s and the %s, %q and %q, differ only in case; they must differ otherwise (JSON decoders such as Go's match names in any case)",
+					a.what, b.what, a.name, b.name)
 			}
 		}
 	}
@@ -189,8 +198,11 @@ type span struct{ start, end int }
 // encoding/json takes for the same field), is refused (ClassDuplicateField):
 // parsers differ in which one they read, and the output's consumer must
 // read the number and date that were checked. The id field's last
-// occurrence wins, as with encoding/json. Strings are not checked for valid
-// UTF-8, also like encoding/json, and so are carried through as they came.
+// occurrence wins, as with encoding/json. A value that is not UTF-8 is not
+// JSON (RFC 8259), and is refused (ClassInvalidJSON), unlike by
+// encoding/json, which reads its bad bytes as U+FFFD: carried through byte
+// for byte, they made an output that strict parsers refuse (found by
+// review).
 func (c *Codec) Decode(value []byte, recordTime time.Time) (*Event, error) {
 	ev := new(Event)
 	if err := c.decode(ev, value, recordTime); err != nil {
@@ -609,6 +621,19 @@ func (c *Codec) syntaxError(value []byte) error {
 		return &InputError{Class: ClassInvalidJSON, Reason: "the value starts with a UTF-8 byte order mark (bytes EF BB BF), " +
 			"which JSON does not allow; send the JSON without it (" + c.objectExample + ")"}
 	}
+	if !utf8.Valid(value) {
+		n := len(value) - len(bytes.ToValidUTF8(value, nil)) // how many bad bytes, for the reason
+		at := 0
+		for at < len(value) {
+			r, size := utf8.DecodeRune(value[at:])
+			if r == utf8.RuneError && size == 1 {
+				break
+			}
+			at += size
+		}
+		return &InputError{Class: ClassInvalidJSON, Reason: fmt.Sprintf("the value is not UTF-8: byte %d (0x%02X) is not part of a UTF-8 character (%d bytes are not); "+
+			"JSON text must be UTF-8 (RFC 8259): send the value in UTF-8 (%s)", at, value[at], n, c.objectExample)}
+	}
 	var raw json.RawMessage
 	err := json.Unmarshal(value, &raw)
 	var se *json.SyntaxError
@@ -851,9 +876,10 @@ func appendJSONString(dst []byte, s string) []byte {
 	return append(dst, '"')
 }
 
-// The scanner below validates JSON exactly as encoding/json does (same
-// grammar, same nesting limit, no UTF-8 check), without building values.
-// FuzzDecode holds it to json.Valid.
+// The scanner below validates JSON as encoding/json does (same grammar, same
+// nesting limit), and its strings as UTF-8, which encoding/json does not
+// check, without building values. FuzzDecode holds it to json.Valid and
+// utf8.Valid.
 
 // maxDepth is encoding/json's nesting limit: deeper values are invalid.
 const maxDepth = 10000
@@ -868,9 +894,10 @@ func skipSpace(d []byte, i int) int {
 	return i
 }
 
-// plainStringByte marks the bytes a string may hold without an escape.
+// plainStringByte marks the ASCII bytes a string may hold without an
+// escape; the others, UTF-8 sequences, are checked as such.
 var plainStringByte = func() (t [256]bool) {
-	for i := 0x20; i < 256; i++ {
+	for i := 0x20; i < utf8.RuneSelf; i++ {
 		t[i] = i != '"' && i != '\\'
 	}
 	return t
@@ -916,16 +943,24 @@ func scanString(d []byte, i int) (end int, escaped bool) {
 			default:
 				return -1, escaped
 			}
-		default: // a control character
-			return -1, escaped
+		default:
+			if d[i] < utf8.RuneSelf { // a control character
+				return -1, escaped
+			}
+			r, size := utf8.DecodeRune(d[i:])
+			if r == utf8.RuneError && size == 1 { // not UTF-8
+				return -1, escaped
+			}
+			i += size
 		}
 	}
 }
 
-// hasSpecialByte reports whether any byte of x is a '"', a '\\' or a control
-// character (< 0x20), with the classic bit tricks: for each byte b,
-// (b - n) & ^b & 0x80 is set only if b < n (n <= 0x80), and the first such
-// byte is always flagged, so the answer for the word is exact.
+// hasSpecialByte reports whether any byte of x is a '"', a '\\', a control
+// character (< 0x20) or not ASCII (>= 0x80, part of a UTF-8 sequence to
+// check), with the classic bit tricks: for each byte b, (b - n) & ^b & 0x80
+// is set only if b < n (n <= 0x80), and the first such byte is always
+// flagged, so the answer for the word is exact.
 func hasSpecialByte(x uint64) bool { return specialBytes(x) != 0 }
 
 // specialBytes flags (bit 7 of) the bytes of x that hasSpecialByte looks
@@ -935,7 +970,7 @@ func specialBytes(x uint64) uint64 {
 	const lsb, msb = 0x0101010101010101, 0x8080808080808080
 	q := x ^ ('"' * lsb)
 	b := x ^ ('\\' * lsb)
-	return ((x-0x20*lsb)&^x | (q-lsb)&^q | (b-lsb)&^b) & msb
+	return ((x-0x20*lsb)&^x | (q-lsb)&^q | (b-lsb)&^b | x) & msb
 }
 
 func isHex(c byte) bool { return isDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') }

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 func newTestCodec(t testing.TB, cfg CodecConfig) *Codec {
@@ -91,7 +92,7 @@ func TestCodecRoundTrip(t *testing.T) {
 		{"escaped id", `{"event_id": "e\u002d1", "mobile":"17312345678","registered_at":"2024-01-02"}`, "e-1"},
 		{"object id ignored", `{"event_id": {"x":1}, "mobile":"17312345678","registered_at":"2024-01-02"}`, ""},
 		{"similar names are other fields", `{"mobile ":"2","mobil":1,"twosell ":3,"twosel":4,"mobile":"17312345678","registered_at":"2024-01-02"}`, ""},
-		{"invalid UTF-8 in another field", "{\"x\":\"\xff\xfe\",\"mobile\":\"17312345678\",\"registered_at\":\"2024-01-02\"}", ""},
+		{"UTF-8 in another field", `{"name":"张三","mobile":"17312345678","registered_at":"2024-01-02","note":"é😀 "}`, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -216,6 +217,10 @@ func TestCodecInputErrors(t *testing.T) {
 		{"empty", ``, ClassInvalidJSON, "", []string{"empty"}},
 		{"only spaces", " \n", ClassInvalidJSON, "", []string{"only white space"}},
 		{"truncated", `{"mobile":"173`, ClassInvalidJSON, "", []string{"not valid JSON", "unexpected end of JSON input", "after 14 of 14 bytes"}},
+		// Not JSON (RFC 8259), though encoding/json reads it: carried
+		// through, strict parsers refused the output.
+		{"not UTF-8", "{\"x\":\"\xff\xfe\",\"mobile\":\"17312345678\",\"registered_at\":\"2024-01-02\"}", ClassInvalidJSON, "", []string{"not UTF-8", "byte 6 (0xFF)", "2 bytes are not", "RFC 8259"}},
+		{"not UTF-8 in a key", "{\"\xc3\":1,\"mobile\":\"17312345678\",\"registered_at\":\"2024-01-02\"}", ClassInvalidJSON, "", []string{"not UTF-8", "byte 2 (0xC3)"}},
 		{"trailing garbage", `{"mobile":"17312345678","registered_at":"2024-01-02"} x`, ClassInvalidJSON, "", []string{"invalid character 'x' after top-level value"}},
 		{"two objects", `{}{}`, ClassInvalidJSON, "", []string{"after top-level value"}},
 		{"trailing comma", `{"a":1,}`, ClassInvalidJSON, "", []string{"invalid character '}'"}},
@@ -269,9 +274,10 @@ func TestCodecInputErrors(t *testing.T) {
 			if ie.Error() != ie.Reason {
 				t.Errorf("Error() = %q, want the reason", ie.Error())
 			}
-			// The scanner must agree with encoding/json on validity.
-			if valid := json.Valid([]byte(tc.in)); valid == (ie.Class == ClassInvalidJSON) {
-				t.Errorf("json.Valid = %v but class is %s", valid, ie.Class)
+			// The scanner must agree with encoding/json on validity, and
+			// take only UTF-8 for JSON (RFC 8259).
+			if valid := json.Valid([]byte(tc.in)) && utf8.ValidString(tc.in); valid == (ie.Class == ClassInvalidJSON) {
+				t.Errorf("json.Valid and utf8.Valid = %v but class is %s", valid, ie.Class)
 			}
 		})
 	}

@@ -52,7 +52,7 @@ func FuzzDecode(f *testing.F) {
 		if !bytes.Equal(in, value) {
 			t.Fatal("Decode modified its input")
 		}
-		valid := json.Valid(value)
+		valid := json.Valid(value) && utf8.Valid(value) // JSON is UTF-8 (RFC 8259); encoding/json does not check
 		if err != nil {
 			ie, ok := AsInputError(err)
 			if !ok {
@@ -116,7 +116,7 @@ func FuzzDecode(f *testing.F) {
 		if err != nil {
 			t.Fatalf("Encode: %v", err)
 		}
-		if !json.Valid(out) {
+		if !json.Valid(out) || !utf8.Valid(out) {
 			t.Fatalf("Encode output is not valid JSON:\n in %q\nout %q", value, out)
 		}
 		// The output has one member a struct consumer reads as "twosell",

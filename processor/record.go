@@ -708,15 +708,30 @@ func (t RecordTiming) Added() time.Duration { return t.Acked.Sub(t.Started) - t.
 
 // withHeaders copies the input's headers, replacing any with the same keys as
 // the added ones (an input that went through twosell before must not carry
-// two statuses).
+// two statuses), and leaving out the headers twosell writes (an earlier
+// pass's: a dead letter sent back to the input, once enriched, is no longer
+// one, and an input enriched before and dead-lettered now has no status)
+// and a second traceparent (the produce span's replaces the first; a
+// consumer reading the last would follow a stale trace). Found by review:
+// an enriched event kept twosell-error-class invalid_mobile.
 func withHeaders(in []kgo.RecordHeader, add ...kgo.RecordHeader) []kgo.RecordHeader {
 	return appendHeaders(make([]kgo.RecordHeader, 0, len(in)+len(add)+1), in, add...) // +1: traceparent
 }
 
 // appendHeaders is withHeaders appending to out.
 func appendHeaders(out, in []kgo.RecordHeader, add ...kgo.RecordHeader) []kgo.RecordHeader {
+	traced := false
 outer:
 	for _, h := range in {
+		switch h.Key {
+		case HeaderStatus, HeaderError, HeaderErrorClass, HeaderSource:
+			continue
+		case traceparentHeader:
+			if traced {
+				continue
+			}
+			traced = true
+		}
 		for _, a := range add {
 			if h.Key == a.Key {
 				continue outer
@@ -726,6 +741,9 @@ outer:
 	}
 	return append(out, add...)
 }
+
+// traceparentHeader is the W3C trace context's header.
+const traceparentHeader = "traceparent"
 
 // statusValues are the statuses' header values, shared by every output
 // (Kafka clients never write a record's header values), by knownStatus.
