@@ -172,7 +172,11 @@ func (c *Client) Query(ctx context.Context, mobile, date string) (ans Answer, er
 			var sent attemptSent
 			a, err := c.attempt(context.WithValue(ctx, sentKey{}, &sent), p, mobile)
 			c.metrics.call(ctx, a, err, time.Since(start))
-			if asked && billable(err, &sent) {
+			// A request written whole counts, even if the caller's context
+			// ended before the attempt began (found by review: a retry
+			// written as the context ended was read by the provider, and its
+			// budget unit given back).
+			if (asked || sent.wrote.Load()) && billable(err, &sent) {
 				ans.Billable++
 				if retry <= 64 {
 					ans.BillableRequests |= 1 << (retry - 1)

@@ -230,6 +230,11 @@ func (t *directTransport) get(ctx context.Context, deadline time.Time) (*directC
 // read (and billed): that is the attempt's failure.
 func (t *directTransport) exchange(ctx context.Context, c *directConn, req *http.Request) (resp *http.Response, unsent bool, err error) {
 	stop := context.AfterFunc(ctx, c.poison)
+	if err := ctx.Err(); err != nil { // ended already: nothing is written (the caller closes c)
+		stop()
+		noteSent(ctx, false)
+		return nil, true, err
+	}
 	if err := req.Write(c.bw); err != nil {
 		stop()
 		noteSent(ctx, false)

@@ -128,6 +128,7 @@ var (
 	errStatusLine    = errors.New("juhe: malformed HTTP status line")
 	errHeaderLine    = errors.New("juhe: malformed HTTP header line")
 	errHeadTooLong   = errors.New("juhe: HTTP response head too long")
+	errLineTooLong   = errors.New("juhe: HTTP response line too long") // than br's buffer: a header line may be (readHeaderLine)
 	errContentLength = errors.New("juhe: bad or conflicting Content-Length")
 	errTransferEnc   = errors.New("juhe: unsupported Transfer-Encoding")
 	errChunked       = errors.New("juhe: malformed chunked encoding")
@@ -197,6 +198,9 @@ func readHead(br *bufio.Reader) (replyHead, error) {
 	h := replyHead{contentLength: -1}
 	budget := maxHeadBytes
 	line, err := readLine(br, &budget)
+	if err == errLineTooLong {
+		err = errHeadTooLong // a status line over 4 KiB: none is
+	}
 	if err != nil {
 		if err == io.ErrUnexpectedEOF && budget == maxHeadBytes {
 			return h, io.EOF // not one byte: see readReply
@@ -208,33 +212,80 @@ func readHead(br *bufio.Reader) (replyHead, error) {
 	}
 	var tes int
 	var chunked, hasClose, hasKeepAlive bool
-	for {
-		line, err := readLine(br, &budget)
+	// A field is read whole before it is taken: a line that starts with a
+	// space or a tab continues the one before (obsolete line folding, which
+	// a client must read as a space: RFC 9112, section 5.2, as net/http
+	// does). Only the fields that frame the body are kept, in value.
+	var field framingField
+	var valueBuf [64]byte
+	value := valueBuf[:0]
+	var prefix [256]byte // of a cut line
+	take := func() error {
+		value = bytes.Trim(value, " \t")
+		switch field {
+		case fieldContentLength:
+			n, ok := ascii.ParseDigits(value, 18)
+			if !ok || (h.contentLength >= 0 && n != h.contentLength) {
+				return errContentLength
+			}
+			h.contentLength = n
+		case fieldTransferEncoding:
+			tes++
+			chunked = ascii.EqualFold(value, "chunked")
+		case fieldConnection:
+			hasClose = hasClose || hasToken(value, "close")
+			hasKeepAlive = hasKeepAlive || hasToken(value, "keep-alive")
+		}
+		field, value = fieldOther, value[:0]
+		return nil
+	}
+	for first := true; ; first = false {
+		line, cut, err := readHeaderLine(br, &budget, &prefix)
 		if err != nil {
 			return h, err
 		}
 		if len(line) == 0 {
+			if err := take(); err != nil {
+				return h, err
+			}
 			break
 		}
-		name, value, ok := bytes.Cut(line, []byte(":"))
-		if !ok || len(name) == 0 || !isToken(name) {
-			return h, errHeaderLine // includes obsolete line folding
+		if line[0] == ' ' || line[0] == '\t' {
+			if first {
+				return h, errHeaderLine // nothing to continue (net/http refuses it too)
+			}
+			if field != fieldOther {
+				if cut {
+					return h, errHeadTooLong
+				}
+				value = append(append(value, ' '), line...)
+			}
+			continue
 		}
-		value = bytes.Trim(value, " \t")
+		if err := take(); err != nil {
+			return h, err
+		}
+		name, v, ok := bytes.Cut(line, []byte(":"))
+		if !ok && cut {
+			name, ok = line, true // a name longer than the prefix: not one of those kept
+		}
+		if !ok || len(name) == 0 || !isToken(name) {
+			return h, errHeaderLine
+		}
 		switch {
 		case ascii.EqualFold(name, "Content-Length"):
-			n, ok := ascii.ParseDigits(value, 18)
-			if !ok || (h.contentLength >= 0 && n != h.contentLength) {
-				return h, errContentLength
-			}
-			h.contentLength = n
+			field = fieldContentLength
 		case ascii.EqualFold(name, "Transfer-Encoding"):
-			tes++
-			chunked = ascii.EqualFold(value, "chunked")
+			field = fieldTransferEncoding
 		case ascii.EqualFold(name, "Connection"):
-			hasClose = hasClose || hasToken(value, "close")
-			hasKeepAlive = hasKeepAlive || hasToken(value, "keep-alive")
+			field = fieldConnection
+		default:
+			continue // not kept: its length does not matter, within the head's
 		}
+		if cut {
+			return h, errHeadTooLong // a field that frames the body, longer than a line may be
+		}
+		value = append(value, v...)
 	}
 	// As net/http: Transfer-Encoding is ignored in HTTP/1.0, and otherwise
 	// only one "chunked" is understood; it overrides Content-Length.
@@ -273,14 +324,50 @@ func parseStatusLine(line []byte) (status int, http10 bool, err error) {
 	return status, http10, nil
 }
 
+// framingField is a header field that frames a reply's body.
+type framingField uint8
+
+const (
+	fieldOther framingField = iota
+	fieldContentLength
+	fieldTransferEncoding
+	fieldConnection
+)
+
+// readHeaderLine is readLine for a header line, which may be longer than
+// br's buffer (a gateway's Set-Cookie or policy, within the head's limit,
+// which net/http reads): such a line comes back cut to the buffer, the
+// rest read and charged to budget, with cut set. Found by review: any line
+// over 4 KiB was "head too long", and the answer, paid for, a fault.
+func readHeaderLine(br *bufio.Reader, budget *int, prefix *[256]byte) (line []byte, cut bool, err error) {
+	line, err = readLine(br, budget)
+	if err != errLineTooLong {
+		return line, false, err
+	}
+	// What is needed of a cut line is its start: whether it continues a
+	// field, or which field it begins (its name). Kept in prefix, as the
+	// reads of the rest reuse br's buffer.
+	n := copy(prefix[:], line)
+	for err == errLineTooLong {
+		_, err = readLine(br, budget)
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	return prefix[:n], true, nil
+}
+
 // readLine returns the next line without its "\n" or "\r\n", charging its
-// length to budget. The line is valid until the next read from br.
+// length to budget. The line is valid until the next read from br. A line
+// longer than br's buffer is errLineTooLong, its first buffer's worth read.
 func readLine(br *bufio.Reader, budget *int) ([]byte, error) {
 	line, err := br.ReadSlice('\n')
 	*budget -= len(line)
 	switch {
-	case err == bufio.ErrBufferFull || *budget < 0:
+	case *budget < 0:
 		return nil, errHeadTooLong
+	case err == bufio.ErrBufferFull:
+		return line, errLineTooLong
 	case err == io.EOF:
 		return nil, io.ErrUnexpectedEOF
 	case err != nil:
@@ -341,8 +428,9 @@ func readChunked(br *bufio.Reader, buf []byte) (body []byte, complete bool, err 
 			return body, false, errChunked
 		}
 	}
+	var prefix [256]byte
 	for { // trailers, ignored
-		line, err := readLine(br, &budget)
+		line, _, err := readHeaderLine(br, &budget, &prefix)
 		if err != nil {
 			return body, false, err
 		}
@@ -469,6 +557,16 @@ func (t *directTransport) wireExchange(ctx context.Context, c *directConn, deadl
 	stop := func() bool { return true }
 	if ctx.Done() != nil {
 		stop = context.AfterFunc(ctx, c.poison)
+	}
+	if err := ctx.Err(); err != nil { // ended already: nothing is written, and the connection stays whole
+		if stop() {
+			_ = c.conn.SetDeadline(time.Time{})
+			t.put(c)
+		} else {
+			c.conn.Close()
+		}
+		noteSent(ctx, false)
+		return r, true, err
 	}
 	_, err = c.bw.Write(w.appendTo(c.bw.AvailableBuffer(), p))
 	if err == nil {

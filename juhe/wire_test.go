@@ -130,8 +130,17 @@ func TestReadReply(t *testing.T) {
 		{"no status", "HTTP/1.1\r\n\r\n", 0, "", false, errStatusLine},
 		{"header without colon", "HTTP/1.1 200 OK\r\nContent-Length 2\r\n\r\nhi", 0, "", false, errHeaderLine},
 		{"space before colon", "HTTP/1.1 200 OK\r\nContent-Length : 2\r\n\r\nhi", 0, "", false, errHeaderLine},
-		{"folded header", "HTTP/1.1 200 OK\r\nConnection: keep-alive,\r\n close\r\nContent-Length: 2\r\n\r\nhi", 0, "", false, errHeaderLine},
-		{"header line too long", "HTTP/1.1 200 OK\r\nX: " + strings.Repeat("a", 5000) + "\r\nContent-Length: 0\r\n\r\n", 0, "", false, errHeadTooLong},
+		// Obsolete line folding is read as a space (RFC 9112, 5.2), as
+		// net/http reads it: the value is "keep-alive, close".
+		{"folded header", "HTTP/1.1 200 OK\r\nConnection: keep-alive,\r\n close\r\nContent-Length: 2\r\n\r\nhi", 200, "hi", false, nil},
+		{"folded other header", "HTTP/1.1 200 OK\r\nX-Served-By: gw-1,\r\n\tgw-2\r\nContent-Length: 2\r\n\r\nhi", 200, "hi", true, nil},
+		{"fold with nothing to continue", "HTTP/1.1 200 OK\r\n X: 1\r\nContent-Length: 2\r\n\r\nhi", 0, "", false, errHeaderLine},
+		// A line longer than the reader's buffer, within the head's
+		// limit: read, unless it frames the body.
+		{"long header line", "HTTP/1.1 200 OK\r\nX: " + strings.Repeat("a", 5000) + "\r\nContent-Length: 0\r\n\r\n", 200, "", true, nil},
+		{"long folded header", "HTTP/1.1 200 OK\r\nX: a\r\n " + strings.Repeat("a", 5000) + "\r\nContent-Length: 0\r\n\r\n", 200, "", true, nil},
+		{"long header name", "HTTP/1.1 200 OK\r\n" + strings.Repeat("X", 5000) + ": 1\r\nContent-Length: 0\r\n\r\n", 200, "", true, nil},
+		{"long framing header line", "HTTP/1.1 200 OK\r\nConnection: " + strings.Repeat("a", 5000) + "\r\nContent-Length: 0\r\n\r\n", 0, "", false, errHeadTooLong},
 		{"head too long", "HTTP/1.1 200 OK\r\n" + strings.Repeat("X-A: "+strings.Repeat("a", 1000)+"\r\n", 70) + "\r\n", 0, "", false, errHeadTooLong},
 		{"conflicting lengths", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nhi", 0, "", false, errContentLength},
 		{"bad length", "HTTP/1.1 200 OK\r\nContent-Length: -2\r\n\r\nhi", 0, "", false, errContentLength},
