@@ -194,7 +194,10 @@ func outcomeOf(a Answer, err error) outcome {
 		return outcome{class: "canceled"}
 	}
 	o := outcome{code: e.Code, class: e.Class.String()}
-	if e.Code == 0 && e.HTTPStatus != 0 && (e.HTTPStatus < 200 || e.HTTPStatus > 299) {
+	if e.Code == 0 && e.HTTPStatus != 0 {
+		// A reply came, not the API's: its status, 2xx too (found by
+		// review: an HTML page with 200 was counted as no reply, "none",
+		// with the timeouts and refused connections).
 		o.status = e.HTTPStatus
 	}
 	return o

@@ -86,6 +86,13 @@ func (k kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
 	}
 }
 
+// KafkaLogger is the logger of a franz-go client of twosell's outside the
+// processor (the consumer-lag reader, replay's estimate): as the
+// processor's, its lines are prefixed "kafka:" and a repeated warning or
+// error is logged at most every 30 s (found by review: the lag reader's
+// logged every one, with the brokers down each of its polls').
+func KafkaLogger(l *slog.Logger) kgo.Logger { return newKgoLogger(l, nil) }
+
 // newKgoLogger is a franz-go client's logger, its repeated warnings and
 // errors throttled (repeats).
 func newKgoLogger(l *slog.Logger, fellBehind func(outOfRange, string, int32, int64)) kgoLogger {
@@ -118,6 +125,9 @@ type repeat struct {
 func (r *repeats) allow(msg string, now time.Time) (int, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.m == nil {
+		r.m = make(map[string]repeat)
+	}
 	p, seen := r.m[msg]
 	if seen && now.Sub(p.last) < repeatEvery {
 		p.skipped++

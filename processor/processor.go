@@ -286,6 +286,7 @@ type Processor struct {
 	copause     *copauser           // pauses caught-up partitions while another is full (copause.go)
 	slotBytes   *semaphore.Weighted // bytes of the records in flight: MaxInFlightBytes
 	keptOutputs keptOutputs         // bounds the output records the workers keep for reuse (outputFree)
+	fetchWarned repeats             // the fetch errors logged, to log each again at most every 30 s (logFetchErrors)
 	// batchBytes, if set, bounds the producer's batches: the output and
 	// dead-letter topics accept no larger (max.message.bytes; limitBatches).
 	batchBytes int32
@@ -541,6 +542,7 @@ func (p *Processor) runAtLeastOnce(ctx context.Context) error {
 	var commitDone sync.WaitGroup
 	commitDone.Go(func() { p.commitLoop(ctx) })
 	defer p.startRetentionWatch(ctx)()
+	var backoff errorBackoff
 	for ctx.Err() == nil {
 		fetches := cl.PollRecords(ctx, p.cfg.MaxPollRecords)
 		if fetches.IsClientClosed() {
@@ -549,6 +551,14 @@ func (p *Processor) runAtLeastOnce(ctx context.Context) error {
 		p.logFetchErrors(fetches)
 		fetches.EachPartition(p.dispatch)
 		cl.AllowRebalance()
+		// A poll that brings errors alone comes back at once: spaced, it
+		// does not spin a core while they last (after AllowRebalance: a
+		// rebalance does not wait for it).
+		if fetches.NumRecords() == 0 && len(fetches.Errors()) > 0 {
+			backoff.wait(ctx)
+		} else {
+			backoff.reset()
+		}
 	}
 
 	// Leaving the group revokes every partition through p.revoked, which
@@ -574,8 +584,14 @@ func (p *Processor) logFetchErrors(fetches kgo.Fetches) {
 				"topic", topic, "partition", partition, "consumed_to", loss.ConsumedTo, "reset_to", loss.ResetTo, "err", err)
 			return
 		}
-		if !errors.Is(err, context.Canceled) {
-			p.log.Warn("fetch error; the client retries", "topic", topic, "partition", partition, "err", err)
+		if errors.Is(err, context.Canceled) {
+			return
+		}
+		// Once per partition and error, then at most every 30 s, as the
+		// replay does (found by review: a revoked READ ACL, which franz-go
+		// hands to every poll, logged a line per fetch, a thousand a second).
+		if n, ok := p.fetchWarned.allow(fmt.Sprintf("%s/%d: %v", topic, partition, err), time.Now()); ok {
+			p.log.Warn("fetch error; the client retries", "topic", topic, "partition", partition, "err", err, "repeated", n)
 		}
 	})
 }

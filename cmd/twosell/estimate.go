@@ -144,7 +144,7 @@ func readRange(ctx context.Context, cfg *config.Config, ranges map[int32]process
 		return 0, 0, err
 	}
 	cl, err := kgo.NewClient(append(opts,
-		kgo.WithLogger(kgoWarnLogger{log}),
+		kgo.WithLogger(processor.KafkaLogger(log.With("client", "estimate"))),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offsets}),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.KeepControlRecords(), // a range may end in transaction markers

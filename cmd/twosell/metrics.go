@@ -186,7 +186,7 @@ func (o *operations) start(cfg *config.Config, proc *processor.Processor, client
 	if err != nil {
 		return err
 	}
-	o.lagClient, err = kgo.NewClient(append(opts, kgo.WithLogger(kgoWarnLogger{o.log}))...)
+	o.lagClient, err = kgo.NewClient(append(opts, kgo.WithLogger(processor.KafkaLogger(o.log.With("client", "lag reader"))))...)
 	if err != nil {
 		return fmt.Errorf("metrics: kafka client: %w", err)
 	}
@@ -483,17 +483,4 @@ func (l *lagMonitor) snapshot() map[int32]int64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.lag // replaced, never changed in place
-}
-
-// kgoWarnLogger passes franz-go's warnings and errors to slog.
-type kgoWarnLogger struct{ l *slog.Logger }
-
-func (k kgoWarnLogger) Level() kgo.LogLevel { return kgo.LogLevelWarn }
-
-func (k kgoWarnLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
-	l := slog.LevelWarn
-	if level == kgo.LogLevelError {
-		l = slog.LevelError
-	}
-	k.l.Log(context.Background(), l, "kafka (lag reader): "+msg, keyvals...)
 }

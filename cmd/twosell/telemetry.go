@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -23,9 +24,11 @@ import (
 	"github.com/twosell/twosell/juhe"
 )
 
-// setupTracing builds the tracer provider. Spans are always recorded (so
-// that outputs carry a traceparent of their own, a child of the input's);
-// they are exported only when the standard OTEL_* variables ask for it:
+// setupTracing builds the tracer provider. Spans are sampled as
+// OTEL_TRACES_SAMPLER says (tracesSampler), by default as the input's
+// trace was (its sampled flag), and a record with no trace is: an output
+// carries a traceparent of its own, a child of the input's, sampled or
+// not. They are exported only when the standard OTEL_* variables ask for it:
 // OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT set, or
 // OTEL_TRACES_EXPORTER=otlp. OTEL_TRACES_EXPORTER=none turns export off.
 // Without any of them there is no exporter and no error.
@@ -41,7 +44,7 @@ func setupTracing(ctx context.Context, serviceName string, lookupEnv func(string
 		// The standard variable wins over the config file.
 		res, _ = resource.Merge(res, resource.NewSchemaless(semconv.ServiceName(name)))
 	}
-	opts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
+	opts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res), sdktrace.WithSampler(tracesSampler(lookupEnv, log))}
 
 	exporter, _ := lookupEnv("OTEL_TRACES_EXPORTER")
 	exporter = strings.ToLower(strings.TrimSpace(exporter)) // enums are case-insensitive (the OTel spec)
@@ -209,3 +212,44 @@ func isTerminal(w io.Writer) bool {
 // nonEmpty reports whether a variable lookupEnv returned is set to
 // something.
 func nonEmpty(v string, ok bool) bool { return ok && v != "" }
+
+// tracesSampler is the sampler OTEL_TRACES_SAMPLER and
+// OTEL_TRACES_SAMPLER_ARG name, read through lookupEnv as the other OTEL_*
+// variables are (the SDK read them from the process's environment itself,
+// and a value it did not know it dropped without a word: found by review):
+// parentbased_always_on by default, as the SDK's. A value twosell does not
+// support is logged at WARN and the default kept, never a reason not to
+// start.
+func tracesSampler(lookupEnv func(string) (string, bool), log *slog.Logger) sdktrace.Sampler {
+	name, _ := lookupEnv("OTEL_TRACES_SAMPLER")
+	name = strings.ToLower(strings.TrimSpace(name))
+	ratio := func() float64 {
+		arg, _ := lookupEnv("OTEL_TRACES_SAMPLER_ARG")
+		if strings.TrimSpace(arg) == "" {
+			return 1
+		}
+		r, err := strconv.ParseFloat(strings.TrimSpace(arg), 64)
+		if err != nil || r < 0 || r > 1 {
+			log.Warn("telemetry: OTEL_TRACES_SAMPLER_ARG is not a ratio from 0 to 1; sampling every trace (1)", "value", arg)
+			return 1
+		}
+		return r
+	}
+	switch name {
+	case "", "parentbased_always_on":
+		return sdktrace.ParentBased(sdktrace.AlwaysSample())
+	case "always_on":
+		return sdktrace.AlwaysSample()
+	case "always_off":
+		return sdktrace.NeverSample()
+	case "traceidratio":
+		return sdktrace.TraceIDRatioBased(ratio())
+	case "parentbased_always_off":
+		return sdktrace.ParentBased(sdktrace.NeverSample())
+	case "parentbased_traceidratio":
+		return sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio()))
+	}
+	log.Warn("telemetry: OTEL_TRACES_SAMPLER is not supported; sampling as the input's trace was (parentbased_always_on)",
+		"value", name, "supported", "always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off, parentbased_traceidratio")
+	return sdktrace.ParentBased(sdktrace.AlwaysSample())
+}
