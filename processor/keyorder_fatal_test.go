@@ -60,7 +60,10 @@ func (h gateHandler) Handle(ctx context.Context, r slog.Record) error {
 // The first fatal error (e-1's) is held in the logger between p.fail
 // recording it and cancelling the run: the window in which the dispatcher
 // goes on until the stop reaches it, widened so that the test is
-// deterministic.
+// deterministic. Since a later review, nothing is started or handed to the
+// producer in that window at all: a record of another key written then
+// could overtake a re-delivery too, if its key's earlier record was in
+// flight.
 func TestFatalRecordStopsLaterRecordsOfItsKey(t *testing.T) {
 	h := newHarness(t, 1)
 	keys := []string{"ka", "kb", "kd", "ka", "ke"} // e-i at offset i
@@ -72,7 +75,7 @@ func TestFatalRecordStopsLaterRecordsOfItsKey(t *testing.T) {
 	}
 	h.kafka.Produce(recs...)
 
-	failA := make(chan struct{})
+	failA, failedA := make(chan struct{}), make(chan struct{})
 	var mu sync.Mutex
 	asked := map[string]bool{}
 	enricher := processor.EnricherFunc(func(ctx context.Context, l processor.Lookup) (processor.Result, error) {
@@ -87,6 +90,7 @@ func TestFatalRecordStopsLaterRecordsOfItsKey(t *testing.T) {
 			case <-ctx.Done():
 				return processor.Result{}, ctx.Err()
 			}
+			defer close(failedA)
 			return processor.Result{}, processor.Fatal(errors.New("the provider rejected the API key"))
 		case "0001": // e-1, key kb: fatal at once (the first)
 			return processor.Result{}, processor.Fatal(errors.New("the provider rejected the API key"))
@@ -112,15 +116,7 @@ func TestFatalRecordStopsLaterRecordsOfItsKey(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	// e-4 (key ke) comes after e-3 in the queue: once its output is written,
-	// the dispatcher has taken e-3 (started or held back).
-	h.kafka.Consume(ctx, hasEvent(t, "e-4"), h.out)
-	mu.Lock()
-	startedC := asked["0003"]
-	mu.Unlock()
-	if startedC { // started: wait for its output too (the run is not cancelled yet)
-		h.kafka.Consume(ctx, hasEvent(t, "e-3"), h.out)
-	}
+	<-failedA // e-0's slot is free: a dispatcher that went on would start e-2, then e-3 and e-4
 	releaseLog()
 	var fe *processor.FatalError
 	if err := stop(); !errors.As(err, &fe) {
@@ -132,9 +128,12 @@ func TestFatalRecordStopsLaterRecordsOfItsKey(t *testing.T) {
 		first = append(first, eventID(t, r.Value))
 	}
 	t.Logf("outputs before the restart: %v; committed offset %d (committed: %v)", first, committed, ok)
-	if startedC {
-		t.Errorf("e-3 (key ka) was looked up and written while e-0 (key ka, before it) ended with a fatal error "+
-			"and stays unfinished (committed offset %d): the fatal record did not stop the later records of its key", committed)
+	mu.Lock()
+	startedC := asked["0003"]
+	mu.Unlock()
+	if startedC || len(first) > 0 {
+		t.Errorf("after the fatal errors of e-0 and e-1, e-3 (key ka) was looked up (%v) and %v written (committed offset %d): "+
+			"nothing is to be started or written once consumption stopped", startedC, first, committed)
 	}
 
 	// The operator fixes the provider and restarts: e-0 is delivered again,

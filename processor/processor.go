@@ -286,6 +286,7 @@ type Processor struct {
 	copause     *copauser           // pauses caught-up partitions while another is full (copause.go)
 	slotBytes   *semaphore.Weighted // bytes of the records in flight: MaxInFlightBytes
 	keptOutputs keptOutputs         // bounds the output records the workers keep for reuse (outputFree)
+	stopped     atomic.Bool         // a fatal error stopped consumption: nothing more is handed to the producer (hand)
 	fetchWarned repeats             // the fetch errors logged, to log each again at most every 30 s (logFetchErrors)
 	// batchBytes, if set, bounds the producer's batches: the output and
 	// dead-letter topics accept no larger (max.message.bytes; limitBatches).
@@ -624,6 +625,7 @@ func (p *Processor) fail(err error) {
 	first := p.fatalErr == nil
 	if first {
 		p.fatalErr = err
+		p.stopped.Store(true)
 	}
 	p.fatalMu.Unlock()
 	if first {

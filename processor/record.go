@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -588,12 +589,24 @@ func (r *outputRecord) onAck(_ *kgo.Record, err error) {
 		p.spoil(err)
 	case recordRejected(err):
 		reason := fmt.Sprintf("Kafka refused the enriched event for topic %s: %v", p.cfg.OutputTopic, err)
+		// Refused for the input's timestamp, which the output keeps (a
+		// topic's message.timestamp.before/after.max.ms): the dead letter
+		// has the time it is written, as the dead-letter topic would likely
+		// refuse the input's too (found by review: the processor stopped,
+		// and stopped again on the record at every start).
+		stamp := errors.Is(err, kerr.InvalidTimestamp)
+		if stamp {
+			reason += restampNote(in)
+		}
 		if p.cfg.ExactlyOnce {
 			// Not replaceable in this transaction, which must not commit:
 			// it aborts, and the retry dead-letters the input (refused).
 			r.recycle()
-			p.refused.refuse(in, ClassOutputRejected, reason, false)
+			p.refused.refuse(in, ClassOutputRejected, reason, false, stamp)
 			return
+		}
+		if stamp {
+			in = restamped(in)
 		}
 		p.emitFromPromise(p.deadLetter(ctx, w, in, ClassOutputRejected, reason, t))
 	default:
@@ -618,6 +631,9 @@ func (p *Processor) deadLetter(ctx context.Context, w *partitionWorker, in *kgo.
 	// another fault, whose dead letter is tried as it is).
 	if e, ok := p.refused.deadLetter(in); ok && e.class == class && hasPayload(in) {
 		reason = e.reason
+		if e.restamp {
+			in = restamped(in)
+		}
 		if e.bare {
 			in = withoutPayload(in)
 		}
@@ -646,13 +662,23 @@ func (p *Processor) deadLetter(ctx context.Context, w *partitionWorker, in *kgo.
 		case abandoned(err):
 		case p.cfg.ExactlyOnce && txnAbortable(err):
 			p.spoil(err)
+		case errors.Is(err, kerr.InvalidTimestamp) && !strings.Contains(reason, restampMark):
+			// Refused for the input's timestamp (an old event's, on a topic
+			// with message.timestamp.before.max.ms): written again with the
+			// time it is written.
+			reason := reason + restampNote(in)
+			if p.cfg.ExactlyOnce {
+				p.refused.refuse(in, class, reason, false, true)
+				return
+			}
+			p.emitFromPromise(p.deadLetter(ctx, w, restamped(in), class, reason, t))
 		case recordRejected(err) && hasPayload(in):
 			// Too large for the dead-letter topic with the input's bytes:
 			// write it without them rather than stop (see limits.go);
 			// exactly-once, when the transaction is retried.
 			reason := reason + "; " + omittedPayload(in, err)
 			if p.cfg.ExactlyOnce {
-				p.refused.refuse(in, class, reason, true)
+				p.refused.refuse(in, class, reason, true, false)
 				return
 			}
 			p.emitFromPromise(p.deadLetter(ctx, w, withoutPayload(in), class, reason, t))
@@ -789,7 +815,27 @@ func txnAbortable(err error) bool {
 // is (rather than the topic or cluster being unusable).
 func recordRejected(err error) bool {
 	return errors.Is(err, kerr.MessageTooLarge) || errors.Is(err, kerr.RecordListTooLarge) ||
-		errors.Is(err, kerr.InvalidRecord)
+		errors.Is(err, kerr.InvalidRecord) || errors.Is(err, kerr.InvalidTimestamp)
+}
+
+// restampMark begins what a dead letter's reason says of a timestamp it
+// does not keep (restampNote).
+const restampMark = "; the dead letter has the time it was written, not the input's"
+
+// restampNote says, in a dead letter's reason, that it has the time it was
+// written, and what the input's timestamp was.
+func restampNote(in *kgo.Record) string {
+	return fmt.Sprintf("%s (%s), which a topic refused", restampMark, in.Timestamp.UTC().Format(time.RFC3339Nano))
+}
+
+// restamped is in with the timestamp now, for a dead letter a topic refused
+// with the input's. The input's own record is not recycled (its bytes are
+// the dead letter's): its memory goes to the collector.
+func restamped(in *kgo.Record) *kgo.Record {
+	return &kgo.Record{
+		Topic: in.Topic, Partition: in.Partition, Offset: in.Offset, LeaderEpoch: in.LeaderEpoch,
+		Key: in.Key, Value: in.Value, Headers: in.Headers, Timestamp: time.Now(),
+	}
 }
 
 // defaultBatchBytes is franz-go's default ProducerBatchMaxBytes.

@@ -15,7 +15,7 @@ func TestRefusalsLastUntilTheDeadLetterCommits(t *testing.T) {
 	if _, ok := r.deadLetter(in); ok || r.inTxn() != 0 {
 		t.Fatal("a refusal before any")
 	}
-	r.refuse(in, ClassOutputRejected, "too large", false)
+	r.refuse(in, ClassOutputRejected, "too large", false, false)
 	if r.inTxn() != 1 {
 		t.Fatalf("inTxn = %d, want 1: the open transaction must abort", r.inTxn())
 	}
@@ -38,7 +38,7 @@ func TestRefusalsLastUntilTheDeadLetterCommits(t *testing.T) {
 	if _, ok := r.deadLetter(in); ok || r.n.Load() != 0 {
 		t.Error("the refusal outlived the commit of its dead letter")
 	}
-	r.refuse(other, ClassTooManyHeaders, "bad; without its bytes", true)
+	r.refuse(other, ClassTooManyHeaders, "bad; without its bytes", true, false)
 	r.begin()
 	r.committed() // a commit without its dead letter (another batch) keeps it
 	if e, ok := r.deadLetter(other); !ok || !e.bare {

@@ -159,7 +159,8 @@ type refusedAt struct {
 // refusal is what to dead-letter an input with, its bytes or not (bare).
 type refusal struct {
 	class, reason string
-	bare          bool
+	bare          bool         // without the input's bytes
+	restamp       bool         // with the time it is written, not the input's (restamped)
 	txn           refusalInTxn // what the open transaction did with it; its end decides
 }
 
@@ -172,8 +173,9 @@ const (
 )
 
 // refuse remembers a refusal of in's record: in is to be dead-lettered
-// with class and reason, without its bytes if bare.
-func (r *refusals) refuse(in *kgo.Record, class, reason string, bare bool) {
+// with class and reason, without its bytes if bare, with the time it is
+// written if restamp.
+func (r *refusals) refuse(in *kgo.Record, class, reason string, bare, restamp bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.m == nil {
@@ -183,7 +185,7 @@ func (r *refusals) refuse(in *kgo.Record, class, reason string, bare bool) {
 	if _, ok := r.m[at]; !ok {
 		r.n.Add(1)
 	}
-	r.m[at] = &refusal{class: class, reason: reason, bare: bare, txn: refusalRefused}
+	r.m[at] = &refusal{class: class, reason: reason, bare: bare, restamp: restamp, txn: refusalRefused}
 }
 
 // deadLetter returns how to dead-letter in, if Kafka refused its record
