@@ -432,6 +432,7 @@ func (c *Client) answer(status int, body []byte, p params, mobile string) (Answe
 			HTTPStatus: status,
 			Op:         c.op,
 			Reason:     reason,
+			whole:      true,
 		}
 	}
 	if len(body) > maxReplyBytes {
@@ -440,12 +441,13 @@ func (c *Client) answer(status int, body []byte, p params, mobile string) (Answe
 			HTTPStatus: status,
 			Op:         c.op,
 			Reason:     fmt.Sprintf("juhe: %s: undecodable reply: larger than %d KiB", c.op, maxReplyBytes>>10),
+			whole:      true,
 		}
 	}
 	a, err := parseReply(body, func(s string) string { return c.redact.Redact(s, p.mobile, mobile) })
 	if err != nil {
 		e := err.(*Error)
-		e.Op, e.HTTPStatus = c.op, status
+		e.Op, e.HTTPStatus, e.whole = c.op, status, true
 		if e.Class == ClassTransport {
 			e.Reason = strings.Replace(e.Reason, "juhe: ", "juhe: "+c.op+": ", 1)
 		}

@@ -92,6 +92,9 @@ type Error struct {
 	// through again: the rest of Breaker.OpenFor while it is open, a
 	// moment (breakerTrialWait) while its trial calls run; 0 if unknown.
 	RetryIn time.Duration
+	// whole: the reply arrived whole and was not the API's (its status,
+	// or its body); not a reply cut off or timed out after its head.
+	whole bool
 }
 
 // Error returns the reason, followed by the underlying cause if there is one.

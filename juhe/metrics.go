@@ -194,10 +194,12 @@ func outcomeOf(a Answer, err error) outcome {
 		return outcome{class: "canceled"}
 	}
 	o := outcome{code: e.Code, class: e.Class.String()}
-	if e.Code == 0 && e.HTTPStatus != 0 {
-		// A reply came, not the API's: its status, 2xx too (found by
-		// review: an HTML page with 200 was counted as no reply, "none",
-		// with the timeouts and refused connections).
+	if e.Code == 0 && e.HTTPStatus != 0 && (e.HTTPStatus < 200 || e.HTTPStatus > 299 || e.whole) {
+		// A reply came, not the API's: its status, 2xx too when it came
+		// whole (found by review: an HTML page with 200 was counted as no
+		// reply, "none", with the timeouts and refused connections). A
+		// 2xx reply cut off or timed out after its head stays "none": the
+		// fault is the transport's.
 		o.status = e.HTTPStatus
 	}
 	return o

@@ -49,16 +49,6 @@ func withParams(ctx context.Context, p params) context.Context {
 type paramTransport struct {
 	base   http.RoundTripper
 	redact *Redactor
-	// noReplay: base is net/http's Transport (a proxy applies, or
-	// Config.Transport), which sends a GET again, silently, when a reused
-	// connection ends after the request was written and before any reply
-	// (it takes a GET for safe to repeat). The provider may have read and
-	// billed both, and the attempt counted one (found by review). A GET
-	// is sent with an empty body that cannot be replayed (no GetBody):
-	// net/http then retries only what it never wrote, and writes no body
-	// (it reads the empty one before the request: nothing to send). The
-	// failure is the attempt's, counted and retried by Query.
-	noReplay bool
 }
 
 // errNoParams guards against a request that did not come from Query.
@@ -78,9 +68,6 @@ func (t *paramTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	switch r.Method {
 	case http.MethodGet:
 		out.URL.RawQuery = form.Encode()
-		if t.noReplay {
-			out.Body, out.GetBody, out.ContentLength = io.NopCloser(strings.NewReader("")), nil, 0
-		}
 	case http.MethodPost:
 		body := form.Encode()
 		out.URL.RawQuery = ""
@@ -120,7 +107,7 @@ func newRoundTripper(cfg *Config, direct *directTransport, redact *Redactor, tp 
 		base = pooledTransport(cfg.MaxConns, cfg.RootCAs)
 	}
 	return otelhttp.NewTransport(
-		&paramTransport{base: base, redact: redact, noReplay: base != http.RoundTripper(direct)},
+		&paramTransport{base: base, redact: redact},
 		otelhttp.WithTracerProvider(tp),
 		otelhttp.WithMeterProvider(metricnoop.NewMeterProvider()),
 		// Nothing of the trace goes to the provider, a third party: the

@@ -629,7 +629,9 @@ func (p *Processor) deadLetter(ctx context.Context, w *partitionWorker, in *kgo.
 	// Exactly-once: this dead letter was refused with the input's bytes in
 	// an aborted transaction (the same class: the retry may have found
 	// another fault, whose dead letter is tried as it is).
-	if e, ok := p.refused.deadLetter(in); ok && e.class == class && hasPayload(in) {
+	// A too_large one, without them already, may have been refused for its
+	// timestamp (found by review: retried for ever).
+	if e, ok := p.refused.deadLetter(in); ok && e.class == class && (hasPayload(in) || e.restamp) {
 		reason = e.reason
 		if e.restamp {
 			in = restamped(in)

@@ -182,8 +182,14 @@ func (r *refusals) refuse(in *kgo.Record, class, reason string, bare, restamp bo
 		r.m = make(map[refusedAt]*refusal)
 	}
 	at := refusedAt{topicPartition{in.Topic, in.Partition}, in.Offset}
-	if _, ok := r.m[at]; !ok {
+	e, ok := r.m[at]
+	if !ok {
 		r.n.Add(1)
+	} else if e.class == class {
+		// Refused again, for another fault of its dead letter: both are
+		// mended (found by review: a dead letter too large and too old
+		// lost one mending to the other, retry after retry, and stopped).
+		bare, restamp = bare || e.bare, restamp || e.restamp
 	}
 	r.m[at] = &refusal{class: class, reason: reason, bare: bare, restamp: restamp, txn: refusalRefused}
 }

@@ -69,7 +69,8 @@ func cmdLedger(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	warnInsecureKafka(cfg, log)
 	warnSecrets(cfg, log)
 	w := stdout
-	var out *os.File // the file renamed over --output once complete
+	var out *os.File  // the file renamed over --output once complete
+	target := *output // --output, or the file it links to
 	if fi, serr := os.Stat(*output); *output != "" && serr == nil && !fi.Mode().IsRegular() {
 		f, err := os.OpenFile(*output, os.O_WRONLY, 0) // a device or a pipe, such as /dev/stdout
 		if err != nil {
@@ -78,17 +79,22 @@ func cmdLedger(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		defer f.Close()
 		w = f
 	} else if *output != "" {
+		// Through a symbolic link, the file it names is written, as
+		// os.Create would (found by review: the rename replaced the link).
+		if resolved, err := filepath.EvalSymlinks(*output); err == nil {
+			target = resolved
+		}
 		// Written next to the file and renamed over it once complete: a
 		// failed export (a wrong broker, a missing ledger) leaves the file
 		// as it was, such as last month's reconciliation.
-		out, err = createBeside(*output)
+		out, err = createBeside(target)
 		if err != nil {
 			// Its error names the temporary file, which the user never gave.
 			var pe *os.PathError
 			if errors.As(err, &pe) {
 				err = pe.Err
 			}
-			return fmt.Errorf("--output %s: cannot write a file in %s: %w", *output, filepath.Dir(*output), err)
+			return fmt.Errorf("--output %s: cannot write a file in %s: %w", *output, filepath.Dir(target), err)
 		}
 		defer func() {
 			out.Close()
@@ -99,7 +105,7 @@ func cmdLedger(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	n, unreadable, guarded, err := exportLedger(ctx, cfg, *fromDay, *toDay, w)
 	if err == nil && out != nil {
 		if err = out.Close(); err == nil {
-			err = os.Rename(out.Name(), *output)
+			err = os.Rename(out.Name(), target)
 		}
 	}
 	if errors.Is(err, processor.ErrTopicMissing) {
