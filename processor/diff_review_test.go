@@ -68,66 +68,64 @@ func consumeUntil(h *harness, ctx context.Context, n int, topics ...string) []*k
 // reason already marked, and the processor stops. At least once the same
 // input is dead-lettered, bare and written now.
 func TestDiffReviewDeadLetterTooLargeAndTooOldExactlyOnce(t *testing.T) {
-	for _, eos := range []bool{false, true} {
-		t.Run(map[bool]string{false: "at least once", true: "exactly once"}[eos], func(t *testing.T) {
-			h := newHarnessMode(t, 1, eos)
-			if h.kafka.Fake == nil {
-				t.Skip("refuses produce requests with kfake's control functions")
-			}
-			h.kafka.CreateTopics(1, h.out, h.dlq)
-			dlqID := h.topicID(h.dlq)
-			const marker = "PAYLOAD-TOO-LARGE-FOR-THE-DLQ"
-			old := time.Date(2020, 3, 4, 5, 6, 7, 0, time.UTC)
-			cutoff := time.Now().Add(-time.Hour).UnixMilli()
-			h.kafka.Fake.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
-				h.kafka.Fake.KeepControl()
-				pr := req.(*kmsg.ProduceRequest)
-				for _, tp := range pr.Topics {
-					if tp.Topic != h.dlq && tp.TopicID != dlqID {
+	bothModes(t, func(t *testing.T, eos bool) {
+		h := newHarnessMode(t, 1, eos)
+		if h.kafka.Fake == nil {
+			t.Skip("refuses produce requests with kfake's control functions")
+		}
+		h.kafka.CreateTopics(1, h.out, h.dlq)
+		dlqID := h.topicID(h.dlq)
+		const marker = "PAYLOAD-TOO-LARGE-FOR-THE-DLQ"
+		old := time.Date(2020, 3, 4, 5, 6, 7, 0, time.UTC)
+		cutoff := time.Now().Add(-time.Hour).UnixMilli()
+		h.kafka.Fake.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+			h.kafka.Fake.KeepControl()
+			pr := req.(*kmsg.ProduceRequest)
+			for _, tp := range pr.Topics {
+				if tp.Topic != h.dlq && tp.TopicID != dlqID {
+					continue
+				}
+				for _, part := range tp.Partitions {
+					var b kmsg.RecordBatch
+					if b.ReadFrom(part.Records) != nil {
 						continue
 					}
-					for _, part := range tp.Partitions {
-						var b kmsg.RecordBatch
-						if b.ReadFrom(part.Records) != nil {
-							continue
-						}
-						switch {
-						case bytes.Contains(part.Records, []byte(marker)): // the input's bytes: over max.message.bytes
-							return refusal(pr, kerr.MessageTooLarge), nil, true
-						case b.FirstTimestamp < cutoff:
-							return refusal(pr, kerr.InvalidTimestamp), nil, true
-						}
+					switch {
+					case bytes.Contains(part.Records, []byte(marker)): // the input's bytes: over max.message.bytes
+						return refusal(pr, kerr.MessageTooLarge), nil, true
+					case b.FirstTimestamp < cutoff:
+						return refusal(pr, kerr.InvalidTimestamp), nil, true
 					}
 				}
-				return nil, nil, false
-			})
-			cfg := h.config(processor.EnricherFunc(func(_ context.Context, l processor.Lookup) (processor.Result, error) {
-				return fakeAnswer(l), nil
-			}))
-			// Uncompressed, so that the control sees the input's bytes.
-			cfg.ClientOpts = append(cfg.ClientOpts, kgo.ProducerBatchCompression(kgo.NoCompression()))
-			p, err := processor.New(cfg)
-			if err != nil {
-				t.Fatal(err)
 			}
-			in := event(h.in, 1, true) // an invalid mobile: dead-lettered
-			in.Value = []byte(strings.Replace(string(in.Value), `"mobile"`, `"pad":"`+marker+`","mobile"`, 1))
-			in.Timestamp = old
-			h.kafka.Produce(in)
-			ctx, stop := runUntilDone(t, p)
-			got := consumeUntil(h, ctx, 1, h.dlq)
-			if len(got) == 0 {
-				t.Fatalf("no dead letter written; the processor stopped: %v", p.Err())
-			}
-			dl := got[0]
-			if bytes.Contains(dl.Value, []byte(marker)) || dl.Timestamp.UnixMilli() < cutoff {
-				t.Errorf("dead letter value %q timestamp %v: want it bare and written now", dl.Value, dl.Timestamp)
-			}
-			if err := stop(); err != nil {
-				t.Errorf("Run: %v", err)
-			}
+			return nil, nil, false
 		})
-	}
+		cfg := h.config(processor.EnricherFunc(func(_ context.Context, l processor.Lookup) (processor.Result, error) {
+			return fakeAnswer(l), nil
+		}))
+		// Uncompressed, so that the control sees the input's bytes.
+		cfg.ClientOpts = append(cfg.ClientOpts, kgo.ProducerBatchCompression(kgo.NoCompression()))
+		p, err := processor.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := event(h.in, 1, true) // an invalid mobile: dead-lettered
+		in.Value = []byte(strings.Replace(string(in.Value), `"mobile"`, `"pad":"`+marker+`","mobile"`, 1))
+		in.Timestamp = old
+		h.kafka.Produce(in)
+		ctx, stop := runUntilDone(t, p)
+		got := consumeUntil(h, ctx, 1, h.dlq)
+		if len(got) == 0 {
+			t.Fatalf("no dead letter written; the processor stopped: %v", p.Err())
+		}
+		dl := got[0]
+		if bytes.Contains(dl.Value, []byte(marker)) || dl.Timestamp.UnixMilli() < cutoff {
+			t.Errorf("dead letter value %q timestamp %v: want it bare and written now", dl.Value, dl.Timestamp)
+		}
+		if err := stop(); err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
 }
 
 // An input over input.max_record_bytes (too_large, dead-lettered without
@@ -141,70 +139,68 @@ func TestDiffReviewDeadLetterTooLargeAndTooOldExactlyOnce(t *testing.T) {
 // (here: ten refusals and no dead letter). At least once it is written,
 // restamped, at the first retry.
 func TestDiffReviewTooLargeAndTooOldInputDeadLetteredExactlyOnce(t *testing.T) {
-	for _, eos := range []bool{false, true} {
-		t.Run(map[bool]string{false: "at least once", true: "exactly once"}[eos], func(t *testing.T) {
-			h := newHarnessMode(t, 1, eos)
-			if h.kafka.Fake == nil {
-				t.Skip("refuses produce requests with kfake's control functions")
-			}
-			h.kafka.CreateTopics(1, h.out, h.dlq)
-			dlqID := h.topicID(h.dlq)
-			old := time.Date(2020, 3, 4, 5, 6, 7, 0, time.UTC)
-			cutoff := time.Now().Add(-time.Hour).UnixMilli()
-			var refusals atomic.Int64
-			looping := make(chan struct{})
-			closeLooping := sync.OnceFunc(func() { close(looping) })
-			h.kafka.Fake.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
-				h.kafka.Fake.KeepControl()
-				pr := req.(*kmsg.ProduceRequest)
-				for _, tp := range pr.Topics {
-					if tp.Topic != h.dlq && tp.TopicID != dlqID {
-						continue
-					}
-					for _, part := range tp.Partitions {
-						var b kmsg.RecordBatch
-						if b.ReadFrom(part.Records) == nil && b.FirstTimestamp < cutoff {
-							if refusals.Add(1) >= 10 {
-								closeLooping()
-							}
-							return refusal(pr, kerr.InvalidTimestamp), nil, true
+	bothModes(t, func(t *testing.T, eos bool) {
+		h := newHarnessMode(t, 1, eos)
+		if h.kafka.Fake == nil {
+			t.Skip("refuses produce requests with kfake's control functions")
+		}
+		h.kafka.CreateTopics(1, h.out, h.dlq)
+		dlqID := h.topicID(h.dlq)
+		old := time.Date(2020, 3, 4, 5, 6, 7, 0, time.UTC)
+		cutoff := time.Now().Add(-time.Hour).UnixMilli()
+		var refusals atomic.Int64
+		looping := make(chan struct{})
+		closeLooping := sync.OnceFunc(func() { close(looping) })
+		h.kafka.Fake.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+			h.kafka.Fake.KeepControl()
+			pr := req.(*kmsg.ProduceRequest)
+			for _, tp := range pr.Topics {
+				if tp.Topic != h.dlq && tp.TopicID != dlqID {
+					continue
+				}
+				for _, part := range tp.Partitions {
+					var b kmsg.RecordBatch
+					if b.ReadFrom(part.Records) == nil && b.FirstTimestamp < cutoff {
+						if refusals.Add(1) >= 10 {
+							closeLooping()
 						}
+						return refusal(pr, kerr.InvalidTimestamp), nil, true
 					}
 				}
-				return nil, nil, false
-			})
-			cfg := h.config(processor.EnricherFunc(func(_ context.Context, l processor.Lookup) (processor.Result, error) {
-				return fakeAnswer(l), nil
-			}))
-			cfg.Codec.MaxRecordBytes = 100 // the event is about 200 bytes: too_large
-			p, err := processor.New(cfg)
-			if err != nil {
-				t.Fatal(err)
 			}
-			in := event(h.in, 1, false)
-			in.Timestamp = old
-			h.kafka.Produce(in)
-			ctx, stop := runUntilDone(t, p)
-			ctx, cancel := context.WithCancel(ctx)
-			defer cancel()
-			go func() {
-				select {
-				case <-looping:
-					cancel()
-				case <-ctx.Done():
-				}
-			}()
-			got := consumeUntil(h, ctx, 1, h.dlq)
-			if len(got) == 0 {
-				t.Fatalf("no dead letter after %d refusals of it for its timestamp (the processor: %v): it is written again with the input's timestamp every time",
-					refusals.Load(), p.Err())
-			}
-			if class, _ := header(got[0], processor.HeaderErrorClass); class != processor.ClassTooLarge || got[0].Timestamp.UnixMilli() < cutoff {
-				t.Errorf("dead letter class %s, timestamp %v; want too_large, written now", class, got[0].Timestamp)
-			}
-			if err := stop(); err != nil {
-				t.Errorf("Run: %v", err)
-			}
+			return nil, nil, false
 		})
-	}
+		cfg := h.config(processor.EnricherFunc(func(_ context.Context, l processor.Lookup) (processor.Result, error) {
+			return fakeAnswer(l), nil
+		}))
+		cfg.Codec.MaxRecordBytes = 100 // the event is about 200 bytes: too_large
+		p, err := processor.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := event(h.in, 1, false)
+		in.Timestamp = old
+		h.kafka.Produce(in)
+		ctx, stop := runUntilDone(t, p)
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			select {
+			case <-looping:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		got := consumeUntil(h, ctx, 1, h.dlq)
+		if len(got) == 0 {
+			t.Fatalf("no dead letter after %d refusals of it for its timestamp (the processor: %v): it is written again with the input's timestamp every time",
+				refusals.Load(), p.Err())
+		}
+		if class, _ := header(got[0], processor.HeaderErrorClass); class != processor.ClassTooLarge || got[0].Timestamp.UnixMilli() < cutoff {
+			t.Errorf("dead letter class %s, timestamp %v; want too_large, written now", class, got[0].Timestamp)
+		}
+		if err := stop(); err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
 }

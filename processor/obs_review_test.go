@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,24 +14,6 @@ import (
 	"github.com/twosell/twosell/processor"
 	"github.com/twosell/twosell/processor/kafkatest"
 )
-
-// syncLog is a log sink safe for the processor's goroutines.
-type syncLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *syncLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *syncLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // README (Observability): logs are "one line per state change (breaker,
 // held partitions, rebalance), not per record", and the Kafka client's
@@ -76,7 +57,7 @@ func TestRunFetchErrorsAreThrottled(t *testing.T) {
 		}
 		return resp, nil, true
 	})
-	logs := &syncLog{}
+	logs := &safeBuffer{}
 	cfg := h.config(processor.EnricherFunc(func(_ context.Context, l processor.Lookup) (processor.Result, error) {
 		return fakeAnswer(l), nil
 	}))

@@ -14,6 +14,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/twosell/twosell/config"
 	"github.com/twosell/twosell/juhe"
 	"github.com/twosell/twosell/juhe/juhesim"
 	"github.com/twosell/twosell/processor/kafkatest"
@@ -31,23 +32,7 @@ func TestLagReaderKafkaWarningsAreThrottled(t *testing.T) {
 	_, url := newSim(t, juhesim.Faults{})
 	cfg := testConfig(t, k, url, juhe.ModePlain)
 	logs := &syncBuffer{}
-	log := slog.New(slog.NewJSONHandler(logs, nil))
-	ops, err := newOperations(log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ops.Close()
-	client, err := newJuheClient(cfg, nil, ops.meterProvider(), log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proc, err := newProcessor(cfg, juheEnricher{client}, sdktrace.NewTracerProvider(), log, ops.kafkaOpts()...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ops.start(cfg, proc, client); err != nil {
-		t.Fatal(err)
-	}
+	ops := startedOperations(t, cfg, slog.New(slog.NewJSONHandler(logs, nil)))
 	// The logger franz-go was given for the lag reader's client, as
 	// franz-go calls it while a broker is down.
 	kl, ok := ops.lagClient.OptValue(kgo.WithLogger).(kgo.Logger)
@@ -164,23 +149,7 @@ func TestEveryExportedMetricIsInTheREADMETable(t *testing.T) {
 	_, url := newSim(t, juhesim.Faults{})
 	cfg := testConfig(t, k, url, juhe.ModePlain)
 	cfg.Juhe.DailyBudget = 100 // every optional metric present
-	log := slog.New(slog.DiscardHandler)
-	ops, err := newOperations(log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ops.Close()
-	client, err := newJuheClient(cfg, nil, ops.meterProvider(), log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proc, err := newProcessor(cfg, juheEnricher{client}, sdktrace.NewTracerProvider(), log, ops.kafkaOpts()...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ops.start(cfg, proc, client); err != nil {
-		t.Fatal(err)
-	}
+	ops := startedOperations(t, cfg, slog.New(slog.DiscardHandler))
 	body := scrape(t, "http://"+ops.addr()+pathMetrics)
 	var undocumented []string
 	for _, m := range regexp.MustCompile(`(?m)^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) `).FindAllStringSubmatch(body, -1) {
@@ -196,4 +165,27 @@ func TestEveryExportedMetricIsInTheREADMETable(t *testing.T) {
 	if len(undocumented) > 0 {
 		t.Errorf("/metrics exports metrics README's table does not list: %v", undocumented)
 	}
+}
+
+// startedOperations starts the operations server (metrics, health) of a
+// processor of cfg, as run does, and closes it at the test's end.
+func startedOperations(t *testing.T, cfg *config.Config, log *slog.Logger) *operations {
+	t.Helper()
+	ops, err := newOperations(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ops.Close() })
+	client, err := newJuheClient(cfg, nil, ops.meterProvider(), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proc, err := newProcessor(cfg, juheEnricher{client}, sdktrace.NewTracerProvider(), log, ops.kafkaOpts()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ops.start(cfg, proc, client); err != nil {
+		t.Fatal(err)
+	}
+	return ops
 }
