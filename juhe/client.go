@@ -42,6 +42,7 @@ type Client struct {
 
 	rt       http.RoundTripper // otelhttp, then the secrets, then the pool
 	direct   *directTransport  // the pool, when the fast path (wire.go) may use it
+	pooled   *http.Transport   // net/http's pool, when a proxy applies
 	wire     *wireRequest      // the fast path's requests; nil if it is not taken
 	breaker  *breaker
 	metrics  *clientMetrics
@@ -100,7 +101,7 @@ func New(cfg Config) (*Client, error) {
 	if c.direct != nil {
 		c.wire = newWireRequest(c.method, c.endpoint, c.key)
 	}
-	c.rt = newRoundTripper(&cfg, c.direct, c.redact, tp)
+	c.rt, c.pooled = newRoundTripper(&cfg, c.direct, c.redact, tp)
 	onChange := func(from, to string) {
 		c.metrics.transition(to)
 		if cfg.OnStateChange != nil {
@@ -561,4 +562,18 @@ func calendarDay(d string) bool {
 	}
 	// The last day of the month: day 0 of the next one.
 	return day <= time.Date(year, time.Month(month)+1, 0, 0, 0, 0, 0, time.UTC).Day()
+}
+
+// Close closes the client's connections to the provider: the idle ones at
+// once, one in use when its call ends. A command closes its client when it
+// is done (found by review: the provider held every connection a run had
+// opened after it returned, which matters in-process: tests, embedders).
+// Queries after Close still work, each on a connection of its own.
+func (c *Client) Close() {
+	if c.direct != nil {
+		c.direct.close()
+	}
+	if c.pooled != nil {
+		c.pooled.CloseIdleConnections()
+	}
 }

@@ -117,7 +117,7 @@ func zzNew(t *testing.T, cfg Config) *Client {
 func zzProxyPath(c *Client, cfg Config) {
 	cfg.setDefaults()
 	c.direct, c.wire = nil, nil
-	c.rt = newRoundTripper(&cfg, nil, c.redact, tracenoop.NewTracerProvider())
+	c.rt, c.pooled = newRoundTripper(&cfg, nil, c.redact, tracenoop.NewTracerProvider())
 }
 
 // Behind a proxy (pooledTransport, net/http's Transport), a request written

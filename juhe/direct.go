@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -30,6 +31,20 @@ type directTransport struct {
 	tlsConf *tls.Config // nil for plain http
 	dialer  net.Dialer
 	idle    chan *directConn // idle connections; its capacity is the pool's size
+	closed  atomic.Bool      // Client.Close: a connection handed back is closed, not kept
+}
+
+// close closes the idle connections, and from now on each one handed back.
+func (t *directTransport) close() {
+	t.closed.Store(true)
+	for {
+		select {
+		case c := <-t.idle:
+			c.conn.Close()
+		default:
+			return
+		}
+	}
 }
 
 type directConn struct {
@@ -321,9 +336,16 @@ func (b *directBody) Close() error {
 // put hands an idle connection back to the pool, or closes it if the pool
 // is full.
 func (t *directTransport) put(c *directConn) {
+	if t.closed.Load() {
+		c.conn.Close()
+		return
+	}
 	select {
 	case t.idle <- c:
 	default:
 		c.conn.Close()
+	}
+	if t.closed.Load() { // closed meanwhile: its drain may have missed c
+		t.close()
 	}
 }

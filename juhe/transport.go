@@ -96,7 +96,7 @@ func (t *paramTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 //
 // direct is the client's direct transport, nil when Config.Transport is set
 // or a proxy applies.
-func newRoundTripper(cfg *Config, direct *directTransport, redact *Redactor, tp trace.TracerProvider) http.RoundTripper {
+func newRoundTripper(cfg *Config, direct *directTransport, redact *Redactor, tp trace.TracerProvider) (_ http.RoundTripper, pooled *http.Transport) {
 	var base http.RoundTripper
 	switch {
 	case cfg.Transport != nil:
@@ -104,7 +104,8 @@ func newRoundTripper(cfg *Config, direct *directTransport, redact *Redactor, tp 
 	case direct != nil:
 		base = direct
 	default: // a proxy applies: net/http speaks CONNECT
-		base = pooledTransport(cfg.MaxConns, cfg.RootCAs)
+		pooled = pooledTransport(cfg.MaxConns, cfg.RootCAs)
+		base = pooled
 	}
 	return otelhttp.NewTransport(
 		&paramTransport{base: base, redact: redact},
@@ -120,7 +121,7 @@ func newRoundTripper(cfg *Config, direct *directTransport, redact *Redactor, tp 
 		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
 			return r.Method + " " + r.URL.Path
 		}),
-	)
+	), pooled
 }
 
 // pooledTransport clones http.DefaultTransport (proxy from the environment,

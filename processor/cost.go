@@ -182,7 +182,12 @@ type CostControl struct {
 	paid, uncertain, coalesced, skipped, refusals, ledgerErrors atomic.Int64
 	warnedDay                                                   atomic.Value // string: the day the budget-spent warning was logged
 
-	closeOnce sync.Once
+	// life orders Open and Close: a second Open does nothing, and a Close
+	// before Open (an error path closing what it has) leaves a later Open
+	// and Close whole (found by review: the first left the ledger's client
+	// running; the second made Close wait for ever).
+	life           sync.Mutex
+	opened, closed bool
 }
 
 // NewCostControl wraps next with the cost controls of cfg.
@@ -220,15 +225,19 @@ func NewCostControl(next Enricher, cfg CostConfig) (*CostControl, error) {
 // Open loads the ledger, if there is one: the knowledge it holds and the
 // day's paid calls, creating the topic if it is missing and allowed to. It
 // returns once everything written before the call is loaded, and keeps
-// following the ledger (other instances' answers) until Close.
+// following the ledger (other instances' answers) until Close. A second
+// Open does nothing.
 func (c *CostControl) Open(ctx context.Context) error {
-	if c.ledger == nil {
+	c.life.Lock()
+	defer c.life.Unlock()
+	if c.ledger == nil || c.opened || c.closed {
 		return nil
 	}
 	start := time.Now()
 	if err := c.ledger.open(ctx); err != nil {
 		return err
 	}
+	c.opened = true
 	entries, _ := c.cacheStats()
 	c.log.Info("ledger loaded", "topic", c.cfg.Ledger.Topic, "records", c.ledger.read.Load(),
 		"mobiles_known", entries, "paid_today", c.budget.spent(), "took", time.Since(start).Round(time.Millisecond))
@@ -244,11 +253,13 @@ func (c *CostControl) Open(ctx context.Context) error {
 // Close stops following the ledger and waits, up to ctx, for the ledger
 // records being written.
 func (c *CostControl) Close(ctx context.Context) {
-	c.closeOnce.Do(func() {
-		if c.ledger != nil {
-			c.ledger.close(ctx)
-		}
-	})
+	c.life.Lock()
+	open := c.opened && !c.closed
+	c.closed = c.closed || c.opened
+	c.life.Unlock()
+	if open {
+		c.ledger.close(ctx)
+	}
 }
 
 // SetMembers divides the group's rate among n members: give it to

@@ -815,7 +815,13 @@ func (l *ledger) writeRecords(call LedgerCall, k *Knowledge) *durable {
 	}
 	promise := w.promise
 	for i := range n {
-		l.cl.Produce(context.Background(), &w.recs[i], promise)
+		// TryProduce: with the brokers not answering and the client's
+		// buffer full, a write fails at once (ErrMaxBuffered) rather than
+		// block the task, and the call record is written again later
+		// (rewrite). Blocked, the tasks held a stop for ever: Run waits for
+		// them, and only the ledger's Close, after Run, would free them
+		// (found by review).
+		l.cl.TryProduce(context.Background(), &w.recs[i], promise)
 	}
 	return &w.durable
 }

@@ -566,7 +566,7 @@ func (p *Processor) runAtLeastOnce(ctx context.Context) error {
 	// finishes or abandons in-flight records, flushes and commits: the same
 	// path as a rebalance.
 	commitDone.Wait()
-	cl.CloseAllowingRebalance()
+	p.leaveAndClose(cl, cl.Close)
 	return nil
 }
 
@@ -729,3 +729,42 @@ func warmProducer(ctx context.Context, cl *kgo.Client) {
 		_ = cl.EnsureProduceConnectionIsOpen(ctx)
 	}()
 }
+
+// leaveAndClose leaves the group (the revoke of every partition: the
+// records in flight, the flush and the commit, each bounded by
+// ShutdownTimeout; then the LeaveGroup request) and closes the client with
+// closeClient, waiting for it at most leaveBound. franz-go's Close waits for
+// the group to be left without a limit: with the brokers not answering, a
+// stop took 72 s at a shutdown_timeout of 2 s, and one during the group's
+// join never ended (found by review), past any pod's grace period. Past
+// the bound, the client is left to finish on its own.
+func (p *Processor) leaveAndClose(cl *kgo.Client, closeClient func()) {
+	bound := p.leaveBound()
+	ctx, cancel := context.WithTimeout(context.Background(), bound)
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		cl.AllowRebalance()
+		_ = cl.LeaveGroupContext(ctx)
+		closeClient()
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		p.log.Warn("the consumer group was not left within the stop's bound: stopping without the brokers' answer; "+
+			"the group's other members take the partitions once this member's session times out",
+			"bound", bound, "group", p.cfg.Group)
+	}
+}
+
+// leaveBound is how long leaving the group may take: the revoke's steps
+// (the records in flight, the abandoned ones, the flush, the commit) and
+// leaveGrace for the LeaveGroup request.
+func (p *Processor) leaveBound() time.Duration {
+	st := p.cfg.ShutdownTimeout
+	return 3*st + min(st, maxAbandonWait) + leaveGrace
+}
+
+// leaveGrace bounds the LeaveGroup request after the revoke.
+const leaveGrace = 3 * time.Second

@@ -31,7 +31,7 @@ func (p *Processor) runTransactional(ctx context.Context) error {
 		return fmt.Errorf("processor: kafka client: %w", err)
 	}
 	p.setClient(sess.Client())
-	defer sess.CloseAllowingRebalance()
+	defer p.leaveAndClose(sess.Client(), sess.Close)
 	defer p.startRetentionWatch(ctx)()
 
 	wait := p.cfg.RetryBackoff
@@ -280,8 +280,17 @@ func (p *Processor) processBatch(ctx context.Context, fetches kgo.Fetches) (done
 	// A batch longer than half the transaction timeout (a record held back
 	// for the provider, or just a slow provider) would let the transaction
 	// time out; abandon it first.
-	abandon, cancel := context.WithTimeoutCause(ctx, p.cfg.TransactionTimeout/2, errTooLong)
+	//
+	// A stop (ctx) lets the records in progress finish within
+	// ShutdownTimeout, as at least once does, and the transaction commit
+	// (found by review: canceled at once, the batch aborted, and its calls,
+	// billed, were made again after the restart).
+	abandon, cancel := context.WithTimeoutCause(context.WithoutCancel(ctx), p.cfg.TransactionTimeout/2, errTooLong)
 	defer cancel()
+	defer context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(p.cfg.ShutdownTimeout, cancel)
+		context.AfterFunc(abandon, func() { t.Stop() })
+	})()
 	b := &txnBatch{ctx: abandon, cancel: cancel, complete: true, done: make(chan struct{})}
 
 	var ws []*partitionWorker

@@ -313,6 +313,7 @@ func benchTwosell(ctx context.Context, brokers []string, simURL, input string, o
 	if err != nil {
 		return nil, err
 	}
+	defer client.Close() // the provider's connections
 
 	added := make([]time.Duration, 0, o.Events/benchTimeEvery+1)
 	// Counts, not the acknowledgement times: the bench's own bookkeeping

@@ -131,6 +131,7 @@ type devEnv struct {
 	proc    *processor.Processor
 	ops     *operations
 	cost    *processor.CostControl
+	client  *juhe.Client // closed after the processor and the cost controls
 }
 
 // inUse adds to an error of an address already taken which flag picks
@@ -206,6 +207,7 @@ func startDev(o devOptions, tp trace.TracerProvider, log *slog.Logger) (*devEnv,
 		env.Close()
 		return nil, err
 	}
+	env.client = client
 	if env.cost, err = openCostControl(context.Background(), env.cfg, juheEnricher{client}, "dev", tp, log); err != nil {
 		env.Close()
 		return nil, err
@@ -229,6 +231,9 @@ func (env *devEnv) Close() {
 	}
 	if env.cost != nil {
 		closeCostControl(context.Background(), env.cost)
+	}
+	if env.client != nil {
+		env.client.Close()
 	}
 	if env.simSrv != nil {
 		env.simSrv.Close()
@@ -291,6 +296,12 @@ func (env *devEnv) run(ctx context.Context, stdout io.Writer) error {
 	if env.o.Generate > 0 {
 		recs := sampleEvents(env.o.Generate, 1, juhesim.Population(env.o.Generate))
 		if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			cancel()
+			// The processor stops first, before the caller closes the ledger,
+			// the simulator and the broker under it (found by review).
+			if perr := <-procErr; perr != nil && !errors.Is(perr, context.Canceled) {
+				return perr
+			}
 			if ctx.Err() != nil { // Ctrl-C while the samples were produced: a stop like any other
 				return nil
 			}

@@ -78,6 +78,7 @@ func cmdQuery(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	defer client.Close() // the provider's connections
 	res, err := juheEnricher{client}.Enrich(ctx, processor.Lookup{Mobile: mobile, Date: day})
 	if err != nil && res.Code == juhe.CodeBadParam {
 		// One number, one answer: the run's hint (after a run of them)

@@ -170,6 +170,7 @@ func runReplay(ctx context.Context, cfg *config.Config, o replayOptions, stdout,
 	if err != nil {
 		return err
 	}
+	defer client.Close() // the provider's connections
 	cost, err := openCostControl(ctx, cfg, juheEnricher{client}, "replay", tp, log)
 	if err != nil {
 		return interrupted(err)

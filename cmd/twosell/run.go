@@ -13,6 +13,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/twosell/twosell/config"
+	"github.com/twosell/twosell/processor"
 )
 
 // cmdRun is "twosell run": the processor, configured by a YAML file,
@@ -81,6 +82,7 @@ func runProcessor(ctx context.Context, cfg *config.Config, lookupEnv func(string
 	if err != nil {
 		return err
 	}
+	defer client.Close()                                                         // the provider's connections
 	cost, err := openCostControl(ctx, cfg, juheEnricher{client}, "run", tp, log) // loads the ledger first
 	if err != nil {
 		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
@@ -102,5 +104,15 @@ func runProcessor(ctx context.Context, cfg *config.Config, lookupEnv func(string
 	log.Info("starting", "brokers", cfg.Kafka.Brokers, "kafka_tls", cfg.Kafka.TLS.Enabled,
 		"kafka_sasl", cfg.Kafka.SASL.Mechanism, "juhe_url", config.ShownURL(cfg.Juhe.URL), "juhe_mode", cfg.Juhe.Mode,
 		"metrics_addr", ops.addr())
-	return explain(cfg, proc.Run(ctx))
+	if err := proc.Run(ctx); err != nil {
+		if ctx.Err() != nil && errors.Is(err, context.Canceled) && !errors.As(err, new(*processor.FatalError)) {
+			// SIGINT or SIGTERM while the topics were checked or created:
+			// a stop like any other (found by review: it exited 1 with a
+			// Kafka connection error).
+			log.Info("stopped before consuming", "reason", context.Cause(ctx))
+			return nil
+		}
+		return explain(cfg, err)
+	}
+	return nil
 }

@@ -146,8 +146,9 @@ func TestMemoryLimitHoldsTheConfiguredMemory(t *testing.T) {
 //	outputs acknowledged (flush)      <= processing.shutdown_timeout   (group.go: flushCtx)
 //	final commit                      <= processing.shutdown_timeout   (group.go commitWorkers)
 //
-// then "run" closes the ledger (costCloseTimeout), the tracer (5 s) and the
-// metrics server (5 s). The grace before SIGKILL must outlast them all, or a slow broker turns a clean stop into a kill between the
+// then the LeaveGroup request (leaveGrace; processor.go leaveAndClose bounds
+// the leave), and "run" closes the ledger (costCloseTimeout), the tracer
+// (5 s) and the metrics server (5 s). The grace before SIGKILL must outlast them all, or a slow broker turns a clean stop into a kill between the
 // outputs' acknowledgement and their commit. (Found by review: 60 s for a
 // shutdown_timeout of 30 s, and compose's 45 s.)
 func TestGracePeriodOutlastsTheShutdownPath(t *testing.T) {
@@ -159,11 +160,11 @@ func TestGracePeriodOutlastsTheShutdownPath(t *testing.T) {
 	abandon := min(st, constSeconds(t, "processor/partition.go", "maxAbandonWait"))
 	ledgerClose := constSeconds(t, "cmd/twosell/cost.go", "costCloseTimeout")
 	revoke := st + abandon + st + st
-	after := ledgerClose + 5*time.Second + 5*time.Second
+	after := constSeconds(t, "processor/processor.go", "leaveGrace") + ledgerClose + 5*time.Second + 5*time.Second
 	grace := time.Duration(*dep.Spec.Template.Spec.TerminationGracePeriodSeconds) * time.Second
 	if grace <= revoke+after {
 		t.Errorf("deployment.yaml: terminationGracePeriodSeconds %v <= the revoke's bound %v (in flight %v + abandon %v + flush %v + commit %v; "+
-			"then ledger close %v, tracer and server 10s: %v in all)", grace, revoke, st, abandon, st, st, ledgerClose, revoke+after)
+			"then the group's leave, ledger close %v, tracer and server 10s: %v in all)", grace, revoke, st, abandon, st, st, ledgerClose, revoke+after)
 	}
 
 	// docker-compose.yml: the same, with stop_grace_period and the
