@@ -287,10 +287,6 @@ func (p *Processor) processBatch(ctx context.Context, fetches kgo.Fetches) (done
 	// billed, were made again after the restart).
 	abandon, cancel := context.WithTimeoutCause(context.WithoutCancel(ctx), p.cfg.TransactionTimeout/2, errTooLong)
 	defer cancel()
-	defer context.AfterFunc(ctx, func() {
-		t := time.AfterFunc(p.cfg.ShutdownTimeout, cancel)
-		context.AfterFunc(abandon, func() { t.Stop() })
-	})()
 	b := &txnBatch{ctx: abandon, cancel: cancel, complete: true, done: make(chan struct{})}
 
 	var ws []*partitionWorker
@@ -318,6 +314,19 @@ func (p *Processor) processBatch(ctx context.Context, fetches kgo.Fetches) (done
 		p.stats.consumed.Add(int64(len(parts[i].Records)))
 		w.push(parts[i].Records, b)
 	}
+	// At a stop, the workers start nothing more, and no new paid call (the
+	// records waiting for the rate limit are given up: the batch will
+	// abort), while the calls in flight finish, within ShutdownTimeout,
+	// so that their answers reach the ledger and are not paid for again
+	// after the restart.
+	defer context.AfterFunc(ctx, func() {
+		b.stopping.Store(true)
+		for _, w := range ws {
+			w.stopFn()
+		}
+		t := time.AfterFunc(p.cfg.ShutdownTimeout, cancel)
+		context.AfterFunc(abandon, func() { t.Stop() })
+	})()
 	select {
 	case <-b.done:
 	case <-abandon.Done():
@@ -342,8 +351,9 @@ var errTooLong = errors.New("batch ran past half the transaction timeout")
 
 // txnBatch is one transaction's records, settled one by one by the workers.
 type txnBatch struct {
-	ctx    context.Context // canceled: abandon the batch
-	cancel context.CancelFunc
+	ctx      context.Context // canceled: abandon the batch
+	cancel   context.CancelFunc
+	stopping atomic.Bool // the processor stops: a record given up does not abandon those in flight
 
 	mu       sync.Mutex
 	pending  int // records not settled
@@ -361,7 +371,9 @@ func (b *txnBatch) settle(o outcome, handed bool) {
 		b.outcomes = append(b.outcomes, o)
 	} else if b.complete {
 		b.complete = false
-		b.cancel()
+		if !b.stopping.Load() {
+			b.cancel()
+		}
 	}
 	b.pending--
 	if b.pending == 0 {
