@@ -279,13 +279,11 @@ func (p *Processor) spoil(err error) {
 func (p *Processor) processBatch(ctx context.Context, fetches kgo.Fetches) (done []outcome, complete, late bool) {
 	// A batch longer than half the transaction timeout (a record held back
 	// for the provider, or just a slow provider) would let the transaction
-	// time out; abandon it first.
-	//
-	// A stop (ctx) lets the records in progress finish within
-	// ShutdownTimeout, as at least once does, and the transaction commit
-	// (found by review: canceled at once, the batch aborted, and its calls,
-	// billed, were made again after the restart).
-	abandon, cancel := context.WithTimeoutCause(context.WithoutCancel(ctx), p.cfg.TransactionTimeout/2, errTooLong)
+	// time out; abandon it first. A stop (ctx) abandons it at once: the
+	// calls in flight are canceled, and made again after the restart (left
+	// from a review: letting them finish needs the records given up at the
+	// stop settled in the batch; a first try hung).
+	abandon, cancel := context.WithTimeoutCause(ctx, p.cfg.TransactionTimeout/2, errTooLong)
 	defer cancel()
 	b := &txnBatch{ctx: abandon, cancel: cancel, complete: true, done: make(chan struct{})}
 
@@ -314,19 +312,6 @@ func (p *Processor) processBatch(ctx context.Context, fetches kgo.Fetches) (done
 		p.stats.consumed.Add(int64(len(parts[i].Records)))
 		w.push(parts[i].Records, b)
 	}
-	// At a stop, the workers start nothing more, and no new paid call (the
-	// records waiting for the rate limit are given up: the batch will
-	// abort), while the calls in flight finish, within ShutdownTimeout,
-	// so that their answers reach the ledger and are not paid for again
-	// after the restart.
-	defer context.AfterFunc(ctx, func() {
-		b.stopping.Store(true)
-		for _, w := range ws {
-			w.stopFn()
-		}
-		t := time.AfterFunc(p.cfg.ShutdownTimeout, cancel)
-		context.AfterFunc(abandon, func() { t.Stop() })
-	})()
 	select {
 	case <-b.done:
 	case <-abandon.Done():
@@ -351,9 +336,8 @@ var errTooLong = errors.New("batch ran past half the transaction timeout")
 
 // txnBatch is one transaction's records, settled one by one by the workers.
 type txnBatch struct {
-	ctx      context.Context // canceled: abandon the batch
-	cancel   context.CancelFunc
-	stopping atomic.Bool // the processor stops: a record given up does not abandon those in flight
+	ctx    context.Context // canceled: abandon the batch
+	cancel context.CancelFunc
 
 	mu       sync.Mutex
 	pending  int // records not settled
@@ -371,9 +355,7 @@ func (b *txnBatch) settle(o outcome, handed bool) {
 		b.outcomes = append(b.outcomes, o)
 	} else if b.complete {
 		b.complete = false
-		if !b.stopping.Load() {
-			b.cancel()
-		}
+		b.cancel()
 	}
 	b.pending--
 	if b.pending == 0 {
