@@ -74,32 +74,18 @@ func TestDiffReviewDeadLetterTooLargeAndTooOldExactlyOnce(t *testing.T) {
 			t.Skip("refuses produce requests with kfake's control functions")
 		}
 		h.kafka.CreateTopics(1, h.out, h.dlq)
-		dlqID := h.topicID(h.dlq)
 		const marker = "PAYLOAD-TOO-LARGE-FOR-THE-DLQ"
 		old := time.Date(2020, 3, 4, 5, 6, 7, 0, time.UTC)
 		cutoff := time.Now().Add(-time.Hour).UnixMilli()
-		h.kafka.Fake.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
-			h.kafka.Fake.KeepControl()
-			pr := req.(*kmsg.ProduceRequest)
-			for _, tp := range pr.Topics {
-				if tp.Topic != h.dlq && tp.TopicID != dlqID {
-					continue
-				}
-				for _, part := range tp.Partitions {
-					var b kmsg.RecordBatch
-					if b.ReadFrom(part.Records) != nil {
-						continue
-					}
-					switch {
-					case bytes.Contains(part.Records, []byte(marker)): // the input's bytes: over max.message.bytes
-						return refusal(pr, kerr.MessageTooLarge), nil, true
-					case b.FirstTimestamp < cutoff:
-						return refusal(pr, kerr.InvalidTimestamp), nil, true
-					}
-				}
+		h.refuseBatches(func(records []byte, b *kmsg.RecordBatch) *kerr.Error {
+			switch {
+			case bytes.Contains(records, []byte(marker)): // the input's bytes: over max.message.bytes
+				return kerr.MessageTooLarge
+			case b.FirstTimestamp < cutoff:
+				return kerr.InvalidTimestamp
 			}
-			return nil, nil, false
-		})
+			return nil
+		}, h.dlq)
 		cfg := h.config(processor.EnricherFunc(func(_ context.Context, l processor.Lookup) (processor.Result, error) {
 			return fakeAnswer(l), nil
 		}))
@@ -145,31 +131,20 @@ func TestDiffReviewTooLargeAndTooOldInputDeadLetteredExactlyOnce(t *testing.T) {
 			t.Skip("refuses produce requests with kfake's control functions")
 		}
 		h.kafka.CreateTopics(1, h.out, h.dlq)
-		dlqID := h.topicID(h.dlq)
 		old := time.Date(2020, 3, 4, 5, 6, 7, 0, time.UTC)
 		cutoff := time.Now().Add(-time.Hour).UnixMilli()
 		var refusals atomic.Int64
 		looping := make(chan struct{})
 		closeLooping := sync.OnceFunc(func() { close(looping) })
-		h.kafka.Fake.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
-			h.kafka.Fake.KeepControl()
-			pr := req.(*kmsg.ProduceRequest)
-			for _, tp := range pr.Topics {
-				if tp.Topic != h.dlq && tp.TopicID != dlqID {
-					continue
-				}
-				for _, part := range tp.Partitions {
-					var b kmsg.RecordBatch
-					if b.ReadFrom(part.Records) == nil && b.FirstTimestamp < cutoff {
-						if refusals.Add(1) >= 10 {
-							closeLooping()
-						}
-						return refusal(pr, kerr.InvalidTimestamp), nil, true
-					}
-				}
+		h.refuseBatches(func(_ []byte, b *kmsg.RecordBatch) *kerr.Error {
+			if b.FirstTimestamp >= cutoff {
+				return nil
 			}
-			return nil, nil, false
-		})
+			if refusals.Add(1) >= 10 {
+				closeLooping()
+			}
+			return kerr.InvalidTimestamp
+		}, h.dlq)
 		cfg := h.config(processor.EnricherFunc(func(_ context.Context, l processor.Lookup) (processor.Result, error) {
 			return fakeAnswer(l), nil
 		}))

@@ -27,23 +27,14 @@ func TestOldTimestampsRefusedByTheTopics(t *testing.T) {
 			t.Skip("refuses produce requests with kfake's control functions")
 		}
 		h.kafka.CreateTopics(1, h.out, h.dlq)
-		outID, dlqID := h.topicID(h.out), h.topicID(h.dlq)
 		old := time.Date(2020, 3, 4, 5, 6, 7, 0, time.UTC)
 		cutoff := time.Now().Add(-time.Hour).UnixMilli()
-		h.kafka.Fake.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
-			h.kafka.Fake.KeepControl()
-			pr := req.(*kmsg.ProduceRequest)
-			for _, tp := range pr.Topics {
-				for _, part := range tp.Partitions {
-					var b kmsg.RecordBatch
-					ours := tp.Topic == h.out || tp.Topic == h.dlq || tp.TopicID == outID || tp.TopicID == dlqID
-					if ours && b.ReadFrom(part.Records) == nil && b.FirstTimestamp < cutoff {
-						return refusal(pr, kerr.InvalidTimestamp), nil, true
-					}
-				}
+		h.refuseBatches(func(_ []byte, b *kmsg.RecordBatch) *kerr.Error {
+			if b.FirstTimestamp < cutoff {
+				return kerr.InvalidTimestamp
 			}
-			return nil, nil, false
-		})
+			return nil
+		}, h.out, h.dlq)
 		p, stop := h.start(h.config(processor.EnricherFunc(func(_ context.Context, l processor.Lookup) (processor.Result, error) {
 			return fakeAnswer(l), nil
 		})))
@@ -78,5 +69,34 @@ func TestOldTimestampsRefusedByTheTopics(t *testing.T) {
 		if err := stop(); err != nil {
 			t.Errorf("Run: %v", err)
 		}
+	})
+}
+
+// refuseBatches has the broker refuse a produce request, whole, with the
+// error decide returns for a record batch written to one of topics (nil:
+// not refused); other requests are handled as usual. The topics exist.
+func (h *harness) refuseBatches(decide func(records []byte, b *kmsg.RecordBatch) *kerr.Error, topics ...string) {
+	names, ids := map[string]bool{}, map[[16]byte]bool{}
+	for _, t := range topics {
+		names[t], ids[h.topicID(t)] = true, true
+	}
+	h.kafka.Fake.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		h.kafka.Fake.KeepControl()
+		pr := req.(*kmsg.ProduceRequest)
+		for _, tp := range pr.Topics {
+			if !names[tp.Topic] && !ids[tp.TopicID] {
+				continue
+			}
+			for _, part := range tp.Partitions {
+				var b kmsg.RecordBatch
+				if b.ReadFrom(part.Records) != nil {
+					continue
+				}
+				if err := decide(part.Records, &b); err != nil {
+					return refusal(pr, err), nil, true
+				}
+			}
+		}
+		return nil, nil, false
 	})
 }
