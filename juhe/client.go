@@ -183,11 +183,15 @@ func (c *Client) Query(ctx context.Context, mobile, date string) (ans Answer, er
 					ans.BillableRequests |= 1 << (retry - 1)
 				}
 			}
+			// Written before net/http sent it again: the provider may
+			// have read it (found by review: counted once, a GET behind a
+			// proxy was billed twice).
+			ans.Resent += max(0, int(sent.writes.Load())-1)
 			return a, err
 		})
 		if err == nil {
 			c.badParams.Store(0) // the provider read this number
-			a.Attempts, a.Billable, a.BillableRequests, a.Mode = ans.Attempts, ans.Billable, ans.BillableRequests, c.mode
+			a.Attempts, a.Billable, a.BillableRequests, a.Resent, a.Mode = ans.Attempts, ans.Billable, ans.BillableRequests, ans.Resent, c.mode
 			return a, nil
 		}
 		var e *Error
@@ -280,7 +284,12 @@ func billable(err error, sent *attemptSent) bool {
 // (noteSent): whether it said anything, and whether the request was
 // written whole, so that the provider may have read it. Set from the
 // goroutines of net/http's Transport (httptrace), hence atomic.
-type attemptSent struct{ told, wrote atomic.Bool }
+type attemptSent struct {
+	told, wrote atomic.Bool
+	// writes counts the requests net/http's Transport wrote whole
+	// (traceSent): more than one when it sent the request again itself.
+	writes atomic.Int32
+}
 
 type sentKey struct{}
 
@@ -301,7 +310,12 @@ func noteSent(ctx context.Context, wrote bool) {
 func traceSent(ctx context.Context) *httptrace.ClientTrace {
 	return &httptrace.ClientTrace{
 		GetConn:      func(string) { noteSent(ctx, false) },
-		WroteRequest: func(i httptrace.WroteRequestInfo) { noteSent(ctx, i.Err == nil) },
+		WroteRequest: func(i httptrace.WroteRequestInfo) {
+			noteSent(ctx, i.Err == nil)
+			if s, ok := ctx.Value(sentKey{}).(*attemptSent); ok && i.Err == nil {
+				s.writes.Add(1)
+			}
+		},
 	}
 }
 

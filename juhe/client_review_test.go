@@ -126,8 +126,8 @@ func zzProxyPath(c *Client, cfg Config) {
 // provider may have read it. The review found a GET sent again by net/http,
 // silently (it takes a GET for safe to repeat), and counted once; a GET
 // made not to be replayed broke net/http's replacing of stale idle
-// connections (a later review). That is left, and documented: behind a
-// proxy, use POST, the default, which net/http never sends again.
+// connections (a later review). Such a GET is counted instead
+// (Answer.Resent; the next test).
 func TestReviewProxyPathCountsAWrittenPOST(t *testing.T) {
 	srv := newZzServer(t, func(_ []byte, conn, i int) (string, bool) {
 		if conn == 0 && i == 1 {
@@ -150,6 +150,37 @@ func TestReviewProxyPathCountsAWrittenPOST(t *testing.T) {
 	}
 	if n := srv.read.Load(); n != int64(billable) || n != int64(attempts) {
 		t.Errorf("the provider read %d requests; the client counts %d attempts, %d billable", n, attempts, billable)
+	}
+}
+
+// The GET that net/http sends again by itself (above) is counted: the
+// request written on the connection that closed may have been billed, and
+// Answer.Resent says so, for the cost controls to count it (Resent was not
+// there: the provider read 3 requests, the client counted 2).
+func TestReviewProxyPathCountsAGETSentAgain(t *testing.T) {
+	srv := newZzServer(t, func(_ []byte, conn, i int) (string, bool) {
+		if conn == 0 && i == 1 {
+			return "", true // read the request (and maybe billed it), then closed
+		}
+		return zzOKReply(), false
+	})
+	cfg := zzConfig(srv.url)
+	cfg.Method = "GET"
+	cfg.Retries = -1
+	c := zzNew(t, cfg)
+	zzProxyPath(c, cfg)
+
+	attempts, billable, resent := 0, 0, 0
+	for i := range 2 {
+		a, err := c.Query(t.Context(), zzMobile, zzDate)
+		t.Logf("query %d: %+v, %v", i, a, err)
+		attempts += a.Attempts
+		billable += a.Billable
+		resent += a.Resent
+	}
+	if n := srv.read.Load(); n != int64(billable+resent) || attempts != 2 || resent != 1 {
+		t.Errorf("the provider read %d requests; the client counts %d attempts, %d billable, %d sent again by net/http (want 2 attempts, 1 sent again)",
+			n, attempts, billable, resent)
 	}
 }
 

@@ -30,7 +30,15 @@ type Answer struct {
 	// counts each request on a day of its own (a budget whose day changes
 	// between a request and its retry) settles each by its bit.
 	BillableRequests uint64
-	Mode             Mode // how the mobile was sent
+	// Resent counts the requests net/http's Transport wrote again on its
+	// own (behind a proxy, or with Config.Transport, for GET: it takes a
+	// GET for safe to repeat when a reused connection ends after the
+	// request was written and before a byte of reply). Each such request
+	// written before may have been billed, and is in no attempt: a caller
+	// that counts requests counts these too. 0 on the fast path and for
+	// POST, which are never sent again but by a retry.
+	Resent int
+	Mode   Mode // how the mobile was sent
 }
 
 // Status returns the answer as the output contract names it: "recycled"

@@ -125,3 +125,34 @@ func TestRetryRateWaitAcrossMidnight(t *testing.T) {
 		}
 	})
 }
+
+// A request the Enricher's transport sent again by itself (Result.Resent:
+// net/http repeating a GET behind a proxy) took no unit of the budget, and
+// may have been billed: it is counted as paid, by this instance and, from
+// the ledger's "unavailable" call record, by every other. (It was not
+// counted at all: one call and one answer, two requests billed.)
+func TestRequestSentAgainByTheTransportIsPaid(t *testing.T) {
+	k := kafkatest.New(t)
+	topic := k.Name("ledger")
+	clock := &fakeClock{t: time.Date(2024, 6, 1, 12, 0, 0, 0, time.UTC)}
+	p := EnricherFunc(func(context.Context, Lookup) (Result, error) {
+		return Result{Status: StatusRecycled, Res: 1, OrderID: "JH1", Source: SourceAPI, Mode: "plain", Attempts: 1, Billable: 1, Resent: 1}, nil
+	})
+	a := ledgerCost(t, k, topic, p, clock, func(c *CostConfig) { c.DailyBudget = 10 })
+	if _, err := a.Enrich(t.Context(), Lookup{Mobile: "17300000001", Date: "20240101"}); err != nil {
+		t.Fatal(err)
+	}
+	var calls []string
+	if err := ReadLedgerCalls(t.Context(), []kgo.Opt{kgo.SeedBrokers(k.Brokers...)}, topic, func(c LedgerCall) error {
+		calls = append(calls, c.Day+"/"+string(c.Status))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	b := ledgerCost(t, k, topic, &fakeProvider{}, clock, func(c *CostConfig) { c.DailyBudget = 10 })
+	sa, sb := a.CostStats(), b.CostStats()
+	if len(calls) != 2 || sa.BudgetSpentToday != 2 || sb.BudgetSpentToday != 2 || sa.PaidCalls != 2 {
+		t.Errorf("one answer and one request sent again: ledger call records %v, this instance counts %d spent today and %d paid calls, another %d spent; "+
+			"want 2 records (recycled and unavailable), 2, 2 and 2", calls, sa.BudgetSpentToday, sa.PaidCalls, sb.BudgetSpentToday)
+	}
+}

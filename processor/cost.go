@@ -526,6 +526,15 @@ func (c *CostControl) pay(ctx context.Context, key MobileKey, l Lookup) (res Res
 				uncertain = append(uncertain, d)
 			}
 		}
+		if n := enriched.Resent; n > 0 {
+			// Sent again by the Enricher's transport, with no unit of
+			// their own: paid, over the budget if need be (they were made).
+			d := units[len(units)-1]
+			c.budget.count(d, int64(n))
+			for range n {
+				uncertain = append(uncertain, d)
+			}
+		}
 		if len(uncertain) > 0 {
 			// What comes of the lookup (an output, committed) waits for
 			// these records too: a crash before they are written would

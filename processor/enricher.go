@@ -111,6 +111,13 @@ type Result struct {
 	// that may have been billed is counted on the day it was sent, when a
 	// retry is sent after midnight.
 	BillableRequests uint64
+	// Resent counts the requests the Enricher's transport sent again by
+	// itself, which took no rate token and no unit of the budget (the juhe
+	// client's Answer.Resent: net/http repeating a GET). Each may have been
+	// billed: the cost controls count it as paid, on the day of the
+	// lookup's last request, and write it to the ledger as a request whose
+	// outcome is unknown.
+	Resent int
 
 	durable *durable // a paid answer's ledger write, when it may still be in flight (CostControl)
 }

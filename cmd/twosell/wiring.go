@@ -31,7 +31,7 @@ func (e juheEnricher) Enrich(ctx context.Context, l processor.Lookup) (processor
 	// budget, as the first request did.
 	a, err := e.c.Query(juhe.WithRetryGate(ctx, processor.BeforeRetry), l.Mobile, l.Date)
 	res := processor.Result{Res: a.Res, OrderID: a.OrderID, Source: "api", Mode: string(e.c.Mode()), Code: a.Code,
-		Attempts: a.Attempts, Billable: a.Billable, BillableRequests: a.BillableRequests}
+		Attempts: a.Attempts, Billable: a.Billable, BillableRequests: a.BillableRequests, Resent: a.Resent}
 	if err != nil {
 		var je *juhe.Error
 		if errors.As(err, &je) {
