@@ -29,6 +29,9 @@ type Lookup struct {
 	// the processor. See stop and overtaken.
 	w      *partitionWorker
 	offset int64
+	// quit, if set, is the stop of the lookup's exactly-once batch
+	// (txnBatch.ctx), which stop returns instead of the worker's.
+	quit context.Context
 	// leads: the lookup makes the next call of its mobile, which its
 	// Enrich makes (or hands on): woken from await to make it, or the
 	// first to need it (await found no call in flight).
@@ -44,13 +47,18 @@ type Lookup struct {
 }
 
 // stop ends when the record's partition stops taking new work (shutdown,
-// revoke, an interrupted replay); nil outside the processor. The cost
-// controls start no paid call after it: a record still waiting for the rate
-// limit is given up, not paid for during the grace period, which is for the
-// calls already in flight (paid for either way). A record that later
-// records overtook is the exception (overtaken).
+// revoke, an interrupted replay), or, exactly once, when the record's batch
+// does (a stop, a record not handed over, half the transaction timeout);
+// nil outside the processor. The cost controls start no paid call after it:
+// a record still waiting for the rate limit is given up, not paid for
+// during the grace period, which is for the calls already in flight (paid
+// for either way). A record that later records overtook is the exception
+// (overtaken).
 func (l *Lookup) stop() context.Context {
-	if l.w == nil {
+	switch {
+	case l.quit != nil:
+		return l.quit
+	case l.w == nil:
 		return nil
 	}
 	return l.w.stopCtx

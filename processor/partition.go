@@ -331,9 +331,12 @@ func (w *partitionWorker) run() {
 		if r == nil {
 			return
 		}
-		abandon := w.ctx
+		// What abandons the record, and what cancels its call in flight:
+		// at least once, the worker's ctx (a stop's grace is over);
+		// exactly once, the batch's ctx and calls (see processBatch).
+		abandon, calls := w.ctx, w.ctx
 		if b != nil {
-			abandon = b.ctx
+			abandon, calls = b.ctx, b.calls
 		}
 		// Stopped on a fatal error, at least once: nothing more is started
 		// (and paid for) to be dropped at hand (found by review).
@@ -361,7 +364,10 @@ func (w *partitionWorker) run() {
 			w.handDurable(abandon, key, seq, e, b)
 			continue
 		}
-		s := &started{wk: wk, abandon: abandon, key: key, seq: seq, b: b, size: int64(recordBytes(r))}
+		if b != nil {
+			wk.l.quit = b.ctx // no new call once the batch stops (Lookup.stop)
+		}
+		s := &started{wk: wk, abandon: abandon, calls: calls, key: key, seq: seq, b: b, size: int64(recordBytes(r))}
 		if w.await(s) {
 			continue
 		}
@@ -405,6 +411,7 @@ func (w *partitionWorker) run() {
 type started struct {
 	wk      *work
 	abandon context.Context
+	calls   context.Context // cancels its call in flight: abandon, or exactly once txnBatch.calls
 	key     string
 	seq     uint64
 	b       *txnBatch
@@ -414,7 +421,7 @@ type started struct {
 // runTask looks s up, holding an in-flight slot that it releases, and hands
 // the emission over.
 func (w *partitionWorker) runTask(s *started) {
-	e := w.finish(s.abandon, s.wk)
+	e := w.finish(s.calls, s.wk)
 	w.p.release(s.size)
 	w.handOver(s, e)
 }

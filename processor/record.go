@@ -286,7 +286,8 @@ type deferredEnricher interface {
 // growing waits, so an outage becomes lag instead of failed events. With
 // EmitUnavailable the record is answered "unavailable" instead. It returns an
 // error only to dead-letter (Reject), to stop (Fatal), or errAbandoned when
-// abandon ends or the worker is told to stop.
+// abandon ends (which cancels the call in flight) or the lookup's stop does
+// (Lookup.stop: no new call is made, and a held record is given up).
 func (w *partitionWorker) lookup(ctx, abandon context.Context, l Lookup, offset int64, t *recordTiming) (Result, error) {
 	p := w.p
 	if p.tracer == nil {
@@ -299,6 +300,7 @@ func (w *partitionWorker) lookup(ctx, abandon context.Context, l Lookup, offset 
 	}
 
 	l.w, l.offset = w, offset
+	stop := l.stop() // exactly once, the batch's: it stops before its calls in flight are abandoned
 	wait := p.cfg.RetryBackoff
 	held, abandoned := false, false
 	defer func() {
@@ -350,7 +352,7 @@ func (w *partitionWorker) lookup(ctx, abandon context.Context, l Lookup, offset 
 			// been billed (Result.durable), as an answer is.
 			return Result{Status: StatusUnavailable, Mode: res.Mode, Code: res.Code, Attempts: attempts, durable: res.durable}, nil
 		}
-		if w.stopCtx.Err() != nil || p.fatal() != nil {
+		if stop.Err() != nil || p.fatal() != nil {
 			// Stopping: a held record would only be given up. (Found by
 			// an operator drill: after a fatal answer, each lookup the
 			// breaker then refused held its partition and gave it up
@@ -377,7 +379,7 @@ func (w *partitionWorker) lookup(ctx, abandon context.Context, l Lookup, offset 
 		timer := time.NewTimer(next)
 		select {
 		case <-timer.C:
-		case <-w.stopCtx.Done():
+		case <-stop.Done():
 			timer.Stop()
 			// Shutting down: a held record will not finish within any
 			// grace period; abandon it now.

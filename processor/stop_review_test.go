@@ -48,21 +48,15 @@ func stopWithin(stop func() error, bound time.Duration) (took time.Duration, end
 // README, Delivery: "A rebalance or shutdown finishes the records in
 // progress (within processing.shutdown_timeout) or abandons them
 // uncommitted"; Run's doc: "a graceful stop: in-flight records get up to
-// ShutdownTimeout to finish". Exactly-once, a stop cancels the lookup in
-// progress at once (processBatch's abandon context is a child of Run's), so
-// every SIGTERM aborts the open transaction: the calls in flight are cut
+// ShutdownTimeout to finish". Exactly-once, a stop canceled the lookup in
+// progress at once (processBatch's abandon context was a child of Run's), so
+// every SIGTERM aborted the open transaction: the calls in flight were cut
 // (billed by the provider, an unknown outcome) and made again after the
-// restart. At least once the same lookup is left to finish, as documented.
-//
-// Exactly once is left (the note and the README say so): a first fix, which
-// let the batch outlive the stop, paid for records waiting for the rate
-// limit, and a second hung, its workers stopped with records of the batch
-// unsettled. This test runs at least once only.
+// restart. At least once the same lookup was left to finish, as documented.
+// Now both modes let it finish; exactly once, its batch (this record alone)
+// then commits.
 func TestStopReviewStopLetsTheLookupInProgressFinish(t *testing.T) {
 	bothModes(t, func(t *testing.T, eos bool) {
-		if eos {
-			t.Skip("left: exactly once, a stop cancels the lookups in progress (see above)")
-		}
 		h := newHarnessMode(t, 1, eos)
 		h.produceEvents(1)
 		started := make(chan struct{}, 1)

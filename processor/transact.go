@@ -279,13 +279,45 @@ func (p *Processor) spoil(err error) {
 func (p *Processor) processBatch(ctx context.Context, fetches kgo.Fetches) (done []outcome, complete, late bool) {
 	// A batch longer than half the transaction timeout (a record held back
 	// for the provider, or just a slow provider) would let the transaction
-	// time out; abandon it first. A stop (ctx) abandons it at once: the
-	// calls in flight are canceled, and made again after the restart (left
-	// from a review: letting them finish needs the records given up at the
-	// stop settled in the batch; a first try hung).
-	abandon, cancel := context.WithTimeoutCause(ctx, p.cfg.TransactionTimeout/2, errTooLong)
+	// time out; abandon it first, its calls in flight with it.
+	calls, cancelCalls := context.WithTimeoutCause(context.WithoutCancel(ctx), p.cfg.TransactionTimeout/2, errTooLong)
+	defer cancelCalls()
+	// A stop (ctx), or a record not handed over, abandons the rest: nothing
+	// more starts, no new paid call is made (Lookup.stop), and the records
+	// not started or waiting for another's call are given up. The calls in
+	// flight, paid for either way, are left to finish within the stop's
+	// grace (shutdown_timeout; at once after a fatal error), as at least
+	// once: their answers reach the knowledge and the ledger, and are not
+	// paid for again after the restart. (Found by review: every stop cut
+	// them, and the restart paid for them again.) If every record of the
+	// batch was in flight and finishes, the batch commits.
+	abandon, cancel := context.WithCancel(calls)
 	defer cancel()
-	b := &txnBatch{ctx: abandon, cancel: cancel, complete: true, done: make(chan struct{})}
+	var graceMu sync.Mutex
+	var grace *time.Timer // the stop's grace for the calls in flight
+	ended := false        // the batch is over: no grace to start
+	stopWatch := context.AfterFunc(ctx, func() {
+		cancel()
+		if p.fatal() != nil {
+			cancelCalls()
+			return
+		}
+		graceMu.Lock()
+		defer graceMu.Unlock()
+		if !ended {
+			grace = time.AfterFunc(p.cfg.ShutdownTimeout, cancelCalls)
+		}
+	})
+	defer func() {
+		stopWatch()
+		graceMu.Lock()
+		defer graceMu.Unlock()
+		ended = true
+		if grace != nil {
+			grace.Stop()
+		}
+	}()
+	b := &txnBatch{ctx: abandon, calls: calls, cancel: cancel, complete: true, done: make(chan struct{})}
 
 	var ws []*partitionWorker
 	var parts []kgo.FetchTopicPartition
@@ -316,7 +348,7 @@ func (p *Processor) processBatch(ctx context.Context, fetches kgo.Fetches) (done
 	case <-b.done:
 	case <-abandon.Done():
 		// Records not started will not be: settle them, then wait for the
-		// ones in flight, which the canceled context abandons.
+		// ones in flight, whose calls end or are canceled (calls).
 		for _, w := range ws {
 			w.clearBatch(b)
 		}
@@ -336,8 +368,9 @@ var errTooLong = errors.New("batch ran past half the transaction timeout")
 
 // txnBatch is one transaction's records, settled one by one by the workers.
 type txnBatch struct {
-	ctx    context.Context // canceled: abandon the batch
+	ctx    context.Context // canceled: abandon the batch (no record starts, no new call)
 	cancel context.CancelFunc
+	calls  context.Context // canceled: abandon its calls in flight too (a parent of ctx)
 
 	mu       sync.Mutex
 	pending  int // records not settled
