@@ -309,7 +309,7 @@ func noteSent(ctx context.Context, wrote bool) {
 // Transport did (a Transport of Config.Transport, on the traced path).
 func traceSent(ctx context.Context) *httptrace.ClientTrace {
 	return &httptrace.ClientTrace{
-		GetConn:      func(string) { noteSent(ctx, false) },
+		GetConn: func(string) { noteSent(ctx, false) },
 		WroteRequest: func(i httptrace.WroteRequestInfo) {
 			noteSent(ctx, i.Err == nil)
 			if s, ok := ctx.Value(sentKey{}).(*attemptSent); ok && i.Err == nil {
