@@ -50,13 +50,7 @@ func TestUncertainRetryAfterMidnightCountsOnItsDay(t *testing.T) {
 	if _, err := a.Enrich(t.Context(), Lookup{Mobile: "17300000001", Date: "20240101"}); DispositionOf(err) != DispositionUnavailable {
 		t.Fatalf("Enrich: %v, want unavailable", err)
 	}
-	var days []string
-	if err := ReadLedgerCalls(t.Context(), []kgo.Opt{kgo.SeedBrokers(k.Brokers...)}, topic, func(c LedgerCall) error {
-		days = append(days, c.Day+"/"+string(c.Status))
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	days := ledgerCallDays(t, k, topic)
 	b := ledgerCost(t, k, topic, &fakeProvider{}, clock, func(c *CostConfig) { c.DailyBudget = 10 })
 	sa, sb := a.CostStats(), b.CostStats()
 	if len(days) != 1 || days[0] != "20240602/unavailable" || sa.BudgetSpentToday != 1 || sb.BudgetSpentToday != 1 {
@@ -142,17 +136,24 @@ func TestRequestSentAgainByTheTransportIsPaid(t *testing.T) {
 	if _, err := a.Enrich(t.Context(), Lookup{Mobile: "17300000001", Date: "20240101"}); err != nil {
 		t.Fatal(err)
 	}
-	var calls []string
-	if err := ReadLedgerCalls(t.Context(), []kgo.Opt{kgo.SeedBrokers(k.Brokers...)}, topic, func(c LedgerCall) error {
-		calls = append(calls, c.Day+"/"+string(c.Status))
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	calls := ledgerCallDays(t, k, topic)
 	b := ledgerCost(t, k, topic, &fakeProvider{}, clock, func(c *CostConfig) { c.DailyBudget = 10 })
 	sa, sb := a.CostStats(), b.CostStats()
 	if len(calls) != 2 || sa.BudgetSpentToday != 2 || sb.BudgetSpentToday != 2 || sa.PaidCalls != 2 {
 		t.Errorf("one answer and one request sent again: ledger call records %v, this instance counts %d spent today and %d paid calls, another %d spent; "+
 			"want 2 records (recycled and unavailable), 2, 2 and 2", calls, sa.BudgetSpentToday, sa.PaidCalls, sb.BudgetSpentToday)
 	}
+}
+
+// ledgerCallDays returns the ledger's call records as day/status.
+func ledgerCallDays(t *testing.T, k *kafkatest.Cluster, topic string) []string {
+	t.Helper()
+	var days []string
+	if err := ReadLedgerCalls(t.Context(), []kgo.Opt{kgo.SeedBrokers(k.Brokers...)}, topic, func(c LedgerCall) error {
+		days = append(days, c.Day+"/"+string(c.Status))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return days
 }
