@@ -359,9 +359,10 @@ func (w *partitionWorker) run() {
 		if done {
 			// Answered from knowledge whose paid call's ledger write may
 			// be in flight: handed over once it is done, its key busy
-			// meanwhile (as a task's would be).
+			// meanwhile (as a task's would be). Exactly once, a stop lets
+			// it finish within the grace, as a call in flight (calls).
 			w.tasks.Add(1)
-			w.handDurable(abandon, key, seq, e, b)
+			w.handDurable(calls, key, seq, e, b)
 			continue
 		}
 		if b != nil {
@@ -430,7 +431,7 @@ func (w *partitionWorker) runTask(s *started) {
 // durable, and ends s's task.
 func (w *partitionWorker) handOver(s *started, e emission) {
 	if e.durable != nil {
-		w.handDurable(s.abandon, s.key, s.seq, e, s.b)
+		w.handDurable(s.calls, s.key, s.seq, e, s.b)
 		return
 	}
 	e = w.hand(s.seq, e)

@@ -258,7 +258,8 @@ type Processor struct {
 	committed map[topicPartition]int64
 
 	fatalMu   sync.Mutex
-	fatalErr  error // the first fatal error; nil while healthy
+	fatalErr  error  // the first fatal error; nil while healthy
+	onFail    func() // what fail calls too (onFatal)
 	cancelRun context.CancelCauseFunc
 
 	held atomic.Int32 // partitions holding a record back for the provider
@@ -623,14 +624,39 @@ func (p *Processor) dispatch(ftp kgo.FetchTopicPartition) {
 func (p *Processor) fail(err error) {
 	p.fatalMu.Lock()
 	first := p.fatalErr == nil
+	var then func()
 	if first {
 		p.fatalErr = err
 		p.stopped.Store(true)
+		then = p.onFail
 	}
 	p.fatalMu.Unlock()
+	if then != nil {
+		then()
+	}
 	if first {
 		p.log.Error("FATAL: stopping consumption; nothing further will be committed", "err", err)
 		p.cancelRun(err)
+	}
+}
+
+// onFatal has f called once a fatal error stops consumption, at once if one
+// has, until the function it returns is called. One f at a time: exactly
+// once, the open batch's (processBatch).
+func (p *Processor) onFatal(f func()) (remove func()) {
+	p.fatalMu.Lock()
+	failed := p.fatalErr != nil
+	if !failed {
+		p.onFail = f
+	}
+	p.fatalMu.Unlock()
+	if failed {
+		f()
+	}
+	return func() {
+		p.fatalMu.Lock()
+		p.onFail = nil
+		p.fatalMu.Unlock()
 	}
 }
 

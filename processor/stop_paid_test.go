@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/twosell/twosell/processor"
+	"github.com/twosell/twosell/processor/kafkatest"
 )
 
 // A call in flight when the processor is stopped is paid for whatever
@@ -76,6 +77,11 @@ func TestStopDoesNotPayTwiceForTheCallInFlight(t *testing.T) {
 		p2, stop2 := h.start(h.config(cost2))
 		waitCtx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 		defer cancel()
+		// The first run may have committed the record (at least once; and
+		// exactly once, its batch being the record in flight): the second
+		// then has nothing to do, and is stopped once it has joined, not
+		// during its topic checks (which a stop ends with an error).
+		kafkatest.WaitFor(t, p2.Connected)
 		h.kafka.Consume(waitCtx, countAtLeast(1), h.out)
 		if err := stop2(); err != nil {
 			t.Fatalf("the second Run = %v", err)

@@ -296,12 +296,11 @@ func (p *Processor) processBatch(ctx context.Context, fetches kgo.Fetches) (done
 	var graceMu sync.Mutex
 	var grace *time.Timer // the stop's grace for the calls in flight
 	ended := false        // the batch is over: no grace to start
+	// A fatal error, before the stop or during its grace, cancels the calls
+	// at once (found by review: one during the grace left them running).
+	defer p.onFatal(cancelCalls)()
 	stopWatch := context.AfterFunc(ctx, func() {
 		cancel()
-		if p.fatal() != nil {
-			cancelCalls()
-			return
-		}
 		graceMu.Lock()
 		defer graceMu.Unlock()
 		if !ended {
