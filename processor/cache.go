@@ -189,11 +189,25 @@ type packedFact struct {
 const noTime = math.MinInt64
 
 func packTime(t time.Time) int64 {
-	if t.IsZero() {
+	switch {
+	case t.IsZero():
 		return noTime
+	case t.Before(minPackedTime):
+		// UnixNano wraps outside 1678–2262: a ledger record's time of
+		// 1600 came out as 2184, and its fact answered until then (found
+		// by review). Clamped, it stays as old, or as new, as it was.
+		return noTime + 1
+	case t.After(maxPackedTime):
+		return math.MaxInt64
 	}
 	return t.UnixNano()
 }
+
+// The times packTime keeps as they are.
+var (
+	minPackedTime = time.Unix(0, noTime+1)
+	maxPackedTime = time.Unix(0, math.MaxInt64)
+)
 
 func unpackTime(n int64) time.Time {
 	if n == noTime {
@@ -470,15 +484,18 @@ func (c *knowledgeCache) answer(key MobileKey, date string, now func() time.Time
 // peek returns what is known about key, packed, marking it recently used,
 // for answering many dates without the shard's lock (answerDay); count
 // counts the answers given from it.
-func (c *knowledgeCache) peek(key MobileKey) (packedKnowledge, bool) {
+func (c *knowledgeCache) peek(key MobileKey) (_ packedKnowledge, written *durable, _ bool) {
 	sh := c.shard(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	ent, ok := sh.entry(key)
 	if !ok {
-		return packedKnowledge{}, false
+		return packedKnowledge{}, nil, false
 	}
-	return ent.k, true
+	if d := ent.written; d != nil && !d.isDone() {
+		written = d
+	}
+	return ent.k, written, true
 }
 
 // count adds answers given from what peek returned for key, by kind.

@@ -266,8 +266,15 @@ func (c *CostControl) lead(ctx context.Context, key MobileKey, l Lookup) (Result
 			c.endCall(key, "", Result{}, errLeaderPanicked)
 		}
 	}()
-	r, err := c.pay(ctx, key, l)
+	r, known, err := c.payUnlessKnown(ctx, key, l)
 	settled = true
+	if known {
+		// Answered without the call, by what was learned while it waited
+		// for the rate: its waiters are asked again, and one of those in
+		// doubt makes the call.
+		c.called(key, Result{}, nil)
+		return r, nil
+	}
 	c.endCall(key, l.Date, r, err)
 	return r, err
 }
@@ -328,9 +335,17 @@ func (c *CostControl) calledLocked(key MobileKey, date string, r Result, err err
 			w.send(wakeup{res: r}, later)
 		default:
 			if a, ok := known.answer(c, key, w); ok {
-				if r.durable != nil && known.fromCall(a) {
-					// Its output cites the call's order id: written
-					// once the ledger holds it, as the call's own.
+				switch {
+				case a.Source != SourceCache:
+				case known.written != nil:
+					// Its output cites a call whose ledger write may be in
+					// flight, this one's or an earlier one's (found by
+					// review: a waiter answered from the call before this
+					// one did not wait): written once the ledger holds it.
+					a.durable = known.written
+				case r.durable != nil && known.fromCall(a):
+					// The cache no longer holds the number: the call's own
+					// answer, written once the ledger holds it.
 					a.durable = r.durable
 				}
 				w.send(wakeup{res: a}, later)
@@ -365,6 +380,10 @@ func (c *CostControl) calledLocked(key MobileKey, date string, r Result, err err
 type knownReading struct {
 	read, ok bool
 	k        packedKnowledge
+	// written is the ledger writes still in flight of the calls whose
+	// facts k holds (cacheEntry.written): an answer from k waits for them,
+	// as the cache's own answers do.
+	written *durable
 	// answered is what the call's answer proved (if hasAnswered): it
 	// answers the waiters when the cache evicted the number meanwhile.
 	answered    Fact
@@ -377,7 +396,7 @@ type knownReading struct {
 // call ended.
 func (r *knownReading) answer(c *CostControl, key MobileKey, w *waiter) (Result, bool) {
 	if !r.read {
-		r.k, r.ok = c.cache.peek(key)
+		r.k, r.written, r.ok = c.cache.peek(key)
 		if !r.ok && r.hasAnswered {
 			var k Knowledge
 			k.Observe(r.answered)

@@ -496,9 +496,20 @@ func (c *CostControl) tooOld(l *Lookup) (Result, bool) {
 // request whose outcome is unknown as an "unavailable" call record), so
 // that the budget is a cap on what the provider may bill.
 func (c *CostControl) pay(ctx context.Context, key MobileKey, l Lookup) (res Result, err error) {
+	res, _, err = c.payUnlessKnown(ctx, key, l)
+	return res, err
+}
+
+// payUnlessKnown is pay, which reports whether it answered l without the
+// call (known): once the rate let it go, what is known may answer l after
+// all (an answer learned meanwhile, from another lookup or another
+// instance's ledger record), or l may have grown older than SkipOlderThan
+// while it waited. Found by review: such lookups were paid for.
+func (c *CostControl) payUnlessKnown(ctx context.Context, key MobileKey, l Lookup) (res Result, known bool, err error) {
 	day, berr := c.budget.reserve()
 	if berr != nil {
-		return c.noBudget(ctx, berr)
+		res, err = c.noBudget(ctx, berr)
+		return res, false, err
 	}
 	units := []string{day} // the days of the budget units reserved, one per request
 	var fact Fact
@@ -546,14 +557,21 @@ func (c *CostControl) pay(ctx context.Context, key MobileKey, l Lookup) (res Res
 	if err := c.rate.wait(ctx, stop); err != nil {
 		switch {
 		case ctx.Err() != nil:
-			return Result{}, ctx.Err()
+			return Result{}, false, ctx.Err()
 		case stop == nil || stop.Err() == nil:
-			return Result{Mode: c.cfg.Mode}, Unavailable(fmt.Errorf("provider rate limit: %w", err))
+			return Result{Mode: c.cfg.Mode}, false, Unavailable(fmt.Errorf("provider rate limit: %w", err))
 		case !l.overtaken() || !c.rate.now():
-			return Result{Mode: c.cfg.Mode}, errStopping
+			return Result{Mode: c.cfg.Mode}, false, errStopping
 		}
 	} else if stop != nil && stop.Err() != nil && !l.overtaken() {
-		return Result{Mode: c.cfg.Mode}, errStopping
+		return Result{Mode: c.cfg.Mode}, false, errStopping
+	}
+	fresh := l
+	fresh.now = time.Time{} // the time now, after the wait: not the dispatcher's before it
+	if c.answerKnown(key, &fresh, &res) {
+		units = nil
+		c.budget.settle(day, false)
+		return res, true, nil
 	}
 	if c.budget.today() != day {
 		// The wait for the rate crossed midnight: the call is the new day's,
@@ -562,7 +580,8 @@ func (c *CostControl) pay(ctx context.Context, key MobileKey, l Lookup) (res Res
 		c.budget.settle(day, false)
 		if day, berr = c.budget.reserve(); berr != nil {
 			units = nil
-			return c.noBudget(ctx, berr)
+			res, err = c.noBudget(ctx, berr)
+			return res, false, err
 		}
 		units[0] = day
 	}
@@ -576,11 +595,12 @@ func (c *CostControl) pay(ctx context.Context, key MobileKey, l Lookup) (res Res
 		// on_unavailable: emit would be written "unavailable" for).
 		switch {
 		case errors.Is(retries.refused, ErrBudgetSpent):
-			return c.noBudget(ctx, retries.refused)
+			res, err = c.noBudget(ctx, retries.refused)
+			return res, false, err
 		case ctx.Err() != nil:
-			return Result{}, ctx.Err()
+			return Result{}, false, ctx.Err()
 		case stop != nil && stop.Err() != nil:
-			return Result{Mode: c.cfg.Mode}, errStopping
+			return Result{Mode: c.cfg.Mode}, false, errStopping
 		}
 	}
 	if err != nil {
@@ -593,7 +613,7 @@ func (c *CostControl) pay(ctx context.Context, key MobileKey, l Lookup) (res Res
 					"set juhe.qps to the plan's limit to avoid the refusals", r, rateProbeEvery), "err", err)
 			}
 		}
-		return res, err
+		return res, false, err
 	}
 	switch r, raised := c.rate.answered(began, time.Now()); {
 	case raised && r == 0:
@@ -603,7 +623,7 @@ func (c *CostControl) pay(ctx context.Context, key MobileKey, l Lookup) (res Res
 	}
 	at := c.cfg.Now()
 	if fact, answered = FactOf(res, l.Date, at); !answered {
-		return res, nil // nothing paid for, nothing learned
+		return res, false, nil // nothing paid for, nothing learned
 	}
 	day = units[len(units)-1] // the last request's, which answered
 	c.paid.Add(1)
@@ -630,7 +650,7 @@ func (c *CostControl) pay(ctx context.Context, key MobileKey, l Lookup) (res Res
 			res.durable.whenDone(written.resolve)
 		}
 	}
-	return res, nil
+	return res, false, nil
 }
 
 // retryGate is what BeforeRetry does for a call of pay's: a retry takes a

@@ -58,7 +58,7 @@ func TestKnowledgeAnswersWhatTruthfulAnswersImply(t *testing.T) {
 			d := testDay(rng.IntN(3600))
 			f1, ok1 := k.Answer(d, now, ttl)
 			clock := func() time.Time { return now }
-			pk, _ := c.peek(key)
+			pk, _, _ := c.peek(key)
 			f2, ok2 := pk.answerDay(dayOf(d), d, clock, ttl)
 			f3, ok3 := viaLedger.Answer(d, now, ttl)
 			if ok1 != ok2 || f1 != f2 || ok1 != ok3 || f1.Kind != f3.Kind {
