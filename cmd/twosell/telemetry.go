@@ -201,6 +201,9 @@ func (e redactingExporter) attrs(kvs []attribute.KeyValue) []attribute.KeyValue 
 }
 
 func isTerminal(w io.Writer) bool {
+	if u, ok := w.(interface{ Unwrap() io.Writer }); ok { // a writer over the terminal's (barLine)
+		w = u.Unwrap()
+	}
 	f, ok := w.(*os.File)
 	if !ok {
 		return false
