@@ -127,13 +127,7 @@ func TestEOSStopCommitsTheCallInFlight(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer cost.Close(context.Background())
-			p, err := New(h.config(cost))
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx, stop := context.WithCancel(context.Background())
-			ran := make(chan error, 1)
-			go func() { ran <- p.Run(ctx) }()
+			stop, ran := startEOS(t, h.config(cost))
 			<-started
 			stop()
 			if err := <-ran; err != nil {
@@ -175,13 +169,7 @@ func TestEOSFatalDuringTheGraceCancelsTheCallsInFlight(t *testing.T) {
 	})
 	cfg := h.config(provider)
 	cfg.Ordering = OrderingNone
-	p, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	ran := make(chan error, 1)
-	go func() { ran <- p.Run(ctx) }()
+	stop, ran := startEOS(t, cfg)
 	<-started
 	<-started // both calls in flight
 	stop()
@@ -193,4 +181,18 @@ func TestEOSFatalDuringTheGraceCancelsTheCallsInFlight(t *testing.T) {
 	if err := <-ran; !errors.As(err, &fe) {
 		t.Errorf("Run = %v, want a *FatalError", err)
 	}
+}
+
+// startEOS runs a processor of cfg; stop stops it, and ran gives Run's
+// error.
+func startEOS(t *testing.T, cfg Config) (stop context.CancelFunc, ran <-chan error) {
+	t.Helper()
+	p, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	return cancel, done
 }

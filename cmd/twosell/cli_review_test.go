@@ -172,6 +172,13 @@ func TestReplayInterruptedBeforeItStarts(t *testing.T) {
 	if code != 1 || stdout == "" || strings.Contains(stderr, "kafka (brokers") {
 		t.Errorf("exit %d (want 1), summary %q (want one), stderr %q (want no Kafka error)", code, stdout, strings.TrimSpace(stderr))
 	}
+	// The dry run too (found by a later review: estimateReplay's error went
+	// through explain, and interrupted passed a dry run's through).
+	code, _, stderr = reviewRun(t, ctx, replayArgs(cfg, k.Name("out"), "--dry-run")...)
+	if code != 1 || strings.Contains(stderr, "kafka (brokers") || !strings.Contains(stderr, "interrupted") {
+		t.Errorf("replay --dry-run interrupted: exit %d, stderr %q; want exit 1 saying it was interrupted, not a Kafka error",
+			code, strings.TrimSpace(stderr))
+	}
 }
 
 type failingWriter struct{}

@@ -4,7 +4,6 @@ package main
 // each test failed before its fix, for the reason its comment gives.
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/twosell/twosell/juhe"
 	"github.com/twosell/twosell/juhe/juhesim"
 	"github.com/twosell/twosell/processor/kafkatest"
 )
@@ -40,26 +38,6 @@ func TestReplayPartitionsAreParsedWithTheCommandLine(t *testing.T) {
 		if code != 2 || stdout != "" || !strings.Contains(stderr, tt.want) {
 			t.Errorf("--partitions %s: exit %d, want 2 saying %q; stderr: %s", tt.partitions, code, tt.want, strings.TrimSpace(stderr))
 		}
-	}
-}
-
-// README (Replay) and TestReplayInterruptedBeforeItStarts: a replay
-// interrupted before it started says so, and does not blame the cluster
-// (found by review for the replay: "kafka (brokers …): listing topic …:
-// context canceled"). The dry run, interrupted (Ctrl-C while it reads a
-// large range), still does: runReplay's interrupted() returns the error as it
-// is for --dry-run, and estimateReplay's goes through explain.
-func TestReplayDryRunInterruptedDoesNotBlameKafka(t *testing.T) {
-	k := kafkatest.New(t)
-	_, url := newSim(t, juhesim.Faults{})
-	cfg := testConfig(t, k, url, juhe.ModePlain)
-	t.Setenv("TWOSELL_JUHE_KEY", testKey)
-	ctx, cancel := context.WithCancel(t.Context())
-	cancel() // Ctrl-C
-	code, _, stderr := reviewRun(t, ctx, replayArgs(cfg, k.Name("out"), "--dry-run")...)
-	if code != 1 || strings.Contains(stderr, "kafka (brokers") || !strings.Contains(stderr, "interrupted") {
-		t.Errorf("replay --dry-run interrupted: exit %d, stderr %q; want exit 1 saying it was interrupted, not a Kafka error",
-			code, strings.TrimSpace(stderr))
 	}
 }
 
