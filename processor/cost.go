@@ -586,7 +586,7 @@ func (c *CostControl) payUnlessKnown(ctx context.Context, key MobileKey, l Looku
 		units[0] = day
 	}
 	began := time.Now()
-	retries := retryGate{c: c, stop: stop, units: &units}
+	retries := retryGate{c: c, stop: stop, units: &units, key: key, l: &l}
 	res, err = c.next.Enrich(context.WithValue(ctx, retryGateKey{}, &retries), l)
 	enriched = res
 	if err != nil && retries.refused != nil {
@@ -594,6 +594,8 @@ func (c *CostControl) payUnlessKnown(ctx context.Context, key MobileKey, l Looku
 		// not with the fault before it (which a record with
 		// on_unavailable: emit would be written "unavailable" for).
 		switch {
+		case retries.known != nil:
+			return *retries.known, true, nil
 		case errors.Is(retries.refused, ErrBudgetSpent):
 			res, err = c.noBudget(ctx, retries.refused)
 			return res, false, err
@@ -661,7 +663,17 @@ type retryGate struct {
 	units *[]string
 	// refused is why BeforeRetry refused a retry, if it did.
 	refused error
+	// key and l are the lookup's: a retry that waited for the rate asks
+	// the knowledge again, as pay's first request does.
+	key MobileKey
+	l   *Lookup
+	// known is the answer that spared a retry, if one did (refused is
+	// then errKnownNow).
+	known *Result
 }
+
+// errKnownNow refuses a retry that what is known answers by now.
+var errKnownNow = errors.New("answered by what was learned while the retry waited for the rate")
 
 type retryGateKey struct{}
 
@@ -687,6 +699,15 @@ func BeforeRetry(ctx context.Context) error {
 			// in pay.
 			g.c.budget.settle(day, false)
 			day, err = g.c.budget.reserve()
+		}
+	}
+	if err == nil && g.l != nil {
+		fresh := *g.l
+		fresh.now = time.Time{}
+		var r Result
+		if g.c.answerKnown(g.key, &fresh, &r) {
+			g.c.budget.settle(day, false)
+			g.known, err = &r, errKnownNow
 		}
 	}
 	if err != nil {

@@ -5,6 +5,7 @@ package processor
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -171,4 +172,45 @@ func TestAncientLedgerTimeDoesNotWrapIntoTheFuture(t *testing.T) {
 		t.Errorf("a no_record fact of 1600 (short TTL 1h) answered %+v (paid calls %d); the cache holds it as given at %v",
 			r, p.count(), known.Short.At)
 	}
+}
+
+// As above, for a retry inside the Enricher: its request waits for the rate
+// in BeforeRetry, and a fact learned meanwhile spares it. The lookup is
+// answered from the knowledge, and the retry's budget unit is given back.
+func TestRetryRateWaitAnsweredByKnowledgeLearnedMeanwhile(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const m = "17300000011"
+		var retries int
+		p := EnricherFunc(func(ctx context.Context, l Lookup) (Result, error) {
+			// The first request: refused with a known code (not billed).
+			if err := BeforeRetry(ctx); err != nil {
+				return Result{Mode: "plain", Attempts: 1}, Unavailable(errors.New("juhe: 232701: the data source timed out"))
+			}
+			retries++
+			return Result{Status: StatusRecycled, Res: 1, OrderID: "JH-RETRY", Source: SourceAPI, Mode: "plain", Attempts: 2, Billable: 1}, nil
+		})
+		c := newCost(t, p, &fakeClock{}, func(c *CostConfig) {
+			c.Now = time.Now
+			c.QPS = 1
+			c.DailyBudget = 10
+		})
+		done := make(chan Result, 1)
+		go func() {
+			r, err := c.Enrich(t.Context(), Lookup{Mobile: m, Date: "20240601"})
+			if err != nil {
+				t.Error(err)
+			}
+			done <- r
+		}()
+		synctest.Wait() // the retry waits about 1 s for the rate
+		c.apply(ledgerRecord{call: &ledgerCallKey{Day: DayOf(time.Now(), time.UTC), Instance: "run.other", ID: "JHB"},
+			key: c.hasher.key(m), fact: fact(FactNotAfter, "20240101", time.Now(), "JHB"), hasFact: true})
+		r := <-done
+		if retries != 0 || r.Source != SourceCache || r.OrderID != "JHB" {
+			t.Errorf("answered %+v after %d retries; want the cache's answer citing JHB, no retry", r, retries)
+		}
+		if s := c.CostStats(); s.BudgetSpentToday != 1 { // the other instance's call; the refused request is not billed
+			t.Errorf("%d of the budget spent today, want 1 (the other instance's call)", s.BudgetSpentToday)
+		}
+	})
 }
