@@ -2,14 +2,17 @@ package juhe
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -186,7 +189,7 @@ func (c *Client) Query(ctx context.Context, mobile, date string) (ans Answer, er
 			// Written before net/http sent it again: the provider may
 			// have read it (found by review: counted once, a GET behind a
 			// proxy was billed twice).
-			ans.Resent += max(0, int(sent.writes.Load())-1)
+			ans.Resent += sent.resentRequests()
 			return a, err
 		})
 		if err == nil {
@@ -286,9 +289,44 @@ func billable(err error, sent *attemptSent) bool {
 // goroutines of net/http's Transport (httptrace), hence atomic.
 type attemptSent struct {
 	told, wrote atomic.Bool
-	// writes counts the requests net/http's Transport wrote whole
-	// (traceSent): more than one when it sent the request again itself.
-	writes atomic.Int32
+
+	// Behind a proxy (pooledTransport, whose connections count what they
+	// write): the requests net/http's Transport sent again itself after
+	// the one before had reached the socket (resent). Its WroteRequest
+	// comes when the request is in the connection's buffer, before it is
+	// sent (found by review: a request that never left, sent again, was
+	// counted), so a try is known to have been sent when the next one gets
+	// its connection (GotConn): by what its connection wrote meanwhile.
+	mu     sync.Mutex
+	conn   *countingConn // the current try's connection, if it counts
+	base   int64         // what conn had written when the try got it
+	resent int
+}
+
+// gotConn notes that a try of the attempt got c: if an earlier try's
+// connection wrote since it got it, that try's request was sent, and this
+// one sends it again.
+func (s *attemptSent) gotConn(c net.Conn) {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	cc, _ := c.(*countingConn)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conn != nil && s.conn.written.Load() > s.base {
+		s.resent++
+	}
+	s.conn = cc
+	if cc != nil {
+		s.base = cc.written.Load()
+	}
+}
+
+// resentRequests is how many requests net/http sent again (gotConn).
+func (s *attemptSent) resentRequests() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.resent
 }
 
 type sentKey struct{}
@@ -310,12 +348,12 @@ func noteSent(ctx context.Context, wrote bool) {
 func traceSent(ctx context.Context) *httptrace.ClientTrace {
 	return &httptrace.ClientTrace{
 		GetConn: func(string) { noteSent(ctx, false) },
-		WroteRequest: func(i httptrace.WroteRequestInfo) {
-			noteSent(ctx, i.Err == nil)
-			if s, ok := ctx.Value(sentKey{}).(*attemptSent); ok && i.Err == nil {
-				s.writes.Add(1)
+		GotConn: func(i httptrace.GotConnInfo) {
+			if s, ok := ctx.Value(sentKey{}).(*attemptSent); ok {
+				s.gotConn(i.Conn)
 			}
 		},
+		WroteRequest: func(i httptrace.WroteRequestInfo) { noteSent(ctx, i.Err == nil) },
 	}
 }
 

@@ -6,9 +6,11 @@ import (
 	"crypto/x509"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
@@ -133,8 +135,29 @@ func newRoundTripper(cfg *Config, direct *directTransport, redact *Redactor, tp 
 func pooledTransport(maxConns int, rootCAs *x509.CertPool) *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.Proxy = http.ProxyFromEnvironment // as DefaultTransport's; said here, since it is a promise
+	dial := t.DialContext
+	t.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &countingConn{Conn: c}, nil // see attemptSent.gotConn
+	}
 	t.MaxIdleConnsPerHost = maxConns
 	t.MaxIdleConns = max(t.MaxIdleConns, maxConns)
 	t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: rootCAs}
 	return t
+}
+
+// countingConn counts the bytes written to it: whether a request reached
+// the socket (attemptSent.gotConn).
+type countingConn struct {
+	net.Conn
+	written atomic.Int64
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.written.Add(int64(n))
+	return n, err
 }
