@@ -30,6 +30,34 @@ func (c deadOnWriteConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
+// killableConns dials connections the test can kill (deadOnWriteConn).
+type killableConns struct {
+	mu    sync.Mutex
+	kills []*atomic.Bool
+}
+
+func (k *killableConns) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	killed := new(atomic.Bool)
+	k.mu.Lock()
+	k.kills = append(k.kills, killed)
+	k.mu.Unlock()
+	return deadOnWriteConn{conn, killed}, nil
+}
+
+// killAll kills the connections dialled so far; it returns how many.
+func (k *killableConns) killAll() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, killed := range k.kills {
+		killed.Store(true)
+	}
+	return len(k.kills)
+}
+
 // Behind a proxy (or with Config.Transport, net/http's Transport), a stale
 // pooled connection is replaced by net/http at no cost, for a GET as well.
 // Found by a review of the session's diff: a GET made not to be replayed
@@ -39,33 +67,17 @@ func (c deadOnWriteConn) Write(p []byte) (int, error) {
 // GET's silent resend after a written request is documented instead.
 func TestDiffReviewProxyPathStalePooledConnectionNotReplaced(t *testing.T) {
 	srv := newZzServer(t, func(_ []byte, _, _ int) (string, bool) { return zzOKReply(), false })
-	var mu sync.Mutex
-	var kills []*atomic.Bool
-	dialer := &net.Dialer{}
+	var conns killableConns
 	cfg := zzConfig(srv.url)
 	cfg.Method = "GET"
 	cfg.Retries = -1
-	cfg.Transport = &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-		conn, err := dialer.DialContext(ctx, network, addr)
-		if err != nil {
-			return nil, err
-		}
-		k := new(atomic.Bool)
-		mu.Lock()
-		kills = append(kills, k)
-		mu.Unlock()
-		return deadOnWriteConn{conn, k}, nil
-	}}
+	cfg.Transport = &http.Transport{DialContext: conns.dial}
 	c := zzNew(t, cfg)
 
 	if _, err := c.Query(t.Context(), zzMobile, zzDate); err != nil {
 		t.Fatalf("first query: %v", err)
 	}
-	mu.Lock()
-	for _, k := range kills { // the pooled connection goes stale
-		k.Store(true)
-	}
-	mu.Unlock()
+	conns.killAll() // the pooled connection goes stale
 	a, err := c.Query(t.Context(), zzMobile, zzDate)
 	if err != nil {
 		t.Errorf("second query: %v (attempts %d, billable %d); want an answer: nothing was written on the stale connection, "+
