@@ -586,7 +586,7 @@ func (c *CostControl) payUnlessKnown(ctx context.Context, key MobileKey, l Looku
 		units[0] = day
 	}
 	began := time.Now()
-	retries := retryGate{c: c, stop: stop, units: &units, key: key, l: &l}
+	retries := retryGate{c: c, stop: stop, units: &units, key: key, l: l}
 	res, err = c.next.Enrich(context.WithValue(ctx, retryGateKey{}, &retries), l)
 	enriched = res
 	if err != nil && retries.refused != nil {
@@ -665,8 +665,9 @@ type retryGate struct {
 	refused error
 	// key and l are the lookup's: a retry that waited for the rate asks
 	// the knowledge again, as pay's first request does.
+	// (A copy: a pointer to pay's l moved it to the heap on every call.)
 	key MobileKey
-	l   *Lookup
+	l   Lookup
 	// known is the answer that spared a retry, if one did (refused is
 	// then errKnownNow).
 	known *Result
@@ -701,8 +702,8 @@ func BeforeRetry(ctx context.Context) error {
 			day, err = g.c.budget.reserve()
 		}
 	}
-	if err == nil && g.l != nil {
-		fresh := *g.l
+	if err == nil {
+		fresh := g.l
 		fresh.now = time.Time{}
 		var r Result
 		if g.c.answerKnown(g.key, &fresh, &r) {
