@@ -460,6 +460,13 @@ func (c *CostControl) answerKnown(key MobileKey, l *Lookup, r *Result) bool {
 	return ok
 }
 
+// knownNow is answerKnown at the time now, for a lookup that waited for
+// the rate: not at the dispatcher's time before the wait (Lookup.now).
+func (c *CostControl) knownNow(key MobileKey, l Lookup, r *Result) bool {
+	l.now = time.Time{}
+	return c.answerKnown(key, &l, r)
+}
+
 // cached answers date into r from what is known about key, if that
 // implies it, at the time now (zero: the clock's, if an answer needs it).
 func (c *CostControl) cached(key MobileKey, date string, now time.Time, r *Result) bool {
@@ -566,9 +573,7 @@ func (c *CostControl) payUnlessKnown(ctx context.Context, key MobileKey, l Looku
 	} else if stop != nil && stop.Err() != nil && !l.overtaken() {
 		return Result{Mode: c.cfg.Mode}, false, errStopping
 	}
-	fresh := l
-	fresh.now = time.Time{} // the time now, after the wait: not the dispatcher's before it
-	if c.answerKnown(key, &fresh, &res) {
+	if c.knownNow(key, l, &res) {
 		units = nil
 		c.budget.settle(day, false)
 		return res, true, nil
@@ -703,10 +708,8 @@ func BeforeRetry(ctx context.Context) error {
 		}
 	}
 	if err == nil {
-		fresh := g.l
-		fresh.now = time.Time{}
 		var r Result
-		if g.c.answerKnown(g.key, &fresh, &r) {
+		if g.c.knownNow(g.key, g.l, &r) {
 			g.c.budget.settle(day, false)
 			g.known, err = &r, errKnownNow
 		}

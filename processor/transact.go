@@ -293,29 +293,14 @@ func (p *Processor) processBatch(ctx context.Context, fetches kgo.Fetches) (done
 	// batch was in flight and finishes, the batch commits.
 	abandon, cancel := context.WithCancel(calls)
 	defer cancel()
-	var graceMu sync.Mutex
-	var grace *time.Timer // the stop's grace for the calls in flight
-	ended := false        // the batch is over: no grace to start
 	// A fatal error, before the stop or during its grace, cancels the calls
 	// at once (found by review: one during the grace left them running).
 	defer p.onFatal(cancelCalls)()
-	stopWatch := context.AfterFunc(ctx, func() {
+	defer context.AfterFunc(ctx, func() {
 		cancel()
-		graceMu.Lock()
-		defer graceMu.Unlock()
-		if !ended {
-			grace = time.AfterFunc(p.cfg.ShutdownTimeout, cancelCalls)
-		}
-	})
-	defer func() {
-		stopWatch()
-		graceMu.Lock()
-		defer graceMu.Unlock()
-		ended = true
-		if grace != nil {
-			grace.Stop()
-		}
-	}()
+		grace := time.AfterFunc(p.cfg.ShutdownTimeout, cancelCalls)
+		context.AfterFunc(calls, func() { grace.Stop() }) // the batch ended first
+	})()
 	b := &txnBatch{ctx: abandon, calls: calls, cancel: cancel, complete: true, done: make(chan struct{})}
 
 	var ws []*partitionWorker
