@@ -639,7 +639,7 @@ func printSummary(w io.Writer, s replaySummary, asJSON bool) error {
 // on a terminal (done/total, rate, paid calls, ETA), plain lines every
 // interval otherwise.
 type replayProgress struct {
-	w        io.Writer
+	w        *barLine // shared with the log (runReplay's stderr)
 	bar      bool
 	off      bool
 	interval time.Duration
@@ -649,7 +649,11 @@ type replayProgress struct {
 }
 
 func newReplayProgress(w io.Writer, o replayOptions, total int64) *replayProgress {
-	p := &replayProgress{w: w, interval: o.ProgressInterval, total: total, start: time.Now()}
+	line, ok := w.(*barLine)
+	if !ok {
+		line = &barLine{w: w}
+	}
+	p := &replayProgress{w: line, interval: o.ProgressInterval, total: total, start: time.Now()}
 	switch o.Progress {
 	case "bar":
 		p.bar = true
@@ -716,11 +720,7 @@ func (p *replayProgress) show(done, paid, cached int64, budgetHeld bool) {
 		filled := min(width, int(pct/100*width))
 		bar := fmt.Sprintf("[%s%s] %d/%d %5.1f%%  %.0f/s  paid %d  cache %d  ETA %s",
 			strings.Repeat("=", filled), strings.Repeat(" ", width-filled), done, p.total, pct, rate, paid, cached, eta)
-		if l, ok := p.w.(*barLine); ok {
-			l.draw(bar)
-		} else {
-			fmt.Fprint(p.w, "\r\033[K"+bar)
-		}
+		p.w.draw(bar)
 		return
 	}
 	fmt.Fprintf(p.w, "replay: %d/%d offsets (%.1f%%) · %.0f/s · paid calls %d · cache answers %d · ETA %s\n",
@@ -730,17 +730,8 @@ func (p *replayProgress) show(done, paid, cached int64, budgetHeld bool) {
 // abandon ends the bar's line, if one was drawn, and shows nothing more.
 func (p *replayProgress) abandon() {
 	if p.drawn {
-		p.endBar()
+		p.w.end()
 	}
-}
-
-// endBar ends the bar's line: what is written next goes below it.
-func (p *replayProgress) endBar() {
-	if l, ok := p.w.(*barLine); ok {
-		l.end()
-		return
-	}
-	fmt.Fprintln(p.w)
 }
 
 // barLine is stderr as the replay's log and its progress bar share it: the
@@ -796,7 +787,7 @@ func (p *replayProgress) finish(s replaySummary) {
 	}
 	p.show(passed(s.Outputs+s.DeadLetters, s.EmptyOffsets, s.Deleted), s.PaidCalls, s.CacheAnswers, false)
 	if p.bar {
-		p.endBar()
+		p.w.end()
 	}
 }
 
