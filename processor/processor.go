@@ -278,7 +278,10 @@ type Processor struct {
 	// replacing counts the dead letters emitFromPromise is handing to the
 	// producer (at least once), which a revoke waits for (flushAll).
 	replacing pending
-	stats     counters
+	// lone produces again, alone, the outputs refused with their batch
+	// as too large (at least once; produceAlone).
+	lone  loneProducer
+	stats counters
 
 	tasks       chan func()         // the records in flight, run by a pool (Run)
 	poolEnd     chan struct{}       // closed as Run returns: the pool takes no more tasks
@@ -292,6 +295,9 @@ type Processor struct {
 	// batchBytes, if set, bounds the producer's batches: the output and
 	// dead-letter topics accept no larger (max.message.bytes; limitBatches).
 	batchBytes int32
+	// limitKnown: the output topics' max.message.bytes were read at the
+	// start (a refusal of a batch's size means one was lowered since).
+	limitKnown bool
 }
 
 type topicPartition struct {
@@ -432,6 +438,7 @@ func (p *Processor) Run(ctx context.Context) error {
 		})
 	}
 	defer pool.Wait()
+	defer p.lone.close()
 	// Not p.tasks: a worker that a stop gave up waiting for may still send
 	// one (it gives the record up on poolEnd instead).
 	defer close(p.poolEnd)

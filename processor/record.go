@@ -139,6 +139,9 @@ func (p *Processor) flushAll(ctx context.Context, cl *kgo.Client) error {
 		if err := p.replacing.wait(ctx); err != nil {
 			return err
 		}
+		if err := p.flushAlone(ctx); err != nil {
+			return err
+		}
 		if p.replacing.adds() == before {
 			return nil
 		}
@@ -443,7 +446,7 @@ func (p *Processor) produceOutput(ctx context.Context, w *partitionWorker, in *k
 		return p.deadLetter(ctx, w, in, ClassOutputRejected, fmt.Sprintf(
 			"the enriched event is %d bytes, over the %d bytes a record may have%s; lower input.max_record_bytes", n, most, p.batchLimitNote()), t)
 	}
-	record.p, record.w, record.in, record.t, record.ctx = p, w, in, t, ctx
+	record.p, record.w, record.in, record.t, record.ctx, record.alone = p, w, in, t, ctx, false
 	record.o = outcome{status: res.Status}
 	return emission{rec: out, o: record.o, promise: record.promise}
 }
@@ -467,6 +470,9 @@ type outputRecord struct {
 	o   outcome
 	t   recordTiming
 	ctx context.Context
+	// alone: produced again alone, after Kafka refused its batch as too
+	// large (produceAlone).
+	alone bool
 }
 
 // outputFree is a worker's output records kept for reuse, the last freed
@@ -589,8 +595,13 @@ func (r *outputRecord) onAck(_ *kgo.Record, err error) {
 		r.recycle()
 	case p.cfg.ExactlyOnce && txnAbortable(err):
 		p.spoil(err)
+	case !r.alone && sizeRefused(err) && (p.limitKnown || !p.cfg.ExactlyOnce):
+		p.refusedBatch(r, err)
 	case recordRejected(err):
 		reason := fmt.Sprintf("Kafka refused the enriched event for topic %s: %v", p.cfg.OutputTopic, err)
+		if r.alone {
+			reason = fmt.Sprintf("Kafka refused the enriched event for topic %s, produced alone: %v", p.cfg.OutputTopic, err)
+		}
 		// Refused for the input's timestamp, which the output keeps (a
 		// topic's message.timestamp.before/after.max.ms): the dead letter
 		// has the time it is written, as the dead-letter topic would likely

@@ -127,6 +127,7 @@ func (p *Processor) limitBatches(ctx context.Context, adm *kadm.Client) {
 			}
 		}
 	}
+	p.limitKnown = err == nil
 	if err != nil {
 		p.log.Warn("cannot read the output topics' max.message.bytes: batches keep franz-go's size "+
 			"(a topic that accepts less refuses a batch whole, its outputs that fit with the one that does not)",
