@@ -171,9 +171,11 @@ type cacheEntry struct {
 
 // packedKnowledge is Knowledge as the cache keeps it: a third of the size
 // (dates and modes as small numbers, times as nanoseconds), so that a
-// million mobiles fit in about 300 MB.
+// million mobiles fit in about 325 MB (measured: 324 MB of heap, 293 MB
+// before the tighter upper bound).
 type packedKnowledge struct {
 	lower, upper, short   packedFact
+	tighter               packedFact
 	boundsAt, staleBefore int64
 }
 
@@ -218,7 +220,7 @@ func unpackTime(n int64) time.Time {
 
 func pack(k Knowledge) packedKnowledge {
 	return packedKnowledge{lower: packFact(k.Lower), upper: packFact(k.Upper), short: packFact(k.Short),
-		boundsAt: packTime(k.BoundsAt), staleBefore: packTime(k.StaleBefore)}
+		tighter: packFact(k.Tighter), boundsAt: packTime(k.BoundsAt), staleBefore: packTime(k.StaleBefore)}
 }
 
 // answer is Knowledge.Answer of a day (yyyyMMdd) on the packed form: the
@@ -248,6 +250,8 @@ func (p *packedKnowledge) answering(day int32, now func() time.Time, ttl Knowled
 		return &p.lower
 	case p.upper.kind != 0 && day >= p.upper.date && live(p.upper.at, ttl.NotRecycled):
 		return &p.upper
+	case p.tighter.kind != 0 && day >= p.tighter.date && live(p.tighter.at, ttl.NotRecycled):
+		return &p.tighter
 	}
 	return nil
 }
@@ -299,7 +303,7 @@ func packDay(s string) (int32, bool) {
 }
 
 func (p *packedKnowledge) unpack() Knowledge {
-	return Knowledge{Lower: p.lower.unpack(), Upper: p.upper.unpack(), Short: p.short.unpack(),
+	return Knowledge{Lower: p.lower.unpack(), Upper: p.upper.unpack(), Tighter: p.tighter.unpack(), Short: p.short.unpack(),
 		BoundsAt: unpackTime(p.boundsAt), StaleBefore: unpackTime(p.staleBefore)}
 }
 

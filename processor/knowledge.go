@@ -124,14 +124,23 @@ type KnowledgeTTL struct {
 // bound nothing. The zero value knows nothing.
 //
 // The bounds are Lower (A > Lower.Date, from res 1) and Upper (A ≤
-// Upper.Date, from res 2); each keeps the answer that proved it, for its
-// order id and time. Facts merge by these rules (Observe):
+// Upper.Date, from res 2), and Tighter, an older upper bound at an earlier
+// date than Upper's; each keeps the answer that proved it, for its order id
+// and time. Facts merge by these rules (Observe):
 //
 //   - Lower bounds combine: the larger date wins (both are true, as A only
 //     grows).
-//   - Upper bounds: the newest answer wins (an older one may be stale).
+//   - Upper bounds: the newest answer is Upper (an older one may be
+//     stale), and the strongest (the earliest date) is Tighter, unless
+//     Upper is also the strongest. Each answers the dates from its own
+//     until it expires. (With one slot, a newer, weaker res 2, such as
+//     another instance's read from the ledger, replaced a stronger one
+//     still live, and the dates between them were paid for again; found by
+//     review.)
 //   - Two facts that contradict each other (a lower bound at or above an
-//     upper bound) cannot both hold now: the newer one wins. A res 1 newer
+//     upper bound) cannot both hold now: the newer one wins, and a res 1
+//     newer than an upper bound it contradicts proves it stale even when
+//     a newer upper bound rejects the res 1. A res 1 newer
 //     than a res 2 at or below its date means the number was re-issued
 //     since; a res 2 newer than a res 1 at or above its date is the
 //     provider correcting itself. Equal times favour res 1, the answer
@@ -153,7 +162,10 @@ type KnowledgeTTL struct {
 type Knowledge struct {
 	Lower Fact // Kind FactAfter, or zero
 	Upper Fact // Kind FactNotAfter, or zero
-	Short Fact // Kind FactNoActivationDate or FactNoRecord, or zero
+	// Tighter is a res 2 older than Upper, at an earlier date: the
+	// strongest upper bound known (zero when it is Upper).
+	Tighter Fact
+	Short   Fact // Kind FactNoActivationDate or FactNoRecord, or zero
 	// BoundsAt is when the newest res 1 or res 2 answer merged in was
 	// given, kept or not (a lower bound at a smaller date is not kept, but
 	// still says the provider knew A then).
@@ -168,7 +180,7 @@ type Knowledge struct {
 // StaleBefore.
 func (k *Knowledge) newest() time.Time {
 	t := k.BoundsAt
-	for _, u := range []time.Time{k.StaleBefore, k.Lower.At, k.Upper.At, k.Short.At} {
+	for _, u := range []time.Time{k.StaleBefore, k.Lower.At, k.Upper.At, k.Tighter.At, k.Short.At} {
 		if u.After(t) {
 			t = u
 		}
@@ -185,7 +197,7 @@ func (k *Knowledge) Empty() bool {
 // facts). It reports whether k changed.
 func (k *Knowledge) Merge(other Knowledge) bool {
 	before := *k
-	for _, f := range []Fact{other.Lower, other.Upper, other.Short} {
+	for _, f := range []Fact{other.Lower, other.Upper, other.Tighter, other.Short} {
 		k.Observe(f)
 	}
 	if other.BoundsAt.After(k.BoundsAt) {
@@ -203,6 +215,9 @@ func (k *Knowledge) staleUntil(t time.Time) {
 		return
 	}
 	k.StaleBefore = t
+	if k.Tighter.Kind != 0 && !k.Tighter.At.After(t) {
+		k.Tighter = Fact{} // older than Upper: dropped first
+	}
 	if k.Upper.Kind != 0 && !k.Upper.At.After(t) {
 		k.Upper = Fact{}
 	}
@@ -222,11 +237,24 @@ func (k *Knowledge) Observe(f Fact) bool {
 	before := *k
 	switch f.Kind {
 	case FactAfter:
-		if k.Upper.Kind != 0 && f.Date >= k.Upper.Date {
-			if f.At.Before(k.Upper.At) {
-				return false // contradicted by a newer answer
+		// The upper bounds f contradicts: one newer than f rejects it;
+		// the ones older were given before a re-issue.
+		var rejected, stale bool
+		var until time.Time
+		for _, u := range []Fact{k.Tighter, k.Upper} {
+			switch {
+			case u.Kind == 0 || f.Date < u.Date:
+			case f.At.Before(u.At):
+				rejected = true
+			default:
+				stale, until = true, u.At
 			}
-			k.staleUntil(k.Upper.At) // re-issued since the res 2 answer
+		}
+		if stale {
+			k.staleUntil(until) // re-issued since the res 2 answer
+		}
+		if rejected {
+			return *k != before // contradicted by a newer answer
 		}
 		if k.Lower.Kind == 0 || f.Date > k.Lower.Date || (f.Date == k.Lower.Date && later(f, k.Lower)) {
 			k.Lower = f
@@ -247,9 +275,7 @@ func (k *Knowledge) Observe(f Fact) bool {
 			}
 			k.Lower = Fact{} // the provider corrected itself
 		}
-		if k.Upper.Kind == 0 || betterUpper(f, k.Upper) {
-			k.Upper = f
-		}
+		k.Upper, k.Tighter = uppers(k.Upper, k.Tighter, f)
 		if f.At.After(k.BoundsAt) {
 			k.BoundsAt = f.At
 		}
@@ -262,6 +288,39 @@ func (k *Knowledge) Observe(f Fact) bool {
 	}
 	k.supersedeShort()
 	return *k != before
+}
+
+// uppers returns the newest of the upper bounds fs (zero ones left out),
+// and the strongest if it is not that one.
+func uppers(fs ...Fact) (newest, tighter Fact) {
+	for _, f := range fs {
+		if f.Kind == 0 {
+			continue
+		}
+		if newest.Kind == 0 || betterUpper(f, newest) {
+			newest = f
+		}
+		if tighter.Kind == 0 || tighterUpper(f, tighter) {
+			tighter = f
+		}
+	}
+	if tighter == newest {
+		tighter = Fact{}
+	}
+	return newest, tighter
+}
+
+// tighterUpper orders upper bounds by strength: the smaller date, then
+// (same date) the newer, then by order id; so of two facts at one date, it
+// picks the one betterUpper picks.
+func tighterUpper(a, b Fact) bool {
+	switch {
+	case a.Date != b.Date:
+		return a.Date < b.Date
+	case !a.At.Equal(b.At):
+		return a.At.After(b.At)
+	}
+	return a.OrderID > b.OrderID
 }
 
 // betterUpper orders upper bounds: the newer, then (same instant) the
@@ -297,6 +356,9 @@ func (k *Knowledge) Answer(date string, now time.Time, ttl KnowledgeTTL) (Fact, 
 	if k.Upper.Kind != 0 && date >= k.Upper.Date && now.Before(k.Upper.At.Add(ttl.NotRecycled)) {
 		return k.Upper, true
 	}
+	if k.Tighter.Kind != 0 && date >= k.Tighter.Date && now.Before(k.Tighter.At.Add(ttl.NotRecycled)) {
+		return k.Tighter, true
+	}
 	return Fact{}, false
 }
 
@@ -305,6 +367,9 @@ func (k *Knowledge) Answer(date string, now time.Time, ttl KnowledgeTTL) (Fact, 
 func (k Knowledge) Live(now time.Time, ttl KnowledgeTTL) Knowledge {
 	if k.Short.Kind != 0 && !now.Before(k.Short.At.Add(ttl.Short)) {
 		k.Short = Fact{}
+	}
+	if k.Tighter.Kind != 0 && !now.Before(k.Tighter.At.Add(ttl.NotRecycled)) {
+		k.Tighter = Fact{}
 	}
 	if k.Upper.Kind != 0 && !now.Before(k.Upper.At.Add(ttl.NotRecycled)) {
 		k.Upper = Fact{}

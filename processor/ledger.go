@@ -104,8 +104,11 @@ type ledgerKnowledge struct {
 	Instance string      `json:"instance"`
 	After    *ledgerFact `json:"after,omitempty"`     // A > after.date (res 1)
 	NotAfter *ledgerFact `json:"not_after,omitempty"` // A ≤ not_after.date (res 2), as of at
-	Short    *ledgerFact `json:"short,omitempty"`     // res 3 or no record, as of at
-	BoundsAt time.Time   `json:"bounds_at"`           // the newest res 1 or 2 answer (Knowledge.BoundsAt)
+	// Tighter: an older res 2 at an earlier date (Knowledge.Tighter). A
+	// version that does not know it reads the record without it.
+	Tighter  *ledgerFact `json:"tighter_not_after,omitempty"`
+	Short    *ledgerFact `json:"short,omitempty"` // res 3 or no record, as of at
+	BoundsAt time.Time   `json:"bounds_at"`       // the newest res 1 or 2 answer (Knowledge.BoundsAt)
 	// StaleBefore: no res 2 given at or before it holds (Knowledge.StaleBefore).
 	StaleBefore time.Time `json:"stale_before,omitzero"`
 }
@@ -138,6 +141,9 @@ func (lk *ledgerKnowledge) knowledge() Knowledge {
 	}
 	if f, ok := lk.NotAfter.fact(); ok && f.Kind == FactNotAfter {
 		k.Upper = f
+	}
+	if f, ok := lk.Tighter.fact(); ok && f.Kind == FactNotAfter {
+		k.Tighter = f
 	}
 	if f, ok := lk.Short.fact(); ok && (f.Kind == FactNoActivationDate || f.Kind == FactNoRecord) {
 		k.Short = f
@@ -1024,6 +1030,7 @@ func appendLedgerKnowledge(b []byte, instance string, k Knowledge) []byte {
 	b = appendJSONString(b, instance)
 	b = appendLedgerFact(b, `,"after":`, k.Lower)
 	b = appendLedgerFact(b, `,"not_after":`, k.Upper)
+	b = appendLedgerFact(b, `,"tighter_not_after":`, k.Tighter)
 	b = appendLedgerFact(b, `,"short":`, k.Short)
 	b = append(b, `,"bounds_at":`...)
 	b = appendJSONTime(b, k.BoundsAt.UTC())

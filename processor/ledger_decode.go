@@ -139,6 +139,7 @@ func (s *ledgerScan) knowledge(lk *ledgerKnowledge) bool {
 	lk.Instance = s.str()
 	lk.After = s.fact(`,"after":`)
 	lk.NotAfter = s.fact(`,"not_after":`)
+	lk.Tighter = s.fact(`,"tighter_not_after":`)
 	lk.Short = s.fact(`,"short":`)
 	s.expect(`,"bounds_at":`)
 	lk.BoundsAt = s.time()
