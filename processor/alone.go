@@ -3,7 +3,7 @@ package processor
 import (
 	"context"
 	"errors"
-	"fmt"
+	"strconv"
 	"sync"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -14,26 +14,20 @@ import (
 // and refuses the batch whole; franz-go then fails each of its records with
 // MESSAGE_TOO_LARGE. The producer's batches are bounded by the output
 // topics' limit, read at the start (limitBatches), and a record over it is
-// dead-lettered before it is produced, so a refusal means that the limit
-// was lowered since, or could not be read. Outputs batched with others may
-// each fit the topic: they were dead-lettered with the batch (found by
-// review, left for a while). Now, at least once:
-//
-//   - Lowered since the start: the processor stops, committing what is
-//     finished, and says to restart it. A restart bounds the batches by the
-//     new limit and delivers the refused records again, in their order,
-//     with no throughput lost to the refusals.
-//   - Not read at the start (no DescribeConfigs permission): a restart
-//     would not read it either. Each refused output is produced again,
-//     alone, by a producer that holds one record at a time, in the order
-//     refused, and dead-lettered only if it is refused alone too. Those
-//     outputs can land behind later outputs of their key, and flow at one a
-//     round trip: the warning asks for the permission.
-//
-// Exactly-once, a limit lowered since the start stops the processor too (its
-// transaction aborts). One not read at the start is left as it was: the
-// refusal aborts the transaction, and the retry dead-letters the refused
-// records; a producer of its own would write outside the transaction.
+// dead-lettered before it is produced; so a batch is refused when the limit
+// was lowered since, or could not be read, and a record is refused alone
+// when the estimate of its size (recordBytes) fell short. The records
+// batched with one too large may each fit the topic: they were
+// dead-lettered with it, outputs as output_rejected and dead letters
+// without their payload (found by review, left for a while). Now, at least
+// once, a record refused as too large is produced again, alone, by a
+// producer that holds one record at a time, in the order refused, and
+// treated as refused only if it is refused alone too. Once one is written
+// alone, the batch was refused: a warning says why, and how to end it (the
+// records so written flow at one a round trip, and may land behind later
+// records of their key). Exactly-once, a refusal aborts the transaction,
+// and the retry dead-letters the refused records: a producer of its own
+// would write outside the transaction.
 
 // sizeRefused reports whether Kafka refused a record for its batch's size.
 func sizeRefused(err error) bool {
@@ -85,18 +79,24 @@ func (p *Processor) loneOpts() []kgo.Opt {
 	return append(opts, kgo.WithHooks(p.hooks...), kgo.MaxBufferedRecords(1))
 }
 
-// refusedBatch handles an output Kafka refused as too large with the
-// others of its batch (see above): exactly-once, only when the limit was
-// read at the start.
-func (p *Processor) refusedBatch(r *outputRecord, err error) {
-	if p.limitKnown {
-		p.fail(fmt.Errorf("the output topic %s refused a batch of outputs as too large: its max.message.bytes was lowered "+
-			"below the producer's batches (%d bytes) while twosell ran: %w; restart twosell, which bounds its batches by the limit it reads at the start, "+
-			"and delivers these records again", p.cfg.OutputTopic, p.batchBound(), err))
+// writtenAlone is called when a record refused with its batch was written
+// alone: it warns, once, that the topic's limit is below the batches.
+func (p *Processor) writtenAlone(topic string) {
+	l := &p.lone
+	l.mu.Lock()
+	first := !l.warned
+	l.warned = true
+	l.mu.Unlock()
+	if !first {
 		return
 	}
-	r.alone = true
-	p.produceAlone(&r.rec, r.promise, err)
+	why := "it could not be read at the start: allow twosell to describe the topic's configuration (DescribeConfigs), and restart it"
+	if p.limitKnown {
+		why = "it was lowered since the start (or a record of the batch is larger on the wire than twosell weighed it): restart twosell"
+	}
+	p.log.Warn("a topic refused a batch as too large that its records fit alone: its max.message.bytes is below the producer's batches "+
+		"("+strconv.Itoa(int(p.batchBound()))+" bytes); "+why+" to bound the batches by it. Until then, each record so refused is produced again alone, "+
+		"one at a time (it may land behind later records of its key)", "topic", topic)
 }
 
 // batchBound is the bound of the producer's batches.
@@ -110,18 +110,11 @@ func (p *Processor) batchBound() int32 {
 // produceAlone produces rec again, alone, with promise, after the records
 // given before it. Each is counted as a replacement until it is handed to
 // the producer (flushAll waits for it).
-func (p *Processor) produceAlone(rec *kgo.Record, promise func(*kgo.Record, error), refusal error) {
+func (p *Processor) produceAlone(rec *kgo.Record, promise func(*kgo.Record, error)) {
 	l := &p.lone
 	p.replacing.add()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if !l.warned {
-		l.warned = true
-		p.log.Warn("the output topic refused a batch of outputs as too large, and its max.message.bytes could not be read at the start: "+
-			"each refused output is produced again alone, one at a time (it may land behind later outputs of its key), "+
-			"and dead-lettered only if refused alone too; allow twosell to describe the topic's configuration (DescribeConfigs), and restart it, "+
-			"to bound its batches by the limit", "topic", rec.Topic, "err", refusal)
-	}
 	l.queue = append(l.queue, loneRecord{rec, promise})
 	if !l.draining {
 		l.draining = true

@@ -2,7 +2,6 @@ package processor_test
 
 import (
 	"context"
-	"errors"
 	"slices"
 	"strings"
 	"sync"
@@ -31,73 +30,45 @@ import (
 // buffered, as a busy producer batches them. e-9, before them, shows the
 // processor running.
 
-// Not read at the start: an output refused as too large is produced again,
-// alone, in the order refused, and dead-lettered only if it is refused
-// alone too.
-func TestOutputsBatchedOverAnUnreadableLimitAreWrittenAlone(t *testing.T) {
-	t.Parallel()
-	h := newHarness(t, 1)
-	if h.kafka.Fake == nil {
-		t.Skip("holds a produce request with kfake's control functions")
-	}
-	limit := "3000"
-	h.kafka.CreateTopicsWith(1, map[string]*string{"max.message.bytes": &limit}, h.out)
-	refuseDescribe(h, h.out)
-	b := startBatching(h, "")
-	b.batch()
-	h.kafka.Consume(b.ctx, countAtLeast(5), h.out, h.dlq)
-	if err := b.stop(); err != nil {
-		t.Fatal(err)
-	}
-	outs, dead := b.written()
-	if !slices.Equal(outs, []string{"e-9", "e-0", "e-7", "e-14"}) || len(dead) != 1 ||
-		!strings.Contains(dead[0], "/0/4 output_rejected") || !strings.Contains(dead[0], "produced alone") {
-		t.Errorf("outputs %v, dead letters %q; want e-9, e-0, e-7 and e-14 enriched (each fits the topic), in their order, "+
-			"and only e-3 dead-lettered, refused alone", outs, dead)
-	}
-	if !strings.Contains(b.logs.String(), "produced again alone") {
-		t.Errorf("no warning of outputs produced alone:\n%s", b.logs.String())
-	}
-}
-
-// Lowered while running: the processor stops, and says to restart it; the
-// restart bounds its batches by the new limit, writes the outputs that fit
-// and dead-letters e-3 before producing it.
-func TestOutputsBatchedOverALoweredLimitStopTheProcessor(t *testing.T) {
-	for _, eos := range []bool{false, true} {
-		t.Run(map[bool]string{false: "at-least-once", true: "exactly-once"}[eos], func(t *testing.T) {
+// An output refused as too large is produced again, alone, in the order
+// refused, and dead-lettered only if it is refused alone too; once one is
+// written alone, a warning says why the topic refused its batch.
+func TestOutputsBatchedOverTheLimitAreWrittenAlone(t *testing.T) {
+	for _, tc := range []struct {
+		name, lower, why string
+	}{
+		{"max.message.bytes unreadable", "", "could not be read at the start"},
+		{"max.message.bytes lowered while running", "3000", "lowered since the start"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			loweredLimitStops(t, eos)
+			h := newHarness(t, 1)
+			if h.kafka.Fake == nil {
+				t.Skip("holds a produce request with kfake's control functions")
+			}
+			if tc.lower == "" {
+				limit := "3000"
+				h.kafka.CreateTopicsWith(1, map[string]*string{"max.message.bytes": &limit}, h.out)
+				refuseDescribe(h, h.out)
+			} else {
+				h.kafka.CreateTopics(1, h.out)
+			}
+			b := startBatching(h, tc.lower)
+			b.batch()
+			h.kafka.Consume(b.ctx, countAtLeast(5), h.out, h.dlq)
+			if err := b.stop(); err != nil {
+				t.Fatal(err)
+			}
+			outs, dead := b.written()
+			if !slices.Equal(outs, []string{"e-9", "e-0", "e-7", "e-14"}) || len(dead) != 1 ||
+				!strings.Contains(dead[0], "/0/4 output_rejected") || !strings.Contains(dead[0], "produced alone") {
+				t.Errorf("outputs %v, dead letters %q; want e-9, e-0, e-7 and e-14 enriched (each fits the topic), in their order, "+
+					"and only e-3 dead-lettered, refused alone", outs, dead)
+			}
+			if logs := b.logs.String(); !strings.Contains(logs, "refused a batch as too large that its records fit alone") || !strings.Contains(logs, tc.why) {
+				t.Errorf("no warning that the topic's limit %s:\n%s", tc.why, logs)
+			}
 		})
-	}
-}
-
-func loweredLimitStops(t *testing.T, eos bool) {
-	h := newHarnessMode(t, 1, eos)
-	if h.kafka.Fake == nil {
-		t.Skip("holds a produce request with kfake's control functions")
-	}
-	h.kafka.CreateTopics(1, h.out)
-	limit := "3000"
-	b := startBatching(h, limit)
-	b.batch()
-	kafkatest.WaitFor(t, func() bool { return b.p.Err() != nil })
-	var fe *processor.FatalError
-	if err := b.stop(); !errors.As(err, &fe) || !strings.Contains(err.Error(), "max.message.bytes was lowered") ||
-		!strings.Contains(err.Error(), "restart") {
-		t.Fatalf("Run = %v; want a fatal error that says the limit was lowered, and to restart", err)
-	}
-	if outs, dead := b.written(); !slices.Equal(outs, []string{"e-9"}) || len(dead) != 0 {
-		t.Fatalf("before the restart: outputs %v, dead letters %q; want only e-9's output", outs, dead)
-	}
-	_, stop := h.start(b.cfg)
-	h.kafka.Consume(b.ctx, countAtLeast(5), h.out, h.dlq)
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
-	outs, dead := b.written()
-	if !slices.Equal(outs, []string{"e-9", "e-0", "e-7", "e-14"}) || len(dead) != 1 || !strings.Contains(dead[0], "/0/4 output_rejected") {
-		t.Errorf("after the restart: outputs %v, dead letters %q; want e-9, e-0, e-7 and e-14 enriched, in their order, and only e-3 dead-lettered", outs, dead)
 	}
 }
 

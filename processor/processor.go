@@ -296,7 +296,7 @@ type Processor struct {
 	// dead-letter topics accept no larger (max.message.bytes; limitBatches).
 	batchBytes int32
 	// limitKnown: the output topics' max.message.bytes were read at the
-	// start (a refusal of a batch's size means one was lowered since).
+	// start (a batch refused for its size means one was lowered since).
 	limitKnown bool
 }
 

@@ -648,7 +648,9 @@ func (p *Processor) runReplay(ctx context.Context) error {
 	stopped.Wait()
 	flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.ShutdownTimeout)
 	defer cancel()
-	if err := cl.Flush(flushCtx); err != nil {
+	// flushAll: the records produced again alone, and the dead letters
+	// that replace refused outputs, too (found by review).
+	if err := p.flushAll(flushCtx, cl); err != nil {
 		p.log.Warn("replay: not every output was acknowledged before closing", "err", err)
 	}
 	// Interrupted, the records in flight may have finished the range during
