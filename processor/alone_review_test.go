@@ -1,18 +1,13 @@
 package processor_test
 
 import (
-	"bytes"
-	"context"
 	"errors"
-	"fmt"
-	"math/rand/v2"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -24,13 +19,7 @@ import (
 // badPadded is an input that is dead-lettered (invalid mobile), with n
 // random bytes of padding in hex: its dead letter keeps them.
 func badPadded(topic string, i, n int) *kgo.Record {
-	r := event(topic, i, true)
-	pad := make([]byte, n)
-	for j := range pad {
-		pad[j] = byte(rand.IntN(256))
-	}
-	r.Value = bytes.Replace(r.Value, []byte(`"registered_at"`), []byte(fmt.Sprintf(`"pad":"%x","registered_at"`, pad)), 1)
-	return r
+	return padded(event(topic, i, true), `"registered_at"`, n)
 }
 
 // Found by review: a batch of dead letters refused by a dead-letter topic
@@ -47,45 +36,13 @@ func TestDeadLettersBatchedOverALoweredLimitKeepTheirPayload(t *testing.T) {
 		t.Skip("holds a produce request with kfake's control functions")
 	}
 	h.kafka.CreateTopics(1, h.out, h.dlq)
-	dlqID := h.topicID(h.dlq)
-	release := make(chan struct{})
-	releaseOnce := sync.OnceFunc(func() { close(release) })
-	t.Cleanup(releaseOnce)
-	var armed, held atomic.Bool
-	h.kafka.Fake.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		h.kafka.Fake.KeepControl()
-		if armed.Load() && writesTopic(req.(*kmsg.ProduceRequest), h.dlq, dlqID) && held.CompareAndSwap(false, true) {
-			h.kafka.Fake.SleepControl(func() { <-release })
-		}
-		return nil, nil, false
-	})
-	buffered := &outputsBuffered{topic: h.dlq}
-	cfg := h.config(answer)
-	cfg.ClientOpts = append(cfg.ClientOpts, kgo.WithHooks(buffered))
-	captureLog(t, &cfg)
-	h.kafka.Produce(event(h.in, 9, false))
-	p, stop := h.start(cfg)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	h.kafka.Consume(ctx, countAtLeast(1), h.out)
-
-	limit := "3000"
-	adm := kadm.NewClient(h.kafka.Client())
-	resp, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "max.message.bytes", Value: &limit}}, h.dlq)
-	if err == nil {
-		_, err = resp.On(h.dlq, nil)
-	}
-	if err != nil {
+	b := startBatching(h, h.dlq, "3000")
+	b.batch(3, badPadded(h.in, 0, 500), badPadded(h.in, 7, 500), badPadded(h.in, 14, 500))
+	kafkatest.WaitFor(t, func() bool { return b.p.Err() != nil || b.p.Stats().DeadLettered >= 3 })
+	if err := b.stop(); err != nil {
 		t.Fatal(err)
 	}
-	armed.Store(true)
-	h.kafka.Produce(badPadded(h.in, 0, 500), badPadded(h.in, 7, 500), badPadded(h.in, 14, 500))
-	kafkatest.WaitFor(t, func() bool { return buffered.n.Load() >= 3 })
-	releaseOnce()
-	kafkatest.WaitFor(t, func() bool { return p.Err() != nil || p.Stats().DeadLettered >= 3 })
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
+	ctx := b.ctx
 	var bare, order []string
 	for _, r := range h.kafka.ConsumeAll(ctx, h.dlq) {
 		src, _ := header(r, processor.HeaderSource)

@@ -114,14 +114,7 @@ func TestNewOutputTopicsConfigIsAskedAgain(t *testing.T) {
 			described.Add(1) > 1 {
 			return nil, nil, false // as the broker answers it
 		}
-		resp := in.ResponseKind().(*kmsg.DescribeConfigsResponse)
-		for _, r := range in.Resources {
-			rr := kmsg.NewDescribeConfigsResponseResource()
-			rr.ResourceType, rr.ResourceName = r.ResourceType, r.ResourceName
-			rr.ErrorCode = kerr.UnknownTopicOrPartition.Code
-			resp.Resources = append(resp.Resources, rr)
-		}
-		return resp, nil, true
+		return describeError(in, kerr.UnknownTopicOrPartition), nil, true
 	})
 	cfg := h.config(answer)
 	logs := captureLog(t, &cfg)

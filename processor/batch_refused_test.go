@@ -53,8 +53,8 @@ func TestOutputsBatchedOverTheLimitAreWrittenAlone(t *testing.T) {
 			} else {
 				h.kafka.CreateTopics(1, h.out)
 			}
-			b := startBatching(h, tc.lower)
-			b.batch()
+			b := startBatching(h, h.out, tc.lower)
+			b.batch(3, randomPadded(h.in, 0, 500), randomPadded(h.in, 7, 500), randomPadded(h.in, 14, 500), bigEvent(h.in, 3))
 			h.kafka.Consume(b.ctx, countAtLeast(5), h.out, h.dlq)
 			if err := b.stop(); err != nil {
 				t.Fatal(err)
@@ -80,28 +80,31 @@ type batching struct {
 	p        *processor.Processor
 	stop     func() error
 	logs     *safeBuffer
-	lower    string // the limit batch sets on the output topic first ("": none)
+	topic    string // the topic whose produce is held
+	lower    string // the limit batch sets on topic first ("": none)
 	armed    *atomic.Bool
 	release  func()
 	buffered *outputsBuffered
 }
 
-// startBatching starts a processor on h (its output topic made), whose
-// first output produce after batch is held until three outputs are
-// buffered.
-func startBatching(h *harness, lower string) *batching {
+// startBatching starts a processor on h (its output topic made; the
+// dead-letter topic too, unless it is topic), whose first produce to topic
+// after batch is held until the records batch waits for are buffered.
+func startBatching(h *harness, topic, lower string) *batching {
 	t := h.t
-	h.kafka.CreateTopics(1, h.dlq)
-	outID := h.topicID(h.out)
+	if topic != h.dlq {
+		h.kafka.CreateTopics(1, h.dlq)
+	}
+	topicID := h.topicID(topic)
 	release := make(chan struct{})
-	b := &batching{h: h, lower: lower, armed: new(atomic.Bool), release: sync.OnceFunc(func() { close(release) }),
-		buffered: &outputsBuffered{topic: h.out}}
+	b := &batching{h: h, topic: topic, lower: lower, armed: new(atomic.Bool), release: sync.OnceFunc(func() { close(release) }),
+		buffered: &outputsBuffered{topic: topic}}
 	t.Cleanup(b.release)
 	var held atomic.Bool
 	h.kafka.Fake.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		h.kafka.Fake.KeepControl()
-		if b.armed.Load() && writesTopic(req.(*kmsg.ProduceRequest), h.out, outID) && held.CompareAndSwap(false, true) {
-			h.kafka.Fake.SleepControl(func() { <-release }) // e-0's output: answered once e-7's and e-14's are buffered
+		if b.armed.Load() && writesTopic(req.(*kmsg.ProduceRequest), topic, topicID) && held.CompareAndSwap(false, true) {
+			h.kafka.Fake.SleepControl(func() { <-release }) // the first record's: answered once the others are buffered
 		}
 		return nil, nil, false
 	})
@@ -120,16 +123,17 @@ func startBatching(h *harness, lower string) *batching {
 	return b
 }
 
-// batch lowers the output topic's limit (if asked to), and produces e-0,
-// e-7, e-14 and e-3 for the processor to batch.
-func (b *batching) batch() {
+// batch lowers the topic's limit (if asked to), produces inputs for the
+// processor to batch, and releases the held produce once n records for the
+// topic are buffered.
+func (b *batching) batch(n int64, inputs ...*kgo.Record) {
 	h := b.h
 	if b.lower != "" {
 		adm := kadm.NewClient(h.kafka.Client())
 		defer adm.Close()
-		resp, err := adm.AlterTopicConfigs(context.Background(), []kadm.AlterConfig{{Name: "max.message.bytes", Value: &b.lower}}, h.out)
+		resp, err := adm.AlterTopicConfigs(context.Background(), []kadm.AlterConfig{{Name: "max.message.bytes", Value: &b.lower}}, b.topic)
 		if err == nil {
-			_, err = resp.On(h.out, nil)
+			_, err = resp.On(b.topic, nil)
 		}
 		if err != nil {
 			h.t.Fatal(err)
@@ -137,8 +141,8 @@ func (b *batching) batch() {
 	}
 	b.armed.Store(true)
 	before := b.buffered.n.Load()
-	h.kafka.Produce(randomPadded(h.in, 0, 500), randomPadded(h.in, 7, 500), randomPadded(h.in, 14, 500), bigEvent(h.in, 3))
-	kafkatest.WaitFor(h.t, func() bool { return b.buffered.n.Load() >= before+3 })
+	h.kafka.Produce(inputs...)
+	kafkatest.WaitFor(h.t, func() bool { return b.buffered.n.Load() >= before+n })
 	b.release()
 }
 
@@ -169,13 +173,18 @@ func refuseDescribe(h *harness, topic string) {
 		if !slices.ContainsFunc(in.Resources, func(r kmsg.DescribeConfigsRequestResource) bool { return r.ResourceName == topic }) {
 			return nil, nil, false
 		}
-		resp := in.ResponseKind().(*kmsg.DescribeConfigsResponse)
-		for _, r := range in.Resources {
-			rr := kmsg.NewDescribeConfigsResponseResource()
-			rr.ResourceType, rr.ResourceName = r.ResourceType, r.ResourceName
-			rr.ErrorCode = kerr.TopicAuthorizationFailed.Code
-			resp.Resources = append(resp.Resources, rr)
-		}
-		return resp, nil, true
+		return describeError(in, kerr.TopicAuthorizationFailed), nil, true
 	})
+}
+
+// describeError answers every resource of in with err.
+func describeError(in *kmsg.DescribeConfigsRequest, err *kerr.Error) *kmsg.DescribeConfigsResponse {
+	resp := in.ResponseKind().(*kmsg.DescribeConfigsResponse)
+	for _, r := range in.Resources {
+		rr := kmsg.NewDescribeConfigsResponseResource()
+		rr.ResourceType, rr.ResourceName = r.ResourceType, r.ResourceName
+		rr.ErrorCode = err.Code
+		resp.Resources = append(resp.Resources, rr)
+	}
+	return resp
 }

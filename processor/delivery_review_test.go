@@ -86,12 +86,17 @@ func bigEvent(topic string, i int) *kgo.Record { return randomPadded(topic, i, 1
 
 // randomPadded is event i with n random bytes of padding, in hex.
 func randomPadded(topic string, i, n int) *kgo.Record {
-	r := event(topic, i, false)
+	return padded(event(topic, i, false), `"big":`, n)
+}
+
+// padded is r with n random bytes of padding, in hex, in a member before
+// the one that starts with before.
+func padded(r *kgo.Record, before string, n int) *kgo.Record {
 	pad := make([]byte, n)
 	for j := range pad {
 		pad[j] = byte(rand.IntN(256)) // incompressible: the producer compresses
 	}
-	r.Value = bytes.Replace(r.Value, []byte(`"big":`), []byte(fmt.Sprintf(`"pad":"%x","big":`, pad)), 1)
+	r.Value = bytes.Replace(r.Value, []byte(before), []byte(fmt.Sprintf(`"pad":"%x",%s`, pad, before)), 1)
 	return r
 }
 
