@@ -1,6 +1,9 @@
 package processor
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // FactKind is what one paid answer proves about the holder's activation
 // date A (DESIGN.md, "Cost controls").
@@ -124,23 +127,28 @@ type KnowledgeTTL struct {
 // bound nothing. The zero value knows nothing.
 //
 // The bounds are Lower (A > Lower.Date, from res 1) and Upper (A ≤
-// Upper.Date, from res 2), and Tighter, an older upper bound at an earlier
-// date than Upper's; each keeps the answer that proved it, for its order id
-// and time. Facts merge by these rules (Observe):
+// Upper.Date, from res 2), and Tighter, older upper bounds at earlier dates
+// than Upper's; each keeps the answer that proved it, for its order id and
+// time. Facts merge by these rules (Observe):
 //
 //   - Lower bounds combine: the larger date wins (both are true, as A only
 //     grows).
-//   - Upper bounds: the newest answer is Upper (an older one may be
-//     stale), and the strongest (the earliest date) is Tighter, unless
-//     Upper is also the strongest. Each answers the dates from its own
-//     until it expires. (With one slot, a newer, weaker res 2, such as
-//     another instance's read from the ledger, replaced a stronger one
-//     still live, and the dates between them were paid for again; found by
-//     review.)
+//   - Upper bounds: every one that no other is both as new as and as
+//     strong as (at a date no later) is kept, up to maxUppers of them, the
+//     newest first: Upper, then Tighter, each older and stronger than the
+//     one before. Each answers the dates from its own until it expires.
+//     (With one slot, a newer, weaker res 2, such as another instance's
+//     read from the ledger, replaced a stronger one still live, and the
+//     dates between them were paid for again; with two, the answers
+//     depended on the order of the facts when the strongest was proven
+//     stale; found by review.) Of more than maxUppers, the oldest are
+//     dropped, and the order may then matter.
 //   - Two facts that contradict each other (a lower bound at or above an
 //     upper bound) cannot both hold now: the newer one wins, and a res 1
 //     newer than an upper bound it contradicts proves it stale even when
-//     a newer upper bound rejects the res 1. A res 1 newer
+//     a newer upper bound rejects the res 1 (the provider correcting
+//     itself: an upper bound merged after the rejected res 1 is not
+//     compared with it, as the last paragraph says). A res 1 newer
 //     than a res 2 at or below its date means the number was re-issued
 //     since; a res 2 newer than a res 1 at or above its date is the
 //     provider correcting itself. Equal times favour res 1, the answer
@@ -162,9 +170,9 @@ type KnowledgeTTL struct {
 type Knowledge struct {
 	Lower Fact // Kind FactAfter, or zero
 	Upper Fact // Kind FactNotAfter, or zero
-	// Tighter is a res 2 older than Upper, at an earlier date: the
-	// strongest upper bound known (zero when it is Upper).
-	Tighter Fact
+	// Tighter are the res 2 older than Upper and at earlier dates, the
+	// newest first; zero ones last.
+	Tighter [maxUppers - 1]Fact
 	Short   Fact // Kind FactNoActivationDate or FactNoRecord, or zero
 	// BoundsAt is when the newest res 1 or res 2 answer merged in was
 	// given, kept or not (a lower bound at a smaller date is not kept, but
@@ -180,7 +188,7 @@ type Knowledge struct {
 // StaleBefore.
 func (k *Knowledge) newest() time.Time {
 	t := k.BoundsAt
-	for _, u := range []time.Time{k.StaleBefore, k.Lower.At, k.Upper.At, k.Tighter.At, k.Short.At} {
+	for _, u := range []time.Time{k.StaleBefore, k.Lower.At, k.Upper.At, k.Short.At} { // Tighter are older than Upper
 		if u.After(t) {
 			t = u
 		}
@@ -197,7 +205,7 @@ func (k *Knowledge) Empty() bool {
 // facts). It reports whether k changed.
 func (k *Knowledge) Merge(other Knowledge) bool {
 	before := *k
-	for _, f := range []Fact{other.Lower, other.Upper, other.Tighter, other.Short} {
+	for _, f := range append([]Fact{other.Lower, other.Upper, other.Short}, other.Tighter[:]...) {
 		k.Observe(f)
 	}
 	if other.BoundsAt.After(k.BoundsAt) {
@@ -215,12 +223,28 @@ func (k *Knowledge) staleUntil(t time.Time) {
 		return
 	}
 	k.StaleBefore = t
-	if k.Tighter.Kind != 0 && !k.Tighter.At.After(t) {
-		k.Tighter = Fact{} // older than Upper: dropped first
+	k.keepUppers(func(u Fact) bool { return u.At.After(t) })
+}
+
+// keepUppers keeps the upper bounds that keep reports true of.
+func (k *Knowledge) keepUppers(keep func(Fact) bool) {
+	var us [maxUppers]Fact
+	n := 0
+	for _, u := range k.uppers() {
+		if u.Kind != 0 && keep(u) {
+			us[n] = u
+			n++
+		}
 	}
-	if k.Upper.Kind != 0 && !k.Upper.At.After(t) {
-		k.Upper = Fact{}
-	}
+	k.Upper, k.Tighter = us[0], [maxUppers - 1]Fact(us[1:])
+}
+
+// uppers are Upper and Tighter, the newest first (zero ones last).
+func (k *Knowledge) uppers() [maxUppers]Fact {
+	var us [maxUppers]Fact
+	us[0] = k.Upper
+	copy(us[1:], k.Tighter[:])
+	return us
 }
 
 // supersedeShort drops the short-lived fact when a res 1 or res 2 answer is
@@ -241,12 +265,12 @@ func (k *Knowledge) Observe(f Fact) bool {
 		// the ones older were given before a re-issue.
 		var rejected, stale bool
 		var until time.Time
-		for _, u := range []Fact{k.Tighter, k.Upper} {
+		for _, u := range k.uppers() {
 			switch {
 			case u.Kind == 0 || f.Date < u.Date:
 			case f.At.Before(u.At):
 				rejected = true
-			default:
+			case u.At.After(until):
 				stale, until = true, u.At
 			}
 		}
@@ -275,7 +299,7 @@ func (k *Knowledge) Observe(f Fact) bool {
 			}
 			k.Lower = Fact{} // the provider corrected itself
 		}
-		k.Upper, k.Tighter = uppers(k.Upper, k.Tighter, f)
+		k.addUpper(f)
 		if f.At.After(k.BoundsAt) {
 			k.BoundsAt = f.At
 		}
@@ -290,37 +314,48 @@ func (k *Knowledge) Observe(f Fact) bool {
 	return *k != before
 }
 
-// uppers returns the newest of the upper bounds fs (zero ones left out),
-// and the strongest if it is not that one.
-func uppers(fs ...Fact) (newest, tighter Fact) {
-	for _, f := range fs {
-		if f.Kind == 0 {
-			continue
-		}
-		if newest.Kind == 0 || betterUpper(f, newest) {
-			newest = f
-		}
-		if tighter.Kind == 0 || tighterUpper(f, tighter) {
-			tighter = f
+// maxUppers is how many upper bounds Knowledge keeps (Upper and Tighter).
+const maxUppers = 4
+
+// addUpper adds the upper bound f, if no kept one is as new and as strong,
+// and drops those it is as new and as strong as, then the oldest beyond
+// maxUppers.
+func (k *Knowledge) addUpper(f Fact) {
+	us := k.uppers()
+	for _, u := range us {
+		if u.Kind != 0 && (u == f || dominates(u, f)) {
+			return
 		}
 	}
-	if tighter == newest {
-		tighter = Fact{}
+	var kept [maxUppers + 1]Fact
+	n := 0
+	for _, u := range us {
+		if u.Kind != 0 && !dominates(f, u) {
+			kept[n] = u
+			n++
+		}
 	}
-	return newest, tighter
+	kept[n] = f
+	n++
+	all := kept[:n]
+	slices.SortFunc(all, func(a, b Fact) int {
+		switch {
+		case betterUpper(a, b):
+			return -1
+		case betterUpper(b, a):
+			return 1
+		}
+		return 0
+	})
+	var out [maxUppers]Fact
+	copy(out[:], all)
+	k.Upper, k.Tighter = out[0], [maxUppers - 1]Fact(out[1:])
 }
 
-// tighterUpper orders upper bounds by strength: the smaller date, then
-// (same date) the newer, then by order id; so of two facts at one date, it
-// picks the one betterUpper picks.
-func tighterUpper(a, b Fact) bool {
-	switch {
-	case a.Date != b.Date:
-		return a.Date < b.Date
-	case !a.At.Equal(b.At):
-		return a.At.After(b.At)
-	}
-	return a.OrderID > b.OrderID
+// dominates reports whether the upper bound a makes b useless: a is as new
+// and as strong (at a date no later), and better by betterUpper's order.
+func dominates(a, b Fact) bool {
+	return !a.At.Before(b.At) && a.Date <= b.Date && betterUpper(a, b)
 }
 
 // betterUpper orders upper bounds: the newer, then (same instant) the
@@ -356,8 +391,10 @@ func (k *Knowledge) Answer(date string, now time.Time, ttl KnowledgeTTL) (Fact, 
 	if k.Upper.Kind != 0 && date >= k.Upper.Date && now.Before(k.Upper.At.Add(ttl.NotRecycled)) {
 		return k.Upper, true
 	}
-	if k.Tighter.Kind != 0 && date >= k.Tighter.Date && now.Before(k.Tighter.At.Add(ttl.NotRecycled)) {
-		return k.Tighter, true
+	for _, u := range k.Tighter {
+		if u.Kind != 0 && date >= u.Date && now.Before(u.At.Add(ttl.NotRecycled)) {
+			return u, true
+		}
 	}
 	return Fact{}, false
 }
@@ -368,12 +405,7 @@ func (k Knowledge) Live(now time.Time, ttl KnowledgeTTL) Knowledge {
 	if k.Short.Kind != 0 && !now.Before(k.Short.At.Add(ttl.Short)) {
 		k.Short = Fact{}
 	}
-	if k.Tighter.Kind != 0 && !now.Before(k.Tighter.At.Add(ttl.NotRecycled)) {
-		k.Tighter = Fact{}
-	}
-	if k.Upper.Kind != 0 && !now.Before(k.Upper.At.Add(ttl.NotRecycled)) {
-		k.Upper = Fact{}
-	}
+	k.keepUppers(func(u Fact) bool { return now.Before(u.At.Add(ttl.NotRecycled)) })
 	// Every res 2 StaleBefore refuses has expired: it refuses nothing live.
 	if !k.StaleBefore.IsZero() && !now.Before(k.StaleBefore.Add(ttl.NotRecycled)) {
 		k.StaleBefore = time.Time{}

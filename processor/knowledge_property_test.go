@@ -130,7 +130,7 @@ func TestKnowledgeMergeOrderWithReissues(t *testing.T) {
 }
 
 func sameBounds(a, b Knowledge) bool {
-	return a.Lower == b.Lower && a.Upper == b.Upper && a.Short == b.Short && a.BoundsAt.Equal(b.BoundsAt)
+	return a.Lower == b.Lower && a.Upper == b.Upper && a.Tighter == b.Tighter && a.Short == b.Short && a.BoundsAt.Equal(b.BoundsAt)
 }
 
 // truthfulFacts returns n answers given at random minutes within window

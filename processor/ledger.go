@@ -104,9 +104,9 @@ type ledgerKnowledge struct {
 	Instance string      `json:"instance"`
 	After    *ledgerFact `json:"after,omitempty"`     // A > after.date (res 1)
 	NotAfter *ledgerFact `json:"not_after,omitempty"` // A ≤ not_after.date (res 2), as of at
-	// Tighter: an older res 2 at an earlier date (Knowledge.Tighter). A
-	// version that does not know it reads the record without it.
-	Tighter  *ledgerFact `json:"tighter_not_after,omitempty"`
+	// Tighter: older res 2 at earlier dates (Knowledge.Tighter), the newest
+	// first. A version that does not know them reads the record without.
+	Tighter []*ledgerFact `json:"tighter_not_after,omitempty"`
 	Short    *ledgerFact `json:"short,omitempty"` // res 3 or no record, as of at
 	BoundsAt time.Time   `json:"bounds_at"`       // the newest res 1 or 2 answer (Knowledge.BoundsAt)
 	// StaleBefore: no res 2 given at or before it holds (Knowledge.StaleBefore).
@@ -142,8 +142,14 @@ func (lk *ledgerKnowledge) knowledge() Knowledge {
 	if f, ok := lk.NotAfter.fact(); ok && f.Kind == FactNotAfter {
 		k.Upper = f
 	}
-	if f, ok := lk.Tighter.fact(); ok && f.Kind == FactNotAfter {
-		k.Tighter = f
+	// Kept as they come (Merge sorts them out), at most as many as
+	// Knowledge holds.
+	n := 0
+	for _, lf := range lk.Tighter {
+		if f, ok := lf.fact(); ok && f.Kind == FactNotAfter && n < len(k.Tighter) {
+			k.Tighter[n] = f
+			n++
+		}
 	}
 	if f, ok := lk.Short.fact(); ok && (f.Kind == FactNoActivationDate || f.Kind == FactNoRecord) {
 		k.Short = f
@@ -1030,7 +1036,19 @@ func appendLedgerKnowledge(b []byte, instance string, k Knowledge) []byte {
 	b = appendJSONString(b, instance)
 	b = appendLedgerFact(b, `,"after":`, k.Lower)
 	b = appendLedgerFact(b, `,"not_after":`, k.Upper)
-	b = appendLedgerFact(b, `,"tighter_not_after":`, k.Tighter)
+	if k.Tighter[0].Kind != 0 {
+		b = append(b, `,"tighter_not_after":[`...)
+		for i, f := range k.Tighter {
+			if f.Kind == 0 {
+				break
+			}
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendLedgerFact(b, "", f)
+		}
+		b = append(b, ']')
+	}
 	b = appendLedgerFact(b, `,"short":`, k.Short)
 	b = append(b, `,"bounds_at":`...)
 	b = appendJSONTime(b, k.BoundsAt.UTC())

@@ -139,7 +139,15 @@ func (s *ledgerScan) knowledge(lk *ledgerKnowledge) bool {
 	lk.Instance = s.str()
 	lk.After = s.fact(`,"after":`)
 	lk.NotAfter = s.fact(`,"not_after":`)
-	lk.Tighter = s.fact(`,"tighter_not_after":`)
+	if s.lit(`,"tighter_not_after":[`) {
+		for {
+			lk.Tighter = append(lk.Tighter, s.fact(""))
+			if !s.lit(",") {
+				break
+			}
+		}
+		s.expect("]")
+	}
 	lk.Short = s.fact(`,"short":`)
 	s.expect(`,"bounds_at":`)
 	lk.BoundsAt = s.time()

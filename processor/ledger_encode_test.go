@@ -193,6 +193,9 @@ func FuzzLedgerKnowledge(f *testing.F) {
 		{Upper: Fact{Kind: FactNotAfter, Date: "20240102", OrderID: "JH1", Mode: "plain", At: at}, BoundsAt: at},
 		{Lower: Fact{Kind: FactAfter, Date: "20240102", At: at}, Short: Fact{Kind: FactNoRecord, Date: "20240103", Mode: "md5", At: at}, BoundsAt: at},
 		{Lower: Fact{Kind: FactAfter, Date: "20240102", At: at}, BoundsAt: at, StaleBefore: at.Add(-time.Hour)},
+		{Upper: Fact{Kind: FactNotAfter, Date: "20240102", OrderID: "JH1", Mode: "plain", At: at}, BoundsAt: at,
+			Tighter: [maxUppers - 1]Fact{{Kind: FactNotAfter, Date: "20230102", OrderID: "JH2", Mode: "plain", At: at.Add(-time.Hour)},
+				{Kind: FactNotAfter, Date: "20220102", OrderID: "JH3", At: at.Add(-2 * time.Hour)}}},
 	} {
 		f.Add(appendLedgerKnowledge(nil, "run.ab12", k))
 	}
