@@ -106,9 +106,9 @@ type ledgerKnowledge struct {
 	NotAfter *ledgerFact `json:"not_after,omitempty"` // A ≤ not_after.date (res 2), as of at
 	// Tighter: older res 2 at earlier dates (Knowledge.Tighter), the newest
 	// first. A version that does not know them reads the record without.
-	Tighter []*ledgerFact `json:"tighter_not_after,omitempty"`
-	Short    *ledgerFact `json:"short,omitempty"` // res 3 or no record, as of at
-	BoundsAt time.Time   `json:"bounds_at"`       // the newest res 1 or 2 answer (Knowledge.BoundsAt)
+	Tighter  []*ledgerFact `json:"tighter_not_after,omitempty"`
+	Short    *ledgerFact   `json:"short,omitempty"` // res 3 or no record, as of at
+	BoundsAt time.Time     `json:"bounds_at"`       // the newest res 1 or 2 answer (Knowledge.BoundsAt)
 	// StaleBefore: no res 2 given at or before it holds (Knowledge.StaleBefore).
 	StaleBefore time.Time `json:"stale_before,omitzero"`
 }
