@@ -37,10 +37,13 @@ func sizeRefused(err error) bool {
 // loneProducer produces records alone, one at a time in the order given:
 // its producer is made at the first record and closed as Run returns.
 type loneProducer struct {
-	mu       sync.Mutex
-	cl       *kgo.Client
-	queue    []loneRecord // given, not yet handed to cl
-	draining bool         // a goroutine hands queue to cl
+	mu    sync.Mutex
+	cl    *kgo.Client
+	queue []loneRecord // given, not yet handed to cl
+	// slots bounds queue, and the record being handed to cl: one is taken
+	// for each record given, and given back once it is handed.
+	slots    chan struct{}
+	draining bool // a goroutine hands queue to cl
 	closed   bool
 	warned   bool
 }
@@ -107,12 +110,28 @@ func (p *Processor) batchBound() int32 {
 	return defaultBatchBytes
 }
 
+// maxLoneQueue bounds the records waiting to be produced alone: the
+// producer writes one a round trip, and a topic that refuses every batch
+// refuses records faster than that (found by review: the queue grew
+// without a bound).
+var maxLoneQueue = 1024
+
 // produceAlone produces rec again, alone, with promise, after the records
 // given before it. Each is counted as a replacement until it is handed to
-// the producer (flushAll waits for it).
+// the producer (flushAll waits for it). It waits while maxLoneQueue
+// records wait: called from a refused record's promise, it holds up the
+// producer's other promises, and the producer's buffer fills, which holds
+// up the workers that produce.
 func (p *Processor) produceAlone(rec *kgo.Record, promise func(*kgo.Record, error)) {
 	l := &p.lone
 	p.replacing.add()
+	l.mu.Lock()
+	if l.slots == nil {
+		l.slots = make(chan struct{}, maxLoneQueue)
+	}
+	slots := l.slots
+	l.mu.Unlock()
+	slots <- struct{}{}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.queue = append(l.queue, loneRecord{rec, promise})
@@ -142,7 +161,7 @@ func (p *Processor) drainAlone() {
 		case l.cl == nil:
 			l.cl, err = kgo.NewClient(p.loneOpts()...)
 		}
-		cl := l.cl
+		cl, slots := l.cl, l.slots
 		l.mu.Unlock()
 		if err != nil {
 			next.promise(next.rec, err)
@@ -150,6 +169,7 @@ func (p *Processor) drainAlone() {
 			// Blocks while the producer holds the record before.
 			cl.Produce(context.Background(), next.rec, next.promise)
 		}
+		<-slots
 		p.replacing.done()
 	}
 }
