@@ -112,8 +112,8 @@ func (p *Processor) batchBound() int32 {
 
 // maxLoneQueue bounds the records waiting to be produced alone: the
 // producer writes one a round trip, and a topic that refuses every batch
-// refuses records faster than that (found by review: the queue grew
-// without a bound).
+// refuses records faster than that (without a bound, the queue grew with
+// every refused batch).
 var maxLoneQueue = 1024
 
 // produceAlone produces rec again, alone, with promise, after the records

@@ -14,8 +14,7 @@ import (
 
 // The records waiting to be produced alone are bounded (maxLoneQueue): a
 // topic that refuses every batch refuses records faster than they are
-// written one a round trip, and the queue grew without a bound (found by
-// review). With the broker holding every produce, the records given after
+// written one a round trip, and the queue grew without a bound. With the broker holding every produce, the records given after
 // the bound wait in produceAlone until the others are written.
 func TestRecordsProducedAloneAreBounded(t *testing.T) {
 	old := maxLoneQueue
