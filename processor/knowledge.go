@@ -141,8 +141,11 @@ type KnowledgeTTL struct {
 //     read from the ledger, replaced a stronger one still live, and the
 //     dates between them were paid for again; with two, the answers
 //     depended on the order of the facts when the strongest was proven
-//     stale; found by review.) Of more than maxUppers, the oldest are
-//     dropped, and the order may then matter.
+//     stale; found by review.) When more than maxUppers are kept at once,
+//     the oldest is dropped and StaleBefore moves to its time, as if it
+//     were proven stale: a res 2 as old is no longer kept (never a wrong
+//     answer; at most a call the dropped one would have spared, and the
+//     order the facts come in may then matter).
 //   - Two facts that contradict each other (a lower bound at or above an
 //     upper bound) cannot both hold now: the newer one wins, and a res 1
 //     newer than an upper bound it contradicts proves it stale even when
@@ -350,6 +353,16 @@ func (k *Knowledge) addUpper(f Fact) {
 	var out [maxUppers]Fact
 	copy(out[:], all)
 	k.Upper, k.Tighter = out[0], [maxUppers - 1]Fact(out[1:])
+	if len(all) > maxUppers {
+		// The oldest, dropped for room: no res 2 as old is kept from now
+		// on, as if proven stale. Without this, a res 2 it was newer and
+		// stronger than, or one a res 1 merged later would have proven
+		// stale by it, was kept, and could answer wrongly (found by
+		// review). It costs at most a call.
+		if t := all[maxUppers].At; t.After(k.StaleBefore) {
+			k.StaleBefore = t
+		}
+	}
 }
 
 // dominates reports whether the upper bound a makes b useless: a is as new

@@ -106,7 +106,7 @@ type ledgerKnowledge struct {
 	NotAfter *ledgerFact `json:"not_after,omitempty"` // A ≤ not_after.date (res 2), as of at
 	// Tighter: older res 2 at earlier dates (Knowledge.Tighter), the newest
 	// first. A version that does not know them reads the record without.
-	Tighter  []*ledgerFact `json:"tighter_not_after,omitempty"`
+	Tighter  []*ledgerFact `json:"older_not_after,omitempty"`
 	Short    *ledgerFact   `json:"short,omitempty"` // res 3 or no record, as of at
 	BoundsAt time.Time     `json:"bounds_at"`       // the newest res 1 or 2 answer (Knowledge.BoundsAt)
 	// StaleBefore: no res 2 given at or before it holds (Knowledge.StaleBefore).
@@ -1037,7 +1037,7 @@ func appendLedgerKnowledge(b []byte, instance string, k Knowledge) []byte {
 	b = appendLedgerFact(b, `,"after":`, k.Lower)
 	b = appendLedgerFact(b, `,"not_after":`, k.Upper)
 	if k.Tighter[0].Kind != 0 {
-		b = append(b, `,"tighter_not_after":[`...)
+		b = append(b, `,"older_not_after":[`...)
 		for i, f := range k.Tighter {
 			if f.Kind == 0 {
 				break

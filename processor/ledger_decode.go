@@ -139,7 +139,7 @@ func (s *ledgerScan) knowledge(lk *ledgerKnowledge) bool {
 	lk.Instance = s.str()
 	lk.After = s.fact(`,"after":`)
 	lk.NotAfter = s.fact(`,"not_after":`)
-	if s.lit(`,"tighter_not_after":[`) {
+	if s.lit(`,"older_not_after":[`) {
 		for {
 			lk.Tighter = append(lk.Tighter, s.fact(""))
 			if !s.lit(",") {
