@@ -12,6 +12,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/attribute"
@@ -602,10 +603,11 @@ func (r *outputRecord) onAck(_ *kgo.Record, err error) {
 		r.alone = true
 		p.produceAlone(&r.rec, r.promise)
 	case recordRejected(err):
-		reason := fmt.Sprintf("Kafka refused the enriched event for topic %s: %v", p.cfg.OutputTopic, err)
+		alone := ""
 		if r.alone {
-			reason = fmt.Sprintf("Kafka refused the enriched event for topic %s, produced alone: %v", p.cfg.OutputTopic, err)
+			alone = ", produced alone"
 		}
+		reason := fmt.Sprintf("Kafka refused the enriched event for topic %s%s: %v", p.cfg.OutputTopic, alone, err)
 		// Refused for the input's timestamp, which the output keeps (a
 		// topic's message.timestamp.before/after.max.ms): the dead letter
 		// has the time it is written, as the dead-letter topic would likely
@@ -899,16 +901,7 @@ func (p *Processor) batchLimitNote() string {
 func recordBytes(r *kgo.Record) int {
 	n := len(r.Key) + len(r.Value)
 	for _, h := range r.Headers {
-		n += len(h.Key) + len(h.Value) + varintLen(len(h.Key)) + varintLen(len(h.Value))
-	}
-	return n
-}
-
-// varintLen is the length of x as a Kafka (zigzag) varint.
-func varintLen(x int) int {
-	n := 1
-	for u := uint64(x) << 1; u >= 0x80; u >>= 7 {
-		n++
+		n += len(h.Key) + len(h.Value) + kbin.VarintLen(int32(len(h.Key))) + kbin.VarintLen(int32(len(h.Value)))
 	}
 	return n
 }
