@@ -177,8 +177,8 @@ func exportLedger(ctx context.Context, cfg *config.Config, from, to string, w io
 		if c.Unreadable != "" { // what is not known is left empty, not zero
 			return write(c.Day, "", c.OrderID, "", "", "", "", "", "", c.Instance)
 		}
-		return write(c.Day, c.At.UTC().Format(time.RFC3339Nano), c.OrderID, string(c.Status), strconv.Itoa(c.Res),
-			strconv.Itoa(c.Code), c.Date, c.Mode, c.Key, c.Instance)
+		return write(c.Day, c.At.UTC().Format(time.RFC3339Nano), c.OrderID, string(c.Status), exportedRes(c),
+			exportedCode(c), c.Date, c.Mode, c.Key, c.Instance)
 	})
 	if err == nil {
 		err = head() // an export of no call still has its header
@@ -257,4 +257,25 @@ func createBeside(path string) (*os.File, error) {
 		return f, nil
 	}
 	return nil, fmt.Errorf("no free temporary name in %s", dir)
+}
+
+// exportedRes is c's res for the export: empty for a call without one
+// (no_record, unavailable). The provider's res is 1, 2 or 3; a 0 would read
+// as an answer it never gives.
+func exportedRes(c processor.LedgerCall) string {
+	if c.Res == 0 {
+		return ""
+	}
+	return strconv.Itoa(c.Res)
+}
+
+// exportedCode is c's provider code for the export: empty for a request
+// that got no reply (unavailable with no code), which the ledger records as
+// 0, the provider's code for success: a bill reconciled from the export
+// would read a timed-out request as answered.
+func exportedCode(c processor.LedgerCall) string {
+	if c.Code == 0 && c.Status == processor.StatusUnavailable {
+		return ""
+	}
+	return strconv.Itoa(c.Code)
 }
