@@ -28,7 +28,11 @@ type budget struct {
 	loc   *time.Location
 	now   func() time.Time
 
-	mu       sync.Mutex
+	mu sync.Mutex
+	// members is how many instances share the budget (the consumer
+	// group's members, as the rate is divided): each holds at most its
+	// share of what is left in flight at once (reserve).
+	members  int
 	days     map[string]int64 // paid calls counted, by day (yyyymmdd)
 	reserved map[string]int64 // calls in flight, by day of reservation
 	// calls are the ledger's call records counted, by day and "instance/id":
@@ -38,8 +42,29 @@ type budget struct {
 }
 
 func newBudget(limit int64, loc *time.Location, now func() time.Time) *budget {
-	return &budget{limit: limit, loc: loc, now: now, days: make(map[string]int64), reserved: make(map[string]int64),
+	return &budget{limit: limit, loc: loc, now: now, members: 1, days: make(map[string]int64), reserved: make(map[string]int64),
 		calls: make(map[string]map[string]struct{})}
+}
+
+// setMembers sets how many instances share the budget (at least 1).
+func (b *budget) setMembers(n int) {
+	b.mu.Lock()
+	b.members = max(n, 1)
+	b.mu.Unlock()
+}
+
+// shareLocked is how many calls of day this instance may have in flight at
+// once: what is left of the day's budget divided among the members, rounded
+// up. An instance learns of the others' calls only from their ledger
+// records, written once answered: if each could reserve all that is left,
+// members starting together would pay members times the budget (found by
+// review: two instances, a budget of 5, 10 calls). With the share, they pay
+// at most members − 1 calls over it (each rounding up), as long as each has
+// read the others' records of the calls they finished.
+func (b *budget) shareLocked(day string) int64 {
+	left := b.limit - b.days[day]
+	m := int64(b.members)
+	return (left + m - 1) / m
 }
 
 // today is the budget's current day.
@@ -54,13 +79,39 @@ func (b *budget) reserve() (day string, err error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	switch {
-	case b.limit <= 0 || b.days[day]+b.reserved[day] < b.limit:
-		b.reserved[day]++
-		return day, nil
-	case b.days[day] < b.limit:
+	case b.limit <= 0:
+	case b.days[day] >= b.limit:
+		return day, ErrBudgetSpent
+	case b.days[day]+b.reserved[day] >= b.limit:
 		return day, fmt.Errorf("%w: the last %d of today's %d calls are in flight", errBudgetInFlight, b.limit-b.days[day], b.limit)
+	case b.reserved[day] >= b.shareLocked(day):
+		return day, fmt.Errorf("%w: this instance's share of the %d calls left today (%d, divided among %d members) is in flight",
+			errBudgetInFlight, b.limit-b.days[day], b.reserved[day], b.members)
 	}
-	return day, ErrBudgetSpent
+	b.reserved[day]++
+	return day, nil
+}
+
+// confirm is called when a call that reserved a unit of day is about to be
+// made, after its wait for the rate: it keeps the unit if it is still
+// today's and still within the limit, and otherwise gives it back and
+// reserves again as reserve does. Calls other instances made meanwhile, read
+// from the ledger, may have spent what was left: with a rate of 1/s, an
+// instance's queue holds minutes of calls, each holding a unit reserved
+// before it learned of them (found by review: a budget of 3 paid 6 calls).
+// Of the calls waiting past the limit (or this instance's share of it),
+// each gives its unit back until the day's calls and reservations fit in it
+// again.
+func (b *budget) confirm(day string) (string, error) {
+	today := b.today()
+	b.mu.Lock()
+	if today == day && (b.limit <= 0 || b.days[day]+b.reserved[day] <= b.limit && b.reserved[day] <= b.shareLocked(day)) {
+		b.mu.Unlock()
+		return day, nil
+	}
+	b.mu.Unlock()
+	b.settle(day, false)
+	return b.reserve()
 }
 
 // errBudgetInFlight refuses a call while the rest of the day's budget is

@@ -262,10 +262,11 @@ func (c *CostControl) Close(ctx context.Context) {
 	}
 }
 
-// SetMembers divides the group's rate among n members: give it to
-// Config.OnAssigned.
+// SetMembers divides the group's rate, and what is left of the daily
+// budget, among n members: give it to Config.OnAssigned.
 func (c *CostControl) SetMembers(n int) {
 	c.rate.setMembers(n)
+	c.budget.setMembers(n)
 	share, _ := c.rate.share()
 	if c.cfg.QPS > 0 {
 		c.log.Info("provider rate divided among the group", "group_qps", c.cfg.QPS, "members", n, "instance_qps", share)
@@ -578,18 +579,16 @@ func (c *CostControl) payUnlessKnown(ctx context.Context, key MobileKey, l Looku
 		c.budget.settle(day, false)
 		return res, true, nil
 	}
-	if c.budget.today() != day {
-		// The wait for the rate crossed midnight: the call is the new day's,
-		// in its budget and in the ledger. Counted for the old day, every
-		// call waiting at midnight came on top of the new day's budget.
-		c.budget.settle(day, false)
-		if day, berr = c.budget.reserve(); berr != nil {
-			units = nil
-			res, err = c.noBudget(ctx, berr)
-			return res, false, err
-		}
-		units[0] = day
+	// The wait for the rate may have crossed midnight (the call is the new
+	// day's, in its budget and in the ledger: counted for the old day, every
+	// call waiting at midnight came on top of the new day's budget), and
+	// other instances may have spent the rest of the budget meanwhile.
+	if day, berr = c.budget.confirm(day); berr != nil {
+		units = nil
+		res, err = c.noBudget(ctx, berr)
+		return res, false, err
 	}
+	units[0] = day
 	began := time.Now()
 	retries := retryGate{c: c, stop: stop, units: &units, key: key, l: l}
 	res, err = c.next.Enrich(context.WithValue(ctx, retryGateKey{}, &retries), l)
@@ -700,11 +699,10 @@ func BeforeRetry(ctx context.Context) error {
 	if err == nil {
 		if err = g.c.rate.wait(ctx, g.stop); err != nil {
 			g.c.budget.settle(day, false)
-		} else if today := g.c.budget.today(); today != day {
-			// The wait crossed midnight: the request is the new day's, as
-			// in pay.
-			g.c.budget.settle(day, false)
-			day, err = g.c.budget.reserve()
+		} else {
+			// As in pay: the wait may have crossed midnight, or other
+			// instances spent the rest of the budget meanwhile.
+			day, err = g.c.budget.confirm(day)
 		}
 	}
 	if err == nil {

@@ -1,0 +1,91 @@
+package processor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// A call reserves its budget unit before it waits for the rate (juhe.qps);
+// when the rate lets it go, the budget is looked at again (confirm): the
+// other instances' calls the ledger reported meanwhile may have spent it.
+// Before, with a rate of 1/s, every call in an instance's queue (minutes of
+// them) was made after it learned that the budget was spent. (synctest:
+// fake time for the rate; the other instance's calls come as the ledger
+// delivers them, through apply.)
+func TestCallsQueuedForTheRateSeeOthersSpending(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		calls := 0
+		p := EnricherFunc(func(_ context.Context, l Lookup) (Result, error) {
+			mu.Lock()
+			calls++
+			mu.Unlock()
+			return Result{Status: StatusRecycled, Res: 1, OrderID: "JH" + l.Mobile, Source: SourceAPI, Mode: "plain", Attempts: 1, Billable: 1}, nil
+		})
+		c, err := NewCostControl(p, CostConfig{Secret: []byte("s"), QPS: 1, DailyBudget: 3, Location: time.UTC, Mode: "plain"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		for _, m := range []string{"17300000401", "17300000402", "17300000403"} {
+			wg.Go(func() { _, _ = c.Enrich(context.Background(), Lookup{Mobile: m, Date: "20240101"}) })
+		}
+		synctest.Wait() // one call made; two hold units and wait for the rate
+		// Another instance's three calls of today, read from the ledger.
+		today := DayOf(time.Now(), time.UTC)
+		for i := range 3 {
+			c.apply(ledgerRecord{call: &ledgerCallKey{Day: today, Instance: "run.other", ID: fmt.Sprintf("JHo%d", i)}})
+		}
+		if s := c.CostStats(); s.BudgetRemaining != 0 {
+			t.Fatalf("after the other instance's calls: %d left, want 0", s.BudgetRemaining)
+		}
+		wg.Wait()
+		if calls > 1 {
+			t.Errorf("daily_budget 3: this instance made %d calls, %d of them after it knew the other had spent the budget "+
+				"(%d today in all): a unit reserved before the rate wait is not checked again after it", calls, calls-1, c.CostStats().BudgetSpentToday)
+		}
+	})
+}
+
+// The same for a retry: BeforeRetry reserves a unit, waits for the rate,
+// and looks at the budget again before the retry is made.
+func TestRetryQueuedForTheRateSeesOthersSpending(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		retried := false
+		p := EnricherFunc(func(ctx context.Context, l Lookup) (Result, error) {
+			if err := BeforeRetry(ctx); err != nil {
+				return Result{Mode: "plain", Attempts: 1}, Unavailable(fmt.Errorf("the first request timed out; no retry: %w", err))
+			}
+			retried = true
+			return Result{Status: StatusRecycled, Res: 1, OrderID: "JH" + l.Mobile, Source: SourceAPI, Mode: "plain", Attempts: 2, Billable: 2}, nil
+		})
+		c, err := NewCostControl(p, CostConfig{Secret: []byte("s"), QPS: 1, DailyBudget: 2, Location: time.UTC, Mode: "plain"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() {
+			_, err := c.Enrich(context.Background(), Lookup{Mobile: "17300000411", Date: "20240101"})
+			done <- err
+		}()
+		synctest.Wait() // the first request made; its retry holds the second unit and waits for the rate
+		today := DayOf(time.Now(), time.UTC)
+		for i := range 2 {
+			c.apply(ledgerRecord{call: &ledgerCallKey{Day: today, Instance: "run.other", ID: fmt.Sprintf("JHo%d", i)}})
+		}
+		err = <-done
+		if retried {
+			t.Errorf("daily_budget 2, spent by another instance while the retry waited for the rate: the retry was made")
+		}
+		if !errors.Is(err, ErrBudgetSpent) {
+			t.Errorf("lookup error %v, want the budget's", err)
+		}
+	})
+}
