@@ -214,11 +214,20 @@ type Juhe struct {
 	// unlimited. Default 0.
 	QPS float64 `yaml:"qps" json:"qps"`
 	// DailyBudget caps the paid calls per calendar day (in
-	// input.time_zone), counted in the ledger across every instance,
+	// BudgetTimeZone), counted in the ledger across every instance,
 	// restart and replay. When it is spent, lookups that need a call wait
 	// for the next day (processing.on_budget). 0 means unlimited.
 	// Default 0.
 	DailyBudget int `yaml:"daily_budget" json:"daily_budget"`
+	// BudgetTimeZone is the IANA zone of the budget's day: when it
+	// renews, and the day a call counts for in the ledger (and its
+	// export). Every process that shares a ledger must use the same one,
+	// apart from input.time_zone, which reads the events' dates (a replay
+	// of a topic whose dates are UTC counts on the live group's day).
+	// Default Asia/Shanghai, the provider's.
+	BudgetTimeZone string `yaml:"budget_time_zone" json:"budget_time_zone"`
+	// budgetLoc is BudgetTimeZone, loaded by Validate.
+	budgetLoc *time.Location
 	// PricePerCall is the estimated price of one paid call in CNY, for
 	// the spend metric and replay's cost estimate (public price lists run
 	// about 0.25–0.60). Default 0.4.
@@ -498,6 +507,7 @@ func Default() Config {
 			Backoff:            100 * time.Millisecond,
 			MaxBackoff:         2 * time.Second,
 			BadParamFatalAfter: 20,
+			BudgetTimeZone:     "Asia/Shanghai",
 			MaxConns:           256,
 			PricePerCall:       0.4,
 			Breaker: Breaker{
@@ -541,6 +551,20 @@ func Default() Config {
 		Telemetry: Telemetry{ServiceName: "twosell", MetricsAddr: ":9464"},
 		Log:       Log{Level: "info", Format: LogFormatAuto},
 	}
+}
+
+// BudgetLocation returns BudgetTimeZone as loaded by Validate. Before a
+// successful Validate it loads BudgetTimeZone itself, and returns nil if
+// that fails.
+func (j *Juhe) BudgetLocation() *time.Location {
+	if j.budgetLoc != nil {
+		return j.budgetLoc
+	}
+	loc, err := time.LoadLocation(j.BudgetTimeZone)
+	if err != nil {
+		return nil
+	}
+	return loc
 }
 
 // Location returns TimeZone as loaded by Validate. Before a successful

@@ -51,6 +51,7 @@ func TestExampleFile(t *testing.T) {
 	want := Default()
 	want.Juhe.Key = "test-key"
 	got.Input.loc, want.Input.loc = nil, nil
+	got.Juhe.budgetLoc, want.Juhe.budgetLoc = nil, nil
 	if !reflect.DeepEqual(*got, want) {
 		t.Errorf("example file differs from Default:\n got %+v\nwant %+v", *got, want)
 	}

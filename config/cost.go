@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"math"
+	"time"
 )
 
 // The accepted values of processing.on_budget.
@@ -71,6 +72,13 @@ func (c *Config) validateCost(v *validator) {
 	if c.Juhe.DailyBudget > 0 && !c.Ledger.Enabled {
 		v.addf("juhe.daily_budget", "%d needs the ledger (ledger.enabled: true), where every instance's calls are counted: "+
 			"without it each process would count from 0, and could spend the budget again at every restart", c.Juhe.DailyBudget)
+	}
+	c.Juhe.budgetLoc = nil
+	if loc, err := time.LoadLocation(c.Juhe.BudgetTimeZone); err != nil || c.Juhe.BudgetTimeZone == "" {
+		// "" would load as UTC: make the choice explicit, as input.time_zone.
+		v.addf("juhe.budget_time_zone", "%q is not valid; valid: an IANA time zone name such as Asia/Shanghai (the provider's) or UTC", c.Juhe.BudgetTimeZone)
+	} else {
+		c.Juhe.budgetLoc = loc
 	}
 	if c.Juhe.PricePerCall < 0 || !finite(c.Juhe.PricePerCall) {
 		v.addf("juhe.price_per_call", "%v is not valid; valid: 0 or more, such as 0.4", c.Juhe.PricePerCall)

@@ -54,6 +54,7 @@ func TestMarshalYAML(t *testing.T) {
 	want := *c
 	want.Juhe.Key, want.Juhe.OpenID, want.Kafka.SASL.Password = "***", "***", ""
 	back.Input.loc, want.Input.loc = nil, nil
+	back.Juhe.budgetLoc, want.Juhe.budgetLoc = nil, nil
 	if !reflect.DeepEqual(back, want) {
 		t.Errorf("loaded back:\n%+v\nwant\n%+v", back, want)
 	}

@@ -41,7 +41,7 @@ func openCostControl(ctx context.Context, cfg *config.Config, next processor.Enr
 		EmitSkipped:    cfg.Processing.OnBudget == config.OnBudgetEmit,
 		SkipOlderThan:  cfg.Processing.SkipOlderThan,
 		PricePerCall:   cfg.Juhe.PricePerCall,
-		Location:       cfg.Input.Location(),
+		Location:       cfg.Juhe.BudgetLocation(),
 		Mode:           string(cfg.Juhe.Mode),
 		Logger:         log,
 		TracerProvider: tp,
