@@ -10,6 +10,14 @@ func SetReplayStallAfter(d time.Duration) (restore func()) {
 	return func() { replayStallAfter = old }
 }
 
+// SetMembersTimeout sets how long a rebalance asks the coordinator for the
+// group's members, until the returned function restores it. Not for
+// parallel tests.
+func SetMembersTimeout(d time.Duration) (restore func()) {
+	old := membersTimeout.Swap(int64(d))
+	return func() { membersTimeout.Store(old) }
+}
+
 // Stopping returns a channel closed once the worker of a partition assigned
 // to p is told to stop (a revoke, or the stop at the end of Run), or nil if
 // p has no worker for it.

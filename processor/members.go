@@ -2,25 +2,33 @@ package processor
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 )
 
 // membersTimeout bounds asking the coordinator for the group's members
-// inside a rebalance.
-const membersTimeout = 5 * time.Second
+// inside a rebalance (set by tests, while other tests' groups rebalance).
+var membersTimeout atomic.Int64
+
+func init() { membersTimeout.Store(int64(5 * time.Second)) }
 
 // reportMembers tells Config.OnAssigned how many members the group has now.
 // It runs in the assigned callback, which franz-go calls after every join,
 // even when nothing new is assigned, so every rebalance is reported. The
-// count comes from the group coordinator (DescribeGroups); a failure is
-// logged and the previous count stays in force.
+// count comes from the group coordinator (DescribeGroups). When it cannot be
+// had, the count is estimated from this member's share of the input topic's
+// partitions (sharesOfPartitions); only when that cannot be had either does
+// the previous count stay in force. (Found by review: a member that never
+// counted kept its first count, 1, and took the whole group's rate: two
+// such members of a group limited to 10/s called at 20/s.)
 func (p *Processor) reportMembers(ctx context.Context) {
 	if p.cfg.OnAssigned == nil || p.client() == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, membersTimeout)
+	parent := ctx
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(membersTimeout.Load()))
 	defer cancel()
 	adm := kadm.NewClient(p.client())
 	for {
@@ -41,7 +49,43 @@ func (p *Processor) reportMembers(ctx context.Context) {
 		case <-ctx.Done():
 			t.Stop()
 		}
+		if n, held, total, ok := p.sharesOfPartitions(parent, adm); ok {
+			p.log.Warn("could not count the group's members; dividing the provider rate and the budget as if by this member's share of the partitions",
+				"group", p.cfg.Group, "members", n, "partitions_held", held, "partitions", total, "err", err)
+			p.cfg.OnAssigned(n)
+			return
+		}
 		p.log.Warn("could not count the group's members; the provider rate stays divided as before", "group", p.cfg.Group, "err", err)
 		return
 	}
+}
+
+// sharesOfPartitions estimates the group's members from this member's
+// share of the input topic's partitions: a member holding 2 of 8 counts 4
+// (rounded up; exact when the partitions are spread evenly, as the
+// balancers spread them). ok is false when the member holds none (it makes
+// no call) or the topic's partitions cannot be counted.
+func (p *Processor) sharesOfPartitions(ctx context.Context, adm *kadm.Client) (n, held, total int, ok bool) {
+	p.mu.Lock()
+	for tp := range p.workers {
+		if tp.topic == p.cfg.InputTopic {
+			held++
+		}
+	}
+	p.mu.Unlock()
+	if held == 0 {
+		return 0, 0, 0, false
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(membersTimeout.Load()))
+	defer cancel()
+	topics, err := adm.ListTopics(ctx, p.cfg.InputTopic)
+	if err != nil {
+		return 0, 0, 0, false
+	}
+	td, found := topics[p.cfg.InputTopic]
+	if !found || td.Err != nil || len(td.Partitions) == 0 {
+		return 0, 0, 0, false
+	}
+	total = len(td.Partitions)
+	return (total + held - 1) / held, held, total, true
 }

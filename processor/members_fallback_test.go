@@ -1,0 +1,88 @@
+package processor_test
+
+import (
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/twosell/twosell/processor"
+)
+
+// A member that cannot count the group (DescribeGroups refused) divides
+// juhe.qps by its share of the input topic's partitions. Before, it kept
+// its previous count, 1 for a member that never counted, and took the whole
+// group's rate: two such members of a group limited to 10/s called at 20/s
+// (found by review). Not parallel: it shortens the count's timeout.
+func TestUncountedMemberTakesItsShareOfThePartitions(t *testing.T) {
+	defer processor.SetMembersTimeout(200 * time.Millisecond)()
+	h := newHarness(t, 2)
+	h.kafka.Fake.ControlKey(int16(kmsg.DescribeGroups), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		h.kafka.Fake.KeepControl()
+		dg := req.(*kmsg.DescribeGroupsRequest)
+		resp := dg.ResponseKind().(*kmsg.DescribeGroupsResponse)
+		resp.Version = dg.Version
+		for _, g := range dg.Groups {
+			rg := kmsg.NewDescribeGroupsResponseGroup()
+			rg.Group, rg.ErrorCode = g, kerr.GroupAuthorizationFailed.Code
+			resp.Groups = append(resp.Groups, rg)
+		}
+		return resp, nil, true
+	})
+	var costs []*processor.CostControl
+	var logs []*lines
+	for i := range 2 {
+		w := &lines{}
+		c, err := processor.NewCostControl(answer, processor.CostConfig{Secret: []byte("s"), QPS: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := h.config(c)
+		cfg.Cost, cfg.OnAssigned = c, c.SetMembers
+		cfg.Logger = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		h.start(cfg)
+		costs, logs = append(costs, c), append(logs, w)
+		if i == 0 {
+			// Alone, it holds both partitions: the whole rate.
+			waitCount(t, "the first member estimated the group", func() bool { return w.has("partitions_held=2 partitions=2") })
+			if q := c.CostStats().QPS; q != 10 {
+				t.Errorf("alone: %.1f/s, want 10", q)
+			}
+		}
+	}
+	waitCount(t, "both members hold one partition each and estimate two members", func() bool {
+		return costs[0].CostStats().QPS == 5 && costs[1].CostStats().QPS == 5
+	})
+	for _, w := range logs {
+		if !w.has("could not count the group's members; dividing the provider rate and the budget as if by this member's share of the partitions") {
+			t.Errorf("no warning of the estimate: %s", w)
+		}
+	}
+}
+
+type lines struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (w *lines) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *lines) has(s string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return strings.Contains(w.b.String(), s)
+}
+
+func (w *lines) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}
