@@ -35,6 +35,7 @@ type replayEstimate struct {
 	DeadLetters     int64   `json:"dead_letters"`  // records that do not decode: the replay dead-letters them
 	Known           int64   `json:"known"`         // events what is known answers: no call
 	Unknown         int64   `json:"unknown"`       // events it does not answer
+	OutsideTimes    int64   `json:"outside_times"` // records of the range with timestamps outside [--from, --to): replayed all the same
 	MinPaidCalls    int64   `json:"min_paid_calls"`
 	MaxPaidCalls    int64   `json:"max_paid_calls"`
 	PricePerCall    float64 `json:"price_per_call"`
@@ -56,7 +57,7 @@ func (noCalls) Enrich(context.Context, processor.Lookup) (processor.Result, erro
 // estimateReplay is "replay --dry-run": it loads the ledger, reads the range
 // without a group and decodes every record as the replay would, and counts
 // what the knowledge answers. It creates no topic and writes nothing.
-func estimateReplay(ctx context.Context, cfg *config.Config, ranges map[int32]processor.OffsetRange, total int64, log *slog.Logger) (replayEstimate, error) {
+func estimateReplay(ctx context.Context, cfg *config.Config, ranges map[int32]processor.OffsetRange, total int64, outside *outsideTimes, log *slog.Logger) (replayEstimate, error) {
 	start := time.Now()
 	est := replayEstimate{Total: total, PricePerCall: cfg.Juhe.PricePerCall, Ledger: cfg.Ledger.Enabled}
 	cfg.Kafka.CreateTopics = false // a dry run writes nothing, topics included
@@ -88,6 +89,9 @@ func estimateReplay(ctx context.Context, cfg *config.Config, ranges map[int32]pr
 	pairs := make(map[mobileDate]struct{})
 	est.EmptyOffsets, est.Deleted, err = readRange(ctx, cfg, ranges, log, func(r *kgo.Record) {
 		est.Events++
+		if outside != nil {
+			outside.OnFetchRecordUnbuffered(r, true)
+		}
 		ev, err := codec.DecodeRecord(r)
 		if err != nil {
 			est.DeadLetters++
@@ -106,6 +110,7 @@ func estimateReplay(ctx context.Context, cfg *config.Config, ranges map[int32]pr
 	if err != nil {
 		return est, err
 	}
+	est.OutsideTimes = outside.count()
 	est.MinPaidCalls, est.MaxPaidCalls = int64(len(mobiles)), int64(len(pairs))
 	if !cfg.Cache.Enabled { // no knowledge kept: every unknown event pays (only lookups in flight together share)
 		est.MaxPaidCalls = est.Unknown
@@ -320,6 +325,9 @@ func printEstimate(w io.Writer, e replayEstimate, asJSON bool) error {
 		cny(e.MinCostCNY, e.PricePerCall), cny(e.MaxCostCNY, e.PricePerCall), cny(e.PricePerCall, e.PricePerCall))
 	if err == nil && e.Deleted > 0 {
 		_, err = fmt.Fprintf(w, "  deleted          %d  (deleted by the broker before they were read: the input's retention; see the WARN lines)\n", e.Deleted)
+	}
+	if err == nil && e.OutsideTimes > 0 {
+		_, err = fmt.Fprintf(w, "  outside times    %d  (replayed all the same, their timestamps outside [--from, --to): the range is the offsets from the first record at or after --from to the first at or after --to)\n", e.OutsideTimes)
 	}
 	if err == nil && e.BudgetRemaining != nil {
 		note := ""

@@ -53,11 +53,17 @@ type replaySummary struct {
 	CacheAnswers int64            `json:"cache_answers"`
 	Coalesced    int64            `json:"coalesced"`
 	Skipped      int64            `json:"skipped"`
-	PricePerCall float64          `json:"price_per_call"`
-	CostCNY      float64          `json:"cost_cny"`
-	EventsPerSec float64          `json:"events_per_second"`
-	OutputTopic  string           `json:"output_topic"`
-	DLQTopic     string           `json:"dlq_topic"`
+	// OutsideTimes: records replayed whose timestamps are outside
+	// [--from, --to). The range is offsets once resolved (the first record
+	// at or after --from up to the first at or after --to), so on a
+	// partition whose timestamps are not in offset order it holds records
+	// of other times, and misses some of its own.
+	OutsideTimes int64   `json:"outside_times"`
+	PricePerCall float64 `json:"price_per_call"`
+	CostCNY      float64 `json:"cost_cny"`
+	EventsPerSec float64 `json:"events_per_second"`
+	OutputTopic  string  `json:"output_topic"`
+	DLQTopic     string  `json:"dlq_topic"`
 }
 
 // cmdReplay is "twosell replay": enrich a bounded range of a topic (by time
@@ -71,8 +77,10 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o replayOptions
-	fs.StringVar(&o.From, "from", "", "replay records with a timestamp at or after this RFC 3339 time (default: each partition's start)")
-	fs.StringVar(&o.To, "to", "", "replay records with a timestamp before this RFC 3339 time (default: each partition's end at start)")
+	fs.StringVar(&o.From, "from", "", "start at each partition's first record with a timestamp at or after this RFC 3339 time, as Kafka's own tools resolve a time to an offset; "+
+		"every record from there up to --to's offset is replayed, whatever its timestamp (those outside [--from, --to) are counted and warned of) (default: each partition's start)")
+	fs.StringVar(&o.To, "to", "", "stop before each partition's first record with a timestamp at or after this RFC 3339 time; "+
+		"with out-of-order timestamps, records before --to that come after that record are not replayed (default: each partition's end at start)")
 	fs.StringVar(&o.StartOffsets, "start-offsets", "", "first offsets, partition:offset,... (instead of --from; partitions not listed start at their start)")
 	fs.StringVar(&o.EndOffsets, "end-offsets", "", "end offsets, excluded, partition:offset,... (instead of --to; partitions not listed end at their end)")
 	fs.StringVar(&o.Partitions, "partitions", "", "partitions to replay, comma-separated (default: all)")
@@ -162,7 +170,7 @@ func runReplay(ctx context.Context, cfg *config.Config, o replayOptions, stdout,
 	}
 	warnInsecure(cfg, log) // a dry run connects to Kafka too
 	if o.DryRun {
-		est, err := estimateReplay(ctx, cfg, ranges, total, log)
+		est, err := estimateReplay(ctx, cfg, ranges, total, newOutsideTimes(o, ranges, log), log)
 		switch {
 		case err != nil && ctx.Err() != nil:
 			return interrupted(err)
@@ -191,6 +199,10 @@ func runReplay(ctx context.Context, cfg *config.Config, o replayOptions, stdout,
 		return err
 	}
 	pc.Group, pc.OnAssigned, pc.Range = "", nil, ranges // --qps is the replay's own, not divided
+	outside := newOutsideTimes(o, ranges, log)
+	if outside != nil {
+		pc.ClientOpts = append(pc.ClientOpts, kgo.WithHooks(outside))
+	}
 	pc.ExactlyOnce = false
 	pc.IgnoreRetention = o.IgnoreRetention
 	proc, err := processor.New(pc)
@@ -223,6 +235,7 @@ func runReplay(ctx context.Context, cfg *config.Config, o replayOptions, stdout,
 	shown.Wait()
 	complete := runErr == nil && proc.RangeComplete() // interrupted, it may have finished all the same
 	s := summarize(proc.Stats(), cfg, total, time.Since(start), complete)
+	s.OutsideTimes = outside.count()
 	if runErr != nil && !isClosed(proc.Started()) {
 		// Refused to start (a topic, the retention): no summary of nothing,
 		// and no progress (found by review: "0/3 offsets" above the refusal).
@@ -632,7 +645,96 @@ func printSummary(w io.Writer, s replaySummary, asJSON bool) error {
 	if err == nil && s.Deleted > 0 {
 		_, err = fmt.Fprintf(w, "  NOT REPLAYED   %d  (deleted by the broker before they were read: the input's retention; see the WARN lines)\n", s.Deleted)
 	}
+	if err == nil && s.OutsideTimes > 0 {
+		_, err = fmt.Fprintf(w, "  outside times  %d  (replayed with timestamps outside [--from, --to): the range is the offsets from the first record at or after --from to the first at or after --to)\n", s.OutsideTimes)
+	}
 	return err
+}
+
+// outsideTimes counts the records of a replay by time whose timestamps are
+// outside [--from, --to). --from and --to are resolved to offsets as
+// Kafka's own tools resolve times (kafka-consumer-groups --to-datetime,
+// ListOffsets): each partition's first record at or after the time. The
+// range is then those offsets, and every record in it is replayed; on a
+// partition whose timestamps are not in offset order (producer-set event
+// times: a backfill, a mirror, producers with skewed clocks) it holds
+// records of other times, which would otherwise go unnoticed. They are
+// counted for the summary, and the first is logged at WARN. A kgo hook on
+// the replay's client: it sees each record as the replay polls it.
+type outsideTimes struct {
+	fromMs, toMs int64 // ceilMilli of --from and --to, as the range was resolved; 0: not given
+	from, to     string
+	ranges       map[int32]processor.OffsetRange
+	log          *slog.Logger
+
+	mu     sync.Mutex
+	next   map[int32]int64 // per partition, the offset after the last record counted: a record fetched again is counted once
+	n      int64
+	warned bool
+}
+
+// newOutsideTimes returns the counter of a replay given --from or --to, or
+// nil.
+func newOutsideTimes(o replayOptions, ranges map[int32]processor.OffsetRange, log *slog.Logger) *outsideTimes {
+	r, err := parseReplayRange(o)
+	if err != nil || (r.from.IsZero() && r.to.IsZero()) {
+		return nil
+	}
+	c := &outsideTimes{from: o.From, to: o.To, ranges: ranges, log: log, next: make(map[int32]int64)}
+	if !r.from.IsZero() {
+		c.fromMs = max(ceilMilli(r.from), 0)
+	}
+	if !r.to.IsZero() {
+		c.toMs = max(ceilMilli(r.to), 0)
+	}
+	return c
+}
+
+// outside reports whether r's timestamp is outside [--from, --to), to the
+// millisecond, as the range was resolved (firstRecordsAt).
+func (c *outsideTimes) outside(r *kgo.Record) bool {
+	ms := r.Timestamp.UnixMilli()
+	return (c.from != "" && ms < c.fromMs) || (c.to != "" && ms >= c.toMs)
+}
+
+// OnFetchRecordUnbuffered is kgo.HookFetchRecordUnbuffered: each record of
+// the range polled is looked at once.
+func (c *outsideTimes) OnFetchRecordUnbuffered(r *kgo.Record, polled bool) {
+	if !polled || r.Attrs.IsControl() {
+		return
+	}
+	rng, ok := c.ranges[r.Partition]
+	if !ok || r.Offset < rng.Start || r.Offset >= rng.End {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if next, seen := c.next[r.Partition]; seen && r.Offset < next {
+		return
+	}
+	c.next[r.Partition] = r.Offset + 1
+	if !c.outside(r) {
+		return
+	}
+	c.n++
+	if !c.warned {
+		c.warned = true
+		c.log.Warn("replay: the range holds records with timestamps outside [--from, --to): it is the offsets from each partition's first record "+
+			"at or after --from to its first at or after --to (the broker's time index, as Kafka's tools resolve times), and a replay replays them "+
+			"all the same; records within the times that lie past that end are not. The summary counts them (outside_times)",
+			"topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "timestamp", r.Timestamp.UTC().Format(time.RFC3339Nano),
+			"from", c.from, "to", c.to)
+	}
+}
+
+// count is how many records replayed were outside the times; 0 for nil.
+func (c *outsideTimes) count() int64 {
+	if c == nil {
+		return 0
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n
 }
 
 // replayProgress shows a replay's progress on stderr: a bar redrawn in place
