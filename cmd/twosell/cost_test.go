@@ -932,7 +932,7 @@ func TestReplayDryRun(t *testing.T) {
 func TestPrintEstimate(t *testing.T) {
 	left := int64(50)
 	e := replayEstimate{Total: 401, Events: 401, DeadLetters: 1, Known: 100, Unknown: 300, MinPaidCalls: 40, MaxPaidCalls: 132,
-		PricePerCall: 0.4, MinCostCNY: 16, MaxCostCNY: 52.8, BudgetRemaining: &left, Ledger: true, Seconds: 0.25}
+		PricePerCall: 0.4, MinCostCNY: 16, MaxCostCNY: 52.8, BudgetRemaining: &left, Ledger: true, Cache: true, Seconds: 0.25}
 	var b strings.Builder
 	if err := printEstimate(&b, e, false); err != nil {
 		t.Fatal(err)

@@ -26,7 +26,9 @@ import (
 // so the calls are a range: at least one per mobile the ledger does not
 // answer, at most one per distinct mobile and date among those events. The
 // most holds while no answer expires or is evicted during the replay
-// (cache.short_ttl and cache.not_recycled_ttl, cache.max_entries).
+// (cache.short_ttl and cache.not_recycled_ttl, cache.max_entries). Without
+// the cache (cache.enabled: false) every event pays: both ends are the
+// events.
 type replayEstimate struct {
 	Total           int64   `json:"total"`         // offsets in the range
 	Events          int64   `json:"events"`        // records read
@@ -43,6 +45,7 @@ type replayEstimate struct {
 	MaxCostCNY      float64 `json:"max_cost_cny"`
 	BudgetRemaining *int64  `json:"budget_remaining"` // paid calls left today under juhe.daily_budget; null without one
 	Ledger          bool    `json:"ledger"`           // false: no ledger was read, nothing is known
+	Cache           bool    `json:"cache"`            // cache.enabled; false: nothing is known or shared, every event pays
 	Seconds         float64 `json:"seconds"`
 }
 
@@ -59,7 +62,7 @@ func (noCalls) Enrich(context.Context, processor.Lookup) (processor.Result, erro
 // what the knowledge answers. It creates no topic and writes nothing.
 func estimateReplay(ctx context.Context, cfg *config.Config, ranges map[int32]processor.OffsetRange, total int64, outside *outsideTimes, log *slog.Logger) (replayEstimate, error) {
 	start := time.Now()
-	est := replayEstimate{Total: total, PricePerCall: cfg.Juhe.PricePerCall, Ledger: cfg.Ledger.Enabled}
+	est := replayEstimate{Total: total, PricePerCall: cfg.Juhe.PricePerCall, Ledger: cfg.Ledger.Enabled, Cache: cfg.Cache.Enabled}
 	cfg.Kafka.CreateTopics = false // a dry run writes nothing, topics included
 	tp := noop.NewTracerProvider() // nothing to trace: no call is made
 	cost, err := openCostControl(ctx, cfg, noCalls{}, "replay", tp, log)
@@ -112,8 +115,12 @@ func estimateReplay(ctx context.Context, cfg *config.Config, ranges map[int32]pr
 	}
 	est.OutsideTimes = outside.count()
 	est.MinPaidCalls, est.MaxPaidCalls = int64(len(mobiles)), int64(len(pairs))
-	if !cfg.Cache.Enabled { // no knowledge kept: every unknown event pays (only lookups in flight together share)
-		est.MaxPaidCalls = est.Unknown
+	if !cfg.Cache.Enabled {
+		// No knowledge kept and no lookup coalesced (README's
+		// cache.enabled: every lookup is paid): every unknown event pays,
+		// at least as at most. Found by review: the least was one per
+		// mobile, which a replay without the cache never reaches.
+		est.MinPaidCalls, est.MaxPaidCalls = est.Unknown, est.Unknown
 	}
 	est.MinCostCNY = roundCNY(float64(est.MinPaidCalls)*est.PricePerCall, est.PricePerCall)
 	est.MaxCostCNY = roundCNY(float64(est.MaxPaidCalls)*est.PricePerCall, est.PricePerCall)
@@ -310,18 +317,21 @@ func printEstimate(w io.Writer, e replayEstimate, asJSON bool) error {
 	if asJSON {
 		return printJSONLine(w, e)
 	}
-	known := "answered by what the ledger holds: no call"
-	if !e.Ledger {
+	known, calls := "answered by what the ledger holds: no call", "at least one per mobile, at most one per mobile and date"
+	switch {
+	case !e.Cache:
+		known, calls = "cache.enabled is false: nothing is answered without a call", "one per event: cache.enabled is false, nothing is known or shared"
+	case !e.Ledger:
 		known = "no ledger was read: nothing is known"
 	}
 	_, err := fmt.Fprintf(w, `replay estimate (--dry-run: no call made, nothing written): %d of %d records read in %s%s
   dead letters     %d  (they do not decode)
   known            %d  (%s)
   need a call      %d events
-  paid calls       %d to %d  (at least one per mobile, at most one per mobile and date)
+  paid calls       %d to %d  (%s)
   cost estimate    %s to %s CNY  (at %s CNY a call)
 `, e.Events, e.Total-e.EmptyOffsets, time.Duration(e.Seconds*float64(time.Second)).Round(time.Millisecond), emptyNote(e.EmptyOffsets),
-		e.DeadLetters, e.Known, known, e.Unknown, e.MinPaidCalls, e.MaxPaidCalls,
+		e.DeadLetters, e.Known, known, e.Unknown, e.MinPaidCalls, e.MaxPaidCalls, calls,
 		cny(e.MinCostCNY, e.PricePerCall), cny(e.MaxCostCNY, e.PricePerCall), cny(e.PricePerCall, e.PricePerCall))
 	if err == nil && e.Deleted > 0 {
 		_, err = fmt.Fprintf(w, "  deleted          %d  (deleted by the broker before they were read: the input's retention; see the WARN lines)\n", e.Deleted)
