@@ -74,6 +74,23 @@ func (c *Config) ShortSecrets(n int) []string {
 	return out
 }
 
+// IsSecretKey reports whether key is the key of a setting that can hold a
+// secret, as ShortSecrets names it: a Secret setting, or juhe.url (a
+// gateway's credential). The keys are the program's own text, the same
+// whatever the configuration: a log line may show them as they are.
+func IsSecretKey(key string) bool {
+	if key == "juhe.url" {
+		return true
+	}
+	c := Default()
+	for _, s := range secretSettings(&c) {
+		if s.key == key {
+			return true
+		}
+	}
+	return false
+}
+
 // secretSettings returns c's Secret settings, in declaration order.
 func secretSettings(c *Config) []setting {
 	var out []setting

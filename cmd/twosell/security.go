@@ -289,7 +289,7 @@ func warnInsecureJuhe(cfg *config.Config, log *slog.Logger) {
 func warnSecrets(cfg *config.Config, log *slog.Logger) {
 	if short := cfg.ShortSecrets(minSecretLen); len(short) > 0 {
 		log.Warn(fmt.Sprintf("secrets shorter than %d characters: the logs mask every occurrence of each, which garbles them "+
-			"and shows where the secret's text appears; use longer ones", minSecretLen), "settings", short)
+			"and shows where the secret's text appears; use longer ones", minSecretLen), "settings", settingNames(short))
 	}
 	if exposed := cfg.ExposedSecretFiles(); len(exposed) > 0 {
 		files := make([]string, len(exposed))
@@ -299,6 +299,26 @@ func warnSecrets(cfg *config.Config, log *slog.Logger) {
 		log.Warn("secret files that other users of this machine can read, or others than their owner can change: "+
 			"chmod 600 them (in Kubernetes, give the secret's volume defaultMode: 0400)", "files", files)
 	}
+}
+
+// settingNames are the keys of settings, for a log line that names them
+// (warnSecrets). The redacting handler shows them as they are when every
+// one is the key of a secret setting (config.IsSecretKey): text of the
+// program's own, the same whatever the secrets, so showing it tells nothing
+// of them. Masked as any value, a short secret garbled the very line meant
+// to name it ("juhe.***enid" for an openid "op"), and where the mask landed
+// showed the secret. Anything else in the list, and every other value of
+// the record, is masked as usual.
+type settingNames []string
+
+// known reports whether every name is a secret setting's key.
+func (n settingNames) known() bool {
+	for _, k := range n {
+		if !config.IsSecretKey(k) {
+			return false
+		}
+	}
+	return true
 }
 
 // minSecretLen is the length under which warnSecrets warns of a secret.
@@ -360,6 +380,9 @@ func (h redactingHandler) attr(a slog.Attr) slog.Attr {
 		}
 		return slog.Group(a.Key, red...)
 	case slog.KindAny:
+		if n, ok := v.Any().(settingNames); ok && n.known() {
+			return slog.Any(a.Key, []string(n))
+		}
 		var text string
 		if err, ok := v.Any().(error); ok {
 			text = err.Error()
