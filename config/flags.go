@@ -22,6 +22,12 @@ var flagOnly = map[string]map[string]bool{
 	"replay": {"output-topic": true, "dlq-topic": true},
 }
 
+// flagOnlyDefault is, per command, what a flagOnly flag's setting is when
+// the flag is not given, for errors about it.
+var flagOnlyDefault = map[string]map[string]string{
+	"replay": {"dlq-topic": `the output topic + ".dlq"`},
+}
+
 // commandFlags are the flags each command accepts besides --config. Only the
 // settings an operator changes per invocation have flags; the rest are set
 // in the file or the environment. Secrets never have flags: command lines

@@ -394,7 +394,7 @@ type validator struct {
 // addf records a problem with key and says where key is set.
 func (v *validator) addf(key, format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
-	v.errs = append(v.errs, &settingError{key, fmt.Sprintf("%s: %s (set in %s)", key, msg, v.where(key))})
+	v.errs = append(v.errs, &settingError{key, fmt.Sprintf("%s: %s (set %s)", key, msg, v.where(key))})
 }
 
 // addSecret records a problem with a secret, which is set by its value or
@@ -445,12 +445,24 @@ func FlagsBlamed(cmd string, fs *flag.FlagSet, err error) error {
 }
 
 // where lists the places key can be set: the file, the environment, and
-// the command's flag if it has one.
+// the command's flag if it has one; or the flag alone, for a setting the
+// command takes from its flag alone (flagOnly). Found by review: replay's
+// errors about its output topic said "set in the config file,
+// TWOSELL_KAFKA_OUTPUT_TOPIC or --output-topic", of which only the flag
+// counts.
 func (v *validator) where(key string) string {
-	if name, ok := flagFor(v.cmd, key); ok {
-		return fmt.Sprintf("the config file, %s or --%s", envName(key), name)
+	name, ok := flagFor(v.cmd, key)
+	switch {
+	case ok && flagOnly[v.cmd][name]:
+		def := ""
+		if d := flagOnlyDefault[v.cmd][name]; d != "" {
+			def = ", by default " + d
+		}
+		return fmt.Sprintf("with --%s%s; %s takes it from the command line alone, not from the config file or %s", name, def, v.cmd, envName(key))
+	case ok:
+		return fmt.Sprintf("in the config file, %s or --%s", envName(key), name)
 	}
-	return fmt.Sprintf("the config file or %s", envName(key))
+	return fmt.Sprintf("in the config file or %s", envName(key))
 }
 
 // choose checks that value is one of key's values (choices), reporting it

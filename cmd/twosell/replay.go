@@ -100,9 +100,16 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	// The replay's output and dead-letter topics come from its flags
+	// alone: kafka.output_topic and kafka.dlq_topic (the file,
+	// TWOSELL_KAFKA_*) are the live job's, and a replay that took them
+	// from a shared config file would write into the live topics by
+	// accident.
 	if !given["output-topic"] && !o.DryRun {
-		return usageError{"--output-topic is required: the topic the replay writes to (the live output topic only if named)"}
+		return usageError{"--output-topic is required: the topic the replay writes to, from the command line alone " +
+			"(not kafka.output_topic of the config file or " + envOutputTopic + ", which are the live job's; name the live topic to write there)"}
 	}
+	liveDLQ := cfg.Kafka.DLQTopic // the file's or the environment's, if set
 	if !given["dlq-topic"] {
 		cfg.Kafka.DLQTopic = cfg.Kafka.OutputTopic + ".dlq"
 	}
@@ -135,8 +142,24 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	// kafka.dlq_topic set (to other than its default: a value set to the
+	// default cannot be told from one not set) is the live job's: say
+	// that the replay's dead letters go elsewhere. Not in a dry run, which
+	// writes nothing.
+	if !o.DryRun && !given["dlq-topic"] && liveDLQ != config.Default().Kafka.DLQTopic && liveDLQ != cfg.Kafka.DLQTopic {
+		log.Warn(`kafka.dlq_topic (the config file or `+envDLQTopic+`) is the live job's dead-letter topic: the replay does not write there; `+
+			`its dead letters go to --dlq-topic, by default the output topic + ".dlq"`,
+			"kafka_dlq_topic", liveDLQ, "dlq_topic", cfg.Kafka.DLQTopic)
+	}
 	return runReplay(ctx, cfg, o, stdout, line, log)
 }
+
+// The variables of the live job's output and dead-letter topics, which
+// replay does not read.
+const (
+	envOutputTopic = config.EnvPrefix + "KAFKA_OUTPUT_TOPIC"
+	envDLQTopic    = config.EnvPrefix + "KAFKA_DLQ_TOPIC"
+)
 
 // runReplay resolves the range, loads the ledger and runs the processor over
 // the range.
