@@ -128,7 +128,7 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("log level %q: want debug, info, warn or error", level)
 	}
-	opts := &slog.HandlerOptions{Level: lv}
+	opts := &slog.HandlerOptions{Level: lv, ReplaceAttr: durationText}
 	var h slog.Handler
 	switch strings.ToLower(format) {
 	case "json":
@@ -145,6 +145,16 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 		return nil, errors.New("log format " + format + ": want auto, json or text")
 	}
 	return slog.New(redactingHandler{h, secrets}), nil
+}
+
+// durationText writes a duration attribute as Go writes it ("10ms"), as
+// the text handler does: the JSON handler wrote bare nanoseconds
+// ("took":10000000), which a reader had to count (found by review).
+func durationText(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		return slog.String(a.Key, a.Value.Duration().String())
+	}
+	return a
 }
 
 // redactingExporter masks secrets in spans before they leave the process:
