@@ -7,9 +7,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
+	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -366,8 +369,26 @@ func (env *devEnv) showProgress(ctx context.Context, printf func(string, ...any)
 			s.Consumed, s.Produced, s.DeadLettered, s.HeldPartitions, s.PaidCalls, sum(s.CacheAnswers))
 		if !summarized && s.Produced+s.DeadLettered >= int64(env.o.Generate) {
 			summarized = true
-			printf("\nall %d sample events processed\n  statuses:     %v\n  dead letters: %v\n  the broker keeps running: produce more with any Kafka client, Ctrl-C to stop\n\n",
-				env.o.Generate, s.ByStatus, s.ByErrorClass)
+			printf("%s", devSummary(env.o.Generate, s))
 		}
 	}
+}
+
+// devSummary is what dev prints once its sample events are processed.
+// Found by review: the counts were printed as Go maps, "map[recycled:5]".
+func devSummary(events int, s processor.Stats) string {
+	return fmt.Sprintf("\nall %d sample events processed\n  statuses:     %s\n  dead letters: %s\n  the broker keeps running: produce more with any Kafka client, Ctrl-C to stop\n\n",
+		events, counts(s.ByStatus), counts(s.ByErrorClass))
+}
+
+// counts writes m as "a=1 b=2", sorted by key; "none" when empty.
+func counts[K ~string](m map[K]int64) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	out := make([]string, 0, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		out = append(out, fmt.Sprintf("%s=%d", k, m[k]))
+	}
+	return strings.Join(out, " ")
 }
