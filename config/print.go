@@ -52,7 +52,14 @@ func yamlNode(v reflect.Value) *yaml.Node {
 	case "int":
 		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: strconv.FormatInt(v.Int(), 10)}
 	case "number":
-		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!float", Value: formatValue(v)}
+		// A whole number is written as one: tagged !!float, the encoder
+		// wrote "qps: !!float 0" (found by review). It loads back into the
+		// float all the same.
+		val, tag := formatValue(v), "!!float"
+		if _, err := strconv.ParseInt(val, 10, 64); err == nil {
+			tag = "!!int"
+		}
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: tag, Value: val}
 	}
 	// Strings, durations and secrets (which format as ***).
 	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: formatValue(v)}
