@@ -97,9 +97,11 @@ func (p *Processor) writtenAlone(topic string) {
 	if p.limitKnown {
 		why = "it was lowered since the start (or a record of the batch is larger on the wire than twosell weighed it): restart twosell"
 	}
-	p.log.Warn("a topic refused a batch as too large that its records fit alone: its max.message.bytes is below the producer's batches "+
-		"("+strconv.Itoa(int(p.batchBound()))+" bytes); "+why+" to bound the batches by it. Until then, each record so refused is produced again alone, "+
-		"one at a time (it may land behind later records of its key)", "topic", topic)
+	p.unlessFailed(func() { // never after the FATAL line
+		p.log.Warn("a topic refused a batch as too large that its records fit alone: its max.message.bytes is below the producer's batches "+
+			"("+strconv.Itoa(int(p.batchBound()))+" bytes); "+why+" to bound the batches by it. Until then, each record so refused is produced again alone, "+
+			"one at a time (it may land behind later records of its key, and of its partition)", "topic", topic)
+	})
 }
 
 // batchBound is the bound of the producer's batches.
@@ -142,9 +144,18 @@ func (p *Processor) produceAlone(rec *kgo.Record, promise func(*kgo.Record, erro
 }
 
 // drainAlone hands the queue to the producer, in order, until it is empty.
+// Each record is handed once the one before it is done (its promise has
+// run): a fatal error that record's outcome caused stops the rest, which
+// are not written (at least once, as hand does: a later record written
+// after a failed one could overtake its re-delivery; found by review, a
+// record of the same key was written after the failed one's FATAL).
 func (p *Processor) drainAlone() {
 	l := &p.lone
+	var prev chan struct{} // closed once the record handed before is done
 	for {
+		if prev != nil {
+			<-prev
+		}
 		l.mu.Lock()
 		if len(l.queue) == 0 {
 			l.draining = false
@@ -156,18 +167,23 @@ func (p *Processor) drainAlone() {
 		l.queue = l.queue[1:]
 		var err error
 		switch {
-		case l.closed:
-			err = kgo.ErrClientClosed
+		case l.closed || p.stopped.Load():
+			err = kgo.ErrClientClosed // abandoned: delivered again
 		case l.cl == nil:
 			l.cl, err = kgo.NewClient(p.loneOpts()...)
 		}
 		cl, slots := l.cl, l.slots
 		l.mu.Unlock()
 		if err != nil {
+			prev = nil
 			next.promise(next.rec, err)
 		} else {
-			// Blocks while the producer holds the record before.
-			cl.Produce(context.Background(), next.rec, next.promise)
+			done := make(chan struct{})
+			prev = done
+			cl.Produce(context.Background(), next.rec, func(r *kgo.Record, err error) {
+				defer close(done)
+				next.promise(r, err)
+			})
 		}
 		<-slots
 		p.replacing.done()

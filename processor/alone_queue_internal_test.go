@@ -46,9 +46,9 @@ func TestRecordsProducedAloneAreBounded(t *testing.T) {
 			given.Add(1)
 		}()
 	}
-	// One in the producer, one being handed to it (its slot taken), three
-	// queued: the bound's four slots are taken, and no more can be given
-	// while the broker holds the first.
+	// One in the producer, four queued (the next is handed only once the
+	// one before is done: drainAlone): the bound's four slots are taken, and
+	// no more can be given while the broker holds the first.
 	kafkatest.WaitFor(t, func() bool {
 		p.lone.mu.Lock()
 		defer p.lone.mu.Unlock()
@@ -57,8 +57,8 @@ func TestRecordsProducedAloneAreBounded(t *testing.T) {
 	p.lone.mu.Lock()
 	queued := len(p.lone.queue)
 	p.lone.mu.Unlock()
-	if g := given.Load(); g != int64(maxLoneQueue)+1 || queued != maxLoneQueue-1 {
-		t.Fatalf("%d records given and %d queued while the broker holds the first; want %d and %d", g, queued, maxLoneQueue+1, maxLoneQueue-1)
+	if g := given.Load(); g != int64(maxLoneQueue)+1 || queued != maxLoneQueue {
+		t.Fatalf("%d records given and %d queued while the broker holds the first; want %d and %d", g, queued, maxLoneQueue+1, maxLoneQueue)
 	}
 	releaseOnce()
 	kafkatest.WaitFor(t, func() bool { return acked.Load() == n })

@@ -134,6 +134,14 @@ func (c *pending) wait(ctx context.Context) error {
 func (p *Processor) flushAll(ctx context.Context, cl *kgo.Client) error {
 	for {
 		before := p.replacing.adds()
+		// The replacements counted in before are handed over before the
+		// flush, so that it covers them: a dead letter started by the
+		// producer of records alone, during the last round's flushAlone,
+		// and handed over after this round's flush, went unflushed and
+		// flushAll returned (found by review).
+		if err := p.replacing.wait(ctx); err != nil {
+			return err
+		}
 		if err := cl.Flush(ctx); err != nil {
 			return err
 		}
