@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -308,7 +309,9 @@ func (c *CostControl) CostStats() CostStats {
 		BudgetRefusals:   c.refusals.Load(),
 		LedgerErrors:     c.ledgerErrors.Load(),
 	}
-	s.SpendCNY = float64(s.PaidCalls) * c.cfg.PricePerCall
+	// Rounded to a millionth of a yuan: the product's binary noise
+	// (3 × 0.4 = 1.2000000000000002) showed in the metric (found by review).
+	s.SpendCNY = math.Round(float64(s.PaidCalls)*c.cfg.PricePerCall*1e6) / 1e6
 	var answers [FactNoRecord + 1]int64
 	if c.cache != nil {
 		answers = c.cache.answers()
