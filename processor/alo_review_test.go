@@ -65,10 +65,10 @@ func TestKeyOrderSurvivesAFatalOutputRefusal(t *testing.T) {
 	h.kafka.Fake.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		h.kafka.Fake.KeepControl()
 		pr := req.(*kmsg.ProduceRequest)
-		if commits.Load() == 0 || !writesTopic(pr, h.out, outID) || refusals.Add(1) != 1 {
+		if commits.Load() == 0 || !kafkatest.WritesTopic(pr, h.out, outID) || refusals.Add(1) != 1 {
 			return nil, nil, false
 		}
-		return refusal(pr, kerr.TopicAuthorizationFailed), nil, true
+		return kafkatest.Refusal(pr, kerr.TopicAuthorizationFailed), nil, true
 	})
 	fatal := make(chan struct{})
 	enricher := processor.EnricherFunc(func(ctx context.Context, l processor.Lookup) (processor.Result, error) {

@@ -78,10 +78,10 @@ func TestRecordsProducedAloneStopOnAFatalError(t *testing.T) {
 			h.kafka.Fake.SleepControl(func() { <-bothBuffered })
 		}
 		if pid == mainPID.Load() {
-			return refusal(pr, kerr.MessageTooLarge), nil, true
+			return kafkatest.Refusal(pr, kerr.MessageTooLarge), nil, true
 		}
 		if loneProduces.Add(1) == 1 { // e-0, produced alone
-			return refusal(pr, kerr.TopicAuthorizationFailed), nil, true
+			return kafkatest.Refusal(pr, kerr.TopicAuthorizationFailed), nil, true
 		}
 		return nil, nil, false
 	})

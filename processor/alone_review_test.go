@@ -82,12 +82,12 @@ func TestInterruptedReplayWaitsForAnOutputProducedAlone(t *testing.T) {
 	h.kafka.Fake.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		h.kafka.Fake.KeepControl()
 		pr := req.(*kmsg.ProduceRequest)
-		if !writesTopic(pr, h.out, outID) {
+		if !kafkatest.WritesTopic(pr, h.out, outID) {
 			return nil, nil, false
 		}
 		switch outProduces.Add(1) {
 		case 1: // the batch: refused as too large
-			return refusal(pr, kerr.MessageTooLarge), nil, true
+			return kafkatest.Refusal(pr, kerr.MessageTooLarge), nil, true
 		case 2: // the output produced alone: held
 			close(loneHeld)
 			h.kafka.Fake.SleepControl(func() { <-release })

@@ -58,7 +58,7 @@ func TestSmallOutputBatchedWithARefusedOneIsWritten(t *testing.T) {
 	var first atomic.Bool
 	h.kafka.Fake.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		h.kafka.Fake.KeepControl()
-		if writesTopic(req.(*kmsg.ProduceRequest), h.out, outID) && first.CompareAndSwap(false, true) {
+		if kafkatest.WritesTopic(req.(*kmsg.ProduceRequest), h.out, outID) && first.CompareAndSwap(false, true) {
 			h.kafka.Fake.SleepControl(func() { <-release }) // e-0's output: answered once e-1's and e-2's are buffered
 		}
 		return nil, nil, false

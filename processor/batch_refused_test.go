@@ -103,7 +103,7 @@ func startBatching(h *harness, topic, lower string) *batching {
 	var held atomic.Bool
 	h.kafka.Fake.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		h.kafka.Fake.KeepControl()
-		if b.armed.Load() && writesTopic(req.(*kmsg.ProduceRequest), topic, topicID) && held.CompareAndSwap(false, true) {
+		if b.armed.Load() && kafkatest.WritesTopic(req.(*kmsg.ProduceRequest), topic, topicID) && held.CompareAndSwap(false, true) {
 			h.kafka.Fake.SleepControl(func() { <-release }) // the first record's: answered once the others are buffered
 		}
 		return nil, nil, false

@@ -164,10 +164,10 @@ func TestLedgerWriteFailureKeepsTheAnswer(t *testing.T) {
 	h.kafka.Fake.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		h.kafka.Fake.KeepControl()
 		pr := req.(*kmsg.ProduceRequest)
-		if !writesTopic(pr, ledgerTopic, ledgerID) {
+		if !kafkatest.WritesTopic(pr, ledgerTopic, ledgerID) {
 			return nil, nil, false
 		}
-		return refusal(pr, kerr.InvalidRecord), nil, true // not retried
+		return kafkatest.Refusal(pr, kerr.InvalidRecord), nil, true // not retried
 	})
 
 	const n = 10
@@ -201,7 +201,7 @@ func (h *harness) holdLedger(topic string, id [16]byte) (held *atomic.Int64, rel
 	h.t.Cleanup(release)
 	h.kafka.Fake.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		h.kafka.Fake.KeepControl()
-		if writesTopic(req.(*kmsg.ProduceRequest), topic, id) {
+		if kafkatest.WritesTopic(req.(*kmsg.ProduceRequest), topic, id) {
 			held.Add(1)
 			h.kafka.Fake.SleepControl(func() { <-ch })
 		}
@@ -339,7 +339,7 @@ func stopWithOutputsHeld(t *testing.T, maxInFlight int, ready func(p *processor.
 	var held atomic.Int64
 	h.kafka.Fake.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		h.kafka.Fake.KeepControl()
-		if writesTopic(req.(*kmsg.ProduceRequest), h.out, outID) {
+		if kafkatest.WritesTopic(req.(*kmsg.ProduceRequest), h.out, outID) {
 			held.Add(1)
 			h.kafka.Fake.SleepControl(func() { <-release }) // a broker that does not answer
 		}

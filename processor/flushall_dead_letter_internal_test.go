@@ -104,10 +104,10 @@ func TestFlushAllWaitsForTheDeadLetterOfARecordRefusedAlone(t *testing.T) {
 		k.Fake.KeepControl()
 		pr := req.(*kmsg.ProduceRequest)
 		switch {
-		case writesTopic(pr, "out", ids["out"]):
+		case kafkatest.WritesTopic(pr, "out", ids["out"]):
 			k.Fake.SleepControl(func() { <-refuseX })
-			return zzRefusal(pr, kerr.MessageTooLarge), nil, true
-		case writesTopic(pr, "dlq", ids["dlq"]):
+			return kafkatest.Refusal(pr, kerr.MessageTooLarge), nil, true
+		case kafkatest.WritesTopic(pr, "dlq", ids["dlq"]):
 			k.Fake.SleepControl(func() { <-dlRelease })
 		}
 		return nil, nil, false
@@ -186,32 +186,4 @@ func canceled() context.Context {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	return ctx
-}
-
-// writesTopic reports whether a produce request writes to topic (by name,
-// or by id from v13).
-func writesTopic(pr *kmsg.ProduceRequest, topic string, id [16]byte) bool {
-	for _, tp := range pr.Topics {
-		if tp.Topic == topic || tp.TopicID == id {
-			return true
-		}
-	}
-	return false
-}
-
-// zzRefusal answers every partition of a produce request with err.
-func zzRefusal(pr *kmsg.ProduceRequest, err *kerr.Error) *kmsg.ProduceResponse {
-	resp := pr.ResponseKind().(*kmsg.ProduceResponse)
-	for _, tp := range pr.Topics {
-		rt := kmsg.NewProduceResponseTopic()
-		rt.Topic, rt.TopicID = tp.Topic, tp.TopicID
-		for _, part := range tp.Partitions {
-			rp := kmsg.NewProduceResponseTopicPartition()
-			rp.Partition = part.Partition
-			rp.ErrorCode = err.Code
-			rt.Partitions = append(rt.Partitions, rp)
-		}
-		resp.Topics = append(resp.Topics, rt)
-	}
-	return resp
 }

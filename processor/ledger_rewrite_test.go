@@ -66,8 +66,8 @@ func newLedgerOutage(t *testing.T) *ledgerOutage {
 	k.Fake.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		k.Fake.KeepControl()
 		pr := req.(*kmsg.ProduceRequest)
-		if o.refusing.Load() && writesTopic(pr, o.topic, id) {
-			return refusal(pr, kerr.NotEnoughReplicas), nil, true
+		if o.refusing.Load() && kafkatest.WritesTopic(pr, o.topic, id) {
+			return kafkatest.Refusal(pr, kerr.NotEnoughReplicas), nil, true
 		}
 		return nil, nil, false
 	})

@@ -3,7 +3,6 @@ package processor_test
 import (
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -34,9 +33,9 @@ func TestUncountedMemberTakesItsShareOfThePartitions(t *testing.T) {
 		return resp, nil, true
 	})
 	var costs []*processor.CostControl
-	var logs []*lines
+	var logs []*safeBuffer
 	for i := range 2 {
-		w := &lines{}
+		w := &safeBuffer{}
 		c, err := processor.NewCostControl(answer, processor.CostConfig{Secret: []byte("s"), QPS: 10})
 		if err != nil {
 			t.Fatal(err)
@@ -48,7 +47,7 @@ func TestUncountedMemberTakesItsShareOfThePartitions(t *testing.T) {
 		costs, logs = append(costs, c), append(logs, w)
 		if i == 0 {
 			// Alone, it holds both partitions: the whole rate.
-			waitCount(t, "the first member estimated the group", func() bool { return w.has("partitions_held=2 partitions=2") })
+			waitCount(t, "the first member estimated the group", func() bool { return strings.Contains(w.String(), "partitions_held=2 partitions=2") })
 			if q := c.CostStats().QPS; q != 10 {
 				t.Errorf("alone: %.1f/s, want 10", q)
 			}
@@ -58,31 +57,8 @@ func TestUncountedMemberTakesItsShareOfThePartitions(t *testing.T) {
 		return costs[0].CostStats().QPS == 5 && costs[1].CostStats().QPS == 5
 	})
 	for _, w := range logs {
-		if !w.has("could not count the group's members; dividing the provider rate and the budget as if by this member's share of the partitions") {
+		if !strings.Contains(w.String(), "could not count the group's members; dividing the provider rate and the budget as if by this member's share of the partitions") {
 			t.Errorf("no warning of the estimate: %s", w)
 		}
 	}
-}
-
-type lines struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (w *lines) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *lines) has(s string) bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return strings.Contains(w.b.String(), s)
-}
-
-func (w *lines) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
 }

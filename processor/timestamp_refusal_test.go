@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/twosell/twosell/processor"
+	"github.com/twosell/twosell/processor/kafkatest"
 )
 
 // Topics that refuse old timestamps (message.timestamp.before.max.ms): an
@@ -93,7 +94,7 @@ func (h *harness) refuseBatches(decide func(records []byte, b *kmsg.RecordBatch)
 					continue
 				}
 				if err := decide(part.Records, &b); err != nil {
-					return refusal(pr, err), nil, true
+					return kafkatest.Refusal(pr, err), nil, true
 				}
 			}
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/twosell/twosell/processor"
+	"github.com/twosell/twosell/processor/kafkatest"
 )
 
 // A produce refused with OUT_OF_ORDER_SEQUENCE_NUMBER inside a transaction
@@ -36,11 +37,11 @@ func TestTransactionRecoversFromAFailedProducerID(t *testing.T) {
 			return nil, nil, false
 		}
 		pr := req.(*kmsg.ProduceRequest)
-		if !writesTopic(pr, h.out, outID) {
+		if !kafkatest.WritesTopic(pr, h.out, outID) {
 			return nil, nil, false
 		}
 		refused.Add(1)
-		return refusal(pr, kerr.OutOfOrderSequenceNumber), nil, true
+		return kafkatest.Refusal(pr, kerr.OutOfOrderSequenceNumber), nil, true
 	})
 
 	cfg := h.config(processor.EnricherFunc(func(_ context.Context, l processor.Lookup) (processor.Result, error) {
@@ -70,34 +71,6 @@ func TestTransactionRecoversFromAFailedProducerID(t *testing.T) {
 }
 
 // topicID returns topic's id.
-// writesTopic reports whether a produce request writes to topic (by name,
-// or by id from v13).
-func writesTopic(pr *kmsg.ProduceRequest, topic string, id [16]byte) bool {
-	for _, tp := range pr.Topics {
-		if tp.Topic == topic || tp.TopicID == id {
-			return true
-		}
-	}
-	return false
-}
-
-// refusal answers every partition of a produce request with err.
-func refusal(pr *kmsg.ProduceRequest, err *kerr.Error) *kmsg.ProduceResponse {
-	resp := pr.ResponseKind().(*kmsg.ProduceResponse)
-	for _, tp := range pr.Topics {
-		rt := kmsg.NewProduceResponseTopic()
-		rt.Topic, rt.TopicID = tp.Topic, tp.TopicID
-		for _, part := range tp.Partitions {
-			rp := kmsg.NewProduceResponseTopicPartition()
-			rp.Partition = part.Partition
-			rp.ErrorCode = err.Code
-			rt.Partitions = append(rt.Partitions, rp)
-		}
-		resp.Topics = append(resp.Topics, rt)
-	}
-	return resp
-}
-
 func (h *harness) topicID(topic string) [16]byte {
 	td, err := kadm.NewClient(h.kafka.Client()).ListTopics(context.Background(), topic)
 	if err != nil || !td.Has(topic) {

@@ -52,7 +52,7 @@ func TestUncertainRecordFailureIsNotAPaidAnswer(t *testing.T) {
 	h.kafka.Fake.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		h.kafka.Fake.KeepControl()
 		if writesRecords(req, ledgerTopic, ledgerID, []byte(`"status":"unavailable"`)) {
-			return refusal(req.(*kmsg.ProduceRequest), kerr.InvalidRecord), nil, true
+			return kafkatest.Refusal(req.(*kmsg.ProduceRequest), kerr.InvalidRecord), nil, true
 		}
 		return nil, nil, false
 	})

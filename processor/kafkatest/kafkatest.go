@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -247,4 +248,32 @@ func WaitFor(t testing.TB, cond func() bool) {
 			t.Fatal("condition not reached in 60s")
 		}
 	}
+}
+
+// WritesTopic reports whether a produce request writes to topic (by name,
+// or by id from v13).
+func WritesTopic(pr *kmsg.ProduceRequest, topic string, id [16]byte) bool {
+	for _, tp := range pr.Topics {
+		if tp.Topic == topic || tp.TopicID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// Refusal answers every partition of a produce request with err.
+func Refusal(pr *kmsg.ProduceRequest, err *kerr.Error) *kmsg.ProduceResponse {
+	resp := pr.ResponseKind().(*kmsg.ProduceResponse)
+	for _, tp := range pr.Topics {
+		rt := kmsg.NewProduceResponseTopic()
+		rt.Topic, rt.TopicID = tp.Topic, tp.TopicID
+		for _, part := range tp.Partitions {
+			rp := kmsg.NewProduceResponseTopicPartition()
+			rp.Partition = part.Partition
+			rp.ErrorCode = err.Code
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
+	return resp
 }
