@@ -208,7 +208,7 @@ func TestCostControlPaysOncePerFact(t *testing.T) {
 			t.Errorf("CacheAnswers[%s] = %d, want %d (all: %v)", k, st.CacheAnswers[k], v, st.CacheAnswers)
 		}
 	}
-	if st.SpendCNY != float64(paid)*0.4 || st.BudgetRemaining != -1 {
+	if st.SpendCNY != math.Round(float64(paid)*0.4*1e6)/1e6 || st.BudgetRemaining != -1 {
 		t.Errorf("SpendCNY %v, BudgetRemaining %d", st.SpendCNY, st.BudgetRemaining)
 	}
 }
@@ -937,20 +937,20 @@ func TestBudgetCountsTheLedger(t *testing.T) {
 	if got := b.remaining(); got != 2 {
 		t.Fatalf("remaining %d, want 2", got)
 	}
-	d1, err1 := b.reserve()
-	d2, err2 := b.reserve()
-	_, err3 := b.reserve()
+	d1, err1 := b.reserve(false)
+	d2, err2 := b.reserve(false)
+	_, err3 := b.reserve(false)
 	if err1 != nil || err2 != nil || !errors.Is(err3, errBudgetInFlight) {
 		t.Fatalf("reservations %v %v %v, want two, then the rest in flight", err1, err2, err3)
 	}
 	b.settle(d1, false) // not paid: the unit comes back
-	d3, err := b.reserve()
+	d3, err := b.reserve(false)
 	if err != nil {
 		t.Fatal("a unit given back cannot be reserved")
 	}
 	b.settle(d2, true)
 	b.settle(d3, true)
-	if _, err := b.reserve(); !errors.Is(err, ErrBudgetSpent) || errors.Is(err, errBudgetInFlight) {
+	if _, err := b.reserve(false); !errors.Is(err, ErrBudgetSpent) || errors.Is(err, errBudgetInFlight) {
 		t.Fatalf("reservation after the budget was paid: %v, want spent", err)
 	}
 	if len(b.days) > 2 {
