@@ -74,22 +74,32 @@ func (b *budget) today() string { return DayOf(b.now(), b.loc) }
 // returns the day to settle it with, or, when there is none to take, an
 // error: the budget is spent, or what is left of it is reserved by calls in
 // flight (errBudgetInFlight), which may yet fail and give their units back.
-func (b *budget) reserve() (day string, err error) {
+//
+// A retry (retry true) is not held to this instance's share: the lookup's
+// earlier requests hold their units until it ends, and counted against the
+// share, they refused its retries whenever what was left was no more than
+// the members (found by review: a budget of 10 and 10 members refused the
+// only lookup's retry, and a passing fault became a budget hold).
+func (b *budget) reserve(retry bool) (day string, err error) {
 	day = b.today()
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	return day, b.reserveLocked(day, retry)
+}
+
+func (b *budget) reserveLocked(day string, retry bool) error {
 	switch {
 	case b.limit <= 0:
 	case b.days[day] >= b.limit:
-		return day, ErrBudgetSpent
+		return ErrBudgetSpent
 	case b.days[day]+b.reserved[day] >= b.limit:
-		return day, fmt.Errorf("%w: the last %d of today's %d calls are in flight", errBudgetInFlight, b.limit-b.days[day], b.limit)
-	case b.reserved[day] >= b.shareLocked(day):
-		return day, fmt.Errorf("%w: this instance's share of the %d calls left today (%d, divided among %d members) is in flight",
-			errBudgetInFlight, b.limit-b.days[day], b.reserved[day], b.members)
+		return fmt.Errorf("%w: the last %d of today's %d calls are in flight", errBudgetInFlight, b.limit-b.days[day], b.limit)
+	case !retry && b.reserved[day] >= b.shareLocked(day):
+		return fmt.Errorf("%w: this instance's share of the %d calls left today (%d, divided among %d members) is in flight",
+			errBudgetInFlight, b.limit-b.days[day], b.shareLocked(day), b.members)
 	}
 	b.reserved[day]++
-	return day, nil
+	return nil
 }
 
 // confirm is called when a call that reserved a unit of day is about to be
@@ -102,16 +112,15 @@ func (b *budget) reserve() (day string, err error) {
 // Of the calls waiting past the limit (or this instance's share of it),
 // each gives its unit back until the day's calls and reservations fit in it
 // again.
-func (b *budget) confirm(day string) (string, error) {
+func (b *budget) confirm(day string, retry bool) (string, error) {
 	today := b.today()
 	b.mu.Lock()
-	if today == day && (b.limit <= 0 || b.days[day]+b.reserved[day] <= b.limit && b.reserved[day] <= b.shareLocked(day)) {
-		b.mu.Unlock()
+	defer b.mu.Unlock()
+	if today == day && (b.limit <= 0 || b.days[day]+b.reserved[day] <= b.limit && (retry || b.reserved[day] <= b.shareLocked(day))) {
 		return day, nil
 	}
-	b.mu.Unlock()
-	b.settle(day, false)
-	return b.reserve()
+	b.settleLocked(day, false)
+	return today, b.reserveLocked(today, retry)
 }
 
 // errBudgetInFlight refuses a call while the rest of the day's budget is
@@ -126,6 +135,10 @@ var errBudgetInFlight = fmt.Errorf("%w for now", ErrBudgetSpent)
 func (b *budget) settle(day string, paid bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.settleLocked(day, paid)
+}
+
+func (b *budget) settleLocked(day string, paid bool) {
 	if b.reserved[day]--; b.reserved[day] <= 0 {
 		delete(b.reserved, day)
 	}

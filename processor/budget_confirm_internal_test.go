@@ -89,3 +89,29 @@ func TestRetryQueuedForTheRateSeesOthersSpending(t *testing.T) {
 		}
 	})
 }
+
+// A lookup's retry is not held to this instance's share of the budget: its
+// first request's unit, held until the lookup ends, filled a share of 1 (a
+// budget of 10, 10 members), and the only lookup's retry was refused (found
+// by review).
+func TestRetryIsNotHeldToTheShare(t *testing.T) {
+	t.Parallel()
+	var retryErr error
+	p := EnricherFunc(func(ctx context.Context, l Lookup) (Result, error) {
+		// The first request failed transiently (not billed): the client retries.
+		if retryErr = BeforeRetry(ctx); retryErr != nil {
+			return Result{Mode: "plain", Attempts: 1}, Unavailable(fmt.Errorf("first request refused (503); no retry: %w", retryErr))
+		}
+		return Result{Status: StatusRecycled, Res: 1, OrderID: "JH" + l.Mobile, Source: SourceAPI, Mode: "plain", Attempts: 2, Billable: 1,
+			BillableRequests: 0b10}, nil
+	})
+	c, err := NewCostControl(p, CostConfig{Secret: []byte("s"), DailyBudget: 10, Location: time.UTC, Mode: "plain"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetMembers(10) // share: ceil(10 / 10) = 1
+	_, err = c.Enrich(context.Background(), Lookup{Mobile: "17300000501", Date: "20240101"})
+	if retryErr != nil || err != nil {
+		t.Errorf("10 of 10 calls left, nothing else in flight: the lookup's retry was refused (%v); lookup error: %v", retryErr, err)
+	}
+}

@@ -517,7 +517,7 @@ func (c *CostControl) pay(ctx context.Context, key MobileKey, l Lookup) (res Res
 // instance's ledger record), or l may have grown older than SkipOlderThan
 // while it waited. Found by review: such lookups were paid for.
 func (c *CostControl) payUnlessKnown(ctx context.Context, key MobileKey, l Lookup) (res Result, known bool, err error) {
-	day, berr := c.budget.reserve()
+	day, berr := c.budget.reserve(false)
 	if berr != nil {
 		res, err = c.noBudget(ctx, berr)
 		return res, false, err
@@ -586,7 +586,7 @@ func (c *CostControl) payUnlessKnown(ctx context.Context, key MobileKey, l Looku
 	// day's, in its budget and in the ledger: counted for the old day, every
 	// call waiting at midnight came on top of the new day's budget), and
 	// other instances may have spent the rest of the budget meanwhile.
-	if day, berr = c.budget.confirm(day); berr != nil {
+	if day, berr = c.budget.confirm(day, false); berr != nil {
 		units = nil
 		res, err = c.noBudget(ctx, berr)
 		return res, false, err
@@ -698,14 +698,14 @@ func BeforeRetry(ctx context.Context) error {
 	if !ok {
 		return nil
 	}
-	day, err := g.c.budget.reserve()
+	day, err := g.c.budget.reserve(true)
 	if err == nil {
 		if err = g.c.rate.wait(ctx, g.stop); err != nil {
 			g.c.budget.settle(day, false)
 		} else {
 			// As in pay: the wait may have crossed midnight, or other
 			// instances spent the rest of the budget meanwhile.
-			day, err = g.c.budget.confirm(day)
+			day, err = g.c.budget.confirm(day, true)
 		}
 	}
 	if err == nil {
