@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 )
 
 // membersTimeout bounds asking the coordinator for the group's members
@@ -27,12 +28,17 @@ func (p *Processor) reportMembers(ctx context.Context) {
 	if p.cfg.OnAssigned == nil || p.client() == nil {
 		return
 	}
-	parent := ctx
-	ctx, cancel := context.WithTimeout(ctx, time.Duration(membersTimeout.Load()))
+	// One deadline for the count and the estimate: this runs inside the
+	// rebalance, which holds every poll of the consumer.
+	// The count may take half of it; the estimate has the rest.
+	total := time.Duration(membersTimeout.Load())
+	ctx, cancel := context.WithTimeout(ctx, total)
 	defer cancel()
+	counting, cancelCount := context.WithTimeout(ctx, total/2)
+	defer cancelCount()
 	adm := kadm.NewClient(p.client())
 	for {
-		described, err := adm.DescribeGroups(ctx, p.cfg.Group)
+		described, err := adm.DescribeGroups(counting, p.cfg.Group)
 		if err == nil {
 			err = described.Error()
 		}
@@ -40,22 +46,37 @@ func (p *Processor) reportMembers(ctx context.Context) {
 			p.cfg.OnAssigned(len(g.Members))
 			return
 		}
-		// A coordinator still loading (a new cluster) answers with a
-		// retriable error, or with no members yet: ask again, briefly.
-		t := time.NewTimer(100 * time.Millisecond)
-		select {
-		case <-t.C:
-			continue
-		case <-ctx.Done():
-			t.Stop()
+		if err == nil || kerr.IsRetriable(err) {
+			// A coordinator still loading (a new cluster) answers with a
+			// retriable error, or with no members yet: ask again, briefly.
+			// Not an error no retry changes (no DESCRIBE on the group:
+			// found by review, asked every 100 ms for the whole timeout,
+			// at every rebalance).
+			t := time.NewTimer(100 * time.Millisecond)
+			select {
+			case <-t.C:
+				continue
+			case <-counting.Done():
+				t.Stop()
+			}
 		}
-		if n, held, total, ok := p.sharesOfPartitions(parent, adm); ok {
-			p.log.Warn("could not count the group's members; dividing the provider rate and the budget as if by this member's share of the partitions",
+		n, held, total, ok := p.sharesOfPartitions(ctx, adm)
+		switch {
+		case held == 0:
+			// No partition, no call: the next rebalance gives it some.
+			p.log.Debug("could not count the group's members, and holds no partition", "group", p.cfg.Group, "err", err)
+		case ok:
+			log := p.log.Warn
+			if p.membersEstimated.Swap(true) {
+				log = p.log.Info // warned once; SetMembers logs each division
+			}
+			log("could not count the group's members; dividing the provider rate and the budget as if by this member's share of the partitions",
 				"group", p.cfg.Group, "members", n, "partitions_held", held, "partitions", total, "err", err)
 			p.cfg.OnAssigned(n)
-			return
+		default:
+			p.log.Warn("could not count the group's members, nor the input topic's partitions; the provider rate stays divided as before",
+				"group", p.cfg.Group, "err", err)
 		}
-		p.log.Warn("could not count the group's members; the provider rate stays divided as before", "group", p.cfg.Group, "err", err)
 		return
 	}
 }
@@ -76,15 +97,13 @@ func (p *Processor) sharesOfPartitions(ctx context.Context, adm *kadm.Client) (n
 	if held == 0 {
 		return 0, 0, 0, false
 	}
-	ctx, cancel := context.WithTimeout(ctx, time.Duration(membersTimeout.Load()))
-	defer cancel()
 	topics, err := adm.ListTopics(ctx, p.cfg.InputTopic)
 	if err != nil {
-		return 0, 0, 0, false
+		return 0, held, 0, false
 	}
 	td, found := topics[p.cfg.InputTopic]
 	if !found || td.Err != nil || len(td.Partitions) == 0 {
-		return 0, 0, 0, false
+		return 0, held, 0, false
 	}
 	total = len(td.Partitions)
 	return (total + held - 1) / held, held, total, true

@@ -291,7 +291,10 @@ type Processor struct {
 	slotBytes   *semaphore.Weighted // bytes of the records in flight: MaxInFlightBytes
 	keptOutputs keptOutputs         // bounds the output records the workers keep for reuse (outputFree)
 	stopped     atomic.Bool         // a fatal error stopped consumption: nothing more is handed to the producer (hand)
-	fetchWarned repeats             // the fetch errors logged, to log each again at most every 30 s (logFetchErrors)
+	// membersEstimated: the group's members could not be counted once
+	// (reportMembers warned).
+	membersEstimated atomic.Bool
+	fetchWarned      repeats // the fetch errors logged, to log each again at most every 30 s (logFetchErrors)
 	// batchBytes, if set, bounds the producer's batches: the output and
 	// dead-letter topics accept no larger (max.message.bytes; limitBatches).
 	batchBytes int32
