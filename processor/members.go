@@ -29,12 +29,12 @@ func (p *Processor) reportMembers(ctx context.Context) {
 		return
 	}
 	// One deadline for the count and the estimate: this runs inside the
-	// rebalance, which holds every poll of the consumer.
-	// The count may take half of it; the estimate has the rest.
-	total := time.Duration(membersTimeout.Load())
-	ctx, cancel := context.WithTimeout(ctx, total)
+	// rebalance, which holds every poll of the consumer. The count may take
+	// half of it; the estimate has the rest.
+	bound := time.Duration(membersTimeout.Load())
+	ctx, cancel := context.WithTimeout(ctx, bound)
 	defer cancel()
-	counting, cancelCount := context.WithTimeout(ctx, total/2)
+	counting, cancelCount := context.WithTimeout(ctx, bound/2)
 	defer cancelCount()
 	adm := kadm.NewClient(p.client())
 	for {
