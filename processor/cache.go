@@ -175,9 +175,9 @@ type cacheEntry struct {
 // a res 1 and a res 2; the tighter upper bounds, which few numbers have,
 // are kept apart, and cost 15 MB when none has them).
 type packedKnowledge struct {
-	lower, upper, short                  packedFact
-	tighter                              *[maxUppers - 1]packedFact // nil: none (most numbers)
-	boundsAt, staleBefore, reissuedAfter int64
+	lower, upper, short   packedFact
+	tighter               *[maxUppers - 1]packedFact // nil: none (most numbers)
+	boundsAt, staleBefore int64
 }
 
 type packedFact struct {
@@ -221,8 +221,7 @@ func unpackTime(n int64) time.Time {
 
 func pack(k Knowledge) packedKnowledge {
 	return packedKnowledge{lower: packFact(k.Lower), upper: packFact(k.Upper), short: packFact(k.Short),
-		tighter: packTighter(k.Tighter), boundsAt: packTime(k.BoundsAt), staleBefore: packTime(k.StaleBefore),
-		reissuedAfter: packTime(k.ReissuedAfter)}
+		tighter: packTighter(k.Tighter), boundsAt: packTime(k.BoundsAt), staleBefore: packTime(k.StaleBefore)}
 }
 
 // answer is Knowledge.Answer of a day (yyyyMMdd) on the packed form: the
@@ -310,7 +309,7 @@ func packDay(s string) (int32, bool) {
 
 func (p *packedKnowledge) unpack() Knowledge {
 	k := Knowledge{Lower: p.lower.unpack(), Upper: p.upper.unpack(), Short: p.short.unpack(),
-		BoundsAt: unpackTime(p.boundsAt), StaleBefore: unpackTime(p.staleBefore), ReissuedAfter: unpackTime(p.reissuedAfter)}
+		BoundsAt: unpackTime(p.boundsAt), StaleBefore: unpackTime(p.staleBefore)}
 	if p.tighter != nil {
 		for i := range p.tighter {
 			k.Tighter[i] = p.tighter[i].unpack()

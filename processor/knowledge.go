@@ -162,17 +162,6 @@ type KnowledgeTTL struct {
 //     later, is stale, and is not kept. (Without this, a res 2 merged after
 //     the facts that prove it stale came back as the upper bound: the
 //     answers depended on the order the ledger was read in.)
-//   - A re-issued number's activation date is its re-issue day, never
-//     earlier: a res 2 at a date before an older answer's day (less one,
-//     for any time zone: reissueFloor) proves the holder then still held
-//     the number. So the older upper bound held at the newer answer's time,
-//     and lives from it (confirmUppers); and once a res 1 proves a holder
-//     replaced (ReissuedAfter), every res 2 at a date before that holder's
-//     answer's day is that holder's too, and stale, whenever it was given.
-//     (Two res 2 of one number, the newer at a later date, were kept apart,
-//     the stronger expiring first; and a res 1 that proved the older one's
-//     holder replaced left the newer one, the same holder's, answering
-//     not_recycled for the new holder.)
 //   - The short-lived fact (res 3, no record) is the provider's latest word
 //     while it is newer than every res 1 and res 2 answer (BoundsAt): it
 //     answers every date until it expires, after which the bounds answer
@@ -194,66 +183,15 @@ type Knowledge struct {
 	BoundsAt time.Time
 	// StaleBefore is when the newest res 2 answer that a newer res 1
 	// proves stale was given: the number was re-issued after it, so no
-	// res 2 given at or before it holds now. Zero: none known. A bound
-	// dropped for room moves it too (addUpper).
+	// res 2 given at or before it holds now. Zero: none known.
 	StaleBefore time.Time
-	// ReissuedAfter is the newest time at which a res 2 answer is proven
-	// given by a holder replaced since (a newer res 1 contradicts it). A
-	// re-issued number's activation date is its re-issue day, after that
-	// time, so a res 2 at a date before reissueFloor(ReissuedAfter) is a
-	// replaced holder's too, whenever it was given: it is stale, and it
-	// proves its own time replaced (reissued). Unlike StaleBefore it
-	// never expires (Live), and only proofs move it.
-	ReissuedAfter time.Time
-}
-
-// reissueFloor is the earliest activation date a holder given the number
-// after t can have: t's calendar day, less one for any time zone's day
-// (dates are calendar days in the provider's zone, t an instant).
-func reissueFloor(t time.Time) string {
-	return t.UTC().AddDate(0, 0, -1).Format("20060102")
-}
-
-// sameHolderSince reports whether the res 2 answer b proves that the
-// number's holder when b was given already held it at t: b's date is
-// before any activation date a holder given the number after t can have.
-func sameHolderSince(b Fact, t time.Time) bool {
-	return b.Date < reissueFloor(t)
-}
-
-// provenStale reports whether the res 2 answer u is a replaced holder's
-// (ReissuedAfter).
-func (k *Knowledge) provenStale(u Fact) bool {
-	return !k.ReissuedAfter.IsZero() && (!u.At.After(k.ReissuedAfter) || sameHolderSince(u, k.ReissuedAfter))
-}
-
-// reissued records that the holder who gave a res 2 answer at t has been
-// replaced since: no res 2 given at or before t holds now (staleUntil),
-// nor one a holder as old gave later (provenStale), each of which proves
-// its own time replaced in turn.
-func (k *Knowledge) reissued(t time.Time) {
-	for t.After(k.ReissuedAfter) {
-		k.ReissuedAfter = t
-		k.staleUntil(t)
-		var next time.Time
-		k.keepUppers(func(u Fact) bool {
-			if !k.provenStale(u) {
-				return true
-			}
-			if u.At.After(next) {
-				next = u.At
-			}
-			return false
-		})
-		t = next
-	}
 }
 
 // newest is the latest time k knows of: of its facts, BoundsAt and
 // StaleBefore.
 func (k *Knowledge) newest() time.Time {
 	t := k.BoundsAt
-	for _, u := range []time.Time{k.StaleBefore, k.ReissuedAfter, k.Lower.At, k.Upper.At, k.Short.At} { // Tighter are older than Upper
+	for _, u := range []time.Time{k.StaleBefore, k.Lower.At, k.Upper.At, k.Short.At} { // Tighter are older than Upper
 		if u.After(t) {
 			t = u
 		}
@@ -276,7 +214,6 @@ func (k *Knowledge) Merge(other Knowledge) bool {
 	if other.BoundsAt.After(k.BoundsAt) {
 		k.BoundsAt = other.BoundsAt
 	}
-	k.reissued(other.ReissuedAfter)
 	k.staleUntil(other.StaleBefore)
 	k.supersedeShort()
 	return *k != before
@@ -341,7 +278,7 @@ func (k *Knowledge) Observe(f Fact) bool {
 			}
 		}
 		if stale {
-			k.reissued(until) // re-issued since the res 2 answer
+			k.staleUntil(until) // re-issued since the res 2 answer
 		}
 		if rejected {
 			return *k != before // contradicted by a newer answer
@@ -353,10 +290,6 @@ func (k *Knowledge) Observe(f Fact) bool {
 			k.BoundsAt = f.At
 		}
 	case FactNotAfter:
-		if k.provenStale(f) {
-			k.reissued(f.At) // a replaced holder's: its time was before the re-issue
-			return *k != before
-		}
 		if !f.At.After(k.StaleBefore) {
 			return false // given before a re-issue the facts prove
 		}
@@ -364,7 +297,7 @@ func (k *Knowledge) Observe(f Fact) bool {
 			if !f.At.After(k.Lower.At) {
 				// Contradicted by a newer (or as new) res 1: re-issued
 				// since, which makes the older upper bounds stale too.
-				k.reissued(f.At)
+				k.staleUntil(f.At)
 				return *k != before
 			}
 			k.Lower = Fact{} // the provider corrected itself
@@ -387,40 +320,28 @@ func (k *Knowledge) Observe(f Fact) bool {
 // maxUppers is how many upper bounds Knowledge keeps (Upper and Tighter).
 const maxUppers = 4
 
-// addUpper adds the upper bound f: the bounds that the others prove still
-// held later are moved to that time (confirmUppers), then every one that
-// no other is as new and as strong as is kept, and the oldest beyond
-// maxUppers dropped.
+// addUpper adds the upper bound f, if no kept one is as new and as strong,
+// and drops those it is as new and as strong as, then the oldest beyond
+// maxUppers.
 func (k *Knowledge) addUpper(f Fact) {
-	var all [maxUppers + 1]Fact
+	us := k.uppers()
+	for _, u := range us {
+		if u.Kind != 0 && (u == f || dominates(u, f)) {
+			return
+		}
+	}
+	var kept [maxUppers + 1]Fact
 	n := 0
-	for _, u := range k.uppers() {
-		if u.Kind != 0 {
-			all[n] = u
+	for _, u := range us {
+		if u.Kind != 0 && !dominates(f, u) {
+			kept[n] = u
 			n++
 		}
 	}
-	all[n] = f
+	kept[n] = f
 	n++
-	set := all[:n]
-	confirmUppers(set)
-	var kept [maxUppers + 1]Fact
-	m := 0
-	for i, u := range set {
-		keep := true
-		for j, v := range set {
-			if i != j && (dominates(v, u) || v == u && j < i) {
-				keep = false
-				break
-			}
-		}
-		if keep {
-			kept[m] = u
-			m++
-		}
-	}
-	front := kept[:m]
-	slices.SortFunc(front, func(a, b Fact) int {
+	all := kept[:n]
+	slices.SortFunc(all, func(a, b Fact) int {
 		switch {
 		case betterUpper(a, b):
 			return -1
@@ -430,38 +351,16 @@ func (k *Knowledge) addUpper(f Fact) {
 		return 0
 	})
 	var out [maxUppers]Fact
-	copy(out[:], front)
+	copy(out[:], all)
 	k.Upper, k.Tighter = out[0], [maxUppers - 1]Fact(out[1:])
-	if len(front) > maxUppers {
+	if len(all) > maxUppers {
 		// The oldest, dropped for room: no res 2 as old is kept from now
 		// on, as if proven stale. Without this, a res 2 it was newer and
 		// stronger than, or one a res 1 merged later would have proven
 		// stale by it, was kept, and could answer wrongly (found by
 		// review). It costs at most a call.
-		if t := front[maxUppers].At; t.After(k.StaleBefore) {
+		if t := all[maxUppers].At; t.After(k.StaleBefore) {
 			k.StaleBefore = t
-		}
-	}
-}
-
-// confirmUppers moves each upper bound's time to the newest answer that
-// proves its holder unchanged since (sameHolderSince): a res 2 at a date
-// before the number could have been given anew after an older answer shows
-// that older answer's holder still held it, so its bound held then too, and
-// answers until that time's TTL. (Two res 2 of one number, the newer at a
-// later date, were kept apart, the older expiring first; and a res 1 that
-// proved the older one's holder replaced left the newer one answering,
-// though its holder was the same.)
-func confirmUppers(us []Fact) {
-	for changed := true; changed; {
-		changed = false
-		for i := range us {
-			for _, b := range us {
-				if b.At.After(us[i].At) && sameHolderSince(b, us[i].At) {
-					us[i].At = b.At
-					changed = true
-				}
-			}
 		}
 	}
 }

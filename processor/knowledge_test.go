@@ -200,12 +200,9 @@ func TestKnowledgeStaleUpperBounds(t *testing.T) {
 		{"given in the same instant as the stale one",
 			[]Fact{fact(FactNotAfter, c, t1, "U0"), fact(FactNotAfter, a, t1, "U1"), fact(FactAfter, b, t3, "L")},
 			[]int{1, 1, 0, 0, 0}},
-		// At a date before any a holder given the number after t1 can have
-		// (reissueFloor), U2 is U1's holder's, replaced too. (At a date a
-		// new holder can have, it may hold: TestUpperBoundsOutliveTheStrongestProvenStale.)
-		{"given after the stale one by the same holder: stale too",
+		{"given after the stale one: it may hold (A in (b, c])",
 			[]Fact{fact(FactNotAfter, a, t1, "U1"), fact(FactNotAfter, c, t2, "U2"), fact(FactAfter, b, t3, "L")},
-			[]int{1, 1, 0, 0, 0}},
+			[]int{1, 1, 0, 2, 2}},
 	}
 	perms := [][3]int{{0, 1, 2}, {0, 2, 1}, {1, 0, 2}, {1, 2, 0}, {2, 0, 1}, {2, 1, 0}}
 	for _, tt := range tests {

@@ -111,10 +111,6 @@ type ledgerKnowledge struct {
 	BoundsAt time.Time     `json:"bounds_at"`       // the newest res 1 or 2 answer (Knowledge.BoundsAt)
 	// StaleBefore: no res 2 given at or before it holds (Knowledge.StaleBefore).
 	StaleBefore time.Time `json:"stale_before,omitzero"`
-	// ReissuedAfter: a res 2 given then is proven a replaced holder's
-	// (Knowledge.ReissuedAfter). A version that does not know it reads the
-	// record without.
-	ReissuedAfter time.Time `json:"reissued_after,omitzero"`
 }
 
 type ledgerFact struct {
@@ -139,7 +135,7 @@ func (lf *ledgerFact) fact() (Fact, bool) {
 // knowledge returns what the record says. A fact of the wrong kind for its
 // place is dropped.
 func (lk *ledgerKnowledge) knowledge() Knowledge {
-	k := Knowledge{BoundsAt: lk.BoundsAt, StaleBefore: lk.StaleBefore, ReissuedAfter: lk.ReissuedAfter}
+	k := Knowledge{BoundsAt: lk.BoundsAt, StaleBefore: lk.StaleBefore}
 	if f, ok := lk.After.fact(); ok && f.Kind == FactAfter {
 		k.Lower = f
 	}
@@ -1059,10 +1055,6 @@ func appendLedgerKnowledge(b []byte, instance string, k Knowledge) []byte {
 	if !k.StaleBefore.IsZero() {
 		b = append(b, `,"stale_before":`...)
 		b = appendJSONTime(b, k.StaleBefore.UTC())
-	}
-	if !k.ReissuedAfter.IsZero() {
-		b = append(b, `,"reissued_after":`...)
-		b = appendJSONTime(b, k.ReissuedAfter.UTC())
 	}
 	return append(b, '}')
 }

@@ -154,9 +154,6 @@ func (s *ledgerScan) knowledge(lk *ledgerKnowledge) bool {
 	if s.lit(`,"stale_before":`) {
 		lk.StaleBefore = s.time()
 	}
-	if s.lit(`,"reissued_after":`) {
-		lk.ReissuedAfter = s.time()
-	}
 	s.expect(`}`)
 	return !s.bad && len(s.b) == 0
 }

@@ -33,16 +33,13 @@ func TestLedgerEncodingMatchesEncodingJSON(t *testing.T) {
 		if i%3 == 0 {
 			k.StaleBefore = at.Add(-time.Hour)
 		}
-		if i%6 == 0 {
-			k.ReissuedAfter = at.Add(-2 * time.Hour)
-		}
 		if i%50 == 0 {
 			k = Knowledge{} // nothing known: every fact omitted, a zero time
 		}
 		want := marshal(t, ledgerKnowledge{
 			V: ledgerVersion, Instance: call.Instance,
 			After: refLedgerFact(k.Lower), NotAfter: refLedgerFact(k.Upper), Short: refLedgerFact(k.Short),
-			BoundsAt: k.BoundsAt.UTC(), StaleBefore: k.StaleBefore.UTC(), ReissuedAfter: k.ReissuedAfter.UTC(),
+			BoundsAt: k.BoundsAt.UTC(), StaleBefore: k.StaleBefore.UTC(),
 		})
 		if got := appendLedgerKnowledge(nil, call.Instance, k); !bytes.Equal(got, want) {
 			t.Fatalf("knowledge:\n got %s\nwant %s", got, want)
@@ -141,9 +138,6 @@ func TestLedgerKnowledgeScanMatchesEncodingJSON(t *testing.T) {
 		if i%3 == 0 {
 			k.StaleBefore = at.Add(-time.Duration(rnd.IntN(1e12)))
 		}
-		if i%4 == 0 {
-			k.ReissuedAfter = at.Add(-time.Duration(rnd.IntN(1e12)))
-		}
 		if i%50 == 0 {
 			k = Knowledge{}
 		}
@@ -199,7 +193,6 @@ func FuzzLedgerKnowledge(f *testing.F) {
 		{Upper: Fact{Kind: FactNotAfter, Date: "20240102", OrderID: "JH1", Mode: "plain", At: at}, BoundsAt: at},
 		{Lower: Fact{Kind: FactAfter, Date: "20240102", At: at}, Short: Fact{Kind: FactNoRecord, Date: "20240103", Mode: "md5", At: at}, BoundsAt: at},
 		{Lower: Fact{Kind: FactAfter, Date: "20240102", At: at}, BoundsAt: at, StaleBefore: at.Add(-time.Hour)},
-		{Lower: Fact{Kind: FactAfter, Date: "20240102", At: at}, BoundsAt: at, StaleBefore: at.Add(-time.Hour), ReissuedAfter: at.Add(-time.Hour)},
 		{Upper: Fact{Kind: FactNotAfter, Date: "20240102", OrderID: "JH1", Mode: "plain", At: at}, BoundsAt: at,
 			Tighter: [maxUppers - 1]Fact{{Kind: FactNotAfter, Date: "20230102", OrderID: "JH2", Mode: "plain", At: at.Add(-time.Hour)},
 				{Kind: FactNotAfter, Date: "20220102", OrderID: "JH3", At: at.Add(-2 * time.Hour)}}},
