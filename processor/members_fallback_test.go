@@ -24,18 +24,7 @@ func TestUncountedMemberTakesItsShareOfThePartitions(t *testing.T) {
 	if h.kafka.Fake == nil {
 		t.Skip("answers DescribeGroups with kfake's control functions")
 	}
-	h.kafka.Fake.ControlKey(int16(kmsg.DescribeGroups), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		h.kafka.Fake.KeepControl()
-		dg := req.(*kmsg.DescribeGroupsRequest)
-		resp := dg.ResponseKind().(*kmsg.DescribeGroupsResponse)
-		resp.Version = dg.Version
-		for _, g := range dg.Groups {
-			rg := kmsg.NewDescribeGroupsResponseGroup()
-			rg.Group, rg.ErrorCode = g, kerr.GroupAuthorizationFailed.Code
-			resp.Groups = append(resp.Groups, rg)
-		}
-		return resp, nil, true
-	})
+	refuseDescribeGroups(h)
 	var costs []*processor.CostControl
 	var logs []*safeBuffer
 	for i := range 2 {
@@ -80,20 +69,7 @@ func TestMembersCountNotRetriedOnAnErrorNoRetryChanges(t *testing.T) {
 	if h.kafka.Fake == nil {
 		t.Skip("answers DescribeGroups with kfake's control functions")
 	}
-	var asked atomic.Int64
-	h.kafka.Fake.ControlKey(int16(kmsg.DescribeGroups), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		h.kafka.Fake.KeepControl()
-		asked.Add(1)
-		dg := req.(*kmsg.DescribeGroupsRequest)
-		resp := dg.ResponseKind().(*kmsg.DescribeGroupsResponse)
-		resp.Version = dg.Version
-		for _, g := range dg.Groups {
-			rg := kmsg.NewDescribeGroupsResponseGroup()
-			rg.Group, rg.ErrorCode = g, kerr.GroupAuthorizationFailed.Code
-			resp.Groups = append(resp.Groups, rg)
-		}
-		return resp, nil, true
-	})
+	asked := refuseDescribeGroups(h)
 	c, err := processor.NewCostControl(answer, processor.CostConfig{Secret: []byte("s"), QPS: 10})
 	if err != nil {
 		t.Fatal(err)
@@ -108,4 +84,25 @@ func TestMembersCountNotRetriedOnAnErrorNoRetryChanges(t *testing.T) {
 		t.Errorf("DescribeGroups answered GROUP_AUTHORIZATION_FAILED (not retriable) was asked %d times in one rebalance, "+
 			"for the whole members timeout, inside the assigned callback (polls blocked) before the estimate", n)
 	}
+}
+
+// refuseDescribeGroups has the broker answer every DescribeGroups with
+// GROUP_AUTHORIZATION_FAILED (a member without DESCRIBE on its group), and
+// returns how many it was asked.
+func refuseDescribeGroups(h *harness) *atomic.Int64 {
+	var asked atomic.Int64
+	h.kafka.Fake.ControlKey(int16(kmsg.DescribeGroups), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		h.kafka.Fake.KeepControl()
+		asked.Add(1)
+		dg := req.(*kmsg.DescribeGroupsRequest)
+		resp := dg.ResponseKind().(*kmsg.DescribeGroupsResponse)
+		resp.Version = dg.Version
+		for _, g := range dg.Groups {
+			rg := kmsg.NewDescribeGroupsResponseGroup()
+			rg.Group, rg.ErrorCode = g, kerr.GroupAuthorizationFailed.Code
+			resp.Groups = append(resp.Groups, rg)
+		}
+		return resp, nil, true
+	})
+	return &asked
 }

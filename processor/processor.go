@@ -644,13 +644,12 @@ func (p *Processor) fail(err error) {
 	if then != nil {
 		then()
 	}
-	switch {
-	case first && p.cfg.Range != nil: // a replay commits nothing and has no group (found by review)
-		p.log.Error("FATAL: stopping the replay; records not finished are not written: running the replay again writes them (what is paid for is in the ledger)", "err", err)
-	case first:
-		p.log.Error("FATAL: stopping consumption; nothing further will be committed", "err", err)
-	}
 	if first {
+		msg := "FATAL: stopping consumption; nothing further will be committed"
+		if p.cfg.Range != nil { // a replay commits nothing and has no group (found by review)
+			msg = "FATAL: stopping the replay; records not finished are not written: running the replay again writes them (what is paid for is in the ledger)"
+		}
+		p.log.Error(msg, "err", err)
 		p.cancelRun(err)
 	}
 }
