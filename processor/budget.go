@@ -32,9 +32,15 @@ type budget struct {
 	// members is how many instances share the budget (the consumer
 	// group's members, as the rate is divided): each holds at most its
 	// share of what is left in flight at once (reserve).
-	members  int
-	days     map[string]int64 // paid calls counted, by day (yyyymmdd)
-	reserved map[string]int64 // calls in flight, by day of reservation
+	members int
+	days    map[string]int64 // paid calls counted, by day (yyyymmdd)
+	// reserved counts the units held, by day of reservation: of calls
+	// waiting for the rate, and of calls made (calling) and not yet
+	// settled.
+	reserved map[string]int64
+	// calling counts, of reserved, the calls made (confirm): the share
+	// holds these, which the other instances have not yet read of.
+	calling map[string]int64
 	// calls are the ledger's call records counted, by day and "instance/id":
 	// a record written twice (another writer on the topic, a mirror, a
 	// restore; until compaction) is one call.
@@ -43,7 +49,7 @@ type budget struct {
 
 func newBudget(limit int64, loc *time.Location, now func() time.Time) *budget {
 	return &budget{limit: limit, loc: loc, now: now, members: 1, days: make(map[string]int64), reserved: make(map[string]int64),
-		calls: make(map[string]map[string]struct{})}
+		calling: make(map[string]int64), calls: make(map[string]map[string]struct{})}
 }
 
 // setMembers sets how many instances share the budget (at least 1).
@@ -103,24 +109,50 @@ func (b *budget) reserveLocked(day string, retry bool) error {
 }
 
 // confirm is called when a call that reserved a unit of day is about to be
-// made, after its wait for the rate: it keeps the unit if it is still
-// today's and still within the limit, and otherwise gives it back and
-// reserves again as reserve does. Calls other instances made meanwhile, read
-// from the ledger, may have spent what was left: with a rate of 1/s, an
-// instance's queue holds minutes of calls, each holding a unit reserved
-// before it learned of them (found by review: a budget of 3 paid 6 calls).
-// Of the calls waiting past the limit (or this instance's share of it),
-// each gives its unit back until the day's calls and reservations fit in it
-// again.
+// made, after its wait for the rate: it keeps the unit, counted as calling,
+// if the day's calls and the calls being made leave room for it (and, but
+// for a retry, this instance's share of what is left has room for it);
+// otherwise it gives the unit back and returns reserve's error. A wait that
+// crossed midnight reserves a unit of the new day instead.
+//
+// Calls other instances made meanwhile, read from the ledger, may have
+// spent what was left: with a rate of 1/s, an instance's queue holds
+// minutes of calls, each holding a unit reserved before it learned of them
+// (found by review: a budget of 3 paid 6 calls).
+//
+// The share holds the calls being made, not those still waiting for the
+// rate: when it shrinks (the group grew, or others spent), the calls that
+// waited longest go first, each in its own rate slot. Held to the units
+// reserved, waiting ones included, the oldest calls were refused at their
+// slots until the queue fitted the new share, and those slots had no call
+// (found by review: at 1/s, going from 1 member to 2 with a queue of 8
+// made no call for 8 seconds and held back the 4 oldest lookups).
 func (b *budget) confirm(day string, retry bool) (string, error) {
 	today := b.today()
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if today == day && (b.limit <= 0 || b.days[day]+b.reserved[day] <= b.limit && (retry || b.reserved[day] <= b.shareLocked(day))) {
-		return day, nil
+	if today != day {
+		b.releaseLocked(day)
+		if err := b.reserveLocked(today, retry); err != nil {
+			return today, err
+		}
+		day = today
 	}
-	b.settleLocked(day, false)
-	return today, b.reserveLocked(today, retry)
+	switch left := b.limit - b.days[day]; {
+	case b.limit <= 0:
+	case left <= 0:
+		b.releaseLocked(day)
+		return day, ErrBudgetSpent
+	case b.calling[day] >= left:
+		b.releaseLocked(day)
+		return day, fmt.Errorf("%w: the last %d of today's %d calls are being made", errBudgetInFlight, left, b.limit)
+	case !retry && b.calling[day] >= b.shareLocked(day):
+		b.releaseLocked(day)
+		return day, fmt.Errorf("%w: this instance's share of the %d calls left today (%d, divided among %d members) is being made",
+			errBudgetInFlight, left, b.shareLocked(day), b.members)
+	}
+	b.calling[day]++
+	return day, nil
 }
 
 // errBudgetInFlight refuses a call while the rest of the day's budget is
@@ -130,20 +162,31 @@ func (b *budget) confirm(day string, retry bool) (string, error) {
 // as "unavailable".
 var errBudgetInFlight = fmt.Errorf("%w for now", ErrBudgetSpent)
 
-// settle ends a reservation: the call was paid (counted) or not (the unit
-// goes back).
+// settle ends the reservation of a call made (confirm): it was paid
+// (counted) or not (the unit goes back).
 func (b *budget) settle(day string, paid bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.settleLocked(day, paid)
-}
-
-func (b *budget) settleLocked(day string, paid bool) {
-	if b.reserved[day]--; b.reserved[day] <= 0 {
-		delete(b.reserved, day)
+	if b.calling[day]--; b.calling[day] <= 0 {
+		delete(b.calling, day)
 	}
+	b.releaseLocked(day)
 	if paid {
 		b.days[day]++
+	}
+}
+
+// release gives back the unit of a call not made (reserved, never
+// confirmed).
+func (b *budget) release(day string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.releaseLocked(day)
+}
+
+func (b *budget) releaseLocked(day string) {
+	if b.reserved[day]--; b.reserved[day] <= 0 {
+		delete(b.reserved, day)
 	}
 }
 

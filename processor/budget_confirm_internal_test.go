@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -114,4 +115,67 @@ func TestRetryIsNotHeldToTheShare(t *testing.T) {
 	if retryErr != nil || err != nil {
 		t.Errorf("10 of 10 calls left, nothing else in flight: the lookup's retry was refused (%v); lookup error: %v", retryErr, err)
 	}
+}
+
+// When the share shrinks (the group grew) while calls wait for the rate,
+// the calls that waited longest are made first, one in each slot of the new
+// rate: the share holds the calls being made, not the queue. Before, the
+// units of the whole queue counted against the new share, and the oldest
+// calls were refused at their slots (each a slot with no call) until the
+// queue fitted it: at 1/s, going from 1 member to 2 with 8 calls queued made
+// no call for 8 seconds and held back the 4 oldest lookups. (synctest: fake
+// time for the rate.)
+func TestCallsQueuedWhenTheShareShrinksGoOldestFirst(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		var mu sync.Mutex
+		var at []time.Duration
+		var order []string
+		p := EnricherFunc(func(_ context.Context, l Lookup) (Result, error) {
+			mu.Lock()
+			at = append(at, time.Since(start))
+			order = append(order, l.Mobile)
+			mu.Unlock()
+			return Result{Status: StatusRecycled, Res: 1, OrderID: "JH" + l.Mobile, Source: SourceAPI, Mode: "plain", Attempts: 1, Billable: 1}, nil
+		})
+		c, err := NewCostControl(p, CostConfig{Secret: []byte("s"), QPS: 1, DailyBudget: 9, Location: time.UTC, Mode: "plain"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		var refused []string
+		var want []string
+		for i := range 9 {
+			mobile := fmt.Sprintf("173000006%02d", i)
+			want = append(want, mobile)
+			wg.Go(func() {
+				if _, err := c.Enrich(context.Background(), Lookup{Mobile: mobile, Date: "20240101"}); err != nil {
+					mu.Lock()
+					refused = append(refused, fmt.Sprintf("%s: %v", mobile, err))
+					mu.Unlock()
+				}
+			})
+			synctest.Wait() // queued in this order
+		}
+		// One call made at once; 8 hold units and wait for the rate (1/s).
+		c.SetMembers(2) // 8 left: a share of 4 calls being made at once, at 0.5/s
+		wg.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		if len(refused) > 0 {
+			t.Fatalf("lookups refused: %q; want every one of the 9 paid, the budget being 9", refused)
+		}
+		if !slices.Equal(order, want) {
+			t.Errorf("calls made in the order %q; want the order the lookups came in, %q", order, want)
+		}
+		for i := 1; i < len(at); i++ {
+			if gap := at[i] - at[i-1]; gap > 2*time.Second {
+				t.Errorf("calls at %v: %v between calls %d and %d; want one in each slot of the new rate (2s at 0.5/s)", at, gap, i, i+1)
+			}
+		}
+		if got := c.budget.spent(); got != 9 {
+			t.Errorf("budget spent: %d; want 9", got)
+		}
+	})
 }

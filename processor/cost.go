@@ -522,11 +522,15 @@ func (c *CostControl) payUnlessKnown(ctx context.Context, key MobileKey, l Looku
 		res, err = c.noBudget(ctx, berr)
 		return res, false, err
 	}
-	units := []string{day} // the days of the budget units reserved, one per request
+	held := true       // day's unit, reserved for the first request and not yet confirmed
+	var units []string // the days of the budget units of the requests made, one per request
 	var fact Fact
 	var answered bool
 	var enriched Result // what the Enricher answered, for the uncertain requests' records
 	defer func() {
+		if held { // no request made
+			c.budget.release(day)
+		}
 		// The answer, if any, is the last request's: its unit is paid, on
 		// its day. Of the others, those that may have been billed are:
 		// each by its bit when the Enricher says which, else as many as it
@@ -578,20 +582,19 @@ func (c *CostControl) payUnlessKnown(ctx context.Context, key MobileKey, l Looku
 		return Result{Mode: c.cfg.Mode}, false, errStopping
 	}
 	if c.knownNow(key, l, &res) {
-		units = nil
-		c.budget.settle(day, false)
 		return res, true, nil
 	}
 	// The wait for the rate may have crossed midnight (the call is the new
 	// day's, in its budget and in the ledger: counted for the old day, every
 	// call waiting at midnight came on top of the new day's budget), and
 	// other instances may have spent the rest of the budget meanwhile.
-	if day, berr = c.budget.confirm(day, false); berr != nil {
-		units = nil
+	day, berr = c.budget.confirm(day, false)
+	held = false // confirmed, or given back by confirm
+	if berr != nil {
 		res, err = c.noBudget(ctx, berr)
 		return res, false, err
 	}
-	units[0] = day
+	units = []string{day}
 	began := time.Now()
 	retries := retryGate{c: c, stop: stop, units: &units, key: key, l: l}
 	res, err = c.next.Enrich(context.WithValue(ctx, retryGateKey{}, &retries), l)
@@ -701,7 +704,7 @@ func BeforeRetry(ctx context.Context) error {
 	day, err := g.c.budget.reserve(true)
 	if err == nil {
 		if err = g.c.rate.wait(ctx, g.stop); err != nil {
-			g.c.budget.settle(day, false)
+			g.c.budget.release(day)
 		} else {
 			// As in pay: the wait may have crossed midnight, or other
 			// instances spent the rest of the budget meanwhile.
