@@ -45,11 +45,16 @@ type budget struct {
 	// a record written twice (another writer on the topic, a mirror, a
 	// restore; until compaction) is one call.
 	calls map[string]map[string]struct{}
+	// spentSignals are closed when their day's budget is spent while it is
+	// today (spentLocked): the calls waiting for the rate with a unit of
+	// that day give up their places at once (spentSignal).
+	spentSignals map[string]chan struct{}
 }
 
 func newBudget(limit int64, loc *time.Location, now func() time.Time) *budget {
 	return &budget{limit: limit, loc: loc, now: now, members: 1, days: make(map[string]int64), reserved: make(map[string]int64),
-		calling: make(map[string]int64), calls: make(map[string]map[string]struct{})}
+		calling: make(map[string]int64), calls: make(map[string]map[string]struct{}),
+		spentSignals: make(map[string]chan struct{})}
 }
 
 // setMembers sets how many instances share the budget (at least 1).
@@ -173,6 +178,43 @@ func (b *budget) settle(day string, paid bool) {
 	b.releaseLocked(day)
 	if paid {
 		b.days[day]++
+		b.spentLocked(day)
+	}
+}
+
+// spentSignal returns a channel closed once the budget of day is spent while day
+// is today (nil without a limit): a call waiting for the rate with a unit
+// of day gives up its place then, and its lookup is held back or written
+// "skipped" at once, not when its rate slot comes (with on_budget: emit at
+// 1/s, a queue of 256 calls took 4 minutes to be written "skipped").
+func (b *budget) spentSignal(day string) <-chan struct{} {
+	if b.limit <= 0 {
+		return nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	ch := b.spentSignals[day]
+	if ch == nil {
+		ch = make(chan struct{})
+		b.spentSignals[day] = ch
+		b.spentLocked(day)
+	}
+	return ch
+}
+
+// spentLocked closes day's spent signal, if there is one, once the day's
+// budget is spent while day is today: counts that come later for a day
+// gone (another instance's records, late) do not end the waits of calls
+// that count for the new day.
+func (b *budget) spentLocked(day string) {
+	ch := b.spentSignals[day]
+	if ch == nil || b.limit <= 0 || b.days[day] < b.limit || day != b.today() {
+		return
+	}
+	select {
+	case <-ch:
+	default:
+		close(ch)
 	}
 }
 
@@ -219,10 +261,16 @@ func (b *budget) count(day string, n int64) {
 		return // only today and yesterday matter (yesterday: a clock a little behind)
 	}
 	b.days[day] += n
+	b.spentLocked(day)
 	for d := range b.days {
 		if d < previousDay(today) {
 			delete(b.days, d)
 			delete(b.calls, d)
+		}
+	}
+	for d := range b.spentSignals {
+		if d < previousDay(today) {
+			delete(b.spentSignals, d)
 		}
 	}
 }
@@ -556,7 +604,11 @@ func (c *secondCounter) last(now time.Time) int64 {
 // those past it (the queue), whom the change reserved for again in their
 // order (requeueLocked); none goes back to the turn's queue, where frequent
 // changes could keep one waiting for good.
-func (g *groupRate) wait(ctx, stop context.Context) error {
+func (g *groupRate) wait(ctx, stop context.Context) error { return g.waitUnless(ctx, stop, nil) }
+
+// waitUnless is wait, which gives up its place and returns errSpentWaiting
+// when spent (if not nil) is closed first.
+func (g *groupRate) waitUnless(ctx, stop context.Context, spent <-chan struct{}) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -576,6 +628,8 @@ func (g *groupRate) wait(ctx, stop context.Context) error {
 	case g.turn <- struct{}{}:
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-spent:
+		return errSpentWaiting
 	}
 	w := new(rateWaiter)
 	var changed <-chan struct{}
@@ -590,7 +644,7 @@ func (g *groupRate) wait(ctx, stop context.Context) error {
 		if early <= 0 {
 			break
 		}
-		err := sleepUnless(ctx, early, changed)
+		err := sleepUnless(ctx, early, changed, spent)
 		if err == nil {
 			break
 		}
@@ -611,7 +665,7 @@ func (g *groupRate) wait(ctx, stop context.Context) error {
 		if r := g.reservation(w); r != nil {
 			d = r.Delay()
 		}
-		err := sleepUnless(ctx, d, changed)
+		err := sleepUnless(ctx, d, changed, spent)
 		if err != nil && err != errRateChanged {
 			g.leave(w)
 			return err
@@ -729,9 +783,13 @@ func (g *groupRate) passedUnlimited() bool {
 // errRateChanged ends sleepUnless when the limit changed.
 var errRateChanged = errors.New("processor: the provider rate changed")
 
+// errSpentWaiting ends a wait for the rate (waitUnless) when the budget of
+// the waiting call's day is spent.
+var errSpentWaiting = fmt.Errorf("%w while the call waited for the rate", ErrBudgetSpent)
+
 // sleepUnless is sleep, ended early with errRateChanged when changed is
-// closed.
-func sleepUnless(ctx context.Context, d time.Duration, changed <-chan struct{}) error {
+// closed, or errSpentWaiting when spent is.
+func sleepUnless(ctx context.Context, d time.Duration, changed, spent <-chan struct{}) error {
 	if d <= 0 {
 		return ctx.Err()
 	}
@@ -742,6 +800,8 @@ func sleepUnless(ctx context.Context, d time.Duration, changed <-chan struct{}) 
 		return nil
 	case <-changed:
 		return errRateChanged
+	case <-spent:
+		return errSpentWaiting
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -775,4 +835,4 @@ func (g *groupRate) now() bool {
 const rateLookahead = 50 * time.Millisecond
 
 // sleep waits d, or until ctx ends (then its error).
-func sleep(ctx context.Context, d time.Duration) error { return sleepUnless(ctx, d, nil) }
+func sleep(ctx context.Context, d time.Duration) error { return sleepUnless(ctx, d, nil, nil) }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -176,6 +177,56 @@ func TestCallsQueuedWhenTheShareShrinksGoOldestFirst(t *testing.T) {
 		}
 		if got := c.budget.spent(); got != 9 {
 			t.Errorf("budget spent: %d; want 9", got)
+		}
+	})
+}
+
+// Once the budget is spent (here by another instance, as the ledger
+// reports), the calls waiting for the rate give up their places at once:
+// with on_budget: emit their lookups are written "skipped" then, not each
+// when its rate slot comes (at 1/s, a queue of 256 took over 4 minutes).
+// (synctest: fake time for the rate.)
+func TestCallsQueuedForTheRateGiveUpWhenTheBudgetIsSpent(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		var calls atomic.Int64
+		p := EnricherFunc(func(_ context.Context, l Lookup) (Result, error) {
+			calls.Add(1)
+			return Result{Status: StatusRecycled, Res: 1, OrderID: "JH" + l.Mobile, Source: SourceAPI, Mode: "plain", Attempts: 1, Billable: 1}, nil
+		})
+		c, err := NewCostControl(p, CostConfig{Secret: []byte("s"), QPS: 1, DailyBudget: 20, EmitSkipped: true, Location: time.UTC, Mode: "plain"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		var skippedAt []time.Duration
+		for i := range 10 {
+			wg.Go(func() {
+				r, err := c.Enrich(context.Background(), Lookup{Mobile: fmt.Sprintf("173000007%02d", i), Date: "20240101"})
+				if err == nil && r.Status == StatusSkipped {
+					mu.Lock()
+					skippedAt = append(skippedAt, time.Since(start))
+					mu.Unlock()
+				}
+			})
+		}
+		synctest.Wait() // one call made; nine hold units and wait for the rate
+		// Another instance's 19 calls of today, read from the ledger: the
+		// budget of 20 is spent.
+		today := DayOf(time.Now(), time.UTC)
+		for i := range 19 {
+			c.apply(ledgerRecord{call: &ledgerCallKey{Day: today, Instance: "run.other", ID: fmt.Sprintf("JHo%d", i)}})
+		}
+		wg.Wait()
+		if calls.Load() != 1 || len(skippedAt) != 9 {
+			t.Fatalf("%d calls and %d lookups skipped; want 1 call and the 9 waiting lookups skipped", calls.Load(), len(skippedAt))
+		}
+		for _, at := range skippedAt {
+			if at != 0 {
+				t.Fatalf("lookups skipped at %v; want each at once when the budget was spent, not when its rate slot came", skippedAt)
+			}
 		}
 	})
 }

@@ -569,10 +569,16 @@ func (c *CostControl) payUnlessKnown(ctx context.Context, key MobileKey, l Looku
 		}
 	}()
 	stop := l.stop()
-	if err := c.rate.wait(ctx, stop); err != nil {
+	if err := c.rate.waitUnless(ctx, stop, c.budget.spentSignal(day)); err != nil {
 		switch {
 		case ctx.Err() != nil:
 			return Result{}, false, ctx.Err()
+		case errors.Is(err, ErrBudgetSpent): // spent while it waited
+			if c.knownNow(key, l, &res) {
+				return res, true, nil
+			}
+			res, err = c.noBudget(ctx, err)
+			return res, false, err
 		case stop == nil || stop.Err() == nil:
 			return Result{Mode: c.cfg.Mode}, false, Unavailable(fmt.Errorf("provider rate limit: %w", err))
 		case !l.overtaken() || !c.rate.now():
@@ -703,7 +709,7 @@ func BeforeRetry(ctx context.Context) error {
 	}
 	day, err := g.c.budget.reserve(true)
 	if err == nil {
-		if err = g.c.rate.wait(ctx, g.stop); err != nil {
+		if err = g.c.rate.waitUnless(ctx, g.stop, g.c.budget.spentSignal(day)); err != nil {
 			g.c.budget.release(day)
 		} else {
 			// As in pay: the wait may have crossed midnight, or other

@@ -943,13 +943,17 @@ func TestBudgetCountsTheLedger(t *testing.T) {
 	if err1 != nil || err2 != nil || !errors.Is(err3, errBudgetInFlight) {
 		t.Fatalf("reservations %v %v %v, want two, then the rest in flight", err1, err2, err3)
 	}
-	b.settle(d1, false) // not paid: the unit comes back
+	b.release(d1) // not made: the unit comes back
 	d3, err := b.reserve(false)
 	if err != nil {
 		t.Fatal("a unit given back cannot be reserved")
 	}
-	b.settle(d2, true)
-	b.settle(d3, true)
+	for _, d := range []string{d2, d3} {
+		if d, err = b.confirm(d, false); err != nil {
+			t.Fatalf("a call with a unit reserved within the budget: %v", err)
+		}
+		b.settle(d, true)
+	}
 	if _, err := b.reserve(false); !errors.Is(err, ErrBudgetSpent) || errors.Is(err, errBudgetInFlight) {
 		t.Fatalf("reservation after the budget was paid: %v, want spent", err)
 	}
@@ -961,6 +965,58 @@ func TestBudgetCountsTheLedger(t *testing.T) {
 	}
 	if newBudget(0, time.UTC, clock.Now).remaining() != -1 {
 		t.Error("no budget: remaining is not -1")
+	}
+}
+
+// The spent signal of a day closes when that day's budget is spent while it
+// is today, whether by this instance's calls or others' (the ledger); not
+// for counts of a day gone, which would end the waits of calls that count
+// for the new day.
+func TestBudgetSpentSignal(t *testing.T) {
+	t.Parallel()
+	clock := &fakeClock{t: time.Date(2024, 6, 1, 23, 0, 0, 0, time.UTC)}
+	b := newBudget(2, time.UTC, clock.Now)
+	closed := func(ch <-chan struct{}) bool {
+		select {
+		case <-ch:
+			return true
+		default:
+			return false
+		}
+	}
+	if newBudget(0, time.UTC, clock.Now).spentSignal("20240601") != nil {
+		t.Error("no budget: a spent signal")
+	}
+	today := b.spentSignal("20240601")
+	d, err := b.reserve(false)
+	if err == nil {
+		d, err = b.confirm(d, false)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.settle(d, true)
+	if closed(today) {
+		t.Fatal("closed with 1 of 2 calls paid")
+	}
+	b.count("20240601", 1) // another instance's call
+	if !closed(today) {
+		t.Fatal("not closed with 2 of 2 calls paid")
+	}
+	if !closed(b.spentSignal("20240601")) {
+		t.Error("a signal asked for after the day was spent is not closed")
+	}
+	clock.t = clock.t.Add(2 * time.Hour) // the 2nd
+	second := b.spentSignal("20240602")
+	b.count("20240602", 1)
+	if closed(second) {
+		t.Error("the 2nd's signal closed with 1 of 2 calls")
+	}
+	b2 := newBudget(2, time.UTC, clock.Now)
+	gone := b2.spentSignal("20240601")
+	b2.count("20240601", 2) // read late, the day gone
+	if closed(gone) {
+		t.Error("the 1st's signal closed by a count read on the 2nd: it would end the waits of calls that count for the 2nd")
 	}
 }
 
