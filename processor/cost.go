@@ -131,12 +131,15 @@ type CostStats struct {
 	// BudgetRefusals counts lookups refused for the budget (held back).
 	BudgetRefusals int64
 
-	CacheEntries   int     // mobiles known now
-	CacheEvictions int64   // mobiles forgotten to stay within MaxEntries
-	LedgerRecords  int64   // ledger records read (loaded, then followed)
-	LedgerErrors   int64   // paid calls (answers, and requests whose outcome is unknown) whose ledger records could not be written
-	Members        int     // consumer group members the rate is divided among
-	QPS            float64 // this instance's rate limit now: its share, or what request-limit refusals taught if lower; 0: unlimited
+	CacheEntries   int   // mobiles known now
+	CacheEvictions int64 // mobiles forgotten to stay within MaxEntries
+	LedgerRecords  int64 // ledger records read (loaded, then followed)
+	// LedgerUnreadable counts, of LedgerRecords, those skipped because
+	// twosell could not read them: another tool's, or another version's.
+	LedgerUnreadable int64
+	LedgerErrors     int64   // paid calls (answers, and requests whose outcome is unknown) whose ledger records could not be written
+	Members          int     // consumer group members the rate is divided among
+	QPS              float64 // this instance's rate limit now: its share, or what request-limit refusals taught if lower; 0: unlimited
 
 	// LedgerForeignLoaded and LedgerForeignFollowed count the ledger's
 	// knowledge records written under another cache secret, skipped (they
@@ -240,8 +243,14 @@ func (c *CostControl) Open(ctx context.Context) error {
 	}
 	c.opened = true
 	entries, _ := c.cacheStats()
-	c.log.Info("ledger loaded", "topic", c.cfg.Ledger.Topic, "records", c.ledger.read.Load(),
+	c.log.Info("ledger loaded", "topic", c.cfg.Ledger.Topic, "records", c.ledger.read.Load(), "unreadable", c.ledger.bad.Load(),
 		"mobiles_known", entries, "paid_today", c.budget.spent(), "took", time.Since(start).Round(time.Millisecond))
+	if n := c.ledger.bad.Load(); n > 0 {
+		c.log.Warn("skipped ledger records twosell cannot read: what they know is not reused, and the numbers are paid for again; "+
+			"records written by a later twosell version are read by that version (run it again after a rollback), "+
+			"and records of other tools do not belong on the ledger topic",
+			"topic", c.cfg.Ledger.Topic, "unreadable", n, "records", c.ledger.read.Load())
+	}
 	if n := c.ledger.foreignLoaded.Load(); n > 0 {
 		c.log.Warn("the ledger holds knowledge written under a different cache.secret: it cannot answer lookups here, "+
 			"and the numbers it knows will be paid for again; to reuse it, set cache.secret to the secret it was written under "+
@@ -321,7 +330,7 @@ func (c *CostControl) CostStats() CostStats {
 	}
 	s.CacheEntries, s.CacheEvictions = c.cacheStats()
 	if c.ledger != nil {
-		s.LedgerRecords = c.ledger.read.Load()
+		s.LedgerRecords, s.LedgerUnreadable = c.ledger.read.Load(), c.ledger.bad.Load()
 		s.LedgerForeignLoaded, s.LedgerForeignFollowed = c.ledger.foreignLoaded.Load(), c.ledger.foreignFollowed.Load()
 	}
 	s.QPS, s.Members = c.rate.share()

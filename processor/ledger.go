@@ -314,11 +314,13 @@ func (l *ledger) prepare(ctx context.Context, adm *kadm.Client) (map[int32]int64
 			if resp.ErrMessage != "" {
 				err = fmt.Errorf("%w: %s", err, resp.ErrMessage)
 			}
-			return nil, fmt.Errorf("ledger: creating topic %q: %w", l.cfg.Topic, err)
+			return nil, fmt.Errorf("ledger: creating topic %q (%s): %w", l.cfg.Topic, createFix(err), err)
 		}
 		if err == nil {
 			l.log.Info("created the ledger topic (compacted)", "topic", l.cfg.Topic)
 		}
+	} else {
+		l.checkKept(ctx, adm)
 	}
 	// A topic just created may not be known to every broker yet, nor to
 	// the client's metadata (newTopicRetry).
@@ -339,6 +341,63 @@ func (l *ledger) prepare(ctx context.Context, adm *kadm.Client) (map[int32]int64
 		}
 	})
 	return last, nil
+}
+
+// createFix says what to do when the ledger topic could not be created.
+func createFix(err error) string {
+	if errors.Is(err, kerr.TopicAuthorizationFailed) || errors.Is(err, kerr.ClusterAuthorizationFailed) {
+		return "the user may not create it: grant it CREATE on the topic, or create the topic compacted beforehand, cleanup.policy=compact"
+	}
+	return "create it compacted beforehand, cleanup.policy=compact, if the cluster cannot"
+}
+
+// checkKept warns when the ledger topic, created by someone else, lets the
+// broker delete records: the broker's default cleanup.policy is delete,
+// after retention.ms (7 days by default). Call records are the audit trail
+// and what the daily budget counts, and knowledge records what spares paid
+// calls: deleted, numbers are paid for again and the bill's order ids are
+// gone from ledger export. A topic whose configuration cannot be read
+// (no DESCRIBE_CONFIGS) is taken as it is, with a line at INFO.
+func (l *ledger) checkKept(ctx context.Context, adm *kadm.Client) {
+	described, err := adm.DescribeTopicConfigs(ctx, l.cfg.Topic)
+	var rc kadm.ResourceConfig
+	if err == nil {
+		rc, err = described.On(l.cfg.Topic, nil)
+	}
+	if err == nil {
+		err = rc.Err
+	}
+	if err != nil {
+		l.log.Info("could not read the ledger topic's configuration to check that it is compacted", "topic", l.cfg.Topic, "err", err)
+		return
+	}
+	policy, retention, bytes := "delete", "", "" // Kafka's defaults for what the broker does not say
+	for _, c := range rc.Configs {
+		switch c.Key {
+		case "cleanup.policy":
+			policy = c.MaybeValue()
+		case "retention.ms":
+			retention = c.MaybeValue()
+		case "retention.bytes":
+			bytes = c.MaybeValue()
+		}
+	}
+	policies := strings.Split(policy, ",")
+	unlimited := func(v string) bool { n, err := strconv.ParseInt(v, 10, 64); return err == nil && n < 0 }
+	switch {
+	case !slices.Contains(policies, "delete"):
+	case unlimited(retention) && (bytes == "" || unlimited(bytes)):
+		if !slices.Contains(policies, "compact") {
+			l.log.Warn("the ledger topic is not compacted: it keeps every record and grows without end; set cleanup.policy=compact "+
+				"(kafka-configs --alter --entity-type topics --entity-name <topic> --add-config cleanup.policy=compact)",
+				"topic", l.cfg.Topic, "cleanup.policy", policy)
+		}
+	default:
+		l.log.Warn("the ledger topic lets the broker delete records: knowledge deleted is paid for again, and deleted call records "+
+			"leave the daily budget and ledger export (the bill's order ids) short; set cleanup.policy=compact "+
+			"(kafka-configs --alter --entity-type topics --entity-name <topic> --add-config cleanup.policy=compact)",
+			"topic", l.cfg.Topic, "cleanup.policy", policy, "retention.ms", retention, "retention.bytes", bytes)
+	}
 }
 
 // newTopicRetry calls try until it succeeds, or fails otherwise than again
@@ -702,7 +761,8 @@ func (l *ledger) handle(r *kgo.Record) {
 	rec, ok := l.decode(r.Key, r.Value)
 	if !ok {
 		if l.bad.Add(1) == 1 {
-			l.log.Warn("ignoring ledger records that are not twosell's (logged once)", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset)
+			l.log.Warn("ignoring ledger records twosell cannot read, another tool's or another twosell version's (logged once; "+
+				"counted as unreadable in the \"ledger loaded\" line)", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset)
 		}
 		return
 	}
