@@ -12,6 +12,12 @@ import (
 	"time"
 )
 
+// paidRecycled is a provider's answer to l: recycled (res 1), one request,
+// billed.
+func paidRecycled(l Lookup) Result {
+	return Result{Status: StatusRecycled, Res: 1, OrderID: "JH" + l.Mobile, Source: SourceAPI, Mode: "plain", Attempts: 1, Billable: 1}
+}
+
 // A call reserves its budget unit before it waits for the rate (juhe.qps);
 // when the rate lets it go, the budget is looked at again (confirm): the
 // other instances' calls the ledger reported meanwhile may have spent it.
@@ -28,7 +34,7 @@ func TestCallsQueuedForTheRateSeeOthersSpending(t *testing.T) {
 			mu.Lock()
 			calls++
 			mu.Unlock()
-			return Result{Status: StatusRecycled, Res: 1, OrderID: "JH" + l.Mobile, Source: SourceAPI, Mode: "plain", Attempts: 1, Billable: 1}, nil
+			return paidRecycled(l), nil
 		})
 		c, err := NewCostControl(p, CostConfig{Secret: []byte("s"), QPS: 1, DailyBudget: 3, Location: time.UTC, Mode: "plain"})
 		if err != nil {
@@ -138,7 +144,7 @@ func TestCallsQueuedWhenTheShareShrinksGoOldestFirst(t *testing.T) {
 			at = append(at, time.Since(start))
 			order = append(order, l.Mobile)
 			mu.Unlock()
-			return Result{Status: StatusRecycled, Res: 1, OrderID: "JH" + l.Mobile, Source: SourceAPI, Mode: "plain", Attempts: 1, Billable: 1}, nil
+			return paidRecycled(l), nil
 		})
 		c, err := NewCostControl(p, CostConfig{Secret: []byte("s"), QPS: 1, DailyBudget: 9, Location: time.UTC, Mode: "plain"})
 		if err != nil {
@@ -192,7 +198,7 @@ func TestCallsQueuedForTheRateGiveUpWhenTheBudgetIsSpent(t *testing.T) {
 		var calls atomic.Int64
 		p := EnricherFunc(func(_ context.Context, l Lookup) (Result, error) {
 			calls.Add(1)
-			return Result{Status: StatusRecycled, Res: 1, OrderID: "JH" + l.Mobile, Source: SourceAPI, Mode: "plain", Attempts: 1, Billable: 1}, nil
+			return paidRecycled(l), nil
 		})
 		c, err := NewCostControl(p, CostConfig{Secret: []byte("s"), QPS: 1, DailyBudget: 20, EmitSkipped: true, Location: time.UTC, Mode: "plain"})
 		if err != nil {

@@ -92,7 +92,7 @@ func TestRetryRateWaitAcrossMidnight(t *testing.T) {
 		p := EnricherFunc(func(ctx context.Context, l Lookup) (Result, error) {
 			sentOn[DayOf(now(), time.UTC)]++ // the first request
 			if l.Mobile != "17300000001" {
-				return Result{Status: StatusRecycled, Res: 1, OrderID: "JH" + l.Mobile, Source: SourceAPI, Mode: "plain", Attempts: 1, Billable: 1}, nil
+				return paidRecycled(l), nil
 			}
 			// 17300000001: the first request is cut off (uncertain); the
 			// retry waits about 1 s for its rate token (qps 1).

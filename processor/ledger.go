@@ -359,20 +359,13 @@ func createFix(err error) string {
 // gone from ledger export. A topic whose configuration cannot be read
 // (no DESCRIBE_CONFIGS) is taken as it is, with a line at INFO.
 func (l *ledger) checkKept(ctx context.Context, adm *kadm.Client) {
-	described, err := adm.DescribeTopicConfigs(ctx, l.cfg.Topic)
-	var rc kadm.ResourceConfig
-	if err == nil {
-		rc, err = described.On(l.cfg.Topic, nil)
-	}
-	if err == nil {
-		err = rc.Err
-	}
+	configs, err := topicConfigs(ctx, adm, l.cfg.Topic)
 	if err != nil {
 		l.log.Info("could not read the ledger topic's configuration to check that it is compacted", "topic", l.cfg.Topic, "err", err)
 		return
 	}
 	policy, retention, bytes := "delete", "", "" // Kafka's defaults for what the broker does not say
-	for _, c := range rc.Configs {
+	for _, c := range configs {
 		switch c.Key {
 		case "cleanup.policy":
 			policy = c.MaybeValue()

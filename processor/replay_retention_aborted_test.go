@@ -7,11 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
-
 	"github.com/twosell/twosell/processor"
-	"github.com/twosell/twosell/processor/kafkatest"
 )
 
 // The replay's retention check (checkReplayRetention, with refine:
@@ -36,27 +32,7 @@ func TestReplayRetentionCheckEndsBeforeAnAbortedTail(t *testing.T) {
 	h := newHarness(t, 1)
 	week := fmt.Sprint(int64(7 * 24 * time.Hour / time.Millisecond))
 	h.kafka.CreateTopicsWith(1, map[string]*string{"retention.ms": &week}, h.out, h.dlq)
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	b := h.kafka.Client(kgo.TransactionalID(h.kafka.Name("b")), kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	a := h.kafka.Client(kgo.TransactionalID(h.kafka.Name("a")), kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.TransactionTimeout(10*time.Minute))
-	must(b.BeginTransaction())
-	must(b.ProduceSync(t.Context(), event(h.in, 1, false)).FirstErr()) // offset 0, b's
-	must(a.BeginTransaction())
-	must(a.ProduceSync(t.Context(), event(h.in, 2, false)).FirstErr()) // offset 1, a's, open
-	must(b.EndTransaction(t.Context(), kgo.TryAbort))                  // marker at 2, past the LSO (1)
-	defer func() { must(a.EndTransaction(context.Background(), kgo.TryAbort)) }()
-	adm := kadm.NewClient(h.kafka.Client())
-	kafkatest.WaitFor(t, func() bool {
-		lso, err := adm.ListCommittedOffsets(t.Context(), h.in)
-		must(err)
-		o, _ := lso.Lookup(h.in, 0)
-		return o.Offset == 1
-	})
+	h.abortedTail(t, 1, 1, 0) // b's record at offset 0, a's open one at 1, b's marker at 2
 
 	for _, ignore := range []bool{true, false} {
 		t.Run(fmt.Sprintf("IgnoreRetention=%v", ignore), func(t *testing.T) {

@@ -278,40 +278,55 @@ func TestReplayEndsBeforeAnAbortedTail(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t, 1)
-			b := h.kafka.Client(kgo.TransactionalID(h.kafka.Name("b")), kgo.ProducerBatchCompression(kgo.NoCompression()))
-			a := h.kafka.Client(kgo.TransactionalID(h.kafka.Name("a")), kgo.TransactionTimeout(time.Minute))
-			must := func(err error) {
-				t.Helper()
-				if err != nil {
-					t.Fatal(err)
-				}
-			}
 			h.kafka.Produce(event(h.in, 0, false)) // offset 0
-			must(b.BeginTransaction())
-			for i := 1; i <= tt.n; i++ { // b's
-				r := event(h.in, i, false)
-				r.Value = bytes.Replace(r.Value, []byte(`"big":`), []byte(`"pad":"`+strings.Repeat("y", tt.pad)+`","big":`), 1)
-				must(b.ProduceSync(t.Context(), r).FirstErr())
-			}
-			must(a.BeginTransaction())
-			must(a.ProduceSync(t.Context(), event(h.in, tt.n+1, false)).FirstErr()) // a's, open
-			must(b.EndTransaction(t.Context(), kgo.TryAbort))                       // b's marker, past a's record
-			defer func() { must(a.EndTransaction(context.Background(), kgo.TryAbort)) }()
-			// A real broker writes b's marker after EndTransaction returns:
-			// until then, b's transaction holds the last stable offset.
-			adm := kadm.NewClient(h.kafka.Client())
-			kafkatest.WaitFor(t, func() bool {
-				lso, err := adm.ListCommittedOffsets(t.Context(), h.in)
-				must(err)
-				o, _ := lso.Lookup(h.in, 0)
-				return o.Offset == int64(tt.n+1)
-			})
+			h.abortedTail(t, 1, tt.n, tt.pad)
 			p := h.replay(map[int32]processor.OffsetRange{0: {Start: 0, End: int64(tt.n + 1)}})
 			if s := p.Stats(); s.Produced != 1 || s.EmptyOffsets != int64(tt.n) {
 				t.Errorf("%d outputs and %d empty offsets, want 1 and %d (the aborted records)", s.Produced, s.EmptyOffsets, tt.n)
 			}
 		})
 	}
+}
+
+// abortedTail writes, after what partition 0 of the input holds, n records
+// of a transaction (b's: the events from first on, each padded by pad
+// bytes), then one record of another transaction (a's) begun before b's is
+// aborted: b's marker lies past the last stable offset, a's record, until
+// a's transaction ends, at the test's end.
+func (h *harness) abortedTail(t *testing.T, first, n, pad int) {
+	t.Helper()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := h.kafka.Client(kgo.TransactionalID(h.kafka.Name("b")), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	a := h.kafka.Client(kgo.TransactionalID(h.kafka.Name("a")), kgo.TransactionTimeout(time.Minute))
+	must(b.BeginTransaction())
+	for i := first; i < first+n; i++ { // b's
+		r := event(h.in, i, false)
+		r.Value = bytes.Replace(r.Value, []byte(`"big":`), []byte(`"pad":"`+strings.Repeat("y", pad)+`","big":`), 1)
+		must(b.ProduceSync(t.Context(), r).FirstErr())
+	}
+	must(a.BeginTransaction())
+	open, err := a.ProduceSync(t.Context(), event(h.in, first+n, false)).First() // a's, open
+	must(err)
+	must(b.EndTransaction(t.Context(), kgo.TryAbort)) // b's marker, past a's record
+	t.Cleanup(func() {
+		if err := a.EndTransaction(context.Background(), kgo.TryAbort); err != nil {
+			t.Error(err)
+		}
+	})
+	// A real broker writes b's marker after EndTransaction returns: until
+	// then, b's transaction holds the last stable offset.
+	adm := kadm.NewClient(h.kafka.Client())
+	kafkatest.WaitFor(t, func() bool {
+		lso, err := adm.ListCommittedOffsets(t.Context(), h.in)
+		must(err)
+		o, _ := lso.Lookup(h.in, 0)
+		return o.Offset == open.Offset
+	})
 }
 
 // A range that starts past its partition's end, or on a partition the

@@ -11,7 +11,7 @@ import (
 // calls at 0.4 showed as 1.2000000000000002 in the metric (found by review).
 func TestSpendHasNoBinaryNoise(t *testing.T) {
 	c, err := NewCostControl(EnricherFunc(func(_ context.Context, l Lookup) (Result, error) {
-		return Result{Status: StatusRecycled, Res: 1, OrderID: "JH" + l.Mobile, Source: SourceAPI, Mode: "plain", Attempts: 1, Billable: 1}, nil
+		return paidRecycled(l), nil
 	}), CostConfig{Secret: []byte("s"), PricePerCall: 0.4})
 	if err != nil {
 		t.Fatal(err)

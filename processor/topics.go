@@ -153,24 +153,31 @@ func (p *Processor) batchOpts() []kgo.Opt {
 // from (they share their timestamps); nil (the broker's defaults) otherwise,
 // or when the broker does not say.
 func (p *Processor) inputRetention(ctx context.Context, adm *kadm.Client) map[string]*string {
-	described, err := adm.DescribeTopicConfigs(ctx, p.cfg.InputTopic)
-	var rc kadm.ResourceConfig
-	if err == nil {
-		rc, err = described.On(p.cfg.InputTopic, nil)
-	}
-	if err == nil {
-		err = rc.Err
-	}
+	configs, err := topicConfigs(ctx, adm, p.cfg.InputTopic)
 	if err != nil {
 		p.log.Info("could not read the input topic's retention; creating topics with the broker's default", "err", err)
 		return nil
 	}
-	for _, c := range rc.Configs {
+	for _, c := range configs {
 		if c.Key == "retention.ms" && c.Value != nil && c.Source == kmsg.ConfigSourceDynamicTopicConfig {
 			return map[string]*string{"retention.ms": kadm.StringPtr(*c.Value)}
 		}
 	}
 	return nil
+}
+
+// topicConfigs returns the configuration of topic, as the broker describes
+// it.
+func topicConfigs(ctx context.Context, adm *kadm.Client, topic string) ([]kadm.Config, error) {
+	described, err := adm.DescribeTopicConfigs(ctx, topic)
+	var rc kadm.ResourceConfig
+	if err == nil {
+		rc, err = described.On(topic, nil)
+	}
+	if err == nil {
+		err = rc.Err
+	}
+	return rc.Configs, err
 }
 
 // ErrOutputsWouldExpire is returned by Run when a replay's outputs or dead
