@@ -118,7 +118,10 @@ func (b *budget) reserveLocked(day string, retry bool) error {
 // if the day's calls and the calls being made leave room for it (and, but
 // for a retry, this instance's share of what is left has room for it);
 // otherwise it gives the unit back and returns reserve's error. A wait that
-// crossed midnight reserves a unit of the new day instead.
+// crossed midnight moves its unit to the new day, whatever that day's
+// reservations: those are of the calls queued behind it (found by review:
+// held to them, the call that waited since before midnight was refused at
+// its slot, and the calls queued after midnight behind it were paid).
 //
 // Calls other instances made meanwhile, read from the ledger, may have
 // spent what was left: with a rate of 1/s, an instance's queue holds
@@ -138,9 +141,7 @@ func (b *budget) confirm(day string, retry bool) (string, error) {
 	defer b.mu.Unlock()
 	if today != day {
 		b.releaseLocked(day)
-		if err := b.reserveLocked(today, retry); err != nil {
-			return today, err
-		}
+		b.reserved[today]++
 		day = today
 	}
 	switch left := b.limit - b.days[day]; {
@@ -178,15 +179,17 @@ func (b *budget) settle(day string, paid bool) {
 	b.releaseLocked(day)
 	if paid {
 		b.days[day]++
-		b.spentLocked(day)
+		b.spentLocked()
 	}
 }
 
-// spentSignal returns a channel closed once the budget of day is spent while day
-// is today (nil without a limit): a call waiting for the rate with a unit
-// of day gives up its place then, and its lookup is held back or written
-// "skipped" at once, not when its rate slot comes (with on_budget: emit at
-// 1/s, a queue of 256 calls took 4 minutes to be written "skipped").
+// spentSignal returns a channel closed once today's budget is spent while
+// day is today or before it (nil without a limit): a call waiting for the
+// rate with a unit of day gives up its place then, and its lookup is held
+// back or written "skipped" at once, not when its rate slot comes (with
+// on_budget: emit at 1/s, a queue of 256 calls took 4 minutes to be written
+// "skipped"). A call whose wait crossed midnight counts for the new day
+// (confirm), so it gives up when that day is spent (found by review).
 func (b *budget) spentSignal(day string) <-chan struct{} {
 	if b.limit <= 0 {
 		return nil
@@ -197,24 +200,46 @@ func (b *budget) spentSignal(day string) <-chan struct{} {
 	if ch == nil {
 		ch = make(chan struct{})
 		b.spentSignals[day] = ch
-		b.spentLocked(day)
+		b.spentLocked()
+		b.pruneLocked(b.today())
 	}
 	return ch
 }
 
-// spentLocked closes day's spent signal, if there is one, once the day's
-// budget is spent while day is today: counts that come later for a day
-// gone (another instance's records, late) do not end the waits of calls
-// that count for the new day.
-func (b *budget) spentLocked(day string) {
-	ch := b.spentSignals[day]
-	if ch == nil || b.limit <= 0 || b.days[day] < b.limit || day != b.today() {
+// spentLocked closes the spent signals of today and the days before it
+// once today's budget is spent: counts that come later for a day gone
+// (another instance's records, late) do not end the waits of calls, which
+// count for the new day.
+func (b *budget) spentLocked() {
+	today := b.today()
+	if b.limit <= 0 || b.days[today] < b.limit {
 		return
 	}
-	select {
-	case <-ch:
-	default:
-		close(ch)
+	for day, ch := range b.spentSignals {
+		if day > today {
+			continue
+		}
+		select {
+		case <-ch:
+		default:
+			close(ch)
+		}
+	}
+}
+
+// pruneLocked forgets the days before yesterday: only today and yesterday
+// matter (yesterday: a clock a little behind).
+func (b *budget) pruneLocked(today string) {
+	for d := range b.days {
+		if d < previousDay(today) {
+			delete(b.days, d)
+			delete(b.calls, d)
+		}
+	}
+	for d := range b.spentSignals {
+		if d < previousDay(today) {
+			delete(b.spentSignals, d)
+		}
 	}
 }
 
@@ -261,18 +286,8 @@ func (b *budget) count(day string, n int64) {
 		return // only today and yesterday matter (yesterday: a clock a little behind)
 	}
 	b.days[day] += n
-	b.spentLocked(day)
-	for d := range b.days {
-		if d < previousDay(today) {
-			delete(b.days, d)
-			delete(b.calls, d)
-		}
-	}
-	for d := range b.spentSignals {
-		if d < previousDay(today) {
-			delete(b.spentSignals, d)
-		}
-	}
+	b.spentLocked()
+	b.pruneLocked(today)
 }
 
 // spent returns today's paid calls, of every instance the ledger reports.
