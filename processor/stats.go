@@ -38,6 +38,8 @@ type Stats struct {
 	// kind: recycled, not_recycled, no_activation_date, no_record.
 	CacheAnswers    map[string]int64
 	Coalesced       int64   // lookups that waited for another lookup's call of the same mobile
+	CacheEntries    int     // mobiles the knowledge cache holds now (at most cache.max_entries)
+	CacheEvictions  int64   // mobiles the knowledge cache forgot to stay within cache.max_entries
 	BudgetRemaining int64   // paid calls left today for the whole deployment; -1 without a budget
 	SpendCNY        float64 // PaidCalls times the configured price per call
 	// LedgerForeignLoaded and LedgerForeignFollowed: CostStats'.
@@ -154,6 +156,7 @@ func (p *Processor) addCostStats(s *Stats) {
 	}
 	c := p.cfg.Cost.CostStats()
 	s.PaidCalls, s.CacheAnswers, s.Coalesced = c.PaidCalls, c.CacheAnswers, c.Coalesced
+	s.CacheEntries, s.CacheEvictions = c.CacheEntries, c.CacheEvictions
 	s.BudgetRemaining, s.SpendCNY = c.BudgetRemaining, c.SpendCNY
 	s.ProviderRate = c.QPS
 	s.LedgerForeignLoaded, s.LedgerForeignFollowed = c.LedgerForeignLoaded, c.LedgerForeignFollowed

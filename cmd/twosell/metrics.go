@@ -280,6 +280,8 @@ const (
 	metricPaidCalls    = "twosell.paid_calls"          // twosell_paid_calls_total
 	metricCacheAnswers = "twosell.cache_answers"       // twosell_cache_answers_total{kind}
 	metricCoalesced    = "twosell.coalesced"           // twosell_coalesced_total
+	metricCacheEntries = "twosell.cache.entries"       // twosell_cache_entries
+	metricCacheEvicted = "twosell.cache.evictions"     // twosell_cache_evictions_total
 	metricBudgetLeft   = "twosell.budget_remaining"    // twosell_budget_remaining
 	metricBudgetDaily  = "twosell.budget_daily_calls"  // twosell_budget_daily_calls
 	metricSpend        = "twosell.spend_cny"           // twosell_spend_cny_total
@@ -330,6 +332,8 @@ func observeProcessor(mp metric.MeterProvider, proc *processor.Processor, lag *l
 		paid        = counter(metricPaidCalls, "{call}", "Provider requests of this instance that the provider may have billed: its answers, and the requests whose outcome is unknown (timed out, cut off).")
 		cacheAnswer = counter(metricCacheAnswers, "{lookup}", "Lookups answered from knowledge (cache or ledger) without a paid call, by the answer's kind.")
 		coalesced   = counter(metricCoalesced, "{lookup}", "Lookups that waited for another lookup's call of the same mobile instead of paying for their own.")
+		entries     = gauge(metricCacheEntries, "{mobile}", "Mobiles the knowledge cache holds now; at most cache.max_entries.")
+		evicted     = counter(metricCacheEvicted, "{mobile}", "Mobiles the knowledge cache forgot, least recently used first, to stay within cache.max_entries: a steady rate means the cache is smaller than the set of numbers seen, whose answers are then paid for again.")
 		budgetLeft  = gauge(metricBudgetLeft, "{call}", "Paid calls left today for the whole deployment (juhe.daily_budget); absent without a budget.")
 		budgetDaily = gauge(metricBudgetDaily, "{call}", "juhe.daily_budget: paid calls allowed per day; absent without a budget.")
 		ledgerFail  = gauge(metricLedgerFail, "", "1 while the ledger cannot be read (op=read: fetches of some of its partitions fail, so other instances' answers are not learnt) or written (op=write: the brokers have answered none of its writes in flight for 10 s, and the outputs of paid answers wait for them, or call records of paid calls whose writes failed wait to be written again), else 0; absent without a ledger.")
@@ -379,6 +383,8 @@ func observeProcessor(mp metric.MeterProvider, proc *processor.Processor, lag *l
 			o.ObserveInt64(cacheAnswer, n, metric.WithAttributes(attribute.String("kind", kind)))
 		}
 		o.ObserveInt64(coalesced, s.Coalesced)
+		o.ObserveInt64(entries, int64(s.CacheEntries))
+		o.ObserveInt64(evicted, s.CacheEvictions)
 		o.ObserveInt64(otherSecret, s.LedgerForeignLoaded, metric.WithAttributes(attribute.String("read", "load")))
 		o.ObserveInt64(otherSecret, s.LedgerForeignFollowed, metric.WithAttributes(attribute.String("read", "follow")))
 		if ledger {
@@ -393,7 +399,7 @@ func observeProcessor(mp metric.MeterProvider, proc *processor.Processor, lag *l
 		}
 		return nil
 	}, consumed, produced, dead, commits, deleted, paused, held, inFlight, lagGauge, fatal,
-		paid, cacheAnswer, coalesced, spend, providerRate, budgetLeft, budgetDaily, otherSecret, ledgerFail)
+		paid, cacheAnswer, coalesced, entries, evicted, spend, providerRate, budgetLeft, budgetDaily, otherSecret, ledgerFail)
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
