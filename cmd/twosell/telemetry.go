@@ -218,8 +218,7 @@ func isTerminal(w io.Writer) bool {
 	if !ok {
 		return false
 	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+	return terminal(f)
 }
 
 // nonEmpty reports whether a variable lookupEnv returned is set to
