@@ -55,6 +55,8 @@ var commandFlags = map[string][]flagSpec{
 	},
 	"query": {
 		flagJuheURL, flagJuheMode, flagJuheMethod, flagJuheTimeout, flagJuheCAFile,
+		flagBrokers, flagKafkaTLS, flagKafkaCAFile, flagSASLMechanism, flagSASLUsername,
+		flagLedgerTopic,
 		flagLogLevel, flagLogFormat,
 	},
 	"replay": {

@@ -63,7 +63,7 @@ type LedgerConfig struct {
 	Topic string
 	// CreateTopic creates the topic, compacted, when it is missing.
 	CreateTopic bool
-	// Role names what writes (run, replay, dev) in the instance id of its
+	// Role names what writes (run, replay, query, dev) in the instance id of its
 	// call records. ("twosell")
 	Role string
 	// WriteTimeout bounds the wait for a record to be acknowledged (30s).

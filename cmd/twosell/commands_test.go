@@ -22,9 +22,11 @@ import (
 	"github.com/twosell/twosell/processor/kafkatest"
 )
 
+// Without the ledger: a direct call, each case its own.
 func TestQuery(t *testing.T) {
 	sim, url := newSim(t, juhesim.Faults{})
 	t.Setenv("TWOSELL_JUHE_KEY", testKey)
+	t.Setenv("TWOSELL_LEDGER_ENABLED", "false")
 	sim.Register(juhesim.Population(100)...) // for the digest modes
 	recycled, notRecycled := "", ""
 	for _, m := range juhesim.Population(100) {
@@ -80,7 +82,7 @@ func TestQuery(t *testing.T) {
 			if err := json.Unmarshal([]byte(stdout.String()), &got); err != nil {
 				t.Fatalf("stdout %q is not one JSON line: %v", stdout.String(), err)
 			}
-			if got.Status != tt.wantStatus || got.Date != "20200101" || !regexp.MustCompile(`^1\d\d\*{4}\d{4}$`).MatchString(got.Mobile) {
+			if got.Status != tt.wantStatus || got.Source != "api" || got.Date != "20200101" || !regexp.MustCompile(`^1\d\d\*{4}\d{4}$`).MatchString(got.Mobile) {
 				t.Errorf("got %+v, want status %s on 20200101 with the mobile masked", got, tt.wantStatus)
 			}
 		})

@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strconv"
 	"time"
@@ -22,6 +24,7 @@ type queryResult struct {
 	Mobile   string `json:"mobile"` // masked: the line may end up in a log
 	Date     string `json:"date"`
 	Status   string `json:"status"`
+	Source   string `json:"source"` // api: a paid call; cache: the ledger's knowledge answered
 	Res      int    `json:"res,omitempty"`
 	OrderID  string `json:"order_id,omitempty"`
 	Mode     string `json:"mode"`
@@ -32,10 +35,17 @@ type queryResult struct {
 // same client, breaker and retries as the processor, printed as one JSON
 // line. The mobile and date are read as the processor reads them (+86,
 // dashes, full-width digits; any accepted date format).
+//
+// With the ledger (ledger.enabled, the default) the lookup goes through the
+// cost controls as run's do: answered from the ledger's knowledge when it
+// implies the answer (unless --fresh), else a paid call counted in
+// juhe.daily_budget and written to the ledger, so that the bill reconciles
+// and every instance learns it. Without it, a direct call outside both.
 func cmdQuery(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("query", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	date := fs.String("date", "", "the date to check against: yyyymmdd (or yyyy-mm-dd, RFC 3339); required")
+	fresh := fs.Bool("fresh", false, "ask the provider even when the ledger's knowledge answers (the call is still counted in juhe.daily_budget and written to the ledger)")
 	cfg, rest, err := config.LoadWith("query", fs, args, os.LookupEnv)
 	// The command line first: a usage error (exit 2) before what the
 	// configuration lacks (returned with the arguments, rest).
@@ -79,7 +89,21 @@ func cmdQuery(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer client.Close() // the provider's connections
-	res, err := juheEnricher{client}.Enrich(ctx, processor.Lookup{Mobile: mobile, Date: day})
+	var enricher processor.Enricher = juheEnricher{client}
+	if cfg.Ledger.Enabled {
+		cost, err := openQueryCost(ctx, cfg, enricher, *fresh, log)
+		if err != nil {
+			return err
+		}
+		defer closeCostControl(ctx, cost)
+		enricher = cost
+	}
+	res, err := enricher.Enrich(ctx, processor.Lookup{Mobile: mobile, Date: day})
+	if errors.Is(err, processor.ErrBudgetSpent) {
+		return fmt.Errorf("no call made: juhe.daily_budget (%d paid calls a day, counted in the ledger %s with every instance's) is spent for today; "+
+			"it renews at midnight in %s (juhe.budget_time_zone); ledger.enabled: false queries outside the budget and the ledger",
+			cfg.Juhe.DailyBudget, cfg.Ledger.Topic, cfg.Juhe.BudgetLocation())
+	}
 	if err != nil && res.Code == juhe.CodeBadParam {
 		// One number, one answer: the run's hint (after a run of them)
 		// cannot come; give it now (the number itself was checked above).
@@ -89,9 +113,24 @@ func cmdQuery(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	return printJSONLine(stdout, queryResult{
-		Mobile: processor.MaskMobile(mobile), Date: day, Status: string(res.Status),
+		Mobile: processor.MaskMobile(mobile), Date: day, Status: string(res.Status), Source: res.Source,
 		Res: res.Res, OrderID: res.OrderID, Mode: res.Mode, Attempts: res.Attempts,
 	})
+}
+
+// openQueryCost opens the cost controls of a query: the ledger loaded (its
+// knowledge, and today's paid calls), the knowledge asked unless fresh, and
+// a spent budget an error rather than a "skipped" answer or a wait.
+func openQueryCost(ctx context.Context, cfg *config.Config, next processor.Enricher, fresh bool, log *slog.Logger) (*processor.CostControl, error) {
+	q := *cfg
+	q.Cache.Enabled = cfg.Cache.Enabled && !fresh
+	q.Processing.OnBudget = config.OnBudgetPause // the lookup fails with ErrBudgetSpent
+	q.Processing.SkipOlderThan = 0               // a query has no event time
+	cost, err := openCostControl(ctx, &q, next, "query", noop.NewTracerProvider(), log)
+	if err != nil {
+		return nil, fmt.Errorf("%w (ledger.enabled: false queries without the ledger, outside juhe.daily_budget)", err)
+	}
+	return cost, nil
 }
 
 // printJSONLine writes v as one line of JSON: what --json prints.

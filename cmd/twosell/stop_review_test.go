@@ -160,6 +160,7 @@ func TestStopReviewCommandsCloseTheProviderConnections(t *testing.T) {
 	t.Run("query", func(t *testing.T) {
 		url, conns := trackedSim(t)
 		t.Setenv("TWOSELL_JUHE_KEY", testKey)
+		t.Setenv("TWOSELL_LEDGER_ENABLED", "false")
 		var stdout, stderr syncBuffer
 		if code := Main(t.Context(), []string{"query", "17312345678", "--date", "20240102", "--juhe-url", url}, &stdout, &stderr); code != 0 {
 			t.Fatalf("query exited %d:\n%s", code, stderr.String())
