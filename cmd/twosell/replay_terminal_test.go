@@ -153,6 +153,23 @@ func TestReplayProgressOnATerminalAndOff(t *testing.T) {
 		}
 		return s
 	}
+	// onFile runs replay with its stderr on w, read from r until the
+	// command's output ends, and returns what was read.
+	onFile := func(t *testing.T, name string, r, w *os.File) (string, replaySummary) {
+		t.Helper()
+		shown := make(chan struct{})
+		var once sync.Once
+		wait := readUntilEnd(t, r, func(out string) {
+			if progressShown(out) {
+				once.Do(func() { close(shown) })
+			}
+		})
+		s := replay(t, name, w, shown)
+		if _, err := io.WriteString(w, endOfOutput); err != nil {
+			t.Fatal(err)
+		}
+		return wait(), s
+	}
 	// The lines of a replay not on a terminal: one while it waited for
 	// the provider, one at its end.
 	plain := func(t *testing.T, out string, s replaySummary) {
@@ -175,18 +192,7 @@ func TestReplayProgressOnATerminalAndOff(t *testing.T) {
 
 	t.Run("terminal", func(t *testing.T) {
 		master, slave := openPTY(t)
-		shown := make(chan struct{})
-		var once sync.Once
-		wait := readUntilEnd(t, master, func(out string) {
-			if progressShown(out) {
-				once.Do(func() { close(shown) })
-			}
-		})
-		s := replay(t, "terminal", slave, shown)
-		if _, err := io.WriteString(slave, endOfOutput); err != nil {
-			t.Fatal(err)
-		}
-		out := wait()
+		out, s := onFile(t, "terminal", master, slave)
 		if strings.Contains(out, " offsets (") {
 			t.Errorf("a progress line on the terminal, not the bar:\n%q", out)
 		}
@@ -217,18 +223,8 @@ func TestReplayProgressOnATerminalAndOff(t *testing.T) {
 		}
 		defer r.Close()
 		defer w.Close()
-		shown := make(chan struct{})
-		var once sync.Once
-		wait := readUntilEnd(t, r, func(out string) {
-			if progressShown(out) {
-				once.Do(func() { close(shown) })
-			}
-		})
-		s := replay(t, "pipe", w, shown)
-		if _, err := io.WriteString(w, endOfOutput); err != nil {
-			t.Fatal(err)
-		}
-		plain(t, wait(), s)
+		out, s := onFile(t, "pipe", r, w)
+		plain(t, out, s)
 	})
 
 	t.Run("buffer", func(t *testing.T) {
