@@ -98,11 +98,12 @@ func TestRetryQueuedForTheRateSeesOthersSpending(t *testing.T) {
 	})
 }
 
-// A lookup's retry is not held to this instance's share of the budget: its
-// first request's unit, held until the lookup ends, filled a share of 1 (a
-// budget of 10, 10 members), and the only lookup's retry was refused (found
-// by review).
-func TestRetryIsNotHeldToTheShare(t *testing.T) {
+// A lookup's retry is held to this instance's share of the budget with its
+// own earlier requests counted as spent, not as in flight: its first
+// request's unit, held until the lookup ends, filled a share of 1 (a budget
+// of 10, 10 members), and the only lookup's retry was refused (found by
+// review). See TestRetryIsHeldToTheShare.
+func TestRetryIsNotRefusedForItsOwnRequests(t *testing.T) {
 	t.Parallel()
 	var retryErr error
 	p := EnricherFunc(func(ctx context.Context, l Lookup) (Result, error) {

@@ -526,7 +526,7 @@ func (c *CostControl) pay(ctx context.Context, key MobileKey, l Lookup) (res Res
 // instance's ledger record), or l may have grown older than SkipOlderThan
 // while it waited. Found by review: such lookups were paid for.
 func (c *CostControl) payUnlessKnown(ctx context.Context, key MobileKey, l Lookup) (res Result, known bool, err error) {
-	day, berr := c.budget.reserve(false)
+	day, berr := c.budget.reserve(nil)
 	if berr != nil {
 		res, err = c.noBudget(ctx, berr)
 		return res, false, err
@@ -603,7 +603,7 @@ func (c *CostControl) payUnlessKnown(ctx context.Context, key MobileKey, l Looku
 	// day's, in its budget and in the ledger: counted for the old day, every
 	// call waiting at midnight came on top of the new day's budget), and
 	// other instances may have spent the rest of the budget meanwhile.
-	day, berr = c.budget.confirm(day, false)
+	day, berr = c.budget.confirm(day, nil)
 	held = false // confirmed, or given back by confirm
 	if berr != nil {
 		res, err = c.noBudget(ctx, berr)
@@ -716,14 +716,14 @@ func BeforeRetry(ctx context.Context) error {
 	if !ok {
 		return nil
 	}
-	day, err := g.c.budget.reserve(true)
+	day, err := g.c.budget.reserve(*g.units)
 	if err == nil {
 		if err = g.c.rate.waitUnless(ctx, g.stop, g.c.budget.spentSignal(day)); err != nil {
 			g.c.budget.release(day)
 		} else {
 			// As in pay: the wait may have crossed midnight, or other
 			// instances spent the rest of the budget meanwhile.
-			day, err = g.c.budget.confirm(day, true)
+			day, err = g.c.budget.confirm(day, *g.units)
 		}
 	}
 	if err == nil {
