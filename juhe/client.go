@@ -166,6 +166,7 @@ func (c *Client) Query(ctx context.Context, mobile, date string) (ans Answer, er
 
 	var retrying func() // records the retry about to be made, once the breaker admits it
 	for retry := 1; ; retry++ {
+		billed := false // the provider may have billed this attempt (none made when the breaker refuses it)
 		a, err := c.breaker.execute(func() (Answer, error) {
 			if retrying != nil {
 				retrying()
@@ -181,6 +182,7 @@ func (c *Client) Query(ctx context.Context, mobile, date string) (ans Answer, er
 			// written as the context ended was read by the provider, and its
 			// budget unit given back).
 			if (asked || sent.wrote.Load()) && billable(err, &sent) {
+				billed = true
 				ans.Billable++
 				if retry <= 64 {
 					ans.BillableRequests |= 1 << (retry - 1)
@@ -216,8 +218,8 @@ func (c *Client) Query(ctx context.Context, mobile, date string) (ans Answer, er
 			if err := sleep(ctx, d); err != nil {
 				return ans, err
 			}
-			if gate, ok := ctx.Value(retryGateKey{}).(func(context.Context) error); ok {
-				if err := gate(ctx); err != nil {
+			if gate, ok := ctx.Value(retryGateKey{}).(RetryGate); ok {
+				if err := gate(ctx, billed); err != nil {
 					if ctx.Err() != nil {
 						return ans, ctx.Err()
 					}
@@ -252,9 +254,15 @@ func (c *Client) Query(ctx context.Context, mobile, date string) (ans Answer, er
 // retry (not before the first attempt, which the caller gates itself): a
 // caller that limits requests, by rate or by a budget, counts the retries
 // too. An error from gate ends the query with the last attempt's fault.
-func WithRetryGate(ctx context.Context, gate func(context.Context) error) context.Context {
+func WithRetryGate(ctx context.Context, gate RetryGate) context.Context {
 	return context.WithValue(ctx, retryGateKey{}, gate)
 }
+
+// RetryGate is asked before a retry, told whether the attempt before it
+// may have been billed (as Answer.BillableRequests counts it): a budget
+// that held a unit for that attempt can give it back at once when it
+// cannot have been.
+type RetryGate func(ctx context.Context, billed bool) error
 
 type retryGateKey struct{}
 

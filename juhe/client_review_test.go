@@ -188,7 +188,7 @@ func TestReviewCanceledAttemptWritesUncounted(t *testing.T) {
 	cfg.Retries = 1
 	c := zzNew(t, cfg)
 	ctx, cancel := context.WithCancel(t.Context())
-	ctx = WithRetryGate(ctx, func(context.Context) error { cancel(); return nil })
+	ctx = WithRetryGate(ctx, func(context.Context, bool) error { cancel(); return nil })
 	a, err := c.Query(ctx, zzMobile, zzDate)
 	<-srv.closed // the client closed the connection: the server read all it was sent
 	t.Logf("answer %+v, err %v; the provider read %d requests", a, err, srv.read.Load())

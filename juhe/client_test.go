@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -761,8 +762,9 @@ func (b *barrier) await(ctx context.Context) {
 
 // Answer.Billable counts the attempts the provider may have billed: the
 // answer, and each whose outcome is unknown; not a known error code, nor a
-// connection never made. WithRetryGate is asked before each retry, and its
-// error ends the query with the last attempt's fault.
+// connection never made. WithRetryGate is asked before each retry, told
+// whether the attempt before it may have been billed, and its error ends
+// the query with the last attempt's fault.
 func TestBillableAttemptsAndRetryGate(t *testing.T) {
 	answer := `{"reason":"成功","result":{"res":1,"orderid":"JH1"},"error_code":0}`
 	var n atomic.Int64
@@ -777,16 +779,16 @@ func TestBillableAttemptsAndRetryGate(t *testing.T) {
 		}
 	})
 	c := newClient(t, srv.URL, func(cfg *juhe.Config) { cfg.Retries = 2 })
-	gates := 0
-	ctx := juhe.WithRetryGate(t.Context(), func(context.Context) error { gates++; return nil })
+	var gates []bool
+	ctx := juhe.WithRetryGate(t.Context(), func(_ context.Context, billed bool) error { gates = append(gates, billed); return nil })
 	a, err := c.Query(ctx, testMobile, testDate)
-	if err != nil || a.Attempts != 3 || a.Billable != 2 || a.BillableRequests != 0b101 || gates != 2 {
-		t.Errorf("answer %+v, %v, %d gates; want 3 attempts, 2 billable (the cut-off one and the answer: requests 0b101), 2 gates", a, err, gates)
+	if err != nil || a.Attempts != 3 || a.Billable != 2 || a.BillableRequests != 0b101 || !slices.Equal(gates, []bool{true, false}) {
+		t.Errorf("answer %+v, %v, gates told %v; want 3 attempts, 2 billable (the cut-off one and the answer: requests 0b101), 2 gates told billed, then not", a, err, gates)
 	}
 
 	n.Store(0)
 	refused := errors.New("no budget left")
-	ctx = juhe.WithRetryGate(t.Context(), func(context.Context) error { return refused })
+	ctx = juhe.WithRetryGate(t.Context(), func(context.Context, bool) error { return refused })
 	a, err = c.Query(ctx, testMobile, testDate)
 	if !juhe.IsTransport(err) || errors.Is(err, refused) || a.Attempts != 1 || a.Billable != 1 || a.BillableRequests != 1 {
 		t.Errorf("gate refusing: %+v, %v; want the first attempt's transport fault, 1 attempt, billable", a, err)

@@ -48,7 +48,7 @@ func refusedRetry(t *testing.T, ctx context.Context, answer http.HandlerFunc, tu
 // retries counted equalled the failed calls, 7 and 7, and 257 and 257 with
 // a provider slower than the timeout).
 func TestRetriesNotCountedWhenRefused(t *testing.T) {
-	gate := juhe.WithRetryGate(t.Context(), func(context.Context) error { return errors.New("no budget left") })
+	gate := juhe.WithRetryGate(t.Context(), func(context.Context, bool) error { return errors.New("no budget left") })
 	if retries, requests, attempts := refusedRetry(t, gate, func(w http.ResponseWriter, _ *http.Request) {
 		reply(w, 10014, 0) // transient: would be retried
 	}, nil, "transient"); retries != 0 || requests != 1 || attempts != 1 {

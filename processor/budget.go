@@ -73,17 +73,17 @@ func (b *budget) setMembers(n int) {
 // at most members − 1 calls over it (each rounding up), as long as each has
 // read the others' records of the calls they finished.
 //
-// own is how many units of day the lookup asking already holds (its earlier
-// requests, for a retry): they count as spent, not as in flight, so that a
-// retry is held to the share as the call after an answer is. Not held to it,
-// retries let each instance have all that is left in flight when its first
-// requests timed out together (found by review: two instances and a budget
-// of 5 paid 10); held to it with their own earlier requests in flight, they
-// were refused whenever what was left was no more than the members (a
-// budget of 10 and 10 members refused the only lookup's retry, and a
-// passing fault became a budget hold).
-func (b *budget) shareLocked(day string, own int64) int64 {
-	left := b.limit - b.days[day] - own
+// A lookup's retry is held to it as a new call is, the lookup's earlier
+// requests that may have been billed counted as in flight: until the
+// lookup ends and they are written to the ledger, the others cannot see
+// them (found by review: retries exempt from the share, two instances
+// whose first requests timed out together paid 10 on a budget of 5). A
+// request the provider cannot have billed gives its unit back before the
+// retry (BeforeRetryBilled), so a passing fault's retry fits a share of 1
+// (found by review: a budget of 10 and 10 members refused the only
+// lookup's retry after a 503).
+func (b *budget) shareLocked(day string) int64 {
+	left := b.limit - b.days[day]
 	m := int64(b.members)
 	return max(left+m-1, 0) / m
 }
@@ -95,37 +95,23 @@ func (b *budget) today() string { return DayOf(b.now(), b.loc) }
 // returns the day to settle it with, or, when there is none to take, an
 // error: the budget is spent, or what is left of it is reserved by calls in
 // flight (errBudgetInFlight), which may yet fail and give their units back.
-// held are the days of the units the lookup holds already (its earlier
-// requests, for a retry; see shareLocked).
-func (b *budget) reserve(held []string) (day string, err error) {
+func (b *budget) reserve() (day string, err error) {
 	day = b.today()
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return day, b.reserveLocked(day, held)
+	return day, b.reserveLocked(day)
 }
 
-// ownOn counts the units of held on day.
-func ownOn(held []string, day string) int64 {
-	var n int64
-	for _, d := range held {
-		if d == day {
-			n++
-		}
-	}
-	return n
-}
-
-func (b *budget) reserveLocked(day string, held []string) error {
-	own := ownOn(held, day)
+func (b *budget) reserveLocked(day string) error {
 	switch {
 	case b.limit <= 0:
 	case b.days[day] >= b.limit:
 		return ErrBudgetSpent
 	case b.days[day]+b.reserved[day] >= b.limit:
 		return fmt.Errorf("%w: the last %d of today's %d calls are in flight", errBudgetInFlight, b.limit-b.days[day], b.limit)
-	case b.reserved[day]-own >= b.shareLocked(day, own):
+	case b.reserved[day] >= b.shareLocked(day):
 		return fmt.Errorf("%w: this instance's share of the %d calls left today (%d, divided among %d members) is in flight",
-			errBudgetInFlight, b.limit-b.days[day], b.shareLocked(day, own), b.members)
+			errBudgetInFlight, b.limit-b.days[day], b.shareLocked(day), b.members)
 	}
 	b.reserved[day]++
 	return nil
@@ -134,7 +120,7 @@ func (b *budget) reserveLocked(day string, held []string) error {
 // confirm is called when a call that reserved a unit of day is about to be
 // made, after its wait for the rate: it keeps the unit, counted as calling,
 // if the day's calls and the calls being made leave room for it, and this
-// instance's share of what is left has room for it (held: as reserve's);
+// instance's share of what is left has room for it;
 // otherwise it gives the unit back and returns reserve's error. A wait that
 // crossed midnight moves its unit to the new day, whatever that day's
 // reservations: those are of the calls queued behind it (found by review:
@@ -153,7 +139,7 @@ func (b *budget) reserveLocked(day string, held []string) error {
 // slots until the queue fitted the new share, and those slots had no call
 // (found by review: at 1/s, going from 1 member to 2 with a queue of 8
 // made no call for 8 seconds and held back the 4 oldest lookups).
-func (b *budget) confirm(day string, held []string) (string, error) {
+func (b *budget) confirm(day string) (string, error) {
 	today := b.today()
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -162,7 +148,6 @@ func (b *budget) confirm(day string, held []string) (string, error) {
 		b.reserved[today]++
 		day = today
 	}
-	own := ownOn(held, day)
 	switch left := b.limit - b.days[day]; {
 	case b.limit <= 0:
 	case left <= 0:
@@ -171,10 +156,10 @@ func (b *budget) confirm(day string, held []string) (string, error) {
 	case b.calling[day] >= left:
 		b.releaseLocked(day)
 		return day, fmt.Errorf("%w: the last %d of today's %d calls are being made", errBudgetInFlight, left, b.limit)
-	case b.calling[day]-own >= b.shareLocked(day, own):
+	case b.calling[day] >= b.shareLocked(day):
 		b.releaseLocked(day)
 		return day, fmt.Errorf("%w: this instance's share of the %d calls left today (%d, divided among %d members) is being made",
-			errBudgetInFlight, left, b.shareLocked(day, own), b.members)
+			errBudgetInFlight, left, b.shareLocked(day), b.members)
 	}
 	b.calling[day]++
 	return day, nil

@@ -98,30 +98,37 @@ func TestRetryQueuedForTheRateSeesOthersSpending(t *testing.T) {
 	})
 }
 
-// A lookup's retry is held to this instance's share of the budget with its
-// own earlier requests counted as spent, not as in flight: its first
-// request's unit, held until the lookup ends, filled a share of 1 (a budget
-// of 10, 10 members), and the only lookup's retry was refused (found by
-// review). See TestRetryIsHeldToTheShare.
-func TestRetryIsNotRefusedForItsOwnRequests(t *testing.T) {
+// A request the provider cannot have billed (a 503) gives its unit back
+// before the lookup's retry is held to the share: the only lookup's retry
+// after a passing fault fits a share of 1 (a budget of 10, 10 members; found
+// by review: refused, the fault became a budget hold). One whose outcome is
+// unknown (timed out) keeps its unit, and the retry waits as a new call
+// would: the other instances cannot see that request yet.
+func TestRetryAfterAnUnbilledRequestFitsTheShare(t *testing.T) {
 	t.Parallel()
-	var retryErr error
-	p := EnricherFunc(func(ctx context.Context, l Lookup) (Result, error) {
-		// The first request failed transiently (not billed): the client retries.
-		if retryErr = BeforeRetry(ctx); retryErr != nil {
-			return Result{Mode: "plain", Attempts: 1}, Unavailable(fmt.Errorf("first request refused (503); no retry: %w", retryErr))
+	for _, billed := range []bool{false, true} {
+		var retryErr error
+		p := EnricherFunc(func(ctx context.Context, l Lookup) (Result, error) {
+			if retryErr = BeforeRetryBilled(ctx, billed); retryErr != nil {
+				return Result{Mode: "plain", Attempts: 1, Billable: btoi(billed), BillableRequests: uint64(btoi(billed))},
+					Unavailable(fmt.Errorf("first request failed; no retry: %w", retryErr))
+			}
+			return Result{Status: StatusRecycled, Res: 1, OrderID: "JH" + l.Mobile, Source: SourceAPI, Mode: "plain", Attempts: 2,
+				Billable: 1 + btoi(billed), BillableRequests: 0b10 | uint64(btoi(billed))}, nil
+		})
+		c, err := NewCostControl(p, CostConfig{Secret: []byte("s"), DailyBudget: 10, Location: time.UTC, Mode: "plain"})
+		if err != nil {
+			t.Fatal(err)
 		}
-		return Result{Status: StatusRecycled, Res: 1, OrderID: "JH" + l.Mobile, Source: SourceAPI, Mode: "plain", Attempts: 2, Billable: 1,
-			BillableRequests: 0b10}, nil
-	})
-	c, err := NewCostControl(p, CostConfig{Secret: []byte("s"), DailyBudget: 10, Location: time.UTC, Mode: "plain"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.SetMembers(10) // share: ceil(10 / 10) = 1
-	_, err = c.Enrich(context.Background(), Lookup{Mobile: "17300000501", Date: "20240101"})
-	if retryErr != nil || err != nil {
-		t.Errorf("10 of 10 calls left, nothing else in flight: the lookup's retry was refused (%v); lookup error: %v", retryErr, err)
+		c.SetMembers(10) // share: ceil(10 / 10) = 1
+		_, err = c.Enrich(context.Background(), Lookup{Mobile: "17300000501", Date: "20240101"})
+		s := c.CostStats()
+		switch {
+		case !billed && (retryErr != nil || err != nil || s.BudgetSpentToday != 1):
+			t.Errorf("first request not billed: retry refused (%v); lookup error %v; %d spent, want the answer's 1", retryErr, err, s.BudgetSpentToday)
+		case billed && (!errors.Is(retryErr, errBudgetInFlight) || !errors.Is(err, ErrBudgetSpent) || s.BudgetSpentToday != 1):
+			t.Errorf("first request timed out: retry %v, lookup error %v, %d spent; want the retry held for the share, the request counted", retryErr, err, s.BudgetSpentToday)
+		}
 	}
 }
 

@@ -1,57 +1,114 @@
 package processor
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
-// A retry is held to the instance's share of the budget, its lookup's own
-// earlier requests counted as spent. Not held to it, two instances whose
-// first requests (their shares: 3 each of a budget of 5) timed out together
-// retried until each alone had the whole budget in flight: 10 requests
-// paid, not the 6 that members − 1 over allows (found by review). Both
-// instances here have read everything the other finished (nothing yet).
+// A lookup's retry is held to the instance's share of the budget as a new
+// call is, its earlier requests that may have been billed counted as in
+// flight: the other instances cannot see them before the lookup ends and
+// writes them to the ledger. Exempt from the share, two instances whose
+// first requests (their shares: 3 each of a budget of 5) timed out
+// together retried until each alone had the whole budget in flight: 10
+// requests paid, not the 6 that members − 1 over allows (found by review);
+// counting the lookup's own timed-out requests as spent, not in flight,
+// one instance made 4 requests with a share of 3 (found by review).
 func TestRetryIsHeldToTheShare(t *testing.T) {
-	now := func() time.Time { return time.Date(2024, 1, 1, 12, 0, 0, 0, time.UTC) }
-	for _, tt := range []struct {
-		name           string
-		limit, members int
-		first          int  // first requests in flight, each its lookup's
-		retry          bool // whether a retry of one of them may be made
-	}{
-		{"two instances, budget 5: a share of 3 in flight", 5, 2, 3, false},
-		{"two instances, budget 100: 50 in flight", 100, 2, 50, true}, // ceil((100-1)/2) = 50 > 49 others
-		{"two instances, budget 101: 51 in flight", 101, 2, 51, false},
-		{"one instance, budget 5: 3 in flight", 5, 1, 3, true},
-		{"ten instances, budget 10: the only lookup", 10, 10, 1, true},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			b := newBudget(int64(tt.limit), time.UTC, now)
-			b.setMembers(tt.members)
-			var day string
-			for range tt.first {
-				d, err := b.reserve(nil)
-				if err == nil {
-					d, err = b.confirm(d, nil)
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		var sent atomic.Int64
+		timedOut, decided := make(chan struct{}), make(chan struct{})
+		var deciding sync.WaitGroup // until every lookup's retries are decided, none ends
+		deciding.Add(3)
+		go func() { deciding.Wait(); close(decided) }()
+		p := EnricherFunc(func(ctx context.Context, l Lookup) (Result, error) {
+			sent.Add(1)
+			<-timedOut // outcome unknown: may have been billed
+			n := 1
+			for range 2 { // juhe.retries: 2
+				if BeforeRetryBilled(ctx, true) != nil {
+					break
 				}
-				if err != nil {
-					t.Fatalf("first requests: %v", err)
-				}
-				day = d
+				sent.Add(1)
+				n++
 			}
-			if full := tt.first*tt.members >= tt.limit; full {
-				if _, err := b.reserve(nil); !errors.Is(err, errBudgetInFlight) {
-					t.Fatalf("a new lookup with the share in flight: %v, want held back", err)
-				}
-			}
-			d, err := b.reserve([]string{day})
-			if err == nil {
-				_, err = b.confirm(d, []string{day})
-			}
-			if got := err == nil; got != tt.retry {
-				t.Errorf("retry allowed %v (%v), want %v", got, err, tt.retry)
-			}
+			deciding.Done()
+			<-decided
+			return Result{Mode: "plain", Attempts: n, Billable: n}, Unavailable(errors.New("no complete reply within juhe.timeout"))
 		})
+		c, err := NewCostControl(p, CostConfig{Secret: []byte("s"), DailyBudget: 5, Location: time.UTC, Mode: "plain"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetMembers(2) // a share of ceil(5/2) = 3; the other instance has as many
+		var wg sync.WaitGroup
+		for i := range 3 {
+			wg.Go(func() {
+				_, _ = c.Enrich(context.Background(), Lookup{Mobile: fmt.Sprintf("173000095%02d", i), Date: "20240101"})
+			})
+		}
+		synctest.Wait()
+		close(timedOut)
+		wg.Wait()
+		if n := sent.Load(); n != 3 {
+			t.Errorf("one instance of two, a budget of 5, its share of 3 timed out: %d requests sent; want its 3 (6 in all), no retry", n)
+		}
+		if s := c.CostStats(); s.BudgetSpentToday != 3 || s.PaidCalls != 3 {
+			t.Errorf("cost stats %+v: want the 3 timed-out requests counted", s)
+		}
+	})
+}
+
+// One lookup of two on an instance (a share of 3): the slow one holds a
+// unit, the other's first request times out and is retried; its retries
+// fill the share, and no more (found by review: 4 requests while both ran).
+func TestRetriesFillTheShareAndNoMore(t *testing.T) {
+	t.Parallel()
+	now := func() time.Time { return time.Date(2024, 1, 1, 12, 0, 0, 0, time.UTC) }
+	const slow, retried = "17300000601", "17300000602"
+	var requests atomic.Int64
+	inFlight, release := make(chan struct{}), make(chan struct{})
+	timedOut := errors.New("no complete reply within juhe.timeout")
+	p := EnricherFunc(func(ctx context.Context, l Lookup) (Result, error) {
+		requests.Add(1)
+		if l.Mobile == slow {
+			close(inFlight)
+			<-release
+			return Result{Mode: "plain", Attempts: 1, Billable: 1}, Unavailable(timedOut)
+		}
+		n := 1
+		for range 2 { // juhe.retries: 2
+			if BeforeRetry(ctx) != nil {
+				break
+			}
+			requests.Add(1)
+			n++
+		}
+		return Result{Mode: "plain", Attempts: n, Billable: n}, Unavailable(timedOut)
+	})
+	c, err := NewCostControl(p, CostConfig{Secret: []byte("s"), DailyBudget: 5, Location: time.UTC, Mode: "plain", Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetMembers(2)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = c.Enrich(context.Background(), Lookup{Mobile: slow, Date: "20240101"})
+	}()
+	<-inFlight
+	_, _ = c.Enrich(context.Background(), Lookup{Mobile: retried, Date: "20240101"})
+	made := requests.Load() // before the slow lookup ends: the other instance cannot have read any of them
+	close(release)
+	<-done
+	if made != 3 {
+		t.Errorf("one instance of two, a budget of 5: %d requests made while its lookups ran; want its share, 3", made)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -137,9 +138,12 @@ type CostStats struct {
 	// LedgerUnreadable counts, of LedgerRecords, those skipped because
 	// twosell could not read them: another tool's, or another version's.
 	LedgerUnreadable int64
-	LedgerErrors     int64   // paid calls (answers, and requests whose outcome is unknown) whose ledger records could not be written
-	Members          int     // consumer group members the rate is divided among
-	QPS              float64 // this instance's rate limit now: its share, or what request-limit refusals taught if lower; 0: unlimited
+	LedgerErrors     int64 // paid calls (answers, and requests whose outcome is unknown) whose ledger records could not be written
+	// LedgerLost counts, of them, the call records given up unwritten when
+	// the ledger closed (logged as an error with their order ids).
+	LedgerLost int64
+	Members    int     // consumer group members the rate is divided among
+	QPS        float64 // this instance's rate limit now: its share, or what request-limit refusals taught if lower; 0: unlimited
 
 	// LedgerForeignLoaded and LedgerForeignFollowed count the ledger's
 	// knowledge records written under another cache secret, skipped (they
@@ -331,6 +335,7 @@ func (c *CostControl) CostStats() CostStats {
 	s.CacheEntries, s.CacheEvictions = c.cacheStats()
 	if c.ledger != nil {
 		s.LedgerRecords, s.LedgerUnreadable = c.ledger.read.Load(), c.ledger.bad.Load()
+		s.LedgerLost = c.ledger.lost.Load()
 		s.LedgerForeignLoaded, s.LedgerForeignFollowed = c.ledger.foreignLoaded.Load(), c.ledger.foreignFollowed.Load()
 	}
 	s.QPS, s.Members = c.rate.share()
@@ -526,13 +531,13 @@ func (c *CostControl) pay(ctx context.Context, key MobileKey, l Lookup) (res Res
 // instance's ledger record), or l may have grown older than SkipOlderThan
 // while it waited. Found by review: such lookups were paid for.
 func (c *CostControl) payUnlessKnown(ctx context.Context, key MobileKey, l Lookup) (res Result, known bool, err error) {
-	day, berr := c.budget.reserve(nil)
+	day, berr := c.budget.reserve()
 	if berr != nil {
 		res, err = c.noBudget(ctx, berr)
 		return res, false, err
 	}
 	held := true       // day's unit, reserved for the first request and not yet confirmed
-	var units []string // the days of the budget units of the requests made, one per request
+	var units []string // the days of the budget units of the requests made, one per request ("": given back)
 	var fact Fact
 	var answered bool
 	var enriched Result // what the Enricher answered, for the uncertain requests' records
@@ -548,6 +553,9 @@ func (c *CostControl) payUnlessKnown(ctx context.Context, key MobileKey, l Looku
 		last := len(units) - btoi(answered)
 		uncertain := units[:0:0]
 		for i, d := range units {
+			if d == "" { // given back before a retry (BeforeRetryBilled)
+				continue
+			}
 			paid := i >= last
 			switch {
 			case paid:
@@ -564,7 +572,13 @@ func (c *CostControl) payUnlessKnown(ctx context.Context, key MobileKey, l Looku
 		if n := enriched.Resent; n > 0 {
 			// Sent again by the Enricher's transport, with no unit of
 			// their own: paid, over the budget if need be (they were made).
-			d := units[len(units)-1]
+			d := c.budget.today() // every unit given back: the requests' day
+			for _, u := range slices.Backward(units) {
+				if u != "" {
+					d = u
+					break
+				}
+			}
 			c.budget.count(d, int64(n))
 			for range n {
 				uncertain = append(uncertain, d)
@@ -603,7 +617,7 @@ func (c *CostControl) payUnlessKnown(ctx context.Context, key MobileKey, l Looku
 	// day's, in its budget and in the ledger: counted for the old day, every
 	// call waiting at midnight came on top of the new day's budget), and
 	// other instances may have spent the rest of the budget meanwhile.
-	day, berr = c.budget.confirm(day, nil)
+	day, berr = c.budget.confirm(day)
 	held = false // confirmed, or given back by confirm
 	if berr != nil {
 		res, err = c.noBudget(ctx, berr)
@@ -709,21 +723,35 @@ type retryGateKey struct{}
 // for the provider rate, as the lookup's first request did, so that
 // juhe.qps and juhe.daily_budget count requests, retries included. It
 // returns an error, and the retry is not made, when the budget is spent or
-// the rate cannot be had (ctx ended, the processor stopping); it returns nil
-// for a ctx that CostControl did not pass (no budget and no rate to count).
-func BeforeRetry(ctx context.Context) error {
+// this instance's share of it is in flight (the lookup's earlier requests
+// included), or the rate cannot be had (ctx ended, the processor stopping);
+// it returns nil for a ctx that CostControl did not pass (no budget and no
+// rate to count). The request before the retry counts as one the provider
+// may have billed: see BeforeRetryBilled.
+func BeforeRetry(ctx context.Context) error { return BeforeRetryBilled(ctx, true) }
+
+// BeforeRetryBilled is BeforeRetry told whether the request before the
+// retry may have been billed (juhe: an answer, or an outcome unknown). One
+// that cannot have been (a known error code, a connection never made)
+// gives its unit back now, before the retry is held to the share, rather
+// than when the lookup ends: a passing fault's retry then fits a share of 1.
+func BeforeRetryBilled(ctx context.Context, billed bool) error {
 	g, ok := ctx.Value(retryGateKey{}).(*retryGate)
 	if !ok {
 		return nil
 	}
-	day, err := g.c.budget.reserve(*g.units)
+	if units := *g.units; !billed && len(units) > 0 && units[len(units)-1] != "" {
+		g.c.budget.settle(units[len(units)-1], false)
+		units[len(units)-1] = "" // settled
+	}
+	day, err := g.c.budget.reserve()
 	if err == nil {
 		if err = g.c.rate.waitUnless(ctx, g.stop, g.c.budget.spentSignal(day)); err != nil {
 			g.c.budget.release(day)
 		} else {
 			// As in pay: the wait may have crossed midnight, or other
 			// instances spent the rest of the budget meanwhile.
-			day, err = g.c.budget.confirm(day, *g.units)
+			day, err = g.c.budget.confirm(day)
 		}
 	}
 	if err == nil {

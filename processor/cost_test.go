@@ -937,24 +937,24 @@ func TestBudgetCountsTheLedger(t *testing.T) {
 	if got := b.remaining(); got != 2 {
 		t.Fatalf("remaining %d, want 2", got)
 	}
-	d1, err1 := b.reserve(nil)
-	d2, err2 := b.reserve(nil)
-	_, err3 := b.reserve(nil)
+	d1, err1 := b.reserve()
+	d2, err2 := b.reserve()
+	_, err3 := b.reserve()
 	if err1 != nil || err2 != nil || !errors.Is(err3, errBudgetInFlight) {
 		t.Fatalf("reservations %v %v %v, want two, then the rest in flight", err1, err2, err3)
 	}
 	b.release(d1) // not made: the unit comes back
-	d3, err := b.reserve(nil)
+	d3, err := b.reserve()
 	if err != nil {
 		t.Fatal("a unit given back cannot be reserved")
 	}
 	for _, d := range []string{d2, d3} {
-		if d, err = b.confirm(d, nil); err != nil {
+		if d, err = b.confirm(d); err != nil {
 			t.Fatalf("a call with a unit reserved within the budget: %v", err)
 		}
 		b.settle(d, true)
 	}
-	if _, err := b.reserve(nil); !errors.Is(err, ErrBudgetSpent) || errors.Is(err, errBudgetInFlight) {
+	if _, err := b.reserve(); !errors.Is(err, ErrBudgetSpent) || errors.Is(err, errBudgetInFlight) {
 		t.Fatalf("reservation after the budget was paid: %v, want spent", err)
 	}
 	if len(b.days) > 2 {
@@ -988,9 +988,9 @@ func TestBudgetSpentSignal(t *testing.T) {
 		t.Error("no budget: a spent signal")
 	}
 	today := b.spentSignal("20240601")
-	d, err := b.reserve(nil)
+	d, err := b.reserve()
 	if err == nil {
-		d, err = b.confirm(d, nil)
+		d, err = b.confirm(d)
 	}
 	if err != nil {
 		t.Fatal(err)

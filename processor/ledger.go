@@ -234,6 +234,7 @@ type ledger struct {
 	writing    atomic.Int64
 	lastAnswer atomic.Int64
 	rewrites   ledgerRewrites // call records written again after a failed write
+	lost       atomic.Int64   // call records given up unwritten when the ledger closed
 
 	cl     *kgo.Client
 	txns   txnFilter // load's, then follow's
@@ -1409,6 +1410,7 @@ func (l *ledger) rewritesLost() {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
+	l.lost.Store(int64(len(ids)))
 	l.log.Error("ledger: call records of paid calls could not be written before closing: reconcile these calls from the provider's bill; "+
 		"the next start's budget counts them short", "topic", l.cfg.Topic, "calls", len(ids), "order_ids", ids)
 }

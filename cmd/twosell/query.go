@@ -90,19 +90,26 @@ func cmdQuery(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	defer client.Close() // the provider's connections
 	var enricher processor.Enricher = juheEnricher{client}
+	var cost *processor.CostControl
 	if cfg.Ledger.Enabled {
-		cost, err := openQueryCost(ctx, cfg, enricher, *fresh, log)
-		if err != nil {
+		if cost, err = openQueryCost(ctx, cfg, enricher, *fresh, log); err != nil {
 			return err
 		}
 		defer closeCostControl(ctx, cost)
 		enricher = cost
 	}
 	res, err := enricher.Enrich(ctx, processor.Lookup{Mobile: mobile, Date: day})
-	if errors.Is(err, processor.ErrBudgetSpent) {
-		return fmt.Errorf("no call made: juhe.daily_budget (%d paid calls a day, counted in the ledger %s with every instance's) is spent for today; "+
-			"it renews at midnight in %s (juhe.budget_time_zone); ledger.enabled: false queries outside the budget and the ledger",
-			cfg.Juhe.DailyBudget, cfg.Ledger.Topic, cfg.Juhe.BudgetLocation())
+	var lost error
+	if cost != nil {
+		closeCostControl(ctx, cost) // the ledger's writes end: written, or given up
+		s := cost.CostStats()
+		if errors.Is(err, processor.ErrBudgetSpent) {
+			return queryBudgetSpent(cfg, s.PaidCalls)
+		}
+		if s.LedgerLost > 0 {
+			lost = fmt.Errorf("the call record of this paid call could not be written to the ledger %s (the error above says why; check that this user may write it): "+
+				"ledger export and the daily budget of every instance miss it; reconcile it by its order id", cfg.Ledger.Topic)
+		}
 	}
 	if err != nil && res.Code == juhe.CodeBadParam {
 		// One number, one answer: the run's hint (after a run of them)
@@ -112,10 +119,25 @@ func cmdQuery(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	return printJSONLine(stdout, queryResult{
+	if err := printJSONLine(stdout, queryResult{
 		Mobile: processor.MaskMobile(mobile), Date: day, Status: string(res.Status), Source: res.Source,
 		Res: res.Res, OrderID: res.OrderID, Mode: res.Mode, Attempts: res.Attempts,
-	})
+	}); err != nil {
+		return err
+	}
+	return lost
+}
+
+// queryBudgetSpent is the error of a query the daily budget refused: before
+// its first request, or (paid, the requests made before it) a retry.
+func queryBudgetSpent(cfg *config.Config, paid int64) error {
+	what := "no call made"
+	if paid > 0 {
+		what = fmt.Sprintf("%d request(s) made and failed, their outcome unknown (counted as paid, and in the ledger as unavailable), and no retry", paid)
+	}
+	return fmt.Errorf("%s: juhe.daily_budget (%d paid calls a day, counted in the ledger %s with every instance's) is spent for today; "+
+		"it renews at midnight in %s (juhe.budget_time_zone); ledger.enabled: false queries outside the budget and the ledger",
+		what, cfg.Juhe.DailyBudget, cfg.Ledger.Topic, cfg.Juhe.BudgetLocation())
 }
 
 // openQueryCost opens the cost controls of a query: the ledger loaded (its

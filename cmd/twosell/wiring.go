@@ -29,7 +29,7 @@ const ClassBadParameter = "bad_parameter"
 func (e juheEnricher) Enrich(ctx context.Context, l processor.Lookup) (processor.Result, error) {
 	// Each retry inside the client takes a rate token and a unit of the
 	// budget, as the first request did.
-	a, err := e.c.Query(juhe.WithRetryGate(ctx, processor.BeforeRetry), l.Mobile, l.Date)
+	a, err := e.c.Query(juhe.WithRetryGate(ctx, processor.BeforeRetryBilled), l.Mobile, l.Date)
 	res := processor.Result{Res: a.Res, OrderID: a.OrderID, Source: "api", Mode: string(e.c.Mode()), Code: a.Code,
 		Attempts: a.Attempts, Billable: a.Billable, BillableRequests: a.BillableRequests, Resent: a.Resent}
 	if err != nil {
