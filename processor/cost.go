@@ -718,7 +718,8 @@ var errKnownNow = errors.New("answered by what was learned while the retry waite
 type retryGateKey struct{}
 
 // BeforeRetry is for an Enricher that retries a request itself (the juhe
-// client: juhe.WithRetryGate): called before each retry of a lookup that
+// client takes BeforeRetryBilled: juhe.WithRetryGate): called before each
+// retry of a lookup that
 // CostControl passed to it, it takes a unit of the daily budget and waits
 // for the provider rate, as the lookup's first request did, so that
 // juhe.qps and juhe.daily_budget count requests, retries included. It

@@ -325,13 +325,13 @@ func appendDateNumber(dst []byte, v *dateValue, loc *time.Location) ([]byte, err
 	if len(intPart) > 18 {
 		return dst, v.fail("is too large for a unix time in seconds or milliseconds" + microHint)
 	}
-	n, _ := atoi(intPart)
+	n := atoi64(intPart)
 	var t time.Time
 	unit := "seconds"
 	if n < msFrom {
-		t = time.Unix(int64(n), 0)
+		t = time.Unix(n, 0)
 	} else {
-		t = time.UnixMilli(int64(n))
+		t = time.UnixMilli(n)
 		unit = "milliseconds"
 	}
 	v.setAt(t)
@@ -535,6 +535,19 @@ func atoi(s []byte) (int, bool) {
 		n = n*10 + int(c-'0')
 	}
 	return n, true
+}
+
+// atoi64 reads digits (at most 18, as checked by the caller) as an int64:
+// a unix time in milliseconds does not fit a 32-bit int.
+func atoi64(s []byte) int64 {
+	var n int64
+	for _, c := range s {
+		if !isDigit(c) {
+			return 0
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n
 }
 
 // isDecimal reports whether s is digits with at most one '.' between digits:

@@ -136,7 +136,7 @@ func TestLedgerKnowledgeScanMatchesEncodingJSON(t *testing.T) {
 	for i := range 1000 {
 		k := Knowledge{Lower: fact(FactAfter), Upper: fact(FactNotAfter), Short: fact([]FactKind{FactNoRecord, FactNoActivationDate}[rnd.IntN(2)]), BoundsAt: at}
 		if i%3 == 0 {
-			k.StaleBefore = at.Add(-time.Duration(rnd.IntN(1e12)))
+			k.StaleBefore = at.Add(-time.Duration(rnd.Int64N(1e12)))
 		}
 		if i%50 == 0 {
 			k = Knowledge{}

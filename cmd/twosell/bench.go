@@ -704,15 +704,6 @@ func mustClient(opts ...kgo.Opt) *kgo.Client {
 	return cl
 }
 
-// processCPU is this process's user and system CPU time so far.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // sampleHeap records the largest live heap (objects' bytes) until ctx ends.
 func sampleHeap(ctx context.Context, peak *atomic.Uint64) {
 	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -81,7 +82,7 @@ func TestAnswerMatchesJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	codes := append(Codes(), 0, 1, -1, 99999, 1<<40)
+	codes := append(Codes(), 0, 1, -1, 99999, math.MaxInt)
 	for _, code := range codes {
 		for res := range 4 {
 			s.orders.Store(uint64(res * 4000))
