@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -536,8 +535,8 @@ func (c *CostControl) payUnlessKnown(ctx context.Context, key MobileKey, l Looku
 		res, err = c.noBudget(ctx, berr)
 		return res, false, err
 	}
-	held := true       // day's unit, reserved for the first request and not yet confirmed
-	var units []string // the days of the budget units of the requests made, one per request ("": given back)
+	held := true         // day's unit, reserved for the first request and not yet confirmed
+	var units []callUnit // the budget units of the requests made, one per request
 	var fact Fact
 	var answered bool
 	var enriched Result // what the Enricher answered, for the uncertain requests' records
@@ -551,9 +550,10 @@ func (c *CostControl) payUnlessKnown(ctx context.Context, key MobileKey, l Looku
 		// counts, the first ones (the units' days differ only when the
 		// requests straddle midnight).
 		last := len(units) - btoi(answered)
-		uncertain := units[:0:0]
-		for i, d := range units {
-			if d == "" { // given back before a retry (BeforeRetryBilled)
+		var uncertain []string
+		kept := 0 // units not given back so far
+		for i, u := range units {
+			if u.given { // given back before a retry (BeforeRetryBilled): not billed
 				continue
 			}
 			paid := i >= last
@@ -561,24 +561,20 @@ func (c *CostControl) payUnlessKnown(ctx context.Context, key MobileKey, l Looku
 			case paid:
 			case enriched.BillableRequests != 0 && len(units) <= 64:
 				paid = enriched.BillableRequests&(1<<i) != 0
-			default:
-				paid = i < enriched.Billable-btoi(answered)
+			default: // the first ones of those not given back
+				paid = kept < enriched.Billable-btoi(answered)
 			}
-			c.budget.settle(d, paid)
+			kept++
+			c.budget.settle(u.day, paid)
 			if paid && i < last {
-				uncertain = append(uncertain, d)
+				uncertain = append(uncertain, u.day)
 			}
 		}
 		if n := enriched.Resent; n > 0 {
 			// Sent again by the Enricher's transport, with no unit of
-			// their own: paid, over the budget if need be (they were made).
-			d := c.budget.today() // every unit given back: the requests' day
-			for _, u := range slices.Backward(units) {
-				if u != "" {
-					d = u
-					break
-				}
-			}
+			// their own: paid, over the budget if need be (they were made),
+			// on the day of the last request (given back or not).
+			d := units[len(units)-1].day
 			c.budget.count(d, int64(n))
 			for range n {
 				uncertain = append(uncertain, d)
@@ -623,7 +619,7 @@ func (c *CostControl) payUnlessKnown(ctx context.Context, key MobileKey, l Looku
 		res, err = c.noBudget(ctx, berr)
 		return res, false, err
 	}
-	units = []string{day}
+	units = []callUnit{{day: day}}
 	began := time.Now()
 	retries := retryGate{c: c, stop: stop, units: &units, key: key, l: l}
 	res, err = c.next.Enrich(context.WithValue(ctx, retryGateKey{}, &retries), l)
@@ -666,7 +662,7 @@ func (c *CostControl) payUnlessKnown(ctx context.Context, key MobileKey, l Looku
 	if fact, answered = FactOf(res, l.Date, at); !answered {
 		return res, false, nil // nothing paid for, nothing learned
 	}
-	day = units[len(units)-1] // the last request's, which answered
+	day = units[len(units)-1].day // the last request's, which answered
 	c.paid.Add(1)
 	var k Knowledge
 	var written *durable // the ledger write, as the cache's answers wait for it
@@ -694,12 +690,20 @@ func (c *CostControl) payUnlessKnown(ctx context.Context, key MobileKey, l Looku
 	return res, false, nil
 }
 
+// callUnit is the budget unit of a request of a lookup: its day, and
+// whether it was given back before the lookup ended (a request the provider
+// cannot have billed, before a retry).
+type callUnit struct {
+	day   string
+	given bool
+}
+
 // retryGate is what BeforeRetry does for a call of pay's: a retry takes a
 // unit of the budget and a rate token, as the call's first request did.
 type retryGate struct {
 	c     *CostControl
 	stop  context.Context
-	units *[]string
+	units *[]callUnit
 	// refused is why BeforeRetry refused a retry, if it did.
 	refused error
 	// key and l are the lookup's: a retry that waited for the rate asks
@@ -741,9 +745,10 @@ func BeforeRetryBilled(ctx context.Context, billed bool) error {
 	if !ok {
 		return nil
 	}
-	if units := *g.units; !billed && len(units) > 0 && units[len(units)-1] != "" {
-		g.c.budget.settle(units[len(units)-1], false)
-		units[len(units)-1] = "" // settled
+	if units := *g.units; !billed && len(units) > 0 && !units[len(units)-1].given {
+		u := &units[len(units)-1]
+		g.c.budget.settle(u.day, false)
+		u.given = true
 	}
 	day, err := g.c.budget.reserve()
 	if err == nil {
@@ -766,7 +771,7 @@ func BeforeRetryBilled(ctx context.Context, billed bool) error {
 		g.refused = err
 		return err
 	}
-	*g.units = append(*g.units, day)
+	*g.units = append(*g.units, callUnit{day: day})
 	return nil
 }
 

@@ -104,7 +104,7 @@ func cmdQuery(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		closeCostControl(ctx, cost) // the ledger's writes end: written, or given up
 		s := cost.CostStats()
 		if errors.Is(err, processor.ErrBudgetSpent) {
-			return queryBudgetSpent(cfg, s.PaidCalls)
+			return queryBudgetSpent(cfg, s.PaidCalls, s.LedgerLost)
 		}
 		if s.LedgerLost > 0 {
 			lost = fmt.Errorf("the call record of this paid call could not be written to the ledger %s (the error above says why; check that this user may write it): "+
@@ -129,10 +129,15 @@ func cmdQuery(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 }
 
 // queryBudgetSpent is the error of a query the daily budget refused: before
-// its first request, or (paid, the requests made before it) a retry.
-func queryBudgetSpent(cfg *config.Config, paid int64) error {
+// its first request, or (paid, the requests made before it, of which lost
+// could not be written to the ledger) a retry.
+func queryBudgetSpent(cfg *config.Config, paid, lost int64) error {
 	what := "no call made"
-	if paid > 0 {
+	switch {
+	case lost > 0:
+		what = fmt.Sprintf("%d request(s) made and failed, their outcome unknown (counted as paid; %d of their call records could not be written to the ledger: "+
+			"the error above says why, and ledger export and the other instances' budgets miss them), and no retry", paid, lost)
+	case paid > 0:
 		what = fmt.Sprintf("%d request(s) made and failed, their outcome unknown (counted as paid, and in the ledger as unavailable), and no retry", paid)
 	}
 	return fmt.Errorf("%s: juhe.daily_budget (%d paid calls a day, counted in the ledger %s with every instance's) is spent for today; "+

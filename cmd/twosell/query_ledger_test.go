@@ -164,6 +164,24 @@ func TestQueryFreshTriesTheKey(t *testing.T) {
 // export and the budgets miss the call (it exited 0: found by review).
 func TestQueryWhoseLedgerWriteIsRefusedExitsOne(t *testing.T) {
 	useCostClock(t)
+	k, ledger := readOnlyLedger(t)
+	sim, url := newSim(t, juhesim.Faults{})
+	t.Setenv("TWOSELL_JUHE_KEY", testKey)
+	code, stdout, stderr := runQuery(t, k, url, ledger, "17312345678", "--date", "20240102", "--sasl-mechanism", "plain", "--sasl-username", "ops")
+	var got queryResult
+	err := json.Unmarshal([]byte(stdout), &got)
+	if code != 1 || err != nil || got.Source != "api" || got.OrderID == "" || sim.Stats().Requests != 1 ||
+		!strings.Contains(stderr, "could not be written to the ledger") || !strings.Contains(stderr, got.OrderID) {
+		t.Errorf("ledger write refused: exit %d, answer %+v (%v), %d requests; stderr %s\nwant the answer printed, exit 1, the order id and the reason on stderr",
+			code, got, err, sim.Stats().Requests, stderr)
+	}
+}
+
+// readOnlyLedger is a compacted ledger topic on a kfake cluster where the
+// user "ops" (its password in TWOSELL_KAFKA_SASL_PASSWORD) may describe and
+// read topics but not write them: an account given the export's ACL.
+func readOnlyLedger(t *testing.T) (*kafkatest.Cluster, string) {
+	t.Helper()
 	acl := func(resource kmsg.ACLResourceType, name string, op kmsg.ACLOperation) kfake.ACL {
 		return kfake.ACL{Resource: resource, Name: name, Pattern: kmsg.ACLResourcePatternTypeLiteral, Operation: op, Allow: true}
 	}
@@ -172,18 +190,29 @@ func TestQueryWhoseLedgerWriteIsRefusedExitsOne(t *testing.T) {
 		kfake.User("PLAIN", "ops", "ops-pw",
 			acl(kmsg.ACLResourceTypeTopic, "*", kmsg.ACLOperationDescribe), acl(kmsg.ACLResourceTypeTopic, "*", kmsg.ACLOperationRead),
 			acl(kmsg.ACLResourceTypeCluster, "kafka-cluster", kmsg.ACLOperationDescribe)))
-	sim, url := newSim(t, juhesim.Faults{})
 	ledger := k.Name("ledger")
 	compact := "compact"
 	k.CreateTopicsWith(1, map[string]*string{"cleanup.policy": &compact}, ledger)
-	t.Setenv("TWOSELL_JUHE_KEY", testKey)
 	t.Setenv("TWOSELL_KAFKA_SASL_PASSWORD", "ops-pw")
-	code, stdout, stderr := runQuery(t, k, url, ledger, "17312345678", "--date", "20240102", "--sasl-mechanism", "plain", "--sasl-username", "ops")
-	var got queryResult
-	err := json.Unmarshal([]byte(stdout), &got)
-	if code != 1 || err != nil || got.Source != "api" || got.OrderID == "" || sim.Stats().Requests != 1 ||
-		!strings.Contains(stderr, "could not be written to the ledger") || !strings.Contains(stderr, got.OrderID) {
-		t.Errorf("ledger write refused: exit %d, answer %+v (%v), %d requests; stderr %s\nwant the answer printed, exit 1, the order id and the reason on stderr",
-			code, got, err, sim.Stats().Requests, stderr)
+	return k, ledger
+}
+
+// A query whose first request is cut off and whose retry the budget
+// refuses, by a user who may not write the ledger: the error says the
+// request's call record could not be written (it said the request was "in
+// the ledger as unavailable": found by review).
+func TestQueryBudgetSpentWithItsCallRecordLost(t *testing.T) {
+	useCostClock(t)
+	k, ledger := readOnlyLedger(t)
+	_, url := newSim(t, juhesim.Faults{Outage: juhesim.OutageReset})
+	t.Setenv("TWOSELL_JUHE_KEY", testKey)
+	t.Setenv("TWOSELL_JUHE_DAILY_BUDGET", "1")
+	code, _, stderr := runQuery(t, k, url, ledger, "17312345678", "--date", "20240102", "--sasl-mechanism", "plain", "--sasl-username", "ops")
+	if code != 1 || !strings.Contains(stderr, "could not be written before closing") {
+		t.Fatalf("exit %d, stderr %s; want exit 1 and the call record given up", code, stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(stderr), "\n")
+	if last := lines[len(lines)-1]; strings.Contains(last, "in the ledger as unavailable") || !strings.Contains(last, "could not be written to the ledger") {
+		t.Errorf("the cut-off request's call record was given up unwritten; the query's error says:\n%s", last)
 	}
 }
