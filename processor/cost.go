@@ -51,6 +51,10 @@ type CostConfig struct {
 	SkipOlderThan time.Duration
 	// PricePerCall is the estimated price of one paid call, for SpendCNY.
 	PricePerCall float64
+	// QuietBudget leaves the warning that the budget is spent (records
+	// held back or written "skipped") to the caller, which has no records:
+	// a single lookup (twosell query) says so in its error.
+	QuietBudget bool
 	// Location is the time zone of the budget's day (UTC).
 	Location *time.Location
 	// Mode is the mode written in skipped outputs (how numbers would have
@@ -846,7 +850,7 @@ func (c *CostControl) noBudget(ctx context.Context, err error) (Result, error) {
 // It says so in a warning once a day, either way.
 func (c *CostControl) budgetSpent() (Result, error) {
 	err := c.budget.spentError()
-	if day := c.budget.today(); c.warnedDay.Swap(day) != day {
+	if day := c.budget.today(); !c.cfg.QuietBudget && c.warnedDay.Swap(day) != day {
 		what := "holding back records that need a paid call until it renews"
 		if c.cfg.EmitSkipped {
 			what = `writing records that need a paid call with status "skipped" until it renews`

@@ -180,6 +180,22 @@ func TestDev(t *testing.T) {
 		t.Fatal("the event produced by a client never came out enriched")
 	}
 
+	// The query line dev prints works as printed: the key it gives is the
+	// simulator's, and its ledger is read under the secret it gives, so
+	// the number dev answered is answered from the ledger (found by review:
+	// no key was printed, and every other command paid again).
+	query := regexp.MustCompile(`query:\s+TWOSELL_JUHE_KEY=(\S+) TWOSELL_CACHE_SECRET=(\S+) twosell (query .*)`).FindStringSubmatch(out)
+	if query == nil {
+		t.Fatalf("no query line in:\n%s", out)
+	}
+	t.Setenv("TWOSELL_JUHE_KEY", query[1])
+	t.Setenv("TWOSELL_CACHE_SECRET", query[2])
+	var qout, qerr syncBuffer
+	if code := Main(ctx, strings.Fields(query[3]), &qout, &qerr); code != 0 || !strings.Contains(qout.String(), `"source":"cache"`) ||
+		strings.Contains(qerr.String(), "cache.secret") || strings.Contains(qerr.String(), "shorter than") {
+		t.Errorf("dev's query line: exit %d, stdout %s, stderr %s; want the ledger's answer, without a warning", code, qout.String(), qerr.String())
+	}
+
 	cancel()
 	if code := <-exit; code != 0 {
 		t.Fatalf("dev exited %d, want 0; stderr:\n%s", code, stderr.String())

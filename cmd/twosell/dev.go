@@ -28,12 +28,16 @@ import (
 )
 
 // The topics and credentials of "twosell dev". The simulator's key and
-// openid are not secrets: they exist only inside the dev process.
+// openid, and the cache secret of its ledger, are not secrets: they exist
+// only for the dev process, and it prints them for the other commands run
+// against it (found by review: a user could not query dev's simulator, and
+// paid again for all that its ledger knew, written under a secret not
+// printed). The key is 8 characters or more: a shorter one is warned of.
 const (
 	devInputTopic  = "registrations"
 	devOutputTopic = "registrations.enriched"
 	devDLQTopic    = "registrations.dlq"
-	devKey         = "dev-key"
+	devKey         = "twosell-dev-key"
 	devOpenID      = "dev-openid"
 	devCacheSecret = "dev-cache-secret"
 )
@@ -254,13 +258,16 @@ func (env *devEnv) printBanner(w io.Writer) {
   juhe simulator  %[2]s  (mode %[3]s; answers derived from the number, see juhe/juhesim)
   topics          %[4]s -> %[5]s, dead letters %[6]s (%[7]d partitions each)
   metrics         %[8]s
+  other commands  TWOSELL_JUHE_KEY=%[9]s TWOSELL_CACHE_SECRET=%[10]s
+                  (the simulator's key, and the secret of dev's ledger: fixed for dev, not secrets)
 
+  query:    TWOSELL_JUHE_KEY=%[9]s TWOSELL_CACHE_SECRET=%[10]s twosell query 17312345678 --date 20240102 --brokers %[1]s --juhe-url %[2]s
   produce:  echo '{"event_id":"e-1","mobile":"+86 173-1234-5678","registered_at":"2024-01-02T03:04:05+08:00"}' | kcat -b %[1]s -P -t %[4]s -k u-1
   load:     twosell gen --brokers %[1]s --input-topic %[4]s --events 100000 --rate 2000
   consume:  kcat -b %[1]s -C -t %[5]s -o beginning -f '%%k %%h %%s\n'
   stop:     Ctrl-C
 
-`, broker, env.simURL, env.o.Mode, devInputTopic, devOutputTopic, devDLQTopic, env.o.Partitions, env.metricsURL())
+`, broker, env.simURL, env.o.Mode, devInputTopic, devOutputTopic, devDLQTopic, env.o.Partitions, env.metricsURL(), devKey, devCacheSecret)
 }
 
 // metricsURL says where /metrics, /healthz and /readyz are served.

@@ -116,6 +116,11 @@ func cmdQuery(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		// cannot come; give it now (the number itself was checked above).
 		return fmt.Errorf("%w; the provider could not read the number as sent: check %s", err, client.BadParamCheck())
 	}
+	if err != nil && juhe.IsTransport(err) {
+		// No reply from the provider: one query cannot tell a passing fault
+		// from a wrong address (found by review: nothing named the setting).
+		return fmt.Errorf("%w; check juhe.url (--juhe-url, TWOSELL_JUHE_URL) and that the provider is reachable from here", err)
+	}
 	if err != nil {
 		return err
 	}
@@ -140,8 +145,8 @@ func queryBudgetSpent(cfg *config.Config, paid, lost int64) error {
 	case paid > 0:
 		what = fmt.Sprintf("%d request(s) made and failed, their outcome unknown (counted as paid, and in the ledger as unavailable), and no retry", paid)
 	}
-	return fmt.Errorf("%s: juhe.daily_budget (%d paid calls a day, counted in the ledger %s with every instance's) is spent for today; "+
-		"it renews at midnight in %s (juhe.budget_time_zone); ledger.enabled: false queries outside the budget and the ledger",
+	return fmt.Errorf("%s: juhe.daily_budget (%d a day, counted in the ledger %s with every instance's paid calls) is spent for today; "+
+		"it renews at midnight in %s (juhe.budget_time_zone); to query outside the budget and the ledger, set ledger.enabled: false and juhe.daily_budget: 0",
 		what, cfg.Juhe.DailyBudget, cfg.Ledger.Topic, cfg.Juhe.BudgetLocation())
 }
 
@@ -155,7 +160,7 @@ func openQueryCost(ctx context.Context, cfg *config.Config, next processor.Enric
 	q.Processing.SkipOlderThan = 0               // a query has no event time
 	cost, err := openCostControl(ctx, &q, next, "query", noop.NewTracerProvider(), log)
 	if err != nil {
-		return nil, fmt.Errorf("%w (ledger.enabled: false queries without the ledger, outside juhe.daily_budget)", err)
+		return nil, fmt.Errorf("%w (ledger.enabled: false, with juhe.daily_budget: 0, queries without the ledger, outside the budget)", err)
 	}
 	return cost, nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"net"
 	"strings"
 	"testing"
 
@@ -100,7 +101,8 @@ func TestQueryPaysOncePerFact(t *testing.T) {
 	// Two paid calls today, the budget's two: a third is refused without
 	// a call; the knowledge still answers.
 	_, stderr := query(1, recycled, "--date", "20200101", "--fresh")
-	if !strings.Contains(stderr, "no call made") || !strings.Contains(stderr, "juhe.daily_budget (2 paid calls a day") || sim.Stats().Requests != 2 {
+	if !strings.Contains(stderr, "no call made") || !strings.Contains(stderr, "juhe.daily_budget (2 a day") ||
+		strings.Contains(stderr, "holding back records") || sim.Stats().Requests != 2 {
 		t.Errorf("third paid query with a budget of 2: %d requests, stderr %q", sim.Stats().Requests, stderr)
 	}
 	if got, _ := query(0, recycled, "--date", "20180101"); got.Source != "cache" || sim.Stats().Requests != 2 {
@@ -214,5 +216,22 @@ func TestQueryBudgetSpentWithItsCallRecordLost(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(stderr), "\n")
 	if last := lines[len(lines)-1]; strings.Contains(last, "in the ledger as unavailable") || !strings.Contains(last, "could not be written to the ledger") {
 		t.Errorf("the cut-off request's call record was given up unwritten; the query's error says:\n%s", last)
+	}
+}
+
+// A provider address where nothing listens: the error names the setting.
+func TestQueryUnreachableProviderNamesTheSetting(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there
+	t.Setenv("TWOSELL_JUHE_KEY", testKey)
+	t.Setenv("TWOSELL_LEDGER_ENABLED", "false")
+	var stdout, stderr syncBuffer
+	code := Main(t.Context(), []string{"query", "17312345678", "--date", "20240102", "--juhe-url", "http://" + addr, "--juhe-timeout", "2s"}, &stdout, &stderr)
+	if code != 1 || !strings.Contains(stderr.String(), "check juhe.url (--juhe-url") {
+		t.Errorf("provider unreachable: exit %d, stderr %s; want 1, naming juhe.url", code, stderr.String())
 	}
 }

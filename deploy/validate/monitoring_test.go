@@ -206,7 +206,7 @@ func TestDashboardAndAlerts(t *testing.T) {
 		t.Errorf("/readyz of a running twosell: %d %s, want 200", code, body)
 	}
 	// No series carries a secret.
-	if _, body := get(t, base, "/metrics"); strings.Contains(body, "dev-key") {
+	if _, body := get(t, base, "/metrics"); strings.Contains(body, "twosell-dev-key") {
 		t.Errorf("/metrics carries the key")
 	}
 }

@@ -306,8 +306,12 @@ func startRun() (string, error) {
 	if err != nil {
 		return "", err
 	}
+	key, err := dev.waitLine(regexp.MustCompile(`^\s+other commands\s+TWOSELL_JUHE_KEY=(\S+)`))
+	if err != nil {
+		return "", err
+	}
 	run, err := start(map[string]string{
-		"TWOSELL_JUHE_KEY":          "dev-key", // the dev simulator's own
+		"TWOSELL_JUHE_KEY":          key[1], // the dev simulator's own, as dev prints it
 		"TWOSELL_JUHE_DAILY_BUDGET": "100000",
 		"OTEL_TRACES_EXPORTER":      "none",
 	}, "run", "--brokers", broker[1], "--group", "validate", "--juhe-url", sim[1],
