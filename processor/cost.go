@@ -249,9 +249,16 @@ func (c *CostControl) Open(ctx context.Context) error {
 		return err
 	}
 	c.opened = true
-	entries, _ := c.cacheStats()
+	// Without the cache nothing is kept of what the ledger knows: say so,
+	// rather than "0 mobiles known" (found by a walkthrough: query --fresh
+	// seemed to have lost the ledger).
+	known := slog.Any("mobiles_known", "not kept (the cache is off)")
+	if c.cache != nil {
+		entries, _ := c.cacheStats()
+		known = slog.Int("mobiles_known", entries)
+	}
 	c.log.Info("ledger loaded", "topic", c.cfg.Ledger.Topic, "records", c.ledger.read.Load(), "unreadable", c.ledger.bad.Load(),
-		"mobiles_known", entries, "paid_today", c.budget.spent(), "took", time.Since(start).Round(time.Millisecond))
+		known, "paid_today", c.budget.spent(), "took", time.Since(start).Round(time.Millisecond))
 	if n := c.ledger.bad.Load(); n > 0 {
 		c.log.Warn("skipped ledger records twosell cannot read: what they know is not reused, and the numbers are paid for again; "+
 			"records written by a later twosell version are read by that version (run it again after a rollback), "+

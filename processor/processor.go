@@ -408,7 +408,11 @@ func (p *Processor) Run(ctx context.Context) error {
 	ticker := time.NewTicker(clockTick)
 	defer ticker.Stop()
 	go p.ticks.run(runCtx, ticker.C)
-	p.log.Info("consuming", "group", p.cfg.Group, "input_topic", p.cfg.InputTopic,
+	group := slog.String("group", p.cfg.Group)
+	if p.cfg.Group == "" {
+		group = slog.String("group", "none (assigned partitions)") // replay
+	}
+	p.log.Info("consuming", group, "input_topic", p.cfg.InputTopic,
 		"output_topic", p.cfg.OutputTopic, "dlq_topic", p.cfg.DLQTopic, "exactly_once", p.cfg.ExactlyOnce)
 	// Records run on a fixed pool of goroutines, one per in-flight slot:
 	// a goroutine per record would grow a fresh stack through the HTTP

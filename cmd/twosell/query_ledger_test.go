@@ -87,9 +87,14 @@ func TestQueryPaysOncePerFact(t *testing.T) {
 				date, got, sim.Stats().Requests, paid.OrderID)
 		}
 	}
-	fresh, _ := query(0, recycled, "--date", "20200101", "--fresh")
+	fresh, said := query(0, recycled, "--date", "20200101", "--fresh")
 	if fresh.Source != "api" || fresh.OrderID == paid.OrderID || sim.Stats().Requests != 2 {
 		t.Errorf("--fresh: %+v, %d requests; want a paid call", fresh, sim.Stats().Requests)
+	}
+	// Its knowledge is not kept, and the log says so, not "0 mobiles known"
+	// (found by a walkthrough: the ledger seemed lost).
+	if !strings.Contains(said, "not kept (the cache is off)") {
+		t.Errorf("--fresh: the ledger's log line does not say its knowledge is not kept:\n%s", said)
 	}
 	// Both paid calls are in the ledger, by order id.
 	csv := ledgerCSV(t, k, ledger)
