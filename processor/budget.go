@@ -85,7 +85,7 @@ func (b *budget) setMembers(n int) {
 func (b *budget) shareLocked(day string) int64 {
 	left := b.limit - b.days[day]
 	m := int64(b.members)
-	return max(left+m-1, 0) / m
+	return (left + m - 1) / m
 }
 
 // today is the budget's current day.

@@ -734,9 +734,9 @@ type retryGateKey struct{}
 
 // BeforeRetry is for an Enricher that retries a request itself (the juhe
 // client takes BeforeRetryBilled: juhe.WithRetryGate): called before each
-// retry of a lookup that
-// CostControl passed to it, it takes a unit of the daily budget and waits
-// for the provider rate, as the lookup's first request did, so that
+// retry of a lookup that CostControl passed to it, it takes a unit of the
+// daily budget and waits for the provider rate, as the lookup's first
+// request did, so that
 // juhe.qps and juhe.daily_budget count requests, retries included. It
 // returns an error, and the retry is not made, when the budget is spent or
 // this instance's share of it is in flight (the lookup's earlier requests

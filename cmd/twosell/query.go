@@ -95,8 +95,7 @@ func cmdQuery(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if cost, err = openQueryCost(ctx, cfg, enricher, *fresh, log); err != nil {
 			return err
 		}
-		defer closeCostControl(ctx, cost)
-		enricher = cost
+		enricher = cost // closed right after its one lookup
 	}
 	res, err := enricher.Enrich(ctx, processor.Lookup{Mobile: mobile, Date: day})
 	var lost error
