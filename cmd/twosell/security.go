@@ -192,6 +192,14 @@ func describeKafka(cfg *config.Config) string {
 	return b.String()
 }
 
+// franz-go's words for two answers of a port that is not a Kafka listener
+// (its errors have no type of their own): a reply that begins with "HTTP",
+// and a TLS alert record.
+const (
+	franzHTTPReply = "'HTTP' in ascii"
+	franzTLSAlert  = "appear to be a tls alert record"
+)
+
 // explainKafka wraps an error of the cluster's with how twosell tried to
 // reach it and what to check. The franz-go errors it wraps name no secret;
 // the result passes through secrets anyway when it is printed.
@@ -217,6 +225,10 @@ func explainKafka(cfg *config.Config, err error) error {
 	switch {
 	case errors.As(err, &unknownCA) || errors.As(err, &hostname) || errors.As(err, &invalid) || errors.As(err, &verify):
 		hint = "the brokers' certificate was not accepted: check kafka.tls.ca_file (the CA that signs it) and kafka.tls.server_name"
+	case strings.Contains(err.Error(), franzHTTPReply):
+		hint = "a broker's port answered in HTTP: it is an HTTP server's (a web console, a REST proxy, a schema registry?), not a Kafka listener; check kafka.brokers (--brokers, TWOSELL_KAFKA_BROKERS)"
+	case !tlsOn && strings.Contains(err.Error(), franzTLSAlert):
+		hint = "a broker's port answered with a TLS alert: it is a TLS listener; set kafka.tls.enabled: true (and kafka.tls.ca_file if the brokers' CA is not a system one)"
 	case errors.As(err, &recordHdr) || (tlsOn && hungUpTLS):
 		hint = "the brokers did not answer in TLS: check kafka.tls.enabled and that the brokers' port is their TLS listener"
 	case !tlsOn && hungUpTLS:
