@@ -51,10 +51,11 @@ type CostConfig struct {
 	SkipOlderThan time.Duration
 	// PricePerCall is the estimated price of one paid call, for SpendCNY.
 	PricePerCall float64
-	// QuietBudget leaves the warning that the budget is spent (records
-	// held back or written "skipped") to the caller, which has no records:
-	// a single lookup (twosell query) says so in its error.
-	QuietBudget bool
+	// OneShot is a caller that makes a single lookup (twosell query), whose
+	// result says what happened: the warning that the budget is spent
+	// (records held back or written "skipped") is left to its error, and
+	// the ledger's load is logged at DEBUG, not at INFO on every lookup.
+	OneShot bool
 	// Location is the time zone of the budget's day (UTC).
 	Location *time.Location
 	// Mode is the mode written in skipped outputs (how numbers would have
@@ -257,7 +258,11 @@ func (c *CostControl) Open(ctx context.Context) error {
 		entries, _ := c.cacheStats()
 		known = slog.Int("mobiles_known", entries)
 	}
-	c.log.Info("ledger loaded", "topic", c.cfg.Ledger.Topic, "records", c.ledger.read.Load(), "unreadable", c.ledger.bad.Load(),
+	level := slog.LevelInfo
+	if c.cfg.OneShot {
+		level = slog.LevelDebug
+	}
+	c.log.Log(ctx, level, "ledger loaded", "topic", c.cfg.Ledger.Topic, "records", c.ledger.read.Load(), "unreadable", c.ledger.bad.Load(),
 		known, "paid_today", c.budget.spent(), "took", time.Since(start).Round(time.Millisecond))
 	if n := c.ledger.bad.Load(); n > 0 {
 		c.log.Warn("skipped ledger records twosell cannot read: what they know is not reused, and the numbers are paid for again; "+
@@ -857,7 +862,7 @@ func (c *CostControl) noBudget(ctx context.Context, err error) (Result, error) {
 // It says so in a warning once a day, either way.
 func (c *CostControl) budgetSpent() (Result, error) {
 	err := c.budget.spentError()
-	if day := c.budget.today(); !c.cfg.QuietBudget && c.warnedDay.Swap(day) != day {
+	if day := c.budget.today(); !c.cfg.OneShot && c.warnedDay.Swap(day) != day {
 		what := "holding back records that need a paid call until it renews"
 		if c.cfg.EmitSkipped {
 			what = `writing records that need a paid call with status "skipped" until it renews`

@@ -41,7 +41,7 @@ func openCostControl(ctx context.Context, cfg *config.Config, next processor.Enr
 		EmitSkipped:    cfg.Processing.OnBudget == config.OnBudgetEmit,
 		SkipOlderThan:  cfg.Processing.SkipOlderThan,
 		PricePerCall:   cfg.Juhe.PricePerCall,
-		QuietBudget:    role == "query", // its error says so
+		OneShot:        role == "query", // its output and error say what happened
 		Location:       cfg.Juhe.BudgetLocation(),
 		Mode:           string(cfg.Juhe.Mode),
 		Logger:         log,

@@ -81,12 +81,18 @@ func TestQueryPaysOncePerFact(t *testing.T) {
 	}
 	// res 1 on 20200101 also answers every earlier date.
 	for _, date := range []string{"20200101", "20190305"} {
-		got, _ := query(0, recycled, "--date", date)
+		got, said := query(0, recycled, "--date", date)
 		if got.Source != "cache" || got.Status != "recycled" || got.OrderID != paid.OrderID || sim.Stats().Requests != 1 {
 			t.Errorf("query on %s after the paid one: %+v, %d requests; want the ledger's answer, order id %s, no call",
 				date, got, sim.Stats().Requests, paid.OrderID)
 		}
+		// One lookup's output says what it did: the ledger's load is a
+		// DEBUG line (it was an INFO line on every query; a walkthrough).
+		if strings.Contains(said, "ledger loaded") {
+			t.Errorf("query on %s logged the ledger's load at the default level:\n%s", date, said)
+		}
 	}
+	t.Setenv("TWOSELL_LOG_LEVEL", "debug")
 	fresh, said := query(0, recycled, "--date", "20200101", "--fresh")
 	if fresh.Source != "api" || fresh.OrderID == paid.OrderID || sim.Stats().Requests != 2 {
 		t.Errorf("--fresh: %+v, %d requests; want a paid call", fresh, sim.Stats().Requests)
