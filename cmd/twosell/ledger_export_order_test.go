@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/csv"
 	"strings"
 	"testing"
 
@@ -31,20 +30,12 @@ func TestLedgerExportIsInTimeOrder(t *testing.T) {
 		&kgo.Record{Topic: topic, Key: []byte("c/20261202/run.ffffffffffff/JH4"), Value: []byte(`not json`)},
 		call("JH0", "20261130", "2026-11-30T23:00:00Z"),
 	)
-	var stdout, stderr syncBuffer
-	if code := Main(t.Context(), []string{"ledger", "export", "--brokers", strings.Join(k.Brokers, ","),
-		"--ledger-topic", topic}, &stdout, &stderr); code != 0 {
-		t.Fatalf("exit %d: %s", code, stderr.String())
-	}
-	rows, err := csv.NewReader(strings.NewReader(stdout.String())).ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
+	rows := ledgerRows(t, k, topic)
 	var orders []string
 	for _, row := range rows[1:] {
 		orders = append(orders, row[2])
 	}
 	if got, want := strings.Join(orders, " "), "JH0 JH1 JH4 JH2 JH3"; got != want {
-		t.Errorf("order ids in the order %s, want %s:\n%s", got, want, stdout.String())
+		t.Errorf("order ids in the order %s, want %s:\n%q", got, want, rows)
 	}
 }

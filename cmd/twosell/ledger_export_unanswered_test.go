@@ -1,8 +1,6 @@
 package main
 
 import (
-	"encoding/csv"
-	"strings"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -27,17 +25,9 @@ func TestLedgerExportLeavesNoReplyCodeAndNoResEmpty(t *testing.T) {
 	k.Produce(&kgo.Record{Topic: topic, Key: []byte("c/20261202/replay.e4bf74ff4b21/n7"),
 		Value: []byte(`{"key":"cbb09d74ae248c0270ef734dbe1a170704eb188cb702ce688e807bca89d969d4","day":"20261202","at":"2026-12-02T01:04:54.977675556Z","date":"20160915","status":"no_record","code":232703,"mode":"plain","instance":"replay.e4bf74ff4b21"}`)})
 
-	var stdout, stderr syncBuffer
-	if code := Main(t.Context(), []string{"ledger", "export", "--brokers", strings.Join(k.Brokers, ","),
-		"--ledger-topic", topic}, &stdout, &stderr); code != 0 {
-		t.Fatalf("exit %d: %s", code, stderr.String())
-	}
-	rows, err := csv.NewReader(strings.NewReader(stdout.String())).ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
+	rows := ledgerRows(t, k, topic)
 	if len(rows) != 3 {
-		t.Fatalf("%d rows, want the header and 2 calls:\n%s", len(rows), stdout.String())
+		t.Fatalf("%d rows, want the header and 2 calls:\n%q", len(rows), rows)
 	}
 	col := map[string]int{}
 	for i, h := range rows[0] {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/csv"
 	"encoding/json"
 	"net"
 	"strings"
@@ -28,11 +29,22 @@ func runQuery(t *testing.T, k *kafkatest.Cluster, url, ledger string, args ...st
 // ledgerCSV is "twosell ledger export" of ledger.
 func ledgerCSV(t *testing.T, k *kafkatest.Cluster, ledger string) string {
 	t.Helper()
-	var csv, said syncBuffer
-	if code := Main(t.Context(), []string{"ledger", "export", "--brokers", strings.Join(k.Brokers, ","), "--ledger-topic", ledger}, &csv, &said); code != 0 {
+	var out, said syncBuffer
+	if code := Main(t.Context(), []string{"ledger", "export", "--brokers", strings.Join(k.Brokers, ","), "--ledger-topic", ledger}, &out, &said); code != 0 {
 		t.Fatalf("ledger export: exit %d: %s", code, said.String())
 	}
-	return csv.String()
+	return out.String()
+}
+
+// ledgerRows is ledgerCSV's rows, the header first.
+func ledgerRows(t *testing.T, k *kafkatest.Cluster, ledger string) [][]string {
+	t.Helper()
+	out := ledgerCSV(t, k, ledger)
+	rows, err := csv.NewReader(strings.NewReader(out)).ReadAll()
+	if err != nil {
+		t.Fatalf("ledger export %q: %v", out, err)
+	}
+	return rows
 }
 
 // With the ledger (the default), "twosell query" pays once per fact as run
