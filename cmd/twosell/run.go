@@ -39,21 +39,52 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	return runProcessor(ctx, cfg, os.LookupEnv, stderr)
 }
 
-// writeConfig prints cfg as the config file would set it, through the
-// process redactor: the secrets print as *** (config.Secret), and a secret
-// pasted into another setting is masked too.
+// writeConfig prints cfg as the config file would set it: the secrets
+// print as *** (config.Secret), and a secret pasted into another setting is
+// masked by the process redactor. The redactor masks the values only: the
+// keys are the program's own text, and a short secret masked in them ("short"
+// in short_ttl: ***_ttl) made a file that did not load back and showed where
+// the secret's text is (found by a walkthrough).
 func writeConfig(w io.Writer, cfg *config.Config) error {
+	doc, err := cfg.MarshalYAML()
+	if err != nil {
+		return err
+	}
+	node, ok := doc.(*yaml.Node)
+	if !ok {
+		return fmt.Errorf("the configuration's YAML is a %T, not a node", doc)
+	}
+	redactValues(node)
 	var b strings.Builder
 	enc := yaml.NewEncoder(&b)
 	enc.SetIndent(2)
-	if err := enc.Encode(cfg); err != nil {
+	if err := enc.Encode(node); err != nil {
 		return err
 	}
 	if err := enc.Close(); err != nil {
 		return err
 	}
-	_, err := io.WriteString(w, secrets.Redact(b.String()))
+	_, err = io.WriteString(w, b.String())
 	return err
+}
+
+// redactValues masks the secrets in n's scalar values, not in its mapping
+// keys. A value masked is a string from then on: "***" is no number.
+func redactValues(n *yaml.Node) {
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 1; i < len(n.Content); i += 2 {
+			redactValues(n.Content[i])
+		}
+	case yaml.SequenceNode, yaml.DocumentNode:
+		for _, c := range n.Content {
+			redactValues(c)
+		}
+	case yaml.ScalarNode:
+		if v := secrets.Redact(n.Value); v != n.Value {
+			n.Value, n.Tag = v, "!!str"
+		}
+	}
 }
 
 // runProcessor wires a validated configuration into a running processor.

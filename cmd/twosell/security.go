@@ -300,8 +300,7 @@ func warnInsecureJuhe(cfg *config.Config, log *slog.Logger) {
 // garbling them, and of secret files that other users may read or change.
 func warnSecrets(cfg *config.Config, log *slog.Logger) {
 	if short := cfg.ShortSecrets(minSecretLen); len(short) > 0 {
-		log.Warn(fmt.Sprintf("secrets shorter than %d characters: the logs mask every occurrence of each, which garbles them "+
-			"and shows where the secret's text appears; use longer ones", minSecretLen), "settings", settingNames(short))
+		log.Warn(shortSecretsWarning, "settings", settingNames(short))
 	}
 	if exposed := cfg.ExposedSecretFiles(); len(exposed) > 0 {
 		files := make([]string, len(exposed))
@@ -336,6 +335,13 @@ func (n settingNames) known() bool {
 // minSecretLen is the length under which warnSecrets warns of a secret.
 const minSecretLen = 8
 
+// shortSecretsWarning is warnSecrets' warning of short secrets. The
+// redacting handler shows it as it is, as it shows settingNames: text of
+// the program's own, whatever the secrets. Masked, a secret "short" made it
+// "secrets ***er than 8 characters" (found by a walkthrough).
+var shortSecretsWarning = fmt.Sprintf("secrets shorter than %d characters: the logs mask every occurrence of each, which garbles them "+
+	"and shows where the secret's text appears; use longer ones", minSecretLen)
+
 // juheInsecure reports whether raw is plain http to a host other than
 // loopback (see juhe.InsecureURL).
 func juheInsecure(raw string) bool {
@@ -358,7 +364,11 @@ func (h redactingHandler) Enabled(ctx context.Context, l slog.Level) bool {
 }
 
 func (h redactingHandler) Handle(ctx context.Context, rec slog.Record) error {
-	out := slog.NewRecord(rec.Time, rec.Level, h.r.Redact(rec.Message), rec.PC)
+	msg := rec.Message
+	if msg != shortSecretsWarning {
+		msg = h.r.Redact(msg)
+	}
+	out := slog.NewRecord(rec.Time, rec.Level, msg, rec.PC)
 	rec.Attrs(func(a slog.Attr) bool {
 		out.AddAttrs(h.attr(a))
 		return true
