@@ -184,18 +184,54 @@ func TestDev(t *testing.T) {
 	// simulator's, and its ledger is read under the secret it gives, so
 	// the number dev answered is answered from the ledger (found by review:
 	// no key was printed, and every other command paid again).
-	query := regexp.MustCompile(`query:\s+TWOSELL_JUHE_KEY=(\S+) TWOSELL_CACHE_SECRET=(\S+) twosell (query .*)`).FindStringSubmatch(out)
-	if query == nil {
-		t.Fatalf("no query line in:\n%s", out)
-	}
-	t.Setenv("TWOSELL_JUHE_KEY", query[1])
-	t.Setenv("TWOSELL_CACHE_SECRET", query[2])
 	var qout, qerr syncBuffer
-	if code := Main(ctx, strings.Fields(query[3]), &qout, &qerr); code != 0 || !strings.Contains(qout.String(), `"source":"cache"`) ||
+	if code := Main(ctx, devQueryLine(t, out), &qout, &qerr); code != 0 || !strings.Contains(qout.String(), `"source":"cache"`) ||
 		strings.Contains(qerr.String(), "cache.secret") || strings.Contains(qerr.String(), "shorter than") {
 		t.Errorf("dev's query line: exit %d, stdout %s, stderr %s; want the ledger's answer, without a warning", code, qout.String(), qerr.String())
 	}
 
+	cancel()
+	if code := <-exit; code != 0 {
+		t.Fatalf("dev exited %d, want 0; stderr:\n%s", code, stderr.String())
+	}
+}
+
+// devQueryLine sets the environment dev's printed query line sets, and
+// returns its command line.
+func devQueryLine(t *testing.T, out string) []string {
+	t.Helper()
+	query := regexp.MustCompile(`query:\s+((?:TWOSELL_\w+=\S+ )+)twosell (query .*)`).FindStringSubmatch(out)
+	if query == nil {
+		t.Fatalf("no query line in:\n%s", out)
+	}
+	for _, kv := range strings.Fields(query[1]) {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	return strings.Fields(query[2])
+}
+
+// Found by a walkthrough: dev in an AES mode printed neither its mode nor
+// the openid the mode needs, and the query line it printed asked in plain
+// mode. Its lines now carry both, and the query line works as printed.
+func TestDevQueryLineInAnAESMode(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var stdout, stderr syncBuffer
+	exit := make(chan int, 1)
+	go func() {
+		exit <- Main(ctx, []string{"dev", "--kafka-addr", "127.0.0.1:0", "--sim-addr", "127.0.0.1:0",
+			"--metrics-addr", "", "--generate", "0", "--sim-latency", "1ms", "--juhe-mode", "sha256+aes"}, &stdout, &stderr)
+	}()
+	kafkatest.WaitFor(t, func() bool { return strings.Contains(stdout.String(), "stop:") })
+	out := stdout.String()
+	if !strings.Contains(out, "TWOSELL_JUHE_MODE=sha256+aes TWOSELL_JUHE_OPENID=") {
+		t.Errorf("dev does not print the mode and the openid for other commands:\n%s", out)
+	}
+	var qout, qerr syncBuffer
+	if code := Main(ctx, devQueryLine(t, out), &qout, &qerr); code != 0 || !strings.Contains(qout.String(), `"mode":"sha256+aes"`) {
+		t.Errorf("dev's query line: exit %d, stdout %s, stderr %s; want an answer in sha256+aes", code, qout.String(), qerr.String())
+	}
 	cancel()
 	if code := <-exit; code != 0 {
 		t.Fatalf("dev exited %d, want 0; stderr:\n%s", code, stderr.String())
