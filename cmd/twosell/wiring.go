@@ -41,7 +41,10 @@ func (e juheEnricher) Enrich(ctx context.Context, l processor.Lookup) (processor
 		case ctx.Err() != nil:
 			return res, err
 		case juhe.IsRecord(err):
-			return res, processor.Reject(ClassBadParameter, err)
+			// What to fix, as query says it: the dead letter's reason
+			// gave none (a walkthrough).
+			return res, processor.Reject(ClassBadParameter, fmt.Errorf("%w; the provider could not read the number as sent: "+
+				"if it refuses valid numbers too, check %s", err, e.c.BadParamCheck()))
 		case juhe.IsFatal(err):
 			return res, processor.Fatal(err)
 		case juhe.IsQuota(err): // 10011-10013: the cost controls slow down
