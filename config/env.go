@@ -112,6 +112,10 @@ var errExpected = map[string]error{
 	"number":   errors.New("expected a number such as 0.4 or 10"),
 }
 
+// errExpectedBoolInFile is the config file's: YAML reads 1 and 0 as
+// numbers, which the environment and the flags take for bools.
+var errExpectedBoolInFile = errors.New("expected a bool: true or false (or yes/no, on/off, y/n)")
+
 // setString parses s into v by v's type: strings as they are, lists
 // comma-separated (spaces trimmed, empty items dropped), durations as Go
 // durations and bools as the config file's YAML reads them (parseBool). The error says only

@@ -104,6 +104,9 @@ func loadFile(c *Config, path string) error {
 	if err != nil {
 		return fmt.Errorf("config file: %w", err)
 	}
+	if err := checkTopLevel(path, data); err != nil {
+		return err
+	}
 	if err := checkWholeNumbers(path, data); err != nil {
 		return err
 	}
@@ -131,6 +134,36 @@ func loadFile(c *Config, path string) error {
 		return fmt.Errorf("config file %s: holds more than one YAML document; twosell reads one", path)
 	}
 	return nil
+}
+
+// checkTopLevel refuses a file that is not a mapping of sections: a list
+// or a lone value was "cannot unmarshal !!seq into config.Config", a Go
+// type's name and no word of what the file should hold (a walkthrough).
+func checkTopLevel(path string, data []byte) error {
+	var root yaml.Node
+	if yaml.Unmarshal(data, &root) != nil || len(root.Content) == 0 {
+		return nil // nothing, or what the decoder explains
+	}
+	top := root.Content[0]
+	var what string
+	switch {
+	case top.Kind == yaml.MappingNode, top.Tag == "!!null":
+		return nil
+	case top.Kind == yaml.SequenceNode:
+		what = "a list"
+	default:
+		what = "a single value"
+	}
+	var sections []string
+	t := reflect.TypeFor[Config]()
+	for i := range t.NumField() {
+		if name, ok := yamlKey(t.Field(i)); ok {
+			sections = append(sections, name+":")
+		}
+	}
+	return fmt.Errorf("config file %s: line %d: the file holds %s; it should hold the sections of the configuration, "+
+		"each a key at the start of a line (%s) with its settings indented below it",
+		path, top.Line, what, strings.Join(sections, ", "))
 }
 
 // checkWholeNumbers refuses a fraction where a whole number is wanted: the
@@ -234,7 +267,9 @@ func explainTypeError(path string, data []byte, te *yaml.TypeError) error {
 						what = scrubQuoted(what)
 					}
 					if v, ok := settingsByKey(new(Config))[key]; ok { // say what would be valid, as the environment's errors do
-						if e := errExpected[kindName(v.value)]; e != nil {
+						if kindName(v.value) == "bool" { // YAML's: 1 and 0 are numbers there (a walkthrough)
+							what += "; " + errExpectedBoolInFile.Error()
+						} else if e := errExpected[kindName(v.value)]; e != nil {
 							what += "; " + e.Error()
 						} else if kindName(v.value) == "list" {
 							what += "; expected a list, such as [a, b] or one item per line under the key"

@@ -331,6 +331,12 @@ func TestFileMistakesSayWhatIsValid(t *testing.T) {
 		{"juhe:\n  timeout: 5\n", "juhe.timeout: cannot unmarshal !!int `5` into time.Duration; expected a Go duration such as"},
 		{"cache:\n  short_ttl: 7d\n", "expected a Go duration such as"},
 		{"kafka:\n  create_topics: nope\n", "kafka.create_topics: cannot unmarshal !!str `nope` into bool; expected a bool: true or false"},
+		// YAML reads 1 as a number: the file's message does not offer it,
+		// as the environment's does (a walkthrough).
+		{"cache:\n  enabled: 1\n", "cache.enabled: cannot unmarshal !!int `1` into bool; expected a bool: true or false (or yes/no, on/off, y/n)"},
+		// Not a mapping at all: no Go type's name (a walkthrough).
+		{"- a\n", "line 1: the file holds a list; it should hold the sections of the configuration, each a key at the start of a line (kafka:,"},
+		{"hello\n", "line 1: the file holds a single value; it should hold the sections"},
 		{"kafka:\n  brokers: 127.0.0.1:9092\n", "kafka.brokers: cannot unmarshal !!str `127.0.0...` into []string; expected a list"},
 		{"juhe:\n  retries: 1\n  retries: 3\n", "line 3: juhe.retries is set twice (first at line 2); keep one"},
 	} {
