@@ -637,6 +637,13 @@ func (c *Codec) syntaxError(value []byte) error {
 	var raw json.RawMessage
 	err := json.Unmarshal(value, &raw)
 	var se *json.SyntaxError
+	if errors.As(err, &se) && strings.HasSuffix(se.Error(), "exceeded max depth") {
+		// Valid JSON's grammar, past the nesting limit: encoding/json's
+		// words ("invalid character '['") told of a fault the value does
+		// not have (a walkthrough).
+		return &InputError{Class: ClassInvalidJSON, Reason: fmt.Sprintf("the value nests arrays and objects more than %d levels deep "+
+			"(at byte %d of %d), the limit of twosell's reader and Go's encoding/json; nest less", maxDepth, se.Offset, len(value))}
+	}
 	if errors.As(err, &se) {
 		return &InputError{Class: ClassInvalidJSON, Reason: fmt.Sprintf("the value is not valid JSON: %s (after %d of %d bytes); %s", se.Error(), se.Offset, len(value), c.objectExample)}
 	}

@@ -535,6 +535,13 @@ func TestDecodeNesting(t *testing.T) {
 		if (err == nil) != valid {
 			t.Errorf("depth %d: Decode error %v, json.Valid %v", depth, err, valid)
 		}
+		// Too deep says so: encoding/json's own words, "invalid
+		// character '['", told of a fault the value does not have (a
+		// walkthrough).
+		if ie, ok := AsInputError(err); err != nil && (!ok || ie.Class != ClassInvalidJSON ||
+			!strings.Contains(ie.Reason, "nests arrays and objects more than 10000 levels deep") || strings.Contains(ie.Reason, "invalid character")) {
+			t.Errorf("depth %d: %v; want invalid_json saying it nests too deep", depth, err)
+		}
 	}
 }
 
