@@ -42,6 +42,10 @@ type Client struct {
 	backoff       backoff
 	badParamLimit int64
 	badParams     atomic.Int64 // 232702 answers in a row, across queries
+	// refusedFrom is when the earliest request the provider refused for
+	// the account (a fatal code: the key, the openid, the IP, the API) was
+	// sent, in unix nanoseconds; 0 if none was. See accountRefused.
+	refusedFrom atomic.Int64
 
 	rt       http.RoundTripper // otelhttp, then the secrets, then the pool
 	direct   *directTransport  // the pool, when the fast path (wire.go) may use it
@@ -177,11 +181,12 @@ func (c *Client) Query(ctx context.Context, mobile, date string) (ans Answer, er
 			var sent attemptSent
 			a, err := c.attempt(context.WithValue(ctx, sentKey{}, &sent), p, mobile)
 			c.metrics.call(ctx, a, err, time.Since(start))
+			c.noteAccountRefused(err)
 			// A request written whole counts, even if the caller's context
 			// ended before the attempt began (found by review: a retry
 			// written as the context ended was read by the provider, and its
 			// budget unit given back).
-			if (asked || sent.wrote.Load()) && billable(err, &sent) {
+			if (asked || sent.wrote.Load()) && billable(err, &sent) && !c.accountRefused(err, start) {
 				billed = true
 				ans.Billable++
 				if retry <= 64 {
@@ -265,6 +270,57 @@ func WithRetryGate(ctx context.Context, gate RetryGate) context.Context {
 type RetryGate func(ctx context.Context, billed bool) error
 
 type retryGateKey struct{}
+
+// noteAccountRefused notes the provider's refusal of the account (a fatal
+// code of its table): from when the account is known to be refused
+// (accountRefused). A wrong key or openid (10001, 10004) is wrong for every
+// request made with it, sent before this one or after (all of a Client's
+// requests carry the same; the requests in flight when a key is deleted in
+// the provider's console are the exception, which this takes for
+// refused); the other refusals (an expired or banned key, an IP banned,
+// the API stopped) may have come while requests were in flight, and count
+// from now, when the refusal is read. (Counted from the refused request's
+// sending, the requests sent just before it, whose replies came in the
+// same moment and went unread, still counted: 1 to 11 of 13 in a test.)
+func (c *Client) noteAccountRefused(err error) {
+	var e *Error
+	if !errors.As(err, &e) {
+		return
+	}
+	if info, ok := codeTable[e.Code]; !ok || info.class != ClassFatal {
+		return // not the provider's word on the account (a run of 232702 is fatal too)
+	}
+	at := time.Now().UnixNano()
+	if e.Code == 10001 || e.Code == 10004 {
+		at = 1 // every request
+	}
+	for {
+		old := c.refusedFrom.Load()
+		if old != 0 && old <= at || c.refusedFrom.CompareAndSwap(old, at) {
+			return
+		}
+	}
+}
+
+// accountRefused reports whether an attempt sent at start whose outcome is
+// unknown (the caller's context ended while it ran, or a transport fault)
+// cannot have been billed: it was sent once the account was known to be
+// refused (noteAccountRefused). The key, the openid and the machine's IP
+// are the same for every request of a Client, and an account refused stays
+// refused (a key expires, it does not come back), so the provider refused
+// this request too. Found by
+// a walkthrough: with a wrong key, the requests in flight when the first
+// 10001 stopped the processor were written to the ledger as calls that may
+// have been billed, and spent the daily budget (97 of 104 requests; a
+// crash-looping deployment spent more at every start).
+func (c *Client) accountRefused(err error, start time.Time) bool {
+	var e *Error
+	if err == nil || errors.As(err, &e) && e.Class != ClassTransport {
+		return false // an answer, or the provider's own word on this request
+	}
+	from := c.refusedFrom.Load()
+	return from != 0 && start.UnixNano() >= from
+}
 
 // billable reports whether an attempt that ended with err may have been
 // billed (Answer.Billable): yes for an answer, for a fault whose outcome is
