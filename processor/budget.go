@@ -91,6 +91,17 @@ func (b *budget) shareLocked(day string) int64 {
 // today is the budget's current day.
 func (b *budget) today() string { return DayOf(b.now(), b.loc) }
 
+// untilRenewal is how long until the budget's next day begins.
+func (b *budget) untilRenewal() time.Duration {
+	now := b.now()
+	loc := b.loc
+	if loc == nil {
+		loc = time.UTC
+	}
+	y, m, d := now.In(loc).Date()
+	return time.Date(y, m, d+1, 0, 0, 0, 0, loc).Sub(now)
+}
+
 // reserve takes a unit of today's budget for a call about to be made. It
 // returns the day to settle it with, or, when there is none to take, an
 // error: the budget is spent, or what is left of it is reserved by calls in

@@ -193,6 +193,8 @@ type CostControl struct {
 
 	paid, uncertain, coalesced, skipped, refusals, ledgerErrors atomic.Int64
 	warnedDay                                                   atomic.Value // string: the day the budget-spent warning was logged
+	refusedDay                                                  atomic.Value // string: the last day a lookup found no unit of the budget
+	renewedDay                                                  atomic.Value // string: the day its renewal was logged (noteRenewed)
 
 	// life orders Open and Close: a second Open does nothing, and a Close
 	// before Open (an error path closing what it has) leaves a later Open
@@ -551,6 +553,7 @@ func (c *CostControl) payUnlessKnown(ctx context.Context, key MobileKey, l Looku
 		res, err = c.noBudget(ctx, berr)
 		return res, false, err
 	}
+	c.noteRenewed(day)
 	held := true         // day's unit, reserved for the first request and not yet confirmed
 	var units []callUnit // the budget units of the requests made, one per request
 	var fact Fact
@@ -851,11 +854,25 @@ func (c *CostControl) ledgerFailed(call LedgerCall, err error, callFailed, knowl
 // (budget.reserve's error).
 func (c *CostControl) noBudget(ctx context.Context, err error) (Result, error) {
 	trace.SpanFromContext(ctx).SetAttributes(attribute.Bool("twosell.budget_spent", true))
-	if errors.Is(err, errBudgetInFlight) {
+	c.refusedDay.Store(c.budget.today())
+	if errors.Is(err, errBudgetInFlight) { // tried again as the units may come back, and at midnight at the latest
 		c.refusals.Add(1)
-		return Result{Mode: c.cfg.Mode}, Unavailable(err)
+		return Result{Mode: c.cfg.Mode}, UnavailableWithin(err, c.budget.untilRenewal())
 	}
 	return c.budgetSpent()
+}
+
+// noteRenewed logs, once, that the budget renewed, at the first call of a
+// day after a day on which lookups found it spent (a walkthrough saw the
+// held records go on at midnight without a word).
+func (c *CostControl) noteRenewed(day string) {
+	spent, _ := c.refusedDay.Load().(string)
+	if spent == "" || spent >= day {
+		return
+	}
+	if renewed, _ := c.renewedDay.Swap(day).(string); renewed != day {
+		c.log.Info("daily budget renewed: paid calls go on", "day", day, "budget", c.cfg.DailyBudget, "spent_on", spent)
+	}
 }
 
 // budgetSpent answers a lookup that needs a call after the budget is spent.
@@ -874,5 +891,5 @@ func (c *CostControl) budgetSpent() (Result, error) {
 		return Result{Status: StatusSkipped, Mode: c.cfg.Mode}, nil
 	}
 	c.refusals.Add(1)
-	return Result{Mode: c.cfg.Mode}, Unavailable(err)
+	return Result{Mode: c.cfg.Mode}, UnavailableWithin(err, c.budget.untilRenewal())
 }

@@ -793,6 +793,10 @@ func TestCostControlBudget(t *testing.T) {
 					if !errors.Is(err, ErrBudgetSpent) || DispositionOf(err) != DispositionUnavailable {
 						t.Errorf("refusal %v, want Unavailable(ErrBudgetSpent)", err)
 					}
+					// Tried again at midnight at the latest, an hour away.
+					if de, ok := errors.AsType[*DispositionError](err); !ok || de.RetryWithin != time.Hour {
+						t.Errorf("refusal %v: retried within %v, want the hour until midnight in Shanghai", err, de.RetryWithin)
+					}
 					refused++
 				}
 			}
@@ -837,6 +841,13 @@ func TestCostControlBudget(t *testing.T) {
 			}
 			if got := logs.String(); strings.Count(got, "daily budget spent") != 1 || !strings.Contains(got, want) {
 				t.Errorf("%d warnings of the spent budget, want 1 saying %q:\n%s", strings.Count(got, "daily budget spent"), want, got)
+			}
+			// And once that it renewed.
+			if _, err := c.Enrich(t.Context(), Lookup{Mobile: "17300000101", Date: "20100101"}); err != nil {
+				t.Fatal(err)
+			}
+			if got := logs.String(); strings.Count(got, "daily budget renewed") != 1 {
+				t.Errorf("%d lines of the budget's renewal, want 1:\n%s", strings.Count(got, "daily budget renewed"), got)
 			}
 		})
 	}

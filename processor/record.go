@@ -386,6 +386,11 @@ func (w *partitionWorker) lookup(ctx, abandon context.Context, l Lookup, offset 
 			next = de.RetryIn + rand.N(min(de.RetryIn/4, retryInJitter)+1)
 		} else {
 			wait = min(2*wait, p.cfg.MaxRetryBackoff)
+			if ok && de.RetryWithin > 0 && next > de.RetryWithin {
+				// The call may be possible then (a budget renewing at
+				// midnight): no later.
+				next = de.RetryWithin + rand.N(min(de.RetryWithin/4, retryInJitter)+1)
+			}
 		}
 		p.log.Debug("provider unavailable; retrying the record later", "source", w.tp.topic, "wait", next, "err", err)
 		timer := time.NewTimer(next)
