@@ -471,8 +471,19 @@ func (p *Processor) Run(ctx context.Context) error {
 	if err := p.fatal(); err != nil {
 		return &FatalError{Err: err}
 	}
-	p.log.Info("stopped", "consumed", p.stats.consumed.Load(), "produced", p.stats.produced.Load(),
-		"dead_lettered", p.stats.deadLettered.Load())
+	// What was received and not finished says why the next start writes
+	// outputs again: a walkthrough found 929 of 77,773 records unaccounted
+	// for in this line after a stop that gave up records held back.
+	consumed, produced, dead := p.stats.consumed.Load(), p.stats.produced.Load(), p.stats.deadLettered.Load()
+	attrs := []any{"consumed", consumed, "produced", produced, "dead_lettered", dead}
+	if left := consumed - produced - dead; left > 0 {
+		then := "read again by the group from its committed offsets"
+		if p.cfg.Range != nil {
+			then = "written by a replay of the rest of the range"
+		}
+		attrs = append(attrs, "not_finished", left, "not_finished_are", then)
+	}
+	p.log.Info("stopped", attrs...)
 	return nil
 }
 
