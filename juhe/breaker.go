@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"time"
 
@@ -177,6 +178,16 @@ func (b *breaker) deliver() {
 	b.mu.Unlock()
 }
 
+// noConnection reports whether err is a connection that could not be
+// made: refused, unreachable, a name that does not resolve.
+func noConnection(err error) bool {
+	if _, ok := errors.AsType[*net.DNSError](err); ok {
+		return true
+	}
+	op, ok := errors.AsType[*net.OpError](err)
+	return ok && op.Op == "dial"
+}
+
 func (b *breaker) report(t transition) {
 	level := slog.LevelInfo
 	if t.to == gobreaker.StateOpen {
@@ -185,6 +196,11 @@ func (b *breaker) report(t transition) {
 	attrs := []any{"from", t.from.String(), "to", t.to.String()}
 	if t.cause != nil {
 		attrs = append(attrs, "last_fault", t.cause.Error())
+		if t.to == gobreaker.StateOpen && noConnection(t.cause) {
+			// As query says it (a walkthrough: run with a wrong URL said
+			// "connection refused" and nothing of the setting).
+			attrs = append(attrs, "check", "juhe.url (--juhe-url, TWOSELL_JUHE_URL), and that the provider is reachable from here: no connection to it could be made")
+		}
 	}
 	b.logger.Log(context.Background(), level, "juhe: circuit breaker state changed", attrs...)
 	if b.onChange != nil {
