@@ -34,6 +34,9 @@ type Stats struct {
 
 	// The cost controls (Config.Cost; zero without them, BudgetRemaining -1).
 	PaidCalls int64 // provider answers paid for by this instance
+	// UncertainCalls counts the requests among PaidCalls that gave no
+	// answer but may have been billed (CostStats').
+	UncertainCalls int64
 	// CacheAnswers counts lookups answered from knowledge without a call, by
 	// kind: recycled, not_recycled, no_activation_date, no_record.
 	CacheAnswers    map[string]int64
@@ -155,7 +158,7 @@ func (p *Processor) addCostStats(s *Stats) {
 		return
 	}
 	c := p.cfg.Cost.CostStats()
-	s.PaidCalls, s.CacheAnswers, s.Coalesced = c.PaidCalls, c.CacheAnswers, c.Coalesced
+	s.PaidCalls, s.UncertainCalls, s.CacheAnswers, s.Coalesced = c.PaidCalls, c.UncertainCalls, c.CacheAnswers, c.Coalesced
 	s.CacheEntries, s.CacheEvictions = c.CacheEntries, c.CacheEvictions
 	s.BudgetRemaining, s.SpendCNY = c.BudgetRemaining, c.SpendCNY
 	s.ProviderRate = c.QPS
