@@ -410,6 +410,32 @@ func listStartOffsets(ctx context.Context, cl *kgo.Client, topic string) (kadm.L
 // and after a Run that was interrupted before the end.
 func (p *Processor) RangeComplete() bool { return p.rangeComplete.Load() }
 
+// RangeRest returns, once Run has returned, what of Config.Range is not
+// finished, by partition: from the first record without its output or dead
+// letter acknowledged (every one before it has one) to the range's end.
+// Replaying it, rather than the whole range, writes again only the records
+// after that one that were finished (found by a walkthrough: an
+// interrupted replay run again wrote all its outputs twice). It is nil
+// before the replay read its range, and empty once the range is complete.
+func (p *Processor) RangeRest() map[int32]OffsetRange {
+	if f := p.rangeRest.Load(); f != nil {
+		return (*f)()
+	}
+	return nil
+}
+
+// rest is the partition's range not finished, and whether there is any.
+func (rp *replayPartition) rest() (OffsetRange, bool) {
+	if rp.finished() {
+		return OffsetRange{}, false
+	}
+	start := rp.start
+	if off, _, ok := rp.w.track.watermark(); ok && off > start {
+		start = off
+	}
+	return OffsetRange{Start: start, End: rp.end}, true
+}
+
 // runReplay processes Config.Range of the input topic and returns when every
 // record of it has its output or dead letter acknowledged (or ctx ends, or a
 // fatal error). It reads the partitions directly, without a consumer group:
@@ -465,6 +491,18 @@ func (p *Processor) runReplay(ctx context.Context) error {
 		go w.run()
 	}
 	p.log.Info("replaying", "topic", topic, "partitions", len(parts))
+	rest := func() map[int32]OffsetRange {
+		mu.Lock()
+		defer mu.Unlock()
+		out := make(map[int32]OffsetRange)
+		for part, rp := range parts {
+			if r, ok := rp.rest(); ok {
+				out[part] = r
+			}
+		}
+		return out
+	}
+	p.rangeRest.Store(&rest)
 
 	// Polling blocks until records come; once every partition is finished
 	// the watcher ends it.

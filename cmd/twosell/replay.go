@@ -67,6 +67,28 @@ type replaySummary struct {
 	EventsPerSec float64 `json:"events_per_second"`
 	OutputTopic  string  `json:"output_topic"`
 	DLQTopic     string  `json:"dlq_topic"`
+	// Rest: interrupted, what of the range is not finished, by partition
+	// (processor.RangeRest), to replay instead of the whole range.
+	Rest map[int32]restRange `json:"rest,omitempty"`
+}
+
+// restRange is a partition's offsets left to replay, end excluded.
+type restRange struct {
+	Start int64 `json:"start"`
+	End   int64 `json:"end"`
+}
+
+// restFlags are the flags that replay rest: its partitions, and their
+// start and end offsets.
+func restFlags(rest map[int32]restRange) string {
+	var parts, starts, ends []string
+	for _, p := range slices.Sorted(maps.Keys(rest)) {
+		parts = append(parts, fmt.Sprint(p))
+		starts = append(starts, fmt.Sprintf("%d:%d", p, rest[p].Start))
+		ends = append(ends, fmt.Sprintf("%d:%d", p, rest[p].End))
+	}
+	return fmt.Sprintf("--partitions %s --start-offsets %s --end-offsets %s",
+		strings.Join(parts, ","), strings.Join(starts, ","), strings.Join(ends, ","))
 }
 
 // cmdReplay is "twosell replay": enrich a bounded range of a topic (by time
@@ -262,6 +284,14 @@ func runReplay(ctx context.Context, cfg *config.Config, o replayOptions, stdout,
 	complete := runErr == nil && proc.RangeComplete() // interrupted, it may have finished all the same
 	s := summarize(proc.Stats(), cfg, total, time.Since(start), complete)
 	s.OutsideTimes = outside.count()
+	if !complete {
+		for part, r := range proc.RangeRest() {
+			if s.Rest == nil {
+				s.Rest = make(map[int32]restRange)
+			}
+			s.Rest[part] = restRange{r.Start, r.End}
+		}
+	}
 	if runErr != nil && !isClosed(proc.Started()) {
 		// Refused to start (a topic, the retention): no summary of nothing,
 		// and no progress (found by review: "0/3 offsets" above the refusal).
@@ -276,6 +306,12 @@ func runReplay(ctx context.Context, cfg *config.Config, o replayOptions, stdout,
 	}
 	if runErr != nil {
 		return explain(cfg, runErr)
+	}
+	if !complete && len(s.Rest) > 0 {
+		return fmt.Errorf("replay interrupted with %d of %d offsets done; to finish it, replay the rest: %s "+
+			"(the other flags as they were, without --from and --to); the whole range again would write again every output already written. "+
+			"Either way, what is paid for is in the ledger and is not paid again",
+			passed(s.Outputs+s.DeadLetters, s.EmptyOffsets, s.Deleted), total, restFlags(s.Rest))
 	}
 	if !complete {
 		return fmt.Errorf("replay interrupted with %d of %d offsets done; run it again to finish (what is paid for is in the ledger)",
