@@ -720,7 +720,7 @@ func TestReplayProgressBar(t *testing.T) {
 	var b syncBuffer
 	p := newReplayProgress(&b, replayOptions{Progress: "bar"}, 1000)
 	p.start = time.Now().Add(-10 * time.Second)
-	p.show(250, 40, 210, false)
+	p.show(250, 40, 210, heldNot)
 	p.finish(replaySummary{Outputs: 990, DeadLetters: 10, PaidCalls: 100, CacheAnswers: 900})
 	out := b.String()
 	for _, want := range []string{"\r\033[K[=======", "250/1000", " 25.0%", "25/s", "paid 40", "cache 210", "ETA 30s", "1000/1000", "100.0%", "paid 100"} {
@@ -733,14 +733,46 @@ func TestReplayProgressBar(t *testing.T) {
 	}
 	var lines syncBuffer
 	p = newReplayProgress(&lines, replayOptions{Progress: "auto", ProgressInterval: time.Second}, 10)
-	p.show(5, 1, 4, false)
+	p.show(5, 1, 4, heldNot)
 	if p.bar || !strings.HasPrefix(lines.String(), "replay: 5/10 offsets (50.0%)") {
 		t.Errorf("not a terminal: %q, want plain lines", lines.String())
 	}
 	// Held for the budget: no ETA extrapolated from the rate so far.
-	p.show(6, 1, 5, true)
+	p.show(6, 1, 5, heldForBudget)
 	if !strings.Contains(lines.String(), "ETA - (daily budget spent: held until it renews)") {
 		t.Errorf("held for the budget: %q", lines.String())
+	}
+	// Nor held for the provider (a walkthrough: "ETA 1s" through 30 s of
+	// an open breaker).
+	p.show(6, 1, 5, heldForProvider)
+	if !strings.Contains(lines.String(), "ETA - (held back: the provider is unavailable)") {
+		t.Errorf("held for the provider: %q", lines.String())
+	}
+}
+
+// The rate and the ETA are those of the last paceWindow, not of the whole
+// run: a walkthrough saw "ETA 0s" at 89.8%, the answers from knowledge of
+// the start making 169 paid calls left at 50 a second look quick.
+func TestReplayETAIsOfTheRecentPace(t *testing.T) {
+	var lines syncBuffer
+	p := newReplayProgress(&lines, replayOptions{Progress: "lines", ProgressInterval: time.Second}, 10000)
+	now := time.Now()
+	p.start = now.Add(-60 * time.Second)
+	// 8,000 answers from knowledge in the first 2 s, then 50 a second.
+	p.samples = []paceMark{{now.Add(-58 * time.Second), 8000}, {now.Add(-20 * time.Second), 9000}, {now.Add(-10 * time.Second), 9500}}
+	if rate := p.pace(now, 10000-500); rate != 0 {
+		t.Errorf("no progress over the last 10 s: rate %.1f, want 0", rate)
+	}
+	p.samples = []paceMark{{now.Add(-58 * time.Second), 8000}, {now.Add(-10 * time.Second), 9000}}
+	if rate := p.pace(now, 9500); rate != 50 {
+		t.Errorf("500 offsets in the last 10 s: rate %.1f, want 50", rate)
+	}
+	p.samples = nil
+	p.start = time.Now().Add(-10 * time.Second)
+	p.samples = []paceMark{{p.start, 0}}
+	p.show(9000, 100, 8900, heldNot)
+	if got := lines.String(); !strings.Contains(got, "ETA 1s") {
+		t.Errorf("9,000 of 10,000 in 10 s: %q, want ETA 1s", got)
 	}
 }
 
