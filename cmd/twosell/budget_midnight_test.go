@@ -22,8 +22,8 @@ import (
 // the budget renewed. They now come back at midnight, whatever their
 // backoff (an hour here: before, they waited it out), and a line says so.
 func TestHeldForTheBudgetGoOnAtMidnight(t *testing.T) {
-	start := time.Now()
-	base := time.Date(2024, 6, 1, 23, 59, 57, 0, time.FixedZone("CST", 8*3600)) // 3 s before midnight
+	var start time.Time // set as the processor starts: 3 s before midnight
+	base := time.Date(2024, 6, 1, 23, 59, 57, 0, time.FixedZone("CST", 8*3600))
 	costNow = func() time.Time { return base.Add(time.Since(start)) }
 	t.Cleanup(func() { costNow = time.Now })
 
@@ -44,6 +44,7 @@ func TestHeldForTheBudgetGoOnAtMidnight(t *testing.T) {
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logWriter{t, logs}, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	tp := sdktrace.NewTracerProvider()
+	start = time.Now()
 	client, err := newJuheClient(cfg, tp, nil, log)
 	if err != nil {
 		t.Fatal(err)
