@@ -270,7 +270,7 @@ type Processor struct {
 	rangeComplete atomic.Bool
 	// rangeRest: what of Config.Range is not finished (RangeRest).
 	rangeRest atomic.Pointer[func() map[int32]OffsetRange]
-	joined        atomic.Bool // a member of the group now (see Connected)
+	joined    atomic.Bool // a member of the group now (see Connected)
 	// spoiled is the first produce error of the open transaction that
 	// aborts it rather than stopping (see txnAbortable); nil when none.
 	spoiled atomic.Pointer[error]
