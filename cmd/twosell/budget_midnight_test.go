@@ -2,13 +2,11 @@ package main
 
 import (
 	"fmt"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/twosell/twosell/config"
 	"github.com/twosell/twosell/juhe"
@@ -42,22 +40,8 @@ func TestHeldForTheBudgetGoOnAtMidnight(t *testing.T) {
 	k.Produce(recs...)
 
 	logs := &syncBuffer{}
-	log := slog.New(slog.NewTextHandler(logWriter{t, logs}, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	tp := sdktrace.NewTracerProvider()
 	start = time.Now()
-	client, err := newJuheClient(cfg, tp, nil, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cost, err := openCostControl(t.Context(), cfg, juheEnricher{client}, "run", tp, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proc, err := newProcessor(cfg, cost, tp, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stop := runUntilStopped(t, proc, func() { closeCostControl(t.Context(), cost) })
+	proc, _, stop := runWithCostLogs(t, cfg, logs)
 
 	kafkatest.WaitFor(t, func() bool { s := proc.Stats(); return s.Produced == budget && s.HeldPartitions > 0 })
 	if day := costNow().Format("20060102"); day != "20240601" {

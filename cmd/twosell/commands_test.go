@@ -126,15 +126,21 @@ func TestDevAddressInUse(t *testing.T) {
 // "twosell dev" on free ports: the sample events are all processed, a
 // client produces to and consumes from the broker it printed, and it exits
 // 0 when told to stop.
+// startDevCmd runs "twosell dev" on free ports with args until ctx ends; exit
+// gives its exit status.
+func startDevCmd(ctx context.Context, args ...string) (stdout, stderr *syncBuffer, exit <-chan int) {
+	stdout, stderr = &syncBuffer{}, &syncBuffer{}
+	code := make(chan int, 1)
+	go func() {
+		code <- Main(ctx, append([]string{"dev", "--kafka-addr", "127.0.0.1:0", "--sim-addr", "127.0.0.1:0", "--sim-latency", "1ms"}, args...), stdout, stderr)
+	}()
+	return stdout, stderr, code
+}
+
 func TestDev(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	var stdout, stderr syncBuffer
-	exit := make(chan int, 1)
-	go func() {
-		exit <- Main(ctx, []string{"dev", "--kafka-addr", "127.0.0.1:0", "--sim-addr", "127.0.0.1:0",
-			"--metrics-addr", "127.0.0.1:0", "--generate", "200", "--sim-latency", "1ms"}, &stdout, &stderr)
-	}()
+	stdout, stderr, exit := startDevCmd(ctx, "--metrics-addr", "127.0.0.1:0", "--generate", "200")
 	kafkatest.WaitFor(t, func() bool { return strings.Contains(stdout.String(), "all 200 sample events processed") })
 	out := stdout.String()
 	broker := regexp.MustCompile(`kafka broker\s+(\S+)`).FindStringSubmatch(out)
@@ -217,12 +223,7 @@ func devQueryLine(t *testing.T, out string) []string {
 func TestDevQueryLineInAnAESMode(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	var stdout, stderr syncBuffer
-	exit := make(chan int, 1)
-	go func() {
-		exit <- Main(ctx, []string{"dev", "--kafka-addr", "127.0.0.1:0", "--sim-addr", "127.0.0.1:0",
-			"--metrics-addr", "", "--generate", "0", "--sim-latency", "1ms", "--juhe-mode", "sha256+aes"}, &stdout, &stderr)
-	}()
+	stdout, stderr, exit := startDevCmd(ctx, "--metrics-addr", "", "--generate", "0", "--juhe-mode", "sha256+aes")
 	kafkatest.WaitFor(t, func() bool { return strings.Contains(stdout.String(), "stop:") })
 	out := stdout.String()
 	if !strings.Contains(out, "TWOSELL_JUHE_MODE=sha256+aes TWOSELL_JUHE_OPENID=") {

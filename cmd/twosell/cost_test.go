@@ -39,7 +39,13 @@ func useCostClock(t *testing.T) {
 // processor starts. stop stops both and returns Run's error.
 func runWithCost(t *testing.T, cfg *config.Config) (*processor.Processor, *processor.CostControl, func() error) {
 	t.Helper()
-	log := slog.New(slog.NewTextHandler(logWriter{t, &syncBuffer{}}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	return runWithCostLogs(t, cfg, &syncBuffer{})
+}
+
+// runWithCostLogs is runWithCost, its log in logs.
+func runWithCostLogs(t *testing.T, cfg *config.Config, logs *syncBuffer) (*processor.Processor, *processor.CostControl, func() error) {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(logWriter{t, logs}, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	tp := sdktrace.NewTracerProvider()
 	client, err := newJuheClient(cfg, tp, nil, log)
 	if err != nil {

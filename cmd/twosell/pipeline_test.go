@@ -87,6 +87,18 @@ func pipelineEvents(topic string, n int) []pipelineEvent {
 	return evs
 }
 
+// goodEvents is the first n events of pipelineEvents that are not bad:
+// each makes a call.
+func goodEvents(topic string, n int) []pipelineEvent {
+	var evs []pipelineEvent
+	for _, e := range pipelineEvents(topic, 2*n+2) {
+		if !e.bad && len(evs) < n {
+			evs = append(evs, e)
+		}
+	}
+	return evs
+}
+
 func records(evs []pipelineEvent) []*kgo.Record {
 	recs := make([]*kgo.Record, len(evs))
 	for i, e := range evs {
@@ -458,12 +470,7 @@ func TestRunFatalExitsNonZero(t *testing.T) {
 	const n, answered = 100, 30
 	_, url := newSim(t, juhesim.Faults{ErrorRates: map[int]float64{10001: 1}, AfterRequests: answered})
 	cfg := testConfig(t, k, url, juhe.ModePlain)
-	var evs []pipelineEvent
-	for _, e := range pipelineEvents(cfg.Kafka.InputTopic, 2*n) {
-		if !e.bad && len(evs) < n { // every event makes one call
-			evs = append(evs, e)
-		}
-	}
+	evs := goodEvents(cfg.Kafka.InputTopic, n) // every event makes one call
 	k.Produce(records(evs)...)
 
 	c := startChild(t, cfg, "TWOSELL_PROCESSING_COMMIT_INTERVAL=10s") // only the final commit

@@ -18,12 +18,7 @@ func TestStoppedLineCountsWhatIsNotFinished(t *testing.T) {
 	k := kafkatest.New(t)
 	_, url := newSim(t, juhesim.Faults{Outage: juhesim.Outage503})
 	cfg := testConfig(t, k, url, juhe.ModePlain)
-	var evs []pipelineEvent
-	for _, e := range pipelineEvents(cfg.Kafka.InputTopic, 40) {
-		if !e.bad && len(evs) < 20 {
-			evs = append(evs, e)
-		}
-	}
+	evs := goodEvents(cfg.Kafka.InputTopic, 20)
 	k.Produce(records(evs)...)
 	logs := &syncBuffer{}
 	proc, _, stop := runInProcess(t, cfg, logs)

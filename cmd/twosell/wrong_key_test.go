@@ -20,12 +20,7 @@ func TestWrongKeyPaysNothing(t *testing.T) {
 	k := kafkatest.New(t)
 	sim, url := newSim(t, juhesim.Faults{Latency: 20 * time.Millisecond}) // many requests in flight at the first refusal
 	cfg := testConfig(t, k, url, juhe.ModePlain)
-	var evs []pipelineEvent
-	for _, e := range pipelineEvents(cfg.Kafka.InputTopic, 400) {
-		if !e.bad && len(evs) < 200 {
-			evs = append(evs, e)
-		}
-	}
+	evs := goodEvents(cfg.Kafka.InputTopic, 200)
 	k.Produce(records(evs)...)
 
 	c := startChild(t, cfg, "TWOSELL_JUHE_KEY=wrong-key-0123456789", "TWOSELL_CACHE_SECRET=wrong-key-test-secret")
