@@ -279,6 +279,10 @@ func TestBench(t *testing.T) {
 	if calls := got["api_calls"].(float64); calls < 1 || calls > 400 {
 		t.Errorf("api_calls %v: want between 1 and one per event", calls)
 	}
+	// The calls as twosell saw them: the simulator's 1 ms at least.
+	if p50, top := got["call_p50_ms"].(float64), got["call_max_ms"].(float64); p50 < 1 || top < p50 {
+		t.Errorf("call_p50_ms %v, call_max_ms %v: want at least the latency, the most at least the median", p50, top)
+	}
 	if tp, pt := got["throughput"].(float64), got["passthrough_throughput"].(float64); tp <= 0 || pt <= 0 {
 		t.Errorf("throughput %v, passthrough %v", tp, pt)
 	}
