@@ -189,3 +189,30 @@ func startedOperations(t *testing.T, cfg *config.Config, log *slog.Logger) *oper
 	}
 	return ops
 }
+
+// Found by a walkthrough: OTEL_TRACES_SAMPLER=bogus logged the warning
+// tracesSampler gives, and then "OpenTelemetry failed (traces are not
+// exported while this lasts)": the SDK reads the variable itself and hands
+// its complaint to the error handler, which took it for a failed export,
+// while traces were exported all along.
+func TestBadSamplerIsNoExportFailure(t *testing.T) {
+	for _, env := range []map[string]string{
+		{"OTEL_TRACES_SAMPLER": "bogus"},
+		{"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "abc"},
+	} {
+		t.Setenv("OTEL_TRACES_SAMPLER_ARG", "")
+		for k, v := range env {
+			t.Setenv(k, v) // the process's, which the SDK reads
+		}
+		var logged syncBuffer
+		tp, err := setupTracing(t.Context(), "twosell-test", func(k string) (string, bool) { v, ok := env[k]; return v, ok },
+			slog.New(slog.NewTextHandler(&logged, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		shutdownTracing(t.Context(), tp)
+		if got := logged.String(); !strings.Contains(got, "OTEL_TRACES_SAMPLER") || strings.Contains(got, "traces are not exported") {
+			t.Errorf("%v: %s; want the sampler's warning, and no export failure", env, got)
+		}
+	}
+}

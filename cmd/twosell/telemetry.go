@@ -99,6 +99,13 @@ type otelErrors struct {
 const otelErrorsEvery = time.Minute
 
 func (h *otelErrors) Handle(err error) {
+	if msg := err.Error(); strings.HasPrefix(msg, "unsupported sampler: ") || strings.HasPrefix(msg, "parsing sampler argument: ") {
+		// The SDK reads OTEL_TRACES_SAMPLER itself, and hands its
+		// complaint here; tracesSampler reads it too, and warned of it.
+		// Logged as an export failure, it sent an operator after an
+		// exporter that worked (a walkthrough).
+		return
+	}
 	h.mu.Lock()
 	now := time.Now()
 	if !h.last.IsZero() && now.Sub(h.last) < otelErrorsEvery {
