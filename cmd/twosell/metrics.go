@@ -93,14 +93,23 @@ func newOperations(log *slog.Logger) (*operations, error) {
 	// (before start), so that an instance stuck loading is not ready on
 	// the dashboards and alerts rather than absent from them.
 	m := o.mp.Meter("github.com/twosell/twosell/processor")
+	// twosell_fatal too: 0 while the ledger loads (a walkthrough found it
+	// absent then, as README promised otherwise).
 	ready, err := m.Int64ObservableGauge(metricReady,
 		metric.WithDescription("1 while this instance is ready (a member of the group, not fatal, breaker not open with on_unavailable: pause), else 0 (also while it starts: loading the ledger); as /readyz."))
+	var fatal metric.Int64ObservableGauge
+	if err == nil {
+		fatal, err = m.Int64ObservableGauge(metricFatal,
+			metric.WithDescription("1 once a fatal error stopped consumption (the process then exits), else 0."))
+	}
 	if err == nil {
 		_, err = m.RegisterCallback(func(_ context.Context, ob metric.Observer) error {
 			ok, _ := o.ready()
 			ob.ObserveInt64(ready, boolValue(ok))
+			h := o.health.Load()
+			ob.ObserveInt64(fatal, boolValue(h != nil && h.proc.Err() != nil))
 			return nil
-		}, ready)
+		}, ready, fatal)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
@@ -327,7 +336,6 @@ func observeProcessor(mp metric.MeterProvider, proc *processor.Processor, lag *l
 		held     = gauge(metricHeld, "{partition}", "Partitions holding a record back for the provider now.")
 		inFlight = gauge(metricInFlight, "{record}", "Records being processed now.")
 		lagGauge = gauge(metricLag, "{record}", "The consumer group's lag on the input topic per partition: end offset minus committed offset, as read from the cluster every 10s. Every instance reports the whole group's: aggregate with max by (topic, partition).")
-		fatal    = gauge(metricFatal, "", "1 once a fatal error stopped consumption (the process then exits), else 0.")
 
 		paid        = counter(metricPaidCalls, "{call}", "Provider requests of this instance that the provider may have billed: its answers, and the requests whose outcome is unknown (timed out, cut off).")
 		cacheAnswer = counter(metricCacheAnswers, "{lookup}", "Lookups answered from knowledge (cache or ledger) without a paid call, by the answer's kind.")
@@ -371,7 +379,6 @@ func observeProcessor(mp metric.MeterProvider, proc *processor.Processor, lag *l
 			o.ObserveInt64(lagGauge, n, metric.WithAttributes(
 				attribute.String("topic", lag.topic), attribute.String("partition", strconv.Itoa(int(p)))))
 		}
-		o.ObserveInt64(fatal, boolValue(proc.Err() != nil))
 
 		o.ObserveInt64(paid, s.PaidCalls)
 		for _, kind := range statuses[:4] { // the kinds of answer: recycled ... no_record
@@ -398,7 +405,7 @@ func observeProcessor(mp metric.MeterProvider, proc *processor.Processor, lag *l
 			o.ObserveInt64(budgetDaily, int64(dailyBudget))
 		}
 		return nil
-	}, consumed, produced, dead, commits, deleted, paused, held, inFlight, lagGauge, fatal,
+	}, consumed, produced, dead, commits, deleted, paused, held, inFlight, lagGauge,
 		paid, cacheAnswer, coalesced, entries, evicted, spend, providerRate, budgetLeft, budgetDaily, otherSecret, ledgerFail)
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)

@@ -389,8 +389,12 @@ func TestHealthzWhileTheLedgerLoads(t *testing.T) {
 		t.Errorf("/readyz while the ledger loads: %d %q, want 503 saying so", code, body)
 	}
 	// The alerts and dashboards see it not ready, rather than not at all.
-	if v, ok := parseSamples(t, scrape(t, base+pathMetrics))["twosell_ready"]; !ok || v != 0 {
-		t.Errorf("twosell_ready while the ledger loads: %v (present %v), want 0", v, ok)
+	// twosell_fatal too (a walkthrough found it absent then).
+	loading := parseSamples(t, scrape(t, base+pathMetrics))
+	for _, name := range []string{"twosell_ready", "twosell_fatal"} {
+		if v, ok := loading[name]; !ok || v != 0 {
+			t.Errorf("%s while the ledger loads: %v (present %v), want 0", name, v, ok)
+		}
 	}
 	if strings.Contains(logs.String(), `"msg":"starting"`) {
 		t.Fatal("the ListOffsets hold did not hold the ledger's load")
@@ -400,8 +404,8 @@ func TestHealthzWhileTheLedgerLoads(t *testing.T) {
 		code, _ := get(t, base+pathReadyz)
 		return code == http.StatusOK
 	})
-	if v := parseSamples(t, scrape(t, base+pathMetrics))["twosell_ready"]; v != 1 {
-		t.Errorf("twosell_ready once ready: %v, want 1", v)
+	if ready := parseSamples(t, scrape(t, base+pathMetrics)); ready["twosell_ready"] != 1 || ready["twosell_fatal"] != 0 {
+		t.Errorf("once ready: twosell_ready %v, twosell_fatal %v; want 1 and 0", ready["twosell_ready"], ready["twosell_fatal"])
 	}
 	stop()
 	if err := <-done; err != nil {
