@@ -104,11 +104,16 @@ func loadFile(c *Config, path string) error {
 	if err != nil {
 		return fmt.Errorf("config file: %w", err)
 	}
-	if err := checkTopLevel(path, data); err != nil {
-		return err
-	}
-	if err := checkWholeNumbers(path, data); err != nil {
-		return err
+	// Checked on the file's YAML tree before it is decoded; a tree that
+	// does not parse is the decoder's to explain.
+	var root yaml.Node
+	if yaml.Unmarshal(data, &root) == nil && len(root.Content) > 0 {
+		if err := checkTopLevel(path, root.Content[0]); err != nil {
+			return err
+		}
+		if err := checkWholeNumbers(path, root.Content[0]); err != nil {
+			return err
+		}
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
@@ -139,12 +144,7 @@ func loadFile(c *Config, path string) error {
 // checkTopLevel refuses a file that is not a mapping of sections: a list
 // or a lone value was "cannot unmarshal !!seq into config.Config", a Go
 // type's name and no word of what the file should hold (a walkthrough).
-func checkTopLevel(path string, data []byte) error {
-	var root yaml.Node
-	if yaml.Unmarshal(data, &root) != nil || len(root.Content) == 0 {
-		return nil // nothing, or what the decoder explains
-	}
-	top := root.Content[0]
+func checkTopLevel(path string, top *yaml.Node) error {
 	var what string
 	switch {
 	case top.Kind == yaml.MappingNode, top.Tag == "!!null":
@@ -169,11 +169,7 @@ func checkTopLevel(path string, data []byte) error {
 // checkWholeNumbers refuses a fraction where a whole number is wanted: the
 // YAML decoder cuts 99.5 to 99 (juhe.daily_budget, say) without a word,
 // which the environment and the flags refuse.
-func checkWholeNumbers(path string, data []byte) error {
-	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil || len(root.Content) == 0 {
-		return nil // the decoder says what is wrong, or there is nothing
-	}
+func checkWholeNumbers(path string, top *yaml.Node) error {
 	ints := map[string]bool{}
 	for _, st := range settings(new(Config)) {
 		ints[st.key] = kindName(st.value) == "int"
@@ -195,7 +191,7 @@ func checkWholeNumbers(path string, data []byte) error {
 			visit(v, key)
 		}
 	}
-	visit(root.Content[0], "")
+	visit(top, "")
 	return errors.Join(errs...)
 }
 
