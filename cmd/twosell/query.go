@@ -110,11 +110,6 @@ func cmdQuery(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				"ledger export and the daily budget of every instance miss it; reconcile it by its order id", cfg.Ledger.Topic)
 		}
 	}
-	if err != nil && res.Code == juhe.CodeBadParam {
-		// One number, one answer: the run's hint (after a run of them)
-		// cannot come; give it now (the number itself was checked above).
-		return fmt.Errorf("%w; the provider could not read the number as sent: check %s", err, client.BadParamCheck())
-	}
 	if err != nil && juhe.IsTransport(err) {
 		// No reply from the provider: one query cannot tell a passing fault
 		// from a wrong address (found by review: nothing named the setting).

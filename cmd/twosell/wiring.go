@@ -41,8 +41,9 @@ func (e juheEnricher) Enrich(ctx context.Context, l processor.Lookup) (processor
 		case ctx.Err() != nil:
 			return res, err
 		case juhe.IsRecord(err):
-			// What to fix, as query says it: the dead letter's reason
-			// gave none (a walkthrough).
+			// What to fix, at once: one answer may be all a query, or a
+			// record's dead letter, gets (a walkthrough: the reason gave
+			// none; only a run of them, which the client counts, did).
 			return res, processor.Reject(ClassBadParameter, fmt.Errorf("%w; the provider could not read the number as sent: "+
 				"if it refuses valid numbers too, check %s", err, e.c.BadParamCheck()))
 		case juhe.IsFatal(err):
