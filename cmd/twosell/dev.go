@@ -259,7 +259,7 @@ func (env *devEnv) printBanner(w io.Writer) {
   topics          %[4]s -> %[5]s, dead letters %[6]s (%[7]d partitions each)
   metrics         %[8]s
   other commands  %[9]s
-                  (the simulator's %[10]s, and the secret of dev's ledger: fixed for dev, not secrets)
+                  (the simulator's settings, and the secret of dev's ledger: fixed for dev, not secrets)
 
   query:    %[9]s twosell query 17312345678 --date 20240102 --brokers %[1]s --juhe-url %[2]s
   produce:  echo '{"event_id":"e-1","mobile":"+86 173-1234-5678","registered_at":"2024-01-02T03:04:05+08:00"}' | kcat -b %[1]s -P -t %[4]s -k u-1
@@ -267,7 +267,7 @@ func (env *devEnv) printBanner(w io.Writer) {
   consume:  kcat -b %[1]s -C -t %[5]s -o beginning -f '%%k %%h %%s\n'
   stop:     Ctrl-C
 
-`, broker, env.simURL, env.o.Mode, devInputTopic, devOutputTopic, devDLQTopic, env.o.Partitions, env.metricsURL(), devSettings(env.o.Mode), devSimCredentials(env.o.Mode))
+`, broker, env.simURL, env.o.Mode, devInputTopic, devOutputTopic, devDLQTopic, env.o.Partitions, env.metricsURL(), devSettings(env.o.Mode))
 }
 
 // devSettings are the environment variables by which the other commands
@@ -284,17 +284,6 @@ func devSettings(m juhe.Mode) string {
 		s += " TWOSELL_JUHE_OPENID=" + devOpenID
 	}
 	return s
-}
-
-// devSimCredentials names what devSettings gives of the simulator's.
-func devSimCredentials(m juhe.Mode) string {
-	switch {
-	case m.UsesAES():
-		return "key, mode and openid"
-	case m != juhe.ModePlain:
-		return "key and mode"
-	}
-	return "key"
 }
 
 // metricsURL says where /metrics, /healthz and /readyz are served.
