@@ -202,6 +202,7 @@ func parseCallKey(key string) (ledgerCallKey, bool) {
 type ledger struct {
 	cfg      LedgerConfig
 	log      *slog.Logger
+	seeds    []string // the cluster's seed brokers, for the command a warning gives
 	instance string
 	// instanceBytes is instance, for the header of every knowledge record;
 	// shared by them all and never written.
@@ -263,6 +264,7 @@ func (l *ledger) open(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("ledger: kafka client: %w", err)
 	}
+	l.seeds, _ = adm.OptValue(kgo.SeedBrokers).([]string)
 	ends, err := l.prepare(ctx, kadm.NewClient(adm))
 	adm.Close()
 	if err != nil {
@@ -352,6 +354,17 @@ func createFix(err error) string {
 	return "create it compacted beforehand, cleanup.policy=compact, if the cluster cannot"
 }
 
+// compactCommand is Kafka's command that compacts the ledger topic, ready
+// to paste: this cluster's first seed broker and the topic's name.
+func (l *ledger) compactCommand() string {
+	server := "<broker>"
+	if len(l.seeds) > 0 {
+		server = l.seeds[0]
+	}
+	return fmt.Sprintf("kafka-configs --bootstrap-server %s --alter --entity-type topics --entity-name %s --add-config cleanup.policy=compact",
+		server, l.cfg.Topic)
+}
+
 // checkKept warns when the ledger topic, created by someone else, lets the
 // broker delete records: the broker's default cleanup.policy is delete,
 // after retention.ms (7 days by default). Call records are the audit trail
@@ -383,13 +396,13 @@ func (l *ledger) checkKept(ctx context.Context, adm *kadm.Client) {
 	case unlimited(retention) && (bytes == "" || unlimited(bytes)):
 		if !slices.Contains(policies, "compact") {
 			l.log.Warn("the ledger topic is not compacted: it keeps every record and grows without end; set cleanup.policy=compact "+
-				"(kafka-configs --alter --entity-type topics --entity-name <topic> --add-config cleanup.policy=compact)",
+				"("+l.compactCommand()+")",
 				"topic", l.cfg.Topic, "cleanup.policy", policy)
 		}
 	default:
 		l.log.Warn("the ledger topic lets the broker delete records: knowledge deleted is paid for again, and deleted call records "+
 			"leave the daily budget and ledger export (the bill's order ids) short; set cleanup.policy=compact "+
-			"(kafka-configs --alter --entity-type topics --entity-name <topic> --add-config cleanup.policy=compact)",
+			"("+l.compactCommand()+")",
 			"topic", l.cfg.Topic, "cleanup.policy", policy, "retention.ms", retention, "retention.bytes", bytes)
 	}
 }

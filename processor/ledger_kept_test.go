@@ -44,6 +44,11 @@ func TestLedgerTopicThatDeletesRecordsIsWarnedOf(t *testing.T) {
 		t.Errorf("the ledger topic %q deletes its records after a day (cleanup.policy=delete, retention.ms=86400000), "+
 			"and Open said nothing of it; want a WARN or an error naming cleanup.policy=compact. Log:\n%s", topic, got)
 	}
+	// Ready to paste (found by review): Kafka's tool needs the brokers, and
+	// the topic's name is known.
+	if want := "kafka-configs --bootstrap-server " + k.Brokers[0] + " --alter --entity-type topics --entity-name " + topic + " "; !strings.Contains(got, want) {
+		t.Errorf("the warning's command is not ready to paste: want %q in it. Log:\n%s", want, got)
+	}
 
 	compacted := k.Name("ledger")
 	k.CreateTopicsWith(1, map[string]*string{"cleanup.policy": kadm.StringPtr("compact")}, compacted)
