@@ -467,6 +467,20 @@ func (v *validator) where(key string) string {
 
 // choose checks that value is one of key's values (choices), reporting it
 // if not, and returns the value to keep: normalized when valid, else value.
+// CheckChoice checks value against the enumerated setting key's values
+// and returns it normalized, for a command's own flag that takes a
+// setting's value (bench's --ordering).
+func CheckChoice(key, value string) (string, error) {
+	ch, ok := choices[key]
+	if !ok {
+		return "", fmt.Errorf("config: %s is not an enumerated setting", key)
+	}
+	if err := ch.check(value); err != nil {
+		return "", err
+	}
+	return ch.normalize(value), nil
+}
+
 func (v *validator) choose(key, value string) string {
 	ch := choices[key]
 	if err := ch.check(value); err != nil {

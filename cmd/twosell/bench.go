@@ -125,7 +125,11 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&o.Distinct, "distinct", 0, "distinct mobiles the events use (0: all distinct)")
 	fs.DurationVar(&o.Duration, "duration", 0, "stop twosell after this long and report what was done (0: until all events are done)")
 	fs.Float64Var(&o.QPS, "qps", 0, "the simulator's QPS limit, and twosell's juhe.qps (0: none)")
-	fs.StringVar(&o.Ordering, "ordering", "key", "processing.ordering: key, partition or none")
+	o.Ordering = config.OrderingKey
+	fs.Func("ordering", "processing.ordering: key, partition or none (default key)", func(s string) (err error) {
+		o.Ordering, err = config.CheckChoice("processing.ordering", s)
+		return err
+	})
 	fs.DurationVar(&o.FetchMaxWait, "fetch-max-wait", config.Default().Processing.FetchMaxWait,
 		"processing.fetch_max_wait: how long the broker may hold a fetch that finds nothing new")
 	fs.BoolVar(&o.JSON, "json", false, "print the result as one JSON object")

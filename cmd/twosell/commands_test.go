@@ -375,13 +375,16 @@ func TestBenchUsage(t *testing.T) {
 		{[]string{"--rounds", "3", "--cpuprofile", "cpu.out"}, "use them with --rounds 1"},
 		{[]string{"--fetch-max-wait", "5ms"}, "--fetch-max-wait 5ms is not valid; valid: 10ms to 1m"},
 		{[]string{"--fetch-max-wait", "2m"}, "--fetch-max-wait 2m0s is not valid"},
+		// Found by review: refused after the backlog and the passthrough,
+		// exit 1, pointing at settings bench does not read.
+		{[]string{"--ordering", "foo"}, `invalid value "foo" for flag -ordering: "foo" is not valid; valid: key, partition, none`},
 	} {
 		var stdout, stderr syncBuffer
 		code := Main(t.Context(), append([]string{"bench"}, tt.args...), &stdout, &stderr)
 		if code != 2 || !strings.Contains(stderr.String(), tt.want) {
 			t.Errorf("bench %v: exit %d, stderr %q; want 2 and %q", tt.args, code, stderr.String(), tt.want)
 		}
-		if strings.Contains(stderr.String(), "passthrough") {
+		if strings.Contains(stderr.String(), "bench: passthrough") {
 			t.Errorf("bench %v started before refusing its flags: %q", tt.args, stderr.String())
 		}
 	}
