@@ -58,7 +58,7 @@ type Kafka struct {
 	OutputTopic string `yaml:"output_topic" json:"output_topic"`
 	// DLQTopic receives the dead letters. Default "registrations.dlq".
 	DLQTopic string `yaml:"dlq_topic" json:"dlq_topic"`
-	// CreateTopics creates missing output and dead-letter topics at start.
+	// CreateTopics creates missing output, dead-letter and ledger topics at start.
 	// Default true.
 	CreateTopics bool `yaml:"create_topics" json:"create_topics"`
 	// SessionTimeout is how long the group waits for a silent member before

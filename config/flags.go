@@ -39,7 +39,7 @@ var commandFlags = map[string][]flagSpec{
 		{"input-topic", "kafka.input_topic", "topic to read registration events from"},
 		{"output-topic", "kafka.output_topic", "topic to write enriched events to"},
 		{"dlq-topic", "kafka.dlq_topic", "topic to write dead letters to"},
-		{"create-topics", "kafka.create_topics", "create missing output and dead-letter topics at start"},
+		{"create-topics", "kafka.create_topics", "create missing output, dead-letter and ledger topics at start"},
 		{"delivery", "kafka.delivery", "delivery guarantee: at-least-once or exactly-once (Kafka transactions)"},
 		{"kafka-tls", "kafka.tls.enabled", "connect to the brokers over TLS"},
 		{"kafka-ca-file", "kafka.tls.ca_file", "PEM file of the CAs that sign the brokers' certificates (default: the system's)"},

@@ -66,7 +66,7 @@ func openCostControl(ctx context.Context, cfg *config.Config, next processor.Enr
 	}
 	if err := c.Open(ctx); err != nil {
 		if errors.Is(err, processor.ErrTopicMissing) {
-			return nil, fmt.Errorf("%w on %v: create it compacted, or set kafka.create_topics: true, or ledger.enabled: false", err, cfg.Kafka.Brokers)
+			return nil, fmt.Errorf("%w on %v: kafka.create_topics: true allows twosell to create it; ledger.enabled: false runs without the ledger", err, cfg.Kafka.Brokers)
 		}
 		return nil, explainKafka(cfg, err)
 	}

@@ -1254,3 +1254,18 @@ func writeTransactions(t *testing.T, k *kafkatest.Cluster, cfg *config.Config) {
 		return ok && o.Err == nil && o.Offset >= 33
 	})
 }
+
+// A missing ledger topic that twosell may not create: the error says each
+// way out once, in the settings' names (found by review: "create it
+// compacted" came twice, once from the processor and once from the command).
+func TestMissingLedgerTopicSaysEachFixOnce(t *testing.T) {
+	k, _, cfg, _, recs := replayFixture(t)
+	k.Produce(recs...)
+	var stdout, stderr syncBuffer
+	code := Main(t.Context(), replayArgs(cfg, k.Name("out"), "--create-topics=false"), &stdout, &stderr)
+	got := stderr.String()
+	if code != 1 || strings.Count(got, "create it compacted") != 1 ||
+		!strings.Contains(got, "kafka.create_topics: true") || !strings.Contains(got, "ledger.enabled: false") {
+		t.Errorf("exit %d, stderr:\n%s\nwant 1, and \"create it compacted\" once, then kafka.create_topics and ledger.enabled", code, got)
+	}
+}

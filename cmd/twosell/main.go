@@ -40,7 +40,7 @@ func commands() []command {
 		{"run", "run the processor (config file, TWOSELL_* environment, flags)", cmdRun},
 		{"dev", "run everything on this machine: embedded Kafka, juhe simulator, processor, sample events", cmdDev},
 		{"sim", "run the juhe API simulator", cmdSim},
-		{"query", "look up one mobile number: twosell query MOBILE --date YYYYMMDD (a paid call outside the daily budget and the ledger)", cmdQuery},
+		{"query", "look up one mobile number: twosell query MOBILE --date YYYYMMDD (answered from the ledger's knowledge when it can; a paid call counts in the daily budget, as run's do)", cmdQuery},
 		{"replay", "enrich a bounded range of a topic (by time or offsets) into a topic, paying once per fact", cmdReplay},
 		{"ledger", "export the ledger of paid calls as CSV: twosell ledger export", cmdLedger},
 		{"gen", "write sample registration events to a topic, at a rate or as fast as the brokers take them", cmdGen},
