@@ -77,7 +77,7 @@ func (l *loneProducer) close() {
 // no consumer, and one record buffered at a time, so that each batch holds
 // one record.
 func (p *Processor) loneOpts() []kgo.Opt {
-	opts := append([]kgo.Opt{kgo.WithLogger(newKgoLogger(p.log, nil)), kgo.ProducerLinger(0)}, p.batchOpts()...)
+	opts := append([]kgo.Opt{kgo.WithLogger(newKgoLogger(p.log, nil)), kgo.ProducerLinger(0)}, p.producerOpts()...)
 	opts = append(opts, p.cfg.ClientOpts...)
 	return append(opts, kgo.WithHooks(p.hooks...), kgo.MaxBufferedRecords(1))
 }

@@ -228,8 +228,9 @@ const (
 	// OrderingKey processes and produces records with the same key in input
 	// order; records with different keys overtake each other.
 	OrderingKey Ordering = "key"
-	// OrderingPartition produces a partition's outputs in input order;
-	// lookups still overlap.
+	// OrderingPartition produces a partition's outputs in input order, to
+	// the output topic's partition of the same number (modulo its count),
+	// dead letters likewise; lookups still overlap.
 	OrderingPartition Ordering = "partition"
 	// OrderingNone produces outputs as they are ready.
 	OrderingNone Ordering = "none"
@@ -501,7 +502,7 @@ func (p *Processor) clientOpts(extra ...kgo.Opt) []kgo.Opt {
 		// apart at 256 in flight: batches fill while a request is out.
 		kgo.ProducerLinger(time.Millisecond),
 	}, p.fetchOpts()...)
-	opts = append(opts, p.batchOpts()...)
+	opts = append(opts, p.producerOpts()...)
 	// Fetched batches are decompressed into, and their records decoded
 	// into, memory that comes back once every record of the batch is
 	// finished (acknowledged): a run of answers from knowledge allocated

@@ -447,6 +447,7 @@ func (p *Processor) produceOutput(ctx context.Context, w *partitionWorker, in *k
 	out := &record.rec
 	*out = kgo.Record{
 		Topic:     p.cfg.OutputTopic,
+		Partition: in.Partition, // for samePartition; other partitioners set their own
 		Key:       in.Key,
 		Value:     value,
 		Headers:   appendHeaders(record.headers[:0], in.Headers, kgo.RecordHeader{Key: HeaderStatus, Value: statusValue(res.Status)}),
@@ -673,9 +674,10 @@ func (p *Processor) deadLetter(ctx context.Context, w *partitionWorker, in *kgo.
 		}
 	}
 	dl := &kgo.Record{
-		Topic: p.cfg.DLQTopic,
-		Key:   in.Key,
-		Value: in.Value,
+		Topic:     p.cfg.DLQTopic,
+		Partition: in.Partition, // for samePartition
+		Key:       in.Key,
+		Value:     in.Value,
 		Headers: withHeaders(in.Headers,
 			kgo.RecordHeader{Key: HeaderError, Value: []byte(reason)},
 			kgo.RecordHeader{Key: HeaderErrorClass, Value: []byte(class)},

@@ -455,7 +455,7 @@ func (p *Processor) runReplay(ctx context.Context) error {
 		return nil
 	}
 	opts := append([]kgo.Opt{kgo.WithLogger(newKgoLogger(p.log, nil))}, p.fetchOpts()...)
-	opts = append(append(opts, p.batchOpts()...), p.cfg.ClientOpts...)
+	opts = append(append(opts, p.producerOpts()...), p.cfg.ClientOpts...)
 	opts = append(opts,
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offsets}),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),

@@ -139,13 +139,32 @@ func (p *Processor) limitBatches(ctx context.Context, adm *kadm.Client) {
 	}
 }
 
-// batchOpts bound the producer's batches (limitBatches).
-func (p *Processor) batchOpts() []kgo.Opt {
-	if p.batchBytes == 0 {
-		return nil
+// producerOpts are the options every producer of outputs and dead letters
+// shares: the batches' bound (limitBatches) and, with OrderingPartition,
+// the partitioner.
+func (p *Processor) producerOpts() []kgo.Opt {
+	var opts []kgo.Opt
+	if p.batchBytes != 0 {
+		opts = append(opts, kgo.ProducerBatchMaxBytes(p.batchBytes))
 	}
-	return []kgo.Opt{kgo.ProducerBatchMaxBytes(p.batchBytes)}
+	if p.cfg.Ordering == OrderingPartition {
+		opts = append(opts, kgo.RecordPartitioner(samePartition))
+	}
+	return opts
 }
+
+// samePartition writes each output and dead letter to the partition of its
+// input's number (its Partition), modulo the topic's partitions: with
+// OrderingPartition, a partition's outputs are produced in input order, and
+// a consumer of one output partition sees that order. Hashed by key, as
+// franz-go's default partitioner does, they spread over every partition
+// (and records without a key by batch), where no consumer could see it
+// (found by review). A topic twosell creates has the input's partitions,
+// and an input partitioned by key hash (Kafka's default) keeps its keys'
+// placement.
+var samePartition = kgo.BasicConsistentPartitioner(func(string) func(*kgo.Record, int) int {
+	return func(r *kgo.Record, n int) int { return int(r.Partition) % n }
+})
 
 // inputRetention is the configuration a live run creates its output and
 // dead-letter topics with: the input's retention.ms, when the input topic
