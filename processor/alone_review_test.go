@@ -124,8 +124,7 @@ func TestInterruptedReplayWaitsForAnOutputProducedAlone(t *testing.T) {
 // output topic's limit read at the start, for a batch refused over a limit
 // lowered since, and stopped the processor (and again after every restart).
 // The pre-check (maxRecordBytes) weighs a record without its framing
-// (recordBytes: a header's length varints are not counted, batchRoom is a
-// fixed 1 KiB), so one record with many headers passes it and is refused
+// (recordBytes, with batchRoom for the framing of a batch of one record), so one record with many headers passes it and is refused
 // alone, here by franz-go itself, with the limit unchanged: it is
 // dead-lettered. Here the output topic takes 3000 bytes (read at the
 // start, unchanged), and e-5 has 1,000 empty headers: about 1,400 bytes by

@@ -881,7 +881,7 @@ func TestOutputTooLargeIsDeadLettered(t *testing.T) {
 	bothModes(t, func(t *testing.T, eos bool) {
 		h := newHarnessMode(t, 1, eos)
 		big := event(h.in, 1, false)
-		big.Value = []byte(strings.Replace(string(big.Value), `"big":`, `"pad":"`+strings.Repeat("x", 999_000)+`","big":`, 1))
+		big.Value = []byte(strings.Replace(string(big.Value), `"big":`, `"pad":"`+strings.Repeat("x", 999_600)+`","big":`, 1))
 		h.kafka.Produce(big, event(h.in, 2, false))
 		_, stop := h.start(h.config(processor.EnricherFunc(func(_ context.Context, l processor.Lookup) (processor.Result, error) {
 			return fakeAnswer(l), nil

@@ -84,7 +84,9 @@ func (p *Processor) ensureTopics(ctx context.Context) error {
 			}
 		}
 	}
-	p.limitBatches(ctx, adm)
+	if err := p.limitBatches(ctx, adm); err != nil {
+		return err
+	}
 	switch {
 	case p.cfg.Range == nil:
 		p.checkBacklog(ctx, adm, existing)
@@ -103,7 +105,12 @@ func (p *Processor) ensureTopics(ctx context.Context) error {
 // before it is produced, as one over franz-go's own limit is. Not allowed
 // to describe the topics' configuration, the processor keeps franz-go's
 // batch size, and says so.
-func (p *Processor) limitBatches(ctx context.Context, adm *kadm.Client) {
+//
+// A limit below franz-go's least batch (512 bytes) is an error that names
+// the topic and how to raise it: franz-go refused it with "max record batch
+// bytes 400 is less than allowed 512", which named neither (found by
+// review).
+func (p *Processor) limitBatches(ctx context.Context, adm *kadm.Client) error {
 	topics := slices.Compact([]string{p.cfg.OutputTopic, p.cfg.DLQTopic})
 	var described kadm.ResourceConfigs
 	// A topic ensureTopics just created may not be known yet: a warning
@@ -116,16 +123,21 @@ func (p *Processor) limitBatches(ctx context.Context, adm *kadm.Client) {
 		}
 		return err
 	}, func(err error) bool { return errors.Is(err, kerr.UnknownTopicOrPartition) })
-	limit := int64(defaultBatchBytes)
+	limit, smallest := int64(defaultBatchBytes), ""
 	for _, rc := range described {
 		for _, c := range rc.Configs {
 			if c.Key != "max.message.bytes" || c.Value == nil {
 				continue
 			}
-			if n, perr := strconv.ParseInt(*c.Value, 10, 32); perr == nil && n > 0 {
-				limit = min(limit, n)
+			if n, perr := strconv.ParseInt(*c.Value, 10, 32); perr == nil && n > 0 && n < limit {
+				limit, smallest = n, rc.Name
 			}
 		}
+	}
+	if limit < minBatchBytes {
+		return fmt.Errorf("processor: topic %q takes batches of at most %d bytes (max.message.bytes), less than the %d of the smallest batch "+
+			"the producer makes, and an enriched event needs more: raise it (kafka-configs --alter --entity-type topics --entity-name %s "+
+			"--add-config max.message.bytes=1048588, Kafka's default), or use another topic", smallest, limit, minBatchBytes, smallest)
 	}
 	p.limitKnown = err == nil
 	if err != nil {
@@ -137,7 +149,11 @@ func (p *Processor) limitBatches(ctx context.Context, adm *kadm.Client) {
 		p.batchBytes = int32(limit)
 		p.log.Info("producer batches bounded by the output topics' max.message.bytes", "bytes", limit)
 	}
+	return nil
 }
+
+// minBatchBytes is the least ProducerBatchMaxBytes franz-go takes.
+const minBatchBytes = 512
 
 // producerOpts are the options every producer of outputs and dead letters
 // shares: the batches' bound (limitBatches) and, with OrderingPartition,
