@@ -192,10 +192,10 @@ type Juhe struct {
 	// different records, are taken as a wrong mode or openid and stop the
 	// processor instead of dead-lettering the whole topic. Default 20.
 	BadParamFatalAfter int `yaml:"bad_param_fatal_after" json:"bad_param_fatal_after"`
-	// MaxConns is the size of the HTTP connection pool to the provider;
-	// size it to processing.max_in_flight, since Go's default keeps only 2
-	// idle connections per host and every call beyond them would open a new
-	// one. Default 256.
+	// MaxConns is the size of the HTTP connection pool to the provider
+	// (Go's default keeps only 2 idle connections per host, and every call
+	// beyond them would open a new one); twosell keeps at least
+	// processing.max_in_flight. Default 256.
 	MaxConns int `yaml:"max_conns" json:"max_conns"`
 	// CAFile is a PEM file of the certificate authorities trusted for the
 	// provider's certificate instead of the system's (a gateway or a
@@ -368,8 +368,9 @@ type Processing struct {
 	FetchMaxWait time.Duration `yaml:"fetch_max_wait" json:"fetch_max_wait"`
 	// MaxInFlight is how many records are processed at once across all
 	// partitions: lookups overlap, since the provider's latency, not the
-	// CPU, bounds throughput (about max_in_flight / latency). Size
-	// juhe.max_conns to it. Default 256.
+	// CPU, bounds throughput (about max_in_flight / latency). The pool of
+	// connections to the provider keeps at least as many (juhe.max_conns).
+	// Default 256.
 	MaxInFlight int `yaml:"max_in_flight" json:"max_in_flight"`
 	// MaxInFlightBytes caps the bytes of the records being processed.
 	// Default 67108864 (64 MiB).

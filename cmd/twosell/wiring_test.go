@@ -66,3 +66,21 @@ func TestJuheRetries(t *testing.T) {
 		}
 	}
 }
+
+// The pool of connections to the provider is sized to the concurrency
+// (DESIGN, "Processing"): at least a connection per call in flight, more if
+// juhe.max_conns asks (found by review: max_in_flight 600 with the default
+// max_conns, 256, opened and closed a connection for every call beyond 256).
+func TestJuhePoolKeepsAConnectionPerCallInFlight(t *testing.T) {
+	for _, tt := range []struct{ maxConns, inFlight, want int }{
+		{256, 256, 256},
+		{256, 600, 600},
+		{1000, 600, 1000},
+	} {
+		cfg := config.Default()
+		cfg.Juhe.MaxConns, cfg.Processing.MaxInFlight = tt.maxConns, tt.inFlight
+		if got := juhePool(&cfg); got != tt.want {
+			t.Errorf("juhe.max_conns %d, processing.max_in_flight %d: a pool of %d; want %d", tt.maxConns, tt.inFlight, got, tt.want)
+		}
+	}
+}
