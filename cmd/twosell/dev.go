@@ -252,6 +252,7 @@ func (env *devEnv) Close() {
 
 func (env *devEnv) printBanner(w io.Writer) {
 	broker := env.cluster.ListenAddrs()[0]
+	sample := devSample()
 	fmt.Fprintf(w, `twosell dev: everything on this machine, nothing to set up
 
   kafka broker    %[1]s  (embedded; any Kafka client can use it)
@@ -261,13 +262,28 @@ func (env *devEnv) printBanner(w io.Writer) {
   other commands  %[9]s
                   (the simulator's settings, and the secret of dev's ledger: fixed for dev, not secrets)
 
-  query:    %[9]s twosell query 17312345678 --date 20240102 --brokers %[1]s --juhe-url %[2]s
-  produce:  echo '{"event_id":"e-1","mobile":"+86 173-1234-5678","registered_at":"2024-01-02T03:04:05+08:00"}' | kcat -b %[1]s -P -t %[4]s -k u-1
+  query:    %[9]s twosell query %[10]s --date 20240102 --brokers %[1]s --juhe-url %[2]s
+  produce:  echo '{"event_id":"e-1","mobile":"+86 %[11]s","registered_at":"2024-01-02T03:04:05+08:00"}' | kcat -b %[1]s -P -t %[4]s -k u-1
   load:     twosell gen --brokers %[1]s --input-topic %[4]s --events 100000 --rate 2000
   consume:  kcat -b %[1]s -C -t %[5]s -o beginning -f '%%k %%h %%s\n'
   stop:     Ctrl-C
 
-`, broker, env.simURL, env.o.Mode, devInputTopic, devOutputTopic, devDLQTopic, env.o.Partitions, env.metricsURL(), devSettings(env.o.Mode))
+`, broker, env.simURL, env.o.Mode, devInputTopic, devOutputTopic, devDLQTopic, env.o.Partitions, env.metricsURL(), devSettings(env.o.Mode),
+		sample, sample[:3]+"-"+sample[3:7]+"-"+sample[7:])
+}
+
+// devSample is the number dev's query and produce lines use: one of the
+// simulator's population, which the digest modes know (another is
+// no_record in them: found by a walkthrough, the query line of dev
+// --juhe-mode sha256+aes answered no_record), with an activation date.
+func devSample() string {
+	pop := juhesim.Population(juhesim.DefaultPopulation)
+	for _, m := range pop {
+		if _, ok := juhesim.ActivationDate(m); ok {
+			return m
+		}
+	}
+	return pop[0]
 }
 
 // devSettings are the environment variables by which the other commands
