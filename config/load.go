@@ -234,7 +234,7 @@ func explainTypeError(path string, data []byte, te *yaml.TypeError) error {
 			sections[v.Type().String()] = section{key, v.Type()}
 		}
 	})
-	keyAtLine := linesToKeys(data)
+	keyAtLine, valuesAtLine := linesToKeys(data), valuesToKeys(data)
 
 	errs := make([]error, 0, len(te.Errors))
 	for _, msg := range te.Errors {
@@ -257,7 +257,11 @@ func explainTypeError(path string, data []byte, te *yaml.TypeError) error {
 			// A value may sit below its key, as list items do: take the
 			// nearest key at or above the value.
 			for ; line > 0; line-- {
-				if key := keyAtLine[line]; key != "" {
+				key := keyAtLine[line]
+				if k := mismatchedKey(valuesAtLine[line], m[2]); k != "" && line == atoi(m[1]) {
+					key = k // one of several keys on the line: {timeout: 5}
+				}
+				if key != "" {
 					what := m[2]
 					if holdsSecret(key) {
 						what = scrubQuoted(what)
@@ -340,6 +344,82 @@ func linesToKeys(data []byte) map[int]string {
 	visit(&doc, "")
 	return keys
 }
+
+// valuesToKeys maps each line to the settings whose values start on it, in
+// order, with their value's node: a line in YAML's flow style, such as
+// "juhe: {timeout: 5, retries: x}", holds several (linesToKeys keeps only
+// the first key of a line, here the section's).
+func valuesToKeys(data []byte) map[int][]keyedValue {
+	var doc yaml.Node
+	if yaml.Unmarshal(data, &doc) != nil {
+		return nil
+	}
+	values := map[int][]keyedValue{}
+	var visit func(n *yaml.Node, key string)
+	visit = func(n *yaml.Node, key string) {
+		switch n.Kind {
+		case yaml.DocumentNode:
+			for _, c := range n.Content {
+				visit(c, key)
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				child, v := joinKey(key, n.Content[i].Value), n.Content[i+1]
+				values[v.Line] = append(values[v.Line], keyedValue{child, v})
+				visit(v, child)
+			}
+		}
+	}
+	visit(&doc, "")
+	return values
+}
+
+// keyedValue is a setting's key and its value's node.
+type keyedValue struct {
+	key  string
+	node *yaml.Node
+}
+
+// mismatchRE splits yaml's "cannot unmarshal !!int `5` into time.Duration".
+var mismatchRE = regexp.MustCompile("^cannot unmarshal (!!\\w+) `(.*)` into (.+)$")
+
+// mismatchedKey picks, of the settings whose values start on one line, the
+// one a type mismatch (what, yaml's text) is about: the value of that YAML
+// tag and text, whose setting has that Go type. "" when none, or when more
+// than one fits.
+func mismatchedKey(values []keyedValue, what string) string {
+	m := mismatchRE.FindStringSubmatch(what)
+	if m == nil || len(values) < 2 {
+		return ""
+	}
+	settings := settingsByKey(new(Config))
+	found := ""
+	for _, kv := range values {
+		st, ok := settings[kv.key]
+		if !ok || kv.node.ShortTag() != m[1] || !shownAs(kv.node, m[2]) || st.value.Type().String() != m[3] {
+			continue
+		}
+		if found != "" {
+			return ""
+		}
+		found = kv.key
+	}
+	return found
+}
+
+// shownAs reports whether yaml's error would show n's value as shown: a
+// scalar's text, cut to "..." when long; any text for a list or a mapping.
+func shownAs(n *yaml.Node, shown string) bool {
+	if n.Kind != yaml.ScalarNode {
+		return true
+	}
+	if cut, ok := strings.CutSuffix(shown, "..."); ok {
+		return strings.HasPrefix(n.Value, cut)
+	}
+	return n.Value == shown
+}
+
+func atoi(s string) int { n, _ := strconv.Atoi(s); return n }
 
 // readSecretFiles reads juhe.key_file, juhe.openid_file,
 // kafka.sasl.password_file and cache.secret_file into the secrets they stand

@@ -339,6 +339,13 @@ func TestFileMistakesSayWhatIsValid(t *testing.T) {
 		{"hello\n", "line 1: the file holds a single value; it should hold the sections"},
 		{"kafka:\n  brokers: 127.0.0.1:9092\n", "kafka.brokers: cannot unmarshal !!str `127.0.0...` into []string; expected a list"},
 		{"juhe:\n  retries: 1\n  retries: 3\n", "line 3: juhe.retries is set twice (first at line 2); keep one"},
+		// YAML's flow style, several keys on a line: the key is the value's,
+		// not the section's (a walkthrough: "juhe: cannot unmarshal !!int
+		// `…` into time.Duration", without a hint).
+		{"juhe: {timeout: 5}\n", "line 1: juhe.timeout: cannot unmarshal !!int `5` into time.Duration; expected a Go duration such as"},
+		{"juhe: {timeout: 5s, retries: abc}\n", "line 1: juhe.retries: cannot unmarshal !!str `abc` into int; expected an integer"},
+		{"kafka: {brokers: 127.0.0.1:9092}\n", "line 1: kafka.brokers: cannot unmarshal !!str `127.0.0...` into []string; expected a list"},
+		{"cache: {enabled: 1}\n", "line 1: cache.enabled: cannot unmarshal !!int `1` into bool; expected a bool"},
 	} {
 		path := writeFile(t, "twosell.yaml", tt.file)
 		_, _, err := Load("run", []string{"--config", path}, withKey.lookup, io.Discard)
