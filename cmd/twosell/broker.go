@@ -40,10 +40,25 @@ func cmdBroker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return inUse(err, "--addr")
 	}
 	defer cluster.Close()
-	fmt.Fprintf(stdout, "kafka broker listening on %s\n", cluster.ListenAddrs()[0])
+	given := cluster.ListenAddrs()[0]
+	fmt.Fprintf(stdout, "kafka broker listening on %s\n", given)
+	// The line above is the address clients are given (bench reads it);
+	// where that is another host than the one bound, say which is bound
+	// (found by a walkthrough: "listening on vm:44393" for --addr 0.0.0.0:44393).
+	if bound, _, _ := net.SplitHostPort(*addr); bound != hostOf(given) {
+		_, port, _ := net.SplitHostPort(given)
+		where := net.JoinHostPort(bound, port)
+		if bound == "" {
+			where = "port " + port + " of every interface"
+		}
+		fmt.Fprintf(stdout, "  (bound to %s; the address above is the one clients are given: --advertise)\n", where)
+	}
 	<-ctx.Done()
 	return nil
 }
+
+// hostOf is addr's host ("" if it has none).
+func hostOf(addr string) string { h, _, _ := net.SplitHostPort(addr); return h }
 
 // startBroker starts a single-broker kfake cluster on addr.
 func startBroker(addr string, opts ...kfake.Opt) (*kfake.Cluster, error) {

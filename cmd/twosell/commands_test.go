@@ -574,3 +574,27 @@ func TestBrokerAdvertiseIsAHost(t *testing.T) {
 		t.Errorf("exit %d, stderr %q; want 2 and what --advertise takes", code, stderr.String())
 	}
 }
+
+// The broker's line gives the address clients are given; where that is not
+// the bound host, a second line says what is bound (found by a walkthrough:
+// "--addr 127.0.0.1:P --advertise myhost.example" printed only "listening on
+// myhost.example:P").
+func TestBrokerSaysWhatItBinds(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var stdout, stderr syncBuffer
+	exit := make(chan int, 1)
+	go func() {
+		exit <- Main(ctx, []string{"broker", "--addr", "127.0.0.1:0", "--advertise", "myhost.example"}, &stdout, &stderr)
+	}()
+	kafkatest.WaitFor(t, func() bool { return strings.Contains(stdout.String(), "(bound") })
+	out := stdout.String()
+	m := regexp.MustCompile(`^kafka broker listening on myhost\.example:(\d+)\n  \(bound to 127\.0\.0\.1:(\d+);`).FindStringSubmatch(out)
+	if m == nil || m[1] != m[2] {
+		t.Errorf("broker printed %q; want the address given to clients, then the one bound, on one port", out)
+	}
+	cancel()
+	if code := <-exit; code != 0 {
+		t.Errorf("exit %d, stderr %s", code, stderr.String())
+	}
+}
