@@ -182,7 +182,7 @@ func addFlags(cmd string, fs *flag.FlagSet) (*commandLine, error) {
 		fs.Var(&settingFlag{spec.key, s.value, flagOnly[cmd][spec.name]}, spec.name, spec.usage)
 		cl.specs[spec.name] = spec
 	}
-	fs.Usage = func() { printUsage(fs, synopsis[cmd]) }
+	fs.Usage = func() { printUsage(fs, synopsis[cmd], true) }
 	return cl, nil
 }
 
@@ -201,8 +201,9 @@ func (cl *commandLine) apply(c *Config) {
 }
 
 // printUsage writes the usage of every flag on fs, the caller's included,
-// with its default, and says where else settings come from.
-func printUsage(fs *flag.FlagSet, synopsis string) {
+// with its default, and, for a command that reads the settings, says where
+// else they come from.
+func printUsage(fs *flag.FlagSet, synopsis string, settings bool) {
 	w := fs.Output()
 	if synopsis == "" {
 		synopsis = fs.Name() + " [flags]"
@@ -211,8 +212,14 @@ func printUsage(fs *flag.FlagSet, synopsis string) {
 	fs.VisitAll(func(f *flag.Flag) {
 		typ, usage := flag.UnquoteUsage(f)
 		var notes []string
+		if ev, ok := f.Value.(explainedValue); ok && ev.kind != "bool" {
+			typ = ev.kind
+		} else if ok {
+			typ = ""
+		}
 		sf, setting := f.Value.(*settingFlag)
-		if f.DefValue != "" && (!setting || !sf.flagOnly) {
+		zero := !settings && (f.DefValue == "0" || f.DefValue == "0s" || f.DefValue == "false") // as Go's usage: a zero default goes without saying
+		if f.DefValue != "" && !zero && (!setting || !sf.flagOnly) {
 			notes = append(notes, "default "+f.DefValue)
 		}
 		if setting {
@@ -233,6 +240,9 @@ func printUsage(fs *flag.FlagSet, synopsis string) {
 		}
 		fmt.Fprintf(w, "%s\n    \t%s\n", line, usage)
 	})
+	if !settings {
+		return
+	}
 	fmt.Fprintf(w, "\nSettings are also read from the config file (--config or %s) and from\n"+
 		"environment variables %s<SECTION>_<KEY>, such as TWOSELL_JUHE_BREAKER_OPEN_FOR.\n"+
 		"Flags override the environment, which overrides the file.\n", EnvConfigFile, EnvPrefix)

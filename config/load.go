@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -501,10 +502,66 @@ func (e *FlagError) Error() string { return e.Err.Error() }
 func (e *FlagError) Unwrap() error { return e.Err }
 
 // ParseFlags is fs.Parse, its errors other than flag.ErrHelp as FlagErrors.
+// A command's own flags (dev, sim, bench, broker: no setting's) get the
+// usage and the errors the settings' flags have: "--latency", each flag's
+// default, and what a bad value should have been, not Go's "parse error"
+// (found by a walkthrough).
 func ParseFlags(fs *flag.FlagSet, args []string) error {
+	plain := true
+	fs.VisitAll(func(f *flag.Flag) {
+		if _, ok := f.Value.(*settingFlag); ok {
+			plain = false
+		}
+	})
+	if plain {
+		fs.VisitAll(func(f *flag.Flag) {
+			if g, ok := f.Value.(flag.Getter); ok {
+				if kind := getterKind(g); kind != "" {
+					f.Value = explainedValue{g, kind}
+				}
+			}
+		})
+		fs.Usage = func() { printUsage(fs, "twosell "+fs.Name()+" [flags]", false) }
+	}
 	err := fs.Parse(args)
 	if err != nil && !errors.Is(err, flag.ErrHelp) {
 		return &FlagError{err}
 	}
 	return err
 }
+
+// getterKind is the kind of a flag of the flag package's own types whose
+// errors say only "parse error": errExpected's key, or "" for others.
+func getterKind(g flag.Getter) string {
+	switch g.Get().(type) {
+	case time.Duration:
+		return "duration"
+	case int, int64, uint, uint64:
+		return "int"
+	case float64:
+		return "number"
+	case bool:
+		return "bool"
+	}
+	return ""
+}
+
+// explainedValue is a flag's value whose parse errors say what was
+// expected.
+type explainedValue struct {
+	flag.Getter
+	kind string // getterKind
+}
+
+func (v explainedValue) Set(s string) error {
+	if err := v.Getter.Set(s); err != nil {
+		if v.kind == "bool" {
+			return errors.New("expected true or false")
+		}
+		return errExpected[v.kind]
+	}
+	return nil
+}
+
+// IsBoolFlag lets a bool flag be given without a value, as before.
+func (v explainedValue) IsBoolFlag() bool { return v.kind == "bool" }

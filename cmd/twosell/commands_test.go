@@ -598,3 +598,33 @@ func TestBrokerSaysWhatItBinds(t *testing.T) {
 		t.Errorf("exit %d, stderr %s", code, stderr.String())
 	}
 }
+
+// The commands that read no settings (dev, sim, bench, broker) show their
+// flags and refuse a bad value as the others do: "--latency", and what the
+// value should have been (found by a walkthrough: "Usage of sim:", "-latency",
+// and "parse error").
+func TestOwnFlagsAreShownAndRefusedAsSettingsAre(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		code int
+		want []string
+	}{
+		{[]string{"sim", "--latency", "5"}, 2, []string{`invalid value "5" for flag -latency: expected a Go duration such as 500ms`, "Usage: twosell sim [flags]", "  --latency duration\n"}},
+		{[]string{"bench", "--json=maybe"}, 2, []string{`"maybe" for -json: expected true or false`, "  --json\n"}},
+		{[]string{"bench", "--events", "many"}, 2, []string{`"many" for flag -events: expected an integer`, "--events int\n", "(default 50000)"}},
+		{[]string{"dev", "-h"}, 0, []string{"Usage: twosell dev [flags]", "  --generate int\n"}},
+		{[]string{"broker", "--help"}, 0, []string{"Usage: twosell broker [flags]", "  --addr string\n"}},
+	} {
+		var stdout, stderr syncBuffer
+		code := Main(t.Context(), tt.args, &stdout, &stderr)
+		for _, w := range tt.want {
+			if code != tt.code || !strings.Contains(stderr.String(), w) {
+				t.Errorf("%v: exit %d, stderr:\n%s\nwant %d and %q", tt.args, code, stderr.String(), tt.code, w)
+				break
+			}
+		}
+		if strings.Contains(stderr.String(), "parse error") || strings.Contains(stderr.String(), "Usage of") || strings.Contains(stderr.String(), "TWOSELL_<SECTION>") {
+			t.Errorf("%v: Go's own usage or errors, or the settings' note:\n%s", tt.args, stderr.String())
+		}
+	}
+}
