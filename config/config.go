@@ -13,6 +13,7 @@ package config
 
 import (
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/twosell/twosell/juhe"
@@ -88,6 +89,21 @@ type Kafka struct {
 	TLS KafkaTLS `yaml:"tls" json:"tls"`
 	// SASL authenticates twosell to the brokers.
 	SASL KafkaSASL `yaml:"sasl" json:"sasl"`
+}
+
+// TransactionalIDOrDefault is TransactionalID, or "<group>-<hostname>":
+// unique per host and stable across restarts, so that a restarted instance
+// fences its predecessor's open transaction instead of waiting for its
+// timeout.
+func (k *Kafka) TransactionalIDOrDefault() string {
+	if k.TransactionalID != "" {
+		return k.TransactionalID
+	}
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "localhost"
+	}
+	return k.Group + "-" + host
 }
 
 // KafkaTLS is TLS on every connection to the brokers (YAML section

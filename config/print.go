@@ -23,7 +23,26 @@ func (c Config) MarshalYAML() (any, error) {
 			*s.value = ""
 		}
 	}
-	return yamlNode(reflect.ValueOf(c)), nil
+	n := yamlNode(reflect.ValueOf(c))
+	if c.Kafka.TransactionalID == "" {
+		// What an exactly-once run would use (found by a walkthrough: it
+		// printed "" only). Not the value itself: a file printed on one
+		// machine and deployed on several would give them one id, and
+		// each would fence the others' transactions.
+		kafka := valueOf(n, "kafka")
+		valueOf(kafka, "transactional_id").LineComment = "# empty: <group>-<hostname>, here " + c.Kafka.TransactionalIDOrDefault()
+	}
+	return n, nil
+}
+
+// valueOf is the value of key in mapping m.
+func valueOf(m *yaml.Node, key string) *yaml.Node {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return m.Content[i+1]
+		}
+	}
+	panic("config: no key " + key) // the keys are the program's own
 }
 
 // yamlNode builds the YAML node of a section or a setting, by the same

@@ -2,6 +2,7 @@ package config
 
 import (
 	"io"
+	"os"
 	"reflect"
 	"slices"
 	"strings"
@@ -101,5 +102,26 @@ func TestConfigSecrets(t *testing.T) {
 	got = c.Secrets()
 	if !slices.Contains(got, "s") || slices.Contains(got, derived) || len(got) != 5 {
 		t.Errorf("Secrets with cache.secret = %q, want the key, openid, password, AES key and \"s\"", got)
+	}
+}
+
+// The printed configuration says which transactional id an exactly-once run
+// would use when it is not set (found by a walkthrough: it printed "" only,
+// where README gives the default as <group>-<hostname>), without setting it:
+// the file may be deployed on other hosts.
+func TestMarshalYAMLSaysTheDefaultTransactionalID(t *testing.T) {
+	c := Default()
+	c.Kafka.Group = "fraud"
+	host, _ := os.Hostname()
+	out, err := yaml.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `transactional_id: "" # empty: <group>-<hostname>, here fraud-` + host + "\n"; !strings.Contains(string(out), want) {
+		t.Errorf("want %q in:\n%s", want, out)
+	}
+	c.Kafka.TransactionalID = "fraud-1"
+	if out, _ = yaml.Marshal(c); !strings.Contains(string(out), "transactional_id: fraud-1\n") {
+		t.Errorf("a set id: want it alone in:\n%s", out)
 	}
 }

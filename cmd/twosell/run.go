@@ -68,8 +68,8 @@ func writeConfig(w io.Writer, cfg *config.Config) error {
 	return err
 }
 
-// redactValues masks the secrets in n's scalar values, not in its mapping
-// keys. A value masked is a string from then on: "***" is no number.
+// redactValues masks the secrets in n's scalar values and their comments,
+// not in its mapping keys. A value masked is a string from then on: "***" is no number.
 func redactValues(n *yaml.Node) {
 	switch n.Kind {
 	case yaml.MappingNode:
@@ -84,6 +84,7 @@ func redactValues(n *yaml.Node) {
 		if v := secrets.Redact(n.Value); v != n.Value {
 			n.Value, n.Tag = v, "!!str"
 		}
+		n.LineComment = secrets.Redact(n.LineComment) // the default transactional id's, made of the group
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/metric"
@@ -179,7 +178,7 @@ func processorConfig(cfg *config.Config, enricher processor.Enricher, tp trace.T
 		Enricher:               enricher,
 		EmitUnavailable:        cfg.Processing.OnUnavailable == config.OnUnavailableEmit,
 		ExactlyOnce:            cfg.Kafka.Delivery == config.DeliveryExactlyOnce,
-		TransactionalID:        transactionalID(cfg),
+		TransactionalID:        cfg.Kafka.TransactionalIDOrDefault(),
 		TransactionTimeout:     cfg.Kafka.TransactionTimeout,
 		SessionTimeout:         cfg.Kafka.SessionTimeout,
 		RebalanceTimeout:       cfg.Kafka.RebalanceTimeout,
@@ -217,18 +216,4 @@ func explain(cfg *config.Config, err error) error {
 		return err // not the cluster's (found by review: a retention refusal read as a connection error)
 	}
 	return explainKafka(cfg, err)
-}
-
-// transactionalID is kafka.transactional_id, or "<group>-<hostname>": unique
-// per host and stable across restarts, so that a restarted instance fences
-// its predecessor's open transaction instead of waiting for its timeout.
-func transactionalID(cfg *config.Config) string {
-	if cfg.Kafka.TransactionalID != "" {
-		return cfg.Kafka.TransactionalID
-	}
-	host, err := os.Hostname()
-	if err != nil || host == "" {
-		host = "localhost"
-	}
-	return cfg.Kafka.Group + "-" + host
 }
