@@ -35,7 +35,8 @@ type CostConfig struct {
 	TTL KnowledgeTTL
 
 	// QPS is the request rate allowed to the whole consumer group; each
-	// instance takes QPS divided by the group's members (SetMembers).
+	// instance takes QPS divided by the group's members that hold input
+	// partitions (SetMembers).
 	// 0: unlimited.
 	QPS float64
 	// DailyBudget caps paid calls per calendar day in Location, counted

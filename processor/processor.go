@@ -133,8 +133,8 @@ type Config struct {
 	// usually the Enricher itself), which Stats includes.
 	Cost CostReporter
 	// OnAssigned, if set, is called after every rebalance with the number
-	// of members the group has now (CostControl.SetMembers divides the
-	// provider's rate by it).
+	// of members the group has now that hold partitions of the input topic
+	// (CostControl.SetMembers divides the provider's rate by it).
 	OnAssigned func(members int)
 	// Range, if set, makes Run a replay (replay.go): it processes these
 	// offsets of the input topic's partitions, reading them directly with
