@@ -486,6 +486,9 @@ func (p *Processor) Run(ctx context.Context) error {
 		}
 		attrs = append(attrs, "not_finished", left, "not_finished_are", then)
 	}
+	if ahead := p.stats.aheadOfCommit.Load(); ahead > 0 && p.cfg.Range == nil {
+		attrs = append(attrs, "written_not_committed", ahead, "written_not_committed_are", writtenAgain)
+	}
 	p.log.Info("stopped", attrs...)
 	return nil
 }

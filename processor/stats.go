@@ -57,6 +57,10 @@ type Stats struct {
 type counters struct {
 	consumed, produced, deadLettered, unavailable, commits, deleted, empty atomic.Int64
 	paused                                                                 atomic.Int32
+	// aheadOfCommit counts the records finished (written) above their
+	// partition's committed offset when the partition was given up: the
+	// next owner reads them again and writes them a second time.
+	aheadOfCommit atomic.Int64
 
 	// Outputs by status: the statuses twosell writes in lock-free counters
 	// (one count per output, from the producer's goroutines), any other
