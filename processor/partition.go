@@ -84,6 +84,10 @@ type partitionWorker struct {
 	cancel  context.CancelFunc //
 	tasks   sync.WaitGroup     // records in progress
 	done    chan struct{}      // closed when the dispatcher and its tasks have returned
+
+	// ahead, at least once: the records the partition's previous owner
+	// wrote above the committed offset it was assigned at (ahead.go).
+	ahead aheadSet
 }
 
 func newPartitionWorker(p *Processor, tp topicPartition) *partitionWorker {
@@ -117,7 +121,7 @@ func newPartitionWorker(p *Processor, tp topicPartition) *partitionWorker {
 func (w *partitionWorker) enqueue(recs []*kgo.Record) {
 	w.track.addAll(recs)
 	w.p.stats.consumed.Add(int64(len(recs)))
-	w.push(recs, nil)
+	w.push(w.skipWritten(recs), nil)
 }
 
 // push buffers records (of batch b, exactly-once) and pauses the partition

@@ -479,7 +479,11 @@ func (p *Processor) Run(ctx context.Context) error {
 	// for in this line after a stop that gave up records held back.
 	consumed, produced, dead := p.stats.consumed.Load(), p.stats.produced.Load(), p.stats.deadLettered.Load()
 	attrs := []any{"consumed", consumed, "produced", produced, "dead_lettered", dead}
-	if left := consumed - produced - dead; left > 0 {
+	before := p.stats.writtenBefore.Load()
+	if before > 0 {
+		attrs = append(attrs, "written_before", before) // by the previous owner, above its commit: ahead.go
+	}
+	if left := consumed - produced - dead - before; left > 0 {
 		then := "read again by the group from its committed offsets"
 		if p.cfg.Range != nil {
 			then = "written by a replay of the rest of the range"
@@ -487,7 +491,7 @@ func (p *Processor) Run(ctx context.Context) error {
 		attrs = append(attrs, "not_finished", left, "not_finished_are", then)
 	}
 	if ahead := p.stats.aheadOfCommit.Load(); ahead > 0 && p.cfg.Range == nil {
-		attrs = append(attrs, "written_not_committed", ahead, "written_not_committed_are", writtenAgain)
+		attrs = append(attrs, "written_again", ahead, "written_again_are", writtenAgain)
 	}
 	p.log.Info("stopped", attrs...)
 	return nil

@@ -61,6 +61,9 @@ type counters struct {
 	// partition's committed offset when the partition was given up: the
 	// next owner reads them again and writes them a second time.
 	aheadOfCommit atomic.Int64
+	// writtenBefore counts the records skipped because the partition's
+	// previous owner wrote them above its last commit (ahead.go).
+	writtenBefore atomic.Int64
 
 	// Outputs by status: the statuses twosell writes in lock-free counters
 	// (one count per output, from the producer's goroutines), any other
