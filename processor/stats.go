@@ -25,7 +25,11 @@ type Stats struct {
 	// record to replay: transaction markers, records of aborted
 	// transactions, records compaction removed. With Deleted and the
 	// records done, they make up the range.
-	EmptyOffsets     int64
+	EmptyOffsets int64
+	// WrittenBefore counts the records received and not processed because
+	// the partition's previous owner wrote them above its last commit,
+	// which named them (at least once: ahead.go). Consumed counts them.
+	WrittenBefore    int64
 	PausedPartitions int              // partitions whose fetching is paused now
 	HeldPartitions   int              // partitions holding a record back for the provider now
 	InFlight         int              // records being processed now (at most MaxInFlight)
@@ -133,6 +137,7 @@ func (p *Processor) Stats() Stats {
 		Commits:          p.stats.commits.Load(),
 		Deleted:          p.stats.deleted.Load(),
 		EmptyOffsets:     p.stats.empty.Load(),
+		WrittenBefore:    p.stats.writtenBefore.Load(),
 		PausedPartitions: int(p.stats.paused.Load()),
 		HeldPartitions:   int(p.held.Load()),
 		InFlight:         len(p.slots),

@@ -53,7 +53,7 @@ func TestNextOwnerSkipsWhatTheLastWroteAboveItsCommit(t *testing.T) {
 		return fakeAnswer(l), nil
 	}))
 	nextLogs := captureLog(t, &next)
-	_, stop = h.start(next)
+	p, stop := h.start(next)
 	h.kafka.Consume(ctx, countAtLeast(6), h.out)
 	if err := stop(); err != nil {
 		t.Fatal(err)
@@ -68,6 +68,9 @@ func TestNextOwnerSkipsWhatTheLastWroteAboveItsCommit(t *testing.T) {
 	if l := logLine(nextLogs.String(), "msg=stopped"); !strings.Contains(l, "consumed=6 produced=1 dead_lettered=0 written_before=5") ||
 		strings.Contains(l, "not_finished") {
 		t.Errorf("want 6 consumed, e-0 produced, 5 written before, in:\n%s", l)
+	}
+	if s := p.Stats(); s.WrittenBefore != 5 || s.Consumed != 6 {
+		t.Errorf("stats: %d consumed, %d written before; want 6 and 5", s.Consumed, s.WrittenBefore)
 	}
 	if got := h.kafka.CommittedOffsets(h.group, h.in); got[0] != 6 {
 		t.Errorf("committed %v; want 6, past every event", got)

@@ -273,17 +273,18 @@ func (h *health) ready() (bool, string) {
 
 // The processor's instruments; see observeProcessor.
 const (
-	metricConsumed    = "twosell.records.consumed"  // twosell_records_consumed_total
-	metricProduced    = "twosell.records.produced"  // twosell_records_produced_total{status}
-	metricDeadLetters = "twosell.dead_letters"      // twosell_dead_letters_total{class}
-	metricCommits     = "twosell.commits"           // twosell_commits_total
-	metricDeleted     = "twosell.records.deleted"   // twosell_records_deleted_total
-	metricPaused      = "twosell.paused_partitions" // twosell_paused_partitions
-	metricHeld        = "twosell.held_partitions"   // twosell_held_partitions
-	metricInFlight    = "twosell.in_flight_records" // twosell_in_flight_records
-	metricLag         = "twosell.consumer_lag"      // twosell_consumer_lag{topic,partition}
-	metricReady       = "twosell.ready"             // twosell_ready
-	metricFatal       = "twosell.fatal"             // twosell_fatal
+	metricConsumed    = "twosell.records.consumed"       // twosell_records_consumed_total
+	metricProduced    = "twosell.records.produced"       // twosell_records_produced_total{status}
+	metricDeadLetters = "twosell.dead_letters"           // twosell_dead_letters_total{class}
+	metricCommits     = "twosell.commits"                // twosell_commits_total
+	metricDeleted     = "twosell.records.deleted"        // twosell_records_deleted_total
+	metricBefore      = "twosell.records.written_before" // twosell_records_written_before_total
+	metricPaused      = "twosell.paused_partitions"      // twosell_paused_partitions
+	metricHeld        = "twosell.held_partitions"        // twosell_held_partitions
+	metricInFlight    = "twosell.in_flight_records"      // twosell_in_flight_records
+	metricLag         = "twosell.consumer_lag"           // twosell_consumer_lag{topic,partition}
+	metricReady       = "twosell.ready"                  // twosell_ready
+	metricFatal       = "twosell.fatal"                  // twosell_fatal
 
 	// The cost controls.
 	metricPaidCalls    = "twosell.paid_calls"          // twosell_paid_calls_total
@@ -332,6 +333,7 @@ func observeProcessor(mp metric.MeterProvider, proc *processor.Processor, lag *l
 		dead     = counter(metricDeadLetters, "{record}", "Dead letters acknowledged by Kafka, by class.")
 		commits  = counter(metricCommits, "{commit}", "Commits of input offsets (at-least-once: per partition; exactly-once: per transaction).")
 		deleted  = counter(metricDeleted, "{record}", "Input records the broker deleted (retention) before the group read them, in the partitions this instance fetches: between the committed offset it fetched a partition at (at its start, or handed over by a rebalance) and the log start, or between where a lagging partition was and the log start.")
+		before   = counter(metricBefore, "{record}", "Input records not processed because the partition's previous owner wrote them (outputs or dead letters) above its last commit, which named them: a revoke commits only up to a partition's first unfinished record.")
 		paused   = gauge(metricPaused, "{partition}", "Partitions whose fetching is paused now (buffer full or provider unavailable).")
 		held     = gauge(metricHeld, "{partition}", "Partitions holding a record back for the provider now.")
 		inFlight = gauge(metricInFlight, "{record}", "Records being processed now.")
@@ -372,6 +374,7 @@ func observeProcessor(mp metric.MeterProvider, proc *processor.Processor, lag *l
 		}
 		o.ObserveInt64(commits, s.Commits)
 		o.ObserveInt64(deleted, s.Deleted)
+		o.ObserveInt64(before, s.WrittenBefore)
 		o.ObserveInt64(paused, int64(s.PausedPartitions))
 		o.ObserveInt64(held, int64(s.HeldPartitions))
 		o.ObserveInt64(inFlight, int64(s.InFlight))
@@ -405,7 +408,7 @@ func observeProcessor(mp metric.MeterProvider, proc *processor.Processor, lag *l
 			o.ObserveInt64(budgetDaily, int64(dailyBudget))
 		}
 		return nil
-	}, consumed, produced, dead, commits, deleted, paused, held, inFlight, lagGauge,
+	}, consumed, produced, dead, commits, deleted, before, paused, held, inFlight, lagGauge,
 		paid, cacheAnswer, coalesced, entries, evicted, spend, providerRate, budgetLeft, budgetDaily, otherSecret, ledgerFail)
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)

@@ -191,6 +191,9 @@ func TestMetricsAndReadiness(t *testing.T) {
 	if v, parts := m.sum("twosell_records_deleted_total"); parts != 1 || v != float64(s.Deleted) {
 		t.Errorf("twosell_records_deleted_total = %v over %d series, want %d in one", v, parts, s.Deleted)
 	}
+	if v, parts := m.sum("twosell_records_written_before_total"); parts != 1 || v != float64(s.WrittenBefore) {
+		t.Errorf("twosell_records_written_before_total = %v over %d series, want %d in one", v, parts, s.WrittenBefore)
+	}
 	if v, parts := m.sum("twosell_ledger_other_secret_total"); parts != 2 || v != 0 {
 		t.Errorf("twosell_ledger_other_secret_total = %v over %d series, want 0 in two (read=load, read=follow)", v, parts)
 	}
