@@ -120,8 +120,28 @@ func newPartitionWorker(p *Processor, tp topicPartition) *partitionWorker {
 // enqueue adds polled records. They count as unfinished from now on.
 func (w *partitionWorker) enqueue(recs []*kgo.Record) {
 	w.track.addAll(recs)
+	recs = w.passMarkers(recs)
 	w.p.stats.consumed.Add(int64(len(recs)))
 	w.push(w.skipWritten(recs), nil)
+}
+
+// passMarkers finishes the transaction markers among recs at once
+// (KeepControlRecords: clientOpts), so that the committed offset passes
+// them, and returns the other records.
+func (w *partitionWorker) passMarkers(recs []*kgo.Record) []*kgo.Record {
+	if !slices.ContainsFunc(recs, func(r *kgo.Record) bool { return r.Attrs.IsControl() }) {
+		return recs
+	}
+	kept := make([]*kgo.Record, 0, len(recs))
+	for _, r := range recs {
+		if !r.Attrs.IsControl() {
+			kept = append(kept, r)
+			continue
+		}
+		w.track.done(r.Offset)
+		r.Recycle()
+	}
+	return kept
 }
 
 // push buffers records (of batch b, exactly-once) and pauses the partition
