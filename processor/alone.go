@@ -29,6 +29,16 @@ import (
 // and the retry dead-letters the refused records: a producer of its own
 // would write outside the transaction.
 
+// batchRefused reports whether Kafka refused a record's batch for a record
+// of it, which may be another: too large, or a timestamp or a record the
+// topic refuses (message.timestamp.*.max.ms; a record without a key on a
+// compacted topic). Found by a walkthrough: one output stamped 2099 had its
+// eight batch mates, paid for, dead-lettered with it, "refused for their
+// timestamp".
+func batchRefused(err error) bool {
+	return sizeRefused(err) || errors.Is(err, kerr.InvalidTimestamp) || errors.Is(err, kerr.InvalidRecord)
+}
+
 // sizeRefused reports whether Kafka refused a record for its batch's size.
 func sizeRefused(err error) bool {
 	return errors.Is(err, kerr.MessageTooLarge) || errors.Is(err, kerr.RecordListTooLarge)
@@ -45,7 +55,9 @@ type loneProducer struct {
 	slots    chan struct{}
 	draining bool // a goroutine hands queue to cl
 	closed   bool
-	warned   bool
+	warned   bool // of a batch refused as too large
+	// warnedOther: of a batch refused for a record's timestamp or form
+	warnedOther bool
 }
 
 type loneRecord struct {
@@ -84,13 +96,22 @@ func (p *Processor) loneOpts() []kgo.Opt {
 
 // writtenAlone is called when a record refused with its batch was written
 // alone: it warns, once, that the topic's limit is below the batches.
-func (p *Processor) writtenAlone(topic string) {
+func (p *Processor) writtenAlone(topic string, cause error) {
 	l := &p.lone
 	l.mu.Lock()
-	first := !l.warned
-	l.warned = true
+	size := sizeRefused(cause)
+	first := size && !l.warned || !size && !l.warnedOther
+	l.warned, l.warnedOther = l.warned || size, l.warnedOther || !size
 	l.mu.Unlock()
 	if !first {
+		return
+	}
+	if !size {
+		p.unlessFailed(func() {
+			p.log.Warn("a topic refused a batch for one of its records, and its other records were written alone: "+
+				"each record of a batch so refused is produced again alone, one at a time (it may land behind later records of its key, "+
+				"and of its partition), and dead-lettered only if it is refused alone too", "topic", topic, "err", cause)
+		})
 		return
 	}
 	why := "it could not be read at the start: allow twosell to describe the topic's configuration (DescribeConfigs), and restart it"

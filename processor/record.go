@@ -461,7 +461,7 @@ func (p *Processor) produceOutput(ctx context.Context, w *partitionWorker, in *k
 		return p.deadLetter(ctx, w, in, ClassOutputRejected, fmt.Sprintf(
 			"the enriched event is %d bytes, over the %d bytes a record may have%s; lower input.max_record_bytes", n, most, p.batchLimitNote()), t)
 	}
-	record.p, record.w, record.in, record.t, record.ctx, record.alone = p, w, in, t, ctx, false
+	record.p, record.w, record.in, record.t, record.ctx, record.alone, record.why = p, w, in, t, ctx, false, nil
 	record.o = outcome{status: res.Status}
 	return emission{rec: out, o: record.o, promise: record.promise}
 }
@@ -485,9 +485,11 @@ type outputRecord struct {
 	o   outcome
 	t   recordTiming
 	ctx context.Context
-	// alone: produced again alone, after Kafka refused its batch as too
-	// large (produceAlone).
+	// alone: produced again alone, after Kafka refused its batch
+	// (produceAlone): as too large, or for one of its records (batchRefused,
+	// why).
 	alone bool
+	why   error
 }
 
 // outputFree is a worker's output records kept for reuse, the last freed
@@ -595,7 +597,7 @@ func (r *outputRecord) recycle() {
 	}
 	clear(r.rec.Headers) // the input's, the status and a traceparent: in r.headers
 	r.rec.Key, r.rec.Value, r.rec.Headers, r.rec.Context = nil, nil, nil, nil
-	r.in, r.ctx = nil, nil
+	r.in, r.ctx, r.why = nil, nil, nil
 	r.free.put(r)
 }
 
@@ -605,7 +607,7 @@ func (r *outputRecord) onAck(_ *kgo.Record, err error) {
 	switch {
 	case err == nil:
 		if r.alone {
-			p.writtenAlone(r.rec.Topic)
+			p.writtenAlone(r.rec.Topic, r.why)
 		}
 		r.recycle()
 		p.acknowledged(w, in, o, t)
@@ -613,8 +615,8 @@ func (r *outputRecord) onAck(_ *kgo.Record, err error) {
 		r.recycle()
 	case p.cfg.ExactlyOnce && txnAbortable(err):
 		p.spoil(err)
-	case !p.cfg.ExactlyOnce && !r.alone && sizeRefused(err):
-		r.alone = true
+	case !p.cfg.ExactlyOnce && !r.alone && batchRefused(err):
+		r.alone, r.why = true, err
 		p.produceAlone(&r.rec, r.promise)
 	case recordRejected(err):
 		alone := ""
@@ -630,6 +632,9 @@ func (r *outputRecord) onAck(_ *kgo.Record, err error) {
 		stamp := errors.Is(err, kerr.InvalidTimestamp)
 		if stamp {
 			reason += restampNote(in)
+		}
+		if errors.Is(err, kerr.InvalidRecord) && len(in.Key) == 0 {
+			reason += " (a compacted topic refuses records without a key)"
 		}
 		if p.cfg.ExactlyOnce {
 			// Not replaceable in this transaction, which must not commit:
@@ -697,7 +702,7 @@ func (p *Processor) deadLetter(ctx context.Context, w *partitionWorker, in *kgo.
 		switch {
 		case err == nil:
 			if alone {
-				p.writtenAlone(dl.Topic)
+				p.writtenAlone(dl.Topic, kerr.MessageTooLarge)
 			}
 			p.acknowledged(w, in, o, t)
 		case abandoned(err):
