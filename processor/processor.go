@@ -22,6 +22,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/plugin/kotel"
 	"go.opentelemetry.io/otel"
@@ -298,6 +300,10 @@ type Processor struct {
 	// (reportMembers warned).
 	membersEstimated atomic.Bool
 	fetchWarned      repeats // the fetch errors logged, to log each again at most every 30 s (logFetchErrors)
+	// inputID is the input topic's ID at the start (ensureTopics), and
+	// inputChecked when its existence was last checked (inputGone).
+	inputID      kadm.TopicID
+	inputChecked atomic.Int64
 	// batchBytes, if set, bounds the producer's batches: the output and
 	// dead-letter topics accept no larger (max.message.bytes; limitBatches).
 	batchBytes int32
@@ -638,6 +644,9 @@ func (p *Processor) logFetchErrors(fetches kgo.Fetches) {
 		}
 		if errors.Is(err, context.Canceled) {
 			return
+		}
+		if topic == p.cfg.InputTopic && (errors.Is(err, kerr.UnknownTopicID) || errors.Is(err, kerr.UnknownTopicOrPartition)) {
+			p.inputGone()
 		}
 		// Once per partition and error, then at most every 30 s, as the
 		// replay does (found by review: a revoked READ ACL, which franz-go

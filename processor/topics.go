@@ -24,6 +24,39 @@ var ErrInputTopicMissing = errors.New("input topic does not exist")
 // not exist and CreateTopics is off.
 var ErrTopicMissing = errors.New("topic does not exist")
 
+// inputGone checks, at most every 5 s, whether the input topic a fetch
+// says is unknown was deleted, or deleted and created again, and stops the
+// processor if so (fail: readiness false, exit 1). Found by a walkthrough:
+// franz-go retried for ever, still ready, and does not adopt a recreated
+// topic's new ID, so the records written to it waited for a restart that
+// nothing asked for. A topic that is still there, with its ID, was a
+// passing fault: the fetches go on.
+func (p *Processor) inputGone() {
+	now := time.Now().UnixNano()
+	if last := p.inputChecked.Load(); now-last < int64(5*time.Second) || !p.inputChecked.CompareAndSwap(last, now) {
+		return
+	}
+	cl := p.client()
+	if cl == nil {
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		topics, err := kadm.NewClient(cl).ListTopics(ctx, p.cfg.InputTopic)
+		if err != nil {
+			return // no answer: the next unknown-topic fetch asks again
+		}
+		switch t, ok := topics[p.cfg.InputTopic]; {
+		case !ok || errors.Is(t.Err, kerr.UnknownTopicOrPartition):
+			p.fail(fmt.Errorf("the input topic %q was deleted while twosell read it; the records not finished stay uncommitted", p.cfg.InputTopic))
+		case t.Err == nil && p.inputID != (kadm.TopicID{}) && t.ID != p.inputID:
+			p.fail(fmt.Errorf("the input topic %q was deleted and created again while twosell read it: the consumer cannot follow the new topic; "+
+				"restart twosell to read it (Kafka dropped the group's offsets with the old topic: the new one is read from its start)", p.cfg.InputTopic))
+		}
+	}()
+}
+
 // ensureTopics checks the three topics before consuming: the input must
 // exist; a missing output or dead-letter topic is created with the input's
 // partition count (and the broker's default replication) when CreateTopics
@@ -48,6 +81,7 @@ func (p *Processor) ensureTopics(ctx context.Context) error {
 	if in.Err != nil {
 		return fmt.Errorf("processor: input topic %q: %w", p.cfg.InputTopic, in.Err)
 	}
+	p.inputID = in.ID
 	var existing []string // the output topics this call did not create
 	var configs map[string]*string
 	described := false
