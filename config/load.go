@@ -235,7 +235,7 @@ func explainTypeError(path string, data []byte, te *yaml.TypeError) error {
 			sections[v.Type().String()] = section{key, v.Type()}
 		}
 	})
-	keyAtLine, valuesAtLine := linesToKeys(data), valuesToKeys(data)
+	keyAtLine, valuesAtLine := linesToKeys(data)
 
 	errs := make([]error, 0, len(te.Errors))
 	for _, msg := range te.Errors {
@@ -255,12 +255,13 @@ func explainTypeError(path string, data []byte, te *yaml.TypeError) error {
 		}
 		if m := typeMismatchRE.FindStringSubmatch(msg); m != nil {
 			line, _ := strconv.Atoi(m[1])
-			// A value may sit below its key, as list items do: take the
+			// One of several keys on the value's line ({timeout: 5}), or,
+			// as a value may sit below its key, as list items do, the
 			// nearest key at or above the value.
+			key := mismatchedKey(valuesAtLine[line], m[2])
 			for ; line > 0; line-- {
-				key := keyAtLine[line]
-				if k := mismatchedKey(valuesAtLine[line], m[2]); k != "" && line == atoi(m[1]) {
-					key = k // one of several keys on the line: {timeout: 5}
+				if key == "" {
+					key = keyAtLine[line]
 				}
 				if key != "" {
 					what := m[2]
@@ -318,12 +319,16 @@ func childKeys(t reflect.Type) []string {
 // on it, so that a type error, which yaml reports by the value's line, can
 // name its key. The first key on a line wins: in "breaker: {failures: x}"
 // that is juhe.breaker, close enough to find the mistake.
-func linesToKeys(data []byte) map[int]string {
+//
+// values maps each line to the settings whose values start on it, in order,
+// with their value's node: a line in YAML's flow style, such as
+// "juhe: {timeout: 5, retries: x}", holds several (mismatchedKey).
+func linesToKeys(data []byte) (keys map[int]string, values map[int][]keyedValue) {
 	var doc yaml.Node
 	if yaml.Unmarshal(data, &doc) != nil {
-		return nil
+		return nil, nil
 	}
-	keys := map[int]string{}
+	keys, values = map[int]string{}, map[int][]keyedValue{}
 	var visit func(n *yaml.Node, key string)
 	visit = func(n *yaml.Node, key string) {
 		switch n.Kind {
@@ -338,41 +343,14 @@ func linesToKeys(data []byte) map[int]string {
 				if _, seen := keys[k.Line]; !seen {
 					keys[k.Line] = child
 				}
-				visit(n.Content[i+1], child)
-			}
-		}
-	}
-	visit(&doc, "")
-	return keys
-}
-
-// valuesToKeys maps each line to the settings whose values start on it, in
-// order, with their value's node: a line in YAML's flow style, such as
-// "juhe: {timeout: 5, retries: x}", holds several (linesToKeys keeps only
-// the first key of a line, here the section's).
-func valuesToKeys(data []byte) map[int][]keyedValue {
-	var doc yaml.Node
-	if yaml.Unmarshal(data, &doc) != nil {
-		return nil
-	}
-	values := map[int][]keyedValue{}
-	var visit func(n *yaml.Node, key string)
-	visit = func(n *yaml.Node, key string) {
-		switch n.Kind {
-		case yaml.DocumentNode:
-			for _, c := range n.Content {
-				visit(c, key)
-			}
-		case yaml.MappingNode:
-			for i := 0; i+1 < len(n.Content); i += 2 {
-				child, v := joinKey(key, n.Content[i].Value), n.Content[i+1]
+				v := n.Content[i+1]
 				values[v.Line] = append(values[v.Line], keyedValue{child, v})
 				visit(v, child)
 			}
 		}
 	}
 	visit(&doc, "")
-	return values
+	return keys, values
 }
 
 // keyedValue is a setting's key and its value's node.
@@ -419,8 +397,6 @@ func shownAs(n *yaml.Node, shown string) bool {
 	}
 	return n.Value == shown
 }
-
-func atoi(s string) int { n, _ := strconv.Atoi(s); return n }
 
 // readSecretFiles reads juhe.key_file, juhe.openid_file,
 // kafka.sasl.password_file and cache.secret_file into the secrets they stand
