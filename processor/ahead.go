@@ -55,10 +55,10 @@ func (t *tracker) writtenAhead() []pendingOffset {
 // encodeAhead writes the records written above offset as the commit's
 // metadata: "twosell-written OFFSET EPOCH:A-B,C EPOCH:D", offsets relative
 // to OFFSET, ranges of consecutive offsets of one epoch. It stops before
-// max bytes. ok is false when there is nothing to say.
-func encodeAhead(offset int64, ahead []pendingOffset, max int) (meta string, ok bool) {
+// max bytes, and returns how many records it named (0: nothing to say).
+func encodeAhead(offset int64, ahead []pendingOffset, max int) (meta string, named int) {
 	if len(ahead) == 0 {
-		return "", false
+		return "", 0
 	}
 	var b strings.Builder
 	b.WriteString(aheadPrefix)
@@ -85,10 +85,10 @@ func encodeAhead(offset int64, ahead []pendingOffset, max int) (meta string, ok 
 			break
 		}
 		b.WriteString(part.String())
-		ok = true
+		named += j - i
 		i = j
 	}
-	return b.String(), ok
+	return b.String(), named
 }
 
 // aheadSet is what a commit's metadata says was written above its offset.
@@ -138,15 +138,15 @@ func decodeAhead(meta string, offset int64) aheadSet {
 // commitAhead commits, for the workers given up, their watermarks again
 // with the records written above them in the metadata (revoked calls it
 // after commitWorkers, which committed the same offsets). It returns how
-// many records it named. A failure costs only duplicates: it is logged.
-func (p *Processor) commitAhead(ctx context.Context, cl *kgo.Client, ws []*partitionWorker) int {
+// many records were written above the watermarks, and how many of them the
+// commit named. A failure costs only duplicates: it is logged.
+func (p *Processor) commitAhead(ctx context.Context, cl *kgo.Client, ws []*partitionWorker) (ahead, named int) {
 	member, generation := cl.GroupMetadata()
 	req := kmsg.NewPtrOffsetCommitRequest()
 	req.Group, req.MemberID, req.Generation = p.cfg.Group, member, generation
 	if id, ok := cl.OptValue(kgo.InstanceID).(*string); ok && id != nil {
 		req.InstanceID = id
 	}
-	named := 0
 	byTopic := map[string]int{} // index in req.Topics
 	for _, w := range ws {
 		// The watermark, also where nothing is finished below it (the
@@ -154,9 +154,10 @@ func (p *Processor) commitAhead(ctx context.Context, cl *kgo.Client, ws []*parti
 		// where this owner started reading, it changes nothing but the
 		// metadata.
 		off, epoch, _ := w.track.watermark()
-		ahead := w.track.writtenAhead()
-		meta, ok := encodeAhead(off, ahead, aheadMaxBytes)
-		if !ok {
+		written := w.track.writtenAhead()
+		ahead += len(written)
+		meta, n := encodeAhead(off, written, aheadMaxBytes)
+		if n == 0 {
 			continue
 		}
 		i, seen := byTopic[w.tp.topic]
@@ -169,11 +170,21 @@ func (p *Processor) commitAhead(ctx context.Context, cl *kgo.Client, ws []*parti
 		part := kmsg.NewOffsetCommitRequestTopicPartition()
 		part.Partition, part.Offset, part.LeaderEpoch, part.Metadata = w.tp.partition, off, epoch, &meta
 		req.Topics[i].Partitions = append(req.Topics[i].Partitions, part)
-		named += len(decodeAhead(meta, off))
+		named += n
 	}
 	if len(req.Topics) == 0 {
-		return 0
+		return ahead, 0
 	}
+	if err := p.sendAhead(ctx, cl, req); err != nil {
+		p.log.Info("could not tell the partitions' next owner which records above the committed offsets are written; it writes them again", "err", err)
+		return ahead, 0
+	}
+	return ahead, named
+}
+
+// sendAhead sends commitAhead's request, and returns its error or the
+// first partition's.
+func (p *Processor) sendAhead(ctx context.Context, cl *kgo.Client, req *kmsg.OffsetCommitRequest) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.ShutdownTimeout)
 	defer cancel()
 	// OffsetCommit v10 names topics by ID (franz-go fills it in for its own
@@ -187,25 +198,21 @@ func (p *Processor) commitAhead(ctx context.Context, cl *kgo.Client, ws []*parti
 		err = details.Error()
 	}
 	if err != nil {
-		p.log.Info("could not tell the partitions' next owner which records above the committed offsets are written; it writes them again", "err", err)
-		return 0
+		return err
 	}
 	for i := range req.Topics {
 		req.Topics[i].TopicID = details[req.Topics[i].Topic].ID
 	}
 	resp, err := req.RequestWith(ctx, cl)
-	if err == nil {
-		for _, t := range resp.Topics {
-			for _, part := range t.Partitions {
-				err = errors.Join(err, kerr.ErrorForCode(part.ErrorCode))
-			}
+	if err != nil {
+		return err
+	}
+	for _, t := range resp.Topics {
+		for _, part := range t.Partitions {
+			err = errors.Join(err, kerr.ErrorForCode(part.ErrorCode))
 		}
 	}
-	if err != nil {
-		p.log.Info("could not tell the partitions' next owner which records above the committed offsets are written; it writes them again", "err", err)
-		return 0
-	}
-	return named
+	return err
 }
 
 // aheadOf reads, for the partitions just assigned, what their last commits

@@ -16,9 +16,9 @@ func TestAheadMetadataRoundTrip(t *testing.T) {
 		{offset: 16, epoch: 3, done: true},
 		{offset: 17, epoch: 4, done: true}, {offset: 18, epoch: 4, done: true},
 	}
-	meta, ok := encodeAhead(10, ahead, aheadMaxBytes)
-	if want := "twosell-written 10 3:2-4,6 4:7-8"; !ok || meta != want {
-		t.Errorf("encodeAhead = %q, %v; want %q", meta, ok, want)
+	meta, n := encodeAhead(10, ahead, aheadMaxBytes)
+	if want := "twosell-written 10 3:2-4,6 4:7-8"; n != len(ahead) || meta != want {
+		t.Errorf("encodeAhead = %q, %d named; want %q, %d", meta, n, want, len(ahead))
 	}
 	want := aheadSet{12: 3, 13: 3, 14: 3, 16: 3, 17: 4, 18: 4}
 	if got := decodeAhead(meta, 10); !maps.Equal(got, want) {
@@ -37,8 +37,8 @@ func TestAheadMetadataRoundTrip(t *testing.T) {
 			t.Errorf("decodeAhead(%q) = %v; want nothing", tt.meta, got)
 		}
 	}
-	if _, ok := encodeAhead(10, nil, aheadMaxBytes); ok {
-		t.Error("encodeAhead of nothing: ok")
+	if _, n := encodeAhead(10, nil, aheadMaxBytes); n != 0 {
+		t.Errorf("encodeAhead of nothing: %d named", n)
 	}
 }
 
@@ -49,11 +49,14 @@ func TestAheadMetadataFitsTheLimit(t *testing.T) {
 	for o := int64(1); o <= 5000; o += 2 { // no two consecutive: a range each
 		ahead = append(ahead, pendingOffset{offset: o, epoch: 1, done: true})
 	}
-	meta, ok := encodeAhead(0, ahead, aheadMaxBytes)
-	if !ok || len(meta) > aheadMaxBytes {
-		t.Fatalf("%d bytes (ok %v); want at most %d", len(meta), ok, aheadMaxBytes)
+	meta, n := encodeAhead(0, ahead, aheadMaxBytes)
+	if n == 0 || len(meta) > aheadMaxBytes {
+		t.Fatalf("%d bytes (%d named); want at most %d", len(meta), n, aheadMaxBytes)
 	}
 	got := decodeAhead(meta, 0)
+	if len(got) != n {
+		t.Errorf("%d named, %d read back", n, len(got))
+	}
 	if len(got) < 500 || len(got) >= len(ahead) || got[1] != 1 || !strings.HasSuffix(meta, ","+itoa(maxKey(got))) {
 		t.Errorf("%d of %d named, ending %q; want the lowest that fit", len(got), len(ahead), meta[len(meta)-20:])
 	}

@@ -74,11 +74,7 @@ func (p *Processor) revoked(ctx context.Context, cl *kgo.Client, revoked map[str
 	// metadata names, the next owner skips (ahead.go); the rest it writes
 	// again. Found by a walkthrough: with records held back for the rate,
 	// a stop had 220 of its 299 outputs written again, and nothing said so.
-	ahead := 0
-	for _, w := range ws {
-		ahead += w.track.finishedAhead()
-	}
-	named := p.commitAhead(ctx, cl, ws)
+	ahead, named := p.commitAhead(ctx, cl, ws)
 	p.forget(ws)
 	attrs := []any{"partitions", revoked}
 	if ahead > 0 {

@@ -147,21 +147,6 @@ func (t *tracker) compact() {
 	t.head = 0
 }
 
-// finishedAhead counts the finished records above the watermark: records
-// written, whose offsets a commit cannot cover while one before them is
-// unfinished.
-func (t *tracker) finishedAhead() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	n := 0
-	for _, po := range t.pending[t.head:] {
-		if po.done {
-			n++
-		}
-	}
-	return n
-}
-
 // watermark returns the offset to commit (the first unfinished record, or the
 // offset after the last received one when all are finished), the leader epoch
 // to commit with, and whether any record has been finished: a partition where
